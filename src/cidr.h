@@ -1,0 +1,26 @@
+/* cidr.h - parse "10.0.0.0/8", "::1/128", "127.0.0.1" and match socket addresses against them. Pure. */
+#ifndef POSTERN_CIDR_H
+#define POSTERN_CIDR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
+
+struct cidr {
+    int family;                /* AF_INET or AF_INET6 */
+    unsigned char addr[16];
+    unsigned prefix;           /* bits */
+};
+
+/* Parses one network; false on bad syntax or a prefix too long for the family. */
+bool cidr_parse(const char *text, struct cidr *out);
+
+/* True when addr (AF_INET, AF_INET6 or v4-mapped v6) lies in net. */
+bool cidr_match(const struct cidr *net, const struct sockaddr *addr);
+
+
+
+#include <sys/socket.h>
+/* Parses "127.0.0.1:2525" or "[::1]:2525" (IP literal and port 1..65535) into *ss. */
+bool hostport_parse(const char *text, struct sockaddr_storage *ss, socklen_t *sslen);
+#endif

@@ -1,0 +1,397 @@
+/* config.c - reads `key = value` files into struct config through one typed key table.
+ * Limits: lines up to 4095 octets, values bounded by each key's min/max. Never exits or prints:
+ * every problem becomes an error message "file:line: key: ..." for the caller to show. */
+#include "config.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "address.h"
+#include "cidr.h"
+#include "log.h"
+
+enum key_type { T_STRING, T_PATH, T_OPTPATH, T_BOOL, T_UINT, T_SIZE, T_DURATION, T_LOGLEVEL,
+                T_HOSTNAME, T_LISTEN_LIST, T_DOMAIN_LIST, T_CIDR_LIST };
+
+struct key_def {
+    const char *name;
+    enum key_type type;
+    size_t offset;
+    const char *def;
+    unsigned long long min, max;
+    const char *meaning;
+};
+
+#define F(field) offsetof(struct config, field)
+static const struct key_def keys[] = {
+    {"hostname", T_HOSTNAME, F(hostname), "", 0, 0,
+     "Name this server gives in its greeting and Received headers. Default: the system host name."},
+    {"listen", T_LISTEN_LIST, F(listen), "127.0.0.1:2525", 0, 0,
+     "Addresses to accept SMTP on, host:port; IPv6 as [::1]:2525."},
+    {"mail_dir", T_PATH, F(mail_dir), "var/mail", 0, 0,
+     "Maildir root: mail for local@domain goes to <mail_dir>/<domain>/<local>/{tmp,new,cur}."},
+    {"spool_dir", T_PATH, F(spool_dir), "var/spool", 0, 0,
+     "Queue directory for messages accepted for relay to other domains."},
+    {"local_domains", T_DOMAIN_LIST, F(local_domains), "localhost", 0, 0,
+     "Domains whose mail is delivered here (case-insensitive)."},
+    {"recipients", T_OPTPATH, F(recipients), "", 0, 0,
+     "Table file of valid local recipients: one address per line, @domain = any address at domain. "
+     "Unset: only postmaster is accepted."},
+    {"moved", T_OPTPATH, F(moved), "", 0, 0,
+     "Table file of moved users: 'old-address new-address' per line; RCPT gets 551 5.1.6 naming the new one."},
+    {"relay_networks", T_CIDR_LIST, F(relay_networks), "", 0, 0,
+     "Client networks (CIDR) allowed to send to non-local domains. Default: none."},
+    {"null_mx_domains", T_DOMAIN_LIST, F(null_mx_domains), "", 0, 0,
+     "Domains that publish a null MX (RFC 7505): RCPT gets 556 5.1.10."},
+    {"accept_mail", T_BOOL, F(accept_mail), "yes", 0, 0,
+     "no: greet with 521 5.3.2 and refuse every command but QUIT (RFC 7504)."},
+    {"max_message_size", T_SIZE, F(max_message_size), "36700160", 1024, 1ull << 34,
+     "Largest message accepted, in octets (k, M, G suffixes allowed)."},
+    {"max_recipients", T_UINT, F(max_recipients), "1000", 1, 100000,
+     "Recipients per transaction; more get 452 4.5.3."},
+    {"recipient_delimiter", T_STRING, F(recipient_delimiter), "+", 0, 0,
+     "Characters that start an address extension: alice+tag@ is alice. Empty: none."},
+    {"max_command_line", T_UINT, F(max_command_line), "512", 512, 65536,
+     "Longest command line in octets, CRLF included (RFC 5321 4.5.3.1.4); longer gets 500 5.5.2."},
+    {"max_errors", T_UINT, F(max_errors), "10", 1, 1000,
+     "Protocol errors per session before 421 4.7.0 and disconnect."},
+    {"max_connections", T_UINT, F(max_connections), "1000", 1, 1000000,
+     "Concurrent connections in all; beyond it new ones get 421 4.7.0."},
+    {"max_connections_per_ip", T_UINT, F(max_connections_per_ip), "50", 1, 1000000,
+     "Concurrent connections from one client address; beyond it 421 4.7.0."},
+    {"command_timeout", T_DURATION, F(command_timeout), "5m", 1, 86400,
+     "How long to wait for a command (RFC 5321 4.5.3.2.7: 5 minutes); then 421 4.4.2."},
+    {"data_timeout", T_DURATION, F(data_timeout), "5m", 1, 86400,
+     "How long to wait for more message text during DATA; then 421 4.4.2."},
+    {"shutdown_grace", T_DURATION, F(shutdown_grace), "10s", 0, 3600,
+     "On SIGTERM, how long transactions in progress may take before 421 4.3.2."},
+    {"io_threads", T_UINT, F(io_threads), "4", 1, 256,
+     "Threads doing disk writes and fsync, so the event loop never waits on the disk."},
+    {"log_level", T_LOGLEVEL, F(log_level), "info", 0, 0, "debug, info, warn or error."},
+};
+#undef F
+#define NKEYS (sizeof keys / sizeof keys[0])
+_Static_assert(NKEYS <= 40, "struct config key_lines too small");
+
+void config_errors_add(struct config_errors *errs, const char *fmt, ...)
+{
+    char buf[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    char **n = realloc(errs->msgs, (errs->count + 1) * sizeof *n);
+    if (!n)
+        return;
+    errs->msgs = n;
+    errs->msgs[errs->count] = strdup(buf);
+    if (errs->msgs[errs->count])
+        errs->count++;
+}
+
+void config_errors_free(struct config_errors *errs)
+{
+    for (size_t i = 0; i < errs->count; i++)
+        free(errs->msgs[i]);
+    free(errs->msgs);
+    errs->msgs = NULL;
+    errs->count = 0;
+}
+
+static void strlist_free(struct strlist *l)
+{
+    for (size_t i = 0; i < l->count; i++)
+        free(l->items[i]);
+    free(l->items);
+    l->items = NULL;
+    l->count = 0;
+}
+
+/* Splits on commas and whitespace. */
+static bool strlist_split(const char *value, struct strlist *out)
+{
+    const char *p = value;
+    while (*p) {
+        while (*p == ',' || *p == ' ' || *p == '\t')
+            p++;
+        if (!*p)
+            break;
+        const char *start = p;
+        while (*p && *p != ',' && *p != ' ' && *p != '\t')
+            p++;
+        char **n = realloc(out->items, (out->count + 1) * sizeof *n);
+        if (!n)
+            return false;
+        out->items = n;
+        out->items[out->count] = strndup(start, (size_t)(p - start));
+        if (!out->items[out->count])
+            return false;
+        out->count++;
+    }
+    return true;
+}
+
+static void lower_ascii(char *s)
+{
+    for (; *s; s++)
+        if (*s >= 'A' && *s <= 'Z')
+            *s = (char)(*s + 32);
+}
+
+/* Parses an unsigned number with an optional unit suffix; units is a list of "suffix=multiplier". */
+static bool parse_number(const char *v, unsigned long long *out, const char *kind)
+{
+    char *end;
+    if (*v < '0' || *v > '9')
+        return false;
+    errno = 0;
+    unsigned long long n = strtoull(v, &end, 10);
+    if (errno)
+        return false;
+    unsigned long long mul = 1;
+    if (strcmp(kind, "size") == 0 && *end) {
+        switch (*end++) {
+        case 'k': case 'K': mul = 1024ull; break;
+        case 'm': case 'M': mul = 1024ull * 1024; break;
+        case 'g': case 'G': mul = 1024ull * 1024 * 1024; break;
+        default: return false;
+        }
+    } else if (strcmp(kind, "duration") == 0 && *end) {
+        switch (*end++) {
+        case 's': mul = 1; break;
+        case 'm': mul = 60; break;
+        case 'h': mul = 3600; break;
+        case 'd': mul = 86400; break;
+        default: return false;
+        }
+    }
+    if (*end || (n && mul > UINT64_MAX / n))
+        return false;
+    *out = n * mul;
+    return true;
+}
+
+/* Checks each item of a list with the key's type; returns an error text or NULL. */
+static const char *check_list_item(enum key_type type, char *item)
+{
+    struct sockaddr_storage ss;
+    socklen_t sslen;
+    struct cidr net;
+    bool utf8;
+    switch (type) {
+    case T_LISTEN_LIST:
+        return hostport_parse(item, &ss, &sslen) ? NULL : "expected host:port with an IP address, e.g. 127.0.0.1:25 or [::1]:25";
+    case T_CIDR_LIST:
+        return cidr_parse(item, &net) ? NULL : "expected a network like 192.0.2.0/24 or 2001:db8::/32";
+    case T_DOMAIN_LIST:
+        lower_ascii(item);
+        return address_parse_domain(item, strlen(item), &utf8) == ADDR_OK ? NULL : "not a valid domain name";
+    default:
+        return NULL;
+    }
+}
+
+/* Sets one key from its text value; returns an error text or NULL. */
+static const char *set_value(struct config *cfg, const struct key_def *k, const char *v)
+{
+    void *field = (char *)cfg + k->offset;
+    unsigned long long n;
+    bool utf8;
+    switch (k->type) {
+    case T_STRING:
+    case T_OPTPATH:
+    case T_PATH:
+    case T_HOSTNAME:
+        if (k->type == T_PATH && !*v)
+            return "must not be empty";
+        if ((k->type == T_PATH || k->type == T_OPTPATH) && strlen(v) > 1024)
+            return "path longer than 1024 octets";
+        if (k->type == T_HOSTNAME && *v && address_parse_domain(v, strlen(v), &utf8) != ADDR_OK)
+            return "not a valid host name";
+        free(*(char **)field);
+        *(char **)field = strdup(v);
+        return NULL;
+    case T_BOOL:
+        if (!strcasecmp(v, "yes") || !strcasecmp(v, "true") || !strcasecmp(v, "on") || !strcmp(v, "1"))
+            *(bool *)field = true;
+        else if (!strcasecmp(v, "no") || !strcasecmp(v, "false") || !strcasecmp(v, "off") || !strcmp(v, "0"))
+            *(bool *)field = false;
+        else
+            return "expected yes or no";
+        return NULL;
+    case T_UINT:
+    case T_SIZE:
+    case T_DURATION:
+        if (!parse_number(v, &n, k->type == T_SIZE ? "size" : k->type == T_DURATION ? "duration" : "count"))
+            return k->type == T_SIZE ? "expected a size in octets (k, M, G suffixes allowed)"
+                   : k->type == T_DURATION ? "expected a duration (s, m, h, d suffixes allowed)"
+                                           : "expected a whole number";
+        if (n < k->min || n > k->max)
+            return "value out of range";
+        if (k->type == T_SIZE)
+            *(size_t *)field = (size_t)n;
+        else
+            *(unsigned *)field = (unsigned)n;
+        return NULL;
+    case T_LOGLEVEL:
+        if (log_level_parse(v) < 0)
+            return "expected debug, info, warn or error";
+        *(int *)field = log_level_parse(v);
+        return NULL;
+    case T_LISTEN_LIST:
+    case T_DOMAIN_LIST:
+    case T_CIDR_LIST: {
+        struct strlist *l = field;
+        strlist_free(l);
+        if (!strlist_split(v, l))
+            return "out of memory";
+        for (size_t i = 0; i < l->count; i++) {
+            const char *e = check_list_item(k->type, l->items[i]);
+            if (e)
+                return e;
+        }
+        if (k->type == T_LISTEN_LIST && l->count == 0)
+            return "needs at least one address";
+        return NULL;
+    }
+    }
+    return "internal: unknown type";
+}
+
+static const struct key_def *find_key(const char *name)
+{
+    for (size_t i = 0; i < NKEYS; i++)
+        if (strcmp(keys[i].name, name) == 0)
+            return &keys[i];
+    return NULL;
+}
+
+int config_key_line(const struct config *cfg, const char *key)
+{
+    const struct key_def *k = find_key(key);
+    return k ? cfg->key_lines[k - keys] : 0;
+}
+
+static char *trim(char *s)
+{
+    while (*s == ' ' || *s == '\t')
+        s++;
+    char *e = s + strlen(s);
+    while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r' || e[-1] == '\n'))
+        *--e = '\0';
+    return s;
+}
+
+/* Handles one line of the file (comments and blank lines ignored). */
+static void parse_line(struct config *cfg, char *line, int lineno, struct config_errors *errs)
+{
+    char *hash = line;
+    while ((hash = strchr(hash, '#')) != NULL) { /* a comment starts at line start or after blanks */
+        if (hash == line || hash[-1] == ' ' || hash[-1] == '\t') {
+            *hash = '\0';
+            break;
+        }
+        hash++;
+    }
+    char *s = trim(line);
+    if (!*s)
+        return;
+    char *eq = strchr(s, '=');
+    if (!eq) {
+        config_errors_add(errs, "%s:%d: expected 'key = value', got '%.60s'", cfg->path, lineno, s);
+        return;
+    }
+    *eq = '\0';
+    char *name = trim(s), *value = trim(eq + 1);
+    const struct key_def *k = find_key(name);
+    if (!k) {
+        config_errors_add(errs, "%s:%d: %.60s: unknown key", cfg->path, lineno, name);
+        return;
+    }
+    int *seen = &cfg->key_lines[k - keys];
+    if (*seen) {
+        config_errors_add(errs, "%s:%d: %s: set twice (first on line %d)", cfg->path, lineno, name, *seen);
+        return;
+    }
+    *seen = lineno;
+    const char *err = set_value(cfg, k, value);
+    if (err)
+        config_errors_add(errs, "%s:%d: %s: %s: '%.80s'", cfg->path, lineno, name, err, value);
+}
+
+/* Fills in the system host name when hostname was left empty. */
+static void default_hostname(struct config *cfg)
+{
+    if (cfg->hostname && *cfg->hostname)
+        return;
+    char buf[256] = "localhost";
+    if (gethostname(buf, sizeof buf - 1) != 0 || !*buf)
+        strcpy(buf, "localhost");
+    buf[sizeof buf - 1] = '\0';
+    free(cfg->hostname);
+    cfg->hostname = strdup(buf);
+}
+
+bool config_load(const char *path, struct config *cfg, struct config_errors *errs)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->path = strdup(path);
+    for (size_t i = 0; i < NKEYS; i++) {
+        const char *e = set_value(cfg, &keys[i], keys[i].def);
+        if (e)
+            config_errors_add(errs, "internal default of %s: %s", keys[i].name, e);
+    }
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        config_errors_add(errs, "%s: cannot read: %s", path, strerror(errno));
+        return false;
+    }
+    char line[4096];
+    int lineno = 0;
+    while (fgets(line, sizeof line, f)) {
+        lineno++;
+        size_t n = strlen(line);
+        if (n == sizeof line - 1 && line[n - 1] != '\n') {
+            config_errors_add(errs, "%s:%d: line longer than %zu octets", path, lineno, sizeof line - 2);
+            int c;
+            while ((c = fgetc(f)) != EOF && c != '\n')
+                ;
+            continue;
+        }
+        parse_line(cfg, line, lineno, errs);
+    }
+    fclose(f);
+    default_hostname(cfg);
+    return errs->count == 0;
+}
+
+void config_free(struct config *cfg)
+{
+    for (size_t i = 0; i < NKEYS; i++) {
+        void *field = (char *)cfg + keys[i].offset;
+        switch (keys[i].type) {
+        case T_STRING: case T_PATH: case T_OPTPATH: case T_HOSTNAME:
+            free(*(char **)field);
+            break;
+        case T_LISTEN_LIST: case T_DOMAIN_LIST: case T_CIDR_LIST:
+            strlist_free(field);
+            break;
+        default:
+            break;
+        }
+    }
+    free(cfg->path);
+    memset(cfg, 0, sizeof *cfg);
+}
+
+void config_print_reference(FILE *out)
+{
+    for (size_t i = 0; i < NKEYS; i++)
+        fprintf(out, "%-24s default: %-16s %s\n", keys[i].name, *keys[i].def ? keys[i].def : "(none)",
+                keys[i].meaning);
+}

@@ -1,0 +1,61 @@
+/* config.h - the configuration: a typed table of keys {name, type, default, min, max, meaning}.
+ * Every error names file:line: key. Defaults go through the same parser as the file's values. */
+#ifndef POSTERN_CONFIG_H
+#define POSTERN_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+struct strlist {
+    char **items;
+    size_t count;
+};
+
+struct config {
+    char *path;                   /* the file read */
+    char *hostname;
+    struct strlist listen;        /* "host:port" entries, validated */
+    char *mail_dir;
+    char *spool_dir;
+    struct strlist local_domains; /* lower-cased */
+    char *recipients;             /* table file or "" */
+    char *moved;                  /* table file or "" */
+    struct strlist relay_networks;/* CIDR texts, validated */
+    struct strlist null_mx_domains;
+    bool accept_mail;
+    size_t max_message_size;
+    unsigned max_recipients;
+    char *recipient_delimiter;
+    unsigned max_command_line;
+    unsigned max_errors;
+    unsigned max_connections;
+    unsigned max_connections_per_ip;
+    unsigned command_timeout;     /* seconds */
+    unsigned data_timeout;
+    unsigned shutdown_grace;
+    unsigned io_threads;
+    int log_level;
+    int key_lines[40];            /* line that set each key (index = table row), 0 = default */
+};
+
+/* Collected error messages, each "file:line: key: what is wrong". */
+struct config_errors {
+    char **msgs;
+    size_t count;
+};
+
+void config_errors_add(struct config_errors *errs, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void config_errors_free(struct config_errors *errs);
+
+/* Reads path into cfg (defaults first). Returns true when no error was added to errs. */
+bool config_load(const char *path, struct config *cfg, struct config_errors *errs);
+void config_free(struct config *cfg);
+
+/* The line in cfg->path that set key, or 0 when the key kept its default. */
+int config_key_line(const struct config *cfg, const char *key);
+
+/* Prints every key with its default and meaning (the configuration reference). */
+void config_print_reference(FILE *out);
+
+#endif

@@ -1,0 +1,26 @@
+/* log.h - one line per event, `key=value` pairs, to stderr. Never pass a password here. */
+#ifndef POSTERN_LOG_H
+#define POSTERN_LOG_H
+
+#include <stddef.h>
+
+enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
+
+/* Sets the lowest level that is written. */
+void log_set_level(enum log_level level);
+/* Parses "debug", "info", "warn", "error"; returns -1 when unknown. */
+int log_level_parse(const char *name);
+
+/* Writes "<time> postern[pid] <level> <message>" to stderr; message is printf-formatted. */
+void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#define log_debug(...) log_msg(LOG_DEBUG, __VA_ARGS__)
+#define log_info(...) log_msg(LOG_INFO, __VA_ARGS__)
+#define log_warn(...) log_msg(LOG_WARN, __VA_ARGS__)
+#define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
+
+/* Copies s into out (size outsz) so it is safe inside a log value: control bytes become '?',
+ * the result is cut to fit. Returns out. */
+char *log_safe(char *out, size_t outsz, const char *s);
+
+#endif

@@ -1,0 +1,68 @@
+/* message.c - message lifetime and queue ids. A queue id is the time in microseconds and a
+ * per-process counter, in upper-case hex: unique within a host, sortable by arrival. */
+#include "message.h"
+
+#include <event2/buffer.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+static atomic_uint qid_counter;
+
+struct message *message_new(void)
+{
+    struct message *m = calloc(1, sizeof *m);
+    if (!m)
+        return NULL;
+    m->headers = evbuffer_new();
+    m->body = evbuffer_new();
+    if (!m->headers || !m->body) {
+        message_free(m);
+        return NULL;
+    }
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    unsigned n = atomic_fetch_add(&qid_counter, 1);
+    snprintf(m->qid, sizeof m->qid, "%09llX%05lX%04X", (unsigned long long)tv.tv_sec, (long)tv.tv_usec,
+             (n ^ (unsigned)getpid() << 4) & 0xffff);
+    return m;
+}
+
+void message_free(struct message *m)
+{
+    if (!m)
+        return;
+    if (m->headers)
+        evbuffer_free(m->headers);
+    if (m->body)
+        evbuffer_free(m->body);
+    free(m->rcpts);
+    free(m);
+}
+
+bool message_add_rcpt(struct message *m, const struct msg_rcpt *r)
+{
+    if (m->nrcpts == m->rcpt_cap) {
+        size_t cap = m->rcpt_cap ? m->rcpt_cap * 2 : 4;
+        struct msg_rcpt *n = realloc(m->rcpts, cap * sizeof *n);
+        if (!n)
+            return false;
+        m->rcpts = n;
+        m->rcpt_cap = cap;
+    }
+    m->rcpts[m->nrcpts++] = *r;
+    if (!r->remote)
+        m->nlocal++;
+    return true;
+}
+
+bool message_has_mailbox(const struct message *m, const char *local, const char *domain)
+{
+    for (size_t i = 0; i < m->nrcpts; i++)
+        if (!m->rcpts[i].remote && strcmp(m->rcpts[i].local, local) == 0 && strcmp(m->rcpts[i].domain, domain) == 0)
+            return true;
+    return false;
+}

@@ -1,0 +1,50 @@
+/* message.h - one received message on its way to storage: envelope, added headers, body (LF line
+ * endings), and the outcome of committing it. Owned by the session until handed to the disk thread. */
+#ifndef POSTERN_MESSAGE_H
+#define POSTERN_MESSAGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "address.h"
+
+struct evbuffer;
+
+struct msg_rcpt {
+    char addr[ADDR_PATH_MAX + 1];     /* as the client wrote it (for logs and the spool) */
+    bool remote;                      /* relay to another domain (spool) instead of a local Maildir */
+    char local[ADDR_LOCAL_MAX + 1];   /* local: the mailbox name */
+    char domain[ADDR_DOMAIN_MAX + 1]; /* local: the mailbox domain */
+};
+
+enum commit_status { COMMIT_OK = 0, COMMIT_TEMPFAIL, COMMIT_NOSPACE };
+
+struct message {
+    char qid[24];
+    char sender[ADDR_PATH_MAX + 1];   /* "" for the null sender */
+    struct msg_rcpt *rcpts;
+    size_t nrcpts, rcpt_cap;
+    size_t nlocal;                    /* how many rcpts are local */
+    bool smtputf8;
+    bool body_8bit;                   /* BODY=8BITMIME */
+    struct evbuffer *headers;         /* Return-Path and Received, LF endings */
+    struct evbuffer *body;            /* message text, LF endings */
+    /* set by the committing thread */
+    enum commit_status status;
+    char error[256];                  /* detail for the log (never sent to the client) */
+    const char *mail_dir;
+    const char *spool_dir;
+    const char *hostname;
+};
+
+/* A new, empty message with a fresh queue id; NULL when out of memory. */
+struct message *message_new(void);
+void message_free(struct message *m);
+
+/* Adds a recipient; false when out of memory. */
+bool message_add_rcpt(struct message *m, const struct msg_rcpt *r);
+
+/* True when a local recipient with the same mailbox (local, domain) is already listed. */
+bool message_has_mailbox(const struct message *m, const char *local, const char *domain);
+
+#endif

@@ -1,0 +1,228 @@
+/* policy.c - loads the recipients/moved tables and answers "what happens to this recipient".
+ * Matching is case-insensitive for ASCII letters in both local part and domain; the extension
+ * after recipient_delimiter is ignored when the exact address is not listed. */
+#include "policy.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+static void lower_copy(char *dst, const char *src, size_t dstsz)
+{
+    size_t i = 0;
+    for (; src[i] && i + 1 < dstsz; i++)
+        dst[i] = (src[i] >= 'A' && src[i] <= 'Z') ? (char)(src[i] + 32) : src[i];
+    dst[i] = '\0';
+}
+
+/* "local@domain" key for the tables, lower-cased. */
+static void table_key(char *out, size_t outsz, const char *local, const char *domain)
+{
+    char buf[ADDR_LOCAL_MAX + ADDR_DOMAIN_MAX + 2];
+    snprintf(buf, sizeof buf, "%s@%s", local, domain);
+    lower_copy(out, buf, outsz);
+}
+
+typedef bool (*table_line_fn)(struct policy *p, char **fields, int nfields, const char **err);
+
+/* Parses "address" into a key; "@domain" is allowed when allow_catchall. */
+static bool address_key(const char *text, bool allow_catchall, char *key, size_t keysz, const char **err)
+{
+    struct mailbox mb;
+    bool utf8;
+    if (allow_catchall && text[0] == '@') {
+        if (address_parse_domain(text + 1, strlen(text + 1), &utf8) != ADDR_OK) {
+            *err = "invalid domain";
+            return false;
+        }
+        lower_copy(key, text, keysz);
+        return true;
+    }
+    if (address_parse_mailbox(text, strlen(text), &mb) != ADDR_OK) {
+        *err = "invalid address";
+        return false;
+    }
+    table_key(key, keysz, mb.local, mb.domain);
+    return true;
+}
+
+static bool recipients_line(struct policy *p, char **f, int n, const char **err)
+{
+    char key[ADDR_PATH_MAX + 1];
+    if (n != 1) {
+        *err = "expected one address per line";
+        return false;
+    }
+    if (!address_key(f[0], true, key, sizeof key, err))
+        return false;
+    const char *domain = strchr(key, '@') + 1;
+    if (!strmap_get(&p->local_domains, domain, NULL)) {
+        *err = "domain is not in local_domains";
+        return false;
+    }
+    return strmap_put(&p->recipients, key, NULL) || (*err = "out of memory", false);
+}
+
+static bool moved_line(struct policy *p, char **f, int n, const char **err)
+{
+    char key[ADDR_PATH_MAX + 1], newkey[ADDR_PATH_MAX + 1];
+    if (n != 2) {
+        *err = "expected 'old-address new-address'";
+        return false;
+    }
+    if (!address_key(f[0], false, key, sizeof key, err) || !address_key(f[1], false, newkey, sizeof newkey, err))
+        return false;
+    return strmap_put(&p->moved, key, f[1]) || (*err = "out of memory", false);
+}
+
+/* Reads a table file line by line; '#' starts a comment; fields split on blanks. */
+static void load_table(struct policy *p, const struct config *cfg, const char *key, const char *file,
+                       table_line_fn fn, struct config_errors *errs)
+{
+    FILE *f = fopen(file, "r");
+    if (!f) {
+        config_errors_add(errs, "%s:%d: %s: cannot read table %s: %s", cfg->path, config_key_line(cfg, key), key,
+                          file, strerror(errno));
+        return;
+    }
+    char line[1024];
+    int lineno = 0;
+    while (fgets(line, sizeof line, f)) {
+        lineno++;
+        char *hash = strchr(line, '#');
+        if (hash)
+            *hash = '\0';
+        char *fields[4];
+        int n = 0;
+        for (char *tok = strtok(line, " \t\r\n"); tok; tok = strtok(NULL, " \t\r\n"))
+            if (n < 4)
+                fields[n++] = tok;
+            else
+                n = 5;
+        if (n == 0)
+            continue;
+        const char *err = NULL;
+        if (n > 4 || !fn(p, fields, n, &err))
+            config_errors_add(errs, "%s:%d: %s: %s: '%.80s'", file, lineno, key, err ? err : "too many fields",
+                              fields[0]);
+    }
+    fclose(f);
+}
+
+bool policy_load(struct policy *p, const struct config *cfg, struct config_errors *errs)
+{
+    size_t before = errs->count;
+    memset(p, 0, sizeof *p);
+    for (size_t i = 0; i < cfg->local_domains.count; i++)
+        strmap_put(&p->local_domains, cfg->local_domains.items[i], NULL);
+    for (size_t i = 0; i < cfg->null_mx_domains.count; i++)
+        strmap_put(&p->null_mx_domains, cfg->null_mx_domains.items[i], NULL);
+    p->n_relay_networks = cfg->relay_networks.count;
+    p->relay_networks = calloc(p->n_relay_networks + 1, sizeof *p->relay_networks);
+    for (size_t i = 0; i < p->n_relay_networks; i++)
+        cidr_parse(cfg->relay_networks.items[i], &p->relay_networks[i]); /* validated by config */
+    p->recipient_delimiter = strdup(cfg->recipient_delimiter ? cfg->recipient_delimiter : "");
+    p->postmaster_domain = strdup(cfg->local_domains.count ? cfg->local_domains.items[0] : cfg->hostname);
+    if (cfg->recipients && *cfg->recipients)
+        load_table(p, cfg, "recipients", cfg->recipients, recipients_line, errs);
+    if (cfg->moved && *cfg->moved)
+        load_table(p, cfg, "moved", cfg->moved, moved_line, errs);
+    return errs->count == before;
+}
+
+void policy_free(struct policy *p)
+{
+    strmap_free(&p->local_domains);
+    strmap_free(&p->null_mx_domains);
+    strmap_free(&p->recipients);
+    strmap_free(&p->moved);
+    free(p->relay_networks);
+    free(p->recipient_delimiter);
+    free(p->postmaster_domain);
+    memset(p, 0, sizeof *p);
+}
+
+bool policy_may_relay(const struct policy *p, const struct sockaddr *client)
+{
+    for (size_t i = 0; i < p->n_relay_networks; i++)
+        if (cidr_match(&p->relay_networks[i], client))
+            return true;
+    return false;
+}
+
+/* Copies local without its extension ("alice+tag" -> "alice"); false when it had none. */
+static bool strip_extension(const struct policy *p, const char *local, char *out, size_t outsz)
+{
+    size_t cut = *p->recipient_delimiter ? strcspn(local, p->recipient_delimiter) : strlen(local);
+    if (cut == 0 || local[cut] == '\0')
+        return false;
+    snprintf(out, outsz, "%.*s", (int)cut, local);
+    return true;
+}
+
+static void refuse(struct rcpt_verdict *v, enum reply_id reply, const char *reason)
+{
+    v->kind = RCPT_REFUSED;
+    v->reply = reply;
+    v->reason = reason;
+}
+
+/* Looks the address up in a table: exact, then without extension. *matched_local gets the local used. */
+static bool lookup(const struct policy *p, const struct strmap *table, const char *local, const char *domain,
+                   char *matched_local, const char **value)
+{
+    char key[ADDR_PATH_MAX + 1], base[ADDR_LOCAL_MAX + 1];
+    table_key(key, sizeof key, local, domain);
+    if (strmap_get(table, key, value)) {
+        lower_copy(matched_local, local, ADDR_LOCAL_MAX + 1);
+        return true;
+    }
+    if (!strip_extension(p, local, base, sizeof base))
+        return false;
+    table_key(key, sizeof key, base, domain);
+    if (!strmap_get(table, key, value))
+        return false;
+    lower_copy(matched_local, base, ADDR_LOCAL_MAX + 1);
+    return true;
+}
+
+void policy_check_rcpt(const struct policy *p, const struct mailbox *mb, bool may_relay, struct rcpt_verdict *v)
+{
+    char local[ADDR_LOCAL_MAX + 1];
+    const char *domain = mb->is_postmaster ? p->postmaster_domain : mb->domain;
+    memset(v, 0, sizeof *v);
+    if (strmap_get(&p->null_mx_domains, domain, NULL))
+        { refuse(v, REPLY_NULL_MX_DOMAIN, "null_mx_domain"); return; }
+    if (lookup(p, &p->moved, mb->local, domain, local, &v->moved_to)) {
+        refuse(v, REPLY_USER_MOVED, "moved");
+        return;
+    }
+    if (!strmap_get(&p->local_domains, domain, NULL)) {
+        if (!may_relay)
+            { refuse(v, REPLY_RELAY_DENIED, "relay_denied"); return; }
+        v->kind = RCPT_RELAY;
+        v->reply = REPLY_RCPT_RELAY_OK;
+        v->reason = "relay";
+        return;
+    }
+    snprintf(v->domain, sizeof v->domain, "%s", domain);
+    char key[ADDR_PATH_MAX + 1];
+    snprintf(key, sizeof key, "@%s", domain);
+    if (lookup(p, &p->recipients, mb->local, domain, local, NULL)) {
+        /* local holds the listed mailbox */
+    } else if (strcasecmp(mb->local, "postmaster") == 0) {
+        snprintf(local, sizeof local, "postmaster"); /* RFC 5321 4.5.1: always accepted */
+    } else if (strmap_get(&p->recipients, key, NULL)) {
+        if (!strip_extension(p, mb->local, local, sizeof local))
+            snprintf(local, sizeof local, "%s", mb->local);
+    } else {
+        refuse(v, REPLY_RCPT_UNKNOWN, "unknown_mailbox");
+        return;
+    }
+    lower_copy(v->local, local, sizeof v->local);
+    v->kind = RCPT_LOCAL;
+    v->reply = REPLY_RCPT_OK;
+    v->reason = "local";
+}

@@ -1,0 +1,47 @@
+/* policy.h - who may send what to whom: recipient decisions from the configuration and its tables.
+ * Pure lookups after policy_load(); the session maps each verdict to a catalog reply. */
+#ifndef POSTERN_POLICY_H
+#define POSTERN_POLICY_H
+
+#include <stdbool.h>
+#include <sys/socket.h>
+
+#include "address.h"
+#include "cidr.h"
+#include "config.h"
+#include "reply.h"
+#include "strmap.h"
+
+struct policy {
+    struct strmap local_domains;
+    struct strmap null_mx_domains;
+    struct strmap recipients; /* "local@domain" and "@domain" (catch-all), lower-cased */
+    struct strmap moved;      /* "local@domain" -> new address as written */
+    struct cidr *relay_networks;
+    size_t n_relay_networks;
+    char *recipient_delimiter;
+    char *postmaster_domain;  /* where a bare <Postmaster> goes: the first local domain */
+};
+
+enum rcpt_kind { RCPT_LOCAL, RCPT_RELAY, RCPT_REFUSED };
+
+struct rcpt_verdict {
+    enum rcpt_kind kind;
+    enum reply_id reply;      /* the reply to send (OK row or the refusal) */
+    const char *reason;       /* short reason for the log */
+    const char *moved_to;     /* for USER_MOVED: the new address */
+    char local[ADDR_LOCAL_MAX + 1];   /* RCPT_LOCAL: mailbox name: lower-cased, extension removed */
+    char domain[ADDR_DOMAIN_MAX + 1]; /* RCPT_LOCAL: lower-cased domain */
+};
+
+/* Builds the tables; errors name the config file:line: key, or table file:line: key. */
+bool policy_load(struct policy *p, const struct config *cfg, struct config_errors *errs);
+void policy_free(struct policy *p);
+
+/* True when the client address is inside relay_networks. */
+bool policy_may_relay(const struct policy *p, const struct sockaddr *client);
+
+/* Decides a syntactically valid recipient, in the order: null MX, moved, relay, local mailbox. */
+void policy_check_rcpt(const struct policy *p, const struct mailbox *mb, bool may_relay, struct rcpt_verdict *v);
+
+#endif

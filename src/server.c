@@ -1,0 +1,185 @@
+/* server.c - start-up, listeners and graceful shutdown around the libevent loop.
+ * SIGTERM/SIGINT: stop accepting, let transactions finish for shutdown_grace, then 421 4.3.2 the
+ * rest; messages already on a disk thread always complete. The loop ends when no session is left. */
+#include "server.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <event2/thread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cidr.h"
+#include "log.h"
+#include "smtp_session.h"
+#include "spool.h"
+#include "workq.h"
+
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg)
+{
+    (void)l;
+    session_start(arg, fd, sa, salen);
+}
+
+static void reenable_listeners(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    struct server *srv = arg;
+    for (size_t i = 0; !srv->shutting_down && i < srv->nlisteners; i++)
+        evconnlistener_enable(srv->listeners[i]);
+}
+
+/* accept(2) failed (e.g. out of file descriptors): log it and pause accepting for a second. */
+static void on_accept_error(struct evconnlistener *l, void *arg)
+{
+    struct server *srv = arg;
+    int err = EVUTIL_SOCKET_ERROR();
+    log_error("event=accept_error error=\"%s\"", evutil_socket_error_to_string(err));
+    for (size_t i = 0; i < srv->nlisteners; i++)
+        evconnlistener_disable(srv->listeners[i]);
+    (void)l;
+    struct timeval one = {1, 0};
+    event_base_once(srv->base, -1, EV_TIMEOUT, reenable_listeners, srv, &one);
+}
+
+static void stop_listening(struct server *srv)
+{
+    for (size_t i = 0; i < srv->nlisteners; i++)
+        evconnlistener_free(srv->listeners[i]);
+    srv->nlisteners = 0;
+}
+
+static void on_grace_over(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    log_info("event=shutdown_grace_over");
+    session_shutdown_all(arg, true);
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    (void)what;
+    struct server *srv = arg;
+    if (srv->shutting_down)
+        return;
+    log_info("event=shutdown signal=%d sessions=%u", (int)sig, srv->nsessions);
+    srv->shutting_down = true;
+    stop_listening(srv);
+    session_shutdown_all(srv, false);
+    struct timeval grace = {srv->cfg->shutdown_grace, 0};
+    srv->grace_timer = evtimer_new(srv->base, on_grace_over, srv);
+    evtimer_add(srv->grace_timer, &grace);
+    server_session_gone(srv);
+}
+
+void server_session_gone(struct server *srv)
+{
+    if (srv->shutting_down && srv->nsessions == 0)
+        event_base_loopexit(srv->base, NULL);
+}
+
+/* mkdir -p: creates path and any missing parents. */
+static int mkdir_parents(const char *path)
+{
+    char buf[1100];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, 0755) < 0 && errno != EEXIST)
+            return -1;
+        *p = '/';
+    }
+    return mkdir(buf, 0700) < 0 && errno != EEXIST ? -1 : 0;
+}
+
+static bool make_dir(const char *key, const char *path)
+{
+    if (mkdir_parents(path) < 0) {
+        log_error("event=startup_failed key=%s path=%s error=\"%s\"", key, path, strerror(errno));
+        return false;
+    }
+    return true;
+}
+
+static bool open_listeners(struct server *srv)
+{
+    const struct strlist *l = &srv->cfg->listen;
+    srv->listeners = calloc(l->count, sizeof *srv->listeners);
+    for (size_t i = 0; i < l->count; i++) {
+        struct sockaddr_storage ss;
+        socklen_t len;
+        hostport_parse(l->items[i], &ss, &len); /* validated by config */
+        unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC;
+        if (ss.ss_family == AF_INET6)
+            flags |= LEV_OPT_BIND_IPV6ONLY;
+        struct evconnlistener *ev =
+            evconnlistener_new_bind(srv->base, on_accept, srv, flags, 511, (struct sockaddr *)&ss, (int)len);
+        if (!ev) {
+            log_error("event=startup_failed file=%s line=%d key=listen address=%s error=\"%s\"", srv->cfg->path,
+                      config_key_line(srv->cfg, "listen"), l->items[i], strerror(errno));
+            return false;
+        }
+        evconnlistener_set_error_cb(ev, on_accept_error);
+        srv->listeners[srv->nlisteners++] = ev;
+        log_info("event=listening address=%s", l->items[i]);
+    }
+    return true;
+}
+
+bool server_start(struct server *srv, struct config *cfg, struct policy *policy)
+{
+    memset(srv, 0, sizeof *srv);
+    srv->cfg = cfg;
+    srv->policy = policy;
+    signal(SIGPIPE, SIG_IGN);
+    evthread_use_pthreads();
+    srv->base = event_base_new();
+    if (!srv->base)
+        return false;
+    if (!make_dir("mail_dir", cfg->mail_dir) || !make_dir("spool_dir", cfg->spool_dir))
+        return false;
+    if (spool_prepare(cfg->spool_dir) < 0) {
+        log_error("event=startup_failed key=spool_dir path=%s error=\"%s\"", cfg->spool_dir, strerror(errno));
+        return false;
+    }
+    srv->disk = workq_new(srv->base, cfg->io_threads);
+    if (!srv->disk || !open_listeners(srv))
+        return false;
+    srv->sig_term = evsignal_new(srv->base, SIGTERM, on_signal, srv);
+    srv->sig_int = evsignal_new(srv->base, SIGINT, on_signal, srv);
+    evsignal_add(srv->sig_term, NULL);
+    evsignal_add(srv->sig_int, NULL);
+    log_info("event=started hostname=%s mail_dir=%s spool_dir=%s io_threads=%u", cfg->hostname, cfg->mail_dir,
+             cfg->spool_dir, cfg->io_threads);
+    return true;
+}
+
+void server_run(struct server *srv)
+{
+    event_base_dispatch(srv->base);
+    log_info("event=stopped");
+}
+
+void server_free(struct server *srv)
+{
+    stop_listening(srv);
+    free(srv->listeners);
+    if (srv->disk)
+        workq_free(srv->disk);
+    if (srv->grace_timer)
+        event_free(srv->grace_timer);
+    if (srv->sig_term)
+        event_free(srv->sig_term);
+    if (srv->sig_int)
+        event_free(srv->sig_int);
+    if (srv->base)
+        event_base_free(srv->base);
+    libevent_global_shutdown();
+    memset(srv, 0, sizeof *srv);
+}

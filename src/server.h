@@ -1,0 +1,43 @@
+/* server.h - the running server: event base, configuration, policy, disk threads, listeners,
+ * the list of sessions, and graceful shutdown. */
+#ifndef POSTERN_SERVER_H
+#define POSTERN_SERVER_H
+
+#include <stdbool.h>
+
+#include "config.h"
+#include "policy.h"
+
+struct event_base;
+struct evconnlistener;
+struct event;
+struct workq;
+struct session;
+
+struct server {
+    struct event_base *base;
+    struct config *cfg;
+    struct policy *policy;
+    struct workq *disk;                 /* threads for fsync work */
+    struct evconnlistener **listeners;
+    size_t nlisteners;
+    struct session *sessions;           /* every session not yet freed */
+    unsigned nsessions;                 /* all of them, including closing ones */
+    bool shutting_down;
+    struct event *grace_timer;
+    struct event *sig_term, *sig_int;
+};
+
+/* Binds the listeners, creates the directories and the disk threads; false (logged) on failure. */
+bool server_start(struct server *srv, struct config *cfg, struct policy *policy);
+
+/* Runs the event loop until a graceful shutdown completes. */
+void server_run(struct server *srv);
+
+/* Frees everything server_start made. */
+void server_free(struct server *srv);
+
+/* Called by a session when it is freed; ends the loop once shutdown has no sessions left. */
+void server_session_gone(struct server *srv);
+
+#endif

@@ -1,0 +1,105 @@
+/* smtp_data.c - the DATA state machine (RFC 5321 4.1.1.4 and 4.5.2). Only CR LF "." CR LF ends the
+ * data; no other sequence (\n.\n, \r\n.\n, \r.\r\n, \n.\r\n, ...) does. Work per byte is one switch;
+ * plain text is passed on in runs, not byte by byte. */
+#include "smtp_data.h"
+
+#include <stdint.h>
+
+enum {
+    S_BOL,    /* at the beginning of a line */
+    S_TEXT,   /* inside a line */
+    S_CR,     /* a CR seen inside a line, not yet passed on */
+    S_DOT,    /* a line started with '.', not yet passed on */
+    S_DOT_CR, /* a line started with ".\r" */
+};
+
+void data_reader_init(struct data_reader *r, size_t max_size)
+{
+    r->state = S_BOL; /* the DATA command's CRLF began this line */
+    r->flags = 0;
+    r->size = 0;
+    r->max_size = max_size;
+}
+
+struct run {
+    const char *in;
+    size_t start; /* SIZE_MAX when no bytes are pending */
+    struct data_reader *r;
+    data_sink sink;
+    void *ctx;
+};
+
+/* Passes the pending bytes in[start..end) to the sink (unless the message is already refused). */
+static void flush(struct run *run, size_t end)
+{
+    if (run->start != SIZE_MAX && end > run->start && run->r->flags == 0)
+        run->sink(run->ctx, run->in + run->start, end - run->start);
+    run->start = SIZE_MAX;
+}
+
+static void count(struct data_reader *r, size_t n)
+{
+    r->size += n;
+    if (r->size > r->max_size)
+        r->flags |= DATA_TOO_BIG;
+}
+
+size_t data_reader_feed(struct data_reader *r, const char *in, size_t len, data_sink sink, void *ctx, bool *done)
+{
+    struct run run = {in, SIZE_MAX, r, sink, ctx};
+    *done = false;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)in[i];
+        switch (r->state) {
+        case S_BOL:
+            if (c == '.') {
+                flush(&run, i);
+                r->state = S_DOT;
+                continue;
+            }
+            break;
+        case S_DOT:
+            if (c == '\r') {
+                r->state = S_DOT_CR;
+                continue;
+            }
+            break; /* the stuffed dot is dropped; c is ordinary text */
+        case S_DOT_CR:
+            if (c == '\n') {
+                flush(&run, i);
+                r->state = S_BOL;
+                *done = true;
+                return i + 1;
+            }
+            r->flags |= DATA_BARE_CR;
+            break;
+        case S_CR:
+            if (c == '\n') {
+                run.start = i; /* the line ends in LF alone */
+                count(r, 2);
+                r->state = S_BOL;
+                continue;
+            }
+            r->flags |= DATA_BARE_CR;
+            break;
+        default:
+            break;
+        }
+        /* c is text inside a line */
+        r->state = S_TEXT;
+        if (c == '\r') {
+            flush(&run, i);
+            r->state = S_CR;
+            continue;
+        }
+        if (c == '\n')
+            r->flags |= DATA_BARE_LF; /* and the line does NOT end: stays S_TEXT */
+        else if (c == '\0')
+            r->flags |= DATA_NUL;
+        if (run.start == SIZE_MAX)
+            run.start = i;
+        count(r, 1);
+    }
+    flush(&run, len);
+    return len;
+}

@@ -1,0 +1,137 @@
+/* smtp_parse.c - command line to verb/argument, and MAIL/RCPT argument parsing (RFC 5321 4.1.1.2,
+ * 4.1.1.3, 4.1.2; ESMTP parameters per RFC 5321 4.1.2 "esmtp-param"). Pure and bounded. */
+#include "smtp_parse.h"
+
+#include <string.h>
+#include <strings.h>
+
+static const char *const verb_names[VERB__COUNT] = {
+    [VERB_UNKNOWN] = "UNKNOWN", [VERB_EHLO] = "EHLO", [VERB_HELO] = "HELO", [VERB_MAIL] = "MAIL",
+    [VERB_RCPT] = "RCPT",       [VERB_DATA] = "DATA", [VERB_RSET] = "RSET", [VERB_NOOP] = "NOOP",
+    [VERB_QUIT] = "QUIT",       [VERB_VRFY] = "VRFY", [VERB_HELP] = "HELP", [VERB_EXPN] = "EXPN",
+    [VERB_TURN] = "TURN",       [VERB_ETRN] = "ETRN", [VERB_BDAT] = "BDAT", [VERB_STARTTLS] = "STARTTLS",
+    [VERB_AUTH] = "AUTH",
+};
+
+const char *smtp_verb_name(enum smtp_verb verb)
+{
+    return (unsigned)verb < VERB__COUNT ? verb_names[verb] : "UNKNOWN";
+}
+
+void smtp_parse_command(const char *line, size_t len, struct smtp_command *cmd)
+{
+    size_t w = 0;
+    while (w < len && line[w] != ' ')
+        w++;
+    cmd->verb = VERB_UNKNOWN;
+    for (int v = 1; v < VERB__COUNT; v++) {
+        if (strlen(verb_names[v]) == w && strncasecmp(line, verb_names[v], w) == 0) {
+            cmd->verb = (enum smtp_verb)v;
+            break;
+        }
+    }
+    size_t a = w;
+    while (a < len && line[a] == ' ')
+        a++;
+    size_t end = len;
+    while (end > a && (line[end - 1] == ' ' || line[end - 1] == '\t'))
+        end--;
+    cmd->arg = line + a;
+    cmd->arg_len = end - a;
+}
+
+static bool is_alnum(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+
+/* esmtp-value characters: %d33-60 / %d62-126, plus UTF-8 (RFC 6531 3.3). */
+static size_t value_char_len(const char *s, size_t avail)
+{
+    unsigned char c = (unsigned char)s[0];
+    if (c >= 0x80)
+        return utf8_sequence_length((const unsigned char *)s, avail);
+    return (c >= 33 && c <= 126 && c != '=') ? 1 : 0;
+}
+
+/* Parses "kw[=value]" tokens separated by spaces in s[0..len). */
+static bool parse_params(const char *s, size_t len, struct path_args *out)
+{
+    size_t i = 0;
+    for (;;) {
+        while (i < len && s[i] == ' ')
+            i++;
+        if (i >= len)
+            return true;
+        if (out->nparams == SMTP_MAX_PARAMS)
+            return false;
+        struct esmtp_param *p = &out->params[out->nparams];
+        p->key = s + i;
+        if (!is_alnum((unsigned char)s[i]))
+            return false;
+        while (i < len && (is_alnum((unsigned char)s[i]) || s[i] == '-'))
+            i++;
+        p->key_len = (size_t)(s + i - p->key);
+        p->value = NULL;
+        p->value_len = 0;
+        if (i < len && s[i] == '=') {
+            p->value = s + ++i;
+            while (i < len && s[i] != ' ') {
+                size_t k = value_char_len(s + i, len - i);
+                if (k == 0)
+                    return false;
+                i += k;
+            }
+            p->value_len = (size_t)(s + i - p->value);
+            if (p->value_len == 0)
+                return false;
+        }
+        if (i < len && s[i] != ' ')
+            return false;
+        for (size_t j = 0; j < out->nparams; j++)
+            if (out->params[j].key_len == p->key_len && strncasecmp(out->params[j].key, p->key, p->key_len) == 0)
+                return false; /* a parameter given twice */
+        out->nparams++;
+    }
+}
+
+enum path_args_result smtp_parse_path_args(const char *arg, size_t len, bool is_rcpt, struct path_args *out)
+{
+    const char *kw = is_rcpt ? "TO:" : "FROM:";
+    size_t kwlen = strlen(kw);
+    memset(out, 0, sizeof *out);
+    if (len < kwlen || strncasecmp(arg, kw, kwlen) != 0)
+        return PATH_ARGS_NO_KEYWORD;
+    size_t i = kwlen;
+    while (i < len && arg[i] == ' ') /* tolerated, as most MTAs do */
+        i++;
+    if (i == len)
+        return PATH_ARGS_NO_KEYWORD;
+    size_t used = 0;
+    out->addr_result = address_parse_path(arg + i, len - i, &out->mailbox, &used, !is_rcpt, is_rcpt);
+    if (out->addr_result != ADDR_OK)
+        return PATH_ARGS_BAD_ADDRESS;
+    i += used;
+    if (i < len && arg[i] != ' ')
+        return PATH_ARGS_BAD_ADDRESS; /* junk glued to the closing '>' */
+    return parse_params(arg + i, len - i, out) ? PATH_ARGS_OK : PATH_ARGS_BAD_PARAM;
+}
+
+const struct esmtp_param *esmtp_param_find(const struct path_args *args, const char *key)
+{
+    size_t n = strlen(key);
+    for (size_t i = 0; i < args->nparams; i++)
+        if (args->params[i].key_len == n && strncasecmp(args->params[i].key, key, n) == 0)
+            return &args->params[i];
+    return NULL;
+}
+
+bool smtp_helo_arg_valid(const char *arg, size_t len)
+{
+    if (len == 0 || len > 255)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (arg[i] == ' ' || arg[i] == '\t')
+            return false;
+    return utf8_text_valid(arg, len);
+}

@@ -1,0 +1,62 @@
+/* smtp_parse.h - pure parsing of one SMTP command line (CRLF already removed).
+ * No I/O, no allocation: results point into the caller's line. A fuzz target. */
+#ifndef POSTERN_SMTP_PARSE_H
+#define POSTERN_SMTP_PARSE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "address.h"
+
+enum smtp_verb {
+    VERB_UNKNOWN = 0,
+    VERB_EHLO, VERB_HELO, VERB_MAIL, VERB_RCPT, VERB_DATA, VERB_RSET, VERB_NOOP, VERB_QUIT,
+    VERB_VRFY, VERB_HELP, VERB_EXPN, VERB_TURN, VERB_ETRN, VERB_BDAT, VERB_STARTTLS, VERB_AUTH,
+    VERB__COUNT
+};
+
+struct smtp_command {
+    enum smtp_verb verb;
+    const char *arg; /* text after the verb and its separating space(s); "" when none */
+    size_t arg_len;
+};
+
+/* Splits a command line into verb and argument. Never fails: an unknown word is VERB_UNKNOWN. */
+void smtp_parse_command(const char *line, size_t len, struct smtp_command *cmd);
+
+/* The verb's canonical name, for logs. */
+const char *smtp_verb_name(enum smtp_verb verb);
+
+#define SMTP_MAX_PARAMS 16
+
+struct esmtp_param {
+    const char *key;   /* keyword, not NUL-terminated */
+    size_t key_len;
+    const char *value; /* NULL when the parameter has no "=value" */
+    size_t value_len;
+};
+
+enum path_args_result {
+    PATH_ARGS_OK = 0,
+    PATH_ARGS_NO_KEYWORD,   /* "FROM:" / "TO:" missing or argument empty */
+    PATH_ARGS_BAD_ADDRESS,  /* the <path> does not parse; see addr_result */
+    PATH_ARGS_BAD_PARAM,    /* a parameter is malformed, repeated or too many */
+};
+
+struct path_args {
+    struct mailbox mailbox;
+    enum addr_result addr_result;
+    struct esmtp_param params[SMTP_MAX_PARAMS];
+    size_t nparams;
+};
+
+/* Parses the argument of MAIL ("FROM:<path> params") or RCPT ("TO:<path> params"). */
+enum path_args_result smtp_parse_path_args(const char *arg, size_t len, bool is_rcpt, struct path_args *out);
+
+/* Finds a parameter by keyword (case-insensitive); NULL when absent. */
+const struct esmtp_param *esmtp_param_find(const struct path_args *args, const char *key);
+
+/* Validates a HELO/EHLO argument: one token of printable ASCII or UTF-8, at most 255 octets. */
+bool smtp_helo_arg_valid(const char *arg, size_t len);
+
+#endif

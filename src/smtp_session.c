@@ -1,0 +1,709 @@
+/* smtp_session.c - the per-connection SMTP state machine (RFC 5321, PIPELINING per RFC 2920).
+ *
+ * Input is consumed strictly in order from one bounded buffer: a command line, or DATA bytes after
+ * 354, then command lines again. Processing pauses while a message is being committed on a disk
+ * thread (the loop never waits on the disk) and while the client is not reading its replies.
+ * Limits: command lines (max_command_line), message size, recipients, errors, timeouts.
+ * Never: write reply text (the catalog does), answer 250 to DATA before the commit finished,
+ * or treat bytes that arrive after DATA's 354 as commands before the data ended. */
+#include "smtp_session.h"
+
+#include <arpa/inet.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+#include "maildir.h"
+#include "message.h"
+#include "policy.h"
+#include "reply.h"
+#include "server.h"
+#include "smtp_data.h"
+#include "smtp_parse.h"
+#include "spool.h"
+#include "workq.h"
+
+#define OUTPUT_HIGH (64 * 1024) /* stop reading commands while this much output is unsent */
+#define OUTPUT_LOW (16 * 1024)
+#define INPUT_HIGH (256 * 1024) /* stop reading the socket while this much input waits */
+
+enum state {
+    ST_FRESH,  /* connected, no EHLO/HELO yet */
+    ST_READY,  /* greeted, no transaction */
+    ST_MAIL,   /* MAIL accepted, no recipient yet */
+    ST_RCPT,   /* at least one recipient accepted */
+    ST_DATA,   /* reading the message text */
+    ST_COMMIT, /* the message is being made durable on a disk thread */
+};
+
+struct session {
+    struct server *srv;
+    struct session *next, *prev;
+    struct bufferevent *bev;
+    char id[12];
+    struct sockaddr_storage peer;
+    char peer_ip[INET6_ADDRSTRLEN];
+    bool may_relay;
+    enum state state;
+    bool esmtp;            /* greeted with EHLO */
+    bool counted;          /* counts against the connection limits */
+    bool skipping;         /* discarding the rest of an over-long command line */
+    bool closing;          /* close once the output is sent */
+    bool output_paused;    /* waiting for the client to read replies */
+    bool job_pending;      /* the message is on a disk thread */
+    bool dead;             /* connection gone; free when the disk job returns */
+    unsigned errors;
+    char helo[256];
+    struct message *msg;   /* the transaction in progress */
+    struct data_reader data;
+    char *line;            /* max_command_line + 1 octets */
+};
+
+static void process_input(struct session *s);
+
+/* ---------- replies and closing ---------- */
+
+static bool is_protocol_error(int code)
+{
+    return code == 500 || code == 501 || code == 502 || code == 503 || code == 504 || code == 555;
+}
+
+static void close_after_flush(struct session *s);
+
+/* Sends one reply from the catalog; counts protocol errors and ends the session past max_errors. */
+static void reply(struct session *s, enum reply_id id, ...)
+{
+    va_list ap;
+    va_start(ap, id);
+    reply_vformat(bufferevent_get_output(s->bev), id, false, ap);
+    va_end(ap);
+    if (is_protocol_error(reply_info(id)->code) && ++s->errors >= s->srv->cfg->max_errors && !s->closing) {
+        log_info("event=too_many_errors session=%s client=%s errors=%u", s->id, s->peer_ip, s->errors);
+        reply_format(bufferevent_get_output(s->bev), REPLY_TOO_MANY_ERRORS, false);
+        close_after_flush(s);
+    }
+}
+
+/* Unlinks and frees the session (the connection is already gone). */
+static void session_free(struct session *s)
+{
+    struct server *srv = s->srv;
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        srv->sessions = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    message_free(s->msg);
+    free(s->line);
+    free(s);
+    srv->nsessions--;
+    server_session_gone(srv);
+}
+
+/* Drops the connection now; the memory waits for a pending disk job. */
+static void session_destroy(struct session *s)
+{
+    if (s->bev) {
+        bufferevent_free(s->bev);
+        s->bev = NULL;
+    }
+    if (!s->dead)
+        log_debug("event=disconnect session=%s client=%s", s->id, s->peer_ip);
+    s->dead = true;
+    if (!s->job_pending)
+        session_free(s);
+}
+
+static void close_after_flush(struct session *s)
+{
+    s->closing = true;
+    bufferevent_disable(s->bev, EV_READ);
+    if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
+        session_destroy(s);
+}
+
+/* ---------- transaction ---------- */
+
+static void reset_transaction(struct session *s)
+{
+    message_free(s->msg);
+    s->msg = NULL;
+    if (s->state != ST_FRESH)
+        s->state = ST_READY;
+}
+
+static void set_timeouts(struct session *s)
+{
+    const struct config *cfg = s->srv->cfg;
+    struct timeval rd = {s->state == ST_DATA ? cfg->data_timeout : cfg->command_timeout, 0};
+    struct timeval wr = {cfg->command_timeout, 0};
+    bufferevent_set_timeouts(s->bev, &rd, &wr);
+}
+
+/* The recipients of a message as "<a>,<b>" for the log, cut to fit. */
+static const char *rcpt_list(const struct message *m, char *buf, size_t bufsz)
+{
+    size_t o = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < m->nrcpts && o + 4 < bufsz; i++) {
+        int n = snprintf(buf + o, bufsz - o, "%s<%s>", i ? "," : "", m->rcpts[i].addr);
+        if (n < 0 || (size_t)n >= bufsz - o) {
+            snprintf(buf + o, bufsz - o, "...");
+            break;
+        }
+        o += (size_t)n;
+    }
+    return buf;
+}
+
+/* One log line per finished transaction (accepted or refused at end of data). */
+static void log_transaction(struct session *s, const char *event, enum reply_id id, const char *detail)
+{
+    char rcpts[1024], sender[300];
+    const struct message *m = s->msg;
+    log_info("event=%s session=%s qid=%s client=%s sender=<%s> rcpts=%s size=%zu reply=%d%s%s%s", event, s->id,
+             m->qid, s->peer_ip, log_safe(sender, sizeof sender, m->sender), rcpt_list(m, rcpts, sizeof rcpts),
+             s->data.size, reply_info(id)->code, detail ? " detail=\"" : "", detail ? detail : "", detail ? "\"" : "");
+}
+
+/* ---------- received message: headers and commit ---------- */
+
+/* Return-Path and Received (RFC 5321 4.4), LF line endings like the stored body. */
+static void build_trace_headers(struct session *s)
+{
+    struct message *m = s->msg;
+    char date[64];
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S +0000", &tm);
+    const char *proto = !s->esmtp ? "SMTP" : m->smtputf8 ? "UTF8SMTP" : "ESMTP";
+    const char *v6 = s->peer.ss_family == AF_INET6 ? "IPv6:" : "";
+    evbuffer_add_printf(m->headers, "Return-Path: <%s>\nReceived: from %s ([%s%s])\n\tby %s (Postern) with %s id %s",
+                        m->sender, s->helo, v6, s->peer_ip, s->srv->cfg->hostname, proto, m->qid);
+    if (m->nrcpts == 1)
+        evbuffer_add_printf(m->headers, "\n\tfor <%s>", m->rcpts[0].addr);
+    evbuffer_add_printf(m->headers, "; %s\n", date);
+}
+
+/* Disk thread: spool file for remote recipients, then Maildirs; all or nothing. */
+static void commit_work(void *arg)
+{
+    struct message *m = ((struct session *)arg)->msg;
+    spool_write(m);
+    if (m->status != COMMIT_OK)
+        return;
+    maildir_deliver(m);
+    if (m->status != COMMIT_OK && m->nlocal < m->nrcpts)
+        spool_remove(m);
+}
+
+/* Loop thread: the commit finished; answer and go on with the client's next commands. */
+static void commit_done(void *arg)
+{
+    struct session *s = arg;
+    s->job_pending = false;
+    struct message *m = s->msg;
+    enum reply_id id = m->status == COMMIT_OK ? REPLY_QUEUED
+                       : m->status == COMMIT_NOSPACE ? REPLY_SYSTEM_STORAGE : REPLY_LOCAL_ERROR;
+    if (m->status != COMMIT_OK)
+        log_error("event=store_failed session=%s qid=%s error=\"%s\"", s->id, m->qid, m->error);
+    log_transaction(s, s->dead ? "accepted_client_gone" : m->status == COMMIT_OK ? "accepted" : "deferred", id, NULL);
+    if (s->dead) {
+        session_free(s);
+        return;
+    }
+    s->state = ST_READY;
+    reply(s, id, m->qid);
+    reset_transaction(s);
+    set_timeouts(s);
+    process_input(s);
+}
+
+static void body_sink(void *ctx, const char *bytes, size_t n)
+{
+    evbuffer_add(((struct message *)ctx)->body, bytes, n);
+}
+
+/* The data ended (CRLF.CRLF): refuse it whole, or commit it. */
+static void finish_data(struct session *s)
+{
+    unsigned f = s->data.flags;
+    if (f) {
+        enum reply_id id = (f & DATA_TOO_BIG) ? REPLY_SIZE_EXCEEDED
+                           : (f & DATA_NUL)   ? REPLY_NUL_IN_DATA
+                                              : REPLY_BARE_LINE_ENDING;
+        log_transaction(s, "rejected", id, (f & DATA_TOO_BIG) ? "too big" : (f & DATA_NUL) ? "NUL" : "bare CR/LF");
+        s->state = ST_READY;
+        reset_transaction(s);
+        set_timeouts(s);
+        reply(s, id);
+        return;
+    }
+    struct message *m = s->msg;
+    build_trace_headers(s);
+    m->mail_dir = s->srv->cfg->mail_dir;
+    m->spool_dir = s->srv->cfg->spool_dir;
+    m->hostname = s->srv->cfg->hostname;
+    s->state = ST_COMMIT;
+    s->job_pending = true;
+    set_timeouts(s);
+    workq_submit(s->srv->disk, commit_work, commit_done, s);
+}
+
+/* ---------- commands ---------- */
+
+static void cmd_helo(struct session *s, const struct smtp_command *c)
+{
+    if (c->arg_len == 0) {
+        reply(s, REPLY_HELO_NEEDS_DOMAIN);
+        return;
+    }
+    if (!smtp_helo_arg_valid(c->arg, c->arg_len)) {
+        reply(s, REPLY_SYNTAX_ARGS);
+        return;
+    }
+    reset_transaction(s);
+    s->state = ST_READY;
+    s->esmtp = c->verb == VERB_EHLO;
+    memcpy(s->helo, c->arg, c->arg_len);
+    s->helo[c->arg_len] = '\0';
+    const char *host = s->srv->cfg->hostname;
+    if (!s->esmtp) {
+        reply(s, REPLY_HELO_OK, host, s->helo, s->peer_ip);
+        return;
+    }
+    struct evbuffer *out = bufferevent_get_output(s->bev);
+    char size[32];
+    snprintf(size, sizeof size, "SIZE %zu", s->srv->cfg->max_message_size);
+    const char *keywords[] = {"PIPELINING", size, "8BITMIME", "ENHANCEDSTATUSCODES", "SMTPUTF8"};
+    reply_format(out, REPLY_EHLO_FIRST, true, host, s->helo, s->peer_ip);
+    for (size_t i = 0; i < sizeof keywords / sizeof keywords[0]; i++)
+        reply_format(out, REPLY_EHLO_KEYWORD, i + 1 < sizeof keywords / sizeof keywords[0], keywords[i]);
+}
+
+/* Applies MAIL parameters (SIZE, BODY, SMTPUTF8); returns the refusal or REPLY_SENDER_OK. */
+static enum reply_id mail_params(struct session *s, const struct path_args *a, bool *utf8, bool *body8)
+{
+    for (size_t i = 0; i < a->nparams; i++) {
+        const struct esmtp_param *p = &a->params[i];
+        char val[32] = "";
+        if (!s->esmtp)
+            return REPLY_PARAM_UNKNOWN; /* extensions need EHLO */
+        if (p->value && p->value_len < sizeof val)
+            memcpy(val, p->value, p->value_len), val[p->value_len] = '\0';
+        if (p->key_len == 4 && strncasecmp(p->key, "SIZE", 4) == 0) {
+            if (!p->value || p->value_len > 20 || strspn(val, "0123456789") != p->value_len)
+                return REPLY_PARAM_BAD_VALUE;
+            if (strtoull(val, NULL, 10) > s->srv->cfg->max_message_size || p->value_len == 20)
+                return REPLY_SIZE_EXCEEDED;
+        } else if (p->key_len == 4 && strncasecmp(p->key, "BODY", 4) == 0) {
+            if (!p->value || (strcasecmp(val, "7BIT") != 0 && strcasecmp(val, "8BITMIME") != 0))
+                return REPLY_PARAM_BAD_VALUE;
+            *body8 = strcasecmp(val, "8BITMIME") == 0;
+        } else if (p->key_len == 8 && strncasecmp(p->key, "SMTPUTF8", 8) == 0) {
+            if (p->value)
+                return REPLY_PARAM_BAD_VALUE;
+            *utf8 = true;
+        } else {
+            return REPLY_PARAM_UNKNOWN;
+        }
+    }
+    return REPLY_SENDER_OK;
+}
+
+static void cmd_mail(struct session *s, const struct smtp_command *c)
+{
+    if (s->state == ST_MAIL || s->state == ST_RCPT) {
+        reply(s, REPLY_NESTED_MAIL);
+        return;
+    }
+    struct path_args a;
+    switch (smtp_parse_path_args(c->arg, c->arg_len, false, &a)) {
+    case PATH_ARGS_NO_KEYWORD: reply(s, REPLY_MAIL_SYNTAX); return;
+    case PATH_ARGS_BAD_ADDRESS: reply(s, REPLY_SENDER_INVALID); return;
+    case PATH_ARGS_BAD_PARAM: reply(s, REPLY_PARAM_SYNTAX); return;
+    case PATH_ARGS_OK: break;
+    }
+    bool utf8 = false, body8 = false;
+    enum reply_id id = mail_params(s, &a, &utf8, &body8);
+    if (id == REPLY_SENDER_OK && a.mailbox.utf8 && !utf8)
+        id = REPLY_NEEDS_SMTPUTF8;
+    if (id == REPLY_SENDER_OK && !(s->msg = message_new()))
+        id = REPLY_LOCAL_ERROR;
+    if (id != REPLY_SENDER_OK) {
+        char sender[300];
+        log_info("event=mail_refused session=%s client=%s sender=<%s> reply=%d", s->id, s->peer_ip,
+                 log_safe(sender, sizeof sender, a.mailbox.addr), reply_info(id)->code);
+        reply(s, id);
+        return;
+    }
+    snprintf(s->msg->sender, sizeof s->msg->sender, "%s", a.mailbox.addr);
+    s->msg->smtputf8 = utf8;
+    s->msg->body_8bit = body8;
+    s->state = ST_MAIL;
+    reply(s, REPLY_SENDER_OK);
+}
+
+static void log_rcpt_refused(struct session *s, const char *addr, enum reply_id id, const char *reason)
+{
+    char rcpt[300], sender[300];
+    log_info("event=rcpt_refused session=%s qid=%s client=%s sender=<%s> rcpt=<%s> reply=%d reason=%s", s->id,
+             s->msg->qid, s->peer_ip, log_safe(sender, sizeof sender, s->msg->sender),
+             log_safe(rcpt, sizeof rcpt, addr), reply_info(id)->code, reason);
+}
+
+static void cmd_rcpt(struct session *s, const struct smtp_command *c)
+{
+    struct path_args a;
+    const char *raw = c->arg;
+    switch (smtp_parse_path_args(c->arg, c->arg_len, true, &a)) {
+    case PATH_ARGS_NO_KEYWORD: reply(s, REPLY_RCPT_SYNTAX); return;
+    case PATH_ARGS_BAD_ADDRESS:
+        log_rcpt_refused(s, raw, REPLY_RCPT_INVALID, "syntax");
+        reply(s, REPLY_RCPT_INVALID);
+        return;
+    case PATH_ARGS_BAD_PARAM: reply(s, REPLY_PARAM_SYNTAX); return;
+    case PATH_ARGS_OK: break;
+    }
+    const struct mailbox *mb = &a.mailbox;
+    if (a.nparams > 0) {
+        reply(s, REPLY_PARAM_UNKNOWN);
+        return;
+    }
+    if (mb->utf8 && !s->msg->smtputf8) {
+        log_rcpt_refused(s, mb->addr, REPLY_NEEDS_SMTPUTF8, "utf8_without_smtputf8");
+        reply(s, REPLY_NEEDS_SMTPUTF8);
+        return;
+    }
+    if (s->msg->nrcpts >= s->srv->cfg->max_recipients) {
+        log_rcpt_refused(s, mb->addr, REPLY_TOO_MANY_RCPTS, "max_recipients");
+        reply(s, REPLY_TOO_MANY_RCPTS);
+        return;
+    }
+    struct rcpt_verdict v;
+    policy_check_rcpt(s->srv->policy, mb, s->may_relay, &v);
+    if (v.kind == RCPT_REFUSED) {
+        log_rcpt_refused(s, mb->addr, v.reply, v.reason);
+        reply(s, v.reply, v.moved_to);
+        return;
+    }
+    struct msg_rcpt r = {.remote = v.kind == RCPT_RELAY};
+    snprintf(r.addr, sizeof r.addr, "%s", mb->addr);
+    snprintf(r.local, sizeof r.local, "%s", v.local);
+    snprintf(r.domain, sizeof r.domain, "%s", v.domain);
+    bool duplicate = !r.remote && message_has_mailbox(s->msg, r.local, r.domain);
+    if (!duplicate && !message_add_rcpt(s->msg, &r)) {
+        reply(s, REPLY_LOCAL_ERROR);
+        return;
+    }
+    s->state = ST_RCPT;
+    reply(s, v.reply);
+}
+
+static void cmd_data(struct session *s, const struct smtp_command *c)
+{
+    if (c->arg_len) {
+        reply(s, REPLY_SYNTAX_ARGS);
+        return;
+    }
+    if (s->state == ST_MAIL) {
+        reply(s, REPLY_NO_VALID_RCPTS);
+        return;
+    }
+    data_reader_init(&s->data, s->srv->cfg->max_message_size);
+    s->state = ST_DATA;
+    set_timeouts(s);
+    reply(s, REPLY_START_DATA);
+}
+
+static void cmd_rset(struct session *s, const struct smtp_command *c)
+{
+    if (c->arg_len) {
+        reply(s, REPLY_SYNTAX_ARGS);
+        return;
+    }
+    reset_transaction(s);
+    reply(s, REPLY_OK);
+}
+
+static void cmd_noop(struct session *s, const struct smtp_command *c)
+{
+    (void)c;
+    reply(s, REPLY_OK);
+}
+
+static void cmd_quit(struct session *s, const struct smtp_command *c)
+{
+    if (c->arg_len) {
+        reply(s, REPLY_SYNTAX_ARGS);
+        return;
+    }
+    reply(s, REPLY_BYE);
+    close_after_flush(s);
+}
+
+static void cmd_vrfy(struct session *s, const struct smtp_command *c)
+{
+    reply(s, c->arg_len ? REPLY_VRFY_CANNOT : REPLY_SYNTAX_ARGS);
+}
+
+static void cmd_help(struct session *s, const struct smtp_command *c)
+{
+    (void)c;
+    reply(s, REPLY_HELP);
+}
+
+static void cmd_not_implemented(struct session *s, const struct smtp_command *c)
+{
+    (void)c;
+    reply(s, REPLY_NOT_IMPLEMENTED);
+}
+
+#define IN(st) (1u << (st))
+#define ANY (IN(ST_FRESH) | IN(ST_READY) | IN(ST_MAIL) | IN(ST_RCPT))
+
+/* The command table: which states allow each verb, and what runs it. */
+static const struct {
+    enum smtp_verb verb;
+    unsigned states;
+    void (*run)(struct session *s, const struct smtp_command *c);
+} commands[] = {
+    {VERB_EHLO, ANY, cmd_helo},
+    {VERB_HELO, ANY, cmd_helo},
+    {VERB_MAIL, IN(ST_READY) | IN(ST_MAIL) | IN(ST_RCPT), cmd_mail},
+    {VERB_RCPT, IN(ST_MAIL) | IN(ST_RCPT), cmd_rcpt},
+    {VERB_DATA, IN(ST_MAIL) | IN(ST_RCPT), cmd_data},
+    {VERB_RSET, ANY, cmd_rset},
+    {VERB_NOOP, ANY, cmd_noop},
+    {VERB_QUIT, ANY, cmd_quit},
+    {VERB_VRFY, ANY, cmd_vrfy},
+    {VERB_HELP, ANY, cmd_help},
+    {VERB_EXPN, ANY, cmd_not_implemented},
+    {VERB_TURN, ANY, cmd_not_implemented},
+    {VERB_ETRN, ANY, cmd_not_implemented},
+    {VERB_BDAT, ANY, cmd_not_implemented},
+    {VERB_STARTTLS, ANY, cmd_not_implemented},
+    {VERB_AUTH, ANY, cmd_not_implemented},
+};
+
+/* Dispatches one complete command line. */
+static void run_command(struct session *s, const char *line, size_t len)
+{
+    struct smtp_command c;
+    smtp_parse_command(line, len, &c);
+    if (!s->srv->cfg->accept_mail && c.verb != VERB_QUIT) { /* RFC 7504 */
+        reply(s, REPLY_HOST_NO_MAIL);
+        return;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+        if (commands[i].verb != c.verb)
+            continue;
+        if (!(commands[i].states & IN(s->state)))
+            reply(s, REPLY_BAD_SEQUENCE);
+        else
+            commands[i].run(s, &c);
+        return;
+    }
+    reply(s, REPLY_UNKNOWN_COMMAND);
+}
+
+/* ---------- input ---------- */
+
+/* Takes the next command line from in; false when no complete line is there yet. */
+static bool next_command(struct session *s, struct evbuffer *in)
+{
+    size_t eol_len = 0, max = s->srv->cfg->max_command_line;
+    struct evbuffer_ptr eol = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_CRLF);
+    if (eol.pos < 0) {
+        size_t have = evbuffer_get_length(in);
+        if (have + 2 > max) { /* already too long: drop it, stay in sync with the next line */
+            evbuffer_drain(in, have);
+            s->skipping = true;
+        }
+        return false;
+    }
+    size_t len = (size_t)eol.pos;
+    if (s->skipping || len + 2 > max) {
+        evbuffer_drain(in, len + eol_len);
+        s->skipping = false;
+        reply(s, REPLY_LINE_TOO_LONG);
+        return true;
+    }
+    evbuffer_remove(in, s->line, len);
+    evbuffer_drain(in, eol_len);
+    s->line[len] = '\0';
+    if (memchr(s->line, '\0', len))
+        reply(s, REPLY_NUL_IN_COMMAND);
+    else
+        run_command(s, s->line, len);
+    return true;
+}
+
+/* Feeds buffered DATA bytes to the body reader; false when the buffer is empty. */
+static bool next_data(struct session *s, struct evbuffer *in)
+{
+    struct evbuffer_iovec v;
+    if (evbuffer_peek(in, -1, NULL, &v, 1) < 1 || v.iov_len == 0)
+        return false;
+    bool done;
+    size_t used = data_reader_feed(&s->data, v.iov_base, v.iov_len, body_sink, s->msg, &done);
+    evbuffer_drain(in, used);
+    if (done)
+        finish_data(s);
+    return true;
+}
+
+/* Works through buffered input in order until it runs out or the session must wait. */
+static void process_input(struct session *s)
+{
+    struct evbuffer *in = bufferevent_get_input(s->bev);
+    while (!s->closing && s->state != ST_COMMIT) {
+        if (s->srv->shutting_down && (s->state == ST_FRESH || s->state == ST_READY)) {
+            reply(s, REPLY_SHUTDOWN);
+            close_after_flush(s);
+            return;
+        }
+        if (evbuffer_get_length(bufferevent_get_output(s->bev)) > OUTPUT_HIGH) {
+            s->output_paused = true;
+            return;
+        }
+        if (!(s->state == ST_DATA ? next_data(s, in) : next_command(s, in)))
+            return;
+    }
+}
+
+static void on_read(struct bufferevent *bev, void *arg)
+{
+    (void)bev;
+    process_input(arg);
+}
+
+static void on_write(struct bufferevent *bev, void *arg)
+{
+    struct session *s = arg;
+    if (s->closing) {
+        if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+            session_destroy(s);
+        return;
+    }
+    if (s->output_paused && evbuffer_get_length(bufferevent_get_output(bev)) <= OUTPUT_LOW) {
+        s->output_paused = false;
+        process_input(s);
+    }
+}
+
+static void on_event(struct bufferevent *bev, short what, void *arg)
+{
+    (void)bev;
+    struct session *s = arg;
+    if ((what & BEV_EVENT_TIMEOUT) && !s->closing) {
+        log_info("event=timeout session=%s client=%s state=%d", s->id, s->peer_ip, s->state);
+        if (s->state != ST_COMMIT)
+            reset_transaction(s);
+        reply(s, REPLY_TIMEOUT);
+        s->closing = true;
+        bufferevent_disable(s->bev, EV_READ);
+        /* a client that reads nothing cannot get the 421: give up on it */
+        if ((what & BEV_EVENT_WRITING) || evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
+            session_destroy(s);
+        else
+            bufferevent_enable(s->bev, EV_WRITE);
+        return;
+    }
+    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
+        if (s->state == ST_DATA)
+            log_info("event=lost_during_data session=%s client=%s", s->id, s->peer_ip);
+        session_destroy(s);
+    }
+}
+
+/* ---------- start and shutdown ---------- */
+
+/* How many counted sessions come from the same address as s. */
+static unsigned sessions_from(struct server *srv, const char *ip)
+{
+    unsigned n = 0;
+    for (struct session *o = srv->sessions; o; o = o->next)
+        n += o->counted && !o->dead && strcmp(o->peer_ip, ip) == 0;
+    return n;
+}
+
+static void peer_text(const struct sockaddr *sa, char *out, size_t outsz)
+{
+    const void *a = sa->sa_family == AF_INET6 ? (const void *)&((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr
+                                              : (const void *)&((const struct sockaddr_in *)(const void *)sa)->sin_addr;
+    if (!inet_ntop(sa->sa_family, a, out, (socklen_t)outsz))
+        snprintf(out, outsz, "unknown");
+}
+
+void session_start(struct server *srv, evutil_socket_t fd, const struct sockaddr *peer, int peerlen)
+{
+    static unsigned long next_id;
+    struct session *s = calloc(1, sizeof *s);
+    const struct config *cfg = srv->cfg;
+    if (!s || !(s->line = malloc(cfg->max_command_line + 1)) ||
+        !(s->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE))) {
+        log_error("event=accept_failed error=out_of_memory");
+        if (s)
+            free(s->line);
+        free(s);
+        evutil_closesocket(fd);
+        return;
+    }
+    s->srv = srv;
+    snprintf(s->id, sizeof s->id, "%lX", ++next_id);
+    memcpy(&s->peer, peer, (size_t)peerlen < sizeof s->peer ? (size_t)peerlen : sizeof s->peer);
+    peer_text(peer, s->peer_ip, sizeof s->peer_ip);
+    s->may_relay = policy_may_relay(srv->policy, peer);
+    s->next = srv->sessions;
+    if (srv->sessions)
+        srv->sessions->prev = s;
+    srv->sessions = s;
+    srv->nsessions++;
+
+    bufferevent_setcb(s->bev, on_read, on_write, on_event, s);
+    bufferevent_setwatermark(s->bev, EV_READ, 0, INPUT_HIGH);
+    bufferevent_setwatermark(s->bev, EV_WRITE, OUTPUT_LOW, 0);
+    set_timeouts(s);
+    bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+
+    unsigned total = 0;
+    for (struct session *o = srv->sessions; o; o = o->next)
+        total += o->counted && !o->dead;
+    if (total >= cfg->max_connections || sessions_from(srv, s->peer_ip) >= cfg->max_connections_per_ip) {
+        log_info("event=connection_refused session=%s client=%s reason=limit total=%u", s->id, s->peer_ip, total);
+        reply(s, REPLY_TOO_MANY_CONNECTIONS);
+        close_after_flush(s);
+        return;
+    }
+    s->counted = true;
+    log_info("event=connect session=%s client=%s", s->id, s->peer_ip);
+    if (!cfg->accept_mail)
+        reply(s, REPLY_HOST_NO_MAIL_GREETING, cfg->hostname);
+    else
+        reply(s, REPLY_GREETING, cfg->hostname);
+}
+
+void session_shutdown_all(struct server *srv, bool force)
+{
+    struct session *next;
+    for (struct session *s = srv->sessions; s; s = next) {
+        next = s->next; /* s may be freed below */
+        if (s->dead || s->closing || s->state == ST_COMMIT)
+            continue;
+        if (force || s->state == ST_FRESH || s->state == ST_READY) {
+            if (s->state != ST_FRESH && s->state != ST_READY)
+                log_info("event=shutdown_abort session=%s client=%s", s->id, s->peer_ip);
+            reply(s, REPLY_SHUTDOWN);
+            close_after_flush(s);
+        }
+    }
+}

@@ -1,0 +1,115 @@
+/* spool.c - queue file writer. Format (text header, LF line endings):
+ *   POSTERN-QUEUE 1
+ *   id <qid> / sender <addr> / smtputf8 0|1 / body8bit 0|1 / rcpt <addr> (one per recipient)
+ *   message <octets>
+ *   <headers + body>
+ *   END <octets>
+ * The reader (outbound relay) trusts a file only with a matching END record. */
+#include "spool.h"
+
+#include <errno.h>
+#include <event2/buffer.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int spool_prepare(const char *spool_dir)
+{
+    char path[PATH_MAX];
+    if (mkdir(spool_dir, 0700) < 0 && errno != EEXIST)
+        return -1;
+    snprintf(path, sizeof path, "%s/tmp", spool_dir);
+    if (mkdir(path, 0700) < 0 && errno != EEXIST)
+        return -1;
+    snprintf(path, sizeof path, "%s/queue", spool_dir);
+    if (mkdir(path, 0700) < 0 && errno != EEXIST)
+        return -1;
+    return 0;
+}
+
+static void fail(struct message *m, const char *what, const char *path)
+{
+    m->status = (errno == ENOSPC || errno == EDQUOT) ? COMMIT_NOSPACE : COMMIT_TEMPFAIL;
+    snprintf(m->error, sizeof m->error, "%s %s: %s", what, path, strerror(errno));
+}
+
+/* Writes the whole evbuffer (left intact) to fd. */
+static int write_all(int fd, struct evbuffer *b)
+{
+    struct evbuffer_ptr pos;
+    evbuffer_ptr_set(b, &pos, 0, EVBUFFER_PTR_SET);
+    struct evbuffer_iovec v;
+    while (evbuffer_peek(b, -1, &pos, &v, 1) > 0 && v.iov_len > 0) {
+        const char *p = v.iov_base;
+        size_t left = v.iov_len;
+        while (left) {
+            ssize_t w = write(fd, p, left);
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w < 0)
+                return -1;
+            p += w, left -= (size_t)w;
+        }
+        evbuffer_ptr_set(b, &pos, v.iov_len, EVBUFFER_PTR_ADD);
+    }
+    return 0;
+}
+
+void spool_write(struct message *m)
+{
+    if (m->nrcpts == m->nlocal)
+        return;
+    char tmp[PATH_MAX], final[PATH_MAX], qdir[PATH_MAX];
+    snprintf(tmp, sizeof tmp, "%s/tmp/%s", m->spool_dir, m->qid);
+    snprintf(qdir, sizeof qdir, "%s/queue", m->spool_dir);
+    snprintf(final, sizeof final, "%s/%s", qdir, m->qid);
+    struct evbuffer *env = evbuffer_new();
+    if (!env) {
+        errno = ENOMEM;
+        fail(m, "cannot build envelope for", tmp);
+        return;
+    }
+    size_t size = evbuffer_get_length(m->headers) + evbuffer_get_length(m->body);
+    evbuffer_add_printf(env, "POSTERN-QUEUE %d\nid %s\nsender %s\nsmtputf8 %d\nbody8bit %d\n", SPOOL_FORMAT_VERSION,
+                        m->qid, m->sender, m->smtputf8, m->body_8bit);
+    for (size_t i = 0; i < m->nrcpts; i++)
+        if (m->rcpts[i].remote)
+            evbuffer_add_printf(env, "rcpt %s\n", m->rcpts[i].addr);
+    evbuffer_add_printf(env, "message %zu\n", size);
+    struct evbuffer *end = evbuffer_new();
+    if (end)
+        evbuffer_add_printf(end, "END %zu\n", size);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        fail(m, "cannot create", tmp);
+    } else if (!end || write_all(fd, env) < 0 || write_all(fd, m->headers) < 0 || write_all(fd, m->body) < 0 ||
+               write_all(fd, end) < 0 || fsync(fd) < 0) {
+        fail(m, "cannot write", tmp);
+        close(fd);
+        unlink(tmp);
+    } else if (close(fd) < 0 || rename(tmp, final) < 0) {
+        fail(m, "cannot commit", final);
+        unlink(tmp);
+    } else {
+        int dfd = open(qdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd < 0 || fsync(dfd) < 0) {
+            fail(m, "cannot fsync", qdir);
+            unlink(final);
+        }
+        if (dfd >= 0)
+            close(dfd);
+    }
+    evbuffer_free(env);
+    if (end)
+        evbuffer_free(end);
+}
+
+void spool_remove(const struct message *m)
+{
+    char final[PATH_MAX];
+    snprintf(final, sizeof final, "%s/queue/%s", m->spool_dir, m->qid);
+    unlink(final);
+}

@@ -1,0 +1,21 @@
+/* spool.h - the durable queue for mail to other domains (blocking: disk threads only).
+ * A queue file is <spool_dir>/queue/<qid>: a versioned envelope, the message, and an END record
+ * with the message length, so a torn file is recognisable. Written to tmp/, fsynced, renamed,
+ * and the queue directory fsynced before the message counts as accepted. */
+#ifndef POSTERN_SPOOL_H
+#define POSTERN_SPOOL_H
+
+#include "message.h"
+
+#define SPOOL_FORMAT_VERSION 1
+
+/* Creates spool_dir/{tmp,queue} when missing; returns 0 or -1 with errno set. */
+int spool_prepare(const char *spool_dir);
+
+/* Writes the queue file for m's remote recipients (none: does nothing). Sets m->status/error. */
+void spool_write(struct message *m);
+
+/* Removes the queue file of m again (used when a later step of the commit failed). */
+void spool_remove(const struct message *m);
+
+#endif

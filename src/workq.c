@@ -1,0 +1,136 @@
+/* workq.c - mutex+condition job queue feeding a thread pool; finished jobs are handed back to the
+ * loop through one libevent event made active from the worker thread (thread-safe with evthread). */
+#include "workq.h"
+
+#include <event2/event.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+
+#include "log.h"
+
+struct job {
+    workq_fn work, done;
+    void *arg;
+    struct job *next;
+};
+
+struct joblist {
+    struct job *head, *tail;
+};
+
+struct workq {
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    struct joblist todo, finished;
+    bool stopping;
+    unsigned nthreads;
+    pthread_t *threads;
+    struct event *done_ev;
+};
+
+static void push(struct joblist *l, struct job *j)
+{
+    j->next = NULL;
+    if (l->tail)
+        l->tail->next = j;
+    else
+        l->head = j;
+    l->tail = j;
+}
+
+static void *worker_main(void *arg)
+{
+    struct workq *q = arg;
+    pthread_mutex_lock(&q->lock);
+    for (;;) {
+        while (!q->todo.head && !q->stopping)
+            pthread_cond_wait(&q->wake, &q->lock);
+        struct job *j = q->todo.head;
+        if (!j)
+            break; /* stopping and nothing left */
+        q->todo.head = j->next;
+        if (!q->todo.head)
+            q->todo.tail = NULL;
+        pthread_mutex_unlock(&q->lock);
+        j->work(j->arg);
+        pthread_mutex_lock(&q->lock);
+        push(&q->finished, j);
+        event_active(q->done_ev, EV_READ, 0);
+    }
+    pthread_mutex_unlock(&q->lock);
+    return NULL;
+}
+
+/* Loop thread: runs the done callbacks of every finished job, in completion order. */
+static void run_finished(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    struct workq *q = arg;
+    pthread_mutex_lock(&q->lock);
+    struct job *j = q->finished.head;
+    q->finished.head = q->finished.tail = NULL;
+    pthread_mutex_unlock(&q->lock);
+    while (j) {
+        struct job *next = j->next;
+        j->done(j->arg);
+        free(j);
+        j = next;
+    }
+}
+
+struct workq *workq_new(struct event_base *base, unsigned nthreads)
+{
+    struct workq *q = calloc(1, sizeof *q);
+    if (!q)
+        return NULL;
+    pthread_mutex_init(&q->lock, NULL);
+    pthread_cond_init(&q->wake, NULL);
+    q->done_ev = event_new(base, -1, 0, run_finished, q);
+    q->threads = calloc(nthreads, sizeof *q->threads);
+    for (unsigned i = 0; i < nthreads; i++) {
+        if (pthread_create(&q->threads[i], NULL, worker_main, q) != 0) {
+            log_error("event=thread_start_failed threads=%u", i);
+            break;
+        }
+        q->nthreads++;
+    }
+    if (q->nthreads == 0) {
+        workq_free(q);
+        return NULL;
+    }
+    return q;
+}
+
+void workq_submit(struct workq *q, workq_fn work, workq_fn done, void *arg)
+{
+    struct job *j = malloc(sizeof *j);
+    if (!j) { /* out of memory: do the work inline rather than lose it */
+        work(arg);
+        done(arg);
+        return;
+    }
+    j->work = work;
+    j->done = done;
+    j->arg = arg;
+    pthread_mutex_lock(&q->lock);
+    push(&q->todo, j);
+    pthread_cond_signal(&q->wake);
+    pthread_mutex_unlock(&q->lock);
+}
+
+void workq_free(struct workq *q)
+{
+    pthread_mutex_lock(&q->lock);
+    q->stopping = true;
+    pthread_cond_broadcast(&q->wake);
+    pthread_mutex_unlock(&q->lock);
+    for (unsigned i = 0; i < q->nthreads; i++)
+        pthread_join(q->threads[i], NULL);
+    run_finished(-1, 0, q);
+    event_free(q->done_ev);
+    pthread_cond_destroy(&q->wake);
+    pthread_mutex_destroy(&q->lock);
+    free(q->threads);
+    free(q);
+}
