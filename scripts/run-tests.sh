@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Runs every test suite and ends with one line "N passed, N failed".
+#   1. cmocka unit tests, normal build and ASan+UBSan build
+#   2. black-box pytest suite against build/postern
+#   3. the same pytest suite against the ASan+UBSan server build (any sanitizer report fails a test)
+# Set PYTEST_ARGS to pass options (e.g. -k smuggling) to both pytest runs.
+set -u
+cd "$(dirname "$0")/.."
+PY=/usr/bin/python3
+passed=0
+failed=0
+logdir=build/test-logs
+mkdir -p "$logdir"
+
+add_counts() { # $1 = passed, $2 = failed
+    passed=$((passed + $1))
+    failed=$((failed + $2))
+}
+
+run_unit() { # $1 = binary
+    local out p f
+    out=$(ASAN_OPTIONS=detect_leaks=1 "$1" 2>&1)
+    local rc=$?
+    echo "$out" | grep -E '^\[  (PASSED|FAILED)|FAILED TEST' || true
+    p=$(echo "$out" | sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' | tail -1)
+    f=$(echo "$out" | sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' | tail -1)
+    p=${p:-0}
+    f=${f:-0}
+    if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+        echo "$out" | tail -20
+        f=1 # crashed or sanitizer report
+    fi
+    echo "unit $1: $p passed, $f failed"
+    add_counts "$p" "$f"
+}
+
+run_pytest() { # $1 = label, $2 = server binary
+    local log="$logdir/pytest-$1.log"
+    POSTERN_BIN="$2" $PY -m pytest -q -p no:cacheprovider tests/integration ${PYTEST_ARGS:-} >"$log" 2>&1
+    local rc=$?
+    tail -25 "$log" | grep -vE '^\s*$' | tail -15
+    local summary p f e
+    summary=$(grep -E '[0-9]+ (passed|failed|error)' "$log" | tail -1)
+    p=$(echo "$summary" | grep -oE '[0-9]+ passed' | grep -oE '[0-9]+')
+    f=$(echo "$summary" | grep -oE '[0-9]+ failed' | grep -oE '[0-9]+')
+    e=$(echo "$summary" | grep -oE '[0-9]+ error' | grep -oE '[0-9]+')
+    p=${p:-0}
+    f=$(( ${f:-0} + ${e:-0} ))
+    if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+        f=1 # pytest itself failed (collection error, no tests...)
+    fi
+    echo "pytest ($1): $p passed, $f failed (log: $log)"
+    add_counts "$p" "$f"
+}
+
+echo "== unit tests =="
+for t in build/unit/test_*; do run_unit "$t"; done
+echo "== unit tests (ASan+UBSan) =="
+for t in build/asan/unit/test_*; do run_unit "$t"; done
+echo "== black-box tests =="
+run_pytest release build/postern
+echo "== black-box tests against the ASan+UBSan server =="
+run_pytest asan build/asan/postern
+
+echo
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,184 @@
+"""Black-box test harness: starts the real postern binary on a free loopback port with a
+temporary configuration, talks SMTP to it over real sockets, and stops it by PID.
+
+Every server started here is stopped with SIGTERM and must exit 0; its log must hold no
+sanitizer report (the same suite runs against the ASan+UBSan build)."""
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(os.environ.get("POSTERN_BIN", REPO / "build" / "postern")).resolve()
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "runtime error:", "ERROR: LeakSanitizer")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """One postern process with its own directory, config and tables."""
+
+    def __init__(self, root: Path, **overrides):
+        self.root = root
+        self.port = free_port()
+        self.mail_dir = root / "mail"
+        self.spool_dir = root / "spool"
+        (root / "recipients").write_text(
+            "alice@example.test\nbob@example.test\nj\u00f6rg@example.test\n@catchall.test\n", encoding="utf-8")
+        (root / "moved").write_text("carol@example.test carol@new.example\n")
+        conf = {
+            "hostname": "mx.example.test",
+            "listen": f"127.0.0.1:{self.port}",
+            "mail_dir": str(self.mail_dir),
+            "spool_dir": str(self.spool_dir),
+            "local_domains": "example.test, catchall.test, localhost",
+            "recipients": str(root / "recipients"),
+            "moved": str(root / "moved"),
+            "null_mx_domains": "nullmx.test",
+            "shutdown_grace": "2s",
+            "log_level": "debug",
+        }
+        conf.update({k: str(v) for k, v in overrides.items()})
+        self.conf_path = root / "postern.conf"
+        self.conf_path.write_text("".join(f"{k} = {v}\n" for k, v in conf.items()))
+        self.log_path = root / "postern.log"
+        self.proc = None
+
+    def start(self):
+        self.log = open(self.log_path, "wb")
+        env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1:abort_on_error=0")
+        self.proc = subprocess.Popen([str(BIN), "-c", str(self.conf_path)], stdout=self.log,
+                                     stderr=subprocess.STDOUT, env=env)
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("postern exited at start:\n" + self.log_text())
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return self
+            except OSError:
+                time.sleep(0.02)
+        raise RuntimeError("postern did not listen:\n" + self.log_text())
+
+    def stop(self, expect_code=0):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise AssertionError("postern did not stop on SIGTERM")
+        self.log.close()
+        text = self.log_text()
+        for mark in SANITIZER_MARKS:
+            assert mark not in text, "sanitizer report in server log:\n" + text[-4000:]
+        assert self.proc.returncode == expect_code, f"exit code {self.proc.returncode}:\n{text[-2000:]}"
+
+    def log_text(self):
+        return self.log_path.read_text(errors="replace")
+
+    def maildir_files(self, address):
+        local, domain = address.rsplit("@", 1)
+        new = self.mail_dir / domain.lower() / local / "new"
+        return sorted(new.iterdir()) if new.is_dir() else []
+
+    def all_delivered(self):
+        return sorted(self.mail_dir.glob("*/*/new/*"))
+
+    def connect(self, greet=True):
+        c = Client(self.port)
+        if greet:
+            code, _ = c.reply()
+            assert code == 220
+        return c
+
+
+class Client:
+    """A raw SMTP client: sends exact bytes, reads exact replies."""
+
+    def __init__(self, port, host="127.0.0.1"):
+        self.sock = socket.create_connection((host, port), timeout=10)
+        self.buf = b""
+
+    def send(self, data):
+        if isinstance(data, str):
+            data = data.encode()
+        self.sock.sendall(data)
+
+    def _line(self):
+        while b"\r\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("connection closed; pending: %r" % self.buf)
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line.decode("utf-8", "replace")
+
+    def reply(self):
+        """Reads one (possibly multi-line) reply: (code, [text lines])."""
+        lines = []
+        while True:
+            line = self._line()
+            assert len(line) >= 3 and line[:3].isdigit(), f"malformed reply line {line!r}"
+            lines.append(line[4:])
+            if len(line) == 3 or line[3] == " ":
+                return int(line[:3]), lines
+
+    def cmd(self, line):
+        self.send(line + "\r\n")
+        return self.reply()
+
+    def expect(self, line, code, text=None):
+        got, lines = self.cmd(line)
+        assert got == code, f"{line!r}: got {got} {lines}, expected {code}"
+        if text is not None:
+            assert text in lines[-1], f"{line!r}: {lines[-1]!r} lacks {text!r}"
+        return lines
+
+    def closed(self, timeout=5):
+        """True when the server closed the connection (EOF) within timeout."""
+        self.sock.settimeout(timeout)
+        try:
+            while True:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    return True
+                self.buf += chunk
+        except (socket.timeout, TimeoutError):
+            return False
+        except ConnectionResetError:
+            return True
+
+    def close(self):
+        self.sock.close()
+
+
+@pytest.fixture
+def make_server(tmp_path):
+    """Factory: make_server(**config overrides) -> started Server; all are stopped at teardown."""
+    servers = []
+
+    def factory(**overrides):
+        root = tmp_path / f"srv{len(servers)}"
+        root.mkdir()
+        srv = Server(root, **overrides).start()
+        servers.append(srv)
+        return srv
+
+    yield factory
+    for srv in servers:
+        srv.stop()
+
+
+@pytest.fixture
+def server(make_server):
+    return make_server()

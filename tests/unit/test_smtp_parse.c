@@ -1,0 +1,126 @@
+/* Unit tests for the command line parser and MAIL/RCPT argument parser. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "smtp_parse.h"
+
+static void cmd(const char *line, enum smtp_verb verb, const char *arg)
+{
+    struct smtp_command c;
+    smtp_parse_command(line, strlen(line), &c);
+    if (c.verb != verb)
+        fail_msg("'%s': verb %d, expected %d", line, c.verb, verb);
+    if (strlen(arg) != c.arg_len || memcmp(c.arg, arg, c.arg_len) != 0)
+        fail_msg("'%s': arg '%.*s', expected '%s'", line, (int)c.arg_len, c.arg, arg);
+}
+
+static void test_verbs(void **state)
+{
+    (void)state;
+    cmd("EHLO client.example", VERB_EHLO, "client.example");
+    cmd("ehlo client.example", VERB_EHLO, "client.example");
+    cmd("HeLo x", VERB_HELO, "x");
+    cmd("MAIL FROM:<a@b>", VERB_MAIL, "FROM:<a@b>");
+    cmd("RCPT TO:<a@b> ", VERB_RCPT, "TO:<a@b>");
+    cmd("DATA", VERB_DATA, "");
+    cmd("data", VERB_DATA, "");
+    cmd("RSET", VERB_RSET, "");
+    cmd("NOOP anything", VERB_NOOP, "anything");
+    cmd("QUIT", VERB_QUIT, "");
+    cmd("VRFY alice", VERB_VRFY, "alice");
+    cmd("HELP", VERB_HELP, "");
+    cmd("EXPN list", VERB_EXPN, "list");
+    cmd("STARTTLS", VERB_STARTTLS, "");
+    cmd("GET / HTTP/1.1", VERB_UNKNOWN, "/ HTTP/1.1");
+    cmd("MAILX FROM:<a@b>", VERB_UNKNOWN, "FROM:<a@b>");
+    cmd("", VERB_UNKNOWN, "");
+    cmd("DAT", VERB_UNKNOWN, "");
+    cmd(" DATA", VERB_UNKNOWN, "DATA");
+}
+
+static enum path_args_result args(const char *arg, bool rcpt, struct path_args *out)
+{
+    return smtp_parse_path_args(arg, strlen(arg), rcpt, out);
+}
+
+static void test_mail_args(void **state)
+{
+    (void)state;
+    struct path_args a;
+    assert_int_equal(args("FROM:<a@example.com>", false, &a), PATH_ARGS_OK);
+    assert_string_equal(a.mailbox.addr, "a@example.com");
+    assert_int_equal(a.nparams, 0);
+    assert_int_equal(args("from:<>", false, &a), PATH_ARGS_OK);
+    assert_true(a.mailbox.is_null);
+    assert_int_equal(args("FROM: <a@example.com>", false, &a), PATH_ARGS_OK);
+    assert_int_equal(args("FROM:<a@example.com> SIZE=1000 BODY=8BITMIME SMTPUTF8", false, &a), PATH_ARGS_OK);
+    assert_int_equal(a.nparams, 3);
+    const struct esmtp_param *p = esmtp_param_find(&a, "size");
+    assert_non_null(p);
+    assert_int_equal(p->value_len, 4);
+    assert_memory_equal(p->value, "1000", 4);
+    p = esmtp_param_find(&a, "SMTPUTF8");
+    assert_non_null(p);
+    assert_null(p->value);
+    assert_null(esmtp_param_find(&a, "RET"));
+    assert_int_equal(args("FROM:", false, &a), PATH_ARGS_NO_KEYWORD);
+    assert_int_equal(args("", false, &a), PATH_ARGS_NO_KEYWORD);
+    assert_int_equal(args("TO:<a@b>", false, &a), PATH_ARGS_NO_KEYWORD);
+    assert_int_equal(args("FROM:a@example.com", false, &a), PATH_ARGS_BAD_ADDRESS);
+    assert_int_equal(args("FROM:<a@@example.com>", false, &a), PATH_ARGS_BAD_ADDRESS);
+    assert_int_equal(args("FROM:<a@example.com>SIZE=1", false, &a), PATH_ARGS_BAD_ADDRESS);
+}
+
+static void test_malformed_params(void **state)
+{
+    (void)state;
+    struct path_args a;
+    const char *bad[] = {
+        "FROM:<a@b> =", "FROM:<a@b> \"", "FROM:<a@b> A\"=", "FROM:<a@b> SIZE=", "FROM:<a@b> SIZE==1",
+        "FROM:<a@b> -X", "FROM:<a@b> SIZE=1 SIZE=2", "FROM:<a@b> X=a=b", "FROM:<a@b> X=\x01",
+        "FROM:<a@b> K\xc3\xa9=1",
+        "FROM:<a@b> A B C D E F G H I J K L M N O P Q", /* 17 parameters */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        if (args(bad[i], false, &a) != PATH_ARGS_BAD_PARAM)
+            fail_msg("'%s' was not refused as a bad parameter", bad[i]);
+}
+
+static void test_rcpt_args(void **state)
+{
+    (void)state;
+    struct path_args a;
+    assert_int_equal(args("TO:<b@example.com>", true, &a), PATH_ARGS_OK);
+    assert_int_equal(args("to:<Postmaster>", true, &a), PATH_ARGS_OK);
+    assert_true(a.mailbox.is_postmaster);
+    assert_int_equal(args("TO:<>", true, &a), PATH_ARGS_BAD_ADDRESS);
+    assert_int_equal(args("TO:<b@example.com> NOTIFY=NEVER", true, &a), PATH_ARGS_OK);
+    assert_int_equal(a.nparams, 1);
+    assert_int_equal(args("FROM:<b@example.com>", true, &a), PATH_ARGS_NO_KEYWORD);
+    assert_int_equal(args("TO:<`reboot`@example.com>", true, &a), PATH_ARGS_OK); /* ` is atext; paths encode it */
+    assert_int_equal(args("TO:<a@$(reboot)>", true, &a), PATH_ARGS_BAD_ADDRESS);
+}
+
+static void test_helo_arg(void **state)
+{
+    (void)state;
+    assert_true(smtp_helo_arg_valid("client.example", 14));
+    assert_true(smtp_helo_arg_valid("[127.0.0.1]", 11));
+    assert_false(smtp_helo_arg_valid("two words", 9));
+    assert_false(smtp_helo_arg_valid("", 0));
+    assert_false(smtp_helo_arg_valid("bad\x01", 4));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_verbs),     cmocka_unit_test(test_mail_args), cmocka_unit_test(test_malformed_params),
+        cmocka_unit_test(test_rcpt_args), cmocka_unit_test(test_helo_arg),
+    };
+    return cmocka_run_group_tests_name("smtp_parse", tests, NULL, NULL);
+}
