@@ -1,0 +1,168 @@
+"""Configuration errors name file, line and key; check-config; SIGTERM handling; README coverage."""
+import re
+import signal
+import subprocess
+import time
+
+from conftest import BIN, REPO, Server, free_port
+
+
+def check_config(path):
+    return subprocess.run([str(BIN), "check-config", "-c", str(path)], capture_output=True, text=True, timeout=10)
+
+
+def write_conf(tmp_path, text):
+    p = tmp_path / "bad.conf"
+    p.write_text(text)
+    return p
+
+
+def test_check_config_ok_for_shipped_config():
+    out = subprocess.run([str(BIN), "check-config", "-c", "etc/postern.conf"], cwd=REPO, capture_output=True,
+                         text=True, timeout=10)
+    assert out.returncode == 0, out.stderr
+    assert "ok" in out.stdout
+
+
+def test_unknown_key_names_file_line_key(tmp_path):
+    p = write_conf(tmp_path, "# comment\nhostname = mx.example.test\n\nlisen = 127.0.0.1:2525\n")
+    out = check_config(p)
+    assert out.returncode != 0
+    assert f"{p}:4: lisen: unknown key" in out.stderr
+
+
+def test_bad_values_all_reported(tmp_path):
+    p = write_conf(tmp_path, "max_recipients = lots\nlisten = localhost\naccept_mail = maybe\n"
+                             "relay_networks = 10.0.0.0/33\nmax_message_size = 12Q\nlocal_domains = bad_domain!\n"
+                             "max_recipients = 5\nthis is not a key value line\n")
+    out = check_config(p)
+    assert out.returncode != 0
+    for line, key in [(1, "max_recipients"), (2, "listen"), (3, "accept_mail"), (4, "relay_networks"),
+                      (5, "max_message_size"), (6, "local_domains"), (7, "max_recipients")]:
+        assert f"{p}:{line}: {key}:" in out.stderr, out.stderr
+    assert f"{p}:8:" in out.stderr
+
+
+def test_unreadable_table_names_config_line_and_key(tmp_path):
+    p = write_conf(tmp_path, "local_domains = example.test\n\nrecipients = /nonexistent/recipients\n")
+    out = check_config(p)
+    assert out.returncode != 0
+    assert f"{p}:3: recipients: cannot read table /nonexistent/recipients" in out.stderr
+
+
+def test_table_syntax_error_names_table_line(tmp_path):
+    t = tmp_path / "rcpts"
+    t.write_text("alice@example.test\n# fine\nnot an address\nbob@@example.test\nzed@other.test\n")
+    p = write_conf(tmp_path, f"local_domains = example.test\nrecipients = {t}\n")
+    out = check_config(p)
+    assert out.returncode != 0
+    assert f"{t}:3: recipients:" in out.stderr
+    assert f"{t}:4: recipients: invalid address" in out.stderr
+    assert f"{t}:5: recipients: domain is not in local_domains" in out.stderr
+
+
+def test_server_refuses_to_start_on_bad_config(tmp_path):
+    p = write_conf(tmp_path, "max_errors = 0\n")
+    out = subprocess.run([str(BIN), "-c", str(p)], capture_output=True, text=True, timeout=10)
+    assert out.returncode == 1
+    assert f"{p}:1: max_errors: value out of range" in out.stderr
+
+
+def test_missing_config_file(tmp_path):
+    out = subprocess.run([str(BIN), "-c", str(tmp_path / "nope.conf")], capture_output=True, text=True, timeout=10)
+    assert out.returncode == 1 and "nope.conf: cannot read" in out.stderr
+
+
+def test_port_in_use_is_a_clear_error(server, tmp_path):
+    p = write_conf(tmp_path, f"listen = 127.0.0.1:{server.port}\nmail_dir = {tmp_path}/m\nspool_dir = {tmp_path}/s\n")
+    out = subprocess.run([str(BIN), "-c", str(p)], capture_output=True, text=True, timeout=10)
+    assert out.returncode == 1
+    assert "key=listen" in out.stderr and f"127.0.0.1:{server.port}" in out.stderr
+
+
+def test_sigterm_idle_exits_zero(tmp_path):
+    srv = Server(tmp_path).start()
+    c = srv.connect()
+    c.expect("EHLO client.example", 250)
+    srv.proc.send_signal(signal.SIGTERM)
+    code, lines = c.reply()
+    assert code == 421 and "4.3.2" in lines[0]
+    srv.proc.wait(timeout=10)
+    srv.stop(expect_code=0)
+
+
+def test_sigterm_lets_transaction_in_progress_finish(tmp_path):
+    srv = Server(tmp_path, shutdown_grace="5s").start()
+    c = srv.connect()
+    c.expect("EHLO client.example", 250)
+    c.expect("MAIL FROM:<s@sender.example>", 250)
+    c.expect("RCPT TO:<alice@example.test>", 250)
+    c.expect("DATA", 354)
+    c.send(b"Subject: in flight\r\n\r\npart one\r\n")
+    srv.proc.send_signal(signal.SIGTERM)
+    time.sleep(0.3)
+    assert srv.proc.poll() is None  # still serving the transaction
+    c.send(b"part two\r\n.\r\n")
+    assert c.reply()[0] == 250
+    code, lines = c.reply()  # then the shutdown notice
+    assert code == 421 and "4.3.2" in lines[0]
+    srv.proc.wait(timeout=10)
+    srv.stop(expect_code=0)
+    assert len(srv.maildir_files("alice@example.test")) == 1
+
+
+def test_sigterm_grace_over_gives_421(tmp_path):
+    srv = Server(tmp_path, shutdown_grace="1s").start()
+    c = srv.connect()
+    c.expect("EHLO client.example", 250)
+    c.expect("MAIL FROM:<s@sender.example>", 250)
+    srv.proc.send_signal(signal.SIGTERM)
+    code, lines = c.reply()
+    assert code == 421 and "4.3.2" in lines[0]
+    srv.proc.wait(timeout=10)
+    srv.stop(expect_code=0)
+
+
+def test_readme_documents_every_config_key():
+    ref = subprocess.run([str(BIN), "config-reference"], capture_output=True, text=True, timeout=10).stdout
+    keys = [line.split()[0] for line in ref.splitlines() if line.strip()]
+    assert len(keys) >= 20
+    readme = (REPO / "README.md").read_text()
+    missing = [k for k in keys if f"`{k}`" not in readme]
+    assert missing == []
+
+
+def test_readme_reply_table_matches_catalog():
+    """Every row of src/reply.def with an enhanced code appears in the README reply table."""
+    rows = re.findall(r'^R\(\w+,\s*(\d{3}),\s*"([0-9.]*)"', (REPO / "src" / "reply.def").read_text(), re.M)
+    readme = (REPO / "README.md").read_text()
+    missing = [f"{c} {e}" for c, e in rows if e and f"| {c} | {e} |" not in readme]
+    assert missing == []
+
+
+def test_ipv6_listener(tmp_path):
+    port = free_port()
+    srv = Server(tmp_path, listen=f"[::1]:{port}")
+    srv.port = port
+    srv.proc = subprocess.Popen([str(BIN), "-c", str(srv.conf_path)], stdout=open(srv.log_path, "wb"),
+                                stderr=subprocess.STDOUT)
+    srv.log = open(srv.log_path, "ab")
+    import socket
+    deadline = time.time() + 10
+    while True:
+        try:
+            s = socket.create_connection(("::1", port), timeout=1)
+            break
+        except OSError:
+            assert time.time() < deadline
+            time.sleep(0.05)
+    assert s.recv(100).startswith(b"220 ")
+    s.sendall(b"EHLO c.example\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<alice@example.test>\r\nDATA\r\nx\r\n.\r\n")
+    data = b""
+    while data.count(b"\r\n") < 10:
+        data += s.recv(4096)
+    assert b"250 2.0.0 Ok: queued as" in data
+    s.close()
+    srv.stop()
+    text = srv.maildir_files("alice@example.test")[0].read_text()
+    assert "from c.example ([IPv6:::1])" in text

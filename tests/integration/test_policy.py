@@ -1,0 +1,144 @@
+"""Recipient and sender policy: the replies this project exists for, in their documented order."""
+import pytest
+
+
+def session(srv, sender="<s@sender.example>", smtputf8=False):
+    c = srv.connect()
+    c.expect("EHLO client.example", 250)
+    c.expect(f"MAIL FROM:{sender}" + (" SMTPUTF8" if smtputf8 else ""), 250)
+    return c
+
+
+@pytest.mark.parametrize("rcpt", [
+    "<bad@@example.test>", "<.alice@example.test>", "<alice@example..test>", "<alice@-x.test>",
+    "<alice@example.test", "alice@example.test", "<>", "<al ice@example.test>", "<alice@[300.1.1.1]>",
+    "<alice@`id`.test>", "<$(reboot)@>",
+])
+def test_invalid_recipient_553_513(server, rcpt):
+    c = session(server)
+    c.expect(f"RCPT TO:{rcpt}", 553, "5.1.3")
+
+
+@pytest.mark.parametrize("sender", ["<bad@@x.example>", "<a@b.example", "<a b@c.example>", "<@x>", "<a@>"])
+def test_invalid_sender_553_517(server, sender):
+    c = server.connect()
+    c.expect("EHLO client.example", 250)
+    c.expect(f"MAIL FROM:{sender}", 553, "5.1.7")
+
+
+def test_null_sender_is_valid(server):
+    c = session(server, "<>")
+    c.expect("RCPT TO:<alice@example.test>", 250)
+
+
+def test_utf8_needs_smtputf8(server):
+    c = server.connect()
+    c.expect("EHLO client.example", 250)
+    c.expect("MAIL FROM:<j\u00f6rg@sender.example>", 553, "5.6.7")
+    c.expect("MAIL FROM:<s@sender.example>", 250)
+    c.expect("RCPT TO:<j\u00f6rg@example.test>", 553, "5.6.7")
+
+
+def test_utf8_with_smtputf8_is_delivered(server):
+    c = session(server, "<j\u00f6rg@sender.example>", smtputf8=True)
+    c.expect("RCPT TO:<j\u00f6rg@example.test>", 250)
+    c.expect("DATA", 354)
+    c.expect("Subject: utf8\r\n\r\nhi\r\n.", 250)
+    files = server.maildir_files("j\u00f6rg@example.test")
+    assert len(files) == 1
+    text = files[0].read_text(encoding="utf-8")
+    assert "with UTF8SMTP" in text and "Return-Path: <j\u00f6rg@sender.example>" in text
+
+
+def test_null_mx_domain_556(server):
+    c = session(server)
+    c.expect("RCPT TO:<anyone@nullmx.test>", 556, "5.1.10")
+    c.expect("RCPT TO:<anyone@NULLMX.test>", 556, "5.1.10")
+
+
+def test_moved_user_551_names_new_address(server):
+    c = session(server)
+    lines = c.expect("RCPT TO:<carol@example.test>", 551, "5.1.6")
+    assert lines[-1] == "5.1.6 User not local; please try <carol@new.example>"
+    c.expect("RCPT TO:<Carol+news@Example.Test>", 551, "<carol@new.example>")
+
+
+def test_relay_denied_551_571(server):
+    c = session(server)
+    c.expect("RCPT TO:<someone@elsewhere.example>", 551, "5.7.1")
+
+
+def test_relay_allowed_from_relay_networks_goes_to_spool(make_server):
+    srv = make_server(relay_networks="127.0.0.0/8")
+    c = session(srv)
+    c.expect("RCPT TO:<someone@elsewhere.example>", 250, "2.1.5")
+    c.expect("RCPT TO:<alice@example.test>", 250)
+    c.expect("DATA", 354)
+    lines = c.expect("Subject: relay\r\n\r\nhi\r\n.", 250)
+    qid = lines[-1].split()[-1]
+    qfile = srv.spool_dir / "queue" / qid
+    text = qfile.read_text()
+    assert text.startswith("POSTERN-QUEUE 1\n")
+    assert "rcpt someone@elsewhere.example\n" in text and "alice@example.test" not in text.split("message")[0]
+    assert text.rstrip("\n").split("\n")[-1].startswith("END ")
+    assert len(srv.maildir_files("alice@example.test")) == 1
+
+
+def test_unknown_mailbox_550(server):
+    c = session(server)
+    c.expect("RCPT TO:<nobody@example.test>", 550, "5.1.1")
+
+
+def test_extension_and_case(server):
+    c = session(server)
+    c.expect("RCPT TO:<alice+tag@example.test>", 250)
+    c.expect("RCPT TO:<ALICE@EXAMPLE.TEST>", 250)  # same mailbox: delivered once
+    c.expect("RCPT TO:<nobody+alice@example.test>", 550, "5.1.1")
+    c.expect("DATA", 354)
+    c.expect("Subject: ext\r\n\r\nhi\r\n.", 250)
+    assert len(server.maildir_files("alice@example.test")) == 1
+
+
+def test_catchall_domain(server):
+    c = session(server)
+    c.expect("RCPT TO:<whoever@catchall.test>", 250)
+    c.expect("RCPT TO:<other+x@CatchAll.test>", 250)
+    c.expect("DATA", 354)
+    c.expect("hi\r\n.", 250)
+    assert len(server.maildir_files("whoever@catchall.test")) == 1
+    assert len(server.maildir_files("other@catchall.test")) == 1
+
+
+def test_postmaster_always_accepted(server):
+    c = session(server)
+    c.expect("RCPT TO:<Postmaster>", 250)
+    c.expect("RCPT TO:<postmaster@example.test>", 250)
+    c.expect("DATA", 354)
+    c.expect("hi\r\n.", 250)
+    assert len(server.maildir_files("postmaster@example.test")) == 1
+
+
+def test_max_recipients_452(make_server):
+    srv = make_server(max_recipients=2)
+    c = session(srv)
+    c.expect("RCPT TO:<alice@example.test>", 250)
+    c.expect("RCPT TO:<bob@example.test>", 250)
+    c.expect("RCPT TO:<postmaster@example.test>", 452, "4.5.3")
+
+
+def test_size_param_over_limit_552(make_server):
+    srv = make_server(max_message_size=10000)
+    c = srv.connect()
+    c.expect("EHLO client.example", 250)
+    c.expect("MAIL FROM:<s@sender.example> SIZE=10001", 552, "5.3.4")
+    c.expect("MAIL FROM:<s@sender.example> SIZE=99999999999999999999", 552, "5.3.4")
+    c.expect("MAIL FROM:<s@sender.example> SIZE=10000", 250)
+
+
+def test_order_null_mx_before_moved_before_relay(make_server, tmp_path):
+    srv = make_server()
+    # a moved entry in a null-MX domain still gets 556: null MX is checked first
+    c = session(srv)
+    c.expect("RCPT TO:<carol@nullmx.test>", 556)
+    # syntax is checked before anything else
+    c.expect("RCPT TO:<carol@@nullmx.test>", 553, "5.1.3")
