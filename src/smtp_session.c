@@ -221,6 +221,10 @@ static void commit_done(void *arg)
         return;
     }
     s->state = ST_READY;
+    if (s->closing) { /* timed out meanwhile: the 421 is already queued, no reply may follow it */
+        reset_transaction(s);
+        return;
+    }
     reply(s, id, m->qid);
     reset_transaction(s);
     set_timeouts(s);
@@ -604,6 +608,10 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 {
     (void)bev;
     struct session *s = arg;
+    if ((what & BEV_EVENT_TIMEOUT) && (what & BEV_EVENT_READING) && s->state == ST_COMMIT && !s->closing) {
+        bufferevent_enable(s->bev, EV_READ); /* the wait is ours (the disk), not the client's */
+        return;
+    }
     if ((what & BEV_EVENT_TIMEOUT) && !s->closing) {
         log_info("event=timeout session=%s client=%s state=%d", s->id, s->peer_ip, s->state);
         if (s->state != ST_COMMIT)

@@ -142,3 +142,19 @@ def test_order_null_mx_before_moved_before_relay(make_server, tmp_path):
     c.expect("RCPT TO:<carol@nullmx.test>", 556)
     # syntax is checked before anything else
     c.expect("RCPT TO:<carol@@nullmx.test>", 553, "5.1.3")
+
+
+@pytest.mark.parametrize("local,dirname", [
+    ('"../../etc"', "%2E.%2F..%2Fetc"),
+    ('"a/b"', "a%2Fb"),
+    ('".."', "%2E."),
+    ("%2e%2e", "%252e%252e"),
+])
+def test_hostile_local_parts_stay_inside_mail_dir(server, local, dirname):
+    c = session(server)
+    c.expect(f"RCPT TO:<{local}@catchall.test>", 250)
+    c.expect("DATA", 354)
+    c.expect("x\r\n.", 250)
+    [f] = server.all_delivered()
+    assert f.parent.parent == server.mail_dir / "catchall.test" / dirname
+    assert server.mail_dir.resolve() in f.resolve().parents
