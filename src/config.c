@@ -68,6 +68,14 @@ static const struct key_def keys[] = {
      "How long to wait for a command (RFC 5321 4.5.3.2.7: 5 minutes); then 421 4.4.2."},
     {"data_timeout", T_DURATION, F(data_timeout), "5m", 1, 86400,
      "How long to wait for more message text during DATA; then 421 4.4.2."},
+    {"greet_delay", T_DURATION, F(greet_delay), "1s", 0, 300,
+     "Wait this long before the 220 greeting; a client that talks first gets 554 5.5.0 (early-talker "
+     "defence). Clients in relay_networks are greeted at once. 0 = off."},
+    {"min_data_rate", T_UINT, F(min_data_rate), "128", 0, 1u << 30,
+     "Slowest accepted average rate of message text, octets/second, once data_rate_grace has passed; "
+     "slower gets 421 4.4.2. 0 = off."},
+    {"data_rate_grace", T_DURATION, F(data_rate_grace), "30s", 0, 86400,
+     "How long DATA may run before min_data_rate is enforced."},
     {"shutdown_grace", T_DURATION, F(shutdown_grace), "10s", 0, 3600,
      "On SIGTERM, how long transactions in progress may take before 421 4.3.2."},
     {"io_threads", T_UINT, F(io_threads), "4", 1, 256,

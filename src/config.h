@@ -34,6 +34,9 @@ struct config {
     unsigned command_timeout;     /* seconds */
     unsigned data_timeout;
     unsigned shutdown_grace;
+    unsigned greet_delay;
+    unsigned min_data_rate;       /* octets per second */
+    unsigned data_rate_grace;     /* seconds before min_data_rate applies */
     unsigned io_threads;
     int log_level;
     int key_lines[40];            /* line that set each key (index = table row), 0 = default */

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include "cidr.h"
@@ -132,12 +133,24 @@ static bool open_listeners(struct server *srv)
     return true;
 }
 
+/* Lets each connection have its descriptor: soft RLIMIT_NOFILE up to the hard limit. */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
 bool server_start(struct server *srv, struct config *cfg, struct policy *policy)
 {
     memset(srv, 0, sizeof *srv);
     srv->cfg = cfg;
     srv->policy = policy;
     signal(SIGPIPE, SIG_IGN);
+    signal(SIGXFSZ, SIG_IGN); /* a file size limit must fail the write (451), not kill the server */
+    raise_fd_limit();
     evthread_use_pthreads();
     srv->base = event_base_new();
     if (!srv->base)

@@ -23,6 +23,7 @@ struct server {
     size_t nlisteners;
     struct session *sessions;           /* every session not yet freed */
     unsigned nsessions;                 /* all of them, including closing ones */
+    unsigned nactive;                   /* connections counted against max_connections */
     bool shutting_down;
     struct event *grace_timer;
     struct event *sig_term, *sig_int;

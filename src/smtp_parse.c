@@ -10,8 +10,12 @@ static const char *const verb_names[VERB__COUNT] = {
     [VERB_RCPT] = "RCPT",       [VERB_DATA] = "DATA", [VERB_RSET] = "RSET", [VERB_NOOP] = "NOOP",
     [VERB_QUIT] = "QUIT",       [VERB_VRFY] = "VRFY", [VERB_HELP] = "HELP", [VERB_EXPN] = "EXPN",
     [VERB_TURN] = "TURN",       [VERB_ETRN] = "ETRN", [VERB_BDAT] = "BDAT", [VERB_STARTTLS] = "STARTTLS",
-    [VERB_AUTH] = "AUTH",
+    [VERB_AUTH] = "AUTH",       [VERB_FOREIGN] = "FOREIGN",
 };
+
+/* Words that open other protocols: answering them as SMTP errors helps cross-protocol attacks. */
+static const char *const foreign_verbs[] = {"GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "CONNECT",
+                                            "USER", "PASS", NULL};
 
 const char *smtp_verb_name(enum smtp_verb verb)
 {
@@ -24,12 +28,15 @@ void smtp_parse_command(const char *line, size_t len, struct smtp_command *cmd)
     while (w < len && line[w] != ' ')
         w++;
     cmd->verb = VERB_UNKNOWN;
-    for (int v = 1; v < VERB__COUNT; v++) {
+    for (int v = 1; v < VERB_FOREIGN; v++) {
         if (strlen(verb_names[v]) == w && strncasecmp(line, verb_names[v], w) == 0) {
             cmd->verb = (enum smtp_verb)v;
             break;
         }
     }
+    for (int i = 0; cmd->verb == VERB_UNKNOWN && foreign_verbs[i]; i++)
+        if (strlen(foreign_verbs[i]) == w && strncasecmp(line, foreign_verbs[i], w) == 0)
+            cmd->verb = VERB_FOREIGN;
     size_t a = w;
     while (a < len && line[a] == ' ')
         a++;

@@ -15,6 +15,7 @@
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <malloc.h>
 #include <string.h>
 #include <time.h>
 
@@ -58,6 +59,11 @@ struct session {
     bool output_paused;    /* waiting for the client to read replies */
     bool job_pending;      /* the message is on a disk thread */
     bool dead;             /* connection gone; free when the disk job returns */
+    bool greeting_pending; /* greet_delay running: any input now is an early talker */
+    struct event *greet_ev;
+    double command_started;/* when the wait for the current command began (monotonic s) */
+    double data_started;   /* when DATA began */
+    size_t data_bytes;     /* raw octets received since DATA began */
     unsigned errors;
     char helo[256];
     struct message *msg;   /* the transaction in progress */
@@ -66,6 +72,13 @@ struct session {
 };
 
 static void process_input(struct session *s);
+
+static double monotonic_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
 
 /* ---------- replies and closing ---------- */
 
@@ -101,6 +114,8 @@ static void session_free(struct session *s)
     if (s->next)
         s->next->prev = s->prev;
     message_free(s->msg);
+    if (s->greet_ev)
+        event_free(s->greet_ev);
     free(s->line);
     free(s);
     srv->nsessions--;
@@ -114,8 +129,11 @@ static void session_destroy(struct session *s)
         bufferevent_free(s->bev);
         s->bev = NULL;
     }
-    if (!s->dead)
+    if (!s->dead) {
         log_debug("event=disconnect session=%s client=%s", s->id, s->peer_ip);
+        if (s->counted)
+            s->srv->nactive--;
+    }
     s->dead = true;
     if (!s->job_pending)
         session_free(s);
@@ -131,10 +149,15 @@ static void close_after_flush(struct session *s)
 
 /* ---------- transaction ---------- */
 
+#define TRIM_AFTER (1024 * 1024) /* after freeing a message this big, hand memory back to the OS */
+
 static void reset_transaction(struct session *s)
 {
+    bool big = s->msg && evbuffer_get_length(s->msg->body) >= TRIM_AFTER;
     message_free(s->msg);
     s->msg = NULL;
+    if (big)
+        malloc_trim(0);
     if (s->state != ST_FRESH)
         s->state = ST_READY;
 }
@@ -423,6 +446,8 @@ static void cmd_data(struct session *s, const struct smtp_command *c)
         return;
     }
     data_reader_init(&s->data, s->srv->cfg->max_message_size);
+    s->data_started = monotonic_now();
+    s->data_bytes = 0;
     s->state = ST_DATA;
     set_timeouts(s);
     reply(s, REPLY_START_DATA);
@@ -503,6 +528,12 @@ static void run_command(struct session *s, const char *line, size_t len)
 {
     struct smtp_command c;
     smtp_parse_command(line, len, &c);
+    if (c.verb == VERB_FOREIGN) {
+        log_info("event=foreign_protocol session=%s client=%s", s->id, s->peer_ip);
+        reply(s, REPLY_FOREIGN_PROTOCOL);
+        close_after_flush(s);
+        return;
+    }
     if (!s->srv->cfg->accept_mail && c.verb != VERB_QUIT) { /* RFC 7504 */
         reply(s, REPLY_HOST_NO_MAIL);
         return;
@@ -538,12 +569,14 @@ static bool next_command(struct session *s, struct evbuffer *in)
     if (s->skipping || len + 2 > max) {
         evbuffer_drain(in, len + eol_len);
         s->skipping = false;
+        s->command_started = monotonic_now();
         reply(s, REPLY_LINE_TOO_LONG);
         return true;
     }
     evbuffer_remove(in, s->line, len);
     evbuffer_drain(in, eol_len);
     s->line[len] = '\0';
+    s->command_started = monotonic_now();
     if (memchr(s->line, '\0', len))
         reply(s, REPLY_NUL_IN_COMMAND);
     else
@@ -560,9 +593,35 @@ static bool next_data(struct session *s, struct evbuffer *in)
     bool done;
     size_t used = data_reader_feed(&s->data, v.iov_base, v.iov_len, body_sink, s->msg, &done);
     evbuffer_drain(in, used);
+    s->data_bytes += used;
     if (done)
         finish_data(s);
     return true;
+}
+
+/* Ends the session when a command trickles in for longer than command_timeout (the read timeout
+ * alone never fires for a client sending one byte a second), or DATA arrives below min_data_rate. */
+static void check_slow_client(struct session *s, struct evbuffer *in)
+{
+    const struct config *cfg = s->srv->cfg;
+    double now = monotonic_now();
+    enum reply_id why;
+    if (s->state == ST_DATA) {
+        double elapsed = now - s->data_started;
+        if (!cfg->min_data_rate || elapsed < cfg->data_rate_grace || s->data_bytes >= elapsed * cfg->min_data_rate)
+            return;
+        why = REPLY_DATA_TOO_SLOW;
+    } else if (s->state != ST_COMMIT && (evbuffer_get_length(in) > 0 || s->skipping) &&
+               now - s->command_started > cfg->command_timeout) {
+        why = REPLY_TIMEOUT;
+    } else {
+        return;
+    }
+    log_info("event=slow_client session=%s client=%s state=%d", s->id, s->peer_ip, s->state);
+    if (s->state != ST_COMMIT)
+        reset_transaction(s);
+    reply(s, why);
+    close_after_flush(s);
 }
 
 /* Works through buffered input in order until it runs out or the session must wait. */
@@ -579,15 +638,26 @@ static void process_input(struct session *s)
             s->output_paused = true;
             return;
         }
-        if (!(s->state == ST_DATA ? next_data(s, in) : next_command(s, in)))
+        if (!(s->state == ST_DATA ? next_data(s, in) : next_command(s, in))) {
+            check_slow_client(s, in);
             return;
+        }
     }
 }
 
 static void on_read(struct bufferevent *bev, void *arg)
 {
-    (void)bev;
-    process_input(arg);
+    struct session *s = arg;
+    if (s->greeting_pending) { /* RFC 5321 4.3.1: the client waits for the greeting */
+        s->greeting_pending = false;
+        event_del(s->greet_ev);
+        log_info("event=early_talker session=%s client=%s", s->id, s->peer_ip);
+        evbuffer_drain(bufferevent_get_input(bev), evbuffer_get_length(bufferevent_get_input(bev)));
+        reply(s, REPLY_EARLY_TALKER);
+        close_after_flush(s);
+        return;
+    }
+    process_input(s);
 }
 
 static void on_write(struct bufferevent *bev, void *arg)
@@ -652,6 +722,24 @@ static void peer_text(const struct sockaddr *sa, char *out, size_t outsz)
         snprintf(out, outsz, "unknown");
 }
 
+/* The 220 (or RFC 7504 521) greeting; the command clock starts with it. */
+static void send_greeting(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    struct session *s = arg;
+    const struct config *cfg = s->srv->cfg;
+    s->greeting_pending = false;
+    s->command_started = monotonic_now();
+    if (!cfg->accept_mail)
+        reply(s, REPLY_HOST_NO_MAIL_GREETING, cfg->hostname);
+    else
+        reply(s, REPLY_GREETING, cfg->hostname);
+    if (s->srv->shutting_down) {
+        reply(s, REPLY_SHUTDOWN);
+        close_after_flush(s);
+    }
+}
+
 void session_start(struct server *srv, evutil_socket_t fd, const struct sockaddr *peer, int peerlen)
 {
     static unsigned long next_id;
@@ -683,9 +771,7 @@ void session_start(struct server *srv, evutil_socket_t fd, const struct sockaddr
     set_timeouts(s);
     bufferevent_enable(s->bev, EV_READ | EV_WRITE);
 
-    unsigned total = 0;
-    for (struct session *o = srv->sessions; o; o = o->next)
-        total += o->counted && !o->dead;
+    unsigned total = srv->nactive;
     if (total >= cfg->max_connections || sessions_from(srv, s->peer_ip) >= cfg->max_connections_per_ip) {
         log_info("event=connection_refused session=%s client=%s reason=limit total=%u", s->id, s->peer_ip, total);
         reply(s, REPLY_TOO_MANY_CONNECTIONS);
@@ -693,11 +779,16 @@ void session_start(struct server *srv, evutil_socket_t fd, const struct sockaddr
         return;
     }
     s->counted = true;
+    srv->nactive++;
     log_info("event=connect session=%s client=%s", s->id, s->peer_ip);
-    if (!cfg->accept_mail)
-        reply(s, REPLY_HOST_NO_MAIL_GREETING, cfg->hostname);
-    else
-        reply(s, REPLY_GREETING, cfg->hostname);
+    if (cfg->greet_delay && !s->may_relay) {
+        struct timeval delay = {cfg->greet_delay, 0};
+        s->greeting_pending = true;
+        s->greet_ev = evtimer_new(srv->base, send_greeting, s);
+        evtimer_add(s->greet_ev, &delay);
+    } else {
+        send_greeting(-1, 0, s);
+    }
 }
 
 void session_shutdown_all(struct server *srv, bool force)
@@ -707,6 +798,10 @@ void session_shutdown_all(struct server *srv, bool force)
         next = s->next; /* s may be freed below */
         if (s->dead || s->closing || s->state == ST_COMMIT)
             continue;
+        if (s->greeting_pending) {
+            s->greeting_pending = false;
+            event_del(s->greet_ev);
+        }
         if (force || s->state == ST_FRESH || s->state == ST_READY) {
             if (s->state != ST_FRESH && s->state != ST_READY)
                 log_info("event=shutdown_abort session=%s client=%s", s->id, s->peer_ip);

@@ -44,6 +44,7 @@ class Server:
             "moved": str(root / "moved"),
             "null_mx_domains": "nullmx.test",
             "shutdown_grace": "2s",
+            "greet_delay": "0",
             "log_level": "debug",
         }
         conf.update({k: str(v) for k, v in overrides.items()})
