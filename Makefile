@@ -26,13 +26,15 @@ build/postern: $(OBJS)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 build/obj/%.o: src/%.c $(wildcard src/*.h) src/reply.def | build/obj
-	$(CC) $(CFLAGS) -c -o $@ $<
+	@echo "CC $<"
+	@$(CC) $(CFLAGS) -c -o $@ $<
 
 build/asan/postern: $(ASAN_OBJS)
 	$(CC) $(CFLAGS) $(SAN_FLAGS) -o $@ $^ $(LDLIBS)
 
 build/asan/obj/%.o: src/%.c $(wildcard src/*.h) src/reply.def | build/asan/obj
-	$(CC) $(CFLAGS) -O1 $(SAN_FLAGS) -c -o $@ $<
+	@echo "CC (asan) $<"
+	@$(CC) $(CFLAGS) -O1 $(SAN_FLAGS) -c -o $@ $<
 
 build/obj build/asan/obj build/unit build/asan/unit:
 	mkdir -p $@

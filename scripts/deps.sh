@@ -13,7 +13,17 @@ for pkg in $BUILD_PKGS ${DEPS_WITH_TESTS:+$TEST_PKGS}; do
     fi
 done
 
-[ -z "$missing" ] && exit 0
+create_user() { # the unprivileged account the server becomes when started as root
+    if [ "$(id -u)" -eq 0 ] && ! getent passwd postern >/dev/null; then
+        useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin postern
+        echo "deps: created system user postern" >&2
+    fi
+}
+
+if [ -z "$missing" ]; then
+    create_user
+    exit 0
+fi
 
 echo "deps: installing$missing" >&2
 SUDO=""
@@ -22,3 +32,4 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 # shellcheck disable=SC2086
 $SUDO apt-get install -y -qq --no-install-recommends $missing >&2
+create_user

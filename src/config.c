@@ -31,6 +31,8 @@ struct key_def {
 static const struct key_def keys[] = {
     {"hostname", T_HOSTNAME, F(hostname), "", 0, 0,
      "Name this server gives in its greeting and Received headers. Default: the system host name."},
+    {"user", T_STRING, F(user), "postern", 0, 0,
+     "Account the server runs as when started as root (after binding its ports). Never root."},
     {"listen", T_LISTEN_LIST, F(listen), "127.0.0.1:2525", 0, 0,
      "Addresses to accept SMTP on, host:port; IPv6 as [::1]:2525."},
     {"mail_dir", T_PATH, F(mail_dir), "var/mail", 0, 0,
@@ -78,6 +80,9 @@ static const struct key_def keys[] = {
      "How long DATA may run before min_data_rate is enforced."},
     {"shutdown_grace", T_DURATION, F(shutdown_grace), "10s", 0, 3600,
      "On SIGTERM, how long transactions in progress may take before 421 4.3.2."},
+    {"min_free_space", T_SIZE, F(min_free_space), "100M", 0, 1ull << 50,
+     "Free space needed on the mail_dir and spool_dir file systems; below it MAIL gets 452 4.3.1 "
+     "(checked every second). 0 = off."},
     {"io_threads", T_UINT, F(io_threads), "4", 1, 256,
      "Threads doing disk writes and fsync, so the event loop never waits on the disk."},
     {"log_level", T_LOGLEVEL, F(log_level), "info", 0, 0, "debug, info, warn or error."},

@@ -15,6 +15,7 @@ struct strlist {
 struct config {
     char *path;                   /* the file read */
     char *hostname;
+    char *user;                   /* account to run as when started as root */
     struct strlist listen;        /* "host:port" entries, validated */
     char *mail_dir;
     char *spool_dir;
@@ -38,6 +39,7 @@ struct config {
     unsigned min_data_rate;       /* octets per second */
     unsigned data_rate_grace;     /* seconds before min_data_rate applies */
     unsigned io_threads;
+    size_t min_free_space;        /* octets free on mail_dir and spool_dir below which MAIL gets 452 */
     int log_level;
     int key_lines[40];            /* line that set each key (index = table row), 0 = default */
 };

@@ -13,9 +13,11 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 
 #include "cidr.h"
 #include "log.h"
+#include "privs.h"
 #include "smtp_session.h"
 #include "spool.h"
 #include "workq.h"
@@ -70,6 +72,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     log_info("event=shutdown signal=%d sessions=%u", (int)sig, srv->nsessions);
     srv->shutting_down = true;
     stop_listening(srv);
+    event_del(srv->space_timer);
     session_shutdown_all(srv, false);
     struct timeval grace = {srv->cfg->shutdown_grace, 0};
     srv->grace_timer = evtimer_new(srv->base, on_grace_over, srv);
@@ -97,6 +100,45 @@ static int mkdir_parents(const char *path)
         *p = '/';
     }
     return mkdir(buf, 0700) < 0 && errno != EEXIST ? -1 : 0;
+}
+
+/* Disk thread: measures free space on both storage file systems. */
+static void space_measure(void *arg)
+{
+    struct server *srv = arg;
+    const char *paths[] = {srv->cfg->mail_dir, srv->cfg->spool_dir};
+    unsigned long long least = ~0ull;
+    for (int i = 0; i < 2; i++) {
+        struct statvfs st;
+        if (statvfs(paths[i], &st) == 0) {
+            unsigned long long avail = (unsigned long long)st.f_bavail * st.f_frsize;
+            if (avail < least)
+                least = avail;
+        }
+    }
+    srv->space_free = least; /* read on the loop thread only after space_measured runs */
+}
+
+/* Loop thread: applies the measurement and logs each change of state. */
+static void space_measured(void *arg)
+{
+    struct server *srv = arg;
+    srv->space_check_running = false;
+    bool low = srv->space_free < srv->cfg->min_free_space;
+    if (low != srv->space_low)
+        log_warn("event=%s free=%llu min_free_space=%zu", low ? "disk_space_low" : "disk_space_ok", srv->space_free,
+                 srv->cfg->min_free_space);
+    srv->space_low = low;
+}
+
+static void space_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    struct server *srv = arg;
+    if (srv->space_check_running || !srv->cfg->min_free_space)
+        return;
+    srv->space_check_running = true;
+    workq_submit(srv->disk, space_measure, space_measured, srv);
 }
 
 static bool make_dir(const char *key, const char *path)
@@ -161,9 +203,16 @@ bool server_start(struct server *srv, struct config *cfg, struct policy *policy)
         log_error("event=startup_failed key=spool_dir path=%s error=\"%s\"", cfg->spool_dir, strerror(errno));
         return false;
     }
-    srv->disk = workq_new(srv->base, cfg->io_threads);
-    if (!srv->disk || !open_listeners(srv))
+    spool_recover(cfg->spool_dir);
+    if (!open_listeners(srv) || !privs_drop(cfg))
         return false;
+    srv->disk = workq_new(srv->base, cfg->io_threads);
+    if (!srv->disk)
+        return false;
+    srv->space_timer = event_new(srv->base, -1, EV_PERSIST, space_tick, srv);
+    struct timeval every = {1, 0};
+    event_add(srv->space_timer, &every);
+    space_tick(-1, 0, srv);
     srv->sig_term = evsignal_new(srv->base, SIGTERM, on_signal, srv);
     srv->sig_int = evsignal_new(srv->base, SIGINT, on_signal, srv);
     evsignal_add(srv->sig_term, NULL);
@@ -187,6 +236,8 @@ void server_free(struct server *srv)
         workq_free(srv->disk);
     if (srv->grace_timer)
         event_free(srv->grace_timer);
+    if (srv->space_timer)
+        event_free(srv->space_timer);
     if (srv->sig_term)
         event_free(srv->sig_term);
     if (srv->sig_int)

@@ -25,6 +25,10 @@ struct server {
     unsigned nsessions;                 /* all of them, including closing ones */
     unsigned nactive;                   /* connections counted against max_connections */
     bool shutting_down;
+    bool space_low;                     /* free space below min_free_space (see space watch) */
+    bool space_check_running;
+    unsigned long long space_free;      /* last measured free octets (the smaller of the two) */
+    struct event *space_timer;
     struct event *grace_timer;
     struct event *sig_term, *sig_int;
 };

@@ -236,6 +236,8 @@ static void commit_done(void *arg)
     struct message *m = s->msg;
     enum reply_id id = m->status == COMMIT_OK ? REPLY_QUEUED
                        : m->status == COMMIT_NOSPACE ? REPLY_SYSTEM_STORAGE : REPLY_LOCAL_ERROR;
+    if (m->status == COMMIT_NOSPACE)
+        s->srv->space_low = true; /* until the next measurement says otherwise */
     if (m->status != COMMIT_OK)
         log_error("event=store_failed session=%s qid=%s error=\"%s\"", s->id, m->qid, m->error);
     log_transaction(s, s->dead ? "accepted_client_gone" : m->status == COMMIT_OK ? "accepted" : "deferred", id, NULL);
@@ -361,6 +363,8 @@ static void cmd_mail(struct session *s, const struct smtp_command *c)
     }
     bool utf8 = false, body8 = false;
     enum reply_id id = mail_params(s, &a, &utf8, &body8);
+    if (id == REPLY_SENDER_OK && s->srv->space_low)
+        id = REPLY_SYSTEM_STORAGE;
     if (id == REPLY_SENDER_OK && a.mailbox.utf8 && !utf8)
         id = REPLY_NEEDS_SMTPUTF8;
     if (id == REPLY_SENDER_OK && !(s->msg = message_new()))

@@ -9,12 +9,113 @@
 
 #include <errno.h>
 #include <event2/buffer.h>
+#include <dirent.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "log.h"
+
+bool spool_file_valid(const char *data, size_t n)
+{
+    static const char magic[] = "POSTERN-QUEUE 1\n";
+    if (n < sizeof magic - 1 || memcmp(data, magic, sizeof magic - 1) != 0)
+        return false;
+    /* the header ends with the line "message <octets>" */
+    const char *p = data;
+    const char *end = data + n;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        if (!nl)
+            return false;
+        if ((size_t)(nl - p) > 8 && memcmp(p, "message ", 8) == 0) {
+            char *num_end;
+            unsigned long long size = strtoull(p + 8, &num_end, 10);
+            if (num_end != nl)
+                return false;
+            const char *body = nl + 1;
+            if ((size_t)(end - body) < size)
+                return false;
+            char trailer[40];
+            int tl = snprintf(trailer, sizeof trailer, "END %llu\n", size);
+            return (size_t)(end - body) == size + (size_t)tl && memcmp(body + size, trailer, (size_t)tl) == 0;
+        }
+        p = nl + 1;
+    }
+    return false;
+}
+
+/* Reads a whole (bounded) file into memory; NULL on error. */
+static char *slurp(const char *path, size_t *n)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) < 0 || st.st_size < 0 || (unsigned long long)st.st_size > (1ull << 36)) {
+        if (fd >= 0)
+            close(fd);
+        return NULL;
+    }
+    char *buf = malloc((size_t)st.st_size + 1);
+    size_t got = 0;
+    while (buf && got < (size_t)st.st_size) {
+        ssize_t r = read(fd, buf + got, (size_t)st.st_size - got);
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+    }
+    close(fd);
+    *n = got;
+    return buf;
+}
+
+int spool_recover(const char *spool_dir)
+{
+    char dir[PATH_MAX], path[PATH_MAX], dest[PATH_MAX];
+    int valid = 0, corrupt = 0, stale = 0;
+    snprintf(dir, sizeof dir, "%s/tmp", spool_dir);
+    DIR *d = opendir(dir);
+    for (struct dirent *e; d && (e = readdir(d));) {
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        if (unlink(path) == 0)
+            stale++;
+    }
+    if (d)
+        closedir(d);
+    snprintf(dir, sizeof dir, "%s/queue", spool_dir);
+    d = opendir(dir);
+    for (struct dirent *e; d && (e = readdir(d));) {
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        size_t n = 0;
+        char *data = slurp(path, &n);
+        bool ok = data && spool_file_valid(data, n);
+        free(data);
+        if (ok) {
+            valid++;
+            continue;
+        }
+        snprintf(dest, sizeof dest, "%s/corrupt", spool_dir);
+        mkdir(dest, 0700);
+        snprintf(dest, sizeof dest, "%s/corrupt/%s", spool_dir, e->d_name);
+        if (rename(path, dest) == 0) {
+            corrupt++;
+            log_warn("event=spool_corrupt file=%s moved_to=%s", path, dest);
+        } else {
+            log_error("event=spool_corrupt file=%s error=\"cannot move aside: %s\"", path, strerror(errno));
+        }
+    }
+    if (d)
+        closedir(d);
+    log_info("event=spool_recovered queued=%d corrupt=%d stale_tmp=%d", valid, corrupt, stale);
+    return valid;
+}
 
 int spool_prepare(const char *spool_dir)
 {

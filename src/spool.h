@@ -5,6 +5,9 @@
 #ifndef POSTERN_SPOOL_H
 #define POSTERN_SPOOL_H
 
+#include <stdbool.h>
+#include <stddef.h>
+
 #include "message.h"
 
 #define SPOOL_FORMAT_VERSION 1
@@ -14,6 +17,14 @@ int spool_prepare(const char *spool_dir);
 
 /* Writes the queue file for m's remote recipients (none: does nothing). Sets m->status/error. */
 void spool_write(struct message *m);
+
+/* Start-up check (before the loop runs): removes half-written files from spool_dir/tmp, and moves
+ * every queue file that fails validation (version, length, END record) to spool_dir/corrupt.
+ * Returns the number of valid queue files; counts of each kind are logged. */
+int spool_recover(const char *spool_dir);
+
+/* True when the n bytes at data are a complete, valid queue file. */
+bool spool_file_valid(const char *data, size_t n);
 
 /* Removes the queue file of m again (used when a later step of the commit failed). */
 void spool_remove(const struct message *m);

@@ -23,11 +23,23 @@ def free_port():
         return s.getsockname()[1]
 
 
+def open_path_for_server(root: Path):
+    """Started as root, postern drops to the `postern` user: let that user reach its directories
+    (pytest makes its temporary directories private to the user running the tests)."""
+    if os.geteuid() != 0:
+        return
+    for p in [root, *root.parents]:
+        if str(p) in ("/", "/tmp"):
+            break
+        os.chmod(p, os.stat(p).st_mode | 0o711)
+
+
 class Server:
     """One postern process with its own directory, config and tables."""
 
     def __init__(self, root: Path, **overrides):
         self.root = root
+        open_path_for_server(root)
         self.port = free_port()
         self.mail_dir = root / "mail"
         self.spool_dir = root / "spool"

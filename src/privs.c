@@ -1,0 +1,71 @@
+/* privs.c - permanent privilege drop (setgroups, setgid, setuid; verified by trying setuid(0)).
+ * Never runs a session as root: a failure here stops the start-up. */
+#include "privs.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <grp.h>
+#include <limits.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+
+/* chowns path and, depth levels down, the directories below it (files are left alone: the user
+ * only ever creates new files, and walking every stored message would make start-up slow). */
+static void chown_dirs(const char *path, uid_t uid, gid_t gid, int depth)
+{
+    struct stat st;
+    if (lstat(path, &st) < 0 || !S_ISDIR(st.st_mode))
+        return;
+    if ((st.st_uid != uid || st.st_gid != gid) && chown(path, uid, gid) < 0)
+        log_warn("event=chown_failed path=%s error=\"%s\"", path, strerror(errno));
+    if (depth == 0)
+        return;
+    DIR *d = opendir(path);
+    for (struct dirent *e; d && (e = readdir(d));) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        char sub[PATH_MAX];
+        snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
+        chown_dirs(sub, uid, gid, depth - 1);
+    }
+    if (d)
+        closedir(d);
+}
+
+bool privs_drop(const struct config *cfg)
+{
+    if (geteuid() != 0)
+        return true;
+    struct passwd *pw = getpwnam(cfg->user);
+    if (!pw) {
+        log_error("event=startup_failed file=%s line=%d key=user error=\"no such user '%s' (scripts/deps.sh creates it)\"",
+                  cfg->path, config_key_line(cfg, "user"), cfg->user);
+        return false;
+    }
+    if (pw->pw_uid == 0) {
+        log_error("event=startup_failed file=%s line=%d key=user error=\"refusing to run as root\"", cfg->path,
+                  config_key_line(cfg, "user"));
+        return false;
+    }
+    chown_dirs(cfg->mail_dir, pw->pw_uid, pw->pw_gid, 3); /* <domain>/<mailbox>/{tmp,new,cur} */
+    chown_dirs(cfg->spool_dir, pw->pw_uid, pw->pw_gid, 1);
+    if (setgroups(0, NULL) < 0 || setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0) {
+        log_error("event=startup_failed key=user error=\"cannot become %s: %s\"", cfg->user, strerror(errno));
+        return false;
+    }
+    if (setuid(0) == 0 || geteuid() == 0) {
+        log_error("event=startup_failed key=user error=\"root could be regained; refusing to run\"");
+        return false;
+    }
+#if defined(__SANITIZE_ADDRESS__)
+    prctl(PR_SET_DUMPABLE, 1); /* LeakSanitizer needs to inspect the process at exit */
+#endif
+    log_info("event=privileges_dropped user=%s uid=%ld", cfg->user, (long)pw->pw_uid);
+    return true;
+}
