@@ -12,7 +12,13 @@ ASAN_OBJS := $(SRCS:src/%.c=build/asan/obj/%.o)
 UNIT_TESTS := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
 SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
-.PHONY: all run test deps test-deps clean unit asan
+FUZZ_TARGETS := $(patsubst fuzz/fuzz_%.c,%,$(wildcard fuzz/fuzz_*.c))
+FUZZ_CC ?= clang
+FUZZ_CFLAGS := -std=c17 -D_GNU_SOURCE -Wall -Wextra -Werror -g -O1 -pthread -Isrc \
+	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
+FUZZ_SECONDS ?= 60
+
+.PHONY: all run test deps test-deps clean unit asan fuzz fuzz-build
 
 all: deps build/postern
 
@@ -50,11 +56,23 @@ unit: $(UNIT_TESTS:%=build/unit/%) $(UNIT_TESTS:%=build/asan/unit/%)
 
 asan: build/asan/postern
 
+# libFuzzer targets (clang): every library source compiled in, ASan+UBSan on.
+build/fuzz/fuzz_%: fuzz/fuzz_%.c $(LIB_SRCS) $(wildcard src/*.h) src/reply.def
+	@mkdir -p build/fuzz
+	@echo "FUZZ $@"
+	@$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(LIB_SRCS) $(LDLIBS)
+
+fuzz-build: $(FUZZ_TARGETS:%=build/fuzz/fuzz_%)
+
+# `make fuzz` runs each target FUZZ_SECONDS (default 60); `make test` runs each 10 s.
+fuzz: test-deps fuzz-build
+	@scripts/fuzz.sh $(FUZZ_SECONDS)
+
 run: all
 	build/postern -c etc/postern.conf
 
 test: test-deps
-	@$(MAKE) --no-print-directory build/postern asan unit
+	@$(MAKE) --no-print-directory build/postern asan unit fuzz-build
 	@scripts/run-tests.sh
 
 clean:

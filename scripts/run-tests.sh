@@ -3,6 +3,7 @@
 #   1. cmocka unit tests, normal build and ASan+UBSan build
 #   2. black-box pytest suite against build/postern
 #   3. the same pytest suite against the ASan+UBSan server build (any sanitizer report fails a test)
+#   4. every libFuzzer target for FUZZ_SMOKE_SECONDS (default 10) under ASan+UBSan
 # Set PYTEST_ARGS to pass options (e.g. -k smuggling) to both pytest runs.
 set -u
 cd "$(dirname "$0")/.."
@@ -61,6 +62,13 @@ echo "== black-box tests =="
 run_pytest release build/postern
 echo "== black-box tests against the ASan+UBSan server =="
 run_pytest asan build/asan/postern
+
+echo "== fuzz smoke run (libFuzzer, ASan+UBSan, ${FUZZ_SMOKE_SECONDS:-10}s per target) =="
+fuzz_out=$(scripts/fuzz.sh "${FUZZ_SMOKE_SECONDS:-10}")
+echo "$fuzz_out" | grep -v ' passed, '
+fp=$(echo "$fuzz_out" | tail -1 | grep -oE '^[0-9]+')
+ff=$(echo "$fuzz_out" | tail -1 | grep -oE '[0-9]+ failed' | grep -oE '[0-9]+')
+add_counts "${fp:-0}" "${ff:-1}"
 
 echo
 echo "$passed passed, $failed failed"

@@ -20,15 +20,15 @@ const struct reply_info *reply_info(enum reply_id id)
 
 #define REPLY_LINE_MAX 512
 
-void reply_format(struct evbuffer *out, enum reply_id id, bool more, ...)
+void reply_format(struct evbuffer *out, bool more, enum reply_id id, ...)
 {
     va_list ap;
-    va_start(ap, more);
-    reply_vformat(out, id, more, ap);
+    va_start(ap, id);
+    reply_vformat(out, more, id, ap);
     va_end(ap);
 }
 
-void reply_vformat(struct evbuffer *out, enum reply_id id, bool more, va_list ap)
+void reply_vformat(struct evbuffer *out, bool more, enum reply_id id, va_list ap)
 {
     const struct reply_info *r = reply_info(id);
     char text[REPLY_LINE_MAX];

@@ -30,7 +30,7 @@ const struct reply_info *reply_info(enum reply_id id);
 /* Appends one reply line "CODE[-| ]ENH TEXT\r\n" to out; `more` selects the
  * continuation form "CODE-" of a multi-line reply. Extra arguments fill the
  * row's %s conversions. The line is cut to 512 octets (RFC 5321 4.5.3.1.5). */
-void reply_format(struct evbuffer *out, enum reply_id id, bool more, ...);
-void reply_vformat(struct evbuffer *out, enum reply_id id, bool more, va_list ap);
+void reply_format(struct evbuffer *out, bool more, enum reply_id id, ...);
+void reply_vformat(struct evbuffer *out, bool more, enum reply_id id, va_list ap);
 
 #endif

@@ -61,6 +61,7 @@ struct session {
     bool dead;             /* connection gone; free when the disk job returns */
     bool greeting_pending; /* greet_delay running: any input now is an early talker */
     struct event *greet_ev;
+    struct event *close_ev;/* closes the connection from the loop, never from inside a callback */
     double command_started;/* when the wait for the current command began (monotonic s) */
     double data_started;   /* when DATA began */
     size_t data_bytes;     /* raw octets received since DATA began */
@@ -94,11 +95,11 @@ static void reply(struct session *s, enum reply_id id, ...)
 {
     va_list ap;
     va_start(ap, id);
-    reply_vformat(bufferevent_get_output(s->bev), id, false, ap);
+    reply_vformat(bufferevent_get_output(s->bev), false, id, ap);
     va_end(ap);
     if (is_protocol_error(reply_info(id)->code) && ++s->errors >= s->srv->cfg->max_errors && !s->closing) {
         log_info("event=too_many_errors session=%s client=%s errors=%u", s->id, s->peer_ip, s->errors);
-        reply_format(bufferevent_get_output(s->bev), REPLY_TOO_MANY_ERRORS, false);
+        reply_format(bufferevent_get_output(s->bev), false, REPLY_TOO_MANY_ERRORS);
         close_after_flush(s);
     }
 }
@@ -116,6 +117,8 @@ static void session_free(struct session *s)
     message_free(s->msg);
     if (s->greet_ev)
         event_free(s->greet_ev);
+    if (s->close_ev)
+        event_free(s->close_ev);
     free(s->line);
     free(s);
     srv->nsessions--;
@@ -125,26 +128,36 @@ static void session_free(struct session *s)
 /* Drops the connection now; the memory waits for a pending disk job. */
 static void session_destroy(struct session *s)
 {
+    if (s->dead)
+        return;
+    if (s->close_ev)
+        event_del(s->close_ev);
     if (s->bev) {
         bufferevent_free(s->bev);
         s->bev = NULL;
     }
-    if (!s->dead) {
-        log_debug("event=disconnect session=%s client=%s", s->id, s->peer_ip);
-        if (s->counted)
-            s->srv->nactive--;
-    }
+    log_debug("event=disconnect session=%s client=%s", s->id, s->peer_ip);
+    if (s->counted)
+        s->srv->nactive--;
     s->dead = true;
     if (!s->job_pending)
         session_free(s);
 }
 
+static void on_close_ev(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    session_destroy(arg);
+}
+
+/* Stops reading and closes once the replies are sent. Never frees s before returning: callers
+ * (and their callers) may still look at it; the close runs from the loop. */
 static void close_after_flush(struct session *s)
 {
     s->closing = true;
     bufferevent_disable(s->bev, EV_READ);
     if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
-        session_destroy(s);
+        event_active(s->close_ev, EV_TIMEOUT, 1);
 }
 
 /* ---------- transaction ---------- */
@@ -233,6 +246,7 @@ static void commit_done(void *arg)
 {
     struct session *s = arg;
     s->job_pending = false;
+    s->srv->commits_running--;
     struct message *m = s->msg;
     enum reply_id id = m->status == COMMIT_OK ? REPLY_QUEUED
                        : m->status == COMMIT_NOSPACE ? REPLY_SYSTEM_STORAGE : REPLY_LOCAL_ERROR;
@@ -283,6 +297,7 @@ static void finish_data(struct session *s)
     m->hostname = s->srv->cfg->hostname;
     s->state = ST_COMMIT;
     s->job_pending = true;
+    s->srv->commits_running++;
     set_timeouts(s);
     workq_submit(s->srv->disk, commit_work, commit_done, s);
 }
@@ -313,9 +328,9 @@ static void cmd_helo(struct session *s, const struct smtp_command *c)
     char size[32];
     snprintf(size, sizeof size, "SIZE %zu", s->srv->cfg->max_message_size);
     const char *keywords[] = {"PIPELINING", size, "8BITMIME", "ENHANCEDSTATUSCODES", "SMTPUTF8"};
-    reply_format(out, REPLY_EHLO_FIRST, true, host, s->helo, s->peer_ip);
+    reply_format(out, true, REPLY_EHLO_FIRST, host, s->helo, s->peer_ip);
     for (size_t i = 0; i < sizeof keywords / sizeof keywords[0]; i++)
-        reply_format(out, REPLY_EHLO_KEYWORD, i + 1 < sizeof keywords / sizeof keywords[0], keywords[i]);
+        reply_format(out, i + 1 < sizeof keywords / sizeof keywords[0], REPLY_EHLO_KEYWORD, keywords[i]);
 }
 
 /* Applies MAIL parameters (SIZE, BODY, SMTPUTF8); returns the refusal or REPLY_SENDER_OK. */
@@ -746,16 +761,35 @@ static void send_greeting(evutil_socket_t fd, short what, void *arg)
 
 void session_start(struct server *srv, evutil_socket_t fd, const struct sockaddr *peer, int peerlen)
 {
+    struct bufferevent *bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    if (!bev) {
+        log_error("event=accept_failed error=out_of_memory");
+        evutil_closesocket(fd);
+        return;
+    }
+    session_attach(srv, bev, peer, peerlen);
+}
+
+void session_attach(struct server *srv, struct bufferevent *bev, const struct sockaddr *peer, int peerlen)
+{
     static unsigned long next_id;
     struct session *s = calloc(1, sizeof *s);
     const struct config *cfg = srv->cfg;
-    if (!s || !(s->line = malloc(cfg->max_command_line + 1)) ||
-        !(s->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE))) {
+    if (!s || !(s->line = malloc(cfg->max_command_line + 1))) {
         log_error("event=accept_failed error=out_of_memory");
         if (s)
             free(s->line);
         free(s);
-        evutil_closesocket(fd);
+        bufferevent_free(bev);
+        return;
+    }
+    s->bev = bev;
+    s->close_ev = event_new(srv->base, -1, 0, on_close_ev, s);
+    if (!s->close_ev) {
+        log_error("event=accept_failed error=out_of_memory");
+        bufferevent_free(bev);
+        free(s->line);
+        free(s);
         return;
     }
     s->srv = srv;

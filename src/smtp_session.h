@@ -15,6 +15,11 @@ struct session;
 /* Takes over an accepted socket: checks connection limits, sends the greeting (or 421/521). */
 void session_start(struct server *srv, evutil_socket_t fd, const struct sockaddr *peer, int peerlen);
 
+struct bufferevent;
+/* The same over an existing bufferevent (a socket, TLS, or an in-memory pair for fuzzing);
+ * the session owns bev from now on. */
+void session_attach(struct server *srv, struct bufferevent *bev, const struct sockaddr *peer, int peerlen);
+
 /* Server shutdown: idle sessions get 421 4.3.2 now; busy ones when their transaction ends,
  * or now when force is set (the grace time is over). Sessions waiting on the disk always finish. */
 void session_shutdown_all(struct server *srv, bool force);

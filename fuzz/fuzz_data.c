@@ -1,0 +1,66 @@
+/* libFuzzer target: the DATA reader. The first byte picks a chunk size; the rest is fed in those
+ * chunks. Invariants: the result is the same as feeding it whole (end position, flags, and the
+ * text when accepted); output never exceeds the counted size; the end is a real CRLF.CRLF. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "smtp_data.h"
+
+struct out {
+    char *buf;
+    size_t len, cap;
+};
+
+static void sink(void *ctx, const char *b, size_t n)
+{
+    struct out *o = ctx;
+    if (o->len + n > o->cap)
+        abort(); /* more text than input: impossible */
+    memcpy(o->buf + o->len, b, n);
+    o->len += n;
+}
+
+/* Returns the end position (or size+1 when no end), fills o and r. */
+static size_t feed(const uint8_t *d, size_t size, size_t chunk, struct out *o, struct data_reader *r)
+{
+    data_reader_init(r, 4096);
+    size_t pos = 0;
+    while (pos < size) {
+        size_t n = size - pos < chunk ? size - pos : chunk;
+        bool done;
+        size_t used = data_reader_feed(r, (const char *)d + pos, n, sink, o, &done);
+        if (used > n || (!done && used != n))
+            abort();
+        pos += used;
+        if (done)
+            return pos;
+    }
+    return size + 1;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (size < 1)
+        return 0;
+    size_t chunk = 1 + data[0] % 17;
+    data++, size--;
+    struct out a = {malloc(size + 1), 0, size + 1}, b = {malloc(size + 1), 0, size + 1};
+    struct data_reader ra, rb;
+    size_t end_a = feed(data, size, size ? size : 1, &a, &ra);
+    size_t end_b = feed(data, size, chunk, &b, &rb);
+    if (end_a != end_b || ra.flags != rb.flags)
+        abort();
+    if (ra.flags == 0 && (a.len != b.len || memcmp(a.buf, b.buf, a.len) != 0))
+        abort();
+    if (ra.flags == 0 && a.len > ra.size)
+        abort();
+    if (end_a <= size) { /* ended: the input up to there ends in CRLF.CRLF (or is ".\r\n") */
+        if (!(end_a == 3 && memcmp(data, ".\r\n", 3) == 0) &&
+            !(end_a >= 5 && memcmp(data + end_a - 5, "\r\n.\r\n", 5) == 0))
+            abort();
+    }
+    free(a.buf);
+    free(b.buf);
+    return 0;
+}

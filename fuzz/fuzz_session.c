@@ -1,0 +1,159 @@
+/* libFuzzer target: a whole SMTP session over an in-memory connection (bufferevent pair), with the
+ * real disk threads writing to a temporary directory. Invariants checked on every input:
+ *  - every reply line is "DDD " or "DDD-" plus text, at most 512 octets with CRLF;
+ *  - nothing is sent after a 221 reply (QUIT);
+ *  - every "250 2.0.0 Ok: queued as ID" has its message file in a Maildir new/ (never a 250 for a
+ *    message that was not committed). */
+#include <dirent.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <netinet/in.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "log.h"
+#include "policy.h"
+#include "server.h"
+#include "smtp_session.h"
+#include "workq.h"
+
+static struct server srv;
+static struct config cfg;
+static struct policy policy;
+static char root[64] = "/dev/shm/postern-fuzz-XXXXXX";
+static char new_dir[160];
+
+/* Builds a server without listeners, once. */
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    (void)argc, (void)argv;
+    if (!mkdtemp(root))
+        abort();
+    char path[128];
+    snprintf(path, sizeof path, "%s/recipients", root);
+    FILE *f = fopen(path, "w");
+    fprintf(f, "alice@example.test\n");
+    fclose(f);
+    snprintf(path, sizeof path, "%s/postern.conf", root);
+    f = fopen(path, "w");
+    fprintf(f, "hostname = mx.example.test\nmail_dir = %s/mail\nspool_dir = %s/spool\nlocal_domains = example.test\n"
+               "recipients = %s/recipients\nnull_mx_domains = nullmx.test\ngreet_delay = 0\nio_threads = 1\n"
+               "min_free_space = 0\nmax_recipients = 5\nmax_message_size = 4096\nmax_errors = 1000\nlog_level = error\n",
+            root, root, root);
+    fclose(f);
+    struct config_errors errs = {0};
+    if (!config_load(path, &cfg, &errs) || !policy_load(&policy, &cfg, &errs))
+        abort();
+    log_set_level(LOG_ERROR);
+    snprintf(path, sizeof path, "%s/mail", root);
+    mkdir(path, 0700);
+    snprintf(path, sizeof path, "%s/spool", root);
+    mkdir(path, 0700);
+    snprintf(new_dir, sizeof new_dir, "%s/mail/example.test/alice/new", root);
+    evthread_use_pthreads();
+    srv.base = event_base_new();
+    srv.cfg = &cfg;
+    srv.policy = &policy;
+    srv.disk = workq_new(srv.base, 1);
+    return 0;
+}
+
+/* True when a file for queue id qid is in alice's new/ (the only mailbox); removes it. */
+static bool delivered(const char *qid)
+{
+    char needle[40];
+    snprintf(needle, sizeof needle, "Q%s.", qid);
+    DIR *d = opendir(new_dir);
+    bool found = false;
+    for (struct dirent *e; d && (e = readdir(d));) {
+        if (strstr(e->d_name, needle)) {
+            char path[512];
+            snprintf(path, sizeof path, "%s/%s", new_dir, e->d_name);
+            unlink(path);
+            found = true;
+        }
+    }
+    if (d)
+        closedir(d);
+    return found;
+}
+
+/* Runs the loop until the disk threads are idle and the client has stopped receiving. */
+static void settle(struct bufferevent *client)
+{
+    size_t last = (size_t)-1;
+    for (int quiet = 0, i = 0; quiet < 3 && i < 100000; i++) {
+        event_base_loop(srv.base, EVLOOP_NONBLOCK);
+        size_t now = client ? evbuffer_get_length(bufferevent_get_input(client)) : 0;
+        if (srv.commits_running) {
+            usleep(50);
+            quiet = 0;
+        } else {
+            quiet = now == last ? quiet + 1 : 0;
+        }
+        last = now;
+    }
+}
+
+static void check_replies(struct evbuffer *in)
+{
+    size_t n = evbuffer_get_length(in);
+    char *out = malloc(n + 1);
+    evbuffer_remove(in, out, n);
+    out[n] = '\0';
+    bool quit_seen = false;
+    for (char *line = out; line < out + n;) {
+        char *crlf = strstr(line, "\r\n");
+        if (!crlf || crlf - line + 2 > 512 || crlf - line < 4)
+            abort(); /* unterminated, too long or too short */
+        if (quit_seen)
+            abort(); /* bytes after 221 */
+        for (int i = 0; i < 3; i++)
+            if (line[i] < '0' || line[i] > '9')
+                abort();
+        if (line[3] != ' ' && line[3] != '-')
+            abort();
+        if (strncmp(line, "221 ", 4) == 0)
+            quit_seen = true;
+        if (strncmp(line, "250 2.0.0 Ok: queued as ", 24) == 0) {
+            char qid[32];
+            size_t len = (size_t)(crlf - line - 24);
+            if (len == 0 || len >= sizeof qid)
+                abort();
+            memcpy(qid, line + 24, len);
+            qid[len] = '\0';
+            if (!delivered(qid))
+                abort(); /* a 250 for a message that is not in the Maildir */
+        }
+        line = crlf + 2;
+    }
+    free(out);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    struct bufferevent *pair[2];
+    if (bufferevent_pair_new(srv.base, BEV_OPT_CLOSE_ON_FREE, pair) < 0)
+        abort();
+    struct sockaddr_in peer = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0xc0000201)}; /* 192.0.2.1 */
+    session_attach(&srv, pair[1], (struct sockaddr *)&peer, sizeof peer);
+    bufferevent_enable(pair[0], EV_READ | EV_WRITE);
+    bufferevent_write(pair[0], data, size);
+    settle(pair[0]);
+    check_replies(bufferevent_get_input(pair[0]));
+    for (int i = 0; srv.nsessions && i < 1000; i++) { /* close the session the way shutdown does */
+        session_shutdown_all(&srv, true);
+        settle(NULL);
+    }
+    if (srv.nsessions)
+        abort(); /* a session that never ends */
+    bufferevent_free(pair[0]);
+    return 0;
+}
