@@ -248,8 +248,9 @@ static void commit_done(void *arg)
     s->job_pending = false;
     s->srv->commits_running--;
     struct message *m = s->msg;
-    enum reply_id id = m->status == COMMIT_OK ? REPLY_QUEUED
-                       : m->status == COMMIT_NOSPACE ? REPLY_SYSTEM_STORAGE : REPLY_LOCAL_ERROR;
+    /* a failed write or fsync is 451 4.3.0 whatever the cause; a full disk also makes the next
+     * MAIL commands get 452 4.3.1 until the space watch sees room again */
+    enum reply_id id = m->status == COMMIT_OK ? REPLY_QUEUED : REPLY_LOCAL_ERROR;
     if (m->status == COMMIT_NOSPACE)
         s->srv->space_low = true; /* until the next measurement says otherwise */
     if (m->status != COMMIT_OK)

@@ -1,0 +1,172 @@
+"""Hostile sessions over real sockets: early talkers, other protocols, huge lines, floods,
+slow clients and connection floods. Memory is measured from /proc (VmRSS of the server)."""
+import resource
+import socket
+import time
+
+import pytest
+
+
+def rss_kib(srv):
+    for line in open(f"/proc/{srv.proc.pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def test_early_talker_gets_554_and_close(make_server):
+    srv = make_server(greet_delay="1s")
+    c = srv.connect(greet=False)
+    c.send("EHLO client.example\r\n")  # before the greeting
+    code, lines = c.reply()
+    assert code == 554 and "5.5.0" in lines[0]
+    assert c.closed()
+    polite = srv.connect(greet=False)  # a client that waits is greeted after the delay
+    start = time.time()
+    assert polite.reply()[0] == 220
+    assert time.time() - start > 0.7
+    polite.expect("EHLO client.example", 250)
+
+
+def test_relay_networks_clients_are_greeted_at_once(make_server):
+    srv = make_server(greet_delay="5s", relay_networks="127.0.0.0/8")
+    c = srv.connect(greet=False)
+    start = time.time()
+    assert c.reply()[0] == 220 and time.time() - start < 1
+
+
+@pytest.mark.parametrize("first", ["GET / HTTP/1.1", "POST /x HTTP/1.0", "CONNECT mail.example:25 HTTP/1.1",
+                                   "USER root"])
+def test_other_protocols_get_5xx_and_close(server, first):
+    c = server.connect()
+    c.send(first + "\r\nHost: x\r\n\r\n")
+    code, lines = c.reply()
+    assert code == 554 and "5.5.0" in lines[0]
+    assert c.closed()
+
+
+def test_one_mib_command_without_crlf(server):
+    c = server.connect()
+    c.send(b"NOOP " + b"x" * (1 << 20))
+    c.send(b"\r\nNOOP\r\n")
+    code, lines = c.reply()
+    assert code == 500 and "5.5.2" in lines[0]
+    assert c.reply()[0] == 250
+
+
+def test_100_mib_without_crlf_bounded_memory(server):
+    base = rss_kib(server)
+    chunk = b"z" * (1 << 20)
+    c = server.connect()
+    c.expect("EHLO client.example", 250)
+    for _ in range(100):  # 100 MiB command line: skipped, never buffered
+        c.send(chunk)
+    c.send(b"\r\n")
+    assert c.reply()[0] == 500
+    during_cmd = rss_kib(server)
+    c.expect("MAIL FROM:<s@sender.example>", 250)
+    c.expect("RCPT TO:<alice@example.test>", 250)
+    c.expect("DATA", 354)
+    c.send(b"Subject: ")  # a 100 MiB header line: over max_message_size (35 MiB), read to its end
+    for _ in range(100):
+        c.send(chunk)
+    c.send(b"\r\n.\r\n")
+    code, lines = c.reply()
+    assert code == 552 and "5.3.4" in lines[0]
+    other = server.connect()  # the server still serves others
+    other.expect("NOOP", 250)
+    time.sleep(0.2)
+    after = rss_kib(server)
+    print(f"RSS KiB: baseline {base}, after 100 MiB command {during_cmd}, after 100 MiB DATA line {after}")
+    assert during_cmd - base < 2048
+    assert after - base < 8192, (base, after)
+    assert server.all_delivered() == []
+
+
+def test_10000_rcpts_and_10000_noops(server):
+    c = server.connect()
+    c.expect("EHLO client.example", 250)
+    c.expect("MAIL FROM:<s@sender.example>", 250)
+    c.send(b"".join(b"RCPT TO:<r%d@catchall.test>\r\n" % i for i in range(10000)))
+    codes = [c.reply()[0] for _ in range(10000)]
+    assert codes.count(250) == 1000 and codes.count(452) == 9000  # max_recipients = 1000
+    c.send(b"NOOP\r\n" * 10000)
+    assert all(c.reply()[0] == 250 for _ in range(10000))
+    c.expect("RSET", 250)
+
+
+def test_command_trickled_one_byte_per_second_times_out(make_server):
+    srv = make_server(command_timeout="2s")
+    c = srv.connect()
+    start = time.time()
+    c.sock.settimeout(10)
+    for ch in b"NOOP " + b"x" * 20:  # keeps the connection busy, never completes a command
+        try:
+            c.send(bytes([ch]))
+        except OSError:
+            break
+        time.sleep(0.5)
+        if c.closed(timeout=0.01):
+            break
+    assert c.buf.startswith(b"421 4.4.2"), c.buf
+    assert 1.5 < time.time() - start < 6
+
+
+def test_body_below_min_data_rate_gets_421(make_server):
+    srv = make_server(min_data_rate=1000, data_rate_grace="1s")
+    c = srv.connect()
+    c.expect("EHLO client.example", 250)
+    c.expect("MAIL FROM:<s@sender.example>", 250)
+    c.expect("RCPT TO:<alice@example.test>", 250)
+    c.expect("DATA", 354)
+    start = time.time()
+    for _ in range(40):
+        try:
+            c.send(b"x")
+        except OSError:
+            break
+        if c.closed(timeout=0.2):
+            break
+    assert c.buf.startswith(b"421 4.4.2"), c.buf
+    assert time.time() - start < 5
+    assert srv.all_delivered() == []
+
+
+def test_connection_limit_total(make_server):
+    srv = make_server(max_connections=5)
+    held = [srv.connect() for _ in range(5)]
+    extra = srv.connect(greet=False)
+    code, lines = extra.reply()
+    assert code == 421 and "4.7.0" in lines[0]
+    assert extra.closed()
+    for c in held:
+        c.expect("NOOP", 250)
+    held[0].expect("QUIT", 221)
+    time.sleep(0.2)
+    again = srv.connect()  # a slot is free again
+    again.expect("NOOP", 250)
+
+
+def test_5000_idle_connections_bounded_memory(make_server):
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard < 11000:
+        pytest.skip(f"needs 11000 descriptors, hard limit is {hard}")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 11000), hard))
+    srv = make_server(max_connections=6000, max_connections_per_ip=6000, log_level="warn")
+    base = rss_kib(srv)
+    socks = []
+    try:
+        for _ in range(5000):
+            s = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+            socks.append(s)
+        for s in socks:  # every one is greeted
+            assert s.recv(64).startswith(b"220 ")
+        held = rss_kib(srv)
+        per_conn = (held - base) / 5000
+        print(f"5000 idle connections: RSS {base} -> {held} KiB, {per_conn:.2f} KiB per connection")
+        assert per_conn < 16
+        probe = srv.connect()
+        probe.expect("NOOP", 250)
+    finally:
+        for s in socks:
+            s.close()
