@@ -135,8 +135,8 @@ static void space_tick(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
     struct server *srv = arg;
-    if (srv->space_check_running || !srv->cfg->min_free_space)
-        return;
+    if (srv->space_check_running || (!srv->cfg->min_free_space && !srv->space_low))
+        return; /* off, unless a full disk (ENOSPC) raised the flag: then watch for room again */
     srv->space_check_running = true;
     workq_submit(srv->disk, space_measure, space_measured, srv);
 }

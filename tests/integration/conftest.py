@@ -14,6 +14,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(os.environ.get("POSTERN_BIN", REPO / "build" / "postern")).resolve()
+# ASan keeps freed memory in quarantine: RSS bounds are checked on the release build only.
+SANITIZED = "asan" in BIN.parts
 SANITIZER_MARKS = ("ERROR: AddressSanitizer", "runtime error:", "ERROR: LeakSanitizer")
 
 
@@ -37,8 +39,9 @@ def open_path_for_server(root: Path):
 class Server:
     """One postern process with its own directory, config and tables."""
 
-    def __init__(self, root: Path, **overrides):
+    def __init__(self, root: Path, _preexec=None, **overrides):
         self.root = root
+        self.preexec = _preexec
         open_path_for_server(root)
         self.port = free_port()
         self.mail_dir = root / "mail"
@@ -60,16 +63,17 @@ class Server:
             "log_level": "debug",
         }
         conf.update({k: str(v) for k, v in overrides.items()})
+        self.mail_dir, self.spool_dir = Path(conf["mail_dir"]), Path(conf["spool_dir"])
         self.conf_path = root / "postern.conf"
         self.conf_path.write_text("".join(f"{k} = {v}\n" for k, v in conf.items()))
         self.log_path = root / "postern.log"
         self.proc = None
 
     def start(self):
-        self.log = open(self.log_path, "wb")
+        self.log = open(self.log_path, "ab")
         env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1:abort_on_error=0")
         self.proc = subprocess.Popen([str(BIN), "-c", str(self.conf_path)], stdout=self.log,
-                                     stderr=subprocess.STDOUT, env=env)
+                                     stderr=subprocess.STDOUT, env=env, preexec_fn=self.preexec)
         deadline = time.time() + 10
         while time.time() < deadline:
             if self.proc.poll() is not None:
@@ -95,6 +99,12 @@ class Server:
         for mark in SANITIZER_MARKS:
             assert mark not in text, "sanitizer report in server log:\n" + text[-4000:]
         assert self.proc.returncode == expect_code, f"exit code {self.proc.returncode}:\n{text[-2000:]}"
+
+    def kill9(self):
+        """SIGKILL, as a crash or power cut would stop it; start() runs it again on the same dirs."""
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+        self.log.close()
 
     def log_text(self):
         return self.log_path.read_text(errors="replace")

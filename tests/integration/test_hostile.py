@@ -6,6 +6,8 @@ import time
 
 import pytest
 
+from conftest import SANITIZED
+
 
 def rss_kib(srv):
     for line in open(f"/proc/{srv.proc.pid}/status"):
@@ -78,8 +80,9 @@ def test_100_mib_without_crlf_bounded_memory(server):
     time.sleep(0.2)
     after = rss_kib(server)
     print(f"RSS KiB: baseline {base}, after 100 MiB command {during_cmd}, after 100 MiB DATA line {after}")
-    assert during_cmd - base < 2048
-    assert after - base < 8192, (base, after)
+    if not SANITIZED:
+        assert during_cmd - base < 2048
+        assert after - base < 8192, (base, after)
     assert server.all_delivered() == []
 
 
@@ -164,7 +167,8 @@ def test_5000_idle_connections_bounded_memory(make_server):
         held = rss_kib(srv)
         per_conn = (held - base) / 5000
         print(f"5000 idle connections: RSS {base} -> {held} KiB, {per_conn:.2f} KiB per connection")
-        assert per_conn < 16
+        if not SANITIZED:
+            assert per_conn < 16
         probe = srv.connect()
         probe.expect("NOOP", 250)
     finally:

@@ -1,0 +1,220 @@
+"""Faults: SIGKILL under load (every acknowledged message survives, no half message is ever in
+new/), torn spool files, a full disk (real tmpfs), write failures (RLIMIT_FSIZE), read-only and
+deleted Maildirs, and the privilege drop."""
+import os
+import pwd
+import random
+import resource
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import BIN
+
+
+def send_until_stopped(port, tag, count, acked, lock):
+    """One session sending `count` messages; records the Message-Id of every 250 seen."""
+    try:
+        s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        f = s.makefile("rb")
+
+        def reply():
+            while True:
+                line = f.readline()
+                if not line:
+                    raise ConnectionError("closed")
+                if line[3:4] == b" ":
+                    return int(line[:3])
+
+        assert reply() == 220
+        s.sendall(b"EHLO load.example\r\n")
+        reply()
+        for i in range(count):
+            mid = f"{tag}-{i}"
+            s.sendall(b"MAIL FROM:<load@sender.example>\r\nRCPT TO:<alice@example.test>\r\nDATA\r\n")
+            if [reply(), reply(), reply()] != [250, 250, 354]:
+                return
+            body = (f"Message-Id: <{mid}@load>\r\n\r\n" + "payload line\r\n" * 40 + f"END {mid}\r\n.\r\n").encode()
+            s.sendall(body)
+            if reply() == 250:
+                with lock:
+                    acked.add(mid)
+    except (OSError, ConnectionError, AssertionError):
+        return
+
+
+def stored_ids(srv):
+    """Message ids in new/; asserts that every stored file is complete."""
+    ids = set()
+    for path in srv.all_delivered():
+        text = path.read_text()
+        mid = text.split("Message-Id: <", 1)[1].split("@load>", 1)[0]
+        assert text.endswith(f"END {mid}\n"), f"half message in new/: {path}"
+        ids.add(mid)
+    return ids
+
+
+def test_kill9_under_load_loses_no_acknowledged_message(make_server):
+    srv = make_server(log_level="warn")
+    acked, lock = set(), threading.Lock()
+    rng = random.Random(20261123)
+    kills = 0
+    for rnd in range(5):  # 5 kills x 20 sessions x 20 messages = 2,000 messages offered
+        threads = [threading.Thread(target=send_until_stopped, args=(srv.port, f"r{rnd}s{n}", 20, acked, lock))
+                   for n in range(20)]
+        for t in threads:
+            t.start()
+        time.sleep(rng.uniform(0.02, 0.2))
+        srv.kill9()
+        kills += 1
+        for t in threads:
+            t.join()
+        srv.start()  # same directories: recovery runs at start-up
+        found = stored_ids(srv)
+        missing = acked - found
+        assert not missing, f"round {rnd}: acknowledged but lost: {sorted(missing)[:5]}"
+    print(f"crash test: {kills} kills, {len(acked)} messages acknowledged, {len(stored_ids(srv))} found after restart")
+    assert kills == 5 and len(acked) > 0
+
+
+def test_torn_spool_file_moved_aside(make_server):
+    srv = make_server(relay_networks="127.0.0.0/8")
+    c = srv.connect()
+    c.expect("EHLO client.example", 250)
+    c.expect("MAIL FROM:<s@sender.example>", 250)
+    c.expect("RCPT TO:<x@elsewhere.example>", 250)
+    c.expect("DATA", 354)
+    good = c.expect("hello\r\n.", 250)[-1].split()[-1]
+    c.close()
+    queue = srv.spool_dir / "queue"
+    full = (queue / good).read_bytes()
+    (queue / "TORN0001").write_bytes(full[: len(full) // 2])  # as a crash mid-write would leave it
+    (queue / "TORN0002").write_bytes(full[:-3])  # END record cut
+    (srv.spool_dir / "tmp" / "HALF").write_bytes(b"POSTERN-QUEUE 1\nid x\n")
+    srv.kill9()
+    srv.start()
+    assert sorted(p.name for p in queue.iterdir()) == [good]
+    assert sorted(p.name for p in (srv.spool_dir / "corrupt").iterdir()) == ["TORN0001", "TORN0002"]
+    assert list((srv.spool_dir / "tmp").iterdir()) == []
+    log = srv.log_text()
+    assert "event=spool_corrupt" in log and "TORN0001" in log and "queued=1 corrupt=2 stale_tmp=1" in log
+
+
+@pytest.fixture
+def tmpfs(tmp_path):
+    mnt = tmp_path / "disk"
+    mnt.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m,mode=0755", "tmpfs", str(mnt)], capture_output=True)
+    if r.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here: " + r.stderr.decode())
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)])
+
+
+def fill(mnt, leave):
+    """Fills the file system at mnt until only `leave` octets are free."""
+    st = os.statvfs(mnt)
+    free = st.f_bavail * st.f_frsize
+    filler = mnt / "filler"
+    with open(filler, "wb") as f:
+        f.write(b"\0" * max(0, free - leave))
+    return filler
+
+
+def deliver(srv, rcpt="alice@example.test", body=b"hello\r\n"):
+    c = srv.connect()
+    c.expect("EHLO client.example", 250)
+    code, lines = c.cmd("MAIL FROM:<s@sender.example>")
+    if code != 250:
+        return code, lines
+    c.expect(f"RCPT TO:<{rcpt}>", 250)
+    c.expect("DATA", 354)
+    c.send(body + b".\r\n")
+    return c.reply()
+
+
+def test_disk_full_threshold_452_then_recovers(make_server, tmpfs):
+    srv = make_server(mail_dir=tmpfs / "mail", spool_dir=tmpfs / "spool", min_free_space="1M")
+    assert deliver(srv)[0] == 250
+    filler = fill(tmpfs, 512 * 1024)
+    time.sleep(1.5)  # the space watch measures once a second
+    code, lines = deliver(srv)
+    assert code == 452 and "4.3.1" in lines[0]
+    filler.unlink()
+    time.sleep(1.5)
+    assert deliver(srv)[0] == 250
+    assert len(srv.maildir_files("alice@example.test")) == 2
+
+
+def test_disk_full_mid_message_451_nothing_half_stored(make_server, tmpfs):
+    srv = make_server(mail_dir=tmpfs / "mail", spool_dir=tmpfs / "spool", min_free_space="0")
+    assert deliver(srv)[0] == 250
+    filler = fill(tmpfs, 256 * 1024)
+    code, lines = deliver(srv, body=b"x" * 998 + b"\r\n" + (b"y" * 998 + b"\r\n") * 600)  # ~600 KB
+    assert code == 451 and "4.3.0" in lines[0]
+    assert len(srv.maildir_files("alice@example.test")) == 1
+    assert list((tmpfs / "mail" / "example.test" / "alice" / "tmp").iterdir()) == []
+    filler.unlink()
+    time.sleep(1.2)
+    assert deliver(srv)[0] == 250
+    assert "event=store_failed" in srv.log_text()
+
+
+def test_write_failure_file_size_limit_451(make_server):
+    limit = lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, 64 * 1024))  # noqa: E731
+    srv = make_server(_preexec=limit)
+    code, lines = deliver(srv, body=(b"z" * 998 + b"\r\n") * 100)  # 100 KB > 64 KiB
+    assert code == 451 and "4.3.0" in lines[0]
+    assert srv.all_delivered() == []
+    assert deliver(srv)[0] == 250  # small mail still flows
+
+
+def test_read_only_maildir_451_and_server_goes_on(server):
+    assert deliver(server)[0] == 250
+    new = server.mail_dir / "example.test" / "alice" / "new"
+    os.chmod(new, 0o555)
+    try:
+        code, lines = deliver(server)
+        assert code == 451 and "4.3.0" in lines[0]
+        assert f"{new}" in server.log_text()
+        assert deliver(server, "bob@example.test")[0] == 250
+    finally:
+        os.chmod(new, 0o700)
+    assert deliver(server)[0] == 250
+
+
+def test_deleted_mail_dir_451_then_recovers(server):
+    assert deliver(server)[0] == 250
+    shutil.rmtree(server.mail_dir)
+    code, lines = deliver(server)
+    assert code == 451 and "4.3.0" in lines[0]
+    assert "cannot create maildir" in server.log_text()
+    server.mail_dir.mkdir()
+    if os.geteuid() == 0:
+        pw = pwd.getpwnam("postern")
+        os.chown(server.mail_dir, pw.pw_uid, pw.pw_gid)
+    assert deliver(server)[0] == 250
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="privilege drop needs root")
+def test_drops_root_to_postern(server):
+    pw = pwd.getpwnam("postern")
+    status = Path(f"/proc/{server.proc.pid}/status").read_text()
+    uids = [line.split()[1:] for line in status.splitlines() if line.startswith("Uid:")][0]
+    assert uids == [str(pw.pw_uid)] * 4
+    assert deliver(server)[0] == 250
+    assert all(p.stat().st_uid == pw.pw_uid for p in server.all_delivered())
+    assert "event=privileges_dropped user=postern" in server.log_text()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="privilege drop needs root")
+def test_refuses_to_run_as_root(tmp_path):
+    from conftest import Server
+    srv = Server(tmp_path, user="root")
+    out = subprocess.run([str(BIN), "-c", str(srv.conf_path)], capture_output=True, text=True, timeout=10)
+    assert out.returncode == 1 and "key=user" in out.stderr and "refusing to run as root" in out.stderr
