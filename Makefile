@@ -1,4 +1,5 @@
 # Postern - build, run and test. `make run` and `make test` install missing Debian packages first.
+SHELL := /bin/bash
 CC ?= cc
 PKGS := libevent libevent_pthreads
 CFLAGS ?= -O2 -g
@@ -18,7 +19,7 @@ FUZZ_CFLAGS := -std=c17 -D_GNU_SOURCE -Wall -Wextra -Werror -g -O1 -pthread -Isr
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 FUZZ_SECONDS ?= 60
 
-.PHONY: all run test deps test-deps clean unit asan fuzz fuzz-build
+.PHONY: all run test deps test-deps clean unit asan fuzz fuzz-build lint memcheck
 
 all: deps build/postern
 
@@ -68,11 +69,26 @@ fuzz-build: $(FUZZ_TARGETS:%=build/fuzz/fuzz_%)
 fuzz: test-deps fuzz-build
 	@scripts/fuzz.sh $(FUZZ_SECONDS)
 
+# Static analysis: cppcheck and clang-tidy (.clang-tidy); any warning fails.
+lint:
+	@echo "LINT cppcheck"
+	@cppcheck --quiet --enable=warning,performance,portability --std=c11 -D_GNU_SOURCE \
+		--error-exitcode=1 --inline-suppr -I src src
+	@echo "LINT clang-tidy"
+	@clang-tidy --quiet $(SRCS) -- -std=c17 -D_GNU_SOURCE -Isrc 2>&1 | grep -vE '^[0-9]+ warnings? generated' ; \
+		exit $${PIPESTATUS[0]}
+
+# The black-box suite with the server under valgrind memcheck (slow; not part of make test).
+memcheck: test-deps build/postern
+	@POSTERN_VALGRIND=1 /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration \
+		--deselect tests/integration/test_hostile.py::test_5000_idle_connections_bounded_memory
+
 run: all
 	build/postern -c etc/postern.conf
 
 test: test-deps
 	@$(MAKE) --no-print-directory build/postern asan unit fuzz-build
+	@$(MAKE) --no-print-directory lint
 	@scripts/run-tests.sh
 
 clean:

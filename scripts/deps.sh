@@ -4,7 +4,7 @@
 set -eu
 
 BUILD_PKGS="gcc make pkg-config libevent-dev"
-TEST_PKGS="libcmocka-dev python3-pytest swaks clang libclang-rt-14-dev"
+TEST_PKGS="libcmocka-dev python3-pytest swaks clang libclang-rt-14-dev clang-tidy cppcheck valgrind"
 
 missing=""
 for pkg in $BUILD_PKGS ${DEPS_WITH_TESTS:+$TEST_PKGS}; do

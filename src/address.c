@@ -51,6 +51,16 @@ bool utf8_text_valid(const char *s, size_t n)
     return true;
 }
 
+void ascii_lower_copy(char *dst, const char *src, size_t dstsz)
+{
+    size_t i = 0;
+    for (; src[i] && i + 1 < dstsz; i++) {
+        unsigned char c = (unsigned char)src[i];
+        dst[i] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+    }
+    dst[i] = '\0';
+}
+
 /* RFC 5322 atext. */
 static bool is_atext(unsigned char c)
 {
@@ -272,11 +282,9 @@ enum addr_result address_parse_mailbox(const char *s, size_t len, struct mailbox
             return r;
         mb->utf8 |= utf8;
     }
-    for (size_t i = 0; i < dlen; i++) {
-        char c = d[i];
-        mb->domain[i] = (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
-    }
+    memcpy(mb->domain, d, dlen);
     mb->domain[dlen] = '\0';
+    ascii_lower_copy(mb->domain, mb->domain, sizeof mb->domain);
     memcpy(mb->addr, s, len);
     mb->addr[len] = '\0';
     return ADDR_OK;

@@ -42,6 +42,10 @@ enum addr_result address_parse_path(const char *s, size_t len, struct mailbox *m
  * Returns ADDR_OK and sets *utf8 when it held non-ASCII. */
 enum addr_result address_parse_domain(const char *s, size_t len, bool *utf8);
 
+/* Copies src into dst (at most dstsz-1 octets, always terminated) with ASCII letters lower-cased;
+ * other octets, UTF-8 included, are copied as they are. dst may equal src. */
+void ascii_lower_copy(char *dst, const char *src, size_t dstsz);
+
 /* Length of the well-formed UTF-8 sequence at p (1..4), or 0 when malformed. p[0] >= 0x80. */
 size_t utf8_sequence_length(const unsigned char *p, size_t avail);
 

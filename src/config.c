@@ -149,13 +149,6 @@ static bool strlist_split(const char *value, struct strlist *out)
     return true;
 }
 
-static void lower_ascii(char *s)
-{
-    for (; *s; s++)
-        if (*s >= 'A' && *s <= 'Z')
-            *s = (char)(*s + 32);
-}
-
 /* Parses an unsigned number with an optional unit suffix; units is a list of "suffix=multiplier". */
 static bool parse_number(const char *v, unsigned long long *out, const char *kind)
 {
@@ -202,7 +195,7 @@ static const char *check_list_item(enum key_type type, char *item)
     case T_CIDR_LIST:
         return cidr_parse(item, &net) ? NULL : "expected a network like 192.0.2.0/24 or 2001:db8::/32";
     case T_DOMAIN_LIST:
-        lower_ascii(item);
+        ascii_lower_copy(item, item, strlen(item) + 1);
         return address_parse_domain(item, strlen(item), &utf8) == ADDR_OK ? NULL : "not a valid domain name";
     default:
         return NULL;

@@ -51,8 +51,11 @@ void log_msg(enum log_level level, const char *fmt, ...)
 char *log_safe(char *out, size_t outsz, const char *s)
 {
     size_t i = 0;
-    for (; s && *s && i + 1 < outsz; s++, i++)
-        out[i] = ((unsigned char)*s < 0x20 || *s == 0x7f || *s == ' ') ? '?' : *s;
+    for (; s && *s && i + 1 < outsz; s++, i++) {
+        out[i] = *s;
+        if ((unsigned char)*s < 0x20 || *s == 0x7f || *s == ' ')
+            out[i] = '?';
+    }
     out[i] = '\0';
     return out;
 }

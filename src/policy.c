@@ -9,20 +9,12 @@
 #include <string.h>
 #include <strings.h>
 
-static void lower_copy(char *dst, const char *src, size_t dstsz)
-{
-    size_t i = 0;
-    for (; src[i] && i + 1 < dstsz; i++)
-        dst[i] = (src[i] >= 'A' && src[i] <= 'Z') ? (char)(src[i] + 32) : src[i];
-    dst[i] = '\0';
-}
-
 /* "local@domain" key for the tables, lower-cased. */
 static void table_key(char *out, size_t outsz, const char *local, const char *domain)
 {
     char buf[ADDR_LOCAL_MAX + ADDR_DOMAIN_MAX + 2];
     snprintf(buf, sizeof buf, "%s@%s", local, domain);
-    lower_copy(out, buf, outsz);
+    ascii_lower_copy(out, buf, outsz);
 }
 
 typedef bool (*table_line_fn)(struct policy *p, char **fields, int nfields, const char **err);
@@ -37,7 +29,7 @@ static bool address_key(const char *text, bool allow_catchall, char *key, size_t
             *err = "invalid domain";
             return false;
         }
-        lower_copy(key, text, keysz);
+        ascii_lower_copy(key, text, keysz);
         return true;
     }
     if (address_parse_mailbox(text, strlen(text), &mb) != ADDR_OK) {
@@ -176,7 +168,7 @@ static bool lookup(const struct policy *p, const struct strmap *table, const cha
     char key[ADDR_PATH_MAX + 1], base[ADDR_LOCAL_MAX + 1];
     table_key(key, sizeof key, local, domain);
     if (strmap_get(table, key, value)) {
-        lower_copy(matched_local, local, ADDR_LOCAL_MAX + 1);
+        ascii_lower_copy(matched_local, local, ADDR_LOCAL_MAX + 1);
         return true;
     }
     if (!strip_extension(p, local, base, sizeof base))
@@ -184,7 +176,7 @@ static bool lookup(const struct policy *p, const struct strmap *table, const cha
     table_key(key, sizeof key, base, domain);
     if (!strmap_get(table, key, value))
         return false;
-    lower_copy(matched_local, base, ADDR_LOCAL_MAX + 1);
+    ascii_lower_copy(matched_local, base, ADDR_LOCAL_MAX + 1);
     return true;
 }
 
@@ -221,7 +213,7 @@ void policy_check_rcpt(const struct policy *p, const struct mailbox *mb, bool ma
         refuse(v, REPLY_RCPT_UNKNOWN, "unknown_mailbox");
         return;
     }
-    lower_copy(v->local, local, sizeof v->local);
+    ascii_lower_copy(v->local, local, sizeof v->local);
     v->kind = RCPT_LOCAL;
     v->reply = REPLY_RCPT_OK;
     v->reason = "local";

@@ -49,6 +49,7 @@ void reply_vformat(struct evbuffer *out, bool more, enum reply_id id, va_list ap
         n = 0;
     if ((size_t)n > sizeof line - 3)
         n = (int)(sizeof line - 3);
-    memcpy(line + n, "\r\n", 2);
+    line[n] = '\r';
+    line[n + 1] = '\n';
     evbuffer_add(out, line, (size_t)n + 2);
 }

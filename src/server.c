@@ -153,7 +153,7 @@ static bool make_dir(const char *key, const char *path)
 static bool open_listeners(struct server *srv)
 {
     const struct strlist *l = &srv->cfg->listen;
-    srv->listeners = calloc(l->count, sizeof *srv->listeners);
+    srv->listeners = calloc(l->count, sizeof(struct evconnlistener *));
     for (size_t i = 0; i < l->count; i++) {
         struct sockaddr_storage ss;
         socklen_t len;
@@ -197,6 +197,11 @@ bool server_start(struct server *srv, struct config *cfg, struct policy *policy)
     srv->base = event_base_new();
     if (!srv->base)
         return false;
+    /* handlers first: a SIGTERM that comes as soon as the port answers must still be graceful */
+    srv->sig_term = evsignal_new(srv->base, SIGTERM, on_signal, srv);
+    srv->sig_int = evsignal_new(srv->base, SIGINT, on_signal, srv);
+    evsignal_add(srv->sig_term, NULL);
+    evsignal_add(srv->sig_int, NULL);
     if (!make_dir("mail_dir", cfg->mail_dir) || !make_dir("spool_dir", cfg->spool_dir))
         return false;
     if (spool_prepare(cfg->spool_dir) < 0) {
@@ -213,10 +218,6 @@ bool server_start(struct server *srv, struct config *cfg, struct policy *policy)
     struct timeval every = {1, 0};
     event_add(srv->space_timer, &every);
     space_tick(-1, 0, srv);
-    srv->sig_term = evsignal_new(srv->base, SIGTERM, on_signal, srv);
-    srv->sig_int = evsignal_new(srv->base, SIGINT, on_signal, srv);
-    evsignal_add(srv->sig_term, NULL);
-    evsignal_add(srv->sig_int, NULL);
     log_info("event=started hostname=%s mail_dir=%s spool_dir=%s io_threads=%u", cfg->hostname, cfg->mail_dir,
              cfg->spool_dir, cfg->io_threads);
     return true;

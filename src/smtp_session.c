@@ -30,9 +30,9 @@
 #include "spool.h"
 #include "workq.h"
 
-#define OUTPUT_HIGH (64 * 1024) /* stop reading commands while this much output is unsent */
-#define OUTPUT_LOW (16 * 1024)
-#define INPUT_HIGH (256 * 1024) /* stop reading the socket while this much input waits */
+#define OUTPUT_HIGH ((size_t)64 << 10) /* stop reading commands while this much output is unsent */
+#define OUTPUT_LOW ((size_t)16 << 10)
+#define INPUT_HIGH ((size_t)256 << 10) /* stop reading the socket while this much input waits */
 
 enum state {
     ST_FRESH,  /* connected, no EHLO/HELO yet */
@@ -162,7 +162,7 @@ static void close_after_flush(struct session *s)
 
 /* ---------- transaction ---------- */
 
-#define TRIM_AFTER (1024 * 1024) /* after freeing a message this big, hand memory back to the OS */
+#define TRIM_AFTER ((size_t)1 << 20) /* after freeing a message this big, hand memory back to the OS */
 
 static void reset_transaction(struct session *s)
 {
@@ -628,7 +628,7 @@ static void check_slow_client(struct session *s, struct evbuffer *in)
     enum reply_id why;
     if (s->state == ST_DATA) {
         double elapsed = now - s->data_started;
-        if (!cfg->min_data_rate || elapsed < cfg->data_rate_grace || s->data_bytes >= elapsed * cfg->min_data_rate)
+        if (!cfg->min_data_rate || elapsed < cfg->data_rate_grace || (double)s->data_bytes >= elapsed * cfg->min_data_rate)
             return;
         why = REPLY_DATA_TOO_SLOW;
     } else if (s->state != ST_COMMIT && (evbuffer_get_length(in) > 0 || s->skipping) &&

@@ -14,8 +14,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(os.environ.get("POSTERN_BIN", REPO / "build" / "postern")).resolve()
-# ASan keeps freed memory in quarantine: RSS bounds are checked on the release build only.
-SANITIZED = "asan" in BIN.parts
+# ASan and valgrind keep freed memory: RSS bounds are checked on the plain release run only.
+SANITIZED = "asan" in BIN.parts or bool(os.environ.get("POSTERN_VALGRIND"))
 SANITIZER_MARKS = ("ERROR: AddressSanitizer", "runtime error:", "ERROR: LeakSanitizer")
 
 
@@ -72,9 +72,13 @@ class Server:
     def start(self):
         self.log = open(self.log_path, "ab")
         env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1:abort_on_error=0")
-        self.proc = subprocess.Popen([str(BIN), "-c", str(self.conf_path)], stdout=self.log,
+        cmd = [str(BIN), "-c", str(self.conf_path)]
+        if os.environ.get("POSTERN_VALGRIND"):  # make memcheck
+            cmd = ["valgrind", "--quiet", "--error-exitcode=99", "--leak-check=full",
+                   "--errors-for-leak-kinds=definite", "--vgdb=no"] + cmd
+        self.proc = subprocess.Popen(cmd, stdout=self.log,
                                      stderr=subprocess.STDOUT, env=env, preexec_fn=self.preexec)
-        deadline = time.time() + 10
+        deadline = time.time() + (60 if os.environ.get("POSTERN_VALGRIND") else 10)
         while time.time() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError("postern exited at start:\n" + self.log_text())

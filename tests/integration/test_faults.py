@@ -204,10 +204,10 @@ def test_deleted_mail_dir_451_then_recovers(server):
 @pytest.mark.skipif(os.geteuid() != 0, reason="privilege drop needs root")
 def test_drops_root_to_postern(server):
     pw = pwd.getpwnam("postern")
+    assert deliver(server)[0] == 250  # served, so start-up (and the drop) is complete
     status = Path(f"/proc/{server.proc.pid}/status").read_text()
     uids = [line.split()[1:] for line in status.splitlines() if line.startswith("Uid:")][0]
     assert uids == [str(pw.pw_uid)] * 4
-    assert deliver(server)[0] == 250
     assert all(p.stat().st_uid == pw.pw_uid for p in server.all_delivered())
     assert "event=privileges_dropped user=postern" in server.log_text()
 
