@@ -36,7 +36,11 @@ static void test_verbs(void **state)
     cmd("HELP", VERB_HELP, "");
     cmd("EXPN list", VERB_EXPN, "list");
     cmd("STARTTLS", VERB_STARTTLS, "");
-    cmd("GET / HTTP/1.1", VERB_UNKNOWN, "/ HTTP/1.1");
+    cmd("GET / HTTP/1.1", VERB_FOREIGN, "/ HTTP/1.1");
+    cmd("post /x HTTP/1.0", VERB_FOREIGN, "/x HTTP/1.0");
+    cmd("CONNECT a:25 HTTP/1.1", VERB_FOREIGN, "a:25 HTTP/1.1");
+    cmd("USER root", VERB_FOREIGN, "root");
+    cmd("GETX /", VERB_UNKNOWN, "/");
     cmd("MAILX FROM:<a@b>", VERB_UNKNOWN, "FROM:<a@b>");
     cmd("", VERB_UNKNOWN, "");
     cmd("DAT", VERB_UNKNOWN, "");
