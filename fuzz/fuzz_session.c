@@ -2,6 +2,8 @@
  * real disk threads writing to a temporary directory. Invariants checked on every input:
  *  - every reply line is "DDD " or "DDD-" plus text, at most 512 octets with CRLF;
  *  - nothing is sent after a 221 reply (QUIT);
+ *  - one reply per command: walking the input line by line (and each DATA body up to CRLF.CRLF
+ *    after a 354) accounts for every reply, in order, with none missing and none extra;
  *  - every "250 2.0.0 Ok: queued as ID" has its message file in a Maildir new/ (never a 250 for a
  *    message that was not committed). */
 #include <dirent.h>
@@ -102,8 +104,50 @@ static void settle(struct bufferevent *client)
     }
 }
 
-static void check_replies(struct evbuffer *in)
+#define MAX_FINALS 70000
+
+/* The oracle for "one reply per command": finals[] holds the code of each complete reply (the
+ * greeting first; negative for replies that close the session). Each input line (ended by LF) takes one reply; a 354 also takes the body up to
+ * the first CRLF.CRLF and one more reply; 221 and 554 end the session, as does the 421 that follows
+ * the reply that reached max_errors. */
+static void check_one_reply_per_command(const uint8_t *in, size_t n, const int *finals, size_t nfinals)
 {
+    size_t pos = 0, r = 1;
+    if (nfinals == 0 || finals[0] != 220)
+        abort();
+    while (r < nfinals) {
+        const uint8_t *nl = memchr(in + pos, '\n', n - pos);
+        if (!nl)
+            abort(); /* a reply with no complete command to answer */
+        pos = (size_t)(nl - in) + 1;
+        int code = finals[r++];
+        if (code == 354) {
+            const uint8_t *end = NULL;
+            if (n - pos >= 3 && memcmp(in + pos, ".\r\n", 3) == 0)
+                end = in + pos - 2;
+            else if (n - pos >= 5)
+                end = memmem(in + pos, n - pos, "\r\n.\r\n", 5);
+            if (!end)
+                break; /* body still open: no more replies may exist */
+            pos = (size_t)(end - in) + 5;
+            if (r >= nfinals)
+                break;
+            code = finals[r++];
+        }
+        if (r < nfinals && finals[r] == -421 && code >= 500)
+            r++, code = -421; /* too many errors: one extra reply, then the end */
+        if (code < 0)
+            break;
+    }
+    if (r != nfinals)
+        abort(); /* more replies than commands */
+}
+
+static int finals[MAX_FINALS];
+
+static void check_replies(struct evbuffer *in, const uint8_t *input, size_t input_len)
+{
+    size_t nfinals = 0;
     size_t n = evbuffer_get_length(in);
     char *out = malloc(n + 1);
     evbuffer_remove(in, out, n);
@@ -122,6 +166,14 @@ static void check_replies(struct evbuffer *in)
             abort();
         if (strncmp(line, "221 ", 4) == 0)
             quit_seen = true;
+        if (line[3] == ' ') {
+            if (nfinals == MAX_FINALS)
+                abort();
+            int code = atoi(line);
+            /* closing replies: 221, every 421, and 554 5.5.0 (other protocol / early talker) */
+            bool closes = code == 221 || code == 421 || strncmp(line, "554 5.5.0", 9) == 0;
+            finals[nfinals++] = closes ? -code : code;
+        }
         if (strncmp(line, "250 2.0.0 Ok: queued as ", 24) == 0) {
             char qid[32];
             size_t len = (size_t)(crlf - line - 24);
@@ -135,6 +187,7 @@ static void check_replies(struct evbuffer *in)
         line = crlf + 2;
     }
     free(out);
+    check_one_reply_per_command(input, input_len, finals, nfinals);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -147,7 +200,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     bufferevent_enable(pair[0], EV_READ | EV_WRITE);
     bufferevent_write(pair[0], data, size);
     settle(pair[0]);
-    check_replies(bufferevent_get_input(pair[0]));
+    check_replies(bufferevent_get_input(pair[0]), data, size);
     for (int i = 0; srv.nsessions && i < 1000; i++) { /* close the session the way shutdown does */
         session_shutdown_all(&srv, true);
         settle(NULL);
