@@ -2,6 +2,8 @@
  * fsync new/. Never follows an unvalidated path; never leaves a half file in new/. */
 #include "maildir.h"
 
+#include "fileio.h"
+
 #include <errno.h>
 #include <event2/buffer.h>
 #include <fcntl.h>
@@ -43,19 +45,6 @@ static void set_error(struct message *m, int err, const char *what, const char *
     snprintf(m->error, sizeof m->error, "%s %s: %s", what, path, strerror(err));
 }
 
-/* fsyncs a directory so a name created in it survives a crash. */
-static int fsync_dir(const char *path)
-{
-    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    int r = fsync(fd);
-    int e = errno;
-    close(fd);
-    errno = e;
-    return r;
-}
-
 /* mkdir that makes the new entry durable (fsync of the parent); EEXIST is success. */
 static int mkdir_durable(const char *path, const char *parent)
 {
@@ -90,52 +79,6 @@ static int ensure_maildir(struct message *m, const struct msg_rcpt *r, char *dir
             set_error(m, errno, "cannot create maildir", sub);
             return -1;
         }
-    }
-    return 0;
-}
-
-/* Writes all of buf to fd with writev, leaving buf untouched. */
-static int write_evbuffer(int fd, struct evbuffer *buf)
-{
-    struct evbuffer_iovec vec[64];
-    struct evbuffer_ptr pos;
-    evbuffer_ptr_set(buf, &pos, 0, EVBUFFER_PTR_SET);
-    size_t left = evbuffer_get_length(buf);
-    while (left > 0) {
-        int n = evbuffer_peek(buf, -1, &pos, vec, 64);
-        if (n <= 0)
-            break;
-        if (n > 64)
-            n = 64;
-        size_t chunk = 0;
-        for (int i = 0; i < n; i++)
-            chunk += vec[i].iov_len;
-        size_t done = 0;
-        while (done < chunk) {
-            /* rebuild the iovec from `done` on (short writes are rare but legal) */
-            struct iovec iov[64];
-            int k = 0;
-            size_t skip = done;
-            for (int i = 0; i < n; i++) {
-                if (skip >= vec[i].iov_len) {
-                    skip -= vec[i].iov_len;
-                    continue;
-                }
-                iov[k].iov_base = (char *)vec[i].iov_base + skip;
-                iov[k].iov_len = vec[i].iov_len - skip;
-                skip = 0;
-                k++;
-            }
-            ssize_t w = writev(fd, iov, k);
-            if (w < 0) {
-                if (errno == EINTR)
-                    continue;
-                return -1;
-            }
-            done += (size_t)w;
-        }
-        left -= chunk;
-        evbuffer_ptr_set(buf, &pos, chunk, EVBUFFER_PTR_ADD);
     }
     return 0;
 }

@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fileio.h"
 #include "log.h"
 
 bool spool_file_valid(const char *data, size_t n)
@@ -137,28 +138,6 @@ static void fail(struct message *m, const char *what, const char *path)
     snprintf(m->error, sizeof m->error, "%s %s: %s", what, path, strerror(errno));
 }
 
-/* Writes the whole evbuffer (left intact) to fd. */
-static int write_all(int fd, struct evbuffer *b)
-{
-    struct evbuffer_ptr pos;
-    evbuffer_ptr_set(b, &pos, 0, EVBUFFER_PTR_SET);
-    struct evbuffer_iovec v;
-    while (evbuffer_peek(b, -1, &pos, &v, 1) > 0 && v.iov_len > 0) {
-        const char *p = v.iov_base;
-        size_t left = v.iov_len;
-        while (left) {
-            ssize_t w = write(fd, p, left);
-            if (w < 0 && errno == EINTR)
-                continue;
-            if (w < 0)
-                return -1;
-            p += w, left -= (size_t)w;
-        }
-        evbuffer_ptr_set(b, &pos, v.iov_len, EVBUFFER_PTR_ADD);
-    }
-    return 0;
-}
-
 void spool_write(struct message *m)
 {
     if (m->nrcpts == m->nlocal)
@@ -186,8 +165,8 @@ void spool_write(struct message *m)
     int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0) {
         fail(m, "cannot create", tmp);
-    } else if (!end || write_all(fd, env) < 0 || write_all(fd, m->headers) < 0 || write_all(fd, m->body) < 0 ||
-               write_all(fd, end) < 0 || fsync(fd) < 0) {
+    } else if (!end || write_evbuffer(fd, env) < 0 || write_evbuffer(fd, m->headers) < 0 || write_evbuffer(fd, m->body) < 0 ||
+               write_evbuffer(fd, end) < 0 || fsync(fd) < 0) {
         fail(m, "cannot write", tmp);
         close(fd);
         unlink(tmp);
@@ -195,13 +174,10 @@ void spool_write(struct message *m)
         fail(m, "cannot commit", final);
         unlink(tmp);
     } else {
-        int dfd = open(qdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dfd < 0 || fsync(dfd) < 0) {
+        if (fsync_dir(qdir) < 0) {
             fail(m, "cannot fsync", qdir);
             unlink(final);
         }
-        if (dfd >= 0)
-            close(dfd);
     }
     evbuffer_free(env);
     if (end)
