@@ -706,14 +706,12 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
         log_info("event=timeout session=%s client=%s state=%d", s->id, s->peer_ip, s->state);
         if (s->state != ST_COMMIT)
             reset_transaction(s);
-        reply(s, REPLY_TIMEOUT);
-        s->closing = true;
-        bufferevent_disable(s->bev, EV_READ);
-        /* a client that reads nothing cannot get the 421: give up on it */
-        if ((what & BEV_EVENT_WRITING) || evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
+        if (what & BEV_EVENT_WRITING) { /* a client that reads nothing cannot get a 421 either */
             session_destroy(s);
-        else
-            bufferevent_enable(s->bev, EV_WRITE);
+            return;
+        }
+        reply(s, REPLY_TIMEOUT);
+        close_after_flush(s);
         return;
     }
     if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
@@ -725,7 +723,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 
 /* ---------- start and shutdown ---------- */
 
-/* How many counted sessions come from the same address as s. */
+/* How many counted sessions come from the client address ip (a scan: fine for thousands). */
 static unsigned sessions_from(struct server *srv, const char *ip)
 {
     unsigned n = 0;
