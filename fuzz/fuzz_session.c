@@ -21,6 +21,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "auth.h"
 #include "policy.h"
 #include "server.h"
 #include "smtp_session.h"
@@ -63,6 +64,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     srv.base = event_base_new();
     srv.cfg = &cfg;
     srv.policy = &policy;
+    static struct auth_users users;
+    srv.users = &users;
     srv.disk = workq_new(srv.base, 1);
     return 0;
 }
@@ -196,7 +199,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (bufferevent_pair_new(srv.base, BEV_OPT_CLOSE_ON_FREE, pair) < 0)
         abort();
     struct sockaddr_in peer = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0xc0000201)}; /* 192.0.2.1 */
-    session_attach(&srv, pair[1], (struct sockaddr *)&peer, sizeof peer);
+    session_attach(&srv, pair[1], (struct sockaddr *)&peer, sizeof peer, ROLE_MX);
     bufferevent_enable(pair[0], EV_READ | EV_WRITE);
     bufferevent_write(pair[0], data, size);
     settle(pair[0]);

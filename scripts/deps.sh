@@ -3,7 +3,7 @@
 # Idempotent: a second run with everything present does nothing and touches no network.
 set -eu
 
-BUILD_PKGS="gcc make pkg-config libevent-dev"
+BUILD_PKGS="gcc make pkg-config libevent-dev libssl-dev libcrypt-dev openssl"
 TEST_PKGS="libcmocka-dev python3-pytest swaks clang libclang-rt-14-dev clang-tidy cppcheck valgrind"
 
 missing=""

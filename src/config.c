@@ -16,7 +16,7 @@
 #include "log.h"
 
 enum key_type { T_STRING, T_PATH, T_OPTPATH, T_BOOL, T_UINT, T_SIZE, T_DURATION, T_LOGLEVEL,
-                T_HOSTNAME, T_LISTEN_LIST, T_DOMAIN_LIST, T_CIDR_LIST };
+                T_HOSTNAME, T_LISTEN_LIST, T_OPT_LISTEN_LIST, T_DOMAIN_LIST, T_CIDR_LIST, T_TLS_VERSION };
 
 struct key_def {
     const char *name;
@@ -35,6 +35,26 @@ static const struct key_def keys[] = {
      "Account the server runs as when started as root (after binding its ports). Never root."},
     {"listen", T_LISTEN_LIST, F(listen), "127.0.0.1:2525", 0, 0,
      "Addresses to accept SMTP on, host:port; IPv6 as [::1]:2525."},
+    {"submission_listen", T_OPT_LISTEN_LIST, F(submission_listen), "", 0, 0,
+     "Submission addresses (port 587 role, RFC 6409): STARTTLS required before AUTH or MAIL, then AUTH. "
+     "Default: none."},
+    {"smtps_listen", T_OPT_LISTEN_LIST, F(smtps_listen), "", 0, 0,
+     "Implicit-TLS submission addresses (port 465 role, RFC 8314), AUTH required. Default: none."},
+    {"tls_cert", T_OPTPATH, F(tls_cert), "", 0, 0,
+     "PEM certificate (chain allowed, leaf first). Unset: no TLS (no STARTTLS, no submission)."},
+    {"tls_key", T_OPTPATH, F(tls_key), "", 0, 0, "PEM private key of tls_cert."},
+    {"tls_min_version", T_TLS_VERSION, F(tls_min_version), "TLSv1.2", 0, 0,
+     "Oldest TLS version accepted: TLSv1, TLSv1.1, TLSv1.2 or TLSv1.3."},
+    {"tls_ciphers", T_STRING, F(tls_ciphers), "ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM:DHE+CHACHA20:!aNULL:!MD5:!DSS", 0,
+     0, "OpenSSL cipher list for TLS 1.2 and older (TLS 1.3 suites are OpenSSL's defaults)."},
+    {"mx_auth", T_BOOL, F(mx_auth), "no", 0, 0, "yes: offer AUTH (over TLS) on the listen (MX) addresses too."},
+    {"users", T_OPTPATH, F(users), "", 0, 0,
+     "Table file of submission users: address:crypt-hash[:alias,alias...] per line; hashes from "
+     "`postern passwd` (yescrypt or SHA-512 crypt)."},
+    {"max_auth_failures", T_UINT, F(max_auth_failures), "5", 1, 1000,
+     "Failed AUTH attempts per client address (within 15 minutes) before 421 4.7.0."},
+    {"auth_failure_delay", T_UINT, F(auth_failure_delay), "1000", 0, 60000,
+     "Milliseconds of delay before a 535 reply, times the client's failure count."},
     {"mail_dir", T_PATH, F(mail_dir), "var/mail", 0, 0,
      "Maildir root: mail for local@domain goes to <mail_dir>/<domain>/<local>/{tmp,new,cur}."},
     {"spool_dir", T_PATH, F(spool_dir), "var/spool", 0, 0,
@@ -89,7 +109,7 @@ static const struct key_def keys[] = {
 };
 #undef F
 #define NKEYS (sizeof keys / sizeof keys[0])
-_Static_assert(NKEYS <= 40, "struct config key_lines too small");
+_Static_assert(NKEYS <= 48, "struct config key_lines too small");
 
 void config_errors_add(struct config_errors *errs, const char *fmt, ...)
 {
@@ -191,6 +211,7 @@ static const char *check_list_item(enum key_type type, char *item)
     bool utf8;
     switch (type) {
     case T_LISTEN_LIST:
+    case T_OPT_LISTEN_LIST:
         return hostport_parse(item, &ss, &sslen) ? NULL : "expected host:port with an IP address, e.g. 127.0.0.1:25 or [::1]:25";
     case T_CIDR_LIST:
         return cidr_parse(item, &net) ? NULL : "expected a network like 192.0.2.0/24 or 2001:db8::/32";
@@ -209,6 +230,10 @@ static const char *set_value(struct config *cfg, const struct key_def *k, const 
     unsigned long long n;
     bool utf8;
     switch (k->type) {
+    case T_TLS_VERSION:
+        if (strcmp(v, "TLSv1") && strcmp(v, "TLSv1.1") && strcmp(v, "TLSv1.2") && strcmp(v, "TLSv1.3"))
+            return "expected TLSv1, TLSv1.1, TLSv1.2 or TLSv1.3";
+        /* fall through */
     case T_STRING:
     case T_OPTPATH:
     case T_PATH:
@@ -250,6 +275,7 @@ static const char *set_value(struct config *cfg, const struct key_def *k, const 
         *(int *)field = log_level_parse(v);
         return NULL;
     case T_LISTEN_LIST:
+    case T_OPT_LISTEN_LIST:
     case T_DOMAIN_LIST:
     case T_CIDR_LIST: {
         struct strlist *l = field;
@@ -330,6 +356,25 @@ static void parse_line(struct config *cfg, char *line, int lineno, struct config
         config_errors_add(errs, "%s:%d: %s: %s: '%.80s'", cfg->path, lineno, name, err, value);
 }
 
+/* Keys that only make sense together: TLS listeners need a certificate and a key. */
+static void check_tls_keys(struct config *cfg, struct config_errors *errs)
+{
+    bool have_cert = *cfg->tls_cert, have_key = *cfg->tls_key;
+    if (have_cert != have_key)
+        config_errors_add(errs, "%s:%d: %s: tls_cert and tls_key must be set together", cfg->path,
+                          config_key_line(cfg, have_cert ? "tls_cert" : "tls_key"), have_cert ? "tls_cert" : "tls_key");
+    const char *roles[] = {"submission_listen", "smtps_listen"};
+    const struct strlist *lists[] = {&cfg->submission_listen, &cfg->smtps_listen};
+    for (int i = 0; i < 2; i++) {
+        if (lists[i]->count && !have_cert)
+            config_errors_add(errs, "%s:%d: %s: needs tls_cert and tls_key", cfg->path,
+                              config_key_line(cfg, roles[i]), roles[i]);
+        if (lists[i]->count && !*cfg->users)
+            config_errors_add(errs, "%s:%d: %s: needs a users table (users = FILE)", cfg->path,
+                              config_key_line(cfg, roles[i]), roles[i]);
+    }
+}
+
 /* Fills in the system host name when hostname was left empty. */
 static void default_hostname(struct config *cfg)
 {
@@ -373,6 +418,7 @@ bool config_load(const char *path, struct config *cfg, struct config_errors *err
     }
     fclose(f);
     default_hostname(cfg);
+    check_tls_keys(cfg, errs);
     return errs->count == 0;
 }
 
@@ -381,10 +427,10 @@ void config_free(struct config *cfg)
     for (size_t i = 0; i < NKEYS; i++) {
         void *field = (char *)cfg + keys[i].offset;
         switch (keys[i].type) {
-        case T_STRING: case T_PATH: case T_OPTPATH: case T_HOSTNAME:
+        case T_STRING: case T_PATH: case T_OPTPATH: case T_HOSTNAME: case T_TLS_VERSION:
             free(*(char **)field);
             break;
-        case T_LISTEN_LIST: case T_DOMAIN_LIST: case T_CIDR_LIST:
+        case T_LISTEN_LIST: case T_OPT_LISTEN_LIST: case T_DOMAIN_LIST: case T_CIDR_LIST:
             strlist_free(field);
             break;
         default:

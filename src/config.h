@@ -16,7 +16,17 @@ struct config {
     char *path;                   /* the file read */
     char *hostname;
     char *user;                   /* account to run as when started as root */
-    struct strlist listen;        /* "host:port" entries, validated */
+    struct strlist listen;        /* "host:port" entries, validated (MX role) */
+    struct strlist submission_listen; /* port 587 role: STARTTLS then AUTH required */
+    struct strlist smtps_listen;  /* port 465 role: implicit TLS (RFC 8314), AUTH required */
+    char *tls_cert;               /* PEM chain, "" = no TLS */
+    char *tls_key;
+    char *tls_min_version;        /* TLSv1, TLSv1.1, TLSv1.2, TLSv1.3 */
+    char *tls_ciphers;            /* OpenSSL cipher list for TLS <= 1.2 */
+    bool mx_auth;                 /* offer AUTH on the MX listeners too */
+    char *users;                  /* table file address:crypt-hash[:alias,...] or "" */
+    unsigned max_auth_failures;   /* per client address, then 421 4.7.0 */
+    unsigned auth_failure_delay;  /* milliseconds, times the failure count */
     char *mail_dir;
     char *spool_dir;
     struct strlist local_domains; /* lower-cased */
@@ -41,7 +51,7 @@ struct config {
     unsigned io_threads;
     size_t min_free_space;        /* octets free on mail_dir and spool_dir below which MAIL gets 452 */
     int log_level;
-    int key_lines[40];            /* line that set each key (index = table row), 0 = default */
+    int key_lines[48];            /* line that set each key (index = table row), 0 = default */
 };
 
 /* Collected error messages, each "file:line: key: what is wrong". */

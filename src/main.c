@@ -2,29 +2,86 @@
  *   postern [-c FILE]                   run the server in the foreground, logging to stderr
  *   postern check-config [-c FILE]      validate the configuration and its tables; exit 0 or 1
  *   postern config-reference            print every configuration key, its default and meaning
+ *   postern passwd [ADDRESS]            read a password (twice on a terminal) and print its crypt(3)
+ *                                       hash, as an "ADDRESS:hash" line for the users table
  * FILE defaults to etc/postern.conf. Exit codes: 0 ok, 1 configuration or start-up error, 2 usage. */
+#include <openssl/ssl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <termios.h>
+#include <unistd.h>
 
+#include "auth.h"
 #include "config.h"
 #include "log.h"
 #include "policy.h"
 #include "server.h"
+#include "tls.h"
 
 static int usage(void)
 {
     fprintf(stderr, "usage: postern [-c FILE]\n       postern check-config [-c FILE]\n"
-                    "       postern config-reference\n");
+                    "       postern config-reference\n       postern passwd [ADDRESS]\n");
     return 2;
 }
 
-/* Loads config and tables; prints every error to stderr. */
-static bool load_all(const char *path, struct config *cfg, struct policy *policy)
+/* Reads one line from stdin without echo when it is a terminal. */
+static bool read_secret(const char *prompt, char *buf, size_t bufsz)
+{
+    struct termios old, quiet;
+    bool tty = isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &old) == 0;
+    if (tty) {
+        fprintf(stderr, "%s", prompt);
+        quiet = old;
+        quiet.c_lflag &= ~(tcflag_t)ECHO;
+        tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+    }
+    bool ok = fgets(buf, (int)bufsz, stdin) != NULL;
+    if (tty) {
+        tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+        fprintf(stderr, "\n");
+    }
+    buf[strcspn(buf, "\r\n")] = '\0';
+    return ok && *buf;
+}
+
+/* postern passwd [ADDRESS]: prints a users-table line (or just the hash). */
+static int cmd_passwd(const char *address)
+{
+    char pw[256], again[256];
+    if (!read_secret("Password: ", pw, sizeof pw)) {
+        fprintf(stderr, "postern: no password given\n");
+        return 1;
+    }
+    if (isatty(STDIN_FILENO) && (!read_secret("Again: ", again, sizeof again) || strcmp(pw, again) != 0)) {
+        fprintf(stderr, "postern: the passwords differ\n");
+        return 1;
+    }
+    char *hash = auth_hash_password(pw);
+    explicit_bzero(pw, sizeof pw);
+    explicit_bzero(again, sizeof again);
+    if (!hash) {
+        fprintf(stderr, "postern: crypt(3) failed\n");
+        return 1;
+    }
+    printf("%s%s%s\n", address ? address : "", address ? ":" : "", hash);
+    free(hash);
+    return 0;
+}
+
+/* Loads config, tables, users and the TLS context; prints every error to stderr. */
+static bool load_all(const char *path, struct config *cfg, struct policy *policy, struct auth_users *users,
+                     SSL_CTX **tls_ctx)
 {
     struct config_errors errs = {0};
     bool ok = config_load(path, cfg, &errs);
-    if (ok)
+    if (ok) {
         ok = policy_load(policy, cfg, &errs);
+        ok = auth_users_load(users, cfg, &errs) && ok;
+        *tls_ctx = tls_context_new(cfg, &errs);
+        ok = ok && errs.count == 0;
+    }
     for (size_t i = 0; i < errs.count; i++)
         fprintf(stderr, "postern: %s\n", errs.msgs[i]);
     if (!ok)
@@ -37,6 +94,8 @@ int main(int argc, char **argv)
 {
     const char *path = "etc/postern.conf";
     const char *cmd = "run";
+    if (argc >= 2 && strcmp(argv[1], "passwd") == 0 && argc <= 3)
+        return cmd_passwd(argc == 3 ? argv[2] : NULL);
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "-c") == 0 && i + 1 < argc)
             path = argv[++i];
@@ -51,7 +110,9 @@ int main(int argc, char **argv)
     }
     struct config cfg;
     struct policy policy = {0};
-    bool ok = load_all(path, &cfg, &policy);
+    struct auth_users users = {0};
+    SSL_CTX *tls_ctx = NULL;
+    bool ok = load_all(path, &cfg, &policy, &users, &tls_ctx);
     if (ok && strcmp(cmd, "check-config") == 0) {
         printf("%s: ok\n", path);
     } else if (ok) {
@@ -59,12 +120,14 @@ int main(int argc, char **argv)
         if (!*cfg.recipients)
             log_warn("event=config_warning key=recipients detail=\"not set: only postmaster is accepted\"");
         struct server srv;
-        ok = server_start(&srv, &cfg, &policy);
+        ok = server_start(&srv, &cfg, &policy, &users, tls_ctx);
         if (ok)
             server_run(&srv);
         server_free(&srv);
     }
     policy_free(&policy);
+    auth_users_free(&users);
+    SSL_CTX_free(tls_ctx);
     config_free(&cfg);
     return ok ? 0 : 1;
 }

@@ -22,11 +22,18 @@
 #include "spool.h"
 #include "workq.h"
 
+struct listener_role {
+    struct server *srv;
+    enum listen_role role;
+};
+
 static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg)
 {
     (void)l;
-    session_start(arg, fd, sa, salen);
+    struct listener_role *lr = arg;
+    session_start(lr->srv, fd, sa, salen, lr->role);
 }
+
 
 static void reenable_listeners(evutil_socket_t fd, short what, void *arg)
 {
@@ -39,7 +46,7 @@ static void reenable_listeners(evutil_socket_t fd, short what, void *arg)
 /* accept(2) failed (e.g. out of file descriptors): log it and pause accepting for a second. */
 static void on_accept_error(struct evconnlistener *l, void *arg)
 {
-    struct server *srv = arg;
+    struct server *srv = ((struct listener_role *)arg)->srv;
     int err = EVUTIL_SOCKET_ERROR();
     log_error("event=accept_error error=\"%s\"", evutil_socket_error_to_string(err));
     for (size_t i = 0; i < srv->nlisteners; i++)
@@ -150,10 +157,9 @@ static bool make_dir(const char *key, const char *path)
     return true;
 }
 
-static bool open_listeners(struct server *srv)
+/* Binds every address of one listen key with its role. */
+static bool open_role(struct server *srv, const char *key, const struct strlist *l, enum listen_role role)
 {
-    const struct strlist *l = &srv->cfg->listen;
-    srv->listeners = calloc(l->count, sizeof(struct evconnlistener *));
     for (size_t i = 0; i < l->count; i++) {
         struct sockaddr_storage ss;
         socklen_t len;
@@ -161,18 +167,32 @@ static bool open_listeners(struct server *srv)
         unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC;
         if (ss.ss_family == AF_INET6)
             flags |= LEV_OPT_BIND_IPV6ONLY;
+        struct listener_role *lr = &srv->roles[srv->nlisteners];
+        lr->srv = srv;
+        lr->role = role;
         struct evconnlistener *ev =
-            evconnlistener_new_bind(srv->base, on_accept, srv, flags, 511, (struct sockaddr *)&ss, (int)len);
+            evconnlistener_new_bind(srv->base, on_accept, lr, flags, 511, (struct sockaddr *)&ss, (int)len);
         if (!ev) {
-            log_error("event=startup_failed file=%s line=%d key=listen address=%s error=\"%s\"", srv->cfg->path,
-                      config_key_line(srv->cfg, "listen"), l->items[i], strerror(errno));
+            log_error("event=startup_failed file=%s line=%d key=%s address=%s error=\"%s\"", srv->cfg->path,
+                      config_key_line(srv->cfg, key), key, l->items[i], strerror(errno));
             return false;
         }
         evconnlistener_set_error_cb(ev, on_accept_error);
         srv->listeners[srv->nlisteners++] = ev;
-        log_info("event=listening address=%s", l->items[i]);
+        log_info("event=listening address=%s role=%s", l->items[i], key);
     }
     return true;
+}
+
+static bool open_listeners(struct server *srv)
+{
+    const struct config *cfg = srv->cfg;
+    size_t total = cfg->listen.count + cfg->submission_listen.count + cfg->smtps_listen.count;
+    srv->listeners = calloc(total, sizeof(struct evconnlistener *));
+    srv->roles = calloc(total, sizeof *srv->roles);
+    return srv->listeners && srv->roles && open_role(srv, "listen", &cfg->listen, ROLE_MX) &&
+           open_role(srv, "submission_listen", &cfg->submission_listen, ROLE_SUBMISSION) &&
+           open_role(srv, "smtps_listen", &cfg->smtps_listen, ROLE_SMTPS);
 }
 
 /* Lets each connection have its descriptor: soft RLIMIT_NOFILE up to the hard limit. */
@@ -185,11 +205,14 @@ static void raise_fd_limit(void)
     }
 }
 
-bool server_start(struct server *srv, struct config *cfg, struct policy *policy)
+bool server_start(struct server *srv, struct config *cfg, struct policy *policy, struct auth_users *users,
+                  SSL_CTX *tls_ctx)
 {
     memset(srv, 0, sizeof *srv);
     srv->cfg = cfg;
     srv->policy = policy;
+    srv->users = users;
+    srv->tls_ctx = tls_ctx;
     signal(SIGPIPE, SIG_IGN);
     signal(SIGXFSZ, SIG_IGN); /* a file size limit must fail the write (451), not kill the server */
     raise_fd_limit();
@@ -233,6 +256,7 @@ void server_free(struct server *srv)
 {
     stop_listening(srv);
     free(srv->listeners);
+    free(srv->roles);
     if (srv->disk)
         workq_free(srv->disk);
     if (srv->grace_timer)

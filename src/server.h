@@ -14,10 +14,17 @@ struct event;
 struct workq;
 struct session;
 
+typedef struct ssl_ctx_st SSL_CTX;
+struct auth_users;
+struct listener_role;
+
 struct server {
     struct event_base *base;
     struct config *cfg;
     struct policy *policy;
+    struct auth_users *users;           /* submission users (may be empty) */
+    SSL_CTX *tls_ctx;                   /* NULL when TLS is not configured */
+    struct listener_role *roles;        /* one per listener: what it is for */
     struct workq *disk;                 /* threads for fsync work */
     struct evconnlistener **listeners;
     size_t nlisteners;
@@ -35,7 +42,8 @@ struct server {
 };
 
 /* Binds the listeners, creates the directories and the disk threads; false (logged) on failure. */
-bool server_start(struct server *srv, struct config *cfg, struct policy *policy);
+bool server_start(struct server *srv, struct config *cfg, struct policy *policy, struct auth_users *users,
+                  SSL_CTX *tls_ctx);
 
 /* Runs the event loop until a graceful shutdown completes. */
 void server_run(struct server *srv);

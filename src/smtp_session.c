@@ -11,14 +11,19 @@
 #include <arpa/inet.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <malloc.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
+#include "auth.h"
 #include "log.h"
 #include "maildir.h"
 #include "message.h"
@@ -27,12 +32,15 @@
 #include "server.h"
 #include "smtp_data.h"
 #include "smtp_parse.h"
+#include "sasl.h"
 #include "spool.h"
+#include "tls.h"
 #include "workq.h"
 
 #define OUTPUT_HIGH ((size_t)64 << 10) /* stop reading commands while this much output is unsent */
 #define OUTPUT_LOW ((size_t)16 << 10)
 #define INPUT_HIGH ((size_t)256 << 10) /* stop reading the socket while this much input waits */
+#define AUTH_LINE_MAX 2048              /* AUTH command and response lines (base64 of 3 x 255 octets) */
 
 enum state {
     ST_FRESH,  /* connected, no EHLO/HELO yet */
@@ -43,8 +51,18 @@ enum state {
     ST_COMMIT, /* the message is being made durable on a disk thread */
 };
 
+enum auth_step { AUTH_NONE, AUTH_PLAIN, AUTH_LOGIN_USER, AUTH_LOGIN_PASS };
+
 struct session {
     struct server *srv;
+    enum listen_role role;
+    bool tls;              /* encrypted: after STARTTLS, or implicit TLS */
+    char tls_info[96];     /* "TLSv1.3:TLS_AES_256_GCM_SHA384" once the handshake is done */
+    char *auth_user;       /* the authenticated login address, or NULL */
+    enum auth_step auth_step;
+    bool auth_pending;     /* a password check, or its failure delay, is running */
+    struct event *auth_delay_ev;
+    char auth_login[SASL_FIELD_MAX + 1]; /* AUTH LOGIN: the user name so far */
     struct session *next, *prev;
     struct bufferevent *bev;
     char id[12];
@@ -62,6 +80,7 @@ struct session {
     bool greeting_pending; /* greet_delay running: any input now is an early talker */
     struct event *greet_ev;
     struct event *close_ev;/* closes the connection from the loop, never from inside a callback */
+    double close_deadline; /* stop waiting for unsent output then */
     double command_started;/* when the wait for the current command began (monotonic s) */
     double data_started;   /* when DATA began */
     size_t data_bytes;     /* raw octets received since DATA began */
@@ -119,6 +138,10 @@ static void session_free(struct session *s)
         event_free(s->greet_ev);
     if (s->close_ev)
         event_free(s->close_ev);
+    if (s->auth_delay_ev)
+        event_free(s->auth_delay_ev);
+    free(s->auth_user);
+    explicit_bzero(s->auth_login, sizeof s->auth_login);
     free(s->line);
     free(s);
     srv->nsessions--;
@@ -144,10 +167,27 @@ static void session_destroy(struct session *s)
         session_free(s);
 }
 
+/* Octets not yet handed to the kernel: ours, plus (after STARTTLS) the TLS records waiting in the
+ * socket bufferevent under the TLS filter. */
+static size_t unsent(struct session *s)
+{
+    struct bufferevent *under = bufferevent_get_underlying(s->bev);
+    return evbuffer_get_length(bufferevent_get_output(s->bev)) +
+           (under ? evbuffer_get_length(bufferevent_get_output(under)) : 0);
+}
+
+#define CLOSE_WAIT_MAX 5.0 /* seconds a closing session waits for its last reply to go out */
+
 static void on_close_ev(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
-    session_destroy(arg);
+    struct session *s = arg;
+    if (s->bev && unsent(s) > 0 && monotonic_now() < s->close_deadline) {
+        struct timeval again = {0, 10000}; /* the TLS layer gives no "all sent" callback: look again */
+        event_add(s->close_ev, &again);
+        return;
+    }
+    session_destroy(s);
 }
 
 /* Stops reading and closes once the replies are sent. Never frees s before returning: callers
@@ -155,6 +195,7 @@ static void on_close_ev(evutil_socket_t fd, short what, void *arg)
 static void close_after_flush(struct session *s)
 {
     s->closing = true;
+    s->close_deadline = monotonic_now() + CLOSE_WAIT_MAX;
     bufferevent_disable(s->bev, EV_READ);
     if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
         event_active(s->close_ev, EV_TIMEOUT, 1);
@@ -220,10 +261,18 @@ static void build_trace_headers(struct session *s)
     struct tm tm;
     gmtime_r(&now, &tm);
     strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S +0000", &tm);
-    const char *proto = !s->esmtp ? "SMTP" : m->smtputf8 ? "UTF8SMTP" : "ESMTP";
+    char proto[16]; /* RFC 3848 / RFC 6531: ESMTP, ESMTPS, ESMTPA, ESMTPSA, UTF8SMTPSA, ... */
+    snprintf(proto, sizeof proto, "%s%s%s", !s->esmtp ? "SMTP" : m->smtputf8 ? "UTF8SMTP" : "ESMTP",
+             s->esmtp && s->tls ? "S" : "", s->esmtp && s->auth_user ? "A" : "");
     const char *v6 = s->peer.ss_family == AF_INET6 ? "IPv6:" : "";
-    evbuffer_add_printf(m->headers, "Return-Path: <%s>\nReceived: from %s ([%s%s])\n\tby %s (Postern) with %s id %s",
-                        m->sender, s->helo, v6, s->peer_ip, s->srv->cfg->hostname, proto, m->qid);
+    evbuffer_add_printf(m->headers, "Return-Path: <%s>\nReceived: from %s ([%s%s])", m->sender, s->helo, v6,
+                        s->peer_ip);
+    if (s->tls) {
+        const char *colon = strchr(s->tls_info, ':');
+        evbuffer_add_printf(m->headers, "\n\t(using %.*s with cipher %s)", colon ? (int)(colon - s->tls_info) : 7,
+                            colon ? s->tls_info : "unknown", colon ? colon + 1 : "unknown");
+    }
+    evbuffer_add_printf(m->headers, "\n\tby %s (Postern) with %s id %s", s->srv->cfg->hostname, proto, m->qid);
     if (m->nrcpts == 1)
         evbuffer_add_printf(m->headers, "\n\tfor <%s>", m->rcpts[0].addr);
     evbuffer_add_printf(m->headers, "; %s\n", date);
@@ -305,6 +354,12 @@ static void finish_data(struct session *s)
 
 /* ---------- commands ---------- */
 
+/* AUTH is offered over TLS, when there are users, on submission ports (or MX with mx_auth). */
+static bool auth_offered(const struct session *s)
+{
+    return s->tls && auth_users_present(s->srv->users) && (s->role != ROLE_MX || s->srv->cfg->mx_auth);
+}
+
 static void cmd_helo(struct session *s, const struct smtp_command *c)
 {
     if (c->arg_len == 0) {
@@ -328,10 +383,15 @@ static void cmd_helo(struct session *s, const struct smtp_command *c)
     struct evbuffer *out = bufferevent_get_output(s->bev);
     char size[32];
     snprintf(size, sizeof size, "SIZE %zu", s->srv->cfg->max_message_size);
-    const char *keywords[] = {"PIPELINING", size, "8BITMIME", "ENHANCEDSTATUSCODES", "SMTPUTF8"};
+    const char *keywords[8] = {"PIPELINING", size, "8BITMIME", "ENHANCEDSTATUSCODES", "SMTPUTF8"};
+    size_t n = 5;
+    if (s->srv->tls_ctx && !s->tls)
+        keywords[n++] = "STARTTLS";
+    if (auth_offered(s) && !s->auth_user)
+        keywords[n++] = "AUTH PLAIN LOGIN";
     reply_format(out, true, REPLY_EHLO_FIRST, host, s->helo, s->peer_ip);
-    for (size_t i = 0; i < sizeof keywords / sizeof keywords[0]; i++)
-        reply_format(out, i + 1 < sizeof keywords / sizeof keywords[0], REPLY_EHLO_KEYWORD, keywords[i]);
+    for (size_t i = 0; i < n; i++)
+        reply_format(out, i + 1 < n, REPLY_EHLO_KEYWORD, keywords[i]);
 }
 
 /* Applies MAIL parameters (SIZE, BODY, SMTPUTF8); returns the refusal or REPLY_SENDER_OK. */
@@ -370,6 +430,14 @@ static void cmd_mail(struct session *s, const struct smtp_command *c)
         reply(s, REPLY_NESTED_MAIL);
         return;
     }
+    if (s->role != ROLE_MX && !s->tls) {
+        reply(s, REPLY_TLS_REQUIRED);
+        return;
+    }
+    if (s->role != ROLE_MX && !s->auth_user) {
+        reply(s, REPLY_AUTH_REQUIRED);
+        return;
+    }
     struct path_args a;
     switch (smtp_parse_path_args(c->arg, c->arg_len, false, &a)) {
     case PATH_ARGS_NO_KEYWORD: reply(s, REPLY_MAIL_SYNTAX); return;
@@ -379,6 +447,8 @@ static void cmd_mail(struct session *s, const struct smtp_command *c)
     }
     bool utf8 = false, body8 = false;
     enum reply_id id = mail_params(s, &a, &utf8, &body8);
+    if (id == REPLY_SENDER_OK && s->auth_user && !auth_may_send_as(s->srv->users, s->auth_user, a.mailbox.addr))
+        id = REPLY_SENDER_NOT_OWNED;
     if (id == REPLY_SENDER_OK && s->srv->space_low)
         id = REPLY_SYSTEM_STORAGE;
     if (id == REPLY_SENDER_OK && a.mailbox.utf8 && !utf8)
@@ -436,7 +506,7 @@ static void cmd_rcpt(struct session *s, const struct smtp_command *c)
         return;
     }
     struct rcpt_verdict v;
-    policy_check_rcpt(s->srv->policy, mb, s->may_relay, &v);
+    policy_check_rcpt(s->srv->policy, mb, s->may_relay || s->auth_user, &v);
     if (v.kind == RCPT_REFUSED) {
         log_rcpt_refused(s, mb->addr, v.reply, v.reason);
         reply(s, v.reply, v.moved_to);
@@ -516,6 +586,238 @@ static void cmd_not_implemented(struct session *s, const struct smtp_command *c)
     reply(s, REPLY_NOT_IMPLEMENTED);
 }
 
+/* ---------- STARTTLS (RFC 3207) ---------- */
+
+static void on_read(struct bufferevent *bev, void *arg);
+static void on_write(struct bufferevent *bev, void *arg);
+static void on_event(struct bufferevent *bev, short what, void *arg);
+
+/* Callbacks, watermarks and timeouts for the session's (new) bufferevent. */
+static void setup_bev(struct session *s)
+{
+    bufferevent_setcb(s->bev, on_read, on_write, on_event, s);
+    bufferevent_setwatermark(s->bev, EV_READ, 0, INPUT_HIGH);
+    bufferevent_setwatermark(s->bev, EV_WRITE, OUTPUT_LOW, 0);
+    set_timeouts(s);
+    bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+}
+
+static void cmd_starttls(struct session *s, const struct smtp_command *c)
+{
+    if (!s->srv->tls_ctx) {
+        reply(s, REPLY_NOT_IMPLEMENTED);
+        return;
+    }
+    if (s->tls) {
+        reply(s, REPLY_BAD_SEQUENCE);
+        return;
+    }
+    if (c->arg_len) {
+        reply(s, REPLY_SYNTAX_ARGS);
+        return;
+    }
+    SSL *ssl = SSL_new(s->srv->tls_ctx);
+    if (!ssl) {
+        reply(s, REPLY_LOCAL_ERROR);
+        return;
+    }
+    reply(s, REPLY_READY_TLS);
+    /* CVE-2011-0411: whatever the client pipelined after STARTTLS came in clear text and must not
+     * count as sent over TLS. No handshake byte can be here yet: our 220 is still unsent. */
+    struct evbuffer *in = bufferevent_get_input(s->bev);
+    size_t dropped = evbuffer_get_length(in);
+    evbuffer_drain(in, dropped);
+    if (dropped)
+        log_info("event=starttls_injection_dropped session=%s client=%s octets=%zu", s->id, s->peer_ip, dropped);
+    struct bufferevent *tls_bev =
+        bufferevent_openssl_filter_new(s->srv->base, s->bev, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+    if (!tls_bev) {
+        SSL_free(ssl);
+        close_after_flush(s);
+        return;
+    }
+    s->bev = tls_bev;
+    s->tls = true;
+    reset_transaction(s); /* RFC 3207 4.2: back to the state before EHLO */
+    s->state = ST_FRESH;
+    s->esmtp = false;
+    s->helo[0] = '\0';
+    setup_bev(s);
+}
+
+/* ---------- AUTH (RFC 4954; PLAIN RFC 4616, LOGIN) ---------- */
+
+struct auth_job {
+    struct session *s;
+    char login[SASL_FIELD_MAX + 1];
+    char password[SASL_FIELD_MAX + 1];
+    bool ok;
+};
+
+/* Disk thread: the deliberately slow crypt(3) check. */
+static void auth_work(void *arg)
+{
+    struct auth_job *j = arg;
+    j->ok = auth_check_password(j->s->srv->users, j->login, j->password);
+    explicit_bzero(j->password, sizeof j->password);
+}
+
+static void auth_delay_over(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    struct session *s = arg;
+    s->auth_pending = false;
+    reply(s, REPLY_AUTH_FAILED);
+    if (auth_failures(s->peer_ip, monotonic_now()) >= s->srv->cfg->max_auth_failures) {
+        reply(s, REPLY_AUTH_TOO_MANY_FAILURES);
+        close_after_flush(s);
+        return;
+    }
+    process_input(s);
+}
+
+/* Loop thread: the check finished. Success answers at once; failure after a growing delay. */
+static void auth_done(void *arg)
+{
+    struct auth_job *j = arg;
+    struct session *s = j->s;
+    s->job_pending = false;
+    if (s->dead) {
+        free(j);
+        session_free(s);
+        return;
+    }
+    char user[300];
+    log_safe(user, sizeof user, j->login);
+    if (j->ok) {
+        s->auth_user = strdup(j->login);
+        s->auth_pending = false;
+        log_info("event=auth_ok session=%s client=%s user=%s", s->id, s->peer_ip, user);
+        reply(s, s->auth_user ? REPLY_AUTH_OK : REPLY_LOCAL_ERROR);
+        free(j);
+        process_input(s);
+        return;
+    }
+    unsigned n = auth_failure_add(s->peer_ip, monotonic_now());
+    log_info("event=auth_failed session=%s client=%s user=%s failures=%u", s->id, s->peer_ip, user, n);
+    free(j);
+    unsigned ms = n * s->srv->cfg->auth_failure_delay;
+    struct timeval delay = {ms / 1000, (ms % 1000) * 1000};
+    if (!s->auth_delay_ev)
+        s->auth_delay_ev = evtimer_new(s->srv->base, auth_delay_over, s);
+    if (!s->auth_delay_ev)
+        auth_delay_over(-1, 0, s);
+    else
+        evtimer_add(s->auth_delay_ev, &delay);
+}
+
+/* Hands login/password to a disk thread; input waits until the answer is sent. */
+static void start_auth_check(struct session *s, const char *login, const char *password)
+{
+    struct auth_job *j = calloc(1, sizeof *j);
+    s->auth_step = AUTH_NONE;
+    if (!j) {
+        explicit_bzero(s->auth_login, sizeof s->auth_login);
+        reply(s, REPLY_LOCAL_ERROR);
+        return;
+    }
+    j->s = s;
+    snprintf(j->login, sizeof j->login, "%s", login);
+    snprintf(j->password, sizeof j->password, "%s", password);
+    explicit_bzero(s->auth_login, sizeof s->auth_login);
+    s->auth_pending = true;
+    s->job_pending = true;
+    workq_submit(s->srv->disk, auth_work, auth_done, j);
+}
+
+static void auth_end(struct session *s, enum reply_id id)
+{
+    s->auth_step = AUTH_NONE;
+    explicit_bzero(s->auth_login, sizeof s->auth_login);
+    reply(s, id);
+}
+
+/* One client response line of the exchange (or an initial response). */
+static void auth_response(struct session *s, const char *b64, size_t len)
+{
+    if (len == 1 && b64[0] == '*') {
+        auth_end(s, REPLY_AUTH_CANCELLED);
+        return;
+    }
+    if (s->auth_step == AUTH_PLAIN) {
+        struct sasl_credentials cred;
+        if (sasl_decode_plain(b64, len, &cred) != SASL_OK) {
+            auth_end(s, REPLY_AUTH_BAD_RESPONSE);
+            return;
+        }
+        /* acting for another identity (authzid) is not supported: it must be empty or the same */
+        bool proxy = *cred.authzid && strcasecmp(cred.authzid, cred.authcid) != 0;
+        start_auth_check(s, cred.authcid, proxy ? "" : cred.password);
+        sasl_wipe(&cred);
+    } else if (s->auth_step == AUTH_LOGIN_USER) {
+        if (sasl_decode_login(b64, len, s->auth_login, sizeof s->auth_login) != SASL_OK) {
+            auth_end(s, REPLY_AUTH_BAD_RESPONSE);
+            return;
+        }
+        s->auth_step = AUTH_LOGIN_PASS;
+        reply(s, REPLY_AUTH_CHALLENGE, "UGFzc3dvcmQ6"); /* "Password:" */
+    } else {
+        char password[SASL_FIELD_MAX + 1];
+        if (sasl_decode_login(b64, len, password, sizeof password) != SASL_OK) {
+            auth_end(s, REPLY_AUTH_BAD_RESPONSE);
+            return;
+        }
+        start_auth_check(s, s->auth_login, password);
+        explicit_bzero(password, sizeof password);
+    }
+}
+
+/* The first refusal that applies to AUTH here, or REPLY__COUNT when AUTH may go ahead. */
+static enum reply_id auth_refusal(const struct session *s)
+{
+    if (s->role == ROLE_SUBMISSION && !s->tls)
+        return REPLY_TLS_REQUIRED;
+    if ((s->role == ROLE_MX && !s->srv->cfg->mx_auth) || !auth_users_present(s->srv->users))
+        return REPLY_AUTH_NOT_ENABLED;
+    if (!s->tls)
+        return REPLY_AUTH_NEEDS_TLS;
+    if (s->auth_user)
+        return REPLY_AUTH_ALREADY;
+    if (s->state != ST_READY)
+        return REPLY_AUTH_IN_TRANSACTION;
+    return REPLY__COUNT;
+}
+
+static void cmd_auth(struct session *s, const struct smtp_command *c)
+{
+    enum reply_id refuse = auth_refusal(s);
+    if (refuse != REPLY__COUNT) {
+        reply(s, refuse);
+        return;
+    }
+    if (auth_failures(s->peer_ip, monotonic_now()) >= s->srv->cfg->max_auth_failures) {
+        reply(s, REPLY_AUTH_TOO_MANY_FAILURES);
+        close_after_flush(s);
+        return;
+    }
+    size_t mlen = strcspn(c->arg, " ");
+    const char *init = c->arg + mlen;
+    while (*init == ' ')
+        init++;
+    size_t ilen = strlen(init);
+    bool plain = mlen == 5 && strncasecmp(c->arg, "PLAIN", 5) == 0;
+    bool login = mlen == 5 && strncasecmp(c->arg, "LOGIN", 5) == 0;
+    if (!plain && !login) {
+        reply(s, REPLY_AUTH_UNKNOWN_MECH);
+        return;
+    }
+    s->auth_step = plain ? AUTH_PLAIN : AUTH_LOGIN_USER;
+    if (ilen)
+        auth_response(s, init, ilen);
+    else
+        reply(s, REPLY_AUTH_CHALLENGE, plain ? "" : "VXNlcm5hbWU6"); /* "Username:" */
+}
+
 #define IN(st) (1u << (st))
 #define ANY (IN(ST_FRESH) | IN(ST_READY) | IN(ST_MAIL) | IN(ST_RCPT))
 
@@ -539,8 +841,8 @@ static const struct {
     {VERB_TURN, ANY, cmd_not_implemented},
     {VERB_ETRN, ANY, cmd_not_implemented},
     {VERB_BDAT, ANY, cmd_not_implemented},
-    {VERB_STARTTLS, ANY, cmd_not_implemented},
-    {VERB_AUTH, ANY, cmd_not_implemented},
+    {VERB_STARTTLS, ANY, cmd_starttls},
+    {VERB_AUTH, IN(ST_READY) | IN(ST_MAIL) | IN(ST_RCPT), cmd_auth},
 };
 
 /* Dispatches one complete command line. */
@@ -573,9 +875,21 @@ static void run_command(struct session *s, const char *line, size_t len)
 /* ---------- input ---------- */
 
 /* Takes the next command line from in; false when no complete line is there yet. */
+/* True when the buffered line is an AUTH command (whose initial response may exceed 512). */
+static bool auth_line_pending(struct session *s, struct evbuffer *in)
+{
+    char head[5];
+    if (s->auth_step != AUTH_NONE)
+        return true;
+    return evbuffer_copyout(in, head, 5) == 5 && strncasecmp(head, "AUTH ", 5) == 0;
+}
+
 static bool next_command(struct session *s, struct evbuffer *in)
 {
-    size_t eol_len = 0, max = s->srv->cfg->max_command_line;
+    bool auth = auth_line_pending(s, in);
+    char auth_buf[AUTH_LINE_MAX + 1];
+    char *line = auth ? auth_buf : s->line;
+    size_t eol_len = 0, max = auth ? AUTH_LINE_MAX : s->srv->cfg->max_command_line;
     struct evbuffer_ptr eol = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_CRLF);
     if (eol.pos < 0) {
         size_t have = evbuffer_get_length(in);
@@ -590,17 +904,25 @@ static bool next_command(struct session *s, struct evbuffer *in)
         evbuffer_drain(in, len + eol_len);
         s->skipping = false;
         s->command_started = monotonic_now();
-        reply(s, REPLY_LINE_TOO_LONG);
+        if (s->auth_step != AUTH_NONE) {
+            s->auth_step = AUTH_NONE;
+            explicit_bzero(s->auth_login, sizeof s->auth_login);
+        }
+        reply(s, auth ? REPLY_AUTH_LINE_TOO_LONG : REPLY_LINE_TOO_LONG);
         return true;
     }
-    evbuffer_remove(in, s->line, len);
+    evbuffer_remove(in, line, len);
     evbuffer_drain(in, eol_len);
-    s->line[len] = '\0';
+    line[len] = '\0';
     s->command_started = monotonic_now();
-    if (memchr(s->line, '\0', len))
+    if (memchr(line, '\0', len))
         reply(s, REPLY_NUL_IN_COMMAND);
+    else if (s->auth_step != AUTH_NONE)
+        auth_response(s, line, len);
     else
-        run_command(s, s->line, len);
+        run_command(s, line, len);
+    if (auth)
+        explicit_bzero(auth_buf, len + 1); /* it may hold a password */
     return true;
 }
 
@@ -647,8 +969,8 @@ static void check_slow_client(struct session *s, struct evbuffer *in)
 /* Works through buffered input in order until it runs out or the session must wait. */
 static void process_input(struct session *s)
 {
-    struct evbuffer *in = bufferevent_get_input(s->bev);
-    while (!s->closing && s->state != ST_COMMIT) {
+    while (!s->closing && s->state != ST_COMMIT && !s->auth_pending) {
+        struct evbuffer *in = bufferevent_get_input(s->bev); /* STARTTLS replaces the bufferevent */
         if (s->srv->shutting_down && (s->state == ST_FRESH || s->state == ST_READY)) {
             reply(s, REPLY_SHUTDOWN);
             close_after_flush(s);
@@ -659,7 +981,7 @@ static void process_input(struct session *s)
             return;
         }
         if (!(s->state == ST_DATA ? next_data(s, in) : next_command(s, in))) {
-            check_slow_client(s, in);
+            check_slow_client(s, bufferevent_get_input(s->bev));
             return;
         }
     }
@@ -685,7 +1007,7 @@ static void on_write(struct bufferevent *bev, void *arg)
     struct session *s = arg;
     if (s->closing) {
         if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
-            session_destroy(s);
+            event_active(s->close_ev, EV_TIMEOUT, 1);
         return;
     }
     if (s->output_paused && evbuffer_get_length(bufferevent_get_output(bev)) <= OUTPUT_LOW) {
@@ -696,8 +1018,23 @@ static void on_write(struct bufferevent *bev, void *arg)
 
 static void on_event(struct bufferevent *bev, short what, void *arg)
 {
-    (void)bev;
     struct session *s = arg;
+    if (what & BEV_EVENT_CONNECTED) { /* the TLS handshake finished */
+        tls_describe(bufferevent_openssl_get_ssl(bev), s->tls_info, sizeof s->tls_info);
+        log_info("event=tls session=%s client=%s tls=%s", s->id, s->peer_ip, s->tls_info);
+        return;
+    }
+    if ((what & BEV_EVENT_ERROR) && s->tls && !s->tls_info[0]) {
+        char why[256];
+        unsigned long e = bufferevent_get_openssl_error(bev);
+        if (e)
+            ERR_error_string_n(e, why, sizeof why);
+        else
+            snprintf(why, sizeof why, "connection closed during handshake");
+        log_info("event=tls_failed session=%s client=%s error=\"%s\"", s->id, s->peer_ip, why);
+        session_destroy(s);
+        return;
+    }
     if ((what & BEV_EVENT_TIMEOUT) && (what & BEV_EVENT_READING) && s->state == ST_COMMIT && !s->closing) {
         bufferevent_enable(s->bev, EV_READ); /* the wait is ours (the disk), not the client's */
         return;
@@ -758,18 +1095,29 @@ static void send_greeting(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-void session_start(struct server *srv, evutil_socket_t fd, const struct sockaddr *peer, int peerlen)
+void session_start(struct server *srv, evutil_socket_t fd, const struct sockaddr *peer, int peerlen,
+                   enum listen_role role)
 {
-    struct bufferevent *bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    struct bufferevent *bev;
+    if (role == ROLE_SMTPS) { /* RFC 8314: TLS from the first byte */
+        SSL *ssl = SSL_new(srv->tls_ctx);
+        bev = ssl ? bufferevent_openssl_socket_new(srv->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE)
+                  : NULL;
+        if (!bev && ssl)
+            SSL_free(ssl);
+    } else {
+        bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    }
     if (!bev) {
         log_error("event=accept_failed error=out_of_memory");
         evutil_closesocket(fd);
         return;
     }
-    session_attach(srv, bev, peer, peerlen);
+    session_attach(srv, bev, peer, peerlen, role);
 }
 
-void session_attach(struct server *srv, struct bufferevent *bev, const struct sockaddr *peer, int peerlen)
+void session_attach(struct server *srv, struct bufferevent *bev, const struct sockaddr *peer, int peerlen,
+                    enum listen_role role)
 {
     static unsigned long next_id;
     struct session *s = calloc(1, sizeof *s);
@@ -792,6 +1140,8 @@ void session_attach(struct server *srv, struct bufferevent *bev, const struct so
         return;
     }
     s->srv = srv;
+    s->role = role;
+    s->tls = role == ROLE_SMTPS;
     snprintf(s->id, sizeof s->id, "%lX", ++next_id);
     memcpy(&s->peer, peer, (size_t)peerlen < sizeof s->peer ? (size_t)peerlen : sizeof s->peer);
     peer_text(peer, s->peer_ip, sizeof s->peer_ip);
@@ -801,12 +1151,7 @@ void session_attach(struct server *srv, struct bufferevent *bev, const struct so
         srv->sessions->prev = s;
     srv->sessions = s;
     srv->nsessions++;
-
-    bufferevent_setcb(s->bev, on_read, on_write, on_event, s);
-    bufferevent_setwatermark(s->bev, EV_READ, 0, INPUT_HIGH);
-    bufferevent_setwatermark(s->bev, EV_WRITE, OUTPUT_LOW, 0);
-    set_timeouts(s);
-    bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+    setup_bev(s);
 
     unsigned total = srv->nactive;
     if (total >= cfg->max_connections || sessions_from(srv, s->peer_ip) >= cfg->max_connections_per_ip) {
@@ -818,7 +1163,7 @@ void session_attach(struct server *srv, struct bufferevent *bev, const struct so
     s->counted = true;
     srv->nactive++;
     log_info("event=connect session=%s client=%s", s->id, s->peer_ip);
-    if (cfg->greet_delay && !s->may_relay) {
+    if (cfg->greet_delay && !s->may_relay && role == ROLE_MX) {
         struct timeval delay = {cfg->greet_delay, 0};
         s->greeting_pending = true;
         s->greet_ev = evtimer_new(srv->base, send_greeting, s);

@@ -1,0 +1,35 @@
+/* auth.h - submission users: the `users` table (address:crypt-hash[:alias,...]), password checks
+ * with crypt(3) (blocking and slow on purpose: run it on a disk thread), the "may this user send
+ * as that address" rule, and a per-client-address failure counter. Never logs a password. */
+#ifndef POSTERN_AUTH_H
+#define POSTERN_AUTH_H
+
+#include <stdbool.h>
+
+#include "config.h"
+#include "strmap.h"
+
+struct auth_users {
+    struct strmap users; /* lower-cased login address -> "hash" or "hash:alias,alias" */
+};
+
+/* Loads cfg->users (if set); errors name the table file and line. */
+bool auth_users_load(struct auth_users *u, const struct config *cfg, struct config_errors *errs);
+void auth_users_free(struct auth_users *u);
+bool auth_users_present(const struct auth_users *u);
+
+/* True when password matches login's hash (constant-time compare; unknown users cost the same). */
+bool auth_check_password(const struct auth_users *u, const char *login, const char *password);
+
+/* True when the authenticated login may use sender (itself, one of its aliases, or <>). */
+bool auth_may_send_as(const struct auth_users *u, const char *login, const char *sender);
+
+/* A fresh crypt(3) hash of password with the system's preferred method (yescrypt on Debian);
+ * NULL on failure. The caller frees it. */
+char *auth_hash_password(const char *password);
+
+/* Failed attempts per client address, forgotten after 15 minutes. */
+unsigned auth_failures(const char *ip, double now);
+unsigned auth_failure_add(const char *ip, double now);
+
+#endif

@@ -1,0 +1,24 @@
+/* tls.h - the server's TLS context (OpenSSL) built from the configuration, and small helpers.
+ * The connection side (handshake, records) is libevent's OpenSSL bufferevent. */
+#ifndef POSTERN_TLS_H
+#define POSTERN_TLS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "config.h"
+
+typedef struct ssl_ctx_st SSL_CTX;
+typedef struct ssl_st SSL;
+
+/* Builds the context from tls_cert, tls_key, tls_min_version, tls_ciphers. NULL when TLS is not
+ * configured (no error) or on an error, which is added to errs naming file:line: key. */
+SSL_CTX *tls_context_new(const struct config *cfg, struct config_errors *errs);
+
+/* "TLSv1.3:TLS_AES_256_GCM_SHA384" style text for logs and Received headers. */
+void tls_describe(SSL *ssl, char *out, size_t outsz);
+
+/* The last OpenSSL error queued for this thread, as text (for logs); clears the queue. */
+const char *tls_last_error(char *buf, size_t bufsz);
+
+#endif
