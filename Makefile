@@ -30,14 +30,16 @@ test-deps:
 	@DEPS_WITH_TESTS=1 scripts/deps.sh
 
 build/postern: $(OBJS)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+	@echo "LD $@"
+	@$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 build/obj/%.o: src/%.c $(wildcard src/*.h) src/reply.def | build/obj
 	@echo "CC $<"
 	@$(CC) $(CFLAGS) -c -o $@ $<
 
 build/asan/postern: $(ASAN_OBJS)
-	$(CC) $(CFLAGS) $(SAN_FLAGS) -o $@ $^ $(LDLIBS)
+	@echo "LD $@"
+	@$(CC) $(CFLAGS) $(SAN_FLAGS) -o $@ $^ $(LDLIBS)
 
 build/asan/obj/%.o: src/%.c $(wildcard src/*.h) src/reply.def | build/asan/obj
 	@echo "CC (asan) $<"
@@ -48,10 +50,12 @@ build/obj build/asan/obj build/unit build/asan/unit:
 
 # Unit tests link the library objects (everything but main) with cmocka, plain and sanitized.
 build/unit/%: tests/unit/%.c $(filter-out build/obj/main.o,$(OBJS)) | build/unit
-	$(CC) $(CFLAGS) -Isrc -o $@ $^ $(LDLIBS) -lcmocka
+	@echo "LD $@"
+	@$(CC) $(CFLAGS) -Isrc -o $@ $^ $(LDLIBS) -lcmocka
 
 build/asan/unit/%: tests/unit/%.c $(filter-out build/asan/obj/main.o,$(ASAN_OBJS)) | build/asan/unit
-	$(CC) $(CFLAGS) -O1 $(SAN_FLAGS) -Isrc -o $@ $^ $(LDLIBS) -lcmocka
+	@echo "LD $@"
+	@$(CC) $(CFLAGS) -O1 $(SAN_FLAGS) -Isrc -o $@ $^ $(LDLIBS) -lcmocka
 
 unit: $(UNIT_TESTS:%=build/unit/%) $(UNIT_TESTS:%=build/asan/unit/%)
 
@@ -84,9 +88,11 @@ memcheck: test-deps build/postern
 		--deselect tests/integration/test_hostile.py::test_5000_idle_connections_bounded_memory
 
 run: all
+	@scripts/make-cert.sh
 	build/postern -c etc/postern.conf
 
 test: test-deps
+	@scripts/make-cert.sh
 	@$(MAKE) --no-print-directory build/postern asan unit fuzz-build
 	@$(MAKE) --no-print-directory lint
 	@scripts/run-tests.sh

@@ -4,7 +4,7 @@
 set -eu
 
 BUILD_PKGS="gcc make pkg-config libevent-dev libssl-dev libcrypt-dev openssl"
-TEST_PKGS="libcmocka-dev python3-pytest swaks clang libclang-rt-14-dev clang-tidy cppcheck valgrind"
+TEST_PKGS="libcmocka-dev python3-pytest swaks libnet-ssleay-perl libio-socket-ssl-perl libauthen-sasl-perl clang libclang-rt-14-dev clang-tidy cppcheck valgrind"
 
 missing=""
 for pkg in $BUILD_PKGS ${DEPS_WITH_TESTS:+$TEST_PKGS}; do

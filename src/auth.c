@@ -93,7 +93,7 @@ static void make_dummy_hash(void)
     unsigned char rnd[16];
     char pw[33];
     RAND_bytes(rnd, sizeof rnd);
-    for (int i = 0; i < 16; i++)
+    for (size_t i = 0; i < sizeof rnd; i++)
         snprintf(pw + 2 * i, 3, "%02x", rnd[i]);
     char *h = auth_hash_password(pw);
     snprintf(dummy_hash, sizeof dummy_hash, "%s", h ? h : "$6$x$");

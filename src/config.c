@@ -231,7 +231,8 @@ static const char *set_value(struct config *cfg, const struct key_def *k, const 
     bool utf8;
     switch (k->type) {
     case T_TLS_VERSION:
-        if (strcmp(v, "TLSv1") && strcmp(v, "TLSv1.1") && strcmp(v, "TLSv1.2") && strcmp(v, "TLSv1.3"))
+        if (strcmp(v, "TLSv1") != 0 && strcmp(v, "TLSv1.1") != 0 && strcmp(v, "TLSv1.2") != 0 &&
+            strcmp(v, "TLSv1.3") != 0)
             return "expected TLSv1, TLSv1.1, TLSv1.2 or TLSv1.3";
         /* fall through */
     case T_STRING:

@@ -701,8 +701,8 @@ static void auth_done(void *arg)
     unsigned n = auth_failure_add(s->peer_ip, monotonic_now());
     log_info("event=auth_failed session=%s client=%s user=%s failures=%u", s->id, s->peer_ip, user, n);
     free(j);
-    unsigned ms = n * s->srv->cfg->auth_failure_delay;
-    struct timeval delay = {ms / 1000, (ms % 1000) * 1000};
+    long ms = (long)n * s->srv->cfg->auth_failure_delay;
+    struct timeval delay = {ms / 1000, (ms % 1000) * 1000L};
     if (!s->auth_delay_ev)
         s->auth_delay_ev = evtimer_new(s->srv->base, auth_delay_over, s);
     if (!s->auth_delay_ev)

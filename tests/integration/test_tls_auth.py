@@ -1,0 +1,314 @@
+"""TLS and authenticated submission: STARTTLS (RFC 3207), implicit TLS (RFC 8314), AUTH PLAIN/LOGIN
+(RFC 4954/4616), every reply code, the pre-handshake injection attack (CVE-2011-0411 class),
+failure limits, version floor, and real clients (smtplib, openssl s_client, swaks)."""
+import base64
+import shutil
+import smtplib
+import socket
+import ssl
+import subprocess
+import time
+
+import pytest
+
+from conftest import BIN, Client, free_port, open_path_for_server
+
+PASSWORD = "Corr3ct-Horse-Battery"  # distinctive, so the log can be searched for it
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    """A throw-away CA, a server certificate for mx.example.test / 127.0.0.1, and a users table."""
+    d = tmp_path_factory.mktemp("pki")
+    open_path_for_server(d)
+
+    def sh(*args):
+        subprocess.run(args, cwd=d, check=True, capture_output=True)
+
+    sh("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=Postern Test CA",
+       "-keyout", "ca.key", "-out", "ca.pem")
+    sh("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=mx.example.test", "-keyout", "key.pem",
+       "-out", "server.csr")
+    (d / "ext.cnf").write_text("subjectAltName=DNS:mx.example.test,IP:127.0.0.1\n")
+    sh("openssl", "x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+       "-days", "2", "-extfile", "ext.cnf", "-out", "cert.pem")
+    out = subprocess.run([str(BIN), "passwd", "alice@example.test"], input=PASSWORD + "\n", capture_output=True,
+                         text=True, check=True).stdout.strip()
+    assert out.startswith("alice@example.test:$y$") or out.startswith("alice@example.test:$6$")
+    (d / "users").write_text(out + ":alias@example.test,sales@example.test\n")
+    for f in d.iterdir():
+        f.chmod(0o644)
+    return d
+
+
+@pytest.fixture
+def tls_server(make_server, pki):
+    def start(**overrides):
+        sub, smtps = free_port(), free_port()
+        conf = dict(tls_cert=pki / "cert.pem", tls_key=pki / "key.pem", users=pki / "users",
+                    submission_listen=f"127.0.0.1:{sub}", smtps_listen=f"127.0.0.1:{smtps}",
+                    auth_failure_delay=50)
+        conf.update(overrides)
+        srv = make_server(**conf)
+        srv.sub_port, srv.smtps_port = sub, smtps
+        return srv
+    return start
+
+
+def client_ctx(pki):
+    ctx = ssl.create_default_context(cafile=str(pki / "ca.pem"))
+    return ctx
+
+
+def plain_b64(user, password, authzid=""):
+    return base64.b64encode(f"{authzid}\0{user}\0{password}".encode()).decode()
+
+
+def starttls(c, pki, host="127.0.0.1"):
+    """Upgrades a raw Client after its STARTTLS got 220."""
+    assert c.buf == b""
+    c.sock = client_ctx(pki).wrap_socket(c.sock, server_hostname=host)
+
+
+def submission(srv, pki, auth=True):
+    c = Client(srv.sub_port)
+    assert c.reply()[0] == 220
+    c.expect("EHLO client.example", 250)
+    c.expect("STARTTLS", 220, "2.0.0")
+    starttls(c, pki)
+    c.expect("EHLO client.example", 250)
+    if auth:
+        c.expect("AUTH PLAIN " + plain_b64("alice@example.test", PASSWORD), 235, "2.7.0")
+    return c
+
+
+def test_smtplib_starttls_login_sendmail_end_to_end(tls_server, pki):
+    srv = tls_server(relay_networks="")
+    with smtplib.SMTP("127.0.0.1", srv.sub_port, timeout=20) as s:
+        s.ehlo("client.example")
+        assert s.has_extn("starttls") and not s.has_extn("auth")  # no AUTH before TLS
+        s.starttls(context=client_ctx(pki))  # verifies the chain against the test CA
+        s.ehlo("client.example")
+        assert "PLAIN" in s.esmtp_features["auth"] and not s.has_extn("starttls")
+        s.login("alice@example.test", PASSWORD)
+        refused = s.sendmail("alice@example.test", ["bob@example.test", "friend@elsewhere.example"],
+                             b"Subject: submitted\r\n\r\nhello\r\n")
+        assert refused == {}
+    [f] = srv.maildir_files("bob@example.test")
+    text = f.read_text()
+    assert "with ESMTPSA id" in text and "(using TLSv1.3 with cipher TLS_" in text
+    queued = list((srv.spool_dir / "queue").iterdir())  # the remote recipient waits for the relay
+    assert len(queued) == 1 and "rcpt friend@elsewhere.example" in queued[0].read_text()
+    log = srv.log_text()
+    assert "event=auth_ok" in log and "user=alice@example.test" in log
+
+
+def test_implicit_tls_smtps(tls_server, pki):
+    srv = tls_server()
+    raw = socket.create_connection(("127.0.0.1", srv.smtps_port), timeout=10)
+    tls = client_ctx(pki).wrap_socket(raw, server_hostname="mx.example.test")
+    assert tls.version() in ("TLSv1.2", "TLSv1.3")
+    f = tls.makefile("rb")
+    assert f.readline().startswith(b"220 mx.example.test ESMTP Postern")
+    tls.sendall(b"EHLO c.example\r\n")
+    lines = []
+    while True:
+        line = f.readline()
+        lines.append(line)
+        if line[3:4] == b" ":
+            break
+    assert b"250-AUTH PLAIN LOGIN\r\n" in lines or b"250 AUTH PLAIN LOGIN\r\n" in lines
+    assert not any(b"STARTTLS" in l for l in lines)
+    tls.sendall(b"MAIL FROM:<alice@example.test>\r\n")
+    assert f.readline().startswith(b"530 5.7.0 Authentication required")
+    tls.sendall(b"AUTH PLAIN " + plain_b64("alice@example.test", PASSWORD).encode() + b"\r\n")
+    assert f.readline().startswith(b"235 2.7.0")
+    tls.sendall(b"MAIL FROM:<sales@example.test>\r\nRCPT TO:<bob@example.test>\r\nDATA\r\n")
+    assert [f.readline()[:3] for _ in range(3)] == [b"250", b"250", b"354"]
+    tls.sendall(b"Subject: smtps\r\n\r\nx\r\n.\r\nQUIT\r\n")
+    assert f.readline().startswith(b"250 2.0.0 Ok: queued as")
+    assert f.readline().startswith(b"221")
+    tls.close()
+    assert "with ESMTPSA" in srv.maildir_files("bob@example.test")[0].read_text()
+
+
+def test_openssl_s_client_starttls(tls_server, pki):
+    srv = tls_server()
+    out = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{srv.port}", "-starttls", "smtp",
+                          "-CAfile", str(pki / "ca.pem"), "-verify_return_error", "-brief"],
+                         input="QUIT\n", capture_output=True, text=True, timeout=20)
+    assert out.returncode == 0, out.stderr
+    assert "CONNECTION ESTABLISHED" in out.stderr and "Verification: OK" in out.stderr
+    assert "Protocol version: TLSv1.3" in out.stderr
+    assert "event=tls " in srv.log_text()
+
+
+def test_submission_requires_starttls_530(tls_server, pki):
+    srv = tls_server()
+    c = Client(srv.sub_port)
+    assert c.reply()[0] == 220
+    c.expect("EHLO client.example", 250)
+    c.expect("MAIL FROM:<alice@example.test>", 530, "5.7.0 Must issue a STARTTLS command first")
+    c.expect("AUTH PLAIN " + plain_b64("alice@example.test", PASSWORD), 530, "5.7.0")
+    c.expect("STARTTLS", 220)
+    starttls(c, pki)
+    c.expect("MAIL FROM:<alice@example.test>", 503, "5.5.1")  # reset to before EHLO
+    c.expect("EHLO client.example", 250)
+    c.expect("MAIL FROM:<alice@example.test>", 530, "5.7.0 Authentication required")
+    c.expect("STARTTLS", 503, "5.5.1")  # twice
+
+
+def test_starttls_injection_is_discarded(tls_server, pki):
+    srv = tls_server()
+    c = Client(srv.port)
+    assert c.reply()[0] == 220
+    c.expect("EHLO client.example", 250)
+    # one write: STARTTLS plus commands an attacker in the middle slipped in before the handshake
+    c.send(b"STARTTLS\r\nRSET\r\nMAIL FROM:<evil@attacker.example>\r\n")
+    code, _ = c.reply()
+    assert code == 220
+    assert c.buf == b""  # nothing but the 220 came in clear text
+    starttls(c, pki)
+    c.expect("EHLO client.example", 250)
+    c.expect("RCPT TO:<alice@example.test>", 503, "5.5.1")  # the injected MAIL never happened
+    assert "event=starttls_injection_dropped" in srv.log_text()
+
+
+def test_auth_reply_codes(tls_server, pki):
+    srv = tls_server(max_errors=100)
+    c = submission(srv, pki, auth=False)
+    c.expect("AUTH CRAM-MD5", 504, "5.5.4")
+    c.expect("AUTH PLAIN", 334)
+    c.expect("*", 501, "5.0.0")
+    c.expect("AUTH PLAIN", 334)
+    c.expect("!!!notbase64", 501, "5.5.2")
+    c.expect("AUTH LOGIN", 334, "VXNlcm5hbWU6")
+    c.expect("A" * 3000, 500, "5.5.6")  # bounded challenge response
+    c.expect("NOOP", 250)
+    c.expect("AUTH LOGIN " + base64.b64encode(b"alice@example.test").decode(), 334, "UGFzc3dvcmQ6")
+    c.expect(base64.b64encode(b"wrong").decode(), 535, "5.7.8")
+    c.expect("AUTH LOGIN", 334)
+    c.expect(base64.b64encode(b"alice@example.test").decode(), 334)
+    c.expect(base64.b64encode(PASSWORD.encode()).decode(), 235, "2.7.0")
+    c.expect("AUTH PLAIN " + plain_b64("alice@example.test", PASSWORD), 503, "5.5.1")  # already
+    c.expect("MAIL FROM:<mallory@example.test>", 553, "5.7.1 Sender address rejected: not owned by user")
+    c.expect("MAIL FROM:<Alias@Example.test>", 250)  # an alias, any case
+    c.expect("RCPT TO:<anyone@elsewhere.example>", 250)  # authenticated users may relay
+
+
+def test_auth_in_transaction_and_authzid(tls_server, pki):
+    srv = tls_server(mx_auth="yes", max_errors=100)
+    c = Client(srv.port)
+    assert c.reply()[0] == 220
+    c.expect("EHLO client.example", 250)
+    c.expect("AUTH PLAIN " + plain_b64("alice@example.test", PASSWORD), 538, "5.7.11")  # MX, no TLS yet
+    c.expect("STARTTLS", 220)
+    starttls(c, pki)
+    lines = c.expect("EHLO client.example", 250)
+    assert "AUTH PLAIN LOGIN" in lines
+    c.expect("MAIL FROM:<x@sender.example>", 250)
+    c.expect("AUTH PLAIN " + plain_b64("alice@example.test", PASSWORD), 503, "5.5.1")
+    c.expect("RSET", 250)
+    # acting for someone else (authzid) is refused like a bad password
+    c.expect("AUTH PLAIN " + plain_b64("alice@example.test", PASSWORD, authzid="bob@example.test"), 535)
+
+
+def test_mx_does_not_offer_auth_by_default(tls_server, pki):
+    srv = tls_server()
+    c = Client(srv.port)
+    assert c.reply()[0] == 220
+    c.expect("EHLO client.example", 250)
+    c.expect("STARTTLS", 220)
+    starttls(c, pki)
+    lines = c.expect("EHLO client.example", 250)
+    assert not any(l.startswith("AUTH") for l in lines)
+    c.expect("AUTH PLAIN " + plain_b64("alice@example.test", PASSWORD), 503, "5.5.1")
+    c.expect("MAIL FROM:<x@sender.example>", 250)  # MX mail over TLS needs no AUTH
+    c.expect("RCPT TO:<friend@elsewhere.example>", 551, "5.7.1")  # and may not relay
+
+
+def test_wrong_password_n_times_421_with_growing_delay(tls_server, pki):
+    srv = tls_server(max_auth_failures=3, auth_failure_delay=300)
+    c = submission(srv, pki, auth=False)
+    waits = []
+    for _ in range(3):
+        start = time.time()
+        c.send("AUTH PLAIN " + plain_b64("alice@example.test", "bad-" + PASSWORD) + "\r\n")
+        code, lines = c.reply()
+        waits.append(time.time() - start)
+        assert code == 535 and "5.7.8" in lines[0]
+    code, lines = c.reply()
+    assert code == 421 and "4.7.0" in lines[0]
+    assert c.closed()
+    assert waits[0] >= 0.25 and waits[1] >= 0.55 and waits[2] >= 0.85, waits  # 300, 600, 900 ms
+    # the limit is per client address: a new connection is refused at AUTH at once
+    c2 = submission(srv, pki, auth=False)
+    c2.expect("AUTH PLAIN " + plain_b64("alice@example.test", PASSWORD), 421, "4.7.0")
+
+
+def test_password_never_in_log(tls_server, pki):
+    srv = tls_server(log_level="debug")
+    c = submission(srv, pki)  # PLAIN with initial response
+    c.expect("QUIT", 221)
+    c = submission(srv, pki, auth=False)
+    c.expect("AUTH LOGIN", 334)
+    c.expect(base64.b64encode(b"alice@example.test").decode(), 334)
+    c.expect(base64.b64encode(("x" + PASSWORD).encode()).decode(), 535)
+    log = srv.log_text()
+    assert PASSWORD not in log
+    assert plain_b64("alice@example.test", PASSWORD) not in log
+    assert base64.b64encode(PASSWORD.encode()).decode()[:16] not in log
+    assert "event=auth_failed" in log and "event=auth_ok" in log
+
+
+def test_tls_1_0_and_1_1_refused_when_min_is_1_2(tls_server, pki):
+    def old_client_handshake(srv):
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+        ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
+        ctx.minimum_version, ctx.maximum_version = ssl.TLSVersion.TLSv1, ssl.TLSVersion.TLSv1_1
+        raw = socket.create_connection(("127.0.0.1", srv.smtps_port), timeout=10)
+        try:
+            return ctx.wrap_socket(raw).version()
+        except (ssl.SSLError, ConnectionError):
+            return None
+        finally:
+            raw.close()
+
+    strict = tls_server()  # default tls_min_version = TLSv1.2
+    assert old_client_handshake(strict) is None
+    assert "event=tls_failed" in strict.log_text()
+    # the same client works when the floor is lowered (with CBC suites, which TLS 1.0/1.1 need):
+    # so the refusal above comes from tls_min_version, not from the client
+    legacy = tls_server(tls_min_version="TLSv1", tls_ciphers="DEFAULT:@SECLEVEL=0")
+    assert old_client_handshake(legacy) in ("TLSv1", "TLSv1.1")
+
+
+def test_failed_handshake_logged_and_closed(tls_server, pki):
+    srv = tls_server()
+    s = socket.create_connection(("127.0.0.1", srv.smtps_port), timeout=5)
+    s.sendall(b"EHLO this is not TLS\r\n" * 4)
+    s.settimeout(5)
+    data = b""
+    try:
+        while chunk := s.recv(4096):
+            data += chunk
+    except ConnectionResetError:
+        pass
+    assert b"220" not in data and b"ESMTP" not in data  # nothing leaks in clear text
+    time.sleep(0.2)
+    assert "event=tls_failed" in srv.log_text()
+    c = Client(srv.port)  # the server goes on
+    assert c.reply()[0] == 220
+
+
+@pytest.mark.skipif(not shutil.which("swaks"), reason="swaks is installed by scripts/deps.sh")
+def test_swaks_tls_auth(tls_server, pki):
+    srv = tls_server()
+    out = subprocess.run(["swaks", "--server", "127.0.0.1", "--port", str(srv.sub_port), "--tls",
+                          "--auth", "LOGIN", "--auth-user", "alice@example.test", "--auth-password", PASSWORD,
+                          "--from", "alice@example.test", "--to", "bob@example.test", "--header",
+                          "Subject: swaks tls"], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "235 2.7.0 Authentication successful" in out.stdout
+    assert "with ESMTPSA" in srv.maildir_files("bob@example.test")[0].read_text()
