@@ -19,7 +19,7 @@ FUZZ_CFLAGS := -std=c17 -D_GNU_SOURCE -Wall -Wextra -Werror -g -O1 -pthread -Isr
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 FUZZ_SECONDS ?= 60
 
-.PHONY: all run test deps test-deps clean unit asan fuzz fuzz-build lint memcheck
+.PHONY: all run test deps test-deps bench-deps clean unit asan fuzz fuzz-build lint memcheck bench bench-quick
 
 all: deps build/postern
 
@@ -86,6 +86,16 @@ lint:
 memcheck: test-deps build/postern
 	@POSTERN_VALGRIND=1 /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration \
 		--deselect tests/integration/test_hostile.py::test_5000_idle_connections_bounded_memory
+
+# Benchmarks against Postfix and smtp-sink (bench/bench.py); results in bench/results/.
+bench-deps:
+	@DEPS_WITH_BENCH=1 scripts/deps.sh
+
+bench: bench-deps build/postern
+	@/usr/bin/python3 bench/bench.py
+
+bench-quick: bench-deps build/postern
+	@/usr/bin/python3 bench/bench.py --quick
 
 run: all
 	@scripts/make-cert.sh

@@ -6,8 +6,10 @@ set -eu
 BUILD_PKGS="gcc make pkg-config libevent-dev libssl-dev libcrypt-dev openssl"
 TEST_PKGS="libcmocka-dev python3-pytest swaks libnet-ssleay-perl libio-socket-ssl-perl libauthen-sasl-perl clang libclang-rt-14-dev clang-tidy cppcheck valgrind"
 
+BENCH_PKGS="postfix"  # for smtp-source, smtp-sink and a private Postfix instance (bench/)
+
 missing=""
-for pkg in $BUILD_PKGS ${DEPS_WITH_TESTS:+$TEST_PKGS}; do
+for pkg in $BUILD_PKGS ${DEPS_WITH_TESTS:+$TEST_PKGS} ${DEPS_WITH_BENCH:+$BENCH_PKGS}; do
     if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
         missing="$missing $pkg"
     fi
@@ -29,6 +31,8 @@ echo "deps: installing$missing" >&2
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 export DEBIAN_FRONTEND=noninteractive
+# postfix must not configure or start a system mail service: the benchmark runs its own instance
+echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections 2>/dev/null || true
 $SUDO apt-get update -qq
 # shellcheck disable=SC2086
 $SUDO apt-get install -y -qq --no-install-recommends $missing >&2

@@ -1,0 +1,280 @@
+#!/usr/bin/python3
+"""Postern benchmark: Postern vs Postfix (Maildir delivery) vs smtp-sink (no storage), same run,
+same machine, load from Postfix's smtp-source on loopback. Writes bench/results/latest.md.
+
+  bench/bench.py            full run (3 repetitions, medians)
+  bench/bench.py --quick    about 30 s: small counts, one repetition
+
+Rates: accepted = messages / time until smtp-source got every 250; delivered = messages / time
+until every message file is in a Maildir new/ (counted, they must all be there). CPU = whole-machine
+busy CPU seconds minus the load generator's and this script's own, per 1,000 messages. Peak RSS:
+Postern's VmHWM; Postfix's is the peak of the summed RSS of its processes."""
+import os
+import platform
+import resource
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+WORK = Path("/tmp/postern-bench")
+POSTERN = REPO / "build" / "postern"
+PORTS = {"postern": 2725, "postfix": 2726, "smtp-sink": 2727}
+SCENARIOS = [  # name, sessions, messages, size, recipients per message
+    ("1 session, 1 KiB", 1, 10000, 1024, 1),
+    ("50 sessions, 1 KiB", 50, 20000, 1024, 1),
+    ("10 sessions, 100 KiB", 10, 2000, 102400, 1),
+    ("50 sessions, 5 rcpts", 50, 5000, 1024, 5),
+]
+
+
+def cpu_busy():
+    f = open("/proc/stat").readline().split()[1:]
+    v = [int(x) for x in f]
+    return (sum(v) - v[3] - v[4]) / os.sysconf("SC_CLK_TCK")  # minus idle and iowait
+
+
+def self_cpu():
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def rss_kib(pid, field="VmRSS"):
+    try:
+        for line in open(f"/proc/{pid}/status"):
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def wait_port(port, timeout=15):
+    end = time.time() + timeout
+    while time.time() < end:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on {port}")
+
+
+class Server:
+    def __init__(self, kind):
+        self.kind, self.port = kind, PORTS[kind]
+        self.dir = WORK / kind
+        self.proc = None
+
+    def start(self):
+        shutil.rmtree(self.dir, ignore_errors=True)
+        self.dir.mkdir(parents=True)
+        os.chmod(self.dir, 0o755)
+        if self.kind == "postern":
+            (self.dir / "rcpts").write_text("@example.test\n")
+            (self.dir / "p.conf").write_text(
+                f"hostname = bench.localhost\nlisten = 127.0.0.1:{self.port}\nmail_dir = {self.dir}/mail\n"
+                f"spool_dir = {self.dir}/spool\nlocal_domains = example.test\nrecipients = {self.dir}/rcpts\n"
+                "greet_delay = 0\nlog_level = warn\nmax_connections = 20000\nmax_connections_per_ip = 20000\n")
+            for f in self.dir.iterdir():
+                os.chmod(f, 0o644)
+            self.proc = subprocess.Popen([str(POSTERN), "-c", str(self.dir / "p.conf")],
+                                         stderr=open(self.dir / "log", "wb"))
+            self.pid = self.proc.pid
+        elif self.kind == "postfix":
+            out = subprocess.run([str(REPO / "bench" / "postfix-instance.sh"), "start", str(self.dir / "pf"),
+                                  str(self.port)], capture_output=True, text=True, check=True)
+            self.pid = int(out.stdout.strip())
+        else:
+            self.proc = subprocess.Popen(["smtp-sink", "-u", "postern", f"127.0.0.1:{self.port}", "1024"],
+                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            self.pid = self.proc.pid
+        wait_port(self.port)
+        return self
+
+    def stop(self):
+        if self.kind == "postfix":
+            subprocess.run([str(REPO / "bench" / "postfix-instance.sh"), "stop", str(self.dir / "pf")])
+        else:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(timeout=30)
+
+    def maildir_root(self):
+        return self.dir / ("mail/example.test" if self.kind == "postern" else "pf/mail")
+
+    def delivered(self):
+        if self.kind == "smtp-sink":
+            return None
+        n = 0
+        root = self.maildir_root()
+        if root.is_dir():
+            for box in os.scandir(root):
+                try:
+                    n += len(os.listdir(os.path.join(box.path, "new")))
+                except OSError:
+                    pass
+        return n
+
+    def rss_peak_sample(self):
+        if self.kind != "postfix":
+            return rss_kib(self.pid, "VmHWM")
+        total = 0
+        for p in os.listdir("/proc"):
+            if p.isdigit():
+                try:
+                    if "postfix" in open(f"/proc/{p}/cmdline").read() or open(f"/proc/{p}/comm").read().strip() in (
+                            "master", "smtpd", "cleanup", "qmgr", "virtual", "trivial-rewrite", "postlogd"):
+                        total += rss_kib(int(p))
+                except OSError:
+                    pass
+        return total
+
+
+def run_scenario(kind, scenario):
+    name, sessions, msgs, size, rcpts = scenario
+    srv = Server(kind).start()
+    expected = msgs * rcpts
+    peak = [0]
+    done = threading.Event()
+
+    def sample():
+        while not done.is_set():
+            peak[0] = max(peak[0], srv.rss_peak_sample())
+            time.sleep(0.2)
+
+    t_sampler = threading.Thread(target=sample)
+    t_sampler.start()
+    cpu0, self0, t0 = cpu_busy(), self_cpu(), time.time()
+    src = subprocess.Popen(["smtp-source", "-d", "-s", str(sessions), "-m", str(msgs), "-l", str(size), "-r",
+                            str(rcpts), "-f", "load@sender.example", "-t", "alice@example.test",
+                            f"127.0.0.1:{srv.port}"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(src.pid, 0)
+    t_acc = time.time() - t0
+    if status != 0:
+        raise RuntimeError(f"{kind}: smtp-source failed: {src.stderr.read().decode()[:300]}")
+    t_del = t_acc
+    if kind != "smtp-sink":
+        deadline = time.time() + 600
+        while srv.delivered() < expected:
+            if time.time() > deadline:
+                raise RuntimeError(f"{kind}: only {srv.delivered()} of {expected} delivered")
+            time.sleep(0.05)
+        t_del = time.time() - t0
+        got = srv.delivered()
+        assert got == expected, f"{kind}: {got} files, expected {expected}"
+    cpu = cpu_busy() - cpu0 - (usage.ru_utime + usage.ru_stime) - (self_cpu() - self0)
+    done.set()
+    t_sampler.join()
+    peak[0] = max(peak[0], srv.rss_peak_sample())
+    srv.stop()
+    return {"accepted": msgs / t_acc, "delivered": msgs / t_del, "cpu_per_1000": max(cpu, 0) / msgs * 1000,
+            "rss_mib": peak[0] / 1024}
+
+
+def latency_probe(samples=300):
+    """p99 end-of-data -> 250 on Postern while scenario 2 runs (a separate client, one session)."""
+    srv = Server("postern").start()
+    lat = []
+    load = subprocess.Popen(["smtp-source", "-d", "-s", "50", "-m", "40000", "-l", "1024", "-f", "l@s.example", "-t",
+                             "alice@example.test", f"127.0.0.1:{srv.port}"], stdout=subprocess.DEVNULL)
+    time.sleep(0.5)
+    s = socket.create_connection(("127.0.0.1", srv.port))
+    f = s.makefile("rb")
+
+    def reply():
+        while True:
+            line = f.readline()
+            if line[3:4] == b" ":
+                return line
+
+    reply()
+    s.sendall(b"EHLO probe\r\n")
+    reply()
+    for _ in range(samples):
+        s.sendall(b"MAIL FROM:<p@s.example>\r\nRCPT TO:<alice@example.test>\r\nDATA\r\n")
+        reply(), reply(), reply()
+        s.sendall(b"Subject: probe\r\n\r\n" + b"x" * 1000 + b"\r\n")
+        t = time.perf_counter()
+        s.sendall(b".\r\n")
+        assert reply().startswith(b"250")
+        lat.append((time.perf_counter() - t) * 1000)
+    s.close()
+    load.wait()
+    srv.stop()
+    lat.sort()
+    return lat[len(lat) // 2], lat[int(len(lat) * 0.99)]
+
+
+def idle_connections(n=10000):
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, n + 1000), hard))
+    srv = Server("postern").start()
+    base = rss_kib(srv.pid)
+    socks = [socket.create_connection(("127.0.0.1", srv.port)) for _ in range(n)]
+    for s in socks:
+        s.recv(100)
+    held = rss_kib(srv.pid)
+    for s in socks:
+        s.close()
+    srv.stop()
+    return base, held
+
+
+def machine():
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+    mem = int(next(l for l in open("/proc/meminfo") if l.startswith("MemTotal")).split()[1]) // 1024
+    fs = subprocess.run(["df", "-T", "/tmp"], capture_output=True, text=True).stdout.splitlines()[-1].split()[1]
+    pf = subprocess.run(["postconf", "-d", "-h", "mail_version"], capture_output=True, text=True).stdout.strip()
+    return (f"{os.cpu_count()} cores ({cpu}), {mem} MiB RAM, /tmp on {fs}, Linux {platform.release()}, "
+            f"Postfix {pf or '?'}")
+
+
+def main():
+    quick = "--quick" in sys.argv
+    reps = 1 if quick else 3
+    scenarios = [(n, s, max(m // 20, 100), z, r) for n, s, m, z, r in SCENARIOS] if quick else SCENARIOS
+    WORK.mkdir(parents=True, exist_ok=True)
+    os.chmod(WORK, 0o755)
+    results = {}
+    for sc in scenarios:
+        for kind in ("postern", "postfix", "smtp-sink"):
+            runs = [run_scenario(kind, sc) for _ in range(reps)]
+            results[(sc[0], kind)] = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+            print(f"{sc[0]:<22} {kind:<10} " + "  ".join(f"{k}={v:.1f}" for k, v in results[(sc[0], kind)].items()),
+                  flush=True)
+    p50, p99 = latency_probe(100 if quick else 300)
+    base, held = idle_connections(2000 if quick else 10000)
+    nidle = 2000 if quick else 10000
+    out = [f"# Postern benchmark ({'quick' if quick else 'full'}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})",
+           "", f"Machine: {machine()}.", f"Load: smtp-source -d on loopback; medians of {reps} run(s); fsync on.", "",
+           "| scenario | server | accepted msg/s | delivered msg/s | CPU s / 1000 msg | peak RSS MiB |",
+           "| --- | --- | ---: | ---: | ---: | ---: |"]
+    for sc in scenarios:
+        for kind in ("postern", "postfix", "smtp-sink"):
+            r = results[(sc[0], kind)]
+            dlv = "-" if kind == "smtp-sink" else f"{r['delivered']:.0f}"
+            out.append(f"| {sc[0]} ({sc[2]} msgs) | {kind} | {r['accepted']:.0f} | {dlv} | {r['cpu_per_1000']:.2f} | "
+                       f"{r['rss_mib']:.1f} |")
+    out += ["", "| scenario | delivered Postern/Postfix | accepted Postern/Postfix | Postern delivered / smtp-sink accepted |",
+            "| --- | ---: | ---: | ---: |"]
+    for sc in scenarios:
+        a, b, c = (results[(sc[0], k)] for k in ("postern", "postfix", "smtp-sink"))
+        out.append(f"| {sc[0]} | {a['delivered'] / b['delivered']:.2f}x | {a['accepted'] / b['accepted']:.2f}x | "
+                   f"{a['delivered'] / c['accepted']:.2f} |")
+    out += ["", f"End-of-data to 250 under 50-session load (one probe session): p50 {p50:.2f} ms, p99 {p99:.2f} ms.",
+            f"{nidle} idle connections: Postern RSS {base / 1024:.1f} -> {held / 1024:.1f} MiB "
+            f"({(held - base) / nidle:.2f} KiB per connection).", ""]
+    dest = REPO / "bench" / "results" / ("quick.md" if quick else "latest.md")
+    dest.parent.mkdir(exist_ok=True)
+    dest.write_text("\n".join(out))
+    print("\n".join(out))
+
+
+if __name__ == "__main__":
+    main()
