@@ -22,6 +22,7 @@
 #include "config.h"
 #include "log.h"
 #include "auth.h"
+#include "commit.h"
 #include "policy.h"
 #include "server.h"
 #include "smtp_session.h"
@@ -67,6 +68,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     static struct auth_users users;
     srv.users = &users;
     srv.disk = workq_new(srv.base, 1);
+    srv.committer = workq_new_batched(srv.base, commit_batch, NULL, 64);
     return 0;
 }
 

@@ -104,7 +104,9 @@ static const struct key_def keys[] = {
      "Free space needed on the mail_dir and spool_dir file systems; below it MAIL gets 452 4.3.1 "
      "(checked every second). 0 = off."},
     {"io_threads", T_UINT, F(io_threads), "4", 1, 256,
-     "Threads doing disk writes and fsync, so the event loop never waits on the disk."},
+     "Threads for blocking work other than the commit (password hashing, disk checks)."},
+    {"commit_batch_max", T_UINT, F(commit_batch_max), "256", 1, 256,
+     "Most messages the committer makes durable with one pair of file-system flushes (group commit)."},
     {"log_level", T_LOGLEVEL, F(log_level), "info", 0, 0, "debug, info, warn or error."},
 };
 #undef F

@@ -49,6 +49,7 @@ struct config {
     unsigned min_data_rate;       /* octets per second */
     unsigned data_rate_grace;     /* seconds before min_data_rate applies */
     unsigned io_threads;
+    unsigned commit_batch_max;    /* messages made durable together at most */
     size_t min_free_space;        /* octets free on mail_dir and spool_dir below which MAIL gets 452 */
     int log_level;
     int key_lines[48];            /* line that set each key (index = table row), 0 = default */

@@ -83,15 +83,15 @@ static int ensure_maildir(struct message *m, const struct msg_rcpt *r, char *dir
     return 0;
 }
 
-/* Creates path exclusively, writes headers+body, fsyncs. */
-static int write_message_file(struct message *m, const char *path)
+/* Creates path exclusively and writes headers+body; fsyncs only when sync is set. */
+static int write_message_file(struct message *m, const char *path, bool sync)
 {
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0) {
         set_error(m, errno, "cannot create", path);
         return -1;
     }
-    if (write_evbuffer(fd, m->headers) < 0 || write_evbuffer(fd, m->body) < 0 || fsync(fd) < 0) {
+    if (write_evbuffer(fd, m->headers) < 0 || write_evbuffer(fd, m->body) < 0 || (sync && fsync(fd) < 0)) {
         set_error(m, errno, "cannot write", path);
         close(fd);
         unlink(path);
@@ -105,21 +105,32 @@ static int write_message_file(struct message *m, const char *path)
     return 0;
 }
 
-/* Puts the message into dir/new/name: a hard link to tmp_path, or a fresh copy across devices. */
-static int place_in_new(struct message *m, const char *tmp_path, const char *dir, const char *name)
+/* Links the staged file to path: the unnamed O_TMPFILE inode through /proc, or the tmp/ name. */
+static int link_staged(const struct commit_stage *st, const char *path)
+{
+    if (st->tmp_fd < 0)
+        return link(st->tmp_path, path);
+    char proc[64];
+    snprintf(proc, sizeof proc, "/proc/self/fd/%d", st->tmp_fd);
+    return linkat(AT_FDCWD, proc, AT_FDCWD, path, AT_SYMLINK_FOLLOW);
+}
+
+/* Puts the message into dir/new/name: a hard link to the staged file, or (across file systems) a
+ * copy that is fsynced first, since the batch flush only covers mail_dir's file system. */
+static int place_in_new(struct message *m, const char *dir, const char *name)
 {
     char new_path[PATH_MAX], copy_tmp[PATH_MAX];
     snprintf(new_path, sizeof new_path, "%s/new/%s", dir, name);
-    if (link(tmp_path, new_path) == 0)
+    if (link_staged(&m->stage, new_path) == 0)
         return 0;
     if (errno != EXDEV) {
         set_error(m, errno, "cannot link into", new_path);
         return -1;
     }
     snprintf(copy_tmp, sizeof copy_tmp, "%s/tmp/%s", dir, name);
-    if (write_message_file(m, copy_tmp) < 0)
+    if (write_message_file(m, copy_tmp, true) < 0)
         return -1;
-    if (rename(copy_tmp, new_path) < 0) {
+    if (rename(copy_tmp, new_path) < 0 || fsync_dir(dir) < 0) {
         set_error(m, errno, "cannot rename into", new_path);
         unlink(copy_tmp);
         return -1;
@@ -127,56 +138,92 @@ static int place_in_new(struct message *m, const char *tmp_path, const char *dir
     return 0;
 }
 
-void maildir_deliver(struct message *m)
+/* Writes the message as an unnamed file in dir/tmp (O_TMPFILE): no name to create or remove.
+ * Returns the descriptor, or -1 when the file system lacks O_TMPFILE (the caller then uses a name). */
+static int write_unnamed(struct message *m, const char *dir)
 {
-    char name[128], tmp_path[PATH_MAX], path[PATH_MAX];
+    char tmp_dir[PATH_MAX];
+    snprintf(tmp_dir, sizeof tmp_dir, "%s/tmp", dir);
+    int fd = open(tmp_dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return -1;
+    if (write_evbuffer(fd, m->headers) < 0 || write_evbuffer(fd, m->body) < 0) {
+        set_error(m, errno, "cannot write in", tmp_dir);
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+void maildir_stage(struct message *m)
+{
+    struct commit_stage *st = &m->stage;
     struct timeval tv;
     gettimeofday(&tv, NULL);
-    snprintf(name, sizeof name, "%lld.M%06ldP%ldQ%s.%s", (long long)tv.tv_sec, (long)tv.tv_usec, (long)getpid(),
-             m->qid, m->hostname);
-    char (*dirs)[PATH_MAX] = calloc(m->nrcpts ? m->nrcpts : 1, PATH_MAX);
-    size_t ndirs = 0;
-    if (!dirs) {
+    snprintf(st->name, sizeof st->name, "%lld.M%06ldP%ldQ%s.%s", (long long)tv.tv_sec, (long)tv.tv_usec,
+             (long)getpid(), m->qid, m->hostname);
+    st->dirs = calloc(m->nlocal ? m->nlocal : 1, sizeof *st->dirs);
+    if (!st->dirs) {
         m->status = COMMIT_TEMPFAIL;
         snprintf(m->error, sizeof m->error, "out of memory");
         return;
     }
+    char dir[PATH_MAX], path[PATH_MAX];
     for (size_t i = 0; i < m->nrcpts; i++) {
         if (m->rcpts[i].remote)
             continue;
-        if (ensure_maildir(m, &m->rcpts[i], dirs[ndirs], PATH_MAX) < 0)
-            goto fail;
-        ndirs++;
-    }
-    if (ndirs == 0)
-        goto done;
-    snprintf(tmp_path, sizeof tmp_path, "%s/tmp/%s", dirs[0], name);
-    if (write_message_file(m, tmp_path) < 0)
-        goto fail;
-    size_t placed = 0;
-    for (; placed < ndirs; placed++)
-        if (place_in_new(m, tmp_path, dirs[placed], name) < 0)
-            break;
-    unlink(tmp_path);
-    for (size_t i = 0; placed == ndirs && i < ndirs; i++) {
-        snprintf(path, sizeof path, "%s/new", dirs[i]);
-        if (fsync_dir(path) < 0) {
-            set_error(m, errno, "cannot fsync", path);
-            break;
+        if (ensure_maildir(m, &m->rcpts[i], dir, sizeof dir) < 0 || !(st->dirs[st->ndirs] = strdup(dir))) {
+            if (m->status == COMMIT_OK) {
+                m->status = COMMIT_TEMPFAIL;
+                snprintf(m->error, sizeof m->error, "out of memory");
+            }
+            return;
         }
+        st->ndirs++;
     }
-    if (m->status != COMMIT_OK) { /* roll back: all recipients or none */
-        for (size_t i = 0; i < placed; i++) {
-            snprintf(path, sizeof path, "%s/new/%s", dirs[i], name);
-            unlink(path);
-        }
-        goto fail;
-    }
-done:
-    free(dirs);
-    return;
-fail:
-    if (m->status == COMMIT_OK)
+    if (st->ndirs == 0)
+        return;
+    st->tmp_fd = write_unnamed(m, st->dirs[0]);
+    if (st->tmp_fd >= 0 || m->status != COMMIT_OK)
+        return;
+    snprintf(path, sizeof path, "%s/tmp/%s", st->dirs[0], st->name);
+    if (write_message_file(m, path, false) == 0)
+        st->tmp_path = strdup(path);
+    if (m->status == COMMIT_OK && !st->tmp_path) {
+        unlink(path);
         m->status = COMMIT_TEMPFAIL;
-    free(dirs);
+        snprintf(m->error, sizeof m->error, "out of memory");
+    }
+}
+
+void maildir_publish(struct message *m)
+{
+    struct commit_stage *st = &m->stage;
+    for (; (st->tmp_path || st->tmp_fd >= 0) && st->placed < st->ndirs; st->placed++)
+        if (place_in_new(m, st->dirs[st->placed], st->name) < 0)
+            return;
+}
+
+void maildir_unpublish(struct message *m)
+{
+    struct commit_stage *st = &m->stage;
+    char path[PATH_MAX];
+    for (size_t i = 0; i < st->placed; i++) {
+        snprintf(path, sizeof path, "%s/new/%s", st->dirs[i], st->name);
+        unlink(path);
+    }
+    st->placed = 0;
+}
+
+void maildir_drop_tmp(struct message *m)
+{
+    if (m->stage.tmp_fd >= 0) { /* an unnamed file vanishes with its last descriptor */
+        close(m->stage.tmp_fd);
+        m->stage.tmp_fd = -1;
+    }
+    if (m->stage.tmp_path) {
+        unlink(m->stage.tmp_path);
+        free(m->stage.tmp_path);
+        m->stage.tmp_path = NULL;
+    }
 }

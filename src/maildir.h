@@ -1,7 +1,8 @@
 /* maildir.h - durable Maildir delivery (blocking: call from a disk thread, never the event loop).
- * Layout: <mail_dir>/<domain>/<mailbox>/{tmp,new,cur}. A message is written once to tmp/, fsynced,
- * hard-linked into each recipient's new/ (copied when on another file system), and each new/ is
- * fsynced: only then is it delivered. Path parts are encoded so no address can escape mail_dir. */
+ * Layout: <mail_dir>/<domain>/<mailbox>/{tmp,new,cur}. A message is written once to tmp/, made
+ * durable, hard-linked into each recipient's new/ (copied when on another file system), and the links
+ * made durable: only then is it delivered. The durability steps are the caller's (commit.c flushes a
+ * whole batch at once). Path parts are encoded so no address can escape mail_dir. */
 #ifndef POSTERN_MAILDIR_H
 #define POSTERN_MAILDIR_H
 
@@ -15,8 +16,18 @@
  * leading '.' as %2E. Returns false when it does not fit. */
 bool maildir_safe_name(const char *in, char *out, size_t outsz);
 
-/* Delivers headers+body of m to every local recipient of m. On failure every copy already made
- * is removed again, m->status says whether to answer 451 or 452 and m->error says why. */
-void maildir_deliver(struct message *m);
+/* Commit phase 1: creates the recipients' mailboxes (durably) and writes the message once into the
+ * first one's tmp/, without fsync: the caller's file-system flush makes it durable. */
+void maildir_stage(struct message *m);
+
+/* Commit phase 2, after that flush: links the file into every recipient's new/ (a copy, fsynced,
+ * across file systems). The caller flushes again before the message counts as delivered. */
+void maildir_publish(struct message *m);
+
+/* Roll-back: removes the links made in new/ (all recipients or none). */
+void maildir_unpublish(struct message *m);
+
+/* Removes the tmp/ file (after publishing, or on failure). */
+void maildir_drop_tmp(struct message *m);
 
 #endif

@@ -17,6 +17,7 @@ struct message *message_new(void)
     struct message *m = calloc(1, sizeof *m);
     if (!m)
         return NULL;
+    m->stage.tmp_fd = -1;
     m->headers = evbuffer_new();
     m->body = evbuffer_new();
     if (!m->headers || !m->body) {
@@ -40,6 +41,12 @@ void message_free(struct message *m)
     if (m->body)
         evbuffer_free(m->body);
     free(m->rcpts);
+    free(m->stage.tmp_path);
+    if (m->stage.tmp_fd >= 0)
+        close(m->stage.tmp_fd);
+    for (size_t i = 0; i < m->stage.ndirs; i++)
+        free(m->stage.dirs[i]);
+    free(m->stage.dirs);
     free(m);
 }
 

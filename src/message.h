@@ -19,6 +19,17 @@ struct msg_rcpt {
 
 enum commit_status { COMMIT_OK = 0, COMMIT_TEMPFAIL, COMMIT_NOSPACE };
 
+/* What the first commit phase (stage) leaves for the second (publish) and for a roll-back. */
+struct commit_stage {
+    char name[160];             /* the Maildir file name, the same in every mailbox */
+    char *tmp_path;             /* the written, not yet linked file, when it has a name; else NULL */
+    int tmp_fd;                 /* the same as an unnamed O_TMPFILE inode, or -1 */
+    char **dirs;                /* mailbox directories (<mail_dir>/<domain>/<mailbox>) */
+    size_t ndirs, placed;       /* how many, and how many hold the message in new/ */
+    bool spool_staged;          /* spool_dir/tmp/<qid> written */
+    bool spool_published;      /* renamed into spool_dir/queue */
+};
+
 struct message {
     char qid[24];
     char sender[ADDR_PATH_MAX + 1];   /* "" for the null sender */
@@ -35,6 +46,8 @@ struct message {
     const char *mail_dir;
     const char *spool_dir;
     const char *hostname;
+    void *owner;                      /* the session waiting for the result */
+    struct commit_stage stage;
 };
 
 /* A new, empty message with a fresh queue id; NULL when out of memory. */

@@ -16,6 +16,7 @@
 #include <sys/statvfs.h>
 
 #include "cidr.h"
+#include "commit.h"
 #include "log.h"
 #include "privs.h"
 #include "smtp_session.h"
@@ -235,7 +236,8 @@ bool server_start(struct server *srv, struct config *cfg, struct policy *policy,
     if (!open_listeners(srv) || !privs_drop(cfg))
         return false;
     srv->disk = workq_new(srv->base, cfg->io_threads);
-    if (!srv->disk)
+    srv->committer = workq_new_batched(srv->base, commit_batch, NULL, cfg->commit_batch_max);
+    if (!srv->disk || !srv->committer)
         return false;
     srv->space_timer = event_new(srv->base, -1, EV_PERSIST, space_tick, srv);
     struct timeval every = {1, 0};
@@ -257,6 +259,8 @@ void server_free(struct server *srv)
     stop_listening(srv);
     free(srv->listeners);
     free(srv->roles);
+    if (srv->committer)
+        workq_free(srv->committer);
     if (srv->disk)
         workq_free(srv->disk);
     if (srv->grace_timer)

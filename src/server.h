@@ -25,7 +25,8 @@ struct server {
     struct auth_users *users;           /* submission users (may be empty) */
     SSL_CTX *tls_ctx;                   /* NULL when TLS is not configured */
     struct listener_role *roles;        /* one per listener: what it is for */
-    struct workq *disk;                 /* threads for fsync work */
+    struct workq *disk;                 /* threads for blocking work (password checks, statvfs) */
+    struct workq *committer;            /* the group-commit thread (commit.c) */
     struct evconnlistener **listeners;
     size_t nlisteners;
     struct session *sessions;           /* every session not yet freed */

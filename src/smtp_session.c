@@ -25,6 +25,7 @@
 
 #include "auth.h"
 #include "log.h"
+#include "commit.h"
 #include "maildir.h"
 #include "message.h"
 #include "policy.h"
@@ -278,22 +279,19 @@ static void build_trace_headers(struct session *s)
     evbuffer_add_printf(m->headers, "; %s\n", date);
 }
 
-/* Disk thread: spool file for remote recipients, then Maildirs; all or nothing. */
-static void commit_work(void *arg)
+static void commit_done(void *arg);
+
+/* Loop thread: the message's files are written; the committer makes them durable with others. */
+static void stage_done(void *arg)
 {
-    struct message *m = ((struct session *)arg)->msg;
-    spool_write(m);
-    if (m->status != COMMIT_OK)
-        return;
-    maildir_deliver(m);
-    if (m->status != COMMIT_OK && m->nlocal < m->nrcpts)
-        spool_remove(m);
+    struct message *m = arg;
+    workq_submit(((struct session *)m->owner)->srv->committer, NULL, commit_done, m);
 }
 
 /* Loop thread: the commit finished; answer and go on with the client's next commands. */
 static void commit_done(void *arg)
 {
-    struct session *s = arg;
+    struct session *s = ((struct message *)arg)->owner;
     s->job_pending = false;
     s->srv->commits_running--;
     struct message *m = s->msg;
@@ -349,7 +347,8 @@ static void finish_data(struct session *s)
     s->job_pending = true;
     s->srv->commits_running++;
     set_timeouts(s);
-    workq_submit(s->srv->disk, commit_work, commit_done, s);
+    m->owner = s;
+    workq_submit(s->srv->disk, commit_stage, stage_done, m); /* then group commit: see commit.c */
 }
 
 /* ---------- commands ---------- */

@@ -4,7 +4,8 @@
  *   message <octets>
  *   <headers + body>
  *   END <octets>
- * The reader (outbound relay) trusts a file only with a matching END record. */
+ * The reader (outbound relay) trusts a file only with a matching END record. Writing is two-phase
+ * (stage into tmp/, publish by rename into queue/); commit.c flushes the file system in between. */
 #include "spool.h"
 
 #include <errno.h>
@@ -138,55 +139,69 @@ static void fail(struct message *m, const char *what, const char *path)
     snprintf(m->error, sizeof m->error, "%s %s: %s", what, path, strerror(errno));
 }
 
-void spool_write(struct message *m)
+void spool_stage(struct message *m)
 {
     if (m->nrcpts == m->nlocal)
         return;
-    char tmp[PATH_MAX], final[PATH_MAX], qdir[PATH_MAX];
+    char tmp[PATH_MAX];
     snprintf(tmp, sizeof tmp, "%s/tmp/%s", m->spool_dir, m->qid);
-    snprintf(qdir, sizeof qdir, "%s/queue", m->spool_dir);
-    snprintf(final, sizeof final, "%s/%s", qdir, m->qid);
-    struct evbuffer *env = evbuffer_new();
-    if (!env) {
+    struct evbuffer *env = evbuffer_new(), *end = evbuffer_new();
+    if (!env || !end) {
         errno = ENOMEM;
         fail(m, "cannot build envelope for", tmp);
-        return;
-    }
-    size_t size = evbuffer_get_length(m->headers) + evbuffer_get_length(m->body);
-    evbuffer_add_printf(env, "POSTERN-QUEUE %d\nid %s\nsender %s\nsmtputf8 %d\nbody8bit %d\n", SPOOL_FORMAT_VERSION,
-                        m->qid, m->sender, m->smtputf8, m->body_8bit);
-    for (size_t i = 0; i < m->nrcpts; i++)
-        if (m->rcpts[i].remote)
-            evbuffer_add_printf(env, "rcpt %s\n", m->rcpts[i].addr);
-    evbuffer_add_printf(env, "message %zu\n", size);
-    struct evbuffer *end = evbuffer_new();
-    if (end)
-        evbuffer_add_printf(end, "END %zu\n", size);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        fail(m, "cannot create", tmp);
-    } else if (!end || write_evbuffer(fd, env) < 0 || write_evbuffer(fd, m->headers) < 0 || write_evbuffer(fd, m->body) < 0 ||
-               write_evbuffer(fd, end) < 0 || fsync(fd) < 0) {
-        fail(m, "cannot write", tmp);
-        close(fd);
-        unlink(tmp);
-    } else if (close(fd) < 0 || rename(tmp, final) < 0) {
-        fail(m, "cannot commit", final);
-        unlink(tmp);
     } else {
-        if (fsync_dir(qdir) < 0) {
-            fail(m, "cannot fsync", qdir);
-            unlink(final);
+        size_t size = evbuffer_get_length(m->headers) + evbuffer_get_length(m->body);
+        evbuffer_add_printf(env, "POSTERN-QUEUE %d\nid %s\nsender %s\nsmtputf8 %d\nbody8bit %d\n",
+                            SPOOL_FORMAT_VERSION, m->qid, m->sender, m->smtputf8, m->body_8bit);
+        for (size_t i = 0; i < m->nrcpts; i++)
+            if (m->rcpts[i].remote)
+                evbuffer_add_printf(env, "rcpt %s\n", m->rcpts[i].addr);
+        evbuffer_add_printf(env, "message %zu\n", size);
+        evbuffer_add_printf(end, "END %zu\n", size);
+        int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (fd < 0) {
+            fail(m, "cannot create", tmp);
+        } else if (write_evbuffer(fd, env) < 0 || write_evbuffer(fd, m->headers) < 0 ||
+                   write_evbuffer(fd, m->body) < 0 || write_evbuffer(fd, end) < 0 || close(fd) < 0) {
+            fail(m, "cannot write", tmp);
+            unlink(tmp);
+        } else {
+            m->stage.spool_staged = true;
         }
+        if (!m->stage.spool_staged && fd >= 0)
+            close(fd);
     }
-    evbuffer_free(env);
+    if (env)
+        evbuffer_free(env);
     if (end)
         evbuffer_free(end);
 }
 
-void spool_remove(const struct message *m)
+void spool_publish(struct message *m)
 {
-    char final[PATH_MAX];
+    if (!m->stage.spool_staged)
+        return;
+    char tmp[PATH_MAX], final[PATH_MAX];
+    snprintf(tmp, sizeof tmp, "%s/tmp/%s", m->spool_dir, m->qid);
     snprintf(final, sizeof final, "%s/queue/%s", m->spool_dir, m->qid);
-    unlink(final);
+    if (rename(tmp, final) < 0) {
+        fail(m, "cannot commit", final);
+        return;
+    }
+    m->stage.spool_staged = false;
+    m->stage.spool_published = true;
+}
+
+void spool_remove(struct message *m)
+{
+    char path[PATH_MAX];
+    if (m->stage.spool_published) {
+        snprintf(path, sizeof path, "%s/queue/%s", m->spool_dir, m->qid);
+        unlink(path);
+    }
+    if (m->stage.spool_staged) {
+        snprintf(path, sizeof path, "%s/tmp/%s", m->spool_dir, m->qid);
+        unlink(path);
+    }
+    m->stage.spool_staged = m->stage.spool_published = false;
 }

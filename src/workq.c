@@ -27,6 +27,9 @@ struct workq {
     unsigned nthreads;
     pthread_t *threads;
     struct event *done_ev;
+    workq_batch_fn batch;   /* NULL: jobs run one by one */
+    void *batch_ctx;
+    unsigned max_batch;
 };
 
 static void push(struct joblist *l, struct job *j)
@@ -39,23 +42,45 @@ static void push(struct joblist *l, struct job *j)
     l->tail = j;
 }
 
+/* Takes up to max jobs off the queue (lock held); returns how many. */
+static unsigned take(struct workq *q, struct job **out, unsigned max)
+{
+    unsigned n = 0;
+    while (n < max && q->todo.head) {
+        out[n] = q->todo.head;
+        q->todo.head = out[n]->next;
+        n++;
+    }
+    if (!q->todo.head)
+        q->todo.tail = NULL;
+    return n;
+}
+
+#define BATCH_MAX 256
+
 static void *worker_main(void *arg)
 {
     struct workq *q = arg;
+    struct job *jobs[BATCH_MAX];
+    void *args[BATCH_MAX];
     pthread_mutex_lock(&q->lock);
     for (;;) {
         while (!q->todo.head && !q->stopping)
             pthread_cond_wait(&q->wake, &q->lock);
-        struct job *j = q->todo.head;
-        if (!j)
+        unsigned n = take(q, jobs, q->batch ? q->max_batch : 1);
+        if (n == 0)
             break; /* stopping and nothing left */
-        q->todo.head = j->next;
-        if (!q->todo.head)
-            q->todo.tail = NULL;
         pthread_mutex_unlock(&q->lock);
-        j->work(j->arg);
+        if (q->batch) {
+            for (unsigned i = 0; i < n; i++)
+                args[i] = jobs[i]->arg;
+            q->batch(args, n, q->batch_ctx);
+        } else {
+            jobs[0]->work(jobs[0]->arg);
+        }
         pthread_mutex_lock(&q->lock);
-        push(&q->finished, j);
+        for (unsigned i = 0; i < n; i++)
+            push(&q->finished, jobs[i]);
         event_active(q->done_ev, EV_READ, 0);
     }
     pthread_mutex_unlock(&q->lock);
@@ -77,6 +102,19 @@ static void run_finished(evutil_socket_t fd, short what, void *arg)
         free(j);
         j = next;
     }
+}
+
+struct workq *workq_new_batched(struct event_base *base, workq_batch_fn batch, void *ctx, unsigned max_batch)
+{
+    struct workq *q = workq_new(base, 1);
+    if (q) {
+        pthread_mutex_lock(&q->lock);
+        q->batch = batch;
+        q->batch_ctx = ctx;
+        q->max_batch = max_batch < 1 ? 1 : max_batch > BATCH_MAX ? BATCH_MAX : max_batch;
+        pthread_mutex_unlock(&q->lock);
+    }
+    return q;
 }
 
 struct workq *workq_new(struct event_base *base, unsigned nthreads)
@@ -106,7 +144,10 @@ void workq_submit(struct workq *q, workq_fn work, workq_fn done, void *arg)
 {
     struct job *j = malloc(sizeof *j);
     if (!j) { /* out of memory: do the work inline rather than lose it */
-        work(arg);
+        if (q->batch)
+            q->batch(&arg, 1, q->batch_ctx);
+        else
+            work(arg);
         done(arg);
         return;
     }

@@ -1,0 +1,104 @@
+/* commit.c - the commit point of Postern, per batch of messages:
+ *   1. stage: write each message's queue file (spool tmp/) and Maildir file (tmp/), no fsync;
+ *   2. syncfs() the mail and spool file systems: every staged byte is on disk;
+ *   3. publish: rename queue files into queue/, link Maildir files into each new/;
+ *   4. syncfs() again: the names are on disk. Only now may any message of the batch get its 250.
+ * A crash before 4 leaves at worst a complete file in new/ whose client never saw 250 (the same
+ * narrow duplicate window every MTA has), never a partial one: data is flushed before any link.
+ * If a flush fails, every message of the batch fails (451) and its links are removed. */
+#include "commit.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "maildir.h"
+#include "message.h"
+#include "spool.h"
+
+/* syncfs() on the file systems of mail_dir and spool_dir (once when they are the same). */
+static int flush_file_systems(const char *mail_dir, const char *spool_dir, char *err, size_t errsz)
+{
+    const char *paths[2] = {mail_dir, spool_dir};
+    dev_t first = 0;
+    for (int i = 0; i < 2; i++) {
+        struct stat st;
+        int fd = open(paths[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0 || fstat(fd, &st) < 0 || (i == 1 && st.st_dev == first ? 0 : syncfs(fd)) < 0) {
+            snprintf(err, errsz, "cannot flush the file system of %s: %s", paths[i], strerror(errno));
+            if (fd >= 0)
+                close(fd);
+            return -1;
+        }
+        first = i == 0 ? st.st_dev : first;
+        close(fd);
+    }
+    return 0;
+}
+
+/* Marks every still-good message failed, with the flush error. */
+static void fail_all(struct message **m, unsigned n, const char *err)
+{
+    for (unsigned i = 0; i < n; i++) {
+        if (m[i]->status != COMMIT_OK)
+            continue;
+        m[i]->status = COMMIT_TEMPFAIL;
+        snprintf(m[i]->error, sizeof m[i]->error, "%s", err);
+    }
+}
+
+/* Leaves nothing of a failed message behind. */
+static void clean_up(struct message *m)
+{
+    maildir_unpublish(m);
+    maildir_drop_tmp(m);
+    spool_remove(m);
+}
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+void commit_stage(void *arg)
+{
+    struct message *m = arg;
+    spool_stage(m);
+    if (m->status == COMMIT_OK)
+        maildir_stage(m);
+}
+
+void commit_batch(void **args, unsigned n, void *ctx)
+{
+    (void)ctx;
+    struct message **m = (struct message **)args;
+    char err[256];
+    double t1 = now_ms();
+    if (flush_file_systems(m[0]->mail_dir, m[0]->spool_dir, err, sizeof err) < 0)
+        fail_all(m, n, err);
+    double t2 = now_ms();
+    for (unsigned i = 0; i < n; i++) {
+        if (m[i]->status == COMMIT_OK)
+            spool_publish(m[i]);
+        if (m[i]->status == COMMIT_OK)
+            maildir_publish(m[i]);
+    }
+    double t3 = now_ms();
+    if (flush_file_systems(m[0]->mail_dir, m[0]->spool_dir, err, sizeof err) < 0)
+        fail_all(m, n, err);
+    log_debug("event=commit_batch messages=%u flush1_ms=%.2f publish_ms=%.2f flush2_ms=%.2f", n, t2 - t1, t3 - t2,
+              now_ms() - t3);
+    for (unsigned i = 0; i < n; i++) {
+        if (m[i]->status == COMMIT_OK)
+            maildir_drop_tmp(m[i]); /* the links in new/ keep the file */
+        else
+            clean_up(m[i]);
+    }
+}
