@@ -1,8 +1,10 @@
 /* commit.c - the commit point of Postern, per batch of messages:
  *   1. stage: write each message's queue file (spool tmp/) and Maildir file (tmp/), no fsync;
- *   2. syncfs() the mail and spool file systems: every staged byte is on disk;
+ *   2. syncfs() the mail and spool file systems: every staged byte is on disk (a batch of up to
+ *      SMALL_BATCH messages fsyncs its files instead: cheaper than flushing a whole file system);
  *   3. publish: rename queue files into queue/, link Maildir files into each new/;
- *   4. syncfs() again: the names are on disk. Only now may any message of the batch get its 250.
+ *   4. syncfs() again (small batch: fsync each directory that got a name): the names are on disk.
+ *      Only now may any message of the batch get its 250.
  * A crash before 4 leaves at worst a complete file in new/ whose client never saw 250 (the same
  * narrow duplicate window every MTA has), never a partial one: data is flushed before any link.
  * If a flush fails, every message of the batch fails (451) and its links are removed. */
@@ -10,6 +12,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -38,6 +41,30 @@ static int flush_file_systems(const char *mail_dir, const char *spool_dir, char 
         first = i == 0 ? st.st_dev : first;
         close(fd);
     }
+    return 0;
+}
+
+#define SMALL_BATCH 3 /* up to this many messages, targeted fsyncs beat flushing the file system */
+
+/* Phase-1 flush of a small batch: fsync each staged file. */
+static int sync_staged_files(struct message **m, unsigned n, char *err, size_t errsz)
+{
+    for (unsigned i = 0; i < n; i++)
+        if (m[i]->status == COMMIT_OK && (maildir_sync_staged(m[i]) < 0 || spool_sync_staged(m[i]) < 0)) {
+            snprintf(err, errsz, "%s", m[i]->error);
+            return -1;
+        }
+    return 0;
+}
+
+/* Phase-2 flush of a small batch: fsync each directory that got a new name. */
+static int sync_published_dirs(struct message **m, unsigned n, char *err, size_t errsz)
+{
+    for (unsigned i = 0; i < n; i++)
+        if (m[i]->status == COMMIT_OK && (maildir_sync_published(m[i]) < 0 || spool_sync_published(m[i]) < 0)) {
+            snprintf(err, errsz, "%s", m[i]->error);
+            return -1;
+        }
     return 0;
 }
 
@@ -81,7 +108,9 @@ void commit_batch(void **args, unsigned n, void *ctx)
     struct message **m = (struct message **)args;
     char err[256];
     double t1 = now_ms();
-    if (flush_file_systems(m[0]->mail_dir, m[0]->spool_dir, err, sizeof err) < 0)
+    bool small = n <= SMALL_BATCH;
+    if ((small ? sync_staged_files(m, n, err, sizeof err)
+               : flush_file_systems(m[0]->mail_dir, m[0]->spool_dir, err, sizeof err)) < 0)
         fail_all(m, n, err);
     double t2 = now_ms();
     for (unsigned i = 0; i < n; i++) {
@@ -91,7 +120,8 @@ void commit_batch(void **args, unsigned n, void *ctx)
             maildir_publish(m[i]);
     }
     double t3 = now_ms();
-    if (flush_file_systems(m[0]->mail_dir, m[0]->spool_dir, err, sizeof err) < 0)
+    if ((small ? sync_published_dirs(m, n, err, sizeof err)
+               : flush_file_systems(m[0]->mail_dir, m[0]->spool_dir, err, sizeof err)) < 0)
         fail_all(m, n, err);
     log_debug("event=commit_batch messages=%u flush1_ms=%.2f publish_ms=%.2f flush2_ms=%.2f", n, t2 - t1, t3 - t2,
               now_ms() - t3);

@@ -227,3 +227,30 @@ void maildir_drop_tmp(struct message *m)
         m->stage.tmp_path = NULL;
     }
 }
+
+int maildir_sync_staged(struct message *m)
+{
+    const struct commit_stage *st = &m->stage;
+    int fd = st->tmp_fd >= 0 ? st->tmp_fd : st->tmp_path ? open(st->tmp_path, O_RDONLY | O_CLOEXEC) : -2;
+    if (fd == -2)
+        return 0; /* nothing staged: no local recipient */
+    int r = fd < 0 ? -1 : fsync(fd);
+    if (r < 0)
+        set_error(m, errno, "cannot fsync", st->tmp_path ? st->tmp_path : "the staged message");
+    if (fd >= 0 && fd != st->tmp_fd)
+        close(fd);
+    return r;
+}
+
+int maildir_sync_published(struct message *m)
+{
+    char path[PATH_MAX];
+    for (size_t i = 0; i < m->stage.placed; i++) {
+        snprintf(path, sizeof path, "%s/new", m->stage.dirs[i]);
+        if (fsync_dir(path) < 0) {
+            set_error(m, errno, "cannot fsync", path);
+            return -1;
+        }
+    }
+    return 0;
+}

@@ -24,6 +24,11 @@ void maildir_stage(struct message *m);
  * across file systems). The caller flushes again before the message counts as delivered. */
 void maildir_publish(struct message *m);
 
+/* The targeted flushes for a small batch: fsync the staged file (after stage), fsync each new/ that
+ * got the message (after publish). 0, or -1 with m->status/error set. */
+int maildir_sync_staged(struct message *m);
+int maildir_sync_published(struct message *m);
+
 /* Roll-back: removes the links made in new/ (all recipients or none). */
 void maildir_unpublish(struct message *m);
 

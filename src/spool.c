@@ -205,3 +205,33 @@ void spool_remove(struct message *m)
     }
     m->stage.spool_staged = m->stage.spool_published = false;
 }
+
+int spool_sync_staged(struct message *m)
+{
+    if (!m->stage.spool_staged)
+        return 0;
+    char tmp[PATH_MAX];
+    snprintf(tmp, sizeof tmp, "%s/tmp/%s", m->spool_dir, m->qid);
+    int fd = open(tmp, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || fsync(fd) < 0) {
+        fail(m, "cannot fsync", tmp);
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    close(fd);
+    return 0;
+}
+
+int spool_sync_published(struct message *m)
+{
+    if (!m->stage.spool_published)
+        return 0;
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s/queue", m->spool_dir);
+    if (fsync_dir(dir) < 0) {
+        fail(m, "cannot fsync", dir);
+        return -1;
+    }
+    return 0;
+}

@@ -22,6 +22,10 @@ void spool_stage(struct message *m);
 /* Commit phase 2, after the flush: renames it into spool_dir/queue. */
 void spool_publish(struct message *m);
 
+/* The targeted flushes for a small batch: fsync the staged file; fsync spool_dir/queue. */
+int spool_sync_staged(struct message *m);
+int spool_sync_published(struct message *m);
+
 /* Start-up check (before the loop runs): removes half-written files from spool_dir/tmp, and moves
  * every queue file that fails validation (version, length, END record) to spool_dir/corrupt.
  * Returns the number of valid queue files; counts of each kind are logged. */
