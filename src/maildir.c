@@ -8,6 +8,7 @@
 #include <event2/buffer.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -139,9 +140,15 @@ static int place_in_new(struct message *m, const char *dir, const char *name)
 }
 
 /* Writes the message as an unnamed file in dir/tmp (O_TMPFILE): no name to create or remove.
- * Returns the descriptor, or -1 when the file system lacks O_TMPFILE (the caller then uses a name). */
+ * Returns the descriptor, or -1 when that cannot work here (no O_TMPFILE on the file system, or no
+ * /proc/self/fd to link it through): the caller then uses a named tmp/ file. */
 static int write_unnamed(struct message *m, const char *dir)
 {
+    static _Atomic int have_proc = -1; /* probed once; every thread would store the same value */
+    if (have_proc < 0)
+        have_proc = access("/proc/self/fd", X_OK) == 0;
+    if (!have_proc)
+        return -1;
     char tmp_dir[PATH_MAX];
     snprintf(tmp_dir, sizeof tmp_dir, "%s/tmp", dir);
     int fd = open(tmp_dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
