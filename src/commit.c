@@ -1,5 +1,7 @@
 /* commit.c - the commit point of Postern, per batch of messages:
- *   1. stage: write each message's queue file (spool tmp/) and Maildir file (tmp/), no fsync;
+ *   1. stage (commit_stage, on the disk threads, many messages in parallel): write the message's
+ *      queue file (spool tmp/) and its Maildir file (unnamed, in the first mailbox's tmp/), no fsync;
+ *   then, on the committer thread, for every staged message waiting (commit_batch):
  *   2. syncfs() the mail and spool file systems: every staged byte is on disk (a batch of up to
  *      SMALL_BATCH messages fsyncs its files instead: cheaper than flushing a whole file system);
  *   3. publish: rename queue files into queue/, link Maildir files into each new/;
