@@ -986,9 +986,21 @@ static void process_input(struct session *s)
     }
 }
 
+/* Records the TLS version and cipher once the handshake is done. Called on the CONNECTED event
+ * and on the first data: the client's first command can arrive before libevent reports CONNECTED. */
+static void note_tls(struct session *s)
+{
+    SSL *ssl = s->tls ? bufferevent_openssl_get_ssl(s->bev) : NULL;
+    if (!ssl || s->tls_info[0] || !SSL_is_init_finished(ssl))
+        return;
+    tls_describe(ssl, s->tls_info, sizeof s->tls_info);
+    log_info("event=tls session=%s client=%s tls=%s", s->id, s->peer_ip, s->tls_info);
+}
+
 static void on_read(struct bufferevent *bev, void *arg)
 {
     struct session *s = arg;
+    note_tls(s);
     if (s->greeting_pending) { /* RFC 5321 4.3.1: the client waits for the greeting */
         s->greeting_pending = false;
         event_del(s->greet_ev);
@@ -1019,8 +1031,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 {
     struct session *s = arg;
     if (what & BEV_EVENT_CONNECTED) { /* the TLS handshake finished */
-        tls_describe(bufferevent_openssl_get_ssl(bev), s->tls_info, sizeof s->tls_info);
-        log_info("event=tls session=%s client=%s tls=%s", s->id, s->peer_ip, s->tls_info);
+        note_tls(s);
         return;
     }
     if ((what & BEV_EVENT_ERROR) && s->tls && !s->tls_info[0]) {
@@ -1051,6 +1062,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
         return;
     }
     if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
+        note_tls(s); /* a handshake may finish in the same read as the client's close */
         if (s->state == ST_DATA)
             log_info("event=lost_during_data session=%s client=%s", s->id, s->peer_ip);
         session_destroy(s);
