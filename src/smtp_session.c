@@ -4,9 +4,11 @@
  * 354, then command lines again. Processing pauses while a message is being committed on a disk
  * thread (the loop never waits on the disk) and while the client is not reading its replies.
  * Limits: command lines (max_command_line), message size, recipients, errors, timeouts.
+ * STARTTLS and AUTH live in smtp_tls_auth.c; both share session_priv.h.
  * Never: write reply text (the catalog does), answer 250 to DATA before the commit finished,
  * or treat bytes that arrive after DATA's 354 as commands before the data ended. */
 #include "smtp_session.h"
+#include "session_priv.h"
 
 #include <arpa/inet.h>
 #include <event2/buffer.h>
@@ -38,63 +40,7 @@
 #include "tls.h"
 #include "workq.h"
 
-#define OUTPUT_HIGH ((size_t)64 << 10) /* stop reading commands while this much output is unsent */
-#define OUTPUT_LOW ((size_t)16 << 10)
-#define INPUT_HIGH ((size_t)256 << 10) /* stop reading the socket while this much input waits */
-#define AUTH_LINE_MAX 2048              /* AUTH command and response lines (base64 of 3 x 255 octets) */
-
-enum state {
-    ST_FRESH,  /* connected, no EHLO/HELO yet */
-    ST_READY,  /* greeted, no transaction */
-    ST_MAIL,   /* MAIL accepted, no recipient yet */
-    ST_RCPT,   /* at least one recipient accepted */
-    ST_DATA,   /* reading the message text */
-    ST_COMMIT, /* the message is being made durable on a disk thread */
-};
-
-enum auth_step { AUTH_NONE, AUTH_PLAIN, AUTH_LOGIN_USER, AUTH_LOGIN_PASS };
-
-struct session {
-    struct server *srv;
-    enum listen_role role;
-    bool tls;              /* encrypted: after STARTTLS, or implicit TLS */
-    char tls_info[96];     /* "TLSv1.3:TLS_AES_256_GCM_SHA384" once the handshake is done */
-    char *auth_user;       /* the authenticated login address, or NULL */
-    enum auth_step auth_step;
-    bool auth_pending;     /* a password check, or its failure delay, is running */
-    struct event *auth_delay_ev;
-    char auth_login[SASL_FIELD_MAX + 1]; /* AUTH LOGIN: the user name so far */
-    struct session *next, *prev;
-    struct bufferevent *bev;
-    char id[12];
-    struct sockaddr_storage peer;
-    char peer_ip[INET6_ADDRSTRLEN];
-    bool may_relay;
-    enum state state;
-    bool esmtp;            /* greeted with EHLO */
-    bool counted;          /* counts against the connection limits */
-    bool skipping;         /* discarding the rest of an over-long command line */
-    bool closing;          /* close once the output is sent */
-    bool output_paused;    /* waiting for the client to read replies */
-    bool job_pending;      /* the message is on a disk thread */
-    bool dead;             /* connection gone; free when the disk job returns */
-    bool greeting_pending; /* greet_delay running: any input now is an early talker */
-    struct event *greet_ev;
-    struct event *close_ev;/* closes the connection from the loop, never from inside a callback */
-    double close_deadline; /* stop waiting for unsent output then */
-    double command_started;/* when the wait for the current command began (monotonic s) */
-    double data_started;   /* when DATA began */
-    size_t data_bytes;     /* raw octets received since DATA began */
-    unsigned errors;
-    char helo[256];
-    struct message *msg;   /* the transaction in progress */
-    struct data_reader data;
-    char *line;            /* max_command_line + 1 octets */
-};
-
-static void process_input(struct session *s);
-
-static double monotonic_now(void)
+double monotonic_now(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -108,10 +54,9 @@ static bool is_protocol_error(int code)
     return code == 500 || code == 501 || code == 502 || code == 503 || code == 504 || code == 555;
 }
 
-static void close_after_flush(struct session *s);
 
 /* Sends one reply from the catalog; counts protocol errors and ends the session past max_errors. */
-static void reply(struct session *s, enum reply_id id, ...)
+void reply(struct session *s, enum reply_id id, ...)
 {
     va_list ap;
     va_start(ap, id);
@@ -125,7 +70,7 @@ static void reply(struct session *s, enum reply_id id, ...)
 }
 
 /* Unlinks and frees the session (the connection is already gone). */
-static void session_free(struct session *s)
+void session_free(struct session *s)
 {
     struct server *srv = s->srv;
     if (s->prev)
@@ -193,7 +138,7 @@ static void on_close_ev(evutil_socket_t fd, short what, void *arg)
 
 /* Stops reading and closes once the replies are sent. Never frees s before returning: callers
  * (and their callers) may still look at it; the close runs from the loop. */
-static void close_after_flush(struct session *s)
+void close_after_flush(struct session *s)
 {
     s->closing = true;
     s->close_deadline = monotonic_now() + CLOSE_WAIT_MAX;
@@ -206,7 +151,7 @@ static void close_after_flush(struct session *s)
 
 #define TRIM_AFTER ((size_t)1 << 20) /* after freeing a message this big, hand memory back to the OS */
 
-static void reset_transaction(struct session *s)
+void reset_transaction(struct session *s)
 {
     bool big = s->msg && evbuffer_get_length(s->msg->body) >= TRIM_AFTER;
     message_free(s->msg);
@@ -353,11 +298,6 @@ static void finish_data(struct session *s)
 
 /* ---------- commands ---------- */
 
-/* AUTH is offered over TLS, when there are users, on submission ports (or MX with mx_auth). */
-static bool auth_offered(const struct session *s)
-{
-    return s->tls && auth_users_present(s->srv->users) && (s->role != ROLE_MX || s->srv->cfg->mx_auth);
-}
 
 static void cmd_helo(struct session *s, const struct smtp_command *c)
 {
@@ -585,236 +525,20 @@ static void cmd_not_implemented(struct session *s, const struct smtp_command *c)
     reply(s, REPLY_NOT_IMPLEMENTED);
 }
 
-/* ---------- STARTTLS (RFC 3207) ---------- */
+/* ---------- the session's bufferevent ---------- */
 
 static void on_read(struct bufferevent *bev, void *arg);
 static void on_write(struct bufferevent *bev, void *arg);
 static void on_event(struct bufferevent *bev, short what, void *arg);
 
 /* Callbacks, watermarks and timeouts for the session's (new) bufferevent. */
-static void setup_bev(struct session *s)
+void setup_bev(struct session *s)
 {
     bufferevent_setcb(s->bev, on_read, on_write, on_event, s);
     bufferevent_setwatermark(s->bev, EV_READ, 0, INPUT_HIGH);
     bufferevent_setwatermark(s->bev, EV_WRITE, OUTPUT_LOW, 0);
     set_timeouts(s);
     bufferevent_enable(s->bev, EV_READ | EV_WRITE);
-}
-
-static void cmd_starttls(struct session *s, const struct smtp_command *c)
-{
-    if (!s->srv->tls_ctx) {
-        reply(s, REPLY_NOT_IMPLEMENTED);
-        return;
-    }
-    if (s->tls) {
-        reply(s, REPLY_BAD_SEQUENCE);
-        return;
-    }
-    if (c->arg_len) {
-        reply(s, REPLY_SYNTAX_ARGS);
-        return;
-    }
-    SSL *ssl = SSL_new(s->srv->tls_ctx);
-    if (!ssl) {
-        reply(s, REPLY_LOCAL_ERROR);
-        return;
-    }
-    reply(s, REPLY_READY_TLS);
-    /* CVE-2011-0411: whatever the client pipelined after STARTTLS came in clear text and must not
-     * count as sent over TLS. No handshake byte can be here yet: our 220 is still unsent. */
-    struct evbuffer *in = bufferevent_get_input(s->bev);
-    size_t dropped = evbuffer_get_length(in);
-    evbuffer_drain(in, dropped);
-    if (dropped)
-        log_info("event=starttls_injection_dropped session=%s client=%s octets=%zu", s->id, s->peer_ip, dropped);
-    struct bufferevent *tls_bev =
-        bufferevent_openssl_filter_new(s->srv->base, s->bev, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
-    if (!tls_bev) {
-        SSL_free(ssl);
-        close_after_flush(s);
-        return;
-    }
-    s->bev = tls_bev;
-    s->tls = true;
-    reset_transaction(s); /* RFC 3207 4.2: back to the state before EHLO */
-    s->state = ST_FRESH;
-    s->esmtp = false;
-    s->helo[0] = '\0';
-    setup_bev(s);
-}
-
-/* ---------- AUTH (RFC 4954; PLAIN RFC 4616, LOGIN) ---------- */
-
-struct auth_job {
-    struct session *s;
-    char login[SASL_FIELD_MAX + 1];
-    char password[SASL_FIELD_MAX + 1];
-    bool ok;
-};
-
-/* Disk thread: the deliberately slow crypt(3) check. */
-static void auth_work(void *arg)
-{
-    struct auth_job *j = arg;
-    j->ok = auth_check_password(j->s->srv->users, j->login, j->password);
-    explicit_bzero(j->password, sizeof j->password);
-}
-
-static void auth_delay_over(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd, (void)what;
-    struct session *s = arg;
-    s->auth_pending = false;
-    reply(s, REPLY_AUTH_FAILED);
-    if (auth_failures(s->peer_ip, monotonic_now()) >= s->srv->cfg->max_auth_failures) {
-        reply(s, REPLY_AUTH_TOO_MANY_FAILURES);
-        close_after_flush(s);
-        return;
-    }
-    process_input(s);
-}
-
-/* Loop thread: the check finished. Success answers at once; failure after a growing delay. */
-static void auth_done(void *arg)
-{
-    struct auth_job *j = arg;
-    struct session *s = j->s;
-    s->job_pending = false;
-    if (s->dead) {
-        free(j);
-        session_free(s);
-        return;
-    }
-    char user[300];
-    log_safe(user, sizeof user, j->login);
-    if (j->ok) {
-        s->auth_user = strdup(j->login);
-        s->auth_pending = false;
-        log_info("event=auth_ok session=%s client=%s user=%s", s->id, s->peer_ip, user);
-        reply(s, s->auth_user ? REPLY_AUTH_OK : REPLY_LOCAL_ERROR);
-        free(j);
-        process_input(s);
-        return;
-    }
-    unsigned n = auth_failure_add(s->peer_ip, monotonic_now());
-    log_info("event=auth_failed session=%s client=%s user=%s failures=%u", s->id, s->peer_ip, user, n);
-    free(j);
-    long ms = (long)n * s->srv->cfg->auth_failure_delay;
-    struct timeval delay = {ms / 1000, (ms % 1000) * 1000L};
-    if (!s->auth_delay_ev)
-        s->auth_delay_ev = evtimer_new(s->srv->base, auth_delay_over, s);
-    if (!s->auth_delay_ev)
-        auth_delay_over(-1, 0, s);
-    else
-        evtimer_add(s->auth_delay_ev, &delay);
-}
-
-/* Hands login/password to a disk thread; input waits until the answer is sent. */
-static void start_auth_check(struct session *s, const char *login, const char *password)
-{
-    struct auth_job *j = calloc(1, sizeof *j);
-    s->auth_step = AUTH_NONE;
-    if (!j) {
-        explicit_bzero(s->auth_login, sizeof s->auth_login);
-        reply(s, REPLY_LOCAL_ERROR);
-        return;
-    }
-    j->s = s;
-    snprintf(j->login, sizeof j->login, "%s", login);
-    snprintf(j->password, sizeof j->password, "%s", password);
-    explicit_bzero(s->auth_login, sizeof s->auth_login);
-    s->auth_pending = true;
-    s->job_pending = true;
-    workq_submit(s->srv->disk, auth_work, auth_done, j);
-}
-
-static void auth_end(struct session *s, enum reply_id id)
-{
-    s->auth_step = AUTH_NONE;
-    explicit_bzero(s->auth_login, sizeof s->auth_login);
-    reply(s, id);
-}
-
-/* One client response line of the exchange (or an initial response). */
-static void auth_response(struct session *s, const char *b64, size_t len)
-{
-    if (len == 1 && b64[0] == '*') {
-        auth_end(s, REPLY_AUTH_CANCELLED);
-        return;
-    }
-    if (s->auth_step == AUTH_PLAIN) {
-        struct sasl_credentials cred;
-        if (sasl_decode_plain(b64, len, &cred) != SASL_OK) {
-            auth_end(s, REPLY_AUTH_BAD_RESPONSE);
-            return;
-        }
-        /* acting for another identity (authzid) is not supported: it must be empty or the same */
-        bool proxy = *cred.authzid && strcasecmp(cred.authzid, cred.authcid) != 0;
-        start_auth_check(s, cred.authcid, proxy ? "" : cred.password);
-        sasl_wipe(&cred);
-    } else if (s->auth_step == AUTH_LOGIN_USER) {
-        if (sasl_decode_login(b64, len, s->auth_login, sizeof s->auth_login) != SASL_OK) {
-            auth_end(s, REPLY_AUTH_BAD_RESPONSE);
-            return;
-        }
-        s->auth_step = AUTH_LOGIN_PASS;
-        reply(s, REPLY_AUTH_CHALLENGE, "UGFzc3dvcmQ6"); /* "Password:" */
-    } else {
-        char password[SASL_FIELD_MAX + 1];
-        if (sasl_decode_login(b64, len, password, sizeof password) != SASL_OK) {
-            auth_end(s, REPLY_AUTH_BAD_RESPONSE);
-            return;
-        }
-        start_auth_check(s, s->auth_login, password);
-        explicit_bzero(password, sizeof password);
-    }
-}
-
-/* The first refusal that applies to AUTH here, or REPLY__COUNT when AUTH may go ahead. */
-static enum reply_id auth_refusal(const struct session *s)
-{
-    if (s->role == ROLE_SUBMISSION && !s->tls)
-        return REPLY_TLS_REQUIRED;
-    if ((s->role == ROLE_MX && !s->srv->cfg->mx_auth) || !auth_users_present(s->srv->users))
-        return REPLY_AUTH_NOT_ENABLED;
-    if (!s->tls)
-        return REPLY_AUTH_NEEDS_TLS;
-    if (s->auth_user)
-        return REPLY_AUTH_ALREADY;
-    if (s->state != ST_READY)
-        return REPLY_AUTH_IN_TRANSACTION;
-    return REPLY__COUNT;
-}
-
-static void cmd_auth(struct session *s, const struct smtp_command *c)
-{
-    enum reply_id refuse = auth_refusal(s);
-    if (refuse != REPLY__COUNT) {
-        reply(s, refuse);
-        return;
-    }
-    if (auth_failures(s->peer_ip, monotonic_now()) >= s->srv->cfg->max_auth_failures) {
-        reply(s, REPLY_AUTH_TOO_MANY_FAILURES);
-        close_after_flush(s);
-        return;
-    }
-    size_t mlen = strcspn(c->arg, " ");
-    const char *init = c->arg + mlen;
-    while (*init == ' ')
-        init++;
-    size_t ilen = strlen(init);
-    bool plain = mlen == 5 && strncasecmp(c->arg, "PLAIN", 5) == 0;
-    bool login = mlen == 5 && strncasecmp(c->arg, "LOGIN", 5) == 0;
-    if (!plain && !login) {
-        reply(s, REPLY_AUTH_UNKNOWN_MECH);
-        return;
-    }
-    s->auth_step = plain ? AUTH_PLAIN : AUTH_LOGIN_USER;
-    if (ilen)
-        auth_response(s, init, ilen);
-    else
-        reply(s, REPLY_AUTH_CHALLENGE, plain ? "" : "VXNlcm5hbWU6"); /* "Username:" */
 }
 
 #define IN(st) (1u << (st))
@@ -873,15 +597,6 @@ static void run_command(struct session *s, const char *line, size_t len)
 
 /* ---------- input ---------- */
 
-/* Takes the next command line from in; false when no complete line is there yet. */
-/* True when the buffered line is an AUTH command (whose initial response may exceed 512). */
-static bool auth_line_pending(struct session *s, struct evbuffer *in)
-{
-    char head[5];
-    if (s->auth_step != AUTH_NONE)
-        return true;
-    return evbuffer_copyout(in, head, 5) == 5 && strncasecmp(head, "AUTH ", 5) == 0;
-}
 
 static bool next_command(struct session *s, struct evbuffer *in)
 {
@@ -966,7 +681,7 @@ static void check_slow_client(struct session *s, struct evbuffer *in)
 }
 
 /* Works through buffered input in order until it runs out or the session must wait. */
-static void process_input(struct session *s)
+void process_input(struct session *s)
 {
     while (!s->closing && s->state != ST_COMMIT && !s->auth_pending) {
         struct evbuffer *in = bufferevent_get_input(s->bev); /* STARTTLS replaces the bufferevent */
@@ -986,16 +701,6 @@ static void process_input(struct session *s)
     }
 }
 
-/* Records the TLS version and cipher once the handshake is done. Called on the CONNECTED event
- * and on the first data: the client's first command can arrive before libevent reports CONNECTED. */
-static void note_tls(struct session *s)
-{
-    SSL *ssl = s->tls ? bufferevent_openssl_get_ssl(s->bev) : NULL;
-    if (!ssl || s->tls_info[0] || !SSL_is_init_finished(ssl))
-        return;
-    tls_describe(ssl, s->tls_info, sizeof s->tls_info);
-    log_info("event=tls session=%s client=%s tls=%s", s->id, s->peer_ip, s->tls_info);
-}
 
 static void on_read(struct bufferevent *bev, void *arg)
 {

@@ -1,0 +1,95 @@
+/* session_priv.h - the inside of a session, shared by smtp_session.c (connection, commands,
+ * DATA, commit) and smtp_tls_auth.c (STARTTLS and AUTH). Not for other modules: they use
+ * smtp_session.h. */
+#ifndef POSTERN_SESSION_PRIV_H
+#define POSTERN_SESSION_PRIV_H
+
+#include <arpa/inet.h>
+#include <event2/event.h>
+#include <event2/util.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
+
+#include "reply.h"
+#include "sasl.h"
+#include "smtp_data.h"
+#include "smtp_parse.h"
+#include "smtp_session.h"
+
+struct bufferevent;
+struct evbuffer;
+struct message;
+
+#define OUTPUT_HIGH ((size_t)64 << 10) /* stop reading commands while this much output is unsent */
+#define OUTPUT_LOW ((size_t)16 << 10)
+#define INPUT_HIGH ((size_t)256 << 10) /* stop reading the socket while this much input waits */
+#define AUTH_LINE_MAX 2048              /* AUTH command and response lines (base64 of 3 x 255 octets) */
+
+enum state {
+    ST_FRESH,  /* connected, no EHLO/HELO yet */
+    ST_READY,  /* greeted, no transaction */
+    ST_MAIL,   /* MAIL accepted, no recipient yet */
+    ST_RCPT,   /* at least one recipient accepted */
+    ST_DATA,   /* reading the message text */
+    ST_COMMIT, /* the message is being made durable on a disk thread */
+};
+
+enum auth_step { AUTH_NONE, AUTH_PLAIN, AUTH_LOGIN_USER, AUTH_LOGIN_PASS };
+
+struct session {
+    struct server *srv;
+    enum listen_role role;
+    bool tls;              /* encrypted: after STARTTLS, or implicit TLS */
+    char tls_info[96];     /* "TLSv1.3:TLS_AES_256_GCM_SHA384" once the handshake is done */
+    char *auth_user;       /* the authenticated login address, or NULL */
+    enum auth_step auth_step;
+    bool auth_pending;     /* a password check, or its failure delay, is running */
+    struct event *auth_delay_ev;
+    char auth_login[SASL_FIELD_MAX + 1]; /* AUTH LOGIN: the user name so far */
+    struct session *next, *prev;
+    struct bufferevent *bev;
+    char id[12];
+    struct sockaddr_storage peer;
+    char peer_ip[INET6_ADDRSTRLEN];
+    bool may_relay;
+    enum state state;
+    bool esmtp;            /* greeted with EHLO */
+    bool counted;          /* counts against the connection limits */
+    bool skipping;         /* discarding the rest of an over-long command line */
+    bool closing;          /* close once the output is sent */
+    bool output_paused;    /* waiting for the client to read replies */
+    bool job_pending;      /* the message is on a disk thread */
+    bool dead;             /* connection gone; free when the disk job returns */
+    bool greeting_pending; /* greet_delay running: any input now is an early talker */
+    struct event *greet_ev;
+    struct event *close_ev;/* closes the connection from the loop, never from inside a callback */
+    double close_deadline; /* stop waiting for unsent output then */
+    double command_started;/* when the wait for the current command began (monotonic s) */
+    double data_started;   /* when DATA began */
+    size_t data_bytes;     /* raw octets received since DATA began */
+    unsigned errors;
+    char helo[256];
+    struct message *msg;   /* the transaction in progress */
+    struct data_reader data;
+    char *line;            /* max_command_line + 1 octets */
+};
+
+/* smtp_session.c */
+double monotonic_now(void);
+void reply(struct session *s, enum reply_id id, ...);
+void close_after_flush(struct session *s);
+void session_free(struct session *s);
+void reset_transaction(struct session *s);
+void setup_bev(struct session *s);
+void process_input(struct session *s);
+
+/* smtp_tls_auth.c */
+bool auth_offered(const struct session *s);
+bool auth_line_pending(struct session *s, struct evbuffer *in);
+void note_tls(struct session *s);
+void cmd_starttls(struct session *s, const struct smtp_command *c);
+void cmd_auth(struct session *s, const struct smtp_command *c);
+void auth_response(struct session *s, const char *b64, size_t len);
+
+#endif
