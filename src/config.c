@@ -171,8 +171,8 @@ static bool strlist_split(const char *value, struct strlist *out)
     return true;
 }
 
-/* Parses an unsigned number with an optional unit suffix; units is a list of "suffix=multiplier". */
-static bool parse_number(const char *v, unsigned long long *out, const char *kind)
+/* Parses an unsigned number; sizes take k/M/G, durations s/m/h/d. */
+static bool parse_number(const char *v, unsigned long long *out, enum key_type type)
 {
     char *end;
     if (*v < '0' || *v > '9')
@@ -182,14 +182,14 @@ static bool parse_number(const char *v, unsigned long long *out, const char *kin
     if (errno)
         return false;
     unsigned long long mul = 1;
-    if (strcmp(kind, "size") == 0 && *end) {
+    if (type == T_SIZE && *end) {
         switch (*end++) {
         case 'k': case 'K': mul = 1024ull; break;
         case 'm': case 'M': mul = 1024ull * 1024; break;
         case 'g': case 'G': mul = 1024ull * 1024 * 1024; break;
         default: return false;
         }
-    } else if (strcmp(kind, "duration") == 0 && *end) {
+    } else if (type == T_DURATION && *end) {
         switch (*end++) {
         case 's': mul = 1; break;
         case 'm': mul = 60; break;
@@ -261,7 +261,7 @@ static const char *set_value(struct config *cfg, const struct key_def *k, const 
     case T_UINT:
     case T_SIZE:
     case T_DURATION:
-        if (!parse_number(v, &n, k->type == T_SIZE ? "size" : k->type == T_DURATION ? "duration" : "count"))
+        if (!parse_number(v, &n, k->type))
             return k->type == T_SIZE ? "expected a size in octets (k, M, G suffixes allowed)"
                    : k->type == T_DURATION ? "expected a duration (s, m, h, d suffixes allowed)"
                                            : "expected a whole number";

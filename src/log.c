@@ -14,6 +14,8 @@ static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
 void log_set_level(enum log_level level) { min_level = level; }
 
+bool log_enabled(enum log_level level) { return level >= min_level; }
+
 int log_level_parse(const char *name)
 {
     for (int i = 0; i < 4; i++)

@@ -6,8 +6,8 @@
 #ifndef POSTERN_MAILDIR_H
 #define POSTERN_MAILDIR_H
 
+#include <stdbool.h>
 #include <stddef.h>
-#include <sys/uio.h>
 
 #include "message.h"
 

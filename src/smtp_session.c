@@ -191,6 +191,8 @@ static void log_transaction(struct session *s, const char *event, enum reply_id 
 {
     char rcpts[1024], sender[300];
     const struct message *m = s->msg;
+    if (!log_enabled(LOG_INFO))
+        return; /* the recipient list is not worth building for nobody */
     log_info("event=%s session=%s qid=%s client=%s sender=<%s> rcpts=%s size=%zu reply=%d%s%s%s", event, s->id,
              m->qid, s->peer_ip, log_safe(sender, sizeof sender, m->sender), rcpt_list(m, rcpts, sizeof rcpts),
              s->data.size, reply_info(id)->code, detail ? " detail=\"" : "", detail ? detail : "", detail ? "\"" : "");
@@ -410,6 +412,8 @@ static void cmd_mail(struct session *s, const struct smtp_command *c)
 
 static void log_rcpt_refused(struct session *s, const char *addr, enum reply_id id, const char *reason)
 {
+    if (!log_enabled(LOG_INFO))
+        return;
     char rcpt[300], sender[300];
     log_info("event=rcpt_refused session=%s qid=%s client=%s sender=<%s> rcpt=<%s> reply=%d reason=%s", s->id,
              s->msg->qid, s->peer_ip, log_safe(sender, sizeof sender, s->msg->sender),

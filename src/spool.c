@@ -16,6 +16,7 @@
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -51,27 +52,24 @@ bool spool_file_valid(const char *data, size_t n)
     return false;
 }
 
-/* Reads a whole (bounded) file into memory; NULL on error. */
-static char *slurp(const char *path, size_t *n)
+/* Validates one queue file through mmap: only the pages spool_file_valid touches (the header
+ * lines and the END record) are read from disk, not the message between them. */
+static bool queue_file_valid(const char *path)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     struct stat st;
-    if (fd < 0 || fstat(fd, &st) < 0 || st.st_size < 0 || (unsigned long long)st.st_size > (1ull << 36)) {
+    if (fd < 0 || fstat(fd, &st) < 0 || st.st_size <= 0) {
         if (fd >= 0)
             close(fd);
-        return NULL;
+        return false;
     }
-    char *buf = malloc((size_t)st.st_size + 1);
-    size_t got = 0;
-    while (buf && got < (size_t)st.st_size) {
-        ssize_t r = read(fd, buf + got, (size_t)st.st_size - got);
-        if (r <= 0)
-            break;
-        got += (size_t)r;
-    }
+    void *map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
     close(fd);
-    *n = got;
-    return buf;
+    if (map == MAP_FAILED)
+        return false;
+    bool ok = spool_file_valid(map, (size_t)st.st_size);
+    munmap(map, (size_t)st.st_size);
+    return ok;
 }
 
 int spool_recover(const char *spool_dir)
@@ -95,11 +93,7 @@ int spool_recover(const char *spool_dir)
         if (e->d_name[0] == '.')
             continue;
         snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        size_t n = 0;
-        char *data = slurp(path, &n);
-        bool ok = data && spool_file_valid(data, n);
-        free(data);
-        if (ok) {
+        if (queue_file_valid(path)) {
             valid++;
             continue;
         }
