@@ -10,13 +10,15 @@
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
+#include <arpa/inet.h>
 
 #include "address.h"
 #include "cidr.h"
 #include "log.h"
 
 enum key_type { T_STRING, T_PATH, T_OPTPATH, T_BOOL, T_UINT, T_SIZE, T_DURATION, T_LOGLEVEL,
-                T_HOSTNAME, T_LISTEN_LIST, T_OPT_LISTEN_LIST, T_DOMAIN_LIST, T_CIDR_LIST, T_TLS_VERSION };
+                T_HOSTNAME, T_LISTEN_LIST, T_OPT_LISTEN_LIST, T_DOMAIN_LIST, T_CIDR_LIST, T_TLS_VERSION,
+                T_RESOLVER_LIST, T_DURATION_LIST };
 
 struct key_def {
     const char *name;
@@ -107,11 +109,42 @@ static const struct key_def keys[] = {
      "Threads for blocking work other than the commit (password hashing, disk checks)."},
     {"commit_batch_max", T_UINT, F(commit_batch_max), "256", 1, 256,
      "Most messages the committer makes durable with one pair of file-system flushes (group commit)."},
+    {"dns_resolver", T_RESOLVER_LIST, F(dns_resolver), "", 0, 0,
+     "DNS servers to ask (IP or IP@port, comma-separated); empty: those of /etc/resolv.conf."},
+    {"dns_trust_anchor", T_OPTPATH, F(dns_trust_anchor), "", 0, 0,
+     "DNSSEC trust anchor file (e.g. /usr/share/dns/root.key); lookups then record whether they validated."},
+    {"dns_timeout", T_DURATION, F(dns_timeout), "5s", 1, 60,
+     "How long a MAIL or RCPT reply may wait for a DNS answer before the check is skipped."},
+    {"sender_null_mx_check", T_BOOL, F(sender_null_mx_check), "yes", 0, 0,
+     "yes: refuse a sender whose domain publishes a null MX (550 5.7.27, RFC 7505)."},
+    {"smtp_port", T_UINT, F(smtp_port), "25", 1, 65535, "Port of the mail exchangers Postern relays to."},
+    {"retry_schedule", T_DURATION_LIST, F(retry_schedule), "5m,10m,20m,40m,80m,160m,4h", 0, 0,
+     "Delays between delivery attempts of deferred mail; the last one repeats."},
+    {"max_queue_lifetime", T_DURATION, F(max_queue_lifetime), "5d", 0, 365 * 86400,
+     "How long deferred mail is retried before it is bounced."},
+    {"delay_warning_time", T_DURATION, F(delay_warning_time), "4h", 0, 365 * 86400,
+     "Send the sender one delay warning after mail waited this long (0 = never)."},
+    {"destination_concurrency", T_UINT, F(destination_concurrency), "5", 1, 1000,
+     "Outbound connections to one destination domain at a time."},
+    {"max_deliveries", T_UINT, F(max_deliveries), "100", 1, 100000, "Outbound connections in all at a time."},
+    {"smtp_tls", T_BOOL, F(smtp_tls), "yes", 0, 0,
+     "yes: use STARTTLS outbound when the peer offers it (certificates not verified)."},
+    {"smtp_connect_timeout", T_DURATION, F(smtp_connect_timeout), "30s", 1, 3600, "Outbound: connection set-up."},
+    {"smtp_greeting_timeout", T_DURATION, F(smtp_greeting_timeout), "5m", 1, 3600,
+     "Outbound: waiting for the 220 greeting (RFC 5321 4.5.3.2.1)."},
+    {"smtp_command_timeout", T_DURATION, F(smtp_command_timeout), "5m", 1, 3600,
+     "Outbound: reply to EHLO, MAIL, RCPT, RSET (RFC 5321 4.5.3.2.2-3)."},
+    {"smtp_data_init_timeout", T_DURATION, F(smtp_data_init_timeout), "2m", 1, 3600,
+     "Outbound: reply to DATA (RFC 5321 4.5.3.2.4)."},
+    {"smtp_data_block_timeout", T_DURATION, F(smtp_data_block_timeout), "3m", 1, 3600,
+     "Outbound: sending each block of the message (RFC 5321 4.5.3.2.5)."},
+    {"smtp_data_done_timeout", T_DURATION, F(smtp_data_done_timeout), "10m", 1, 3600,
+     "Outbound: reply after the final dot (RFC 5321 4.5.3.2.6)."},
     {"log_level", T_LOGLEVEL, F(log_level), "info", 0, 0, "debug, info, warn or error."},
 };
 #undef F
 #define NKEYS (sizeof keys / sizeof keys[0])
-_Static_assert(NKEYS <= 48, "struct config key_lines too small");
+_Static_assert(NKEYS <= 72, "struct config key_lines too small");
 
 void config_errors_add(struct config_errors *errs, const char *fmt, ...)
 {
@@ -217,6 +250,20 @@ static const char *check_list_item(enum key_type type, char *item)
         return hostport_parse(item, &ss, &sslen) ? NULL : "expected host:port with an IP address, e.g. 127.0.0.1:25 or [::1]:25";
     case T_CIDR_LIST:
         return cidr_parse(item, &net) ? NULL : "expected a network like 192.0.2.0/24 or 2001:db8::/32";
+    case T_RESOLVER_LIST: {
+        char *at = strchr(item, '@');
+        unsigned char buf[16];
+        if (at)
+            *at = '\0';
+        bool ok = inet_pton(AF_INET, item, buf) == 1 || inet_pton(AF_INET6, item, buf) == 1;
+        if (at) {
+            *at = '@';
+            char *end;
+            unsigned long port = strtoul(at + 1, &end, 10);
+            ok = ok && at[1] && !*end && port >= 1 && port <= 65535;
+        }
+        return ok ? NULL : "expected an IP address or IP@port, e.g. 127.0.0.1@5353";
+    }
     case T_DOMAIN_LIST:
         ascii_lower_copy(item, item, strlen(item) + 1);
         return address_parse_domain(item, strlen(item), &utf8) == ADDR_OK ? NULL : "not a valid domain name";
@@ -277,9 +324,28 @@ static const char *set_value(struct config *cfg, const struct key_def *k, const 
             return "expected debug, info, warn or error";
         *(int *)field = log_level_parse(v);
         return NULL;
+    case T_DURATION_LIST: {
+        struct durlist *d = field;
+        struct strlist l = {0};
+        const char *err = strlist_split(v, &l) ? NULL : "out of memory";
+        d->count = 0;
+        for (size_t i = 0; !err && i < l.count; i++) {
+            if (i == DURLIST_MAX)
+                err = "at most 16 durations";
+            else if (!parse_number(l.items[i], &n, T_DURATION) || n < 1 || n > 86400 * 30)
+                err = "expected durations between 1s and 30d, e.g. 5m,10m,1h";
+            else
+                d->v[d->count++] = (unsigned)n;
+        }
+        if (!err && d->count == 0)
+            err = "needs at least one duration";
+        strlist_free(&l);
+        return err;
+    }
     case T_LISTEN_LIST:
     case T_OPT_LISTEN_LIST:
     case T_DOMAIN_LIST:
+    case T_RESOLVER_LIST:
     case T_CIDR_LIST: {
         struct strlist *l = field;
         strlist_free(l);
@@ -433,7 +499,7 @@ void config_free(struct config *cfg)
         case T_STRING: case T_PATH: case T_OPTPATH: case T_HOSTNAME: case T_TLS_VERSION:
             free(*(char **)field);
             break;
-        case T_LISTEN_LIST: case T_OPT_LISTEN_LIST: case T_DOMAIN_LIST: case T_CIDR_LIST:
+        case T_LISTEN_LIST: case T_OPT_LISTEN_LIST: case T_DOMAIN_LIST: case T_CIDR_LIST: case T_RESOLVER_LIST:
             strlist_free(field);
             break;
         default:

@@ -12,6 +12,12 @@ struct strlist {
     size_t count;
 };
 
+#define DURLIST_MAX 16
+struct durlist {
+    unsigned v[DURLIST_MAX]; /* seconds */
+    size_t count;
+};
+
 struct config {
     char *path;                   /* the file read */
     char *hostname;
@@ -51,8 +57,22 @@ struct config {
     unsigned io_threads;
     unsigned commit_batch_max;    /* messages made durable together at most */
     size_t min_free_space;        /* octets free on mail_dir and spool_dir below which MAIL gets 452 */
+    /* outbound relay (queue.c, dns.c, smtp_client.c) */
+    struct strlist dns_resolver;  /* "ip[@port]" forwarders; empty = /etc/resolv.conf */
+    char *dns_trust_anchor;       /* DNSSEC trust anchor file or "" */
+    unsigned dns_timeout;         /* seconds a MAIL/RCPT-time lookup may hold the reply */
+    bool sender_null_mx_check;    /* MX role: 550 5.7.27 for senders whose domain has a null MX */
+    unsigned smtp_port;           /* destination port of outbound SMTP */
+    struct durlist retry_schedule;/* delays between attempts, the last one repeats */
+    unsigned max_queue_lifetime;  /* seconds, then bounce */
+    unsigned delay_warning_time;  /* seconds, 0 = no delay warnings */
+    unsigned destination_concurrency; /* connections per destination domain */
+    unsigned max_deliveries;      /* outbound connections in all */
+    bool smtp_tls;                /* opportunistic STARTTLS outbound */
+    unsigned smtp_connect_timeout, smtp_greeting_timeout, smtp_command_timeout;
+    unsigned smtp_data_init_timeout, smtp_data_block_timeout, smtp_data_done_timeout;
     int log_level;
-    int key_lines[48];            /* line that set each key (index = table row), 0 = default */
+    int key_lines[72];            /* line that set each key (index = table row), 0 = default */
 };
 
 /* Collected error messages, each "file:line: key: what is wrong". */

@@ -2,6 +2,9 @@
  *   postern [-c FILE]                   run the server in the foreground, logging to stderr
  *   postern check-config [-c FILE]      validate the configuration and its tables; exit 0 or 1
  *   postern config-reference            print every configuration key, its default and meaning
+ *   postern [-c FILE] queue list|show ID|flush|delete ID|hold ID|release ID
+ *                                       inspect and change the outbound queue (queue_cli.c)
+ *   postern explain CODE [CODE2]        what a reply code / enhanced status code means (explain.c)
  *   postern passwd [ADDRESS]            read a password (twice on a terminal) and print its crypt(3)
  *                                       hash, as an "ADDRESS:hash" line for the users table
  * FILE defaults to etc/postern.conf. Exit codes: 0 ok, 1 configuration or start-up error, 2 usage. */
@@ -14,15 +17,19 @@
 
 #include "auth.h"
 #include "config.h"
+#include "explain.h"
 #include "log.h"
 #include "policy.h"
+#include "queue_cli.h"
 #include "server.h"
 #include "tls.h"
 
 static int usage(void)
 {
     fprintf(stderr, "usage: postern [-c FILE]\n       postern check-config [-c FILE]\n"
-                    "       postern config-reference\n       postern passwd [ADDRESS]\n");
+                    "       postern config-reference\n       postern passwd [ADDRESS]\n"
+                    "       postern [-c FILE] queue list|show ID|flush|delete ID|hold ID|release ID\n"
+                    "       postern explain CODE [CODE2]\n");
     return 2;
 }
 
@@ -96,9 +103,17 @@ int main(int argc, char **argv)
     const char *cmd = "run";
     if (argc >= 2 && strcmp(argv[1], "passwd") == 0 && argc <= 3)
         return cmd_passwd(argc == 3 ? argv[2] : NULL);
+    if (argc >= 2 && strcmp(argv[1], "explain") == 0)
+        return explain_main(stdout, argc - 2, argv + 2);
+    int queue_args = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "-c") == 0 && i + 1 < argc)
             path = argv[++i];
+        else if (strcmp(argv[i], "queue") == 0) {
+            cmd = "queue";
+            queue_args = i + 1;
+            break;
+        }
         else if (strcmp(argv[i], "check-config") == 0 || strcmp(argv[i], "config-reference") == 0)
             cmd = argv[i];
         else
@@ -113,7 +128,14 @@ int main(int argc, char **argv)
     struct auth_users users = {0};
     SSL_CTX *tls_ctx = NULL;
     bool ok = load_all(path, &cfg, &policy, &users, &tls_ctx);
-    if (ok && strcmp(cmd, "check-config") == 0) {
+    if (ok && strcmp(cmd, "queue") == 0) {
+        int rc = queue_cli_main(cfg.spool_dir, argc - queue_args, argv + queue_args);
+        policy_free(&policy);
+        auth_users_free(&users);
+        SSL_CTX_free(tls_ctx);
+        config_free(&cfg);
+        return rc;
+    } else if (ok && strcmp(cmd, "check-config") == 0) {
         printf("%s: ok\n", path);
     } else if (ok) {
         log_set_level((enum log_level)cfg.log_level);

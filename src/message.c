@@ -40,6 +40,8 @@ void message_free(struct message *m)
         evbuffer_free(m->headers);
     if (m->body)
         evbuffer_free(m->body);
+    for (size_t i = 0; i < m->nrcpts; i++)
+        free(m->rcpts[i].orcpt);
     free(m->rcpts);
     free(m->stage.tmp_path);
     if (m->stage.tmp_fd >= 0)

@@ -10,8 +10,18 @@
 
 struct evbuffer;
 
+/* RCPT NOTIFY= (RFC 3461 4.1); 0 when not given: failures and delays are reported */
+enum { NOTIFY_SUCCESS = 1, NOTIFY_FAILURE = 2, NOTIFY_DELAY = 4, NOTIFY_NEVER = 8 };
+/* MAIL RET= (RFC 3461 4.3) */
+enum dsn_ret { RET_UNSET = 0, RET_FULL, RET_HDRS };
+
+#define DSN_ORCPT_MAX 500 /* RFC 3461 4.2: the parameter may add 500 octets to the command */
+#define DSN_ENVID_MAX 100 /* RFC 3461 4.4 */
+
 struct msg_rcpt {
     char addr[ADDR_PATH_MAX + 1];     /* as the client wrote it (for logs and the spool) */
+    unsigned notify;                  /* NOTIFY_* bits */
+    char *orcpt;                      /* ORCPT= value as given ("rfc822;xtext"), or NULL */
     bool remote;                      /* relay to another domain (spool) instead of a local Maildir */
     char local[ADDR_LOCAL_MAX + 1];   /* local: the mailbox name */
     char domain[ADDR_DOMAIN_MAX + 1]; /* local: the mailbox domain */
@@ -38,6 +48,8 @@ struct message {
     size_t nlocal;                    /* how many rcpts are local */
     bool smtputf8;
     bool body_8bit;                   /* BODY=8BITMIME */
+    enum dsn_ret ret;                 /* DSN RET= */
+    char envid[DSN_ENVID_MAX + 1];    /* DSN ENVID= (xtext as given), "" when none */
     struct evbuffer *headers;         /* Return-Path and Received, LF endings */
     struct evbuffer *body;            /* message text, LF endings */
     /* set by the committing thread */

@@ -4,6 +4,8 @@
 #include "server.h"
 
 #include <errno.h>
+#include <limits.h>
+#include <unistd.h>
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <event2/thread.h>
@@ -17,6 +19,8 @@
 
 #include "cidr.h"
 #include "commit.h"
+#include "dns.h"
+#include "queue.h"
 #include "log.h"
 #include "privs.h"
 #include "smtp_session.h"
@@ -206,6 +210,30 @@ static void raise_fd_limit(void)
     }
 }
 
+/* SIGUSR1 (`postern queue flush`): re-read the queue and retry everything now;
+ * SIGUSR2 (`postern queue delete/hold/release`): re-read it only. */
+static void on_queue_signal(evutil_socket_t sig, short what, void *arg)
+{
+    (void)what;
+    struct server *srv = arg;
+    if (srv->queue && !srv->shutting_down)
+        queue_rescan(srv->queue, sig == SIGUSR1);
+}
+
+/* spool_dir/postern.pid: how `postern queue` finds the running server. */
+static void write_pid_file(const char *spool_dir)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/postern.pid", spool_dir);
+    FILE *f = fopen(path, "we");
+    if (!f) {
+        log_warn("event=pid_file_failed path=%s error=\"%s\"", path, strerror(errno));
+        return;
+    }
+    fprintf(f, "%ld\n", (long)getpid());
+    fclose(f);
+}
+
 bool server_start(struct server *srv, struct config *cfg, struct policy *policy, struct auth_users *users,
                   SSL_CTX *tls_ctx)
 {
@@ -239,6 +267,18 @@ bool server_start(struct server *srv, struct config *cfg, struct policy *policy,
     srv->committer = workq_new_batched(srv->base, commit_batch, NULL, cfg->commit_batch_max);
     if (!srv->disk || !srv->committer)
         return false;
+    char err[300];
+    if (!(srv->dns = dns_new(srv->base, cfg, err, sizeof err))) {
+        log_error("event=startup_failed key=dns_resolver error=\"%s\"", err);
+        return false;
+    }
+    if (!(srv->queue = queue_new(srv)))
+        return false;
+    srv->sig_flush = evsignal_new(srv->base, SIGUSR1, on_queue_signal, srv);
+    srv->sig_rescan = evsignal_new(srv->base, SIGUSR2, on_queue_signal, srv);
+    evsignal_add(srv->sig_flush, NULL);
+    evsignal_add(srv->sig_rescan, NULL);
+    write_pid_file(cfg->spool_dir);
     srv->space_timer = event_new(srv->base, -1, EV_PERSIST, space_tick, srv);
     struct timeval every = {1, 0};
     event_add(srv->space_timer, &every);
@@ -257,12 +297,18 @@ void server_run(struct server *srv)
 void server_free(struct server *srv)
 {
     stop_listening(srv);
+    queue_stop(srv->queue); /* deliveries in progress are repeated after the restart */
+    if (srv->sig_flush)
+        event_free(srv->sig_flush);
+    if (srv->sig_rescan)
+        event_free(srv->sig_rescan);
     free(srv->listeners);
     free(srv->roles);
+    if (srv->disk) /* first: its done callbacks may still hand work to the committer */
+        workq_free(srv->disk);
     if (srv->committer)
         workq_free(srv->committer);
-    if (srv->disk)
-        workq_free(srv->disk);
+    queue_free(srv->queue);
     if (srv->grace_timer)
         event_free(srv->grace_timer);
     if (srv->space_timer)
@@ -271,6 +317,7 @@ void server_free(struct server *srv)
         event_free(srv->sig_term);
     if (srv->sig_int)
         event_free(srv->sig_int);
+    dns_free(srv->dns);
     if (srv->base)
         event_base_free(srv->base);
     libevent_global_shutdown();

@@ -13,6 +13,8 @@ struct evconnlistener;
 struct event;
 struct workq;
 struct session;
+struct dns;
+struct queue;
 
 typedef struct ssl_ctx_st SSL_CTX;
 struct auth_users;
@@ -27,6 +29,9 @@ struct server {
     struct listener_role *roles;        /* one per listener: what it is for */
     struct workq *disk;                 /* threads for blocking work (password checks, statvfs) */
     struct workq *committer;            /* the group-commit thread (commit.c) */
+    struct dns *dns;                    /* asynchronous resolver (dns.c) */
+    struct queue *queue;                /* outbound queue manager (queue.c) */
+    struct event *sig_flush, *sig_rescan; /* SIGUSR1: rescan + retry all now; SIGUSR2: rescan */
     struct evconnlistener **listeners;
     size_t nlisteners;
     struct session *sessions;           /* every session not yet freed */

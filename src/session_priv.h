@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <sys/socket.h>
 
+#include "message.h"
 #include "reply.h"
 #include "sasl.h"
 #include "smtp_data.h"
@@ -71,6 +72,12 @@ struct session {
     unsigned errors;
     char helo[256];
     struct message *msg;   /* the transaction in progress */
+    /* a MAIL/RCPT reply waiting for a null-MX lookup (dns.c) */
+    bool dns_pending;
+    bool dns_for_rcpt;           /* the lookup is for pending_rcpt, else for the sender */
+    struct dns_query *dns_q;
+    struct event *dns_timer;
+    struct msg_rcpt pending_rcpt;
     struct data_reader data;
     char *line;            /* max_command_line + 1 octets */
 };

@@ -142,3 +142,21 @@ bool smtp_helo_arg_valid(const char *arg, size_t len)
             return false;
     return utf8_text_valid(arg, len);
 }
+
+bool smtp_xtext_valid(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '+') {
+            if (i + 2 >= n)
+                return false;
+            for (int k = 1; k <= 2; k++)
+                if (!((s[i + k] >= '0' && s[i + k] <= '9') || (s[i + k] >= 'A' && s[i + k] <= 'F')))
+                    return false;
+            i += 2;
+        } else if (c < 0x21 || c > 0x7e || c == '=') {
+            return false;
+        }
+    }
+    return true;
+}

@@ -57,6 +57,9 @@ enum path_args_result smtp_parse_path_args(const char *arg, size_t len, bool is_
 /* Finds a parameter by keyword (case-insensitive); NULL when absent. */
 const struct esmtp_param *esmtp_param_find(const struct path_args *args, const char *key);
 
+/* xtext (RFC 3461 4): printable ASCII except '+' and '=', "+XX" hex escapes (upper-case). */
+bool smtp_xtext_valid(const char *s, size_t n);
+
 /* Validates a HELO/EHLO argument: one token of printable ASCII or UTF-8, at most 255 octets. */
 bool smtp_helo_arg_valid(const char *arg, size_t len);
 

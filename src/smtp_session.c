@@ -28,6 +28,8 @@
 #include "auth.h"
 #include "log.h"
 #include "commit.h"
+#include "dns.h"
+#include "queue.h"
 #include "maildir.h"
 #include "message.h"
 #include "policy.h"
@@ -80,6 +82,10 @@ void session_free(struct session *s)
     if (s->next)
         s->next->prev = s->prev;
     message_free(s->msg);
+    dns_cancel(s->dns_q);
+    free(s->pending_rcpt.orcpt);
+    if (s->dns_timer)
+        event_free(s->dns_timer);
     if (s->greet_ev)
         event_free(s->greet_ev);
     if (s->close_ev)
@@ -249,6 +255,8 @@ static void commit_done(void *arg)
         s->srv->space_low = true; /* until the next measurement says otherwise */
     if (m->status != COMMIT_OK)
         log_error("event=store_failed session=%s qid=%s error=\"%s\"", s->id, m->qid, m->error);
+    else if (m->nlocal < m->nrcpts && s->srv->queue)
+        queue_add_committed(s->srv->queue, m->qid);
     log_transaction(s, s->dead ? "accepted_client_gone" : m->status == COMMIT_OK ? "accepted" : "deferred", id, NULL);
     if (s->dead) {
         session_free(s);
@@ -324,8 +332,8 @@ static void cmd_helo(struct session *s, const struct smtp_command *c)
     struct evbuffer *out = bufferevent_get_output(s->bev);
     char size[32];
     snprintf(size, sizeof size, "SIZE %zu", s->srv->cfg->max_message_size);
-    const char *keywords[8] = {"PIPELINING", size, "8BITMIME", "ENHANCEDSTATUSCODES", "SMTPUTF8"};
-    size_t n = 5;
+    const char *keywords[8] = {"PIPELINING", size, "8BITMIME", "ENHANCEDSTATUSCODES", "SMTPUTF8", "DSN"};
+    size_t n = 6;
     if (s->srv->tls_ctx && !s->tls)
         keywords[n++] = "STARTTLS";
     if (auth_offered(s) && !s->auth_user)
@@ -335,7 +343,23 @@ static void cmd_helo(struct session *s, const struct smtp_command *c)
         reply_format(out, i + 1 < n, REPLY_EHLO_KEYWORD, keywords[i]);
 }
 
-/* Applies MAIL parameters (SIZE, BODY, SMTPUTF8); returns the refusal or REPLY_SENDER_OK. */
+/* DSN MAIL parameters (RFC 3461 4.3, 4.4): RET=FULL|HDRS, ENVID=xtext. */
+static enum reply_id dsn_mail_param(struct session *s, const struct esmtp_param *p, const char *val)
+{
+    if (p->key_len == 3) {
+        if (!p->value || (strcasecmp(val, "FULL") != 0 && strcasecmp(val, "HDRS") != 0))
+            return REPLY_PARAM_BAD_VALUE;
+        s->msg->ret = strcasecmp(val, "FULL") == 0 ? RET_FULL : RET_HDRS;
+        return REPLY_SENDER_OK;
+    }
+    if (!p->value || p->value_len == 0 || p->value_len > DSN_ENVID_MAX || !smtp_xtext_valid(p->value, p->value_len))
+        return REPLY_PARAM_BAD_VALUE;
+    memcpy(s->msg->envid, p->value, p->value_len);
+    s->msg->envid[p->value_len] = '\0';
+    return REPLY_SENDER_OK;
+}
+
+/* Applies MAIL parameters (SIZE, BODY, SMTPUTF8, RET, ENVID); returns the refusal or REPLY_SENDER_OK. */
 static enum reply_id mail_params(struct session *s, const struct path_args *a, bool *utf8, bool *body8)
 {
     for (size_t i = 0; i < a->nparams; i++) {
@@ -343,6 +367,15 @@ static enum reply_id mail_params(struct session *s, const struct path_args *a, b
         char val[32] = "";
         if (!s->esmtp)
             return REPLY_PARAM_UNKNOWN; /* extensions need EHLO */
+        if ((p->key_len == 3 && strncasecmp(p->key, "RET", 3) == 0) ||
+            (p->key_len == 5 && strncasecmp(p->key, "ENVID", 5) == 0)) {
+            if (p->value && p->value_len < sizeof val)
+                memcpy(val, p->value, p->value_len), val[p->value_len] = '\0';
+            enum reply_id id = dsn_mail_param(s, p, val);
+            if (id != REPLY_SENDER_OK)
+                return id;
+            continue;
+        }
         if (p->value && p->value_len < sizeof val)
             memcpy(val, p->value, p->value_len), val[p->value_len] = '\0';
         if (p->key_len == 4 && strncasecmp(p->key, "SIZE", 4) == 0) {
@@ -363,6 +396,92 @@ static enum reply_id mail_params(struct session *s, const struct path_args *a, b
         }
     }
     return REPLY_SENDER_OK;
+}
+
+static void log_rcpt_refused(struct session *s, const char *addr, enum reply_id id, const char *reason);
+
+/* MX role: whether the sender's domain must be asked for a null MX (RFC 7505 4.2). */
+static bool sender_needs_null_mx_check(struct session *s, const struct mailbox *mb)
+{
+    return s->role == ROLE_MX && s->srv->cfg->sender_null_mx_check && !mb->is_null && !mb->literal &&
+           *mb->domain && !strmap_get(&s->srv->policy->local_domains, mb->domain, NULL);
+}
+
+static void dns_check_done(struct session *s, bool null_mx);
+
+static void on_null_mx_answer(void *arg, bool null_mx)
+{
+    struct session *s = arg;
+    s->dns_q = NULL;
+    evtimer_del(s->dns_timer);
+    dns_check_done(s, null_mx);
+}
+
+static void on_dns_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct session *s = arg;
+    dns_cancel(s->dns_q);
+    s->dns_q = NULL;
+    log_info("event=dns_check_timeout session=%s", s->id);
+    dns_check_done(s, false); /* no answer in time: no verdict, the mail goes on */
+}
+
+/* Asks whether domain has a null MX; the reply waits for the answer (or dns_timeout). */
+static bool start_null_mx_check(struct session *s, const char *domain, bool for_rcpt)
+{
+    if (!s->srv->dns)
+        return false;
+    if (!s->dns_timer && !(s->dns_timer = evtimer_new(s->srv->base, on_dns_timeout, s)))
+        return false;
+    if (!(s->dns_q = dns_check_null_mx(s->srv->dns, domain, on_null_mx_answer, s)))
+        return false;
+    struct timeval tv = {(time_t)s->srv->cfg->dns_timeout, 0};
+    evtimer_add(s->dns_timer, &tv);
+    s->dns_pending = true;
+    s->dns_for_rcpt = for_rcpt;
+    return true;
+}
+
+static void accept_sender(struct session *s)
+{
+    s->state = ST_MAIL;
+    reply(s, REPLY_SENDER_OK);
+}
+
+static void log_mail_refused(struct session *s, const char *addr, enum reply_id id)
+{
+    char sender[300];
+    log_info("event=mail_refused session=%s client=%s sender=<%s> reply=%d", s->id, s->peer_ip,
+             log_safe(sender, sizeof sender, addr), reply_info(id)->code);
+}
+
+static void accept_rcpt(struct session *s, struct msg_rcpt *r, enum reply_id id);
+
+/* The null-MX answer came (or timed out): give the MAIL or RCPT reply that waited for it. */
+static void dns_check_done(struct session *s, bool null_mx)
+{
+    s->dns_pending = false;
+    if (s->dns_for_rcpt) {
+        struct msg_rcpt r = s->pending_rcpt;
+        s->pending_rcpt.orcpt = NULL;
+        if (null_mx) {
+            log_rcpt_refused(s, r.addr, REPLY_NULL_MX_DOMAIN, "null_mx_dns");
+            free(r.orcpt);
+            reply(s, REPLY_NULL_MX_DOMAIN);
+        } else {
+            accept_rcpt(s, &r, REPLY_RCPT_RELAY_OK);
+        }
+    } else if (null_mx) {
+        log_mail_refused(s, s->msg->sender, REPLY_SENDER_NULL_MX);
+        reset_transaction(s);
+        reply(s, REPLY_SENDER_NULL_MX);
+    } else {
+        accept_sender(s);
+    }
+    if (!s->closing && !s->dead)
+        process_input(s);
 }
 
 static void cmd_mail(struct session *s, const struct smtp_command *c)
@@ -387,27 +506,25 @@ static void cmd_mail(struct session *s, const struct smtp_command *c)
     case PATH_ARGS_OK: break;
     }
     bool utf8 = false, body8 = false;
-    enum reply_id id = mail_params(s, &a, &utf8, &body8);
+    enum reply_id id = (s->msg = message_new()) ? mail_params(s, &a, &utf8, &body8) : REPLY_LOCAL_ERROR;
     if (id == REPLY_SENDER_OK && s->auth_user && !auth_may_send_as(s->srv->users, s->auth_user, a.mailbox.addr))
         id = REPLY_SENDER_NOT_OWNED;
     if (id == REPLY_SENDER_OK && s->srv->space_low)
         id = REPLY_SYSTEM_STORAGE;
     if (id == REPLY_SENDER_OK && a.mailbox.utf8 && !utf8)
         id = REPLY_NEEDS_SMTPUTF8;
-    if (id == REPLY_SENDER_OK && !(s->msg = message_new()))
-        id = REPLY_LOCAL_ERROR;
     if (id != REPLY_SENDER_OK) {
-        char sender[300];
-        log_info("event=mail_refused session=%s client=%s sender=<%s> reply=%d", s->id, s->peer_ip,
-                 log_safe(sender, sizeof sender, a.mailbox.addr), reply_info(id)->code);
+        log_mail_refused(s, a.mailbox.addr, id);
+        reset_transaction(s);
         reply(s, id);
         return;
     }
     snprintf(s->msg->sender, sizeof s->msg->sender, "%s", a.mailbox.addr);
     s->msg->smtputf8 = utf8;
     s->msg->body_8bit = body8;
-    s->state = ST_MAIL;
-    reply(s, REPLY_SENDER_OK);
+    if (sender_needs_null_mx_check(s, &a.mailbox) && start_null_mx_check(s, a.mailbox.domain, false))
+        return; /* the reply waits for DNS */
+    accept_sender(s);
 }
 
 static void log_rcpt_refused(struct session *s, const char *addr, enum reply_id id, const char *reason)
@@ -418,6 +535,66 @@ static void log_rcpt_refused(struct session *s, const char *addr, enum reply_id 
     log_info("event=rcpt_refused session=%s qid=%s client=%s sender=<%s> rcpt=<%s> reply=%d reason=%s", s->id,
              s->msg->qid, s->peer_ip, log_safe(sender, sizeof sender, s->msg->sender),
              log_safe(rcpt, sizeof rcpt, addr), reply_info(id)->code, reason);
+}
+
+/* NOTIFY=NEVER or a list of SUCCESS, FAILURE, DELAY (RFC 3461 4.1); 0 when malformed. */
+static unsigned parse_notify(const char *v, size_t n)
+{
+    static const char *names[] = {"SUCCESS", "FAILURE", "DELAY"};
+    if (n == 5 && strncasecmp(v, "NEVER", 5) == 0)
+        return NOTIFY_NEVER;
+    unsigned bits = 0;
+    const char *end = v + n;
+    while (v < end) {
+        const char *comma = memchr(v, ',', (size_t)(end - v));
+        size_t len = (size_t)((comma ? comma : end) - v);
+        unsigned bit = 0;
+        for (int b = 0; b < 3; b++)
+            if (strlen(names[b]) == len && strncasecmp(v, names[b], len) == 0)
+                bit = 1u << b;
+        if (!bit || (bits & bit))
+            return 0;
+        bits |= bit;
+        v += len + (comma ? 1 : 0);
+        if (comma && v == end)
+            return 0;
+    }
+    return bits;
+}
+
+/* ORCPT=addr-type;xtext (RFC 3461 4.2). */
+static bool orcpt_valid(const char *v, size_t n)
+{
+    const char *semi = memchr(v, ';', n);
+    if (!semi || semi == v || n > DSN_ORCPT_MAX)
+        return false;
+    for (const char *p = v; p < semi; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '-'))
+            return false;
+    return smtp_xtext_valid(semi + 1, (size_t)(v + n - semi - 1)) && semi + 1 < v + n;
+}
+
+/* Applies RCPT parameters (NOTIFY, ORCPT) to r; returns the refusal or REPLY_RCPT_OK. */
+static enum reply_id rcpt_params(struct session *s, const struct path_args *a, struct msg_rcpt *r)
+{
+    for (size_t i = 0; i < a->nparams; i++) {
+        const struct esmtp_param *p = &a->params[i];
+        if (!s->esmtp)
+            return REPLY_PARAM_UNKNOWN;
+        if (p->key_len == 6 && strncasecmp(p->key, "NOTIFY", 6) == 0) {
+            if (!p->value || !(r->notify = parse_notify(p->value, p->value_len)))
+                return REPLY_PARAM_BAD_VALUE;
+        } else if (p->key_len == 5 && strncasecmp(p->key, "ORCPT", 5) == 0) {
+            if (!p->value || !orcpt_valid(p->value, p->value_len))
+                return REPLY_PARAM_BAD_VALUE;
+            free(r->orcpt);
+            if (!(r->orcpt = strndup(p->value, p->value_len)))
+                return REPLY_LOCAL_ERROR;
+        } else {
+            return REPLY_PARAM_UNKNOWN;
+        }
+    }
+    return REPLY_RCPT_OK;
 }
 
 static void cmd_rcpt(struct session *s, const struct smtp_command *c)
@@ -434,8 +611,11 @@ static void cmd_rcpt(struct session *s, const struct smtp_command *c)
     case PATH_ARGS_OK: break;
     }
     const struct mailbox *mb = &a.mailbox;
-    if (a.nparams > 0) {
-        reply(s, REPLY_PARAM_UNKNOWN);
+    struct msg_rcpt r = {0};
+    enum reply_id perr = rcpt_params(s, &a, &r);
+    if (perr != REPLY_RCPT_OK) {
+        free(r.orcpt);
+        reply(s, perr);
         return;
     }
     if (mb->utf8 && !s->msg->smtputf8) {
@@ -451,21 +631,37 @@ static void cmd_rcpt(struct session *s, const struct smtp_command *c)
     struct rcpt_verdict v;
     policy_check_rcpt(s->srv->policy, mb, s->may_relay || s->auth_user, &v);
     if (v.kind == RCPT_REFUSED) {
+        free(r.orcpt);
         log_rcpt_refused(s, mb->addr, v.reply, v.reason);
         reply(s, v.reply, v.moved_to);
         return;
     }
-    struct msg_rcpt r = {.remote = v.kind == RCPT_RELAY};
+    r.remote = v.kind == RCPT_RELAY;
     snprintf(r.addr, sizeof r.addr, "%s", mb->addr);
     snprintf(r.local, sizeof r.local, "%s", v.local);
     snprintf(r.domain, sizeof r.domain, "%s", v.domain);
-    bool duplicate = !r.remote && message_has_mailbox(s->msg, r.local, r.domain);
-    if (!duplicate && !message_add_rcpt(s->msg, &r)) {
+    if (r.remote && !mb->literal) { /* relay path: a null MX is refused now (RFC 7505 4.1) */
+        s->pending_rcpt = r;
+        if (start_null_mx_check(s, mb->domain, true))
+            return;
+        s->pending_rcpt.orcpt = NULL;
+    }
+    accept_rcpt(s, &r, v.reply);
+}
+
+/* Adds an accepted recipient (local duplicates collapse) and answers with id. */
+static void accept_rcpt(struct session *s, struct msg_rcpt *r, enum reply_id id)
+{
+    bool duplicate = !r->remote && message_has_mailbox(s->msg, r->local, r->domain);
+    if (duplicate)
+        free(r->orcpt);
+    if (!duplicate && !message_add_rcpt(s->msg, r)) {
+        free(r->orcpt);
         reply(s, REPLY_LOCAL_ERROR);
         return;
     }
     s->state = ST_RCPT;
-    reply(s, v.reply);
+    reply(s, id);
 }
 
 static void cmd_data(struct session *s, const struct smtp_command *c)
@@ -687,7 +883,7 @@ static void check_slow_client(struct session *s, struct evbuffer *in)
 /* Works through buffered input in order until it runs out or the session must wait. */
 void process_input(struct session *s)
 {
-    while (!s->closing && s->state != ST_COMMIT && !s->auth_pending) {
+    while (!s->closing && s->state != ST_COMMIT && !s->auth_pending && !s->dns_pending) {
         struct evbuffer *in = bufferevent_get_input(s->bev); /* STARTTLS replaces the bufferevent */
         if (s->srv->shutting_down && (s->state == ST_FRESH || s->state == ST_READY)) {
             reply(s, REPLY_SHUTDOWN);

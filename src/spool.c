@@ -1,10 +1,12 @@
 /* spool.c - queue file writer. Format (text header, LF line endings):
- *   POSTERN-QUEUE 1
- *   id <qid> / sender <addr> / smtputf8 0|1 / body8bit 0|1 / rcpt <addr> (one per recipient)
+ *   POSTERN-QUEUE 2
+ *   id <qid> / created <unix time> / sender <addr> / smtputf8 0|1 / body8bit 0|1
+ *   ret FULL|HDRS|- / envid <xtext>|-
+ *   rcpt <notify bits> <orcpt>|- <addr>   (one per remote recipient; the address last: it may hold spaces)
  *   message <octets>
- *   <headers + body>
+ *   <Received + original headers + body>
  *   END <octets>
- * The reader (outbound relay) trusts a file only with a matching END record. Writing is two-phase
+ * The reader (queue_file.c) trusts a file only with a matching END record. Writing is two-phase
  * (stage into tmp/, publish by rename into queue/); commit.c flushes the file system in between. */
 #include "spool.h"
 
@@ -18,6 +20,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fileio.h"
@@ -25,7 +28,7 @@
 
 bool spool_file_valid(const char *data, size_t n)
 {
-    static const char magic[] = "POSTERN-QUEUE 1\n";
+    static const char magic[] = "POSTERN-QUEUE 2\n";
     if (n < sizeof magic - 1 || memcmp(data, magic, sizeof magic - 1) != 0)
         return false;
     /* the header ends with the line "message <octets>" */
@@ -133,29 +136,52 @@ static void fail(struct message *m, const char *what, const char *path)
     snprintf(m->error, sizeof m->error, "%s %s: %s", what, path, strerror(errno));
 }
 
+/* The envelope header of a queue file (see the format at the top). */
+static void build_envelope(const struct message *m, struct evbuffer *env, size_t size)
+{
+    evbuffer_add_printf(env, "POSTERN-QUEUE %d\nid %s\ncreated %lld\nsender %s\nsmtputf8 %d\nbody8bit %d\n",
+                        SPOOL_FORMAT_VERSION, m->qid, (long long)time(NULL), m->sender, m->smtputf8, m->body_8bit);
+    evbuffer_add_printf(env, "ret %s\nenvid %s\n", m->ret == RET_FULL ? "FULL" : m->ret == RET_HDRS ? "HDRS" : "-",
+                        *m->envid ? m->envid : "-");
+    for (size_t i = 0; i < m->nrcpts; i++)
+        if (m->rcpts[i].remote)
+            evbuffer_add_printf(env, "rcpt %u %s %s\n", m->rcpts[i].notify, m->rcpts[i].orcpt ? m->rcpts[i].orcpt : "-",
+                                m->rcpts[i].addr);
+    evbuffer_add_printf(env, "message %zu\n", size);
+}
+
+/* The trace headers as relayed: without the first line, Return-Path, which only the final
+ * delivery adds (RFC 5321 4.4). */
+static struct evbuffer *relay_headers(struct evbuffer *headers)
+{
+    struct evbuffer *out = evbuffer_new();
+    struct evbuffer_ptr nl = evbuffer_search(headers, "\n", 1, NULL);
+    size_t skip = nl.pos < 0 ? 0 : (size_t)nl.pos + 1;
+    size_t len = evbuffer_get_length(headers);
+    unsigned char *all = evbuffer_pullup(headers, -1);
+    if (out && len > skip)
+        evbuffer_add(out, all + skip, len - skip);
+    return out;
+}
+
 void spool_stage(struct message *m)
 {
     if (m->nrcpts == m->nlocal)
         return;
     char tmp[PATH_MAX];
     snprintf(tmp, sizeof tmp, "%s/tmp/%s", m->spool_dir, m->qid);
-    struct evbuffer *env = evbuffer_new(), *end = evbuffer_new();
-    if (!env || !end) {
+    struct evbuffer *env = evbuffer_new(), *end = evbuffer_new(), *trace = relay_headers(m->headers);
+    if (!env || !end || !trace) {
         errno = ENOMEM;
         fail(m, "cannot build envelope for", tmp);
     } else {
-        size_t size = evbuffer_get_length(m->headers) + evbuffer_get_length(m->body);
-        evbuffer_add_printf(env, "POSTERN-QUEUE %d\nid %s\nsender %s\nsmtputf8 %d\nbody8bit %d\n",
-                            SPOOL_FORMAT_VERSION, m->qid, m->sender, m->smtputf8, m->body_8bit);
-        for (size_t i = 0; i < m->nrcpts; i++)
-            if (m->rcpts[i].remote)
-                evbuffer_add_printf(env, "rcpt %s\n", m->rcpts[i].addr);
-        evbuffer_add_printf(env, "message %zu\n", size);
+        size_t size = evbuffer_get_length(trace) + evbuffer_get_length(m->body);
+        build_envelope(m, env, size);
         evbuffer_add_printf(end, "END %zu\n", size);
         int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
         if (fd < 0) {
             fail(m, "cannot create", tmp);
-        } else if (write_evbuffer(fd, env) < 0 || write_evbuffer(fd, m->headers) < 0 ||
+        } else if (write_evbuffer(fd, env) < 0 || write_evbuffer(fd, trace) < 0 ||
                    write_evbuffer(fd, m->body) < 0 || write_evbuffer(fd, end) < 0 || close(fd) < 0) {
             fail(m, "cannot write", tmp);
             unlink(tmp);
@@ -169,6 +195,8 @@ void spool_stage(struct message *m)
         evbuffer_free(env);
     if (end)
         evbuffer_free(end);
+    if (trace)
+        evbuffer_free(trace);
 }
 
 void spool_publish(struct message *m)

@@ -10,7 +10,7 @@
 
 #include "message.h"
 
-#define SPOOL_FORMAT_VERSION 1
+#define SPOOL_FORMAT_VERSION 2
 
 /* Creates spool_dir/{tmp,queue} when missing; returns 0 or -1 with errno set. */
 int spool_prepare(const char *spool_dir);

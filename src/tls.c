@@ -70,3 +70,13 @@ void tls_describe(SSL *ssl, char *out, size_t outsz)
     }
     snprintf(out, outsz, "%s:%s", SSL_get_version(ssl), SSL_get_cipher_name(ssl));
 }
+
+SSL_CTX *tls_client_context_new(void)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    if (!ctx)
+        return NULL;
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+    return ctx;
+}

@@ -1,0 +1,371 @@
+/* dns.c - libunbound on the event loop: ub_fd() is watched by a persistent read event and
+ * ub_process() runs the callbacks, so every answer arrives on the loop thread.
+ * A route lookup is one MX query, then an A and an AAAA query per exchanger, all in parallel;
+ * the route is handed to the caller when the last of them has answered. */
+#include "dns.h"
+
+#include <arpa/inet.h>
+#include <event2/event.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unbound.h>
+
+#include "config.h"
+#include "log.h"
+
+#define RR_A 1
+#define RR_MX 15
+#define RR_AAAA 28
+#define RCODE_NXDOMAIN 3
+#define ADDRS_PER_HOST 4
+
+struct dns {
+    struct ub_ctx *ctx;
+    struct event *ev;
+};
+
+/* One libunbound question belonging to a query. */
+struct dns_sub {
+    struct dns_query *q;
+    int async_id;
+    bool active;
+    int host;   /* -1: the MX question; else index into mx[] */
+    int rrtype;
+};
+
+enum query_kind { Q_ROUTE, Q_NULL_MX };
+
+struct dns_query {
+    struct dns *d;
+    enum query_kind kind;
+    char domain[256];
+    dns_route_cb route_cb;
+    dns_null_mx_cb null_mx_cb;
+    void *arg;
+    int pending;
+    bool addr_tempfail;           /* an address question failed temporarily */
+    struct dns_sub subs[1 + 2 * DNS_MAX_TARGETS];
+    struct dns_mx mx[DNS_MAX_TARGETS];
+    int nmx;
+    struct sockaddr_storage addrs[DNS_MAX_TARGETS][2][ADDRS_PER_HOST]; /* [host][A, AAAA][i] */
+    int naddrs[DNS_MAX_TARGETS][2];
+    struct dns_route route;
+    struct event *fail_ev;        /* reports a failure to start, outside the caller's call */
+};
+
+static void on_ub_readable(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct dns *d = arg;
+    int err = ub_process(d->ctx);
+    if (err)
+        log_warn("event=dns_error error=\"%s\"", ub_strerror(err));
+}
+
+struct dns *dns_new(struct event_base *base, const struct config *cfg, char *err, size_t errsz)
+{
+    struct dns *d = calloc(1, sizeof *d);
+    int rc = 0;
+    const char *what = "create the resolver";
+    if (!d || !(d->ctx = ub_ctx_create())) {
+        snprintf(err, errsz, "cannot create the DNS resolver");
+        free(d);
+        return NULL;
+    }
+    if ((rc = ub_ctx_async(d->ctx, 1)) != 0)
+        what = "use a resolver thread";
+    for (size_t i = 0; !rc && i < cfg->dns_resolver.count; i++) {
+        if ((rc = ub_ctx_set_option(d->ctx, "do-not-query-localhost:", "no")) != 0 ||
+            (rc = ub_ctx_set_fwd(d->ctx, cfg->dns_resolver.items[i])) != 0)
+            what = cfg->dns_resolver.items[i];
+    }
+    if (!rc && cfg->dns_resolver.count == 0 && (rc = ub_ctx_resolvconf(d->ctx, NULL)) != 0)
+        what = "read /etc/resolv.conf";
+    if (!rc && *cfg->dns_trust_anchor && (rc = ub_ctx_add_ta_file(d->ctx, cfg->dns_trust_anchor)) != 0)
+        what = cfg->dns_trust_anchor;
+    if (!rc && !(d->ev = event_new(base, ub_fd(d->ctx), EV_READ | EV_PERSIST, on_ub_readable, d))) {
+        rc = UB_NOMEM;
+        what = "watch the resolver";
+    }
+    if (rc || event_add(d->ev, NULL) < 0) {
+        snprintf(err, errsz, "DNS resolver: cannot %s: %s", what, rc ? ub_strerror(rc) : "event_add failed");
+        dns_free(d);
+        return NULL;
+    }
+    return d;
+}
+
+void dns_free(struct dns *d)
+{
+    if (!d)
+        return;
+    if (d->ev)
+        event_free(d->ev);
+    ub_ctx_delete(d->ctx);
+    free(d);
+}
+
+/* ---------- pure MX helpers ---------- */
+
+bool dns_parse_mx_rdata(const unsigned char *rdata, int len, struct dns_mx *out)
+{
+    if (len < 3)
+        return false;
+    out->pref = (unsigned)(rdata[0] << 8 | rdata[1]);
+    size_t o = 0;
+    int p = 2;
+    while (p < len && rdata[p] != 0) {
+        int label = rdata[p++];
+        if (label > 63 || p + label > len || o + (size_t)label + 1 >= sizeof out->host)
+            return false; /* compression pointers never appear in libunbound's rdata */
+        if (o)
+            out->host[o++] = '.';
+        memcpy(out->host + o, rdata + p, (size_t)label);
+        o += (size_t)label;
+        p += label;
+    }
+    if (p >= len)
+        return false;
+    out->host[o] = '\0'; /* "" is the root: a null MX target */
+    return true;
+}
+
+bool dns_mx_set_is_null(const struct dns_mx *mx, int n)
+{
+    return n == 1 && mx[0].pref == 0 && mx[0].host[0] == '\0';
+}
+
+/* Sorts by preference, then shuffles each run of equal preferences (RFC 5321 5.1). */
+void dns_sort_mx(struct dns_mx *mx, int n)
+{
+    for (int i = 1; i < n; i++)
+        for (int j = i; j > 0 && mx[j - 1].pref > mx[j].pref; j--) {
+            struct dns_mx t = mx[j];
+            mx[j] = mx[j - 1];
+            mx[j - 1] = t;
+        }
+    for (int start = 0; start < n;) {
+        int end = start;
+        while (end < n && mx[end].pref == mx[start].pref)
+            end++;
+        for (int i = end - 1; i > start; i--) {
+            int j = start + (int)(arc4random_uniform((unsigned)(i - start + 1)));
+            struct dns_mx t = mx[i];
+            mx[i] = mx[j];
+            mx[j] = t;
+        }
+        start = end;
+    }
+}
+
+/* ---------- queries ---------- */
+
+static void query_free(struct dns_query *q)
+{
+    if (q->fail_ev)
+        event_free(q->fail_ev);
+    free(q);
+}
+
+void dns_cancel(struct dns_query *q)
+{
+    if (!q)
+        return;
+    for (size_t i = 0; i < sizeof q->subs / sizeof q->subs[0]; i++)
+        if (q->subs[i].active)
+            ub_cancel(q->d->ctx, q->subs[i].async_id);
+    query_free(q);
+}
+
+/* Hands the finished route (or null-MX verdict) to the caller and frees the query. */
+static void query_finish(struct dns_query *q)
+{
+    if (q->kind == Q_ROUTE)
+        q->route_cb(q->arg, &q->route);
+    else
+        q->null_mx_cb(q->arg, q->route.status == DNS_NULL_MX);
+    query_free(q);
+}
+
+static void on_fail_ev(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    query_finish(arg);
+}
+
+static void on_answer(void *mydata, int err, struct ub_result *result);
+
+/* Starts one question; on failure marks the route failed (the caller finishes the query). */
+static bool ask(struct dns_query *q, int slot, int host, const char *name, int rrtype)
+{
+    struct dns_sub *s = &q->subs[slot];
+    *s = (struct dns_sub){.q = q, .host = host, .rrtype = rrtype};
+    int rc = ub_resolve_async(q->d->ctx, name, rrtype, 1, s, on_answer, &s->async_id);
+    if (rc) {
+        q->route.status = DNS_TEMPFAIL;
+        snprintf(q->route.error, sizeof q->route.error, "resolver error: %s", ub_strerror(rc));
+        return false;
+    }
+    s->active = true;
+    q->pending++;
+    return true;
+}
+
+/* Asks for the addresses of every exchanger in q->mx. */
+static void ask_addresses(struct dns_query *q)
+{
+    for (int i = 0; i < q->nmx; i++)
+        if (!ask(q, 1 + 2 * i, i, q->mx[i].host, RR_A) || !ask(q, 2 + 2 * i, i, q->mx[i].host, RR_AAAA))
+            return;
+}
+
+/* The MX answer: null MX, an MX list, the implicit MX, or a failure. */
+static void got_mx(struct dns_query *q, int err, struct ub_result *r)
+{
+    struct dns_route *rt = &q->route;
+    rt->secure = r && r->secure;
+    if (err || !r || r->bogus || (r->rcode != 0 && r->rcode != RCODE_NXDOMAIN)) {
+        rt->status = DNS_TEMPFAIL;
+        snprintf(rt->error, sizeof rt->error, "MX lookup for %s failed: %s", q->domain,
+                 err ? ub_strerror(err) : !r ? "no result" : r->bogus ? "DNSSEC validation failed" : "server failure (SERVFAIL)");
+        return;
+    }
+    if (r->nxdomain) {
+        rt->status = DNS_NXDOMAIN;
+        snprintf(rt->error, sizeof rt->error, "the domain %s does not exist (NXDOMAIN)", q->domain);
+        return;
+    }
+    for (int i = 0; r->havedata && r->data[i] && q->nmx < DNS_MAX_TARGETS; i++)
+        if (dns_parse_mx_rdata((const unsigned char *)r->data[i], r->len[i], &q->mx[q->nmx]))
+            q->nmx++;
+    if (dns_mx_set_is_null(q->mx, q->nmx)) {
+        rt->status = DNS_NULL_MX;
+        snprintf(rt->error, sizeof rt->error, "%s publishes a null MX: it accepts no mail", q->domain);
+        return;
+    }
+    if (q->kind == Q_NULL_MX)
+        return;
+    if (q->nmx == 0) { /* no MX records: the domain itself (RFC 5321 5.1) */
+        rt->implicit_mx = true;
+        q->nmx = 1;
+        snprintf(q->mx[0].host, sizeof q->mx[0].host, "%s", q->domain);
+        q->mx[0].pref = 0;
+    }
+    dns_sort_mx(q->mx, q->nmx);
+    ask_addresses(q);
+}
+
+/* One address answer for exchanger q->mx[host]. */
+static void got_address(struct dns_query *q, struct dns_sub *s, int err, struct ub_result *r)
+{
+    if (err || !r || r->bogus || (r->rcode != 0 && r->rcode != RCODE_NXDOMAIN)) {
+        q->addr_tempfail = true;
+        return;
+    }
+    q->route.secure = q->route.secure && r->secure;
+    int fam = s->rrtype == RR_A ? 0 : 1;
+    for (int i = 0; r->havedata && r->data[i] && q->naddrs[s->host][fam] < ADDRS_PER_HOST; i++) {
+        struct sockaddr_storage *ss = &q->addrs[s->host][fam][q->naddrs[s->host][fam]];
+        memset(ss, 0, sizeof *ss);
+        if (fam == 0 && r->len[i] == 4) {
+            struct sockaddr_in *in = (struct sockaddr_in *)ss;
+            in->sin_family = AF_INET;
+            memcpy(&in->sin_addr, r->data[i], 4);
+        } else if (fam == 1 && r->len[i] == 16) {
+            struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+            in6->sin6_family = AF_INET6;
+            memcpy(&in6->sin6_addr, r->data[i], 16);
+        } else {
+            continue;
+        }
+        q->naddrs[s->host][fam]++;
+    }
+}
+
+/* Every address answered: the targets in MX order, IPv4 before IPv6 for each exchanger. */
+static void build_targets(struct dns_query *q)
+{
+    struct dns_route *rt = &q->route;
+    for (int h = 0; h < q->nmx; h++)
+        for (int fam = 0; fam < 2; fam++)
+            for (int i = 0; i < q->naddrs[h][fam] && rt->ntargets < DNS_MAX_TARGETS; i++) {
+                struct dns_target *t = &rt->targets[rt->ntargets++];
+                snprintf(t->host, sizeof t->host, "%s", q->mx[h].host);
+                t->pref = q->mx[h].pref;
+                t->addr = q->addrs[h][fam][i];
+                t->addrlen = fam == 0 ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+            }
+    if (rt->ntargets) {
+        rt->status = DNS_OK;
+    } else if (rt->implicit_mx && !q->addr_tempfail) {
+        rt->status = DNS_NXDOMAIN;
+        snprintf(rt->error, sizeof rt->error, "%s has no MX and no address record", q->domain);
+    } else {
+        rt->status = DNS_TEMPFAIL;
+        snprintf(rt->error, sizeof rt->error, "no address found for the mail exchangers of %s%s", q->domain,
+                 q->addr_tempfail ? " (lookup failed)" : "");
+    }
+}
+
+static void on_answer(void *mydata, int err, struct ub_result *result)
+{
+    struct dns_sub *s = mydata;
+    struct dns_query *q = s->q;
+    s->active = false;
+    q->pending--;
+    if (s->host < 0)
+        got_mx(q, err, result);
+    else
+        got_address(q, s, err, result);
+    if (result)
+        ub_resolve_free(result);
+    if (q->pending > 0)
+        return;
+    if (q->kind == Q_ROUTE && q->route.status == DNS_OK && q->nmx > 0)
+        build_targets(q);
+    query_finish(q);
+}
+
+static struct dns_query *query_start(struct dns *d, enum query_kind kind, const char *domain, void *arg)
+{
+    struct dns_query *q = calloc(1, sizeof *q);
+    if (!q)
+        return NULL;
+    q->d = d;
+    q->kind = kind;
+    q->arg = arg;
+    snprintf(q->domain, sizeof q->domain, "%s", domain);
+    q->route.status = DNS_OK;
+    if (!ask(q, 0, -1, q->domain, RR_MX)) {
+        /* report the failure from the loop, never from inside the caller's call */
+        struct event_base *base = event_get_base(d->ev);
+        q->fail_ev = evtimer_new(base, on_fail_ev, q);
+        struct timeval now = {0, 0};
+        if (!q->fail_ev || evtimer_add(q->fail_ev, &now) < 0) {
+            query_free(q);
+            return NULL;
+        }
+    }
+    return q;
+}
+
+struct dns_query *dns_resolve_route(struct dns *d, const char *domain, dns_route_cb cb, void *arg)
+{
+    struct dns_query *q = query_start(d, Q_ROUTE, domain, arg);
+    if (q)
+        q->route_cb = cb;
+    return q;
+}
+
+struct dns_query *dns_check_null_mx(struct dns *d, const char *domain, dns_null_mx_cb cb, void *arg)
+{
+    struct dns_query *q = query_start(d, Q_NULL_MX, domain, arg);
+    if (q)
+        q->null_mx_cb = cb;
+    return q;
+}

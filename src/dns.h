@@ -1,0 +1,67 @@
+/* dns.h - asynchronous DNS through libunbound, driven by the event loop (never blocks it).
+ * Two questions matter to an MTA: where does mail for a domain go (MX, null MX, implicit MX, then
+ * the addresses of each exchanger), and does a domain refuse all mail (null MX, RFC 7505). */
+#ifndef POSTERN_DNS_H
+#define POSTERN_DNS_H
+
+#include <stdbool.h>
+#include <sys/socket.h>
+
+struct event_base;
+struct config;
+struct dns;
+struct dns_query;
+
+#define DNS_MAX_TARGETS 16
+
+enum dns_status {
+    DNS_OK,         /* targets holds at least one address */
+    DNS_NULL_MX,    /* the domain publishes "MX 0 ." : it accepts no mail */
+    DNS_NXDOMAIN,   /* the domain does not exist (or has no MX and no address): permanent */
+    DNS_TEMPFAIL,   /* SERVFAIL, timeout, resolver trouble, or exchangers without addresses */
+};
+
+struct dns_target {
+    char host[256];                /* the exchanger's name */
+    unsigned pref;                 /* its MX preference (0 for the implicit MX) */
+    struct sockaddr_storage addr;  /* port 0: the caller sets it */
+    socklen_t addrlen;
+};
+
+struct dns_route {
+    enum dns_status status;
+    bool implicit_mx;              /* no MX: the domain's own addresses (RFC 5321 5.1) */
+    bool secure;                   /* every answer used was DNSSEC-validated (AD) */
+    char error[256];               /* DNS_TEMPFAIL / DNS_NXDOMAIN: what went wrong, for logs and bounces */
+    size_t ntargets;
+    struct dns_target targets[DNS_MAX_TARGETS]; /* in the order to try */
+};
+
+typedef void (*dns_route_cb)(void *arg, const struct dns_route *route);
+typedef void (*dns_null_mx_cb)(void *arg, bool null_mx);
+
+/* Creates the resolver from dns_resolver / dns_trust_anchor; NULL with err filled on failure. */
+struct dns *dns_new(struct event_base *base, const struct config *cfg, char *err, size_t errsz);
+void dns_free(struct dns *d);
+
+/* Resolves where mail for domain goes; cb runs later on the loop thread (never from inside this call).
+ * Returns a handle for dns_cancel, or NULL (cb will not run) when out of memory. */
+struct dns_query *dns_resolve_route(struct dns *d, const char *domain, dns_route_cb cb, void *arg);
+
+/* Asks only whether domain publishes a null MX; a failed lookup answers false. */
+struct dns_query *dns_check_null_mx(struct dns *d, const char *domain, dns_null_mx_cb cb, void *arg);
+
+/* Stops a query: its callback will not run. */
+void dns_cancel(struct dns_query *q);
+
+/* Pure helpers (unit-tested): the MX records in rdata form -> sorted (host, pref) list with equal
+ * preferences shuffled; true and *is_null when the set is exactly one "0 ." record. */
+struct dns_mx {
+    unsigned pref;
+    char host[256];
+};
+bool dns_parse_mx_rdata(const unsigned char *rdata, int len, struct dns_mx *out);
+bool dns_mx_set_is_null(const struct dns_mx *mx, int n);
+void dns_sort_mx(struct dns_mx *mx, int n);
+
+#endif

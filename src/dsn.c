@@ -1,0 +1,185 @@
+/* dsn.c - builds delivery status notifications. Layout (RFC 6522, RFC 3464):
+ *   multipart/report; report-type=delivery-status
+ *     1. text/plain: for each recipient, what happened, what it means, what to do
+ *     2. message/delivery-status: per-message and per-recipient fields
+ *     3. text/rfc822-headers (the original headers) or message/rfc822 (RET=FULL)
+ * Text is LF-terminated like every stored message; the SMTP client adds the CRs. */
+#include "dsn.h"
+
+#include <event2/buffer.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "explain.h"
+#include "message.h"
+
+static bool starts_with_code(const char *diag)
+{
+    return diag && diag[0] >= '2' && diag[0] <= '5' && diag[1] >= '0' && diag[1] <= '9' && diag[2] >= '0' &&
+           diag[2] <= '9' && (diag[3] == ' ' || diag[3] == '\0');
+}
+
+void dsn_status_of(const char *diag, char *out, size_t outsz)
+{
+    int code = 0;
+    char enh[16] = "";
+    const char *p = diag ? diag : "";
+    if (starts_with_code(p)) {
+        code = (p[0] - '0') * 100 + (p[1] - '0') * 10 + (p[2] - '0');
+        p += p[3] ? 4 : 3;
+    }
+    int a, b, c, n = 0;
+    if (sscanf(p, "%1d.%3d.%3d%n", &a, &b, &c, &n) == 3 && (p[n] == ' ' || p[n] == '\0'))
+        snprintf(enh, sizeof enh, "%d.%d.%d", a, b, c);
+    if (*enh)
+        snprintf(out, outsz, "%s", enh);
+    else
+        snprintf(out, outsz, "%d.0.0", code ? code / 100 : 4);
+}
+
+static void rfc5322_date(long long t, char *out, size_t outsz)
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+    gmtime_r(&tt, &tm);
+    strftime(out, outsz, "%a, %d %b %Y %H:%M:%S +0000", &tm);
+}
+
+static const char *action_name(enum dsn_action a)
+{
+    return a == DSN_FAILED ? "failed" : a == DSN_DELAYED ? "delayed" : a == DSN_RELAYED ? "relayed" : "delivered";
+}
+
+/* The forward-path of a 551 reply ("... please try <new@example.org>"), or NULL. */
+static bool moved_to(const char *diag, char *out, size_t outsz)
+{
+    if (!diag || strncmp(diag, "551", 3) != 0)
+        return false;
+    const char *lt = strchr(diag, '<'), *gt = lt ? strchr(lt, '>') : NULL;
+    if (!lt || !gt || gt - lt < 4)
+        return false;
+    snprintf(out, outsz, "%.*s", (int)(gt - lt - 1), lt + 1);
+    return true;
+}
+
+/* Part 1: plain words, per recipient. */
+static void human_part(struct evbuffer *out, const struct dsn_report *r)
+{
+    bool failed = false, delayed = false;
+    for (size_t i = 0; i < r->nrcpts; i++) {
+        failed |= r->rcpts[i].action == DSN_FAILED;
+        delayed |= r->rcpts[i].action == DSN_DELAYED;
+    }
+    evbuffer_add_printf(out, "This is the mail system at %s.\n\n", r->reporting_mta);
+    if (failed)
+        evbuffer_add_printf(out, "Your message could not be delivered to one or more recipients.\n"
+                                 "It will not be retried for them. The details, and what you can do:\n\n");
+    else if (delayed)
+        evbuffer_add_printf(out, "Your message has not been delivered yet to one or more recipients.\n"
+                                 "This is only a warning: the mail system keeps trying, you do not need to resend.\n\n");
+    else
+        evbuffer_add_printf(out, "Your message was passed on successfully, as you asked to be told.\n\n");
+    for (size_t i = 0; i < r->nrcpts; i++) {
+        const struct dsn_rcpt *d = &r->rcpts[i];
+        char status[16], newaddr[300];
+        dsn_status_of(d->diag, status, sizeof status);
+        int code = starts_with_code(d->diag) ? (d->diag[0] - '0') * 100 + (d->diag[1] - '0') * 10 + (d->diag[2] - '0') : 0;
+        struct explanation e;
+        explain_lookup(code, status, &e);
+        evbuffer_add_printf(out, "<%s>: %s\n", d->addr, action_name(d->action));
+        if (d->diag && d->action != DSN_RELAYED && d->action != DSN_DELIVERED) {
+            if (starts_with_code(d->diag))
+                evbuffer_add_printf(out, "    The server %s replied: %s\n", d->remote_mta ? d->remote_mta : "", d->diag);
+            else
+                evbuffer_add_printf(out, "    What happened: %s\n", d->diag);
+            evbuffer_add_printf(out, "    What it means: %s\n", e.meaning);
+            if (moved_to(d->diag, newaddr, sizeof newaddr))
+                evbuffer_add_printf(out, "    What to do:    The recipient has moved. Resend your message to <%s>.\n",
+                                    newaddr);
+            else
+                evbuffer_add_printf(out, "    What to do:    %s\n", e.fix);
+        } else if (d->remote_mta) {
+            evbuffer_add_printf(out, "    Passed to %s%s\n", d->remote_mta,
+                                d->action == DSN_RELAYED ? ", which does not send delivery reports" : "");
+        }
+        evbuffer_add(out, "\n", 1);
+    }
+    evbuffer_add_printf(out, "For any of these codes, `postern explain CODE` on the mail server prints more.\n");
+}
+
+/* Part 2: message/delivery-status (RFC 3464 2.2-2.3). */
+static void status_part(struct evbuffer *out, const struct dsn_report *r)
+{
+    char date[64];
+    rfc5322_date(r->arrival, date, sizeof date);
+    evbuffer_add_printf(out, "Reporting-MTA: dns; %s\n", r->reporting_mta);
+    if (r->envid)
+        evbuffer_add_printf(out, "Original-Envelope-Id: %s\n", r->envid);
+    evbuffer_add_printf(out, "X-Postern-Queue-ID: %s\nArrival-Date: %s\n", r->qid, date);
+    for (size_t i = 0; i < r->nrcpts; i++) {
+        const struct dsn_rcpt *d = &r->rcpts[i];
+        char status[16];
+        dsn_status_of(d->diag, status, sizeof status);
+        if (d->action == DSN_RELAYED || d->action == DSN_DELIVERED)
+            snprintf(status, sizeof status, "2.0.0");
+        evbuffer_add(out, "\n", 1);
+        if (d->orcpt)
+            evbuffer_add_printf(out, "Original-Recipient: %s\n", d->orcpt);
+        evbuffer_add_printf(out, "Final-Recipient: rfc822; %s\nAction: %s\nStatus: %s\n", d->addr, action_name(d->action),
+                            status);
+        if (d->remote_mta) {
+            char host[300];
+            snprintf(host, sizeof host, "%s", d->remote_mta);
+            host[strcspn(host, "[")] = '\0';
+            evbuffer_add_printf(out, "Remote-MTA: dns; %s\n", host);
+        }
+        if (d->diag && starts_with_code(d->diag))
+            evbuffer_add_printf(out, "Diagnostic-Code: smtp; %s\n", d->diag);
+        else if (d->diag)
+            evbuffer_add_printf(out, "Diagnostic-Code: x-postern; %s\n", d->diag);
+    }
+}
+
+/* Length of the header section of the message (up to and including the blank line). */
+static size_t header_length(const char *msg, size_t len)
+{
+    for (size_t i = 0; i + 1 < len; i++)
+        if (msg[i] == '\n' && msg[i + 1] == '\n')
+            return i + 1;
+    return len;
+}
+
+int dsn_build(struct evbuffer *out, const struct dsn_report *r, const char *message_id)
+{
+    bool failed = false, delayed = false;
+    for (size_t i = 0; i < r->nrcpts; i++) {
+        failed |= r->rcpts[i].action == DSN_FAILED;
+        delayed |= r->rcpts[i].action == DSN_DELAYED;
+    }
+    char date[64], boundary[96];
+    rfc5322_date((long long)time(NULL), date, sizeof date);
+    snprintf(boundary, sizeof boundary, "%s/%s", message_id, r->reporting_mta);
+    evbuffer_add_printf(out, "From: Mail Delivery System <MAILER-DAEMON@%s>\n", r->reporting_mta);
+    evbuffer_add_printf(out, "To: <%s>\nDate: %s\nMessage-ID: <%s@%s>\n", r->sender, date, message_id, r->reporting_mta);
+    evbuffer_add_printf(out, "Subject: %s\n", failed ? "Undelivered Mail Returned to Sender"
+                                              : delayed ? "Delayed Mail (still being retried)"
+                                                        : "Successful Mail Delivery Report");
+    evbuffer_add_printf(out, "Auto-Submitted: auto-replied\nMIME-Version: 1.0\n"
+                             "Content-Type: multipart/report; report-type=delivery-status;\n\tboundary=\"%s\"\n\n"
+                             "This is a MIME-encapsulated message.\n\n",
+                        boundary);
+    evbuffer_add_printf(out, "--%s\nContent-Description: Notification\nContent-Type: text/plain; charset=utf-8\n\n", boundary);
+    human_part(out, r);
+    evbuffer_add_printf(out, "\n--%s\nContent-Description: Delivery report\nContent-Type: message/delivery-status\n\n", boundary);
+    status_part(out, r);
+    bool full = r->ret == RET_FULL;
+    size_t n = full ? r->original_len : header_length(r->original, r->original_len);
+    evbuffer_add_printf(out, "\n--%s\nContent-Description: %s\nContent-Type: %s\n\n", boundary,
+                        full ? "Undelivered Message" : "Undelivered Message Headers",
+                        full ? "message/rfc822" : "text/rfc822-headers");
+    evbuffer_add(out, r->original, n);
+    if (n && r->original[n - 1] != '\n')
+        evbuffer_add(out, "\n", 1);
+    return evbuffer_add_printf(out, "\n--%s--\n", boundary) < 0 ? -1 : 0;
+}

@@ -1,0 +1,835 @@
+/* queue.c - the outbound queue manager (see queue.h). Life of an entry's attempt, all on the loop:
+ *   due (tick) -> read the message on a disk thread -> one job per recipient domain -> the
+ *   domain's destination resolves its route once (dns.c), then runs jobs on up to
+ *   destination_concurrency connections, reusing each for the next waiting job -> every job
+ *   done -> outcomes: delivered / failed / deferred (expired after max_queue_lifetime) -> a DSN
+ *   if someone must be told (committed before anything is forgotten) -> the state file is
+ *   replaced, or the queue file removed when no recipient is left (disk thread) -> idle again.
+ * A crash anywhere repeats at most the attempt in progress: duplicates only in that window. */
+#include "queue.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <openssl/ssl.h>
+#include <unistd.h>
+
+#include "address.h"
+#include "commit.h"
+#include "dns.h"
+#include "dsn.h"
+#include "log.h"
+#include "message.h"
+#include "policy.h"
+#include "queue_file.h"
+#include "server.h"
+#include "smtp_client.h"
+#include "tls.h"
+#include "workq.h"
+
+#define MAX_IN_FLIGHT 500 /* entries in an attempt at once: bounds memory for message texts */
+
+struct qentry;
+
+struct qjob {
+    struct smtp_job job;
+    struct qentry *e;
+    struct dest *d;
+    size_t *idx;            /* job rcpt i -> entry rcpt idx[i] */
+    struct qjob *next;      /* in the destination's waiting list */
+};
+
+struct qentry {
+    struct qfile f;
+    struct queue *q;
+    struct qentry *prev, *next;
+    bool in_flight;
+    bool gone;              /* removed or held by `postern queue` meanwhile: drop after the attempt */
+    bool all_final;
+    char *text;
+    char read_error[256];
+    struct qjob *jobs;
+    size_t njobs, jobs_left;
+    struct smtp_job_rcpt *jrcpts;
+    size_t *jidx;
+    unsigned char *news;    /* per rcpt this attempt: 'F' failed now, 'S' report success */
+    bool warn_now;
+};
+
+struct dest {
+    char domain[256];
+    struct queue *q;
+    struct dest *next;
+    struct dns_query *dq;
+    bool resolved;
+    struct dns_route route;
+    struct qjob *head, *tail;
+    unsigned nconns;
+};
+
+struct qconn {
+    struct smtp_client *c;
+    struct dest *d;
+    struct qconn *next;
+};
+
+struct queue {
+    struct server *srv;
+    struct qentry *head;
+    struct dest *dests;
+    struct qconn *conns;
+    unsigned nconns, in_flight;
+    struct event *tick;
+    SSL_CTX *tls;
+    bool stopping;
+};
+
+static void attempt_complete(struct qentry *e);
+static void pump(struct dest *d);
+
+/* ---------- entries ---------- */
+
+static struct qentry *entry_add(struct queue *q, struct qfile *f)
+{
+    struct qentry *e = calloc(1, sizeof *e);
+    if (!e)
+        return NULL;
+    e->f = *f;
+    e->q = q;
+    e->next = q->head;
+    if (q->head)
+        q->head->prev = e;
+    q->head = e;
+    return e;
+}
+
+static void entry_free(struct qentry *e)
+{
+    struct queue *q = e->q;
+    if (e->prev)
+        e->prev->next = e->next;
+    else
+        q->head = e->next;
+    if (e->next)
+        e->next->prev = e->prev;
+    qfile_free(&e->f);
+    free(e->text);
+    free(e);
+}
+
+static struct qentry *entry_find(struct queue *q, const char *qid)
+{
+    for (struct qentry *e = q->head; e; e = e->next)
+        if (strcmp(e->f.qid, qid) == 0)
+            return e;
+    return NULL;
+}
+
+/* The recipient's domain, lower-cased (the part after the last '@'). */
+static void rcpt_domain(const char *addr, char *out, size_t outsz)
+{
+    const char *at = strrchr(addr, '@');
+    ascii_lower_copy(out, at ? at + 1 : "", outsz);
+}
+
+/* ---------- destinations ---------- */
+
+static struct dest *dest_get(struct queue *q, const char *domain)
+{
+    for (struct dest *d = q->dests; d; d = d->next)
+        if (strcmp(d->domain, domain) == 0)
+            return d;
+    struct dest *d = calloc(1, sizeof *d);
+    if (!d)
+        return NULL;
+    snprintf(d->domain, sizeof d->domain, "%s", domain);
+    d->q = q;
+    d->next = q->dests;
+    q->dests = d;
+    return d;
+}
+
+static void dest_free_if_idle(struct dest *d)
+{
+    if (d->head || d->nconns || d->dq)
+        return;
+    struct dest **pp = &d->q->dests;
+    while (*pp && *pp != d)
+        pp = &(*pp)->next;
+    if (*pp)
+        *pp = d->next;
+    free(d);
+}
+
+static struct qjob *dest_pop(struct dest *d)
+{
+    struct qjob *j = d->head;
+    if (j) {
+        d->head = j->next;
+        if (!d->head)
+            d->tail = NULL;
+        j->next = NULL;
+    }
+    return j;
+}
+
+/* Records a finished job's per-recipient results in its entry. */
+static void job_finished(struct qjob *j)
+{
+    struct qentry *e = j->e;
+    for (size_t i = 0; i < j->job.nrcpts; i++) {
+        struct smtp_job_rcpt *jr = &j->job.rcpts[i];
+        struct qrcpt *r = &e->f.rcpts[j->idx[i]];
+        bool remote_reply = jr->diag[0] >= '2' && jr->diag[0] <= '5' && jr->diag[3] == ' ';
+        free(r->diag);
+        free(r->remote_mta);
+        r->diag = strdup(jr->diag);
+        r->remote_mta = remote_reply && *j->job.remote_host ? strdup(j->job.remote_host) : NULL;
+        const char *what;
+        if (jr->code / 100 == 2) {
+            r->status = QR_DELIVERED;
+            what = "sent";
+            if ((r->notify & NOTIFY_SUCCESS) && !j->job.peer_dsn)
+                e->news[j->idx[i]] = 'S';
+        } else if (jr->code / 100 == 5) {
+            r->status = QR_FAILED;
+            e->news[j->idx[i]] = 'F';
+            what = "bounced";
+        } else {
+            what = "deferred";
+        }
+        log_info("event=delivery qid=%s rcpt=<%s> relay=%s status=%s detail=\"%s\"", e->f.qid, r->addr,
+                 *j->job.remote_host ? j->job.remote_host : "none", what, jr->diag);
+    }
+    if (--e->jobs_left == 0)
+        attempt_complete(e);
+}
+
+static const struct smtp_client_ops client_ops;
+
+/* Starts connections for waiting jobs within the per-destination and global limits. */
+static void pump(struct dest *d)
+{
+    struct queue *q = d->q;
+    const struct config *cfg = q->srv->cfg;
+    while (d->head && d->nconns < cfg->destination_concurrency && q->nconns < cfg->max_deliveries) {
+        struct qjob *j = dest_pop(d);
+        struct qconn *qc = calloc(1, sizeof *qc);
+        if (qc) { /* linked before the client exists: it may report a failure from inside _new */
+            qc->d = d;
+            qc->next = q->conns;
+            q->conns = qc;
+            d->nconns++;
+            q->nconns++;
+            qc->c = smtp_client_new(q->srv->base, cfg, q->tls, &d->route, &client_ops, qc, &j->job);
+            if (qc->c)
+                continue;
+            q->conns = qc->next;
+            d->nconns--;
+            q->nconns--;
+            free(qc);
+        }
+        for (size_t i = 0; i < j->job.nrcpts; i++)
+            j->job.rcpts[i].code = 451, snprintf(j->job.rcpts[i].diag, sizeof j->job.rcpts[i].diag, "4.3.0 out of memory");
+        job_finished(j);
+    }
+}
+
+static void on_job_done(void *arg, struct smtp_client *c, struct smtp_job *job)
+{
+    struct qconn *qc = arg;
+    job_finished(job->owner);
+    struct qjob *next = smtp_client_usable(c) ? dest_pop(qc->d) : NULL;
+    if (next)
+        smtp_client_run(c, &next->job); /* connection reuse */
+    else
+        smtp_client_quit(c);
+}
+
+static void on_client_closed(void *arg, struct smtp_client *c)
+{
+    (void)c;
+    struct qconn *qc = arg;
+    struct queue *q = qc->d->q;
+    struct qconn **pp = &q->conns;
+    while (*pp && *pp != qc)
+        pp = &(*pp)->next;
+    if (*pp)
+        *pp = qc->next;
+    struct dest *d = qc->d;
+    d->nconns--;
+    q->nconns--;
+    free(qc);
+    pump(d);
+    dest_free_if_idle(d);
+    for (struct dest *o = q->dests; o; o = o->next) /* a global slot came free */
+        if (o->head && o->resolved)
+            pump(o);
+}
+
+static const struct smtp_client_ops client_ops = {on_job_done, on_client_closed};
+
+/* The route is known: start delivering, or settle every waiting job with the DNS verdict. */
+static void on_route(void *arg, const struct dns_route *route)
+{
+    struct dest *d = arg;
+    d->dq = NULL;
+    d->route = *route;
+    d->resolved = true;
+    log_info("event=route domain=%s status=%s targets=%zu dnssec=%s%s%s%s", d->domain,
+             route->status == DNS_OK ? "ok" : route->status == DNS_NULL_MX ? "null_mx"
+             : route->status == DNS_NXDOMAIN ? "nxdomain" : "tempfail", route->ntargets, route->secure ? "yes" : "no",
+             *route->error ? " error=\"" : "", route->error, *route->error ? "\"" : "");
+    if (route->status == DNS_OK) {
+        pump(d);
+        return;
+    }
+    int code = route->status == DNS_NULL_MX ? 556 : route->status == DNS_NXDOMAIN ? 550 : 451;
+    char diag[400];
+    snprintf(diag, sizeof diag, "%s %s", route->status == DNS_NULL_MX ? "5.1.10 Recipient address has null MX:"
+                                         : route->status == DNS_NXDOMAIN ? "5.1.2 bad destination system address:"
+                                                                         : "4.4.3 DNS lookup failed:",
+             route->error);
+    struct qjob *waiting = d->head;
+    d->head = d->tail = NULL;
+    d->resolved = false; /* a later attempt asks DNS again */
+    while (waiting) {
+        struct qjob *j = waiting;
+        waiting = j->next;
+        for (size_t i = 0; i < j->job.nrcpts; i++) {
+            j->job.rcpts[i].code = code;
+            snprintf(j->job.rcpts[i].diag, sizeof j->job.rcpts[i].diag, "%s", diag);
+        }
+        job_finished(j);
+    }
+    dest_free_if_idle(d);
+}
+
+static void dispatch(struct queue *q, struct qjob *j, const char *domain)
+{
+    struct dest *d = dest_get(q, domain);
+    if (!d) {
+        for (size_t i = 0; i < j->job.nrcpts; i++)
+            j->job.rcpts[i].code = 451, snprintf(j->job.rcpts[i].diag, sizeof j->job.rcpts[i].diag, "4.3.0 out of memory");
+        job_finished(j);
+        return;
+    }
+    j->d = d;
+    if (d->tail)
+        d->tail->next = j;
+    else
+        d->head = j;
+    d->tail = j;
+    if (d->resolved)
+        pump(d);
+    else if (!d->dq && !(d->dq = dns_resolve_route(q->srv->dns, d->domain, on_route, d)))
+        on_route(d, &(struct dns_route){.status = DNS_TEMPFAIL, .error = "out of memory"});
+}
+
+/* ---------- attempts ---------- */
+
+static void free_attempt(struct qentry *e)
+{
+    free(e->jobs);
+    free(e->jrcpts);
+    free(e->jidx);
+    free(e->news);
+    free(e->text);
+    e->jobs = NULL;
+    e->jrcpts = NULL;
+    e->jidx = NULL;
+    e->news = NULL;
+    e->text = NULL;
+    e->njobs = e->jobs_left = 0;
+}
+
+/* Builds one job per recipient domain over the pending recipients, and dispatches them. */
+static void build_jobs(struct qentry *e)
+{
+    size_t n = e->f.nrcpts, npending = 0;
+    for (size_t i = 0; i < n; i++)
+        npending += e->f.rcpts[i].status == QR_PENDING;
+    e->jobs = calloc(npending ? npending : 1, sizeof *e->jobs);
+    e->jrcpts = calloc(npending ? npending : 1, sizeof *e->jrcpts);
+    e->jidx = calloc(npending ? npending : 1, sizeof *e->jidx);
+    bool *taken = calloc(n ? n : 1, sizeof *taken);
+    if (!e->jobs || !e->jrcpts || !e->jidx || !taken) {
+        free(taken);
+        e->jobs_left = 1;
+        attempt_complete(e); /* nothing changed: retried on schedule */
+        return;
+    }
+    size_t used = 0;
+    char dom[256], other[256];
+    for (size_t i = 0; i < n; i++) {
+        if (e->f.rcpts[i].status != QR_PENDING || taken[i])
+            continue;
+        struct qjob *j = &e->jobs[e->njobs++];
+        j->e = e;
+        j->idx = &e->jidx[used];
+        j->job = (struct smtp_job){.sender = e->f.sender, .envid = e->f.envid, .ret = e->f.ret,
+                                   .smtputf8 = e->f.smtputf8, .body8bit = e->f.body8bit, .text = e->text,
+                                   .len = e->f.size, .rcpts = &e->jrcpts[used], .owner = j};
+        rcpt_domain(e->f.rcpts[i].addr, dom, sizeof dom);
+        for (size_t k = i; k < n; k++) {
+            if (e->f.rcpts[k].status != QR_PENDING || taken[k])
+                continue;
+            rcpt_domain(e->f.rcpts[k].addr, other, sizeof other);
+            if (strcmp(dom, other) != 0)
+                continue;
+            taken[k] = true;
+            e->jidx[used] = k;
+            e->jrcpts[used] = (struct smtp_job_rcpt){.addr = e->f.rcpts[k].addr, .orcpt = e->f.rcpts[k].orcpt,
+                                                     .notify = e->f.rcpts[k].notify};
+            used++;
+            j->job.nrcpts++;
+        }
+    }
+    free(taken);
+    e->jobs_left = e->njobs;
+    if (e->njobs == 0) {
+        e->jobs_left = 1;
+        attempt_complete(e);
+        return;
+    }
+    size_t njobs = e->njobs;
+    for (size_t i = 0; i < njobs; i++) {
+        rcpt_domain(e->jobs[i].job.rcpts[0].addr, dom, sizeof dom);
+        dispatch(e->q, &e->jobs[i], dom);
+    }
+}
+
+static void read_text_work(void *arg)
+{
+    struct qentry *e = arg;
+    e->text = qfile_read_message(e->q->srv->cfg->spool_dir, "queue", &e->f, e->read_error, sizeof e->read_error);
+}
+
+static void read_text_done(void *arg)
+{
+    struct qentry *e = arg;
+    if (e->q->stopping)
+        return;
+    if (!e->text) {
+        log_error("event=queue_read_failed qid=%s error=\"%s\"", e->f.qid, e->read_error);
+        e->jobs_left = 1;
+        attempt_complete(e);
+        return;
+    }
+    build_jobs(e);
+}
+
+static void start_attempt(struct qentry *e)
+{
+    e->in_flight = true;
+    e->q->in_flight++;
+    e->news = calloc(e->f.nrcpts, 1);
+    if (!e->news) {
+        e->jobs_left = 1;
+        attempt_complete(e);
+        return;
+    }
+    workq_submit(e->q->srv->disk, read_text_work, read_text_done, e);
+}
+
+static bool wants_failure_report(const struct qrcpt *r)
+{
+    return !(r->notify & NOTIFY_NEVER) && (r->notify == 0 || (r->notify & NOTIFY_FAILURE));
+}
+
+static bool wants_delay_report(const struct qrcpt *r)
+{
+    return !(r->notify & NOTIFY_NEVER) && (r->notify == 0 || (r->notify & NOTIFY_DELAY));
+}
+
+static void save_work(void *arg)
+{
+    struct qentry *e = arg;
+    const char *spool = e->q->srv->cfg->spool_dir;
+    if (e->gone)
+        return;
+    if (e->all_final ? qfile_remove(spool, "queue", e->f.qid) < 0 : qfile_save_state(spool, &e->f) < 0)
+        snprintf(e->read_error, sizeof e->read_error, "%s", strerror(errno));
+    else
+        e->read_error[0] = '\0';
+}
+
+static void save_done(void *arg)
+{
+    struct qentry *e = arg;
+    if (e->q->stopping)
+        return;
+    if (e->read_error[0])
+        log_error("event=queue_state_failed qid=%s error=\"%s\"", e->f.qid, e->read_error);
+    e->in_flight = false;
+    e->q->in_flight--;
+    if (e->all_final)
+        log_info("event=queue_done qid=%s attempts=%u", e->f.qid, e->f.attempts);
+    if (e->all_final || e->gone)
+        entry_free(e);
+}
+
+/* The DSN (if any) is committed or given up: record the outcome on disk. */
+static void finish_attempt(struct qentry *e)
+{
+    free_attempt(e);
+    e->all_final = true;
+    for (size_t i = 0; i < e->f.nrcpts; i++)
+        e->all_final &= e->f.rcpts[i].status != QR_PENDING;
+    e->read_error[0] = '\0';
+    workq_submit(e->q->srv->disk, save_work, save_done, e);
+}
+
+static void dsn_committed(void *arg, bool ok)
+{
+    struct qentry *e = arg;
+    if (!ok) { /* the sender must still hear of it: keep the failures pending, report next time */
+        log_error("event=dsn_failed qid=%s", e->f.qid);
+        for (size_t i = 0; i < e->f.nrcpts; i++)
+            if (e->news[i] == 'F')
+                e->f.rcpts[i].status = QR_PENDING;
+        if (e->warn_now)
+            e->f.warned = false;
+    }
+    finish_attempt(e);
+}
+
+/* Makes the DSN message for this attempt's news, or returns NULL when nobody is to be told. */
+static struct message *make_dsn(struct qentry *e)
+{
+    struct dsn_rcpt *list = calloc(e->f.nrcpts, sizeof *list);
+    size_t n = 0;
+    for (size_t i = 0; list && i < e->f.nrcpts; i++) {
+        struct qrcpt *r = &e->f.rcpts[i];
+        enum dsn_action a;
+        if (e->news[i] == 'F' && wants_failure_report(r))
+            a = DSN_FAILED;
+        else if (e->news[i] == 'S')
+            a = DSN_RELAYED;
+        else if (e->warn_now && r->status == QR_PENDING && wants_delay_report(r))
+            a = DSN_DELAYED;
+        else
+            continue;
+        list[n++] = (struct dsn_rcpt){.addr = r->addr, .orcpt = r->orcpt, .action = a, .diag = r->diag,
+                                      .remote_mta = r->remote_mta};
+    }
+    struct server *srv = e->q->srv;
+    struct message *m = n ? message_new() : NULL;
+    struct mailbox mb;
+    if (m && address_parse_mailbox(e->f.sender, strlen(e->f.sender), &mb) == ADDR_OK) {
+        struct rcpt_verdict v;
+        policy_check_rcpt(srv->policy, &mb, true, &v);
+        struct msg_rcpt mr = {.remote = v.kind == RCPT_RELAY};
+        snprintf(mr.addr, sizeof mr.addr, "%s", mb.addr);
+        snprintf(mr.local, sizeof mr.local, "%s", v.local);
+        snprintf(mr.domain, sizeof mr.domain, "%s", v.domain);
+        if (v.kind == RCPT_REFUSED) {
+            log_warn("event=dsn_undeliverable qid=%s sender=<%s> reason=%s", e->f.qid, e->f.sender, v.reason);
+            message_free(m);
+            m = NULL;
+        } else if (message_add_rcpt(m, &mr)) {
+            char date[64];
+            time_t now = time(NULL);
+            struct tm tm;
+            gmtime_r(&now, &tm);
+            strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S +0000", &tm);
+            evbuffer_add_printf(m->headers, "Return-Path: <>\nReceived: by %s (Postern) id %s; %s\n", srv->cfg->hostname,
+                                m->qid, date);
+            struct dsn_report rep = {.qid = e->f.qid, .sender = e->f.sender, .envid = e->f.envid,
+                                     .arrival = e->f.created, .reporting_mta = srv->cfg->hostname, .ret = e->f.ret,
+                                     .original = e->text ? e->text : "", .original_len = e->text ? e->f.size : 0,
+                                     .rcpts = list, .nrcpts = n};
+            dsn_build(m->body, &rep, m->qid);
+            log_info("event=dsn qid=%s dsn_qid=%s to=<%s> recipients=%zu", e->f.qid, m->qid, e->f.sender, n);
+        }
+    } else if (m) {
+        message_free(m);
+        m = NULL;
+    }
+    free(list);
+    return m;
+}
+
+static unsigned retry_delay(const struct config *cfg, unsigned attempts)
+{
+    size_t i = attempts ? attempts - 1 : 0;
+    return cfg->retry_schedule.v[i < cfg->retry_schedule.count ? i : cfg->retry_schedule.count - 1];
+}
+
+/* Every job of the attempt is done: expiry, reports, next attempt time. */
+static void attempt_complete(struct qentry *e)
+{
+    const struct config *cfg = e->q->srv->cfg;
+    long long now = (long long)time(NULL);
+    e->f.attempts++;
+    bool expired = cfg->max_queue_lifetime && now - e->f.created >= (long long)cfg->max_queue_lifetime;
+    bool pending = false;
+    for (size_t i = 0; i < e->f.nrcpts; i++) {
+        struct qrcpt *r = &e->f.rcpts[i];
+        if (r->status != QR_PENDING)
+            continue;
+        if (expired && e->news) {
+            char diag[700];
+            snprintf(diag, sizeof diag, "4.4.7 delivery time expired: not delivered in %u days of trying (last error: %s)",
+                     cfg->max_queue_lifetime / 86400, r->diag ? r->diag : "none");
+            free(r->diag);
+            r->diag = strdup(diag);
+            r->status = QR_FAILED;
+            e->news[i] = 'F';
+        } else {
+            pending = true;
+        }
+    }
+    e->warn_now = pending && !e->f.warned && cfg->delay_warning_time &&
+                  now - e->f.created >= (long long)cfg->delay_warning_time;
+    if (e->warn_now)
+        e->f.warned = true;
+    e->f.next_attempt = now + retry_delay(cfg, e->f.attempts);
+    struct message *dsn = (*e->f.sender && e->news) ? make_dsn(e) : NULL;
+    if (dsn)
+        queue_submit_local(e->q->srv, dsn, dsn_committed, e);
+    else
+        finish_attempt(e);
+}
+
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct queue *q = arg;
+    long long now = (long long)time(NULL);
+    for (struct qentry *e = q->head; e && q->in_flight < MAX_IN_FLIGHT; e = e->next)
+        if (!e->in_flight && !e->gone && e->f.next_attempt <= now)
+            start_attempt(e);
+}
+
+/* ---------- committing locally made messages ---------- */
+
+struct local_submit {
+    struct server *srv;
+    void (*done)(void *arg, bool ok);
+    void *arg;
+};
+
+static void local_commit_done(void *arg)
+{
+    struct message *m = arg;
+    struct local_submit *ls = m->owner;
+    bool ok = m->status == COMMIT_OK;
+    if (ls->srv->queue && ls->srv->queue->stopping) {
+        message_free(m);
+        free(ls);
+        return;
+    }
+    if (ok && m->nlocal < m->nrcpts && ls->srv->queue)
+        queue_add_committed(ls->srv->queue, m->qid);
+    if (ok)
+        log_info("event=accepted qid=%s sender=<> rcpts=%zu source=local", m->qid, m->nrcpts);
+    ls->done(ls->arg, ok);
+    message_free(m);
+    free(ls);
+}
+
+static void local_stage_done(void *arg)
+{
+    struct message *m = arg;
+    struct local_submit *ls = m->owner;
+    workq_submit(ls->srv->committer, NULL, local_commit_done, m);
+}
+
+void queue_submit_local(struct server *srv, struct message *m, void (*done)(void *arg, bool ok), void *arg)
+{
+    struct local_submit *ls = calloc(1, sizeof *ls);
+    if (!ls) {
+        message_free(m);
+        done(arg, false);
+        return;
+    }
+    *ls = (struct local_submit){srv, done, arg};
+    m->owner = ls;
+    m->mail_dir = srv->cfg->mail_dir;
+    m->spool_dir = srv->cfg->spool_dir;
+    m->hostname = srv->cfg->hostname;
+    workq_submit(srv->disk, commit_stage, local_stage_done, m);
+}
+
+/* ---------- loading ---------- */
+
+struct load_job {
+    struct queue *q;
+    char qid[24];
+    struct qfile f;
+    int rc;
+    char err[256];
+};
+
+static void load_work(void *arg)
+{
+    struct load_job *lj = arg;
+    lj->rc = qfile_load(lj->q->srv->cfg->spool_dir, "queue", lj->qid, &lj->f, lj->err, sizeof lj->err);
+}
+
+static void load_done(void *arg)
+{
+    struct load_job *lj = arg;
+    if (lj->q->stopping) {
+        if (lj->rc == 0)
+            qfile_free(&lj->f);
+    } else if (lj->rc < 0) {
+        log_error("event=queue_load_failed qid=%s error=\"%s\"", lj->qid, lj->err);
+    } else if (entry_find(lj->q, lj->qid) || !entry_add(lj->q, &lj->f)) {
+        qfile_free(&lj->f);
+    } else {
+        event_active(lj->q->tick, EV_TIMEOUT, 0); /* try it now */
+    }
+    free(lj);
+}
+
+void queue_add_committed(struct queue *q, const char *qid)
+{
+    struct load_job *lj = calloc(1, sizeof *lj);
+    if (!lj) {
+        log_error("event=queue_load_failed qid=%s error=\"out of memory\" note=\"delivered after the next rescan\"", qid);
+        return;
+    }
+    lj->q = q;
+    snprintf(lj->qid, sizeof lj->qid, "%s", qid);
+    workq_submit(q->srv->disk, load_work, load_done, lj);
+}
+
+static bool valid_qid(const char *name)
+{
+    size_t n = strlen(name);
+    return n > 0 && n < 24 && strspn(name, "0123456789ABCDEF") == n;
+}
+
+/* Loads every queue file not yet known; drops entries whose file went away; returns how many loaded.
+ * Runs on the loop (start-up and rare admin signals only). */
+void queue_rescan(struct queue *q, bool flush)
+{
+    const char *spool = q->srv->cfg->spool_dir;
+    char dir[PATH_MAX], err[256];
+    snprintf(dir, sizeof dir, "%s/queue", spool);
+    for (struct qentry *e = q->head, *next; e; e = next) {
+        next = e->next;
+        char path[PATH_MAX];
+        snprintf(path, sizeof path, "%s/%s", dir, e->f.qid);
+        if (access(path, F_OK) == 0) {
+            if (flush)
+                e->f.next_attempt = 0;
+            continue;
+        }
+        e->gone = true;
+        if (!e->in_flight)
+            entry_free(e);
+    }
+    DIR *d = opendir(dir);
+    unsigned loaded = 0;
+    for (struct dirent *de; d && (de = readdir(d));) {
+        if (!valid_qid(de->d_name) || entry_find(q, de->d_name))
+            continue;
+        struct qfile f;
+        if (qfile_load(spool, "queue", de->d_name, &f, err, sizeof err) < 0) {
+            log_error("event=queue_load_failed qid=%s error=\"%s\"", de->d_name, err);
+            continue;
+        }
+        if (flush)
+            f.next_attempt = 0;
+        if (entry_add(q, &f))
+            loaded++;
+        else
+            qfile_free(&f);
+    }
+    if (d)
+        closedir(d);
+    log_info("event=queue_scan loaded=%u flush=%s", loaded, flush ? "yes" : "no");
+    event_active(q->tick, EV_TIMEOUT, 0);
+}
+
+/* Removes state files whose queue file is gone (a crash between the two unlinks). */
+static void remove_orphan_states(const char *spool)
+{
+    char dir[PATH_MAX], path[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s/state", spool);
+    DIR *d = opendir(dir);
+    for (struct dirent *de; d && (de = readdir(d));) {
+        if (de->d_name[0] == '.' && strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0) {
+            snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+            unlink(path); /* an unfinished temporary state file */
+            continue;
+        }
+        if (!valid_qid(de->d_name))
+            continue;
+        char q1[PATH_MAX], q2[PATH_MAX];
+        snprintf(q1, sizeof q1, "%s/queue/%s", spool, de->d_name);
+        snprintf(q2, sizeof q2, "%s/hold/%s", spool, de->d_name);
+        if (access(q1, F_OK) != 0 && access(q2, F_OK) != 0) {
+            snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+            unlink(path);
+        }
+    }
+    if (d)
+        closedir(d);
+}
+
+struct queue *queue_new(struct server *srv)
+{
+    struct queue *q = calloc(1, sizeof *q);
+    if (!q)
+        return NULL;
+    q->srv = srv;
+    q->tls = srv->cfg->smtp_tls ? tls_client_context_new() : NULL;
+    q->tick = event_new(srv->base, -1, EV_PERSIST, on_tick, q);
+    struct timeval every = {1, 0};
+    if (!q->tick || event_add(q->tick, &every) < 0) {
+        queue_free(q);
+        return NULL;
+    }
+    remove_orphan_states(srv->cfg->spool_dir);
+    queue_rescan(q, false);
+    return q;
+}
+
+void queue_stop(struct queue *q)
+{
+    if (!q)
+        return;
+    q->stopping = true;
+    while (q->conns) {
+        struct qconn *qc = q->conns;
+        q->conns = qc->next;
+        smtp_client_free(qc->c);
+        free(qc);
+    }
+    while (q->dests) {
+        struct dest *d = q->dests;
+        q->dests = d->next;
+        dns_cancel(d->dq);
+        free(d);
+    }
+}
+
+void queue_free(struct queue *q)
+{
+    if (!q)
+        return;
+    queue_stop(q);
+    while (q->head) {
+        free_attempt(q->head);
+        entry_free(q->head);
+    }
+    if (q->tick)
+        event_free(q->tick);
+    if (q->tls)
+        SSL_CTX_free(q->tls);
+    free(q);
+}

@@ -1,0 +1,688 @@
+/* smtp_client.c - the outbound SMTP conversation (see smtp_client.h).
+ * Results: a recipient's diag is either the remote reply ("550 5.1.1 text": starts with 3 digits)
+ * or Postern's own description of a failure ("4.4.1 connect to ...": starts with an enhanced code).
+ * Connection-level failures before the first MAIL try the next target; later ones defer the rest
+ * of the job. Every wait has a timeout from the configuration (RFC 5321 4.5.3.2 defaults). */
+#include "smtp_client.h"
+
+#include <arpa/inet.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <netinet/in.h>
+#include <openssl/ssl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "config.h"
+#include "log.h"
+#include "message.h"
+#include "smtp_reply.h"
+#include "tls.h"
+
+enum cstate { C_CONNECT, C_GREETING, C_EHLO, C_HELO, C_STARTTLS, C_TLS, C_READY, C_MAIL, C_RCPT, C_DATA,
+              C_DOT_IGNORED, C_BODY, C_RSET, C_QUIT, C_DEAD };
+
+struct smtp_client {
+    struct event_base *base;
+    const struct config *cfg;
+    SSL_CTX *tls;
+    struct dns_route route;
+    size_t target;
+    const struct smtp_client_ops *ops;
+    void *arg;
+    struct bufferevent *bev;
+    struct event *close_ev;
+    enum cstate state;
+    struct smtp_reply reply;
+    char host[300];                  /* "name[ip]" of the current target */
+    bool pipelining, starttls, dsn, smtputf8, eightbit, tls_active, tls_failed;
+    unsigned long long size_limit;
+    struct smtp_job *job;
+    bool job_started;                /* MAIL was sent: no more moving to another target */
+    bool need_rset;
+    bool mail_ok;
+    size_t rcpt_i, accepted;
+    bool *rcpt_accepted;
+    char mail_diag[600];
+    char last_error[600];
+};
+
+static void on_read(struct bufferevent *bev, void *arg);
+static void on_event(struct bufferevent *bev, short what, void *arg);
+static void try_target(struct smtp_client *c);
+static void start_job(struct smtp_client *c);
+
+/* ---------- helpers ---------- */
+
+static void set_timeout(struct smtp_client *c, unsigned seconds)
+{
+    struct timeval tv = {(time_t)seconds, 0};
+    bufferevent_set_timeouts(c->bev, &tv, &tv);
+}
+
+static void send_line(struct smtp_client *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void send_line(struct smtp_client *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    evbuffer_add_vprintf(bufferevent_get_output(c->bev), fmt, ap);
+    va_end(ap);
+    evbuffer_add(bufferevent_get_output(c->bev), "\r\n", 2);
+}
+
+int smtp_wire_body(struct evbuffer *out, const char *text, size_t len)
+{
+    const char *p = text, *end = text + len;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
+        if (n && p[n - 1] == '\r')
+            n--; /* tolerate CRLF text too */
+        if (*p == '.' && evbuffer_add(out, ".", 1) < 0)
+            return -1;
+        if (evbuffer_add(out, p, n) < 0 || evbuffer_add(out, "\r\n", 2) < 0)
+            return -1;
+        p = nl ? nl + 1 : end;
+    }
+    return evbuffer_add(out, ".\r\n", 3);
+}
+
+static bool needs_utf8(const struct smtp_job *job)
+{
+    for (const char *s = job->sender; *s; s++)
+        if ((unsigned char)*s >= 0x80)
+            return true;
+    for (size_t i = 0; i < job->nrcpts; i++)
+        for (const char *s = job->rcpts[i].addr; *s; s++)
+            if ((unsigned char)*s >= 0x80)
+                return true;
+    return false;
+}
+
+/* Every recipient still without a result gets this one. */
+static void fill_results(struct smtp_job *job, int code, const char *diag)
+{
+    for (size_t i = 0; i < job->nrcpts; i++)
+        if (job->rcpts[i].code == 0) {
+            job->rcpts[i].code = code;
+            snprintf(job->rcpts[i].diag, sizeof job->rcpts[i].diag, "%s", diag);
+        }
+}
+
+static void on_close_ev(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct smtp_client *c = arg;
+    c->ops->closed(c->arg, c);
+    event_free(c->close_ev);
+    free(c->rcpt_accepted);
+    free(c);
+}
+
+/* Drops the socket; closed() runs from the loop, never inside the caller. */
+static void close_connection(struct smtp_client *c)
+{
+    if (c->bev) {
+        bufferevent_free(c->bev);
+        c->bev = NULL;
+    }
+    c->state = C_DEAD;
+    struct timeval now = {0, 0};
+    evtimer_add(c->close_ev, &now);
+}
+
+/* The job is over (every recipient has a code): hand it back. */
+static void finish_job(struct smtp_client *c)
+{
+    struct smtp_job *job = c->job;
+    c->job = NULL;
+    if (c->state != C_DEAD)
+        c->state = C_READY;
+    snprintf(job->remote_host, sizeof job->remote_host, "%s", c->host);
+    job->peer_dsn = c->dsn;
+    c->ops->job_done(c->arg, c, job);
+}
+
+/* The connection broke or the peer misbehaved: next target if no transaction started yet. */
+static void conn_failed(struct smtp_client *c, const char *why)
+{
+    log_info("event=smtp_client_failure host=%s error=\"%s\"", c->host, why);
+    snprintf(c->last_error, sizeof c->last_error, "%s", why);
+    if (c->bev) {
+        bufferevent_free(c->bev);
+        c->bev = NULL;
+    }
+    if (c->job && !c->job_started && c->state != C_QUIT) {
+        c->target++;
+        try_target(c);
+        return;
+    }
+    c->state = C_DEAD;
+    if (c->job) {
+        fill_results(c->job, 451, why);
+        finish_job(c);
+    }
+    if (!c->job && evtimer_pending(c->close_ev, NULL) == 0 && c->state == C_DEAD)
+        close_connection(c);
+}
+
+/* ---------- connection set-up ---------- */
+
+static void try_target(struct smtp_client *c)
+{
+    if (c->target >= c->route.ntargets) {
+        c->state = C_DEAD;
+        char diag[700];
+        snprintf(diag, sizeof diag, "4.4.1 %s", *c->last_error ? c->last_error : "no mail exchanger to try");
+        if (c->job) {
+            fill_results(c->job, 451, diag);
+            finish_job(c);
+        }
+        if (!evtimer_pending(c->close_ev, NULL))
+            close_connection(c);
+        return;
+    }
+    struct dns_target *t = &c->route.targets[c->target];
+    char ip[INET6_ADDRSTRLEN] = "?";
+    if (t->addr.ss_family == AF_INET) {
+        struct sockaddr_in *in = (struct sockaddr_in *)&t->addr;
+        in->sin_port = htons((uint16_t)c->cfg->smtp_port);
+        inet_ntop(AF_INET, &in->sin_addr, ip, sizeof ip);
+    } else {
+        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&t->addr;
+        in6->sin6_port = htons((uint16_t)c->cfg->smtp_port);
+        inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof ip);
+    }
+    snprintf(c->host, sizeof c->host, "%s[%s]", t->host, ip);
+    c->pipelining = c->starttls = c->dsn = c->smtputf8 = c->eightbit = c->tls_active = false;
+    c->size_limit = 0;
+    smtp_reply_reset(&c->reply);
+    c->state = C_CONNECT;
+    c->bev = bufferevent_socket_new(c->base, -1, BEV_OPT_CLOSE_ON_FREE);
+    if (!c->bev) {
+        conn_failed(c, "out of memory");
+        return;
+    }
+    bufferevent_setcb(c->bev, on_read, NULL, on_event, c);
+    set_timeout(c, c->cfg->smtp_connect_timeout);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    if (bufferevent_socket_connect(c->bev, (struct sockaddr *)&t->addr, (int)t->addrlen) < 0) {
+        char why[400];
+        snprintf(why, sizeof why, "connect to %s:%u failed", c->host, c->cfg->smtp_port);
+        conn_failed(c, why);
+    }
+}
+
+struct smtp_client *smtp_client_new(struct event_base *base, const struct config *cfg, SSL_CTX *tls,
+                                    const struct dns_route *route, const struct smtp_client_ops *ops, void *arg,
+                                    struct smtp_job *first)
+{
+    struct smtp_client *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->base = base;
+    c->cfg = cfg;
+    c->tls = tls;
+    c->route = *route;
+    c->ops = ops;
+    c->arg = arg;
+    c->job = first;
+    c->close_ev = evtimer_new(base, on_close_ev, c);
+    if (!c->close_ev) {
+        free(c);
+        return NULL;
+    }
+    try_target(c);
+    return c;
+}
+
+/* EHLO reply lines after the first: the extensions this peer offers. */
+static void read_extensions(struct smtp_client *c)
+{
+    const char *p = strchr(c->reply.text, '\n');
+    while (p) {
+        p++;
+        size_t n = strcspn(p, "\n");
+        char kw[64];
+        snprintf(kw, sizeof kw, "%.*s", (int)(n < 63 ? n : 63), p);
+        char *sp = strchr(kw, ' ');
+        if (sp)
+            *sp = '\0';
+        if (!strcasecmp(kw, "PIPELINING"))
+            c->pipelining = true;
+        else if (!strcasecmp(kw, "STARTTLS"))
+            c->starttls = true;
+        else if (!strcasecmp(kw, "DSN"))
+            c->dsn = true;
+        else if (!strcasecmp(kw, "SMTPUTF8"))
+            c->smtputf8 = true;
+        else if (!strcasecmp(kw, "8BITMIME"))
+            c->eightbit = true;
+        else if (!strcasecmp(kw, "SIZE") && sp)
+            c->size_limit = strtoull(sp + 1, NULL, 10);
+        p = strchr(p, '\n');
+    }
+}
+
+static void start_tls(struct smtp_client *c)
+{
+    SSL *ssl = SSL_new(c->tls);
+    const char *name = c->route.targets[c->target].host;
+    struct bufferevent *tb = NULL;
+    if (ssl) {
+        SSL_set_tlsext_host_name(ssl, name);
+        tb = bufferevent_openssl_filter_new(c->base, c->bev, ssl, BUFFEREVENT_SSL_CONNECTING,
+                                            BEV_OPT_CLOSE_ON_FREE);
+    }
+    if (!tb) {
+        if (ssl)
+            SSL_free(ssl);
+        conn_failed(c, "cannot start TLS (out of memory)");
+        return;
+    }
+    c->bev = tb;
+    c->state = C_TLS;
+    bufferevent_setcb(c->bev, on_read, NULL, on_event, c);
+    set_timeout(c, c->cfg->smtp_command_timeout);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+}
+
+static void send_ehlo(struct smtp_client *c)
+{
+    c->state = C_EHLO;
+    send_line(c, "EHLO %s", c->cfg->hostname);
+    set_timeout(c, c->cfg->smtp_command_timeout);
+}
+
+/* The session is ready: run the waiting job, or just sit until the owner gives one. */
+static void session_ready(struct smtp_client *c)
+{
+    c->state = C_READY;
+    if (c->job)
+        start_job(c);
+}
+
+/* ---------- the transaction ---------- */
+
+static void send_mail(struct smtp_client *c)
+{
+    struct smtp_job *job = c->job;
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    evbuffer_add_printf(out, "MAIL FROM:<%s>", job->sender);
+    if (c->size_limit || c->eightbit) {
+        size_t lines = 0;
+        for (const char *p = job->text; (p = memchr(p, '\n', (size_t)(job->text + job->len - p))) != NULL; p++)
+            lines++;
+        if (c->size_limit)
+            evbuffer_add_printf(out, " SIZE=%zu", job->len + lines);
+    }
+    if (job->body8bit && c->eightbit)
+        evbuffer_add_printf(out, " BODY=8BITMIME");
+    if (job->smtputf8 && c->smtputf8)
+        evbuffer_add_printf(out, " SMTPUTF8");
+    if (c->dsn && job->ret)
+        evbuffer_add_printf(out, " RET=%s", job->ret == RET_FULL ? "FULL" : "HDRS");
+    if (c->dsn && job->envid)
+        evbuffer_add_printf(out, " ENVID=%s", job->envid);
+    evbuffer_add(out, "\r\n", 2);
+}
+
+static void send_rcpt(struct smtp_client *c, size_t i)
+{
+    const struct smtp_job_rcpt *r = &c->job->rcpts[i];
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    evbuffer_add_printf(out, "RCPT TO:<%s>", r->addr);
+    if (c->dsn && r->notify) {
+        static const char *names[] = {"SUCCESS", "FAILURE", "DELAY"};
+        if (r->notify & NOTIFY_NEVER) {
+            evbuffer_add_printf(out, " NOTIFY=NEVER");
+        } else {
+            const char *sep = " NOTIFY=";
+            for (int b = 0; b < 3; b++)
+                if (r->notify & (1u << b)) {
+                    evbuffer_add_printf(out, "%s%s", sep, names[b]);
+                    sep = ",";
+                }
+        }
+    }
+    if (c->dsn && r->orcpt)
+        evbuffer_add_printf(out, " ORCPT=%s", r->orcpt);
+    evbuffer_add(out, "\r\n", 2);
+}
+
+static void start_job(struct smtp_client *c)
+{
+    struct smtp_job *job = c->job;
+    if (job->smtputf8 && !c->smtputf8 && needs_utf8(job)) {
+        fill_results(job, 553, "5.6.7 the destination mail server does not support SMTPUTF8, which the "
+                               "internationalized address needs");
+        finish_job(c);
+        return;
+    }
+    if (c->size_limit && job->len > c->size_limit) {
+        char diag[200];
+        snprintf(diag, sizeof diag, "5.3.4 the message (%zu octets) is larger than the destination accepts (%llu)",
+                 job->len, c->size_limit);
+        fill_results(job, 552, diag);
+        finish_job(c);
+        return;
+    }
+    free(c->rcpt_accepted);
+    c->rcpt_accepted = calloc(job->nrcpts ? job->nrcpts : 1, sizeof *c->rcpt_accepted);
+    if (!c->rcpt_accepted) {
+        fill_results(job, 451, "4.3.0 out of memory");
+        finish_job(c);
+        return;
+    }
+    c->job_started = true;
+    c->rcpt_i = c->accepted = 0;
+    c->mail_ok = false;
+    c->state = C_MAIL;
+    send_mail(c);
+    if (c->pipelining) {
+        for (size_t i = 0; i < job->nrcpts; i++)
+            send_rcpt(c, i);
+        send_line(c, "DATA");
+    }
+    set_timeout(c, c->cfg->smtp_command_timeout);
+}
+
+static void reply_diag(struct smtp_client *c, char *out, size_t outsz)
+{
+    smtp_reply_summary(&c->reply, out, outsz);
+}
+
+/* After the RCPT replies: DATA (unpipelined), or give up when nobody was accepted. */
+static void after_rcpts(struct smtp_client *c)
+{
+    c->state = C_DATA;
+    if (c->pipelining)
+        return; /* DATA already sent */
+    if (c->accepted == 0) {
+        c->need_rset = true;
+        finish_job(c);
+        return;
+    }
+    send_line(c, "DATA");
+    set_timeout(c, c->cfg->smtp_data_init_timeout);
+}
+
+static void got_mail_reply(struct smtp_client *c)
+{
+    c->mail_ok = c->reply.code / 100 == 2;
+    reply_diag(c, c->mail_diag, sizeof c->mail_diag);
+    if (!c->mail_ok && !c->pipelining) {
+        fill_results(c->job, c->reply.code, c->mail_diag);
+        c->need_rset = true;
+        finish_job(c);
+        return;
+    }
+    c->state = C_RCPT;
+    if (!c->pipelining)
+        send_rcpt(c, 0);
+}
+
+static void got_rcpt_reply(struct smtp_client *c)
+{
+    struct smtp_job_rcpt *r = &c->job->rcpts[c->rcpt_i];
+    if (!c->mail_ok) {
+        r->code = atoi(c->mail_diag);
+        snprintf(r->diag, sizeof r->diag, "%s", c->mail_diag);
+    } else if (c->reply.code / 100 == 2) {
+        c->rcpt_accepted[c->rcpt_i] = true;
+        c->accepted++;
+    } else {
+        r->code = c->reply.code;
+        reply_diag(c, r->diag, sizeof r->diag);
+    }
+    if (++c->rcpt_i < c->job->nrcpts) {
+        if (!c->pipelining)
+            send_rcpt(c, c->rcpt_i);
+        return;
+    }
+    after_rcpts(c);
+}
+
+/* Result for every accepted recipient: the reply to DATA or to the final dot. */
+static void settle_accepted(struct smtp_client *c)
+{
+    char diag[600];
+    reply_diag(c, diag, sizeof diag);
+    for (size_t i = 0; i < c->job->nrcpts; i++)
+        if (c->rcpt_accepted[i]) {
+            c->job->rcpts[i].code = c->reply.code;
+            snprintf(c->job->rcpts[i].diag, sizeof c->job->rcpts[i].diag, "%s", diag);
+        }
+}
+
+static void got_data_reply(struct smtp_client *c)
+{
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    if (c->reply.code == 354 && c->mail_ok && c->accepted > 0) {
+        if (smtp_wire_body(out, c->job->text, c->job->len) < 0) {
+            conn_failed(c, "4.3.0 out of memory while sending the message");
+            return;
+        }
+        c->state = C_BODY;
+        struct timeval rd = {(time_t)c->cfg->smtp_data_done_timeout, 0}, wr = {(time_t)c->cfg->smtp_data_block_timeout, 0};
+        bufferevent_set_timeouts(c->bev, &rd, &wr);
+        return;
+    }
+    if (c->reply.code == 354) { /* pipelined DATA with no recipient: an empty message, then ignore */
+        evbuffer_add(out, ".\r\n", 3);
+        c->state = C_DOT_IGNORED;
+        return;
+    }
+    if (c->accepted)
+        settle_accepted(c);
+    if (!c->mail_ok || c->accepted == 0)
+        fill_results(c->job, c->mail_ok ? 554 : atoi(c->mail_diag), c->mail_ok ? "5.5.0 no recipient accepted" : c->mail_diag);
+    c->need_rset = true;
+    finish_job(c);
+}
+
+/* ---------- replies ---------- */
+
+static void handle_reply(struct smtp_client *c)
+{
+    int cls = c->reply.code / 100;
+    char diag[700], sum[600];
+    switch (c->state) {
+    case C_GREETING:
+        if (cls == 2) {
+            send_ehlo(c);
+            return;
+        }
+        reply_diag(c, sum, sizeof sum);
+        snprintf(diag, sizeof diag, "%s refused the connection: %s", c->host, sum);
+        conn_failed(c, diag);
+        return;
+    case C_EHLO:
+        if (cls == 2) {
+            read_extensions(c);
+            if (c->starttls && c->tls && c->cfg->smtp_tls && !c->tls_active && !c->tls_failed) {
+                c->state = C_STARTTLS;
+                send_line(c, "STARTTLS");
+                return;
+            }
+            session_ready(c);
+        } else if (cls == 5) {
+            c->state = C_HELO;
+            send_line(c, "HELO %s", c->cfg->hostname);
+        } else {
+            reply_diag(c, sum, sizeof sum);
+            snprintf(diag, sizeof diag, "%s refused EHLO: %s", c->host, sum);
+            conn_failed(c, diag);
+        }
+        return;
+    case C_HELO:
+        if (cls == 2) {
+            session_ready(c);
+            return;
+        }
+        reply_diag(c, sum, sizeof sum);
+        snprintf(diag, sizeof diag, "%s refused HELO: %s", c->host, sum);
+        conn_failed(c, diag);
+        return;
+    case C_STARTTLS:
+        if (c->reply.code == 220)
+            start_tls(c);
+        else
+            session_ready(c); /* offered but refused: go on in cleartext */
+        return;
+    case C_MAIL: got_mail_reply(c); return;
+    case C_RCPT: got_rcpt_reply(c); return;
+    case C_DATA: got_data_reply(c); return;
+    case C_DOT_IGNORED:
+        fill_results(c->job, c->mail_ok ? 554 : atoi(c->mail_diag), c->mail_ok ? "5.5.0 no recipient accepted" : c->mail_diag);
+        finish_job(c);
+        return;
+    case C_BODY:
+        settle_accepted(c);
+        finish_job(c);
+        return;
+    case C_RSET:
+        c->need_rset = false;
+        if (cls != 2) {
+            conn_failed(c, "the server refused RSET");
+            return;
+        }
+        session_ready(c);
+        return;
+    case C_QUIT:
+        close_connection(c);
+        return;
+    default:
+        snprintf(diag, sizeof diag, "unexpected reply from %s", c->host);
+        conn_failed(c, diag);
+        return;
+    }
+}
+
+static void on_read(struct bufferevent *bev, void *arg)
+{
+    struct smtp_client *c = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    while (c->bev == bev && c->state != C_DEAD) {
+        size_t eol_len = 0;
+        struct evbuffer_ptr eol = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_CRLF);
+        char diag[400];
+        if (eol.pos < 0 && evbuffer_get_length(in) + 2 <= SMTP_REPLY_LINE_MAX)
+            return; /* wait for the rest of the line */
+        if (eol.pos < 0 || (size_t)eol.pos + 2 > SMTP_REPLY_LINE_MAX) {
+            snprintf(diag, sizeof diag, "4.5.0 %s sent a reply line longer than %d octets", c->host, SMTP_REPLY_LINE_MAX);
+            conn_failed(c, diag);
+            return;
+        }
+        char line[SMTP_REPLY_LINE_MAX];
+        size_t len = (size_t)eol.pos;
+        evbuffer_remove(in, line, len);
+        evbuffer_drain(in, eol_len);
+        if (c->state == C_READY || c->state == C_CONNECT || c->state == C_TLS) {
+            snprintf(diag, sizeof diag, "4.5.0 %s sent an unexpected reply", c->host);
+            conn_failed(c, diag);
+            return;
+        }
+        enum smtp_reply_step step = smtp_reply_feed(&c->reply, line, len);
+        if (step == SMTP_REPLY_BAD) {
+            snprintf(diag, sizeof diag, "4.5.0 %s sent a malformed reply: %.60s", c->host, line);
+            for (char *p = diag; *p; p++)
+                if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
+                    *p = '?';
+            conn_failed(c, diag);
+            return;
+        }
+        if (step == SMTP_REPLY_DONE) {
+            handle_reply(c);
+            smtp_reply_reset(&c->reply);
+        }
+    }
+}
+
+static void on_event(struct bufferevent *bev, short what, void *arg)
+{
+    (void)bev;
+    struct smtp_client *c = arg;
+    char why[500];
+    if (what & BEV_EVENT_CONNECTED) {
+        if (c->state == C_CONNECT) {
+            c->state = C_GREETING;
+            set_timeout(c, c->cfg->smtp_greeting_timeout);
+        } else if (c->state == C_TLS) {
+            char info[128];
+            tls_describe(bufferevent_openssl_get_ssl(c->bev), info, sizeof info);
+            log_info("event=smtp_client_tls host=%s tls=%s verified=no", c->host, info);
+            c->tls_active = true;
+            send_ehlo(c);
+        }
+        return;
+    }
+    const char *phase = c->state == C_CONNECT ? "connecting to" : c->state == C_GREETING ? "waiting for the greeting of"
+                        : c->state == C_TLS ? "in the TLS handshake with" : c->state == C_BODY ? "sending the message to"
+                                                                                                : "talking to";
+    if (what & BEV_EVENT_TIMEOUT)
+        snprintf(why, sizeof why, "4.4.2 timeout %s %s", phase, c->host);
+    else if (what & BEV_EVENT_EOF)
+        snprintf(why, sizeof why, "4.4.2 %s closed the connection (%s it)", c->host, phase);
+    else
+        snprintf(why, sizeof why, "4.4.1 %s %s: %s", c->state == C_CONNECT ? "cannot connect to" : "connection lost",
+                 c->host, evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+    if (c->state == C_TLS)
+        c->tls_failed = true;
+    if (c->state == C_QUIT) {
+        close_connection(c);
+        return;
+    }
+    conn_failed(c, why);
+}
+
+/* ---------- the owner's calls ---------- */
+
+bool smtp_client_usable(const struct smtp_client *c)
+{
+    return c->state == C_READY && c->bev;
+}
+
+void smtp_client_run(struct smtp_client *c, struct smtp_job *job)
+{
+    c->job = job;
+    c->job_started = false;
+    if (c->state != C_READY) { /* the connection is gone: report at once, from the loop */
+        fill_results(job, 451, *c->last_error ? c->last_error : "4.4.2 connection lost");
+        finish_job(c);
+        return;
+    }
+    if (c->need_rset) {
+        c->state = C_RSET;
+        send_line(c, "RSET");
+        set_timeout(c, c->cfg->smtp_command_timeout);
+        return;
+    }
+    start_job(c);
+}
+
+void smtp_client_quit(struct smtp_client *c)
+{
+    if (c->state != C_READY || !c->bev) {
+        if (!evtimer_pending(c->close_ev, NULL))
+            close_connection(c);
+        return;
+    }
+    c->state = C_QUIT;
+    send_line(c, "QUIT");
+    set_timeout(c, c->cfg->smtp_command_timeout);
+}
+
+void smtp_client_free(struct smtp_client *c)
+{
+    if (c->bev)
+        bufferevent_free(c->bev);
+    event_free(c->close_ev);
+    free(c->rcpt_accepted);
+    free(c);
+}
