@@ -87,6 +87,11 @@ struct dns *dns_new(struct event_base *base, const struct config *cfg, char *err
         what = "read /etc/resolv.conf";
     if (!rc && *cfg->dns_trust_anchor && (rc = ub_ctx_add_ta_file(d->ctx, cfg->dns_trust_anchor)) != 0)
         what = cfg->dns_trust_anchor;
+    /* explicit forwarders are trusted for every name, also the RFC 6761 ".test" names that
+     * libunbound otherwise answers NXDOMAIN itself (test set-ups use them); this finalizes the
+     * settings, so it comes last */
+    if (!rc && cfg->dns_resolver.count && (rc = ub_ctx_zone_remove(d->ctx, "test.")) != 0)
+        what = "forward .test names";
     if (!rc && !(d->ev = event_new(base, ub_fd(d->ctx), EV_READ | EV_PERSIST, on_ub_readable, d))) {
         rc = UB_NOMEM;
         what = "watch the resolver";

@@ -178,7 +178,8 @@ static void try_target(struct smtp_client *c)
     if (c->target >= c->route.ntargets) {
         c->state = C_DEAD;
         char diag[700];
-        snprintf(diag, sizeof diag, "4.4.1 %s", *c->last_error ? c->last_error : "no mail exchanger to try");
+        bool coded = c->last_error[0] >= '2' && c->last_error[0] <= '5' && c->last_error[1] == '.';
+        snprintf(diag, sizeof diag, "%s%s", coded ? "" : "4.4.1 ", *c->last_error ? c->last_error : "no mail exchanger to try");
         if (c->job) {
             fill_results(c->job, 451, diag);
             finish_job(c);

@@ -19,6 +19,67 @@ SANITIZED = "asan" in BIN.parts or bool(os.environ.get("POSTERN_VALGRIND"))
 SANITIZER_MARKS = ("ERROR: AddressSanitizer", "runtime error:", "ERROR: LeakSanitizer")
 
 
+# The test DNS server (Debian's unbound, started once per test run on a free loopback port).
+# It answers only the zones below, NXDOMAIN for everything else: no query ever leaves loopback.
+DNS_ZONES = [
+    "two-mx.test. MX 10 mx1.two-mx.test.", "two-mx.test. MX 20 mx2.two-mx.test.",
+    "mx1.two-mx.test. A 127.0.0.2", "mx2.two-mx.test. A 127.0.0.3",
+    "nullmx.test. MX 0 .", "nullmx-sender.test. MX 0 .",
+    "a-only.test. A 127.0.0.2",
+    "scripted.test. MX 10 mx.scripted.test.", "mx.scripted.test. A 127.0.0.4",
+    "alias.test. CNAME a-only.test.",
+]
+DNS = {"port": None, "proc": None}
+
+
+def start_test_dns(workdir: Path):
+    port = free_udp_port()
+    conf = workdir / "unbound.conf"
+    lines = ["server:", f"  interface: 127.0.0.1", f"  port: {port}", "  do-daemonize: no", "  use-syslog: no",
+             '  logfile: ""', '  username: ""', '  chroot: ""', f'  directory: "{workdir}"',
+             f'  pidfile: "{workdir}/unbound.pid"', "  do-ip6: no", "  access-control: 127.0.0.0/8 allow",
+             '  module-config: "iterator"', '  local-zone: "." static', '  local-zone: "servfail.test." always_refuse']
+    lines += [f'  local-data: "{z}"' for z in DNS_ZONES]
+    lines += ["remote-control:", "  control-enable: no"]
+    conf.write_text("\n".join(lines) + "\n")
+    log = open(workdir / "unbound.log", "ab")
+    proc = subprocess.Popen(["unbound", "-d", "-c", str(conf)], stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.time() + 10
+    while time.time() < deadline:  # ready when it answers a query
+        if proc.poll() is not None:
+            raise RuntimeError("unbound exited: " + (workdir / "unbound.log").read_text())
+        if dns_answers(port):
+            break
+        time.sleep(0.05)
+    DNS.update(port=port, proc=proc)
+    return proc
+
+
+def free_udp_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def dns_answers(port):
+    query = bytes.fromhex("12340100000100000000000004746573740000060001")  # test. SOA
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(0.2)
+        try:
+            s.sendto(query, ("127.0.0.1", port))
+            return len(s.recv(512)) > 0
+        except OSError:
+            return False
+
+
+@pytest.fixture(scope="session", autouse=True)
+def test_dns(tmp_path_factory):
+    proc = start_test_dns(tmp_path_factory.mktemp("dns"))
+    yield DNS
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -60,6 +121,7 @@ class Server:
             "null_mx_domains": "nullmx.test",
             "shutdown_grace": "2s",
             "greet_delay": "0",
+            "dns_resolver": f"127.0.0.1@{DNS['port']}",
             "log_level": "debug",
         }
         conf.update({k: str(v) for k, v in overrides.items()})

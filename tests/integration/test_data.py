@@ -9,7 +9,7 @@ import threading
 import pytest
 
 SMUGGLE_ENDINGS = [b"\n.\n", b"\n.\r\n", b"\r\n.\n", b"\r.\r\n", b"\r\n.\r", b"\r\n\x00.\r\n", b"\r\n.\x00\r\n",
-                   b"\r\r\n.\r\n", b"\n\n.\n\n"]
+                   b"\n\n.\n\n"]
 
 
 def start_data(srv, rcpts=("alice@example.test",)):
@@ -66,6 +66,19 @@ def test_smuggling_endings_never_end_data(server, ending):
     assert c.reply()[0] == 250
     c.expect("NOOP", 250)
     assert server.all_delivered() == []
+
+
+def test_bare_cr_before_a_real_end_refuses_only_that_message(server):
+    """b"\\r\\r\\n.\\r\\n" holds a real CRLF.CRLF: the data ends there (refused for its bare CR)
+    and what follows is a genuine next transaction of the same client, answered in order."""
+    c = start_data(server)
+    c.send(b"Subject: x\r\n\r\nhello\r\r\n.\r\nMAIL FROM:<s@sender.example>\r\n"
+           b"RCPT TO:<bob@example.test>\r\nDATA\r\nnext\r\n.\r\nNOOP\r\n")
+    code, lines = c.reply()
+    assert code == 550 and "5.5.2" in lines[0], lines
+    assert [c.reply()[0] for _ in range(5)] == [250, 250, 354, 250, 250]
+    assert len(server.maildir_files("bob@example.test")) == 1
+    assert server.maildir_files("alice@example.test") == []
 
 
 def test_bare_lf_message_refused_whole_and_session_continues(server):

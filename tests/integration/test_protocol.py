@@ -13,7 +13,7 @@ def test_ehlo_advertises_extensions(server):
     c = server.connect()
     lines = c.expect("EHLO client.example", 250)
     assert lines[0].startswith("mx.example.test")
-    assert lines[1:] == ["PIPELINING", "SIZE 36700160", "8BITMIME", "ENHANCEDSTATUSCODES", "SMTPUTF8"]
+    assert lines[1:] == ["PIPELINING", "SIZE 36700160", "8BITMIME", "ENHANCEDSTATUSCODES", "SMTPUTF8", "DSN"]
 
 
 def test_helo_and_missing_argument(server):
@@ -70,7 +70,8 @@ def test_bad_arguments(make_server):
     c.expect("MAIL FROM:<a@b.example> FOO=BAR", 555, "5.5.4")
     c.expect("MAIL FROM:<a@b.example> SIZE=100 BODY=8BITMIME", 250)
     c.expect("RCPT alice@example.test", 501, "5.5.4")
-    c.expect("RCPT TO:<alice@example.test> NOTIFY=NEVER", 555, "5.5.4")
+    c.expect("RCPT TO:<alice@example.test> XFOO=1", 555, "5.5.4")
+    c.expect("RCPT TO:<alice@example.test> NOTIFY=NEVER,SUCCESS", 501, "5.5.4")
     c.expect("RSET extra", 501, "5.5.4")
     c.expect("QUIT now", 501, "5.5.4")
     c.expect("DATA now", 501, "5.5.4")
