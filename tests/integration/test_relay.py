@@ -1,0 +1,459 @@
+"""Outbound relay end to end: Postern relays to real SMTP peers on 127.0.0.2/.3 (aiosmtpd) and
+to a scripted peer on 127.0.0.4, found through the test DNS server (conftest.DNS_ZONES):
+MX preference and fail-over, null MX, NXDOMAIN, SERVFAIL, 4xx retries, 5xx bounces (DSNs parsed
+with the email package), hostile replies, kill -9 with a full queue, `postern queue` and
+`postern explain`."""
+import email
+import email.policy
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from conftest import BIN, free_port
+
+
+def common_port():
+    """A TCP port free on 127.0.0.2, .3 and .4 alike (smtp_port is one number for all MX)."""
+    for _ in range(50):
+        port = free_port()
+        try:
+            for host in ("127.0.0.2", "127.0.0.3", "127.0.0.4"):
+                with socket.socket() as s:
+                    s.bind((host, port))
+            return port
+        except OSError:
+            continue
+    raise RuntimeError("no common free port")
+
+
+class Sink:
+    """aiosmtpd handler keeping every message it accepts."""
+
+    def __init__(self):
+        self.messages = []
+
+    async def handle_DATA(self, server, session, envelope):
+        self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content))
+        return "250 2.0.0 Ok: stored"
+
+
+class Peers:
+    def __init__(self, port):
+        self.port = port
+        self.controllers = {}
+        self.sinks = {}
+
+    def start(self, host):
+        sink = Sink()
+        c = Controller(sink, hostname=host, port=self.port)
+        c.start()
+        self.controllers[host], self.sinks[host] = c, sink
+        return sink
+
+    def stop_all(self):
+        for c in self.controllers.values():
+            c.stop()
+
+
+class Scripted:
+    """A scripted SMTP peer on 127.0.0.4: reply(line, n) gives the bytes to answer each command
+    (n counts transactions across connections); None stalls. Records what it was sent."""
+
+    def __init__(self, port, greeting=b"220 mx.scripted.test ESMTP\r\n", ehlo=None, reply=None):
+        self.greeting = greeting
+        self.ehlo = ehlo or b"250-mx.scripted.test\r\n250-PIPELINING\r\n250 8BITMIME\r\n"
+        self.reply = reply or (lambda line, n: b"250 2.0.0 ok\r\n")
+        self.transactions = 0
+        self.connections = 0
+        self.lines = []
+        self.bodies = []
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.4", port))
+        self.sock.listen(16)
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._session, args=(conn,), daemon=True).start()
+
+    def _session(self, conn):
+        f = conn.makefile("rb")
+        try:
+            conn.sendall(self.greeting)
+            while True:
+                line = f.readline()
+                if not line:
+                    return
+                text = line.decode(errors="replace").rstrip("\r\n")
+                self.lines.append(text)
+                verb = text.split(" ")[0].upper()
+                if verb in ("EHLO", "HELO"):
+                    out = self.ehlo
+                elif verb == "QUIT":
+                    conn.sendall(b"221 bye\r\n")
+                    return
+                elif verb == "DATA":
+                    out = self.reply(text, self.transactions)
+                    if out and out.startswith(b"354"):
+                        conn.sendall(out)
+                        body = b""
+                        while not body.endswith(b"\r\n.\r\n"):
+                            chunk = f.readline()
+                            if not chunk:
+                                return
+                            body += chunk
+                        self.bodies.append(body)
+                        out = self.reply("<END>", self.transactions)
+                        self.transactions += 1
+                elif verb == "MAIL" and self.reply(text, self.transactions) is None:
+                    time.sleep(30)  # stall
+                    return
+                else:
+                    out = self.reply(text, self.transactions)
+                if out is None:
+                    time.sleep(30)
+                    return
+                conn.sendall(out)
+        except OSError:
+            return
+        finally:
+            conn.close()
+
+    def close(self):
+        self.sock.close()
+
+
+@pytest.fixture
+def relay(make_server):
+    """A Postern relaying for 127.0.0.0/8, retrying every second, plus the peer port."""
+    port = common_port()
+    peers = Peers(port)
+    state = {"peers": peers, "port": port}
+
+    def start(**overrides):
+        conf = dict(relay_networks="127.0.0.0/8", smtp_port=port, retry_schedule="1s",
+                    smtp_greeting_timeout="3s", smtp_command_timeout="3s", delay_warning_time="0")
+        conf.update(overrides)
+        return make_server(**conf)
+
+    state["start"] = start
+    yield state
+    peers.stop_all()
+    if "scripted" in state:
+        state["scripted"].close()
+
+
+def send(srv, rcpts, body=b"Subject: relay test\r\n\r\nhello\r\n", sender="alice@example.test", mail_params=""):
+    c = srv.connect()
+    c.expect("EHLO client.example", 250)
+    c.expect(f"MAIL FROM:<{sender}>{mail_params}", 250)
+    for r in rcpts:
+        c.expect(r if r.startswith("RCPT") else f"RCPT TO:<{r}>", 250)
+    c.expect("DATA", 354)
+    stuffed = b"".join(b"." + line if line.startswith(b".") else line for line in body.splitlines(keepends=True))
+    c.send(stuffed + b".\r\n")
+    code, lines = c.reply()
+    assert code == 250, lines
+    c.expect("QUIT", 221)
+    return lines[-1].split()[-1]
+
+
+def wait_for(pred, timeout=15, what="condition"):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def queue_empty(srv):
+    return not any((srv.spool_dir / "queue").iterdir())
+
+
+def dsn_for(srv, address="alice@example.test"):
+    files = wait_for(lambda: srv.maildir_files(address), what="a DSN in " + address)
+    return email.message_from_bytes(files[-1].read_bytes(), policy=email.policy.default)
+
+
+def report_fields(msg):
+    """(per-message fields, [per-recipient fields]) of the message/delivery-status part."""
+    status = [p for p in msg.walk() if p.get_content_type() == "message/delivery-status"][0]
+    groups = [dict(g.items()) for g in status.get_payload()]
+    return groups[0], groups[1:]
+
+
+def human_part(msg):
+    return [p for p in msg.walk() if p.get_content_type() == "text/plain"][0].get_content()
+
+
+BODY = (b"From: alice@example.test\r\nTo: bob@two-mx.test\r\nSubject: byte test\r\n\r\n"
+        b"line one\r\n.a line starting with a dot\r\n..two dots\r\n\r\ntrailing spaces   \r\nend\r\n")
+
+
+def test_delivered_byte_identical_to_preferred_mx(relay):
+    mx1 = relay["peers"].start("127.0.0.2")
+    mx2 = relay["peers"].start("127.0.0.3")
+    srv = relay["start"]()
+    qid = send(srv, ["bob@two-mx.test"], body=BODY)
+    wait_for(lambda: mx1.messages, what="delivery to mx1")
+    assert mx2.messages == []
+    sender, rcpts, content = mx1.messages[0]
+    assert sender == "alice@example.test" and rcpts == ["bob@two-mx.test"]
+    # byte-identical apart from the Received line Postern added at the top
+    assert content.startswith(b"Received: from client.example ([127.0.0.1])")
+    assert f"id {qid}".encode() in content.split(b"\r\n\r\n")[0]
+    assert content.endswith(BODY) and b"Return-Path" not in content
+    wait_for(lambda: queue_empty(srv), what="the queue file removed")
+    assert "status=sent" in srv.log_text()
+
+
+def test_first_mx_down_second_gets_it(relay):
+    mx2 = relay["peers"].start("127.0.0.3")  # nothing listens on 127.0.0.2
+    srv = relay["start"]()
+    send(srv, ["bob@two-mx.test", "carol@two-mx.test"])
+    wait_for(lambda: mx2.messages, what="delivery to mx2")
+    assert sorted(mx2.messages[0][1]) == ["bob@two-mx.test", "carol@two-mx.test"]  # one transaction
+    assert "cannot connect to mx1.two-mx.test[127.0.0.2]" in srv.log_text()
+    wait_for(lambda: queue_empty(srv), what="queue empty")
+
+
+def test_implicit_mx_and_cname(relay):
+    a = relay["peers"].start("127.0.0.2")
+    srv = relay["start"]()
+    send(srv, ["x@a-only.test", "y@alias.test"])
+    wait_for(lambda: len(a.messages) == 2, what="both deliveries")
+
+
+def test_null_mx_refused_at_rcpt_time(relay):
+    srv = relay["start"]()
+    c = srv.connect()
+    c.expect("EHLO client.example", 250)
+    c.expect("MAIL FROM:<alice@example.test>", 250)
+    c.expect("RCPT TO:<x@nullmx.test>", 556, "5.1.10")
+
+
+def write_queue_file(srv, qid, rcpt, sender="alice@example.test", extra=""):
+    msg = b"Received: by test\nSubject: queued\n\nbody\n"
+    head = (f"POSTERN-QUEUE 2\nid {qid}\ncreated {int(time.time())}\nsender {sender}\nsmtputf8 0\nbody8bit 0\n"
+            f"ret -\nenvid -\n{extra}rcpt 0 - {rcpt}\nmessage {len(msg)}\n").encode()
+    (srv.spool_dir / "queue").mkdir(parents=True, exist_ok=True)
+    (srv.spool_dir / "queue" / qid).write_bytes(head + msg + f"END {len(msg)}\n".encode())
+
+
+def test_null_mx_queued_mail_bounces_without_connecting(relay):
+    """Mail already queued for a null-MX domain (the RCPT-time lookup had timed out, say): no
+    connection is attempted, and the sender gets a 556 5.1.10 DSN."""
+    srv = relay["start"]()
+    srv.stop()
+    write_queue_file(srv, "0000000000000000A1", "x@nullmx-sender.test")
+    srv.start()
+    msg = dsn_for(srv)
+    _, rcpts = report_fields(msg)
+    assert rcpts[0]["Action"] == "failed" and rcpts[0]["Status"] == "5.1.10"
+    assert "null MX" in human_part(msg) and "reach the person another way" in human_part(msg)
+    log = srv.log_text()
+    assert "status=null_mx" in log and "smtp_client" not in log
+    wait_for(lambda: queue_empty(srv), what="queue empty")
+
+
+def test_nxdomain_bounces_and_servfail_defers(relay):
+    srv = relay["start"]()
+    qid = send(srv, ["x@nxdomain.test", "y@servfail.test"])
+    msg = dsn_for(srv)
+    per_msg, rcpts = report_fields(msg)
+    assert per_msg["Reporting-MTA"] == "dns; mx.example.test"
+    assert [r["Final-Recipient"] for r in rcpts] == ["rfc822; x@nxdomain.test"]
+    assert rcpts[0]["Status"] == "5.1.2"
+    state = wait_for(lambda: (srv.spool_dir / "state" / qid).exists() and (srv.spool_dir / "state" / qid).read_text())
+    assert "4.4.3" in state and "SERVFAIL" in state
+    assert (srv.spool_dir / "queue" / qid).exists()  # y@servfail.test stays queued
+
+
+def scripted(relay, **kw):
+    s = Scripted(relay["port"], **kw)
+    relay["scripted"] = s
+    return s
+
+
+def test_5xx_bounce_dsn_explains_itself(relay):
+    def reply(line, n):
+        if line.startswith("RCPT") and "nobody" in line:
+            return b"550 5.1.1 <nobody@scripted.test>: no such user here\r\n"
+        return b"354 go\r\n" if line == "DATA" else b"250 2.0.0 ok\r\n"
+    peer = scripted(relay, reply=reply)
+    srv = relay["start"]()
+    send(srv, ["nobody@scripted.test", "somebody@scripted.test"], body=BODY)
+    msg = dsn_for(srv)
+    assert msg["From"].addresses[0].addr_spec == "MAILER-DAEMON@mx.example.test"
+    assert msg.get_content_type() == "multipart/report" and msg.get_param("report-type") == "delivery-status"
+    per_msg, rcpts = report_fields(msg)
+    assert len(rcpts) == 1 and rcpts[0]["Final-Recipient"] == "rfc822; nobody@scripted.test"
+    assert rcpts[0]["Action"] == "failed" and rcpts[0]["Status"] == "5.1.1"
+    assert rcpts[0]["Remote-MTA"] == "dns; mx.scripted.test"
+    assert rcpts[0]["Diagnostic-Code"].startswith("smtp; 550 5.1.1")
+    text = human_part(msg)
+    assert "No mailbox with this address exists" in text and "typos" in text
+    headers = [p for p in msg.walk() if p.get_content_type() == "text/rfc822-headers"][0]
+    assert b"Subject: byte test" in headers.get_payload(decode=True)
+    assert len(peer.bodies) == 1  # somebody@ got it
+    # the DSN itself went out with the null sender
+    dsn_file = srv.maildir_files("alice@example.test")[-1].read_bytes()
+    assert dsn_file.startswith(b"Return-Path: <>\n")
+
+
+def test_4xx_then_250_is_retried_and_delivered(relay):
+    def reply(line, n):
+        if line.startswith("RCPT") and n == 0 and not reply.deferred:
+            reply.deferred = True
+            return b"451 4.3.0 try again later\r\n"
+        return b"354 go\r\n" if line == "DATA" else b"250 2.0.0 ok\r\n"
+    reply.deferred = False
+    peer = scripted(relay, reply=reply)
+    srv = relay["start"]()
+    send(srv, ["later@scripted.test"])
+    wait_for(lambda: peer.bodies, what="delivery on retry")
+    assert peer.connections >= 2
+    wait_for(lambda: queue_empty(srv), what="queue empty")
+    log = srv.log_text()
+    assert "status=deferred detail=\"451 4.3.0 try again later\"" in log and "status=sent" in log
+    assert srv.maildir_files("alice@example.test") == []  # no bounce, no delay warning
+
+
+def test_551_bounce_names_the_new_address(relay):
+    def reply(line, n):
+        if line.startswith("RCPT"):
+            return b"551 5.1.6 User not local; please try <new.home@example.org>\r\n"
+        return b"250 ok\r\n"
+    scripted(relay, reply=reply)
+    srv = relay["start"]()
+    send(srv, ["moved@scripted.test"])
+    text = human_part(dsn_for(srv))
+    assert "Resend your message to <new.home@example.org>" in text
+
+
+@pytest.mark.parametrize("name,kw", [
+    ("continuation code mismatch", dict(ehlo=b"250-mx\r\n251 PIPELINING\r\n")),
+    ("250-x then bare 250", dict(greeting=b"220-x\r\n220\r\n", reply=lambda l, n: b"250-x\r\n250\r\n" if not l.startswith("DATA") else b"354 go\r\n")),
+    ("overlong reply line", dict(ehlo=b"250-" + b"A" * 600 + b"\r\n250 x\r\n")),
+    ("garbage", dict(greeting=b"\x00\xff garbage without a code\r\n")),
+    ("no CRLF at all", dict(greeting=b"220" + b"x" * 5000)),
+    ("stall at MAIL", dict(reply=lambda l, n: None if l.startswith("MAIL") else b"250 ok\r\n")),
+])
+def test_hostile_peer_replies_defer_safely(relay, name, kw):
+    peer = scripted(relay, **kw)
+    srv = relay["start"]()
+    qid = send(srv, ["h@scripted.test"])
+    if name == "250-x then bare 250":  # well-formed after all: it must be delivered
+        wait_for(lambda: peer.bodies, what="delivery")
+        return
+    state = srv.spool_dir / "state" / qid
+    wait_for(lambda: state.exists() and " P " in state.read_text(), timeout=20, what="a deferral")
+    assert (srv.spool_dir / "queue" / qid).exists()
+    assert peer.bodies == []
+    c = srv.connect()  # still serving
+    c.expect("NOOP", 250)
+
+
+def test_sender_with_null_mx_refused(relay):
+    srv = relay["start"]()
+    c = srv.connect()
+    c.expect("EHLO client.example", 250)
+    c.expect("MAIL FROM:<someone@nullmx-sender.test>", 550, "5.7.27")
+    c.expect("MAIL FROM:<someone@nxdomain.test>", 250)  # no null MX: fine
+
+
+def test_dsn_parameters_and_notify_success(relay):
+    a = relay["peers"].start("127.0.0.2")
+    srv = relay["start"]()
+    c = srv.connect()
+    c.expect("EHLO client.example", 250)
+    c.expect("MAIL FROM:<alice@example.test> RET=FULL ENVID=QQ+2B1", 250)
+    c.expect("RCPT TO:<x@a-only.test> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;x+40a-only.test", 250)
+    c.expect("RCPT TO:<y@a-only.test> NOTIFY=FOO", 501, "5.5.4")
+    c.expect("RCPT TO:<y@a-only.test> ORCPT=nosemicolon", 501, "5.5.4")
+    c.expect("DATA", 354)
+    c.expect("Subject: dsn\r\n\r\nbody\r\n.", 250)
+    wait_for(lambda: a.messages, what="delivery")
+    msg = dsn_for(srv)  # aiosmtpd offers no DSN: Postern reports "relayed" itself
+    per_msg, rcpts = report_fields(msg)
+    assert per_msg["Original-Envelope-Id"] == "QQ+2B1"
+    assert rcpts[0]["Action"] == "relayed" and rcpts[0]["Original-Recipient"] == "rfc822;x+40a-only.test"
+    assert msg["Subject"] == "Successful Mail Delivery Report"
+
+
+def test_notify_never_and_null_sender_get_no_bounce(relay):
+    def reply(line, n):
+        if line.startswith("RCPT"):
+            return b"550 5.1.1 no\r\n"
+        return b"250 ok\r\n"
+    scripted(relay, reply=reply)
+    srv = relay["start"]()
+    send(srv, ["RCPT TO:<a@scripted.test> NOTIFY=NEVER"])
+    send(srv, ["b@scripted.test"], sender="")
+    wait_for(lambda: queue_empty(srv) and srv.log_text().count("status=bounced") == 2, what="both bounced")
+    time.sleep(0.5)
+    assert srv.maildir_files("alice@example.test") == []
+
+
+def test_kill9_with_100_queued_then_all_delivered(relay):
+    srv = relay["start"](retry_schedule="1s")
+    for i in range(100):  # nothing listens yet: every attempt defers
+        send(srv, ["bob@two-mx.test"], body=f"Subject: n{i}\r\n\r\nmessage {i}\r\n".encode())
+    assert len(list((srv.spool_dir / "queue").iterdir())) == 100
+    srv.kill9()
+    mx = relay["peers"].start("127.0.0.2")
+    srv.start()
+    wait_for(lambda: len(mx.messages) >= 100, timeout=60, what="100 deliveries")
+    wait_for(lambda: queue_empty(srv), what="queue empty")
+    subjects = sorted(m[2].split(b"Subject: ")[1].split(b"\r\n")[0] for m in mx.messages)
+    assert len(set(subjects)) == 100
+
+
+def postern(srv, *args):
+    return subprocess.run([str(BIN), "-c", str(srv.conf_path), *args], capture_output=True, text=True, timeout=20)
+
+
+def test_queue_commands(relay):
+    srv = relay["start"](retry_schedule="1h")
+    qid = send(srv, ["y@servfail.test"])
+    state = srv.spool_dir / "state" / qid
+    wait_for(lambda: state.exists(), what="first attempt")
+    out = postern(srv, "queue", "list")
+    assert out.returncode == 0 and qid in out.stdout and "<alice@example.test>" in out.stdout
+    assert "SERVFAIL" in out.stdout and "1 message in the queue" in out.stdout
+    show = postern(srv, "queue", "show", qid)
+    assert "attempts:   1" in show.stdout and "Subject: relay test" in show.stdout
+    assert postern(srv, "queue", "hold", qid).returncode == 0
+    assert (srv.spool_dir / "hold" / qid).exists()
+    assert "(held)" in postern(srv, "queue", "list").stdout
+    assert postern(srv, "queue", "release", qid).returncode == 0
+    assert postern(srv, "queue", "flush").returncode == 0
+    wait_for(lambda: "attempts 2" in state.read_text(), what="a flushed retry")
+    assert postern(srv, "queue", "delete", qid).returncode == 0
+    assert "0 messages in the queue" in postern(srv, "queue", "list").stdout
+    assert postern(srv, "queue", "show", "ZZZ").returncode == 2
+    wait_for(lambda: "event=queue_scan" in srv.log_text())
+
+
+def test_explain_command():
+    out = subprocess.run([str(BIN), "explain", "550", "5.1.1"], capture_output=True, text=True).stdout
+    assert "5.1.1" in out and "typos" in out and "Key differences" in out
+    out = subprocess.run([str(BIN), "explain", "556"], capture_output=True, text=True).stdout
+    assert "null MX" in out
+    out = subprocess.run([str(BIN), "explain", "4.4.7", "5.1.10"], capture_output=True, text=True).stdout
+    assert "temporary" in out and "permanent" in out
+    assert subprocess.run([str(BIN), "explain", "hello"], capture_output=True).returncode == 2
