@@ -120,9 +120,9 @@ static const struct key_def keys[] = {
     {"smtp_port", T_UINT, F(smtp_port), "25", 1, 65535, "Port of the mail exchangers Postern relays to."},
     {"retry_schedule", T_DURATION_LIST, F(retry_schedule), "5m,10m,20m,40m,80m,160m,4h", 0, 0,
      "Delays between delivery attempts of deferred mail; the last one repeats."},
-    {"max_queue_lifetime", T_DURATION, F(max_queue_lifetime), "5d", 0, 365 * 86400,
+    {"max_queue_lifetime", T_DURATION, F(max_queue_lifetime), "5d", 0, 365ull * 86400,
      "How long deferred mail is retried before it is bounced."},
-    {"delay_warning_time", T_DURATION, F(delay_warning_time), "4h", 0, 365 * 86400,
+    {"delay_warning_time", T_DURATION, F(delay_warning_time), "4h", 0, 365ull * 86400,
      "Send the sender one delay warning after mail waited this long (0 = never)."},
     {"destination_concurrency", T_UINT, F(destination_concurrency), "5", 1, 1000,
      "Outbound connections to one destination domain at a time."},
@@ -332,7 +332,7 @@ static const char *set_value(struct config *cfg, const struct key_def *k, const 
         for (size_t i = 0; !err && i < l.count; i++) {
             if (i == DURLIST_MAX)
                 err = "at most 16 durations";
-            else if (!parse_number(l.items[i], &n, T_DURATION) || n < 1 || n > 86400 * 30)
+            else if (!parse_number(l.items[i], &n, T_DURATION) || n < 1 || n > 86400ull * 30)
                 err = "expected durations between 1s and 30d, e.g. 5m,10m,1h";
             else
                 d->v[d->count++] = (unsigned)n;

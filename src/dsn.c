@@ -13,6 +13,7 @@
 
 #include "explain.h"
 #include "message.h"
+#include "smtp_reply.h"
 
 static bool starts_with_code(const char *diag)
 {
@@ -29,9 +30,9 @@ void dsn_status_of(const char *diag, char *out, size_t outsz)
         code = (p[0] - '0') * 100 + (p[1] - '0') * 10 + (p[2] - '0');
         p += p[3] ? 4 : 3;
     }
-    int a, b, c, n = 0;
-    if (sscanf(p, "%1d.%3d.%3d%n", &a, &b, &c, &n) == 3 && (p[n] == ' ' || p[n] == '\0'))
-        snprintf(enh, sizeof enh, "%d.%d.%d", a, b, c);
+    size_t n = smtp_enhanced_code_len(p);
+    if (n && n < sizeof enh)
+        snprintf(enh, sizeof enh, "%.*s", (int)n, p);
     if (*enh)
         snprintf(out, outsz, "%s", enh);
     else

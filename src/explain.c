@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "reply.h"
+#include "smtp_reply.h"
 
 struct known {
     const char *key;       /* "1.1" (subject.detail, any class) or "550" (basic code) */
@@ -83,6 +84,15 @@ static const struct known basic_table[] = {
     {"556", "Domain does not accept mail", "The recipient's domain publishes a null MX (RFC 7505).", "The address cannot receive mail; reach the person another way."},
 };
 
+/* '2', '4' or '5': the class of a reply code, else of an enhanced code. */
+static char code_class(int code, const char *enhanced)
+{
+    static const char digits[] = "0123456789";
+    if (code)
+        return digits[code / 100 % 10];
+    return enhanced[0];
+}
+
 static const struct known *find_known(const struct known *t, size_t n, const char *key)
 {
     for (size_t i = 0; i < n; i++)
@@ -137,7 +147,7 @@ int explain_lookup(int code, const char *enhanced, struct explanation *e)
         e->fix = k->fix;
         return 0;
     }
-    char cls = code ? (char)('0' + code / 100) : e->enhanced[0];
+    char cls = code_class(code, e->enhanced);
     e->title = cls == '2' ? "Success" : cls == '4' ? "Temporary failure" : cls == '5' ? "Permanent failure" : "Unknown code";
     e->meaning = cls == '4' ? "The receiving server could not take the message now."
                  : cls == '5' ? "The receiving server refused the message for good."
@@ -154,17 +164,16 @@ int explain_parse(const char *text, int *code, char *enhanced, size_t enhsz)
     const char *p = text;
     if (p[0] >= '2' && p[0] <= '5' && p[1] >= '0' && p[1] <= '9' && p[2] >= '0' && p[2] <= '9' &&
         (p[3] == '\0' || p[3] == ' ' || p[3] == '-')) {
-        *code = atoi(p);
+        *code = (p[0] - '0') * 100 + (p[1] - '0') * 10 + (p[2] - '0');
         p += 3;
         while (*p == ' ' || *p == '-')
             p++;
     }
     if (*p) {
-        int a, b, c, n = 0;
-        if (sscanf(p, "%1d.%3d.%3d%n", &a, &b, &c, &n) != 3 || p[n] != '\0' || (a != 2 && a != 4 && a != 5) ||
-            (*code && *code / 100 != a))
+        size_t n = smtp_enhanced_code_len(p);
+        if (!n || p[n] != '\0' || n >= enhsz || (*code && *code / 100 != p[0] - '0'))
             return -1;
-        snprintf(enhanced, enhsz, "%d.%d.%d", a, b, c);
+        snprintf(enhanced, enhsz, "%s", p);
     }
     return *code || *enhanced ? 0 : -1;
 }
@@ -174,7 +183,7 @@ static void print_one(FILE *out, const struct explanation *e)
     char label[32];
     snprintf(label, sizeof label, "%.3d%s%s", e->code, *e->enhanced ? " " : "", e->enhanced);
     fprintf(out, "%s  %s\n", e->code ? label : e->enhanced, e->title);
-    char cls = e->code ? (char)('0' + e->code / 100) : e->enhanced[0];
+    char cls = code_class(e->code, e->enhanced);
     fprintf(out, "  Kind:     %s\n", cls == '2' ? "success" : cls == '3' ? "intermediate (go on)"
                                       : cls == '4' ? "temporary failure: the sending server retries"
                                                    : "permanent failure: the message is bounced to its sender");
@@ -201,8 +210,8 @@ int explain_main(FILE *out, int argc, char **argv)
         print_one(out, &e[i]);
     }
     if (argc == 2) {
-        char c0 = e[0].code ? (char)('0' + e[0].code / 100) : e[0].enhanced[0];
-        char c1 = e[1].code ? (char)('0' + e[1].code / 100) : e[1].enhanced[0];
+        char c0 = code_class(e[0].code, e[0].enhanced);
+        char c1 = code_class(e[1].code, e[1].enhanced);
         fprintf(out, "\nKey differences:\n");
         if (c0 != c1)
             fprintf(out, "  - %s is %s, %s is %s.\n", argv[0], c0 == '4' ? "temporary (retried)" : c0 == '5' ? "permanent (bounced)" : "not a failure",

@@ -358,6 +358,11 @@ static void build_jobs(struct qentry *e)
     size_t n = e->f.nrcpts, npending = 0;
     for (size_t i = 0; i < n; i++)
         npending += e->f.rcpts[i].status == QR_PENDING;
+    if (npending == 0) { /* nothing left to send (a failed report is being retried) */
+        e->jobs_left = 1;
+        attempt_complete(e);
+        return;
+    }
     e->jobs = calloc(npending ? npending : 1, sizeof *e->jobs);
     e->jrcpts = calloc(npending ? npending : 1, sizeof *e->jrcpts);
     e->jidx = calloc(npending ? npending : 1, sizeof *e->jidx);
@@ -401,11 +406,16 @@ static void build_jobs(struct qentry *e)
         attempt_complete(e);
         return;
     }
-    size_t njobs = e->njobs;
-    for (size_t i = 0; i < njobs; i++) {
-        rcpt_domain(e->jobs[i].job.rcpts[0].addr, dom, sizeof dom);
-        dispatch(e->q, &e->jobs[i], dom);
+    /* one extra count while dispatching: a job finishing at once cannot complete the attempt
+     * (and free the jobs) before the loop is done */
+    e->jobs_left = e->njobs + 1;
+    struct qjob *jobs = e->jobs;
+    for (size_t i = 0; i < e->njobs; i++) {
+        rcpt_domain(jobs[i].job.rcpts[0].addr, dom, sizeof dom);
+        dispatch(e->q, &jobs[i], dom);
     }
+    if (--e->jobs_left == 0)
+        attempt_complete(e);
 }
 
 static void read_text_work(void *arg)
@@ -823,10 +833,13 @@ void queue_free(struct queue *q)
     if (!q)
         return;
     queue_stop(q);
-    while (q->head) {
-        free_attempt(q->head);
-        entry_free(q->head);
+    for (struct qentry *e = q->head, *next; e; e = next) {
+        next = e->next;
+        free_attempt(e);
+        qfile_free(&e->f);
+        free(e);
     }
+    q->head = NULL;
     if (q->tick)
         event_free(q->tick);
     if (q->tls)

@@ -30,9 +30,10 @@ static bool tell_server(const char *spool, int sig)
     snprintf(path, sizeof path, "%s/postern.pid", spool);
     FILE *f = fopen(path, "r");
     long pid = 0;
+    char buf[32] = "";
     if (f) {
-        if (fscanf(f, "%ld", &pid) != 1)
-            pid = 0;
+        if (fgets(buf, sizeof buf, f))
+            pid = strtol(buf, NULL, 10);
         fclose(f);
     }
     if (pid <= 1 || kill((pid_t)pid, sig) < 0) {

@@ -78,7 +78,7 @@ int qfile_parse_envelope(const char *data, size_t n, struct qfile *q, char *err,
         size_t klen = sp ? (size_t)(sp - p) : len;
         const char *v = sp ? sp + 1 : nl;
         size_t vlen = (size_t)(nl - v);
-#define KEY(k) (klen == sizeof k - 1 && memcmp(p, k, klen) == 0)
+#define KEY(k) (klen == sizeof(k) - 1 && memcmp(p, (k), klen) == 0)
         int bad = 0;
         if (first) {
             bad = !(KEY("POSTERN-QUEUE") && vlen == 1 && v[0] == '2');
@@ -120,6 +120,28 @@ int qfile_parse_envelope(const char *data, size_t n, struct qfile *q, char *err,
     return -1;
 }
 
+/* "<index> P|D|F <remote>|- <diag>|-" */
+static void parse_rcpt_state(const char *s, struct qfile *q)
+{
+    char *end;
+    unsigned long idx = strtoul(s, &end, 10);
+    if (end == s || *end != ' ' || idx >= q->nrcpts)
+        return;
+    char status = end[1];
+    if ((status != 'P' && status != 'D' && status != 'F') || end[2] != ' ')
+        return;
+    const char *remote = end + 3, *sp = strchr(remote, ' ');
+    if (!sp)
+        return;
+    struct qrcpt *r = &q->rcpts[idx];
+    r->status = (enum qrcpt_status)status;
+    free(r->remote_mta);
+    free(r->diag);
+    bool no_remote = sp - remote == 1 && remote[0] == '-';
+    r->remote_mta = no_remote ? NULL : strndup(remote, (size_t)(sp - remote));
+    r->diag = strcmp(sp + 1, "-") ? strdup(sp + 1) : NULL;
+}
+
 int qfile_parse_state(const char *data, size_t n, struct qfile *q, char *err, size_t errsz)
 {
     static const char magic[] = "POSTERN-STATE 1\n";
@@ -137,21 +159,14 @@ int qfile_parse_state(const char *data, size_t n, struct qfile *q, char *err, si
         size_t len = (size_t)(nl - p) < sizeof line - 1 ? (size_t)(nl - p) : sizeof line - 1;
         memcpy(line, p, len);
         line[len] = '\0';
-        unsigned long idx;
-        char status, remote[300];
-        int used = 0;
-        if (sscanf(line, "attempts %u", &q->attempts) == 1 || sscanf(line, "next %lld", &q->next_attempt) == 1) {
-            /* stored */
+        if (strncmp(line, "attempts ", 9) == 0) {
+            q->attempts = (unsigned)strtoul(line + 9, NULL, 10);
+        } else if (strncmp(line, "next ", 5) == 0) {
+            q->next_attempt = strtoll(line + 5, NULL, 10);
         } else if (strcmp(line, "warned 1") == 0) {
             q->warned = true;
-        } else if (sscanf(line, "r %lu %c %299s %n", &idx, &status, remote, &used) == 3 && used > 0 &&
-                   idx < q->nrcpts && (status == 'P' || status == 'D' || status == 'F')) {
-            struct qrcpt *r = &q->rcpts[idx];
-            r->status = (enum qrcpt_status)status;
-            free(r->remote_mta);
-            free(r->diag);
-            r->remote_mta = strcmp(remote, "-") ? strdup(remote) : NULL;
-            r->diag = strcmp(line + used, "-") ? strdup(line + used) : NULL;
+        } else if (strncmp(line, "r ", 2) == 0) {
+            parse_rcpt_state(line + 2, q);
         }
         p = nl + 1;
     }

@@ -48,6 +48,7 @@ struct smtp_client {
     size_t rcpt_i, accepted;
     bool *rcpt_accepted;
     char mail_diag[600];
+    int mail_code;
     char last_error[600];
 };
 
@@ -416,6 +417,7 @@ static void after_rcpts(struct smtp_client *c)
 static void got_mail_reply(struct smtp_client *c)
 {
     c->mail_ok = c->reply.code / 100 == 2;
+    c->mail_code = c->reply.code;
     reply_diag(c, c->mail_diag, sizeof c->mail_diag);
     if (!c->mail_ok && !c->pipelining) {
         fill_results(c->job, c->reply.code, c->mail_diag);
@@ -432,7 +434,7 @@ static void got_rcpt_reply(struct smtp_client *c)
 {
     struct smtp_job_rcpt *r = &c->job->rcpts[c->rcpt_i];
     if (!c->mail_ok) {
-        r->code = atoi(c->mail_diag);
+        r->code = c->mail_code;
         snprintf(r->diag, sizeof r->diag, "%s", c->mail_diag);
     } else if (c->reply.code / 100 == 2) {
         c->rcpt_accepted[c->rcpt_i] = true;
@@ -482,7 +484,7 @@ static void got_data_reply(struct smtp_client *c)
     if (c->accepted)
         settle_accepted(c);
     if (!c->mail_ok || c->accepted == 0)
-        fill_results(c->job, c->mail_ok ? 554 : atoi(c->mail_diag), c->mail_ok ? "5.5.0 no recipient accepted" : c->mail_diag);
+        fill_results(c->job, c->mail_ok ? 554 : c->mail_code, c->mail_ok ? "5.5.0 no recipient accepted" : c->mail_diag);
     c->need_rset = true;
     finish_job(c);
 }
@@ -540,7 +542,7 @@ static void handle_reply(struct smtp_client *c)
     case C_RCPT: got_rcpt_reply(c); return;
     case C_DATA: got_data_reply(c); return;
     case C_DOT_IGNORED:
-        fill_results(c->job, c->mail_ok ? 554 : atoi(c->mail_diag), c->mail_ok ? "5.5.0 no recipient accepted" : c->mail_diag);
+        fill_results(c->job, c->mail_ok ? 554 : c->mail_code, c->mail_ok ? "5.5.0 no recipient accepted" : c->mail_diag);
         finish_job(c);
         return;
     case C_BODY:

@@ -34,6 +34,14 @@ bool smtp_enhanced_code_prefix(const char *s, size_t len, char cls, size_t *n)
     return true;
 }
 
+size_t smtp_enhanced_code_len(const char *s)
+{
+    size_t n;
+    if (s[0] != '2' && s[0] != '4' && s[0] != '5')
+        return 0;
+    return smtp_enhanced_code_prefix(s, strlen(s), s[0], &n) ? n : 0;
+}
+
 /* Appends text to the kept reply text, lines joined with '\n'; control characters become '?'. */
 static void keep_text(struct smtp_reply *r, const char *s, size_t len)
 {
@@ -41,7 +49,10 @@ static void keep_text(struct smtp_reply *r, const char *s, size_t len)
         r->text[r->text_len++] = '\n';
     for (size_t i = 0; i < len && r->text_len + 1 < sizeof r->text; i++) {
         unsigned char c = (unsigned char)s[i];
-        r->text[r->text_len++] = (c < 0x20 || c == 0x7f) ? '?' : (char)c;
+        char keep = s[i];
+        if (c < 0x20 || c == 0x7f)
+            keep = '?';
+        r->text[r->text_len++] = keep;
     }
     r->text[r->text_len] = '\0';
 }

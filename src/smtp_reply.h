@@ -31,6 +31,10 @@ enum smtp_reply_step smtp_reply_feed(struct smtp_reply *r, const char *line, siz
 /* "550 5.1.1 first line text" (the first line only, printable ASCII only) into out. */
 void smtp_reply_summary(const struct smtp_reply *r, char *out, size_t outsz);
 
+/* Length of a leading enhanced status code "d.ddd.ddd" (class 2, 4 or 5) followed by a space or
+ * the end of s; 0 when s does not start with one. */
+size_t smtp_enhanced_code_len(const char *s);
+
 /* True when the text s starts with an enhanced status code of class c ("5.1.1 "); *n = its length. */
 bool smtp_enhanced_code_prefix(const char *s, size_t len, char cls, size_t *n);
 

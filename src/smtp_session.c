@@ -611,13 +611,6 @@ static void cmd_rcpt(struct session *s, const struct smtp_command *c)
     case PATH_ARGS_OK: break;
     }
     const struct mailbox *mb = &a.mailbox;
-    struct msg_rcpt r = {0};
-    enum reply_id perr = rcpt_params(s, &a, &r);
-    if (perr != REPLY_RCPT_OK) {
-        free(r.orcpt);
-        reply(s, perr);
-        return;
-    }
     if (mb->utf8 && !s->msg->smtputf8) {
         log_rcpt_refused(s, mb->addr, REPLY_NEEDS_SMTPUTF8, "utf8_without_smtputf8");
         reply(s, REPLY_NEEDS_SMTPUTF8);
@@ -626,6 +619,13 @@ static void cmd_rcpt(struct session *s, const struct smtp_command *c)
     if (s->msg->nrcpts >= s->srv->cfg->max_recipients) {
         log_rcpt_refused(s, mb->addr, REPLY_TOO_MANY_RCPTS, "max_recipients");
         reply(s, REPLY_TOO_MANY_RCPTS);
+        return;
+    }
+    struct msg_rcpt r = {0};
+    enum reply_id perr = rcpt_params(s, &a, &r);
+    if (perr != REPLY_RCPT_OK) {
+        free(r.orcpt);
+        reply(s, perr);
         return;
     }
     struct rcpt_verdict v;
