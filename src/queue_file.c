@@ -44,6 +44,22 @@ static char *dup_value(const char *v, size_t n, bool dash_null)
     return strndup(v, n);
 }
 
+/* Digits only, within v[0..n) (the buffer has no terminating NUL); false when empty, not digits
+ * or too large. */
+static bool parse_uint(const char *v, size_t n, unsigned long long *out)
+{
+    unsigned long long x = 0;
+    if (n == 0 || n > 19)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        if (v[i] < '0' || v[i] > '9')
+            return false;
+        x = x * 10 + (unsigned long long)(v[i] - '0');
+    }
+    *out = x;
+    return true;
+}
+
 /* One "rcpt <notify> <orcpt>|- <addr>" line. */
 static int parse_rcpt_line(const char *v, size_t n, struct qfile *q)
 {
@@ -58,7 +74,10 @@ static int parse_rcpt_line(const char *v, size_t n, struct qfile *q)
     r = &q->rcpts[q->nrcpts++];
     memset(r, 0, sizeof *r);
     r->status = QR_PENDING;
-    r->notify = (unsigned)strtoul(v, NULL, 10);
+    unsigned long long notify;
+    if (!parse_uint(v, (size_t)(sp1 - v), &notify) || notify > 15)
+        return -1;
+    r->notify = (unsigned)notify;
     r->orcpt = dup_value(sp1 + 1, (size_t)(sp2 - sp1 - 1), true);
     r->addr = strndup(sp2 + 1, (size_t)(end - sp2 - 1));
     return r->addr ? 0 : -1;
@@ -88,7 +107,9 @@ int qfile_parse_envelope(const char *data, size_t n, struct qfile *q, char *err,
             if (!bad)
                 memcpy(q->qid, v, vlen), q->qid[vlen] = '\0';
         } else if (KEY("created")) {
-            q->created = strtoll(v, NULL, 10);
+            unsigned long long t;
+            bad = !parse_uint(v, vlen, &t);
+            q->created = bad ? 0 : (long long)t;
         } else if (KEY("sender")) {
             bad = q->sender || !(q->sender = strndup(v, vlen));
         } else if (KEY("smtputf8")) {
@@ -98,20 +119,23 @@ int qfile_parse_envelope(const char *data, size_t n, struct qfile *q, char *err,
         } else if (KEY("ret")) {
             q->ret = vlen == 4 && !memcmp(v, "FULL", 4) ? RET_FULL : vlen == 4 && !memcmp(v, "HDRS", 4) ? RET_HDRS : RET_UNSET;
         } else if (KEY("envid")) {
-            q->envid = dup_value(v, vlen, true);
+            bad = q->envid != NULL; /* twice: not a file we wrote */
+            if (!bad)
+                q->envid = dup_value(v, vlen, true);
         } else if (KEY("rcpt")) {
             bad = parse_rcpt_line(v, vlen, q) < 0;
         } else if (KEY("message")) {
-            q->size = (size_t)strtoull(v, NULL, 10);
+            unsigned long long size;
             q->body_offset = (size_t)(nl + 1 - data);
-            bad = !q->sender || !q->qid[0] || q->nrcpts == 0;
+            bad = !parse_uint(v, vlen, &size) || !q->sender || !q->qid[0] || q->nrcpts == 0;
+            q->size = bad ? 0 : (size_t)size;
             if (bad)
                 snprintf(err, errsz, "queue file envelope incomplete (sender, id or recipients missing)");
             return bad ? -1 : 0;
         }
 #undef KEY
         if (bad) {
-            snprintf(err, errsz, "malformed queue file line '%.40s'", p);
+            snprintf(err, errsz, "malformed queue file line '%.*s'", (int)(len < 40 ? len : 40), p);
             return -1;
         }
         p = nl + 1;

@@ -38,7 +38,7 @@ bool spool_file_valid(const char *data, size_t n)
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         if (!nl)
             return false;
-        if ((size_t)(nl - p) > 8 && memcmp(p, "message ", 8) == 0) {
+        if ((size_t)(nl - p) > 8 && memcmp(p, "message ", 8) == 0 && p[8] >= '0' && p[8] <= '9') {
             char *num_end;
             unsigned long long size = strtoull(p + 8, &num_end, 10);
             if (num_end != nl)

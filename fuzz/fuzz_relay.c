@@ -1,0 +1,61 @@
+/* libFuzzer target: what a remote peer or a damaged spool can feed the outbound relay.
+ * The input is split on LF: the lines go through the remote reply parser (like smtp_client.c
+ * reads them), and the whole input through the queue file and state file parsers.
+ * Invariants: a finished reply has a code in 200-559 and kept text within bounds; a parsed
+ * envelope has a sender, an id and recipients, and a body offset inside the input. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "queue_file.h"
+#include "smtp_reply.h"
+
+static void replies(const char *s, size_t n)
+{
+    struct smtp_reply r;
+    smtp_reply_reset(&r);
+    const char *p = s, *end = s + n;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t len = (size_t)((nl ? nl : end) - p);
+        enum smtp_reply_step st = smtp_reply_feed(&r, p, len);
+        if (st == SMTP_REPLY_DONE) {
+            if (r.code < 200 || r.code > 559 || r.text_len >= sizeof r.text || strlen(r.text) != r.text_len)
+                abort();
+            char sum[700];
+            smtp_reply_summary(&r, sum, sizeof sum);
+            smtp_reply_reset(&r);
+        } else if (st == SMTP_REPLY_BAD) {
+            smtp_reply_reset(&r);
+        }
+        p = nl ? nl + 1 : end;
+    }
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    const char *s = (const char *)data;
+    replies(s, size);
+    struct qfile q;
+    char err[256];
+    if (qfile_parse_envelope(s, size, &q, err, sizeof err) == 0) {
+        if (!q.sender || !q.qid[0] || q.nrcpts == 0 || q.body_offset > size)
+            abort();
+        for (size_t i = 0; i < q.nrcpts; i++)
+            if (!q.rcpts[i].addr)
+                abort();
+    }
+    qfile_free(&q);
+    /* the input as a state file over three recipients */
+    struct qrcpt rcpts[3] = {{.status = QR_PENDING}, {.status = QR_PENDING}, {.status = QR_PENDING}};
+    struct qfile st = {.rcpts = malloc(sizeof rcpts), .nrcpts = 3};
+    if (!st.rcpts)
+        return 0;
+    memcpy(st.rcpts, rcpts, sizeof rcpts);
+    qfile_parse_state(s, size, &st, err, sizeof err);
+    for (size_t i = 0; i < 3; i++)
+        if (st.rcpts[i].status != QR_PENDING && st.rcpts[i].status != QR_DELIVERED && st.rcpts[i].status != QR_FAILED)
+            abort();
+    qfile_free(&st);
+    return 0;
+}
