@@ -88,7 +88,8 @@ struct queue {
     struct dest *dests;
     struct qconn *conns;
     unsigned nconns, in_flight;
-    struct event *tick;
+    struct event *tick;          /* every second: start due attempts */
+    struct event *kick;          /* the same at once (new mail, flush); never event_active the timer */
     SSL_CTX *tls;
     bool stopping;
 };
@@ -699,7 +700,7 @@ static void load_done(void *arg)
     } else if (entry_find(lj->q, lj->qid) || !entry_add(lj->q, &lj->f)) {
         qfile_free(&lj->f);
     } else {
-        event_active(lj->q->tick, EV_TIMEOUT, 0); /* try it now */
+        event_active(lj->q->kick, 0, 0); /* try it now */
     }
     free(lj);
 }
@@ -762,7 +763,7 @@ void queue_rescan(struct queue *q, bool flush)
     if (d)
         closedir(d);
     log_info("event=queue_scan loaded=%u flush=%s", loaded, flush ? "yes" : "no");
-    event_active(q->tick, EV_TIMEOUT, 0);
+    event_active(q->kick, 0, 0);
 }
 
 /* Removes state files whose queue file is gone (a crash between the two unlinks). */
@@ -799,8 +800,9 @@ struct queue *queue_new(struct server *srv)
     q->srv = srv;
     q->tls = srv->cfg->smtp_tls ? tls_client_context_new() : NULL;
     q->tick = event_new(srv->base, -1, EV_PERSIST, on_tick, q);
+    q->kick = event_new(srv->base, -1, 0, on_tick, q);
     struct timeval every = {1, 0};
-    if (!q->tick || event_add(q->tick, &every) < 0) {
+    if (!q->tick || !q->kick || event_add(q->tick, &every) < 0) {
         queue_free(q);
         return NULL;
     }
@@ -842,6 +844,8 @@ void queue_free(struct queue *q)
     q->head = NULL;
     if (q->tick)
         event_free(q->tick);
+    if (q->kick)
+        event_free(q->kick);
     if (q->tls)
         SSL_CTX_free(q->tls);
     free(q);

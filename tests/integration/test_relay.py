@@ -71,6 +71,9 @@ class Scripted:
         self.reply = reply or (lambda line, n: b"250 2.0.0 ok\r\n")
         self.transactions = 0
         self.connections = 0
+        self.active = 0
+        self.max_active = 0
+        self.tls_used = False
         self.lines = []
         self.bodies = []
         self.sock = socket.socket()
@@ -86,6 +89,8 @@ class Scripted:
             except OSError:
                 return
             self.connections += 1
+            self.active += 1
+            self.max_active = max(self.max_active, self.active)
             threading.Thread(target=self._session, args=(conn,), daemon=True).start()
 
     def _session(self, conn):
@@ -129,6 +134,7 @@ class Scripted:
         except OSError:
             return
         finally:
+            self.active -= 1
             conn.close()
 
     def close(self):
@@ -457,3 +463,73 @@ def test_explain_command():
     out = subprocess.run([str(BIN), "explain", "4.4.7", "5.1.10"], capture_output=True, text=True).stdout
     assert "temporary" in out and "permanent" in out
     assert subprocess.run([str(BIN), "explain", "hello"], capture_output=True).returncode == 2
+
+
+def test_delay_warning_then_expiry_bounce(relay):
+    srv = relay["start"](delay_warning_time="1s", max_queue_lifetime="3s", retry_schedule="1s")
+    send(srv, ["late@a-only.test"])  # nothing listens on 127.0.0.2: every attempt defers at once
+    first = dsn_for(srv)
+    assert first["Subject"] == "Delayed Mail (still being retried)"
+    _, rcpts = report_fields(first)
+    assert rcpts[0]["Action"] == "delayed" and rcpts[0]["Status"] == "4.4.1"
+    assert "you do not need to resend" in human_part(first)
+    wait_for(lambda: len(srv.maildir_files("alice@example.test")) == 2, timeout=20, what="the expiry bounce")
+    last = email.message_from_bytes(srv.maildir_files("alice@example.test")[-1].read_bytes(),
+                                    policy=email.policy.default)
+    if last["Subject"] != "Undelivered Mail Returned to Sender":  # file names sort by time; be safe
+        last = first if first["Subject"] == "Undelivered Mail Returned to Sender" else last
+    _, rcpts = report_fields(last)
+    assert rcpts[0]["Action"] == "failed" and rcpts[0]["Status"] == "4.4.7"
+    assert "cannot connect to a-only.test[127.0.0.2]" in rcpts[0]["Diagnostic-Code"]
+    wait_for(lambda: queue_empty(srv), what="queue empty")
+
+
+def test_smtputf8_message_to_peer_without_it_bounces_5_6_7(relay):
+    peer = scripted(relay)  # its EHLO offers PIPELINING and 8BITMIME only
+    srv = relay["start"]()
+    c = srv.connect()
+    c.expect("EHLO client.example", 250)
+    c.expect("MAIL FROM:<alice@example.test> SMTPUTF8 RET=FULL", 250)
+    c.expect("RCPT TO:<j\u00f6rg@scripted.test>", 250)
+    c.expect("DATA", 354)
+    c.expect("Subject: utf8\r\n\r\nhej\r\n.", 250)
+    msg = dsn_for(srv)
+    _, rcpts = report_fields(msg)
+    assert rcpts[0]["Status"] == "5.6.7"
+    full = [p for p in msg.walk() if p.get_content_type() == "message/rfc822"]
+    assert full, "RET=FULL returns the whole message"
+    assert all(not l.startswith("MAIL") for l in peer.lines)  # nothing was attempted
+
+
+def test_connection_reuse_and_destination_concurrency(relay):
+    def reply(line, n):
+        if line == "<END>":
+            time.sleep(0.1)  # slow enough that messages queue up for the destination
+        return b"354 go\r\n" if line == "DATA" else b"250 2.0.0 ok\r\n"
+    peer = scripted(relay, reply=reply)
+    srv = relay["start"](destination_concurrency=2)
+    for i in range(12):
+        send(srv, ["r@scripted.test"], body=f"Subject: {i}\r\n\r\nx\r\n".encode())
+    wait_for(lambda: len(peer.bodies) == 12, timeout=30, what="12 deliveries")
+    assert peer.max_active <= 2, peer.max_active
+    assert peer.connections < 12, "each connection carried more than one message"
+    wait_for(lambda: queue_empty(srv), what="queue empty")
+
+
+def test_opportunistic_starttls_outbound(relay, tmp_path):
+    import ssl
+    d = tmp_path
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
+                    "/CN=mx1.two-mx.test", "-keyout", str(d / "k.pem"), "-out", str(d / "c.pem")],
+                   check=True, capture_output=True)
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(d / "c.pem", d / "k.pem")
+    sink = Sink()
+    c = Controller(sink, hostname="127.0.0.2", port=relay["port"], tls_context=ctx, require_starttls=True)
+    c.start()
+    relay["peers"].controllers["127.0.0.2"] = c
+    srv = relay["start"]()
+    send(srv, ["tls@two-mx.test"])
+    wait_for(lambda: sink.messages, what="delivery over TLS")
+    log = srv.log_text()
+    assert "event=smtp_client_tls host=mx1.two-mx.test[127.0.0.2] tls=TLSv1.3" in log and "verified=no" in log
