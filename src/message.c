@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/time.h>
 #include <unistd.h>
 
@@ -73,5 +74,19 @@ bool message_has_mailbox(const struct message *m, const char *local, const char 
     for (size_t i = 0; i < m->nrcpts; i++)
         if (!m->rcpts[i].remote && strcmp(m->rcpts[i].local, local) == 0 && strcmp(m->rcpts[i].domain, domain) == 0)
             return true;
+    return false;
+}
+
+bool message_has_remote(const struct message *m, const char *addr)
+{
+    const char *at = strrchr(addr, '@');
+    size_t local_len = at ? (size_t)(at - addr) : strlen(addr);
+    for (size_t i = 0; i < m->nrcpts; i++) {
+        const char *other = m->rcpts[i].addr, *oat = strrchr(other, '@');
+        if (!m->rcpts[i].remote || !oat || !at || (size_t)(oat - other) != local_len)
+            continue;
+        if (memcmp(other, addr, local_len) == 0 && strcasecmp(oat, at) == 0)
+            return true;
+    }
     return false;
 }

@@ -72,4 +72,7 @@ bool message_add_rcpt(struct message *m, const struct msg_rcpt *r);
 /* True when a local recipient with the same mailbox (local, domain) is already listed. */
 bool message_has_mailbox(const struct message *m, const char *local, const char *domain);
 
+/* True when a remote recipient with this address (domain compared case-insensitively) is listed. */
+bool message_has_remote(const struct message *m, const char *addr);
+
 #endif

@@ -652,7 +652,7 @@ static void cmd_rcpt(struct session *s, const struct smtp_command *c)
 /* Adds an accepted recipient (local duplicates collapse) and answers with id. */
 static void accept_rcpt(struct session *s, struct msg_rcpt *r, enum reply_id id)
 {
-    bool duplicate = !r->remote && message_has_mailbox(s->msg, r->local, r->domain);
+    bool duplicate = r->remote ? message_has_remote(s->msg, r->addr) : message_has_mailbox(s->msg, r->local, r->domain);
     if (duplicate)
         free(r->orcpt);
     if (!duplicate && !message_add_rcpt(s->msg, r)) {
@@ -798,12 +798,19 @@ static void run_command(struct session *s, const char *line, size_t len)
 /* ---------- input ---------- */
 
 
+/* MAIL FROM / RCPT TO: the commands whose limit DSN raises. */
+static bool dsn_sized_command(const char *line, size_t len)
+{
+    return len > 5 && (strncasecmp(line, "MAIL ", 5) == 0 || strncasecmp(line, "RCPT ", 5) == 0);
+}
+
 static bool next_command(struct session *s, struct evbuffer *in)
 {
     bool auth = auth_line_pending(s, in);
     char auth_buf[AUTH_LINE_MAX + 1];
     char *line = auth ? auth_buf : s->line;
-    size_t eol_len = 0, max = auth ? AUTH_LINE_MAX : s->srv->cfg->max_command_line;
+    /* MAIL and RCPT may be longer by the DSN parameters (RFC 3461 5: ENVID 100, ORCPT 500) */
+    size_t eol_len = 0, max = auth ? AUTH_LINE_MAX : s->srv->cfg->max_command_line + DSN_ORCPT_MAX;
     struct evbuffer_ptr eol = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_CRLF);
     if (eol.pos < 0) {
         size_t have = evbuffer_get_length(in);
@@ -829,7 +836,9 @@ static bool next_command(struct session *s, struct evbuffer *in)
     evbuffer_drain(in, eol_len);
     line[len] = '\0';
     s->command_started = monotonic_now();
-    if (memchr(line, '\0', len))
+    if (!auth && len + 2 > s->srv->cfg->max_command_line && !dsn_sized_command(line, len))
+        reply(s, REPLY_LINE_TOO_LONG);
+    else if (memchr(line, '\0', len))
         reply(s, REPLY_NUL_IN_COMMAND);
     else if (s->auth_step != AUTH_NONE)
         auth_response(s, line, len);
@@ -1038,7 +1047,7 @@ void session_attach(struct server *srv, struct bufferevent *bev, const struct so
     static unsigned long next_id;
     struct session *s = calloc(1, sizeof *s);
     const struct config *cfg = srv->cfg;
-    if (!s || !(s->line = malloc(cfg->max_command_line + 1))) {
+    if (!s || !(s->line = malloc(cfg->max_command_line + DSN_ORCPT_MAX + 1))) {
         log_error("event=accept_failed error=out_of_memory");
         if (s)
             free(s->line);

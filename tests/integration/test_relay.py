@@ -391,9 +391,14 @@ def test_dsn_parameters_and_notify_success(relay):
     c.expect("RCPT TO:<x@a-only.test> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;x+40a-only.test", 250)
     c.expect("RCPT TO:<y@a-only.test> NOTIFY=FOO", 501, "5.5.4")
     c.expect("RCPT TO:<y@a-only.test> ORCPT=nosemicolon", 501, "5.5.4")
+    long_orcpt = "rfc822;" + "l" * 400 + "+40a-only.test"  # RFC 3461: RCPT may be 500 octets longer
+    c.expect(f"RCPT TO:<y@a-only.test> ORCPT={long_orcpt}", 250)
+    c.expect("RCPT TO:<y@A-ONLY.test>", 250)  # the same remote recipient again: kept once
+    c.expect("NOOP " + "x" * 600, 500, "5.5.2")  # other commands keep max_command_line
     c.expect("DATA", 354)
     c.expect("Subject: dsn\r\n\r\nbody\r\n.", 250)
     wait_for(lambda: a.messages, what="delivery")
+    assert sorted(a.messages[0][1]) == ["x@a-only.test", "y@a-only.test"]
     msg = dsn_for(srv)  # aiosmtpd offers no DSN: Postern reports "relayed" itself
     per_msg, rcpts = report_fields(msg)
     assert per_msg["Original-Envelope-Id"] == "QQ+2B1"
