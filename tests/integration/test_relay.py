@@ -104,8 +104,10 @@ class Scripted:
                 text = line.decode(errors="replace").rstrip("\r\n")
                 self.lines.append(text)
                 verb = text.split(" ")[0].upper()
-                if verb in ("EHLO", "HELO"):
+                if verb == "EHLO":
                     out = self.ehlo
+                elif verb == "HELO":
+                    out = b"250 mx.scripted.test\r\n"
                 elif verb == "QUIT":
                     conn.sendall(b"221 bye\r\n")
                     return
@@ -538,3 +540,22 @@ def test_opportunistic_starttls_outbound(relay, tmp_path):
     wait_for(lambda: sink.messages, what="delivery over TLS")
     log = srv.log_text()
     assert "event=smtp_client_tls host=mx1.two-mx.test[127.0.0.2] tls=TLSv1.3" in log and "verified=no" in log
+
+
+def test_helo_fallback_and_size_limit(relay):
+    peer = scripted(relay, ehlo=b"502 5.5.1 EHLO not implemented\r\n",
+                    reply=lambda l, n: b"354 go\r\n" if l == "DATA" else b"250 ok\r\n")
+    srv = relay["start"]()
+    send(srv, ["old@scripted.test"])
+    wait_for(lambda: peer.bodies, what="delivery after HELO")
+    assert any(l.startswith("HELO ") for l in peer.lines)
+    assert not any(" SIZE=" in l or "BODY=" in l for l in peer.lines)  # no extensions after HELO
+
+
+def test_message_over_peer_size_bounces_without_sending(relay):
+    peer = scripted(relay, ehlo=b"250-mx.scripted.test\r\n250 SIZE 100\r\n")
+    srv = relay["start"]()
+    send(srv, ["big@scripted.test"], body=b"Subject: big\r\n\r\n" + b"x" * 300 + b"\r\n")
+    _, rcpts = report_fields(dsn_for(srv))
+    assert rcpts[0]["Status"] == "5.3.4"
+    assert not any(l.startswith("MAIL") for l in peer.lines)
