@@ -491,53 +491,66 @@ static void got_data_reply(struct smtp_client *c)
 
 /* ---------- replies ---------- */
 
-static void handle_reply(struct smtp_client *c)
+/* The peer answered a set-up command with a failure: this target is no good. */
+static void peer_refused(struct smtp_client *c, const char *what)
 {
-    int cls = c->reply.code / 100;
-    char diag[700], sum[600];
+    char sum[600], diag[700];
+    reply_diag(c, sum, sizeof sum);
+    snprintf(diag, sizeof diag, "%s refused %s: %s", c->host, what, sum);
+    conn_failed(c, diag);
+}
+
+/* Greeting, EHLO/HELO and STARTTLS replies: get the session ready for transactions. */
+static void got_setup_reply(struct smtp_client *c)
+{
+    bool ok = c->reply.code / 100 == 2;
     switch (c->state) {
     case C_GREETING:
-        if (cls == 2) {
+        if (ok)
             send_ehlo(c);
-            return;
-        }
-        reply_diag(c, sum, sizeof sum);
-        snprintf(diag, sizeof diag, "%s refused the connection: %s", c->host, sum);
-        conn_failed(c, diag);
+        else
+            peer_refused(c, "the connection");
         return;
     case C_EHLO:
-        if (cls == 2) {
+        if (ok) {
             read_extensions(c);
             if (c->starttls && c->tls && c->cfg->smtp_tls && !c->tls_active && !c->tls_failed) {
                 c->state = C_STARTTLS;
                 send_line(c, "STARTTLS");
-                return;
+            } else {
+                session_ready(c);
             }
-            session_ready(c);
-        } else if (cls == 5) {
-            c->state = C_HELO;
+        } else if (c->reply.code / 100 == 5) {
+            c->state = C_HELO; /* RFC 5321 3.2: an old server; HELO gives no extensions */
             send_line(c, "HELO %s", c->cfg->hostname);
         } else {
-            reply_diag(c, sum, sizeof sum);
-            snprintf(diag, sizeof diag, "%s refused EHLO: %s", c->host, sum);
-            conn_failed(c, diag);
+            peer_refused(c, "EHLO");
         }
         return;
     case C_HELO:
-        if (cls == 2) {
+        if (ok)
             session_ready(c);
-            return;
-        }
-        reply_diag(c, sum, sizeof sum);
-        snprintf(diag, sizeof diag, "%s refused HELO: %s", c->host, sum);
-        conn_failed(c, diag);
+        else
+            peer_refused(c, "HELO");
         return;
-    case C_STARTTLS:
+    default: /* C_STARTTLS */
         if (c->reply.code == 220)
             start_tls(c);
         else
             session_ready(c); /* offered but refused: go on in cleartext */
         return;
+    }
+}
+
+/* One complete reply from the peer, for the command the state says it answers. */
+static void handle_reply(struct smtp_client *c)
+{
+    char diag[400];
+    switch (c->state) {
+    case C_GREETING:
+    case C_EHLO:
+    case C_HELO:
+    case C_STARTTLS: got_setup_reply(c); return;
     case C_MAIL: got_mail_reply(c); return;
     case C_RCPT: got_rcpt_reply(c); return;
     case C_DATA: got_data_reply(c); return;
@@ -551,17 +564,16 @@ static void handle_reply(struct smtp_client *c)
         return;
     case C_RSET:
         c->need_rset = false;
-        if (cls != 2) {
-            conn_failed(c, "the server refused RSET");
-            return;
-        }
-        session_ready(c);
+        if (c->reply.code / 100 == 2)
+            session_ready(c);
+        else
+            peer_refused(c, "RSET");
         return;
     case C_QUIT:
         close_connection(c);
         return;
     default:
-        snprintf(diag, sizeof diag, "unexpected reply from %s", c->host);
+        snprintf(diag, sizeof diag, "4.5.0 unexpected reply from %s", c->host);
         conn_failed(c, diag);
         return;
     }

@@ -160,3 +160,38 @@ bool smtp_xtext_valid(const char *s, size_t n)
     }
     return true;
 }
+
+unsigned smtp_parse_notify(const char *v, size_t n)
+{
+    static const char *names[] = {"SUCCESS", "FAILURE", "DELAY"};
+    if (n == 5 && strncasecmp(v, "NEVER", 5) == 0)
+        return 8; /* NOTIFY_NEVER */
+    unsigned bits = 0;
+    const char *end = v + n;
+    while (v < end) {
+        const char *comma = memchr(v, ',', (size_t)(end - v));
+        size_t len = (size_t)((comma ? comma : end) - v);
+        unsigned bit = 0;
+        for (int b = 0; b < 3; b++)
+            if (strlen(names[b]) == len && strncasecmp(v, names[b], len) == 0)
+                bit = 1u << b;
+        if (!bit || (bits & bit))
+            return 0;
+        bits |= bit;
+        v += len + (comma ? 1 : 0);
+        if (comma && v == end)
+            return 0;
+    }
+    return bits;
+}
+
+bool smtp_orcpt_valid(const char *v, size_t n, size_t max)
+{
+    const char *semi = memchr(v, ';', n);
+    if (!semi || semi == v || n > max)
+        return false;
+    for (const char *p = v; p < semi; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '-'))
+            return false;
+    return smtp_xtext_valid(semi + 1, (size_t)(v + n - semi - 1)) && semi + 1 < v + n;
+}

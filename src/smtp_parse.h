@@ -60,6 +60,13 @@ const struct esmtp_param *esmtp_param_find(const struct path_args *args, const c
 /* xtext (RFC 3461 4): printable ASCII except '+' and '=', "+XX" hex escapes (upper-case). */
 bool smtp_xtext_valid(const char *s, size_t n);
 
+/* RCPT NOTIFY= value (RFC 3461 4.1): "NEVER" -> 8, else a comma list of SUCCESS (1), FAILURE (2),
+ * DELAY (4), each at most once, case-insensitive. 0 when malformed. */
+unsigned smtp_parse_notify(const char *v, size_t n);
+
+/* RCPT ORCPT= value (RFC 3461 4.2): addr-type ";" xtext, at most max octets. */
+bool smtp_orcpt_valid(const char *v, size_t n, size_t max);
+
 /* Validates a HELO/EHLO argument: one token of printable ASCII or UTF-8, at most 255 octets. */
 bool smtp_helo_arg_valid(const char *arg, size_t len);
 

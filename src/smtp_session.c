@@ -537,43 +537,6 @@ static void log_rcpt_refused(struct session *s, const char *addr, enum reply_id 
              log_safe(rcpt, sizeof rcpt, addr), reply_info(id)->code, reason);
 }
 
-/* NOTIFY=NEVER or a list of SUCCESS, FAILURE, DELAY (RFC 3461 4.1); 0 when malformed. */
-static unsigned parse_notify(const char *v, size_t n)
-{
-    static const char *names[] = {"SUCCESS", "FAILURE", "DELAY"};
-    if (n == 5 && strncasecmp(v, "NEVER", 5) == 0)
-        return NOTIFY_NEVER;
-    unsigned bits = 0;
-    const char *end = v + n;
-    while (v < end) {
-        const char *comma = memchr(v, ',', (size_t)(end - v));
-        size_t len = (size_t)((comma ? comma : end) - v);
-        unsigned bit = 0;
-        for (int b = 0; b < 3; b++)
-            if (strlen(names[b]) == len && strncasecmp(v, names[b], len) == 0)
-                bit = 1u << b;
-        if (!bit || (bits & bit))
-            return 0;
-        bits |= bit;
-        v += len + (comma ? 1 : 0);
-        if (comma && v == end)
-            return 0;
-    }
-    return bits;
-}
-
-/* ORCPT=addr-type;xtext (RFC 3461 4.2). */
-static bool orcpt_valid(const char *v, size_t n)
-{
-    const char *semi = memchr(v, ';', n);
-    if (!semi || semi == v || n > DSN_ORCPT_MAX)
-        return false;
-    for (const char *p = v; p < semi; p++)
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '-'))
-            return false;
-    return smtp_xtext_valid(semi + 1, (size_t)(v + n - semi - 1)) && semi + 1 < v + n;
-}
-
 /* Applies RCPT parameters (NOTIFY, ORCPT) to r; returns the refusal or REPLY_RCPT_OK. */
 static enum reply_id rcpt_params(struct session *s, const struct path_args *a, struct msg_rcpt *r)
 {
@@ -582,10 +545,10 @@ static enum reply_id rcpt_params(struct session *s, const struct path_args *a, s
         if (!s->esmtp)
             return REPLY_PARAM_UNKNOWN;
         if (p->key_len == 6 && strncasecmp(p->key, "NOTIFY", 6) == 0) {
-            if (!p->value || !(r->notify = parse_notify(p->value, p->value_len)))
+            if (!p->value || !(r->notify = smtp_parse_notify(p->value, p->value_len)))
                 return REPLY_PARAM_BAD_VALUE;
         } else if (p->key_len == 5 && strncasecmp(p->key, "ORCPT", 5) == 0) {
-            if (!p->value || !orcpt_valid(p->value, p->value_len))
+            if (!p->value || !smtp_orcpt_valid(p->value, p->value_len, DSN_ORCPT_MAX))
                 return REPLY_PARAM_BAD_VALUE;
             free(r->orcpt);
             if (!(r->orcpt = strndup(p->value, p->value_len)))

@@ -152,6 +152,24 @@ static void test_xtext(void **state)
     assert_false(smtp_xtext_valid("a\x80", 2));
 }
 
+static void test_dsn_rcpt_params(void **state)
+{
+    (void)state;
+    assert_int_equal(smtp_parse_notify("NEVER", 5), NOTIFY_NEVER);
+    assert_int_equal(smtp_parse_notify("never", 5), NOTIFY_NEVER);
+    assert_int_equal(smtp_parse_notify("SUCCESS,FAILURE", 15), NOTIFY_SUCCESS | NOTIFY_FAILURE);
+    assert_int_equal(smtp_parse_notify("DELAY", 5), NOTIFY_DELAY);
+    const char *bad[] = {"", "NEVER,SUCCESS", "SUCCESS,SUCCESS", "SUCCESS,", ",DELAY", "FOO", "SUCCESS;DELAY"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        assert_int_equal(smtp_parse_notify(bad[i], strlen(bad[i])), 0);
+    assert_true(smtp_orcpt_valid("rfc822;a+40b", 12, 500));
+    assert_false(smtp_orcpt_valid("rfc822;", 7, 500));
+    assert_false(smtp_orcpt_valid(";a", 2, 500));
+    assert_false(smtp_orcpt_valid("rfc 822;a", 9, 500));
+    assert_false(smtp_orcpt_valid("rfc822;a=b", 10, 500));
+    assert_false(smtp_orcpt_valid("rfc822;abc", 10, 8));
+}
+
 static void test_queue_file_parse(void **state)
 {
     (void)state;
@@ -237,7 +255,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_reply_parser),   cmocka_unit_test(test_enhanced_code_len),
         cmocka_unit_test(test_mx_rdata),       cmocka_unit_test(test_wire_body),
-        cmocka_unit_test(test_xtext),          cmocka_unit_test(test_queue_file_parse),
+        cmocka_unit_test(test_xtext),          cmocka_unit_test(test_dsn_rcpt_params), cmocka_unit_test(test_queue_file_parse),
         cmocka_unit_test(test_dsn_status_and_explain),
     };
     return cmocka_run_group_tests_name("relay_parsers", tests, NULL, NULL);
