@@ -1,12 +1,13 @@
-/* queue.c - the outbound queue manager (see queue.h). Life of an entry's attempt, all on the loop:
- *   due (tick) -> read the message on a disk thread -> one job per recipient domain -> the
- *   domain's destination resolves its route once (dns.c), then runs jobs on up to
- *   destination_concurrency connections, reusing each for the next waiting job -> every job
- *   done -> outcomes: delivered / failed / deferred (expired after max_queue_lifetime) -> a DSN
- *   if someone must be told (committed before anything is forgotten) -> the state file is
- *   replaced, or the queue file removed when no recipient is left (disk thread) -> idle again.
+/* queue.c - the outbound queue manager (see queue.h; destinations and connections: queue_dest.c).
+ * Life of an entry's attempt, all on the loop: due (tick) -> read the message on a disk thread ->
+ * one job per recipient domain -> the domain's destination resolves its route once (dns.c), then runs
+ * jobs on up to destination_concurrency connections, reusing each for the next waiting job -> every job
+ * done -> outcomes: delivered / failed / deferred (expired after max_queue_lifetime) -> a DSN
+ * if someone must be told (committed before anything is forgotten) -> the state file is
+ * replaced, or the queue file removed when no recipient is left (disk thread) -> idle again.
  * A crash anywhere repeats at most the attempt in progress: duplicates only in that window. */
 #include "queue.h"
+#include "queue_priv.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -38,64 +39,9 @@
 
 #define MAX_IN_FLIGHT 500 /* entries in an attempt at once: bounds memory for message texts */
 
-struct qentry;
-
-struct qjob {
-    struct smtp_job job;
-    struct qentry *e;
-    struct dest *d;
-    size_t *idx;            /* job rcpt i -> entry rcpt idx[i] */
-    struct qjob *next;      /* in the destination's waiting list */
-};
-
-struct qentry {
-    struct qfile f;
-    struct queue *q;
-    struct qentry *prev, *next;
-    bool in_flight;
-    bool gone;              /* removed or held by `postern queue` meanwhile: drop after the attempt */
-    bool all_final;
-    char *text;
-    char read_error[256];
-    struct qjob *jobs;
-    size_t njobs, jobs_left;
-    struct smtp_job_rcpt *jrcpts;
-    size_t *jidx;
-    unsigned char *news;    /* per rcpt this attempt: 'F' failed now, 'S' report success */
-    bool warn_now;
-};
-
-struct dest {
-    char domain[256];
-    struct queue *q;
-    struct dest *next;
-    struct dns_query *dq;
-    bool resolved;
-    struct dns_route route;
-    struct qjob *head, *tail;
-    unsigned nconns;
-};
-
-struct qconn {
-    struct smtp_client *c;
-    struct dest *d;
-    struct qconn *next;
-};
-
-struct queue {
-    struct server *srv;
-    struct qentry *head;
-    struct dest *dests;
-    struct qconn *conns;
-    unsigned nconns, in_flight;
-    struct event *tick;          /* every second: start due attempts */
-    struct event *kick;          /* the same at once (new mail, flush); never event_active the timer */
-    SSL_CTX *tls;
-    bool stopping;
-};
+#define MAX_IN_FLIGHT 500 /* entries in an attempt at once: bounds memory for message texts */
 
 static void attempt_complete(struct qentry *e);
-static void pump(struct dest *d);
 
 /* ---------- entries ---------- */
 
@@ -142,49 +88,8 @@ static void rcpt_domain(const char *addr, char *out, size_t outsz)
     ascii_lower_copy(out, at ? at + 1 : "", outsz);
 }
 
-/* ---------- destinations ---------- */
-
-static struct dest *dest_get(struct queue *q, const char *domain)
-{
-    for (struct dest *d = q->dests; d; d = d->next)
-        if (strcmp(d->domain, domain) == 0)
-            return d;
-    struct dest *d = calloc(1, sizeof *d);
-    if (!d)
-        return NULL;
-    snprintf(d->domain, sizeof d->domain, "%s", domain);
-    d->q = q;
-    d->next = q->dests;
-    q->dests = d;
-    return d;
-}
-
-static void dest_free_if_idle(struct dest *d)
-{
-    if (d->head || d->nconns || d->dq)
-        return;
-    struct dest **pp = &d->q->dests;
-    while (*pp && *pp != d)
-        pp = &(*pp)->next;
-    if (*pp)
-        *pp = d->next;
-    free(d);
-}
-
-static struct qjob *dest_pop(struct dest *d)
-{
-    struct qjob *j = d->head;
-    if (j) {
-        d->head = j->next;
-        if (!d->head)
-            d->tail = NULL;
-        j->next = NULL;
-    }
-    return j;
-}
-
 /* Records a finished job's per-recipient results in its entry. */
-static void job_finished(struct qjob *j)
+void queue_job_finished(struct qjob *j)
 {
     struct qentry *e = j->e;
     for (size_t i = 0; i < j->job.nrcpts; i++) {
@@ -213,127 +118,6 @@ static void job_finished(struct qjob *j)
     }
     if (--e->jobs_left == 0)
         attempt_complete(e);
-}
-
-static const struct smtp_client_ops client_ops;
-
-/* Starts connections for waiting jobs within the per-destination and global limits. */
-static void pump(struct dest *d)
-{
-    struct queue *q = d->q;
-    const struct config *cfg = q->srv->cfg;
-    while (d->head && d->nconns < cfg->destination_concurrency && q->nconns < cfg->max_deliveries) {
-        struct qjob *j = dest_pop(d);
-        struct qconn *qc = calloc(1, sizeof *qc);
-        if (qc) { /* linked before the client exists: it may report a failure from inside _new */
-            qc->d = d;
-            qc->next = q->conns;
-            q->conns = qc;
-            d->nconns++;
-            q->nconns++;
-            qc->c = smtp_client_new(q->srv->base, cfg, q->tls, &d->route, &client_ops, qc, &j->job);
-            if (qc->c)
-                continue;
-            q->conns = qc->next;
-            d->nconns--;
-            q->nconns--;
-            free(qc);
-        }
-        for (size_t i = 0; i < j->job.nrcpts; i++)
-            j->job.rcpts[i].code = 451, snprintf(j->job.rcpts[i].diag, sizeof j->job.rcpts[i].diag, "4.3.0 out of memory");
-        job_finished(j);
-    }
-}
-
-static void on_job_done(void *arg, struct smtp_client *c, struct smtp_job *job)
-{
-    struct qconn *qc = arg;
-    job_finished(job->owner);
-    struct qjob *next = smtp_client_usable(c) ? dest_pop(qc->d) : NULL;
-    if (next)
-        smtp_client_run(c, &next->job); /* connection reuse */
-    else
-        smtp_client_quit(c);
-}
-
-static void on_client_closed(void *arg, struct smtp_client *c)
-{
-    (void)c;
-    struct qconn *qc = arg;
-    struct queue *q = qc->d->q;
-    struct qconn **pp = &q->conns;
-    while (*pp && *pp != qc)
-        pp = &(*pp)->next;
-    if (*pp)
-        *pp = qc->next;
-    struct dest *d = qc->d;
-    d->nconns--;
-    q->nconns--;
-    free(qc);
-    pump(d);
-    dest_free_if_idle(d);
-    for (struct dest *o = q->dests; o; o = o->next) /* a global slot came free */
-        if (o->head && o->resolved)
-            pump(o);
-}
-
-static const struct smtp_client_ops client_ops = {on_job_done, on_client_closed};
-
-/* The route is known: start delivering, or settle every waiting job with the DNS verdict. */
-static void on_route(void *arg, const struct dns_route *route)
-{
-    struct dest *d = arg;
-    d->dq = NULL;
-    d->route = *route;
-    d->resolved = true;
-    log_info("event=route domain=%s status=%s targets=%zu dnssec=%s%s%s%s", d->domain,
-             route->status == DNS_OK ? "ok" : route->status == DNS_NULL_MX ? "null_mx"
-             : route->status == DNS_NXDOMAIN ? "nxdomain" : "tempfail", route->ntargets, route->secure ? "yes" : "no",
-             *route->error ? " error=\"" : "", route->error, *route->error ? "\"" : "");
-    if (route->status == DNS_OK) {
-        pump(d);
-        return;
-    }
-    int code = route->status == DNS_NULL_MX ? 556 : route->status == DNS_NXDOMAIN ? 550 : 451;
-    char diag[400];
-    snprintf(diag, sizeof diag, "%s %s", route->status == DNS_NULL_MX ? "5.1.10 Recipient address has null MX:"
-                                         : route->status == DNS_NXDOMAIN ? "5.1.2 bad destination system address:"
-                                                                         : "4.4.3 DNS lookup failed:",
-             route->error);
-    struct qjob *waiting = d->head;
-    d->head = d->tail = NULL;
-    d->resolved = false; /* a later attempt asks DNS again */
-    while (waiting) {
-        struct qjob *j = waiting;
-        waiting = j->next;
-        for (size_t i = 0; i < j->job.nrcpts; i++) {
-            j->job.rcpts[i].code = code;
-            snprintf(j->job.rcpts[i].diag, sizeof j->job.rcpts[i].diag, "%s", diag);
-        }
-        job_finished(j);
-    }
-    dest_free_if_idle(d);
-}
-
-static void dispatch(struct queue *q, struct qjob *j, const char *domain)
-{
-    struct dest *d = dest_get(q, domain);
-    if (!d) {
-        for (size_t i = 0; i < j->job.nrcpts; i++)
-            j->job.rcpts[i].code = 451, snprintf(j->job.rcpts[i].diag, sizeof j->job.rcpts[i].diag, "4.3.0 out of memory");
-        job_finished(j);
-        return;
-    }
-    j->d = d;
-    if (d->tail)
-        d->tail->next = j;
-    else
-        d->head = j;
-    d->tail = j;
-    if (d->resolved)
-        pump(d);
-    else if (!d->dq && !(d->dq = dns_resolve_route(q->srv->dns, d->domain, on_route, d)))
-        on_route(d, &(struct dns_route){.status = DNS_TEMPFAIL, .error = "out of memory"});
 }
 
 /* ---------- attempts ---------- */
@@ -413,7 +197,7 @@ static void build_jobs(struct qentry *e)
     struct qjob *jobs = e->jobs;
     for (size_t i = 0; i < e->njobs; i++) {
         rcpt_domain(jobs[i].job.rcpts[0].addr, dom, sizeof dom);
-        dispatch(e->q, &jobs[i], dom);
+        queue_dispatch(e->q, &jobs[i], dom);
     }
     if (--e->jobs_left == 0)
         attempt_complete(e);
@@ -816,18 +600,7 @@ void queue_stop(struct queue *q)
     if (!q)
         return;
     q->stopping = true;
-    while (q->conns) {
-        struct qconn *qc = q->conns;
-        q->conns = qc->next;
-        smtp_client_free(qc->c);
-        free(qc);
-    }
-    while (q->dests) {
-        struct dest *d = q->dests;
-        q->dests = d->next;
-        dns_cancel(d->dq);
-        free(d);
-    }
+    queue_close_destinations(q);
 }
 
 void queue_free(struct queue *q)

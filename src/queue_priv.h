@@ -1,0 +1,82 @@
+/* queue_priv.h - the queue manager's shared state, for queue.c (entries and attempts) and
+ * queue_dest.c (destinations and their connections). Not for other modules. */
+#ifndef POSTERN_QUEUE_PRIV_H
+#define POSTERN_QUEUE_PRIV_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "dns.h"
+#include "queue_file.h"
+#include "smtp_client.h"
+
+struct server;
+struct event;
+typedef struct ssl_ctx_st SSL_CTX;
+
+struct qentry;
+
+struct qjob {
+    struct smtp_job job;
+    struct qentry *e;
+    struct dest *d;
+    size_t *idx;            /* job rcpt i -> entry rcpt idx[i] */
+    struct qjob *next;      /* in the destination's waiting list */
+};
+
+struct qentry {
+    struct qfile f;
+    struct queue *q;
+    struct qentry *prev, *next;
+    bool in_flight;
+    bool gone;              /* removed or held by `postern queue` meanwhile: drop after the attempt */
+    bool all_final;
+    char *text;
+    char read_error[256];
+    struct qjob *jobs;
+    size_t njobs, jobs_left;
+    struct smtp_job_rcpt *jrcpts;
+    size_t *jidx;
+    unsigned char *news;    /* per rcpt this attempt: 'F' failed now, 'S' report success */
+    bool warn_now;
+};
+
+struct dest {
+    char domain[256];
+    struct queue *q;
+    struct dest *next;
+    struct dns_query *dq;
+    bool resolved;
+    struct dns_route route;
+    struct qjob *head, *tail;
+    unsigned nconns;
+};
+
+struct qconn {
+    struct smtp_client *c;
+    struct dest *d;
+    struct qconn *next;
+};
+
+struct queue {
+    struct server *srv;
+    struct qentry *head;
+    struct dest *dests;
+    struct qconn *conns;
+    unsigned nconns, in_flight;
+    struct event *tick;          /* every second: start due attempts */
+    struct event *kick;          /* the same at once (new mail, flush); never event_active the timer */
+    SSL_CTX *tls;
+    bool stopping;
+};
+
+/* queue.c: a job's recipients all have results; records them (and completes the attempt). */
+void queue_job_finished(struct qjob *j);
+
+/* queue_dest.c: hands a job to the destination for domain (DNS route once, then connections). */
+void queue_dispatch(struct queue *q, struct qjob *j, const char *domain);
+
+/* queue_dest.c: shutdown: drops every connection and DNS query at once. */
+void queue_close_destinations(struct queue *q);
+
+#endif
