@@ -37,7 +37,8 @@
 #include "tls.h"
 #include "workq.h"
 
-#define MAX_IN_FLIGHT 500 /* entries in an attempt at once: bounds memory for message texts */
+#define MAX_IN_FLIGHT 500 /* entries in an attempt at once */
+#define MAX_IN_FLIGHT_BYTES (256u << 20) /* message texts held in memory by attempts at once */
 
 #define MAX_IN_FLIGHT 500 /* entries in an attempt at once: bounds memory for message texts */
 
@@ -227,6 +228,7 @@ static void start_attempt(struct qentry *e)
 {
     e->in_flight = true;
     e->q->in_flight++;
+    e->q->in_flight_bytes += e->f.size;
     e->news = calloc(e->f.nrcpts, 1);
     if (!e->news) {
         e->jobs_left = 1;
@@ -267,6 +269,7 @@ static void save_done(void *arg)
         log_error("event=queue_state_failed qid=%s error=\"%s\"", e->f.qid, e->read_error);
     e->in_flight = false;
     e->q->in_flight--;
+    e->q->in_flight_bytes -= e->f.size;
     if (e->all_final)
         log_info("event=queue_done qid=%s attempts=%u", e->f.qid, e->f.attempts);
     if (e->all_final || e->gone)
@@ -402,9 +405,14 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     (void)what;
     struct queue *q = arg;
     long long now = (long long)time(NULL);
-    for (struct qentry *e = q->head; e && q->in_flight < MAX_IN_FLIGHT; e = e->next)
-        if (!e->in_flight && !e->gone && e->f.next_attempt <= now)
-            start_attempt(e);
+    for (struct qentry *e = q->head; e && q->in_flight < MAX_IN_FLIGHT; e = e->next) {
+        if (e->in_flight || e->gone || e->f.next_attempt > now)
+            continue;
+        /* bounded memory: a message bigger than the whole budget still goes alone */
+        if (q->in_flight_bytes && q->in_flight_bytes + e->f.size > MAX_IN_FLIGHT_BYTES)
+            break;
+        start_attempt(e);
+    }
 }
 
 /* ---------- committing locally made messages ---------- */

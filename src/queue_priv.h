@@ -64,6 +64,7 @@ struct queue {
     struct dest *dests;
     struct qconn *conns;
     unsigned nconns, in_flight;
+    size_t in_flight_bytes;      /* message octets held by attempts in progress */
     struct event *tick;          /* every second: start due attempts */
     struct event *kick;          /* the same at once (new mail, flush); never event_active the timer */
     SSL_CTX *tls;

@@ -39,7 +39,8 @@ struct smtp_client {
     enum cstate state;
     struct smtp_reply reply;
     char host[300];                  /* "name[ip]" of the current target */
-    bool pipelining, starttls, dsn, smtputf8, eightbit, tls_active, tls_failed;
+    bool pipelining, starttls, dsn, smtputf8, eightbit, tls_active;
+    bool tls_failed;                 /* the handshake with this target failed: retry it in cleartext */
     unsigned long long size_limit;
     struct smtp_job *job;
     bool job_started;                /* MAIL was sent: no more moving to another target */
@@ -159,7 +160,12 @@ static void conn_failed(struct smtp_client *c, const char *why)
         c->bev = NULL;
     }
     if (c->job && !c->job_started && c->state != C_QUIT) {
-        c->target++;
+        if (c->state == C_TLS && !c->tls_failed) { /* a failed handshake: the same target in cleartext */
+            c->tls_failed = true;
+        } else {
+            c->target++;
+            c->tls_failed = false;
+        }
         try_target(c);
         return;
     }
@@ -647,8 +653,6 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
     else
         snprintf(why, sizeof why, "4.4.1 %s %s: %s", c->state == C_CONNECT ? "cannot connect to" : "connection lost",
                  c->host, evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
-    if (c->state == C_TLS)
-        c->tls_failed = true;
     if (c->state == C_QUIT) {
         close_connection(c);
         return;

@@ -28,6 +28,7 @@ DNS_ZONES = [
     "a-only.test. A 127.0.0.2",
     "scripted.test. MX 10 mx.scripted.test.", "mx.scripted.test. A 127.0.0.4",
     "alias.test. CNAME a-only.test.",
+    "v6only.test. AAAA ::1",
 ]
 DNS = {"port": None, "proc": None}
 

@@ -23,8 +23,8 @@ def common_port():
     for _ in range(50):
         port = free_port()
         try:
-            for host in ("127.0.0.2", "127.0.0.3", "127.0.0.4"):
-                with socket.socket() as s:
+            for host in ("127.0.0.2", "127.0.0.3", "127.0.0.4", "::1"):
+                with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
                     s.bind((host, port))
             return port
         except OSError:
@@ -108,6 +108,9 @@ class Scripted:
                     out = self.ehlo
                 elif verb == "HELO":
                     out = b"250 mx.scripted.test\r\n"
+                elif verb == "STARTTLS":  # a broken TLS server: agrees, then drops the connection
+                    conn.sendall(b"220 go ahead\r\n")
+                    return
                 elif verb == "QUIT":
                     conn.sendall(b"221 bye\r\n")
                     return
@@ -559,3 +562,32 @@ def test_message_over_peer_size_bounces_without_sending(relay):
     _, rcpts = report_fields(dsn_for(srv))
     assert rcpts[0]["Status"] == "5.3.4"
     assert not any(l.startswith("MAIL") for l in peer.lines)
+
+
+def test_broken_starttls_peer_gets_the_mail_in_cleartext(relay):
+    peer = scripted(relay, ehlo=b"250-mx.scripted.test\r\n250-STARTTLS\r\n250 PIPELINING\r\n",
+                    reply=lambda l, n: b"354 go\r\n" if l == "DATA" else b"250 ok\r\n")
+    srv = relay["start"]()
+    send(srv, ["tls-broken@scripted.test"])
+    wait_for(lambda: peer.bodies, what="cleartext delivery after the failed handshake")
+    assert peer.connections == 2 and peer.lines.count("STARTTLS") == 1
+
+
+def test_bounce_to_a_remote_sender_goes_out_with_null_sender(relay):
+    mx1 = relay["peers"].start("127.0.0.2")
+    srv = relay["start"]()
+    send(srv, ["x@nxdomain.test"], sender="carl@two-mx.test")
+    wait_for(lambda: mx1.messages, what="the DSN at the sender's MX")
+    mail_from, rcpts, content = mx1.messages[0]
+    assert mail_from == "<>" and rcpts == ["carl@two-mx.test"]  # aiosmtpd keeps the brackets of <>
+    msg = email.message_from_bytes(content, policy=email.policy.default)
+    assert msg.get_content_type() == "multipart/report"
+    assert b"Return-Path" not in content  # only a final delivery adds it
+
+
+def test_ipv6_destination(relay):
+    sink = relay["peers"].start("::1")
+    srv = relay["start"]()
+    send(srv, ["six@v6only.test"])
+    wait_for(lambda: sink.messages, what="delivery over IPv6")
+    assert "v6only.test[::1]" in srv.log_text()
