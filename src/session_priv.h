@@ -84,6 +84,10 @@ struct session {
 
 /* smtp_session.c */
 double monotonic_now(void);
+
+/* smtp_envelope.c: the MAIL and RCPT commands. */
+void cmd_mail(struct session *s, const struct smtp_command *c);
+void cmd_rcpt(struct session *s, const struct smtp_command *c);
 void reply(struct session *s, enum reply_id id, ...);
 void close_after_flush(struct session *s);
 void session_free(struct session *s);

@@ -1,0 +1,305 @@
+/* smtp_envelope.c - MAIL and RCPT: their parameters (SIZE, BODY, SMTPUTF8, and DSN's RET, ENVID,
+ * NOTIFY, ORCPT), the sender and recipient decisions (policy.c), and the null-MX lookups whose
+ * replies wait for DNS (RFC 7505: 550 5.7.27 for a sender on the MX role, 556 5.1.10 for a relayed
+ * recipient) for at most dns_timeout, during which the session reads no further commands.
+ * Never: accept a parameter without EHLO, or keep an ORCPT copy when the recipient is refused. */
+#include <event2/event.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "auth.h"
+#include "dns.h"
+#include "log.h"
+#include "message.h"
+#include "policy.h"
+#include "reply.h"
+#include "server.h"
+#include "session_priv.h"
+#include "smtp_parse.h"
+#include "strmap.h"
+
+/* DSN MAIL parameters (RFC 3461 4.3, 4.4): RET=FULL|HDRS, ENVID=xtext. */
+static enum reply_id dsn_mail_param(struct session *s, const struct esmtp_param *p, const char *val)
+{
+    if (p->key_len == 3) {
+        if (!p->value || (strcasecmp(val, "FULL") != 0 && strcasecmp(val, "HDRS") != 0))
+            return REPLY_PARAM_BAD_VALUE;
+        s->msg->ret = strcasecmp(val, "FULL") == 0 ? RET_FULL : RET_HDRS;
+        return REPLY_SENDER_OK;
+    }
+    if (!p->value || p->value_len == 0 || p->value_len > DSN_ENVID_MAX || !smtp_xtext_valid(p->value, p->value_len))
+        return REPLY_PARAM_BAD_VALUE;
+    memcpy(s->msg->envid, p->value, p->value_len);
+    s->msg->envid[p->value_len] = '\0';
+    return REPLY_SENDER_OK;
+}
+
+/* Applies MAIL parameters (SIZE, BODY, SMTPUTF8, RET, ENVID); returns the refusal or REPLY_SENDER_OK. */
+static enum reply_id mail_params(struct session *s, const struct path_args *a, bool *utf8, bool *body8)
+{
+    for (size_t i = 0; i < a->nparams; i++) {
+        const struct esmtp_param *p = &a->params[i];
+        char val[32] = "";
+        if (!s->esmtp)
+            return REPLY_PARAM_UNKNOWN; /* extensions need EHLO */
+        if ((p->key_len == 3 && strncasecmp(p->key, "RET", 3) == 0) ||
+            (p->key_len == 5 && strncasecmp(p->key, "ENVID", 5) == 0)) {
+            if (p->value && p->value_len < sizeof val)
+                memcpy(val, p->value, p->value_len), val[p->value_len] = '\0';
+            enum reply_id id = dsn_mail_param(s, p, val);
+            if (id != REPLY_SENDER_OK)
+                return id;
+            continue;
+        }
+        if (p->value && p->value_len < sizeof val)
+            memcpy(val, p->value, p->value_len), val[p->value_len] = '\0';
+        if (p->key_len == 4 && strncasecmp(p->key, "SIZE", 4) == 0) {
+            if (!p->value || p->value_len > 20 || strspn(val, "0123456789") != p->value_len)
+                return REPLY_PARAM_BAD_VALUE;
+            if (strtoull(val, NULL, 10) > s->srv->cfg->max_message_size || p->value_len == 20)
+                return REPLY_SIZE_EXCEEDED;
+        } else if (p->key_len == 4 && strncasecmp(p->key, "BODY", 4) == 0) {
+            if (!p->value || (strcasecmp(val, "7BIT") != 0 && strcasecmp(val, "8BITMIME") != 0))
+                return REPLY_PARAM_BAD_VALUE;
+            *body8 = strcasecmp(val, "8BITMIME") == 0;
+        } else if (p->key_len == 8 && strncasecmp(p->key, "SMTPUTF8", 8) == 0) {
+            if (p->value)
+                return REPLY_PARAM_BAD_VALUE;
+            *utf8 = true;
+        } else {
+            return REPLY_PARAM_UNKNOWN;
+        }
+    }
+    return REPLY_SENDER_OK;
+}
+
+static void log_rcpt_refused(struct session *s, const char *addr, enum reply_id id, const char *reason);
+
+/* MX role: whether the sender's domain must be asked for a null MX (RFC 7505 4.2). */
+static bool sender_needs_null_mx_check(struct session *s, const struct mailbox *mb)
+{
+    return s->role == ROLE_MX && s->srv->cfg->sender_null_mx_check && !mb->is_null && !mb->literal &&
+           *mb->domain && !strmap_get(&s->srv->policy->local_domains, mb->domain, NULL);
+}
+
+static void dns_check_done(struct session *s, bool null_mx);
+
+static void on_null_mx_answer(void *arg, bool null_mx)
+{
+    struct session *s = arg;
+    s->dns_q = NULL;
+    evtimer_del(s->dns_timer);
+    dns_check_done(s, null_mx);
+}
+
+static void on_dns_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct session *s = arg;
+    dns_cancel(s->dns_q);
+    s->dns_q = NULL;
+    log_info("event=dns_check_timeout session=%s", s->id);
+    dns_check_done(s, false); /* no answer in time: no verdict, the mail goes on */
+}
+
+/* Asks whether domain has a null MX; the reply waits for the answer (or dns_timeout). */
+static bool start_null_mx_check(struct session *s, const char *domain, bool for_rcpt)
+{
+    if (!s->srv->dns)
+        return false;
+    if (!s->dns_timer && !(s->dns_timer = evtimer_new(s->srv->base, on_dns_timeout, s)))
+        return false;
+    if (!(s->dns_q = dns_check_null_mx(s->srv->dns, domain, on_null_mx_answer, s)))
+        return false;
+    struct timeval tv = {(time_t)s->srv->cfg->dns_timeout, 0};
+    evtimer_add(s->dns_timer, &tv);
+    s->dns_pending = true;
+    s->dns_for_rcpt = for_rcpt;
+    return true;
+}
+
+static void accept_sender(struct session *s)
+{
+    s->state = ST_MAIL;
+    reply(s, REPLY_SENDER_OK);
+}
+
+static void log_mail_refused(struct session *s, const char *addr, enum reply_id id)
+{
+    char sender[300];
+    log_info("event=mail_refused session=%s client=%s sender=<%s> reply=%d", s->id, s->peer_ip,
+             log_safe(sender, sizeof sender, addr), reply_info(id)->code);
+}
+
+static void accept_rcpt(struct session *s, struct msg_rcpt *r, enum reply_id id);
+
+/* The null-MX answer came (or timed out): give the MAIL or RCPT reply that waited for it. */
+static void dns_check_done(struct session *s, bool null_mx)
+{
+    s->dns_pending = false;
+    if (s->dns_for_rcpt) {
+        struct msg_rcpt r = s->pending_rcpt;
+        s->pending_rcpt.orcpt = NULL;
+        if (null_mx) {
+            log_rcpt_refused(s, r.addr, REPLY_NULL_MX_DOMAIN, "null_mx_dns");
+            free(r.orcpt);
+            reply(s, REPLY_NULL_MX_DOMAIN);
+        } else {
+            accept_rcpt(s, &r, REPLY_RCPT_RELAY_OK);
+        }
+    } else if (null_mx) {
+        log_mail_refused(s, s->msg->sender, REPLY_SENDER_NULL_MX);
+        reset_transaction(s);
+        reply(s, REPLY_SENDER_NULL_MX);
+    } else {
+        accept_sender(s);
+    }
+    if (!s->closing && !s->dead)
+        process_input(s);
+}
+
+void cmd_mail(struct session *s, const struct smtp_command *c)
+{
+    if (s->state == ST_MAIL || s->state == ST_RCPT) {
+        reply(s, REPLY_NESTED_MAIL);
+        return;
+    }
+    if (s->role != ROLE_MX && !s->tls) {
+        reply(s, REPLY_TLS_REQUIRED);
+        return;
+    }
+    if (s->role != ROLE_MX && !s->auth_user) {
+        reply(s, REPLY_AUTH_REQUIRED);
+        return;
+    }
+    struct path_args a;
+    switch (smtp_parse_path_args(c->arg, c->arg_len, false, &a)) {
+    case PATH_ARGS_NO_KEYWORD: reply(s, REPLY_MAIL_SYNTAX); return;
+    case PATH_ARGS_BAD_ADDRESS: reply(s, REPLY_SENDER_INVALID); return;
+    case PATH_ARGS_BAD_PARAM: reply(s, REPLY_PARAM_SYNTAX); return;
+    case PATH_ARGS_OK: break;
+    }
+    bool utf8 = false, body8 = false;
+    enum reply_id id = (s->msg = message_new()) ? mail_params(s, &a, &utf8, &body8) : REPLY_LOCAL_ERROR;
+    if (id == REPLY_SENDER_OK && s->auth_user && !auth_may_send_as(s->srv->users, s->auth_user, a.mailbox.addr))
+        id = REPLY_SENDER_NOT_OWNED;
+    if (id == REPLY_SENDER_OK && s->srv->space_low)
+        id = REPLY_SYSTEM_STORAGE;
+    if (id == REPLY_SENDER_OK && a.mailbox.utf8 && !utf8)
+        id = REPLY_NEEDS_SMTPUTF8;
+    if (id != REPLY_SENDER_OK) {
+        log_mail_refused(s, a.mailbox.addr, id);
+        reset_transaction(s);
+        reply(s, id);
+        return;
+    }
+    snprintf(s->msg->sender, sizeof s->msg->sender, "%s", a.mailbox.addr);
+    s->msg->smtputf8 = utf8;
+    s->msg->body_8bit = body8;
+    if (sender_needs_null_mx_check(s, &a.mailbox) && start_null_mx_check(s, a.mailbox.domain, false))
+        return; /* the reply waits for DNS */
+    accept_sender(s);
+}
+
+static void log_rcpt_refused(struct session *s, const char *addr, enum reply_id id, const char *reason)
+{
+    if (!log_enabled(LOG_INFO))
+        return;
+    char rcpt[300], sender[300];
+    log_info("event=rcpt_refused session=%s qid=%s client=%s sender=<%s> rcpt=<%s> reply=%d reason=%s", s->id,
+             s->msg->qid, s->peer_ip, log_safe(sender, sizeof sender, s->msg->sender),
+             log_safe(rcpt, sizeof rcpt, addr), reply_info(id)->code, reason);
+}
+
+/* Applies RCPT parameters (NOTIFY, ORCPT) to r; returns the refusal or REPLY_RCPT_OK. */
+static enum reply_id rcpt_params(struct session *s, const struct path_args *a, struct msg_rcpt *r)
+{
+    for (size_t i = 0; i < a->nparams; i++) {
+        const struct esmtp_param *p = &a->params[i];
+        if (!s->esmtp)
+            return REPLY_PARAM_UNKNOWN;
+        if (p->key_len == 6 && strncasecmp(p->key, "NOTIFY", 6) == 0) {
+            if (!p->value || !(r->notify = smtp_parse_notify(p->value, p->value_len)))
+                return REPLY_PARAM_BAD_VALUE;
+        } else if (p->key_len == 5 && strncasecmp(p->key, "ORCPT", 5) == 0) {
+            if (!p->value || !smtp_orcpt_valid(p->value, p->value_len, DSN_ORCPT_MAX))
+                return REPLY_PARAM_BAD_VALUE;
+            free(r->orcpt);
+            if (!(r->orcpt = strndup(p->value, p->value_len)))
+                return REPLY_LOCAL_ERROR;
+        } else {
+            return REPLY_PARAM_UNKNOWN;
+        }
+    }
+    return REPLY_RCPT_OK;
+}
+
+void cmd_rcpt(struct session *s, const struct smtp_command *c)
+{
+    struct path_args a;
+    const char *raw = c->arg;
+    switch (smtp_parse_path_args(c->arg, c->arg_len, true, &a)) {
+    case PATH_ARGS_NO_KEYWORD: reply(s, REPLY_RCPT_SYNTAX); return;
+    case PATH_ARGS_BAD_ADDRESS:
+        log_rcpt_refused(s, raw, REPLY_RCPT_INVALID, "syntax");
+        reply(s, REPLY_RCPT_INVALID);
+        return;
+    case PATH_ARGS_BAD_PARAM: reply(s, REPLY_PARAM_SYNTAX); return;
+    case PATH_ARGS_OK: break;
+    }
+    const struct mailbox *mb = &a.mailbox;
+    if (mb->utf8 && !s->msg->smtputf8) {
+        log_rcpt_refused(s, mb->addr, REPLY_NEEDS_SMTPUTF8, "utf8_without_smtputf8");
+        reply(s, REPLY_NEEDS_SMTPUTF8);
+        return;
+    }
+    if (s->msg->nrcpts >= s->srv->cfg->max_recipients) {
+        log_rcpt_refused(s, mb->addr, REPLY_TOO_MANY_RCPTS, "max_recipients");
+        reply(s, REPLY_TOO_MANY_RCPTS);
+        return;
+    }
+    struct msg_rcpt r = {0};
+    enum reply_id perr = rcpt_params(s, &a, &r);
+    if (perr != REPLY_RCPT_OK) {
+        free(r.orcpt);
+        reply(s, perr);
+        return;
+    }
+    struct rcpt_verdict v;
+    policy_check_rcpt(s->srv->policy, mb, s->may_relay || s->auth_user, &v);
+    if (v.kind == RCPT_REFUSED) {
+        free(r.orcpt);
+        log_rcpt_refused(s, mb->addr, v.reply, v.reason);
+        reply(s, v.reply, v.moved_to);
+        return;
+    }
+    r.remote = v.kind == RCPT_RELAY;
+    snprintf(r.addr, sizeof r.addr, "%s", mb->addr);
+    snprintf(r.local, sizeof r.local, "%s", v.local);
+    snprintf(r.domain, sizeof r.domain, "%s", v.domain);
+    if (r.remote && !mb->literal) { /* relay path: a null MX is refused now (RFC 7505 4.1) */
+        s->pending_rcpt = r;
+        if (start_null_mx_check(s, mb->domain, true))
+            return;
+        s->pending_rcpt.orcpt = NULL;
+    }
+    accept_rcpt(s, &r, v.reply);
+}
+
+/* Adds an accepted recipient (local duplicates collapse) and answers with id. */
+static void accept_rcpt(struct session *s, struct msg_rcpt *r, enum reply_id id)
+{
+    bool duplicate = r->remote ? message_has_remote(s->msg, r->addr) : message_has_mailbox(s->msg, r->local, r->domain);
+    if (duplicate)
+        free(r->orcpt);
+    if (!duplicate && !message_add_rcpt(s->msg, r)) {
+        free(r->orcpt);
+        reply(s, REPLY_LOCAL_ERROR);
+        return;
+    }
+    s->state = ST_RCPT;
+    reply(s, id);
+}
