@@ -82,6 +82,8 @@ static const struct key_def keys[] = {
      "Characters that start an address extension: alice+tag@ is alice. Empty: none."},
     {"max_command_line", T_UINT, F(max_command_line), "512", 512, 65536,
      "Longest command line in octets, CRLF included (RFC 5321 4.5.3.1.4); longer gets 500 5.5.2."},
+    {"max_hops", T_UINT, F(max_hops), "100", 10, 1000,
+     "Refuse a message with this many Received header fields (554 5.4.6, mail loop; RFC 5321 6.3)."},
     {"max_errors", T_UINT, F(max_errors), "10", 1, 1000,
      "Protocol errors per session before 421 4.7.0 and disconnect."},
     {"max_connections", T_UINT, F(max_connections), "1000", 1, 1000000,

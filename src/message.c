@@ -90,3 +90,19 @@ bool message_has_remote(const struct message *m, const char *addr)
     }
     return false;
 }
+
+unsigned message_count_received(struct message *m)
+{
+    size_t total = evbuffer_get_length(m->body);
+    struct evbuffer_ptr end = evbuffer_search(m->body, "\n\n", 2, NULL);
+    size_t hlen = end.pos < 0 ? total : (size_t)end.pos + 1;
+    const char *h = (const char *)evbuffer_pullup(m->body, (ssize_t)hlen);
+    unsigned n = 0;
+    for (size_t i = 0; h && i < hlen;) {
+        if (hlen - i >= 9 && strncasecmp(h + i, "Received:", 9) == 0)
+            n++;
+        const char *nl = memchr(h + i, '\n', hlen - i);
+        i = nl ? (size_t)(nl - h) + 1 : hlen;
+    }
+    return n;
+}

@@ -294,6 +294,17 @@ static void finish_data(struct session *s)
         return;
     }
     struct message *m = s->msg;
+    unsigned hops = message_count_received(m);
+    if (hops >= s->srv->cfg->max_hops) {
+        char detail[48];
+        snprintf(detail, sizeof detail, "%u Received fields", hops);
+        log_transaction(s, "rejected", REPLY_TOO_MANY_HOPS, detail);
+        s->state = ST_READY;
+        reset_transaction(s);
+        set_timeouts(s);
+        reply(s, REPLY_TOO_MANY_HOPS);
+        return;
+    }
     build_trace_headers(s);
     m->mail_dir = s->srv->cfg->mail_dir;
     m->spool_dir = s->srv->cfg->spool_dir;

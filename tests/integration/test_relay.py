@@ -591,3 +591,19 @@ def test_ipv6_destination(relay):
     send(srv, ["six@v6only.test"])
     wait_for(lambda: sink.messages, what="delivery over IPv6")
     assert "v6only.test[::1]" in srv.log_text()
+
+
+def test_mail_loop_refused_by_hop_count(relay):
+    srv = relay["start"](max_hops=20)
+    for hops, code in ((19, 250), (20, 554)):
+        c = srv.connect()
+        c.expect("EHLO client.example", 250)
+        c.expect("MAIL FROM:<alice@example.test>", 250)
+        c.expect("RCPT TO:<bob@example.test>", 250)
+        c.expect("DATA", 354)
+        trace = "".join(f"Received: from hop{i}.example by hop{i + 1}.example; Mon, 23 Nov 2026 08:00:00 +0000\r\n"
+                        for i in range(hops))
+        lines = c.expect(trace + "Subject: loop\r\n\r\nround and round\r\n.", code)
+        if code == 554:
+            assert lines[0].startswith("5.4.6")
+    assert len(srv.maildir_files("bob@example.test")) == 1
