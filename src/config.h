@@ -61,17 +61,19 @@ struct config {
     /* outbound relay (queue.c, dns.c, smtp_client.c) */
     struct strlist dns_resolver;  /* "ip[@port]" forwarders; empty = /etc/resolv.conf */
     char *dns_trust_anchor;       /* DNSSEC trust anchor file or "" */
-    unsigned dns_timeout;         /* seconds a MAIL/RCPT-time lookup may hold the reply */
-    bool sender_null_mx_check;    /* MX role: 550 5.7.27 for senders whose domain has a null MX */
-    unsigned smtp_port;           /* destination port of outbound SMTP */
+    char *smtp_tls_ca_file;       /* CAs for smtp_tls_verify, "" = the system's */
     struct durlist retry_schedule;/* delays between attempts, the last one repeats */
+    unsigned dns_timeout;         /* seconds a MAIL/RCPT-time lookup may hold the reply */
+    unsigned smtp_port;           /* destination port of outbound SMTP */
     unsigned max_queue_lifetime;  /* seconds, then bounce */
     unsigned delay_warning_time;  /* seconds, 0 = no delay warnings */
     unsigned destination_concurrency; /* connections per destination domain */
     unsigned max_deliveries;      /* outbound connections in all */
-    bool smtp_tls;                /* opportunistic STARTTLS outbound */
     unsigned smtp_connect_timeout, smtp_greeting_timeout, smtp_command_timeout;
     unsigned smtp_data_init_timeout, smtp_data_block_timeout, smtp_data_done_timeout;
+    bool sender_null_mx_check;    /* MX role: 550 5.7.27 for senders whose domain has a null MX */
+    bool smtp_tls;                /* opportunistic STARTTLS outbound */
+    bool smtp_tls_verify;         /* require STARTTLS and a certificate valid for the MX name */
     int log_level;
     int key_lines[72];            /* line that set each key (index = table row), 0 = default */
 };

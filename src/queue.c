@@ -590,7 +590,13 @@ struct queue *queue_new(struct server *srv)
     if (!q)
         return NULL;
     q->srv = srv;
-    q->tls = srv->cfg->smtp_tls ? tls_client_context_new() : NULL;
+    q->tls = srv->cfg->smtp_tls || srv->cfg->smtp_tls_verify ? tls_client_context_new(srv->cfg) : NULL;
+    if ((srv->cfg->smtp_tls || srv->cfg->smtp_tls_verify) && !q->tls) {
+        log_error("event=startup_failed key=smtp_tls_ca_file error=\"cannot set up outbound TLS (CA file %s)\"",
+                  *srv->cfg->smtp_tls_ca_file ? srv->cfg->smtp_tls_ca_file : "system default");
+        queue_free(q);
+        return NULL;
+    }
     q->tick = event_new(srv->base, -1, EV_PERSIST, on_tick, q);
     q->kick = event_new(srv->base, -1, 0, on_tick, q);
     struct timeval every = {1, 0};

@@ -77,7 +77,7 @@ struct session {
     bool dns_for_rcpt;           /* the lookup is for pending_rcpt, else for the sender */
     struct dns_query *dns_q;
     struct event *dns_timer;
-    struct msg_rcpt pending_rcpt;
+    struct msg_rcpt *pending_rcpt;  /* the recipient waiting for it (allocated only then) */
     struct data_reader data;
     char *line;            /* max_command_line + 1 octets */
 };

@@ -160,7 +160,7 @@ static void conn_failed(struct smtp_client *c, const char *why)
         c->bev = NULL;
     }
     if (c->job && !c->job_started && c->state != C_QUIT) {
-        if (c->state == C_TLS && !c->tls_failed) { /* a failed handshake: the same target in cleartext */
+        if (c->state == C_TLS && !c->tls_failed && !c->cfg->smtp_tls_verify) { /* cleartext retry */
             c->tls_failed = true;
         } else {
             c->target++;
@@ -284,6 +284,8 @@ static void start_tls(struct smtp_client *c)
     struct bufferevent *tb = NULL;
     if (ssl) {
         SSL_set_tlsext_host_name(ssl, name);
+        if (c->cfg->smtp_tls_verify)
+            SSL_set1_host(ssl, name); /* the certificate must name the MX host */
         tb = bufferevent_openssl_filter_new(c->base, c->bev, ssl, BUFFEREVENT_SSL_CONNECTING,
                                             BEV_OPT_CLOSE_ON_FREE);
     }
@@ -520,9 +522,14 @@ static void got_setup_reply(struct smtp_client *c)
     case C_EHLO:
         if (ok) {
             read_extensions(c);
-            if (c->starttls && c->tls && c->cfg->smtp_tls && !c->tls_active && !c->tls_failed) {
+            bool want_tls = c->tls && (c->cfg->smtp_tls || c->cfg->smtp_tls_verify) && !c->tls_active;
+            if (want_tls && c->starttls && !c->tls_failed) {
                 c->state = C_STARTTLS;
                 send_line(c, "STARTTLS");
+            } else if (want_tls && c->cfg->smtp_tls_verify) {
+                char diag[400];
+                snprintf(diag, sizeof diag, "4.7.4 %s does not offer STARTTLS, which smtp_tls_verify requires", c->host);
+                conn_failed(c, diag);
             } else {
                 session_ready(c);
             }
@@ -542,6 +549,8 @@ static void got_setup_reply(struct smtp_client *c)
     default: /* C_STARTTLS */
         if (c->reply.code == 220)
             start_tls(c);
+        else if (c->cfg->smtp_tls_verify)
+            peer_refused(c, "STARTTLS");
         else
             session_ready(c); /* offered but refused: go on in cleartext */
         return;
@@ -637,7 +646,8 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
         } else if (c->state == C_TLS) {
             char info[128];
             tls_describe(bufferevent_openssl_get_ssl(c->bev), info, sizeof info);
-            log_info("event=smtp_client_tls host=%s tls=%s verified=no", c->host, info);
+            log_info("event=smtp_client_tls host=%s tls=%s verified=%s", c->host, info,
+                     c->cfg->smtp_tls_verify ? "yes" : "no");
             c->tls_active = true;
             send_ehlo(c);
         }
@@ -653,6 +663,12 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
     else
         snprintf(why, sizeof why, "4.4.1 %s %s: %s", c->state == C_CONNECT ? "cannot connect to" : "connection lost",
                  c->host, evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+    if (c->state == C_TLS && c->cfg->smtp_tls_verify) {
+        long v = SSL_get_verify_result(bufferevent_openssl_get_ssl(c->bev));
+        if (v != X509_V_OK)
+            snprintf(why, sizeof why, "4.7.5 the TLS certificate of %s is not valid: %s", c->host,
+                     X509_verify_cert_error_string(v));
+    }
     if (c->state == C_QUIT) {
         close_connection(c);
         return;

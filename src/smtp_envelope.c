@@ -141,8 +141,9 @@ static void dns_check_done(struct session *s, bool null_mx)
 {
     s->dns_pending = false;
     if (s->dns_for_rcpt) {
-        struct msg_rcpt r = s->pending_rcpt;
-        s->pending_rcpt.orcpt = NULL;
+        struct msg_rcpt r = *s->pending_rcpt;
+        free(s->pending_rcpt);
+        s->pending_rcpt = NULL;
         if (null_mx) {
             log_rcpt_refused(s, r.addr, REPLY_NULL_MX_DOMAIN, "null_mx_dns");
             free(r.orcpt);
@@ -281,10 +282,13 @@ void cmd_rcpt(struct session *s, const struct smtp_command *c)
     snprintf(r.local, sizeof r.local, "%s", v.local);
     snprintf(r.domain, sizeof r.domain, "%s", v.domain);
     if (r.remote && !mb->literal) { /* relay path: a null MX is refused now (RFC 7505 4.1) */
-        s->pending_rcpt = r;
-        if (start_null_mx_check(s, mb->domain, true))
-            return;
-        s->pending_rcpt.orcpt = NULL;
+        if ((s->pending_rcpt = malloc(sizeof *s->pending_rcpt)) != NULL) {
+            *s->pending_rcpt = r;
+            if (start_null_mx_check(s, mb->domain, true))
+                return; /* the recipient (and its ORCPT) now belongs to the lookup */
+            free(s->pending_rcpt);
+            s->pending_rcpt = NULL;
+        }
     }
     accept_rcpt(s, &r, v.reply);
 }

@@ -83,7 +83,9 @@ void session_free(struct session *s)
         s->next->prev = s->prev;
     message_free(s->msg);
     dns_cancel(s->dns_q);
-    free(s->pending_rcpt.orcpt);
+    if (s->pending_rcpt)
+        free(s->pending_rcpt->orcpt);
+    free(s->pending_rcpt);
     if (s->dns_timer)
         event_free(s->dns_timer);
     if (s->greet_ev)

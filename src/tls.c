@@ -71,12 +71,22 @@ void tls_describe(SSL *ssl, char *out, size_t outsz)
     snprintf(out, outsz, "%s:%s", SSL_get_version(ssl), SSL_get_cipher_name(ssl));
 }
 
-SSL_CTX *tls_client_context_new(void)
+SSL_CTX *tls_client_context_new(const struct config *cfg)
 {
     SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
     if (!ctx)
         return NULL;
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-    SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+    if (!cfg->smtp_tls_verify) {
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+        return ctx;
+    }
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    int ok = *cfg->smtp_tls_ca_file ? SSL_CTX_load_verify_locations(ctx, cfg->smtp_tls_ca_file, NULL)
+                                    : SSL_CTX_set_default_verify_paths(ctx);
+    if (ok != 1) {
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
     return ctx;
 }

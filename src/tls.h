@@ -15,9 +15,10 @@ typedef struct ssl_st SSL;
  * configured (no error) or on an error, which is added to errs naming file:line: key. */
 SSL_CTX *tls_context_new(const struct config *cfg, struct config_errors *errs);
 
-/* The outbound (client) context for opportunistic STARTTLS: TLS 1.2 or newer, certificates not
- * verified (RFC 7435: encryption without authentication beats cleartext). NULL on failure. */
-SSL_CTX *tls_client_context_new(void);
+/* The outbound (client) context: TLS 1.2 or newer. Without smtp_tls_verify certificates are not
+ * checked (opportunistic, RFC 7435: encryption without authentication beats cleartext); with it
+ * the peer must present a chain to smtp_tls_ca_file (or the system CAs). NULL on failure. */
+SSL_CTX *tls_client_context_new(const struct config *cfg);
 
 /* "TLSv1.3:TLS_AES_256_GCM_SHA384" style text for logs and Received headers. */
 void tls_describe(SSL *ssl, char *out, size_t outsz);

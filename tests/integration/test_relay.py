@@ -607,3 +607,32 @@ def test_mail_loop_refused_by_hop_count(relay):
         if code == 554:
             assert lines[0].startswith("5.4.6")
     assert len(srv.maildir_files("bob@example.test")) == 1
+
+
+def test_smtp_tls_verify_requires_a_valid_certificate(relay, tmp_path):
+    import ssl
+    def cert(name, cn):
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", f"/CN={cn}",
+                        "-addext", f"subjectAltName=DNS:{cn}", "-keyout", str(tmp_path / f"{name}.key"),
+                        "-out", str(tmp_path / f"{name}.pem")], check=True, capture_output=True)
+        (tmp_path / f"{name}.pem").chmod(0o644)
+        return tmp_path / f"{name}.pem", tmp_path / f"{name}.key"
+    good, good_key = cert("good", "mx1.two-mx.test")
+    other, _ = cert("other", "mx1.two-mx.test")  # same name, but not the trusted CA
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(good, good_key)
+    sink = Sink()
+    c = Controller(sink, hostname="127.0.0.2", port=relay["port"], tls_context=ctx, require_starttls=True)
+    c.start()
+    relay["peers"].controllers["127.0.0.2"] = c
+    os.chmod(tmp_path, 0o755)
+    srv = relay["start"](smtp_tls_verify="yes", smtp_tls_ca_file=other)  # untrusted: deferred, never cleartext
+    qid = send(srv, ["v@two-mx.test"])
+    wait_for(lambda: "4.7.5 the TLS certificate of mx1.two-mx.test[127.0.0.2] is not valid" in srv.log_text(),
+             what="a verification failure")
+    wait_for(lambda: (srv.spool_dir / "state" / qid).exists(), what="the deferral recorded")
+    assert sink.messages == [] and (srv.spool_dir / "queue" / qid).exists()
+    srv2 = relay["start"](smtp_tls_verify="yes", smtp_tls_ca_file=good)
+    send(srv2, ["v@two-mx.test"])
+    wait_for(lambda: sink.messages, what="delivery over verified TLS")
+    assert "verified=yes" in srv2.log_text()
