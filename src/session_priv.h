@@ -79,7 +79,8 @@ struct session {
     struct event *dns_timer;
     struct msg_rcpt *pending_rcpt;  /* the recipient waiting for it (allocated only then) */
     struct data_reader data;
-    char *line;            /* max_command_line + 1 octets */
+    char *line;            /* max_command_line + 1 octets, grown once for a DSN-sized MAIL/RCPT */
+    size_t line_cap;
 };
 
 /* smtp_session.c */

@@ -524,6 +524,16 @@ static bool next_command(struct session *s, struct evbuffer *in)
         reply(s, auth ? REPLY_AUTH_LINE_TOO_LONG : REPLY_LINE_TOO_LONG);
         return true;
     }
+    if (!auth && len + 1 > s->line_cap) { /* a DSN-sized MAIL/RCPT: grow the buffer once */
+        char *bigger = realloc(s->line, max + 1);
+        if (!bigger) {
+            evbuffer_drain(in, len + eol_len);
+            reply(s, REPLY_LOCAL_ERROR);
+            return true;
+        }
+        s->line = line = bigger;
+        s->line_cap = max + 1;
+    }
     evbuffer_remove(in, line, len);
     evbuffer_drain(in, eol_len);
     line[len] = '\0';
@@ -739,7 +749,7 @@ void session_attach(struct server *srv, struct bufferevent *bev, const struct so
     static unsigned long next_id;
     struct session *s = calloc(1, sizeof *s);
     const struct config *cfg = srv->cfg;
-    if (!s || !(s->line = malloc(cfg->max_command_line + DSN_ORCPT_MAX + 1))) {
+    if (!s || !(s->line = malloc(cfg->max_command_line + 1))) {
         log_error("event=accept_failed error=out_of_memory");
         if (s)
             free(s->line);
@@ -747,6 +757,7 @@ void session_attach(struct server *srv, struct bufferevent *bev, const struct so
         bufferevent_free(bev);
         return;
     }
+    s->line_cap = cfg->max_command_line + 1;
     s->bev = bev;
     s->close_ev = event_new(srv->base, -1, 0, on_close_ev, s);
     if (!s->close_ev) {

@@ -33,8 +33,16 @@ DNS_ZONES = [
 DNS = {"port": None, "proc": None}
 
 
-def start_test_dns(workdir: Path):
-    port = free_udp_port()
+def start_test_dns(workdir: Path, attempts=5):
+    """Starts unbound on a free port; a port taken meanwhile (UDP or TCP) means another try."""
+    for _ in range(attempts):
+        proc = try_start_unbound(workdir, free_udp_tcp_port())
+        if proc:
+            return proc
+    raise RuntimeError("unbound did not start: " + (workdir / "unbound.log").read_text())
+
+
+def try_start_unbound(workdir: Path, port):
     conf = workdir / "unbound.conf"
     lines = ["server:", f"  interface: 127.0.0.1", f"  port: {port}", "  do-daemonize: no", "  use-syslog: no",
              '  logfile: ""', '  username: ""', '  chroot: ""', f'  directory: "{workdir}"',
@@ -48,12 +56,26 @@ def start_test_dns(workdir: Path):
     deadline = time.time() + 10
     while time.time() < deadline:  # ready when it answers a query
         if proc.poll() is not None:
-            raise RuntimeError("unbound exited: " + (workdir / "unbound.log").read_text())
+            return None
         if dns_answers(port):
-            break
+            DNS.update(port=port, proc=proc)
+            return proc
         time.sleep(0.05)
-    DNS.update(port=port, proc=proc)
-    return proc
+    proc.kill()
+    proc.wait()
+    return None
+
+
+def free_udp_tcp_port():
+    """A port free for both UDP and TCP on 127.0.0.1 (unbound listens on both)."""
+    while True:
+        port = free_udp_port()
+        with socket.socket() as t:
+            try:
+                t.bind(("127.0.0.1", port))
+                return port
+            except OSError:
+                continue
 
 
 def free_udp_port():
