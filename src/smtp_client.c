@@ -174,7 +174,7 @@ static void conn_failed(struct smtp_client *c, const char *why)
         fill_results(c->job, 451, why);
         finish_job(c);
     }
-    if (!c->job && evtimer_pending(c->close_ev, NULL) == 0 && c->state == C_DEAD)
+    if (!c->job && !evtimer_pending(c->close_ev, NULL))
         close_connection(c);
 }
 
@@ -324,12 +324,11 @@ static void send_mail(struct smtp_client *c)
     struct smtp_job *job = c->job;
     struct evbuffer *out = bufferevent_get_output(c->bev);
     evbuffer_add_printf(out, "MAIL FROM:<%s>", job->sender);
-    if (c->size_limit || c->eightbit) {
+    if (c->size_limit) { /* the size on the wire: one CR more per line */
         size_t lines = 0;
         for (const char *p = job->text; (p = memchr(p, '\n', (size_t)(job->text + job->len - p))) != NULL; p++)
             lines++;
-        if (c->size_limit)
-            evbuffer_add_printf(out, " SIZE=%zu", job->len + lines);
+        evbuffer_add_printf(out, " SIZE=%zu", job->len + lines);
     }
     if (job->body8bit && c->eightbit)
         evbuffer_add_printf(out, " BODY=8BITMIME");
