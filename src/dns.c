@@ -50,7 +50,7 @@ struct dns_query {
     struct dns_sub subs[1 + 2 * DNS_MAX_TARGETS];
     struct dns_mx mx[DNS_MAX_TARGETS];
     int nmx;
-    struct sockaddr_storage addrs[DNS_MAX_TARGETS][2][ADDRS_PER_HOST]; /* [host][A, AAAA][i] */
+    struct sockaddr_storage (*addrs)[2][ADDRS_PER_HOST]; /* [host][A, AAAA][i]; route queries only */
     int naddrs[DNS_MAX_TARGETS][2];
     struct dns_route route;
     struct event *fail_ev;        /* reports a failure to start, outside the caller's call */
@@ -171,6 +171,7 @@ void dns_sort_mx(struct dns_mx *mx, int n)
 
 static void query_free(struct dns_query *q)
 {
+    free(q->addrs);
     if (q->fail_ev)
         event_free(q->fail_ev);
     free(q);
@@ -224,6 +225,11 @@ static bool ask(struct dns_query *q, int slot, int host, const char *name, int r
 /* Asks for the addresses of every exchanger in q->mx. */
 static void ask_addresses(struct dns_query *q)
 {
+    if (!(q->addrs = calloc((size_t)q->nmx, sizeof *q->addrs))) {
+        q->route.status = DNS_TEMPFAIL;
+        snprintf(q->route.error, sizeof q->route.error, "out of memory");
+        return;
+    }
     for (int i = 0; i < q->nmx; i++)
         if (!ask(q, 1 + 2 * i, i, q->mx[i].host, RR_A) || !ask(q, 2 + 2 * i, i, q->mx[i].host, RR_AAAA))
             return;
