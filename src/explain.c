@@ -194,7 +194,7 @@ int explain_main(FILE *out, int argc, char **argv)
 {
     struct explanation e[2];
     if (argc < 1 || argc > 2) {
-        fprintf(stderr, "usage: postern explain CODE [CODE2]   (CODE: 550, 5.1.1 or \"550 5.1.1\")\n");
+        fprintf(stderr, "usage: postern explain CODE [CODE2]   (a reply code such as 550, an enhanced code such as 5.1.1, or both)\n");
         return 2;
     }
     for (int i = 0; i < argc; i++) {
