@@ -13,6 +13,7 @@
 
 #include "explain.h"
 #include "message.h"
+#include "queue_file.h"
 #include "smtp_reply.h"
 
 static bool starts_with_code(const char *diag)
@@ -142,15 +143,6 @@ static void status_part(struct evbuffer *out, const struct dsn_report *r)
     }
 }
 
-/* Length of the header section of the message (up to and including the blank line). */
-static size_t header_length(const char *msg, size_t len)
-{
-    for (size_t i = 0; i + 1 < len; i++)
-        if (msg[i] == '\n' && msg[i + 1] == '\n')
-            return i + 1;
-    return len;
-}
-
 int dsn_build(struct evbuffer *out, const struct dsn_report *r, const char *message_id)
 {
     bool failed = false, delayed = false;
@@ -175,7 +167,7 @@ int dsn_build(struct evbuffer *out, const struct dsn_report *r, const char *mess
     evbuffer_add_printf(out, "\n--%s\nContent-Description: Delivery report\nContent-Type: message/delivery-status\n\n", boundary);
     status_part(out, r);
     bool full = r->ret == RET_FULL;
-    size_t n = full ? r->original_len : header_length(r->original, r->original_len);
+    size_t n = full ? r->original_len : qfile_header_length(r->original, r->original_len);
     evbuffer_add_printf(out, "\n--%s\nContent-Description: %s\nContent-Type: %s\n\n", boundary,
                         full ? "Undelivered Message" : "Undelivered Message Headers",
                         full ? "message/rfc822" : "text/rfc822-headers");

@@ -509,12 +509,6 @@ void queue_add_committed(struct queue *q, const char *qid)
     workq_submit(q->srv->disk, load_work, load_done, lj);
 }
 
-static bool valid_qid(const char *name)
-{
-    size_t n = strlen(name);
-    return n > 0 && n < 24 && strspn(name, "0123456789ABCDEF") == n;
-}
-
 /* Loads every queue file not yet known; drops entries whose file went away; returns how many loaded.
  * Runs on the loop (start-up and rare admin signals only). */
 void queue_rescan(struct queue *q, bool flush)
@@ -538,7 +532,7 @@ void queue_rescan(struct queue *q, bool flush)
     DIR *d = opendir(dir);
     unsigned loaded = 0;
     for (struct dirent *de; d && (de = readdir(d));) {
-        if (!valid_qid(de->d_name) || entry_find(q, de->d_name))
+        if (!qfile_id_valid(de->d_name) || entry_find(q, de->d_name))
             continue;
         struct qfile f;
         if (qfile_load(spool, "queue", de->d_name, &f, err, sizeof err) < 0) {
@@ -570,7 +564,7 @@ static void remove_orphan_states(const char *spool)
             unlink(path); /* an unfinished temporary state file */
             continue;
         }
-        if (!valid_qid(de->d_name))
+        if (!qfile_id_valid(de->d_name))
             continue;
         char q1[PATH_MAX], q2[PATH_MAX];
         snprintf(q1, sizeof q1, "%s/queue/%s", spool, de->d_name);

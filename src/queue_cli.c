@@ -17,12 +17,6 @@
 
 #include "queue_file.h"
 
-static bool valid_qid(const char *s)
-{
-    size_t n = strlen(s);
-    return n > 0 && n < 24 && strspn(s, "0123456789ABCDEF") == n;
-}
-
 /* Signals the running server; false (with a message) when none runs. */
 static bool tell_server(const char *spool, int sig)
 {
@@ -64,7 +58,7 @@ static int list_dir(const char *spool, const char *dir, bool held, unsigned *cou
     DIR *d = opendir(path);
     for (struct dirent *de; d && (de = readdir(d));) {
         struct qfile q;
-        if (!valid_qid(de->d_name) || qfile_load(spool, dir, de->d_name, &q, err, sizeof err) < 0)
+        if (!qfile_id_valid(de->d_name) || qfile_load(spool, dir, de->d_name, &q, err, sizeof err) < 0)
             continue;
         char age[32];
         age_text(q.created, age, sizeof age);
@@ -136,10 +130,7 @@ static int cmd_show(const char *spool, const char *id)
     }
     char *text = qfile_read_message(spool, dir, &q, err, sizeof err);
     if (text) {
-        size_t hdr = 0;
-        while (hdr + 1 < q.size && !(text[hdr] == '\n' && text[hdr + 1] == '\n'))
-            hdr++;
-        printf("\n%.*s\n", (int)(hdr + 1 < q.size ? hdr + 1 : q.size), text);
+        printf("\n%.*s\n", (int)qfile_header_length(text, q.size), text);
         free(text);
     }
     qfile_free(&q);
@@ -188,7 +179,7 @@ int queue_cli_main(const char *spool, int argc, char **argv)
         return cmd_list(spool);
     if (argc == 1 && strcmp(argv[0], "flush") == 0)
         return tell_server(spool, SIGUSR1) ? (printf("flush: the server retries every queued message now\n"), 0) : 1;
-    if (argc == 2 && !valid_qid(argv[1])) {
+    if (argc == 2 && !qfile_id_valid(argv[1])) {
         fprintf(stderr, "postern queue: '%s' is not a queue id\n", argv[1]);
         return 2;
     }

@@ -322,3 +322,17 @@ int qfile_remove(const char *spool_dir, const char *dir, const char *qid)
     unlink(path); /* a state file left alone is harmless: start-up removes orphans */
     return rc;
 }
+
+bool qfile_id_valid(const char *name)
+{
+    size_t n = strlen(name);
+    return n > 0 && n < 24 && strspn(name, "0123456789ABCDEF") == n;
+}
+
+size_t qfile_header_length(const char *text, size_t len)
+{
+    for (size_t i = 0; i + 1 < len; i++)
+        if (text[i] == '\n' && text[i + 1] == '\n')
+            return i + 1;
+    return len;
+}

@@ -57,6 +57,14 @@ int qfile_save_state(const char *spool_dir, const struct qfile *q);
 /* Removes the queue file (durably), then its state file. */
 int qfile_remove(const char *spool_dir, const char *dir, const char *qid);
 
+/* True when name has the shape of a queue id (upper-case hex, 1-23 characters): file names
+ * in the spool and `postern queue` arguments are checked with it. */
+bool qfile_id_valid(const char *name);
+
+/* Length of the header section of message text (LF endings), the blank line included;
+ * the whole text when it has no blank line. */
+size_t qfile_header_length(const char *text, size_t len);
+
 /* Parses the envelope header in data[0..n) (the start of a queue file). Pure: a fuzz/unit target. */
 int qfile_parse_envelope(const char *data, size_t n, struct qfile *q, char *err, size_t errsz);
 
