@@ -1,12 +1,14 @@
 /* libFuzzer target: what a remote peer or a damaged spool can feed the outbound relay.
  * The input is split on LF: the lines go through the remote reply parser (like smtp_client.c
- * reads them), and the whole input through the queue file and state file parsers.
+ * reads them), and the whole input through the queue file and state file parsers and the commit
+ * journal's payload and header parsers (journal_record.c).
  * Invariants: a finished reply has a code in 200-559 and kept text within bounds; a parsed
  * envelope has a sender, an id and recipients, and a body offset inside the input. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "journal_record.h"
 #include "queue_file.h"
 #include "smtp_reply.h"
 
@@ -32,10 +34,28 @@ static void replies(const char *s, size_t n)
     }
 }
 
+/* A journal record payload and header slot: parsed parts stay inside the input and safe. */
+static void journal_bytes(const char *s, size_t n)
+{
+    static struct journal_entry e;
+    if (journal_parse_payload(s, n, &e)) {
+        if (e.ndirs == 0 || !e.name[0] || strchr(e.name, '/') || e.content < s || e.content + e.content_len != s + n)
+            abort();
+        for (size_t i = 0; i < e.ndirs; i++)
+            if (e.dirs[i] < s || e.dirs[i] + e.dir_lens[i] > s + n || e.dir_lens[i] == 0)
+                abort();
+    }
+    unsigned char slot[JOURNAL_SLOT_SIZE] = {0};
+    memcpy(slot, s, n < sizeof slot ? n : sizeof slot);
+    struct journal_header h;
+    journal_header_decode(slot, &h);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     const char *s = (const char *)data;
     replies(s, size);
+    journal_bytes(s, size);
     struct qfile q;
     char err[256];
     if (qfile_parse_envelope(s, size, &q, err, sizeof err) == 0) {

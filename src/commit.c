@@ -1,4 +1,8 @@
-/* commit.c - the commit point of Postern, per batch of messages:
+/* commit.c - the commit point of Postern, per batch of messages. Two paths:
+ * JOURNAL (messages for local mailboxes only, up to journal_message_max; see journal.h): stage as
+ * below, link each file into every new/ without a flush, append the batch's records to the journal
+ * and fdatasync it once: 250. The checkpoint thread flushes the Maildir files later.
+ * DIRECT (everything else, or commit_journal = no):
  *   1. stage (commit_stage, on the disk threads, many messages in parallel): write the message's
  *      queue file (spool tmp/) and its Maildir file (unnamed, in the first mailbox's tmp/), no fsync;
  *   then, on the committer thread, for every staged message waiting (commit_batch):
@@ -21,6 +25,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <event2/buffer.h>
+
+#include "journal.h"
 #include "log.h"
 #include "maildir.h"
 #include "message.h"
@@ -104,10 +111,11 @@ void commit_stage(void *arg)
         maildir_stage(m);
 }
 
-void commit_batch(void **args, unsigned n, void *ctx)
+/* The strict path: two flushes around publishing, the Maildir files themselves on disk before 250. */
+static void commit_direct(struct message **m, unsigned n)
 {
-    (void)ctx;
-    struct message **m = (struct message **)args;
+    if (n == 0)
+        return;
     char err[256];
     double t1 = now_ms();
     bool small = n <= SMALL_BATCH;
@@ -125,8 +133,57 @@ void commit_batch(void **args, unsigned n, void *ctx)
     if ((small ? sync_published_dirs(m, n, err, sizeof err)
                : flush_file_systems(m[0]->mail_dir, m[0]->spool_dir, err, sizeof err)) < 0)
         fail_all(m, n, err);
-    log_debug("event=commit_batch messages=%u flush1_ms=%.2f publish_ms=%.2f flush2_ms=%.2f", n, t2 - t1, t3 - t2,
-              now_ms() - t3);
+    log_debug("event=commit_batch path=direct messages=%u flush1_ms=%.2f publish_ms=%.2f flush2_ms=%.2f", n, t2 - t1,
+              t3 - t2, now_ms() - t3);
+}
+
+/* The journal path: link every file into new/ (not flushed), then one journal append + fdatasync. */
+static void commit_journaled(struct journal *j, struct message **m, unsigned n)
+{
+    if (n == 0)
+        return;
+    double t1 = now_ms();
+    unsigned ok = 0;
+    for (unsigned i = 0; i < n; i++) {
+        maildir_publish(m[i]);
+        if (m[i]->status == COMMIT_OK) { /* the published ones first, for the journal */
+            struct message *t = m[ok];
+            m[ok++] = m[i];
+            m[i] = t;
+        }
+    }
+    double t2 = now_ms();
+    char err[256];
+    if (ok > 0 && journal_append(j, m, ok, err, sizeof err) < 0)
+        fail_all(m, ok, err);
+    log_debug("event=commit_batch path=journal messages=%u publish_ms=%.2f append_ms=%.2f", n, t2 - t1,
+              now_ms() - t2);
+}
+
+/* True when the message may be made durable by a journal record: it was staged, and it goes only
+ * to local mailboxes (a queue file must be on disk itself before the queue manager may see it). */
+static bool journal_eligible(const struct commit_config *cc, const struct message *m)
+{
+    if (!cc || !cc->journal || m->status != COMMIT_OK || m->nlocal != m->nrcpts || m->stage.ndirs == 0)
+        return false;
+    size_t bytes = evbuffer_get_length(m->headers) + evbuffer_get_length(m->body);
+    return bytes <= cc->journal_message_max && journal_accepts(cc->journal, bytes, m->stage.ndirs);
+}
+
+void commit_batch(void **args, unsigned n, void *ctx)
+{
+    struct commit_config *cc = ctx;
+    struct message **m = (struct message **)args;
+    unsigned nj = 0; /* m[0..nj) take the journal path, the rest the direct one */
+    for (unsigned i = 0; i < n; i++) {
+        if (journal_eligible(cc, m[i])) {
+            struct message *t = m[nj];
+            m[nj++] = m[i];
+            m[i] = t;
+        }
+    }
+    commit_journaled(cc ? cc->journal : NULL, m, nj);
+    commit_direct(m + nj, n - nj);
     for (unsigned i = 0; i < n; i++) {
         if (m[i]->status == COMMIT_OK)
             maildir_drop_tmp(m[i]); /* the links in new/ keep the file */

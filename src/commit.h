@@ -1,5 +1,6 @@
-/* commit.h - group commit: makes a batch of received messages durable with two file-system flushes
- * in all, however many messages the batch holds (blocking: runs on the committer thread). */
+/* commit.h - group commit: makes a batch of received messages durable with one journal fdatasync
+ * (local mail) or two file-system flushes (the rest), however many messages the batch holds
+ * (blocking: runs on the committer thread). */
 #ifndef POSTERN_COMMIT_H
 #define POSTERN_COMMIT_H
 
@@ -7,9 +8,19 @@
  * writes its files without flushing. Sets m->status on failure. */
 void commit_stage(void *m);
 
-/* The workq batch function for staged messages (args are struct message pointers): flush,
- * publish, flush. On return each message's status
- * is COMMIT_OK (every copy durable in new/ and spool queue/) or a failure with nothing left behind. */
+#include <stddef.h>
+
+struct journal;
+
+/* The committer's settings (the workq batch context). */
+struct commit_config {
+    struct journal *journal;    /* NULL: commit_journal = no, every message takes the direct path */
+    size_t journal_message_max; /* bigger messages take the direct path */
+};
+
+/* The workq batch function for staged messages (args are struct message pointers, ctx a
+ * struct commit_config). On return each message's status is COMMIT_OK (every copy in new/ and spool
+ * queue/, durable itself or through its journal record) or a failure with nothing left behind. */
 void commit_batch(void **args, unsigned n, void *ctx);
 
 #endif

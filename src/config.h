@@ -57,6 +57,10 @@ struct config {
     unsigned data_rate_grace;     /* seconds before min_data_rate applies */
     unsigned io_threads;
     unsigned commit_batch_max;    /* messages made durable together at most */
+    bool commit_journal;          /* local mail is durable through spool_dir/journal */
+    size_t journal_size;          /* octets */
+    unsigned journal_checkpoint_interval; /* seconds */
+    size_t journal_message_max;   /* octets; bigger messages take the direct commit path */
     size_t min_free_space;        /* octets free on mail_dir and spool_dir below which MAIL gets 452 */
     /* outbound relay (queue.c, dns.c, smtp_client.c) */
     struct strlist dns_resolver;  /* "ip[@port]" forwarders; empty = /etc/resolv.conf */

@@ -20,6 +20,7 @@
 #include "cidr.h"
 #include "commit.h"
 #include "dns.h"
+#include "journal.h"
 #include "queue.h"
 #include "log.h"
 #include "privs.h"
@@ -234,6 +235,25 @@ static void write_pid_file(const char *spool_dir)
     fclose(f);
 }
 
+/* Opens the commit journal (commit_journal = yes), putting back what a crash left unflushed. */
+static bool open_journal(struct server *srv)
+{
+    const struct config *cfg = srv->cfg;
+    srv->commit_cfg.journal_message_max = cfg->journal_message_max;
+    if (!cfg->commit_journal)
+        return true;
+    char err[600];
+    struct journal_recovery rec;
+    srv->commit_cfg.journal = journal_open(cfg->spool_dir, cfg->mail_dir, cfg->journal_size,
+                                           cfg->journal_checkpoint_interval, &rec, err, sizeof err);
+    if (!srv->commit_cfg.journal) {
+        log_error("event=startup_failed key=commit_journal error=\"%s\"", err);
+        return false;
+    }
+    log_info("event=journal_recovered records=%u restored=%u", rec.records, rec.restored);
+    return true;
+}
+
 bool server_start(struct server *srv, struct config *cfg, struct policy *policy, struct auth_users *users,
                   SSL_CTX *tls_ctx)
 {
@@ -264,7 +284,9 @@ bool server_start(struct server *srv, struct config *cfg, struct policy *policy,
     if (!open_listeners(srv) || !privs_drop(cfg))
         return false;
     srv->disk = workq_new(srv->base, cfg->io_threads);
-    srv->committer = workq_new_batched(srv->base, commit_batch, NULL, cfg->commit_batch_max);
+    if (!open_journal(srv))
+        return false;
+    srv->committer = workq_new_batched(srv->base, commit_batch, &srv->commit_cfg, cfg->commit_batch_max);
     if (!srv->disk || !srv->committer)
         return false;
     char err[300];
@@ -308,6 +330,7 @@ void server_free(struct server *srv)
         workq_free(srv->disk);
     if (srv->committer)
         workq_free(srv->committer);
+    journal_close(srv->commit_cfg.journal); /* last checkpoint: nothing to recover next time */
     queue_free(srv->queue);
     if (srv->grace_timer)
         event_free(srv->grace_timer);

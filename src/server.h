@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 
+#include "commit.h"
 #include "config.h"
 #include "policy.h"
 
@@ -29,6 +30,7 @@ struct server {
     struct listener_role *roles;        /* one per listener: what it is for */
     struct workq *disk;                 /* threads for blocking work (password checks, statvfs) */
     struct workq *committer;            /* the group-commit thread (commit.c) */
+    struct commit_config commit_cfg;    /* its journal (journal.c) and limits */
     struct dns *dns;                    /* asynchronous resolver (dns.c) */
     struct queue *queue;                /* outbound queue manager (queue.c) */
     struct event *sig_flush, *sig_rescan; /* SIGUSR1: rescan + retry all now; SIGUSR2: rescan */

@@ -153,6 +153,8 @@ class Server:
         self.conf_path.write_text("".join(f"{k} = {v}\n" for k, v in conf.items()))
         self.log_path = root / "postern.log"
         self.proc = None
+        self.starts = 0
+        self.quiet = conf["log_level"] not in ("debug", "info")  # no event=started line to wait for
 
     def start(self):
         self.log = open(self.log_path, "ab")
@@ -167,11 +169,14 @@ class Server:
         while time.time() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError("postern exited at start:\n" + self.log_text())
-            try:
+            try:  # the port listens before start-up work (journal recovery) is done: wait for both
                 socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return self
+                if self.quiet or self.log_text().count("event=started ") > self.starts:
+                    self.starts += 1
+                    return self
             except OSError:
-                time.sleep(0.02)
+                pass
+            time.sleep(0.02)
         raise RuntimeError("postern did not listen:\n" + self.log_text())
 
     def stop(self, expect_code=0):
