@@ -186,6 +186,9 @@ def latency_probe(samples=300):
                              "alice@example.test", f"127.0.0.1:{srv.port}"], stdout=subprocess.DEVNULL)
     time.sleep(0.5)
     s = socket.create_connection(("127.0.0.1", srv.port))
+    # The final ".\r\n" is a small write after the body: with Nagle on, the client would hold it
+    # until the server's delayed ACK (40 ms) - a client artefact, not server latency.
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     f = s.makefile("rb")
 
     def reply():

@@ -118,7 +118,7 @@ static const struct key_def keys[] = {
      "Size of spool_dir/journal (allocated once); a message's record may take a quarter of it at most."},
     {"journal_checkpoint_interval", T_DURATION, F(journal_checkpoint_interval), "1s", 1, 3600,
      "Longest time a journal record waits for the checkpoint that flushes its Maildir files and retires it."},
-    {"journal_message_max", T_SIZE, F(journal_message_max), "1M", 0, 1ull << 32,
+    {"journal_message_max", T_SIZE, F(journal_message_max), "64K", 0, 1ull << 32,
      "Bigger messages skip the journal: their Maildir files are flushed before 250 (saves writing them twice)."},
     {"dns_resolver", T_RESOLVER_LIST, F(dns_resolver), "", 0, 0,
      "DNS servers to ask (IP or IP@port, comma-separated); empty: those of /etc/resolv.conf."},
