@@ -442,13 +442,6 @@ static void local_commit_done(void *arg)
     free(ls);
 }
 
-static void local_stage_done(void *arg)
-{
-    struct message *m = arg;
-    struct local_submit *ls = m->owner;
-    workq_submit(ls->srv->committer, NULL, local_commit_done, m);
-}
-
 void queue_submit_local(struct server *srv, struct message *m, void (*done)(void *arg, bool ok), void *arg)
 {
     struct local_submit *ls = calloc(1, sizeof *ls);
@@ -462,7 +455,7 @@ void queue_submit_local(struct server *srv, struct message *m, void (*done)(void
     m->mail_dir = srv->cfg->mail_dir;
     m->spool_dir = srv->cfg->spool_dir;
     m->hostname = srv->cfg->hostname;
-    workq_submit(srv->disk, commit_stage, local_stage_done, m);
+    workq_submit_then(srv->disk, commit_stage, srv->committer, local_commit_done, m);
 }
 
 /* ---------- loading ---------- */

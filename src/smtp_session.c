@@ -234,15 +234,6 @@ static void build_trace_headers(struct session *s)
     evbuffer_add_printf(m->headers, "; %s\n", date);
 }
 
-static void commit_done(void *arg);
-
-/* Loop thread: the message's files are written; the committer makes them durable with others. */
-static void stage_done(void *arg)
-{
-    struct message *m = arg;
-    workq_submit(((struct session *)m->owner)->srv->committer, NULL, commit_done, m);
-}
-
 /* Loop thread: the commit finished; answer and go on with the client's next commands. */
 static void commit_done(void *arg)
 {
@@ -316,7 +307,8 @@ static void finish_data(struct session *s)
     s->srv->commits_running++;
     set_timeouts(s);
     m->owner = s;
-    workq_submit(s->srv->disk, commit_stage, stage_done, m); /* then group commit: see commit.c */
+    /* stage on a disk thread, then straight into the committer's next batch: see commit.c */
+    workq_submit_then(s->srv->disk, commit_stage, s->srv->committer, commit_done, m);
 }
 
 /* ---------- commands ---------- */

@@ -12,6 +12,7 @@
 struct job {
     workq_fn work, done;
     void *arg;
+    struct workq *then; /* after work: into this queue's batch instead of back to the loop */
     struct job *next;
 };
 
@@ -58,6 +59,18 @@ static unsigned take(struct workq *q, struct job **out, unsigned max)
 
 #define BATCH_MAX 256
 
+/* Moves a job whose work is done straight into its next queue (no event loop round trip). */
+static void hand_over(struct job *j)
+{
+    struct workq *next = j->then;
+    j->then = NULL;
+    j->work = NULL;
+    pthread_mutex_lock(&next->lock);
+    push(&next->todo, j);
+    pthread_cond_signal(&next->wake);
+    pthread_mutex_unlock(&next->lock);
+}
+
 static void *worker_main(void *arg)
 {
     struct workq *q = arg;
@@ -78,10 +91,17 @@ static void *worker_main(void *arg)
         } else {
             jobs[0]->work(jobs[0]->arg);
         }
-        pthread_mutex_lock(&q->lock);
+        unsigned back = 0; /* jobs going back to the loop */
         for (unsigned i = 0; i < n; i++)
+            if (jobs[i]->then)
+                hand_over(jobs[i]);
+            else
+                jobs[back++] = jobs[i];
+        pthread_mutex_lock(&q->lock);
+        for (unsigned i = 0; i < back; i++)
             push(&q->finished, jobs[i]);
-        event_active(q->done_ev, EV_READ, 0);
+        if (back > 0)
+            event_active(q->done_ev, EV_READ, 0);
     }
     pthread_mutex_unlock(&q->lock);
     return NULL;
@@ -142,18 +162,26 @@ struct workq *workq_new(struct event_base *base, unsigned nthreads)
 
 void workq_submit(struct workq *q, workq_fn work, workq_fn done, void *arg)
 {
+    workq_submit_then(q, work, NULL, done, arg);
+}
+
+void workq_submit_then(struct workq *q, workq_fn work, struct workq *then, workq_fn done, void *arg)
+{
     struct job *j = malloc(sizeof *j);
     if (!j) { /* out of memory: do the work inline rather than lose it */
         if (q->batch)
             q->batch(&arg, 1, q->batch_ctx);
         else
             work(arg);
+        if (then)
+            then->batch(&arg, 1, then->batch_ctx);
         done(arg);
         return;
     }
     j->work = work;
     j->done = done;
     j->arg = arg;
+    j->then = then;
     pthread_mutex_lock(&q->lock);
     push(&q->todo, j);
     pthread_cond_signal(&q->wake);

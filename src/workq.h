@@ -20,6 +20,10 @@ struct workq *workq_new_batched(struct event_base *base, workq_batch_fn batch, v
 /* Runs work(arg) on a pool thread, then done(arg) on the loop thread. */
 void workq_submit(struct workq *q, workq_fn work, workq_fn done, void *arg);
 
+/* Runs work(arg) on a pool thread of q, then hands arg straight to the batched queue `then` (no
+ * loop round trip in between), then done(arg) on the loop thread. */
+void workq_submit_then(struct workq *q, workq_fn work, struct workq *then, workq_fn done, void *arg);
+
 /* Finishes the queued jobs (running their done callbacks), stops and joins the threads. */
 void workq_free(struct workq *q);
 
