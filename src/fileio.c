@@ -1,29 +1,32 @@
-/* fileio.c - writev of an evbuffer's chains without copying, and directory fsync. */
+/* fileio.c - writev of an evbuffer's chains without copying, positioned gathered writes, directory
+ * fsync and mkdir -p. */
 #include "fileio.h"
 
 #include <errno.h>
 #include <event2/buffer.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
 #define IOV_BATCH 64
 
-/* Writes the n segments of vec fully, retrying short writes. */
-static int writev_all(int fd, const struct evbuffer_iovec *vec, int n)
+int write_iov_all(int fd, struct iovec *cur, int n, off_t at)
 {
-    struct iovec iov[IOV_BATCH];
-    for (int i = 0; i < n; i++) {
-        iov[i].iov_base = vec[i].iov_base;
-        iov[i].iov_len = vec[i].iov_len;
-    }
-    struct iovec *cur = iov;
     while (n > 0) {
-        ssize_t w = writev(fd, cur, n);
+        ssize_t w = at < 0 ? writev(fd, cur, n) : pwritev(fd, cur, n, at);
         if (w < 0 && errno == EINTR)
             continue;
         if (w < 0)
             return -1;
+        if (w == 0) {
+            errno = EIO;
+            return -1;
+        }
+        if (at >= 0)
+            at += w;
         while (n > 0 && (size_t)w >= cur->iov_len) { /* skip what was written */
             w -= (ssize_t)cur->iov_len;
             cur++, n--;
@@ -34,6 +37,17 @@ static int writev_all(int fd, const struct evbuffer_iovec *vec, int n)
         }
     }
     return 0;
+}
+
+/* Writes the n segments of vec fully at the file position. */
+static int writev_all(int fd, const struct evbuffer_iovec *vec, int n)
+{
+    struct iovec iov[IOV_BATCH];
+    for (int i = 0; i < n; i++) {
+        iov[i].iov_base = vec[i].iov_base;
+        iov[i].iov_len = vec[i].iov_len;
+    }
+    return write_iov_all(fd, iov, n, -1);
 }
 
 int write_evbuffer(int fd, struct evbuffer *buf)
@@ -69,4 +83,22 @@ int fsync_dir(const char *path)
     close(fd);
     errno = e;
     return r;
+}
+
+int mkdir_parents(const char *path, mode_t parents_mode)
+{
+    char buf[PATH_MAX];
+    if ((size_t)snprintf(buf, sizeof buf, "%s", path) >= sizeof buf) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, parents_mode) < 0 && errno != EEXIST)
+            return -1;
+        *p = '/';
+    }
+    return mkdir(buf, 0700) < 0 && errno != EEXIST ? -1 : 0;
 }

@@ -2,7 +2,10 @@
 #ifndef POSTERN_FILEIO_H
 #define POSTERN_FILEIO_H
 
+#include <sys/types.h>
+
 struct evbuffer;
+struct iovec;
 
 /* Writes all of buf to fd with writev (short writes and EINTR retried); buf is left intact.
  * Returns 0, or -1 with errno set. */
@@ -10,5 +13,12 @@ int write_evbuffer(int fd, struct evbuffer *buf);
 
 /* fsyncs a directory, so a name just created in it survives a crash. 0, or -1 with errno set. */
 int fsync_dir(const char *path);
+
+/* Writes all n iovecs (modified as it goes): at the file position when at < 0, else with pwritev
+ * from offset at. Short writes and EINTR are retried. 0, or -1 with errno set. */
+int write_iov_all(int fd, struct iovec *iov, int n, off_t at);
+
+/* mkdir -p: creates path (mode 0700) and any missing parents (parents_mode). 0, or -1 with errno. */
+int mkdir_parents(const char *path, mode_t parents_mode);
 
 #endif

@@ -144,27 +144,12 @@ struct writer {
     size_t pending; /* bytes in iov */
 };
 
-/* Writes the gathered iovecs at their offset (short writes continued). */
+/* Writes the gathered iovecs at their offset. */
 static int writer_flush(struct writer *w)
 {
-    struct iovec *v = w->iov;
-    int n = w->n;
-    while (n > 0) {
-        ssize_t r = pwritev(w->j->fd, v, n, w->at);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            return -1;
-        w->at += r;
-        while (n > 0 && (size_t)r >= v->iov_len) {
-            r -= (ssize_t)v->iov_len;
-            v++, n--;
-        }
-        if (n > 0) {
-            v->iov_base = (char *)v->iov_base + r;
-            v->iov_len -= (size_t)r;
-        }
-    }
+    if (write_iov_all(w->j->fd, w->iov, w->n, w->at) < 0)
+        return -1;
+    w->at += (off_t)w->pending;
     w->n = 0;
     w->pending = 0;
     return 0;

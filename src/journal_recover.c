@@ -56,34 +56,18 @@ static bool in_cur(const char *dir, const char *name)
     return found;
 }
 
-/* mkdir -p with mode 0700 (the mailbox may have been removed along with the file). */
-static int make_dirs(const char *path)
-{
-    char buf[PATH_MAX];
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(buf, 0700) < 0 && errno != EEXIST)
-            return -1;
-        *p = '/';
-    }
-    return mkdir(buf, 0700) < 0 && errno != EEXIST ? -1 : 0;
-}
-
 /* Writes data to dir/new/name through dir/tmp/name, durably. */
 static int restore_file(const char *dir, const char *name, const char *data, size_t len)
 {
     char tmp[PATH_MAX], sub[PATH_MAX], final[PATH_MAX];
     snprintf(sub, sizeof sub, "%s/tmp", dir);
-    if (make_dirs(sub) < 0)
+    if (mkdir_parents(sub, 0700) < 0)
         return -1;
     snprintf(sub, sizeof sub, "%s/cur", dir);
-    if (make_dirs(sub) < 0)
+    if (mkdir_parents(sub, 0700) < 0)
         return -1;
     snprintf(sub, sizeof sub, "%s/new", dir);
-    if (make_dirs(sub) < 0)
+    if (mkdir_parents(sub, 0700) < 0)
         return -1;
     snprintf(tmp, sizeof tmp, "%s/tmp/%s", dir, name);
     snprintf(final, sizeof final, "%s/new/%s", dir, name);

@@ -20,6 +20,7 @@
 #include "cidr.h"
 #include "commit.h"
 #include "dns.h"
+#include "fileio.h"
 #include "journal.h"
 #include "queue.h"
 #include "log.h"
@@ -99,22 +100,6 @@ void server_session_gone(struct server *srv)
         event_base_loopexit(srv->base, NULL);
 }
 
-/* mkdir -p: creates path and any missing parents. */
-static int mkdir_parents(const char *path)
-{
-    char buf[1100];
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(buf, 0755) < 0 && errno != EEXIST)
-            return -1;
-        *p = '/';
-    }
-    return mkdir(buf, 0700) < 0 && errno != EEXIST ? -1 : 0;
-}
-
 /* Disk thread: measures free space on both storage file systems. */
 static void space_measure(void *arg)
 {
@@ -156,7 +141,7 @@ static void space_tick(evutil_socket_t fd, short what, void *arg)
 
 static bool make_dir(const char *key, const char *path)
 {
-    if (mkdir_parents(path) < 0) {
+    if (mkdir_parents(path, 0755) < 0) {
         log_error("event=startup_failed key=%s path=%s error=\"%s\"", key, path, strerror(errno));
         return false;
     }
