@@ -167,21 +167,41 @@ static int writer_add(struct writer *w, const void *p, size_t len)
     return 0;
 }
 
-/* Adds an evbuffer's chunks (no copy) and folds them into crc (NULL: do not add, only crc). */
-static int writer_add_evbuffer(struct writer *w, struct evbuffer *b, uint32_t *crc)
+/* The buffer's chunks, peeked without copying; *n set. NULL with *n = 0 when empty or out of memory
+ * (*failed set then). */
+static struct evbuffer_iovec *peek_all(struct evbuffer *b, int *n, bool *failed)
 {
-    int nvec = evbuffer_peek(b, -1, NULL, NULL, 0);
-    struct evbuffer_iovec *vec = nvec > 0 ? calloc((size_t)nvec, sizeof *vec) : NULL;
-    if (nvec > 0 && !vec)
-        return -1;
-    evbuffer_peek(b, -1, NULL, vec, nvec);
-    int r = 0;
-    for (int i = 0; i < nvec && r == 0; i++) {
-        if (crc)
-            *crc = journal_crc_update(*crc, vec[i].iov_base, vec[i].iov_len);
-        else
-            r = writer_add(w, vec[i].iov_base, vec[i].iov_len);
-    }
+    *n = evbuffer_peek(b, -1, NULL, NULL, 0);
+    struct evbuffer_iovec *vec = *n > 0 ? calloc((size_t)*n, sizeof *vec) : NULL;
+    *failed = *n > 0 && !vec;
+    if (!vec)
+        *n = 0;
+    else
+        evbuffer_peek(b, -1, NULL, vec, *n);
+    return vec;
+}
+
+/* Folds an evbuffer's bytes into crc. -1 when out of memory. */
+static int crc_evbuffer(struct evbuffer *b, uint32_t *crc)
+{
+    int n;
+    bool failed;
+    struct evbuffer_iovec *vec = peek_all(b, &n, &failed);
+    for (int i = 0; i < n; i++)
+        *crc = journal_crc_update(*crc, vec[i].iov_base, vec[i].iov_len);
+    free(vec);
+    return failed ? -1 : 0;
+}
+
+/* Adds an evbuffer's chunks to the writer (no copy). */
+static int writer_add_evbuffer(struct writer *w, struct evbuffer *b)
+{
+    int n;
+    bool failed;
+    struct evbuffer_iovec *vec = peek_all(b, &n, &failed);
+    int r = failed ? -1 : 0;
+    for (int i = 0; i < n && r == 0; i++)
+        r = writer_add(w, vec[i].iov_base, vec[i].iov_len);
     free(vec);
     return r;
 }
@@ -280,11 +300,13 @@ static int append_some(struct journal *j, struct message **m, unsigned n, unsign
         if (w->n == 0)
             w->at = (off_t)at;
         uint32_t crc = journal_crc_update(0, metas[k], mlen);
-        writer_add_evbuffer(w, m[k]->headers, &crc);
-        writer_add_evbuffer(w, m[k]->body, &crc);
+        if (crc_evbuffer(m[k]->headers, &crc) < 0 || crc_evbuffer(m[k]->body, &crc) < 0) {
+            r = -1;
+            break;
+        }
         journal_record_header_encode(hdrs[k], (uint32_t)(mlen + blen), j->epoch, seq, crc);
         if (writer_add(w, hdrs[k], JOURNAL_RECORD_HEADER) < 0 || writer_add(w, metas[k], mlen) < 0 ||
-            writer_add_evbuffer(w, m[k]->headers, NULL) < 0 || writer_add_evbuffer(w, m[k]->body, NULL) < 0) {
+            writer_add_evbuffer(w, m[k]->headers) < 0 || writer_add_evbuffer(w, m[k]->body) < 0) {
             r = -1;
             break;
         }
