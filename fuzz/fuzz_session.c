@@ -5,8 +5,8 @@
  *  - one reply per command: walking the input line by line (and each DATA body up to CRLF.CRLF
  *    after a 354) accounts for every reply, in order, with none missing and none extra;
  *  - every "250 2.0.0 Ok: queued as ID" has its message file in a Maildir new/ (never a 250 for a
- *    message that was not committed). */
-#include <dirent.h>
+ *    message that was not committed); the mailbox may be alice's or postmaster's. */
+#include <glob.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
@@ -32,7 +32,7 @@ static struct server srv;
 static struct config cfg;
 static struct policy policy;
 static char root[64] = "/dev/shm/postern-fuzz-XXXXXX";
-static char new_dir[160];
+static char new_glob[160]; /* every mailbox's new/: alice, and postmaster (always accepted) */
 
 /* Builds a server without listeners, once. */
 int LLVMFuzzerInitialize(int *argc, char ***argv)
@@ -60,7 +60,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     mkdir(path, 0700);
     snprintf(path, sizeof path, "%s/spool", root);
     mkdir(path, 0700);
-    snprintf(new_dir, sizeof new_dir, "%s/mail/example.test/alice/new", root);
+    snprintf(new_glob, sizeof new_glob, "%s/mail/*/*/new/*", root);
     evthread_use_pthreads();
     srv.base = event_base_new();
     srv.cfg = &cfg;
@@ -72,23 +72,23 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     return 0;
 }
 
-/* True when a file for queue id qid is in alice's new/ (the only mailbox); removes it. */
+/* True when a file for queue id qid is in some mailbox's new/; removes every such file. */
 static bool delivered(const char *qid)
 {
     char needle[40];
     snprintf(needle, sizeof needle, "Q%s.", qid);
-    DIR *d = opendir(new_dir);
+    glob_t g;
     bool found = false;
-    for (struct dirent *e; d && (e = readdir(d));) {
-        if (strstr(e->d_name, needle)) {
-            char path[512];
-            snprintf(path, sizeof path, "%s/%s", new_dir, e->d_name);
-            unlink(path);
-            found = true;
+    if (glob(new_glob, 0, NULL, &g) == 0) {
+        for (size_t i = 0; i < g.gl_pathc; i++) {
+            const char *base = strrchr(g.gl_pathv[i], '/');
+            if (base && strstr(base, needle)) {
+                unlink(g.gl_pathv[i]);
+                found = true;
+            }
         }
     }
-    if (d)
-        closedir(d);
+    globfree(&g);
     return found;
 }
 
