@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <unistd.h>
+#include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <event2/thread.h>
@@ -252,7 +253,8 @@ bool server_start(struct server *srv, struct config *cfg, struct policy *policy,
     raise_fd_limit();
     evthread_use_pthreads();
     srv->base = event_base_new();
-    if (!srv->base)
+    srv->reply_scratch = evbuffer_new();
+    if (!srv->base || !srv->reply_scratch)
         return false;
     /* handlers first: a SIGTERM that comes as soon as the port answers must still be graceful */
     srv->sig_term = evsignal_new(srv->base, SIGTERM, on_signal, srv);
@@ -326,6 +328,8 @@ void server_free(struct server *srv)
     if (srv->sig_int)
         event_free(srv->sig_int);
     dns_free(srv->dns);
+    if (srv->reply_scratch)
+        evbuffer_free(srv->reply_scratch);
     if (srv->base)
         event_base_free(srv->base);
     libevent_global_shutdown();

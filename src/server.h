@@ -36,6 +36,7 @@ struct server {
     struct event *sig_flush, *sig_rescan; /* SIGUSR1: rescan + retry all now; SIGUSR2: rescan */
     struct evconnlistener **listeners;
     size_t nlisteners;
+    struct evbuffer *reply_scratch;     /* loop thread: a reply on its way straight to a socket */
     struct session *sessions;           /* every session not yet freed */
     unsigned nsessions;                 /* all of them, including closing ones */
     unsigned nactive;                   /* connections counted against max_connections */
