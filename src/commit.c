@@ -1,7 +1,8 @@
 /* commit.c - the commit point of Postern, per batch of messages. Two paths:
- * JOURNAL (messages for local mailboxes only, up to journal_message_max; see journal.h): stage as
- * below, link each file into every new/ without a flush, append the batch's records to the journal
- * and fdatasync it once: 250. The checkpoint thread flushes the Maildir files later.
+ * JOURNAL (messages for local mailboxes only, up to journal_message_max; see journal.h): sent by
+ * commit_submit straight to the committer, which stages them itself (no disk-thread hand-off), links
+ * each file into every new/ without a flush, appends the batch's records to the journal and
+ * fdatasyncs it once: 250. The checkpoint thread flushes the Maildir files later.
  * DIRECT (everything else, or commit_journal = no):
  *   1. stage (commit_stage, on the disk threads, many messages in parallel): write the message's
  *      queue file (spool tmp/) and its Maildir file (unnamed, in the first mailbox's tmp/), no fsync;
@@ -106,6 +107,7 @@ static double now_ms(void)
 void commit_stage(void *arg)
 {
     struct message *m = arg;
+    m->stage.staged = true;
     spool_stage(m);
     if (m->status == COMMIT_OK)
         maildir_stage(m);
@@ -160,20 +162,38 @@ static void commit_journaled(struct journal *j, struct message **m, unsigned n)
               now_ms() - t2);
 }
 
-/* True when the message may be made durable by a journal record: it was staged, and it goes only
- * to local mailboxes (a queue file must be on disk itself before the queue manager may see it). */
-static bool journal_eligible(const struct commit_config *cc, const struct message *m)
+/* True when a journal record can make the message durable: it goes only to local mailboxes (a
+ * queue file must be on disk itself before the queue manager may see it), in ndirs mailboxes. */
+static bool journal_takes(const struct commit_config *cc, const struct message *m, size_t ndirs)
 {
-    if (!cc || !cc->journal || m->status != COMMIT_OK || m->nlocal != m->nrcpts || m->stage.ndirs == 0)
+    if (!cc || !cc->journal || m->status != COMMIT_OK || m->nlocal != m->nrcpts || ndirs == 0)
         return false;
     size_t bytes = evbuffer_get_length(m->headers) + evbuffer_get_length(m->body);
-    return bytes <= cc->journal_message_max && journal_accepts(cc->journal, bytes, m->stage.ndirs);
+    return bytes <= cc->journal_message_max && journal_accepts(cc->journal, bytes, ndirs);
+}
+
+/* The final choice, on the committer, once the message is staged. */
+static bool journal_eligible(const struct commit_config *cc, const struct message *m)
+{
+    return journal_takes(cc, m, m->stage.ndirs);
+}
+
+void commit_submit(struct workq *disk, struct workq *committer, const struct commit_config *cc,
+                   struct message *m, workq_fn done)
+{
+    if (journal_takes(cc, m, m->nlocal)) /* one mailbox per local recipient: no duplicates */
+        workq_submit(committer, NULL, done, m);
+    else
+        workq_submit_then(disk, commit_stage, committer, done, m);
 }
 
 void commit_batch(void **args, unsigned n, void *ctx)
 {
     struct commit_config *cc = ctx;
     struct message **m = (struct message **)args;
+    for (unsigned i = 0; i < n; i++)
+        if (!m[i]->stage.staged) /* sent here directly by commit_submit */
+            commit_stage(m[i]);
     unsigned nj = 0; /* m[0..nj) take the journal path, the rest the direct one */
     for (unsigned i = 0; i < n; i++) {
         if (journal_eligible(cc, m[i])) {

@@ -10,6 +10,10 @@ void commit_stage(void *m);
 
 #include <stddef.h>
 
+#include "workq.h"
+
+struct message;
+
 struct journal;
 
 /* The committer's settings (the workq batch context). */
@@ -22,5 +26,11 @@ struct commit_config {
  * struct commit_config). On return each message's status is COMMIT_OK (every copy in new/ and spool
  * queue/, durable itself or through its journal record) or a failure with nothing left behind. */
 void commit_batch(void **args, unsigned n, void *ctx);
+
+/* Hands a finished message to be committed; done(m) runs on the loop thread afterwards. A message
+ * the journal will take goes straight to the committer (which stages it itself: one thread hand-off
+ * less before the 250); any other is staged on a disk thread first, in parallel with other work. */
+void commit_submit(struct workq *disk, struct workq *committer, const struct commit_config *cc,
+                   struct message *m, workq_fn done);
 
 #endif

@@ -260,14 +260,15 @@ static bool reserve(struct journal *j, uint64_t from, uint64_t used_by_batch, si
 static void advance_head(struct journal *j, uint64_t head, uint64_t seq, uint64_t used)
 {
     pthread_mutex_lock(&j->lock);
+    bool was_quiet = j->used == 0; /* the checkpoint thread waits without a deadline then */
     j->head = head;
     j->head_seq = seq;
     j->used += used;
-    if (j->used > (j->size - JOURNAL_DATA_START) / 4) {
+    if (j->used > (j->size - JOURNAL_DATA_START) / 4)
         j->want_checkpoint = true;
+    /* wake it only when it must act or start counting its interval: not once per batch */
+    if (was_quiet || j->want_checkpoint)
         pthread_cond_signal(&j->wake);
-    }
-    pthread_cond_signal(&j->wake); /* a quiet thread starts counting its interval */
     pthread_mutex_unlock(&j->lock);
 }
 

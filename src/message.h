@@ -31,6 +31,7 @@ enum commit_status { COMMIT_OK = 0, COMMIT_TEMPFAIL, COMMIT_NOSPACE };
 
 /* What the first commit phase (stage) leaves for the second (publish) and for a roll-back. */
 struct commit_stage {
+    bool staged;                /* commit_stage ran (on a disk thread, or on the committer) */
     char name[160];             /* the Maildir file name, the same in every mailbox */
     char *tmp_path;             /* the written, not yet linked file, when it has a name; else NULL */
     int tmp_fd;                 /* the same as an unnamed O_TMPFILE inode, or -1 */

@@ -455,7 +455,7 @@ void queue_submit_local(struct server *srv, struct message *m, void (*done)(void
     m->mail_dir = srv->cfg->mail_dir;
     m->spool_dir = srv->cfg->spool_dir;
     m->hostname = srv->cfg->hostname;
-    workq_submit_then(srv->disk, commit_stage, srv->committer, local_commit_done, m);
+    commit_submit(srv->disk, srv->committer, &srv->commit_cfg, m, local_commit_done);
 }
 
 /* ---------- loading ---------- */

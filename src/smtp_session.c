@@ -335,8 +335,7 @@ static void finish_data(struct session *s)
     s->srv->commits_running++;
     set_timeouts(s);
     m->owner = s;
-    /* stage on a disk thread, then straight into the committer's next batch: see commit.c */
-    workq_submit_then(s->srv->disk, commit_stage, s->srv->committer, commit_done, m);
+    commit_submit(s->srv->disk, s->srv->committer, &s->srv->commit_cfg, m, commit_done); /* see commit.c */
 }
 
 /* ---------- commands ---------- */

@@ -1,11 +1,16 @@
 /* workq.c - mutex+condition job queue feeding a thread pool; finished jobs are handed back to the
- * loop through one libevent event made active from the worker thread (thread-safe with evthread). */
+ * loop through an eventfd the loop watches. The worker writes it after letting go of every lock,
+ * and only when the finished list was empty: the loop, woken, never blocks on a lock the worker
+ * still holds (event_active from a thread holds the base lock while it wakes the loop). */
 #include "workq.h"
 
 #include <event2/event.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include "log.h"
 
@@ -27,7 +32,8 @@ struct workq {
     bool stopping;
     unsigned nthreads;
     pthread_t *threads;
-    struct event *done_ev;
+    int notify_fd;          /* eventfd: finished jobs wait */
+    struct event *done_ev;  /* the loop's persistent read event on it */
     workq_batch_fn batch;   /* NULL: jobs run one by one */
     void *batch_ctx;
     unsigned max_batch;
@@ -71,6 +77,22 @@ static void hand_over(struct job *j)
     pthread_mutex_unlock(&next->lock);
 }
 
+/* Puts finished jobs on the loop's list and wakes the loop if the list was empty (else a wake-up
+ * is already on its way). Called and returns with q->lock held; writes the eventfd without it. */
+static void hand_back(struct workq *q, struct job **jobs, unsigned n)
+{
+    bool wake = !q->finished.head;
+    for (unsigned i = 0; i < n; i++)
+        push(&q->finished, jobs[i]);
+    if (!wake)
+        return;
+    pthread_mutex_unlock(&q->lock);
+    uint64_t one = 1;
+    ssize_t w = write(q->notify_fd, &one, sizeof one); /* only fails when the counter is huge: awake anyway */
+    (void)w;
+    pthread_mutex_lock(&q->lock);
+}
+
 static void *worker_main(void *arg)
 {
     struct workq *q = arg;
@@ -98,10 +120,8 @@ static void *worker_main(void *arg)
             else
                 jobs[back++] = jobs[i];
         pthread_mutex_lock(&q->lock);
-        for (unsigned i = 0; i < back; i++)
-            push(&q->finished, jobs[i]);
         if (back > 0)
-            event_active(q->done_ev, EV_READ, 0);
+            hand_back(q, jobs, back);
     }
     pthread_mutex_unlock(&q->lock);
     return NULL;
@@ -112,6 +132,9 @@ static void run_finished(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
     struct workq *q = arg;
+    uint64_t count;
+    ssize_t r = read(q->notify_fd, &count, sizeof count); /* first: see hand_back */
+    (void)r;
     pthread_mutex_lock(&q->lock);
     struct job *j = q->finished.head;
     q->finished.head = q->finished.tail = NULL;
@@ -144,7 +167,19 @@ struct workq *workq_new(struct event_base *base, unsigned nthreads)
         return NULL;
     pthread_mutex_init(&q->lock, NULL);
     pthread_cond_init(&q->wake, NULL);
-    q->done_ev = event_new(base, -1, 0, run_finished, q);
+    q->notify_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    q->done_ev = q->notify_fd < 0 ? NULL : event_new(base, q->notify_fd, EV_READ | EV_PERSIST, run_finished, q);
+    if (!q->done_ev || event_add(q->done_ev, NULL) < 0) {
+        log_error("event=workq_start_failed error=eventfd");
+        if (q->done_ev)
+            event_free(q->done_ev);
+        if (q->notify_fd >= 0)
+            close(q->notify_fd);
+        pthread_cond_destroy(&q->wake);
+        pthread_mutex_destroy(&q->lock);
+        free(q);
+        return NULL;
+    }
     q->threads = calloc(nthreads, sizeof *q->threads);
     for (unsigned i = 0; i < nthreads; i++) {
         if (pthread_create(&q->threads[i], NULL, worker_main, q) != 0) {
@@ -198,6 +233,7 @@ void workq_free(struct workq *q)
         pthread_join(q->threads[i], NULL);
     run_finished(-1, 0, q);
     event_free(q->done_ev);
+    close(q->notify_fd);
     pthread_cond_destroy(&q->wake);
     pthread_mutex_destroy(&q->lock);
     free(q->threads);
