@@ -146,6 +146,7 @@ class Server:
             "greet_delay": "0",
             "dns_resolver": f"127.0.0.1@{DNS['port']}",
             "log_level": "debug",
+            "journal_size": "4M",  # the 64M default is zero-filled at every fresh start: slow, big
         }
         conf.update({k: str(v) for k, v in overrides.items()})
         self.mail_dir, self.spool_dir = Path(conf["mail_dir"]), Path(conf["spool_dir"])
@@ -170,7 +171,7 @@ class Server:
             if self.proc.poll() is not None:
                 raise RuntimeError("postern exited at start:\n" + self.log_text())
             try:  # the port listens before start-up work (journal recovery) is done: wait for both
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                self._probe_connection()
                 if self.quiet or self.log_text().count("event=started ") > self.starts:
                     self.starts += 1
                     return self
@@ -178,6 +179,19 @@ class Server:
                 pass
             time.sleep(0.02)
         raise RuntimeError("postern did not listen:\n" + self.log_text())
+
+    def _probe_connection(self):
+        """Connects, half-closes and reads until the server closes: when this returns, the server
+        has accepted the probe and released its connection slot, so a test that counts connections
+        (max_connections) never races the probe's disconnect."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as probe:
+            probe.shutdown(socket.SHUT_WR)
+            probe.settimeout(10)
+            try:
+                while probe.recv(4096):
+                    pass
+            except ConnectionResetError:
+                pass
 
     def stop(self, expect_code=0):
         if self.proc and self.proc.poll() is None:

@@ -134,7 +134,7 @@ def test_wrong_size_journal_is_recovered_then_resized(make_server):
     srv.kill9()
     for p in srv.maildir_files("alice@example.test"):
         p.unlink()
-    text = srv.conf_path.read_text().replace("journal_checkpoint_interval = 1h", "journal_size = 2M")
+    text = srv.conf_path.read_text().replace("journal_size = 4M", "journal_size = 2M")
     srv.conf_path.write_text(text)
     srv.start()
     assert recovered(srv) == (3, 3)
