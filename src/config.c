@@ -120,6 +120,9 @@ static const struct key_def keys[] = {
      "Longest time a journal record waits for the checkpoint that flushes its Maildir files and retires it."},
     {"journal_message_max", T_SIZE, F(journal_message_max), "64K", 0, 1ull << 32,
      "Bigger messages skip the journal: their Maildir files are flushed before 250 (saves writing them twice)."},
+    {"file_pool_size", T_UINT, F(file_pool_size), "64", 0, 4096,
+     "Empty unnamed files (O_TMPFILE) a background thread keeps ready in mail_dir, so storing a message "
+     "need not wait for the file system to allocate one. 0 = off."},
     {"dns_resolver", T_RESOLVER_LIST, F(dns_resolver), "", 0, 0,
      "DNS servers to ask (IP or IP@port, comma-separated); empty: those of /etc/resolv.conf."},
     {"dns_trust_anchor", T_OPTPATH, F(dns_trust_anchor), "", 0, 0,

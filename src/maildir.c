@@ -2,6 +2,7 @@
  * fsync new/. Never follows an unvalidated path; never leaves a half file in new/. */
 #include "maildir.h"
 
+#include "file_pool.h"
 #include "fileio.h"
 
 #include <errno.h>
@@ -54,8 +55,9 @@ static int mkdir_durable(const char *path, const char *parent)
     return errno == EEXIST ? 0 : -1;
 }
 
-/* Makes sure <mail_dir>/<domain>/<mailbox>/{tmp,new,cur} exist; fills dir with the mailbox path. */
-static int ensure_maildir(struct message *m, const struct msg_rcpt *r, char *dir, size_t dirsz)
+/* Makes sure <mail_dir>/<domain>/<mailbox>/{tmp,new,cur} exist; fills dir with the mailbox path
+ * and dev with the device it is on. */
+static int ensure_maildir(struct message *m, const struct msg_rcpt *r, char *dir, size_t dirsz, dev_t *dev)
 {
     char d[ADDR_DOMAIN_MAX * 3 + 1], l[ADDR_LOCAL_MAX * 3 + 1], sub[PATH_MAX + 8], dom[PATH_MAX];
     if (!maildir_safe_name(r->domain, d, sizeof d) || !maildir_safe_name(r->local, l, sizeof l)) {
@@ -67,8 +69,10 @@ static int ensure_maildir(struct message *m, const struct msg_rcpt *r, char *dir
     snprintf(dir, dirsz, "%s/%s", dom, l);
     snprintf(sub, sizeof sub, "%s/new", dir);
     struct stat st;
-    if (stat(sub, &st) == 0 && S_ISDIR(st.st_mode))
+    if (stat(sub, &st) == 0 && S_ISDIR(st.st_mode)) {
+        *dev = st.st_dev;
         return 0;
+    }
     static const char *const subdirs[] = {"tmp", "new", "cur"};
     if (mkdir_durable(dom, m->mail_dir) < 0 || mkdir_durable(dir, dom) < 0) {
         set_error(m, errno, "cannot create maildir", dir);
@@ -81,6 +85,11 @@ static int ensure_maildir(struct message *m, const struct msg_rcpt *r, char *dir
             return -1;
         }
     }
+    if (stat(sub, &st) < 0) {
+        set_error(m, errno, "cannot use maildir", sub);
+        return -1;
+    }
+    *dev = st.st_dev;
     return 0;
 }
 
@@ -139,10 +148,11 @@ static int place_in_new(struct message *m, const char *dir, const char *name)
     return 0;
 }
 
-/* Writes the message as an unnamed file in dir/tmp (O_TMPFILE): no name to create or remove.
- * Returns the descriptor, or -1 when that cannot work here (no O_TMPFILE on the file system, or no
- * /proc/self/fd to link it through): the caller then uses a named tmp/ file. */
-static int write_unnamed(struct message *m, const char *dir)
+/* Writes the message as an unnamed file (O_TMPFILE): no name to create or remove. The file comes
+ * from the file pool when the mailbox (on device dev) is on the pool's file system, else it is
+ * made in dir/tmp. Returns the descriptor, or -1 when that cannot work here (no O_TMPFILE on the
+ * file system, or no /proc/self/fd to link it through): the caller then uses a named tmp/ file. */
+static int write_unnamed(struct message *m, const char *dir, dev_t dev)
 {
     static _Atomic int have_proc = -1; /* probed once; every thread would store the same value */
     if (have_proc < 0)
@@ -151,7 +161,9 @@ static int write_unnamed(struct message *m, const char *dir)
         return -1;
     char tmp_dir[PATH_MAX];
     snprintf(tmp_dir, sizeof tmp_dir, "%s/tmp", dir);
-    int fd = open(tmp_dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+    int fd = file_pool_serves(m->file_pool, dev) ? file_pool_take(m->file_pool) : -1;
+    if (fd < 0)
+        fd = open(tmp_dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
     if (fd < 0)
         return -1;
     if (write_evbuffer(fd, m->headers) < 0 || write_evbuffer(fd, m->body) < 0) {
@@ -176,21 +188,23 @@ void maildir_stage(struct message *m)
         return;
     }
     char dir[PATH_MAX], path[PATH_MAX];
+    dev_t dev = 0, first_dev = 0;
     for (size_t i = 0; i < m->nrcpts; i++) {
         if (m->rcpts[i].remote)
             continue;
-        if (ensure_maildir(m, &m->rcpts[i], dir, sizeof dir) < 0 || !(st->dirs[st->ndirs] = strdup(dir))) {
+        if (ensure_maildir(m, &m->rcpts[i], dir, sizeof dir, &dev) < 0 || !(st->dirs[st->ndirs] = strdup(dir))) {
             if (m->status == COMMIT_OK) {
                 m->status = COMMIT_TEMPFAIL;
                 snprintf(m->error, sizeof m->error, "out of memory");
             }
             return;
         }
-        st->ndirs++;
+        if (st->ndirs++ == 0)
+            first_dev = dev;
     }
     if (st->ndirs == 0)
         return;
-    st->tmp_fd = write_unnamed(m, st->dirs[0]);
+    st->tmp_fd = write_unnamed(m, st->dirs[0], first_dev);
     if (st->tmp_fd >= 0 || m->status != COMMIT_OK)
         return;
     snprintf(path, sizeof path, "%s/tmp/%s", st->dirs[0], st->name);

@@ -9,6 +9,7 @@
 #include "address.h"
 
 struct evbuffer;
+struct file_pool;
 
 /* RCPT NOTIFY= (RFC 3461 4.1); 0 when not given: failures and delays are reported */
 enum { NOTIFY_SUCCESS = 1, NOTIFY_FAILURE = 2, NOTIFY_DELAY = 4, NOTIFY_NEVER = 8 };
@@ -59,6 +60,7 @@ struct message {
     const char *mail_dir;
     const char *spool_dir;
     const char *hostname;
+    struct file_pool *file_pool;      /* ready unnamed files on mail_dir's file system, or NULL */
     void *owner;                      /* the session waiting for the result */
     struct commit_stage stage;
 };

@@ -455,6 +455,7 @@ void queue_submit_local(struct server *srv, struct message *m, void (*done)(void
     m->mail_dir = srv->cfg->mail_dir;
     m->spool_dir = srv->cfg->spool_dir;
     m->hostname = srv->cfg->hostname;
+    m->file_pool = srv->file_pool;
     commit_submit(srv->disk, srv->committer, &srv->commit_cfg, m, local_commit_done);
 }
 

@@ -22,6 +22,7 @@
 #include "commit.h"
 #include "dns.h"
 #include "fileio.h"
+#include "file_pool.h"
 #include "journal.h"
 #include "queue.h"
 #include "log.h"
@@ -271,6 +272,7 @@ bool server_start(struct server *srv, struct config *cfg, struct policy *policy,
     if (!open_listeners(srv) || !privs_drop(cfg))
         return false;
     srv->disk = workq_new(srv->base, cfg->io_threads);
+    srv->file_pool = file_pool_new(cfg->mail_dir, cfg->file_pool_size); /* NULL: files made on demand */
     if (!open_journal(srv))
         return false;
     srv->committer = workq_new_batched(srv->base, commit_batch, &srv->commit_cfg, cfg->commit_batch_max);
@@ -318,6 +320,7 @@ void server_free(struct server *srv)
     if (srv->committer)
         workq_free(srv->committer);
     journal_close(srv->commit_cfg.journal); /* last checkpoint: nothing to recover next time */
+    file_pool_free(srv->file_pool); /* after the committer and disk threads: they take from it */
     queue_free(srv->queue);
     if (srv->grace_timer)
         event_free(srv->grace_timer);

@@ -330,6 +330,7 @@ static void finish_data(struct session *s)
     m->mail_dir = s->srv->cfg->mail_dir;
     m->spool_dir = s->srv->cfg->spool_dir;
     m->hostname = s->srv->cfg->hostname;
+    m->file_pool = s->srv->file_pool;
     s->state = ST_COMMIT;
     s->job_pending = true;
     s->srv->commits_running++;
