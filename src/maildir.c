@@ -4,6 +4,7 @@
 
 #include "file_pool.h"
 #include "fileio.h"
+#include "log.h"
 
 #include <errno.h>
 #include <event2/buffer.h>
@@ -115,14 +116,28 @@ static int write_message_file(struct message *m, const char *path, bool sync)
     return 0;
 }
 
-/* Links the staged file to path: the unnamed O_TMPFILE inode through /proc, or the tmp/ name. */
+/* Links the staged file to path: the tmp/ name, or the unnamed O_TMPFILE inode by its descriptor
+ * (AT_EMPTY_PATH: allowed to the file's opener since Linux 6.10; older kernels want a capability we
+ * dropped, so once that fails where the /proc/self/fd path works, only the /proc path is used). */
 static int link_staged(const struct commit_stage *st, const char *path)
 {
+    static _Atomic bool empty_path_refused; /* every thread would store the same value */
     if (st->tmp_fd < 0)
         return link(st->tmp_path, path);
+    if (!empty_path_refused) {
+        if (linkat(st->tmp_fd, "", AT_FDCWD, path, AT_EMPTY_PATH) == 0)
+            return 0;
+        if (errno != ENOENT && errno != EPERM)
+            return -1;
+    }
     char proc[64];
     snprintf(proc, sizeof proc, "/proc/self/fd/%d", st->tmp_fd);
-    return linkat(AT_FDCWD, proc, AT_FDCWD, path, AT_SYMLINK_FOLLOW);
+    int r = linkat(AT_FDCWD, proc, AT_FDCWD, path, AT_SYMLINK_FOLLOW);
+    if (r == 0 && !empty_path_refused) {
+        empty_path_refused = true;
+        log_info("event=link_by_descriptor_refused fallback=/proc/self/fd");
+    }
+    return r;
 }
 
 /* Puts the message into dir/new/name: a hard link to the staged file, or (across file systems) a
