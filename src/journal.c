@@ -275,15 +275,18 @@ static void advance_head(struct journal *j, uint64_t head, uint64_t seq, uint64_
 /* Writes records for m[0..n) starting at the head; *done = how many were written and synced. */
 static int append_some(struct journal *j, struct message **m, unsigned n, unsigned *done)
 {
-    struct writer *w = calloc(1, sizeof *w);
+    struct writer *w = malloc(sizeof *w); /* not calloc: zeroing its 16 KiB of iovecs was 17% of the
+                                            * user-space instructions per message (callgrind) */
     char **metas = calloc(n, sizeof *metas);
     unsigned char(*hdrs)[JOURNAL_RECORD_HEADER] = calloc(n, JOURNAL_RECORD_HEADER);
     int r = (w && metas && hdrs) ? 0 : -1;
     uint64_t head = j->head, seq = j->head_seq, used = 0;
     unsigned k = 0;
-    if (w) {
+    if (w) { /* field by field: a compound literal would zero the iovecs too */
         w->j = j;
+        w->n = 0;
         w->at = (off_t)head;
+        w->pending = 0;
     }
     for (; r == 0 && k < n; k++) {
         size_t mlen, blen = evbuffer_get_length(m[k]->headers) + evbuffer_get_length(m[k]->body);
