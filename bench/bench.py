@@ -267,11 +267,12 @@ def machine():
 
 
 def spread_run_directories():
-    """chattr +T on WORK: ext4's Orlov allocator then puts each run directory in a block group of
-    its own, as it does for top-level directories. Without it every run shares a group, and on ext4
-    without a journal (this VM) each new file scans every inode freed there in the last 1-6 minutes
-    (recently_deleted()): Postfix deletes a queue file per message, so the run after a Postfix run
-    paid 300-900 us per file instead of ~20 us. True when the flag is set."""
+    """chattr +T on WORK: ext4's Orlov allocator then spreads the run directories over block groups,
+    as it does top-level directories, instead of packing each next to the runs before it. On ext4
+    without a journal (this VM) each new file scans every inode freed in its group in the last
+    1-6 minutes (recently_deleted()): 300-900 us per file there against ~20 us in a quiet group, and
+    Postfix deletes a queue file per message. It does not help a run that starts right after a big
+    delete elsewhere (Orlov favours the groups just emptied). True when the flag is set."""
     return subprocess.run(["chattr", "+T", str(WORK)], capture_output=True).returncode == 0
 
 
