@@ -60,8 +60,8 @@ struct config {
     bool commit_journal;          /* local mail is durable through spool_dir/journal */
     size_t journal_size;          /* octets */
     unsigned journal_checkpoint_interval; /* seconds */
-    unsigned file_pool_size;      /* unnamed files kept ready in mail_dir (0 = off) */
     size_t journal_message_max;   /* octets; bigger messages take the direct commit path */
+    unsigned file_pool_size;      /* unnamed files kept ready in mail_dir (0 = off) */
     size_t min_free_space;        /* octets free on mail_dir and spool_dir below which MAIL gets 452 */
     /* outbound relay (queue.c, dns.c, smtp_client.c) */
     struct strlist dns_resolver;  /* "ip[@port]" forwarders; empty = /etc/resolv.conf */

@@ -74,6 +74,16 @@ static void *refill_main(void *arg)
     return NULL;
 }
 
+/* Frees the pool's memory and synchronisation objects (the thread is not running). */
+static void release(struct file_pool *p)
+{
+    pthread_cond_destroy(&p->wake);
+    pthread_mutex_destroy(&p->lock);
+    free(p->dir);
+    free(p->fds);
+    free(p);
+}
+
 struct file_pool *file_pool_new(const char *dir, unsigned size)
 {
     struct stat st;
@@ -92,11 +102,7 @@ struct file_pool *file_pool_new(const char *dir, unsigned size)
     pthread_mutex_init(&p->lock, NULL);
     pthread_cond_init(&p->wake, NULL);
     if (pthread_create(&p->thread, NULL, refill_main, p) != 0) {
-        pthread_cond_destroy(&p->wake);
-        pthread_mutex_destroy(&p->lock);
-        free(p->dir);
-        free(p->fds);
-        free(p);
+        release(p);
         return NULL;
     }
     return p;
@@ -134,9 +140,5 @@ void file_pool_free(struct file_pool *p)
     pthread_join(p->thread, NULL);
     for (unsigned i = 0; i < p->count; i++)
         close(p->fds[i]);
-    pthread_cond_destroy(&p->wake);
-    pthread_mutex_destroy(&p->lock);
-    free(p->dir);
-    free(p->fds);
-    free(p);
+    release(p);
 }
