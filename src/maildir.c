@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,20 +57,51 @@ static int mkdir_durable(const char *path, const char *parent)
     return errno == EEXIST ? 0 : -1;
 }
 
-/* Makes sure <mail_dir>/<domain>/<mailbox>/{tmp,new,cur} exist; fills dir with the mailbox path
- * and dev with the device it is on. */
-static int ensure_maildir(struct message *m, const struct msg_rcpt *r, char *dir, size_t dirsz, dev_t *dev)
+/* Mailboxes this thread has seen complete, so that a delivery does not stat() new/ every time: a
+ * syscall per recipient, and (on kernels with multigrain timestamps) a stat makes the next link's
+ * new/ timestamp fine-grained, which dirties inodes - the journal's among them - on every message.
+ * Keyed by a hash of the mailbox path; a false hit only costs a failed link, which forgets the entry
+ * and recreates the mailbox (place_in_new), so a mailbox removed while we run comes back. */
+#define KNOWN_MAILDIRS 64
+struct known_maildir {
+    uint64_t hash; /* 0: empty */
+    dev_t dev;
+};
+static _Thread_local struct known_maildir known[KNOWN_MAILDIRS];
+
+static uint64_t path_hash(const char *p)
 {
-    char d[ADDR_DOMAIN_MAX * 3 + 1], l[ADDR_LOCAL_MAX * 3 + 1], sub[PATH_MAX + 8], dom[PATH_MAX];
-    if (!maildir_safe_name(r->domain, d, sizeof d) || !maildir_safe_name(r->local, l, sizeof l)) {
-        m->status = COMMIT_TEMPFAIL;
-        snprintf(m->error, sizeof m->error, "mailbox name %s@%s cannot be made safe", r->local, r->domain);
-        return -1;
-    }
-    snprintf(dom, sizeof dom, "%s/%s", m->mail_dir, d);
-    snprintf(dir, dirsz, "%s/%s", dom, l);
-    snprintf(sub, sizeof sub, "%s/new", dir);
+    uint64_t h = 14695981039346656037ULL; /* FNV-1a */
+    for (; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+    return h ? h : 1;
+}
+
+static struct known_maildir *known_slot(const char *dir, uint64_t *hash)
+{
+    *hash = path_hash(dir);
+    return &known[*hash % KNOWN_MAILDIRS];
+}
+
+static void forget_maildir(const char *dir)
+{
+    uint64_t h;
+    struct known_maildir *k = known_slot(dir, &h);
+    if (k->hash == h)
+        k->hash = 0;
+}
+
+/* Makes sure dir/{tmp,new,cur} exist (dir's parent, the domain directory, is made first) and
+ * fills dev with the device they are on. */
+static int make_maildir(struct message *m, const char *dir, dev_t *dev)
+{
+    char dom[PATH_MAX], sub[PATH_MAX + 8];
+    snprintf(dom, sizeof dom, "%s", dir);
+    char *slash = strrchr(dom, '/');
+    if (slash)
+        *slash = '\0';
     struct stat st;
+    snprintf(sub, sizeof sub, "%s/new", dir);
     if (stat(sub, &st) == 0 && S_ISDIR(st.st_mode)) {
         *dev = st.st_dev;
         return 0;
@@ -91,6 +123,29 @@ static int ensure_maildir(struct message *m, const struct msg_rcpt *r, char *dir
         return -1;
     }
     *dev = st.st_dev;
+    return 0;
+}
+
+/* Fills dir with the recipient's mailbox path <mail_dir>/<domain>/<mailbox> and makes sure it
+ * exists (known mailboxes are not checked again); dev gets the device it is on. */
+static int ensure_maildir(struct message *m, const struct msg_rcpt *r, char *dir, size_t dirsz, dev_t *dev)
+{
+    char d[ADDR_DOMAIN_MAX * 3 + 1], l[ADDR_LOCAL_MAX * 3 + 1];
+    if (!maildir_safe_name(r->domain, d, sizeof d) || !maildir_safe_name(r->local, l, sizeof l)) {
+        m->status = COMMIT_TEMPFAIL;
+        snprintf(m->error, sizeof m->error, "mailbox name %s@%s cannot be made safe", r->local, r->domain);
+        return -1;
+    }
+    snprintf(dir, dirsz, "%s/%s/%s", m->mail_dir, d, l);
+    uint64_t h;
+    struct known_maildir *k = known_slot(dir, &h);
+    if (k->hash == h) {
+        *dev = k->dev;
+        return 0;
+    }
+    if (make_maildir(m, dir, dev) < 0)
+        return -1;
+    *k = (struct known_maildir){h, *dev};
     return 0;
 }
 
@@ -148,6 +203,14 @@ static int place_in_new(struct message *m, const char *dir, const char *name)
     snprintf(new_path, sizeof new_path, "%s/new/%s", dir, name);
     if (link_staged(&m->stage, new_path) == 0)
         return 0;
+    dev_t dev;
+    if (errno == ENOENT) { /* the mailbox was removed since we last saw it: make it again */
+        forget_maildir(dir);
+        if (make_maildir(m, dir, &dev) < 0)
+            return -1;
+        if (link_staged(&m->stage, new_path) == 0)
+            return 0;
+    }
     if (errno != EXDEV) {
         set_error(m, errno, "cannot link into", new_path);
         return -1;
@@ -179,6 +242,12 @@ static int write_unnamed(struct message *m, const char *dir, dev_t dev)
     int fd = file_pool_serves(m->file_pool, dev) ? file_pool_take(m->file_pool) : -1;
     if (fd < 0)
         fd = open(tmp_dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+    if (fd < 0 && errno == ENOENT) { /* the mailbox was removed since we last saw it: make it again */
+        forget_maildir(dir);
+        if (make_maildir(m, dir, &dev) < 0)
+            return -1;
+        fd = open(tmp_dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+    }
     if (fd < 0)
         return -1;
     if (write_evbuffer(fd, m->headers) < 0 || write_evbuffer(fd, m->body) < 0) {

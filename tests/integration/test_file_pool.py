@@ -72,3 +72,18 @@ def test_mailbox_on_another_file_system_does_not_use_the_pool(make_server, tmp_p
     finally:
         srv.stop()
         subprocess.run(["umount", "-l", str(domain)])
+
+
+@pytest.mark.parametrize("pool,journal", [(4, "yes"), (0, "yes"), (4, "no"), (0, "no")])
+def test_mailbox_removed_while_running_is_made_again(make_server, pool, journal):
+    """The committer remembers mailboxes it has seen (no stat per delivery); one removed behind its
+    back must be made again on the next delivery, not fail it."""
+    srv = make_server(file_pool_size=pool, commit_journal=journal)
+    send(srv, [body_of(1)])
+    box = srv.mail_dir / "example.test" / "alice"
+    assert len(srv.maildir_files("alice@example.test")) == 1
+    subprocess.run(["rm", "-rf", str(box)], check=True)
+    send(srv, [body_of(2)])
+    files = srv.maildir_files("alice@example.test")
+    assert len(files) == 1 and "body of message 2" in files[0].read_text()
+    assert sorted(p.name for p in box.iterdir()) == ["cur", "new", "tmp"]
