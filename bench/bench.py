@@ -9,7 +9,9 @@ same machine, load from Postfix's smtp-source on loopback. Writes bench/results/
 Rates: accepted = messages / time until smtp-source got every 250; delivered = messages / time
 until every message file is in a Maildir new/ (counted, they must all be there). CPU = whole-machine
 busy CPU seconds (steal excluded) minus the load generator's and this script's own, per 1,000 messages. Peak RSS:
-Postern's VmHWM; Postfix's is the peak of the summed RSS of its processes."""
+Postern's VmHWM; Postfix's is the peak of the summed RSS of its processes. Host steal: the share of
+the machine's CPU time the hypervisor gave to other guests during the run (a contended host slows
+every server, not always equally: compare runs with similar steal)."""
 import itertools
 import os
 import platform
@@ -42,6 +44,13 @@ def cpu_busy():
     # minus idle, iowait and steal (time the hypervisor gave to other guests: not ours; under load
     # this VM has shown 30-37% steal, which counted as busy would double the small scenarios' CPU)
     return (sum(v[:8]) - v[3] - v[4] - v[7]) / os.sysconf("SC_CLK_TCK")
+
+
+def steal_share():
+    """(steal, all) CPU ticks of the machine so far: their deltas give the share of the run's time
+    the hypervisor gave to other guests - high values mark a run measured on a contended host."""
+    v = [int(x) for x in open("/proc/stat").readline().split()[1:9]]
+    return v[7], sum(v)
 
 
 def self_cpu():
@@ -178,7 +187,7 @@ def run_scenario(kind, scenario):
 
     t_sampler = threading.Thread(target=sample)
     t_sampler.start()
-    cpu0, self0, t0 = cpu_busy(), self_cpu(), time.time()
+    cpu0, self0, t0, st0 = cpu_busy(), self_cpu(), time.time(), steal_share()
     src = subprocess.Popen(["smtp-source", "-d", "-s", str(sessions), "-m", str(msgs), "-l", str(size), "-r",
                             str(rcpts), "-f", "load@sender.example", "-t", "alice@example.test",
                             f"127.0.0.1:{srv.port}"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -197,12 +206,14 @@ def run_scenario(kind, scenario):
         got = srv.delivered()
         assert got == expected, f"{kind}: {got} files, expected {expected}"
     cpu = cpu_busy() - cpu0 - (usage.ru_utime + usage.ru_stime) - (self_cpu() - self0)
+    st1 = steal_share()
+    steal = 100.0 * (st1[0] - st0[0]) / max(st1[1] - st0[1], 1)
     done.set()
     t_sampler.join()
     peak[0] = max(peak[0], srv.rss_peak_sample())
     srv.stop()
     return {"accepted": msgs / t_acc, "delivered": msgs / t_del, "cpu_per_1000": max(cpu, 0) / msgs * 1000,
-            "rss_mib": peak[0] / 1024}
+            "rss_mib": peak[0] / 1024, "steal_pct": steal}
 
 
 def latency_probe(samples=300):
@@ -313,14 +324,14 @@ def report(scenarios, reps, quick, results, p50, p99, base, held, spread):
            "every run in a fresh directory (files removed after the bench)"
            + ("; each run directory in a block group of its own (chattr +T on the bench directory)." if spread else
               "; chattr +T failed: run directories may share block groups."), "",
-           "| scenario | server | accepted msg/s | delivered msg/s | CPU s / 1000 msg | peak RSS MiB |",
-           "| --- | --- | ---: | ---: | ---: | ---: |"]
+           "| scenario | server | accepted msg/s | delivered msg/s | CPU s / 1000 msg | peak RSS MiB | host steal % |",
+           "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
     for sc in scenarios:
         for kind in ("postern", "postfix", "smtp-sink"):
             r = results[(sc[0], kind)]
             dlv = "-" if kind == "smtp-sink" else f"{r['delivered']:.0f}"
             out.append(f"| {sc[0]} ({sc[2]} msgs) | {kind} | {r['accepted']:.0f} | {dlv} | {r['cpu_per_1000']:.2f} | "
-                       f"{r['rss_mib']:.1f} |")
+                       f"{r['rss_mib']:.1f} | {r['steal_pct']:.0f} |")
     out += ["", "| scenario | delivered Postern/Postfix | accepted Postern/Postfix | Postern delivered / smtp-sink accepted |",
             "| --- | ---: | ---: | ---: |"]
     for sc in scenarios:
