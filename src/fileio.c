@@ -50,27 +50,39 @@ static int writev_all(int fd, const struct evbuffer_iovec *vec, int n)
     return write_iov_all(fd, iov, n, -1);
 }
 
-int write_evbuffer(int fd, struct evbuffer *buf)
+int write_evbuffers(int fd, struct evbuffer *const *bufs, int nbufs)
 {
     struct evbuffer_iovec vec[IOV_BATCH];
-    struct evbuffer_ptr pos;
-    evbuffer_ptr_set(buf, &pos, 0, EVBUFFER_PTR_SET);
-    size_t left = evbuffer_get_length(buf);
-    while (left > 0) {
-        int n = evbuffer_peek(buf, -1, &pos, vec, IOV_BATCH);
-        if (n <= 0)
-            break;
-        if (n > IOV_BATCH)
-            n = IOV_BATCH;
-        size_t chunk = 0;
-        for (int i = 0; i < n; i++)
-            chunk += vec[i].iov_len;
-        if (writev_all(fd, vec, n) < 0)
-            return -1;
-        left -= chunk;
-        evbuffer_ptr_set(buf, &pos, chunk, EVBUFFER_PTR_ADD);
+    int n = 0;
+    for (int b = 0; b < nbufs; b++) {
+        struct evbuffer_ptr pos;
+        evbuffer_ptr_set(bufs[b], &pos, 0, EVBUFFER_PTR_SET);
+        size_t left = evbuffer_get_length(bufs[b]);
+        while (left > 0) {
+            if (n == IOV_BATCH) { /* full: write what we have, then go on filling */
+                if (writev_all(fd, vec, n) < 0)
+                    return -1;
+                n = 0;
+            }
+            int got = evbuffer_peek(bufs[b], -1, &pos, vec + n, IOV_BATCH - n);
+            if (got <= 0)
+                break;
+            if (got > IOV_BATCH - n)
+                got = IOV_BATCH - n;
+            size_t chunk = 0;
+            for (int i = n; i < n + got; i++)
+                chunk += vec[i].iov_len;
+            n += got;
+            left -= chunk;
+            evbuffer_ptr_set(bufs[b], &pos, chunk, EVBUFFER_PTR_ADD);
+        }
     }
-    return 0;
+    return n > 0 ? writev_all(fd, vec, n) : 0;
+}
+
+int write_evbuffer(int fd, struct evbuffer *buf)
+{
+    return write_evbuffers(fd, &buf, 1);
 }
 
 int fsync_dir(const char *path)

@@ -11,6 +11,9 @@ struct iovec;
  * Returns 0, or -1 with errno set. */
 int write_evbuffer(int fd, struct evbuffer *buf);
 
+/* The same for nbufs buffers one after the other, gathered into as few writev calls as fit. */
+int write_evbuffers(int fd, struct evbuffer *const *bufs, int nbufs);
+
 /* fsyncs a directory, so a name just created in it survives a crash. 0, or -1 with errno set. */
 int fsync_dir(const char *path);
 

@@ -149,6 +149,13 @@ static int ensure_maildir(struct message *m, const struct msg_rcpt *r, char *dir
     return 0;
 }
 
+/* Writes the message's headers and body with one writev (for a message of ordinary size). */
+static int write_message(int fd, const struct message *m)
+{
+    struct evbuffer *const parts[2] = {m->headers, m->body};
+    return write_evbuffers(fd, parts, 2);
+}
+
 /* Creates path exclusively and writes headers+body; fsyncs only when sync is set. */
 static int write_message_file(struct message *m, const char *path, bool sync)
 {
@@ -157,7 +164,7 @@ static int write_message_file(struct message *m, const char *path, bool sync)
         set_error(m, errno, "cannot create", path);
         return -1;
     }
-    if (write_evbuffer(fd, m->headers) < 0 || write_evbuffer(fd, m->body) < 0 || (sync && fsync(fd) < 0)) {
+    if (write_message(fd, m) < 0 || (sync && fsync(fd) < 0)) {
         set_error(m, errno, "cannot write", path);
         close(fd);
         unlink(path);
@@ -250,7 +257,7 @@ static int write_unnamed(struct message *m, const char *dir, dev_t dev)
     }
     if (fd < 0)
         return -1;
-    if (write_evbuffer(fd, m->headers) < 0 || write_evbuffer(fd, m->body) < 0) {
+    if (write_message(fd, m) < 0) {
         set_error(m, errno, "cannot write in", tmp_dir);
         close(fd);
         return -1;
@@ -264,7 +271,7 @@ void maildir_stage(struct message *m)
     struct timeval tv;
     gettimeofday(&tv, NULL);
     snprintf(st->name, sizeof st->name, "%lld.M%06ldP%ldQ%s.%s", (long long)tv.tv_sec, (long)tv.tv_usec,
-             (long)getpid(), m->qid, m->hostname);
+             (long)message_process_id(), m->qid, m->hostname);
     st->dirs = calloc(m->nlocal ? m->nlocal : 1, sizeof *st->dirs);
     if (!st->dirs) {
         m->status = COMMIT_TEMPFAIL;

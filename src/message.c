@@ -13,6 +13,15 @@
 
 static atomic_uint qid_counter;
 
+pid_t message_process_id(void)
+{
+    static _Atomic pid_t pid; /* getpid() is a system call; the server never forks once started */
+    pid_t p = pid;
+    if (p == 0)
+        pid = p = getpid();
+    return p;
+}
+
 struct message *message_new(void)
 {
     struct message *m = calloc(1, sizeof *m);
@@ -29,7 +38,7 @@ struct message *message_new(void)
     gettimeofday(&tv, NULL);
     unsigned n = atomic_fetch_add(&qid_counter, 1);
     snprintf(m->qid, sizeof m->qid, "%09llX%05lX%04X", (unsigned long long)tv.tv_sec, (long)tv.tv_usec,
-             (n ^ (unsigned)getpid() << 4) & 0xffff);
+             (n ^ (unsigned)message_process_id() << 4) & 0xffff);
     return m;
 }
 

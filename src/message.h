@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "address.h"
 
@@ -67,6 +68,9 @@ struct message {
 
 /* A new, empty message with a fresh queue id; NULL when out of memory. */
 struct message *message_new(void);
+
+/* This process's id, for queue ids and Maildir names (cached: no system call per message). */
+pid_t message_process_id(void);
 void message_free(struct message *m);
 
 /* Adds a recipient; false when out of memory. */

@@ -181,15 +181,16 @@ void spool_stage(struct message *m)
         int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
         if (fd < 0) {
             fail(m, "cannot create", tmp);
-        } else if (write_evbuffer(fd, env) < 0 || write_evbuffer(fd, trace) < 0 ||
-                   write_evbuffer(fd, m->body) < 0 || write_evbuffer(fd, end) < 0 || close(fd) < 0) {
-            fail(m, "cannot write", tmp);
-            unlink(tmp);
         } else {
-            m->stage.spool_staged = true;
+            struct evbuffer *const parts[4] = {env, trace, m->body, end};
+            int written = write_evbuffers(fd, parts, 4);
+            if (close(fd) < 0 || written < 0) { /* closed either way: never closed twice */
+                fail(m, "cannot write", tmp);
+                unlink(tmp);
+            } else {
+                m->stage.spool_staged = true;
+            }
         }
-        if (!m->stage.spool_staged && fd >= 0)
-            close(fd);
     }
     if (env)
         evbuffer_free(env);

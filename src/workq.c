@@ -73,8 +73,8 @@ static void hand_over(struct job *j)
     j->work = NULL;
     pthread_mutex_lock(&next->lock);
     push(&next->todo, j);
-    pthread_cond_signal(&next->wake);
     pthread_mutex_unlock(&next->lock);
+    pthread_cond_signal(&next->wake);
 }
 
 /* Puts finished jobs on the loop's list and wakes the loop if the list was empty (else a wake-up
@@ -219,8 +219,8 @@ void workq_submit_then(struct workq *q, workq_fn work, struct workq *then, workq
     j->then = then;
     pthread_mutex_lock(&q->lock);
     push(&q->todo, j);
-    pthread_cond_signal(&q->wake);
     pthread_mutex_unlock(&q->lock);
+    pthread_cond_signal(&q->wake); /* after unlocking: the woken thread does not block on the lock */
 }
 
 void workq_free(struct workq *q)
