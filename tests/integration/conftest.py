@@ -293,6 +293,17 @@ class Client:
         self.sock.close()
 
 
+def wait_for(pred, timeout=15, what="condition"):
+    """Polls pred until it returns something true (returned), or fails after timeout seconds."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
 @pytest.fixture
 def make_server(tmp_path):
     """Factory: make_server(**config overrides) -> started Server; all are stopped at teardown."""

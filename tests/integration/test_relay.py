@@ -15,7 +15,7 @@ import time
 import pytest
 from aiosmtpd.controller import Controller
 
-from conftest import BIN, free_port
+from conftest import BIN, free_port, wait_for
 
 
 def common_port():
@@ -179,16 +179,6 @@ def send(srv, rcpts, body=b"Subject: relay test\r\n\r\nhello\r\n", sender="alice
     assert code == 250, lines
     c.expect("QUIT", 221)
     return lines[-1].split()[-1]
-
-
-def wait_for(pred, timeout=15, what="condition"):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def queue_empty(srv):
