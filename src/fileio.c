@@ -80,11 +80,6 @@ int write_evbuffers(int fd, struct evbuffer *const *bufs, int nbufs)
     return n > 0 ? writev_all(fd, vec, n) : 0;
 }
 
-int write_evbuffer(int fd, struct evbuffer *buf)
-{
-    return write_evbuffers(fd, &buf, 1);
-}
-
 int fsync_dir(const char *path)
 {
     int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);

@@ -7,11 +7,8 @@
 struct evbuffer;
 struct iovec;
 
-/* Writes all of buf to fd with writev (short writes and EINTR retried); buf is left intact.
- * Returns 0, or -1 with errno set. */
-int write_evbuffer(int fd, struct evbuffer *buf);
-
-/* The same for nbufs buffers one after the other, gathered into as few writev calls as fit. */
+/* Writes all of the nbufs buffers to fd, one after the other, with as few writev calls as fit
+ * (short writes and EINTR retried); the buffers are left intact. 0, or -1 with errno set. */
 int write_evbuffers(int fd, struct evbuffer *const *bufs, int nbufs);
 
 /* fsyncs a directory, so a name just created in it survives a crash. 0, or -1 with errno set. */

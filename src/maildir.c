@@ -61,7 +61,7 @@ static int mkdir_durable(const char *path, const char *parent)
  * syscall per recipient, and (on kernels with multigrain timestamps) a stat makes the next link's
  * new/ timestamp fine-grained, which dirties inodes - the journal's among them - on every message.
  * Keyed by a hash of the mailbox path; a false hit only costs a failed link, which forgets the entry
- * and recreates the mailbox (place_in_new), so a mailbox removed while we run comes back. */
+ * and recreates the mailbox (remake_maildir), so a mailbox removed while we run comes back. */
 #define KNOWN_MAILDIRS 64
 struct known_maildir {
     uint64_t hash; /* 0: empty */
@@ -81,14 +81,6 @@ static struct known_maildir *known_slot(const char *dir, uint64_t *hash)
 {
     *hash = path_hash(dir);
     return &known[*hash % KNOWN_MAILDIRS];
-}
-
-static void forget_maildir(const char *dir)
-{
-    uint64_t h;
-    struct known_maildir *k = known_slot(dir, &h);
-    if (k->hash == h)
-        k->hash = 0;
 }
 
 /* Makes sure dir/{tmp,new,cur} exist (dir's parent, the domain directory, is made first) and
@@ -124,6 +116,17 @@ static int make_maildir(struct message *m, const char *dir, dev_t *dev)
     }
     *dev = st.st_dev;
     return 0;
+}
+
+/* For a mailbox removed since this thread last saw it (a link or open in it failed with ENOENT):
+ * forgets it and makes it again. 0, or -1 with m->status/error set. */
+static int remake_maildir(struct message *m, const char *dir, dev_t *dev)
+{
+    uint64_t h;
+    struct known_maildir *k = known_slot(dir, &h);
+    if (k->hash == h)
+        k->hash = 0;
+    return make_maildir(m, dir, dev);
 }
 
 /* Fills dir with the recipient's mailbox path <mail_dir>/<domain>/<mailbox> and makes sure it
@@ -211,9 +214,8 @@ static int place_in_new(struct message *m, const char *dir, const char *name)
     if (link_staged(&m->stage, new_path) == 0)
         return 0;
     dev_t dev;
-    if (errno == ENOENT) { /* the mailbox was removed since we last saw it: make it again */
-        forget_maildir(dir);
-        if (make_maildir(m, dir, &dev) < 0)
+    if (errno == ENOENT) {
+        if (remake_maildir(m, dir, &dev) < 0)
             return -1;
         if (link_staged(&m->stage, new_path) == 0)
             return 0;
@@ -249,9 +251,8 @@ static int write_unnamed(struct message *m, const char *dir, dev_t dev)
     int fd = file_pool_serves(m->file_pool, dev) ? file_pool_take(m->file_pool) : -1;
     if (fd < 0)
         fd = open(tmp_dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
-    if (fd < 0 && errno == ENOENT) { /* the mailbox was removed since we last saw it: make it again */
-        forget_maildir(dir);
-        if (make_maildir(m, dir, &dev) < 0)
+    if (fd < 0 && errno == ENOENT) {
+        if (remake_maildir(m, dir, &dev) < 0)
             return -1;
         fd = open(tmp_dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
     }
