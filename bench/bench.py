@@ -309,31 +309,44 @@ def main():
     spread = spread_run_directories()
     make_run_directories(len(scenarios) * 3 * reps + 2)  # + the latency probe and the idle connections
     try:
-        results, p50, p99, base, held = measure_all(scenarios, reps, quick)
+        results, runs, p50, p99, base, held = measure_all(scenarios, reps, quick)
     finally:
         shutil.rmtree(WORK, ignore_errors=True)
-    report(scenarios, reps, quick, results, p50, p99, base, held, spread)
+    report(scenarios, reps, quick, results, runs, p50, p99, base, held, spread)
 
 
 def measure_all(scenarios, reps, quick):
-    """Every scenario for every server, then the latency probe and the idle connections."""
-    results = {}
+    """Every scenario for every server, interleaved (Postern, Postfix, smtp-sink, then again): the
+    three runs of one repetition are minutes apart at most, so a change of the host's load (steal)
+    shifts all three alike instead of one server's whole set. Then the latency probe and the idle
+    connections. Returns the medians per (scenario, server) and every run of each (for paired ratios)."""
+    results, runs = {}, {}
+    kinds = ("postern", "postfix", "smtp-sink")
     for sc in scenarios:
-        for kind in ("postern", "postfix", "smtp-sink"):
-            runs = [run_scenario(kind, sc) for _ in range(reps)]
-            results[(sc[0], kind)] = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+        for _ in range(reps):
+            for kind in kinds:
+                runs.setdefault((sc[0], kind), []).append(run_scenario(kind, sc))
+        for kind in kinds:
+            rs = runs[(sc[0], kind)]
+            results[(sc[0], kind)] = {k: statistics.median(r[k] for r in rs) for k in rs[0]}
             print(f"{sc[0]:<22} {kind:<10} " + "  ".join(f"{k}={v:.1f}" for k, v in results[(sc[0], kind)].items()),
                   flush=True)
     p50, p99 = latency_probe(100 if quick else 300)
     base, held = idle_connections(2000 if quick else 10000)
-    return results, p50, p99, base, held
+    return results, runs, p50, p99, base, held
 
 
-def report(scenarios, reps, quick, results, p50, p99, base, held, spread):
+def paired(runs, name, other, key_a, key_b):
+    """The ratio Postern/other of each repetition (runs taken back to back): "median (min-max)"."""
+    ratios = [a[key_a] / b[key_b] for a, b in zip(runs[(name, "postern")], runs[(name, other)])]
+    return f"{statistics.median(ratios):.2f} ({min(ratios):.2f}-{max(ratios):.2f})"
+
+
+def report(scenarios, reps, quick, results, runs, p50, p99, base, held, spread):
     """Writes bench/results/(latest|quick).md and prints it."""
     nidle = 2000 if quick else 10000
     out = [f"# Postern benchmark ({'quick' if quick else 'full'}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})",
-           "", f"Machine: {machine()}.", f"Load: smtp-source -d on loopback; medians of {reps} run(s); fsync on; "
+           "", f"Machine: {machine()}.", f"Load: smtp-source -d on loopback; medians of {reps} run(s), the servers' runs interleaved; fsync on; "
            "every run in a fresh directory, all made before the first run (files removed after the bench)"
            + ("; each run directory in a block group of its own (chattr +T on the bench directory)." if spread else
               "; chattr +T failed: run directories may share block groups."), "",
@@ -345,12 +358,16 @@ def report(scenarios, reps, quick, results, p50, p99, base, held, spread):
             dlv = "-" if kind == "smtp-sink" else f"{r['delivered']:.0f}"
             out.append(f"| {sc[0]} ({sc[2]} msgs) | {kind} | {r['accepted']:.0f} | {dlv} | {r['cpu_per_1000']:.2f} | "
                        f"{r['rss_mib']:.1f} | {r['steal_pct']:.0f} |")
-    out += ["", "| scenario | delivered Postern/Postfix | accepted Postern/Postfix | Postern delivered / smtp-sink accepted |",
-            "| --- | ---: | ---: | ---: |"]
+    out += ["", "Ratios of the medians, and (paired) the median, min and max of the ratios of runs taken back "
+            "to back - the paired ratio is the one a change of the host's load disturbs least.", "",
+            "| scenario | delivered Postern/Postfix | accepted Postern/Postfix | Postern delivered / smtp-sink accepted "
+            "| paired delivered Postern/Postfix | paired Postern delivered / smtp-sink |",
+            "| --- | ---: | ---: | ---: | ---: | ---: |"]
     for sc in scenarios:
         a, b, c = (results[(sc[0], k)] for k in ("postern", "postfix", "smtp-sink"))
         out.append(f"| {sc[0]} | {a['delivered'] / b['delivered']:.2f}x | {a['accepted'] / b['accepted']:.2f}x | "
-                   f"{a['delivered'] / c['accepted']:.2f} |")
+                   f"{a['delivered'] / c['accepted']:.2f} | {paired(runs, sc[0], 'postfix', 'delivered', 'delivered')} | "
+                   f"{paired(runs, sc[0], 'smtp-sink', 'delivered', 'accepted')} |")
     out += ["", f"End-of-data to 250 under 50-session load (one probe session): p50 {p50:.2f} ms, p99 {p99:.2f} ms.",
             f"{nidle} idle connections: Postern RSS {base / 1024:.1f} -> {held / 1024:.1f} MiB "
             f"({(held - base) / nidle:.2f} KiB per connection).", ""]
