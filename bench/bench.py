@@ -368,6 +368,13 @@ def report(scenarios, reps, quick, results, runs, p50, p99, base, held, spread):
         out.append(f"| {sc[0]} | {a['delivered'] / b['delivered']:.2f}x | {a['accepted'] / b['accepted']:.2f}x | "
                    f"{a['delivered'] / c['accepted']:.2f} | {paired(runs, sc[0], 'postfix', 'delivered', 'delivered')} | "
                    f"{paired(runs, sc[0], 'smtp-sink', 'delivered', 'accepted')} |")
+    out += ["", "Every run, in the order run (delivered msg/s - accepted for smtp-sink - and host steal %):", ""]
+    for sc in scenarios:
+        cells = []
+        for kind in ("postern", "postfix", "smtp-sink"):
+            key = "accepted" if kind == "smtp-sink" else "delivered"
+            cells.append(f"{kind} " + ", ".join(f"{r[key]:.0f} ({r['steal_pct']:.0f}%)" for r in runs[(sc[0], kind)]))
+        out.append(f"- {sc[0]}: " + "; ".join(cells))
     out += ["", f"End-of-data to 250 under 50-session load (one probe session): p50 {p50:.2f} ms, p99 {p99:.2f} ms.",
             f"{nidle} idle connections: Postern RSS {base / 1024:.1f} -> {held / 1024:.1f} MiB "
             f"({(held - base) / nidle:.2f} KiB per connection).", ""]
