@@ -213,8 +213,8 @@ static int place_in_new(struct message *m, const char *dir, const char *name)
     snprintf(new_path, sizeof new_path, "%s/new/%s", dir, name);
     if (link_staged(&m->stage, new_path) == 0)
         return 0;
-    dev_t dev;
-    if (errno == ENOENT) {
+    if (errno == ENOENT) { /* the mailbox was removed while we run: make it again, link once more */
+        dev_t dev;
         if (remake_maildir(m, dir, &dev) < 0)
             return -1;
         if (link_staged(&m->stage, new_path) == 0)
