@@ -278,17 +278,20 @@ static void commit_done(void *arg)
         log_error("event=store_failed session=%s qid=%s error=\"%s\"", s->id, m->qid, m->error);
     else if (m->nlocal < m->nrcpts && s->srv->queue)
         queue_add_committed(s->srv->queue, m->qid);
+    /* the client first, then the log line: its formatting and write() need not delay the 250
+     * (when closing, the session timed out meanwhile: the 421 is already queued, no reply may follow it) */
+    if (!s->dead && !s->closing)
+        reply(s, id, m->qid);
     log_transaction(s, s->dead ? "accepted_client_gone" : m->status == COMMIT_OK ? "accepted" : "deferred", id, NULL);
     if (s->dead) {
         session_free(s);
         return;
     }
     s->state = ST_READY;
-    if (s->closing) { /* timed out meanwhile: the 421 is already queued, no reply may follow it */
+    if (s->closing) {
         reset_transaction(s);
         return;
     }
-    reply(s, id, m->qid);
     reset_transaction(s);
     set_timeouts(s);
     process_input(s);
