@@ -7,6 +7,7 @@ import subprocess
 import threading
 
 import pytest
+from conftest import wait_for
 
 SMUGGLE_ENDINGS = [b"\n.\n", b"\n.\r\n", b"\r\n.\n", b"\r.\r\n", b"\r\n.\r", b"\r\n\x00.\r\n", b"\r\n.\x00\r\n",
                    b"\n\n.\n\n"]
@@ -127,6 +128,28 @@ def test_maildir_file_exists_when_250_arrives(server):
         c.expect("DATA", 354)
     tmp = server.mail_dir / "example.test" / "alice" / "tmp"
     assert list(tmp.iterdir()) == []
+
+
+def test_each_250_is_followed_by_its_log_line(server):
+    """The 250 goes out first and the transaction's log line right after it: the line must still
+    come, once per message, with that message's queue id, reply code, sender and recipient."""
+    c = start_data(server)
+    qids = []
+    for i in range(3):
+        c.send(b"Subject: logged %d\r\n\r\nbody\r\n.\r\n" % i)
+        code, lines = c.reply()
+        assert code == 250
+        qids.append(lines[0].split()[-1])
+        if i < 2:
+            c.expect("MAIL FROM:<s@sender.example>", 250)
+            c.expect("RCPT TO:<alice@example.test>", 250)
+            c.expect("DATA", 354)
+    c.expect("QUIT", 221)
+    for qid in qids:
+        line = wait_for(lambda: next((l for l in server.log_text().splitlines() if f"qid={qid} " in l
+                                      and "event=accepted " in l), None), 5, f"the log line of {qid}")
+        assert "sender=<s@sender.example>" in line and "alice@example.test" in line and "reply=250" in line
+    assert server.log_text().count("event=accepted ") == 3
 
 
 def test_body_and_commands_in_one_write(server):
