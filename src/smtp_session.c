@@ -288,11 +288,9 @@ static void commit_done(void *arg)
         return;
     }
     s->state = ST_READY;
-    if (s->closing) {
-        reset_transaction(s);
-        return;
-    }
     reset_transaction(s);
+    if (s->closing)
+        return;
     set_timeouts(s);
     process_input(s);
 }
