@@ -30,6 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 WORK = Path("/tmp/postern-bench")
 POSTERN = REPO / "build" / "postern"
 PORTS = {"postern": 2725, "postfix": 2726, "smtp-sink": 2727}
+KINDS = tuple(PORTS)  # the servers, in the order each repetition runs them
 SCENARIOS = [  # name, sessions, messages, size, recipients per message
     ("1 session, 1 KiB", 1, 10000, 1024, 1),
     ("50 sessions, 1 KiB", 50, 20000, 1024, 1),
@@ -81,6 +82,7 @@ def wait_port(port, timeout=15):
         except OSError:
             pass
         time.sleep(0.05)
+    raise RuntimeError(f"no 220 greeting on port {port} within {timeout} s")
 
 
 RUN_NUMBER = itertools.count(1)
@@ -323,7 +325,7 @@ def main():
     WORK.mkdir(parents=True)
     os.chmod(WORK, 0o755)
     spread = spread_run_directories()
-    make_run_directories(len(scenarios) * 3 * reps + 2)  # + the latency probe and the idle connections
+    make_run_directories(len(scenarios) * len(KINDS) * reps + 2)  # + the latency probe and the idle connections
     try:
         results, runs, p50, p99, base, held = measure_all(scenarios, reps, quick)
     finally:
@@ -337,12 +339,11 @@ def measure_all(scenarios, reps, quick):
     shifts all three alike instead of one server's whole set. Then the latency probe and the idle
     connections. Returns the medians per (scenario, server) and every run of each (for paired ratios)."""
     results, runs = {}, {}
-    kinds = ("postern", "postfix", "smtp-sink")
     for sc in scenarios:
         for _ in range(reps):
-            for kind in kinds:
+            for kind in KINDS:
                 runs.setdefault((sc[0], kind), []).append(run_scenario(kind, sc))
-        for kind in kinds:
+        for kind in KINDS:
             rs = runs[(sc[0], kind)]
             results[(sc[0], kind)] = {k: statistics.median(r[k] for r in rs) for k in rs[0]}
             print(f"{sc[0]:<22} {kind:<10} " + "  ".join(f"{k}={v:.1f}" for k, v in results[(sc[0], kind)].items()),
@@ -369,7 +370,7 @@ def report(scenarios, reps, quick, results, runs, p50, p99, base, held, spread):
            "| scenario | server | accepted msg/s | delivered msg/s | CPU s / 1000 msg | peak RSS MiB | host steal % |",
            "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
     for sc in scenarios:
-        for kind in ("postern", "postfix", "smtp-sink"):
+        for kind in KINDS:
             r = results[(sc[0], kind)]
             dlv = "-" if kind == "smtp-sink" else f"{r['delivered']:.0f}"
             out.append(f"| {sc[0]} ({sc[2]} msgs) | {kind} | {r['accepted']:.0f} | {dlv} | {r['cpu_per_1000']:.2f} | "
@@ -380,14 +381,14 @@ def report(scenarios, reps, quick, results, runs, p50, p99, base, held, spread):
             "| paired delivered Postern/Postfix | paired Postern delivered / smtp-sink |",
             "| --- | ---: | ---: | ---: | ---: | ---: |"]
     for sc in scenarios:
-        a, b, c = (results[(sc[0], k)] for k in ("postern", "postfix", "smtp-sink"))
+        a, b, c = (results[(sc[0], k)] for k in KINDS)
         out.append(f"| {sc[0]} | {a['delivered'] / b['delivered']:.2f}x | {a['accepted'] / b['accepted']:.2f}x | "
                    f"{a['delivered'] / c['accepted']:.2f} | {paired(runs, sc[0], 'postfix', 'delivered', 'delivered')} | "
                    f"{paired(runs, sc[0], 'smtp-sink', 'delivered', 'accepted')} |")
     out += ["", "Every run, in the order run (delivered msg/s - accepted for smtp-sink - and host steal %):", ""]
     for sc in scenarios:
         cells = []
-        for kind in ("postern", "postfix", "smtp-sink"):
+        for kind in KINDS:
             key = "accepted" if kind == "smtp-sink" else "delivered"
             cells.append(f"{kind} " + ", ".join(f"{r[key]:.0f} ({r['steal_pct']:.0f}%)" for r in runs[(sc[0], kind)]))
         out.append(f"- {sc[0]}: " + "; ".join(cells))
