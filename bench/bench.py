@@ -97,7 +97,9 @@ class Server:
         self.dir = WORK / f"run-{next(RUN_NUMBER)}"
         self.proc = None
 
-    def start(self):
+    def start(self, cpu=None):
+        """Starts the server; with cpu, it and every process or thread it makes run on that CPU only."""
+        pin = ["taskset", "-c", str(cpu)] if cpu is not None else []
         self.dir.mkdir(parents=True, exist_ok=True)  # made in advance by make_run_directories
         os.chmod(self.dir, 0o755)
         if self.kind == "postern":
@@ -113,15 +115,15 @@ class Server:
             (self.dir / "p.conf").write_text("".join(f"{k} = {v}\n" for k, v in conf.items()))
             for f in self.dir.iterdir():
                 os.chmod(f, 0o644)
-            self.proc = subprocess.Popen([str(POSTERN), "-c", str(self.dir / "p.conf")],
+            self.proc = subprocess.Popen(pin + [str(POSTERN), "-c", str(self.dir / "p.conf")],
                                          stderr=open(self.dir / "log", "wb"))
             self.pid = self.proc.pid
         elif self.kind == "postfix":
-            out = subprocess.run([str(REPO / "bench" / "postfix-instance.sh"), "start", str(self.dir / "pf"),
+            out = subprocess.run(pin + [str(REPO / "bench" / "postfix-instance.sh"), "start", str(self.dir / "pf"),
                                   str(self.port)], capture_output=True, text=True, check=True)
             self.pid = int(out.stdout.strip())
         else:
-            self.proc = subprocess.Popen(["smtp-sink", "-u", "postern", f"127.0.0.1:{self.port}", "1024"],
+            self.proc = subprocess.Popen(pin + ["smtp-sink", "-u", "postern", f"127.0.0.1:{self.port}", "1024"],
                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             self.pid = self.proc.pid
         wait_port(self.port)
@@ -222,6 +224,28 @@ def run_scenario(kind, scenario):
             "rss_mib": peak[0] / 1024, "steal_pct": steal}
 
 
+def read_reply(f):
+    """The last line of one SMTP reply (multi-line replies end with "NNN ")."""
+    while True:
+        line = f.readline()
+        if not line:
+            raise RuntimeError("connection closed while waiting for a reply")
+        if line[3:4] == b" ":
+            return line
+
+
+def open_session(port):
+    """A client session past EHLO. The final ".\r\n" is a small write after the body: with Nagle on,
+    the client would hold it until the server's delayed ACK (40 ms) - a client artefact."""
+    s = socket.create_connection(("127.0.0.1", port))
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    f = s.makefile("rb")
+    read_reply(f)
+    s.sendall(b"EHLO probe\r\n")
+    read_reply(f)
+    return s, f
+
+
 def latency_probe(samples=300):
     """p99 end-of-data -> 250 on Postern while scenario 2 runs (a separate client, one session)."""
     srv = Server("postern").start()
@@ -229,34 +253,62 @@ def latency_probe(samples=300):
     load = subprocess.Popen(["smtp-source", "-d", "-s", "50", "-m", "40000", "-l", "1024", "-f", "l@s.example", "-t",
                              "alice@example.test", f"127.0.0.1:{srv.port}"], stdout=subprocess.DEVNULL)
     time.sleep(0.5)
-    s = socket.create_connection(("127.0.0.1", srv.port))
-    # The final ".\r\n" is a small write after the body: with Nagle on, the client would hold it
-    # until the server's delayed ACK (40 ms) - a client artefact, not server latency.
-    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    f = s.makefile("rb")
-
-    def reply():
-        while True:
-            line = f.readline()
-            if line[3:4] == b" ":
-                return line
-
-    reply()
-    s.sendall(b"EHLO probe\r\n")
-    reply()
+    s, f = open_session(srv.port)
     for _ in range(samples):
         s.sendall(b"MAIL FROM:<p@s.example>\r\nRCPT TO:<alice@example.test>\r\nDATA\r\n")
-        reply(), reply(), reply()
+        read_reply(f), read_reply(f), read_reply(f)
         s.sendall(b"Subject: probe\r\n\r\n" + b"x" * 1000 + b"\r\n")
         t = time.perf_counter()
         s.sendall(b".\r\n")
-        assert reply().startswith(b"250")
+        assert read_reply(f).startswith(b"250")
         lat.append((time.perf_counter() - t) * 1000)
     s.close()
     load.wait()
     srv.stop()
     lat.sort()
     return lat[len(lat) // 2], lat[int(len(lat) * 0.99)]
+
+
+PHASES = ("MAIL", "RCPT", "DATA", "end of data")
+
+
+def command_times(kind, messages):
+    """Where one session's time goes: the median time from sending each command of a transaction
+    to its reply, over `messages` 1 KiB messages on one idle session (this script's client: the same
+    overhead for every server). smtp-sink's end-of-data time is the protocol alone; the difference
+    is what storing the message durably costs each server. Client and server run on CPU 0 only: on
+    this VM a reply that wakes a process on the other, idle vCPU waits for the hypervisor, and where
+    the scheduler puts each side changes from one session to the next (measured: smtp-sink's MAIL
+    took 23 us in one session and 135 us in another) - pinned, the times are the servers' own."""
+    settle()
+    srv = Server(kind).start(cpu=0)
+    mine = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {0})
+    try:
+        return timed_transactions(kind, srv.port, messages)
+    finally:
+        os.sched_setaffinity(0, mine)
+        srv.stop()
+
+
+def timed_transactions(kind, port, messages):
+    """The median reply time of each phase of `messages` transactions on one session, in us."""
+    s, f = open_session(port)
+    body = b"Subject: timing\r\n\r\n" + (b"x" * 78 + b"\r\n") * 12 + b".\r\n"
+    steps = list(zip(PHASES, (b"MAIL FROM:<load@sender.example>\r\n", b"RCPT TO:<alice@example.test>\r\n",
+                              b"DATA\r\n", body)))
+    times = {p: [] for p in PHASES}
+    for _ in range(messages):
+        for phase, data in steps:
+            t = time.perf_counter()
+            s.sendall(data)
+            line = read_reply(f)
+            times[phase].append((time.perf_counter() - t) * 1e6)
+            if line[:1] not in (b"2", b"3"):
+                raise RuntimeError(f"{kind}: {phase} got {line[:80]!r}")
+    s.sendall(b"QUIT\r\n")
+    s.close()
+    return {p: statistics.median(v) for p, v in times.items()}
 
 
 def idle_connections(n=10000):
@@ -325,12 +377,12 @@ def main():
     WORK.mkdir(parents=True)
     os.chmod(WORK, 0o755)
     spread = spread_run_directories()
-    make_run_directories(len(scenarios) * len(KINDS) * reps + 2)  # + the latency probe and the idle connections
+    make_run_directories(len(scenarios) * len(KINDS) * reps + len(KINDS) + 2)  # + command times, latency probe, idle
     try:
-        results, runs, p50, p99, base, held = measure_all(scenarios, reps, quick)
+        results, runs, timings, p50, p99, base, held = measure_all(scenarios, reps, quick)
     finally:
         shutil.rmtree(WORK, ignore_errors=True)
-    report(scenarios, reps, quick, results, runs, p50, p99, base, held, spread)
+    report(scenarios, reps, quick, results, runs, timings, p50, p99, base, held, spread)
 
 
 def measure_all(scenarios, reps, quick):
@@ -348,9 +400,10 @@ def measure_all(scenarios, reps, quick):
             results[(sc[0], kind)] = {k: statistics.median(r[k] for r in rs) for k in rs[0]}
             print(f"{sc[0]:<22} {kind:<10} " + "  ".join(f"{k}={v:.1f}" for k, v in results[(sc[0], kind)].items()),
                   flush=True)
+    timings = {kind: command_times(kind, 200 if quick else 1000) for kind in KINDS}
     p50, p99 = latency_probe(100 if quick else 300)
     base, held = idle_connections(2000 if quick else 10000)
-    return results, runs, p50, p99, base, held
+    return results, runs, timings, p50, p99, base, held
 
 
 def paired(runs, name, other, key_a, key_b):
@@ -359,7 +412,7 @@ def paired(runs, name, other, key_a, key_b):
     return f"{statistics.median(ratios):.2f} ({min(ratios):.2f}-{max(ratios):.2f})"
 
 
-def report(scenarios, reps, quick, results, runs, p50, p99, base, held, spread):
+def report(scenarios, reps, quick, results, runs, timings, p50, p99, base, held, spread):
     """Writes bench/results/(latest|quick).md and prints it."""
     nidle = 2000 if quick else 10000
     out = [f"# Postern benchmark ({'quick' if quick else 'full'}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})",
@@ -392,6 +445,14 @@ def report(scenarios, reps, quick, results, runs, p50, p99, base, held, spread):
             key = "accepted" if kind == "smtp-sink" else "delivered"
             cells.append(f"{kind} " + ", ".join(f"{r[key]:.0f} ({r['steal_pct']:.0f}%)" for r in runs[(sc[0], kind)]))
         out.append(f"- {sc[0]}: " + "; ".join(cells))
+    out += ["", f"Reply time per command, one idle session, median of {200 if quick else 1000} messages of 1 KiB "
+            "(microseconds from sending the command to its reply; Python client; client and server on CPU 0 only, so "
+            "that no reply waits for the hypervisor to wake the other vCPU; smtp-sink's times are the client and the "
+            "protocol alone):", "", "| server | " + " | ".join(PHASES) + " | transaction |",
+            "| --- |" + " ---: |" * (len(PHASES) + 1)]
+    for kind in KINDS:
+        t = timings[kind]
+        out.append(f"| {kind} | " + " | ".join(f"{t[p]:.0f}" for p in PHASES) + f" | {sum(t.values()):.0f} |")
     out += ["", f"End-of-data to 250 under 50-session load (one probe session): p50 {p50:.2f} ms, p99 {p99:.2f} ms.",
             f"{nidle} idle connections: Postern RSS {base / 1024:.1f} -> {held / 1024:.1f} MiB "
             f"({(held - base) / nidle:.2f} KiB per connection).", ""]
