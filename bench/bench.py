@@ -279,7 +279,8 @@ def command_times(kind, messages):
     is what storing the message durably costs each server. Client and server run on CPU 0 only: on
     this VM a reply that wakes a process on the other, idle vCPU waits for the hypervisor, and where
     the scheduler puts each side changes from one session to the next (measured: smtp-sink's MAIL
-    took 23 us in one session and 135 us in another) - pinned, the times are the servers' own."""
+    took 23 us in one session, 132-138 us in others, 31-37 us pinned) - pinned, the times are the
+    servers' own."""
     settle()
     srv = Server(kind).start(cpu=0)
     mine = os.sched_getaffinity(0)
