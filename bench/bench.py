@@ -88,6 +88,12 @@ def wait_port(port, timeout=15):
 RUN_NUMBER = itertools.count(1)
 
 
+def probe_counts(quick):
+    """How many transactions the per-command timing and the latency probe make, and how many idle
+    connections are held: one place for the sizes the measurements use and the report quotes."""
+    return {"timed": 200 if quick else 1000, "latency": 100 if quick else 300, "idle": 2000 if quick else 10000}
+
+
 class Server:
     def __init__(self, kind):
         self.kind, self.port = kind, PORTS[kind]
@@ -235,8 +241,9 @@ def read_reply(f):
 
 
 def open_session(port):
-    """A client session past EHLO. The final ".\r\n" is a small write after the body: with Nagle on,
-    the client would hold it until the server's delayed ACK (40 ms) - a client artefact."""
+    """A client session past EHLO, with TCP_NODELAY: with Nagle on, a small write right after a
+    bigger one (the latency probe's final ".\r\n") would wait for the server's delayed ACK (40 ms) -
+    a client artefact, not server latency."""
     s = socket.create_connection(("127.0.0.1", port))
     s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     f = s.makefile("rb")
@@ -401,9 +408,10 @@ def measure_all(scenarios, reps, quick):
             results[(sc[0], kind)] = {k: statistics.median(r[k] for r in rs) for k in rs[0]}
             print(f"{sc[0]:<22} {kind:<10} " + "  ".join(f"{k}={v:.1f}" for k, v in results[(sc[0], kind)].items()),
                   flush=True)
-    timings = {kind: command_times(kind, 200 if quick else 1000) for kind in KINDS}
-    p50, p99 = latency_probe(100 if quick else 300)
-    base, held = idle_connections(2000 if quick else 10000)
+    counts = probe_counts(quick)
+    timings = {kind: command_times(kind, counts["timed"]) for kind in KINDS}
+    p50, p99 = latency_probe(counts["latency"])
+    base, held = idle_connections(counts["idle"])
     return results, runs, timings, p50, p99, base, held
 
 
@@ -415,7 +423,8 @@ def paired(runs, name, other, key_a, key_b):
 
 def report(scenarios, reps, quick, results, runs, timings, p50, p99, base, held, spread):
     """Writes bench/results/(latest|quick).md and prints it."""
-    nidle = 2000 if quick else 10000
+    counts = probe_counts(quick)
+    nidle = counts["idle"]
     out = [f"# Postern benchmark ({'quick' if quick else 'full'}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})",
            "", f"Machine: {machine()}.", f"Load: smtp-source -d on loopback; medians of {reps} run(s), the servers' runs interleaved; fsync on; "
            "every run in a fresh directory, all made before the first run (files removed after the bench)"
@@ -450,7 +459,7 @@ def report(scenarios, reps, quick, results, runs, timings, p50, p99, base, held,
             key = "accepted" if kind == "smtp-sink" else "delivered"
             cells.append(f"{kind} " + ", ".join(f"{r[key]:.0f} ({r['steal_pct']:.0f}%)" for r in runs[(sc[0], kind)]))
         out.append(f"- {sc[0]}: " + "; ".join(cells))
-    out += ["", f"Reply time per command, one idle session, median of {200 if quick else 1000} messages of 1 KiB "
+    out += ["", f"Reply time per command, one idle session, median of {counts['timed']} messages of 1 KiB "
             "(microseconds from sending the command to its reply; Python client; client and server on CPU 0 only, so "
             "that no reply waits for the hypervisor to wake the other vCPU; smtp-sink's times are the client and the "
             "protocol alone):", "", "| server | " + " | ".join(PHASES) + " | transaction |",
