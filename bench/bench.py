@@ -253,7 +253,7 @@ def open_session(port):
     return s, f
 
 
-def latency_probe(samples=300):
+def latency_probe(samples):
     """p99 end-of-data -> 250 on Postern while scenario 2 runs (a separate client, one session)."""
     srv = Server("postern").start()
     lat = []
@@ -284,10 +284,9 @@ def command_times(kind, messages):
     to its reply, over `messages` 1 KiB messages on one idle session (this script's client: the same
     overhead for every server). smtp-sink's end-of-data time is the protocol alone; the difference
     is what storing the message durably costs each server. Client and server run on CPU 0 only: on
-    this VM a reply that wakes a process on the other, idle vCPU waits for the hypervisor, and where
-    the scheduler puts each side changes from one session to the next (measured: smtp-sink's MAIL
-    took 23 us in one session, 132-138 us in others, 31-37 us pinned) - pinned, the times are the
-    servers' own."""
+    this VM a reply that wakes a process on the other, idle vCPU waits for the hypervisor, and which
+    sessions cross vCPUs is the scheduler's choice (the README's Benchmarks section has the numbers) -
+    pinned, the times are the servers' own."""
     settle()
     srv = Server(kind).start(cpu=0)
     mine = os.sched_getaffinity(0)
@@ -319,7 +318,7 @@ def timed_transactions(kind, port, messages):
     return {p: statistics.median(v) for p, v in times.items()}
 
 
-def idle_connections(n=10000):
+def idle_connections(n):
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, n + 1000), hard))
     srv = Server("postern").start()
