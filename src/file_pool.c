@@ -105,6 +105,7 @@ struct file_pool *file_pool_new(const char *dir, unsigned size)
         release(p);
         return NULL;
     }
+    pthread_setname_np(p->thread, "postern-files");
     return p;
 }
 

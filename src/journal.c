@@ -109,7 +109,10 @@ int journal_start_thread(struct journal *j)
     pthread_cond_init(&j->space, NULL);
     pthread_mutex_init(&j->lock, NULL);
     clock_gettime(CLOCK_MONOTONIC, &j->last_checkpoint);
-    return pthread_create(&j->thread, NULL, checkpoint_main, j) == 0 ? 0 : -1;
+    if (pthread_create(&j->thread, NULL, checkpoint_main, j) != 0)
+        return -1;
+    pthread_setname_np(j->thread, "postern-ckpt");
+    return 0;
 }
 
 void journal_close(struct journal *j)

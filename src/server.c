@@ -271,11 +271,12 @@ bool server_start(struct server *srv, struct config *cfg, struct policy *policy,
     spool_recover(cfg->spool_dir);
     if (!open_listeners(srv) || !privs_drop(cfg))
         return false;
-    srv->disk = workq_new(srv->base, cfg->io_threads);
+    srv->disk = workq_new(srv->base, cfg->io_threads, "postern-disk");
     srv->file_pool = file_pool_new(cfg->mail_dir, cfg->file_pool_size); /* NULL: files made on demand */
     if (!open_journal(srv))
         return false;
-    srv->committer = workq_new_batched(srv->base, commit_batch, &srv->commit_cfg, cfg->commit_batch_max);
+    srv->committer =
+        workq_new_batched(srv->base, "postern-commit", commit_batch, &srv->commit_cfg, cfg->commit_batch_max);
     if (!srv->disk || !srv->committer)
         return false;
     char err[300];

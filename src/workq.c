@@ -147,9 +147,10 @@ static void run_finished(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-struct workq *workq_new_batched(struct event_base *base, workq_batch_fn batch, void *ctx, unsigned max_batch)
+struct workq *workq_new_batched(struct event_base *base, const char *name, workq_batch_fn batch, void *ctx,
+                                unsigned max_batch)
 {
-    struct workq *q = workq_new(base, 1);
+    struct workq *q = workq_new(base, 1, name);
     if (q) {
         pthread_mutex_lock(&q->lock);
         q->batch = batch;
@@ -160,7 +161,7 @@ struct workq *workq_new_batched(struct event_base *base, workq_batch_fn batch, v
     return q;
 }
 
-struct workq *workq_new(struct event_base *base, unsigned nthreads)
+struct workq *workq_new(struct event_base *base, unsigned nthreads, const char *name)
 {
     struct workq *q = calloc(1, sizeof *q);
     if (!q)
@@ -186,6 +187,7 @@ struct workq *workq_new(struct event_base *base, unsigned nthreads)
             log_error("event=thread_start_failed threads=%u", i);
             break;
         }
+        pthread_setname_np(q->threads[i], name);
         q->nthreads++;
     }
     if (q->nthreads == 0) {

@@ -3,6 +3,7 @@ import re
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 from conftest import BIN, REPO, Server, free_port
 
@@ -78,6 +79,14 @@ def test_port_in_use_is_a_clear_error(server, tmp_path):
     out = subprocess.run([str(BIN), "-c", str(p)], capture_output=True, text=True, timeout=10)
     assert out.returncode == 1
     assert "key=listen" in out.stderr and f"127.0.0.1:{server.port}" in out.stderr
+
+
+def test_threads_are_named_for_top_and_perf(server):
+    """Each helper thread says what it does in top -H, ps -L and perf: disk work, commit, files, checkpoint."""
+    names = [(t / "comm").read_text().strip() for t in Path(f"/proc/{server.proc.pid}/task").iterdir()]
+    helpers = sorted(set(n for n in names if n.startswith("postern-")))
+    assert helpers == ["postern-ckpt", "postern-commit", "postern-disk", "postern-files"]
+    assert names.count("postern-commit") == 1
 
 
 def test_sigterm_idle_exits_zero(tmp_path):
