@@ -12,6 +12,7 @@ busy CPU seconds (steal excluded) minus the load generator's and this script's o
 Postern's VmHWM; Postfix's is the peak of the summed RSS of its processes. Host steal: the share of
 the machine's CPU time the hypervisor gave to other guests during the run (a contended host slows
 every server, not always equally: compare runs with similar steal)."""
+import glob
 import itertools
 import os
 import platform
@@ -186,6 +187,22 @@ def settle(limit=30.0):
             return
 
 
+THREADS = {"postern": "loop", "postern-commit": "commit", "postern-files": "files"}  # comm -> report column
+
+
+def thread_cpu(pid):
+    """CPU seconds of each named Postern thread (schedstat: exact, unlike the tick counters)."""
+    out = {column: 0.0 for column in THREADS.values()}
+    for task in glob.glob(f"/proc/{pid}/task/*"):
+        try:
+            column = THREADS.get(open(f"{task}/comm").read().strip())
+            if column:
+                out[column] += int(open(f"{task}/schedstat").read().split()[0]) / 1e9
+        except OSError:
+            pass
+    return out
+
+
 def run_scenario(kind, scenario):
     name, sessions, msgs, size, rcpts = scenario
     settle()
@@ -225,9 +242,10 @@ def run_scenario(kind, scenario):
     done.set()
     t_sampler.join()
     peak[0] = max(peak[0], srv.rss_peak_sample())
+    threads = thread_cpu(srv.pid) if kind == "postern" else {}
     srv.stop()
     return {"accepted": msgs / t_acc, "delivered": msgs / t_del, "cpu_per_1000": max(cpu, 0) / msgs * 1000,
-            "rss_mib": peak[0] / 1024, "steal_pct": steal}
+            "rss_mib": peak[0] / 1024, "steal_pct": steal, **threads}
 
 
 def read_reply(f):
@@ -515,13 +533,23 @@ def report(scenarios, reps, quick, results, runs, timings, p50, p99, base, held,
                    f"{a['delivered'] / c['accepted']:.2f} | {paired(runs, sc[0], 'postfix', 'delivered', 'delivered')} | "
                    f"{paired(runs, sc[0], 'smtp-sink', 'delivered', 'accepted')} | "
                    f"{c['accepted'] / b['delivered']:.2f}x |")
-    out += ["", "Every run, in the order run (delivered msg/s - accepted for smtp-sink - and host steal %):", ""]
+    out += ["", "Every run, in the order run (delivered msg/s - accepted for smtp-sink - host steal %, and for Postern "
+            "its file-pool thread's CPU):", ""]
     for sc in scenarios:
         cells = []
         for kind in KINDS:
             key = "accepted" if kind == "smtp-sink" else "delivered"
-            cells.append(f"{kind} " + ", ".join(f"{r[key]:.0f} ({r['steal_pct']:.0f}%)" for r in runs[(sc[0], kind)]))
+            cells.append(f"{kind} " + ", ".join(f"{r[key]:.0f} ({r['steal_pct']:.0f}%"
+                                                + (f", files {r['files']:.2f} s" if "files" in r else "") + ")"
+                                                for r in runs[(sc[0], kind)]))
         out.append(f"- {sc[0]}: " + "; ".join(cells))
+    out += ["", "Postern's CPU seconds per thread (median of the runs): the event loop, the committer, and the "
+            "file pool's thread - whose share jumps (several times ~15 us per file) when ext4 skips recently freed "
+            "inodes, so a high one marks a run that paid for deletes before it:", "",
+            "| scenario | " + " | ".join(THREADS.values()) + " |", "| --- |" + " ---: |" * len(THREADS)]
+    for sc in scenarios:
+        r = results[(sc[0], "postern")]
+        out.append(f"| {sc[0]} | " + " | ".join(f"{r[c]:.2f}" for c in THREADS.values()) + " |")
     out += ["", f"Reply time per command, one idle session, median of {counts['timed']} messages of 1 KiB "
             "(microseconds from sending the command to its reply; Python client; client and server on CPU 0 only, so "
             "that no reply waits for the hypervisor to wake the other vCPU; smtp-sink's times are the client and the "
