@@ -67,8 +67,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     srv.policy = &policy;
     static struct auth_users users;
     srv.users = &users;
-    srv.disk = workq_new(srv.base, 1);
-    srv.committer = workq_new_batched(srv.base, commit_batch, NULL, 64);
+    srv.disk = workq_new(srv.base, 1, "fuzz-disk");
+    srv.committer = workq_new_batched(srv.base, "fuzz-commit", commit_batch, NULL, 64);
     return 0;
 }
 
