@@ -418,7 +418,7 @@ def wait_out_recent_deletes(always, good_us=100.0):
     emptied. Not a cure: a run that makes files next to inodes freed in the last 6 minutes dirties
     their table block again, and they are skipped again (measured: the quick bench's latency probe
     at p50 17-19 ms, its file-pool thread 2.4 s of CPU for 40,000 files instead of ~0.5 s, a
-    minute after another bench's clean-up). Returns (file cost at the start, seconds waited)."""
+    minute after another bench's clean-up). Returns the file cost at the start (us) and the seconds waited."""
     start = time.time()
     os.sync()
     for n in range(8):
@@ -441,7 +441,7 @@ def main():
     try:
         first, waited = wait_out_recent_deletes(always=not quick)
         make_run_directories(len(scenarios) * len(KINDS) * reps + len(KINDS) + 2)  # + command times, latency, idle
-        creation = (first, file_creation_us("run-*"), waited)
+        creation = {"start_us": first, "runs_us": file_creation_us("run-*"), "waited_s": waited}
         results, runs, timings, p50, p99, base, held = measure_all(scenarios, reps, quick)
     finally:
         shutil.rmtree(WORK, ignore_errors=True)
@@ -474,24 +474,25 @@ def target_rows(scenarios, results, p99, held):
     """The targets of the performance issue, each with this run's value and whether it was met (the
     ratios of the medians). Scenario 1's line also shows smtp-sink's own ratio: a target above it is
     one no server reaches in this run, storing or not."""
-    def ratio(i, over, key="delivered"):
-        name = scenarios[i][0]
-        return results[(name, "postern")]["delivered"] / results[(name, over)][key]
-    def ceiling(i):
-        name = scenarios[i][0]
-        return results[(name, "smtp-sink")]["accepted"] / results[(name, "postfix")]["delivered"]
-    rows = [(f"{scenarios[1][0]}: delivered >= 10x Postfix", f"{ratio(1, 'postfix'):.2f}x", ratio(1, "postfix") >= 10),
-            (f"{scenarios[1][0]}: delivered >= 50% of smtp-sink", f"{ratio(1, 'smtp-sink', 'accepted'):.2f}",
-             ratio(1, "smtp-sink", "accepted") >= 0.5),
-            (f"{scenarios[0][0]}: >= 4x Postfix", f"{ratio(0, 'postfix'):.2f}x (smtp-sink: {ceiling(0):.2f}x)",
-             ratio(0, "postfix") >= 4),
-            (f"{scenarios[2][0]}: >= 3x Postfix", f"{ratio(2, 'postfix'):.2f}x", ratio(2, "postfix") >= 3)]
-    slowest = min(range(len(scenarios)), key=lambda i: ratio(i, "postfix"))
-    rows.append(("no scenario slower than Postfix", f"slowest {ratio(slowest, 'postfix'):.2f}x ({scenarios[slowest][0]})",
-                 ratio(slowest, "postfix") >= 1))
-    rows.append(("p99 end of data -> 250 under 50 sessions < 20 ms", f"{p99:.2f} ms", p99 < 20))
-    rows.append(("idle connections: total RSS < 200 MB", f"{held * 1024 / 1e6:.1f} MB", held * 1024 < 200e6))
-    return rows
+    names = [sc[0] for sc in scenarios]
+    vs_postfix = [results[(n, "postern")]["delivered"] / results[(n, "postfix")]["delivered"] for n in names]
+    vs_sink = results[(names[1], "postern")]["delivered"] / results[(names[1], "smtp-sink")]["accepted"]
+    ceiling = results[(names[0], "smtp-sink")]["accepted"] / results[(names[0], "postfix")]["delivered"]
+    slowest = min(range(len(names)), key=vs_postfix.__getitem__)
+    return [(f"{names[1]}: delivered >= 10x Postfix", f"{vs_postfix[1]:.2f}x", vs_postfix[1] >= 10),
+            (f"{names[1]}: delivered >= 50% of smtp-sink", f"{vs_sink:.2f}", vs_sink >= 0.5),
+            (f"{names[0]}: >= 4x Postfix", f"{vs_postfix[0]:.2f}x (smtp-sink: {ceiling:.2f}x)", vs_postfix[0] >= 4),
+            (f"{names[2]}: >= 3x Postfix", f"{vs_postfix[2]:.2f}x", vs_postfix[2] >= 3),
+            ("no scenario slower than Postfix", f"slowest {vs_postfix[slowest]:.2f}x ({names[slowest]})",
+             vs_postfix[slowest] >= 1),
+            ("p99 end of data -> 250 under 50 sessions < 20 ms", f"{p99:.2f} ms", p99 < 20),
+            ("idle connections: total RSS < 200 MB", f"{held * 1024 / 1e6:.1f} MB", held * 1024 < 200e6)]
+
+
+def run_cell(r, key):
+    """One run in the "every run" list: its rate, the host's steal and, for Postern, the file pool's CPU."""
+    files = f", files {r['files']:.2f} s" if "files" in r else ""
+    return f"{r[key]:.0f} ({r['steal_pct']:.0f}%{files})"
 
 
 def paired(runs, name, other, key_a, key_b):
@@ -509,8 +510,9 @@ def report(scenarios, reps, quick, results, runs, timings, p50, p99, base, held,
            "every run in a fresh directory, all made before the first run (files removed after the bench)"
            + ("; each run directory in a block group of its own (chattr +T on the bench directory)." if spread else
               "; chattr +T failed: run directories may share block groups.")
-           + f" Making a file: {creation[0]:.0f} us at the start, {creation[1]:.0f} us in the slowest run directory "
-           f"when the runs began ({creation[2]:.0f} s waited for recently freed inodes to age).", "",
+           + f" Making a file: {creation['start_us']:.0f} us at the start, {creation['runs_us']:.0f} us in the slowest "
+           f"run directory when the runs began ({creation['waited_s']:.0f} s waited for recently freed inodes to age).",
+           "",
            "| scenario | server | accepted msg/s | delivered msg/s | CPU s / 1000 msg | peak RSS MiB | host steal % |",
            "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
     for sc in scenarios:
@@ -539,9 +541,7 @@ def report(scenarios, reps, quick, results, runs, timings, p50, p99, base, held,
         cells = []
         for kind in KINDS:
             key = "accepted" if kind == "smtp-sink" else "delivered"
-            cells.append(f"{kind} " + ", ".join(f"{r[key]:.0f} ({r['steal_pct']:.0f}%"
-                                                + (f", files {r['files']:.2f} s" if "files" in r else "") + ")"
-                                                for r in runs[(sc[0], kind)]))
+            cells.append(f"{kind} " + ", ".join(run_cell(r, key) for r in runs[(sc[0], kind)]))
         out.append(f"- {sc[0]}: " + "; ".join(cells))
     out += ["", "Postern's CPU seconds per thread (median of the runs): the event loop, the committer, and the "
             "file pool's thread - whose share jumps (several times ~15 us per file) when ext4 skips recently freed "
