@@ -152,6 +152,26 @@ def test_each_250_is_followed_by_its_log_line(server):
     assert server.log_text().count("event=accepted ") == 3
 
 
+def test_client_gone_during_commit_gets_no_reply_on_another_connection(server):
+    """A client that hangs up while its message commits: no reply meant for it may land on a newer
+    connection, which may be given the same socket number (each newcomer's first reply is its 220,
+    its NOOP gets the NOOP's 250), and its message was complete, so every one is stored and logged."""
+    n = 40
+    for i in range(n):
+        gone = server.connect()
+        gone.send(b"EHLO c.example\r\nMAIL FROM:<s@sender.example>\r\nRCPT TO:<alice@example.test>\r\nDATA\r\n")
+        assert [gone.reply()[0] for _ in range(4)] == [250, 250, 250, 354]
+        gone.send(b"Subject: gone %d\r\n\r\nx\r\n.\r\n" % i)
+        gone.close()
+        newcomer = server.connect(greet=False)
+        code, lines = newcomer.reply()
+        assert code == 220, lines
+        assert newcomer.expect("NOOP", 250) == ["2.0.0 Ok"]
+        newcomer.close()
+    wait_for(lambda: len(server.maildir_files("alice@example.test")) == n, 10, f"{n} messages stored")
+    wait_for(lambda: server.log_text().count("event=accepted") == n, 5, f"{n} accepted log lines")
+
+
 def test_body_and_commands_in_one_write(server):
     c = server.connect()
     c.send(b"EHLO c.example\r\nMAIL FROM:<s@sender.example>\r\nRCPT TO:<alice@example.test>\r\nDATA\r\n"
