@@ -12,7 +12,6 @@ busy CPU seconds (steal excluded) minus the load generator's and this script's o
 Postern's VmHWM; Postfix's is the peak of the summed RSS of its processes. Host steal: the share of
 the machine's CPU time the hypervisor gave to other guests during the run (a contended host slows
 every server, not always equally: compare runs with similar steal)."""
-import glob
 import itertools
 import os
 import platform
@@ -193,13 +192,13 @@ THREADS = {"postern": "loop", "postern-commit": "commit", "postern-files": "file
 def thread_cpu(pid):
     """CPU seconds of each named Postern thread (schedstat: exact, unlike the tick counters)."""
     out = {column: 0.0 for column in THREADS.values()}
-    for task in glob.glob(f"/proc/{pid}/task/*"):
+    for task in Path(f"/proc/{pid}/task").iterdir():
         try:
-            column = THREADS.get(open(f"{task}/comm").read().strip())
+            column = THREADS.get((task / "comm").read_text().strip())
             if column:
-                out[column] += int(open(f"{task}/schedstat").read().split()[0]) / 1e9
+                out[column] += int((task / "schedstat").read_text().split()[0]) / 1e9
         except OSError:
-            pass
+            pass  # the thread ended meanwhile
     return out
 
 
@@ -408,17 +407,11 @@ def file_creation_us(pattern, files=100):
 
 
 def wait_out_recent_deletes(always, good_us=100.0):
-    """Keeps the runs from paying for files deleted just before the bench (a test suite, an earlier
-    bench): ext4 without a journal skips, on every file it makes, each inode of the block group freed
-    less than 60 s ago (360 s while its inode-table block is not written) - 300-1,200 us per file
-    here against ~20 us. So: sync (the freed inodes' table blocks written: 60 s left for those
-    that stay clean), then wait those 60 s - always for the full bench (a delete may have hit groups
-    the probe does not see), and for the quick one only when making files in eight probe
-    directories is slow. The run directories are made after this: Orlov favours the groups just
-    emptied. Not a cure: a run that makes files next to inodes freed in the last 6 minutes dirties
-    their table block again, and they are skipped again (measured: the quick bench's latency probe
-    at p50 17-19 ms, its file-pool thread 2.4 s of CPU for 40,000 files instead of ~0.5 s, a
-    minute after another bench's clean-up). Returns the file cost at the start (us) and the seconds waited."""
+    """Keeps the runs from paying for files deleted just before the bench (ext4 without a journal
+    skips recently freed inodes on every new file: the README's Benchmarks section has the numbers).
+    Syncs, then waits 61 s - always for the full bench (a delete may have hit groups the probe does
+    not see), for the quick one only when making files in eight probe directories is slow. The run
+    directories are made after this. Returns the file cost at the start (us) and the seconds waited."""
     start = time.time()
     os.sync()
     for n in range(8):
