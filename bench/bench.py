@@ -86,6 +86,7 @@ def wait_port(port, timeout=15):
 
 
 RUN_NUMBER = itertools.count(1)
+LIVE = set()  # the servers started and not yet stopped: main stops them when a run fails or is killed
 
 
 def probe_counts(quick):
@@ -132,10 +133,12 @@ class Server:
             self.proc = subprocess.Popen(pin + ["smtp-sink", "-u", "postern", f"127.0.0.1:{self.port}", "1024"],
                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             self.pid = self.proc.pid
+        LIVE.add(self)
         wait_port(self.port)
         return self
 
     def stop(self):
+        LIVE.discard(self)
         if self.kind == "postfix":
             subprocess.run([str(REPO / "bench" / "postfix-instance.sh"), "stop", str(self.dir / "pf")])
         else:
@@ -215,7 +218,7 @@ def run_scenario(kind, scenario):
             peak[0] = max(peak[0], srv.rss_peak_sample())
             time.sleep(0.2)
 
-    t_sampler = threading.Thread(target=sample)
+    t_sampler = threading.Thread(target=sample, daemon=True)  # daemon: a failed run must not hang the bench
     t_sampler.start()
     cpu0, self0, t0, st0 = cpu_busy(), self_cpu(), time.time(), steal_share()
     src = subprocess.Popen(["smtp-source", "-d", "-s", str(sessions), "-m", str(msgs), "-l", str(size), "-r",
@@ -423,10 +426,36 @@ def wait_out_recent_deletes(always, good_us=100.0):
     return first, time.time() - start
 
 
+def flush_latency_us(flushes):
+    """The disk's price of one commit, paid as Postern's journal pays it: a 2 KiB pwrite into a file
+    written out in advance (no file-system metadata to flush), then fdatasync. Returns p50 and p99 in
+    microseconds. On one session no other message can share a flush and the client waits for each
+    250, so the report sets Postern's time per message over smtp-sink's (what storing costs that
+    session) against one of these."""
+    record = 2048
+    path = WORK / "flush-probe"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.write(fd, bytes(flushes * record))
+        os.fsync(fd)
+        data, took = b"x" * record, []
+        for i in range(flushes):
+            t = time.perf_counter()
+            os.pwrite(fd, data, i * record)
+            os.fdatasync(fd)
+            took.append((time.perf_counter() - t) * 1e6)
+    finally:
+        os.close(fd)
+        path.unlink()
+    took.sort()
+    return took[len(took) // 2], took[len(took) * 99 // 100]
+
+
 def main():
     quick = "--quick" in sys.argv
     reps = 1 if quick else 3
     scenarios = [(n, s, max(m // 20, 100), z, r) for n, s, m, z, r in SCENARIOS] if quick else SCENARIOS
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so that the finally below stops the servers
     shutil.rmtree(WORK, ignore_errors=True)  # left by an interrupted bench
     WORK.mkdir(parents=True)
     os.chmod(WORK, 0o755)
@@ -434,11 +463,14 @@ def main():
     try:
         first, waited = wait_out_recent_deletes(always=not quick)
         make_run_directories(len(scenarios) * len(KINDS) * reps + len(KINDS) + 2)  # + command times, latency, idle
-        creation = {"start_us": first, "runs_us": file_creation_us("run-*"), "waited_s": waited}
+        disk = {"start_us": first, "runs_us": file_creation_us("run-*"), "waited_s": waited}
+        disk["flush_p50_us"], disk["flush_p99_us"] = flush_latency_us(300 if quick else 1000)
         results, runs, timings, p50, p99, base, held = measure_all(scenarios, reps, quick)
     finally:
+        for srv in list(LIVE):  # a run that failed or was interrupted: no Postfix left running in WORK
+            srv.stop()
         shutil.rmtree(WORK, ignore_errors=True)
-    report(scenarios, reps, quick, results, runs, timings, p50, p99, base, held, spread, creation)
+    report(scenarios, reps, quick, results, runs, timings, p50, p99, base, held, spread, disk)
 
 
 def measure_all(scenarios, reps, quick):
@@ -494,17 +526,21 @@ def paired(runs, name, other, key_a, key_b):
     return f"{statistics.median(ratios):.2f} ({min(ratios):.2f}-{max(ratios):.2f})"
 
 
-def report(scenarios, reps, quick, results, runs, timings, p50, p99, base, held, spread, creation):
+def report(scenarios, reps, quick, results, runs, timings, p50, p99, base, held, spread, disk):
     """Writes bench/results/(latest|quick).md and prints it."""
     counts = probe_counts(quick)
     nidle = counts["idle"]
+    one = {"postern": results[(scenarios[0][0], "postern")]["delivered"],
+           "smtp-sink": results[(scenarios[0][0], "smtp-sink")]["accepted"]}
     out = [f"# Postern benchmark ({'quick' if quick else 'full'}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})",
            "", f"Machine: {machine()}.", f"Load: smtp-source -d on loopback; medians of {reps} run(s), the servers' runs interleaved; fsync on; "
            "every run in a fresh directory, all made before the first run (files removed after the bench)"
            + ("; each run directory in a block group of its own (chattr +T on the bench directory)." if spread else
               "; chattr +T failed: run directories may share block groups.")
-           + f" Making a file: {creation['start_us']:.0f} us at the start, {creation['runs_us']:.0f} us in the slowest "
-           f"run directory when the runs began ({creation['waited_s']:.0f} s waited for recently freed inodes to age).",
+           + f" Making a file: {disk['start_us']:.0f} us at the start, {disk['runs_us']:.0f} us in the slowest "
+           f"run directory when the runs began ({disk['waited_s']:.0f} s waited for recently freed inodes to age)."
+           f" One flush (2 KiB pwrite + fdatasync in a file written in advance, as Postern's journal): p50 "
+           f"{disk['flush_p50_us']:.0f} us, p99 {disk['flush_p99_us']:.0f} us.",
            "",
            "| scenario | server | accepted msg/s | delivered msg/s | CPU s / 1000 msg | peak RSS MiB | host steal % |",
            "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
@@ -552,6 +588,9 @@ def report(scenarios, reps, quick, results, runs, timings, p50, p99, base, held,
         t = timings[kind]
         out.append(f"| {kind} | " + " | ".join(f"{t[p]:.0f}" for p in PHASES) + f" | {sum(t.values()):.0f} |")
     out += ["", f"End-of-data to 250 under 50-session load (one probe session): p50 {p50:.2f} ms, p99 {p99:.2f} ms.",
+            f"One session, 1 KiB: Postern {1e6 / one['postern']:.0f} us per message, smtp-sink "
+            f"{1e6 / one['smtp-sink']:.0f} us (difference {1e6 / one['postern'] - 1e6 / one['smtp-sink']:+.0f} us); "
+            f"one flush: p50 {disk['flush_p50_us']:.0f} us.",
             f"{nidle} idle connections: Postern RSS {base / 1024:.1f} -> {held / 1024:.1f} MiB "
             f"({(held - base) / nidle:.2f} KiB per connection).", ""]
     out += ["The targets of the performance issue in this run (ratios of the medians; the kill -9 durability "
