@@ -430,8 +430,7 @@ def flush_latency_us(flushes):
     """The disk's price of one commit, paid as Postern's journal pays it: a 2 KiB pwrite into a file
     written out in advance (no file-system metadata to flush), then fdatasync. Returns p50 and p99 in
     microseconds. On one session no other message can share a flush and the client waits for each
-    250, so the report sets Postern's time per message over smtp-sink's (what storing costs that
-    session) against one of these."""
+    250, so the report prints this next to Postern's and smtp-sink's one-session time per message."""
     record = 2048
     path = WORK / "flush-probe"
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
@@ -468,7 +467,10 @@ def main():
         results, runs, timings, p50, p99, base, held = measure_all(scenarios, reps, quick)
     finally:
         for srv in list(LIVE):  # a run that failed or was interrupted: no Postfix left running in WORK
-            srv.stop()
+            try:
+                srv.stop()
+            except Exception as e:  # still stop the others and remove WORK
+                print(f"{srv.kind} (pid {srv.pid}) did not stop: {e}", file=sys.stderr)
         shutil.rmtree(WORK, ignore_errors=True)
     report(scenarios, reps, quick, results, runs, timings, p50, p99, base, held, spread, disk)
 
