@@ -507,7 +507,7 @@ def target_rows(scenarios, results, p99, held):
     ceiling = results[(names[0], "smtp-sink")]["accepted"] / results[(names[0], "postfix")]["delivered"]
     slowest = min(range(len(names)), key=vs_postfix.__getitem__)
     return [(f"{names[1]}: delivered >= 10x Postfix", f"{vs_postfix[1]:.2f}x", vs_postfix[1] >= 10),
-            (f"{names[1]}: delivered >= 50% of smtp-sink", f"{vs_sink:.2f}", vs_sink >= 0.5),
+            (f"{names[1]}: delivered >= 50% of smtp-sink", f"{vs_sink:.3f}", vs_sink >= 0.5),
             (f"{names[0]}: >= 4x Postfix", f"{vs_postfix[0]:.2f}x (smtp-sink: {ceiling:.2f}x)", vs_postfix[0] >= 4),
             (f"{names[2]}: >= 3x Postfix", f"{vs_postfix[2]:.2f}x", vs_postfix[2] >= 3),
             ("no scenario slower than Postfix", f"slowest {vs_postfix[slowest]:.2f}x ({names[slowest]})",
