@@ -273,6 +273,12 @@ def open_session(port):
     return s, f
 
 
+def p50_p99(values):
+    """The median and the 99th percentile of a list of measurements (nearest rank)."""
+    v = sorted(values)
+    return v[len(v) // 2], v[len(v) * 99 // 100]
+
+
 def latency_probe(samples):
     """p99 end-of-data -> 250 on Postern while scenario 2 runs (a separate client, one session)."""
     srv = Server("postern").start()
@@ -292,8 +298,7 @@ def latency_probe(samples):
     s.close()
     load.wait()
     srv.stop()
-    lat.sort()
-    return lat[len(lat) // 2], lat[int(len(lat) * 0.99)]
+    return p50_p99(lat)
 
 
 PHASES = ("MAIL", "RCPT", "DATA", "end of data")
@@ -446,8 +451,7 @@ def flush_latency_us(flushes):
     finally:
         os.close(fd)
         path.unlink()
-    took.sort()
-    return took[len(took) // 2], took[len(took) * 99 // 100]
+    return p50_p99(took)
 
 
 def main():
@@ -532,8 +536,8 @@ def report(scenarios, reps, quick, results, runs, timings, p50, p99, base, held,
     """Writes bench/results/(latest|quick).md and prints it."""
     counts = probe_counts(quick)
     nidle = counts["idle"]
-    one = {"postern": results[(scenarios[0][0], "postern")]["delivered"],
-           "smtp-sink": results[(scenarios[0][0], "smtp-sink")]["accepted"]}
+    one_us = {"postern": 1e6 / results[(scenarios[0][0], "postern")]["delivered"],  # per message, one session
+              "smtp-sink": 1e6 / results[(scenarios[0][0], "smtp-sink")]["accepted"]}
     out = [f"# Postern benchmark ({'quick' if quick else 'full'}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})",
            "", f"Machine: {machine()}.", f"Load: smtp-source -d on loopback; medians of {reps} run(s), the servers' runs interleaved; fsync on; "
            "every run in a fresh directory, all made before the first run (files removed after the bench)"
@@ -590,8 +594,8 @@ def report(scenarios, reps, quick, results, runs, timings, p50, p99, base, held,
         t = timings[kind]
         out.append(f"| {kind} | " + " | ".join(f"{t[p]:.0f}" for p in PHASES) + f" | {sum(t.values()):.0f} |")
     out += ["", f"End-of-data to 250 under 50-session load (one probe session): p50 {p50:.2f} ms, p99 {p99:.2f} ms.",
-            f"One session, 1 KiB: Postern {1e6 / one['postern']:.0f} us per message, smtp-sink "
-            f"{1e6 / one['smtp-sink']:.0f} us (difference {1e6 / one['postern'] - 1e6 / one['smtp-sink']:+.0f} us); "
+            f"One session, 1 KiB: Postern {one_us['postern']:.0f} us per message, smtp-sink "
+            f"{one_us['smtp-sink']:.0f} us (difference {one_us['postern'] - one_us['smtp-sink']:+.0f} us); "
             f"one flush: p50 {disk['flush_p50_us']:.0f} us.",
             f"{nidle} idle connections: Postern RSS {base / 1024:.1f} -> {held / 1024:.1f} MiB "
             f"({(held - base) / nidle:.2f} KiB per connection).", ""]
