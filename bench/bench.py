@@ -47,11 +47,12 @@ def cpu_busy():
     return (sum(v[:8]) - v[3] - v[4] - v[7]) / os.sysconf("SC_CLK_TCK")
 
 
-def steal_share():
-    """(steal, all) CPU ticks of the machine so far: their deltas give the share of the run's time
-    the hypervisor gave to other guests - high values mark a run measured on a contended host."""
+def cpu_ticks():
+    """(steal, idle, all) CPU ticks of the machine so far. Their deltas give the share of the run's
+    time the hypervisor gave to other guests - high values mark a run measured on a contended host -
+    and the share no one used (idle and iowait: every process waiting, for the disk or a reply)."""
     v = [int(x) for x in open("/proc/stat").readline().split()[1:9]]
-    return v[7], sum(v)
+    return v[7], v[3] + v[4], sum(v)
 
 
 def self_cpu():
@@ -220,7 +221,8 @@ def run_scenario(kind, scenario):
 
     t_sampler = threading.Thread(target=sample, daemon=True)  # daemon: a failed run must not hang the bench
     t_sampler.start()
-    cpu0, self0, t0, st0 = cpu_busy(), self_cpu(), time.time(), steal_share()
+    threads0 = thread_cpu(srv.pid) if kind == "postern" else {}  # start-up (writing the journal) not counted
+    cpu0, self0, t0, st0 = cpu_busy(), self_cpu(), time.time(), cpu_ticks()
     src = subprocess.Popen(["smtp-source", "-d", "-s", str(sessions), "-m", str(msgs), "-l", str(size), "-r",
                             str(rcpts), "-f", "load@sender.example", "-t", "alice@example.test",
                             f"127.0.0.1:{srv.port}"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -239,15 +241,17 @@ def run_scenario(kind, scenario):
         got = srv.delivered()
         assert got == expected, f"{kind}: {got} files, expected {expected}"
     cpu = cpu_busy() - cpu0 - (usage.ru_utime + usage.ru_stime) - (self_cpu() - self0)
-    st1 = steal_share()
-    steal = 100.0 * (st1[0] - st0[0]) / max(st1[1] - st0[1], 1)
+    st1 = cpu_ticks()
+    ticks = max(st1[2] - st0[2], 1)
+    steal, idle = (100.0 * (st1[i] - st0[i]) / ticks for i in (0, 1))
     done.set()
     t_sampler.join()
     peak[0] = max(peak[0], srv.rss_peak_sample())
-    threads = thread_cpu(srv.pid) if kind == "postern" else {}
+    threads = {c: v - threads0[c] for c, v in thread_cpu(srv.pid).items()} if kind == "postern" else {}
     srv.stop()
     return {"accepted": msgs / t_acc, "delivered": msgs / t_del, "cpu_per_1000": max(cpu, 0) / msgs * 1000,
-            "rss_mib": peak[0] / 1024, "steal_pct": steal, **threads}
+            "rss_mib": peak[0] / 1024, "steal_pct": steal, "idle_pct": idle,
+            "source_cpu_per_1000": (usage.ru_utime + usage.ru_stime) / msgs * 1000, **threads}
 
 
 def read_reply(f):
@@ -532,6 +536,35 @@ def paired(runs, name, other, key_a, key_b):
     return f"{statistics.median(ratios):.2f} ({min(ratios):.2f}-{max(ratios):.2f})"
 
 
+def cpu_budget(scenario, results):
+    """Where the CPU goes in one scenario, in microseconds per message (medians of the runs), and the
+    rates it allows: the load generator and the server share the machine's CPUs, so with none of them
+    ever idle a server that takes S us per message, next to a client taking C, delivers at most
+    CPUs / (C + S). The ratio of two such ceilings is what the CPU leaves of Postern/smtp-sink; the
+    measured ratio falls below it by the CPUs' idle time (waits for the disk and for wake-ups)."""
+    name, msgs = scenario[0], scenario[2]
+    pn, sk = results[(name, "postern")], results[(name, "smtp-sink")]
+
+    def us(r, key):  # CPU seconds per 1,000 messages -> us per message
+        return r[key] * 1000
+
+    threads = {column: pn[column] / msgs * 1e6 for column in THREADS.values()}
+    rest = us(pn, "cpu_per_1000") - sum(threads.values())
+    cpus = os.cpu_count()
+    ceiling = {kind: cpus * 1e6 / (us(r, "source_cpu_per_1000") + us(r, "cpu_per_1000"))
+               for kind, r in (("postern", pn), ("smtp-sink", sk))}
+    return (f"Where the CPU goes, {name} (us per message, medians): smtp-source "
+            f"{us(pn, 'source_cpu_per_1000'):.0f} with Postern, {us(sk, 'source_cpu_per_1000'):.0f} with smtp-sink; "
+            f"Postern {us(pn, 'cpu_per_1000'):.0f} ("
+            + ", ".join(f"{column} {v:.0f}" for column, v in threads.items())
+            + f", the rest {rest:.0f}: kernel threads writing the files back, and whatever else ran); smtp-sink "
+            f"{us(sk, 'cpu_per_1000'):.0f}. With all {cpus} CPUs busy and none idle, that allows at most "
+            f"{ceiling['postern']:.0f} and {ceiling['smtp-sink']:.0f} msg/s, Postern/smtp-sink "
+            f"{ceiling['postern'] / ceiling['smtp-sink']:.2f}; measured {pn['delivered']:.0f} and "
+            f"{sk['accepted']:.0f} ({pn['delivered'] / sk['accepted']:.2f}), with the CPUs idle "
+            f"{pn['idle_pct']:.0f}% of Postern's runs and {sk['idle_pct']:.0f}% of smtp-sink's.")
+
+
 def report(scenarios, reps, quick, results, runs, timings, p50, p99, base, held, spread, disk):
     """Writes bench/results/(latest|quick).md and prints it."""
     counts = probe_counts(quick)
@@ -585,6 +618,7 @@ def report(scenarios, reps, quick, results, runs, timings, p50, p99, base, held,
     for sc in scenarios:
         r = results[(sc[0], "postern")]
         out.append(f"| {sc[0]} | " + " | ".join(f"{r[c]:.2f}" for c in THREADS.values()) + " |")
+    out += ["", cpu_budget(scenarios[1], results)]
     out += ["", f"Reply time per command, one idle session, median of {counts['timed']} messages of 1 KiB "
             "(microseconds from sending the command to its reply; Python client; client and server on CPU 0 only, so "
             "that no reply waits for the hypervisor to wake the other vCPU; smtp-sink's times are the client and the "
