@@ -611,9 +611,10 @@ def report(scenarios, reps, quick, results, runs, timings, p50, p99, base, held,
             key = "accepted" if kind == "smtp-sink" else "delivered"
             cells.append(f"{kind} " + ", ".join(run_cell(r, key) for r in runs[(sc[0], kind)]))
         out.append(f"- {sc[0]}: " + "; ".join(cells))
-    out += ["", "Postern's CPU seconds per thread (median of the runs): the event loop, the committer, and the "
-            "file pool's thread - whose share jumps (several times ~15 us per file) when ext4 skips recently freed "
-            "inodes, so a high one marks a run that paid for deletes before it:", "",
+    out += ["", "Postern's CPU seconds per thread (median of the runs; from the moment the load starts): the "
+            "event loop, the committer, and the file pool's thread - whose share jumps (several times ~15 us per "
+            "file) when ext4 skips recently freed inodes, so a high one marks a run that paid for deletes before it:",
+            "",
             "| scenario | " + " | ".join(THREADS.values()) + " |", "| --- |" + " ---: |" * len(THREADS)]
     for sc in scenarios:
         r = results[(sc[0], "postern")]
