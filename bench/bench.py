@@ -240,7 +240,8 @@ def run_scenario(kind, scenario):
         t_del = time.time() - t0
         got = srv.delivered()
         assert got == expected, f"{kind}: {got} files, expected {expected}"
-    cpu = cpu_busy() - cpu0 - (usage.ru_utime + usage.ru_stime) - (self_cpu() - self0)
+    source_cpu = usage.ru_utime + usage.ru_stime
+    cpu = cpu_busy() - cpu0 - source_cpu - (self_cpu() - self0)
     st1 = cpu_ticks()
     ticks = max(st1[2] - st0[2], 1)
     steal, idle = (100.0 * (st1[i] - st0[i]) / ticks for i in (0, 1))
@@ -251,7 +252,7 @@ def run_scenario(kind, scenario):
     srv.stop()
     return {"accepted": msgs / t_acc, "delivered": msgs / t_del, "cpu_per_1000": max(cpu, 0) / msgs * 1000,
             "rss_mib": peak[0] / 1024, "steal_pct": steal, "idle_pct": idle,
-            "source_cpu_per_1000": (usage.ru_utime + usage.ru_stime) / msgs * 1000, **threads}
+            "source_cpu_per_1000": source_cpu / msgs * 1000, **threads}
 
 
 def read_reply(f):
@@ -541,7 +542,8 @@ def cpu_budget(scenario, results):
     rates it allows: the load generator and the server share the machine's CPUs, so with none of them
     ever idle a server that takes S us per message, next to a client taking C, delivers at most
     CPUs / (C + S). The ratio of two such ceilings is what the CPU leaves of Postern/smtp-sink; the
-    measured ratio falls below it by the CPUs' idle time (waits for the disk and for wake-ups)."""
+    measured ratio falls below it by the CPUs' idle time (for Postern, mostly sessions waiting for a
+    flush)."""
     name, msgs = scenario[0], scenario[2]
     pn, sk = results[(name, "postern")], results[(name, "smtp-sink")]
 
