@@ -1,14 +1,16 @@
 /* journal_recover.c - opening the commit journal at start-up: create it when missing, otherwise
  * replay every record not retired (a crash or kill came before its checkpoint): each Maildir file the
- * record names must be in new/ with exactly the record's bytes (or already moved to cur/ by a mail
- * reader); a missing or different file is written back with the strict tmp -> fsync -> rename ->
- * fsync rule. Then the mail file system is flushed and a new epoch starts with an empty ring.
+ * record names must hold exactly the record's bytes, in new/ or - moved there by a mail reader, with
+ * its flags - in cur/; a missing, short or different file is written back through tmp/ and renamed
+ * into place. Then one syncfs() makes every file written back durable, and only then does a new
+ * epoch start with an empty ring (a crash during recovery replays the same records again).
  * Never: retire a record whose files are not on disk, or start when a file cannot be restored. */
 #include "journal.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +21,7 @@
 #include "journal_priv.h"
 #include "journal_record.h"
 #include "log.h"
+#include "strmap.h"
 
 /* True when path holds exactly len bytes equal to data. */
 static bool file_has(const char *path, const char *data, size_t len)
@@ -40,37 +43,62 @@ static bool file_has(const char *path, const char *data, size_t len)
     return same;
 }
 
-/* True when dir/cur holds name itself or name followed by Maildir flags (":2,S"). */
-static bool in_cur(const char *dir, const char *name)
+/* The names in each mailbox's cur/, read once per mailbox during a replay (a reader may have
+ * moved many of the records' files there): "dir\nbase" -> the entry's name, where base is the
+ * name before the Maildir flags (":2,S"). */
+struct cur_names {
+    struct strmap dirs_read;
+    struct strmap entries;
+};
+
+/* Adds every entry of dir/cur to the index. False when out of memory. */
+static bool read_cur(struct cur_names *c, const char *dir)
 {
-    char cur[PATH_MAX];
+    char cur[PATH_MAX], key[PATH_MAX + NAME_MAX + 2];
     snprintf(cur, sizeof cur, "%s/cur", dir);
+    if (!strmap_put(&c->dirs_read, dir, NULL))
+        return false;
     DIR *d = opendir(cur);
     if (!d)
-        return false;
-    size_t n = strlen(name);
-    bool found = false;
-    for (struct dirent *e; !found && (e = readdir(d));)
-        found = strncmp(e->d_name, name, n) == 0 && (e->d_name[n] == '\0' || e->d_name[n] == ':');
+        return true; /* no cur/ yet: nothing was moved */
+    bool ok = true;
+    for (struct dirent *e; ok && (e = readdir(d));) {
+        if (e->d_name[0] == '.')
+            continue;
+        size_t base = strcspn(e->d_name, ":");
+        snprintf(key, sizeof key, "%s\n%.*s", dir, (int)base, e->d_name);
+        ok = strmap_put(&c->entries, key, e->d_name);
+    }
     closedir(d);
-    return found;
+    return ok;
 }
 
-/* Writes data to dir/new/name through dir/tmp/name, durably. */
-static int restore_file(const char *dir, const char *name, const char *data, size_t len)
+/* Looks name up in dir/cur: its path there (with flags) in path, or false. */
+static bool find_in_cur(struct cur_names *c, const char *dir, const char *name, char *path, size_t size)
 {
-    char tmp[PATH_MAX], sub[PATH_MAX], final[PATH_MAX];
-    snprintf(sub, sizeof sub, "%s/tmp", dir);
-    if (mkdir_parents(sub, 0700) < 0)
-        return -1;
-    snprintf(sub, sizeof sub, "%s/cur", dir);
-    if (mkdir_parents(sub, 0700) < 0)
-        return -1;
-    snprintf(sub, sizeof sub, "%s/new", dir);
-    if (mkdir_parents(sub, 0700) < 0)
-        return -1;
+    char key[PATH_MAX + NAME_MAX + 2];
+    const char *entry;
+    if (!strmap_get(&c->dirs_read, dir, NULL) && !read_cur(c, dir))
+        return false; /* out of memory: the file is written back to new/, a duplicate at worst */
+    snprintf(key, sizeof key, "%s\n%s", dir, name);
+    if (!strmap_get(&c->entries, key, &entry))
+        return false;
+    snprintf(path, size, "%s/cur/%s", dir, entry);
+    return true;
+}
+
+/* Writes data to target through dir/tmp/name. Not flushed: the replay ends with one syncfs() of
+ * the mail file system before any record is retired. */
+static int restore_file(const char *dir, const char *name, const char *target, const char *data, size_t len)
+{
+    char tmp[PATH_MAX], sub[PATH_MAX];
+    static const char *const subdirs[] = {"tmp", "cur", "new"};
+    for (size_t i = 0; i < sizeof subdirs / sizeof *subdirs; i++) {
+        snprintf(sub, sizeof sub, "%s/%s", dir, subdirs[i]);
+        if (mkdir_parents(sub, 0700) < 0)
+            return -1;
+    }
     snprintf(tmp, sizeof tmp, "%s/tmp/%s", dir, name);
-    snprintf(final, sizeof final, "%s/new/%s", dir, name);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0)
         return -1;
@@ -85,25 +113,35 @@ static int restore_file(const char *dir, const char *name, const char *data, siz
         }
         off += (size_t)r;
     }
-    if (fsync(fd) < 0 || close(fd) < 0 || rename(tmp, final) < 0)
+    if (close(fd) < 0 || rename(tmp, target) < 0) {
+        unlink(tmp);
         return -1;
-    return fsync_dir(sub);
+    }
+    return 0;
 }
 
-/* Makes sure every Maildir file of one record is in place; counts what it wrote back. */
-static int replay_entry(const struct journal_entry *e, struct journal_recovery *rec, char *err, size_t errsz)
+/* Makes sure every Maildir file of one record holds the record's bytes, in new/ or in cur/ when a
+ * reader moved it there (a power cut can leave it empty in either); counts what it wrote back. */
+static int replay_entry(const struct journal_entry *e, struct cur_names *cur, struct journal_recovery *rec,
+                        char *err, size_t errsz)
 {
     for (size_t i = 0; i < e->ndirs; i++) {
-        char dir[PATH_MAX], path[PATH_MAX];
+        char dir[PATH_MAX], path[PATH_MAX], moved[PATH_MAX];
         snprintf(dir, sizeof dir, "%.*s", (int)e->dir_lens[i], e->dirs[i]);
         snprintf(path, sizeof path, "%s/new/%s", dir, e->name);
-        if (file_has(path, e->content, e->content_len) || in_cur(dir, e->name))
+        if (file_has(path, e->content, e->content_len))
             continue;
-        if (restore_file(dir, e->name, e->content, e->content_len) < 0) {
-            snprintf(err, errsz, "cannot restore %s from the journal: %s", path, strerror(errno));
+        const char *target = path;
+        if (access(path, F_OK) < 0 && find_in_cur(cur, dir, e->name, moved, sizeof moved)) {
+            if (file_has(moved, e->content, e->content_len))
+                continue;
+            target = moved;
+        }
+        if (restore_file(dir, e->name, target, e->content, e->content_len) < 0) {
+            snprintf(err, errsz, "cannot restore %s from the journal: %s", target, strerror(errno));
             return -1;
         }
-        log_info("event=journal_restored path=%s size=%zu", path, e->content_len);
+        log_info("event=journal_restored path=%s size=%zu", target, e->content_len);
         rec->restored++;
     }
     return 0;
@@ -134,6 +172,10 @@ static int replay(struct journal *j, uint64_t tail, uint64_t seq, struct journal
                   size_t errsz)
 {
     uint64_t pos = tail;
+    struct cur_names cur;
+    strmap_init(&cur.dirs_read);
+    strmap_init(&cur.entries);
+    int result = 0;
     for (;;) {
         char *payload = NULL;
         uint32_t len;
@@ -149,17 +191,21 @@ static int replay(struct journal *j, uint64_t tail, uint64_t seq, struct journal
                       (unsigned long long)pos, (unsigned long long)seq);
         } else {
             rec->records++;
-            r = replay_entry(e, rec, err, errsz);
+            r = replay_entry(e, &cur, rec, err, errsz);
         }
         free(e);
         free(payload);
-        if (r < 0)
-            return -1;
+        if (r < 0) {
+            result = -1;
+            break;
+        }
         pos += JOURNAL_RECORD_HEADER + len;
         seq++;
     }
+    strmap_free(&cur.dirs_read);
+    strmap_free(&cur.entries);
     j->head_seq = seq;
-    return 0;
+    return result;
 }
 
 /* Writes zeros over the whole file. posix_fallocate leaves "unwritten" extents: the first write

@@ -317,3 +317,34 @@ def test_power_cut_under_load_loses_no_acknowledged_message(loop_disk, make_serv
         pattern = r"event=journal_recovered records=\d+ restored=(\d+)"
         restored = [int(n) for n in re.findall(pattern, srv.log_text())]
         assert len(restored) == 4 and sum(restored) > 0, restored
+
+
+def test_power_cut_after_a_reader_moved_the_mail_to_cur(loop_disk, make_server):
+    """A mail reader moves new mail to cur/ (Maildir) before Postern's checkpoint flushed it, and
+    another program's fsync commits ext4's journal - the rename in it, the file's data not yet
+    written. After the cut, the file in cur/ is empty: the journal must restore it there."""
+    srv = make_server(mail_dir=loop_disk.mnt / "mail", spool_dir=loop_disk.mnt / "spool",
+                      journal_checkpoint_interval="1h", log_level="info")
+    sent = {}
+    for i in range(20):
+        body = f"Subject: m{i}\r\n\r\n" + f"line {i}\r\n" * 30
+        assert deliver(srv, body=body.encode())[0] == 250
+        sent[f"Subject: m{i}"] = body.replace("\r\n", "\n")
+    maildir = srv.mail_dir / "example.test" / "alice"
+    for f in (maildir / "new").iterdir():
+        f.rename(maildir / "cur" / (f.name + ":2,S"))
+    other = loop_disk.mnt / "other"  # a program's fsync commits every pending metadata change
+    with open(other, "wb") as f:
+        f.write(b"x")
+        os.fsync(f.fileno())
+    loop_disk.cut_power()
+    srv.kill9()
+    loop_disk.remount()
+    srv.start()
+    found = {}
+    for f in (maildir / "cur").iterdir():
+        text = f.read_text()
+        subject = next((line for line in text.splitlines() if line.startswith("Subject: ")), f"empty {f.name}")
+        found[subject] = text
+    assert sorted(found) == sorted(sent)
+    assert all(found[s].endswith(sent[s]) for s in sent)
