@@ -3,12 +3,14 @@
  * commit_submit straight to the committer, which stages them itself (no disk-thread hand-off), links
  * each file into every new/ without a flush, appends the batch's records to the journal and
  * fdatasyncs it once: 250. The checkpoint thread flushes the Maildir files later.
- * DIRECT (everything else, or commit_journal = no):
+ * DIRECT (everything else - also mail whose first mailbox is not on mail_dir's file system, which
+ * the checkpoint does not flush -, or commit_journal = no):
  *   1. stage (commit_stage, on the disk threads, many messages in parallel): write the message's
  *      queue file (spool tmp/) and its Maildir file (unnamed, in the first mailbox's tmp/), no fsync;
  *   then, on the committer thread, for every staged message waiting (commit_batch):
  *   2. syncfs() the mail and spool file systems: every staged byte is on disk (a batch of up to
- *      SMALL_BATCH messages fsyncs its files instead: cheaper than flushing a whole file system);
+ *      SMALL_BATCH messages fsyncs its files instead: cheaper than flushing a whole file system;
+ *      so does a message whose first mailbox is on another file system than mail_dir's);
  *   3. publish: rename queue files into queue/, link Maildir files into each new/;
  *   4. syncfs() again (small batch: fsync each directory that got a name): the names are on disk.
  *      Only now may any message of the batch get its 250.
@@ -56,22 +58,34 @@ static int flush_file_systems(const char *mail_dir, const char *spool_dir, char 
 
 #define SMALL_BATCH 3 /* up to this many messages, targeted fsyncs beat flushing the file system */
 
-/* Phase-1 flush of a small batch: fsync each staged file. */
-static int sync_staged_files(struct message **m, unsigned n, char *err, size_t errsz)
+/* True when the message's staged Maildir file is on mail_dir's file system, the one a batch's
+ * syncfs() and the journal's checkpoint flush (a mailbox can be on a disk of its own). */
+static bool on_mail_fs(const struct commit_config *cc, const struct message *m)
+{
+    return !cc || m->stage.ndirs == 0 || m->stage.dev == cc->mail_dev;
+}
+
+/* Phase-1 flush by file: fsync each staged file of the batch (all when all is set, else those
+ * the file-system flush does not cover). */
+static int sync_staged_files(const struct commit_config *cc, struct message **m, unsigned n, bool all, char *err,
+                             size_t errsz)
 {
     for (unsigned i = 0; i < n; i++)
-        if (m[i]->status == COMMIT_OK && (maildir_sync_staged(m[i]) < 0 || spool_sync_staged(m[i]) < 0)) {
+        if (m[i]->status == COMMIT_OK && (all || !on_mail_fs(cc, m[i])) &&
+            (maildir_sync_staged(m[i]) < 0 || spool_sync_staged(m[i]) < 0)) {
             snprintf(err, errsz, "%s", m[i]->error);
             return -1;
         }
     return 0;
 }
 
-/* Phase-2 flush of a small batch: fsync each directory that got a new name. */
-static int sync_published_dirs(struct message **m, unsigned n, char *err, size_t errsz)
+/* Phase-2 flush by directory: fsync each directory that got a new name (the same choice). */
+static int sync_published_dirs(const struct commit_config *cc, struct message **m, unsigned n, bool all, char *err,
+                               size_t errsz)
 {
     for (unsigned i = 0; i < n; i++)
-        if (m[i]->status == COMMIT_OK && (maildir_sync_published(m[i]) < 0 || spool_sync_published(m[i]) < 0)) {
+        if (m[i]->status == COMMIT_OK && (all || !on_mail_fs(cc, m[i])) &&
+            (maildir_sync_published(m[i]) < 0 || spool_sync_published(m[i]) < 0)) {
             snprintf(err, errsz, "%s", m[i]->error);
             return -1;
         }
@@ -113,16 +127,17 @@ void commit_stage(void *arg)
         maildir_stage(m);
 }
 
-/* The strict path: two flushes around publishing, the Maildir files themselves on disk before 250. */
-static void commit_direct(struct message **m, unsigned n)
+/* The strict path: two flushes around publishing, the Maildir files themselves on disk before 250.
+ * A small batch, and a message whose mailbox is on another file system, is flushed file by file. */
+static void commit_direct(const struct commit_config *cc, struct message **m, unsigned n)
 {
     if (n == 0)
         return;
     char err[256];
     double t1 = now_ms();
     bool small = n <= SMALL_BATCH;
-    if ((small ? sync_staged_files(m, n, err, sizeof err)
-               : flush_file_systems(m[0]->mail_dir, m[0]->spool_dir, err, sizeof err)) < 0)
+    if ((!small && flush_file_systems(m[0]->mail_dir, m[0]->spool_dir, err, sizeof err) < 0) ||
+        sync_staged_files(cc, m, n, small, err, sizeof err) < 0)
         fail_all(m, n, err);
     double t2 = now_ms();
     for (unsigned i = 0; i < n; i++) {
@@ -132,8 +147,8 @@ static void commit_direct(struct message **m, unsigned n)
             maildir_publish(m[i]);
     }
     double t3 = now_ms();
-    if ((small ? sync_published_dirs(m, n, err, sizeof err)
-               : flush_file_systems(m[0]->mail_dir, m[0]->spool_dir, err, sizeof err)) < 0)
+    if ((!small && flush_file_systems(m[0]->mail_dir, m[0]->spool_dir, err, sizeof err) < 0) ||
+        sync_published_dirs(cc, m, n, small, err, sizeof err) < 0)
         fail_all(m, n, err);
     log_debug("event=commit_batch path=direct messages=%u flush1_ms=%.2f publish_ms=%.2f flush2_ms=%.2f", n, t2 - t1,
               t3 - t2, now_ms() - t3);
@@ -172,10 +187,11 @@ static bool journal_takes(const struct commit_config *cc, const struct message *
     return bytes <= cc->journal_message_max && journal_accepts(cc->journal, bytes, ndirs);
 }
 
-/* The final choice, on the committer, once the message is staged. */
+/* The final choice, on the committer, once the message is staged: its file must be on the file
+ * system the checkpoint flushes. */
 static bool journal_eligible(const struct commit_config *cc, const struct message *m)
 {
-    return journal_takes(cc, m, m->stage.ndirs);
+    return journal_takes(cc, m, m->stage.ndirs) && on_mail_fs(cc, m);
 }
 
 void commit_submit(struct workq *disk, struct workq *committer, const struct commit_config *cc,
@@ -203,7 +219,7 @@ void commit_batch(void **args, unsigned n, void *ctx)
         }
     }
     commit_journaled(cc ? cc->journal : NULL, m, nj);
-    commit_direct(m + nj, n - nj);
+    commit_direct(cc, m + nj, n - nj);
     for (unsigned i = 0; i < n; i++) {
         if (m[i]->status == COMMIT_OK)
             maildir_drop_tmp(m[i]); /* the links in new/ keep the file */

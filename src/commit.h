@@ -9,6 +9,7 @@
 void commit_stage(void *m);
 
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "workq.h"
 
@@ -20,6 +21,7 @@ struct journal;
 struct commit_config {
     struct journal *journal;    /* NULL: commit_journal = no, every message takes the direct path */
     size_t journal_message_max; /* bigger messages take the direct path */
+    dev_t mail_dev;             /* mail_dir's file system: the one the flushes of a batch cover */
 };
 
 /* The workq batch function for staged messages (args are struct message pointers, ctx a

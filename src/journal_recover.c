@@ -43,16 +43,18 @@ static bool file_has(const char *path, const char *data, size_t len)
     return same;
 }
 
-/* The names in each mailbox's cur/, read once per mailbox during a replay (a reader may have
+/* What a replay keeps: the names in each mailbox's cur/, read once per mailbox (a reader may have
  * moved many of the records' files there): "dir\nbase" -> the entry's name, where base is the
- * name before the Maildir flags (":2,S"). */
-struct cur_names {
+ * name before the Maildir flags (":2,S"); and the mail file system, which the replay's last
+ * syncfs() flushes. */
+struct replay_state {
     struct strmap dirs_read;
     struct strmap entries;
+    dev_t mail_dev;
 };
 
 /* Adds every entry of dir/cur to the index. False when out of memory. */
-static bool read_cur(struct cur_names *c, const char *dir)
+static bool read_cur(struct replay_state *c, const char *dir)
 {
     char cur[PATH_MAX], key[PATH_MAX + NAME_MAX + 2];
     snprintf(cur, sizeof cur, "%s/cur", dir);
@@ -74,7 +76,7 @@ static bool read_cur(struct cur_names *c, const char *dir)
 }
 
 /* Looks name up in dir/cur: its path there (with flags) in path, or false. */
-static bool find_in_cur(struct cur_names *c, const char *dir, const char *name, char *path, size_t size)
+static bool find_in_cur(struct replay_state *c, const char *dir, const char *name, char *path, size_t size)
 {
     char key[PATH_MAX + NAME_MAX + 2];
     const char *entry;
@@ -87,9 +89,10 @@ static bool find_in_cur(struct cur_names *c, const char *dir, const char *name, 
     return true;
 }
 
-/* Writes data to target through dir/tmp/name. Not flushed: the replay ends with one syncfs() of
- * the mail file system before any record is retired. */
-static int restore_file(const char *dir, const char *name, const char *target, const char *data, size_t len)
+/* Writes data to target through dir/tmp/name. Flushed only when dir is not on the mail file
+ * system: the replay ends with one syncfs() of that before any record is retired. */
+static int restore_file(const char *dir, const char *name, const char *target, const char *data, size_t len,
+                        dev_t mail_dev)
 {
     char tmp[PATH_MAX], sub[PATH_MAX];
     static const char *const subdirs[] = {"tmp", "cur", "new"};
@@ -113,16 +116,23 @@ static int restore_file(const char *dir, const char *name, const char *target, c
         }
         off += (size_t)r;
     }
-    if (close(fd) < 0 || rename(tmp, target) < 0) {
+    struct stat st;
+    bool flush = fstat(fd, &st) < 0 || st.st_dev != mail_dev;
+    if ((flush && fsync(fd) < 0) || close(fd) < 0 || rename(tmp, target) < 0) {
         unlink(tmp);
         return -1;
+    }
+    if (flush) { /* the directory that got the name: new/ or cur/ */
+        snprintf(sub, sizeof sub, "%s", target);
+        *strrchr(sub, '/') = '\0';
+        return fsync_dir(sub);
     }
     return 0;
 }
 
 /* Makes sure every Maildir file of one record holds the record's bytes, in new/ or in cur/ when a
  * reader moved it there (a power cut can leave it empty in either); counts what it wrote back. */
-static int replay_entry(const struct journal_entry *e, struct cur_names *cur, struct journal_recovery *rec,
+static int replay_entry(const struct journal_entry *e, struct replay_state *cur, struct journal_recovery *rec,
                         char *err, size_t errsz)
 {
     for (size_t i = 0; i < e->ndirs; i++) {
@@ -137,7 +147,7 @@ static int replay_entry(const struct journal_entry *e, struct cur_names *cur, st
                 continue;
             target = moved;
         }
-        if (restore_file(dir, e->name, target, e->content, e->content_len) < 0) {
+        if (restore_file(dir, e->name, target, e->content, e->content_len, cur->mail_dev) < 0) {
             snprintf(err, errsz, "cannot restore %s from the journal: %s", target, strerror(errno));
             return -1;
         }
@@ -172,9 +182,11 @@ static int replay(struct journal *j, uint64_t tail, uint64_t seq, struct journal
                   size_t errsz)
 {
     uint64_t pos = tail;
-    struct cur_names cur;
+    struct replay_state cur;
+    struct stat st;
     strmap_init(&cur.dirs_read);
     strmap_init(&cur.entries);
+    cur.mail_dev = fstat(j->mail_fd, &st) == 0 ? st.st_dev : (dev_t)-1; /* unknown: flush every file */
     int result = 0;
     for (;;) {
         char *payload = NULL;

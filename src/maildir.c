@@ -296,6 +296,7 @@ void maildir_stage(struct message *m)
     }
     if (st->ndirs == 0)
         return;
+    st->dev = first_dev;
     st->tmp_fd = write_unnamed(m, st->dirs[0], first_dev);
     if (st->tmp_fd >= 0 || m->status != COMMIT_OK)
         return;

@@ -38,6 +38,7 @@ struct commit_stage {
     char *tmp_path;             /* the written, not yet linked file, when it has a name; else NULL */
     int tmp_fd;                 /* the same as an unnamed O_TMPFILE inode, or -1 */
     char **dirs;                /* mailbox directories (<mail_dir>/<domain>/<mailbox>) */
+    dev_t dev;                  /* the file system of the staged file (the first mailbox's) */
     size_t ndirs, placed;       /* how many, and how many hold the message in new/ */
     bool spool_staged;          /* spool_dir/tmp/<qid> written */
     bool spool_published;      /* renamed into spool_dir/queue */

@@ -227,6 +227,12 @@ static bool open_journal(struct server *srv)
 {
     const struct config *cfg = srv->cfg;
     srv->commit_cfg.journal_message_max = cfg->journal_message_max;
+    struct stat st;
+    if (stat(cfg->mail_dir, &st) < 0) {
+        log_error("event=startup_failed key=mail_dir path=%s error=\"%s\"", cfg->mail_dir, strerror(errno));
+        return false;
+    }
+    srv->commit_cfg.mail_dev = st.st_dev;
     if (!cfg->commit_journal)
         return true;
     char err[600];
