@@ -222,17 +222,24 @@ static void write_pid_file(const char *spool_dir)
     fclose(f);
 }
 
+/* The committer's settings: the journal's message size limit, and mail_dir's file system (the one
+ * its flushes cover; mail for a mailbox on another one is flushed file by file). */
+static bool set_commit_config(struct server *srv)
+{
+    struct stat st;
+    if (stat(srv->cfg->mail_dir, &st) < 0) {
+        log_error("event=startup_failed key=mail_dir path=%s error=\"%s\"", srv->cfg->mail_dir, strerror(errno));
+        return false;
+    }
+    srv->commit_cfg.mail_dev = st.st_dev;
+    srv->commit_cfg.journal_message_max = srv->cfg->journal_message_max;
+    return true;
+}
+
 /* Opens the commit journal (commit_journal = yes), putting back what a crash left unflushed. */
 static bool open_journal(struct server *srv)
 {
     const struct config *cfg = srv->cfg;
-    srv->commit_cfg.journal_message_max = cfg->journal_message_max;
-    struct stat st;
-    if (stat(cfg->mail_dir, &st) < 0) {
-        log_error("event=startup_failed key=mail_dir path=%s error=\"%s\"", cfg->mail_dir, strerror(errno));
-        return false;
-    }
-    srv->commit_cfg.mail_dev = st.st_dev;
     if (!cfg->commit_journal)
         return true;
     char err[600];
@@ -279,7 +286,7 @@ bool server_start(struct server *srv, struct config *cfg, struct policy *policy,
         return false;
     srv->disk = workq_new(srv->base, cfg->io_threads, "postern-disk");
     srv->file_pool = file_pool_new(cfg->mail_dir, cfg->file_pool_size); /* NULL: files made on demand */
-    if (!open_journal(srv))
+    if (!set_commit_config(srv) || !open_journal(srv))
         return false;
     srv->committer =
         workq_new_batched(srv->base, "postern-commit", commit_batch, &srv->commit_cfg, cfg->commit_batch_max);
