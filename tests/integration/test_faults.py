@@ -1,6 +1,7 @@
 """Faults: SIGKILL under load (every acknowledged message survives, no half message is ever in
-new/), torn spool files, a full disk (real tmpfs), write failures (RLIMIT_FSIZE), read-only and
-deleted Maildirs, and the privilege drop."""
+new/), power cuts (ext4 on a loop device stopped without a flush: under load, after a mail reader
+moved the mail, on a mailbox's own disk), torn spool files, a full disk (real tmpfs), write
+failures (RLIMIT_FSIZE), read-only and deleted Maildirs, and the privilege drop."""
 import fcntl
 import os
 import pwd
@@ -369,7 +370,7 @@ def test_power_cut_of_a_mailbox_on_another_disk(make_loop_disk, make_server, tmp
     acknowledged, the checkpoint has run, then that disk alone loses its power."""
     main = make_loop_disk(tmp_path / "main")
     domain = make_loop_disk(main.mnt / "mail" / "example.test")
-    if os.geteuid() == 0:  # the domain directory is that disk's root: the server's user makes mailboxes in it
+    if os.geteuid() == 0:  # that disk's root is the domain directory: the server's user makes mailboxes there
         pw = pwd.getpwnam("postern")
         os.chown(domain.mnt, pw.pw_uid, pw.pw_gid)
     srv = make_server(mail_dir=main.mnt / "mail", spool_dir=main.mnt / "spool", commit_journal=journal,
