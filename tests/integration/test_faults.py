@@ -1,6 +1,6 @@
 """Faults: SIGKILL under load (every acknowledged message survives, no half message is ever in
 new/), power cuts (ext4 on a loop device stopped without a flush: under load, after a mail reader
-moved the mail, on a mailbox's own disk), torn spool files, a full disk (real tmpfs), write
+moved the mail, on a mailbox's own disk, with relayed mail queued), torn spool files, a full disk (real tmpfs), write
 failures (RLIMIT_FSIZE), read-only and deleted Maildirs, and the privilege drop."""
 import fcntl
 import os
@@ -390,3 +390,27 @@ def test_power_cut_of_a_mailbox_on_another_disk(make_loop_disk, make_server, tmp
     srv.start()
     missing = acked - stored_ids(srv)
     assert not missing, f"{len(missing)} acknowledged but lost, e.g. {sorted(missing)[:5]}"
+
+
+def test_power_cut_keeps_every_queued_message(loop_disk, make_server):
+    """Relayed mail waits in the queue (its domain's DNS fails): after a power cut every message
+    that got a 250 is still queued, whole, and delivered to its local recipient as well."""
+    srv = make_server(mail_dir=loop_disk.mnt / "mail", spool_dir=loop_disk.mnt / "spool",
+                      relay_networks="127.0.0.0/8", log_level="info")
+    queued = []
+    for i in range(30):
+        c = srv.connect()
+        c.expect("EHLO client.example", 250)
+        c.expect("MAIL FROM:<s@sender.example>", 250)
+        c.expect(f"RCPT TO:<r{i}@servfail.test>", 250)
+        c.expect("RCPT TO:<alice@example.test>", 250)
+        c.expect("DATA", 354)
+        queued.append(c.expect(f"Message-Id: <q{i}@load>\r\n\r\nEND q{i}\r\n.", 250)[-1].split()[-1])
+        c.close()
+    loop_disk.cut_power()
+    srv.kill9()
+    loop_disk.remount()
+    srv.start()
+    assert sorted(p.name for p in (srv.spool_dir / "queue").iterdir()) == sorted(queued)
+    assert "queued=30 corrupt=0" in srv.log_text()
+    assert {f"q{i}" for i in range(30)} <= stored_ids(srv)
