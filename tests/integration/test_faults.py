@@ -1,8 +1,8 @@
 """Faults: SIGKILL under load (every acknowledged message survives, no half message is ever in
 new/), power cuts (ext4 on a loop device stopped without a flush: under load, after a mail reader
 moved the mail, on a mailbox's own disk, with relayed mail queued, during and after a recovery),
-torn spool files, a full disk (real tmpfs), write
-failures (RLIMIT_FSIZE), read-only and deleted Maildirs, and the privilege drop."""
+torn spool files, a full disk (real tmpfs), write failures (RLIMIT_FSIZE), read-only and deleted
+Maildirs, and the privilege drop."""
 import fcntl
 import os
 import pwd
