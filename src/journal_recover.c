@@ -46,14 +46,28 @@ static bool file_has(const char *path, const char *data, size_t len)
 /* What a replay keeps: the names in each mailbox's cur/, read once per mailbox (a reader may have
  * moved many of the records' files there): "dir\nbase" -> the entry's name, where base is the
  * name before the Maildir flags (":2,S"); and the mail file system, which the replay's last
- * syncfs() flushes. */
+ * syncfs() flushes. Only names from the oldest record's time on are kept (Postern's names start
+ * with their time in seconds): a mailbox's older mail, maybe millions of files, is skipped. */
 struct replay_state {
     struct strmap dirs_read;
     struct strmap entries;
     dev_t mail_dev;
+    long long since; /* -1 until the first (oldest) record is read */
 };
 
-/* Adds every entry of dir/cur to the index. False when out of memory. */
+/* A day of slack for a clock set back between deliveries: a name older than that is written back
+ * to new/ again, a duplicate at worst. */
+#define CUR_INDEX_SLACK_SECONDS 86400
+
+/* The time in seconds a Maildir name starts with ("1796107916.M..."), or -1. */
+static long long name_time(const char *name)
+{
+    char *end;
+    long long t = strtoll(name, &end, 10);
+    return end != name && *end == '.' ? t : -1;
+}
+
+/* Adds the entries of dir/cur named since c->since to the index. False when out of memory. */
 static bool read_cur(struct replay_state *c, const char *dir)
 {
     char cur[PATH_MAX], key[PATH_MAX + NAME_MAX + 2];
@@ -65,7 +79,7 @@ static bool read_cur(struct replay_state *c, const char *dir)
         return true; /* no cur/ yet: nothing was moved */
     bool ok = true;
     for (struct dirent *e; ok && (e = readdir(d));) {
-        if (e->d_name[0] == '.')
+        if (e->d_name[0] == '.' || name_time(e->d_name) < c->since - CUR_INDEX_SLACK_SECONDS)
             continue;
         size_t base = strcspn(e->d_name, ":");
         snprintf(key, sizeof key, "%s\n%.*s", dir, (int)base, e->d_name);
@@ -135,6 +149,8 @@ static int restore_file(const char *dir, const char *name, const char *target, c
 static int replay_entry(const struct journal_entry *e, struct replay_state *cur, struct journal_recovery *rec,
                         char *err, size_t errsz)
 {
+    if (cur->since < 0)
+        cur->since = name_time(e->name);
     for (size_t i = 0; i < e->ndirs; i++) {
         char dir[PATH_MAX], path[PATH_MAX], moved[PATH_MAX];
         snprintf(dir, sizeof dir, "%.*s", (int)e->dir_lens[i], e->dirs[i]);
@@ -187,6 +203,7 @@ static int replay(struct journal *j, uint64_t tail, uint64_t seq, struct journal
     strmap_init(&cur.dirs_read);
     strmap_init(&cur.entries);
     cur.mail_dev = fstat(j->mail_fd, &st) == 0 ? st.st_dev : (dev_t)-1; /* unknown: flush every file */
+    cur.since = -1;
     int result = 0;
     for (;;) {
         char *payload = NULL;

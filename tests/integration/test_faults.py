@@ -371,16 +371,27 @@ def test_power_cut_after_a_reader_moved_the_mail_to_cur(loop_disk, make_server):
     maildir = srv.mail_dir / "example.test" / "alice"
     for f in (maildir / "new").iterdir():
         f.rename(maildir / "cur" / (f.name + ":2,S"))
+    older = {"1000000000.M1P1Q1.old.example:2,S": "Subject: old\n\n", "other-mda-name:2,": "Subject: x\n\n"}
+    for name, text in older.items():  # mail on disk from before the journal's records: left alone
+        with open(maildir / "cur" / name, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
     other = loop_disk.mnt / "other"  # a program's fsync commits every pending metadata change
     with open(other, "wb") as f:
         f.write(b"x")
+        f.flush()
         os.fsync(f.fileno())
     loop_disk.cut_power()
     srv.kill9()
     loop_disk.remount()
     srv.start()
+    for name, text in older.items():
+        assert (maildir / "cur" / name).read_text() == text
     found = {}
     for f in (maildir / "cur").iterdir():
+        if f.name in older:
+            continue
         text = f.read_text()
         subject = next((line for line in text.splitlines() if line.startswith("Subject: ")), f"empty {f.name}")
         found[subject] = text
