@@ -54,6 +54,22 @@ def send_until_stopped(port, tag, count, acked, lock, rcpts=("alice@example.test
         return
 
 
+def start_load(srv, tag, count, acked, sessions=20, rcpts=("alice@example.test",)):
+    """Starts `sessions` threads, each a session sending `count` messages (Message-Ids tag + session
+    + number) and adding the id of every 250 to acked; returns the threads."""
+    lock = threading.Lock()
+    threads = [threading.Thread(target=send_until_stopped, args=(srv.port, f"{tag}s{n}", count, acked, lock, rcpts))
+               for n in range(sessions)]
+    for t in threads:
+        t.start()
+    return threads
+
+
+def join_all(threads):
+    for t in threads:
+        t.join()
+
+
 def stored_ids(srv, address=None):
     """Message ids in new/ (of one address's mailbox, or all); asserts every stored file is complete."""
     ids = set()
@@ -68,19 +84,15 @@ def stored_ids(srv, address=None):
 
 def test_kill9_under_load_loses_no_acknowledged_message(make_server):
     srv = make_server(log_level="warn")
-    acked, lock = set(), threading.Lock()
+    acked = set()
     rng = random.Random(20261123)
     kills = 0
     for rnd in range(5):  # 5 kills, each into a load of 2,000 messages over 20 sessions
-        threads = [threading.Thread(target=send_until_stopped, args=(srv.port, f"r{rnd}s{n}", 100, acked, lock))
-                   for n in range(20)]
-        for t in threads:
-            t.start()
+        threads = start_load(srv, f"r{rnd}", 100, acked)
         time.sleep(rng.uniform(0.02, 0.2))
         srv.kill9()
         kills += 1
-        for t in threads:
-            t.join()
+        join_all(threads)
         srv.start()  # same directories: recovery runs at start-up
         found = stored_ids(srv)
         missing = acked - found
@@ -308,19 +320,15 @@ def test_power_cut_under_load_loses_no_acknowledged_message(loop_disk, make_serv
     in new/ and complete, and no file in new/ is a half message."""
     srv = make_server(mail_dir=loop_disk.mnt / "mail", spool_dir=loop_disk.mnt / "spool", commit_journal=journal,
                       log_level="info")
-    acked, lock = set(), threading.Lock()
+    acked = set()
     rng = random.Random(20261201)
     for rnd in range(3):
-        threads = [threading.Thread(target=send_until_stopped, args=(srv.port, f"r{rnd}s{n}", 500, acked, lock))
-                   for n in range(20)]
-        for t in threads:
-            t.start()
+        threads = start_load(srv, f"r{rnd}", 500, acked)
         time.sleep(rng.uniform(0.2, 0.6))
         before = len(acked)
         loop_disk.cut_power()
         srv.kill9()
-        for t in threads:
-            t.join()
+        join_all(threads)
         loop_disk.remount()
         srv.start()
         missing = acked - stored_ids(srv)
@@ -339,16 +347,12 @@ def test_power_cut_under_load_with_three_recipients_per_message(loop_disk, make_
     every acknowledged message is whole in each of them."""
     srv = make_server(mail_dir=loop_disk.mnt / "mail", spool_dir=loop_disk.mnt / "spool", log_level="warn")
     rcpts = ("alice@example.test", "bob@example.test", "zoe@catchall.test")
-    acked, lock = set(), threading.Lock()
-    threads = [threading.Thread(target=send_until_stopped, args=(srv.port, f"m{n}", 500, acked, lock, rcpts))
-               for n in range(20)]
-    for t in threads:
-        t.start()
+    acked = set()
+    threads = start_load(srv, "m", 500, acked, rcpts=rcpts)
     time.sleep(0.4)
     loop_disk.cut_power()
     srv.kill9()
-    for t in threads:
-        t.join()
+    join_all(threads)
     loop_disk.remount()
     srv.start()
     assert 0 < len(acked) < 20 * 500
@@ -411,13 +415,8 @@ def test_power_cut_of_a_mailbox_on_another_disk(make_loop_disk, make_server, tmp
         os.chown(domain.mnt, pw.pw_uid, pw.pw_gid)
     srv = make_server(mail_dir=main.mnt / "mail", spool_dir=main.mnt / "spool", commit_journal=journal,
                       log_level="warn")
-    acked, lock = set(), threading.Lock()
-    threads = [threading.Thread(target=send_until_stopped, args=(srv.port, f"s{n}", 20, acked, lock))
-               for n in range(20)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    acked = set()
+    join_all(start_load(srv, "", 20, acked))
     assert len(acked) == 400
     time.sleep(2.5)  # past journal_checkpoint_interval (1s): the records are retired
     domain.cut_power()
@@ -458,13 +457,8 @@ def test_power_cut_during_recovery_then_recovery_again(loop_disk, make_server):
     third one just after it finished must find every file it wrote back on the disk."""
     srv = make_server(mail_dir=loop_disk.mnt / "mail", spool_dir=loop_disk.mnt / "spool", journal_size="32M",
                       journal_checkpoint_interval="1h", log_level="info")
-    acked, lock = set(), threading.Lock()
-    threads = [threading.Thread(target=send_until_stopped, args=(srv.port, f"s{n}", 150, acked, lock))
-               for n in range(20)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    acked = set()
+    join_all(start_load(srv, "", 150, acked))
     assert len(acked) == 3000
     loop_disk.cut_power()  # first cut: no checkpoint yet, every file's data still in the page cache
     srv.kill9()
