@@ -8,9 +8,9 @@
  *   1. stage (commit_stage, on the disk threads, many messages in parallel): write the message's
  *      queue file (spool tmp/) and its Maildir file (unnamed, in the first mailbox's tmp/), no fsync;
  *   then, on the committer thread, for every staged message waiting (commit_batch):
- *   2. syncfs() the mail and spool file systems: every staged byte is on disk (a batch of up to
- *      SMALL_BATCH messages fsyncs its files instead: cheaper than flushing a whole file system;
- *      so does a message whose first mailbox is on another file system than mail_dir's);
+ *   2. syncfs() the mail and spool file systems, and that of any first mailbox elsewhere: every
+ *      staged byte is on disk (a batch of up to SMALL_BATCH messages fsyncs its files instead:
+ *      cheaper than flushing a whole file system);
  *   3. publish: rename queue files into queue/, link Maildir files into each new/;
  *   4. syncfs() again (small batch: fsync each directory that got a name): the names are on disk.
  *      Only now may any message of the batch get its 250.
@@ -23,6 +23,7 @@
 #include <fcntl.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -36,56 +37,69 @@
 #include "message.h"
 #include "spool.h"
 
-/* syncfs() on the file systems of mail_dir and spool_dir (once when they are the same). */
-static int flush_file_systems(const char *mail_dir, const char *spool_dir, char *err, size_t errsz)
+static bool is_flushed(const dev_t *done, size_t ndone, dev_t dev)
 {
-    const char *paths[2] = {mail_dir, spool_dir};
-    dev_t first = 0;
-    for (int i = 0; i < 2; i++) {
-        struct stat st;
-        int fd = open(paths[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (fd < 0 || fstat(fd, &st) < 0 || (i == 1 && st.st_dev == first ? 0 : syncfs(fd)) < 0) {
-            snprintf(err, errsz, "cannot flush the file system of %s: %s", paths[i], strerror(errno));
-            if (fd >= 0)
-                close(fd);
-            return -1;
-        }
-        first = i == 0 ? st.st_dev : first;
-        close(fd);
+    for (size_t i = 0; i < ndone; i++)
+        if (done[i] == dev)
+            return true;
+    return false;
+}
+
+/* syncfs() on path's file system unless done[0..*ndone) holds it already; then it does. */
+static int flush_once(const char *path, dev_t *done, size_t *ndone, char *err, size_t errsz)
+{
+    struct stat st;
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int r = fd < 0 || fstat(fd, &st) < 0 ? -1 : 0;
+    if (r == 0 && !is_flushed(done, *ndone, st.st_dev)) {
+        r = syncfs(fd);
+        done[(*ndone)++] = st.st_dev;
     }
-    return 0;
+    if (r < 0)
+        snprintf(err, errsz, "cannot flush the file system of %s: %s", path, strerror(errno));
+    if (fd >= 0)
+        close(fd);
+    return r;
+}
+
+/* syncfs() on every file system the batch wrote to, each once: mail_dir's, spool_dir's, and that
+ * of each message's first mailbox, where its file was staged (a mailbox can be on a disk of its
+ * own; the copies in mailboxes on yet other file systems were fsynced when made). */
+static int flush_file_systems(struct message **m, unsigned n, char *err, size_t errsz)
+{
+    dev_t *done = calloc(n + 2, sizeof *done);
+    size_t ndone = 0;
+    int r = done ? 0 : -1;
+    if (!done)
+        snprintf(err, errsz, "out of memory");
+    if (r == 0 && (flush_once(m[0]->mail_dir, done, &ndone, err, errsz) < 0 ||
+                   flush_once(m[0]->spool_dir, done, &ndone, err, errsz) < 0))
+        r = -1;
+    for (unsigned i = 0; r == 0 && i < n; i++)
+        if (m[i]->status == COMMIT_OK && m[i]->stage.ndirs > 0 && !is_flushed(done, ndone, m[i]->stage.dev))
+            r = flush_once(m[i]->stage.dirs[0], done, &ndone, err, errsz);
+    free(done);
+    return r;
 }
 
 #define SMALL_BATCH 3 /* up to this many messages, targeted fsyncs beat flushing the file system */
 
-/* True when the message's staged Maildir file is on mail_dir's file system, the one a batch's
- * syncfs() and the journal's checkpoint flush (a mailbox can be on a disk of its own). */
-static bool on_mail_fs(const struct commit_config *cc, const struct message *m)
-{
-    return !cc || m->stage.ndirs == 0 || m->stage.dev == cc->mail_dev;
-}
-
-/* Phase-1 flush by file: fsync each staged file of the batch (all when all is set, else those
- * the file-system flush does not cover). */
-static int sync_staged_files(const struct commit_config *cc, struct message **m, unsigned n, bool all, char *err,
-                             size_t errsz)
+/* Phase-1 flush of a small batch: fsync each staged file. */
+static int sync_staged_files(struct message **m, unsigned n, char *err, size_t errsz)
 {
     for (unsigned i = 0; i < n; i++)
-        if (m[i]->status == COMMIT_OK && (all || !on_mail_fs(cc, m[i])) &&
-            (maildir_sync_staged(m[i]) < 0 || spool_sync_staged(m[i]) < 0)) {
+        if (m[i]->status == COMMIT_OK && (maildir_sync_staged(m[i]) < 0 || spool_sync_staged(m[i]) < 0)) {
             snprintf(err, errsz, "%s", m[i]->error);
             return -1;
         }
     return 0;
 }
 
-/* Phase-2 flush by directory: fsync each directory that got a new name (the same choice). */
-static int sync_published_dirs(const struct commit_config *cc, struct message **m, unsigned n, bool all, char *err,
-                               size_t errsz)
+/* Phase-2 flush of a small batch: fsync each directory that got a new name. */
+static int sync_published_dirs(struct message **m, unsigned n, char *err, size_t errsz)
 {
     for (unsigned i = 0; i < n; i++)
-        if (m[i]->status == COMMIT_OK && (all || !on_mail_fs(cc, m[i])) &&
-            (maildir_sync_published(m[i]) < 0 || spool_sync_published(m[i]) < 0)) {
+        if (m[i]->status == COMMIT_OK && (maildir_sync_published(m[i]) < 0 || spool_sync_published(m[i]) < 0)) {
             snprintf(err, errsz, "%s", m[i]->error);
             return -1;
         }
@@ -127,17 +141,15 @@ void commit_stage(void *arg)
         maildir_stage(m);
 }
 
-/* The strict path: two flushes around publishing, the Maildir files themselves on disk before 250.
- * A small batch, and a message whose mailbox is on another file system, is flushed file by file. */
-static void commit_direct(const struct commit_config *cc, struct message **m, unsigned n)
+/* The strict path: two flushes around publishing, the Maildir files themselves on disk before 250. */
+static void commit_direct(struct message **m, unsigned n)
 {
     if (n == 0)
         return;
     char err[256];
     double t1 = now_ms();
     bool small = n <= SMALL_BATCH;
-    if ((!small && flush_file_systems(m[0]->mail_dir, m[0]->spool_dir, err, sizeof err) < 0) ||
-        sync_staged_files(cc, m, n, small, err, sizeof err) < 0)
+    if ((small ? sync_staged_files(m, n, err, sizeof err) : flush_file_systems(m, n, err, sizeof err)) < 0)
         fail_all(m, n, err);
     double t2 = now_ms();
     for (unsigned i = 0; i < n; i++) {
@@ -147,8 +159,7 @@ static void commit_direct(const struct commit_config *cc, struct message **m, un
             maildir_publish(m[i]);
     }
     double t3 = now_ms();
-    if ((!small && flush_file_systems(m[0]->mail_dir, m[0]->spool_dir, err, sizeof err) < 0) ||
-        sync_published_dirs(cc, m, n, small, err, sizeof err) < 0)
+    if ((small ? sync_published_dirs(m, n, err, sizeof err) : flush_file_systems(m, n, err, sizeof err)) < 0)
         fail_all(m, n, err);
     log_debug("event=commit_batch path=direct messages=%u flush1_ms=%.2f publish_ms=%.2f flush2_ms=%.2f", n, t2 - t1,
               t3 - t2, now_ms() - t3);
@@ -187,11 +198,11 @@ static bool journal_takes(const struct commit_config *cc, const struct message *
     return bytes <= cc->journal_message_max && journal_accepts(cc->journal, bytes, ndirs);
 }
 
-/* The final choice, on the committer, once the message is staged: its file must be on the file
- * system the checkpoint flushes. */
+/* The final choice, on the committer, once the message is staged: its file must be on mail_dir's
+ * file system, the one the checkpoint flushes (a mailbox can be on a disk of its own). */
 static bool journal_eligible(const struct commit_config *cc, const struct message *m)
 {
-    return journal_takes(cc, m, m->stage.ndirs) && on_mail_fs(cc, m);
+    return journal_takes(cc, m, m->stage.ndirs) && m->stage.dev == cc->mail_dev;
 }
 
 void commit_submit(struct workq *disk, struct workq *committer, const struct commit_config *cc,
@@ -219,7 +230,7 @@ void commit_batch(void **args, unsigned n, void *ctx)
         }
     }
     commit_journaled(cc ? cc->journal : NULL, m, nj);
-    commit_direct(cc, m + nj, n - nj);
+    commit_direct(m + nj, n - nj);
     for (unsigned i = 0; i < n; i++) {
         if (m[i]->status == COMMIT_OK)
             maildir_drop_tmp(m[i]); /* the links in new/ keep the file */

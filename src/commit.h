@@ -21,7 +21,7 @@ struct journal;
 struct commit_config {
     struct journal *journal;    /* NULL: commit_journal = no, every message takes the direct path */
     size_t journal_message_max; /* bigger messages take the direct path */
-    dev_t mail_dev;             /* mail_dir's file system: the one the flushes of a batch cover */
+    dev_t mail_dev;             /* mail_dir's file system: the one the checkpoint flushes */
 };
 
 /* The workq batch function for staged messages (args are struct message pointers, ctx a

@@ -223,7 +223,7 @@ static void write_pid_file(const char *spool_dir)
 }
 
 /* The committer's settings: the journal's message size limit, and mail_dir's file system (the one
- * its flushes cover; mail for a mailbox on another one is flushed file by file). */
+ * the checkpoint flushes; mail for a mailbox on another one takes the direct path). */
 static bool set_commit_config(struct server *srv)
 {
     struct stat st;

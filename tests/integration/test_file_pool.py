@@ -68,7 +68,7 @@ def test_mailbox_on_another_file_system_does_not_use_the_pool(make_server, tmp_p
         assert pooled(srv) == 4  # a pooled file could not be linked there: not taken
         files = srv.maildir_files("alice@example.test")
         assert len(files) == 1 and "body of message 1" in files[0].read_text()
-        log = srv.log_text()  # the checkpoint flushes mail_dir's file system only: flushed file by file
+        log = srv.log_text()  # the checkpoint flushes mail_dir's file system only: direct path
         assert "path=direct messages=1" in log and "path=journal" not in log
     finally:
         srv.stop()
