@@ -420,6 +420,14 @@ def file_creation_us(pattern, files=100):
 
 
 FILE_COST_GOOD_US = 100.0  # making a file costs ~20 us in a block group with no recent deletes
+AGE_S = 61  # ext4 skips inodes freed in the last 60 s
+
+
+def let_freed_inodes_age(cost, where, since):
+    """Says why, then sleeps until AGE_S seconds after `since` (time.time())."""
+    print(f"file creation {cost:.0f} us per file{where}: waiting {AGE_S} s for recently freed inodes to age",
+          flush=True)
+    time.sleep(max(0.0, since + AGE_S - time.time()))
 
 
 def wait_out_recent_deletes(always):
@@ -435,8 +443,7 @@ def wait_out_recent_deletes(always):
         (WORK / f"probe-{n}").mkdir()
     first = file_creation_us("probe-*")
     if always or first > FILE_COST_GOOD_US:
-        print(f"file creation {first:.0f} us per file: waiting 61 s for recently freed inodes to age", flush=True)
-        time.sleep(max(0.0, start + 61 - time.time()))
+        let_freed_inodes_age(first, "", start)
     return first, time.time() - start
 
 
@@ -447,11 +454,9 @@ def wait_for_run_directories(waited):
     the probe directories, 468 us in the slowest run directory; 50 sessions then ran at 0.36 of
     smtp-sink's rate, against 0.46 in a quick run that had waited)."""
     cost = file_creation_us("run-*")
-    if cost > FILE_COST_GOOD_US and waited < 61:
-        print(f"file creation {cost:.0f} us per file in a run directory: waiting 61 s for recently freed inodes "
-              "to age", flush=True)
-        time.sleep(61)
-        waited += 61
+    if cost > FILE_COST_GOOD_US and waited < AGE_S:
+        let_freed_inodes_age(cost, " in a run directory", time.time())
+        waited += AGE_S
         cost = file_creation_us("run-*")
     return cost, waited
 
