@@ -154,8 +154,8 @@ static bool valid_address_literal(const char *s, size_t len)
     if (len > 5 && strncasecmp(s, "IPv6:", 5) == 0) {
         char buf[64];
         struct in6_addr a6;
-        if (len - 5 >= sizeof buf)
-            return false;
+        if (len - 5 >= sizeof buf || memchr(s + 5, '\0', len - 5))
+            return false; /* a NUL would end the copy inet_pton reads, not the literal */
         memcpy(buf, s + 5, len - 5);
         buf[len - 5] = '\0';
         return inet_pton(AF_INET6, buf, &a6) == 1;

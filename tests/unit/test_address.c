@@ -170,6 +170,19 @@ static void test_fields(void **state)
     assert_string_equal(mb.domain, "[ipv6:::1]");
 }
 
+/* A NUL inside an IPv6 literal ended the copy handed to inet_pton, so "[IPv6:A::aaaa<NUL><ESC>...]"
+ * passed with the NUL and control bytes in the address (found by fuzz_address). */
+static void test_ipv6_literal_with_nul(void **state)
+{
+    (void)state;
+    struct mailbox mb;
+    static const char in[] = "a@[IPv6:A::aaaa\0\033aaaa]";
+    assert_int_equal(address_parse_mailbox(in, sizeof in - 1, &mb), ADDR_ERR_SYNTAX);
+    static const char path_in[] = "<a@[IPv6:::1\0]>";
+    size_t used;
+    assert_int_equal(address_parse_path(path_in, sizeof path_in - 1, &mb, &used, false, false), ADDR_ERR_SYNTAX);
+}
+
 static enum addr_result path(const char *in, struct mailbox *mb, size_t *used, bool allow_null, bool pm)
 {
     return address_parse_path(in, strlen(in), mb, used, allow_null, pm);
@@ -233,7 +246,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_mailbox_table), cmocka_unit_test(test_domain_too_long),
-        cmocka_unit_test(test_fields),        cmocka_unit_test(test_paths),
+        cmocka_unit_test(test_fields), cmocka_unit_test(test_ipv6_literal_with_nul),        cmocka_unit_test(test_paths),
         cmocka_unit_test(test_path_length_limit), cmocka_unit_test(test_utf8_text),
     };
     return cmocka_run_group_tests_name("address", tests, NULL, NULL);
