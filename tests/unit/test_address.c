@@ -246,8 +246,9 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_mailbox_table), cmocka_unit_test(test_domain_too_long),
-        cmocka_unit_test(test_fields), cmocka_unit_test(test_ipv6_literal_with_nul),        cmocka_unit_test(test_paths),
-        cmocka_unit_test(test_path_length_limit), cmocka_unit_test(test_utf8_text),
+        cmocka_unit_test(test_fields),        cmocka_unit_test(test_ipv6_literal_with_nul),
+        cmocka_unit_test(test_paths),         cmocka_unit_test(test_path_length_limit),
+        cmocka_unit_test(test_utf8_text),
     };
     return cmocka_run_group_tests_name("address", tests, NULL, NULL);
 }
