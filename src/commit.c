@@ -1,8 +1,8 @@
 /* commit.c - the commit point of Postern, per batch of messages. Two paths:
  * JOURNAL (messages for local mailboxes only, up to journal_message_max; see journal.h): sent by
- * commit_submit straight to the committer, which stages them itself (no disk-thread hand-off), links
- * each file into every new/ without a flush, appends the batch's records to the journal and
- * fdatasyncs it once: 250. The checkpoint thread flushes the Maildir files later.
+ * commit_submit straight to the committer, which stages them itself (no disk-thread hand-off),
+ * appends the batch's records to the journal and fdatasyncs it once, then links each file into every
+ * new/ without a flush: 250. The checkpoint thread flushes the Maildir files later.
  * DIRECT (everything else - also mail whose first mailbox is not on mail_dir's file system, which
  * the checkpoint does not flush -, or commit_journal = no):
  *   1. stage (commit_stage, on the disk threads, many messages in parallel): write the message's
@@ -165,27 +165,33 @@ static void commit_direct(struct message **m, unsigned n)
               t3 - t2, now_ms() - t3);
 }
 
-/* The journal path: link every file into new/ (not flushed), then one journal append + fdatasync. */
+/* The journal's publish step for one message: link its file into every new/ directory (status and
+ * error set by maildir_publish on failure). */
+static bool publish_journaled(struct message *m)
+{
+    maildir_publish(m);
+    return m->status == COMMIT_OK;
+}
+
+/* Marks every still-good message that is not yet in all its new/ directories failed, with err: the
+ * ones published before the journal failed are committed. */
+static void fail_unpublished(struct message **m, unsigned n, const char *err)
+{
+    for (unsigned i = 0; i < n; i++)
+        if (m[i]->stage.placed < m[i]->stage.ndirs)
+            fail_all(&m[i], 1, err);
+}
+
+/* The journal path: one journal append + fdatasync for the batch, then every file linked into new/. */
 static void commit_journaled(struct journal *j, struct message **m, unsigned n)
 {
     if (n == 0)
         return;
     double t1 = now_ms();
-    unsigned ok = 0;
-    for (unsigned i = 0; i < n; i++) {
-        maildir_publish(m[i]);
-        if (m[i]->status == COMMIT_OK) { /* the published ones first, for the journal */
-            struct message *t = m[ok];
-            m[ok++] = m[i];
-            m[i] = t;
-        }
-    }
-    double t2 = now_ms();
     char err[256];
-    if (ok > 0 && journal_append(j, m, ok, err, sizeof err) < 0)
-        fail_all(m, ok, err);
-    log_debug("event=commit_batch path=journal messages=%u publish_ms=%.2f append_ms=%.2f", n, t2 - t1,
-              now_ms() - t2);
+    if (journal_append(j, m, n, publish_journaled, err, sizeof err) < 0)
+        fail_unpublished(m, n, err);
+    log_debug("event=commit_batch path=journal messages=%u commit_ms=%.2f", n, now_ms() - t1);
 }
 
 /* True when a journal record can make the message durable: it goes only to local mailboxes (a

@@ -1,6 +1,7 @@
 /* journal.c - the commit journal's writer and its checkpoint thread (format: journal_record.h).
  * The committer thread appends records with pwritev into a preallocated ring and makes them durable
- * with one fdatasync (the file never grows, so no metadata has to be flushed with it). The
+ * with one fdatasync (the file never grows, so no metadata has to be flushed with it), then links the
+ * messages into new/ (a failed link gets a cancel record) and hands the records to the checkpoint. The
  * checkpoint thread, every `interval` seconds while records wait or sooner when a quarter of the
  * ring is used, calls syncfs() on the mail file system - every Maildir file of those records is then
  * on disk - and moves the header's tail past them (header slot written, fdatasync). Never: let
@@ -275,15 +276,53 @@ static void advance_head(struct journal *j, uint64_t head, uint64_t seq, uint64_
     pthread_mutex_unlock(&j->lock);
 }
 
-/* Writes records for m[0..n) starting at the head; *done = how many were written and synced. */
-static int append_some(struct journal *j, struct message **m, unsigned n, unsigned *done)
+/* Appends one cancel record for seqs[0..n) and fdatasyncs it; 0 or -1. Every record before it is
+ * published, so it may wait for a checkpoint to make room. */
+static int append_cancel(struct journal *j, const uint64_t *seqs, size_t n)
 {
+    char payload[JOURNAL_CANCELS_MAX * JOURNAL_CANCEL_LINE_MAX + 1];
+    size_t len = journal_cancel_payload(seqs, n, payload);
+    uint64_t at, taken;
+    if (!reserve(j, j->head, 0, JOURNAL_RECORD_HEADER + len, &at, &taken))
+        return -1;
+    unsigned char hdr[JOURNAL_RECORD_HEADER];
+    journal_record_header_encode(hdr, (uint32_t)len, j->epoch, j->head_seq, journal_crc_update(0, payload, len));
+    struct iovec iov[2] = {{hdr, sizeof hdr}, {payload, len}};
+    if (write_iov_all(j->fd, iov, 2, (off_t)at) < 0 || fdatasync(j->fd) < 0)
+        return -1;
+    advance_head(j, at + JOURNAL_RECORD_HEADER + len, j->head_seq + 1, taken);
+    log_info("event=journal_cancelled records=%zu first_seq=%llu", n, (unsigned long long)seqs[0]);
+    return 0;
+}
+
+/* After m[0..n)'s records (seqs from first_seq; n <= JOURNAL_CANCELS_MAX) are on disk: publishes
+ * each message, hands the records to the checkpoint (head, seq, used: after them), then cancels those
+ * whose publish failed. */
+static int publish_written(struct journal *j, struct message **m, unsigned n, journal_publish_fn publish,
+                           uint64_t first_seq, uint64_t head, uint64_t seq, uint64_t used)
+{
+    uint64_t failed[JOURNAL_CANCELS_MAX];
+    size_t nfailed = 0;
+    for (unsigned k = 0; k < n; k++)
+        if (!publish(m[k]))
+            failed[nfailed++] = first_seq + k;
+    advance_head(j, head, seq, used);
+    return nfailed > 0 ? append_cancel(j, failed, nfailed) : 0;
+}
+
+/* Writes records for m[0..n) starting at the head, syncs them and publishes their messages; *done =
+ * how many were written and synced (at most JOURNAL_CANCELS_MAX: the caller comes back for more). */
+static int append_some(struct journal *j, struct message **m, unsigned n, journal_publish_fn publish,
+                       unsigned *done)
+{
+    if (n > JOURNAL_CANCELS_MAX)
+        n = JOURNAL_CANCELS_MAX;
     struct writer *w = malloc(sizeof *w); /* not calloc: zeroing its 16 KiB of iovecs was 17% of the
                                             * user-space instructions per message (callgrind) */
     char **metas = calloc(n, sizeof *metas);
     unsigned char(*hdrs)[JOURNAL_RECORD_HEADER] = calloc(n, JOURNAL_RECORD_HEADER);
     int r = (w && metas && hdrs) ? 0 : -1;
-    uint64_t head = j->head, seq = j->head_seq, used = 0;
+    uint64_t head = j->head, seq = j->head_seq, used = 0, first_seq = j->head_seq;
     unsigned k = 0;
     if (w) { /* field by field: a compound literal would zero the iovecs too */
         w->j = j;
@@ -324,7 +363,7 @@ static int append_some(struct journal *j, struct message **m, unsigned n, unsign
     if (r == 0 && k > 0 && ((w->n > 0 && writer_flush(w) < 0) || fdatasync(j->fd) < 0))
         r = -1;
     if (r == 0 && k > 0)
-        advance_head(j, head, seq, used);
+        r = publish_written(j, m, k, publish, first_seq, head, seq, used);
     *done = r == 0 ? k : 0;
     for (unsigned i = 0; metas && i < n; i++)
         free(metas[i]);
@@ -334,12 +373,13 @@ static int append_some(struct journal *j, struct message **m, unsigned n, unsign
     return r;
 }
 
-int journal_append(struct journal *j, struct message **m, unsigned n, char *err, size_t errsz)
+int journal_append(struct journal *j, struct message **m, unsigned n, journal_publish_fn publish, char *err,
+                   size_t errsz)
 {
     unsigned off = 0;
     while (off < n) {
         unsigned done = 0;
-        if (append_some(j, m + off, n - off, &done) < 0 || (done == 0 && j->failed)) {
+        if (append_some(j, m + off, n - off, publish, &done) < 0 || (done == 0 && j->failed)) {
             snprintf(err, errsz, "cannot write the journal %s: %s", j->path,
                      j->failed ? "a checkpoint failed" : strerror(errno));
             pthread_mutex_lock(&j->lock);

@@ -16,6 +16,7 @@ struct message;
 struct journal_recovery {
     unsigned records;  /* unretired records found */
     unsigned restored; /* Maildir files written back because they were missing or incomplete */
+    unsigned cancelled; /* records not replayed: a cancel record names them */
 };
 
 /* Opens spool_dir/journal (created with `size` bytes when missing), recovers it (see above) and
@@ -29,10 +30,19 @@ struct journal *journal_open(const char *spool_dir, const char *mail_dir, uint64
  * (the journal works and the record takes at most a quarter of it). */
 bool journal_accepts(struct journal *j, size_t bytes, size_t ndirs);
 
-/* Committer thread: appends one record per message (every one already linked into its new/
- * directories) and makes them durable with one fdatasync. 0, or -1 with err (the journal is then
- * out of use: journal_accepts says false from now on). May wait for a checkpoint when full. */
-int journal_append(struct journal *j, struct message **m, unsigned n, char *err, size_t errsz);
+/* Links one message's file into its new/ directories (the names its record holds); false when that
+ * failed (the message then gets its 451). */
+typedef bool (*journal_publish_fn)(struct message *m);
+
+/* Committer thread: appends one record per message (its bytes and the names it is about to get),
+ * makes them durable with one fdatasync, and only then calls publish on each: a name appears in new/
+ * only when the bytes behind it are on disk, so a power cut can never leave an empty file there.
+ * A message whose publish fails gets a cancel record (flushed too), so that a restart does not
+ * deliver mail its client was told had failed. The records become the checkpoint's to retire after
+ * their publish. 0, or -1 with err (the journal is then out of use: journal_accepts says false from
+ * now on); messages published before the failure are committed. May wait for a checkpoint when full. */
+int journal_append(struct journal *j, struct message **m, unsigned n, journal_publish_fn publish, char *err,
+                   size_t errsz);
 
 /* Final checkpoint (nothing left to recover at the next start), then stops the thread and closes. */
 void journal_close(struct journal *j);

@@ -2,6 +2,7 @@
  * Pure; integers are stored little-endian whatever the machine. */
 #include "journal_record.h"
 
+#include <stdio.h>
 #include <string.h>
 #include <zlib.h>
 
@@ -110,11 +111,51 @@ static bool safe_text(const char *p, size_t n, bool allow_slash)
     return !(n == 1 && p[0] == '.');
 }
 
+/* Parses the decimal seq of a "cancel <seq>" line (n bytes after "cancel "). */
+static bool parse_seq(const char *p, size_t n, uint64_t *seq)
+{
+    if (n == 0 || n > 20)
+        return false;
+    uint64_t v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] < '0' || p[i] > '9' || v > (UINT64_MAX - (uint64_t)(p[i] - '0')) / 10)
+            return false;
+        v = v * 10 + (uint64_t)(p[i] - '0');
+    }
+    *seq = v;
+    return true;
+}
+
+/* Takes one meta line of a payload into e; false when it is malformed or out of place. */
+static bool parse_meta_line(const char *line, size_t n, struct journal_entry *e)
+{
+    bool have_name = e->name[0] != '\0';
+    if (n > 7 && memcmp(line, "cancel ", 7) == 0 && !have_name && e->ndirs == 0 &&
+        e->ncancels < JOURNAL_CANCELS_MAX)
+        return parse_seq(line + 7, n - 7, &e->cancels[e->ncancels++]);
+    if (e->ncancels > 0)
+        return false;
+    if (n > 5 && memcmp(line, "name ", 5) == 0 && !have_name) {
+        if (n - 5 > JOURNAL_NAME_MAX || !safe_text(line + 5, n - 5, false))
+            return false;
+        memcpy(e->name, line + 5, n - 5);
+        e->name[n - 5] = '\0';
+        return true;
+    }
+    if (n > 4 && memcmp(line, "dir ", 4) == 0 && e->ndirs < JOURNAL_DIRS_MAX) {
+        if (n - 4 > 4000 || !safe_text(line + 4, n - 4, true))
+            return false;
+        e->dirs[e->ndirs] = line + 4;
+        e->dir_lens[e->ndirs++] = n - 4;
+        return true;
+    }
+    return false;
+}
+
 bool journal_parse_payload(const char *p, size_t len, struct journal_entry *e)
 {
     memset(e, 0, sizeof *e);
     size_t pos = 0;
-    bool have_name = false;
     while (pos < len) {
         const char *nl = memchr(p + pos, '\n', len - pos);
         if (!nl)
@@ -125,22 +166,21 @@ bool journal_parse_payload(const char *p, size_t len, struct journal_entry *e)
         if (n == 0) { /* blank line: the content follows */
             e->content = p + pos;
             e->content_len = len - pos;
-            return have_name && e->ndirs > 0;
+            if (e->ncancels > 0)
+                return e->content_len == 0;
+            return e->name[0] != '\0' && e->ndirs > 0;
         }
-        if (n > 5 && memcmp(line, "name ", 5) == 0 && !have_name) {
-            if (n - 5 > JOURNAL_NAME_MAX || !safe_text(line + 5, n - 5, false))
-                return false;
-            memcpy(e->name, line + 5, n - 5);
-            e->name[n - 5] = '\0';
-            have_name = true;
-        } else if (n > 4 && memcmp(line, "dir ", 4) == 0 && e->ndirs < JOURNAL_DIRS_MAX) {
-            if (n - 4 > 4000 || !safe_text(line + 4, n - 4, true))
-                return false;
-            e->dirs[e->ndirs] = line + 4;
-            e->dir_lens[e->ndirs++] = n - 4;
-        } else {
+        if (!parse_meta_line(line, n, e))
             return false;
-        }
     }
     return false;
+}
+
+size_t journal_cancel_payload(const uint64_t *seqs, size_t n, char *out)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++)
+        o += (size_t)snprintf(out + o, JOURNAL_CANCEL_LINE_MAX + 1, "cancel %llu\n", (unsigned long long)seqs[i]);
+    out[o++] = '\n';
+    return o;
 }

@@ -2,8 +2,9 @@
  * replay every record not retired (a crash or kill came before its checkpoint): each Maildir file the
  * record names must hold exactly the record's bytes, in new/ or - moved there by a mail reader, with
  * its flags - in cur/; a missing, short or different file is written back through tmp/ and renamed
- * into place. Then one syncfs() makes every file written back durable, and only then does a new
- * epoch start with an empty ring (a crash during recovery replays the same records again).
+ * into place - unless a later cancel record names it (its links failed; the client got a 451). Then
+ * one syncfs() makes every file written back durable, and only then does a new epoch start with an
+ * empty ring (a crash during recovery replays the same records again).
  * Never: retire a record whose files are not on disk, or start when a file cannot be restored. */
 #include "journal.h"
 
@@ -193,17 +194,14 @@ static bool read_record(struct journal *j, uint64_t pos, uint64_t seq, char **pa
     return true;
 }
 
-/* Walks the records from the header's tail; replays each. Leaves head/head_seq after the last. */
-static int replay(struct journal *j, uint64_t tail, uint64_t seq, struct journal_recovery *rec, char *err,
-                  size_t errsz)
+/* Called for each readable record of a walk with its parsed entry and seq; -1 stops the walk. */
+typedef int (*record_visit_fn)(const struct journal_entry *e, uint64_t seq, void *ctx);
+
+/* Walks the records from the header's tail (offset, seq) to the last one written, in order, and
+ * visits each; sets *end_seq to the seq after the last. -1 when a visit failed. */
+static int walk(struct journal *j, uint64_t tail, uint64_t seq, record_visit_fn visit, void *ctx, uint64_t *end_seq)
 {
     uint64_t pos = tail;
-    struct replay_state cur;
-    struct stat st;
-    strmap_init(&cur.dirs_read);
-    strmap_init(&cur.entries);
-    cur.mail_dev = fstat(j->mail_fd, &st) == 0 ? st.st_dev : (dev_t)-1; /* unknown: flush every file */
-    cur.since = -1;
     int result = 0;
     for (;;) {
         char *payload = NULL;
@@ -214,26 +212,87 @@ static int replay(struct journal *j, uint64_t tail, uint64_t seq, struct journal
             pos = JOURNAL_DATA_START; /* the writer wrapped here */
         }
         struct journal_entry *e = malloc(sizeof *e);
-        int r = 0;
-        if (!e || !journal_parse_payload(payload, len, e)) {
+        if (!e || !journal_parse_payload(payload, len, e))
             log_error("event=journal_record_unreadable path=%s offset=%llu seq=%llu", j->path,
                       (unsigned long long)pos, (unsigned long long)seq);
-        } else {
-            rec->records++;
-            r = replay_entry(e, &cur, rec, err, errsz);
-        }
+        else
+            result = visit(e, seq, ctx);
         free(e);
         free(payload);
-        if (r < 0) {
-            result = -1;
+        if (result < 0)
             break;
-        }
         pos += JOURNAL_RECORD_HEADER + len;
         seq++;
     }
-    strmap_free(&cur.dirs_read);
-    strmap_free(&cur.entries);
-    j->head_seq = seq;
+    *end_seq = seq;
+    return result;
+}
+
+static void seq_key(uint64_t seq, char *key, size_t size)
+{
+    snprintf(key, size, "%llu", (unsigned long long)seq);
+}
+
+/* First pass: notes the seqs that cancel records name (messages whose links failed after their
+ * record was written: their clients got a 451). */
+static int collect_cancels(const struct journal_entry *e, uint64_t seq, void *ctx)
+{
+    (void)seq;
+    char key[24];
+    for (size_t i = 0; i < e->ncancels; i++) {
+        seq_key(e->cancels[i], key, sizeof key);
+        if (!strmap_put(ctx, key, NULL))
+            return -1;
+    }
+    return 0;
+}
+
+struct replay_pass {
+    struct replay_state state;
+    struct strmap cancelled;
+    struct journal_recovery *rec;
+    char *err;
+    size_t errsz;
+};
+
+/* Second pass: replays each message record that no cancel record names. */
+static int replay_record(const struct journal_entry *e, uint64_t seq, void *ctx)
+{
+    struct replay_pass *p = ctx;
+    char key[24];
+    if (e->ncancels > 0)
+        return 0;
+    p->rec->records++;
+    seq_key(seq, key, sizeof key);
+    if (strmap_get(&p->cancelled, key, NULL)) {
+        p->rec->cancelled++;
+        return 0;
+    }
+    return replay_entry(e, &p->state, p->rec, p->err, p->errsz);
+}
+
+/* Replays the records from the header's tail: first the cancel records are read, then every other
+ * record is replayed. Leaves head_seq after the last. */
+static int replay(struct journal *j, uint64_t tail, uint64_t seq, struct journal_recovery *rec, char *err,
+                  size_t errsz)
+{
+    struct replay_pass p = {.rec = rec, .err = err, .errsz = errsz};
+    struct stat st;
+    strmap_init(&p.state.dirs_read);
+    strmap_init(&p.state.entries);
+    strmap_init(&p.cancelled);
+    p.state.mail_dev = fstat(j->mail_fd, &st) == 0 ? st.st_dev : (dev_t)-1; /* unknown: flush every file */
+    p.state.since = -1;
+    uint64_t end_seq;
+    int result = walk(j, tail, seq, collect_cancels, &p.cancelled, &end_seq);
+    if (result < 0)
+        snprintf(err, errsz, "out of memory reading the journal %s", j->path);
+    else
+        result = walk(j, tail, seq, replay_record, &p, &end_seq);
+    strmap_free(&p.state.dirs_read);
+    strmap_free(&p.state.entries);
+    strmap_free(&p.cancelled);
+    j->head_seq = end_seq;
     return result;
 }
 

@@ -250,7 +250,8 @@ static bool open_journal(struct server *srv)
         log_error("event=startup_failed key=commit_journal error=\"%s\"", err);
         return false;
     }
-    log_info("event=journal_recovered records=%u restored=%u", rec.records, rec.restored);
+    log_info("event=journal_recovered records=%u restored=%u cancelled=%u", rec.records, rec.restored,
+             rec.cancelled);
     return true;
 }
 

@@ -69,6 +69,39 @@ def test_crash_before_checkpoint_restores_lost_files(make_server):
     assert list((srv.mail_dir / "example.test" / "alice" / "tmp").iterdir()) == []
 
 
+def test_failed_link_is_cancelled_not_restored(make_server):
+    """The record is on disk before the links into new/. A message whose link fails after that gets
+    451 and a cancel record: a crash before the checkpoint must not deliver it (its client will send
+    it again), and the server starts even though the mailbox is still unwritable."""
+    srv = make_server(journal_checkpoint_interval="1h")
+    send(srv, [body_of(0)])  # makes alice's mailbox
+    new = srv.mail_dir / "example.test" / "alice" / "new"
+    new.chmod(0o555)
+    try:
+        c = srv.connect()
+        c.expect("EHLO client.example", 250)
+        c.expect("MAIL FROM:<s@sender.example>", 250)
+        c.expect("RCPT TO:<bob@example.test>", 250)  # linked first, then taken back
+        c.expect("RCPT TO:<alice@example.test>", 250)
+        c.expect("DATA", 354)
+        code, lines = c.cmd(body_of(1) + "\r\n.")
+        assert code == 451 and "4.3.0" in lines[0], (code, lines)
+        c.expect("QUIT", 221)
+        c.close()
+        send(srv, [body_of(2)], rcpts=("bob@example.test",))
+        assert "event=journal_cancelled records=1" in srv.log_text()
+        srv.kill9()
+        for p in srv.maildir_files("bob@example.test"):
+            p.unlink()  # as if the cut took bob's unflushed file: the journal must bring it back
+        srv.start()
+        log = srv.log_text()
+        assert "event=journal_recovered records=3 restored=1 cancelled=1" in log, log[-2000:]
+    finally:
+        new.chmod(0o700)
+    assert [mid_of(p) for p in srv.maildir_files("alice@example.test")] == [0]
+    assert [mid_of(p) for p in srv.maildir_files("bob@example.test")] == [2]
+
+
 def test_checkpoint_retires_records(make_server):
     srv = make_server(journal_checkpoint_interval="1s")
     send(srv, [body_of(i) for i in range(5)])

@@ -102,12 +102,44 @@ static void test_payload_refusals(void **state)
     assert_false(parses(longname));
 }
 
+static void test_cancel_payload(void **state)
+{
+    (void)state;
+    uint64_t seqs[] = {7, 18446744073709551615ull, 0};
+    char out[3 * JOURNAL_CANCEL_LINE_MAX + 1];
+    size_t len = journal_cancel_payload(seqs, 3, out);
+    const char *want = "cancel 7\ncancel 18446744073709551615\ncancel 0\n\n";
+    assert_int_equal(len, strlen(want));
+    assert_memory_equal(out, want, len);
+    struct journal_entry e;
+    assert_true(journal_parse_payload(out, len, &e));
+    assert_int_equal(e.ncancels, 3);
+    assert_true(e.cancels[0] == 7 && e.cancels[1] == UINT64_MAX && e.cancels[2] == 0);
+    assert_int_equal(e.ndirs, 0);
+    assert_string_equal(e.name, "");
+    assert_false(parses("cancel 1\n\nbody"));                /* a cancel record carries no message */
+    assert_false(parses("cancel 1\nname n\ndir d\n\n"));    /* nor a name */
+    assert_false(parses("name n\ndir d\ncancel 1\n\n"));    /* nor is a message record cancelled */
+    assert_false(parses("cancel x1\n\n"));
+    assert_false(parses("cancel 1 \n\n"));
+    assert_false(parses("cancel \n\n"));
+    assert_false(parses("cancel 18446744073709551616\n\n")); /* over 64 bits */
+    assert_false(parses("cancel 1\n"));                       /* torn */
+    char many[(JOURNAL_CANCELS_MAX + 1) * JOURNAL_CANCEL_LINE_MAX + 2];
+    size_t o = 0;
+    for (int i = 0; i <= JOURNAL_CANCELS_MAX; i++)
+        o += (size_t)snprintf(many + o, sizeof many - o, "cancel %d\n", i);
+    snprintf(many + o, sizeof many - o, "\n");
+    assert_false(parses(many)); /* over the limit */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_header_round_trip_and_damage),
         cmocka_unit_test(test_record_header),
         cmocka_unit_test(test_crc_in_pieces_equals_whole),
+        cmocka_unit_test(test_cancel_payload),
         cmocka_unit_test(test_payload),
         cmocka_unit_test(test_payload_refusals),
     };
