@@ -198,8 +198,10 @@ static bool read_record(struct journal *j, uint64_t pos, uint64_t seq, char **pa
 typedef int (*record_visit_fn)(const struct journal_entry *e, uint64_t seq, void *ctx);
 
 /* Walks the records from the header's tail (offset, seq) to the last one written, in order, and
- * visits each; sets *end_seq to the seq after the last. -1 when a visit failed. */
-static int walk(struct journal *j, uint64_t tail, uint64_t seq, record_visit_fn visit, void *ctx, uint64_t *end_seq)
+ * visits each; sets *end_seq to the seq after the last. -1 when a visit failed. Logs a record it
+ * cannot parse when log_unreadable (the last of the walks does). */
+static int walk(struct journal *j, uint64_t tail, uint64_t seq, record_visit_fn visit, void *ctx, bool log_unreadable,
+                uint64_t *end_seq)
 {
     uint64_t pos = tail;
     int result = 0;
@@ -212,11 +214,13 @@ static int walk(struct journal *j, uint64_t tail, uint64_t seq, record_visit_fn 
             pos = JOURNAL_DATA_START; /* the writer wrapped here */
         }
         struct journal_entry *e = malloc(sizeof *e);
-        if (!e || !journal_parse_payload(payload, len, e))
-            log_error("event=journal_record_unreadable path=%s offset=%llu seq=%llu", j->path,
-                      (unsigned long long)pos, (unsigned long long)seq);
-        else
+        if (!e || !journal_parse_payload(payload, len, e)) {
+            if (log_unreadable)
+                log_error("event=journal_record_unreadable path=%s offset=%llu seq=%llu", j->path,
+                          (unsigned long long)pos, (unsigned long long)seq);
+        } else {
             result = visit(e, seq, ctx);
+        }
         free(e);
         free(payload);
         if (result < 0)
@@ -228,6 +232,7 @@ static int walk(struct journal *j, uint64_t tail, uint64_t seq, record_visit_fn 
     return result;
 }
 
+/* The key a seq has in the set of cancelled records. */
 static void seq_key(uint64_t seq, char *key, size_t size)
 {
     snprintf(key, size, "%llu", (unsigned long long)seq);
@@ -284,11 +289,11 @@ static int replay(struct journal *j, uint64_t tail, uint64_t seq, struct journal
     p.state.mail_dev = fstat(j->mail_fd, &st) == 0 ? st.st_dev : (dev_t)-1; /* unknown: flush every file */
     p.state.since = -1;
     uint64_t end_seq;
-    int result = walk(j, tail, seq, collect_cancels, &p.cancelled, &end_seq);
+    int result = walk(j, tail, seq, collect_cancels, &p.cancelled, false, &end_seq);
     if (result < 0)
         snprintf(err, errsz, "out of memory reading the journal %s", j->path);
     else
-        result = walk(j, tail, seq, replay_record, &p, &end_seq);
+        result = walk(j, tail, seq, replay_record, &p, true, &end_seq);
     strmap_free(&p.state.dirs_read);
     strmap_free(&p.state.entries);
     strmap_free(&p.cancelled);
