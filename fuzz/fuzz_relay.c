@@ -2,8 +2,10 @@
  * The input is split on LF: the lines go through the remote reply parser (like smtp_client.c
  * reads them), and the whole input through the queue file and state file parsers and the commit
  * journal's payload and header parsers (journal_record.c).
- * Invariants: a cancel record holds nothing but seqs and encodes back to them; a finished reply has a code in 200-559 and kept text within bounds; a parsed
- * envelope has a sender, an id and recipients, and a body offset inside the input. */
+ * Invariants: a finished reply has a code in 200-559 and kept text within bounds; a parsed
+ * envelope has a sender, an id and recipients, and a body offset inside the input; a journal
+ * cancel record holds nothing but seqs and encodes back to them. */
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,14 +41,15 @@ static void journal_bytes(const char *s, size_t n)
 {
     static struct journal_entry e, again;
     static char encoded[JOURNAL_CANCELS_MAX * JOURNAL_CANCEL_LINE_MAX + 1];
-    if (journal_parse_payload(s, n, &e) && e.ncancels > 0) { /* a cancel record: nothing else, and it round-trips */
+    bool parsed = journal_parse_payload(s, n, &e);
+    if (parsed && e.ncancels > 0) { /* a cancel record: nothing else, and it round-trips */
         if (e.ndirs || e.name[0] || e.content_len || e.ncancels > JOURNAL_CANCELS_MAX)
             abort();
         size_t len = journal_cancel_payload(e.cancels, e.ncancels, encoded);
         if (!journal_parse_payload(encoded, len, &again) || again.ncancels != e.ncancels ||
             memcmp(again.cancels, e.cancels, e.ncancels * sizeof e.cancels[0]) != 0)
             abort();
-    } else if (journal_parse_payload(s, n, &e)) {
+    } else if (parsed) {
         if (e.ndirs == 0 || !e.name[0] || strchr(e.name, '/') || e.content < s || e.content + e.content_len != s + n)
             abort();
         for (size_t i = 0; i < e.ndirs; i++)
