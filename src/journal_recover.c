@@ -174,53 +174,75 @@ static int replay_entry(const struct journal_entry *e, struct replay_state *cur,
     return 0;
 }
 
-/* Reads the record at pos if it is the one expected (epoch, seq, crc); its payload in *payload. */
-static bool read_record(struct journal *j, uint64_t pos, uint64_t seq, char **payload, uint32_t *len)
+enum record_read { RECORD_READ, RECORD_NONE, RECORD_FAILED };
+
+/* Reads the record at pos if it is the one expected (epoch, seq, crc); its payload in *payload.
+ * RECORD_NONE: no such record there (the end of the records, or a write the crash cut short);
+ * RECORD_FAILED: the file could not be read or the payload not held (errno set) - the records
+ * after it may hold acknowledged mail, so recovery must stop rather than take it for the end. */
+static enum record_read read_record(struct journal *j, uint64_t pos, uint64_t seq, char **payload, uint32_t *len)
 {
     unsigned char h[JOURNAL_RECORD_HEADER];
     uint32_t epoch, crc;
     uint64_t s;
-    if (pos + JOURNAL_RECORD_HEADER > j->size || pread(j->fd, h, sizeof h, (off_t)pos) != (ssize_t)sizeof h ||
-        !journal_record_header_decode(h, len, &epoch, &s, &crc) || epoch != j->epoch || s != seq ||
-        *len > j->size - pos - JOURNAL_RECORD_HEADER)
-        return false;
+    if (pos + JOURNAL_RECORD_HEADER > j->size)
+        return RECORD_NONE;
+    ssize_t got = pread(j->fd, h, sizeof h, (off_t)pos);
+    if (got < 0)
+        return RECORD_FAILED;
+    if (got != (ssize_t)sizeof h || !journal_record_header_decode(h, len, &epoch, &s, &crc) || epoch != j->epoch ||
+        s != seq || *len > j->size - pos - JOURNAL_RECORD_HEADER)
+        return RECORD_NONE;
     char *p = malloc(*len ? *len : 1);
-    if (!p || pread(j->fd, p, *len, (off_t)(pos + JOURNAL_RECORD_HEADER)) != (ssize_t)*len ||
-        journal_crc_update(0, p, *len) != crc) {
+    if (!p)
+        return RECORD_FAILED;
+    got = pread(j->fd, p, *len, (off_t)(pos + JOURNAL_RECORD_HEADER));
+    if (got != (ssize_t)*len || journal_crc_update(0, p, *len) != crc) {
+        int saved = errno;
         free(p);
-        return false;
+        errno = saved;
+        return got < 0 ? RECORD_FAILED : RECORD_NONE;
     }
     *payload = p;
-    return true;
+    return RECORD_READ;
 }
 
 /* Called for each readable record of a walk with its parsed entry and seq; -1 stops the walk. */
 typedef int (*record_visit_fn)(const struct journal_entry *e, uint64_t seq, void *ctx);
 
 /* Walks the records from the header's tail (offset, seq) to the last one written, in order, and
- * visits each; sets *end_seq to the seq after the last. -1 when a visit failed. Logs a record it
- * cannot parse when log_unreadable (the last of the walks does). */
+ * visits each; sets *end_seq to the seq after the last. -1 when a visit failed (it wrote err) or
+ * a record could not be read (written here). Logs a record it cannot parse when log_unreadable
+ * (the last of the walks does). */
 static int walk(struct journal *j, uint64_t tail, uint64_t seq, record_visit_fn visit, void *ctx, bool log_unreadable,
-                uint64_t *end_seq)
+                uint64_t *end_seq, char *err, size_t errsz)
 {
     uint64_t pos = tail;
     int result = 0;
     for (;;) {
         char *payload = NULL;
         uint32_t len;
-        if (!read_record(j, pos, seq, &payload, &len)) {
-            if (pos == JOURNAL_DATA_START || !read_record(j, JOURNAL_DATA_START, seq, &payload, &len))
-                break; /* the end of the records */
-            pos = JOURNAL_DATA_START; /* the writer wrapped here */
+        enum record_read r = read_record(j, pos, seq, &payload, &len);
+        if (r == RECORD_NONE && pos != JOURNAL_DATA_START) {
+            r = read_record(j, JOURNAL_DATA_START, seq, &payload, &len);
+            if (r != RECORD_NONE)
+                pos = JOURNAL_DATA_START; /* the writer wrapped here */
         }
-        struct journal_entry *e = malloc(sizeof *e);
-        if (!e || !journal_parse_payload(payload, len, e)) {
-            if (log_unreadable)
-                log_error("event=journal_record_unreadable path=%s offset=%llu seq=%llu", j->path,
-                          (unsigned long long)pos, (unsigned long long)seq);
-        } else {
+        if (r == RECORD_NONE)
+            break; /* the end of the records */
+        struct journal_entry *e = r == RECORD_READ ? malloc(sizeof *e) : NULL;
+        if (!e) {
+            snprintf(err, errsz, "cannot read the journal %s at offset %llu: %s", j->path, (unsigned long long)pos,
+                     strerror(errno));
+            free(payload);
+            result = -1;
+            break;
+        }
+        if (journal_parse_payload(payload, len, e))
             result = visit(e, seq, ctx);
-        }
+        else if (log_unreadable)
+            log_error("event=journal_record_unreadable path=%s offset=%llu seq=%llu", j->path,
+                      (unsigned long long)pos, (unsigned long long)seq);
         free(e);
         free(payload);
         if (result < 0)
@@ -238,20 +260,6 @@ static void seq_key(uint64_t seq, char *key, size_t size)
     snprintf(key, size, "%llu", (unsigned long long)seq);
 }
 
-/* First pass: notes the seqs that cancel records name (messages whose links failed after their
- * record was written: their clients got a 451). */
-static int collect_cancels(const struct journal_entry *e, uint64_t seq, void *ctx)
-{
-    (void)seq;
-    char key[24];
-    for (size_t i = 0; i < e->ncancels; i++) {
-        seq_key(e->cancels[i], key, sizeof key);
-        if (!strmap_put(ctx, key, NULL))
-            return -1;
-    }
-    return 0;
-}
-
 struct replay_pass {
     struct replay_state state;
     struct strmap cancelled;
@@ -259,6 +267,23 @@ struct replay_pass {
     char *err;
     size_t errsz;
 };
+
+/* First pass: notes the seqs that cancel records name (messages whose links failed after their
+ * record was written: their clients got a 451). */
+static int collect_cancels(const struct journal_entry *e, uint64_t seq, void *ctx)
+{
+    struct replay_pass *p = ctx;
+    (void)seq;
+    char key[24];
+    for (size_t i = 0; i < e->ncancels; i++) {
+        seq_key(e->cancels[i], key, sizeof key);
+        if (!strmap_put(&p->cancelled, key, NULL)) {
+            snprintf(p->err, p->errsz, "out of memory reading the journal's cancel records");
+            return -1;
+        }
+    }
+    return 0;
+}
 
 /* Second pass: replays each message record that no cancel record names. */
 static int replay_record(const struct journal_entry *e, uint64_t seq, void *ctx)
@@ -289,11 +314,9 @@ static int replay(struct journal *j, uint64_t tail, uint64_t seq, struct journal
     p.state.mail_dev = fstat(j->mail_fd, &st) == 0 ? st.st_dev : (dev_t)-1; /* unknown: flush every file */
     p.state.since = -1;
     uint64_t end_seq;
-    int result = walk(j, tail, seq, collect_cancels, &p.cancelled, false, &end_seq);
-    if (result < 0)
-        snprintf(err, errsz, "out of memory reading the journal %s", j->path);
-    else
-        result = walk(j, tail, seq, replay_record, &p, true, &end_seq);
+    int result = walk(j, tail, seq, collect_cancels, &p, false, &end_seq, err, errsz);
+    if (result == 0)
+        result = walk(j, tail, seq, replay_record, &p, true, &end_seq, err, errsz);
     strmap_free(&p.state.dirs_read);
     strmap_free(&p.state.entries);
     strmap_free(&p.cancelled);
