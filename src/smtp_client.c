@@ -319,17 +319,22 @@ static void session_ready(struct smtp_client *c)
 
 /* ---------- the transaction ---------- */
 
+/* The message's size on the wire (RFC 1870 SIZE): the stored text has LF line ends, CRLF is sent. */
+static size_t wire_size(const struct smtp_job *job)
+{
+    size_t lines = 0;
+    for (const char *p = job->text; (p = memchr(p, '\n', (size_t)(job->text + job->len - p))) != NULL; p++)
+        lines++;
+    return job->len + lines;
+}
+
 static void send_mail(struct smtp_client *c)
 {
     struct smtp_job *job = c->job;
     struct evbuffer *out = bufferevent_get_output(c->bev);
     evbuffer_add_printf(out, "MAIL FROM:<%s>", job->sender);
-    if (c->size_limit) { /* the size on the wire: one CR more per line */
-        size_t lines = 0;
-        for (const char *p = job->text; (p = memchr(p, '\n', (size_t)(job->text + job->len - p))) != NULL; p++)
-            lines++;
-        evbuffer_add_printf(out, " SIZE=%zu", job->len + lines);
-    }
+    if (c->size_limit)
+        evbuffer_add_printf(out, " SIZE=%zu", wire_size(job));
     if (job->body8bit && c->eightbit)
         evbuffer_add_printf(out, " BODY=8BITMIME");
     if (job->smtputf8 && c->smtputf8)
@@ -373,10 +378,11 @@ static void start_job(struct smtp_client *c)
         finish_job(c);
         return;
     }
-    if (c->size_limit && job->len > c->size_limit) {
+    size_t size = c->size_limit ? wire_size(job) : 0;
+    if (c->size_limit && size > c->size_limit) {
         char diag[200];
         snprintf(diag, sizeof diag, "5.3.4 the message (%zu octets) is larger than the destination accepts (%llu)",
-                 job->len, c->size_limit);
+                 size, c->size_limit);
         fill_results(job, 552, diag);
         finish_job(c);
         return;
@@ -473,6 +479,12 @@ static void settle_accepted(struct smtp_client *c)
 static void got_data_reply(struct smtp_client *c)
 {
     struct evbuffer *out = bufferevent_get_output(c->bev);
+    if (c->reply.code != 354 && c->reply.code / 100 < 4) { /* RFC 5321 4.3.2: 354 or a failure */
+        char diag[400];
+        snprintf(diag, sizeof diag, "4.5.0 %s answered DATA with %d instead of 354", c->host, c->reply.code);
+        conn_failed(c, diag); /* never "delivered" without the text having been sent */
+        return;
+    }
     if (c->reply.code == 354 && c->mail_ok && c->accepted > 0) {
         if (smtp_wire_body(out, c->job->text, c->job->len) < 0) {
             conn_failed(c, "4.3.0 out of memory while sending the message");

@@ -353,6 +353,7 @@ def test_551_bounce_names_the_new_address(relay):
     ("garbage", dict(greeting=b"\x00\xff garbage without a code\r\n")),
     ("no CRLF at all", dict(greeting=b"220" + b"x" * 5000)),
     ("stall at MAIL", dict(reply=lambda l, n: None if l.startswith("MAIL") else b"250 ok\r\n")),
+    ("250 to DATA instead of 354", dict(reply=lambda l, n: b"250 2.0.0 ok\r\n")),
 ])
 def test_hostile_peer_replies_defer_safely(relay, name, kw):
     peer = scripted(relay, **kw)
