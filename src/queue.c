@@ -40,7 +40,6 @@
 #define MAX_IN_FLIGHT 500 /* entries in an attempt at once */
 #define MAX_IN_FLIGHT_BYTES (256u << 20) /* message texts held in memory by attempts at once */
 
-#define MAX_IN_FLIGHT 500 /* entries in an attempt at once: bounds memory for message texts */
 
 static void attempt_complete(struct qentry *e);
 
@@ -301,13 +300,12 @@ static void dsn_committed(void *arg, bool ok)
     finish_attempt(e);
 }
 
-/* Makes the DSN message for this attempt's news, or returns NULL when nobody is to be told. */
-static struct message *make_dsn(struct qentry *e)
+/* The recipients this attempt must report on (failed, relayed, delayed) into list; returns how many. */
+static size_t dsn_recipients(const struct qentry *e, struct dsn_rcpt *list)
 {
-    struct dsn_rcpt *list = calloc(e->f.nrcpts, sizeof *list);
     size_t n = 0;
-    for (size_t i = 0; list && i < e->f.nrcpts; i++) {
-        struct qrcpt *r = &e->f.rcpts[i];
+    for (size_t i = 0; i < e->f.nrcpts; i++) {
+        const struct qrcpt *r = &e->f.rcpts[i];
         enum dsn_action a;
         if (e->news[i] == 'F' && wants_failure_report(r))
             a = DSN_FAILED;
@@ -320,41 +318,74 @@ static struct message *make_dsn(struct qentry *e)
         list[n++] = (struct dsn_rcpt){.addr = r->addr, .orcpt = r->orcpt, .action = a, .diag = r->diag,
                                       .remote_mta = r->remote_mta};
     }
+    return n;
+}
+
+/* Fills m (a new message) with the report of list[0..n) addressed to the sender; false when
+ * the sender cannot be written to (a refused address: logged) or memory runs out. */
+static bool fill_dsn(struct qentry *e, struct message *m, struct dsn_rcpt *list, size_t n, bool *undeliverable)
+{
     struct server *srv = e->q->srv;
-    struct message *m = n ? message_new() : NULL;
     struct mailbox mb;
-    if (m && address_parse_mailbox(e->f.sender, strlen(e->f.sender), &mb) == ADDR_OK) {
-        struct rcpt_verdict v;
-        policy_check_rcpt(srv->policy, &mb, true, &v);
-        struct msg_rcpt mr = {.remote = v.kind == RCPT_RELAY};
-        snprintf(mr.addr, sizeof mr.addr, "%s", mb.addr);
-        snprintf(mr.local, sizeof mr.local, "%s", v.local);
-        snprintf(mr.domain, sizeof mr.domain, "%s", v.domain);
-        if (v.kind == RCPT_REFUSED) {
-            log_warn("event=dsn_undeliverable qid=%s sender=<%s> reason=%s", e->f.qid, e->f.sender, v.reason);
-            message_free(m);
-            m = NULL;
-        } else if (message_add_rcpt(m, &mr)) {
-            char date[64];
-            time_t now = time(NULL);
-            struct tm tm;
-            gmtime_r(&now, &tm);
-            strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S +0000", &tm);
-            evbuffer_add_printf(m->headers, "Return-Path: <>\nReceived: by %s (Postern) id %s; %s\n", srv->cfg->hostname,
-                                m->qid, date);
-            struct dsn_report rep = {.qid = e->f.qid, .sender = e->f.sender, .envid = e->f.envid,
-                                     .arrival = e->f.created, .reporting_mta = srv->cfg->hostname, .ret = e->f.ret,
-                                     .original = e->text ? e->text : "", .original_len = e->text ? e->f.size : 0,
-                                     .rcpts = list, .nrcpts = n};
-            dsn_build(m->body, &rep, m->qid);
-            log_info("event=dsn qid=%s dsn_qid=%s to=<%s> recipients=%zu", e->f.qid, m->qid, e->f.sender, n);
-        }
-    } else if (m) {
-        message_free(m);
-        m = NULL;
+    struct rcpt_verdict v;
+    if (address_parse_mailbox(e->f.sender, strlen(e->f.sender), &mb) != ADDR_OK) {
+        log_warn("event=dsn_undeliverable qid=%s sender=<%s> reason=\"not a valid address\"", e->f.qid, e->f.sender);
+        *undeliverable = true;
+        return false;
     }
+    policy_check_rcpt(srv->policy, &mb, true, &v);
+    if (v.kind == RCPT_REFUSED) {
+        log_warn("event=dsn_undeliverable qid=%s sender=<%s> reason=%s", e->f.qid, e->f.sender, v.reason);
+        *undeliverable = true;
+        return false;
+    }
+    struct msg_rcpt mr = {.remote = v.kind == RCPT_RELAY};
+    snprintf(mr.addr, sizeof mr.addr, "%s", mb.addr);
+    snprintf(mr.local, sizeof mr.local, "%s", v.local);
+    snprintf(mr.domain, sizeof mr.domain, "%s", v.domain);
+    if (!message_add_rcpt(m, &mr))
+        return false;
+    char date[64];
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S +0000", &tm);
+    evbuffer_add_printf(m->headers, "Return-Path: <>\nReceived: by %s (Postern) id %s; %s\n", srv->cfg->hostname,
+                        m->qid, date);
+    struct dsn_report rep = {.qid = e->f.qid, .sender = e->f.sender, .envid = e->f.envid,
+                             .arrival = e->f.created, .reporting_mta = srv->cfg->hostname, .ret = e->f.ret,
+                             .original = e->text ? e->text : "", .original_len = e->text ? e->f.size : 0,
+                             .rcpts = list, .nrcpts = n};
+    dsn_build(m->body, &rep, m->qid);
+    log_info("event=dsn qid=%s dsn_qid=%s to=<%s> recipients=%zu", e->f.qid, m->qid, e->f.sender, n);
+    return true;
+}
+
+enum dsn_outcome { DSN_NOBODY, DSN_MADE, DSN_NOT_MADE };
+
+/* Makes the DSN message for this attempt's news into *out. DSN_NOBODY: no one is to be told (or
+ * the sender cannot be: logged); DSN_NOT_MADE: out of memory - the caller keeps the news to
+ * report at the next attempt rather than forget it. */
+static enum dsn_outcome make_dsn(struct qentry *e, struct message **out)
+{
+    *out = NULL;
+    struct dsn_rcpt *list = calloc(e->f.nrcpts ? e->f.nrcpts : 1, sizeof *list);
+    if (!list)
+        return DSN_NOT_MADE;
+    size_t n = dsn_recipients(e, list);
+    struct message *m = n ? message_new() : NULL;
+    bool undeliverable = false;
+    enum dsn_outcome result = DSN_NOBODY;
+    if (n && !m)
+        result = DSN_NOT_MADE;
+    else if (m && fill_dsn(e, m, list, n, &undeliverable))
+        result = DSN_MADE, *out = m, m = NULL;
+    else if (m && !undeliverable)
+        result = DSN_NOT_MADE;
+    if (m)
+        message_free(m);
     free(list);
-    return m;
+    return result;
 }
 
 static unsigned retry_delay(const struct config *cfg, unsigned attempts)
@@ -392,9 +423,12 @@ static void attempt_complete(struct qentry *e)
     if (e->warn_now)
         e->f.warned = true;
     e->f.next_attempt = now + retry_delay(cfg, e->f.attempts);
-    struct message *dsn = (*e->f.sender && e->news) ? make_dsn(e) : NULL;
-    if (dsn)
+    struct message *dsn = NULL;
+    enum dsn_outcome made = (*e->f.sender && e->news) ? make_dsn(e, &dsn) : DSN_NOBODY;
+    if (made == DSN_MADE)
         queue_submit_local(e->q->srv, dsn, dsn_committed, e);
+    else if (made == DSN_NOT_MADE)
+        dsn_committed(e, false); /* keeps the failures pending: reported at the next attempt */
     else
         finish_attempt(e);
 }
