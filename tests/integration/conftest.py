@@ -29,6 +29,7 @@ DNS_ZONES = [
     "scripted.test. MX 10 mx.scripted.test.", "mx.scripted.test. A 127.0.0.4",
     "alias.test. CNAME a-only.test.",
     "v6only.test. AAAA ::1",
+    "mixed-null.test. MX 0 .", "mixed-null.test. MX 10 mx1.two-mx.test.",  # misconfigured: RFC 7505 3
 ]
 DNS = {"port": None, "proc": None}
 

@@ -239,6 +239,15 @@ def test_implicit_mx_and_cname(relay):
     wait_for(lambda: len(a.messages) == 2, what="both deliveries")
 
 
+def test_root_target_among_other_mx_is_skipped(relay):
+    """'MX 0 .' next to a real MX is no null MX (RFC 7505 3 forbids the mix): the real one gets it."""
+    a = relay["peers"].start("127.0.0.2")
+    srv = relay["start"]()
+    send(srv, ["m@mixed-null.test"])
+    wait_for(lambda: a.messages, what="delivery to the real exchanger")
+    wait_for(lambda: queue_empty(srv), what="queue empty")
+
+
 def test_null_mx_refused_at_rcpt_time(relay):
     srv = relay["start"]()
     c = srv.connect()
