@@ -346,7 +346,7 @@ static void finish_data(struct session *s)
 static void cmd_helo(struct session *s, const struct smtp_command *c)
 {
     if (c->arg_len == 0) {
-        reply(s, REPLY_HELO_NEEDS_DOMAIN);
+        reply(s, REPLY_HELO_NEEDS_DOMAIN, c->verb == VERB_EHLO ? "EHLO" : "HELO");
         return;
     }
     if (!smtp_helo_arg_valid(c->arg, c->arg_len)) {

@@ -18,8 +18,8 @@ def test_ehlo_advertises_extensions(server):
 
 def test_helo_and_missing_argument(server):
     c = server.connect()
-    c.expect("EHLO", 501, "5.5.4")
-    c.expect("HELO", 501, "5.5.4")
+    c.expect("EHLO", 501, "5.5.4 Syntax: EHLO hostname")
+    c.expect("HELO", 501, "5.5.4 Syntax: HELO hostname")
     c.expect("HELO client.example", 250)
     c.expect("MAIL FROM:<a@b.example>", 250, "2.1.0")
     # ESMTP parameters need EHLO
