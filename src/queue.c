@@ -345,6 +345,9 @@ static bool fill_dsn(struct qentry *e, struct message *m, struct dsn_rcpt *list,
     snprintf(mr.domain, sizeof mr.domain, "%s", v.domain);
     if (!message_add_rcpt(m, &mr))
         return false;
+    /* the report names UTF-8 addresses and (RET=FULL) copies 8-bit text when the original did */
+    m->smtputf8 = e->f.smtputf8;
+    m->body_8bit = e->f.body8bit || e->f.smtputf8;
     char date[64];
     time_t now = time(NULL);
     struct tm tm;

@@ -585,6 +585,29 @@ def test_bounce_to_a_remote_sender_goes_out_with_null_sender(relay):
     assert b"Return-Path" not in content  # only a final delivery adds it
 
 
+def test_bounce_to_a_utf8_sender_keeps_smtputf8_and_8bitmime(relay):
+    """The DSN of an SMTPUTF8, 8-bit message goes to its UTF-8 sender with SMTPUTF8 and
+    BODY=8BITMIME: its recipient needs the one (RFC 6531), its RET=FULL copy the other."""
+    def reply(line, n):
+        if line.startswith("RCPT"):
+            reply.rcpt_ok = "nobody" not in line
+            return b"250 ok\r\n" if reply.rcpt_ok else b"550 5.1.1 no such user\r\n"
+        if line == "DATA":
+            return b"354 go\r\n" if reply.rcpt_ok else b"554 5.5.1 no valid recipients\r\n"
+        return b"250 2.0.0 ok\r\n"
+    reply.rcpt_ok = False
+    peer = scripted(relay, reply=reply,
+                    ehlo=b"250-mx.scripted.test\r\n250-PIPELINING\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n")
+    srv = relay["start"]()
+    send(srv, ["nobody@scripted.test"], sender="j\u00f6rg@scripted.test",
+         mail_params=" SMTPUTF8 BODY=8BITMIME RET=FULL", body="Subject: \u00e9t\u00e9\r\n\r\nd\u00e9j\u00e0\r\n".encode())
+    wait_for(lambda: peer.bodies, what="the DSN at the sender's MX")
+    mails = [l for l in peer.lines if l.startswith("MAIL FROM:<>")]
+    assert mails and " SMTPUTF8" in mails[0] and " BODY=8BITMIME" in mails[0], peer.lines
+    assert "RCPT TO:<j\u00f6rg@scripted.test>" in peer.lines
+    assert "d\u00e9j\u00e0".encode() in peer.bodies[0]  # RET=FULL: the original text, 8-bit
+
+
 def test_ipv6_destination(relay):
     sink = relay["peers"].start("::1")
     srv = relay["start"]()
