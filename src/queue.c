@@ -247,16 +247,18 @@ static bool wants_delay_report(const struct qrcpt *r)
     return !(r->notify & NOTIFY_NEVER) && (r->notify == 0 || (r->notify & NOTIFY_DELAY));
 }
 
+/* Disk thread: records the attempt's outcome - the state file, or the message's removal when no
+ * recipient is left. The file may have been moved to hold/ during the attempt (`postern queue
+ * hold`): the outcome counts there too, or a release would send it again to recipients that have
+ * it. Deleted meanwhile (`postern queue delete`): nothing is left to record. */
 static void save_work(void *arg)
 {
     struct qentry *e = arg;
     const char *spool = e->q->srv->cfg->spool_dir;
-    if (e->gone)
-        return;
-    if (e->all_final ? qfile_remove(spool, "queue", e->f.qid) < 0 : qfile_save_state(spool, &e->f) < 0)
+    const char *dir = qfile_where(spool, e->f.qid);
+    e->read_error[0] = '\0';
+    if (dir && (e->all_final ? qfile_remove(spool, dir, e->f.qid) < 0 : qfile_save_state(spool, &e->f) < 0))
         snprintf(e->read_error, sizeof e->read_error, "%s", strerror(errno));
-    else
-        e->read_error[0] = '\0';
 }
 
 static void save_done(void *arg)
@@ -552,6 +554,7 @@ void queue_rescan(struct queue *q, bool flush)
         char path[PATH_MAX];
         snprintf(path, sizeof path, "%s/%s", dir, e->f.qid);
         if (access(path, F_OK) == 0) {
+            e->gone = false; /* held and released again during an attempt: still ours */
             if (flush)
                 e->f.next_attempt = 0;
             continue;

@@ -87,22 +87,9 @@ static int cmd_list(const char *spool)
     return 0;
 }
 
-/* Finds ID in queue/ or hold/; returns the directory name or NULL. */
-static const char *where(const char *spool, const char *id)
-{
-    static const char *dirs[] = {"queue", "hold"};
-    char path[PATH_MAX];
-    for (int i = 0; i < 2; i++) {
-        snprintf(path, sizeof path, "%s/%s/%s", spool, dirs[i], id);
-        if (access(path, F_OK) == 0)
-            return dirs[i];
-    }
-    return NULL;
-}
-
 static int cmd_show(const char *spool, const char *id)
 {
-    const char *dir = where(spool, id);
+    const char *dir = qfile_where(spool, id);
     struct qfile q;
     char err[256];
     if (!dir || qfile_load(spool, dir, id, &q, err, sizeof err) < 0) {
@@ -137,10 +124,22 @@ static int cmd_show(const char *spool, const char *id)
     return 0;
 }
 
+/* Makes spool/hold when missing (a spool from before the server made it), owned like queue/: this
+ * command may run as root, and the server, which has dropped root, must reach the held files. */
+static void make_hold_dir(const char *spool)
+{
+    char hold[PATH_MAX], queue[PATH_MAX];
+    struct stat st;
+    snprintf(hold, sizeof hold, "%s/hold", spool);
+    snprintf(queue, sizeof queue, "%s/queue", spool);
+    if (mkdir(hold, 0700) == 0 && stat(queue, &st) == 0 && chown(hold, st.st_uid, st.st_gid) < 0)
+        fprintf(stderr, "postern queue: cannot give %s to the server's user: %s\n", hold, strerror(errno));
+}
+
 /* Moves ID between queue/ and hold/ (or deletes it), then tells the server. */
 static int change(const char *spool, const char *op, const char *id)
 {
-    const char *dir = where(spool, id);
+    const char *dir = qfile_where(spool, id);
     char from[PATH_MAX], to[PATH_MAX];
     if (!dir) {
         fprintf(stderr, "postern queue: no message %s in the queue\n", id);
@@ -160,8 +159,7 @@ static int change(const char *spool, const char *op, const char *id)
             printf("%s is already %s\n", id, strcmp(dest, "hold") == 0 ? "held" : "in the active queue");
             return 0;
         }
-        snprintf(to, sizeof to, "%s/hold", spool);
-        mkdir(to, 0700);
+        make_hold_dir(spool);
         snprintf(to, sizeof to, "%s/%s/%s", spool, dest, id);
         if (rename(from, to) < 0) {
             fprintf(stderr, "postern queue: cannot move %s to %s: %s\n", from, to, strerror(errno));

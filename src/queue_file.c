@@ -318,9 +318,23 @@ int qfile_remove(const char *spool_dir, const char *dir, const char *qid)
         return -1;
     snprintf(path, sizeof path, "%s/%s", spool_dir, dir);
     int rc = fsync_dir(path);
+    int saved = errno;
     snprintf(path, sizeof path, "%s/state/%s", spool_dir, qid);
     unlink(path); /* a state file left alone is harmless: start-up removes orphans */
+    errno = saved;
     return rc;
+}
+
+const char *qfile_where(const char *spool_dir, const char *qid)
+{
+    static const char *const dirs[] = {"queue", "hold"};
+    char path[PATH_MAX];
+    for (int i = 0; i < 2; i++) {
+        snprintf(path, sizeof path, "%s/%s/%s", spool_dir, dirs[i], qid);
+        if (access(path, F_OK) == 0)
+            return dirs[i];
+    }
+    return NULL;
 }
 
 bool qfile_id_valid(const char *name)

@@ -54,8 +54,11 @@ char *qfile_read_message(const char *spool_dir, const char *dir, const struct qf
 /* Replaces the state file durably. 0, or -1 with errno set. */
 int qfile_save_state(const char *spool_dir, const struct qfile *q);
 
-/* Removes the queue file (durably), then its state file. */
+/* Removes the queue file (durably), then its state file. 0, or -1 with errno set. */
 int qfile_remove(const char *spool_dir, const char *dir, const char *qid);
+
+/* Where the queue file of qid is now: "queue", "hold" (`postern queue hold`), or NULL (deleted). */
+const char *qfile_where(const char *spool_dir, const char *qid);
 
 /* True when name has the shape of a queue id (upper-case hex, 1-23 characters): file names
  * in the spool and `postern queue` arguments are checked with it. */

@@ -118,15 +118,16 @@ int spool_recover(const char *spool_dir)
 
 int spool_prepare(const char *spool_dir)
 {
+    /* hold/ too, made now so that the server owns it (`postern queue hold` may run as root) */
+    static const char *const subdirs[] = {"tmp", "queue", "state", "hold"};
     char path[PATH_MAX];
     if (mkdir(spool_dir, 0700) < 0 && errno != EEXIST)
         return -1;
-    snprintf(path, sizeof path, "%s/tmp", spool_dir);
-    if (mkdir(path, 0700) < 0 && errno != EEXIST)
-        return -1;
-    snprintf(path, sizeof path, "%s/queue", spool_dir);
-    if (mkdir(path, 0700) < 0 && errno != EEXIST)
-        return -1;
+    for (size_t i = 0; i < sizeof subdirs / sizeof subdirs[0]; i++) {
+        snprintf(path, sizeof path, "%s/%s", spool_dir, subdirs[i]);
+        if (mkdir(path, 0700) < 0 && errno != EEXIST)
+            return -1;
+    }
     return 0;
 }
 

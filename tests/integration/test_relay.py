@@ -465,6 +465,44 @@ def test_queue_commands(relay):
     wait_for(lambda: "event=queue_scan" in srv.log_text())
 
 
+def test_hold_during_an_attempt_keeps_its_outcome(relay):
+    """`queue hold` while the message is being sent: the delivery still counts - a release
+    later must not send it again."""
+    def reply(line, n):
+        if line == "<END>":
+            time.sleep(2)  # the hold comes meanwhile
+        return b"354 go\r\n" if line == "DATA" else b"250 2.0.0 ok\r\n"
+    peer = scripted(relay, reply=reply)
+    srv = relay["start"]()
+    qid = send(srv, ["held@scripted.test"])
+    wait_for(lambda: peer.bodies, what="the text at the peer")
+    assert postern(srv, "queue", "hold", qid).returncode == 0
+    wait_for(lambda: "status=sent" in srv.log_text(), what="the delivery")
+    wait_for(lambda: not (srv.spool_dir / "hold" / qid).exists(), what="the delivered message gone from hold/")
+    assert postern(srv, "queue", "release", qid).returncode == 1  # nothing left to release
+    time.sleep(2)
+    assert len(peer.bodies) == 1
+
+
+def test_hold_and_release_during_an_attempt_then_retried(relay):
+    """Held and released while an attempt runs (which then defers): the message is retried, not
+    forgotten until the next restart."""
+    def reply(line, n):
+        if line == "<END>":
+            if n == 0:
+                time.sleep(2)
+                return b"451 4.3.0 try later\r\n"
+        return b"354 go\r\n" if line == "DATA" else b"250 2.0.0 ok\r\n"
+    peer = scripted(relay, reply=reply)
+    srv = relay["start"]()
+    qid = send(srv, ["again@scripted.test"])
+    wait_for(lambda: peer.bodies, what="the text at the peer")
+    assert postern(srv, "queue", "hold", qid).returncode == 0
+    assert postern(srv, "queue", "release", qid).returncode == 0
+    wait_for(lambda: len(peer.bodies) == 2, timeout=15, what="the retry")
+    wait_for(lambda: queue_empty(srv), what="queue empty")
+
+
 def test_explain_command():
     out = subprocess.run([str(BIN), "explain", "550", "5.1.1"], capture_output=True, text=True).stdout
     assert "5.1.1" in out and "typos" in out and "Key differences" in out
