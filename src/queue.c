@@ -378,17 +378,18 @@ static enum dsn_outcome make_dsn(struct qentry *e, struct message **out)
     if (!list)
         return DSN_NOT_MADE;
     size_t n = dsn_recipients(e, list);
-    struct message *m = n ? message_new() : NULL;
-    bool undeliverable = false;
     enum dsn_outcome result = DSN_NOBODY;
-    if (n && !m)
-        result = DSN_NOT_MADE;
-    else if (m && fill_dsn(e, m, list, n, &undeliverable))
-        result = DSN_MADE, *out = m, m = NULL;
-    else if (m && !undeliverable)
-        result = DSN_NOT_MADE;
-    if (m)
-        message_free(m);
+    if (n) {
+        struct message *m = message_new();
+        bool undeliverable = false;
+        if (m && fill_dsn(e, m, list, n, &undeliverable)) {
+            *out = m;
+            result = DSN_MADE;
+        } else {
+            result = undeliverable ? DSN_NOBODY : DSN_NOT_MADE;
+            message_free(m);
+        }
+    }
     free(list);
     return result;
 }
