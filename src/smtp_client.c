@@ -519,6 +519,31 @@ static void peer_refused(struct smtp_client *c, const char *what)
     conn_failed(c, diag);
 }
 
+/* The EHLO/HELO reply names this server itself: the mail exchanger is us (an MX record pointing
+ * back here for a domain that is not local), so every hop would bring the mail back. */
+static bool peer_is_this_server(const struct smtp_client *c)
+{
+    size_t n = strcspn(c->reply.text, " \n");
+    return n == strlen(c->cfg->hostname) && strncasecmp(c->reply.text, c->cfg->hostname, n) == 0;
+}
+
+/* Fails the job for good (like Postfix's "loops back to myself") and drops the connection: no
+ * other job may use it. */
+static void loops_back(struct smtp_client *c)
+{
+    char diag[700];
+    snprintf(diag, sizeof diag, "5.4.6 mail loops back to this server: the mail exchanger %s greets with this "
+             "server's own name %s", c->host, c->cfg->hostname);
+    log_warn("event=smtp_client_loop host=%s hostname=%s", c->host, c->cfg->hostname);
+    c->state = C_DEAD;
+    if (c->job) {
+        fill_results(c->job, 554, diag);
+        finish_job(c); /* the owner sees an unusable connection and closes it */
+    }
+    if (!evtimer_pending(c->close_ev, NULL))
+        close_connection(c);
+}
+
 /* Greeting, EHLO/HELO and STARTTLS replies: get the session ready for transactions. */
 static void got_setup_reply(struct smtp_client *c)
 {
@@ -531,7 +556,9 @@ static void got_setup_reply(struct smtp_client *c)
             peer_refused(c, "the connection");
         return;
     case C_EHLO:
-        if (ok) {
+        if (ok && peer_is_this_server(c)) {
+            loops_back(c);
+        } else if (ok) {
             read_extensions(c);
             bool want_tls = c->tls && (c->cfg->smtp_tls || c->cfg->smtp_tls_verify) && !c->tls_active;
             if (want_tls && c->starttls && !c->tls_failed) {
@@ -552,7 +579,9 @@ static void got_setup_reply(struct smtp_client *c)
         }
         return;
     case C_HELO:
-        if (ok)
+        if (ok && peer_is_this_server(c))
+            loops_back(c);
+        else if (ok)
             session_ready(c);
         else
             peer_refused(c, "HELO");

@@ -670,6 +670,17 @@ def test_mail_loop_refused_by_hop_count(relay):
     assert len(srv.maildir_files("bob@example.test")) == 1
 
 
+def test_mx_that_is_this_server_bounces_as_a_loop(relay):
+    """The peer greets with our own name (an MX pointing back here): 5.4.6 at once, no MAIL sent."""
+    peer = scripted(relay, ehlo=b"250-MX.example.test Hello\r\n250 PIPELINING\r\n")
+    srv = relay["start"]()
+    send(srv, ["loop@scripted.test"])
+    _, rcpts = report_fields(dsn_for(srv))
+    assert rcpts[0]["Status"] == "5.4.6" and "loops back to this server" in rcpts[0]["Diagnostic-Code"]
+    assert not any(l.startswith("MAIL") for l in peer.lines)
+    assert "event=smtp_client_loop" in srv.log_text()
+
+
 def test_smtp_tls_verify_requires_a_valid_certificate(relay, tmp_path):
     import ssl
     def cert(name, cn):
