@@ -141,6 +141,8 @@ static const struct key_def keys[] = {
     {"destination_concurrency", T_UINT, F(destination_concurrency), "5", 1, 1000,
      "Outbound connections to one destination domain at a time."},
     {"max_deliveries", T_UINT, F(max_deliveries), "100", 1, 100000, "Outbound connections in all at a time."},
+    {"destination_recipient_limit", T_UINT, F(destination_recipient_limit), "50", 1, 100000,
+     "Recipients per outbound transaction; a message for more at one domain is sent in several."},
     {"smtp_tls", T_BOOL, F(smtp_tls), "yes", 0, 0,
      "yes: use STARTTLS outbound when the peer offers it (certificates not verified)."},
     {"smtp_tls_verify", T_BOOL, F(smtp_tls_verify), "no", 0, 0,

@@ -59,8 +59,8 @@ struct config {
     unsigned commit_batch_max;    /* messages made durable together at most */
     bool commit_journal;          /* local mail is durable through spool_dir/journal */
     size_t journal_size;          /* octets */
-    unsigned journal_checkpoint_interval; /* seconds */
     size_t journal_message_max;   /* octets; bigger messages take the direct commit path */
+    unsigned journal_checkpoint_interval; /* seconds */
     unsigned file_pool_size;      /* unnamed files kept ready in mail_dir (0 = off) */
     size_t min_free_space;        /* octets free on mail_dir and spool_dir below which MAIL gets 452 */
     /* outbound relay (queue.c, dns.c, smtp_client.c) */
@@ -74,6 +74,7 @@ struct config {
     unsigned delay_warning_time;  /* seconds, 0 = no delay warnings */
     unsigned destination_concurrency; /* connections per destination domain */
     unsigned max_deliveries;      /* outbound connections in all */
+    unsigned destination_recipient_limit; /* RCPTs per outbound transaction */
     unsigned smtp_connect_timeout, smtp_greeting_timeout, smtp_command_timeout;
     unsigned smtp_data_init_timeout, smtp_data_block_timeout, smtp_data_done_timeout;
     bool sender_null_mx_check;    /* MX role: 550 5.7.27 for senders whose domain has a null MX */

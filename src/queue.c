@@ -137,7 +137,8 @@ static void free_attempt(struct qentry *e)
     e->njobs = e->jobs_left = 0;
 }
 
-/* Builds one job per recipient domain over the pending recipients, and dispatches them. */
+/* Builds the jobs over the pending recipients - one per recipient domain, or several when the
+ * domain has more than destination_recipient_limit - and dispatches them. */
 static void build_jobs(struct qentry *e)
 {
     size_t n = e->f.nrcpts, npending = 0;
@@ -158,7 +159,7 @@ static void build_jobs(struct qentry *e)
         attempt_complete(e); /* nothing changed: retried on schedule */
         return;
     }
-    size_t used = 0;
+    size_t used = 0, limit = e->q->srv->cfg->destination_recipient_limit;
     char dom[256], other[256];
     for (size_t i = 0; i < n; i++) {
         if (e->f.rcpts[i].status != QR_PENDING || taken[i])
@@ -170,7 +171,7 @@ static void build_jobs(struct qentry *e)
                                    .smtputf8 = e->f.smtputf8, .body8bit = e->f.body8bit, .text = e->text,
                                    .len = e->f.size, .rcpts = &e->jrcpts[used], .owner = j};
         rcpt_domain(e->f.rcpts[i].addr, dom, sizeof dom);
-        for (size_t k = i; k < n; k++) {
+        for (size_t k = i; k < n && j->job.nrcpts < limit; k++) {
             if (e->f.rcpts[k].status != QR_PENDING || taken[k])
                 continue;
             rcpt_domain(e->f.rcpts[k].addr, other, sizeof other);

@@ -564,6 +564,18 @@ def test_connection_reuse_and_destination_concurrency(relay):
     wait_for(lambda: queue_empty(srv), what="queue empty")
 
 
+def test_recipients_split_by_destination_recipient_limit(relay):
+    """5 recipients at one domain, limit 2: three transactions (2+2+1), all in the first attempt."""
+    peer = scripted(relay, reply=lambda l, n: b"354 go\r\n" if l == "DATA" else b"250 2.0.0 ok\r\n")
+    srv = relay["start"](destination_recipient_limit=2)
+    rcpts = [f"r{i}@scripted.test" for i in range(5)]
+    qid = send(srv, rcpts)
+    wait_for(lambda: len(peer.bodies) == 3, what="three transactions")
+    assert sum(l.startswith("MAIL FROM") for l in peer.lines) == 3
+    assert sorted(l for l in peer.lines if l.startswith("RCPT")) == sorted(f"RCPT TO:<{r}>" for r in rcpts)
+    wait_for(lambda: f"event=queue_done qid={qid} attempts=1" in srv.log_text(), what="done in one attempt")
+
+
 def test_opportunistic_starttls_outbound(relay, tmp_path):
     import ssl
     d = tmp_path
