@@ -88,6 +88,35 @@ static void rcpt_domain(const char *addr, char *out, size_t outsz)
     ascii_lower_copy(out, at ? at + 1 : "", outsz);
 }
 
+/* The peer's own recipient limit (RFC 5321 4.5.3.1.10: 452 past it) cut the job short: when it
+ * accepted some recipients and answered 452 to others, the job is made of those others alone and
+ * sent again at once, as RFC 5321 asks of a client; true when it was. Each round needs a recipient
+ * accepted, so the rounds end. */
+static bool resend_past_peer_limit(struct qjob *j)
+{
+    size_t accepted = 0, again = 0;
+    for (size_t i = 0; i < j->job.nrcpts; i++)
+        accepted += j->job.rcpts[i].code / 100 == 2;
+    for (size_t i = 0; accepted && i < j->job.nrcpts; i++) {
+        struct smtp_job_rcpt *r = &j->job.rcpts[i];
+        if (r->code != 452)
+            continue;
+        j->idx[again] = j->idx[i];
+        j->job.rcpts[again++] = (struct smtp_job_rcpt){.addr = r->addr, .orcpt = r->orcpt, .notify = r->notify};
+    }
+    if (again == 0)
+        return false;
+    char dom[256];
+    j->job.nrcpts = again;
+    j->job.remote_host[0] = '\0';
+    j->next = NULL;
+    rcpt_domain(j->job.rcpts[0].addr, dom, sizeof dom);
+    log_info("event=delivery_continued qid=%s recipients=%zu reason=\"452 past the peer's recipient limit\"",
+             j->e->f.qid, again);
+    queue_dispatch(j->e->q, j, dom);
+    return true;
+}
+
 /* Records a finished job's per-recipient results in its entry. */
 void queue_job_finished(struct qjob *j)
 {
@@ -116,6 +145,8 @@ void queue_job_finished(struct qjob *j)
         log_info("event=delivery qid=%s rcpt=<%s> relay=%s status=%s detail=\"%s\"", e->f.qid, r->addr,
                  *j->job.remote_host ? j->job.remote_host : "none", what, jr->diag);
     }
+    if (!e->q->stopping && resend_past_peer_limit(j))
+        return; /* the same job again, for the rest */
     if (--e->jobs_left == 0)
         attempt_complete(e);
 }

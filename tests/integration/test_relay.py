@@ -576,6 +576,26 @@ def test_recipients_split_by_destination_recipient_limit(relay):
     wait_for(lambda: f"event=queue_done qid={qid} attempts=1" in srv.log_text(), what="done in one attempt")
 
 
+def test_peer_recipient_limit_452_rest_sent_at_once(relay):
+    """A peer taking 2 RCPTs per transaction (452 4.5.3 past them): the rest go in further
+    transactions at once, not at the next retry."""
+    def reply(line, n):
+        if line.startswith("MAIL"):
+            reply.rcpts = 0
+        elif line.startswith("RCPT"):
+            reply.rcpts += 1
+            if reply.rcpts > 2:
+                return b"452 4.5.3 too many recipients\r\n"
+        return b"354 go\r\n" if line == "DATA" else b"250 2.0.0 ok\r\n"
+    reply.rcpts = 0
+    peer = scripted(relay, reply=reply)
+    srv = relay["start"](retry_schedule="1h")
+    qid = send(srv, [f"r{i}@scripted.test" for i in range(5)])
+    wait_for(lambda: len(peer.bodies) == 3, what="three transactions")
+    wait_for(lambda: f"event=queue_done qid={qid} attempts=1" in srv.log_text(), what="done in one attempt")
+    assert srv.log_text().count("event=delivery_continued") == 2
+
+
 def test_opportunistic_starttls_outbound(relay, tmp_path):
     import ssl
     d = tmp_path
