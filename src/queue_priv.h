@@ -24,10 +24,15 @@ struct qjob {
     struct qjob *next;      /* in the destination's waiting list */
 };
 
+struct qbucket {
+    struct qentry *first;
+};
+
 struct qentry {
     struct qfile f;
     struct queue *q;
     struct qentry *prev, *next;
+    struct qentry *index_next; /* in the id index's bucket */
     bool in_flight;
     bool gone;              /* removed or held by `postern queue` meanwhile: drop after the attempt */
     bool all_final;
@@ -61,6 +66,8 @@ struct qconn {
 struct queue {
     struct server *srv;
     struct qentry *head;
+    struct qbucket *index;       /* queue id -> entry, chained buckets (index_cap, a power of 2) */
+    size_t index_cap, nentries;
     struct dest *dests;
     struct qconn *conns;
     unsigned nconns, in_flight;
