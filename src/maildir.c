@@ -5,6 +5,7 @@
 #include "file_pool.h"
 #include "fileio.h"
 #include "log.h"
+#include "strmap.h"
 
 #include <errno.h>
 #include <event2/buffer.h>
@@ -71,10 +72,8 @@ static _Thread_local struct known_maildir known[KNOWN_MAILDIRS];
 
 static uint64_t path_hash(const char *p)
 {
-    uint64_t h = 14695981039346656037ULL; /* FNV-1a */
-    for (; *p; p++)
-        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
-    return h ? h : 1;
+    uint64_t h = str_hash(p);
+    return h ? h : 1; /* 0 marks an empty slot */
 }
 
 static struct known_maildir *known_slot(const char *dir, uint64_t *hash)

@@ -34,6 +34,7 @@
 #include "policy.h"
 #include "queue_file.h"
 #include "server.h"
+#include "strmap.h"
 #include "smtp_client.h"
 #include "tls.h"
 #include "workq.h"
@@ -51,10 +52,7 @@ static void attempt_complete(struct qentry *e);
 
 static size_t index_bucket(const struct queue *q, const char *qid)
 {
-    uint64_t h = 14695981039346656037ULL; /* FNV-1a */
-    for (const char *p = qid; *p; p++)
-        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
-    return (size_t)h & (q->index_cap - 1);
+    return (size_t)str_hash(qid) & (q->index_cap - 1);
 }
 
 /* Doubles the bucket array (1,024 to start); false when there is no memory for it. */

@@ -27,9 +27,9 @@ void strmap_free(struct strmap *m)
     strmap_init(m);
 }
 
-static uint64_t hash(const char *s)
+uint64_t str_hash(const char *s)
 {
-    uint64_t h = 1469598103934665603ull;
+    uint64_t h = 14695981039346656037ull; /* FNV-1a offset basis */
     for (; *s; s++)
         h = (h ^ (unsigned char)*s) * 1099511628211ull;
     return h;
@@ -39,7 +39,7 @@ static struct strmap_slot *find(const struct strmap *m, const char *key)
 {
     if (m->cap == 0)
         return NULL;
-    for (size_t i = hash(key) & (m->cap - 1);; i = (i + 1) & (m->cap - 1))
+    for (size_t i = str_hash(key) & (m->cap - 1);; i = (i + 1) & (m->cap - 1))
         if (!m->slots[i].key || strcmp(m->slots[i].key, key) == 0)
             return &m->slots[i];
 }

@@ -5,12 +5,16 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct strmap {
     struct strmap_slot *slots;
     size_t cap;   /* power of two, or 0 */
     size_t count;
 };
+
+/* FNV-1a hash of a NUL-terminated string (also the queue's id index and the known-Maildir cache). */
+uint64_t str_hash(const char *s);
 
 void strmap_init(struct strmap *m);
 void strmap_free(struct strmap *m);

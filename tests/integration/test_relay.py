@@ -465,6 +465,17 @@ def test_queue_commands(relay):
     wait_for(lambda: "event=queue_scan" in srv.log_text())
 
 
+def hold_while_sending(relay, reply, rcpt):
+    """Sends one message to the scripted peer and holds it once the peer has its text (the peer's
+    reply to <END> must take a while). Returns (peer, server, queue id)."""
+    peer = scripted(relay, reply=reply)
+    srv = relay["start"]()
+    qid = send(srv, [rcpt])
+    wait_for(lambda: peer.bodies, what="the text at the peer")
+    assert postern(srv, "queue", "hold", qid).returncode == 0
+    return peer, srv, qid
+
+
 def test_hold_during_an_attempt_keeps_its_outcome(relay):
     """`queue hold` while the message is being sent: the delivery still counts - a release
     later must not send it again."""
@@ -472,11 +483,7 @@ def test_hold_during_an_attempt_keeps_its_outcome(relay):
         if line == "<END>":
             time.sleep(2)  # the hold comes meanwhile
         return b"354 go\r\n" if line == "DATA" else b"250 2.0.0 ok\r\n"
-    peer = scripted(relay, reply=reply)
-    srv = relay["start"]()
-    qid = send(srv, ["held@scripted.test"])
-    wait_for(lambda: peer.bodies, what="the text at the peer")
-    assert postern(srv, "queue", "hold", qid).returncode == 0
+    peer, srv, qid = hold_while_sending(relay, reply, "held@scripted.test")
     wait_for(lambda: "status=sent" in srv.log_text(), what="the delivery")
     wait_for(lambda: not (srv.spool_dir / "hold" / qid).exists(), what="the delivered message gone from hold/")
     assert postern(srv, "queue", "release", qid).returncode == 1  # nothing left to release
@@ -493,11 +500,7 @@ def test_hold_and_release_during_an_attempt_then_retried(relay):
                 time.sleep(2)
                 return b"451 4.3.0 try later\r\n"
         return b"354 go\r\n" if line == "DATA" else b"250 2.0.0 ok\r\n"
-    peer = scripted(relay, reply=reply)
-    srv = relay["start"]()
-    qid = send(srv, ["again@scripted.test"])
-    wait_for(lambda: peer.bodies, what="the text at the peer")
-    assert postern(srv, "queue", "hold", qid).returncode == 0
+    peer, srv, qid = hold_while_sending(relay, reply, "again@scripted.test")
     assert postern(srv, "queue", "release", qid).returncode == 0
     wait_for(lambda: len(peer.bodies) == 2, timeout=15, what="the retry")
     wait_for(lambda: queue_empty(srv), what="queue empty")
