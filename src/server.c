@@ -20,6 +20,7 @@
 
 #include "cidr.h"
 #include "commit.h"
+#include "conn_count.h"
 #include "dns.h"
 #include "fileio.h"
 #include "file_pool.h"
@@ -269,7 +270,8 @@ bool server_start(struct server *srv, struct config *cfg, struct policy *policy,
     evthread_use_pthreads();
     srv->base = event_base_new();
     srv->reply_scratch = evbuffer_new();
-    if (!srv->base || !srv->reply_scratch)
+    srv->per_ip = conn_counts_new();
+    if (!srv->base || !srv->reply_scratch || !srv->per_ip)
         return false;
     /* handlers first: a SIGTERM that comes as soon as the port answers must still be graceful */
     srv->sig_term = evsignal_new(srv->base, SIGTERM, on_signal, srv);
@@ -348,6 +350,7 @@ void server_free(struct server *srv)
     dns_free(srv->dns);
     if (srv->reply_scratch)
         evbuffer_free(srv->reply_scratch);
+    conn_counts_free(srv->per_ip);
     if (srv->base)
         event_base_free(srv->base);
     libevent_global_shutdown();

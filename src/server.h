@@ -41,6 +41,7 @@ struct server {
     struct session *sessions;           /* every session not yet freed */
     unsigned nsessions;                 /* all of them, including closing ones */
     unsigned nactive;                   /* connections counted against max_connections */
+    struct conn_counts *per_ip;         /* the same per client address (max_connections_per_ip) */
     unsigned commits_running;           /* messages on disk threads right now */
     bool shutting_down;
     bool space_low;                     /* free space below min_free_space (see space watch) */

@@ -28,6 +28,7 @@
 #include "auth.h"
 #include "log.h"
 #include "commit.h"
+#include "conn_count.h"
 #include "dns.h"
 #include "queue.h"
 #include "maildir.h"
@@ -142,8 +143,10 @@ static void session_destroy(struct session *s)
         s->bev = NULL;
     }
     log_debug("event=disconnect session=%s client=%s", s->id, s->peer_ip);
-    if (s->counted)
+    if (s->counted) {
         s->srv->nactive--;
+        conn_counts_remove(s->srv->per_ip, s->peer_ip);
+    }
     s->dead = true;
     if (!s->job_pending)
         session_free(s);
@@ -710,14 +713,6 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 /* ---------- start and shutdown ---------- */
 
 /* How many counted sessions come from the client address ip (a scan: fine for thousands). */
-static unsigned sessions_from(struct server *srv, const char *ip)
-{
-    unsigned n = 0;
-    for (struct session *o = srv->sessions; o; o = o->next)
-        n += o->counted && !o->dead && strcmp(o->peer_ip, ip) == 0;
-    return n;
-}
-
 static void peer_text(const struct sockaddr *sa, char *out, size_t outsz)
 {
     const void *a = sa->sa_family == AF_INET6 ? (const void *)&((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr
@@ -804,7 +799,8 @@ void session_attach(struct server *srv, struct bufferevent *bev, const struct so
     setup_bev(s);
 
     unsigned total = srv->nactive;
-    if (total >= cfg->max_connections || sessions_from(srv, s->peer_ip) >= cfg->max_connections_per_ip) {
+    if (total >= cfg->max_connections || conn_counts_get(srv->per_ip, s->peer_ip) >= cfg->max_connections_per_ip ||
+        !conn_counts_add(srv->per_ip, s->peer_ip)) {
         log_info("event=connection_refused session=%s client=%s reason=limit total=%u", s->id, s->peer_ip, total);
         reply(s, REPLY_TOO_MANY_CONNECTIONS);
         close_after_flush(s);

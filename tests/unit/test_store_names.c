@@ -1,5 +1,5 @@
 /* Unit tests for the small pure helpers around storage and policy: Maildir-safe names,
- * CIDR matching, host:port parsing and the string map. */
+ * CIDR matching, host:port parsing, the string map and the per-address connection counts. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,6 +12,7 @@
 #include <netinet/in.h>
 
 #include "cidr.h"
+#include "conn_count.h"
 #include "maildir.h"
 #include "strmap.h"
 
@@ -123,6 +124,36 @@ static void test_strmap(void **state)
     assert_false(strmap_get(&m, "x", NULL));
 }
 
+/* Counts per address, through the bucket array's growth (64 to start), to zero and back. */
+static void test_conn_counts(void **state)
+{
+    (void)state;
+    struct conn_counts *c = conn_counts_new();
+    assert_non_null(c);
+    char ip[48];
+    for (int i = 0; i < 3000; i++) {
+        snprintf(ip, sizeof ip, "10.0.%d.%d", i / 256, i % 256);
+        for (int k = 0; k <= i % 3; k++)
+            assert_true(conn_counts_add(c, ip));
+    }
+    for (int i = 0; i < 3000; i++) {
+        snprintf(ip, sizeof ip, "10.0.%d.%d", i / 256, i % 256);
+        assert_int_equal(conn_counts_get(c, ip), (unsigned)(i % 3 + 1));
+    }
+    assert_int_equal(conn_counts_get(c, "10.9.9.9"), 0);
+    assert_int_equal(conn_counts_get(c, "::1"), 0);
+    conn_counts_remove(c, "10.0.0.1"); /* had 2 */
+    assert_int_equal(conn_counts_get(c, "10.0.0.1"), 1);
+    conn_counts_remove(c, "10.0.0.1");
+    assert_int_equal(conn_counts_get(c, "10.0.0.1"), 0);
+    conn_counts_remove(c, "10.0.0.1"); /* not counted: no effect */
+    assert_int_equal(conn_counts_get(c, "10.0.0.1"), 0);
+    assert_true(conn_counts_add(c, "10.0.0.1"));
+    assert_int_equal(conn_counts_get(c, "10.0.0.1"), 1);
+    assert_int_equal(conn_counts_get(c, "10.0.0.2"), 3); /* neighbours untouched */
+    conn_counts_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -130,6 +161,7 @@ int main(void)
         cmocka_unit_test(test_cidr),
         cmocka_unit_test(test_hostport),
         cmocka_unit_test(test_strmap),
+        cmocka_unit_test(test_conn_counts),
     };
     return cmocka_run_group_tests_name("store_names", tests, NULL, NULL);
 }

@@ -1,0 +1,24 @@
+/* conn_count.h - open connections per client address, for max_connections_per_ip.
+ * Constant time per connect and disconnect however many are open: walking every session instead
+ * cost about 0.2 ms per accept with 10,000 connections open. Loop thread only. */
+#ifndef POSTERN_CONN_COUNT_H
+#define POSTERN_CONN_COUNT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct conn_counts;
+
+struct conn_counts *conn_counts_new(void);
+void conn_counts_free(struct conn_counts *c);
+
+/* Connections counted for ip now (0 when none). */
+unsigned conn_counts_get(const struct conn_counts *c, const char *ip);
+
+/* One more for ip; false (nothing counted) when out of memory. */
+bool conn_counts_add(struct conn_counts *c, const char *ip);
+
+/* One less for ip (which conn_counts_add counted); its entry goes at zero. */
+void conn_counts_remove(struct conn_counts *c, const char *ip);
+
+#endif
