@@ -24,6 +24,7 @@
 #include "auth.h"
 #include "commit.h"
 #include "policy.h"
+#include "conn_count.h"
 #include "server.h"
 #include "smtp_session.h"
 #include "workq.h"
@@ -69,6 +70,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     srv.users = &users;
     srv.disk = workq_new(srv.base, 1, "fuzz-disk");
     srv.committer = workq_new_batched(srv.base, "fuzz-commit", commit_batch, NULL, 64);
+    srv.per_ip = conn_counts_new();
     return 0;
 }
 
