@@ -48,7 +48,7 @@ static void attempt_complete(struct qentry *e);
 /* ---------- the id index ----------
  * Every message loaded (each relayed one, and every file of a rescan) is first looked up by id:
  * a list walk would make that O(n) with n queued - 100,000 after an outage - and a start-up scan
- * O(n^2). Chained buckets, twice as many as entries at most. */
+ * O(n^2). Chained buckets, at least as many as entries (doubled when entries outgrow them). */
 
 static size_t index_bucket(const struct queue *q, const char *qid)
 {
