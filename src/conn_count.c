@@ -82,10 +82,14 @@ unsigned conn_counts_get(const struct conn_counts *c, const char *ip)
     return e ? e->count : 0;
 }
 
-bool conn_counts_add(struct conn_counts *c, const char *ip)
+bool conn_counts_add(struct conn_counts *c, const char *ip, unsigned limit)
 {
     struct ip_entry **pp = slot(c, ip);
+    if (*pp && (*pp)->count >= limit)
+        return false;
     if (!*pp) {
+        if (limit == 0)
+            return false;
         struct ip_entry *e = calloc(1, sizeof *e);
         if (!e)
             return false;

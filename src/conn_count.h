@@ -15,8 +15,8 @@ void conn_counts_free(struct conn_counts *c);
 /* Connections counted for ip now (0 when none). */
 unsigned conn_counts_get(const struct conn_counts *c, const char *ip);
 
-/* One more for ip; false (nothing counted) when out of memory. */
-bool conn_counts_add(struct conn_counts *c, const char *ip);
+/* One more for ip, unless it has limit already; false (nothing counted) then, or out of memory. */
+bool conn_counts_add(struct conn_counts *c, const char *ip, unsigned limit);
 
 /* One less for ip (which conn_counts_add counted); its entry goes at zero. */
 void conn_counts_remove(struct conn_counts *c, const char *ip);

@@ -55,13 +55,15 @@ static size_t index_bucket(const struct queue *q, const char *qid)
     return (size_t)str_hash(qid) & (q->index_cap - 1);
 }
 
-/* Doubles the bucket array (1,024 to start); false when there is no memory for it. */
-static bool index_grow(struct queue *q)
+#define INDEX_FIRST_CAP 1024 /* buckets made by queue_new */
+
+/* Doubles the bucket array; without memory for it the chains just grow longer. */
+static void index_grow(struct queue *q)
 {
-    size_t ncap = q->index_cap ? q->index_cap * 2 : 1024;
+    size_t ncap = q->index_cap * 2;
     struct qbucket *old = q->index, *nb = calloc(ncap, sizeof *nb);
     if (!nb)
-        return false;
+        return;
     size_t old_cap = q->index_cap;
     q->index = nb;
     q->index_cap = ncap;
@@ -73,19 +75,16 @@ static bool index_grow(struct queue *q)
             nb[b].first = e;
         }
     free(old);
-    return true;
 }
 
-/* Adds e; false only when no bucket array exists and none can be made. */
-static bool index_add(struct queue *q, struct qentry *e)
+static void index_add(struct queue *q, struct qentry *e)
 {
-    if (q->nentries + 1 > q->index_cap && !index_grow(q) && q->index_cap == 0)
-        return false; /* a full index that cannot grow just gets longer chains */
+    if (q->nentries + 1 > q->index_cap)
+        index_grow(q);
     size_t b = index_bucket(q, e->f.qid);
     e->index_next = q->index[b].first;
     q->index[b].first = e;
     q->nentries++;
-    return true;
 }
 
 static void index_remove(struct queue *q, struct qentry *e)
@@ -112,10 +111,7 @@ static struct qentry *entry_add(struct queue *q, struct qfile *f)
     if (!e)
         return NULL;
     e->f = *f;
-    if (!index_add(q, e)) {
-        free(e);
-        return NULL;
-    }
+    index_add(q, e);
     e->q = q;
     e->next = q->head;
     /* clang-analyzer takes q->head for the entry queue_rescan freed just before (entry_free
@@ -143,8 +139,6 @@ static void entry_free(struct qentry *e)
 
 static struct qentry *entry_find(struct queue *q, const char *qid)
 {
-    if (q->index_cap == 0)
-        return NULL;
     for (struct qentry *e = q->index[index_bucket(q, qid)].first; e; e = e->index_next)
         if (strcmp(e->f.qid, qid) == 0)
             return e;
@@ -386,7 +380,6 @@ static void finish_attempt(struct qentry *e)
     e->all_final = true;
     for (size_t i = 0; i < e->f.nrcpts; i++)
         e->all_final &= e->f.rcpts[i].status != QR_PENDING;
-    e->read_error[0] = '\0';
     workq_submit(e->q->srv->disk, save_work, save_done, e);
 }
 
@@ -425,30 +418,30 @@ static size_t dsn_recipients(const struct qentry *e, struct dsn_rcpt *list)
     return n;
 }
 
-/* Fills m (a new message) with the report of list[0..n) addressed to the sender; false when
- * the sender cannot be written to (a refused address: logged) or memory runs out. */
-static bool fill_dsn(struct qentry *e, struct message *m, struct dsn_rcpt *list, size_t n, bool *undeliverable)
+enum dsn_outcome { DSN_NOBODY, DSN_MADE, DSN_NOT_MADE };
+
+/* Fills m (a new message) with the report of list[0..n) addressed to the sender: DSN_MADE;
+ * DSN_NOBODY when the sender cannot be written to (logged); DSN_NOT_MADE when memory runs out. */
+static enum dsn_outcome fill_dsn(struct qentry *e, struct message *m, struct dsn_rcpt *list, size_t n)
 {
     struct server *srv = e->q->srv;
     struct mailbox mb;
     struct rcpt_verdict v;
     if (address_parse_mailbox(e->f.sender, strlen(e->f.sender), &mb) != ADDR_OK) {
         log_warn("event=dsn_undeliverable qid=%s sender=<%s> reason=\"not a valid address\"", e->f.qid, e->f.sender);
-        *undeliverable = true;
-        return false;
+        return DSN_NOBODY;
     }
     policy_check_rcpt(srv->policy, &mb, true, &v);
     if (v.kind == RCPT_REFUSED) {
         log_warn("event=dsn_undeliverable qid=%s sender=<%s> reason=%s", e->f.qid, e->f.sender, v.reason);
-        *undeliverable = true;
-        return false;
+        return DSN_NOBODY;
     }
     struct msg_rcpt mr = {.remote = v.kind == RCPT_RELAY};
     snprintf(mr.addr, sizeof mr.addr, "%s", mb.addr);
     snprintf(mr.local, sizeof mr.local, "%s", v.local);
     snprintf(mr.domain, sizeof mr.domain, "%s", v.domain);
     if (!message_add_rcpt(m, &mr))
-        return false;
+        return DSN_NOT_MADE;
     /* the report names UTF-8 addresses and (RET=FULL) copies 8-bit text when the original did */
     m->smtputf8 = e->f.smtputf8;
     m->body_8bit = e->f.body8bit || e->f.smtputf8;
@@ -465,10 +458,8 @@ static bool fill_dsn(struct qentry *e, struct message *m, struct dsn_rcpt *list,
                              .rcpts = list, .nrcpts = n};
     dsn_build(m->body, &rep, m->qid);
     log_info("event=dsn qid=%s dsn_qid=%s to=<%s> recipients=%zu", e->f.qid, m->qid, e->f.sender, n);
-    return true;
+    return DSN_MADE;
 }
-
-enum dsn_outcome { DSN_NOBODY, DSN_MADE, DSN_NOT_MADE };
 
 /* Makes the DSN message for this attempt's news into *out. DSN_NOBODY: no one is to be told (or
  * the sender cannot be: logged); DSN_NOT_MADE: out of memory - the caller keeps the news to
@@ -483,14 +474,11 @@ static enum dsn_outcome make_dsn(struct qentry *e, struct message **out)
     enum dsn_outcome result = DSN_NOBODY;
     if (n) {
         struct message *m = message_new();
-        bool undeliverable = false;
-        if (m && fill_dsn(e, m, list, n, &undeliverable)) {
+        result = m ? fill_dsn(e, m, list, n) : DSN_NOT_MADE;
+        if (result == DSN_MADE)
             *out = m;
-            result = DSN_MADE;
-        } else {
-            result = undeliverable ? DSN_NOBODY : DSN_NOT_MADE;
+        else
             message_free(m);
-        }
     }
     free(list);
     return result;
@@ -721,6 +709,12 @@ struct queue *queue_new(struct server *srv)
     if (!q)
         return NULL;
     q->srv = srv;
+    q->index = calloc(INDEX_FIRST_CAP, sizeof *q->index);
+    if (!q->index) {
+        free(q);
+        return NULL;
+    }
+    q->index_cap = INDEX_FIRST_CAP;
     q->tls = srv->cfg->smtp_tls || srv->cfg->smtp_tls_verify ? tls_client_context_new(srv->cfg) : NULL;
     if ((srv->cfg->smtp_tls || srv->cfg->smtp_tls_verify) && !q->tls) {
         log_error("event=startup_failed key=smtp_tls_ca_file error=\"cannot set up outbound TLS (CA file %s)\"",

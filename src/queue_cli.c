@@ -124,18 +124,6 @@ static int cmd_show(const char *spool, const char *id)
     return 0;
 }
 
-/* Makes spool/hold when missing (a spool from before the server made it), owned like queue/: this
- * command may run as root, and the server, which has dropped root, must reach the held files. */
-static void make_hold_dir(const char *spool)
-{
-    char hold[PATH_MAX], queue[PATH_MAX];
-    struct stat st;
-    snprintf(hold, sizeof hold, "%s/hold", spool);
-    snprintf(queue, sizeof queue, "%s/queue", spool);
-    if (mkdir(hold, 0700) == 0 && stat(queue, &st) == 0 && chown(hold, st.st_uid, st.st_gid) < 0)
-        fprintf(stderr, "postern queue: cannot give %s to the server's user: %s\n", hold, strerror(errno));
-}
-
 /* Moves ID between queue/ and hold/ (or deletes it), then tells the server. */
 static int change(const char *spool, const char *op, const char *id)
 {
@@ -159,7 +147,8 @@ static int change(const char *spool, const char *op, const char *id)
             printf("%s is already %s\n", id, strcmp(dest, "hold") == 0 ? "held" : "in the active queue");
             return 0;
         }
-        make_hold_dir(spool);
+        snprintf(to, sizeof to, "%s/hold", spool);
+        mkdir(to, 0700); /* a spool the server has not started on since it makes hold/: its start chowns it */
         snprintf(to, sizeof to, "%s/%s/%s", spool, dest, id);
         if (rename(from, to) < 0) {
             fprintf(stderr, "postern queue: cannot move %s to %s: %s\n", from, to, strerror(errno));

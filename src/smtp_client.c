@@ -328,13 +328,14 @@ static size_t wire_size(const struct smtp_job *job)
     return job->len + lines;
 }
 
-static void send_mail(struct smtp_client *c)
+/* MAIL FROM with the parameters the peer takes; size is the wire size (0: the peer has no SIZE). */
+static void send_mail(struct smtp_client *c, size_t size)
 {
     struct smtp_job *job = c->job;
     struct evbuffer *out = bufferevent_get_output(c->bev);
     evbuffer_add_printf(out, "MAIL FROM:<%s>", job->sender);
-    if (c->size_limit)
-        evbuffer_add_printf(out, " SIZE=%zu", wire_size(job));
+    if (size)
+        evbuffer_add_printf(out, " SIZE=%zu", size);
     if (job->body8bit && c->eightbit)
         evbuffer_add_printf(out, " BODY=8BITMIME");
     if (job->smtputf8 && c->smtputf8)
@@ -398,7 +399,7 @@ static void start_job(struct smtp_client *c)
     c->rcpt_i = c->accepted = 0;
     c->mail_ok = false;
     c->state = C_MAIL;
-    send_mail(c);
+    send_mail(c, size);
     if (c->pipelining) {
         for (size_t i = 0; i < job->nrcpts; i++)
             send_rcpt(c, i);

@@ -799,8 +799,7 @@ void session_attach(struct server *srv, struct bufferevent *bev, const struct so
     setup_bev(s);
 
     unsigned total = srv->nactive;
-    if (total >= cfg->max_connections || conn_counts_get(srv->per_ip, s->peer_ip) >= cfg->max_connections_per_ip ||
-        !conn_counts_add(srv->per_ip, s->peer_ip)) {
+    if (total >= cfg->max_connections || !conn_counts_add(srv->per_ip, s->peer_ip, cfg->max_connections_per_ip)) {
         log_info("event=connection_refused session=%s client=%s reason=limit total=%u", s->id, s->peer_ip, total);
         reply(s, REPLY_TOO_MANY_CONNECTIONS);
         close_after_flush(s);

@@ -134,7 +134,7 @@ static void test_conn_counts(void **state)
     for (int i = 0; i < 3000; i++) {
         snprintf(ip, sizeof ip, "10.0.%d.%d", i / 256, i % 256);
         for (int k = 0; k <= i % 3; k++)
-            assert_true(conn_counts_add(c, ip));
+            assert_true(conn_counts_add(c, ip, 10));
     }
     for (int i = 0; i < 3000; i++) {
         snprintf(ip, sizeof ip, "10.0.%d.%d", i / 256, i % 256);
@@ -148,8 +148,11 @@ static void test_conn_counts(void **state)
     assert_int_equal(conn_counts_get(c, "10.0.0.1"), 0);
     conn_counts_remove(c, "10.0.0.1"); /* not counted: no effect */
     assert_int_equal(conn_counts_get(c, "10.0.0.1"), 0);
-    assert_true(conn_counts_add(c, "10.0.0.1"));
+    assert_true(conn_counts_add(c, "10.0.0.1", 10));
     assert_int_equal(conn_counts_get(c, "10.0.0.1"), 1);
+    assert_false(conn_counts_add(c, "10.0.0.2", 3)); /* at its limit: not counted */
+    assert_false(conn_counts_add(c, "10.9.9.9", 0));
+    assert_int_equal(conn_counts_get(c, "10.9.9.9"), 0);
     assert_int_equal(conn_counts_get(c, "10.0.0.2"), 3); /* neighbours untouched */
     conn_counts_free(c);
 }
