@@ -82,9 +82,13 @@ static void reply_flush(struct session *s, struct evbuffer *buf)
         evbuffer_add_buffer(bufferevent_get_output(s->bev), buf);
 }
 
-/* Sends one reply from the catalog; counts protocol errors and ends the session past max_errors. */
+/* Sends one reply from the catalog; counts protocol errors and ends the session past max_errors.
+ * Nothing follows a closing reply (221, 421, ...): an answer that arrives later from a disk thread,
+ * DNS or a timer - the session was closed meanwhile (timeout, shutdown) - is not sent. */
 void reply(struct session *s, enum reply_id id, ...)
 {
+    if (s->closing || s->dead)
+        return;
     struct evbuffer *buf = reply_buffer(s);
     va_list ap;
     va_start(ap, id);
@@ -282,9 +286,8 @@ static void commit_done(void *arg)
     else if (m->nlocal < m->nrcpts && s->srv->queue)
         queue_add_committed(s->srv->queue, m->qid);
     /* the client first, then the log line: its formatting and write() need not delay the 250
-     * (when closing, the session timed out meanwhile: the 421 is already queued, no reply may follow it) */
-    if (!s->dead && !s->closing)
-        reply(s, id, m->qid);
+     * (none is sent if the session was closed meanwhile: see reply()) */
+    reply(s, id, m->qid);
     log_transaction(s, s->dead ? "accepted_client_gone" : m->status == COMMIT_OK ? "accepted" : "deferred", id, NULL);
     if (s->dead) {
         session_free(s);
@@ -712,7 +715,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 
 /* ---------- start and shutdown ---------- */
 
-/* How many counted sessions come from the client address ip (a scan: fine for thousands). */
+/* The client's address as text (no port), for the log and the Received field. */
 static void peer_text(const struct sockaddr *sa, char *out, size_t outsz)
 {
     const void *a = sa->sa_family == AF_INET6 ? (const void *)&((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr
@@ -737,6 +740,17 @@ static void send_greeting(evutil_socket_t fd, short what, void *arg)
         reply(s, REPLY_SHUTDOWN);
         close_after_flush(s);
     }
+}
+
+/* Arms greet_delay's timer (RFC 5321 4.3.1: a client that talks first is refused); false when it
+ * cannot be armed - the greeting then goes at once. */
+static bool delay_greeting(struct session *s)
+{
+    struct timeval delay = {s->srv->cfg->greet_delay, 0};
+    if (!(s->greet_ev = evtimer_new(s->srv->base, send_greeting, s)) || evtimer_add(s->greet_ev, &delay) < 0)
+        return false;
+    s->greeting_pending = true;
+    return true;
 }
 
 void session_start(struct server *srv, evutil_socket_t fd, const struct sockaddr *peer, int peerlen,
@@ -808,14 +822,8 @@ void session_attach(struct server *srv, struct bufferevent *bev, const struct so
     s->counted = true;
     srv->nactive++;
     log_info("event=connect session=%s client=%s", s->id, s->peer_ip);
-    if (cfg->greet_delay && !s->may_relay && role == ROLE_MX) {
-        struct timeval delay = {cfg->greet_delay, 0};
-        s->greeting_pending = true;
-        s->greet_ev = evtimer_new(srv->base, send_greeting, s);
-        evtimer_add(s->greet_ev, &delay);
-    } else {
+    if (!(cfg->greet_delay && !s->may_relay && role == ROLE_MX && delay_greeting(s)))
         send_greeting(-1, 0, s);
-    }
 }
 
 void session_shutdown_all(struct server *srv, bool force)

@@ -24,7 +24,6 @@ bool auth_offered(const struct session *s)
     return s->tls && auth_users_present(s->srv->users) && (s->role != ROLE_MX || s->srv->cfg->mx_auth);
 }
 
-/* Takes the next command line from in; false when no complete line is there yet. */
 /* True when the buffered line is an AUTH command (whose initial response may exceed 512). */
 bool auth_line_pending(struct session *s, struct evbuffer *in)
 {
