@@ -257,6 +257,39 @@ static bool parse_number(const char *v, unsigned long long *out, enum key_type t
     return true;
 }
 
+/* Writes n as a config value of type: the largest unit that divides it (64M, 10m, 1h), so that a
+ * range in an error reads as the file would say it. */
+static void format_number(unsigned long long n, enum key_type type, char *out, size_t outsz)
+{
+    static const struct { char suffix; unsigned long long unit; } sizes[] = {
+        {'G', 1024ull * 1024 * 1024}, {'M', 1024ull * 1024}, {'k', 1024}};
+    static const struct { char suffix; unsigned long long unit; } times[] = {
+        {'d', 86400}, {'h', 3600}, {'m', 60}, {'s', 1}};
+    if (type == T_SIZE)
+        for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
+            if (n >= sizes[i].unit && n % sizes[i].unit == 0) {
+                snprintf(out, outsz, "%llu%c", n / sizes[i].unit, sizes[i].suffix);
+                return;
+            }
+    if (type == T_DURATION)
+        for (size_t i = 0; i < sizeof times / sizeof times[0]; i++)
+            if (n >= times[i].unit && n % times[i].unit == 0) {
+                snprintf(out, outsz, "%llu%c", n / times[i].unit, times[i].suffix);
+                return;
+            }
+    snprintf(out, outsz, "%llu", n);
+}
+
+/* "value out of range (min to max)" for key k, in buf. */
+static const char *range_error(const struct key_def *k, char *buf, size_t bufsz)
+{
+    char lo[32], hi[32];
+    format_number(k->min, k->type, lo, sizeof lo);
+    format_number(k->max, k->type, hi, sizeof hi);
+    snprintf(buf, bufsz, "value out of range (%s to %s)", lo, hi);
+    return buf;
+}
+
 /* Checks each item of a list with the key's type; returns an error text or NULL. */
 static const char *check_list_item(enum key_type type, char *item)
 {
@@ -292,8 +325,8 @@ static const char *check_list_item(enum key_type type, char *item)
     }
 }
 
-/* Sets one key from its text value; returns an error text or NULL. */
-static const char *set_value(struct config *cfg, const struct key_def *k, const char *v)
+/* Sets one key from its text value; returns an error text (static, or in buf) or NULL. */
+static const char *set_value(struct config *cfg, const struct key_def *k, const char *v, char *buf, size_t bufsz)
 {
     void *field = (char *)cfg + k->offset;
     unsigned long long n;
@@ -333,7 +366,7 @@ static const char *set_value(struct config *cfg, const struct key_def *k, const 
                    : k->type == T_DURATION ? "expected a duration (s, m, h, d suffixes allowed)"
                                            : "expected a whole number";
         if (n < k->min || n > k->max)
-            return "value out of range";
+            return range_error(k, buf, bufsz);
         if (k->type == T_SIZE)
             *(size_t *)field = (size_t)n;
         else
@@ -440,7 +473,8 @@ static void parse_line(struct config *cfg, char *line, int lineno, struct config
         return;
     }
     *seen = lineno;
-    const char *err = set_value(cfg, k, value);
+    char buf[96];
+    const char *err = set_value(cfg, k, value, buf, sizeof buf);
     if (err)
         config_errors_add(errs, "%s:%d: %s: %s: '%.80s'", cfg->path, lineno, name, err, value);
 }
@@ -482,7 +516,8 @@ bool config_load(const char *path, struct config *cfg, struct config_errors *err
     memset(cfg, 0, sizeof *cfg);
     cfg->path = strdup(path);
     for (size_t i = 0; i < NKEYS; i++) {
-        const char *e = set_value(cfg, &keys[i], keys[i].def);
+        char buf[96];
+        const char *e = set_value(cfg, &keys[i], keys[i].def, buf, sizeof buf);
         if (e)
             config_errors_add(errs, "internal default of %s: %s", keys[i].name, e);
     }

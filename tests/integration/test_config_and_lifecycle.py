@@ -66,7 +66,7 @@ def test_server_refuses_to_start_on_bad_config(tmp_path):
     p = write_conf(tmp_path, "max_errors = 0\n")
     out = subprocess.run([str(BIN), "-c", str(p)], capture_output=True, text=True, timeout=10)
     assert out.returncode == 1
-    assert f"{p}:1: max_errors: value out of range" in out.stderr
+    assert f"{p}:1: max_errors: value out of range (1 to 1000)" in out.stderr
 
 
 def test_missing_config_file(tmp_path):
@@ -175,3 +175,11 @@ def test_ipv6_listener(tmp_path):
     srv.stop()
     text = srv.maildir_files("alice@example.test")[0].read_text()
     assert "from c.example ([IPv6:::1])" in text
+
+
+def test_range_errors_name_the_bounds_in_the_keys_units(tmp_path):
+    p = write_conf(tmp_path, "dns_timeout = 1h\njournal_size = 1k\n")
+    out = subprocess.run([str(BIN), "check-config", "-c", str(p)], capture_output=True, text=True, timeout=10)
+    assert out.returncode == 1
+    assert f"{p}:1: dns_timeout: value out of range (1s to 1m): '1h'" in out.stderr
+    assert f"{p}:2: journal_size: value out of range (1M to 16G): '1k'" in out.stderr
