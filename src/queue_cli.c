@@ -1,7 +1,8 @@
 /* queue_cli.c - `postern queue ...`: the administrator's view of spool_dir, run as a separate
  * process. It reads queue and state files directly; changes (delete, hold, release) are file
  * renames/unlinks, then the running server (spool_dir/postern.pid) is told to re-read its queue:
- * SIGUSR2, or SIGUSR1 for `flush` (retry everything now). */
+ * SIGUSR2, or SIGUSR1 for `flush` (retry everything now); only a server that holds the spool's
+ * lock is signalled (spool_lock.c). */
 #include "queue_cli.h"
 
 #include <dirent.h>
@@ -16,22 +17,19 @@
 #include <unistd.h>
 
 #include "queue_file.h"
+#include "spool_lock.h"
 
-/* Signals the running server; false (with a message) when none runs. */
+/* Signals the server running on spool (spool_lock.c: only the pid of a live, locked pid file);
+ * false (with a message) when none runs. */
 static bool tell_server(const char *spool, int sig)
 {
-    char path[PATH_MAX];
-    snprintf(path, sizeof path, "%s/postern.pid", spool);
-    FILE *f = fopen(path, "r");
-    long pid = 0;
-    char buf[32] = "";
-    if (f) {
-        if (fgets(buf, sizeof buf, f))
-            pid = strtol(buf, NULL, 10);
-        fclose(f);
+    long pid = spool_lock_holder(spool);
+    if (pid < 0) {
+        fprintf(stderr, "postern queue: the server is starting; it reads the queue when it has started\n");
+        return false;
     }
-    if (pid <= 1 || kill((pid_t)pid, sig) < 0) {
-        fprintf(stderr, "postern queue: no running server found (%s); the change applies at its next start\n", path);
+    if (pid == 0 || kill((pid_t)pid, sig) < 0) {
+        fprintf(stderr, "postern queue: no server runs on %s; the change applies at its next start\n", spool);
         return false;
     }
     return true;

@@ -30,6 +30,7 @@
 #include "privs.h"
 #include "smtp_session.h"
 #include "spool.h"
+#include "spool_lock.h"
 #include "workq.h"
 
 struct listener_role {
@@ -209,18 +210,25 @@ static void on_queue_signal(evutil_socket_t sig, short what, void *arg)
         queue_rescan(srv->queue, sig == SIGUSR1);
 }
 
-/* spool_dir/postern.pid: how `postern queue` finds the running server. */
-static void write_pid_file(const char *spool_dir)
+/* One server per spool (spool_lock.c): a second one must not touch the files of the first. */
+static bool lock_spool(struct server *srv, const char *spool_dir)
 {
-    char path[PATH_MAX];
-    snprintf(path, sizeof path, "%s/postern.pid", spool_dir);
-    FILE *f = fopen(path, "we");
-    if (!f) {
-        log_warn("event=pid_file_failed path=%s error=\"%s\"", path, strerror(errno));
-        return;
+    long holder;
+    switch (spool_lock_take(spool_dir, &srv->spool_lock_fd, &holder)) {
+    case SPOOL_LOCK_OK: return true;
+    case SPOOL_LOCK_BUSY:
+        if (holder)
+            log_error("event=startup_failed key=spool_dir path=%s error=\"another postern (pid %ld) runs on this "
+                      "spool; stop it first, or give this one a spool_dir of its own\"", spool_dir, holder);
+        else
+            log_error("event=startup_failed key=spool_dir path=%s error=\"another postern is starting on this "
+                      "spool\"", spool_dir);
+        return false;
+    case SPOOL_LOCK_ERROR: break;
     }
-    fprintf(f, "%ld\n", (long)getpid());
-    fclose(f);
+    log_error("event=startup_failed key=spool_dir path=%s error=\"cannot lock %s/postern.pid: %s\"", spool_dir,
+              spool_dir, strerror(errno));
+    return false;
 }
 
 /* The committer's settings: the journal's message size limit, and mail_dir's file system (the one
@@ -260,6 +268,7 @@ bool server_start(struct server *srv, struct config *cfg, struct policy *policy,
                   SSL_CTX *tls_ctx)
 {
     memset(srv, 0, sizeof *srv);
+    srv->spool_lock_fd = -1;
     srv->cfg = cfg;
     srv->policy = policy;
     srv->users = users;
@@ -284,6 +293,8 @@ bool server_start(struct server *srv, struct config *cfg, struct policy *policy,
         log_error("event=startup_failed key=spool_dir path=%s error=\"%s\"", cfg->spool_dir, strerror(errno));
         return false;
     }
+    if (!lock_spool(srv, cfg->spool_dir))
+        return false;
     spool_recover(cfg->spool_dir);
     if (!open_listeners(srv) || !privs_drop(cfg))
         return false;
@@ -306,7 +317,7 @@ bool server_start(struct server *srv, struct config *cfg, struct policy *policy,
     srv->sig_rescan = evsignal_new(srv->base, SIGUSR2, on_queue_signal, srv);
     evsignal_add(srv->sig_flush, NULL);
     evsignal_add(srv->sig_rescan, NULL);
-    write_pid_file(cfg->spool_dir);
+    spool_lock_publish(srv->spool_lock_fd); /* the queue signals are handled: `postern queue` may send them */
     srv->space_timer = event_new(srv->base, -1, EV_PERSIST, space_tick, srv);
     struct timeval every = {1, 0};
     event_add(srv->space_timer, &every);
@@ -354,5 +365,7 @@ void server_free(struct server *srv)
     if (srv->base)
         event_base_free(srv->base);
     libevent_global_shutdown();
+    if (srv->spool_lock_fd >= 0)
+        close(srv->spool_lock_fd); /* last: until now, nothing else may use the spool */
     memset(srv, 0, sizeof *srv);
 }

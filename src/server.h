@@ -43,6 +43,7 @@ struct server {
     unsigned nactive;                   /* connections counted against max_connections */
     struct conn_counts *per_ip;         /* the same per client address (max_connections_per_ip) */
     unsigned commits_running;           /* messages on disk threads right now */
+    int spool_lock_fd;                  /* spool_dir/postern.pid, locked while we run (spool_lock.c) */
     bool shutting_down;
     bool space_low;                     /* free space below min_free_space (see space watch) */
     bool space_check_running;

@@ -183,3 +183,38 @@ def test_range_errors_name_the_bounds_in_the_keys_units(tmp_path):
     assert out.returncode == 1
     assert f"{p}:1: dns_timeout: value out of range (1s to 1m): '1h'" in out.stderr
     assert f"{p}:2: journal_size: value out of range (1M to 16G): '1k'" in out.stderr
+
+
+def test_second_server_on_the_same_spool_refuses_to_start(make_server, tmp_path):
+    """A second server on a running server's spool (another listen address) would empty its tmp/,
+    replay its journal and run a second queue manager: it must stop before touching anything."""
+    first = make_server()
+    in_flight = first.spool_dir / "tmp" / "being-written"
+    in_flight.write_text("a queue file between stage and publish")
+    (tmp_path / "second").mkdir()
+    second = Server(tmp_path / "second", mail_dir=first.mail_dir, spool_dir=first.spool_dir)
+    out = subprocess.run([str(BIN), "-c", str(second.conf_path)], capture_output=True, text=True, timeout=20)
+    assert out.returncode == 1
+    assert f"another postern (pid {first.proc.pid}) runs on this spool" in out.stderr
+    assert in_flight.exists()  # the start stopped before its spool recovery
+    c = first.connect()
+    c.expect("EHLO client.test", 250)
+    c.close()
+
+
+def test_queue_command_never_signals_a_stale_pid(make_server):
+    """After the server stopped, spool_dir/postern.pid still names its pid, which the system may
+    have given to another program: `postern queue` must not signal it (SIGUSR1 would end it)."""
+    srv = make_server()
+    srv.stop()
+    bystander = subprocess.Popen(["sleep", "30"])
+    try:
+        (srv.spool_dir / "postern.pid").write_text(f"{bystander.pid}\n")
+        out = subprocess.run([str(BIN), "-c", str(srv.conf_path), "queue", "flush"], capture_output=True, text=True,
+                             timeout=10)
+        assert out.returncode == 1 and "no server runs on" in out.stderr
+        time.sleep(0.2)
+        assert bystander.poll() is None, "postern queue signalled a process that is not the server"
+    finally:
+        bystander.kill()
+        bystander.wait()
