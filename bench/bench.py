@@ -112,9 +112,10 @@ class Server:
         os.chmod(self.dir, 0o755)
         if self.kind == "postern":
             (self.dir / "rcpts").write_text("@example.test\n")
+            # log_level stays the default (info): a line per message, as Postfix writes its maillog
             conf = {"hostname": "bench.localhost", "listen": f"127.0.0.1:{self.port}", "mail_dir": f"{self.dir}/mail",
                     "spool_dir": f"{self.dir}/spool", "local_domains": "example.test",
-                    "recipients": f"{self.dir}/rcpts", "greet_delay": "0", "log_level": "warn",
+                    "recipients": f"{self.dir}/rcpts", "greet_delay": "0",
                     "max_connections": "20000", "max_connections_per_ip": "20000",
                     "sender_null_mx_check": "no"}  # like the Postfix side: no DNS on the bench path
             for item in filter(None, os.environ.get("POSTERN_BENCH_CONF", "").split(";")):  # A/B runs
@@ -601,6 +602,7 @@ def report(scenarios, reps, quick, results, runs, timings, p50, p99, base, held,
               "smtp-sink": 1e6 / results[(scenarios[0][0], "smtp-sink")]["accepted"]}
     out = [f"# Postern benchmark ({'quick' if quick else 'full'}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})",
            "", f"Machine: {machine()}.", f"Load: smtp-source -d on loopback; medians of {reps} run(s), the servers' runs interleaved; fsync on; "
+           "both servers log a line per message (Postern's default log_level info; Postfix's maillog_file); "
            "every run in a fresh directory, all made before the first run (files removed after the bench)"
            + ("; each run directory in a block group of its own (chattr +T on the bench directory)." if spread else
               "; chattr +T failed: run directories may share block groups.")
