@@ -28,8 +28,13 @@ static bool tell_server(const char *spool, int sig)
         fprintf(stderr, "postern queue: the server is starting; it reads the queue when it has started\n");
         return false;
     }
-    if (pid == 0 || kill((pid_t)pid, sig) < 0) {
+    if (pid == 0) {
         fprintf(stderr, "postern queue: no server runs on %s; the change applies at its next start\n", spool);
+        return false;
+    }
+    if (kill((pid_t)pid, sig) < 0) {
+        fprintf(stderr, "postern queue: cannot signal the server (pid %ld): %s; run this as root or as its user\n",
+                pid, strerror(errno));
         return false;
     }
     return true;
@@ -158,8 +163,23 @@ static int change(const char *spool, const char *op, const char *id)
     return 0;
 }
 
+/* False (with a message) when this user cannot read the queue: "0 messages" or "no message ID"
+ * would then be a lie - the queue may be full (spool_dir is the server user's, mode 0700). */
+static bool queue_readable(const char *spool)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/queue", spool);
+    if (access(path, R_OK | X_OK) == 0 || errno == ENOENT)
+        return true;
+    fprintf(stderr, "postern queue: cannot read %s: %s (run this as root or as the server's user)\n", path,
+            strerror(errno));
+    return false;
+}
+
 int queue_cli_main(const char *spool, int argc, char **argv)
 {
+    if (!queue_readable(spool))
+        return 1;
     if (argc >= 1 && strcmp(argv[0], "list") == 0 && argc == 1)
         return cmd_list(spool);
     if (argc == 1 && strcmp(argv[0], "flush") == 0)

@@ -1,9 +1,13 @@
 """Configuration errors name file, line and key; check-config; SIGTERM handling; README coverage."""
+import os
+import pwd
 import re
 import signal
 import subprocess
 import time
 from pathlib import Path
+
+import pytest
 
 from conftest import BIN, REPO, Server, free_port
 
@@ -197,6 +201,10 @@ def test_second_server_on_the_same_spool_refuses_to_start(make_server, tmp_path)
     assert out.returncode == 1
     assert f"another postern (pid {first.proc.pid}) runs on this spool" in out.stderr
     assert in_flight.exists()  # the start stopped before its spool recovery
+    pid_file = first.spool_dir / "postern.pid"
+    assert pid_file.read_text() == f"{first.proc.pid}\n"
+    if os.geteuid() == 0:  # made by root, then given to the server's user: a start as that user opens it too
+        assert pid_file.stat().st_uid == pwd.getpwnam("postern").pw_uid
     c = first.connect()
     c.expect("EHLO client.test", 250)
     c.close()
@@ -218,3 +226,20 @@ def test_queue_command_never_signals_a_stale_pid(make_server):
     finally:
         bystander.kill()
         bystander.wait()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run the command as another user")
+def test_queue_list_as_a_user_who_cannot_read_the_spool_says_so(make_server):
+    """spool_dir is the server user's (0700): for anyone else "0 messages in the queue" would be a
+    lie about a queue that may be full."""
+    srv = make_server()
+    nobody = pwd.getpwnam("nobody")
+
+    def as_nobody():
+        os.setgid(nobody.pw_gid)
+        os.setuid(nobody.pw_uid)
+    out = subprocess.run([str(BIN), "-c", str(srv.conf_path), "queue", "list"], capture_output=True, text=True,
+                         timeout=10, preexec_fn=as_nobody)
+    assert out.returncode == 1, out.stdout
+    assert "cannot read" in out.stderr and "Permission denied" in out.stderr
+    assert "messages in the queue" not in out.stdout
