@@ -32,7 +32,8 @@ struct key_def {
 #define F(field) offsetof(struct config, field)
 static const struct key_def keys[] = {
     {"hostname", T_HOSTNAME, F(hostname), "", 0, 0,
-     "Name this server gives in its greeting and Received headers. Default: the system host name."},
+     "Name this server gives in its greeting, EHLO and Received headers: a fully qualified domain name "
+     "(one without a dot is warned about). Default: the system host name."},
     {"user", T_STRING, F(user), "postern", 0, 0,
      "Account the server runs as when started as root (after binding its ports). Never root."},
     {"listen", T_LISTEN_LIST, F(listen), "127.0.0.1:2525", 0, 0,

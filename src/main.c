@@ -97,6 +97,16 @@ static bool load_all(const char *path, struct config *cfg, struct policy *policy
     return ok;
 }
 
+/* Settings that work but are likely mistakes: said at start and by check-config. */
+static void log_config_warnings(const struct config *cfg)
+{
+    if (!*cfg->recipients)
+        log_warn("event=config_warning key=recipients detail=\"not set: only postmaster is accepted\"");
+    if (!strchr(cfg->hostname, '.'))
+        log_warn("event=config_warning key=hostname detail=\"'%s' is not a fully qualified domain name: other "
+                 "servers may refuse our EHLO and our bounces (RFC 5321 4.1.1.1); set hostname\"", cfg->hostname);
+}
+
 int main(int argc, char **argv)
 {
     const char *path = "etc/postern.conf";
@@ -136,11 +146,11 @@ int main(int argc, char **argv)
         config_free(&cfg);
         return rc;
     } else if (ok && strcmp(cmd, "check-config") == 0) {
+        log_config_warnings(&cfg);
         printf("%s: ok\n", path);
     } else if (ok) {
         log_set_level((enum log_level)cfg.log_level);
-        if (!*cfg.recipients)
-            log_warn("event=config_warning key=recipients detail=\"not set: only postmaster is accepted\"");
+        log_config_warnings(&cfg);
         struct server srv;
         ok = server_start(&srv, &cfg, &policy, &users, tls_ctx);
         if (ok)

@@ -243,3 +243,13 @@ def test_queue_list_as_a_user_who_cannot_read_the_spool_says_so(make_server):
     assert out.returncode == 1, out.stdout
     assert "cannot read" in out.stderr and "Permission denied" in out.stderr
     assert "messages in the queue" not in out.stdout
+
+
+def test_check_config_warns_about_a_hostname_that_is_not_fully_qualified(tmp_path):
+    (tmp_path / "rcpts").write_text("alice@example.test\n")
+    tables = f"local_domains = example.test\nrecipients = {tmp_path / 'rcpts'}\n"
+    short = check_config(write_conf(tmp_path, "hostname = localhost\n" + tables))
+    assert short.returncode == 0 and short.stdout.endswith(": ok\n")
+    assert "key=hostname detail=\"'localhost' is not a fully qualified domain name" in short.stderr
+    full = check_config(write_conf(tmp_path, "hostname = mx.example.test\n" + tables))
+    assert full.returncode == 0 and full.stderr == ""
