@@ -5,6 +5,7 @@
 #include "dns.h"
 
 #include <arpa/inet.h>
+#include <limits.h>
 #include <event2/event.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -235,11 +236,19 @@ static void ask_addresses(struct dns_query *q)
             return;
 }
 
+/* The smaller of a route's TTL so far and an answer's (libunbound's TTL is an int; below 0 is 0). */
+static unsigned ttl_min(unsigned so_far, int ttl)
+{
+    unsigned t = ttl > 0 ? (unsigned)ttl : 0;
+    return t < so_far ? t : so_far;
+}
+
 /* The MX answer: null MX, an MX list, the implicit MX, or a failure. */
 static void got_mx(struct dns_query *q, int err, struct ub_result *r)
 {
     struct dns_route *rt = &q->route;
     rt->secure = r && r->secure;
+    rt->ttl = r ? ttl_min(UINT_MAX, r->ttl) : 0;
     if (err || !r || r->bogus || (r->rcode != 0 && r->rcode != RCODE_NXDOMAIN)) {
         rt->status = DNS_TEMPFAIL;
         snprintf(rt->error, sizeof rt->error, "MX lookup for %s failed: %s", q->domain,
@@ -279,6 +288,8 @@ static void got_address(struct dns_query *q, struct dns_sub *s, int err, struct 
         return;
     }
     q->route.secure = q->route.secure && r->secure;
+    if (r->havedata) /* an address answer the route uses: its TTL bounds the route's */
+        q->route.ttl = ttl_min(q->route.ttl, r->ttl);
     int fam = s->rrtype == RR_A ? 0 : 1;
     for (int i = 0; r->havedata && r->data[i] && q->naddrs[s->host][fam] < ADDRS_PER_HOST; i++) {
         struct sockaddr_storage *ss = &q->addrs[s->host][fam][q->naddrs[s->host][fam]];

@@ -32,6 +32,7 @@ struct dns_route {
     enum dns_status status;
     bool implicit_mx;              /* no MX: the domain's own addresses (RFC 5321 5.1) */
     bool secure;                   /* every answer used was DNSSEC-validated (AD) */
+    unsigned ttl;                  /* DNS_OK: seconds the route may be used (the smallest TTL of its answers) */
     char error[256];               /* DNS_TEMPFAIL / DNS_NXDOMAIN: what went wrong, for logs and bounces */
     size_t ntargets;
     struct dns_target targets[DNS_MAX_TARGETS]; /* in the order to try */

@@ -3,7 +3,9 @@
  * jobs on up to destination_concurrency connections (max_deliveries in all), and a connection
  * that finished a job takes the next one waiting for the same domain (connection reuse).
  * A DNS verdict other than a usable route settles every waiting job at once: null MX 556 5.1.10
- * and NXDOMAIN 550 5.1.2 (permanent), anything else 4.4.3 (retried). */
+ * and NXDOMAIN 550 5.1.2 (permanent), anything else 4.4.3 (retried). A route is kept for its TTL
+ * (the smallest of its answers'); a job that comes later asks DNS again (libunbound's cache answers
+ * at once while the records are fresh), connections already open keep the route they started with. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -124,10 +126,11 @@ static void on_route(void *arg, const struct dns_route *route)
     d->dq = NULL;
     d->route = *route;
     d->resolved = true;
-    log_info("event=route domain=%s status=%s targets=%zu dnssec=%s%s%s%s", d->domain,
+    d->route_expires = monotonic_now() + route->ttl;
+    log_info("event=route domain=%s status=%s targets=%zu ttl=%u dnssec=%s%s%s%s", d->domain,
              route->status == DNS_OK ? "ok" : route->status == DNS_NULL_MX ? "null_mx"
-             : route->status == DNS_NXDOMAIN ? "nxdomain" : "tempfail", route->ntargets, route->secure ? "yes" : "no",
-             *route->error ? " error=\"" : "", route->error, *route->error ? "\"" : "");
+             : route->status == DNS_NXDOMAIN ? "nxdomain" : "tempfail", route->ntargets, route->ttl,
+             route->secure ? "yes" : "no", *route->error ? " error=\"" : "", route->error, *route->error ? "\"" : "");
     if (route->status == DNS_OK) {
         pump(d);
         return;
@@ -168,6 +171,8 @@ void queue_dispatch(struct queue *q, struct qjob *j, const char *domain)
     else
         d->head = j;
     d->tail = j;
+    if (d->resolved && monotonic_now() >= d->route_expires)
+        d->resolved = false; /* a destination that never runs out of work must still see its MX change */
     if (d->resolved)
         pump(d);
     else if (!d->dq && !(d->dq = dns_resolve_route(q->srv->dns, d->domain, on_route, d)))

@@ -52,6 +52,7 @@ struct dest {
     struct dest *next;
     struct dns_query *dq;
     bool resolved;
+    double route_expires;      /* monotonic time after which the route is looked up again (its TTL) */
     struct dns_route route;
     struct qjob *head, *tail;
     unsigned nconns;

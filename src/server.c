@@ -17,6 +17,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <time.h>
 
 #include "cidr.h"
 #include "commit.h"
@@ -32,6 +33,13 @@
 #include "spool.h"
 #include "spool_lock.h"
 #include "workq.h"
+
+double monotonic_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
 
 struct listener_role {
     struct server *srv;

@@ -63,6 +63,9 @@ void server_run(struct server *srv);
 /* Frees everything server_start made. */
 void server_free(struct server *srv);
 
+/* Seconds on the monotonic clock: for timeouts and ages that a change of the date must not move. */
+double monotonic_now(void);
+
 /* Called by a session when it is freed; ends the loop once shutdown has no sessions left. */
 void server_session_gone(struct server *srv);
 

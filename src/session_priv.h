@@ -83,9 +83,6 @@ struct session {
     size_t line_cap;
 };
 
-/* smtp_session.c */
-double monotonic_now(void);
-
 /* smtp_envelope.c: the MAIL and RCPT commands. */
 void cmd_mail(struct session *s, const struct smtp_command *c);
 void cmd_rcpt(struct session *s, const struct smtp_command *c);

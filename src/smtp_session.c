@@ -43,13 +43,6 @@
 #include "tls.h"
 #include "workq.h"
 
-double monotonic_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* ---------- replies and closing ---------- */
 
 static bool is_protocol_error(int code)

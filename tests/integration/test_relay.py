@@ -8,6 +8,7 @@ import email.policy
 import os
 import signal
 import socket
+import struct
 import subprocess
 import threading
 import time
@@ -291,6 +292,52 @@ def test_nxdomain_bounces_and_servfail_defers(relay):
     state = wait_for(lambda: (srv.spool_dir / "state" / qid).exists() and (srv.spool_dir / "state" / qid).read_text())
     assert "4.4.3" in state and "SERVFAIL" in state
     assert (srv.spool_dir / "queue" / qid).exists()  # y@servfail.test stays queued
+
+
+class MovingDNS:
+    """A DNS server on 127.0.0.1 whose answers a test may change: records[(name, "MX"|"A")] is a
+    list of (preference, exchanger) or addresses, every answer with a TTL of 1 second. A name it
+    does not hold is NXDOMAIN; a type it does not hold, an empty answer."""
+
+    def __init__(self, records):
+        self.records = records
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                query, client = self.sock.recvfrom(512)
+                self.sock.sendto(self._answer(query), client)
+            except (IndexError, struct.error, UnicodeDecodeError):
+                continue
+            except OSError:
+                return
+
+    def _answer(self, query):
+        qid, flags = struct.unpack("!HH", query[:4])
+        i, labels = 12, []
+        while query[i]:
+            labels.append(query[i + 1:i + 1 + query[i]].decode().lower())
+            i += 1 + query[i]
+        qtype = struct.unpack("!H", query[i + 1:i + 3])[0]
+        name, kind = ".".join(labels), {1: "A", 15: "MX"}.get(qtype)
+        answers = []
+        for value in self.records.get((name, kind), []):
+            if kind == "A":
+                rdata = socket.inet_aton(value)
+            else:
+                rdata = struct.pack("!H", value[0]) + b"".join(
+                    bytes([len(label)]) + label.encode() for label in value[1].split(".")) + b"\0"
+            answers.append(struct.pack("!HHHIH", 0xC00C, qtype, 1, 1, len(rdata)) + rdata)
+        rcode = 0 if any(n == name for n, _ in self.records) else 3
+        head = struct.pack("!HHHHHH", qid, 0x8480 | (flags & 0x0100) | rcode, 1, len(answers), 0, 0)
+        return head + query[12:i + 5] + b"".join(answers)
+
+    def close(self):
+        self.sock.close()
 
 
 def scripted(relay, **kw):
@@ -743,3 +790,28 @@ def test_smtp_tls_verify_requires_a_valid_certificate(relay, tmp_path):
     send(srv2, ["v@two-mx.test"])
     wait_for(lambda: sink.messages, what="delivery over verified TLS")
     assert "verified=yes" in srv2.log_text()
+
+
+def test_route_is_looked_up_again_once_its_ttl_is_over(relay):
+    """A destination that never ran out of work kept its first route for ever: mail went on to an
+    MX the domain had left (until a restart). The route now lasts its records' TTL."""
+    dns = MovingDNS({("moving.test", "MX"): [(10, "mx.moving.test")], ("mx.moving.test", "A"): ["127.0.0.4"]})
+
+    def reply(line, n):
+        if line == "<END>" and n == 0:
+            time.sleep(5)  # the first delivery keeps the destination busy meanwhile
+        return b"354 go\r\n" if line == "DATA" else b"250 2.0.0 ok\r\n"
+    old_mx = scripted(relay, reply=reply)
+    new_mx = relay["peers"].start("127.0.0.2")
+    try:
+        srv = relay["start"](dns_resolver=f"127.0.0.1@{dns.port}")
+        send(srv, ["one@moving.test"])
+        wait_for(lambda: old_mx.bodies, what="the first message at the old MX")
+        dns.records[("mx.moving.test", "A")] = ["127.0.0.2"]
+        time.sleep(2)  # the 1 s TTL is over
+        send(srv, ["two@moving.test"])
+        wait_for(lambda: new_mx.messages, what="the second message at the new MX")
+        assert new_mx.messages[0][1] == ["two@moving.test"]
+        assert len(old_mx.bodies) == 1
+    finally:
+        dns.close()
