@@ -57,12 +57,13 @@ static struct qjob *dest_pop(struct dest *d)
 static const struct smtp_client_ops client_ops;
 static void pump(struct dest *d);
 
-/* Starts connections for waiting jobs within the per-destination and global limits. */
+/* Starts connections for waiting jobs within the per-destination and global limits (none while
+ * the route is being looked up: on_route pumps when it is known). */
 static void pump(struct dest *d)
 {
     struct queue *q = d->q;
     const struct config *cfg = q->srv->cfg;
-    while (d->head && d->nconns < cfg->destination_concurrency && q->nconns < cfg->max_deliveries) {
+    while (d->resolved && d->head && d->nconns < cfg->destination_concurrency && q->nconns < cfg->max_deliveries) {
         struct qjob *j = dest_pop(d);
         struct qconn *qc = calloc(1, sizeof *qc);
         if (qc) { /* linked before the client exists: it may report a failure from inside _new */
@@ -113,8 +114,7 @@ static void on_client_closed(void *arg, struct smtp_client *c)
     pump(d);
     dest_free_if_idle(d);
     for (struct dest *o = q->dests; o; o = o->next) /* a global slot came free */
-        if (o->head && o->resolved)
-            pump(o);
+        pump(o);
 }
 
 static const struct smtp_client_ops client_ops = {on_job_done, on_client_closed};
