@@ -262,22 +262,17 @@ static bool parse_number(const char *v, unsigned long long *out, enum key_type t
  * range in an error reads as the file would say it. */
 static void format_number(unsigned long long n, enum key_type type, char *out, size_t outsz)
 {
-    static const struct { char suffix; unsigned long long unit; } sizes[] = {
-        {'G', 1024ull * 1024 * 1024}, {'M', 1024ull * 1024}, {'k', 1024}};
-    static const struct { char suffix; unsigned long long unit; } times[] = {
-        {'d', 86400}, {'h', 3600}, {'m', 60}, {'s', 1}};
-    if (type == T_SIZE)
-        for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
-            if (n >= sizes[i].unit && n % sizes[i].unit == 0) {
-                snprintf(out, outsz, "%llu%c", n / sizes[i].unit, sizes[i].suffix);
-                return;
-            }
-    if (type == T_DURATION)
-        for (size_t i = 0; i < sizeof times / sizeof times[0]; i++)
-            if (n >= times[i].unit && n % times[i].unit == 0) {
-                snprintf(out, outsz, "%llu%c", n / times[i].unit, times[i].suffix);
-                return;
-            }
+    struct unit {
+        char suffix;
+        unsigned long long size;
+    };
+    static const struct unit sizes[] = {{'G', 1024ull * 1024 * 1024}, {'M', 1024ull * 1024}, {'k', 1024}, {0, 0}};
+    static const struct unit times[] = {{'d', 86400}, {'h', 3600}, {'m', 60}, {'s', 1}, {0, 0}};
+    for (const struct unit *u = type == T_SIZE ? sizes : type == T_DURATION ? times : NULL; u && u->size; u++)
+        if (n >= u->size && n % u->size == 0) {
+            snprintf(out, outsz, "%llu%c", n / u->size, u->suffix);
+            return;
+        }
     snprintf(out, outsz, "%llu", n);
 }
 

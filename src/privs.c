@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "spool_lock.h"
 
 /* chowns path and, depth levels down, the directories below it (files are left alone: the user
  * only ever creates new files, and walking every stored message would make start-up slow). */
@@ -56,7 +57,7 @@ bool privs_drop(const struct config *cfg)
     chown_dirs(cfg->mail_dir, pw->pw_uid, pw->pw_gid, 3); /* <domain>/<mailbox>/{tmp,new,cur} */
     chown_dirs(cfg->spool_dir, pw->pw_uid, pw->pw_gid, 1);
     char pid_file[PATH_MAX]; /* made by root just before (spool_lock.c): a start as the user must open it too */
-    snprintf(pid_file, sizeof pid_file, "%s/postern.pid", cfg->spool_dir);
+    spool_lock_path(cfg->spool_dir, pid_file, sizeof pid_file);
     if (chown(pid_file, pw->pw_uid, pw->pw_gid) < 0 && errno != ENOENT)
         log_warn("event=chown_failed path=%s error=\"%s\"", pid_file, strerror(errno));
     if (setgroups(0, NULL) < 0 || setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0) {

@@ -150,6 +150,19 @@ static void finish_job(struct smtp_client *c)
     c->ops->job_done(c->arg, c, job);
 }
 
+/* Ends the connection for good: the job's recipients without an answer get code and diag, and the
+ * owner, seeing an unusable connection, gets the job back. */
+static void give_up(struct smtp_client *c, int code, const char *diag)
+{
+    c->state = C_DEAD;
+    if (c->job) {
+        fill_results(c->job, code, diag);
+        finish_job(c);
+    }
+    if (!c->job && !evtimer_pending(c->close_ev, NULL))
+        close_connection(c);
+}
+
 /* The connection broke or the peer misbehaved: next target if no transaction started yet. */
 static void conn_failed(struct smtp_client *c, const char *why)
 {
@@ -169,13 +182,7 @@ static void conn_failed(struct smtp_client *c, const char *why)
         try_target(c);
         return;
     }
-    c->state = C_DEAD;
-    if (c->job) {
-        fill_results(c->job, 451, why);
-        finish_job(c);
-    }
-    if (!c->job && !evtimer_pending(c->close_ev, NULL))
-        close_connection(c);
+    give_up(c, 451, why);
 }
 
 /* ---------- connection set-up ---------- */
@@ -183,16 +190,10 @@ static void conn_failed(struct smtp_client *c, const char *why)
 static void try_target(struct smtp_client *c)
 {
     if (c->target >= c->route.ntargets) {
-        c->state = C_DEAD;
         char diag[700];
         bool coded = c->last_error[0] >= '2' && c->last_error[0] <= '5' && c->last_error[1] == '.';
         snprintf(diag, sizeof diag, "%s%s", coded ? "" : "4.4.1 ", *c->last_error ? c->last_error : "no mail exchanger to try");
-        if (c->job) {
-            fill_results(c->job, 451, diag);
-            finish_job(c);
-        }
-        if (!evtimer_pending(c->close_ev, NULL))
-            close_connection(c);
+        give_up(c, 451, diag);
         return;
     }
     struct dns_target *t = &c->route.targets[c->target];
@@ -536,13 +537,7 @@ static void loops_back(struct smtp_client *c)
     snprintf(diag, sizeof diag, "5.4.6 mail loops back to this server: the mail exchanger %s greets with this "
              "server's own name %s", c->host, c->cfg->hostname);
     log_warn("event=smtp_client_loop host=%s hostname=%s", c->host, c->cfg->hostname);
-    c->state = C_DEAD;
-    if (c->job) {
-        fill_results(c->job, 554, diag);
-        finish_job(c); /* the owner sees an unusable connection and closes it */
-    }
-    if (!evtimer_pending(c->close_ev, NULL))
-        close_connection(c);
+    give_up(c, 554, diag);
 }
 
 /* Greeting, EHLO/HELO and STARTTLS replies: get the session ready for transactions. */

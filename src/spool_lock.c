@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-static void lock_path(const char *spool_dir, char *out, size_t outsz)
+void spool_lock_path(const char *spool_dir, char *out, size_t outsz)
 {
     snprintf(out, outsz, "%s/postern.pid", spool_dir);
 }
@@ -43,7 +43,7 @@ static long read_pid(int fd)
 enum spool_lock_result spool_lock_take(const char *spool_dir, int *fd, long *holder)
 {
     char path[PATH_MAX];
-    lock_path(spool_dir, path, sizeof path);
+    spool_lock_path(spool_dir, path, sizeof path);
     *holder = 0;
     *fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
     if (*fd < 0)
@@ -80,7 +80,7 @@ void spool_lock_publish(int fd)
 long spool_lock_holder(const char *spool_dir)
 {
     char path[PATH_MAX];
-    lock_path(spool_dir, path, sizeof path);
+    spool_lock_path(spool_dir, path, sizeof path);
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0)
         return 0;

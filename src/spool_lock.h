@@ -2,7 +2,12 @@
 #ifndef POSTERN_SPOOL_LOCK_H
 #define POSTERN_SPOOL_LOCK_H
 
+#include <stddef.h>
+
 enum spool_lock_result { SPOOL_LOCK_OK, SPOOL_LOCK_BUSY, SPOOL_LOCK_ERROR };
+
+/* spool_dir/postern.pid, the locked file, into out. */
+void spool_lock_path(const char *spool_dir, char *out, size_t outsz);
 
 /* Server start, before anything touches the spool: opens and locks spool_dir/postern.pid (the lock
  * lasts until the process ends) and empties it. OK: *fd holds it. BUSY: another server holds it,
