@@ -229,6 +229,10 @@ int qfile_load(const char *spool_dir, const char *dir, const char *qid, struct q
     }
     int rc = qfile_parse_envelope(map, n, q, err, errsz);
     munmap(map, n);
+    if (rc == 0 && strcmp(q->qid, qid) != 0) { /* copied under another name: see spool_recover */
+        snprintf(err, errsz, "queue file %s names itself %s in its id line", path, q->qid);
+        rc = -1;
+    }
     if (rc < 0) {
         qfile_free(q);
         return -1;

@@ -25,6 +25,7 @@
 
 #include "fileio.h"
 #include "log.h"
+#include "queue_file.h"
 
 bool spool_file_valid(const char *data, size_t n)
 {
@@ -55,22 +56,41 @@ bool spool_file_valid(const char *data, size_t n)
     return false;
 }
 
-/* Validates one queue file through mmap: only the pages spool_file_valid touches (the header
- * lines and the END record) are read from disk, not the message between them. */
-static bool queue_file_valid(const char *path)
+/* Checks the queue file named name at path: complete (its END record, through spool_file_valid),
+ * an envelope the queue manager can load, and the id its name says - a file copied or restored
+ * under another name would otherwise be tracked under one id and read under the other. Reads it
+ * through mmap: only the pages holding the envelope and the END record come from disk. True when
+ * good; otherwise why in reason. */
+static bool queue_file_valid(const char *path, const char *name, char *reason, size_t reasonsz)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     struct stat st;
-    if (fd < 0 || fstat(fd, &st) < 0 || st.st_size <= 0) {
+    if (fd < 0 || fstat(fd, &st) < 0) {
+        snprintf(reason, reasonsz, "%s", strerror(errno));
         if (fd >= 0)
             close(fd);
         return false;
     }
+    if (st.st_size <= 0) {
+        snprintf(reason, reasonsz, "empty file");
+        close(fd);
+        return false;
+    }
     void *map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
     close(fd);
-    if (map == MAP_FAILED)
+    if (map == MAP_FAILED) {
+        snprintf(reason, reasonsz, "%s", strerror(errno));
         return false;
+    }
+    struct qfile q = {0};
     bool ok = spool_file_valid(map, (size_t)st.st_size);
+    if (!ok)
+        snprintf(reason, reasonsz, "incomplete: no END record matching its length");
+    else if (qfile_parse_envelope(map, (size_t)st.st_size, &q, reason, reasonsz) < 0)
+        ok = false;
+    else if (strcmp(q.qid, name) != 0)
+        ok = false, snprintf(reason, reasonsz, "its id line names %s", q.qid);
+    qfile_free(&q);
     munmap(map, (size_t)st.st_size);
     return ok;
 }
@@ -96,7 +116,8 @@ int spool_recover(const char *spool_dir)
         if (e->d_name[0] == '.')
             continue;
         snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        if (queue_file_valid(path)) {
+        char reason[256];
+        if (queue_file_valid(path, e->d_name, reason, sizeof reason)) {
             valid++;
             continue;
         }
@@ -105,7 +126,7 @@ int spool_recover(const char *spool_dir)
         snprintf(dest, sizeof dest, "%s/corrupt/%s", spool_dir, e->d_name);
         if (rename(path, dest) == 0) {
             corrupt++;
-            log_warn("event=spool_corrupt file=%s moved_to=%s", path, dest);
+            log_warn("event=spool_corrupt file=%s reason=\"%s\" moved_to=%s", path, reason, dest);
         } else {
             log_error("event=spool_corrupt file=%s error=\"cannot move aside: %s\"", path, strerror(errno));
         }

@@ -27,7 +27,8 @@ int spool_sync_staged(struct message *m);
 int spool_sync_published(struct message *m);
 
 /* Start-up check (before the loop runs): removes half-written files from spool_dir/tmp, and moves
- * every queue file that fails validation (version, length, END record) to spool_dir/corrupt.
+ * every queue file that fails validation (version, length, END record, an envelope that parses,
+ * the id its file name says) to spool_dir/corrupt, logging why.
  * Returns the number of valid queue files; counts of each kind are logged. */
 int spool_recover(const char *spool_dir);
 

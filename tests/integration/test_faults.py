@@ -115,14 +115,22 @@ def test_torn_spool_file_moved_aside(make_server):
     full = (queue / good).read_bytes()
     (queue / "TORN0001").write_bytes(full[: len(full) // 2])  # as a crash mid-write would leave it
     (queue / "TORN0002").write_bytes(full[:-3])  # END record cut
+    (queue / "COPY0003").write_bytes(full)  # whole, but under another name than its id line's
+    no_sender = full.replace(b"\nsender ", b"\nsendr ", 1)  # END record intact, envelope not
+    assert no_sender != full
+    (queue / "BAD0004").write_bytes(no_sender.replace(f"id {good}\n".encode(), b"id BAD0004\n", 1))
     (srv.spool_dir / "tmp" / "HALF").write_bytes(b"POSTERN-QUEUE 1\nid x\n")
     srv.kill9()
     srv.start()
     assert sorted(p.name for p in queue.iterdir()) == [good]
-    assert sorted(p.name for p in (srv.spool_dir / "corrupt").iterdir()) == ["TORN0001", "TORN0002"]
+    moved = sorted(p.name for p in (srv.spool_dir / "corrupt").iterdir())
+    assert moved == ["BAD0004", "COPY0003", "TORN0001", "TORN0002"]
     assert list((srv.spool_dir / "tmp").iterdir()) == []
     log = srv.log_text()
-    assert "event=spool_corrupt" in log and "TORN0001" in log and "queued=1 corrupt=2 stale_tmp=1" in log
+    assert "event=spool_corrupt" in log and "queued=1 corrupt=4 stale_tmp=1" in log
+    assert re.search(r"TORN0001 reason=\"incomplete: no END record", log)
+    assert re.search(rf"COPY0003 reason=\"its id line names {good}\"", log)
+    assert re.search(r"BAD0004 reason=\"queue file envelope incomplete", log)
 
 
 @pytest.fixture
