@@ -150,9 +150,9 @@ int dsn_build(struct evbuffer *out, const struct dsn_report *r, const char *mess
         failed |= r->rcpts[i].action == DSN_FAILED;
         delayed |= r->rcpts[i].action == DSN_DELAYED;
     }
-    char date[64], boundary[96];
+    char date[64], boundary[71]; /* RFC 2046 5.1.1: a boundary has at most 70 characters */
     rfc5322_date((long long)time(NULL), date, sizeof date);
-    snprintf(boundary, sizeof boundary, "%s/%s", message_id, r->reporting_mta);
+    snprintf(boundary, sizeof boundary, "%s/%s", message_id, r->reporting_mta); /* cut if longer */
     evbuffer_add_printf(out, "From: Mail Delivery System <MAILER-DAEMON@%s>\n", r->reporting_mta);
     evbuffer_add_printf(out, "To: <%s>\nDate: %s\nMessage-ID: <%s@%s>\n", r->sender, date, message_id, r->reporting_mta);
     evbuffer_add_printf(out, "Subject: %s\n", failed ? "Undelivered Mail Returned to Sender"

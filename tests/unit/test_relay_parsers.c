@@ -250,13 +250,48 @@ static void test_dsn_status_and_explain(void **state)
     assert_non_null(e.meaning);
 }
 
+/* The report's MIME boundary stays within RFC 2046's 70 characters with a long host name, and
+ * every part is opened with it and the last closed. */
+static void test_dsn_boundary_length(void **state)
+{
+    (void)state;
+    char host[254];
+    memset(host, 'h', sizeof host - 1);
+    host[sizeof host - 1] = '\0';
+    for (size_t i = 60; i < sizeof host - 1; i += 61)
+        host[i] = '.';
+    struct dsn_rcpt rc = {.addr = "x@remote.example", .action = DSN_FAILED, .diag = "550 5.1.1 no such user"};
+    struct dsn_report rep = {.qid = "0123456789ABCDEF01", .sender = "s@example.test", .reporting_mta = host,
+                             .original = "Subject: hi\n\nbody\n", .original_len = 18, .rcpts = &rc, .nrcpts = 1};
+    struct evbuffer *out = evbuffer_new();
+    assert_int_equal(dsn_build(out, &rep, "0123456789ABCDEF01"), 0);
+    size_t n = evbuffer_get_length(out);
+    char *text = calloc(1, n + 1);
+    evbuffer_copyout(out, text, n);
+    const char *b = strstr(text, "boundary=\"");
+    assert_non_null(b);
+    b += strlen("boundary=\"");
+    size_t blen = strcspn(b, "\"");
+    assert_true(blen >= 1 && blen <= 70);
+    char delim[80];
+    snprintf(delim, sizeof delim, "\n--%.*s\n", (int)blen, b);
+    int parts = 0;
+    for (const char *p = text; (p = strstr(p, delim)) != NULL; p++)
+        parts++;
+    assert_int_equal(parts, 3);
+    snprintf(delim, sizeof delim, "\n--%.*s--\n", (int)blen, b);
+    assert_non_null(strstr(text, delim));
+    free(text);
+    evbuffer_free(out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_reply_parser),   cmocka_unit_test(test_enhanced_code_len),
         cmocka_unit_test(test_mx_rdata),       cmocka_unit_test(test_wire_body),
         cmocka_unit_test(test_xtext),          cmocka_unit_test(test_dsn_rcpt_params), cmocka_unit_test(test_queue_file_parse),
-        cmocka_unit_test(test_dsn_status_and_explain),
+        cmocka_unit_test(test_dsn_status_and_explain), cmocka_unit_test(test_dsn_boundary_length),
     };
     return cmocka_run_group_tests_name("relay_parsers", tests, NULL, NULL);
 }
