@@ -490,6 +490,21 @@ static unsigned retry_delay(const struct config *cfg, unsigned attempts)
     return cfg->retry_schedule.v[i < cfg->retry_schedule.count ? i : cfg->retry_schedule.count - 1];
 }
 
+/* A duration in words for a report: "5 days", "12 hours", "1 minute" - the largest unit that
+ * divides it, as the config file would say it. */
+static void duration_words(unsigned secs, char *out, size_t outsz)
+{
+    static const struct {
+        unsigned size;
+        const char *name;
+    } units[] = {{86400, "day"}, {3600, "hour"}, {60, "minute"}, {1, "second"}};
+    size_t i = 0;
+    while (i + 1 < sizeof units / sizeof units[0] && (secs < units[i].size || secs % units[i].size))
+        i++;
+    unsigned n = secs / units[i].size;
+    snprintf(out, outsz, "%u %s%s", n, units[i].name, n == 1 ? "" : "s");
+}
+
 /* Every job of the attempt is done: expiry, reports, next attempt time. */
 static void attempt_complete(struct qentry *e)
 {
@@ -503,9 +518,10 @@ static void attempt_complete(struct qentry *e)
         if (r->status != QR_PENDING)
             continue;
         if (expired && e->news) {
-            char diag[700];
-            snprintf(diag, sizeof diag, "4.4.7 delivery time expired: not delivered in %u days of trying (last error: %s)",
-                     cfg->max_queue_lifetime / 86400, r->diag ? r->diag : "none");
+            char diag[700], lifetime[32];
+            duration_words(cfg->max_queue_lifetime, lifetime, sizeof lifetime);
+            snprintf(diag, sizeof diag, "4.4.7 delivery time expired: not delivered in %s of trying (last error: %s)",
+                     lifetime, r->diag ? r->diag : "none");
             free(r->diag);
             r->diag = strdup(diag);
             r->status = QR_FAILED;

@@ -579,6 +579,7 @@ def test_delay_warning_then_expiry_bounce(relay):
     _, rcpts = report_fields(last)
     assert rcpts[0]["Action"] == "failed" and rcpts[0]["Status"] == "4.4.7"
     assert "cannot connect to a-only.test[127.0.0.2]" in rcpts[0]["Diagnostic-Code"]
+    assert "not delivered in 3 seconds of trying" in rcpts[0]["Diagnostic-Code"]
     wait_for(lambda: queue_empty(srv), what="queue empty")
 
 
