@@ -191,6 +191,15 @@ def settle(limit=30.0):
             return
 
 
+# A run the hypervisor took more than STEAL_RETRY_PCT of the CPUs from measured the neighbours too
+# (one session, 1 KiB: smtp-sink 1,407 msg/s at 25% steal, 2,586 at 1% in one report): it is run
+# again, at most STEAL_RETRIES more times, and at most STEAL_RETRY_BUDGET times in a whole bench so
+# that a busy host cannot stretch it without end. The same rule for every server; the attempts set
+# aside are listed in the report.
+STEAL_RETRY_PCT = 5.0
+STEAL_RETRIES = 2
+STEAL_RETRY_BUDGET = {"full": 12, "quick": 4}
+
 THREADS = {"postern": "loop", "postern-commit": "commit", "postern-files": "files"}  # comm -> report column
 
 
@@ -496,11 +505,12 @@ def main():
     spread = spread_run_directories()
     try:
         first, waited = wait_out_recent_deletes(always=not quick)
-        make_run_directories(len(scenarios) * len(KINDS) * reps + len(KINDS) + 2)  # + command times, latency, idle
+        budget = STEAL_RETRY_BUDGET["quick" if quick else "full"]
+        make_run_directories(len(scenarios) * len(KINDS) * reps + budget + len(KINDS) + 2)  # + command times, latency, idle
         runs_us, waited = wait_for_run_directories(waited)
         disk = {"start_us": first, "runs_us": runs_us, "waited_s": waited}
         disk["flush_p50_us"], disk["flush_p99_us"] = flush_latency_us(300 if quick else 1000)
-        results, runs, timings, p50, p99, base, held = measure_all(scenarios, reps, quick)
+        results, runs, set_aside, timings, p50, p99, base, held = measure_all(scenarios, reps, quick)
     finally:
         for srv in list(LIVE):  # a run that failed or was interrupted: no Postfix left running in WORK
             try:
@@ -508,19 +518,35 @@ def main():
             except Exception as e:  # still stop the others and remove WORK
                 print(f"{srv.kind} (pid {srv.pid}) did not stop: {e}", file=sys.stderr)
         shutil.rmtree(WORK, ignore_errors=True)
-    report(scenarios, reps, quick, results, runs, timings, p50, p99, base, held, spread, disk)
+    report(scenarios, reps, quick, results, runs, set_aside, timings, p50, p99, base, held, spread, disk)
+
+
+def run_with_little_steal(kind, scenario, budget, set_aside):
+    """run_scenario, run again while the host's steal stays above STEAL_RETRY_PCT (see there) and the
+    budget (a one-item list, shared by the bench) lasts. Returns the attempt with the least steal;
+    the others go to set_aside[(scenario name, kind)]."""
+    tries = [run_scenario(kind, scenario)]
+    while tries[-1]["steal_pct"] > STEAL_RETRY_PCT and len(tries) <= STEAL_RETRIES and budget[0] > 0:
+        budget[0] -= 1
+        print(f"{scenario[0]}: {kind} run at {tries[-1]['steal_pct']:.0f}% steal - running it again", flush=True)
+        tries.append(run_scenario(kind, scenario))
+    kept = min(tries, key=lambda r: r["steal_pct"])
+    set_aside.setdefault((scenario[0], kind), []).extend(r for r in tries if r is not kept)
+    return kept
 
 
 def measure_all(scenarios, reps, quick):
     """Every scenario for every server, interleaved (Postern, Postfix, smtp-sink, then again): the
     three runs of one repetition are minutes apart at most, so a change of the host's load (steal)
     shifts all three alike instead of one server's whole set. Then the latency probe and the idle
-    connections. Returns the medians per (scenario, server) and every run of each (for paired ratios)."""
-    results, runs = {}, {}
+    connections. Returns the medians per (scenario, server), every run of each (for paired ratios)
+    and the runs set aside for their steal."""
+    results, runs, set_aside = {}, {}, {}
+    budget = [STEAL_RETRY_BUDGET["quick" if quick else "full"]]
     for sc in scenarios:
         for _ in range(reps):
             for kind in KINDS:
-                runs.setdefault((sc[0], kind), []).append(run_scenario(kind, sc))
+                runs.setdefault((sc[0], kind), []).append(run_with_little_steal(kind, sc, budget, set_aside))
         for kind in KINDS:
             rs = runs[(sc[0], kind)]
             results[(sc[0], kind)] = {k: statistics.median(r[k] for r in rs) for k in rs[0]}
@@ -530,7 +556,7 @@ def measure_all(scenarios, reps, quick):
     timings = {kind: command_times(kind, counts["timed"]) for kind in KINDS}
     p50, p99 = latency_probe(counts["latency"])
     base, held = idle_connections(counts["idle"])
-    return results, runs, timings, p50, p99, base, held
+    return results, runs, set_aside, timings, p50, p99, base, held
 
 
 def target_rows(scenarios, results, p99, held):
@@ -594,7 +620,7 @@ def cpu_budget(scenario, results):
             f"{pn['idle_pct']:.0f}% of Postern's runs and {sk['idle_pct']:.0f}% of smtp-sink's.")
 
 
-def report(scenarios, reps, quick, results, runs, timings, p50, p99, base, held, spread, disk):
+def report(scenarios, reps, quick, results, runs, set_aside, timings, p50, p99, base, held, spread, disk):
     """Writes bench/results/(latest|quick).md and prints it."""
     counts = probe_counts(quick)
     nidle = counts["idle"]
@@ -608,6 +634,9 @@ def report(scenarios, reps, quick, results, runs, timings, p50, p99, base, held,
               "; chattr +T failed: run directories may share block groups.")
            + f" Making a file: {disk['start_us']:.0f} us at the start, {disk['runs_us']:.0f} us in the slowest "
            f"run directory when the runs began ({disk['waited_s']:.0f} s waited for recently freed inodes to age)."
+           f" A run with over {STEAL_RETRY_PCT:.0f}% host steal was run again (at most {STEAL_RETRIES} more times,"
+           f" {STEAL_RETRY_BUDGET['quick' if quick else 'full']} in all; every server alike), the attempt with the"
+           f" least steal kept; those set aside are listed under every run."
            f" One flush (2 KiB pwrite + fdatasync in a file written in advance, as Postern's journal): p50 "
            f"{disk['flush_p50_us']:.0f} us, p99 {disk['flush_p99_us']:.0f} us.",
            "",
@@ -640,7 +669,10 @@ def report(scenarios, reps, quick, results, runs, timings, p50, p99, base, held,
         for kind in KINDS:
             key = "accepted" if kind == "smtp-sink" else "delivered"
             cells.append(f"{kind} " + ", ".join(run_cell(r, key) for r in runs[(sc[0], kind)]))
-        out.append(f"- {sc[0]}: " + "; ".join(cells))
+        aside = [f"{kind} " + ", ".join(run_cell(r, "accepted" if kind == "smtp-sink" else "delivered")
+                                        for r in set_aside.get((sc[0], kind), []))
+                 for kind in KINDS if set_aside.get((sc[0], kind))]
+        out.append(f"- {sc[0]}: " + "; ".join(cells) + (f"; set aside for their steal: {'; '.join(aside)}" if aside else ""))
     out += ["", "Postern's CPU seconds per thread (median of the runs; from the moment the load starts): the "
             "event loop, the committer, and the file pool's thread - whose share jumps (several times ~15 us per "
             "file) when ext4 skips recently freed inodes, so a high one marks a run that paid for deletes before it:",
