@@ -53,16 +53,33 @@ static void age_text(long long created, char *out, size_t outsz)
         snprintf(out, outsz, "%lldd%02lldh", s / 86400, s % 86400 / 3600);
 }
 
-/* One line per message, then its pending recipients with their last error. */
-static int list_dir(const char *spool, const char *dir, bool held, unsigned *count)
+/* True when spool/dir/name is still there: a file that failed to load because the server
+ * delivered and removed it meanwhile is not worth a word. */
+static bool still_there(const char *spool, const char *dir, const char *name)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/%s/%s", spool, dir, name);
+    return access(path, F_OK) == 0;
+}
+
+/* One line per message, then its pending recipients with their last error. A file that cannot be
+ * read is named on stderr and counted in *unreadable: a list that left it out would hide it. */
+static int list_dir(const char *spool, const char *dir, bool held, unsigned *count, unsigned *unreadable)
 {
     char path[PATH_MAX], err[256];
     snprintf(path, sizeof path, "%s/%s", spool, dir);
     DIR *d = opendir(path);
     for (struct dirent *de; d && (de = readdir(d));) {
         struct qfile q;
-        if (!qfile_id_valid(de->d_name) || qfile_load(spool, dir, de->d_name, &q, err, sizeof err) < 0)
+        if (!qfile_id_valid(de->d_name))
             continue;
+        if (qfile_load(spool, dir, de->d_name, &q, err, sizeof err) < 0) {
+            if (still_there(spool, dir, de->d_name)) {
+                fprintf(stderr, "postern queue: %s/%s: %s\n", dir, de->d_name, err);
+                (*unreadable)++;
+            }
+            continue;
+        }
         char age[32];
         age_text(q.created, age, sizeof age);
         printf("%-20s %8s %9zu  <%s>%s\n", q.qid, age, q.size, q.sender, held ? "  (held)" : "");
@@ -82,12 +99,16 @@ static int list_dir(const char *spool, const char *dir, bool held, unsigned *cou
 
 static int cmd_list(const char *spool)
 {
-    unsigned n = 0;
+    unsigned n = 0, unreadable = 0;
     printf("%-20s %8s %9s  %s\n", "QUEUE ID", "AGE", "SIZE", "SENDER / RECIPIENTS");
-    list_dir(spool, "queue", false, &n);
-    list_dir(spool, "hold", true, &n);
-    printf("-- %u message%s in the queue\n", n, n == 1 ? "" : "s");
-    return 0;
+    list_dir(spool, "queue", false, &n, &unreadable);
+    list_dir(spool, "hold", true, &n, &unreadable);
+    printf("-- %u message%s in the queue", n, n == 1 ? "" : "s");
+    if (unreadable)
+        printf(", and %u file%s that cannot be read (named above; the server moves such a file to "
+               "spool_dir/corrupt/ when it starts)", unreadable, unreadable == 1 ? "" : "s");
+    printf("\n");
+    return unreadable ? 1 : 0;
 }
 
 static int cmd_show(const char *spool, const char *id)
@@ -95,8 +116,12 @@ static int cmd_show(const char *spool, const char *id)
     const char *dir = qfile_where(spool, id);
     struct qfile q;
     char err[256];
-    if (!dir || qfile_load(spool, dir, id, &q, err, sizeof err) < 0) {
+    if (!dir) {
         fprintf(stderr, "postern queue: no message %s in the queue\n", id);
+        return 1;
+    }
+    if (qfile_load(spool, dir, id, &q, err, sizeof err) < 0) {
+        fprintf(stderr, "postern queue: %s\n", err);
         return 1;
     }
     char age[32], when[64] = "now";

@@ -509,6 +509,13 @@ def test_queue_commands(relay):
     assert postern(srv, "queue", "delete", qid).returncode == 0
     assert "0 messages in the queue" in postern(srv, "queue", "list").stdout
     assert postern(srv, "queue", "show", "ZZZ").returncode == 2
+    # a file that cannot be read is named, not left out of the count
+    (srv.spool_dir / "hold" / "BAD0001").write_bytes(b"POSTERN-QUEUE 2\nid BAD0001\n")
+    out = postern(srv, "queue", "list")
+    assert out.returncode == 1 and "0 messages in the queue, and 1 file that cannot be read" in out.stdout
+    assert "hold/BAD0001: queue file has no message line" in out.stderr
+    show = postern(srv, "queue", "show", "BAD0001")
+    assert show.returncode == 1 and "queue file has no message line" in show.stderr
     wait_for(lambda: "event=queue_scan" in srv.log_text())
 
 
