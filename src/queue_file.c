@@ -135,7 +135,16 @@ int qfile_parse_envelope(const char *data, size_t n, struct qfile *q, char *err,
         }
 #undef KEY
         if (bad) {
-            snprintf(err, errsz, "malformed queue file line '%.*s'", (int)(len < 40 ? len : 40), p);
+            char shown[41]; /* the line goes into quoted log values: no control bytes, no quotes */
+            size_t n_shown = len < 40 ? len : 40;
+            for (size_t i = 0; i < n_shown; i++) {
+                unsigned char c = (unsigned char)p[i];
+                shown[i] = p[i];
+                if (c < 0x20 || c == 0x7f || c == '"')
+                    shown[i] = '?';
+            }
+            shown[n_shown] = '\0';
+            snprintf(err, errsz, "malformed queue file line '%s'", shown);
             return -1;
         }
         p = nl + 1;

@@ -217,6 +217,11 @@ static void test_queue_file_parse(void **state)
         assert_int_equal(qfile_parse_envelope(bad[i], strlen(bad[i]), &q, err, sizeof err), -1);
         qfile_free(&q);
     }
+    /* the error quotes the bad line safely: it goes into quoted log values */
+    const char hostile[] = "POSTERN-QUEUE 2\ncreated 1\"\r x=\"y\x01\n";
+    assert_int_equal(qfile_parse_envelope(hostile, sizeof hostile - 1, &q, err, sizeof err), -1);
+    assert_string_equal(err, "malformed queue file line 'created 1?? x=?y?'");
+    qfile_free(&q);
 }
 
 static void test_dsn_status_and_explain(void **state)
