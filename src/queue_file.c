@@ -83,6 +83,21 @@ static int parse_rcpt_line(const char *v, size_t n, struct qfile *q)
     return r->addr ? 0 : -1;
 }
 
+/* The start of a line (len bytes at p) as text for an error that goes into quoted log values:
+ * cut to fit out, control bytes and double quotes as '?'. Returns out. */
+static const char *line_excerpt(const char *p, size_t len, char *out, size_t outsz)
+{
+    size_t n = len < outsz - 1 ? len : outsz - 1;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)p[i];
+        out[i] = p[i];
+        if (c < 0x20 || c == 0x7f || c == '"')
+            out[i] = '?';
+    }
+    out[n] = '\0';
+    return out;
+}
+
 int qfile_parse_envelope(const char *data, size_t n, struct qfile *q, char *err, size_t errsz)
 {
     memset(q, 0, sizeof *q);
@@ -135,16 +150,8 @@ int qfile_parse_envelope(const char *data, size_t n, struct qfile *q, char *err,
         }
 #undef KEY
         if (bad) {
-            char shown[41]; /* the line goes into quoted log values: no control bytes, no quotes */
-            size_t n_shown = len < 40 ? len : 40;
-            for (size_t i = 0; i < n_shown; i++) {
-                unsigned char c = (unsigned char)p[i];
-                shown[i] = p[i];
-                if (c < 0x20 || c == 0x7f || c == '"')
-                    shown[i] = '?';
-            }
-            shown[n_shown] = '\0';
-            snprintf(err, errsz, "malformed queue file line '%s'", shown);
+            char shown[41];
+            snprintf(err, errsz, "malformed queue file line '%s'", line_excerpt(p, len, shown, sizeof shown));
             return -1;
         }
         p = nl + 1;
