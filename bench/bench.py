@@ -578,6 +578,11 @@ def target_rows(scenarios, results, p99, held):
             ("idle connections: total RSS < 200 MB", f"{held * 1024 / 1e6:.1f} MB", held * 1024 < 200e6)]
 
 
+def rate_key(kind):
+    """The rate a server's runs are listed by: smtp-sink stores nothing, so its accepted rate."""
+    return "accepted" if kind == "smtp-sink" else "delivered"
+
+
 def run_cell(r, key):
     """One run in the "every run" list: its rate, the host's steal and, for Postern, the file pool's CPU."""
     files = f", files {r['files']:.2f} s" if "files" in r else ""
@@ -667,10 +672,8 @@ def report(scenarios, reps, quick, results, runs, set_aside, timings, p50, p99, 
     for sc in scenarios:
         cells = []
         for kind in KINDS:
-            key = "accepted" if kind == "smtp-sink" else "delivered"
-            cells.append(f"{kind} " + ", ".join(run_cell(r, key) for r in runs[(sc[0], kind)]))
-        aside = [f"{kind} " + ", ".join(run_cell(r, "accepted" if kind == "smtp-sink" else "delivered")
-                                        for r in set_aside.get((sc[0], kind), []))
+            cells.append(f"{kind} " + ", ".join(run_cell(r, rate_key(kind)) for r in runs[(sc[0], kind)]))
+        aside = [f"{kind} " + ", ".join(run_cell(r, rate_key(kind)) for r in set_aside[(sc[0], kind)])
                  for kind in KINDS if set_aside.get((sc[0], kind))]
         out.append(f"- {sc[0]}: " + "; ".join(cells) + (f"; set aside for their steal: {'; '.join(aside)}" if aside else ""))
     out += ["", "Postern's CPU seconds per thread (median of the runs; from the moment the load starts): the "
