@@ -193,8 +193,8 @@ def settle(limit=30.0):
 
 # A run the hypervisor took more than STEAL_RETRY_PCT of the CPUs from measured the neighbours too
 # (one session, 1 KiB: smtp-sink 1,407 msg/s at 25% steal, 2,586 at 1% in one report): it is run
-# again, at most STEAL_RETRIES more times, and at most STEAL_RETRY_BUDGET times in a whole bench so
-# that a busy host cannot stretch it without end. The same rule for every server; the attempts set
+# again once the host is quiet (wait_for_quiet_host), at most STEAL_RETRIES more times, and at most
+# STEAL_RETRY_BUDGET times in a whole bench so that a busy host cannot stretch it without end. The same rule for every server; the attempts set
 # aside are listed in the report.
 STEAL_RETRY_PCT = 5.0
 STEAL_RETRIES = 2
@@ -521,6 +521,28 @@ def main():
     report(scenarios, reps, quick, results, runs, set_aside, timings, p50, p99, base, held, spread, disk)
 
 
+def host_steal_now(seconds=0.5):
+    """The host's steal share (%) while every CPU is kept busy for a moment: an idle guest shows
+    none however busy the host is (a halted vCPU has nothing to steal), so the probe spins one
+    process per CPU and reads the steal ticks around it."""
+    spin = "import time\nend = time.time() + %f\nwhile time.time() < end: pass" % seconds
+    t0 = cpu_ticks()
+    procs = [subprocess.Popen([sys.executable, "-c", spin]) for _ in range(os.cpu_count())]
+    for p in procs:
+        p.wait()
+    t1 = cpu_ticks()
+    return 100.0 * (t1[0] - t0[0]) / max(t1[2] - t0[2], 1)
+
+
+def wait_for_quiet_host(limit=60.0):
+    """Before a run is taken again: waits (probing every 5 s, up to limit seconds) until the host's
+    steal is below STEAL_RETRY_PCT, so that the retry does not land in the same busy spell (three
+    one-session attempts back to back once read 16, 28 and 17%)."""
+    end = time.time() + limit
+    while host_steal_now() >= STEAL_RETRY_PCT and time.time() < end:
+        time.sleep(5)
+
+
 def run_with_little_steal(kind, scenario, budget, set_aside):
     """run_scenario, run again while the host's steal stays above STEAL_RETRY_PCT (see there) and the
     budget (a one-item list, shared by the bench) lasts. Returns the attempt with the least steal;
@@ -529,6 +551,7 @@ def run_with_little_steal(kind, scenario, budget, set_aside):
     while tries[-1]["steal_pct"] > STEAL_RETRY_PCT and len(tries) <= STEAL_RETRIES and budget[0] > 0:
         budget[0] -= 1
         print(f"{scenario[0]}: {kind} run at {tries[-1]['steal_pct']:.0f}% steal - running it again", flush=True)
+        wait_for_quiet_host()
         tries.append(run_scenario(kind, scenario))
     kept = min(tries, key=lambda r: r["steal_pct"])
     set_aside.setdefault((scenario[0], kind), []).extend(r for r in tries if r is not kept)
@@ -639,7 +662,8 @@ def report(scenarios, reps, quick, results, runs, set_aside, timings, p50, p99, 
               "; chattr +T failed: run directories may share block groups.")
            + f" Making a file: {disk['start_us']:.0f} us at the start, {disk['runs_us']:.0f} us in the slowest "
            f"run directory when the runs began ({disk['waited_s']:.0f} s waited for recently freed inodes to age)."
-           f" A run with over {STEAL_RETRY_PCT:.0f}% host steal was run again (at most {STEAL_RETRIES} more times,"
+           f" A run with over {STEAL_RETRY_PCT:.0f}% host steal was run again once a probe found the host quiet"
+           f" (at most {STEAL_RETRIES} more times,"
            f" {STEAL_RETRY_BUDGET['quick' if quick else 'full']} in all; every server alike), the attempt with the"
            f" least steal kept; those set aside are listed under every run."
            f" One flush (2 KiB pwrite + fdatasync in a file written in advance, as Postern's journal): p50 "
