@@ -213,16 +213,16 @@ int qfile_parse_state(const char *data, size_t n, struct qfile *q, char *err, si
     return 0;
 }
 
-/* Maps a whole file read-only; NULL (errno set) on failure. */
-static char *map_file(const char *path, size_t *n)
+char *qfile_map(const char *path, size_t *n)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     struct stat st;
     if (fd < 0)
         return NULL;
-    if (fstat(fd, &st) < 0 || st.st_size <= 0) {
+    int failed = fstat(fd, &st) < 0 ? errno : st.st_size <= 0 ? ENODATA : 0;
+    if (failed) {
         close(fd);
-        errno = errno ? errno : EINVAL;
+        errno = failed;
         return NULL;
     }
     void *map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
@@ -238,7 +238,7 @@ int qfile_load(const char *spool_dir, const char *dir, const char *qid, struct q
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s/%s/%s", spool_dir, dir, qid);
     size_t n;
-    char *map = map_file(path, &n);
+    char *map = qfile_map(path, &n);
     if (!map) {
         snprintf(err, errsz, "cannot read %s: %s", path, strerror(errno));
         return -1;
@@ -254,7 +254,7 @@ int qfile_load(const char *spool_dir, const char *dir, const char *qid, struct q
         return -1;
     }
     snprintf(path, sizeof path, "%s/state/%s", spool_dir, qid);
-    if ((map = map_file(path, &n)) != NULL) {
+    if ((map = qfile_map(path, &n)) != NULL) {
         char ignored[64];
         qfile_parse_state(map, n, q, ignored, sizeof ignored);
         munmap(map, n);

@@ -44,6 +44,10 @@ struct qfile {
     bool warned;            /* the delay warning went out */
 };
 
+/* Maps the whole file at path read-only (munmap(map, *n) when done); NULL with errno set on
+ * failure, ENODATA for an empty file. Pages are read from disk only when touched. */
+char *qfile_map(const char *path, size_t *n);
+
 /* Reads the envelope of spool_dir/<dir>/<qid> and its state file if any. 0, or -1 with err. */
 int qfile_load(const char *spool_dir, const char *dir, const char *qid, struct qfile *q, char *err, size_t errsz);
 void qfile_free(struct qfile *q);

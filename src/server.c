@@ -234,8 +234,11 @@ static bool lock_spool(struct server *srv, const char *spool_dir)
         return false;
     case SPOOL_LOCK_ERROR: break;
     }
-    log_error("event=startup_failed key=spool_dir path=%s error=\"cannot lock %s/postern.pid: %s\"", spool_dir,
-              spool_dir, strerror(errno));
+    int err = errno;
+    char path[PATH_MAX];
+    spool_lock_path(spool_dir, path, sizeof path);
+    log_error("event=startup_failed key=spool_dir path=%s error=\"cannot lock %s: %s\"", spool_dir, path,
+              strerror(err));
     return false;
 }
 

@@ -63,35 +63,22 @@ bool spool_file_valid(const char *data, size_t n)
  * good; otherwise why in reason. */
 static bool queue_file_valid(const char *path, const char *name, char *reason, size_t reasonsz)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    struct stat st;
-    if (fd < 0 || fstat(fd, &st) < 0) {
-        snprintf(reason, reasonsz, "%s", strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        return false;
-    }
-    if (st.st_size <= 0) {
-        snprintf(reason, reasonsz, "empty file");
-        close(fd);
-        return false;
-    }
-    void *map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-    close(fd);
-    if (map == MAP_FAILED) {
-        snprintf(reason, reasonsz, "%s", strerror(errno));
+    size_t n;
+    char *map = qfile_map(path, &n);
+    if (!map) {
+        snprintf(reason, reasonsz, "%s", errno == ENODATA ? "empty file" : strerror(errno));
         return false;
     }
     struct qfile q = {0};
-    bool ok = spool_file_valid(map, (size_t)st.st_size);
+    bool ok = spool_file_valid(map, n);
     if (!ok)
         snprintf(reason, reasonsz, "incomplete: no END record matching its length");
-    else if (qfile_parse_envelope(map, (size_t)st.st_size, &q, reason, reasonsz) < 0)
+    else if (qfile_parse_envelope(map, n, &q, reason, reasonsz) < 0)
         ok = false;
     else if (strcmp(q.qid, name) != 0)
         ok = false, snprintf(reason, reasonsz, "its id line names %s", q.qid);
     qfile_free(&q);
-    munmap(map, (size_t)st.st_size);
+    munmap(map, n);
     return ok;
 }
 

@@ -40,6 +40,16 @@ static long read_pid(int fd)
     return pid > 1 ? pid : 0;
 }
 
+/* Closes *fd after a failure, keeping the failure's errno; returns result. */
+static enum spool_lock_result give_up(int *fd, enum spool_lock_result result)
+{
+    int err = errno;
+    close(*fd);
+    *fd = -1;
+    errno = err;
+    return result;
+}
+
 enum spool_lock_result spool_lock_take(const char *spool_dir, int *fd, long *holder)
 {
     char path[PATH_MAX];
@@ -50,22 +60,13 @@ enum spool_lock_result spool_lock_take(const char *spool_dir, int *fd, long *hol
         return SPOOL_LOCK_ERROR;
     struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET}; /* the whole file */
     if (fcntl(*fd, F_SETLK, &fl) < 0) {
-        int err = errno;
-        bool busy = err == EAGAIN || err == EACCES;
-        if (busy)
-            *holder = read_pid(*fd);
-        close(*fd);
-        *fd = -1;
-        errno = err;
-        return busy ? SPOOL_LOCK_BUSY : SPOOL_LOCK_ERROR;
+        if (errno != EAGAIN && errno != EACCES)
+            return give_up(fd, SPOOL_LOCK_ERROR);
+        *holder = read_pid(*fd);
+        return give_up(fd, SPOOL_LOCK_BUSY);
     }
-    if (ftruncate(*fd, 0) < 0) { /* a stale pid must not be taken for this server's while it starts */
-        int err = errno;
-        close(*fd);
-        *fd = -1;
-        errno = err;
-        return SPOOL_LOCK_ERROR;
-    }
+    if (ftruncate(*fd, 0) < 0) /* a stale pid must not be taken for this server's while it starts */
+        return give_up(fd, SPOOL_LOCK_ERROR);
     return SPOOL_LOCK_OK;
 }
 
@@ -85,8 +86,11 @@ long spool_lock_holder(const char *spool_dir)
     if (fd < 0)
         return 0;
     long pid = 0;
-    if (is_locked(fd))
-        pid = read_pid(fd) ? read_pid(fd) : -1; /* a server runs (or starts) */
+    if (is_locked(fd)) { /* a server runs, or starts (no pid written yet: -1) */
+        pid = read_pid(fd);
+        if (pid == 0)
+            pid = -1;
+    }
     close(fd);
     return pid;
 }
