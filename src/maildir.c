@@ -205,7 +205,9 @@ static int link_staged(const struct commit_stage *st, const char *path)
 }
 
 /* Puts the message into dir/new/name: a hard link to the staged file, or (across file systems) a
- * copy that is fsynced first, since the batch flush only covers mail_dir's file system. */
+ * copy, fsynced and then its name in new/ fsynced, since the batch flush covers only the staged
+ * file's file system (on ext4 any directory's fsync commits every pending change; elsewhere only
+ * that directory's own: new/, where the name is, not the mailbox directory above it). */
 static int place_in_new(struct message *m, const char *dir, const char *name)
 {
     char new_path[PATH_MAX], copy_tmp[PATH_MAX];
@@ -223,10 +225,12 @@ static int place_in_new(struct message *m, const char *dir, const char *name)
         set_error(m, errno, "cannot link into", new_path);
         return -1;
     }
+    char new_dir[PATH_MAX];
     snprintf(copy_tmp, sizeof copy_tmp, "%s/tmp/%s", dir, name);
+    snprintf(new_dir, sizeof new_dir, "%s/new", dir);
     if (write_message_file(m, copy_tmp, true) < 0)
         return -1;
-    if (rename(copy_tmp, new_path) < 0 || fsync_dir(dir) < 0) {
+    if (rename(copy_tmp, new_path) < 0 || fsync_dir(new_dir) < 0) { /* the directory the name is in */
         set_error(m, errno, "cannot rename into", new_path);
         unlink(copy_tmp);
         return -1;

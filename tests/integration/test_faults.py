@@ -435,6 +435,31 @@ def test_power_cut_of_a_mailbox_on_another_disk(make_loop_disk, make_server, tmp
     assert not missing, f"{len(missing)} acknowledged but lost, e.g. {sorted(missing)[:5]}"
 
 
+@pytest.mark.parametrize("journal", ["yes", "no"])
+def test_power_cut_of_a_second_mailbox_on_another_disk(make_loop_disk, make_server, tmp_path, journal):
+    """A message for a mailbox on mail_dir's disk and one on a disk of its own: its file cannot be
+    linked across file systems, so the second mailbox gets a copy, renamed into its new/. That name
+    must be on disk before the 250 too (fsync of new/, not of the mailbox directory above it)."""
+    main = make_loop_disk(tmp_path / "main")
+    domain = make_loop_disk(main.mnt / "mail" / "example.test")
+    if os.geteuid() == 0:
+        pw = pwd.getpwnam("postern")
+        os.chown(domain.mnt, pw.pw_uid, pw.pw_gid)
+    srv = make_server(mail_dir=main.mnt / "mail", spool_dir=main.mnt / "spool", commit_journal=journal,
+                      log_level="warn")
+    rcpts = ("zoe@catchall.test", "alice@example.test")  # the first on mail_dir's disk
+    acked = set()
+    join_all(start_load(srv, "", 20, acked, rcpts=rcpts))
+    assert len(acked) == 400
+    time.sleep(2.5)  # past journal_checkpoint_interval (1s): the records are retired
+    domain.cut_power()
+    srv.kill9()
+    domain.remount()
+    srv.start()
+    missing = acked - stored_ids(srv, "alice@example.test")
+    assert not missing, f"{len(missing)} acknowledged but lost, e.g. {sorted(missing)[:5]}"
+
+
 def test_power_cut_keeps_every_queued_message(loop_disk, make_server):
     """Relayed mail waits in the queue (its domain's DNS fails): after a power cut every message
     that got a 250 is still queued, whole, and delivered to its local recipient as well."""
