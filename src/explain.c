@@ -50,6 +50,7 @@ static const struct known enhanced_table[] = {
     {"5.4", "Invalid command arguments", "A command's arguments or parameters were not valid.", "Fix the sending client's SMTP implementation."},
     {"5.6", "Authentication exchange line too long", "A line of the AUTH exchange was too long.", "Fix the client, or use a shorter credential."},
     {"6.0", "Other media error", "The message content was refused.", "Check the message's format and attachments."},
+    {"6.3", "Conversion required but not supported", "The message has 8-bit text (not encoded as 7-bit MIME), which a mail server on the way does not accept (it offers no 8BITMIME, RFC 6152).", "Send it again with its text encoded (quoted-printable or base64): most mail programs do that when told to send 7-bit or MIME-encoded mail."},
     {"6.7", "Non-ASCII addresses not permitted", "An internationalized (UTF-8) address needs SMTPUTF8, which a server on the way lacks (RFC 6531).", "Use the recipient's ASCII address, if any, or another route."},
     {"7.0", "Other security or policy status", "The message was refused by the receiving site's policy.", "Read the reply text; ask the receiving site's postmaster."},
     {"7.1", "Delivery not authorized, message refused", "The sender may not send there (relaying denied, or blocked by policy).", "Send through your own provider's server with authentication, or ask the recipient's site."},

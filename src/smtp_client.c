@@ -329,15 +329,26 @@ static size_t wire_size(const struct smtp_job *job)
     return job->len + lines;
 }
 
-/* MAIL FROM with the parameters the peer takes; size is the wire size (0: the peer has no SIZE). */
-static void send_mail(struct smtp_client *c, size_t size)
+/* True when the text has an octet outside US-ASCII (RFC 6152: only a peer offering 8BITMIME may
+ * get it), whether or not its sender declared BODY=8BITMIME. */
+static bool has_8bit_octets(const char *text, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)text[i] >= 0x80)
+            return true;
+    return false;
+}
+
+/* MAIL FROM with the parameters the peer takes; size is the wire size (0: the peer has no SIZE);
+ * eight: the text has 8-bit octets (the peer offers 8BITMIME, or the job never gets here). */
+static void send_mail(struct smtp_client *c, size_t size, bool eight)
 {
     struct smtp_job *job = c->job;
     struct evbuffer *out = bufferevent_get_output(c->bev);
     evbuffer_add_printf(out, "MAIL FROM:<%s>", job->sender);
     if (size)
         evbuffer_add_printf(out, " SIZE=%zu", size);
-    if (job->body8bit && c->eightbit)
+    if ((job->body8bit || eight) && c->eightbit)
         evbuffer_add_printf(out, " BODY=8BITMIME");
     if (job->smtputf8 && c->smtputf8)
         evbuffer_add_printf(out, " SMTPUTF8");
@@ -380,6 +391,13 @@ static void start_job(struct smtp_client *c)
         finish_job(c);
         return;
     }
+    bool eight = has_8bit_octets(job->text, job->len);
+    if (eight && !c->eightbit) { /* RFC 6152 section 3: convert to 7-bit MIME, or fail for good */
+        fill_results(job, 554, "5.6.3 the message has 8-bit text and the destination mail server does not "
+                               "accept it (it offers no 8BITMIME); Postern does not convert messages to 7-bit");
+        finish_job(c);
+        return;
+    }
     size_t size = c->size_limit ? wire_size(job) : 0;
     if (c->size_limit && size > c->size_limit) {
         char diag[200];
@@ -400,7 +418,7 @@ static void start_job(struct smtp_client *c)
     c->rcpt_i = c->accepted = 0;
     c->mail_ok = false;
     c->state = C_MAIL;
-    send_mail(c, size);
+    send_mail(c, size, eight);
     if (c->pipelining) {
         for (size_t i = 0; i < job->nrcpts; i++)
             send_rcpt(c, i);

@@ -567,6 +567,8 @@ def test_explain_command():
     assert "null MX" in out
     out = subprocess.run([str(BIN), "explain", "4.4.7", "5.1.10"], capture_output=True, text=True).stdout
     assert "temporary" in out and "permanent" in out
+    out = subprocess.run([str(BIN), "explain", "5.6.3"], capture_output=True, text=True).stdout
+    assert "Conversion required but not supported" in out and "8BITMIME" in out
     assert subprocess.run([str(BIN), "explain", "hello"], capture_output=True).returncode == 2
 
 
@@ -605,6 +607,54 @@ def test_smtputf8_message_to_peer_without_it_bounces_5_6_7(relay):
     full = [p for p in msg.walk() if p.get_content_type() == "message/rfc822"]
     assert full, "RET=FULL returns the whole message"
     assert all(not l.startswith("MAIL") for l in peer.lines)  # nothing was attempted
+
+
+NO_8BITMIME = b"250-mx.scripted.test\r\n250 PIPELINING\r\n"
+
+
+def test_8bit_message_to_peer_without_8bitmime_bounces_5_6_3(relay):
+    """RFC 6152 section 3: 8-bit text never goes to a peer that does not offer 8BITMIME; Postern
+    does not convert it to 7-bit, so the message fails for good, with a DSN that says why."""
+    peer = scripted(relay, ehlo=NO_8BITMIME)
+    srv = relay["start"]()
+    send(srv, ["eight@scripted.test"], mail_params=" BODY=8BITMIME",
+         body="Subject: 8bit\r\n\r\nd\u00e9j\u00e0 vu\r\n".encode())
+    msg = dsn_for(srv)
+    _, rcpts = report_fields(msg)
+    assert rcpts[0]["Status"] == "5.6.3"
+    assert "offers no 8BITMIME" in rcpts[0]["Diagnostic-Code"]
+    assert "quoted-printable or base64" in human_part(msg)  # what to do, from the explain table
+    assert not any(l.startswith("MAIL") for l in peer.lines)  # nothing was attempted
+
+
+def mail_lines_peer(relay, **kw):
+    """A scripted peer that accepts everything; returns it and the list of MAIL lines it got."""
+    seen = []
+
+    def reply(line, n):
+        if line.startswith("MAIL"):
+            seen.append(line)
+        return b"354 go\r\n" if line == "DATA" else b"250 2.0.0 ok\r\n"
+    return scripted(relay, reply=reply, **kw), seen
+
+
+def test_undeclared_8bit_text_is_sent_with_body_8bitmime(relay):
+    """The text has 8-bit octets though its sender did not declare BODY=8BITMIME: it goes out
+    labelled as what it is."""
+    peer, seen = mail_lines_peer(relay)  # offers 8BITMIME
+    srv = relay["start"]()
+    send(srv, ["undeclared@scripted.test"], body="Subject: 8bit\r\n\r\nna\u00efve\r\n".encode())
+    wait_for(lambda: peer.bodies, what="delivery of the undeclared 8-bit message")
+    assert seen and seen[0].endswith(" BODY=8BITMIME"), seen
+
+
+def test_declared_8bitmime_with_ascii_text_goes_to_peer_without_it(relay):
+    """BODY=8BITMIME declared, every octet US-ASCII: nothing to refuse; sent without the label."""
+    peer, seen = mail_lines_peer(relay, ehlo=NO_8BITMIME)
+    srv = relay["start"]()
+    send(srv, ["ascii@scripted.test"], mail_params=" BODY=8BITMIME")
+    wait_for(lambda: peer.bodies, what="delivery of the declared US-ASCII message")
+    assert seen and "BODY=" not in seen[0], seen
 
 
 def test_connection_reuse_and_destination_concurrency(relay):
