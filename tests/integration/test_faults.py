@@ -439,7 +439,9 @@ def test_power_cut_of_a_mailbox_on_another_disk(make_loop_disk, make_server, tmp
 def test_power_cut_of_a_second_mailbox_on_another_disk(make_loop_disk, make_server, tmp_path, journal):
     """A message for a mailbox on mail_dir's disk and one on a disk of its own: its file cannot be
     linked across file systems, so the second mailbox gets a copy, renamed into its new/. That name
-    must be on disk before the 250 too (fsync of new/, not of the mailbox directory above it)."""
+    must be on disk before the 250 too (fsync of new/, not of the mailbox directory above it). On
+    ext4 any directory's fsync commits its whole journal: this finds a missing fsync there, not one
+    of the wrong directory (that would show on XFS)."""
     main = make_loop_disk(tmp_path / "main")
     domain = make_loop_disk(main.mnt / "mail" / "example.test")
     if os.geteuid() == 0:
