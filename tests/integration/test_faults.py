@@ -411,11 +411,10 @@ def test_power_cut_after_a_reader_moved_the_mail_to_cur(loop_disk, make_server):
     assert all(found[s].endswith(sent[s]) for s in sent)
 
 
-@pytest.mark.parametrize("journal", ["yes", "no"])
-def test_power_cut_of_a_mailbox_on_another_disk(make_loop_disk, make_server, tmp_path, journal):
-    """A domain's mailboxes on a disk of their own (mounted inside mail_dir): flushing mail_dir's
-    file system does not make them durable. Every 250 must still mean on that disk: all mail is
-    acknowledged, the checkpoint has run, then that disk alone loses its power."""
+def cut_a_domain_disk_after_load(make_loop_disk, make_server, tmp_path, journal, rcpts):
+    """example.test's mailboxes on a disk of their own, mounted inside mail_dir: 20 sessions x 20
+    messages to rcpts, all acknowledged; once the checkpoint has run, that disk alone loses its
+    power and the server restarts. Returns the server and the acknowledged ids."""
     main = make_loop_disk(tmp_path / "main")
     domain = make_loop_disk(main.mnt / "mail" / "example.test")
     if os.geteuid() == 0:  # that disk's root is the domain directory: the server's user makes mailboxes there
@@ -424,13 +423,23 @@ def test_power_cut_of_a_mailbox_on_another_disk(make_loop_disk, make_server, tmp
     srv = make_server(mail_dir=main.mnt / "mail", spool_dir=main.mnt / "spool", commit_journal=journal,
                       log_level="warn")
     acked = set()
-    join_all(start_load(srv, "", 20, acked))
+    join_all(start_load(srv, "", 20, acked, rcpts=rcpts))
     assert len(acked) == 400
     time.sleep(2.5)  # past journal_checkpoint_interval (1s): the records are retired
     domain.cut_power()
     srv.kill9()
     domain.remount()
     srv.start()
+    return srv, acked
+
+
+@pytest.mark.parametrize("journal", ["yes", "no"])
+def test_power_cut_of_a_mailbox_on_another_disk(make_loop_disk, make_server, tmp_path, journal):
+    """A domain's mailboxes on a disk of their own (mounted inside mail_dir): flushing mail_dir's
+    file system does not make them durable. Every 250 must still mean on that disk: all mail is
+    acknowledged, the checkpoint has run, then that disk alone loses its power."""
+    srv, acked = cut_a_domain_disk_after_load(make_loop_disk, make_server, tmp_path, journal,
+                                              ("alice@example.test",))
     missing = acked - stored_ids(srv)
     assert not missing, f"{len(missing)} acknowledged but lost, e.g. {sorted(missing)[:5]}"
 
@@ -442,22 +451,8 @@ def test_power_cut_of_a_second_mailbox_on_another_disk(make_loop_disk, make_serv
     must be on disk before the 250 too (fsync of new/, not of the mailbox directory above it). On
     ext4 any directory's fsync commits its whole journal: this finds a missing fsync there, not one
     of the wrong directory (that would show on XFS)."""
-    main = make_loop_disk(tmp_path / "main")
-    domain = make_loop_disk(main.mnt / "mail" / "example.test")
-    if os.geteuid() == 0:
-        pw = pwd.getpwnam("postern")
-        os.chown(domain.mnt, pw.pw_uid, pw.pw_gid)
-    srv = make_server(mail_dir=main.mnt / "mail", spool_dir=main.mnt / "spool", commit_journal=journal,
-                      log_level="warn")
     rcpts = ("zoe@catchall.test", "alice@example.test")  # the first on mail_dir's disk
-    acked = set()
-    join_all(start_load(srv, "", 20, acked, rcpts=rcpts))
-    assert len(acked) == 400
-    time.sleep(2.5)  # past journal_checkpoint_interval (1s): the records are retired
-    domain.cut_power()
-    srv.kill9()
-    domain.remount()
-    srv.start()
+    srv, acked = cut_a_domain_disk_after_load(make_loop_disk, make_server, tmp_path, journal, rcpts)
     missing = acked - stored_ids(srv, "alice@example.test")
     assert not missing, f"{len(missing)} acknowledged but lost, e.g. {sorted(missing)[:5]}"
 
