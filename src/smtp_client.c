@@ -20,6 +20,7 @@
 #include "config.h"
 #include "log.h"
 #include "message.h"
+#include "mime_downgrade.h"
 #include "smtp_reply.h"
 #include "tls.h"
 
@@ -43,6 +44,9 @@ struct smtp_client {
     bool tls_failed;                 /* the handshake with this target failed: retry it in cleartext */
     unsigned long long size_limit;
     struct smtp_job *job;
+    const char *text;                /* what the job sends: its text, or its 7-bit MIME form */
+    size_t len;
+    struct evbuffer *converted;      /* that 7-bit form (a peer without 8BITMIME), or NULL */
     bool job_started;                /* MAIL was sent: no more moving to another target */
     bool need_rset;
     bool mail_ok;
@@ -122,6 +126,8 @@ static void on_close_ev(evutil_socket_t fd, short what, void *arg)
     struct smtp_client *c = arg;
     c->ops->closed(c->arg, c);
     event_free(c->close_ev);
+    if (c->converted)
+        evbuffer_free(c->converted);
     free(c->rcpt_accepted);
     free(c);
 }
@@ -143,6 +149,10 @@ static void finish_job(struct smtp_client *c)
 {
     struct smtp_job *job = c->job;
     c->job = NULL;
+    if (c->converted) {
+        evbuffer_free(c->converted);
+        c->converted = NULL;
+    }
     if (c->state != C_DEAD)
         c->state = C_READY;
     snprintf(job->remote_host, sizeof job->remote_host, "%s", c->host);
@@ -321,12 +331,12 @@ static void session_ready(struct smtp_client *c)
 /* ---------- the transaction ---------- */
 
 /* The message's size on the wire (RFC 1870 SIZE): the stored text has LF line ends, CRLF is sent. */
-static size_t wire_size(const struct smtp_job *job)
+static size_t wire_size(const char *text, size_t len)
 {
     size_t lines = 0;
-    for (const char *p = job->text; (p = memchr(p, '\n', (size_t)(job->text + job->len - p))) != NULL; p++)
+    for (const char *p = text; (p = memchr(p, '\n', (size_t)(text + len - p))) != NULL; p++)
         lines++;
-    return job->len + lines;
+    return len + lines;
 }
 
 /* True when the text has an octet outside US-ASCII (RFC 6152: only a peer offering 8BITMIME may
@@ -339,8 +349,40 @@ static bool has_8bit_octets(const char *text, size_t len)
     return false;
 }
 
+/* RFC 6152 section 3: a peer without 8BITMIME gets 8-bit text converted to 7-bit MIME, or nothing.
+ * True when c->text is now that 7-bit form; false when the job is over (its recipients have a
+ * 554 5.6.3 saying why it cannot be converted, or a 451 when memory ran out). */
+static bool convert_to_7bit(struct smtp_client *c)
+{
+    struct smtp_job *job = c->job;
+    if (c->converted)
+        evbuffer_free(c->converted);
+    c->converted = evbuffer_new();
+    enum mime_downgrade_result r =
+        c->converted ? mime_downgrade(job->text, job->len, c->converted) : MIME_DOWNGRADE_NO_MEMORY;
+    /* the text had an 8-bit octet, so its 7-bit form is never empty: NULL here is no memory */
+    const char *text = r == MIME_DOWNGRADE_OK ? (const char *)evbuffer_pullup(c->converted, -1) : NULL;
+    if (text) {
+        c->text = text;
+        c->len = evbuffer_get_length(c->converted);
+        log_info("event=smtp_client_7bit host=%s octets=%zu converted=%zu", c->host, job->len, c->len);
+        return true;
+    }
+    if (r == MIME_DOWNGRADE_OK || r == MIME_DOWNGRADE_NO_MEMORY) {
+        fill_results(job, 451, "4.3.0 out of memory while converting the message to 7-bit MIME");
+    } else {
+        char diag[400];
+        snprintf(diag, sizeof diag, "5.6.3 the message has 8-bit text, the destination mail server does not "
+                 "accept it (it offers no 8BITMIME), and it cannot be converted to 7-bit MIME: %s",
+                 mime_downgrade_problem(r));
+        fill_results(job, 554, diag);
+    }
+    finish_job(c);
+    return false;
+}
+
 /* MAIL FROM with the parameters the peer takes; size is the wire size (0: the peer has no SIZE);
- * eight: the text has 8-bit octets (the peer offers 8BITMIME, or the job never gets here). */
+ * eight: the text sent has 8-bit octets (the peer offers 8BITMIME, or it was converted). */
 static void send_mail(struct smtp_client *c, size_t size, bool eight)
 {
     struct smtp_job *job = c->job;
@@ -391,14 +433,15 @@ static void start_job(struct smtp_client *c)
         finish_job(c);
         return;
     }
+    c->text = job->text;
+    c->len = job->len;
     bool eight = has_8bit_octets(job->text, job->len);
-    if (eight && !c->eightbit) { /* RFC 6152 section 3: convert to 7-bit MIME, or fail for good */
-        fill_results(job, 554, "5.6.3 the message has 8-bit text and the destination mail server does not "
-                               "accept it (it offers no 8BITMIME); Postern does not convert messages to 7-bit");
-        finish_job(c);
-        return;
+    if (eight && !c->eightbit) {
+        if (!convert_to_7bit(c))
+            return;
+        eight = false;
     }
-    size_t size = c->size_limit ? wire_size(job) : 0;
+    size_t size = c->size_limit ? wire_size(c->text, c->len) : 0;
     if (c->size_limit && size > c->size_limit) {
         char diag[200];
         snprintf(diag, sizeof diag, "5.3.4 the message (%zu octets) is larger than the destination accepts (%llu)",
@@ -506,7 +549,7 @@ static void got_data_reply(struct smtp_client *c)
         return;
     }
     if (c->reply.code == 354 && c->mail_ok && c->accepted > 0) {
-        if (smtp_wire_body(out, c->job->text, c->job->len) < 0) {
+        if (smtp_wire_body(out, c->text, c->len) < 0) {
             conn_failed(c, "4.3.0 out of memory while sending the message");
             return;
         }

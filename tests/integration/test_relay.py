@@ -612,19 +612,85 @@ def test_smtputf8_message_to_peer_without_it_bounces_5_6_7(relay):
 NO_8BITMIME = b"250-mx.scripted.test\r\n250 PIPELINING\r\n"
 
 
-def test_8bit_message_to_peer_without_8bitmime_bounces_5_6_3(relay):
-    """RFC 6152 section 3: 8-bit text never goes to a peer that does not offer 8BITMIME; Postern
-    does not convert it to 7-bit, so the message fails for good, with a DSN that says why."""
+EIGHT_BIT_MULTIPART = ("From: alice@example.test\r\nSubject: 8bit\r\nMIME-Version: 1.0\r\n"
+                      "Content-Type: multipart/mixed; boundary=\"b1\"\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
+                      "--b1\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
+                      "d\u00e9j\u00e0 vu = " + "\u00e9" * 60 + "\r\n.dot line  \r\n"
+                      "--b1\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+                      "AAECAwQ=\r\n--b1--\r\n").encode()
+
+
+def unstuffed(wire):
+    """The message a scripted peer got, as its text: CRLF.CRLF taken off, dot-stuffing undone."""
+    lines = wire[:-len(b".\r\n")].split(b"\r\n")
+    return b"\r\n".join(l[1:] if l.startswith(b".") else l for l in lines)
+
+
+def test_8bit_message_to_peer_without_8bitmime_goes_as_7bit_mime(relay):
+    """RFC 6152 section 3: a peer that does not offer 8BITMIME gets 8-bit text converted to 7-bit
+    MIME: the 8-bit part as quoted-printable (lines within 76), the rest as it was. Python's email
+    package decodes what the peer got back to the original text."""
+    peer, seen = mail_lines_peer(relay, ehlo=NO_8BITMIME)
+    srv = relay["start"]()
+    send(srv, ["eight@scripted.test"], mail_params=" BODY=8BITMIME", body=EIGHT_BIT_MULTIPART)
+    wait_for(lambda: peer.bodies, what="delivery of the converted message")
+    assert seen and "BODY=" not in seen[0], seen
+    wire = peer.bodies[0]
+    assert max(wire) < 0x80, "only US-ASCII on the wire"
+    assert max(len(l) for l in wire.split(b"\r\n")) <= 998
+    got = email.message_from_bytes(unstuffed(wire), policy=email.policy.default)
+    text, blob = [p for p in got.walk() if not p.is_multipart()]
+    assert text["Content-Transfer-Encoding"] == "quoted-printable"
+    assert max(len(l) for l in text.get_payload().splitlines()) <= 76
+    # the line break before a delimiter belongs to the delimiter (RFC 2046 5.1.1), not to the text
+    assert text.get_content().replace("\r\n", "\n") == "d\u00e9j\u00e0 vu = " + "\u00e9" * 60 + "\n.dot line  "
+    assert blob["Content-Transfer-Encoding"] == "base64" and blob.get_content() == bytes(range(5))
+    assert "Content-Transfer-Encoding" not in got  # the multipart's own 8bit label is gone
+    assert "event=smtp_client_7bit" in srv.log_text()
+
+
+def test_8bit_header_to_peer_without_8bitmime_bounces_5_6_3(relay):
+    """8-bit octets in a header field cannot be made 7-bit (only the author can encode them,
+    RFC 2047): the message fails for good, with a DSN that says why, and nothing is sent."""
     peer = scripted(relay, ehlo=NO_8BITMIME)
     srv = relay["start"]()
     send(srv, ["eight@scripted.test"], mail_params=" BODY=8BITMIME",
-         body="Subject: 8bit\r\n\r\nd\u00e9j\u00e0 vu\r\n".encode())
+         body="Subject: d\u00e9j\u00e0 vu\r\n\r\nd\u00e9j\u00e0 vu\r\n".encode())
     msg = dsn_for(srv)
     _, rcpts = report_fields(msg)
     assert rcpts[0]["Status"] == "5.6.3"
     assert "offers no 8BITMIME" in rcpts[0]["Diagnostic-Code"]
-    assert "quoted-printable or base64" in human_part(msg)  # what to do, from the explain table
+    assert "a header field has 8-bit characters" in rcpts[0]["Diagnostic-Code"]
+    assert "RFC 2047" in human_part(msg)  # what to do, from the explain table
     assert not any(l.startswith("MAIL") for l in peer.lines)  # nothing was attempted
+
+
+def test_full_bounce_of_8bit_message_to_sender_without_8bitmime(relay):
+    """The RET=FULL report of an 8-bit message carries it 8-bit; the sender's mail server offers
+    no 8BITMIME, so the report goes converted, the returned message's text quoted-printable."""
+    def reply(line, n):
+        if line.startswith("RCPT"):
+            reply.rcpt_ok = "nobody" not in line
+            return b"250 ok\r\n" if reply.rcpt_ok else b"550 5.1.1 no such user\r\n"
+        if line == "DATA":
+            return b"354 go\r\n" if reply.rcpt_ok else b"554 5.5.1 no valid recipients\r\n"
+        return b"250 2.0.0 ok\r\n"
+    reply.rcpt_ok = False
+    peer = scripted(relay, reply=reply, ehlo=NO_8BITMIME)
+    srv = relay["start"]()
+    send(srv, ["nobody@scripted.test"], sender="sender@scripted.test", mail_params=" BODY=8BITMIME RET=FULL",
+         body="Subject: returned\r\n\r\nd\u00e9j\u00e0 vu\r\n".encode())
+    wait_for(lambda: peer.bodies, what="the report at the sender's mail server")
+    assert "RCPT TO:<sender@scripted.test>" in peer.lines
+    wire = peer.bodies[0]
+    assert max(wire) < 0x80, "only US-ASCII on the wire"
+    report = email.message_from_bytes(unstuffed(wire), policy=email.policy.default)
+    _, rcpts = report_fields(report)
+    assert rcpts[0]["Status"] == "5.1.1"
+    returned = [p for p in report.walk() if p.get_content_type() == "message/rfc822"][0].get_payload()[0]
+    assert returned["Subject"] == "returned"
+    assert returned.get_content_charset() == "unknown-8bit"  # RFC 1428: 8-bit, not declared as what
+    assert returned.get_payload(decode=True) == "d\u00e9j\u00e0 vu\r\n".encode()
 
 
 def mail_lines_peer(relay, **kw):

@@ -1,0 +1,400 @@
+/* mime_downgrade.c - see mime_downgrade.h. Each entity (a message, or a part of a multipart) is a
+ * header block, an empty line and a body: a body with no octet over 127 is copied as it is; else
+ * Content-Type says whether to walk into it (multipart, message/rfc822) or to encode it. */
+#include "mime_downgrade.h"
+
+#include <ctype.h>
+#include <event2/buffer.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#define QP_LINE_MAX 76 /* RFC 2045 6.7 rule 5: encoded lines of at most 76 characters, '=' included */
+
+struct walk {
+    struct evbuffer *out;
+    bool nomem;
+};
+
+/* What an entity's header fields say about it. */
+struct entity_fields {
+    char type[64], subtype[64]; /* lower case; text/plain when there is no usable Content-Type */
+    char boundary[201];         /* RFC 2046 5.1.1 allows 70 characters; up to 200 are taken */
+    bool has_content_type;      /* a Content-Type field is there (usable or not) */
+    bool has_boundary;
+    bool has_mime_version;
+    char encoding[32];          /* Content-Transfer-Encoding, lower case; "" when none */
+};
+
+static void put(struct walk *w, const void *p, size_t n)
+{
+    if (n && evbuffer_add(w->out, p, n) != 0)
+        w->nomem = true;
+}
+
+static void put_str(struct walk *w, const char *s)
+{
+    put(w, s, strlen(s));
+}
+
+static bool has_8bit(const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)p[i] >= 0x80)
+            return true;
+    return false;
+}
+
+/* Length of the header block at the start of text[0..len): up to and including the LF before the
+ * empty line that ends it; the whole text when there is no empty line; 0 when it starts with one. */
+static size_t header_block_length(const char *text, size_t len)
+{
+    if (len && text[0] == '\n')
+        return 0;
+    for (size_t i = 0; i + 1 < len; i++)
+        if (text[i] == '\n' && text[i + 1] == '\n')
+            return i + 1;
+    return len;
+}
+
+/* The end of the header field starting at p: past its LF and those of its continuation lines. */
+static const char *field_end(const char *p, const char *end)
+{
+    for (;;) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        if (!nl)
+            return end;
+        p = nl + 1;
+        if (p >= end || (*p != ' ' && *p != '\t'))
+            return p;
+    }
+}
+
+/* True when the field [f, fend) is called name (any case); *value is then just past its colon. */
+static bool field_is(const char *f, const char *fend, const char *name, const char **value)
+{
+    size_t n = strlen(name);
+    if ((size_t)(fend - f) <= n || strncasecmp(f, name, n) != 0)
+        return false;
+    const char *p = f + n;
+    while (p < fend && (*p == ' ' || *p == '\t')) /* RFC 5322 4.5: obsolete white space before ':' */
+        p++;
+    if (p >= fend || *p != ':')
+        return false;
+    *value = p + 1;
+    return true;
+}
+
+/* The value [v, fend) with its line breaks taken out (unfolded), cut to fit out. */
+static void unfold(const char *v, const char *fend, char *out, size_t outsz)
+{
+    size_t n = 0;
+    for (; v < fend && n + 1 < outsz; v++)
+        if (*v != '\n' && *v != '\r')
+            out[n++] = *v;
+    out[n] = '\0';
+}
+
+/* Past white space and (nested, escaped) comments: RFC 5322 CFWS, which RFC 2045 allows here. */
+static const char *skip_cfws(const char *p)
+{
+    for (;;) {
+        while (*p == ' ' || *p == '\t')
+            p++;
+        if (*p != '(')
+            return p;
+        int depth = 0;
+        for (; *p; p++) {
+            if (*p == '\\' && p[1])
+                p++;
+            else if (*p == '(')
+                depth++;
+            else if (*p == ')' && --depth == 0) {
+                p++;
+                break;
+            }
+        }
+    }
+}
+
+static bool is_token_char(unsigned char ch)
+{
+    return ch > 32 && ch < 127 && !strchr("()<>@,;:\\\"/[]?=", ch); /* RFC 2045 5.1 tspecials */
+}
+
+/* Reads an RFC 2045 token at p into out, lower case (cut to fit); returns the end of it. */
+static const char *read_token(const char *p, char *out, size_t outsz)
+{
+    size_t n = 0;
+    for (; is_token_char((unsigned char)*p); p++)
+        if (n + 1 < outsz)
+            out[n++] = (char)tolower((unsigned char)*p);
+    out[n] = '\0';
+    return p;
+}
+
+/* Reads a parameter value (token or quoted-string) at p into out as it is; *fits is false when it
+ * was cut to fit. Returns the end of it. */
+static const char *read_value(const char *p, char *out, size_t outsz, bool *fits)
+{
+    size_t n = 0;
+    *fits = true;
+    bool quoted = *p == '"';
+    if (quoted)
+        p++;
+    for (; *p && (quoted ? *p != '"' : is_token_char((unsigned char)*p)); p++) {
+        if (quoted && *p == '\\' && p[1])
+            p++;
+        if (n + 1 < outsz)
+            out[n++] = *p;
+        else
+            *fits = false;
+    }
+    if (quoted && *p == '"')
+        p++;
+    out[n] = '\0';
+    return p;
+}
+
+/* Content-Type: type "/" subtype *(";" attribute "=" value) (RFC 2045 5.1); only boundary is kept.
+ * A value that does not parse leaves the default, text/plain (RFC 2045 5.2). */
+static void read_content_type(const char *v, struct entity_fields *f)
+{
+    char type[64], subtype[64];
+    const char *p = skip_cfws(read_token(skip_cfws(v), type, sizeof type));
+    if (*p != '/')
+        return;
+    p = read_token(skip_cfws(p + 1), subtype, sizeof subtype);
+    if (!*type || !*subtype)
+        return;
+    memcpy(f->type, type, sizeof type);
+    memcpy(f->subtype, subtype, sizeof subtype);
+    for (;;) {
+        p = skip_cfws(p);
+        if (*p != ';')
+            return;
+        char name[32], value[sizeof f->boundary];
+        p = skip_cfws(read_token(skip_cfws(p + 1), name, sizeof name));
+        if (*p != '=')
+            return;
+        bool fits;
+        p = read_value(skip_cfws(p + 1), value, sizeof value, &fits);
+        if (!strcmp(name, "boundary") && fits && *value) {
+            memcpy(f->boundary, value, sizeof value);
+            f->has_boundary = true;
+        }
+    }
+}
+
+/* Reads the fields of the header block [h, h + hlen) that matter here. */
+static void read_fields(const char *h, size_t hlen, bool in_digest, struct entity_fields *f)
+{
+    memset(f, 0, sizeof *f);
+    snprintf(f->type, sizeof f->type, "%s", in_digest ? "message" : "text"); /* RFC 2046 5.1.5: digests */
+    snprintf(f->subtype, sizeof f->subtype, "%s", in_digest ? "rfc822" : "plain");
+    const char *end = h + hlen;
+    char value[1024] = {0};
+    for (const char *p = h, *fe; p < end; p = fe) {
+        fe = field_end(p, end);
+        const char *v;
+        if (field_is(p, fe, "Content-Type", &v)) {
+            f->has_content_type = true;
+            unfold(v, fe, value, sizeof value);
+            read_content_type(value, f);
+        } else if (field_is(p, fe, "Content-Transfer-Encoding", &v)) {
+            unfold(v, fe, value, sizeof value);
+            read_token(skip_cfws(value), f->encoding, sizeof f->encoding);
+        } else if (field_is(p, fe, "MIME-Version", &v)) {
+            f->has_mime_version = true;
+        }
+    }
+}
+
+/* Copies the header block without its Content-Transfer-Encoding fields (the caller adds the one
+ * that is true now) and, for a whole message, adds MIME-Version when it is missing. */
+static void put_fields(struct walk *w, const char *h, size_t hlen, const struct entity_fields *f, bool message)
+{
+    const char *end = h + hlen;
+    for (const char *p = h, *fe; p < end; p = fe) {
+        fe = field_end(p, end);
+        const char *v;
+        if (!field_is(p, fe, "Content-Transfer-Encoding", &v))
+            put(w, p, (size_t)(fe - p));
+    }
+    if (message && !f->has_mime_version)
+        put_str(w, "MIME-Version: 1.0\n");
+}
+
+/* Appends body[0..n) as quoted-printable (RFC 2045 6.7): '=', control characters, octets over 126
+ * and white space at the end of a line as =XX; soft line breaks ("=" at the end) keep every line
+ * within 76 characters. A line that a soft break starts never begins with '-', so it cannot be
+ * taken for a boundary of an enclosing multipart. */
+static void put_quoted_printable(struct walk *w, const char *body, size_t n)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    char line[QP_LINE_MAX + 2];
+    size_t col = 0;
+    bool after_soft_break = false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)body[i];
+        if (ch == '\n') {
+            line[col++] = '\n';
+            put(w, line, col);
+            col = 0;
+            after_soft_break = false;
+            continue;
+        }
+        bool line_end = i + 1 == n || body[i + 1] == '\n';
+        bool literal = (ch >= 33 && ch <= 126 && ch != '=') || ((ch == ' ' || ch == '\t') && !line_end);
+        if (col + (literal ? 1 : 3) > QP_LINE_MAX - 1) {
+            line[col++] = '=';
+            line[col++] = '\n';
+            put(w, line, col);
+            col = 0;
+            after_soft_break = true;
+        }
+        if (ch == '-' && col == 0 && after_soft_break)
+            literal = false;
+        if (literal) {
+            line[col++] = (char)ch;
+        } else {
+            line[col++] = '=';
+            line[col++] = hex[ch >> 4];
+            line[col++] = hex[ch & 15];
+        }
+    }
+    put(w, line, col);
+}
+
+/* 1 when [line, lend) is a delimiter line of boundary, 2 for the close delimiter, else 0
+ * (RFC 2046 5.1.1: "--" boundary ["--"] then optional white space). */
+static int delimiter_kind(const char *line, const char *lend, const char *boundary)
+{
+    size_t bl = strlen(boundary);
+    if ((size_t)(lend - line) < 2 + bl || line[0] != '-' || line[1] != '-' || memcmp(line + 2, boundary, bl) != 0)
+        return 0;
+    const char *p = line + 2 + bl;
+    int kind = 1;
+    if (lend - p >= 2 && p[0] == '-' && p[1] == '-') {
+        kind = 2;
+        p += 2;
+    }
+    while (p < lend && (*p == ' ' || *p == '\t' || *p == '\r'))
+        p++;
+    return p == lend ? kind : 0;
+}
+
+static enum mime_downgrade_result convert_entity(struct walk *w, const char *text, size_t len, int depth, bool message,
+                                                 bool in_digest);
+
+/* Walks a multipart body: each part between delimiter lines is converted; the preamble, the
+ * delimiter lines and the epilogue are copied and must be 7-bit. The LF before a delimiter line
+ * belongs to the delimiter (RFC 2046 5.1.1), not to the part. */
+static enum mime_downgrade_result convert_multipart(struct walk *w, const char *body, size_t blen,
+                                                    const char *boundary, int depth, bool digest)
+{
+    const char *end = body + blen, *part = NULL;
+    bool closed = false;
+    for (const char *line = body, *next; line < end && !closed; line = next) {
+        const char *nl = memchr(line, '\n', (size_t)(end - line));
+        const char *lend = nl ? nl : end;
+        next = nl ? nl + 1 : end;
+        int kind = delimiter_kind(line, lend, boundary);
+        if (!kind)
+            continue;
+        const char *copy_from = body;
+        if (part) {
+            const char *pend = line > part ? line - 1 : part;
+            enum mime_downgrade_result r = convert_entity(w, part, (size_t)(pend - part), depth + 1, false, digest);
+            if (r != MIME_DOWNGRADE_OK)
+                return r;
+            copy_from = pend;
+        } else if (has_8bit(body, (size_t)(line - body))) {
+            return MIME_DOWNGRADE_8BIT_OUTSIDE; /* the preamble */
+        }
+        put(w, copy_from, (size_t)(next - copy_from));
+        part = next;
+        closed = kind == 2;
+    }
+    if (!part)
+        return MIME_DOWNGRADE_8BIT_OUTSIDE; /* no delimiter: all of it is preamble */
+    if (!closed)                          /* no close delimiter: the last part runs to the end */
+        return convert_entity(w, part, (size_t)(end - part), depth + 1, false, digest);
+    if (has_8bit(part, (size_t)(end - part)))
+        return MIME_DOWNGRADE_8BIT_OUTSIDE; /* the epilogue */
+    put(w, part, (size_t)(end - part));
+    return MIME_DOWNGRADE_OK;
+}
+
+/* Converts one entity. message: it is a whole message (the top level, or inside message/rfc822),
+ * which gets MIME-Version if it has none; in_digest: a part of a multipart/digest. */
+static enum mime_downgrade_result convert_entity(struct walk *w, const char *text, size_t len, int depth, bool message,
+                                                 bool in_digest)
+{
+    if (depth > MIME_DOWNGRADE_MAX_DEPTH)
+        return MIME_DOWNGRADE_TOO_DEEP;
+    size_t hlen = header_block_length(text, len);
+    if (has_8bit(text, hlen))
+        return MIME_DOWNGRADE_8BIT_HEADER;
+    size_t body_at = hlen < len ? hlen + 1 : len;
+    const char *body = text + body_at;
+    size_t blen = len - body_at;
+    if (!has_8bit(body, blen)) {
+        put(w, text, len);
+        return MIME_DOWNGRADE_OK;
+    }
+    struct entity_fields f;
+    read_fields(text, hlen, in_digest, &f);
+    if (!strcmp(f.type, "multipart")) {
+        if (!f.has_boundary)
+            return MIME_DOWNGRADE_NO_BOUNDARY;
+        put_fields(w, text, hlen, &f, message);
+        put(w, "\n", 1);
+        return convert_multipart(w, body, blen, f.boundary, depth, !strcmp(f.subtype, "digest"));
+    }
+    if (!strcmp(f.type, "message") && !strcmp(f.subtype, "rfc822")) {
+        put_fields(w, text, hlen, &f, message);
+        put(w, "\n", 1);
+        return convert_entity(w, body, blen, depth + 1, true, false);
+    }
+    bool plain = !*f.encoding || !strcmp(f.encoding, "7bit") || !strcmp(f.encoding, "8bit") ||
+                 !strcmp(f.encoding, "binary");
+    if (!plain || (!strcmp(f.type, "message") && strcmp(f.subtype, "global") != 0))
+        return MIME_DOWNGRADE_ENCODED_8BIT; /* RFC 2045 6.4: no encoding for message/partial etc. */
+    put_fields(w, text, hlen, &f, message);
+    if (!f.has_content_type) /* not declared, so not known: RFC 1428 */
+        put_str(w, "Content-Type: text/plain; charset=unknown-8bit\n");
+    put_str(w, "Content-Transfer-Encoding: quoted-printable\n\n");
+    put_quoted_printable(w, body, blen);
+    return MIME_DOWNGRADE_OK;
+}
+
+enum mime_downgrade_result mime_downgrade(const char *text, size_t len, struct evbuffer *out)
+{
+    struct walk w = {.out = out};
+    enum mime_downgrade_result r = convert_entity(&w, text, len, 0, true, false);
+    return r == MIME_DOWNGRADE_OK && w.nomem ? MIME_DOWNGRADE_NO_MEMORY : r;
+}
+
+const char *mime_downgrade_problem(enum mime_downgrade_result r)
+{
+    switch (r) {
+    case MIME_DOWNGRADE_OK:
+        return "converted";
+    case MIME_DOWNGRADE_8BIT_HEADER:
+        return "a header field has 8-bit characters (only its author can encode them, RFC 2047)";
+    case MIME_DOWNGRADE_ENCODED_8BIT:
+        return "a part labelled as encoded (base64, quoted-printable) or as a message/partial or "
+               "external-body part has 8-bit octets";
+    case MIME_DOWNGRADE_8BIT_OUTSIDE:
+        return "a multipart has 8-bit octets outside its parts";
+    case MIME_DOWNGRADE_NO_BOUNDARY:
+        return "a multipart with 8-bit text has no usable boundary parameter";
+    case MIME_DOWNGRADE_TOO_DEEP:
+        return "its MIME parts are nested too deep";
+    case MIME_DOWNGRADE_NO_MEMORY:
+        return "out of memory";
+    }
+    return "unknown";
+}
