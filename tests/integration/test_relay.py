@@ -665,9 +665,9 @@ def test_8bit_header_to_peer_without_8bitmime_bounces_5_6_3(relay):
     assert not any(l.startswith("MAIL") for l in peer.lines)  # nothing was attempted
 
 
-def test_full_bounce_of_8bit_message_to_sender_without_8bitmime(relay):
-    """The RET=FULL report of an 8-bit message carries it 8-bit; the sender's mail server offers
-    no 8BITMIME, so the report goes converted, the returned message's text quoted-printable."""
+def refuses_nobody():
+    """A scripted peer's replies: 550 5.1.1 to a recipient named nobody (then DATA refused), the
+    rest accepted - so a message for nobody bounces and its report to the sender is taken."""
     def reply(line, n):
         if line.startswith("RCPT"):
             reply.rcpt_ok = "nobody" not in line
@@ -676,6 +676,13 @@ def test_full_bounce_of_8bit_message_to_sender_without_8bitmime(relay):
             return b"354 go\r\n" if reply.rcpt_ok else b"554 5.5.1 no valid recipients\r\n"
         return b"250 2.0.0 ok\r\n"
     reply.rcpt_ok = False
+    return reply
+
+
+def test_full_bounce_of_8bit_message_to_sender_without_8bitmime(relay):
+    """The RET=FULL report of an 8-bit message carries it 8-bit; the sender's mail server offers
+    no 8BITMIME, so the report goes converted, the returned message's text quoted-printable."""
+    reply = refuses_nobody()
     peer = scripted(relay, reply=reply, ehlo=NO_8BITMIME)
     srv = relay["start"]()
     send(srv, ["nobody@scripted.test"], sender="sender@scripted.test", mail_params=" BODY=8BITMIME RET=FULL",
@@ -832,14 +839,7 @@ def test_bounce_to_a_remote_sender_goes_out_with_null_sender(relay):
 def test_bounce_to_a_utf8_sender_keeps_smtputf8_and_8bitmime(relay):
     """The DSN of an SMTPUTF8, 8-bit message goes to its UTF-8 sender with SMTPUTF8 and
     BODY=8BITMIME: its recipient needs the one (RFC 6531), its RET=FULL copy the other."""
-    def reply(line, n):
-        if line.startswith("RCPT"):
-            reply.rcpt_ok = "nobody" not in line
-            return b"250 ok\r\n" if reply.rcpt_ok else b"550 5.1.1 no such user\r\n"
-        if line == "DATA":
-            return b"354 go\r\n" if reply.rcpt_ok else b"554 5.5.1 no valid recipients\r\n"
-        return b"250 2.0.0 ok\r\n"
-    reply.rcpt_ok = False
+    reply = refuses_nobody()
     peer = scripted(relay, reply=reply,
                     ehlo=b"250-mx.scripted.test\r\n250-PIPELINING\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n")
     srv = relay["start"]()
