@@ -14,6 +14,7 @@
 
 struct walk {
     struct evbuffer *out;
+    bool seven_bit; /* the peer takes no 8-bit octets: every one must be encoded */
     bool nomem;
 };
 
@@ -44,6 +45,31 @@ static bool has_8bit(const char *p, size_t n)
         if ((unsigned char)p[i] >= 0x80)
             return true;
     return false;
+}
+
+bool mime_has_long_line(const char *text, size_t len)
+{
+    size_t col = 0;
+    for (size_t i = 0; i < len; i++) {
+        col = text[i] == '\n' ? 0 : col + 1;
+        if (col > MIME_LINE_MAX)
+            return true;
+    }
+    return false;
+}
+
+/* True when a body must be encoded for this peer: an 8-bit octet it does not take, or a line
+ * longer than RFC 5322 2.1.1 allows. */
+static bool needs_encoding(const struct walk *w, const char *p, size_t n)
+{
+    return (w->seven_bit && has_8bit(p, n)) || mime_has_long_line(p, n);
+}
+
+/* True when text outside the parts (a preamble, an epilogue), which is never encoded, has an 8-bit
+ * octet this peer does not take; long lines there go as they are. */
+static bool unsendable(const struct walk *w, const char *p, size_t n)
+{
+    return w->seven_bit && has_8bit(p, n);
 }
 
 /* Length of the header block at the start of text[0..len): up to and including the LF before the
@@ -310,18 +336,22 @@ static enum mime_downgrade_result convert_multipart(struct walk *w, const char *
             if (r != MIME_DOWNGRADE_OK)
                 return r;
             copy_from = pend;
-        } else if (has_8bit(body, (size_t)(line - body))) {
+        } else if (unsendable(w, body, (size_t)(line - body))) {
             return MIME_DOWNGRADE_8BIT_OUTSIDE; /* the preamble */
         }
         put(w, copy_from, (size_t)(next - copy_from));
         part = next;
         closed = kind == 2;
     }
-    if (!part)
-        return MIME_DOWNGRADE_8BIT_OUTSIDE; /* no delimiter: all of it is preamble */
+    if (!part) { /* no delimiter: all of it is preamble */
+        if (unsendable(w, body, blen))
+            return MIME_DOWNGRADE_8BIT_OUTSIDE;
+        put(w, body, blen);
+        return MIME_DOWNGRADE_OK;
+    }
     if (!closed)                          /* no close delimiter: the last part runs to the end */
         return convert_entity(w, part, (size_t)(end - part), depth + 1, false, digest);
-    if (has_8bit(part, (size_t)(end - part)))
+    if (unsendable(w, part, (size_t)(end - part)))
         return MIME_DOWNGRADE_8BIT_OUTSIDE; /* the epilogue */
     put(w, part, (size_t)(end - part));
     return MIME_DOWNGRADE_OK;
@@ -335,20 +365,25 @@ static enum mime_downgrade_result convert_entity(struct walk *w, const char *tex
     if (depth > MIME_DOWNGRADE_MAX_DEPTH)
         return MIME_DOWNGRADE_TOO_DEEP;
     size_t hlen = header_block_length(text, len);
-    if (has_8bit(text, hlen))
+    if (w->seven_bit && has_8bit(text, hlen))
         return MIME_DOWNGRADE_8BIT_HEADER;
     size_t body_at = hlen < len ? hlen + 1 : len;
     const char *body = text + body_at;
     size_t blen = len - body_at;
-    if (!has_8bit(body, blen)) {
+    if (!needs_encoding(w, body, blen)) {
         put(w, text, len);
         return MIME_DOWNGRADE_OK;
     }
+    bool eight = w->seven_bit && has_8bit(body, blen); /* encoded or refused; long lines may stay */
     struct entity_fields f;
     read_fields(text, hlen, in_digest, &f);
     if (!strcmp(f.type, "multipart")) {
-        if (!f.has_boundary)
+        if (!f.has_boundary && eight)
             return MIME_DOWNGRADE_NO_BOUNDARY;
+        if (!f.has_boundary) {
+            put(w, text, len);
+            return MIME_DOWNGRADE_OK;
+        }
         put_fields(w, text, hlen, &f, message);
         put(w, "\n", 1);
         return convert_multipart(w, body, blen, f.boundary, depth, !strcmp(f.subtype, "digest"));
@@ -360,19 +395,24 @@ static enum mime_downgrade_result convert_entity(struct walk *w, const char *tex
     }
     bool plain = !*f.encoding || !strcmp(f.encoding, "7bit") || !strcmp(f.encoding, "8bit") ||
                  !strcmp(f.encoding, "binary");
-    if (!plain || (!strcmp(f.type, "message") && strcmp(f.subtype, "global") != 0))
-        return MIME_DOWNGRADE_ENCODED_8BIT; /* RFC 2045 6.4: no encoding for message/partial etc. */
+    if (!plain || (!strcmp(f.type, "message") && strcmp(f.subtype, "global") != 0)) {
+        if (eight)
+            return MIME_DOWNGRADE_ENCODED_8BIT; /* RFC 2045 6.4: no encoding for message/partial etc. */
+        put(w, text, len); /* long lines in an encoded part: its encoder's to mend, not ours */
+        return MIME_DOWNGRADE_OK;
+    }
     put_fields(w, text, hlen, &f, message);
-    if (!f.has_content_type) /* not declared, so not known: RFC 1428 */
-        put_str(w, "Content-Type: text/plain; charset=unknown-8bit\n");
+    if (!f.has_content_type) /* RFC 1428: 8-bit text in a charset nobody declared */
+        put_str(w, has_8bit(body, blen) ? "Content-Type: text/plain; charset=unknown-8bit\n"
+                                        : "Content-Type: text/plain; charset=us-ascii\n");
     put_str(w, "Content-Transfer-Encoding: quoted-printable\n\n");
     put_quoted_printable(w, body, blen);
     return MIME_DOWNGRADE_OK;
 }
 
-enum mime_downgrade_result mime_downgrade(const char *text, size_t len, struct evbuffer *out)
+enum mime_downgrade_result mime_downgrade(const char *text, size_t len, bool seven_bit, struct evbuffer *out)
 {
-    struct walk w = {.out = out};
+    struct walk w = {.out = out, .seven_bit = seven_bit};
     enum mime_downgrade_result r = convert_entity(&w, text, len, 0, true, false);
     return r == MIME_DOWNGRADE_OK && w.nomem ? MIME_DOWNGRADE_NO_MEMORY : r;
 }

@@ -1,20 +1,24 @@
-/* mime_downgrade.h - turns a message with 8-bit text into 7-bit MIME (RFC 6152 section 3, RFC 2045,
- * RFC 2046), for a peer that does not offer 8BITMIME: every part whose body has an octet over 127 is
- * encoded as quoted-printable; multiparts and message/rfc822 parts are walked into, never encoded
- * themselves (RFC 2045 6.4); everything already 7-bit is copied unchanged. A message that is not MIME
- * at all gets the headers that make it one (text/plain; charset=unknown-8bit, RFC 1428).
- * What cannot be converted is refused, never sent half-converted: 8-bit header fields (RFC 2047
- * encoding them would need their structure), 8-bit octets in a part that says it is already
- * base64 or quoted-printable, or outside every part, a multipart without a boundary, and nesting
- * deeper than MIME_DOWNGRADE_MAX_DEPTH. Text is LF-terminated, as the queue stores it. */
+/* mime_downgrade.h - makes a message fit the peer it goes to (RFC 2045, RFC 2046): every MIME part
+ * whose body has a line longer than RFC 5322 allows (998 octets) - or, for a peer that does not
+ * offer 8BITMIME, an octet over 127 (RFC 6152 section 3) - is encoded as quoted-printable;
+ * multiparts and message/rfc822 parts are walked into, never encoded themselves (RFC 2045 6.4);
+ * every other part is copied unchanged. A message that is not MIME at all gets the headers that
+ * make it one (text/plain; charset=unknown-8bit when its text is 8-bit, RFC 1428).
+ * For a 7-bit peer, what cannot be converted is refused, never sent half-converted: 8-bit header
+ * fields (only their author can encode them, RFC 2047), 8-bit octets in a part that says it is
+ * already base64 or quoted-printable, or outside every part, a multipart without a boundary, and
+ * nesting deeper than MIME_DOWNGRADE_MAX_DEPTH. Long lines that cannot be encoded (in a header, an
+ * encoded part, a preamble) are left as they are. Text is LF-terminated, as the queue stores it. */
 #ifndef POSTERN_MIME_DOWNGRADE_H
 #define POSTERN_MIME_DOWNGRADE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct evbuffer;
 
 #define MIME_DOWNGRADE_MAX_DEPTH 32 /* multiparts and embedded messages inside each other */
+#define MIME_LINE_MAX 998           /* RFC 5322 2.1.1, RFC 5321 4.5.3.1.6: octets before CRLF */
 
 enum mime_downgrade_result {
     MIME_DOWNGRADE_OK,
@@ -26,9 +30,12 @@ enum mime_downgrade_result {
     MIME_DOWNGRADE_NO_MEMORY,
 };
 
-/* Appends the 7-bit form of text[0..len) to out. On anything but MIME_DOWNGRADE_OK, what out
- * holds is incomplete and must not be sent. */
-enum mime_downgrade_result mime_downgrade(const char *text, size_t len, struct evbuffer *out);
+/* Appends the converted text[0..len) to out; seven_bit: the peer takes no 8-bit octets. On
+ * anything but MIME_DOWNGRADE_OK, what out holds is incomplete and must not be sent. */
+enum mime_downgrade_result mime_downgrade(const char *text, size_t len, bool seven_bit, struct evbuffer *out);
+
+/* True when text has a line longer than MIME_LINE_MAX octets. */
+bool mime_has_long_line(const char *text, size_t len);
 
 /* Plain words for a result, for a bounce's diagnostic. */
 const char *mime_downgrade_problem(enum mime_downgrade_result r);

@@ -349,26 +349,37 @@ static bool has_8bit_octets(const char *text, size_t len)
     return false;
 }
 
-/* RFC 6152 section 3: a peer without 8BITMIME gets 8-bit text converted to 7-bit MIME, or nothing.
- * True when c->text is now that 7-bit form; false when the job is over (its recipients have a
- * 554 5.6.3 saying why it cannot be converted, or a 451 when memory ran out). */
-static bool convert_to_7bit(struct smtp_client *c)
+/* Sets what the job sends to this peer (c->text, c->len): its text, or - when a line is longer
+ * than 998 octets, or the text is 8-bit (eight) and the peer offers no 8BITMIME (RFC 6152 section
+ * 3: convert or fail) - the form mime_downgrade makes of it. False when the job is over: a 7-bit
+ * peer and a text that cannot be converted (its recipients get 554 5.6.3 saying why), or no memory
+ * for it (451). Long lines that cannot be mended go as they are to a peer that takes 8-bit text. */
+static bool prepare_text(struct smtp_client *c, bool eight)
 {
     struct smtp_job *job = c->job;
+    c->text = job->text;
+    c->len = job->len;
+    bool seven_bit = eight && !c->eightbit;
+    if (!seven_bit && !mime_has_long_line(job->text, job->len))
+        return true;
     if (c->converted)
         evbuffer_free(c->converted);
     c->converted = evbuffer_new();
     enum mime_downgrade_result r =
-        c->converted ? mime_downgrade(job->text, job->len, c->converted) : MIME_DOWNGRADE_NO_MEMORY;
-    /* the text had an 8-bit octet, so its 7-bit form is never empty: NULL here is no memory */
+        c->converted ? mime_downgrade(job->text, job->len, seven_bit, c->converted) : MIME_DOWNGRADE_NO_MEMORY;
+    /* the input had a long line or an 8-bit octet, so the output is never empty: NULL is no memory */
     const char *text = r == MIME_DOWNGRADE_OK ? (const char *)evbuffer_pullup(c->converted, -1) : NULL;
-    if (text) {
+    size_t len = text ? evbuffer_get_length(c->converted) : 0;
+    if (text && (len != job->len || memcmp(text, job->text, len) != 0)) {
         c->text = text;
-        c->len = evbuffer_get_length(c->converted);
-        log_info("event=smtp_client_7bit host=%s octets=%zu converted=%zu", c->host, job->len, c->len);
+        c->len = len;
+        log_info("event=smtp_client_converted host=%s reason=%s octets=%zu converted=%zu", c->host,
+                 seven_bit ? "8bit" : "long_lines", job->len, len);
         return true;
     }
-    if (r == MIME_DOWNGRADE_OK || r == MIME_DOWNGRADE_NO_MEMORY) {
+    if (text || !seven_bit)
+        return true; /* nothing to mend, or nothing more to try: the text as it is */
+    if (r == MIME_DOWNGRADE_NO_MEMORY) {
         fill_results(job, 451, "4.3.0 out of memory while converting the message to 7-bit MIME");
     } else {
         char diag[400];
@@ -382,7 +393,7 @@ static bool convert_to_7bit(struct smtp_client *c)
 }
 
 /* MAIL FROM with the parameters the peer takes; size is the wire size (0: the peer has no SIZE);
- * eight: the text sent has 8-bit octets (the peer offers 8BITMIME, or it was converted). */
+ * eight: the text sent has 8-bit octets (then the peer offers 8BITMIME). */
 static void send_mail(struct smtp_client *c, size_t size, bool eight)
 {
     struct smtp_job *job = c->job;
@@ -433,14 +444,11 @@ static void start_job(struct smtp_client *c)
         finish_job(c);
         return;
     }
-    c->text = job->text;
-    c->len = job->len;
     bool eight = has_8bit_octets(job->text, job->len);
-    if (eight && !c->eightbit) {
-        if (!convert_to_7bit(c))
-            return;
-        eight = false;
-    }
+    if (!prepare_text(c, eight))
+        return;
+    if (c->text != job->text)
+        eight = has_8bit_octets(c->text, c->len);
     size_t size = c->size_limit ? wire_size(c->text, c->len) : 0;
     if (c->size_limit && size > c->size_limit) {
         char diag[200];

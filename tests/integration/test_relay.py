@@ -646,7 +646,30 @@ def test_8bit_message_to_peer_without_8bitmime_goes_as_7bit_mime(relay):
     assert text.get_content().replace("\r\n", "\n") == "d\u00e9j\u00e0 vu = " + "\u00e9" * 60 + "\n.dot line  "
     assert blob["Content-Transfer-Encoding"] == "base64" and blob.get_content() == bytes(range(5))
     assert "Content-Transfer-Encoding" not in got  # the multipart's own 8bit label is gone
-    assert "event=smtp_client_7bit" in srv.log_text()
+    assert "event=smtp_client_converted" in srv.log_text() and "reason=8bit" in srv.log_text()
+
+
+def test_line_over_998_octets_goes_quoted_printable(relay):
+    """RFC 5321 4.5.3.1.6 / RFC 5322 2.1.1: no text line over 998 octets goes to any peer (this one
+    offers 8BITMIME): the part that has one is sent quoted-printable; the 8-bit part beside it, with
+    short lines, stays as it was."""
+    peer, seen = mail_lines_peer(relay)
+    srv = relay["start"]()
+    long_line = "0123456789" * 150
+    body = ("Subject: long\r\nMIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary=\"b2\"\r\n\r\n"
+            "--b2\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nd\u00e9j\u00e0 vu\r\n"
+            "--b2\r\nContent-Type: text/html\r\n\r\n<p>" + long_line + "</p>\r\n--b2--\r\n").encode()
+    send(srv, ["long@scripted.test"], mail_params=" BODY=8BITMIME", body=body)
+    wait_for(lambda: peer.bodies, what="delivery of the message with a long line")
+    wire = peer.bodies[0]
+    assert max(len(l) for l in wire.split(b"\r\n")) <= 998
+    assert "d\u00e9j\u00e0 vu\r\n--b2".encode() in wire  # 8-bit, as it was
+    assert seen and seen[0].endswith(" BODY=8BITMIME"), seen
+    got = email.message_from_bytes(unstuffed(wire), policy=email.policy.default)
+    html = [p for p in got.walk() if p.get_content_type() == "text/html"][0]
+    assert html["Content-Transfer-Encoding"] == "quoted-printable"
+    assert html.get_content() == "<p>" + long_line + "</p>"
+    assert "event=smtp_client_converted" in srv.log_text() and "reason=long_lines" in srv.log_text()
 
 
 def test_8bit_header_to_peer_without_8bitmime_bounces_5_6_3(relay):

@@ -15,12 +15,13 @@
 
 #include "mime_downgrade.h"
 
-/* Converts text; returns the result and (when OK) the output as a new string in *out. */
-static enum mime_downgrade_result convert(const char *text, char **out)
+/* Converts text for a 7-bit peer (seven_bit) or an 8-bit one; returns the result and the output
+ * as a new string in *out. */
+static enum mime_downgrade_result convert_for(const char *text, bool seven_bit, char **out)
 {
     struct evbuffer *b = evbuffer_new();
     assert_non_null(b);
-    enum mime_downgrade_result r = mime_downgrade(text, strlen(text), b);
+    enum mime_downgrade_result r = mime_downgrade(text, strlen(text), seven_bit, b);
     size_t n = evbuffer_get_length(b);
     *out = malloc(n + 1);
     assert_non_null(*out);
@@ -28,6 +29,11 @@ static enum mime_downgrade_result convert(const char *text, char **out)
     (*out)[n] = '\0';
     evbuffer_free(b);
     return r;
+}
+
+static enum mime_downgrade_result convert(const char *text, char **out)
+{
+    return convert_for(text, true, out);
 }
 
 static void assert_converts_to(const char *in, const char *want)
@@ -246,12 +252,54 @@ static void test_content_type_syntax(void **state)
                        "=C3=A9\n");
 }
 
+static void test_long_lines_for_an_8bit_peer(void **state)
+{
+    (void)state;
+    char *got;
+    char in[8192] = "Subject: long\n\n", line[1201];
+    memset(line, 'a', 1200);
+    line[1200] = '\0';
+    strcat(in, line);
+    strcat(in, "\n");
+    /* RFC 5322 2.1.1: no line over 998 octets - the text is encoded, 7-bit as it is */
+    assert_int_equal(convert_for(in, false, &got), MIME_DOWNGRADE_OK);
+    assert_non_null(strstr(got, "MIME-Version: 1.0\nContent-Type: text/plain; charset=us-ascii\n"
+                                "Content-Transfer-Encoding: quoted-printable\n\n"));
+    assert_7bit_lines(got, 76);
+    const char *qp = strstr(got, "\n\n") + 2;
+    char decoded[8192];
+    size_t dn = qp_decode(qp, strlen(qp), decoded);
+    assert_int_equal(dn, 1201);
+    assert_memory_equal(decoded, in + strlen("Subject: long\n\n"), 1201);
+    free(got);
+    /* an 8-bit peer: the 8-bit part (and header) stay 8-bit, only the long part is encoded */
+    snprintf(in, sizeof in, "Subject: \xc3\xa9\nContent-Type: multipart/mixed; boundary=m\n\n--m\n\n\xc3\xa9\n"
+             "--m\nContent-Type: text/html\n\n%s\n--m--\n", line);
+    assert_int_equal(convert_for(in, false, &got), MIME_DOWNGRADE_OK);
+    assert_non_null(strstr(got, "Subject: \xc3\xa9\nContent-Type: multipart/mixed; boundary=m\nMIME-Version: 1.0\n\n"
+                                "--m\n\n\xc3\xa9\n--m\nContent-Type: text/html\n"
+                                "Content-Transfer-Encoding: quoted-printable\n\naaaa"));
+    assert_true(strlen(got) < strlen(in) + 200);
+    free(got);
+    /* what cannot be encoded goes as it is: a long header field, a long line in a base64 part */
+    snprintf(in, sizeof in, "Subject: %s\n\nshort\n", line);
+    assert_int_equal(convert_for(in, false, &got), MIME_DOWNGRADE_OK);
+    assert_string_equal(got, in);
+    free(got);
+    snprintf(in, sizeof in, "Content-Type: image/png\nContent-Transfer-Encoding: base64\n\n%s\n", line);
+    assert_int_equal(convert_for(in, false, &got), MIME_DOWNGRADE_OK);
+    assert_string_equal(got, in);
+    free(got);
+    assert_true(mime_has_long_line(line, 999));
+    assert_false(mime_has_long_line(line, 998));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_plain_message_becomes_mime), cmocka_unit_test(test_long_lines_soft_breaks),
         cmocka_unit_test(test_multipart_walked_part_by_part), cmocka_unit_test(test_what_cannot_be_converted),
-        cmocka_unit_test(test_content_type_syntax),
+        cmocka_unit_test(test_content_type_syntax), cmocka_unit_test(test_long_lines_for_an_8bit_peer),
     };
     return cmocka_run_group_tests_name("mime_downgrade", tests, NULL, NULL);
 }
