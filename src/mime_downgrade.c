@@ -237,15 +237,17 @@ static void read_fields(const char *h, size_t hlen, bool in_digest, struct entit
     }
 }
 
-/* Copies the header block without its Content-Transfer-Encoding fields (the caller adds the one
- * that is true now) and, for a whole message, adds MIME-Version when it is missing. */
-static void put_fields(struct walk *w, const char *h, size_t hlen, const struct entity_fields *f, bool message)
+/* Copies the header block - without its Content-Transfer-Encoding fields when drop_encoding (the
+ * caller adds the one that is true now) - and, for a whole message, adds MIME-Version when it is
+ * missing. */
+static void put_fields(struct walk *w, const char *h, size_t hlen, const struct entity_fields *f, bool message,
+                       bool drop_encoding)
 {
     const char *end = h + hlen;
     for (const char *p = h, *fe; p < end; p = fe) {
         fe = field_end(p, end);
         const char *v;
-        if (!field_is(p, fe, "Content-Transfer-Encoding", &v))
+        if (!drop_encoding || !field_is(p, fe, "Content-Transfer-Encoding", &v))
             put(w, p, (size_t)(fe - p));
     }
     if (message && !f->has_mime_version)
@@ -384,12 +386,12 @@ static enum mime_downgrade_result convert_entity(struct walk *w, const char *tex
             put(w, text, len);
             return MIME_DOWNGRADE_OK;
         }
-        put_fields(w, text, hlen, &f, message);
+        put_fields(w, text, hlen, &f, message, w->seven_bit); /* its 8bit label stays true for an 8-bit peer */
         put(w, "\n", 1);
         return convert_multipart(w, body, blen, f.boundary, depth, !strcmp(f.subtype, "digest"));
     }
     if (!strcmp(f.type, "message") && !strcmp(f.subtype, "rfc822")) {
-        put_fields(w, text, hlen, &f, message);
+        put_fields(w, text, hlen, &f, message, w->seven_bit);
         put(w, "\n", 1);
         return convert_entity(w, body, blen, depth + 1, true, false);
     }
@@ -401,7 +403,7 @@ static enum mime_downgrade_result convert_entity(struct walk *w, const char *tex
         put(w, text, len); /* long lines in an encoded part: its encoder's to mend, not ours */
         return MIME_DOWNGRADE_OK;
     }
-    put_fields(w, text, hlen, &f, message);
+    put_fields(w, text, hlen, &f, message, true);
     if (!f.has_content_type) /* RFC 1428: 8-bit text in a charset nobody declared */
         put_str(w, has_8bit(body, blen) ? "Content-Type: text/plain; charset=unknown-8bit\n"
                                         : "Content-Type: text/plain; charset=us-ascii\n");
