@@ -44,9 +44,9 @@ struct smtp_client {
     bool tls_failed;                 /* the handshake with this target failed: retry it in cleartext */
     unsigned long long size_limit;
     struct smtp_job *job;
-    const char *text;                /* what the job sends: its text, or its 7-bit MIME form */
+    const char *text;                /* what the job sends: its text, or the converted form */
     size_t len;
-    struct evbuffer *converted;      /* that 7-bit form (a peer without 8BITMIME), or NULL */
+    struct evbuffer *converted;      /* that converted form (prepare_text), or NULL */
     bool job_started;                /* MAIL was sent: no more moving to another target */
     bool need_rset;
     bool mail_ok;
@@ -377,6 +377,9 @@ static bool prepare_text(struct smtp_client *c, bool eight)
                  seven_bit ? "8bit" : "long_lines", job->len, len);
         return true;
     }
+    if (c->converted)
+        evbuffer_free(c->converted);
+    c->converted = NULL;
     if (text || !seven_bit)
         return true; /* nothing to mend, or nothing more to try: the text as it is */
     if (r == MIME_DOWNGRADE_NO_MEMORY) {

@@ -672,6 +672,18 @@ def test_line_over_998_octets_goes_quoted_printable(relay):
     assert "event=smtp_client_converted" in srv.log_text() and "reason=long_lines" in srv.log_text()
 
 
+def test_long_header_line_goes_as_it_is(relay):
+    """A header field over 998 octets cannot be encoded (folding it is its author's business):
+    the message goes unchanged, as it came, and nothing says it was converted."""
+    peer, _ = mail_lines_peer(relay)
+    srv = relay["start"]()
+    body = ("X-Long: " + "v" * 1200 + "\r\nSubject: long header\r\n\r\nshort body\r\n").encode()
+    send(srv, ["longhdr@scripted.test"], body=body)
+    wait_for(lambda: peer.bodies, what="delivery of the message with a long header field")
+    assert body in unstuffed(peer.bodies[0])
+    assert "event=smtp_client_converted" not in srv.log_text()
+
+
 def test_8bit_header_to_peer_without_8bitmime_bounces_5_6_3(relay):
     """8-bit octets in a header field cannot be made 7-bit (only the author can encode them,
     RFC 2047): the message fails for good, with a DSN that says why, and nothing is sent."""
