@@ -728,7 +728,9 @@ static void on_read(struct bufferevent *bev, void *arg)
         }
         enum smtp_reply_step step = smtp_reply_feed(&c->reply, line, len);
         if (step == SMTP_REPLY_BAD) {
-            snprintf(diag, sizeof diag, "4.5.0 %s sent a malformed reply: %.60s", c->host, line);
+            /* line is not NUL-terminated: print at most its len octets */
+            snprintf(diag, sizeof diag, "4.5.0 %s sent a malformed reply: %.*s", c->host, (int)(len < 60 ? len : 60),
+                     line);
             for (char *p = diag; *p; p++)
                 if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
                     *p = '?';
