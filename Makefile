@@ -83,9 +83,13 @@ lint:
 		exit $${PIPESTATUS[0]}
 
 # The black-box suite with the server under valgrind memcheck (slow; not part of make test).
+# Left out: 5,000 idle connections (too slow under valgrind) and the kill -9 test, whose kills 20-200
+# ms into the load land before a valgrind-run server has acknowledged anything.
 memcheck: test-deps build/postern
+	@scripts/make-cert.sh
 	@POSTERN_VALGRIND=1 /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration \
-		--deselect tests/integration/test_hostile.py::test_5000_idle_connections_bounded_memory
+		--deselect tests/integration/test_hostile.py::test_5000_idle_connections_bounded_memory \
+		--deselect tests/integration/test_faults.py::test_kill9_under_load_loses_no_acknowledged_message
 
 # Benchmarks against Postfix and smtp-sink (bench/bench.py); results in bench/results/.
 bench-deps:
