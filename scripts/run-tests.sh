@@ -3,7 +3,9 @@
 #   1. cmocka unit tests, normal build and ASan+UBSan build
 #   2. black-box pytest suite against build/postern
 #   3. the same pytest suite against the ASan+UBSan server build (any sanitizer report fails a test)
-#   4. every libFuzzer target for FUZZ_SMOKE_SECONDS (default 10) under ASan+UBSan
+#   4. the protocol, DATA and relay suites against build/postern under valgrind memcheck: reads of
+#      uninitialised memory, which ASan does not see (`make memcheck` runs every suite so)
+#   5. every libFuzzer target for FUZZ_SMOKE_SECONDS (default 10) under ASan+UBSan
 # Set PYTEST_ARGS to pass options (e.g. -k smuggling) to both pytest runs.
 set -u
 cd "$(dirname "$0")/.."
@@ -35,9 +37,10 @@ run_unit() { # $1 = binary
     add_counts "$p" "$f"
 }
 
-run_pytest() { # $1 = label, $2 = server binary
-    local log="$logdir/pytest-$1.log"
-    POSTERN_BIN="$2" $PY -m pytest -q -p no:cacheprovider tests/integration ${PYTEST_ARGS:-} >"$log" 2>&1
+run_pytest() { # $1 = label, $2 = server binary, then the test files (default: all of them)
+    local log="$logdir/pytest-$1.log" label=$1 bin=$2
+    shift 2
+    POSTERN_BIN="$bin" $PY -m pytest -q -p no:cacheprovider "${@:-tests/integration}" ${PYTEST_ARGS:-} >"$log" 2>&1
     local rc=$?
     tail -25 "$log" | grep -vE '^\s*$' | tail -15
     local summary p f e
@@ -50,7 +53,7 @@ run_pytest() { # $1 = label, $2 = server binary
     if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
         f=1 # pytest itself failed (collection error, no tests...)
     fi
-    echo "pytest ($1): $p passed, $f failed (log: $log)"
+    echo "pytest ($label): $p passed, $f failed (log: $log)"
     add_counts "$p" "$f"
 }
 
@@ -62,6 +65,9 @@ echo "== black-box tests =="
 run_pytest release build/postern
 echo "== black-box tests against the ASan+UBSan server =="
 run_pytest asan build/asan/postern
+echo "== protocol, DATA and relay tests with the server under valgrind memcheck =="
+POSTERN_VALGRIND=1 run_pytest valgrind build/postern tests/integration/test_protocol.py \
+    tests/integration/test_data.py tests/integration/test_relay.py
 
 echo "== fuzz smoke run (libFuzzer, ASan+UBSan, ${FUZZ_SMOKE_SECONDS:-10}s per target) =="
 fuzz_out=$(scripts/fuzz.sh "${FUZZ_SMOKE_SECONDS:-10}")
