@@ -143,6 +143,30 @@ static void status_part(struct evbuffer *out, const struct dsn_report *r)
     }
 }
 
+static bool has_8bit(const char *s, size_t n)
+{
+    for (size_t i = 0; s && i < n; i++)
+        if ((unsigned char)s[i] >= 0x80)
+            return true;
+    return false;
+}
+
+static bool str_8bit(const char *s)
+{
+    return s && has_8bit(s, strlen(s));
+}
+
+/* True when the report's own parts (the notification and the status) will hold an octet over 127:
+ * a UTF-8 address, or a remote server's reply quoted in them. */
+static bool parts_are_8bit(const struct dsn_report *r)
+{
+    bool eight = str_8bit(r->sender) || str_8bit(r->envid);
+    for (size_t i = 0; i < r->nrcpts; i++)
+        eight |= str_8bit(r->rcpts[i].addr) || str_8bit(r->rcpts[i].orcpt) || str_8bit(r->rcpts[i].diag) ||
+                 str_8bit(r->rcpts[i].remote_mta);
+    return eight;
+}
+
 int dsn_build(struct evbuffer *out, const struct dsn_report *r, const char *message_id)
 {
     bool failed = false, delayed = false;
@@ -150,6 +174,11 @@ int dsn_build(struct evbuffer *out, const struct dsn_report *r, const char *mess
         failed |= r->rcpts[i].action == DSN_FAILED;
         delayed |= r->rcpts[i].action == DSN_DELAYED;
     }
+    bool full = r->ret == RET_FULL;
+    size_t n = full ? r->original_len : qfile_header_length(r->original, r->original_len);
+    /* RFC 2045 6.4: a multipart or message part holding 8-bit octets says so (the default is 7bit) */
+    bool eight_returned = has_8bit(r->original, n), eight_parts = parts_are_8bit(r);
+    const char *label = "Content-Transfer-Encoding: 8bit\n";
     char date[64], boundary[71]; /* RFC 2046 5.1.1: a boundary has at most 70 characters */
     rfc5322_date((long long)time(NULL), date, sizeof date);
     snprintf(boundary, sizeof boundary, "%s/%s", message_id, r->reporting_mta); /* cut if longer */
@@ -158,19 +187,19 @@ int dsn_build(struct evbuffer *out, const struct dsn_report *r, const char *mess
     evbuffer_add_printf(out, "Subject: %s\n", failed ? "Undelivered Mail Returned to Sender"
                                               : delayed ? "Delayed Mail (still being retried)"
                                                         : "Successful Mail Delivery Report");
-    evbuffer_add_printf(out, "Auto-Submitted: auto-replied\nMIME-Version: 1.0\n"
+    evbuffer_add_printf(out, "Auto-Submitted: auto-replied\nMIME-Version: 1.0\n%s"
                              "Content-Type: multipart/report; report-type=delivery-status;\n\tboundary=\"%s\"\n\n"
                              "This is a MIME-encapsulated message.\n\n",
-                        boundary);
-    evbuffer_add_printf(out, "--%s\nContent-Description: Notification\nContent-Type: text/plain; charset=utf-8\n\n", boundary);
+                        eight_returned || eight_parts ? label : "", boundary);
+    evbuffer_add_printf(out, "--%s\nContent-Description: Notification\nContent-Type: text/plain; charset=utf-8\n%s\n",
+                        boundary, eight_parts ? label : "");
     human_part(out, r);
-    evbuffer_add_printf(out, "\n--%s\nContent-Description: Delivery report\nContent-Type: message/delivery-status\n\n", boundary);
+    evbuffer_add_printf(out, "\n--%s\nContent-Description: Delivery report\nContent-Type: message/delivery-status\n%s\n",
+                        boundary, eight_parts ? label : "");
     status_part(out, r);
-    bool full = r->ret == RET_FULL;
-    size_t n = full ? r->original_len : qfile_header_length(r->original, r->original_len);
-    evbuffer_add_printf(out, "\n--%s\nContent-Description: %s\nContent-Type: %s\n\n", boundary,
+    evbuffer_add_printf(out, "\n--%s\nContent-Description: %s\nContent-Type: %s\n%s\n", boundary,
                         full ? "Undelivered Message" : "Undelivered Message Headers",
-                        full ? "message/rfc822" : "text/rfc822-headers");
+                        full ? "message/rfc822" : "text/rfc822-headers", eight_returned ? label : "");
     evbuffer_add(out, r->original, n);
     if (n && r->original[n - 1] != '\n')
         evbuffer_add(out, "\n", 1);

@@ -1,6 +1,8 @@
 /* mime_downgrade.c - see mime_downgrade.h. Each entity (a message, or a part of a multipart) is a
- * header block, an empty line and a body: a body with no octet over 127 is copied as it is; else
- * Content-Type says whether to walk into it (multipart, message/rfc822) or to encode it. */
+ * header block, an empty line and a body: a body that this peer can take as it is (no 8-bit octet
+ * for a 7-bit peer, no line over 998 octets) is copied; else Content-Type says whether to walk into
+ * it (multipart, message/rfc822) or to encode it. Each level scans its whole body again, so the
+ * work is at most MIME_DOWNGRADE_MAX_DEPTH passes over the text. */
 #include "mime_downgrade.h"
 
 #include <ctype.h>

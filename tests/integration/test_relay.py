@@ -370,6 +370,7 @@ def test_5xx_bounce_dsn_explains_itself(relay):
     # the DSN itself went out with the null sender
     dsn_file = srv.maildir_files("alice@example.test")[-1].read_bytes()
     assert dsn_file.startswith(b"Return-Path: <>\n")
+    assert b"Content-Transfer-Encoding" not in dsn_file  # all 7-bit: no label (7bit is the default)
 
 
 def test_4xx_then_250_is_retried_and_delivered(relay):
@@ -728,6 +729,7 @@ def test_full_bounce_of_8bit_message_to_sender_without_8bitmime(relay):
     assert "RCPT TO:<sender@scripted.test>" in peer.lines
     wire = peer.bodies[0]
     assert max(wire) < 0x80, "only US-ASCII on the wire"
+    assert b"Content-Transfer-Encoding: 8bit" not in wire  # the labels went with the 8-bit octets
     report = email.message_from_bytes(unstuffed(wire), policy=email.policy.default)
     _, rcpts = report_fields(report)
     assert rcpts[0]["Status"] == "5.1.1"
@@ -887,6 +889,10 @@ def test_bounce_to_a_utf8_sender_keeps_smtputf8_and_8bitmime(relay):
     assert mails and " SMTPUTF8" in mails[0] and " BODY=8BITMIME" in mails[0], peer.lines
     assert "RCPT TO:<j\u00f6rg@scripted.test>" in peer.lines
     assert "d\u00e9j\u00e0".encode() in peer.bodies[0]  # RET=FULL: the original text, 8-bit
+    report = email.message_from_bytes(unstuffed(peer.bodies[0]), policy=email.policy.default)
+    returned = [p for p in report.walk() if p.get_content_type() == "message/rfc822"][0]
+    # RFC 2045 6.4: the multipart and the message part holding 8-bit octets say so
+    assert report["Content-Transfer-Encoding"] == "8bit" and returned["Content-Transfer-Encoding"] == "8bit"
 
 
 def test_ipv6_destination(relay):
