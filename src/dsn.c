@@ -13,6 +13,7 @@
 
 #include "explain.h"
 #include "message.h"
+#include "mime_downgrade.h"
 #include "queue_file.h"
 #include "smtp_reply.h"
 
@@ -143,17 +144,9 @@ static void status_part(struct evbuffer *out, const struct dsn_report *r)
     }
 }
 
-static bool has_8bit(const char *s, size_t n)
-{
-    for (size_t i = 0; s && i < n; i++)
-        if ((unsigned char)s[i] >= 0x80)
-            return true;
-    return false;
-}
-
 static bool str_8bit(const char *s)
 {
-    return s && has_8bit(s, strlen(s));
+    return s && mime_has_8bit(s, strlen(s));
 }
 
 /* True when the report's own parts (the notification and the status) will hold an octet over 127:
@@ -177,7 +170,7 @@ int dsn_build(struct evbuffer *out, const struct dsn_report *r, const char *mess
     bool full = r->ret == RET_FULL;
     size_t n = full ? r->original_len : qfile_header_length(r->original, r->original_len);
     /* RFC 2045 6.4: a multipart or message part holding 8-bit octets says so (the default is 7bit) */
-    bool eight_returned = has_8bit(r->original, n), eight_parts = parts_are_8bit(r);
+    bool eight_returned = mime_has_8bit(r->original, n), eight_parts = parts_are_8bit(r);
     const char *label = "Content-Transfer-Encoding: 8bit\n";
     char date[64], boundary[71]; /* RFC 2046 5.1.1: a boundary has at most 70 characters */
     rfc5322_date((long long)time(NULL), date, sizeof date);

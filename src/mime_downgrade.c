@@ -41,10 +41,10 @@ static void put_str(struct walk *w, const char *s)
     put(w, s, strlen(s));
 }
 
-static bool has_8bit(const char *p, size_t n)
+bool mime_has_8bit(const char *text, size_t len)
 {
-    for (size_t i = 0; i < n; i++)
-        if ((unsigned char)p[i] >= 0x80)
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)text[i] >= 0x80)
             return true;
     return false;
 }
@@ -64,14 +64,14 @@ bool mime_has_long_line(const char *text, size_t len)
  * longer than RFC 5322 2.1.1 allows. */
 static bool needs_encoding(const struct walk *w, const char *p, size_t n)
 {
-    return (w->seven_bit && has_8bit(p, n)) || mime_has_long_line(p, n);
+    return (w->seven_bit && mime_has_8bit(p, n)) || mime_has_long_line(p, n);
 }
 
 /* True when text outside the parts (a preamble, an epilogue), which is never encoded, has an 8-bit
  * octet this peer does not take; long lines there go as they are. */
 static bool unsendable(const struct walk *w, const char *p, size_t n)
 {
-    return w->seven_bit && has_8bit(p, n);
+    return w->seven_bit && mime_has_8bit(p, n);
 }
 
 /* Length of the header block at the start of text[0..len): up to and including the LF before the
@@ -369,7 +369,7 @@ static enum mime_downgrade_result convert_entity(struct walk *w, const char *tex
     if (depth > MIME_DOWNGRADE_MAX_DEPTH)
         return MIME_DOWNGRADE_TOO_DEEP;
     size_t hlen = header_block_length(text, len);
-    if (w->seven_bit && has_8bit(text, hlen))
+    if (w->seven_bit && mime_has_8bit(text, hlen))
         return MIME_DOWNGRADE_8BIT_HEADER;
     size_t body_at = hlen < len ? hlen + 1 : len;
     const char *body = text + body_at;
@@ -378,7 +378,7 @@ static enum mime_downgrade_result convert_entity(struct walk *w, const char *tex
         put(w, text, len);
         return MIME_DOWNGRADE_OK;
     }
-    bool eight = w->seven_bit && has_8bit(body, blen); /* encoded or refused; long lines may stay */
+    bool eight = w->seven_bit && mime_has_8bit(body, blen); /* encoded or refused; long lines may stay */
     struct entity_fields f;
     read_fields(text, hlen, in_digest, &f);
     if (!strcmp(f.type, "multipart")) {
@@ -407,7 +407,7 @@ static enum mime_downgrade_result convert_entity(struct walk *w, const char *tex
     }
     put_fields(w, text, hlen, &f, message, true);
     if (!f.has_content_type) /* RFC 1428: 8-bit text in a charset nobody declared */
-        put_str(w, has_8bit(body, blen) ? "Content-Type: text/plain; charset=unknown-8bit\n"
+        put_str(w, mime_has_8bit(body, blen) ? "Content-Type: text/plain; charset=unknown-8bit\n"
                                         : "Content-Type: text/plain; charset=us-ascii\n");
     put_str(w, "Content-Transfer-Encoding: quoted-printable\n\n");
     put_quoted_printable(w, body, blen);

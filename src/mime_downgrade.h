@@ -34,6 +34,9 @@ enum mime_downgrade_result {
  * anything but MIME_DOWNGRADE_OK, what out holds is incomplete and must not be sent. */
 enum mime_downgrade_result mime_downgrade(const char *text, size_t len, bool seven_bit, struct evbuffer *out);
 
+/* True when text has an octet over 127 (RFC 6152: only a peer offering 8BITMIME may get it). */
+bool mime_has_8bit(const char *text, size_t len);
+
 /* True when text has a line longer than MIME_LINE_MAX octets. */
 bool mime_has_long_line(const char *text, size_t len);
 

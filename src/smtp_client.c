@@ -339,16 +339,6 @@ static size_t wire_size(const char *text, size_t len)
     return len + lines;
 }
 
-/* True when the text has an octet outside US-ASCII (RFC 6152: only a peer offering 8BITMIME may
- * get it), whether or not its sender declared BODY=8BITMIME. */
-static bool has_8bit_octets(const char *text, size_t len)
-{
-    for (size_t i = 0; i < len; i++)
-        if ((unsigned char)text[i] >= 0x80)
-            return true;
-    return false;
-}
-
 /* Sets what the job sends to this peer (c->text, c->len): its text, or - when a line is longer
  * than 998 octets, or the text is 8-bit (eight) and the peer offers no 8BITMIME (RFC 6152 section
  * 3: convert or fail) - the form mime_downgrade makes of it. False when the job is over: a 7-bit
@@ -447,11 +437,11 @@ static void start_job(struct smtp_client *c)
         finish_job(c);
         return;
     }
-    bool eight = has_8bit_octets(job->text, job->len);
+    bool eight = mime_has_8bit(job->text, job->len);
     if (!prepare_text(c, eight))
         return;
     if (c->text != job->text)
-        eight = has_8bit_octets(c->text, c->len);
+        eight = mime_has_8bit(c->text, c->len);
     size_t size = c->size_limit ? wire_size(c->text, c->len) : 0;
     if (c->size_limit && size > c->size_limit) {
         char diag[200];
