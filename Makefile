@@ -19,7 +19,7 @@ FUZZ_CFLAGS := -std=c17 -D_GNU_SOURCE -Wall -Wextra -Werror -g -O1 -pthread -Isr
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 FUZZ_SECONDS ?= 60
 
-.PHONY: all run test deps test-deps bench-deps clean unit asan fuzz fuzz-build lint memcheck bench bench-quick
+.PHONY: all run test deps test-deps bench-deps clean unit asan fuzz fuzz-build fuzz-valgrind lint memcheck bench bench-quick
 
 all: deps build/postern
 
@@ -68,6 +68,16 @@ build/fuzz/fuzz_%: fuzz/fuzz_%.c $(LIB_SRCS) $(wildcard src/*.h) src/reply.def
 	@$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(LIB_SRCS) $(LDLIBS)
 
 fuzz-build: $(FUZZ_TARGETS:%=build/fuzz/fuzz_%)
+
+# The same targets without libFuzzer or sanitizers (fuzz/replay.c as main), to replay a corpus
+# under valgrind: `make fuzz-valgrind` (not part of make test; about 2 minutes).
+build/replay/replay_%: fuzz/fuzz_%.c fuzz/replay.c $(LIB_SRCS) $(wildcard src/*.h) src/reply.def
+	@mkdir -p build/replay
+	@echo "LD $@"
+	@$(CC) $(CFLAGS) -O1 -Isrc -o $@ $< fuzz/replay.c $(LIB_SRCS) $(LDLIBS)
+
+fuzz-valgrind: test-deps $(FUZZ_TARGETS:%=build/replay/replay_%)
+	@scripts/fuzz-valgrind.sh
 
 # `make fuzz` runs each target FUZZ_SECONDS (default 60); `make test` runs each 10 s.
 fuzz: test-deps fuzz-build
