@@ -12,6 +12,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "queue_file.h"
+
 #define QP_LINE_MAX 76 /* RFC 2045 6.7 rule 5: encoded lines of at most 76 characters, '=' included */
 
 struct walk {
@@ -72,18 +74,6 @@ static bool needs_encoding(const struct walk *w, const char *p, size_t n)
 static bool unsendable(const struct walk *w, const char *p, size_t n)
 {
     return w->seven_bit && mime_has_8bit(p, n);
-}
-
-/* Length of the header block at the start of text[0..len): up to and including the LF before the
- * empty line that ends it; the whole text when there is no empty line; 0 when it starts with one. */
-static size_t header_block_length(const char *text, size_t len)
-{
-    if (len && text[0] == '\n')
-        return 0;
-    for (size_t i = 0; i + 1 < len; i++)
-        if (text[i] == '\n' && text[i + 1] == '\n')
-            return i + 1;
-    return len;
 }
 
 /* The end of the header field starting at p: past its LF and those of its continuation lines. */
@@ -368,7 +358,7 @@ static enum mime_downgrade_result convert_entity(struct walk *w, const char *tex
 {
     if (depth > MIME_DOWNGRADE_MAX_DEPTH)
         return MIME_DOWNGRADE_TOO_DEEP;
-    size_t hlen = header_block_length(text, len);
+    size_t hlen = qfile_header_length(text, len);
     if (w->seven_bit && mime_has_8bit(text, hlen))
         return MIME_DOWNGRADE_8BIT_HEADER;
     size_t body_at = hlen < len ? hlen + 1 : len;

@@ -365,6 +365,8 @@ bool qfile_id_valid(const char *name)
 
 size_t qfile_header_length(const char *text, size_t len)
 {
+    if (len && text[0] == '\n')
+        return 0; /* it starts with the empty line: no header fields */
     for (size_t i = 0; i + 1 < len; i++)
         if (text[i] == '\n' && text[i + 1] == '\n')
             return i + 1;

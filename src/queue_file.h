@@ -68,8 +68,9 @@ const char *qfile_where(const char *spool_dir, const char *qid);
  * in the spool and `postern queue` arguments are checked with it. */
 bool qfile_id_valid(const char *name);
 
-/* Length of the header section of message text (LF endings), the blank line included;
- * the whole text when it has no blank line. */
+/* Length of the header section of message text (LF endings): up to and including the LF before
+ * the empty line that ends it (0 when the text starts with that line); the whole text when it has
+ * no empty line. */
 size_t qfile_header_length(const char *text, size_t len);
 
 /* Parses the envelope header in data[0..n) (the start of a queue file). Pure: a fuzz/unit target. */

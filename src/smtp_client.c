@@ -119,6 +119,14 @@ static void fill_results(struct smtp_job *job, int code, const char *diag)
         }
 }
 
+/* Frees the converted form of the current job's text, if one was made (prepare_text). */
+static void drop_converted(struct smtp_client *c)
+{
+    if (c->converted)
+        evbuffer_free(c->converted);
+    c->converted = NULL;
+}
+
 static void on_close_ev(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -126,8 +134,7 @@ static void on_close_ev(evutil_socket_t fd, short what, void *arg)
     struct smtp_client *c = arg;
     c->ops->closed(c->arg, c);
     event_free(c->close_ev);
-    if (c->converted)
-        evbuffer_free(c->converted);
+    drop_converted(c);
     free(c->rcpt_accepted);
     free(c);
 }
@@ -149,10 +156,7 @@ static void finish_job(struct smtp_client *c)
 {
     struct smtp_job *job = c->job;
     c->job = NULL;
-    if (c->converted) {
-        evbuffer_free(c->converted);
-        c->converted = NULL;
-    }
+    drop_converted(c);
     if (c->state != C_DEAD)
         c->state = C_READY;
     snprintf(job->remote_host, sizeof job->remote_host, "%s", c->host);
@@ -352,8 +356,7 @@ static bool prepare_text(struct smtp_client *c, bool eight)
     bool seven_bit = eight && !c->eightbit;
     if (!seven_bit && !mime_has_long_line(job->text, job->len))
         return true;
-    if (c->converted)
-        evbuffer_free(c->converted);
+    drop_converted(c);
     c->converted = evbuffer_new();
     enum mime_downgrade_result r =
         c->converted ? mime_downgrade(job->text, job->len, seven_bit, c->converted) : MIME_DOWNGRADE_NO_MEMORY;
@@ -367,9 +370,7 @@ static bool prepare_text(struct smtp_client *c, bool eight)
                  seven_bit ? "8bit" : "long_lines", job->len, len);
         return true;
     }
-    if (c->converted)
-        evbuffer_free(c->converted);
-    c->converted = NULL;
+    drop_converted(c);
     if (text || !seven_bit)
         return true; /* nothing to mend, or nothing more to try: the text as it is */
     if (r == MIME_DOWNGRADE_NO_MEMORY) {
