@@ -2,6 +2,7 @@
 slow clients and connection floods. Memory is measured from /proc (VmRSS of the server)."""
 import resource
 import socket
+import threading
 import time
 
 import pytest
@@ -96,6 +97,46 @@ def test_10000_rcpts_and_10000_noops(server):
     c.send(b"NOOP\r\n" * 10000)
     assert all(c.reply()[0] == 250 for _ in range(10000))
     c.expect("RSET", 250)
+
+
+def test_client_that_reads_no_replies_is_held_back(server):
+    """A client that pipelines commands and reads none of the replies (each 6-octet NOOP asks for
+    a 14-octet reply: the server would store more than it is sent). Once 64 KiB of replies wait
+    unsent the server stops taking commands, then stops reading, and TCP holds the client back:
+    its memory stays bounded. Other sessions go on; once the client reads, every reply comes, in
+    order."""
+    count = 1_000_000  # 6 MB of commands, 14 MB of replies: more than the socket buffers hold
+    reply = b"250 2.0.0 Ok\r\n"
+    base = rss_kib(server)
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)  # a small window: replies back up soon
+    s.connect(("127.0.0.1", server.port))
+    s.settimeout(30)
+    assert s.recv(256).startswith(b"220 ")
+    sent = []
+    sender = threading.Thread(target=lambda: sent.append(s.sendall(b"NOOP\r\n" * count)), daemon=True)
+    sender.start()
+    sender.join(3)
+    held = rss_kib(server)
+    assert sender.is_alive(), "the server read every command with no reply read: nothing held it back"
+    other = server.connect()
+    other.expect("NOOP", 250)
+    pending, replies = b"", 0
+    while replies < count:
+        chunk = s.recv(1 << 20)
+        assert chunk, f"connection closed after {replies} replies"
+        pending += chunk
+        whole = len(pending) // len(reply)
+        assert pending[:whole * len(reply)] == reply * whole, f"after {replies} replies: {pending[:80]!r}"
+        pending, replies = pending[whole * len(reply):], replies + whole
+    assert pending == b""
+    sender.join(10)
+    assert sent == [None]
+    print(f"RSS KiB: baseline {base}, held back {held}")
+    if not SANITIZED:
+        assert held - base < 2048, (base, held)
+    s.sendall(b"QUIT\r\n")
+    assert s.recv(256).startswith(b"221 ")
 
 
 def test_command_trickled_one_byte_per_second_times_out(make_server):
