@@ -313,3 +313,34 @@ def test_swaks_tls_auth(tls_server, pki):
     assert out.returncode == 0, out.stdout + out.stderr
     assert "235 2.7.0 Authentication successful" in out.stdout
     assert "with ESMTPSA" in srv.maildir_files("bob@example.test")[0].read_text()
+
+
+@pytest.mark.parametrize("case", ["cert not PEM", "key of another pair", "key empty", "key missing", "no cipher"])
+def test_unusable_tls_files_or_ciphers_are_a_config_error(pki, tmp_path, case):
+    """A certificate, key or cipher list the server could not use is found before it starts, as a
+    config error naming the file, the line and the key with OpenSSL's reason - not a handshake
+    failure later."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    shutil.copy(pki / "cert.pem", cert)
+    shutil.copy(pki / "key.pem", key)
+    if case == "cert not PEM":
+        cert.write_text("not a certificate\n")
+    elif case == "key of another pair":
+        shutil.copy(pki / "ca.key", key)
+    elif case == "key empty":
+        key.write_text("")
+    elif case == "key missing":
+        key.unlink()
+    conf = tmp_path / "p.conf"
+    ciphers = "tls_ciphers = NO-SUCH-CIPHER\n" if case == "no cipher" else ""
+    conf.write_text(f"listen = 127.0.0.1:{free_port()}\nmail_dir = {tmp_path}/mail\nspool_dir = {tmp_path}/spool\n"
+                    f"tls_cert = {cert}\ntls_key = {key}\n{ciphers}")
+    out = subprocess.run([str(BIN), "check-config", "-c", str(conf)], capture_output=True, text=True, timeout=10)
+    assert out.returncode != 0
+    line, reason = {"cert not PEM": (4, "no start line"), "key of another pair": (5, "key values mismatch"),
+                    "key empty": (5, "unsupported"), "key missing": (5, "No such file"),
+                    "no cipher": (6, "no cipher match")}[case]
+    key_name = {4: "tls_cert", 5: "tls_key", 6: "tls_ciphers"}[line]
+    assert f"{conf}:{line}: {key_name}: " in out.stderr and reason in out.stderr, out.stderr
+    started = subprocess.run([str(BIN), "-c", str(conf)], capture_output=True, text=True, timeout=10)
+    assert started.returncode != 0 and f"{conf}:{line}: {key_name}: " in started.stderr
