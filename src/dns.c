@@ -67,6 +67,23 @@ static void on_ub_readable(evutil_socket_t fd, short what, void *arg)
         log_warn("event=dns_error error=\"%s\"", ub_strerror(err));
 }
 
+static void on_warm_up_answer(void *arg, int err, struct ub_result *result)
+{
+    (void)arg;
+    (void)err;
+    ub_resolve_free(result);
+}
+
+/* libunbound starts its resolver thread, with an event base of its own that takes descriptors, at
+ * the first query. One query at start-up, for "localhost." (answered from libunbound's built-in
+ * local zone: no packet leaves), starts it now: started later, at a moment when the process has no
+ * descriptor left (a connection flood), libevent's failure to make that base ends the process. */
+static int start_resolver_thread(struct dns *d)
+{
+    int id;
+    return ub_resolve_async(d->ctx, "localhost.", RR_A, 1, NULL, on_warm_up_answer, &id);
+}
+
 struct dns *dns_new(struct event_base *base, const struct config *cfg, char *err, size_t errsz)
 {
     struct dns *d = calloc(1, sizeof *d);
@@ -93,12 +110,15 @@ struct dns *dns_new(struct event_base *base, const struct config *cfg, char *err
      * settings, so it comes last */
     if (!rc && cfg->dns_resolver.count && (rc = ub_ctx_zone_remove(d->ctx, "test.")) != 0)
         what = "forward .test names";
-    if (!rc && !(d->ev = event_new(base, ub_fd(d->ctx), EV_READ | EV_PERSIST, on_ub_readable, d))) {
+    if (!rc && (!(d->ev = event_new(base, ub_fd(d->ctx), EV_READ | EV_PERSIST, on_ub_readable, d)) ||
+                event_add(d->ev, NULL) < 0)) {
         rc = UB_NOMEM;
         what = "watch the resolver";
     }
-    if (rc || event_add(d->ev, NULL) < 0) {
-        snprintf(err, errsz, "DNS resolver: cannot %s: %s", what, rc ? ub_strerror(rc) : "event_add failed");
+    if (!rc && (rc = start_resolver_thread(d)) != 0)
+        what = "start the resolver thread";
+    if (rc) {
+        snprintf(err, errsz, "DNS resolver: cannot %s: %s", what, ub_strerror(rc));
         dns_free(d);
         return NULL;
     }

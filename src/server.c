@@ -198,14 +198,26 @@ static bool open_listeners(struct server *srv)
            open_role(srv, "smtps_listen", &cfg->smtps_listen, ROLE_SMTPS);
 }
 
-/* Lets each connection have its descriptor: soft RLIMIT_NOFILE up to the hard limit. */
-static void raise_fd_limit(void)
+#define FD_RESERVE 64 /* listeners, journal, spool lock, threads' wake-ups, resolver, logs */
+
+/* Lets each connection have its descriptor: soft RLIMIT_NOFILE up to the hard limit. Warns when
+ * even that is below what the limits in the configuration can use at once: past it, connections
+ * wait to be accepted and a message whose files cannot be opened gets 451. */
+static void raise_fd_limit(const struct config *cfg)
 {
     struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return;
+    if (rl.rlim_cur < rl.rlim_max) {
         rl.rlim_cur = rl.rlim_max;
-        setrlimit(RLIMIT_NOFILE, &rl);
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+            getrlimit(RLIMIT_NOFILE, &rl);
     }
+    rlim_t needed = (rlim_t)cfg->max_connections + cfg->max_deliveries + cfg->file_pool_size + FD_RESERVE;
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < needed)
+        log_warn("event=fd_limit_low limit=%llu needed=%llu detail=\"max_connections + max_deliveries + "
+                 "file_pool_size + %d: raise the open-files limit (ulimit -n, systemd LimitNOFILE=)\"",
+                 (unsigned long long)rl.rlim_cur, (unsigned long long)needed, FD_RESERVE);
 }
 
 /* SIGUSR1 (`postern queue flush`): re-read the queue and retry everything now;
@@ -286,7 +298,7 @@ bool server_start(struct server *srv, struct config *cfg, struct policy *policy,
     srv->tls_ctx = tls_ctx;
     signal(SIGPIPE, SIG_IGN);
     signal(SIGXFSZ, SIG_IGN); /* a file size limit must fail the write (451), not kill the server */
-    raise_fd_limit();
+    raise_fd_limit(cfg);
     evthread_use_pthreads();
     srv->base = event_base_new();
     srv->reply_scratch = evbuffer_new();

@@ -1,5 +1,6 @@
 """Hostile sessions over real sockets: early talkers, other protocols, huge lines, floods,
 slow clients and connection floods. Memory is measured from /proc (VmRSS of the server)."""
+import os
 import resource
 import socket
 import threading
@@ -7,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import SANITIZED
+from conftest import SANITIZED, wait_for
 
 
 def rss_kib(srv):
@@ -189,6 +190,47 @@ def test_connection_limit_total(make_server):
     time.sleep(0.2)
     again = srv.connect()  # a slot is free again
     again.expect("NOOP", 250)
+
+
+def cpu_seconds(pid):
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def test_out_of_descriptors_pauses_accepting_then_recovers(make_server):
+    """More connections than the server has file descriptors: accept(2) fails with EMFILE. The
+    server logs it and stops accepting for a second at a time - it does not spin on a listening
+    socket it cannot empty -, the sessions it has go on (a message is delivered meanwhile, its
+    sender's DNS check the first query: libunbound's thread, started then, would have needed
+    descriptors), and once connections close it serves new ones."""
+    limit = lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (200, 200))  # noqa: E731
+    srv = make_server(_preexec=limit, max_connections=1000, max_connections_per_ip=1000)
+    assert "event=fd_limit_low limit=200 needed=1228 " in srv.log_text()  # 1000 + 100 + 64 + 64
+    first = srv.connect()
+    send_one(first, "before", "<>")  # alice's Maildir is made while there are descriptors; no DNS yet
+    socks = [socket.create_connection(("127.0.0.1", srv.port), timeout=10) for _ in range(200)]
+    wait_for(lambda: "event=accept_error" in srv.log_text(), 5)
+    assert 'error="Too many open files"' in srv.log_text()
+    cpu0 = cpu_seconds(srv.proc.pid)
+    time.sleep(2)
+    spun = cpu_seconds(srv.proc.pid) - cpu0
+    assert spun < 0.5, f"{spun:.2f} s of CPU in 2 s while out of descriptors"
+    send_one(first, "meanwhile", "<s@sender.example>")  # the first DNS query (the sender's null MX check)
+    for s in socks:
+        s.close()
+    late = srv.connect()  # served within the pause of a second, at most
+    late.expect("NOOP", 250)
+    assert len(srv.all_delivered()) == 2
+
+
+def send_one(client, subject, sender):
+    client.expect("EHLO client.example", 250)
+    client.expect(f"MAIL FROM:{sender}", 250)
+    client.expect("RCPT TO:<alice@example.test>", 250)
+    client.expect("DATA", 354)
+    client.send(f"Subject: {subject}\r\n\r\nhello\r\n.\r\n")
+    code, lines = client.reply()
+    assert code == 250, lines
 
 
 def test_5000_idle_connections_bounded_memory(make_server):
