@@ -125,8 +125,8 @@ void journal_close(struct journal *j)
     pthread_cond_signal(&j->wake);
     pthread_mutex_unlock(&j->lock);
     pthread_join(j->thread, NULL);
-    log_info("event=journal_closed checkpoints=%llu pending_bytes=%llu", (unsigned long long)j->checkpoints,
-             (unsigned long long)j->used);
+    log_info("event=journal_closed checkpoints=%llu full_waits=%llu pending_bytes=%llu",
+             (unsigned long long)j->checkpoints, (unsigned long long)j->full_waits, (unsigned long long)j->used);
     pthread_cond_destroy(&j->wake);
     pthread_cond_destroy(&j->space);
     pthread_mutex_destroy(&j->lock);
@@ -252,6 +252,7 @@ static bool reserve(struct journal *j, uint64_t from, uint64_t used_by_batch, si
             return false;
         }
         j->want_checkpoint = true;
+        j->full_waits++;
         pthread_cond_signal(&j->wake);
         pthread_cond_wait(&j->space, &j->lock);
     }

@@ -28,6 +28,7 @@ struct journal {
     bool want_checkpoint, stopping, failed;
     struct timespec last_checkpoint;
     uint64_t checkpoints;
+    uint64_t full_waits; /* times the committer waited for a checkpoint to make room */
 };
 
 /* Writes the next header slot (tail = the oldest record still needed) and fdatasyncs. 0 or -1. */

@@ -5,6 +5,7 @@ server puts back every Maildir file of an unretired record that is missing or di
 A power cut is simulated by killing the server (SIGKILL) and then removing, truncating or changing
 the Maildir files that were not yet flushed - what a power cut could leave of them."""
 import re
+import threading
 import time
 
 from conftest import Server
@@ -118,7 +119,7 @@ def test_graceful_stop_leaves_nothing_to_recover(make_server):
     srv = make_server(journal_checkpoint_interval="1h")
     send(srv, [body_of(i) for i in range(5)])
     srv.stop()
-    assert "event=journal_closed checkpoints=1 pending_bytes=0" in srv.log_text()
+    assert "event=journal_closed checkpoints=1 full_waits=0 pending_bytes=0" in srv.log_text()
     srv.start()
     assert recovered(srv) == (0, 0)
 
@@ -140,6 +141,63 @@ def test_ring_wraps_and_recovers_the_newest_records_in_order(make_server):
     assert 1 <= records < n and restored == records == len(back)
     assert back == list(range(n + 1 - records, n + 1))  # the newest, none missing, none twice
     assert srv.log_text().count("event=journal_restored") == restored
+
+
+def test_full_ring_under_load_waits_for_room_and_loses_nothing(make_server):
+    """The smallest journal (1 MiB) and 20 sessions sending 60 KB messages at once: batches outgrow
+    the ring, so the committer writes part of a batch, and waits for checkpoints to make room
+    (counted in full_waits). Every message arrives whole; a kill -9 in the middle of the next such
+    burst loses none that got its 250."""
+    srv = make_server(journal_size="1M", journal_checkpoint_interval="1h", log_level="info")
+    text = ("y" * 76 + "\r\n") * 780
+
+    def burst(first, per_session):
+        acked, threads = [], []
+        for t in range(20):
+            bodies = [body_of(first + t * per_session + i) + "\r\n" + text for i in range(per_session)]
+            threads.append(threading.Thread(target=lambda b=bodies: acked.extend(send_acked(srv, b))))
+        for t in threads:
+            t.start()
+        return acked, threads
+
+    acked, threads = burst(0, 10)
+    for t in threads:
+        t.join(60)
+    assert len(acked) == 200
+    srv.stop()
+    waits = int(re.search(r"event=journal_closed checkpoints=\d+ full_waits=(\d+)", srv.log_text()).group(1))
+    assert waits > 0, "the ring never filled: the test proved nothing"
+    srv.start()
+    acked, threads = burst(1000, 100)
+    deadline = time.time() + 30
+    while len(acked) < 50 and time.time() < deadline:
+        time.sleep(0.001)
+    srv.kill9()
+    for t in threads:
+        t.join(60)
+    assert 50 <= len(acked) < 2000, f"{len(acked)} acknowledged: the kill came {'too late' if acked else 'never'}"
+    srv.start()
+    stored = {mid_of(p): p for p in srv.maildir_files("alice@example.test")}
+    assert set(range(200)) | set(acked) <= set(stored), "an acknowledged message is missing"
+    whole = [p.read_text().count("y" * 76 + "\n") == 780 for p in stored.values()]  # Maildir files use LF
+    assert all(whole), "a message is not whole"
+
+
+def send_acked(srv, bodies):
+    """Like send, but returns the message numbers that got a 250 and stops at a closed connection."""
+    acked = []
+    try:
+        c = srv.connect()
+        c.expect("EHLO client.example", 250)
+        for body in bodies:
+            c.expect("MAIL FROM:<s@sender.example>", 250)
+            c.expect("RCPT TO:<alice@example.test>", 250)
+            c.expect("DATA", 354)
+            c.expect(body + "\r\n.", 250)
+            acked.append(int(re.search(r"<j(\d+)@test>", body).group(1)))
+    except (ConnectionError, OSError, AssertionError):
+        pass  # killed
+    return acked
 
 
 def test_journal_off_and_big_messages_take_the_direct_path(make_server):
