@@ -66,9 +66,10 @@ class Scripted:
     """A scripted SMTP peer on 127.0.0.4: reply(line, n) gives the bytes to answer each command
     (n counts transactions across connections); None stalls. Records what it was sent."""
 
-    def __init__(self, port, greeting=b"220 mx.scripted.test ESMTP\r\n", ehlo=None, reply=None):
+    def __init__(self, port, greeting=b"220 mx.scripted.test ESMTP\r\n", ehlo=None, reply=None, starttls=None):
         self.greeting = greeting
         self.ehlo = ehlo or b"250-mx.scripted.test\r\n250-PIPELINING\r\n250 8BITMIME\r\n"
+        self.starttls = starttls  # the reply to STARTTLS; None: agrees, then drops the connection
         self.reply = reply or (lambda line, n: b"250 2.0.0 ok\r\n")
         self.transactions = 0
         self.connections = 0
@@ -109,6 +110,8 @@ class Scripted:
                     out = self.ehlo
                 elif verb == "HELO":
                     out = b"250 mx.scripted.test\r\n"
+                elif verb == "STARTTLS" and self.starttls:
+                    out = self.starttls
                 elif verb == "STARTTLS":  # a broken TLS server: agrees, then drops the connection
                     conn.sendall(b"220 go ahead\r\n")
                     return
@@ -120,7 +123,7 @@ class Scripted:
                     if out and out.startswith(b"354"):
                         conn.sendall(out)
                         body = b""
-                        while not body.endswith(b"\r\n.\r\n"):
+                        while not (body == b".\r\n" or body.endswith(b"\r\n.\r\n")):  # empty text, or text
                             chunk = f.readline()
                             if not chunk:
                                 return
@@ -383,8 +386,9 @@ def test_4xx_then_250_is_retried_and_delivered(relay):
     peer = scripted(relay, reply=reply)
     srv = relay["start"]()
     send(srv, ["later@scripted.test"])
-    wait_for(lambda: peer.bodies, what="delivery on retry")
-    assert peer.connections >= 2
+    # the first try's pipelined DATA got 354 with no recipient: it sent a lone dot, no text
+    wait_for(lambda: [b for b in peer.bodies if b != b".\r\n"], what="delivery on retry")
+    assert peer.bodies[0] == b".\r\n" and len(peer.bodies) == 2
     wait_for(lambda: queue_empty(srv), what="queue empty")
     log = srv.log_text()
     assert "status=deferred detail=\"451 4.3.0 try again later\"" in log and "status=sent" in log
@@ -459,6 +463,28 @@ def test_dsn_parameters_and_notify_success(relay):
     assert per_msg["Original-Envelope-Id"] == "QQ+2B1"
     assert rcpts[0]["Action"] == "relayed" and rcpts[0]["Original-Recipient"] == "rfc822;x+40a-only.test"
     assert msg["Subject"] == "Successful Mail Delivery Report"
+
+
+def test_dsn_parameters_passed_on_to_a_peer_that_offers_dsn(relay):
+    """RFC 3461 4: relaying to a server that offers DSN, RET, ENVID, NOTIFY and ORCPT go on as
+    received (xtext as it came), and the duty to report success goes with them: Postern sends no
+    "relayed" report for NOTIFY=SUCCESS."""
+    peer = scripted(relay, ehlo=b"250-mx.scripted.test\r\n250-PIPELINING\r\n250 DSN\r\n",
+                    reply=lambda l, n: b"354 go\r\n" if l == "DATA" else b"250 2.0.0 ok\r\n")
+    srv = relay["start"]()
+    send(srv, ["RCPT TO:<x@scripted.test> NOTIFY=DELAY,SUCCESS ORCPT=rfc822;x+2Bt+40scripted.test",
+               "RCPT TO:<y@scripted.test> NOTIFY=NEVER", "z@scripted.test"],
+         mail_params=" RET=HDRS ENVID=QQ+2B1")
+    wait_for(lambda: peer.bodies, what="delivery")
+    mail = [l for l in peer.lines if l.startswith("MAIL")]
+    assert len(mail) == 1 and mail[0].startswith("MAIL FROM:<alice@example.test> ")
+    assert mail[0].endswith(" RET=HDRS ENVID=QQ+2B1")
+    rcpts = [l for l in peer.lines if l.startswith("RCPT")]
+    assert rcpts == ["RCPT TO:<x@scripted.test> NOTIFY=SUCCESS,DELAY ORCPT=rfc822;x+2Bt+40scripted.test",
+                     "RCPT TO:<y@scripted.test> NOTIFY=NEVER", "RCPT TO:<z@scripted.test>"]
+    wait_for(lambda: queue_empty(srv), what="the queue file removed")
+    time.sleep(0.5)
+    assert srv.maildir_files("alice@example.test") == []  # the peer reports success, not Postern
 
 
 def test_notify_never_and_null_sender_get_no_bounce(relay):
@@ -861,6 +887,54 @@ def test_broken_starttls_peer_gets_the_mail_in_cleartext(relay):
     send(srv, ["tls-broken@scripted.test"])
     wait_for(lambda: peer.bodies, what="cleartext delivery after the failed handshake")
     assert peer.connections == 2 and peer.lines.count("STARTTLS") == 1
+
+
+@pytest.mark.parametrize("greeting,ehlo,what", [
+    (b"554 5.3.2 mx.scripted.test no SMTP service here\r\n", None, "the connection: 554 5.3.2"),
+    (None, b"421 4.3.2 mx.scripted.test shutting down\r\n", "EHLO: 421 4.3.2"),
+])
+def test_peer_refusing_the_session_defers_with_its_reply(relay, greeting, ehlo, what):
+    """A peer that refuses the session - 554 greeting (RFC 5321 3.1), or 4xx to EHLO - gets no MAIL;
+    the mail is deferred (it may be another exchanger's turn, or a better moment) with the peer's
+    own reply in the log, then retried."""
+    kw = {"greeting": greeting} if greeting else {"ehlo": ehlo}
+    peer = scripted(relay, **kw)
+    srv = relay["start"]()
+    send(srv, ["r@scripted.test"])
+    wait_for(lambda: peer.connections >= 2, what="a retry")
+    assert not any(l.startswith("MAIL") for l in peer.lines)
+    log = srv.log_text()
+    assert f"mx.scripted.test[127.0.0.4] refused {what}" in log and "status=deferred" in log
+    assert "status=bounced" not in log and not queue_empty(srv)
+
+
+def test_starttls_refused_goes_on_in_cleartext(relay):
+    """A peer that offers STARTTLS but answers it 454: without smtp_tls_verify the mail goes on
+    in the same session, in cleartext."""
+    peer = scripted(relay, ehlo=b"250-mx.scripted.test\r\n250-STARTTLS\r\n250 PIPELINING\r\n",
+                    starttls=b"454 4.7.0 TLS not available due to temporary reason\r\n",
+                    reply=lambda l, n: b"354 go\r\n" if l == "DATA" else b"250 ok\r\n")
+    srv = relay["start"]()
+    send(srv, ["tls-refused@scripted.test"])
+    wait_for(lambda: peer.bodies, what="cleartext delivery")
+    assert peer.connections == 1 and peer.lines.count("STARTTLS") == 1
+    wait_for(lambda: queue_empty(srv), what="the queue file removed")
+
+
+def test_pipelined_data_after_every_rcpt_refused_sends_no_text(relay):
+    """Pipelining, every RCPT refused, and a peer that still answers the pipelined DATA with 354
+    (RFC 2920 3.1): Postern ends the data at once with a lone dot - the text is never sent - and
+    bounces the recipient with the RCPT reply."""
+    def reply(line, n):
+        if line.startswith("RCPT"):
+            return b"550 5.1.1 <gone@scripted.test>: no such user\r\n"
+        return b"354 go\r\n" if line == "DATA" else b"250 2.0.0 ok\r\n"
+    peer = scripted(relay, reply=reply)
+    srv = relay["start"]()
+    send(srv, ["gone@scripted.test"], body=b"Subject: secret\r\n\r\nnot for this peer\r\n")
+    _, rcpts = report_fields(dsn_for(srv))
+    assert rcpts[0]["Status"] == "5.1.1" and "no such user" in rcpts[0]["Diagnostic-Code"]
+    assert peer.bodies == [b".\r\n"]
 
 
 def test_bounce_to_a_remote_sender_goes_out_with_null_sender(relay):
