@@ -379,18 +379,18 @@ static void finish_attempt(struct qentry *e)
     free_attempt(e);
     e->all_final = true;
     for (size_t i = 0; i < e->f.nrcpts; i++)
-        e->all_final &= e->f.rcpts[i].status != QR_PENDING;
+        e->all_final &= e->f.rcpts[i].status != QR_PENDING && e->f.rcpts[i].status != QR_UNREPORTED;
     workq_submit(e->q->srv->disk, save_work, save_done, e);
 }
 
 static void dsn_committed(void *arg, bool ok)
 {
     struct qentry *e = arg;
-    if (!ok) { /* the sender must still hear of it: keep the failures pending, report next time */
+    if (!ok) { /* the sender must still hear of it: report next time (and not send again) */
         log_error("event=dsn_failed qid=%s", e->f.qid);
         for (size_t i = 0; i < e->f.nrcpts; i++)
             if (e->news[i] == 'F')
-                e->f.rcpts[i].status = QR_PENDING;
+                e->f.rcpts[i].status = QR_UNREPORTED;
         if (e->warn_now)
             e->f.warned = false;
     }
@@ -515,6 +515,10 @@ static void attempt_complete(struct qentry *e)
     bool pending = false;
     for (size_t i = 0; i < e->f.nrcpts; i++) {
         struct qrcpt *r = &e->f.rcpts[i];
+        if (r->status == QR_UNREPORTED && e->news) { /* an earlier failure, reported now */
+            r->status = QR_FAILED;
+            e->news[i] = 'F';
+        }
         if (r->status != QR_PENDING)
             continue;
         if (expired && e->news) {
@@ -540,7 +544,7 @@ static void attempt_complete(struct qentry *e)
     if (made == DSN_MADE)
         queue_submit_local(e->q->srv, dsn, dsn_committed, e);
     else if (made == DSN_NOT_MADE)
-        dsn_committed(e, false); /* keeps the failures pending: reported at the next attempt */
+        dsn_committed(e, false); /* keeps the failures unreported: reported at the next attempt */
     else
         finish_attempt(e);
 }

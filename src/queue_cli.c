@@ -85,9 +85,10 @@ static int list_dir(const char *spool, const char *dir, bool held, unsigned *cou
         printf("%-20s %8s %9zu  <%s>%s\n", q.qid, age, q.size, q.sender, held ? "  (held)" : "");
         for (size_t i = 0; i < q.nrcpts; i++) {
             const struct qrcpt *r = &q.rcpts[i];
-            if (r->status != QR_PENDING)
+            if (r->status != QR_PENDING && r->status != QR_UNREPORTED)
                 continue;
-            printf("    <%s>%s%s\n", r->addr, r->diag ? "  last error: " : "", r->diag ? r->diag : "");
+            const char *label = r->status == QR_UNREPORTED ? "  failed, report pending: " : "  last error: ";
+            printf("    <%s>%s%s\n", r->addr, r->diag ? label : "", r->diag ? r->diag : "");
         }
         (*count)++;
         qfile_free(&q);
@@ -140,7 +141,10 @@ static int cmd_show(const char *spool, const char *id)
     for (size_t i = 0; i < q.nrcpts; i++) {
         const struct qrcpt *r = &q.rcpts[i];
         printf("recipient:  <%s> %s%s%s%s%s\n", r->addr,
-               r->status == QR_PENDING ? "pending" : r->status == QR_DELIVERED ? "delivered" : "failed",
+               r->status == QR_PENDING      ? "pending"
+               : r->status == QR_DELIVERED  ? "delivered"
+               : r->status == QR_UNREPORTED ? "failed (report to the sender pending)"
+                                            : "failed",
                r->remote_mta ? " via " : "", r->remote_mta ? r->remote_mta : "", r->diag ? ": " : "", r->diag ? r->diag : "");
     }
     char *text = qfile_read_message(spool, dir, &q, err, sizeof err);

@@ -501,6 +501,42 @@ def test_notify_never_and_null_sender_get_no_bounce(relay):
     assert srv.maildir_files("alice@example.test") == []
 
 
+def test_bounce_that_cannot_be_stored_is_retried_without_sending_again(relay):
+    """A recipient refused for good (550) whose report cannot be stored yet - the sender's Maildir
+    is read-only -: the message is kept, the report is tried again at each attempt, but the peer
+    is never asked again for that recipient (RFC 5321 4.2.1: a 5yz is not repeated), also after a
+    restart. Once the Maildir is writable, the sender gets one report and the queue is empty."""
+    def reply(line, n):
+        if line.startswith("RCPT"):
+            return b"550 5.1.1 <gone@scripted.test>: no such user\r\n"
+        return b"354 go\r\n" if line == "DATA" else b"250 2.0.0 ok\r\n"
+    peer = scripted(relay, reply=reply)
+    srv = relay["start"]()
+    c = srv.connect()  # alice's Maildir, made now, then made read-only
+    c.expect("EHLO client.example", 250)
+    c.expect("MAIL FROM:<>", 250)
+    c.expect("RCPT TO:<alice@example.test>", 250)
+    c.expect("DATA", 354)
+    c.expect("Subject: first\r\n\r\nx\r\n.", 250)
+    new = srv.mail_dir / "example.test" / "alice" / "new"
+    new.chmod(0o555)
+    try:
+        send(srv, ["gone@scripted.test"])
+        wait_for(lambda: srv.log_text().count("event=dsn_failed") >= 3, what="three failed reports")
+        listing = postern(srv, "queue", "list").stdout
+        assert "<gone@scripted.test>  failed, report pending: 550 5.1.1" in listing, listing
+        srv.stop()  # the state file carries it over a restart
+    finally:
+        new.chmod(0o700)
+    srv.start()
+    wait_for(lambda: queue_empty(srv), what="the report stored and the queue empty")
+    assert [l for l in peer.lines if l.startswith("RCPT")] == ["RCPT TO:<gone@scripted.test>"]
+    reports = [p for p in srv.maildir_files("alice@example.test") if b"Subject: first" not in p.read_bytes()]
+    assert len(reports) == 1
+    _, rcpts = report_fields(email.message_from_bytes(reports[0].read_bytes(), policy=email.policy.default))
+    assert rcpts[0]["Status"] == "5.1.1" and rcpts[0]["Action"] == "failed"
+
+
 def test_kill9_with_100_queued_then_all_delivered(relay):
     srv = relay["start"](retry_schedule="1s")
     for i in range(100):  # nothing listens yet: every attempt defers
