@@ -62,6 +62,17 @@ static bool still_there(const char *spool, const char *dir, const char *name)
     return access(path, F_OK) == 0;
 }
 
+/* A recipient's state in the words `queue list` and `queue show` print. */
+static const char *status_words(enum qrcpt_status status)
+{
+    switch (status) {
+    case QR_PENDING: return "pending";
+    case QR_DELIVERED: return "delivered";
+    case QR_UNREPORTED: return "failed, report pending";
+    default: return "failed";
+    }
+}
+
 /* One line per message, then its pending recipients with their last error. A file that cannot be
  * read is named on stderr and counted in *unreadable: a list that left it out would hide it. */
 static int list_dir(const char *spool, const char *dir, bool held, unsigned *count, unsigned *unreadable)
@@ -87,8 +98,9 @@ static int list_dir(const char *spool, const char *dir, bool held, unsigned *cou
             const struct qrcpt *r = &q.rcpts[i];
             if (r->status != QR_PENDING && r->status != QR_UNREPORTED)
                 continue;
-            const char *label = r->status == QR_UNREPORTED ? "  failed, report pending: " : "  last error: ";
-            printf("    <%s>%s%s\n", r->addr, r->diag ? label : "", r->diag ? r->diag : "");
+            const char *label = r->status == QR_UNREPORTED ? status_words(r->status) : "last error";
+            printf("    <%s>%s%s%s%s\n", r->addr, r->diag ? "  " : "", r->diag ? label : "", r->diag ? ": " : "",
+                   r->diag ? r->diag : "");
         }
         (*count)++;
         qfile_free(&q);
@@ -141,10 +153,7 @@ static int cmd_show(const char *spool, const char *id)
     for (size_t i = 0; i < q.nrcpts; i++) {
         const struct qrcpt *r = &q.rcpts[i];
         printf("recipient:  <%s> %s%s%s%s%s\n", r->addr,
-               r->status == QR_PENDING      ? "pending"
-               : r->status == QR_DELIVERED  ? "delivered"
-               : r->status == QR_UNREPORTED ? "failed (report to the sender pending)"
-                                            : "failed",
+               status_words(r->status),
                r->remote_mta ? " via " : "", r->remote_mta ? r->remote_mta : "", r->diag ? ": " : "", r->diag ? r->diag : "");
     }
     char *text = qfile_read_message(spool, dir, &q, err, sizeof err);
