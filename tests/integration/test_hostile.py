@@ -1,6 +1,7 @@
 """Hostile sessions over real sockets: early talkers, other protocols, huge lines, floods,
 slow clients and connection floods. Memory is measured from /proc (VmRSS of the server)."""
 import os
+import re
 import resource
 import socket
 import threading
@@ -205,7 +206,8 @@ def test_out_of_descriptors_pauses_accepting_then_recovers(make_server):
     descriptors), and once connections close it serves new ones."""
     limit = lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (200, 200))  # noqa: E731
     srv = make_server(_preexec=limit, max_connections=1000, max_connections_per_ip=1000)
-    assert "event=fd_limit_low limit=200 needed=1228 " in srv.log_text()  # 1000 + 100 + 64 + 64
+    warning = re.search(r"event=fd_limit_low limit=(\d+) needed=1228 ", srv.log_text())  # 1000 + 100 + 64 + 64
+    assert warning and int(warning.group(1)) <= 200  # valgrind keeps a few descriptors for itself
     first = srv.connect()
     send_one(first, "before", "<>")  # alice's Maildir is made while there are descriptors; no DNS yet
     socks = [socket.create_connection(("127.0.0.1", srv.port), timeout=10) for _ in range(200)]
