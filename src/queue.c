@@ -379,7 +379,7 @@ static void finish_attempt(struct qentry *e)
     free_attempt(e);
     e->all_final = true;
     for (size_t i = 0; i < e->f.nrcpts; i++)
-        e->all_final &= e->f.rcpts[i].status != QR_PENDING && e->f.rcpts[i].status != QR_UNREPORTED;
+        e->all_final &= e->f.rcpts[i].status == QR_DELIVERED || e->f.rcpts[i].status == QR_FAILED;
     workq_submit(e->q->srv->disk, save_work, save_done, e);
 }
 
@@ -388,9 +388,12 @@ static void dsn_committed(void *arg, bool ok)
     struct qentry *e = arg;
     if (!ok) { /* the sender must still hear of it: report next time (and not send again) */
         log_error("event=dsn_failed qid=%s", e->f.qid);
-        for (size_t i = 0; i < e->f.nrcpts; i++)
+        for (size_t i = 0; i < e->f.nrcpts; i++) {
             if (e->news[i] == 'F')
-                e->f.rcpts[i].status = QR_UNREPORTED;
+                e->f.rcpts[i].status = QR_FAILED_UNREPORTED;
+            else if (e->news[i] == 'S')
+                e->f.rcpts[i].status = QR_RELAYED_UNREPORTED;
+        }
         if (e->warn_now)
             e->f.warned = false;
     }
@@ -515,9 +518,12 @@ static void attempt_complete(struct qentry *e)
     bool pending = false;
     for (size_t i = 0; i < e->f.nrcpts; i++) {
         struct qrcpt *r = &e->f.rcpts[i];
-        if (r->status == QR_UNREPORTED && e->news) { /* an earlier failure, reported now */
+        if (e->news && r->status == QR_FAILED_UNREPORTED) { /* earlier news, reported now */
             r->status = QR_FAILED;
             e->news[i] = 'F';
+        } else if (e->news && r->status == QR_RELAYED_UNREPORTED) {
+            r->status = QR_DELIVERED;
+            e->news[i] = 'S';
         }
         if (r->status != QR_PENDING)
             continue;

@@ -68,13 +68,15 @@ static const char *status_words(enum qrcpt_status status)
     switch (status) {
     case QR_PENDING: return "pending";
     case QR_DELIVERED: return "delivered";
-    case QR_UNREPORTED: return "failed, report pending";
+    case QR_FAILED_UNREPORTED: return "failed, report pending";
+    case QR_RELAYED_UNREPORTED: return "delivered, report pending";
     default: return "failed";
     }
 }
 
-/* One line per message, then its pending recipients with their last error. A file that cannot be
- * read is named on stderr and counted in *unreadable: a list that left it out would hide it. */
+/* One line per message, then its recipients not yet settled: pending ones with their last error,
+ * and those whose report is still to be stored. A file that cannot be read is named on stderr and
+ * counted in *unreadable: a list that left it out would hide it. */
 static int list_dir(const char *spool, const char *dir, bool held, unsigned *count, unsigned *unreadable)
 {
     char path[PATH_MAX], err[256];
@@ -96,9 +98,9 @@ static int list_dir(const char *spool, const char *dir, bool held, unsigned *cou
         printf("%-20s %8s %9zu  <%s>%s\n", q.qid, age, q.size, q.sender, held ? "  (held)" : "");
         for (size_t i = 0; i < q.nrcpts; i++) {
             const struct qrcpt *r = &q.rcpts[i];
-            if (r->status != QR_PENDING && r->status != QR_UNREPORTED)
+            if (r->status == QR_DELIVERED || r->status == QR_FAILED)
                 continue;
-            const char *label = r->status == QR_UNREPORTED ? status_words(r->status) : "last error";
+            const char *label = r->status == QR_PENDING ? "last error" : status_words(r->status);
             printf("    <%s>%s%s%s%s\n", r->addr, r->diag ? "  " : "", r->diag ? label : "", r->diag ? ": " : "",
                    r->diag ? r->diag : "");
         }

@@ -160,7 +160,7 @@ int qfile_parse_envelope(const char *data, size_t n, struct qfile *q, char *err,
     return -1;
 }
 
-/* "<index> P|D|F|R <remote>|- <diag>|-" */
+/* "<index> P|D|F|R|T <remote>|- <diag>|-" */
 static void parse_rcpt_state(const char *s, struct qfile *q)
 {
     char *end;
@@ -168,7 +168,7 @@ static void parse_rcpt_state(const char *s, struct qfile *q)
     if (end == s || *end != ' ' || idx >= q->nrcpts)
         return;
     char status = end[1];
-    if (!status || !strchr("PDFR", status) || end[2] != ' ')
+    if (!status || !strchr("PDFRT", status) || end[2] != ' ')
         return;
     const char *remote = end + 3, *sp = strchr(remote, ' ');
     if (!sp)

@@ -16,8 +16,10 @@ enum qrcpt_status {
     QR_PENDING = 'P',   /* not yet delivered (maybe deferred: see diag) */
     QR_DELIVERED = 'D', /* the next hop accepted it */
     QR_FAILED = 'F',    /* permanently failed and the sender notified (or not to be notified) */
-    QR_UNREPORTED = 'R', /* permanently failed, but the report could not be stored yet: the next
-                          * attempt reports it again, and never sends the message to it again */
+    /* the two below wait for a report that could not be stored yet: the next attempt makes it
+     * again, and never sends the message to them again */
+    QR_FAILED_UNREPORTED = 'R',  /* permanently failed */
+    QR_RELAYED_UNREPORTED = 'T', /* NOTIFY=SUCCESS, delivered to a next hop without DSN */
 };
 
 struct qrcpt {

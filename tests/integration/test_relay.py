@@ -501,13 +501,16 @@ def test_notify_never_and_null_sender_get_no_bounce(relay):
     assert srv.maildir_files("alice@example.test") == []
 
 
-def test_bounce_that_cannot_be_stored_is_retried_without_sending_again(relay):
-    """A recipient refused for good (550) whose report cannot be stored yet - the sender's Maildir
-    is read-only -: the message is kept, the report is tried again at each attempt, but the peer
-    is never asked again for that recipient (RFC 5321 4.2.1: a 5yz is not repeated), also after a
-    restart. Once the Maildir is writable, the sender gets one report and the queue is empty."""
+@pytest.mark.parametrize("outcome", ["failed", "relayed"])
+def test_report_that_cannot_be_stored_is_retried_without_sending_again(relay, outcome):
+    """A report that cannot be stored yet - the sender's Maildir is read-only -: for a recipient
+    refused for good (550), or one with NOTIFY=SUCCESS delivered to a peer without DSN ("relayed",
+    RFC 3461 4.1). The message is kept and the report tried again at each attempt, but the peer is
+    never asked again for that recipient (RFC 5321 4.2.1: a 5yz is not repeated; a 250 is not
+    resent), also after a restart. Once the Maildir is writable, the sender gets one report and
+    the queue is empty."""
     def reply(line, n):
-        if line.startswith("RCPT"):
+        if line.startswith("RCPT") and outcome == "failed":
             return b"550 5.1.1 <gone@scripted.test>: no such user\r\n"
         return b"354 go\r\n" if line == "DATA" else b"250 2.0.0 ok\r\n"
     peer = scripted(relay, reply=reply)
@@ -521,20 +524,24 @@ def test_bounce_that_cannot_be_stored_is_retried_without_sending_again(relay):
     new = srv.mail_dir / "example.test" / "alice" / "new"
     new.chmod(0o555)
     try:
-        send(srv, ["gone@scripted.test"])
+        send(srv, ["RCPT TO:<gone@scripted.test> NOTIFY=SUCCESS,FAILURE"])
         wait_for(lambda: srv.log_text().count("event=dsn_failed") >= 3, what="three failed reports")
         listing = postern(srv, "queue", "list").stdout
-        assert "<gone@scripted.test>  failed, report pending: 550 5.1.1" in listing, listing
+        words = {"failed": "failed, report pending: 550 5.1.1", "relayed": "delivered, report pending: 250 2.0.0"}
+        assert f"<gone@scripted.test>  {words[outcome]}" in listing, listing
         srv.stop()  # the state file carries it over a restart
     finally:
         new.chmod(0o700)
     srv.start()
     wait_for(lambda: queue_empty(srv), what="the report stored and the queue empty")
     assert [l for l in peer.lines if l.startswith("RCPT")] == ["RCPT TO:<gone@scripted.test>"]
+    texts = [b for b in peer.bodies if b != b".\r\n"]  # a lone dot ends a DATA with no recipient
+    assert len(texts) == (1 if outcome == "relayed" else 0)
     reports = [p for p in srv.maildir_files("alice@example.test") if b"Subject: first" not in p.read_bytes()]
     assert len(reports) == 1
     _, rcpts = report_fields(email.message_from_bytes(reports[0].read_bytes(), policy=email.policy.default))
-    assert rcpts[0]["Status"] == "5.1.1" and rcpts[0]["Action"] == "failed"
+    assert rcpts[0]["Action"] == outcome
+    assert rcpts[0]["Status"] == ("5.1.1" if outcome == "failed" else "2.0.0")
 
 
 def test_kill9_with_100_queued_then_all_delivered(relay):
