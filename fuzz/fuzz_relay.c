@@ -85,7 +85,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memcpy(st.rcpts, rcpts, sizeof rcpts);
     qfile_parse_state(s, size, &st, err, sizeof err);
     for (size_t i = 0; i < 3; i++)
-        if (st.rcpts[i].status != QR_PENDING && st.rcpts[i].status != QR_DELIVERED && st.rcpts[i].status != QR_FAILED)
+        if (!st.rcpts[i].status || !strchr("PDFRT", (int)st.rcpts[i].status)) /* states a state file may hold */
             abort();
     qfile_free(&st);
     return 0;
