@@ -100,9 +100,11 @@ static int list_dir(const char *spool, const char *dir, bool held, unsigned *cou
             const struct qrcpt *r = &q.rcpts[i];
             if (r->status == QR_DELIVERED || r->status == QR_FAILED)
                 continue;
-            const char *label = r->status == QR_PENDING ? "last error" : status_words(r->status);
-            printf("    <%s>%s%s%s%s\n", r->addr, r->diag ? "  " : "", r->diag ? label : "", r->diag ? ": " : "",
-                   r->diag ? r->diag : "");
+            if (r->diag)
+                printf("    <%s>  %s: %s\n", r->addr, r->status == QR_PENDING ? "last error" : status_words(r->status),
+                       r->diag);
+            else
+                printf("    <%s>\n", r->addr);
         }
         (*count)++;
         qfile_free(&q);
