@@ -204,6 +204,15 @@ static void test_queue_file_parse(void **state)
     assert_int_equal(q.rcpts[1].status, QR_PENDING);
     assert_null(q.rcpts[1].remote_mta);
     assert_string_equal(q.rcpts[1].diag, "451 4.3.0 later");
+    const char unreported[] = "POSTERN-STATE 1\nattempts 4\nnext 300\nwarned 0\nr 0 T mx.y[192.0.2.1] 250 ok\n"
+                              "r 1 R mx.y[192.0.2.1] 550 5.1.1 gone\nEND\n";
+    assert_int_equal(qfile_parse_state(unreported, sizeof unreported - 1, &q, err, sizeof err), 0);
+    assert_int_equal(q.rcpts[0].status, QR_RELAYED_UNREPORTED);
+    assert_int_equal(q.rcpts[1].status, QR_FAILED_UNREPORTED);
+    assert_string_equal(q.rcpts[1].diag, "550 5.1.1 gone");
+    const char unknown[] = "POSTERN-STATE 1\nattempts 5\nnext 300\nwarned 0\nr 0 X - what\nEND\n";
+    assert_int_equal(qfile_parse_state(unknown, sizeof unknown - 1, &q, err, sizeof err), 0);
+    assert_int_equal(q.rcpts[0].status, QR_RELAYED_UNREPORTED); /* a line with an unknown state is skipped */
     const char torn[] = "POSTERN-STATE 1\nattempts 9\n";
     assert_int_equal(qfile_parse_state(torn, sizeof torn - 1, &q, err, sizeof err), -1);
     qfile_free(&q);
