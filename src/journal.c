@@ -245,6 +245,7 @@ static bool reserve(struct journal *j, uint64_t from, uint64_t used_by_batch, si
     uint64_t waste = from + rec > j->size ? j->size - from : 0;
     *at = waste ? JOURNAL_DATA_START : from;
     *taken = waste + rec;
+    unsigned waits = 0;
     pthread_mutex_lock(&j->lock);
     while (!j->failed && j->used + used_by_batch + *taken > j->size - JOURNAL_DATA_START) {
         if (used_by_batch > 0) { /* the batch's own records must be written before they can retire */
@@ -253,11 +254,14 @@ static bool reserve(struct journal *j, uint64_t from, uint64_t used_by_batch, si
         }
         j->want_checkpoint = true;
         j->full_waits++;
+        waits++;
         pthread_cond_signal(&j->wake);
         pthread_cond_wait(&j->space, &j->lock);
     }
     bool ok = !j->failed;
     pthread_mutex_unlock(&j->lock);
+    if (waits)
+        log_debug("event=journal_full waits=%u record_bytes=%zu", waits, rec);
     return ok;
 }
 
