@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 
 #include "config.h"
 #include "log.h"
@@ -575,12 +576,25 @@ static void got_data_reply(struct smtp_client *c)
 
 /* ---------- replies ---------- */
 
+/* Says QUIT before the connection is dropped (RFC 5321 3.1: a server that greets with 554 waits
+ * for it). Best effort: one short write, not waited for, to a socket whose output is empty by
+ * now - and only in cleartext, where a raw write cannot break a TLS stream. */
+static void say_quit(struct smtp_client *c)
+{
+    evutil_socket_t fd = c->bev && !c->tls_active ? bufferevent_getfd(c->bev) : -1;
+    if (fd >= 0 && evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+        ssize_t n = send(fd, "QUIT\r\n", 6, MSG_NOSIGNAL | MSG_DONTWAIT);
+        (void)n;
+    }
+}
+
 /* The peer answered a set-up command with a failure: this target is no good. */
 static void peer_refused(struct smtp_client *c, const char *what)
 {
     char sum[600], diag[700];
     reply_diag(c, sum, sizeof sum);
     snprintf(diag, sizeof diag, "%s refused %s: %s", c->host, what, sum);
+    say_quit(c);
     conn_failed(c, diag);
 }
 

@@ -937,15 +937,16 @@ def test_broken_starttls_peer_gets_the_mail_in_cleartext(relay):
     (None, b"421 4.3.2 mx.scripted.test shutting down\r\n", "EHLO: 421 4.3.2"),
 ])
 def test_peer_refusing_the_session_defers_with_its_reply(relay, greeting, ehlo, what):
-    """A peer that refuses the session - 554 greeting (RFC 5321 3.1), or 4xx to EHLO - gets no MAIL;
-    the mail is deferred (it may be another exchanger's turn, or a better moment) with the peer's
-    own reply in the log, then retried."""
+    """A peer that refuses the session - 554 greeting (RFC 5321 3.1), or 4xx to EHLO - gets QUIT and
+    no MAIL; the mail is deferred (it may be another exchanger's turn, or a better moment) with the
+    peer's own reply in the log, then retried."""
     kw = {"greeting": greeting} if greeting else {"ehlo": ehlo}
     peer = scripted(relay, **kw)
     srv = relay["start"]()
     send(srv, ["r@scripted.test"])
     wait_for(lambda: peer.connections >= 2, what="a retry")
     assert not any(l.startswith("MAIL") for l in peer.lines)
+    assert "QUIT" in peer.lines  # RFC 5321 3.1: the refusing server waits for it
     log = srv.log_text()
     assert f"mx.scripted.test[127.0.0.4] refused {what}" in log and "status=deferred" in log
     assert "status=bounced" not in log and not queue_empty(srv)
