@@ -11,8 +11,9 @@ import time
 from conftest import Server
 
 
-def send(srv, bodies, rcpts=("alice@example.test",)):
-    """One session; sends each body to rcpts; returns the queue ids, asserting 250 for each."""
+def send(srv, bodies, rcpts=("alice@example.test",), acked=None):
+    """One session; sends each body to rcpts; returns the queue ids, asserting 250 for each (and
+    appending each acknowledged body to acked, when given)."""
     c = srv.connect()
     c.expect("EHLO client.example", 250)
     ids = []
@@ -22,6 +23,8 @@ def send(srv, bodies, rcpts=("alice@example.test",)):
             c.expect(f"RCPT TO:<{r}>", 250)
         c.expect("DATA", 354)
         ids.append(c.expect(body + "\r\n.", 250)[-1].split()[-1])
+        if acked is not None:
+            acked.append(body)
     c.expect("QUIT", 221)
     c.close()
     return ids
@@ -192,17 +195,10 @@ def send_acked(srv, bodies):
     """Like send, but returns the message numbers that got a 250 and stops at a closed connection."""
     acked = []
     try:
-        c = srv.connect()
-        c.expect("EHLO client.example", 250)
-        for body in bodies:
-            c.expect("MAIL FROM:<s@sender.example>", 250)
-            c.expect("RCPT TO:<alice@example.test>", 250)
-            c.expect("DATA", 354)
-            c.expect(body + "\r\n.", 250)
-            acked.append(int(re.search(r"<j(\d+)@test>", body).group(1)))
+        send(srv, bodies, acked=acked)
     except (ConnectionError, OSError, AssertionError):
         pass  # killed
-    return acked
+    return [int(re.search(r"<j(\d+)@test>", body).group(1)) for body in acked]
 
 
 def test_journal_off_and_big_messages_take_the_direct_path(make_server):
