@@ -5,6 +5,7 @@
 #include "dns.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <limits.h>
 #include <event2/event.h>
 #include <netinet/in.h>
@@ -84,8 +85,44 @@ static int start_resolver_thread(struct dns *d)
     return ub_resolve_async(d->ctx, "localhost.", RR_A, 1, NULL, on_warm_up_answer, &id);
 }
 
-struct dns *dns_new(struct event_base *base, const struct config *cfg, char *err, size_t errsz)
+bool dns_check_trust_anchor(const struct config *cfg, struct config_errors *errs)
 {
+    const char *path = cfg->dns_trust_anchor;
+    if (!*path)
+        return true;
+    int line = config_key_line(cfg, "dns_trust_anchor");
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        config_errors_add(errs, "%s:%d: dns_trust_anchor: cannot read %s: %s", cfg->path, line, path, strerror(errno));
+        return false;
+    }
+    fclose(f);
+    /* libunbound reads the file when its settings are finalized: removing a zone that is not
+     * there finalizes them and changes nothing (no thread, no query) */
+    struct ub_ctx *ctx = ub_ctx_create();
+    int rc = ctx ? ub_ctx_add_ta_file(ctx, path) : UB_NOMEM;
+    if (!rc)
+        rc = ub_ctx_zone_remove(ctx, "invalid.");
+    if (ctx)
+        ub_ctx_delete(ctx);
+    if (rc)
+        config_errors_add(errs, "%s:%d: dns_trust_anchor: cannot use %s: it holds no usable DS or DNSKEY records "
+                          "(libunbound: %s)", cfg->path, line, path, ub_strerror(rc));
+    return rc == 0;
+}
+
+struct dns *dns_new(struct event_base *base, const struct config *cfg, char *err, size_t errsz, const char **key)
+{
+    /* check-config read the trust anchor as its own user; the server reads it again as its user */
+    FILE *ta = *cfg->dns_trust_anchor ? fopen(cfg->dns_trust_anchor, "r") : NULL;
+    *key = "dns_resolver";
+    if (*cfg->dns_trust_anchor && !ta) {
+        *key = "dns_trust_anchor";
+        snprintf(err, errsz, "cannot read %s: %s", cfg->dns_trust_anchor, strerror(errno));
+        return NULL;
+    }
+    if (ta)
+        fclose(ta);
     struct dns *d = calloc(1, sizeof *d);
     int rc = 0;
     const char *what = "create the resolver";

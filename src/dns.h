@@ -9,6 +9,7 @@
 
 struct event_base;
 struct config;
+struct config_errors;
 struct dns;
 struct dns_query;
 
@@ -41,8 +42,14 @@ struct dns_route {
 typedef void (*dns_route_cb)(void *arg, const struct dns_route *route);
 typedef void (*dns_null_mx_cb)(void *arg, bool null_mx);
 
-/* Creates the resolver from dns_resolver / dns_trust_anchor; NULL with err filled on failure. */
-struct dns *dns_new(struct event_base *base, const struct config *cfg, char *err, size_t errsz);
+/* Reads dns_trust_anchor (when set) the way the resolver will: a file that cannot be read, or that
+ * holds no usable DS/DNSKEY records, is added to errs naming file:line: key (libunbound's own log
+ * line on stderr says where the file is wrong). False then. */
+bool dns_check_trust_anchor(const struct config *cfg, struct config_errors *errs);
+
+/* Creates the resolver from dns_resolver / dns_trust_anchor; NULL on failure, with err filled and
+ * key set to the setting to look at. */
+struct dns *dns_new(struct event_base *base, const struct config *cfg, char *err, size_t errsz, const char **key);
 void dns_free(struct dns *d);
 
 /* Resolves where mail for domain goes; cb runs later on the loop thread (never from inside this call).

@@ -17,6 +17,7 @@
 
 #include "auth.h"
 #include "config.h"
+#include "dns.h"
 #include "explain.h"
 #include "log.h"
 #include "policy.h"
@@ -77,16 +78,20 @@ static int cmd_passwd(const char *address)
     return 0;
 }
 
-/* Loads config, tables, users and the TLS context; prints every error to stderr. */
+/* Loads config, tables, users, both TLS contexts and checks the DNS trust anchor: every file the
+ * server reads is read here, before it starts (as root, when started as root). Prints every error
+ * to stderr. */
 static bool load_all(const char *path, struct config *cfg, struct policy *policy, struct auth_users *users,
-                     SSL_CTX **tls_ctx)
+                     struct tls_contexts *tls)
 {
     struct config_errors errs = {0};
     bool ok = config_load(path, cfg, &errs);
     if (ok) {
         ok = policy_load(policy, cfg, &errs);
         ok = auth_users_load(users, cfg, &errs) && ok;
-        *tls_ctx = tls_context_new(cfg, &errs);
+        tls->server = tls_context_new(cfg, &errs);
+        tls->client = tls_client_context_new(cfg, &errs);
+        dns_check_trust_anchor(cfg, &errs);
         ok = ok && errs.count == 0;
     }
     for (size_t i = 0; i < errs.count; i++)
@@ -136,13 +141,13 @@ int main(int argc, char **argv)
     struct config cfg;
     struct policy policy = {0};
     struct auth_users users = {0};
-    SSL_CTX *tls_ctx = NULL;
-    bool ok = load_all(path, &cfg, &policy, &users, &tls_ctx);
+    struct tls_contexts tls = {0};
+    bool ok = load_all(path, &cfg, &policy, &users, &tls);
     if (ok && strcmp(cmd, "queue") == 0) {
         int rc = queue_cli_main(cfg.spool_dir, argc - queue_args, argv + queue_args);
         policy_free(&policy);
         auth_users_free(&users);
-        SSL_CTX_free(tls_ctx);
+        tls_contexts_free(&tls);
         config_free(&cfg);
         return rc;
     } else if (ok && strcmp(cmd, "check-config") == 0) {
@@ -152,14 +157,14 @@ int main(int argc, char **argv)
         log_set_level((enum log_level)cfg.log_level);
         log_config_warnings(&cfg);
         struct server srv;
-        ok = server_start(&srv, &cfg, &policy, &users, tls_ctx);
+        ok = server_start(&srv, &cfg, &policy, &users, &tls);
         if (ok)
             server_run(&srv);
         server_free(&srv);
     }
     policy_free(&policy);
     auth_users_free(&users);
-    SSL_CTX_free(tls_ctx);
+    tls_contexts_free(&tls);
     config_free(&cfg);
     return ok ? 0 : 1;
 }

@@ -22,7 +22,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
-#include <openssl/ssl.h>
 #include <unistd.h>
 
 #include "address.h"
@@ -36,7 +35,6 @@
 #include "server.h"
 #include "strmap.h"
 #include "smtp_client.h"
-#include "tls.h"
 #include "workq.h"
 
 #define MAX_IN_FLIGHT 500 /* entries in an attempt at once */
@@ -741,13 +739,7 @@ struct queue *queue_new(struct server *srv)
         return NULL;
     }
     q->index_cap = INDEX_FIRST_CAP;
-    q->tls = srv->cfg->smtp_tls || srv->cfg->smtp_tls_verify ? tls_client_context_new(srv->cfg) : NULL;
-    if ((srv->cfg->smtp_tls || srv->cfg->smtp_tls_verify) && !q->tls) {
-        log_error("event=startup_failed key=smtp_tls_ca_file error=\"cannot set up outbound TLS (CA file %s)\"",
-                  *srv->cfg->smtp_tls_ca_file ? srv->cfg->smtp_tls_ca_file : "system default");
-        queue_free(q);
-        return NULL;
-    }
+    q->tls = srv->client_tls;
     q->tick = event_new(srv->base, -1, EV_PERSIST, on_tick, q);
     q->kick = event_new(srv->base, -1, 0, on_tick, q);
     struct timeval every = {1, 0};
@@ -785,7 +777,5 @@ void queue_free(struct queue *q)
         event_free(q->tick);
     if (q->kick)
         event_free(q->kick);
-    if (q->tls)
-        SSL_CTX_free(q->tls);
     free(q);
 }

@@ -32,6 +32,7 @@
 #include "smtp_session.h"
 #include "spool.h"
 #include "spool_lock.h"
+#include "tls.h"
 #include "workq.h"
 
 double monotonic_now(void)
@@ -288,14 +289,15 @@ static bool open_journal(struct server *srv)
 }
 
 bool server_start(struct server *srv, struct config *cfg, struct policy *policy, struct auth_users *users,
-                  SSL_CTX *tls_ctx)
+                  const struct tls_contexts *tls)
 {
     memset(srv, 0, sizeof *srv);
     srv->spool_lock_fd = -1;
     srv->cfg = cfg;
     srv->policy = policy;
     srv->users = users;
-    srv->tls_ctx = tls_ctx;
+    srv->tls_ctx = tls->server;
+    srv->client_tls = tls->client;
     signal(SIGPIPE, SIG_IGN);
     signal(SIGXFSZ, SIG_IGN); /* a file size limit must fail the write (451), not kill the server */
     raise_fd_limit(cfg);
@@ -330,8 +332,9 @@ bool server_start(struct server *srv, struct config *cfg, struct policy *policy,
     if (!srv->disk || !srv->committer)
         return false;
     char err[300];
-    if (!(srv->dns = dns_new(srv->base, cfg, err, sizeof err))) {
-        log_error("event=startup_failed key=dns_resolver error=\"%s\"", err);
+    const char *key;
+    if (!(srv->dns = dns_new(srv->base, cfg, err, sizeof err, &key))) {
+        log_error("event=startup_failed key=%s error=\"%s\"", key, err);
         return false;
     }
     if (!(srv->queue = queue_new(srv)))

@@ -20,6 +20,7 @@ struct queue;
 typedef struct ssl_ctx_st SSL_CTX;
 struct auth_users;
 struct listener_role;
+struct tls_contexts;
 
 struct server {
     struct event_base *base;
@@ -27,6 +28,7 @@ struct server {
     struct policy *policy;
     struct auth_users *users;           /* submission users (may be empty) */
     SSL_CTX *tls_ctx;                   /* NULL when TLS is not configured */
+    SSL_CTX *client_tls;                /* outbound STARTTLS; NULL when smtp_tls is off */
     struct listener_role *roles;        /* one per listener: what it is for */
     struct workq *disk;                 /* threads for blocking work (password checks, statvfs) */
     struct workq *committer;            /* the group-commit thread (commit.c) */
@@ -55,7 +57,7 @@ struct server {
 
 /* Binds the listeners, creates the directories and the disk threads; false (logged) on failure. */
 bool server_start(struct server *srv, struct config *cfg, struct policy *policy, struct auth_users *users,
-                  SSL_CTX *tls_ctx);
+                  const struct tls_contexts *tls);
 
 /* Runs the event loop until a graceful shutdown completes. */
 void server_run(struct server *srv);

@@ -2,6 +2,7 @@
  * no compression, no renegotiation, server cipher preference. */
 #include "tls.h"
 
+#include <errno.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <stdio.h>
@@ -29,6 +30,62 @@ const char *tls_last_error(char *buf, size_t bufsz)
     return buf;
 }
 
+/* The first queued OpenSSL error's reason ("no start line", "key values mismatch"): OpenSSL's whole
+ * string ("error:0480006C:PEM routines::no start line") says nothing more to an administrator. */
+static const char *error_reason(char *buf, size_t bufsz)
+{
+    unsigned long e = ERR_peek_error(); /* the first: the cause, not the layers above it */
+    const char *reason = e ? ERR_reason_error_string(e) : NULL;
+    if (reason)
+        snprintf(buf, bufsz, "%s", reason);
+    else
+        tls_last_error(buf, bufsz);
+    ERR_clear_error();
+    return buf;
+}
+
+/* Adds "FILE:LINE: KEY: cannot read PATH: <errno text>" when path cannot be opened for reading,
+ * so a missing or unreadable file is named as such (OpenSSL would say "system library"). */
+static bool readable(const struct config *cfg, const char *key, const char *path, struct config_errors *errs)
+{
+    FILE *f = fopen(path, "r");
+    if (f) {
+        fclose(f);
+        return true;
+    }
+    config_errors_add(errs, "%s:%d: %s: cannot read %s: %s", cfg->path, config_key_line(cfg, key), key, path,
+                      strerror(errno));
+    return false;
+}
+
+/* Adds "FILE:LINE: KEY: cannot use PATH: <OpenSSL's reason>" (path NULL: no file named). */
+static void unusable(const struct config *cfg, const char *key, const char *path, struct config_errors *errs)
+{
+    char why[256];
+    error_reason(why, sizeof why);
+    config_errors_add(errs, "%s:%d: %s: %s%s%s%s", cfg->path, config_key_line(cfg, key), key, path ? "cannot use " : "",
+                      path ? path : "", path ? ": " : "", why);
+}
+
+/* Loads certificate chain and key and checks they are a pair; false with the error added. */
+static bool load_pair(SSL_CTX *ctx, const struct config *cfg, struct config_errors *errs)
+{
+    if (!readable(cfg, "tls_cert", cfg->tls_cert, errs))
+        return false;
+    if (SSL_CTX_use_certificate_chain_file(ctx, cfg->tls_cert) != 1) {
+        unusable(cfg, "tls_cert", cfg->tls_cert, errs);
+        return false;
+    }
+    if (!readable(cfg, "tls_key", cfg->tls_key, errs))
+        return false;
+    if (SSL_CTX_use_PrivateKey_file(ctx, cfg->tls_key, SSL_FILETYPE_PEM) != 1 ||
+        SSL_CTX_check_private_key(ctx) != 1) {
+        unusable(cfg, "tls_key", cfg->tls_key, errs);
+        return false;
+    }
+    return true;
+}
+
 SSL_CTX *tls_context_new(const struct config *cfg, struct config_errors *errs)
 {
     if (!*cfg->tls_cert)
@@ -41,25 +98,28 @@ SSL_CTX *tls_context_new(const struct config *cfg, struct config_errors *errs)
     }
     SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS); /* idle connections keep no record buffers */
-    const char *bad_key = NULL;
-    if (SSL_CTX_use_certificate_chain_file(ctx, cfg->tls_cert) != 1)
-        bad_key = "tls_cert";
-    else if (SSL_CTX_use_PrivateKey_file(ctx, cfg->tls_key, SSL_FILETYPE_PEM) != 1 ||
-             SSL_CTX_check_private_key(ctx) != 1)
-        bad_key = "tls_key";
-    else if (SSL_CTX_set_min_proto_version(ctx, version_number(cfg->tls_min_version)) != 1)
-        bad_key = "tls_min_version";
-    else if (SSL_CTX_set_cipher_list(ctx, cfg->tls_ciphers) != 1)
-        bad_key = "tls_ciphers";
-    if (bad_key) {
-        config_errors_add(errs, "%s:%d: %s: %s", cfg->path, config_key_line(cfg, bad_key), bad_key,
-                          tls_last_error(why, sizeof why));
+    bool ok = load_pair(ctx, cfg, errs);
+    if (ok && SSL_CTX_set_min_proto_version(ctx, version_number(cfg->tls_min_version)) != 1) {
+        unusable(cfg, "tls_min_version", NULL, errs);
+        ok = false;
+    } else if (ok && SSL_CTX_set_cipher_list(ctx, cfg->tls_ciphers) != 1) {
+        unusable(cfg, "tls_ciphers", NULL, errs);
+        ok = false;
+    }
+    if (!ok) {
         SSL_CTX_free(ctx);
         return NULL;
     }
     if (version_number(cfg->tls_min_version) < TLS1_2_VERSION)
         SSL_CTX_set_security_level(ctx, 0); /* OpenSSL 3 refuses TLS 1.0/1.1 at the default level */
     return ctx;
+}
+
+void tls_contexts_free(struct tls_contexts *t)
+{
+    SSL_CTX_free(t->server);
+    SSL_CTX_free(t->client);
+    t->server = t->client = NULL;
 }
 
 void tls_describe(SSL *ssl, char *out, size_t outsz)
@@ -71,20 +131,30 @@ void tls_describe(SSL *ssl, char *out, size_t outsz)
     snprintf(out, outsz, "%s:%s", SSL_get_version(ssl), SSL_get_cipher_name(ssl));
 }
 
-SSL_CTX *tls_client_context_new(const struct config *cfg)
+SSL_CTX *tls_client_context_new(const struct config *cfg, struct config_errors *errs)
 {
-    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
-    if (!ctx)
+    if (!cfg->smtp_tls && !cfg->smtp_tls_verify)
         return NULL;
+    char why[256];
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    if (!ctx) {
+        config_errors_add(errs, "%s: smtp_tls: cannot create a TLS context: %s", cfg->path,
+                          tls_last_error(why, sizeof why));
+        return NULL;
+    }
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
     if (!cfg->smtp_tls_verify) {
         SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
         return ctx;
     }
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
-    int ok = *cfg->smtp_tls_ca_file ? SSL_CTX_load_verify_locations(ctx, cfg->smtp_tls_ca_file, NULL)
-                                    : SSL_CTX_set_default_verify_paths(ctx);
-    if (ok != 1) {
+    const char *ca = cfg->smtp_tls_ca_file;
+    if (*ca && !readable(cfg, "smtp_tls_ca_file", ca, errs)) {
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    if ((*ca ? SSL_CTX_load_verify_locations(ctx, ca, NULL) : SSL_CTX_set_default_verify_paths(ctx)) != 1) {
+        unusable(cfg, *ca ? "smtp_tls_ca_file" : "smtp_tls_verify", *ca ? ca : "the system's CA store", errs);
         SSL_CTX_free(ctx);
         return NULL;
     }

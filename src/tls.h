@@ -17,8 +17,18 @@ SSL_CTX *tls_context_new(const struct config *cfg, struct config_errors *errs);
 
 /* The outbound (client) context: TLS 1.2 or newer. Without smtp_tls_verify certificates are not
  * checked (opportunistic, RFC 7435: encryption without authentication beats cleartext); with it
- * the peer must present a chain to smtp_tls_ca_file (or the system CAs). NULL on failure. */
-SSL_CTX *tls_client_context_new(const struct config *cfg);
+ * the peer must present a chain to smtp_tls_ca_file (or the system CAs). NULL when outbound TLS is
+ * off (smtp_tls and smtp_tls_verify no: no error) or on an error, added to errs naming file:line:
+ * key - a CA file that cannot be read or holds no certificate is found by check-config. */
+SSL_CTX *tls_client_context_new(const struct config *cfg, struct config_errors *errs);
+
+/* Both contexts, made from the configuration before the server starts; owned by main. */
+struct tls_contexts {
+    SSL_CTX *server; /* listeners' STARTTLS and implicit TLS: NULL when tls_cert is unset */
+    SSL_CTX *client; /* outbound relay: NULL when smtp_tls and smtp_tls_verify are no */
+};
+
+void tls_contexts_free(struct tls_contexts *t);
 
 /* "TLSv1.3:TLS_AES_256_GCM_SHA384" style text for logs and Received headers. */
 void tls_describe(SSL *ssl, char *out, size_t outsz);

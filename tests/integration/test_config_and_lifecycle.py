@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BIN, REPO, Server, free_port
+from conftest import BIN, REPO, Server, free_port, open_path_for_server
 
 
 def check_config(path):
@@ -53,6 +53,61 @@ def test_unreadable_table_names_config_line_and_key(tmp_path):
     out = check_config(p)
     assert out.returncode != 0
     assert f"{p}:3: recipients: cannot read table /nonexistent/recipients" in out.stderr
+
+
+ROOT_DS = ". IN DS 20326 8 2 E06D44B80B8F1D39A95C0B0D7C65D08458E880409BBC683457104237C7F8EC8D\n"
+
+
+@pytest.mark.parametrize("case", ["CA file missing", "CA file not PEM", "trust anchor missing",
+                                  "trust anchor not DNS records"])
+def test_unusable_ca_file_or_trust_anchor_is_a_config_error(tmp_path, case):
+    """The outbound CA file (smtp_tls_verify) and the DNSSEC trust anchor are read by check-config
+    and before the server starts, like the other files: an error names the config file, line, key
+    and the file. (Before, check-config said ok and the server failed after it had bound its ports,
+    naming no line - or, for the trust anchor, the wrong key.)"""
+    ca, anchor = tmp_path / "ca.pem", tmp_path / "root.key"
+    ca.write_text("not a certificate\n")
+    anchor.write_text("not a DS record\n")
+    missing = tmp_path / "nonexistent"
+    path, key, reason = {"CA file missing": (missing, "smtp_tls_ca_file", "No such file"),
+                         "CA file not PEM": (ca, "smtp_tls_ca_file", "no certificate"),
+                         "trust anchor missing": (missing, "dns_trust_anchor", "No such file"),
+                         "trust anchor not DNS records": (anchor, "dns_trust_anchor", "no usable DS")}[case]
+    line = 5 if key == "smtp_tls_ca_file" else 4
+    p = write_conf(tmp_path, f"listen = 127.0.0.1:{free_port()}\nmail_dir = {tmp_path}/mail\n"
+                             f"spool_dir = {tmp_path}/spool\n"
+                             + (f"smtp_tls_verify = yes\n{key} = {path}\n" if line == 5 else f"{key} = {path}\n"))
+    out = check_config(p)
+    assert out.returncode != 0
+    assert f"{p}:{line}: {key}: cannot " in out.stderr and str(path) in out.stderr and reason in out.stderr, \
+        out.stderr
+    started = subprocess.run([str(BIN), "-c", str(p)], capture_output=True, text=True, timeout=10)
+    assert started.returncode != 0 and f"{p}:{line}: {key}: cannot " in started.stderr
+    assert "event=listening" not in started.stderr  # found before any port is bound
+
+
+def test_usable_trust_anchor_passes_check_config(tmp_path):
+    anchor = tmp_path / "root.key"
+    anchor.write_text(ROOT_DS)
+    p = write_conf(tmp_path, f"dns_trust_anchor = {anchor}\n")
+    out = check_config(p)
+    assert out.returncode == 0, out.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root: the server reads the file again as its own user")
+def test_trust_anchor_unreadable_by_the_servers_user_names_the_key(tmp_path):
+    """check-config, run as root, can read a root-only trust anchor; the server reads it after
+    dropping to its user: it stops with the key and the reason, not a resolver failure."""
+    open_path_for_server(tmp_path)
+    anchor = tmp_path / "root.key"
+    anchor.write_text(ROOT_DS)
+    anchor.chmod(0o600)
+    p = write_conf(tmp_path, f"listen = 127.0.0.1:{free_port()}\nmail_dir = {tmp_path}/mail\n"
+                             f"spool_dir = {tmp_path}/spool\ndns_trust_anchor = {anchor}\n")
+    assert check_config(p).returncode == 0
+    started = subprocess.run([str(BIN), "-c", str(p)], capture_output=True, text=True, timeout=10)
+    assert started.returncode != 0
+    assert f'key=dns_trust_anchor error="cannot read {anchor}: Permission denied"' in started.stderr, started.stderr
 
 
 def test_table_syntax_error_names_table_line(tmp_path):

@@ -315,7 +315,8 @@ def test_swaks_tls_auth(tls_server, pki):
     assert "with ESMTPSA" in srv.maildir_files("bob@example.test")[0].read_text()
 
 
-@pytest.mark.parametrize("case", ["cert not PEM", "key of another pair", "key empty", "key missing", "no cipher"])
+@pytest.mark.parametrize("case", ["cert not PEM", "cert missing", "key of another pair", "key empty", "key missing",
+                                  "no cipher"])
 def test_unusable_tls_files_or_ciphers_are_a_config_error(pki, tmp_path, case):
     """A certificate, key or cipher list the server could not use is found before it starts, as a
     config error naming the file, the line and the key with OpenSSL's reason - not a handshake
@@ -325,6 +326,8 @@ def test_unusable_tls_files_or_ciphers_are_a_config_error(pki, tmp_path, case):
     shutil.copy(pki / "key.pem", key)
     if case == "cert not PEM":
         cert.write_text("not a certificate\n")
+    elif case == "cert missing":
+        cert.unlink()
     elif case == "key of another pair":
         shutil.copy(pki / "ca.key", key)
     elif case == "key empty":
@@ -337,10 +340,14 @@ def test_unusable_tls_files_or_ciphers_are_a_config_error(pki, tmp_path, case):
                     f"tls_cert = {cert}\ntls_key = {key}\n{ciphers}")
     out = subprocess.run([str(BIN), "check-config", "-c", str(conf)], capture_output=True, text=True, timeout=10)
     assert out.returncode != 0
-    line, reason = {"cert not PEM": (4, "no start line"), "key of another pair": (5, "key values mismatch"),
-                    "key empty": (5, "unsupported"), "key missing": (5, "No such file"),
-                    "no cipher": (6, "no cipher match")}[case]
+    line, reason = {"cert not PEM": (4, "no start line"), "cert missing": (4, "No such file"),
+                    "key of another pair": (5, "key values mismatch"), "key empty": (5, "unsupported"),
+                    "key missing": (5, "No such file"), "no cipher": (6, "no cipher match")}[case]
     key_name = {4: "tls_cert", 5: "tls_key", 6: "tls_ciphers"}[line]
     assert f"{conf}:{line}: {key_name}: " in out.stderr and reason in out.stderr, out.stderr
+    if line != 6:  # the file is named, and a missing one is said to be unreadable, not an OpenSSL code
+        named = cert if line == 4 else key
+        verb = "cannot read" if "missing" in case else "cannot use"
+        assert f"{key_name}: {verb} {named}: {reason}" in out.stderr, out.stderr
     started = subprocess.run([str(BIN), "-c", str(conf)], capture_output=True, text=True, timeout=10)
     assert started.returncode != 0 and f"{conf}:{line}: {key_name}: " in started.stderr
