@@ -21,6 +21,7 @@
 #include "explain.h"
 #include "log.h"
 #include "policy.h"
+#include "privs.h"
 #include "queue_cli.h"
 #include "server.h"
 #include "tls.h"
@@ -92,6 +93,7 @@ static bool load_all(const char *path, struct config *cfg, struct policy *policy
         tls->server = tls_context_new(cfg, &errs);
         tls->client = tls_client_context_new(cfg, &errs);
         dns_check_trust_anchor(cfg, &errs);
+        privs_check(cfg, &errs);
         ok = ok && errs.count == 0;
     }
     for (size_t i = 0; i < errs.count; i++)

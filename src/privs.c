@@ -39,19 +39,35 @@ static void chown_dirs(const char *path, uid_t uid, gid_t gid, int depth)
         closedir(d);
 }
 
+/* The account cfg->user names, or NULL with why filled: none of that name, or root itself. */
+static struct passwd *server_user(const struct config *cfg, char *why, size_t whysz)
+{
+    struct passwd *pw = getpwnam(cfg->user);
+    if (!pw)
+        snprintf(why, whysz, "no such user '%s' (scripts/deps.sh creates it)", cfg->user);
+    else if (pw->pw_uid == 0)
+        snprintf(why, whysz, "'%s' is root (uid 0): refusing to run as root", cfg->user);
+    return pw && pw->pw_uid != 0 ? pw : NULL;
+}
+
+bool privs_check(const struct config *cfg, struct config_errors *errs)
+{
+    char why[300];
+    if (geteuid() != 0 || server_user(cfg, why, sizeof why))
+        return true;
+    config_errors_add(errs, "%s:%d: user: %s", cfg->path, config_key_line(cfg, "user"), why);
+    return false;
+}
+
 bool privs_drop(const struct config *cfg)
 {
     if (geteuid() != 0)
         return true;
-    struct passwd *pw = getpwnam(cfg->user);
+    char why[300];
+    struct passwd *pw = server_user(cfg, why, sizeof why);
     if (!pw) {
-        log_error("event=startup_failed file=%s line=%d key=user error=\"no such user '%s' (scripts/deps.sh creates it)\"",
-                  cfg->path, config_key_line(cfg, "user"), cfg->user);
-        return false;
-    }
-    if (pw->pw_uid == 0) {
-        log_error("event=startup_failed file=%s line=%d key=user error=\"refusing to run as root\"", cfg->path,
-                  config_key_line(cfg, "user"));
+        log_error("event=startup_failed file=%s line=%d key=user error=\"%s\"", cfg->path, config_key_line(cfg, "user"),
+                  why);
         return false;
     }
     chown_dirs(cfg->mail_dir, pw->pw_uid, pw->pw_gid, 3); /* <domain>/<mailbox>/{tmp,new,cur} */

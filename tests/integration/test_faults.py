@@ -243,11 +243,17 @@ def test_drops_root_to_postern(server):
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="privilege drop needs root")
-def test_refuses_to_run_as_root(tmp_path):
+@pytest.mark.parametrize("user, why", [("root", "refusing to run as root"), ("nosuchuser", "no such user")])
+def test_refuses_to_run_as_root_or_a_missing_user(tmp_path, user, why):
+    """Found by check-config too (it said ok before), and at start before any port is bound."""
     from conftest import Server
-    srv = Server(tmp_path, user="root")
-    out = subprocess.run([str(BIN), "-c", str(srv.conf_path)], capture_output=True, text=True, timeout=10)
-    assert out.returncode == 1 and "key=user" in out.stderr and "refusing to run as root" in out.stderr
+    srv = Server(tmp_path, user=user)
+    line = next(i for i, text in enumerate(srv.conf_path.read_text().splitlines(), 1) if text.startswith("user"))
+    for args in (["check-config", "-c", str(srv.conf_path)], ["-c", str(srv.conf_path)]):
+        out = subprocess.run([str(BIN), *args], capture_output=True, text=True, timeout=10)
+        assert out.returncode == 1 and f"{srv.conf_path}:{line}: user: " in out.stderr and why in out.stderr, \
+            out.stderr
+        assert "event=listening" not in out.stderr
 
 
 EXT4_IOC_SHUTDOWN = 0x8004587D  # _IOR('X', 125, __u32), from linux/ext4.h
