@@ -511,7 +511,7 @@ static void run_command(struct session *s, const char *line, size_t len)
 /* ---------- input ---------- */
 
 
-/* MAIL FROM / RCPT TO: the commands whose limit DSN raises. */
+/* MAIL FROM / RCPT TO: the commands whose limit their parameters raise (DSN, AUTH). */
 static bool dsn_sized_command(const char *line, size_t len)
 {
     return len > 5 && (strncasecmp(line, "MAIL ", 5) == 0 || strncasecmp(line, "RCPT ", 5) == 0);
@@ -522,7 +522,9 @@ static bool next_command(struct session *s, struct evbuffer *in)
     bool auth = auth_line_pending(s, in);
     char auth_buf[AUTH_LINE_MAX + 1];
     char *line = auth ? auth_buf : s->line;
-    /* MAIL and RCPT may be longer by the DSN parameters (RFC 3461 5: ENVID 100, ORCPT 500) */
+    /* MAIL and RCPT may be longer by their parameters (RFC 3461 5: ENVID 100, ORCPT 500; RFC 4954
+     * 3: AUTH 500). 500 more than max_command_line holds them all: what else a MAIL line can
+     * carry (a 256-octet path, SIZE, BODY, SMTPUTF8, RET) takes under 400 of its 512. */
     size_t eol_len = 0, max = auth ? AUTH_LINE_MAX : s->srv->cfg->max_command_line + DSN_ORCPT_MAX;
     struct evbuffer_ptr eol = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_CRLF);
     if (eol.pos < 0) {

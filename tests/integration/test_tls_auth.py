@@ -227,6 +227,33 @@ def test_mx_does_not_offer_auth_by_default(tls_server, pki):
     c.expect("RCPT TO:<friend@elsewhere.example>", 551, "5.7.1")  # and may not relay
 
 
+def test_mail_auth_parameter_is_taken_where_auth_is_offered(tls_server, pki):
+    """RFC 4954 5: a server offering AUTH takes MAIL's AUTH=<> or AUTH=xtext (an MTA that
+    authenticated must send AUTH=<> when it does not know the submitter), and may discard it; the
+    line may be 500 octets longer for it. Refused (555) where AUTH is not offered. Before, every
+    AUTH= got 555: such an MTA relaying through Postern could send no mail."""
+    srv = tls_server()
+    with smtplib.SMTP("127.0.0.1", srv.sub_port, timeout=20) as s:  # a real client, as a relaying MTA would
+        s.starttls(context=client_ctx(pki))
+        s.login("alice@example.test", PASSWORD)
+        assert s.sendmail("alice@example.test", ["bob@example.test"], b"Subject: auth param\r\n\r\nx\r\n",
+                          mail_options=["AUTH=<>"]) == {}
+    assert len(srv.maildir_files("bob@example.test")) == 1
+    c = submission(srv, pki)
+    c.expect("MAIL FROM:<alice@example.test> AUTH=alice+40example.test", 250)
+    c.expect("RSET", 250)
+    c.expect("MAIL FROM:<alice@example.test> AUTH=bad+zz", 501, "5.5.4")  # not xtext
+    c.expect("MAIL FROM:<alice@example.test> AUTH=" + "a" * 501, 501, "5.5.4")
+    c.expect("MAIL FROM:<alice@example.test> AUTH=", 501, "5.5.4")
+    longest = f"MAIL FROM:<alice@example.test> ENVID={'e' * 100} AUTH={'a' * 500} BODY=8BITMIME"
+    assert len(longest) + 2 > 512 + 100  # room for ENVID and AUTH beyond max_command_line
+    c.expect(longest, 250)
+    mx = Client(srv.port)
+    assert mx.reply()[0] == 220
+    mx.expect("EHLO client.example", 250)
+    mx.expect("MAIL FROM:<x@sender.example> AUTH=<>", 555, "5.5.4")  # no AUTH offered here
+
+
 def test_wrong_password_n_times_421_with_growing_delay(tls_server, pki):
     srv = tls_server(max_auth_failures=3, auth_failure_delay=300)
     c = submission(srv, pki, auth=False)
