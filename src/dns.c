@@ -113,7 +113,8 @@ bool dns_check_trust_anchor(const struct config *cfg, struct config_errors *errs
 
 struct dns *dns_new(struct event_base *base, const struct config *cfg, char *err, size_t errsz, const char **key)
 {
-    /* check-config read the trust anchor as its own user; the server reads it again as its user */
+    /* dns_check_trust_anchor read it as the user that started the server; now it is read as the
+     * user the server became (a root-only file fails here, and is named) */
     FILE *ta = *cfg->dns_trust_anchor ? fopen(cfg->dns_trust_anchor, "r") : NULL;
     *key = "dns_resolver";
     if (*cfg->dns_trust_anchor && !ta) {
