@@ -223,8 +223,7 @@ static void try_target(struct smtp_client *c)
         inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof ip);
     }
     snprintf(c->host, sizeof c->host, "%s[%s]", t->host, ip);
-    c->pipelining = c->starttls = c->dsn = c->smtputf8 = c->eightbit = c->tls_active = false;
-    c->size_limit = 0;
+    c->tls_active = false;
     smtp_reply_reset(&c->reply);
     c->state = C_CONNECT;
     c->bev = bufferevent_socket_new(c->base, -1, BEV_OPT_CLOSE_ON_FREE);
@@ -318,8 +317,13 @@ static void start_tls(struct smtp_client *c)
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 }
 
+/* EHLO, and with it a fresh start for what the peer offers: on a new connection, and after
+ * STARTTLS, where RFC 3207 4.2 has the client forget the extensions offered before TLS (also when
+ * the EHLO then fails and HELO follows: HELO offers none). */
 static void send_ehlo(struct smtp_client *c)
 {
+    c->pipelining = c->starttls = c->dsn = c->smtputf8 = c->eightbit = false;
+    c->size_limit = 0;
     c->state = C_EHLO;
     send_line(c, "EHLO %s", c->cfg->hostname);
     set_timeout(c, c->cfg->smtp_command_timeout);

@@ -66,10 +66,13 @@ class Scripted:
     """A scripted SMTP peer on 127.0.0.4: reply(line, n) gives the bytes to answer each command
     (n counts transactions across connections); None stalls. Records what it was sent."""
 
-    def __init__(self, port, greeting=b"220 mx.scripted.test ESMTP\r\n", ehlo=None, reply=None, starttls=None):
+    def __init__(self, port, greeting=b"220 mx.scripted.test ESMTP\r\n", ehlo=None, reply=None, starttls=None,
+                 tls=None, ehlo_tls=None):
         self.greeting = greeting
         self.ehlo = ehlo or b"250-mx.scripted.test\r\n250-PIPELINING\r\n250 8BITMIME\r\n"
         self.starttls = starttls  # the reply to STARTTLS; None: agrees, then drops the connection
+        self.tls = tls  # an ssl.SSLContext: STARTTLS gets 220 and a real handshake
+        self.ehlo_tls = ehlo_tls  # the EHLO reply once TLS is on (default: ehlo's)
         self.reply = reply or (lambda line, n: b"250 2.0.0 ok\r\n")
         self.transactions = 0
         self.connections = 0
@@ -97,6 +100,7 @@ class Scripted:
 
     def _session(self, conn):
         f = conn.makefile("rb")
+        tls_on = False
         try:
             conn.sendall(self.greeting)
             while True:
@@ -107,9 +111,15 @@ class Scripted:
                 self.lines.append(text)
                 verb = text.split(" ")[0].upper()
                 if verb == "EHLO":
-                    out = self.ehlo
+                    out = self.ehlo_tls if tls_on and self.ehlo_tls else self.ehlo
                 elif verb == "HELO":
                     out = b"250 mx.scripted.test\r\n"
+                elif verb == "STARTTLS" and self.tls:
+                    conn.sendall(b"220 2.0.0 ready\r\n")
+                    conn = self.tls.wrap_socket(conn, server_side=True)
+                    f = conn.makefile("rb")
+                    tls_on = self.tls_used = True
+                    continue
                 elif verb == "STARTTLS" and self.starttls:
                     out = self.starttls
                 elif verb == "STARTTLS":  # a broken TLS server: agrees, then drops the connection
@@ -921,6 +931,31 @@ def test_message_over_peer_size_bounces_without_sending(relay):
     _, rcpts = report_fields(dsn_for(srv))
     assert rcpts[0]["Status"] == "5.3.4"
     assert not any(l.startswith("MAIL") for l in peer.lines)
+
+
+def test_extensions_offered_before_starttls_are_forgotten_after_it(relay, tmp_path):
+    """RFC 3207 4.2: after TLS the client MUST discard what it learnt before (the extension list).
+    A peer offering SIZE 100, DSN and PIPELINING before TLS and only 8BITMIME after gets a 300-octet
+    message with no SIZE or DSN parameter; before, the stale SIZE 100 bounced it (5.3.4)."""
+    import ssl
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
+                    "/CN=mx.scripted.test", "-keyout", str(tmp_path / "k.pem"), "-out", str(tmp_path / "c.pem")],
+                   check=True, capture_output=True)
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(tmp_path / "c.pem", tmp_path / "k.pem")
+    peer = scripted(relay, tls=ctx,
+                    ehlo=b"250-mx.scripted.test\r\n250-PIPELINING\r\n250-DSN\r\n250-SIZE 100\r\n250 STARTTLS\r\n",
+                    ehlo_tls=b"250-mx.scripted.test\r\n250 8BITMIME\r\n",
+                    reply=lambda l, n: b"354 go\r\n" if l == "DATA" else b"250 2.0.0 ok\r\n")
+    srv = relay["start"]()
+    send(srv, ["RCPT TO:<big@scripted.test> NOTIFY=SUCCESS,FAILURE"],
+         body=b"Subject: big\r\n\r\n" + b"x" * 300 + b"\r\n")
+    wait_for(lambda: peer.bodies, what="delivery over TLS")
+    assert peer.tls_used
+    mail = [l for l in peer.lines if l.startswith("MAIL")]
+    rcpt = [l for l in peer.lines if l.startswith("RCPT")]
+    assert mail == ["MAIL FROM:<alice@example.test>"], peer.lines  # no SIZE=, no RET/ENVID
+    assert rcpt == ["RCPT TO:<big@scripted.test>"], peer.lines  # no NOTIFY= for a peer without DSN
 
 
 def test_broken_starttls_peer_gets_the_mail_in_cleartext(relay):
