@@ -427,6 +427,18 @@ int config_key_line(const struct config *cfg, const char *key)
     return k ? cfg->key_lines[k - keys] : 0;
 }
 
+bool config_file_readable(const struct config *cfg, const char *key, const char *path, struct config_errors *errs)
+{
+    FILE *f = fopen(path, "r");
+    if (f) {
+        fclose(f);
+        return true;
+    }
+    config_errors_add(errs, "%s:%d: %s: cannot read %s: %s", cfg->path, config_key_line(cfg, key), key, path,
+                      strerror(errno));
+    return false;
+}
+
 static char *trim(char *s)
 {
     while (*s == ' ' || *s == '\t')

@@ -100,6 +100,10 @@ void config_free(struct config *cfg);
 /* The line in cfg->path that set key, or 0 when the key kept its default. */
 int config_key_line(const struct config *cfg, const char *key);
 
+/* True when the file key names can be opened for reading; else adds "FILE:LINE: KEY: cannot read
+ * PATH: <errno text>" (so a missing file is not reported by a library as something vaguer). */
+bool config_file_readable(const struct config *cfg, const char *key, const char *path, struct config_errors *errs);
+
 /* Prints every key with its default and meaning (the configuration reference). */
 void config_print_reference(FILE *out);
 

@@ -90,13 +90,8 @@ bool dns_check_trust_anchor(const struct config *cfg, struct config_errors *errs
     const char *path = cfg->dns_trust_anchor;
     if (!*path)
         return true;
-    int line = config_key_line(cfg, "dns_trust_anchor");
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        config_errors_add(errs, "%s:%d: dns_trust_anchor: cannot read %s: %s", cfg->path, line, path, strerror(errno));
+    if (!config_file_readable(cfg, "dns_trust_anchor", path, errs))
         return false;
-    }
-    fclose(f);
     /* libunbound reads the file when its settings are finalized: removing a zone that is not
      * there finalizes them and changes nothing (no thread, no query) */
     struct ub_ctx *ctx = ub_ctx_create();
@@ -107,7 +102,8 @@ bool dns_check_trust_anchor(const struct config *cfg, struct config_errors *errs
         ub_ctx_delete(ctx);
     if (rc)
         config_errors_add(errs, "%s:%d: dns_trust_anchor: cannot use %s: it holds no usable DS or DNSKEY records "
-                          "(libunbound: %s)", cfg->path, line, path, ub_strerror(rc));
+                          "(libunbound: %s)", cfg->path, config_key_line(cfg, "dns_trust_anchor"), path,
+                          ub_strerror(rc));
     return rc == 0;
 }
 

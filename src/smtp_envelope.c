@@ -20,6 +20,12 @@
 #include "smtp_parse.h"
 #include "strmap.h"
 
+/* An xtext value (RFC 3461 4) of 1 to max octets: ENVID's and AUTH's. */
+static bool xtext_value_ok(const struct esmtp_param *p, size_t max)
+{
+    return p->value && p->value_len > 0 && p->value_len <= max && smtp_xtext_valid(p->value, p->value_len);
+}
+
 /* DSN MAIL parameters (RFC 3461 4.3, 4.4): RET=FULL|HDRS, ENVID=xtext. */
 static enum reply_id dsn_mail_param(struct session *s, const struct esmtp_param *p, const char *val)
 {
@@ -29,7 +35,7 @@ static enum reply_id dsn_mail_param(struct session *s, const struct esmtp_param 
         s->msg->ret = strcasecmp(val, "FULL") == 0 ? RET_FULL : RET_HDRS;
         return REPLY_SENDER_OK;
     }
-    if (!p->value || p->value_len == 0 || p->value_len > DSN_ENVID_MAX || !smtp_xtext_valid(p->value, p->value_len))
+    if (!xtext_value_ok(p, DSN_ENVID_MAX))
         return REPLY_PARAM_BAD_VALUE;
     memcpy(s->msg->envid, p->value, p->value_len);
     s->msg->envid[p->value_len] = '\0';
@@ -48,9 +54,7 @@ static enum reply_id auth_mail_param(struct session *s, const struct esmtp_param
 {
     if (!auth_offered(s) && !s->auth_user)
         return REPLY_PARAM_UNKNOWN;
-    if (!p->value || p->value_len == 0 || p->value_len > AUTH_PARAM_MAX_LEN || !smtp_xtext_valid(p->value, p->value_len))
-        return REPLY_PARAM_BAD_VALUE;
-    return REPLY_SENDER_OK;
+    return xtext_value_ok(p, AUTH_PARAM_MAX_LEN) ? REPLY_SENDER_OK : REPLY_PARAM_BAD_VALUE;
 }
 
 /* Applies MAIL parameters (SIZE, BODY, SMTPUTF8, RET, ENVID, AUTH); returns the refusal or

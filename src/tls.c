@@ -2,7 +2,6 @@
  * no compression, no renegotiation, server cipher preference. */
 #include "tls.h"
 
-#include <errno.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <stdio.h>
@@ -44,20 +43,6 @@ static const char *error_reason(char *buf, size_t bufsz)
     return buf;
 }
 
-/* Adds "FILE:LINE: KEY: cannot read PATH: <errno text>" when path cannot be opened for reading,
- * so a missing or unreadable file is named as such (OpenSSL would say "system library"). */
-static bool readable(const struct config *cfg, const char *key, const char *path, struct config_errors *errs)
-{
-    FILE *f = fopen(path, "r");
-    if (f) {
-        fclose(f);
-        return true;
-    }
-    config_errors_add(errs, "%s:%d: %s: cannot read %s: %s", cfg->path, config_key_line(cfg, key), key, path,
-                      strerror(errno));
-    return false;
-}
-
 /* Adds "FILE:LINE: KEY: cannot use PATH: <OpenSSL's reason>" (path NULL: no file named). */
 static void unusable(const struct config *cfg, const char *key, const char *path, struct config_errors *errs)
 {
@@ -70,13 +55,13 @@ static void unusable(const struct config *cfg, const char *key, const char *path
 /* Loads certificate chain and key and checks they are a pair; false with the error added. */
 static bool load_pair(SSL_CTX *ctx, const struct config *cfg, struct config_errors *errs)
 {
-    if (!readable(cfg, "tls_cert", cfg->tls_cert, errs))
+    if (!config_file_readable(cfg, "tls_cert", cfg->tls_cert, errs))
         return false;
     if (SSL_CTX_use_certificate_chain_file(ctx, cfg->tls_cert) != 1) {
         unusable(cfg, "tls_cert", cfg->tls_cert, errs);
         return false;
     }
-    if (!readable(cfg, "tls_key", cfg->tls_key, errs))
+    if (!config_file_readable(cfg, "tls_key", cfg->tls_key, errs))
         return false;
     if (SSL_CTX_use_PrivateKey_file(ctx, cfg->tls_key, SSL_FILETYPE_PEM) != 1 ||
         SSL_CTX_check_private_key(ctx) != 1) {
@@ -149,7 +134,7 @@ SSL_CTX *tls_client_context_new(const struct config *cfg, struct config_errors *
     }
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
     const char *ca = cfg->smtp_tls_ca_file;
-    if (*ca && !readable(cfg, "smtp_tls_ca_file", ca, errs)) {
+    if (*ca && !config_file_readable(cfg, "smtp_tls_ca_file", ca, errs)) {
         SSL_CTX_free(ctx);
         return NULL;
     }
