@@ -62,6 +62,8 @@ struct config {
     size_t journal_message_max;   /* octets; bigger messages take the direct commit path */
     unsigned journal_checkpoint_interval; /* seconds */
     unsigned file_pool_size;      /* unnamed files kept ready in mail_dir (0 = off) */
+    unsigned mailbox_recheck_interval; /* seconds between probes of a held mailbox */
+    unsigned mailbox_hold_max;    /* mailboxes held at once; 0: none is held */
     size_t min_free_space;        /* octets free on mail_dir and spool_dir below which MAIL gets 452 */
     /* outbound relay (queue.c, dns.c, smtp_client.c) */
     struct strlist dns_resolver;  /* "ip[@port]" forwarders; empty = /etc/resolv.conf */

@@ -44,10 +44,52 @@ bool maildir_safe_name(const char *in, char *out, size_t outsz)
     return true;
 }
 
+static enum commit_status status_of(int err)
+{
+    return (err == ENOSPC || err == EDQUOT) ? COMMIT_NOSPACE : COMMIT_TEMPFAIL;
+}
+
 static void set_error(struct message *m, int err, const char *what, const char *path)
 {
-    m->status = (err == ENOSPC || err == EDQUOT) ? COMMIT_NOSPACE : COMMIT_TEMPFAIL;
+    m->status = status_of(err);
+    m->errnum = err;
     snprintf(m->error, sizeof m->error, "%s %s: %s", what, path, strerror(err));
+}
+
+/* Fills err with "what path: <errno's reason>"; keeps errno. Returns -1. */
+static int error_text(char *err, size_t errsz, const char *what, const char *path)
+{
+    int e = errno;
+    snprintf(err, errsz, "%s %s: %s", what, path, strerror(e));
+    errno = e;
+    return -1;
+}
+
+/* Errors that say a mailbox cannot take mail (its permissions, its file system), as opposed to
+ * this message (too big for a file-size limit) or this process (out of memory). */
+static bool is_mailbox_fault(int err)
+{
+    switch (err) {
+    case EACCES: case EPERM: case EROFS: case ENOENT: case ENOTDIR: case EIO: case EMLINK:
+    case ENOSPC: case EDQUOT: case EUCLEAN: case ESTALE:
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* Records that the message's failure (m->errnum) was this mailbox's, when it was: the mailbox is
+ * then held (mailbox_hold.h). For a full disk, also which disk (stat: this is a disk thread). */
+static void mailbox_failed(struct message *m, const char *dir)
+{
+    struct stat st;
+    if (!dir || m->stage.failed_dir || !is_mailbox_fault(m->errnum))
+        return;
+    bool full = m->status == COMMIT_NOSPACE;
+    if (full && stat(dir, &st) < 0)
+        return; /* which disk is full is not known: the next message for it tries again */
+    m->stage.failed_dir = strdup(dir);
+    m->stage.failed_dev = full ? st.st_dev : 0;
 }
 
 /* mkdir that makes the new entry durable (fsync of the parent); EEXIST is success. */
@@ -83,8 +125,8 @@ static struct known_maildir *known_slot(const char *dir, uint64_t *hash)
 }
 
 /* Makes sure dir/{tmp,new,cur} exist (dir's parent, the domain directory, is made first) and
- * fills dev with the device they are on. */
-static int make_maildir(struct message *m, const char *dir, dev_t *dev)
+ * fills dev with the device they are on. 0, or -1 with err filled and errno set. */
+static int make_maildir(const char *mail_dir, const char *dir, dev_t *dev, char *err, size_t errsz)
 {
     char dom[PATH_MAX], sub[PATH_MAX + 8];
     snprintf(dom, sizeof dom, "%s", dir);
@@ -98,23 +140,28 @@ static int make_maildir(struct message *m, const char *dir, dev_t *dev)
         return 0;
     }
     static const char *const subdirs[] = {"tmp", "new", "cur"};
-    if (mkdir_durable(dom, m->mail_dir) < 0 || mkdir_durable(dir, dom) < 0) {
-        set_error(m, errno, "cannot create maildir", dir);
-        return -1;
-    }
+    if (mkdir_durable(dom, mail_dir) < 0 || mkdir_durable(dir, dom) < 0)
+        return error_text(err, errsz, "cannot create maildir", dir);
     for (int i = 0; i < 3; i++) {
         snprintf(sub, sizeof sub, "%s/%s", dir, subdirs[i]);
-        if (mkdir_durable(sub, dir) < 0) {
-            set_error(m, errno, "cannot create maildir", sub);
-            return -1;
-        }
+        if (mkdir_durable(sub, dir) < 0)
+            return error_text(err, errsz, "cannot create maildir", sub);
     }
-    if (stat(sub, &st) < 0) {
-        set_error(m, errno, "cannot use maildir", sub);
-        return -1;
-    }
+    if (stat(sub, &st) < 0)
+        return error_text(err, errsz, "cannot use maildir", sub);
     *dev = st.st_dev;
     return 0;
+}
+
+/* make_maildir for a message's mailbox: a failure is the message's, and this mailbox's. */
+static int make_mailbox(struct message *m, const char *dir, dev_t *dev)
+{
+    if (make_maildir(m->mail_dir, dir, dev, m->error, sizeof m->error) == 0)
+        return 0;
+    m->status = status_of(errno);
+    m->errnum = errno;
+    mailbox_failed(m, dir);
+    return -1;
 }
 
 /* For a mailbox removed since this thread last saw it (a link or open in it failed with ENOENT):
@@ -125,27 +172,34 @@ static int remake_maildir(struct message *m, const char *dir, dev_t *dev)
     struct known_maildir *k = known_slot(dir, &h);
     if (k->hash == h)
         k->hash = 0;
-    return make_maildir(m, dir, dev);
+    return make_mailbox(m, dir, dev);
+}
+
+bool maildir_path(const char *mail_dir, const char *local, const char *domain, char *out, size_t outsz)
+{
+    char d[ADDR_DOMAIN_MAX * 3 + 1], l[ADDR_LOCAL_MAX * 3 + 1];
+    if (!maildir_safe_name(domain, d, sizeof d) || !maildir_safe_name(local, l, sizeof l))
+        return false;
+    int n = snprintf(out, outsz, "%s/%s/%s", mail_dir, d, l);
+    return n > 0 && (size_t)n < outsz;
 }
 
 /* Fills dir with the recipient's mailbox path <mail_dir>/<domain>/<mailbox> and makes sure it
  * exists (known mailboxes are not checked again); dev gets the device it is on. */
 static int ensure_maildir(struct message *m, const struct msg_rcpt *r, char *dir, size_t dirsz, dev_t *dev)
 {
-    char d[ADDR_DOMAIN_MAX * 3 + 1], l[ADDR_LOCAL_MAX * 3 + 1];
-    if (!maildir_safe_name(r->domain, d, sizeof d) || !maildir_safe_name(r->local, l, sizeof l)) {
+    if (!maildir_path(m->mail_dir, r->local, r->domain, dir, dirsz)) {
         m->status = COMMIT_TEMPFAIL;
         snprintf(m->error, sizeof m->error, "mailbox name %s@%s cannot be made safe", r->local, r->domain);
         return -1;
     }
-    snprintf(dir, dirsz, "%s/%s/%s", m->mail_dir, d, l);
     uint64_t h;
     struct known_maildir *k = known_slot(dir, &h);
     if (k->hash == h) {
         *dev = k->dev;
         return 0;
     }
-    if (make_maildir(m, dir, dev) < 0)
+    if (make_mailbox(m, dir, dev) < 0)
         return -1;
     *k = (struct known_maildir){h, *dev};
     return 0;
@@ -223,15 +277,19 @@ static int place_in_new(struct message *m, const char *dir, const char *name)
     }
     if (errno != EXDEV) {
         set_error(m, errno, "cannot link into", new_path);
+        mailbox_failed(m, dir);
         return -1;
     }
     char new_dir[PATH_MAX];
     snprintf(copy_tmp, sizeof copy_tmp, "%s/tmp/%s", dir, name);
     snprintf(new_dir, sizeof new_dir, "%s/new", dir);
-    if (write_message_file(m, copy_tmp, true) < 0)
+    if (write_message_file(m, copy_tmp, true) < 0) {
+        mailbox_failed(m, dir);
         return -1;
+    }
     if (rename(copy_tmp, new_path) < 0 || fsync_dir(new_dir) < 0) { /* the directory the name is in */
         set_error(m, errno, "cannot rename into", new_path);
+        mailbox_failed(m, dir);
         unlink(copy_tmp);
         return -1;
     }
@@ -263,6 +321,7 @@ static int write_unnamed(struct message *m, const char *dir, dev_t dev)
         return -1;
     if (write_message(fd, m) < 0) {
         set_error(m, errno, "cannot write in", tmp_dir);
+        mailbox_failed(m, dir);
         close(fd);
         return -1;
     }
@@ -306,6 +365,8 @@ void maildir_stage(struct message *m)
     snprintf(path, sizeof path, "%s/tmp/%s", st->dirs[0], st->name);
     if (write_message_file(m, path, false) == 0)
         st->tmp_path = strdup(path);
+    else
+        mailbox_failed(m, st->dirs[0]);
     if (m->status == COMMIT_OK && !st->tmp_path) {
         unlink(path);
         m->status = COMMIT_TEMPFAIL;
@@ -352,8 +413,10 @@ int maildir_sync_staged(struct message *m)
     if (fd == -2)
         return 0; /* nothing staged: no local recipient */
     int r = fd < 0 ? -1 : fsync(fd);
-    if (r < 0)
+    if (r < 0) {
         set_error(m, errno, "cannot fsync", st->tmp_path ? st->tmp_path : "the staged message");
+        mailbox_failed(m, st->dirs[0]);
+    }
     if (fd >= 0 && fd != st->tmp_fd)
         close(fd);
     return r;
@@ -366,8 +429,35 @@ int maildir_sync_published(struct message *m)
         snprintf(path, sizeof path, "%s/new", m->stage.dirs[i]);
         if (fsync_dir(path) < 0) {
             set_error(m, errno, "cannot fsync", path);
+            mailbox_failed(m, m->stage.dirs[i]);
             return -1;
         }
     }
+    return 0;
+}
+
+/* The probe allocates its file's blocks (posix_fallocate; emulated by writes where the file system
+ * cannot), so a full disk or quota shows even where writes reserve space only when flushed. */
+int maildir_probe(const char *mail_dir, const char *dir, size_t room, char *err, size_t errsz)
+{
+    static _Atomic unsigned probes;
+    dev_t dev;
+    if (make_maildir(mail_dir, dir, &dev, err, errsz) < 0)
+        return -1;
+    char path[PATH_MAX + 64];
+    snprintf(path, sizeof path, "%s/tmp/postern-probe.%ld.%u", dir, (long)message_process_id(), probes++);
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return error_text(err, errsz, "cannot create", path);
+    int e = posix_fallocate(fd, 0, (off_t)(room > 4096 ? room : 4096));
+    close(fd);
+    unlink(path);
+    if (e != 0) {
+        errno = e;
+        return error_text(err, errsz, "cannot write", path);
+    }
+    snprintf(path, sizeof path, "%s/new", dir);
+    if (access(path, W_OK | X_OK) < 0)
+        return error_text(err, errsz, "cannot link into", path);
     return 0;
 }

@@ -16,6 +16,15 @@
  * leading '.' as %2E. Returns false when it does not fit. */
 bool maildir_safe_name(const char *in, char *out, size_t outsz);
 
+/* Writes <mail_dir>/<domain>/<local>, each part in its safe form, into out: the mailbox's directory.
+ * False when it does not fit. */
+bool maildir_path(const char *mail_dir, const char *local, const char *domain, char *out, size_t outsz);
+
+/* Can the mailbox dir take a message of `room` octets now? Makes it if missing (as a delivery would),
+ * makes a file of that size (at least 4 KiB) in its tmp/ and removes it, checks that new/ is
+ * writable. 0, or -1 with err filled. Blocking. */
+int maildir_probe(const char *mail_dir, const char *dir, size_t room, char *err, size_t errsz);
+
 /* Commit phase 1: creates the recipients' mailboxes (durably) and writes the message once into the
  * first one's tmp/, without fsync: the caller's file-system flush makes it durable. */
 void maildir_stage(struct message *m);

@@ -59,6 +59,7 @@ void message_free(struct message *m)
     for (size_t i = 0; i < m->stage.ndirs; i++)
         free(m->stage.dirs[i]);
     free(m->stage.dirs);
+    free(m->stage.failed_dir);
     free(m);
 }
 

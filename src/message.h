@@ -42,6 +42,8 @@ struct commit_stage {
     size_t ndirs, placed;       /* how many, and how many hold the message in new/ */
     bool spool_staged;          /* spool_dir/tmp/<qid> written */
     bool spool_published;      /* renamed into spool_dir/queue */
+    char *failed_dir;           /* the mailbox a failure was in (see mailbox_hold.h), or NULL */
+    dev_t failed_dev;           /* its file system, when the failure was a full disk */
 };
 
 struct message {
@@ -59,6 +61,7 @@ struct message {
     /* set by the committing thread */
     enum commit_status status;
     char error[256];                  /* detail for the log (never sent to the client) */
+    int errnum;                       /* the failed system call's errno, when there was one */
     const char *mail_dir;
     const char *spool_dir;
     const char *hostname;

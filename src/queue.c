@@ -29,6 +29,7 @@
 #include "dns.h"
 #include "dsn.h"
 #include "log.h"
+#include "mailbox_hold.h"
 #include "message.h"
 #include "policy.h"
 #include "queue_file.h"
@@ -582,6 +583,8 @@ static void local_commit_done(void *arg)
     struct message *m = arg;
     struct local_submit *ls = m->owner;
     bool ok = m->status == COMMIT_OK;
+    if (!ok)
+        mailbox_holds_note_failure(ls->srv->holds, m);
     if (ls->srv->queue && ls->srv->queue->stopping) {
         message_free(m);
         free(ls);

@@ -28,6 +28,7 @@
 #include "journal.h"
 #include "queue.h"
 #include "log.h"
+#include "mailbox_hold.h"
 #include "privs.h"
 #include "smtp_session.h"
 #include "spool.h"
@@ -331,6 +332,10 @@ bool server_start(struct server *srv, struct config *cfg, struct policy *policy,
         workq_new_batched(srv->base, "postern-commit", commit_batch, &srv->commit_cfg, cfg->commit_batch_max);
     if (!srv->disk || !srv->committer)
         return false;
+    if (!(srv->holds = mailbox_holds_new(srv->base, srv->disk, cfg->mail_dir, srv->commit_cfg.mail_dev,
+                                         cfg->mailbox_recheck_interval,
+                                         cfg->mailbox_hold_max)))
+        return false;
     char err[300];
     const char *key;
     if (!(srv->dns = dns_new(srv->base, cfg, err, sizeof err, &key))) {
@@ -373,6 +378,7 @@ void server_free(struct server *srv)
         workq_free(srv->disk);
     if (srv->committer)
         workq_free(srv->committer);
+    mailbox_holds_free(srv->holds); /* after both: their done callbacks note failures and probes */
     journal_close(srv->commit_cfg.journal); /* last checkpoint: nothing to recover next time */
     file_pool_free(srv->file_pool); /* after the committer and disk threads: they take from it */
     queue_free(srv->queue);

@@ -33,6 +33,7 @@ struct server {
     struct workq *disk;                 /* threads for blocking work (password checks, statvfs) */
     struct workq *committer;            /* the group-commit thread (commit.c) */
     struct commit_config commit_cfg;    /* its journal (journal.c) and limits */
+    struct mailbox_holds *holds;        /* mailboxes RCPT refuses (450) until they work again */
     struct file_pool *file_pool;        /* unnamed files made ahead for Maildir delivery (file_pool.c) */
     struct dns *dns;                    /* asynchronous resolver (dns.c) */
     struct queue *queue;                /* outbound queue manager (queue.c) */

@@ -12,6 +12,7 @@
 #include "auth.h"
 #include "dns.h"
 #include "log.h"
+#include "mailbox_hold.h"
 #include "message.h"
 #include "policy.h"
 #include "reply.h"
@@ -303,6 +304,12 @@ void cmd_rcpt(struct session *s, const struct smtp_command *c)
         free(r.orcpt);
         log_rcpt_refused(s, mb->addr, v.reply, v.reason);
         reply(s, v.reply, v.moved_to);
+        return;
+    }
+    if (v.kind != RCPT_RELAY && mailbox_is_held(s->srv->holds, v.local, v.domain)) {
+        free(r.orcpt);
+        log_rcpt_refused(s, mb->addr, REPLY_MAILBOX_HELD, "mailbox_held");
+        reply(s, REPLY_MAILBOX_HELD);
         return;
     }
     r.remote = v.kind == RCPT_RELAY;

@@ -27,6 +27,7 @@
 
 #include "auth.h"
 #include "log.h"
+#include "mailbox_hold.h"
 #include "commit.h"
 #include "conn_count.h"
 #include "dns.h"
@@ -274,8 +275,10 @@ static void commit_done(void *arg)
     enum reply_id id = m->status == COMMIT_OK ? REPLY_QUEUED : REPLY_LOCAL_ERROR;
     if (m->status == COMMIT_NOSPACE)
         s->srv->space_low = true; /* until the next measurement says otherwise */
-    if (m->status != COMMIT_OK)
+    if (m->status != COMMIT_OK) {
         log_error("event=store_failed session=%s qid=%s error=\"%s\"", s->id, m->qid, m->error);
+        mailbox_holds_note_failure(s->srv->holds, m);
+    }
     else if (m->nlocal < m->nrcpts && s->srv->queue)
         queue_add_committed(s->srv->queue, m->qid);
     /* the client first, then the log line: its formatting and write() need not delay the 250

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BIN
+from conftest import BIN, wait_for
 
 
 def send_until_stopped(port, tag, count, acked, lock, rcpts=("alice@example.test",)):
@@ -160,10 +160,28 @@ def deliver(srv, rcpt="alice@example.test", body=b"hello\r\n"):
     code, lines = c.cmd("MAIL FROM:<s@sender.example>")
     if code != 250:
         return code, lines
-    c.expect(f"RCPT TO:<{rcpt}>", 250)
+    code, lines = c.cmd(f"RCPT TO:<{rcpt}>")
+    if code != 250:
+        return code, lines
     c.expect("DATA", 354)
     c.send(body + b".\r\n")
     return c.reply()
+
+
+def deliver_to_many(srv, rcpts, body=b"hello\r\n"):
+    """One message to several recipients: ([RCPT reply codes], (DATA's final reply) or None when no
+    RCPT was taken); ([MAIL's reply code], None) when MAIL is refused."""
+    c = srv.connect()
+    c.expect("EHLO client.example", 250)
+    code, _ = c.cmd("MAIL FROM:<s@sender.example>")
+    if code != 250:
+        return [code], None
+    codes = [c.cmd(f"RCPT TO:<{r}>")[0] for r in rcpts]
+    if 250 not in codes:
+        return codes, None
+    c.expect("DATA", 354)
+    c.send(body + b".\r\n")
+    return codes, c.reply()
 
 
 def test_disk_full_threshold_452_then_recovers(make_server, tmpfs):
@@ -204,31 +222,97 @@ def test_write_failure_file_size_limit_451(make_server):
     assert deliver(srv)[0] == 250  # small mail still flows
 
 
-def test_read_only_maildir_451_and_server_goes_on(server):
-    assert deliver(server)[0] == 250
-    new = server.mail_dir / "example.test" / "alice" / "new"
+def test_read_only_mailbox_is_held_so_the_other_recipients_get_their_mail(make_server):
+    """A mailbox that cannot take mail (new/ read-only) makes the message 451 for all its recipients
+    (one DATA reply answers for every RCPT); then it is held: on the sender's retry its RCPT gets 450
+    4.2.0 and the other recipient gets the message. Once repaired, a probe releases it."""
+    srv = make_server(mailbox_recheck_interval="1s")
+    assert deliver(srv)[0] == 250
+    new = srv.mail_dir / "example.test" / "alice" / "new"
     os.chmod(new, 0o555)
     try:
-        code, lines = deliver(server)
-        assert code == 451 and "4.3.0" in lines[0]
-        assert f"{new}" in server.log_text()
-        assert deliver(server, "bob@example.test")[0] == 250
+        codes, (code, lines) = deliver_to_many(srv, ["alice@example.test", "bob@example.test"])
+        assert codes == [250, 250] and code == 451 and "4.3.0" in lines[0]
+        assert f"{new}" in srv.log_text() and "event=mailbox_held" in srv.log_text()
+        assert srv.maildir_files("bob@example.test") == []
+        codes, (code, _) = deliver_to_many(srv, ["alice@example.test", "bob@example.test"])  # the retry
+        assert codes == [450, 250] and code == 250
+        assert len(srv.maildir_files("bob@example.test")) == 1
+        code, lines = deliver(srv)
+        assert code == 450 and lines[0].startswith("4.2.0 Mailbox temporarily unavailable")
+        assert "reason=mailbox_held" in srv.log_text()
+        time.sleep(2.5)  # probes ran and found it still read-only
+        assert deliver(srv)[0] == 450
+        assert "event=mailbox_released" not in srv.log_text()
     finally:
         os.chmod(new, 0o700)
-    assert deliver(server)[0] == 250
+    wait_for(lambda: "event=mailbox_released" in srv.log_text(), timeout=5, what="the probe releasing alice")
+    assert deliver(srv)[0] == 250
+    assert len(srv.maildir_files("alice@example.test")) == 2
+    assert list((srv.mail_dir / "example.test" / "alice" / "tmp").iterdir()) == []  # no probe file left
 
 
-def test_deleted_mail_dir_451_then_recovers(server):
+def test_mailbox_hold_max_0_holds_none(make_server):
+    """mailbox_hold_max = 0: the old way, every message for a broken mailbox is 451."""
+    srv = make_server(mailbox_hold_max="0")
+    assert deliver(srv)[0] == 250
+    new = srv.mail_dir / "example.test" / "alice" / "new"
+    os.chmod(new, 0o555)
+    try:
+        for _ in range(2):
+            code, lines = deliver(srv)
+            assert code == 451 and "4.3.0" in lines[0]
+        assert "event=mailbox_not_held" in srv.log_text()
+        assert deliver(srv, "bob@example.test")[0] == 250
+    finally:
+        os.chmod(new, 0o700)
+    assert deliver(srv)[0] == 250
+
+
+def test_mailbox_on_its_own_full_disk_is_held_until_there_is_room(make_server, tmpfs):
+    """catchall.test's mailboxes on a disk of their own (a tmpfs mounted inside mail_dir) that is
+    full: a message for alice (on mail_dir's disk) and zoe (there) is 451; on the retry zoe's RCPT
+    gets 450 and alice gets the message; when the disk has room again zoe takes mail."""
+    srv = make_server(mailbox_recheck_interval="1s", min_free_space="0")
+    domain = srv.mail_dir / "catchall.test"
+    assert deliver(srv)[0] == 250  # makes mail_dir
+    domain.mkdir()
+    subprocess.run(["mount", "--bind", str(tmpfs), str(domain)], check=True)
+    try:
+        if os.geteuid() == 0:  # the server's user makes mailboxes there
+            pw = pwd.getpwnam("postern")
+            os.chown(domain, pw.pw_uid, pw.pw_gid)
+        filler = fill(tmpfs, 16 * 1024)
+        big = (b"y" * 998 + b"\r\n") * 100  # 100 KB: more than the 16 KiB left
+        rcpts = ["alice@example.test", "zoe@catchall.test"]
+        codes, (code, lines) = deliver_to_many(srv, rcpts, big)
+        assert codes == [250, 250] and code == 451
+        wait_for(lambda: deliver_to_many(srv, rcpts, big)[0] == [250, 450], timeout=5,
+                 what="zoe held, alice taken")  # 452 at MAIL until the space watch measured again
+        assert len(srv.maildir_files("alice@example.test")) == 2
+        filler.unlink()
+        wait_for(lambda: "event=mailbox_released" in srv.log_text(), timeout=5, what="zoe released")
+        codes, (code, _) = deliver_to_many(srv, rcpts, big)
+        assert codes == [250, 250] and code == 250
+        assert len(srv.maildir_files("zoe@catchall.test")) == 1
+    finally:
+        srv.stop()
+        subprocess.run(["umount", "-l", str(domain)])
+
+
+def test_deleted_mail_dir_451_then_recovers(make_server):
+    server = make_server(mailbox_recheck_interval="1s")
     assert deliver(server)[0] == 250
     shutil.rmtree(server.mail_dir)
     code, lines = deliver(server)
     assert code == 451 and "4.3.0" in lines[0]
     assert "cannot create maildir" in server.log_text()
+    assert deliver(server)[0] == 450  # held until a probe can make it
     server.mail_dir.mkdir()
     if os.geteuid() == 0:
         pw = pwd.getpwnam("postern")
         os.chown(server.mail_dir, pw.pw_uid, pw.pw_gid)
-    assert deliver(server)[0] == 250
+    wait_for(lambda: deliver(server)[0] == 250, timeout=5, what="alice taking mail again")
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="privilege drop needs root")
