@@ -124,8 +124,9 @@ enum addr_result address_parse_domain(const char *s, size_t len, bool *utf8)
     return ADDR_OK;
 }
 
-/* IPv4-address-literal: four Snum (1-3 digits, 0..255) separated by dots. */
-static bool valid_ipv4_literal(const char *s, size_t len)
+/* IPv4-address-literal: four Snum (1-3 digits, 0..255) separated by dots; out (when not NULL)
+ * gets the four octets. */
+static bool parse_ipv4_literal(const char *s, size_t len, unsigned char *out)
 {
     size_t i = 0;
     for (int part = 0; part < 4; part++) {
@@ -137,6 +138,8 @@ static bool valid_ipv4_literal(const char *s, size_t len)
         }
         if (digits == 0 || digits > 3 || v > 255)
             return false;
+        if (out)
+            out[part] = (unsigned char)v;
         if (part < 3) {
             if (i >= len || s[i] != '.')
                 return false;
@@ -144,6 +147,11 @@ static bool valid_ipv4_literal(const char *s, size_t len)
         }
     }
     return i == len;
+}
+
+static bool valid_ipv4_literal(const char *s, size_t len)
+{
+    return parse_ipv4_literal(s, len, NULL);
 }
 
 /* address-literal body (between [ and ]): IPv4, "IPv6:" address, or General-address-literal. */
@@ -355,4 +363,29 @@ enum addr_result address_parse_path(const char *s, size_t len, struct mailbox *m
     if (s[1] == '@' && !skip_source_route(s, close, &i))
         return ADDR_ERR_SYNTAX;
     return address_parse_mailbox(s + i, close - i, mb);
+}
+
+bool address_literal_ip(const char *domain, struct sockaddr_storage *ss, socklen_t *sslen)
+{
+    size_t len = strlen(domain);
+    if (len < 3 || domain[0] != '[' || domain[len - 1] != ']')
+        return false;
+    const char *body = domain + 1;
+    size_t blen = len - 2;
+    memset(ss, 0, sizeof *ss);
+    if (body[0] >= '0' && body[0] <= '9') {
+        struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+        s4->sin_family = AF_INET;
+        *sslen = sizeof *s4;
+        return parse_ipv4_literal(body, blen, (unsigned char *)&s4->sin_addr);
+    }
+    char buf[64];
+    if (blen <= 5 || strncasecmp(body, "IPv6:", 5) != 0 || blen - 5 >= sizeof buf)
+        return false;
+    memcpy(buf, body + 5, blen - 5);
+    buf[blen - 5] = '\0';
+    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+    s6->sin6_family = AF_INET6;
+    *sslen = sizeof *s6;
+    return inet_pton(AF_INET6, buf, &s6->sin6_addr) == 1;
 }

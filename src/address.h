@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/socket.h>
 
 #define ADDR_LOCAL_MAX 64   /* RFC 5321 4.5.3.1.1 */
 #define ADDR_DOMAIN_MAX 255 /* RFC 5321 4.5.3.1.2 */
@@ -41,6 +42,10 @@ enum addr_result address_parse_path(const char *s, size_t len, struct mailbox *m
 /* Parses a domain name (dot-separated labels of letters, digits, hyphens, or UTF-8 U-labels).
  * Returns ADDR_OK and sets *utf8 when it held non-ASCII. */
 enum addr_result address_parse_domain(const char *s, size_t len, bool *utf8);
+
+/* The IP address of an address literal domain ("[192.0.2.1]", "[IPv6:2001:db8::1]"; port 0) in
+ * ss and *sslen. False for anything else: a name, a General-address-literal ("[tag:...]"), a bad one. */
+bool address_literal_ip(const char *domain, struct sockaddr_storage *ss, socklen_t *sslen);
 
 /* Copies src into dst (at most dstsz-1 octets, always terminated) with ASCII letters lower-cased;
  * other octets, UTF-8 included, are copied as they are. dst may equal src. */

@@ -15,6 +15,7 @@
 #include <strings.h>
 #include <unbound.h>
 
+#include "address.h"
 #include "config.h"
 #include "log.h"
 
@@ -407,6 +408,23 @@ static void on_answer(void *mydata, int err, struct ub_result *result)
     query_finish(q);
 }
 
+/* A domain that is an address literal has no MX: mail for it goes to that address (RFC 5321 5.1),
+ * a target without a name. A General-address-literal ("[tag:...]") names nothing this server can
+ * reach: a permanent failure. */
+static void route_to_literal(struct dns_query *q)
+{
+    struct dns_route *rt = &q->route;
+    struct dns_target *t = &rt->targets[0];
+    if (!address_literal_ip(q->domain, &t->addr, &t->addrlen)) {
+        rt->status = DNS_NXDOMAIN;
+        snprintf(rt->error, sizeof rt->error, "%s is an address literal this server cannot deliver to", q->domain);
+        return;
+    }
+    t->host[0] = '\0';
+    rt->ntargets = 1;
+    rt->ttl = 3600;
+}
+
 static struct dns_query *query_start(struct dns *d, enum query_kind kind, const char *domain, void *arg)
 {
     struct dns_query *q = calloc(1, sizeof *q);
@@ -417,8 +435,13 @@ static struct dns_query *query_start(struct dns *d, enum query_kind kind, const 
     q->arg = arg;
     snprintf(q->domain, sizeof q->domain, "%s", domain);
     q->route.status = DNS_OK;
-    if (!ask(q, 0, -1, q->domain, RR_MX)) {
-        /* report the failure from the loop, never from inside the caller's call */
+    bool asked = false;
+    if (q->domain[0] == '[')
+        route_to_literal(q); /* nothing to ask */
+    else
+        asked = ask(q, 0, -1, q->domain, RR_MX);
+    if (!asked) {
+        /* report the literal's route or the failure from the loop, never from inside the caller's call */
         struct event_base *base = event_get_base(d->ev);
         q->fail_ev = evtimer_new(base, on_fail_ev, q);
         struct timeval now = {0, 0};

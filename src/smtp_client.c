@@ -292,17 +292,31 @@ static void read_extensions(struct smtp_client *c)
     }
 }
 
+/* Has the handshake check that the certificate names this IP address (an iPAddress entry). */
+static bool verify_address(SSL *ssl, const struct sockaddr_storage *addr)
+{
+    X509_VERIFY_PARAM *param = SSL_get0_param(ssl);
+    if (addr->ss_family == AF_INET)
+        return X509_VERIFY_PARAM_set1_ip(param, (const unsigned char *)&((const struct sockaddr_in *)addr)->sin_addr,
+                                         4) == 1;
+    return X509_VERIFY_PARAM_set1_ip(param, (const unsigned char *)&((const struct sockaddr_in6 *)addr)->sin6_addr,
+                                     16) == 1;
+}
+
 static void start_tls(struct smtp_client *c)
 {
     SSL *ssl = SSL_new(c->tls);
-    const char *name = c->route.targets[c->target].host;
+    const struct dns_target *t = &c->route.targets[c->target];
     struct bufferevent *tb = NULL;
     if (ssl) {
-        SSL_set_tlsext_host_name(ssl, name);
-        if (c->cfg->smtp_tls_verify)
-            SSL_set1_host(ssl, name); /* the certificate must name the MX host */
-        tb = bufferevent_openssl_filter_new(c->base, c->bev, ssl, BUFFEREVENT_SSL_CONNECTING,
-                                            BEV_OPT_CLOSE_ON_FREE);
+        if (*t->host) /* no name: an address literal, which SNI may not carry (RFC 6066 3) */
+            SSL_set_tlsext_host_name(ssl, t->host);
+        /* the certificate must name the MX host, or the address literal's address */
+        bool checked = !c->cfg->smtp_tls_verify ||
+                       (*t->host ? SSL_set1_host(ssl, t->host) == 1 : verify_address(ssl, &t->addr));
+        if (checked)
+            tb = bufferevent_openssl_filter_new(c->base, c->bev, ssl, BUFFEREVENT_SSL_CONNECTING,
+                                                BEV_OPT_CLOSE_ON_FREE);
     }
     if (!tb) {
         if (ssl)

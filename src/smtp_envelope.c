@@ -3,12 +3,15 @@
  * replies wait for DNS (RFC 7505: 550 5.7.27 for a sender on the MX role, 556 5.1.10 for a relayed
  * recipient) for at most dns_timeout, during which the session reads no further commands.
  * Never: accept a parameter without EHLO, or keep an ORCPT copy when the recipient is refused. */
+#include <event2/bufferevent.h>
 #include <event2/event.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "address.h"
 #include "auth.h"
 #include "dns.h"
 #include "log.h"
@@ -164,6 +167,7 @@ static void log_mail_refused(struct session *s, const char *addr, enum reply_id 
 }
 
 static void accept_rcpt(struct session *s, struct msg_rcpt *r, enum reply_id id);
+static bool literal_is_this_host(const struct session *s, const char *domain);
 
 /* The null-MX answer came (or timed out): give the MAIL or RCPT reply that waited for it. */
 static void dns_check_done(struct session *s, bool null_mx)
@@ -298,6 +302,18 @@ void cmd_rcpt(struct session *s, const struct smtp_command *c)
         reply(s, perr);
         return;
     }
+    struct mailbox postmaster_here;
+    if (mb->literal && literal_is_this_host(s, mb->domain)) { /* never relayed: it would come back here */
+        if (strcasecmp(mb->local, "postmaster") != 0) {
+            free(r.orcpt);
+            log_rcpt_refused(s, mb->addr, REPLY_RCPT_UNKNOWN, "unknown_mailbox_at_this_address");
+            reply(s, REPLY_RCPT_UNKNOWN);
+            return;
+        }
+        postmaster_here = *mb; /* RFC 5321 4.5.1: postmaster at this host is always accepted */
+        postmaster_here.is_postmaster = true;
+        mb = &postmaster_here;
+    }
     struct rcpt_verdict v;
     policy_check_rcpt(s->srv->policy, mb, s->may_relay || s->auth_user, &v);
     if (v.kind == RCPT_REFUSED) {
@@ -326,6 +342,21 @@ void cmd_rcpt(struct session *s, const struct smtp_command *c)
         }
     }
     accept_rcpt(s, &r, v.reply);
+}
+
+/* True when the address literal domain ("[192.0.2.1]", "[IPv6:...]") is the address the client
+ * connected to: this host itself. (Its other addresses, if any, are not known here.) */
+static bool literal_is_this_host(const struct session *s, const char *domain)
+{
+    struct sockaddr_storage lit, here = {0};
+    socklen_t litlen, herelen = sizeof here;
+    if (!address_literal_ip(domain, &lit, &litlen) ||
+        getsockname(bufferevent_getfd(s->bev), (struct sockaddr *)&here, &herelen) < 0 || lit.ss_family != here.ss_family)
+        return false;
+    if (lit.ss_family == AF_INET)
+        return ((struct sockaddr_in *)&lit)->sin_addr.s_addr == ((struct sockaddr_in *)&here)->sin_addr.s_addr;
+    return memcmp(&((struct sockaddr_in6 *)&lit)->sin6_addr, &((struct sockaddr_in6 *)&here)->sin6_addr,
+                  sizeof(struct in6_addr)) == 0;
 }
 
 /* Adds an accepted recipient (local duplicates collapse) and answers with id. */

@@ -119,6 +119,23 @@ def test_postmaster_always_accepted(server):
     assert len(server.maildir_files("postmaster@example.test")) == 1
 
 
+def test_postmaster_at_this_hosts_address_literal(make_server):
+    """RFC 5321 4.5.1: postmaster at this host is always accepted, also written as the address
+    literal of the address the client connected to; any other mailbox there is 550 5.1.1 (not
+    relayed back to this host, even for a client that may relay). Another address is not this host."""
+    srv = make_server(relay_networks="127.0.0.0/8")
+    c = session(srv)
+    c.expect("RCPT TO:<postmaster@[127.0.0.1]>", 250)
+    c.expect("RCPT TO:<PostMaster@[127.000.0.1]>", 250)  # the same mailbox: one copy
+    c.expect("RCPT TO:<alice@[127.0.0.1]>", 550, "5.1.1")
+    c.expect("DATA", 354)
+    c.expect("hi\r\n.", 250)
+    assert len(srv.maildir_files("postmaster@example.test")) == 1
+    assert "unknown_mailbox_at_this_address" in srv.log_text()
+    c = session(make_server())
+    c.expect("RCPT TO:<postmaster@[127.0.0.2]>", 551, "5.7.1")
+
+
 def test_max_recipients_452(make_server):
     srv = make_server(max_recipients=2)
     c = session(srv)

@@ -1057,6 +1057,21 @@ def test_ipv6_destination(relay):
     wait_for(lambda: "v6only.test[::1]" in srv.log_text(), what="the delivery logged with the IPv6 address")
 
 
+def test_address_literal_destinations(relay):
+    """An address literal has no MX: the mail goes straight to that address (RFC 5321 5.1), over
+    IPv4 and IPv6; a General-address-literal names nothing reachable: bounced 5.1.2."""
+    four, six = relay["peers"].start("127.0.0.3"), relay["peers"].start("::1")
+    srv = relay["start"]()
+    send(srv, ["four@[127.0.0.3]", "six@[IPv6:::1]"])
+    wait_for(lambda: four.messages and six.messages, what="delivery to both address literals")
+    assert four.messages[0][1] == ["four@[127.0.0.3]"] and six.messages[0][1] == ["six@[IPv6:::1]"]
+    wait_for(lambda: "rcpt=<four@[127.0.0.3]> relay=[127.0.0.3] status=sent" in srv.log_text(), what="the log")
+    assert "rcpt=<six@[IPv6:::1]> relay=[::1] status=sent" in srv.log_text()
+    send(srv, ["x@[tag:somewhere]"])
+    _, rcpts = report_fields(dsn_for(srv))
+    assert rcpts[0]["Status"] == "5.1.2" and "[tag:somewhere] is an address literal" in rcpts[0]["Diagnostic-Code"]
+
+
 def test_mail_loop_refused_by_hop_count(relay):
     srv = relay["start"](max_hops=20)
     for hops, code in ((19, 250), (20, 554)):
@@ -1084,23 +1099,32 @@ def test_mx_that_is_this_server_bounces_as_a_loop(relay):
     assert "event=smtp_client_loop" in srv.log_text()
 
 
-def test_smtp_tls_verify_requires_a_valid_certificate(relay, tmp_path):
-    import ssl
-    def cert(name, cn):
-        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", f"/CN={cn}",
-                        "-addext", f"subjectAltName=DNS:{cn}", "-keyout", str(tmp_path / f"{name}.key"),
-                        "-out", str(tmp_path / f"{name}.pem")], check=True, capture_output=True)
-        (tmp_path / f"{name}.pem").chmod(0o644)
-        return tmp_path / f"{name}.pem", tmp_path / f"{name}.key"
-    good, good_key = cert("good", "mx1.two-mx.test")
-    other, _ = cert("other", "mx1.two-mx.test")  # same name, but not the trusted CA
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ctx.load_cert_chain(good, good_key)
-    sink = Sink()
-    c = Controller(sink, hostname="127.0.0.2", port=relay["port"], tls_context=ctx, require_starttls=True)
-    c.start()
-    relay["peers"].controllers["127.0.0.2"] = c
+def self_signed(tmp_path, name, cn, san=None):
+    """A self-signed certificate (its own CA) for cn, with subjectAltName san (default DNS:cn)."""
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", f"/CN={cn}",
+                    "-addext", f"subjectAltName={san or 'DNS:' + cn}", "-keyout", str(tmp_path / f"{name}.key"),
+                    "-out", str(tmp_path / f"{name}.pem")], check=True, capture_output=True)
+    (tmp_path / f"{name}.pem").chmod(0o644)
     os.chmod(tmp_path, 0o755)
+    return tmp_path / f"{name}.pem", tmp_path / f"{name}.key"
+
+
+def tls_peer(relay, host, cert, key):
+    """An aiosmtpd peer on host that requires STARTTLS with this certificate."""
+    import ssl
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(cert, key)
+    sink = Sink()
+    c = Controller(sink, hostname=host, port=relay["port"], tls_context=ctx, require_starttls=True)
+    c.start()
+    relay["peers"].controllers[host] = c
+    return sink
+
+
+def test_smtp_tls_verify_requires_a_valid_certificate(relay, tmp_path):
+    good, good_key = self_signed(tmp_path, "good", "mx1.two-mx.test")
+    other, _ = self_signed(tmp_path, "other", "mx1.two-mx.test")  # same name, but not the trusted CA
+    sink = tls_peer(relay, "127.0.0.2", good, good_key)
     srv = relay["start"](smtp_tls_verify="yes", smtp_tls_ca_file=other)  # untrusted: deferred, never cleartext
     qid = send(srv, ["v@two-mx.test"])
     wait_for(lambda: "4.7.5 the TLS certificate of mx1.two-mx.test[127.0.0.2] is not valid" in srv.log_text(),
@@ -1110,6 +1134,25 @@ def test_smtp_tls_verify_requires_a_valid_certificate(relay, tmp_path):
     srv2 = relay["start"](smtp_tls_verify="yes", smtp_tls_ca_file=good)
     send(srv2, ["v@two-mx.test"])
     wait_for(lambda: sink.messages, what="delivery over verified TLS")
+    assert "verified=yes" in srv2.log_text()
+
+
+def test_smtp_tls_verify_of_an_address_literal_checks_its_address(relay, tmp_path):
+    """Mail to an address literal has no host name to check: the certificate must name the address
+    (an IP subjectAltName). One that names only a host is not valid for it."""
+    by_name, by_name_key = self_signed(tmp_path, "name", "mx.literal.test")
+    srv = relay["start"](smtp_tls_verify="yes", smtp_tls_ca_file=by_name)
+    sink = tls_peer(relay, "127.0.0.2", by_name, by_name_key)
+    send(srv, ["v@[127.0.0.2]"])
+    wait_for(lambda: "4.7.5 the TLS certificate of [127.0.0.2] is not valid" in srv.log_text(),
+             what="a verification failure")
+    assert sink.messages == []
+    relay["peers"].controllers.pop("127.0.0.2").stop()
+    by_ip, by_ip_key = self_signed(tmp_path, "ip", "mx.literal.test", "IP:127.0.0.3")
+    sink = tls_peer(relay, "127.0.0.3", by_ip, by_ip_key)
+    srv2 = relay["start"](smtp_tls_verify="yes", smtp_tls_ca_file=by_ip)
+    send(srv2, ["v@[127.0.0.3]"])
+    wait_for(lambda: sink.messages, what="delivery over TLS verified by address")
     assert "verified=yes" in srv2.log_text()
 
 

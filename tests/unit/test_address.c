@@ -7,6 +7,8 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 
 #include "address.h"
 
@@ -242,13 +244,34 @@ static void test_utf8_text(void **state)
     assert_false(utf8_text_valid("\xc3", 1));
 }
 
+/* address_literal_ip: the literal's address, or false for a name, a tag, a bad literal. */
+static void test_literal_ip(void **state)
+{
+    (void)state;
+    struct sockaddr_storage ss;
+    socklen_t len;
+    assert_true(address_literal_ip("[192.0.2.10]", &ss, &len));
+    assert_int_equal(ss.ss_family, AF_INET);
+    assert_int_equal(len, sizeof(struct sockaddr_in));
+    assert_int_equal(ntohl(((struct sockaddr_in *)&ss)->sin_addr.s_addr), 0xC000020A);
+    assert_true(address_literal_ip("[192.000.002.010]", &ss, &len)); /* Snum: 1*3DIGIT, decimal */
+    assert_int_equal(ntohl(((struct sockaddr_in *)&ss)->sin_addr.s_addr), 0xC000020A);
+    assert_true(address_literal_ip("[ipv6:2001:db8::1]", &ss, &len));
+    assert_int_equal(ss.ss_family, AF_INET6);
+    assert_int_equal(((struct sockaddr_in6 *)&ss)->sin6_addr.s6_addr[15], 1);
+    static const char *const bad[] = {"example.test", "[]", "[tag:x]", "[300.1.1.1]", "[1.2.3]",
+                                      "[IPv6:]", "[IPv6:1::2::3]", "[1.2.3.4", "192.0.2.1"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        assert_false(address_literal_ip(bad[i], &ss, &len));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_mailbox_table), cmocka_unit_test(test_domain_too_long),
         cmocka_unit_test(test_fields),        cmocka_unit_test(test_ipv6_literal_with_nul),
         cmocka_unit_test(test_paths),         cmocka_unit_test(test_path_length_limit),
-        cmocka_unit_test(test_utf8_text),
+        cmocka_unit_test(test_utf8_text),     cmocka_unit_test(test_literal_ip),
     };
     return cmocka_run_group_tests_name("address", tests, NULL, NULL);
 }
