@@ -1,8 +1,10 @@
 /* libFuzzer target: the mailbox/path parser. Invariants: never reads or writes out of bounds
- * (ASan), a success yields fields within the RFC limits and a consumed count inside the input. */
+ * (ASan), a success yields fields within the RFC limits and a consumed count inside the input, and
+ * an accepted IPv4/IPv6 address literal yields its address. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "address.h"
 
@@ -18,6 +20,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if (address_parse_mailbox(s, size, &mb) == ADDR_OK) {
         if (strlen(mb.addr) != size || memchr(data, 0, size) || strlen(mb.local) > ADDR_LOCAL_MAX)
+            abort();
+        /* an accepted IPv4 or IPv6 literal always yields its address */
+        struct sockaddr_storage ss;
+        socklen_t len;
+        bool ip_form = mb.literal && ((mb.domain[1] >= '0' && mb.domain[1] <= '9') ||
+                                      strncasecmp(mb.domain + 1, "ipv6:", 5) == 0);
+        if (ip_form && !address_literal_ip(mb.domain, &ss, &len))
             abort();
     }
     bool utf8;
