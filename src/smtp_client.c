@@ -264,32 +264,28 @@ struct smtp_client *smtp_client_new(struct event_base *base, const struct config
     return c;
 }
 
-/* EHLO reply lines after the first: the extensions this peer offers. */
-static void read_extensions(struct smtp_client *c)
+/* One successful EHLO reply line after the first (its text, after "250-"/"250 "): an extension
+ * this peer offers. Read line by line as they come, so that none is lost however long the reply
+ * (up to 100 lines of 512 octets; the reply keeps only its first 1 KiB of text). */
+static void read_extension(struct smtp_client *c, const char *text, size_t len)
 {
-    const char *p = strchr(c->reply.text, '\n');
-    while (p) {
-        p++;
-        size_t n = strcspn(p, "\n");
-        char kw[64];
-        snprintf(kw, sizeof kw, "%.*s", (int)(n < 63 ? n : 63), p);
-        char *sp = strchr(kw, ' ');
-        if (sp)
-            *sp = '\0';
-        if (!strcasecmp(kw, "PIPELINING"))
-            c->pipelining = true;
-        else if (!strcasecmp(kw, "STARTTLS"))
-            c->starttls = true;
-        else if (!strcasecmp(kw, "DSN"))
-            c->dsn = true;
-        else if (!strcasecmp(kw, "SMTPUTF8"))
-            c->smtputf8 = true;
-        else if (!strcasecmp(kw, "8BITMIME"))
-            c->eightbit = true;
-        else if (!strcasecmp(kw, "SIZE") && sp)
-            c->size_limit = strtoull(sp + 1, NULL, 10);
-        p = strchr(p, '\n');
-    }
+    char kw[64];
+    snprintf(kw, sizeof kw, "%.*s", (int)(len < 63 ? len : 63), text);
+    char *sp = strchr(kw, ' ');
+    if (sp)
+        *sp = '\0';
+    if (!strcasecmp(kw, "PIPELINING"))
+        c->pipelining = true;
+    else if (!strcasecmp(kw, "STARTTLS"))
+        c->starttls = true;
+    else if (!strcasecmp(kw, "DSN"))
+        c->dsn = true;
+    else if (!strcasecmp(kw, "SMTPUTF8"))
+        c->smtputf8 = true;
+    else if (!strcasecmp(kw, "8BITMIME"))
+        c->eightbit = true;
+    else if (!strcasecmp(kw, "SIZE") && sp)
+        c->size_limit = strtoull(sp + 1, NULL, 10);
 }
 
 /* Has the handshake check that the certificate names this IP address (an iPAddress entry). */
@@ -650,7 +646,6 @@ static void got_setup_reply(struct smtp_client *c)
         if (ok && peer_is_this_server(c)) {
             loops_back(c);
         } else if (ok) {
-            read_extensions(c);
             bool want_tls = c->tls && (c->cfg->smtp_tls || c->cfg->smtp_tls_verify) && !c->tls_active;
             if (want_tls && c->starttls && !c->tls_failed) {
                 c->state = C_STARTTLS;
@@ -760,6 +755,8 @@ static void on_read(struct bufferevent *bev, void *arg)
             conn_failed(c, diag);
             return;
         }
+        if (c->state == C_EHLO && c->reply.nlines > 1 && c->reply.code / 100 == 2 && len > 4)
+            read_extension(c, line + 4, len - 4); /* every line has the first one's code */
         if (step == SMTP_REPLY_DONE) {
             handle_reply(c);
             smtp_reply_reset(&c->reply);

@@ -933,6 +933,19 @@ def test_message_over_peer_size_bounces_without_sending(relay):
     assert not any(l.startswith("MAIL") for l in peer.lines)
 
 
+def test_extension_listed_after_a_long_ehlo_reply_is_seen(relay):
+    """Each EHLO line may be 512 octets and a reply 100 lines: an extension after 2 KB of others
+    (here SIZE 100, last) must still be seen - it was lost when only the reply's first 1 KiB of
+    text was read."""
+    junk = b"".join(b"250-X-FILLER-%d " % i + b"a" * 450 + b"\r\n" for i in range(5))
+    peer = scripted(relay, ehlo=b"250-mx.scripted.test " + b"g" * 400 + b"\r\n" + junk + b"250 SIZE 100\r\n")
+    srv = relay["start"]()
+    send(srv, ["big@scripted.test"], body=b"Subject: big\r\n\r\n" + b"x" * 300 + b"\r\n")
+    _, rcpts = report_fields(dsn_for(srv))
+    assert rcpts[0]["Status"] == "5.3.4"
+    assert not any(l.startswith("MAIL") for l in peer.lines)
+
+
 def test_extensions_offered_before_starttls_are_forgotten_after_it(relay, tmp_path):
     """RFC 3207 4.2: after TLS the client MUST discard what it learnt before (the extension list).
     A peer offering SIZE 100, DSN and PIPELINING before TLS and only 8BITMIME after gets a 300-octet
