@@ -163,6 +163,8 @@ int explain_parse(const char *text, int *code, char *enhanced, size_t enhsz)
     *code = 0;
     enhanced[0] = '\0';
     const char *p = text;
+    while (*p == ' ' || *p == '\t')
+        p++;
     if (p[0] >= '2' && p[0] <= '5' && p[1] >= '0' && p[1] <= '9' && p[2] >= '0' && p[2] <= '9' &&
         (p[3] == '\0' || p[3] == ' ' || p[3] == '-')) {
         *code = (p[0] - '0') * 100 + (p[1] - '0') * 10 + (p[2] - '0');
@@ -170,11 +172,13 @@ int explain_parse(const char *text, int *code, char *enhanced, size_t enhsz)
         while (*p == ' ' || *p == '-')
             p++;
     }
-    if (*p) {
-        size_t n = smtp_enhanced_code_len(p);
-        if (!n || p[n] != '\0' || n >= enhsz || (*code && *code / 100 != p[0] - '0'))
+    size_t n = *p ? smtp_enhanced_code_len(p) : 0; /* followed by the end or a space: the text */
+    if (n) {
+        if (n >= enhsz || (*code && *code / 100 != p[0] - '0'))
             return -1;
-        snprintf(enhanced, enhsz, "%s", p);
+        snprintf(enhanced, enhsz, "%.*s", (int)n, p);
+    } else if (*p && !*code) {
+        return -1;
     }
     return *code || *enhanced ? 0 : -1;
 }

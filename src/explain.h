@@ -19,7 +19,9 @@ struct explanation {
  * Returns 0, or -1 when nothing is known about it (e then holds a generic text by class). */
 int explain_lookup(int code, const char *enhanced, struct explanation *e);
 
-/* Parses "550", "5.1.1", "550 5.1.1" or "550-5.1.1"; -1 when it is none of these. */
+/* Parses "550", "5.1.1", "550 5.1.1" or "550-5.1.1", also at the start of a pasted reply line
+ * ("550 5.1.1 <bob@example.com>: Recipient address rejected": the text is ignored); -1 when it is
+ * none of these. */
 int explain_parse(const char *text, int *code, char *enhanced, size_t enhsz);
 
 /* `postern explain CODE [CODE2]`: prints the explanation(s), and with two codes their key

@@ -652,6 +652,9 @@ def test_explain_command():
     out = subprocess.run([str(BIN), "explain", "5.6.3"], capture_output=True, text=True).stdout
     assert "Conversion required but not supported" in out and "8BITMIME" in out
     assert subprocess.run([str(BIN), "explain", "hello"], capture_output=True).returncode == 2
+    pasted = "450 4.2.0 Mailbox temporarily unavailable, try again later"  # a reply line as a log shows it
+    out = subprocess.run([str(BIN), "explain", pasted], capture_output=True, text=True).stdout
+    assert out.startswith("450 4.2.0  Mailbox temporarily unavailable") and "event=mailbox_held" in out
 
 
 def test_delay_warning_then_expiry_bounce(relay):
