@@ -3,6 +3,7 @@
  * every problem becomes an error message "file:line: key: ..." for the caller to show. */
 #include "config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -428,6 +429,48 @@ static const struct key_def *find_key(const char *name)
     return NULL;
 }
 
+/* Edits (insert, delete, replace, swap of two neighbours) between a and b, ignoring ASCII case;
+ * SIZE_MAX when either is longer than any key could be. */
+static size_t edit_distance(const char *a, const char *b)
+{
+    enum { MAXLEN = 63 };
+    size_t la = strlen(a), lb = strlen(b), d[MAXLEN + 1][MAXLEN + 1];
+    if (la > MAXLEN || lb > MAXLEN)
+        return SIZE_MAX;
+    for (size_t i = 0; i <= la; i++)
+        d[i][0] = i;
+    for (size_t j = 0; j <= lb; j++)
+        d[0][j] = j;
+    for (size_t i = 1; i <= la; i++)
+        for (size_t j = 1; j <= lb; j++) {
+            size_t best = d[i - 1][j - 1] + (tolower((unsigned char)a[i - 1]) != tolower((unsigned char)b[j - 1]));
+            if (d[i - 1][j] + 1 < best)
+                best = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < best)
+                best = d[i][j - 1] + 1;
+            if (i > 1 && j > 1 && tolower((unsigned char)a[i - 1]) == tolower((unsigned char)b[j - 2]) &&
+                tolower((unsigned char)a[i - 2]) == tolower((unsigned char)b[j - 1]) && d[i - 2][j - 2] + 1 < best)
+                best = d[i - 2][j - 2] + 1;
+            d[i][j] = best;
+        }
+    return d[la][lb];
+}
+
+/* The key a misspelt name most likely meant (at most 2 edits away, 3 for long names), or NULL. */
+static const char *closest_key(const char *name)
+{
+    size_t best = strlen(name) >= 12 ? 3 : 2;
+    const char *found = NULL;
+    for (size_t i = 0; i < NKEYS; i++) {
+        size_t d = edit_distance(name, keys[i].name);
+        if (d <= best) {
+            best = d;
+            found = keys[i].name;
+        }
+    }
+    return found;
+}
+
 int config_key_line(const struct config *cfg, const char *key)
 {
     const struct key_def *k = find_key(key);
@@ -479,7 +522,9 @@ static void parse_line(struct config *cfg, char *line, int lineno, struct config
     char *name = trim(s), *value = trim(eq + 1);
     const struct key_def *k = find_key(name);
     if (!k) {
-        config_errors_add(errs, "%s:%d: %.60s: unknown key", cfg->path, lineno, name);
+        const char *meant = closest_key(name);
+        config_errors_add(errs, "%s:%d: %.60s: unknown key%s%s%s", cfg->path, lineno, name,
+                          meant ? " (did you mean " : "", meant ? meant : "", meant ? "?)" : "");
         return;
     }
     int *seen = &cfg->key_lines[k - keys];

@@ -30,10 +30,13 @@ def test_check_config_ok_for_shipped_config():
 
 
 def test_unknown_key_names_file_line_key(tmp_path):
-    p = write_conf(tmp_path, "# comment\nhostname = mx.example.test\n\nlisen = 127.0.0.1:2525\n")
+    p = write_conf(tmp_path, "# comment\nhostname = mx.example.test\n\nlisen = 127.0.0.1:2525\n"
+                             "Max_Recipent = 5\nfrobnicate = yes\n")
     out = check_config(p)
     assert out.returncode != 0
-    assert f"{p}:4: lisen: unknown key" in out.stderr
+    assert f"{p}:4: lisen: unknown key (did you mean listen?)" in out.stderr
+    assert f"{p}:5: Max_Recipent: unknown key (did you mean max_recipients?)" in out.stderr
+    assert f"{p}:6: frobnicate: unknown key\n" in out.stderr  # nothing close: no guess
 
 
 def test_bad_values_all_reported(tmp_path):
