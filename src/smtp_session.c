@@ -484,6 +484,18 @@ static const struct {
     {VERB_AUTH, IN(ST_READY) | IN(ST_MAIL) | IN(ST_RCPT), cmd_auth},
 };
 
+/* The reply to a command that is known but out of order: says what should come first where that
+ * is plain (the usual client mistakes), else the generic 503. */
+static enum reply_id sequence_error(const struct session *s, enum smtp_verb v)
+{
+    bool transaction = v == VERB_MAIL || v == VERB_RCPT || v == VERB_DATA;
+    if (transaction && s->state == ST_FRESH)
+        return REPLY_NEED_EHLO;
+    if ((v == VERB_RCPT || v == VERB_DATA) && s->state == ST_READY)
+        return REPLY_NEED_MAIL;
+    return REPLY_BAD_SEQUENCE;
+}
+
 /* Dispatches one complete command line. */
 static void run_command(struct session *s, const char *line, size_t len)
 {
@@ -503,7 +515,7 @@ static void run_command(struct session *s, const char *line, size_t len)
         if (commands[i].verb != c.verb)
             continue;
         if (!(commands[i].states & IN(s->state)))
-            reply(s, REPLY_BAD_SEQUENCE);
+            reply(s, sequence_error(s, c.verb));
         else
             commands[i].run(s, &c);
         return;

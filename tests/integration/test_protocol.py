@@ -45,13 +45,14 @@ def test_unknown_command(server):
 
 
 def test_bad_sequence(server):
+    """Out-of-order commands get 503 5.5.1 saying what must come first."""
     c = server.connect()
-    c.expect("MAIL FROM:<a@b.example>", 503, "5.5.1")
+    c.expect("MAIL FROM:<a@b.example>", 503, "5.5.1 Bad sequence of commands: send EHLO or HELO first")
     c.expect("EHLO client.example", 250)
-    c.expect("RCPT TO:<alice@example.test>", 503, "5.5.1")
-    c.expect("DATA", 503, "5.5.1")
+    c.expect("RCPT TO:<alice@example.test>", 503, "5.5.1 Bad sequence of commands: send MAIL first")
+    c.expect("DATA", 503, "5.5.1 Bad sequence of commands: send MAIL first")
     c.expect("MAIL FROM:<a@b.example>", 250)
-    c.expect("MAIL FROM:<a@b.example>", 503, "5.5.1")
+    c.expect("MAIL FROM:<a@b.example>", 503, "5.5.1 Sender already specified")
     c.expect("DATA", 554, "5.5.1")  # no valid recipient
     c.expect("RCPT TO:<nobody@example.test>", 550)
     c.expect("DATA", 554, "5.5.1")
