@@ -124,8 +124,7 @@ enum addr_result address_parse_domain(const char *s, size_t len, bool *utf8)
     return ADDR_OK;
 }
 
-/* IPv4-address-literal: four Snum (1-3 digits, 0..255) separated by dots; out (when not NULL)
- * gets the four octets. */
+/* IPv4-address-literal: four Snum (1-3 digits, 0..255) separated by dots; out gets the four octets. */
 static bool parse_ipv4_literal(const char *s, size_t len, unsigned char *out)
 {
     size_t i = 0;
@@ -138,8 +137,7 @@ static bool parse_ipv4_literal(const char *s, size_t len, unsigned char *out)
         }
         if (digits == 0 || digits > 3 || v > 255)
             return false;
-        if (out)
-            out[part] = (unsigned char)v;
+        out[part] = (unsigned char)v;
         if (part < 3) {
             if (i >= len || s[i] != '.')
                 return false;
@@ -149,25 +147,41 @@ static bool parse_ipv4_literal(const char *s, size_t len, unsigned char *out)
     return i == len;
 }
 
-static bool valid_ipv4_literal(const char *s, size_t len)
+/* True when the address-literal body s[0..len) has the IPv4 or "IPv6:" form (a tag otherwise). */
+static bool is_ip_literal_form(const char *s, size_t len)
 {
-    return parse_ipv4_literal(s, len, NULL);
+    return (len > 0 && s[0] >= '0' && s[0] <= '9') || (len > 5 && strncasecmp(s, "IPv6:", 5) == 0);
+}
+
+/* The address of an IPv4 or "IPv6:" address-literal body s[0..len) (port 0) in ss and *sslen;
+ * false when it is not a valid one. */
+static bool parse_ip_literal(const char *s, size_t len, struct sockaddr_storage *ss, socklen_t *sslen)
+{
+    memset(ss, 0, sizeof *ss);
+    if (len > 0 && s[0] >= '0' && s[0] <= '9') {
+        struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+        s4->sin_family = AF_INET;
+        *sslen = sizeof *s4;
+        return parse_ipv4_literal(s, len, (unsigned char *)&s4->sin_addr);
+    }
+    char buf[64];
+    if (len <= 5 || strncasecmp(s, "IPv6:", 5) != 0 || len - 5 >= sizeof buf || memchr(s + 5, '\0', len - 5))
+        return false; /* a NUL would end the copy inet_pton reads, not the literal */
+    memcpy(buf, s + 5, len - 5);
+    buf[len - 5] = '\0';
+    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+    s6->sin6_family = AF_INET6;
+    *sslen = sizeof *s6;
+    return inet_pton(AF_INET6, buf, &s6->sin6_addr) == 1;
 }
 
 /* address-literal body (between [ and ]): IPv4, "IPv6:" address, or General-address-literal. */
 static bool valid_address_literal(const char *s, size_t len)
 {
-    if (len > 0 && s[0] >= '0' && s[0] <= '9')
-        return valid_ipv4_literal(s, len);
-    if (len > 5 && strncasecmp(s, "IPv6:", 5) == 0) {
-        char buf[64];
-        struct in6_addr a6;
-        if (len - 5 >= sizeof buf || memchr(s + 5, '\0', len - 5))
-            return false; /* a NUL would end the copy inet_pton reads, not the literal */
-        memcpy(buf, s + 5, len - 5);
-        buf[len - 5] = '\0';
-        return inet_pton(AF_INET6, buf, &a6) == 1;
-    }
+    struct sockaddr_storage ss;
+    socklen_t sslen;
+    if (is_ip_literal_form(s, len))
+        return parse_ip_literal(s, len, &ss, &sslen);
     /* General-address-literal = Standardized-tag ":" 1*dcontent */
     size_t i = 0;
     while (i < len && (is_letdig((unsigned char)s[i]) || s[i] == '-'))
@@ -368,24 +382,5 @@ enum addr_result address_parse_path(const char *s, size_t len, struct mailbox *m
 bool address_literal_ip(const char *domain, struct sockaddr_storage *ss, socklen_t *sslen)
 {
     size_t len = strlen(domain);
-    if (len < 3 || domain[0] != '[' || domain[len - 1] != ']')
-        return false;
-    const char *body = domain + 1;
-    size_t blen = len - 2;
-    memset(ss, 0, sizeof *ss);
-    if (body[0] >= '0' && body[0] <= '9') {
-        struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
-        s4->sin_family = AF_INET;
-        *sslen = sizeof *s4;
-        return parse_ipv4_literal(body, blen, (unsigned char *)&s4->sin_addr);
-    }
-    char buf[64];
-    if (blen <= 5 || strncasecmp(body, "IPv6:", 5) != 0 || blen - 5 >= sizeof buf)
-        return false;
-    memcpy(buf, body + 5, blen - 5);
-    buf[blen - 5] = '\0';
-    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
-    s6->sin6_family = AF_INET6;
-    *sslen = sizeof *s6;
-    return inet_pton(AF_INET6, buf, &s6->sin6_addr) == 1;
+    return len >= 3 && domain[0] == '[' && domain[len - 1] == ']' && parse_ip_literal(domain + 1, len - 2, ss, sslen);
 }

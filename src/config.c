@@ -110,8 +110,8 @@ static const struct key_def keys[] = {
      "Free space needed on the mail_dir and spool_dir file systems; below it MAIL gets 452 4.3.1 "
      "(checked every second). 0 = off."},
     {"mailbox_hold_max", T_UINT, F(mailbox_hold_max), "1000", 0, 100000,
-     "A mailbox that fails to take a message (read-only, its own disk full) is held: RCPT for it gets "
-     "450 4.2.0, so it does not hold back the other recipients of the sender's retry. At most this many "
+     "A mailbox that fails to take a message (read-only, its own disk full) is held: RCPT for it "
+     "gets 450 4.2.0, so it does not hold back the other recipients of the sender's retry. At most this many "
      "held at once. 0 = off (a broken mailbox makes every message for it 451 for all its recipients)."},
     {"mailbox_recheck_interval", T_DURATION, F(mailbox_recheck_interval), "30s", 1, 3600,
      "How often a held mailbox is tried (make it if missing, write a file in tmp/, new/ writable); "
