@@ -86,6 +86,9 @@ static const struct key_def keys[] = {
      "Longest command line in octets, CRLF included (RFC 5321 4.5.3.1.4); longer gets 500 5.5.2."},
     {"max_hops", T_UINT, F(max_hops), "100", 10, 1000,
      "Refuse a message with this many Received header fields (554 5.4.6, mail loop; RFC 5321 6.3)."},
+    {"add_missing_headers", T_BOOL, F(add_missing_headers), "yes", 0, 0,
+     "yes: a message from an authenticated user or a relay_networks client that lacks a Message-ID or "
+     "Date field gets one (RFC 6409 8.2, 8.3); mail arriving from elsewhere is never changed."},
     {"max_errors", T_UINT, F(max_errors), "10", 1, 1000,
      "Protocol errors per session before 421 4.7.0 and disconnect."},
     {"max_connections", T_UINT, F(max_connections), "1000", 1, 1000000,

@@ -41,6 +41,7 @@ struct config {
     struct strlist relay_networks;/* CIDR texts, validated */
     struct strlist null_mx_domains;
     bool accept_mail;
+    bool add_missing_headers;     /* submitted mail gets the Message-ID and Date it lacks */
     size_t max_message_size;
     unsigned max_recipients;
     char *recipient_delimiter;

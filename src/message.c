@@ -101,18 +101,33 @@ bool message_has_remote(const struct message *m, const char *addr)
     return false;
 }
 
-unsigned message_count_received(struct message *m)
+/* True when the header line h (n octets) is the field `name` (case-insensitive; RFC 5322 4.5.3
+ * obsolete syntax allows blanks before the colon). */
+static bool field_is(const char *h, size_t n, const char *name)
 {
+    size_t len = strlen(name);
+    if (n <= len || strncasecmp(h, name, len) != 0)
+        return false;
+    while (len < n && (h[len] == ' ' || h[len] == '\t'))
+        len++;
+    return len < n && h[len] == ':';
+}
+
+void message_scan_headers(struct message *m, struct header_facts *f)
+{
+    memset(f, 0, sizeof *f);
     size_t total = evbuffer_get_length(m->body);
     struct evbuffer_ptr end = evbuffer_search(m->body, "\n\n", 2, NULL);
     size_t hlen = end.pos < 0 ? total : (size_t)end.pos + 1;
+    if (total && *(const char *)evbuffer_pullup(m->body, 1) == '\n')
+        hlen = 0; /* the text starts with the empty line: no header section */
     const char *h = (const char *)evbuffer_pullup(m->body, (ssize_t)hlen);
-    unsigned n = 0;
     for (size_t i = 0; h && i < hlen;) {
-        if (hlen - i >= 9 && strncasecmp(h + i, "Received:", 9) == 0)
-            n++;
         const char *nl = memchr(h + i, '\n', hlen - i);
-        i = nl ? (size_t)(nl - h) + 1 : hlen;
+        size_t next = nl ? (size_t)(nl - h) + 1 : hlen, n = next - i;
+        f->received += field_is(h + i, n, "Received");
+        f->has_message_id |= field_is(h + i, n, "Message-ID");
+        f->has_date |= field_is(h + i, n, "Date");
+        i = next;
     }
-    return n;
 }

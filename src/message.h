@@ -83,8 +83,13 @@ bool message_add_rcpt(struct message *m, const struct msg_rcpt *r);
 /* True when a local recipient with the same mailbox (local, domain) is already listed. */
 bool message_has_mailbox(const struct message *m, const char *local, const char *domain);
 
-/* How many Received: header fields the message text (body buffer) has in its header section. */
-unsigned message_count_received(struct message *m);
+/* What the header section of the message text (body buffer) holds, for the checks after DATA. */
+struct header_facts {
+    unsigned received;   /* Received fields (a loop shows as many) */
+    bool has_message_id; /* a Message-ID field */
+    bool has_date;       /* a Date field */
+};
+void message_scan_headers(struct message *m, struct header_facts *f);
 
 /* True when a remote recipient with this address (domain compared case-insensitively) is listed. */
 bool message_has_remote(const struct message *m, const char *addr);

@@ -237,8 +237,28 @@ static void log_transaction(struct session *s, const char *event, enum reply_id 
 
 /* ---------- received message: headers and commit ---------- */
 
-/* Return-Path and Received (RFC 5321 4.4), LF line endings like the stored body. */
-static void build_trace_headers(struct session *s)
+/* RFC 6409 8.2, 8.3 (and RFC 5321 6.4 for an originating server): a message a user submits, or a
+ * relay_networks client sends out, gets the Message-ID and Date it lacks; a message arriving as MX
+ * traffic is left as it came. Placed after the Received field, as LF lines like the body. */
+static void add_missing_headers(struct session *s, const struct header_facts *facts, const struct tm *now)
+{
+    struct message *m = s->msg;
+    if (!s->srv->cfg->add_missing_headers || !(s->auth_user || s->may_relay))
+        return;
+    char date[64], stamp[16];
+    if (!facts->has_date) {
+        strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S +0000", now);
+        evbuffer_add_printf(m->headers, "Date: %s\n", date);
+    }
+    if (!facts->has_message_id) {
+        strftime(stamp, sizeof stamp, "%Y%m%d%H%M%S", now);
+        evbuffer_add_printf(m->headers, "Message-ID: <%s.%s@%s>\n", stamp, m->qid, s->srv->cfg->hostname);
+    }
+}
+
+/* Return-Path and Received (RFC 5321 4.4), then any field add_missing_headers adds; LF line
+ * endings like the stored body. */
+static void build_trace_headers(struct session *s, const struct header_facts *facts)
 {
     struct message *m = s->msg;
     char date[64];
@@ -261,6 +281,7 @@ static void build_trace_headers(struct session *s)
     if (m->nrcpts == 1)
         evbuffer_add_printf(m->headers, "\n\tfor <%s>", m->rcpts[0].addr);
     evbuffer_add_printf(m->headers, "; %s\n", date);
+    add_missing_headers(s, facts, &tm);
 }
 
 /* Loop thread: the commit finished; answer and go on with the client's next commands. */
@@ -318,10 +339,11 @@ static void finish_data(struct session *s)
         return;
     }
     struct message *m = s->msg;
-    unsigned hops = message_count_received(m);
-    if (hops >= s->srv->cfg->max_hops) {
+    struct header_facts facts;
+    message_scan_headers(m, &facts);
+    if (facts.received >= s->srv->cfg->max_hops) {
         char detail[48];
-        snprintf(detail, sizeof detail, "%u Received fields", hops);
+        snprintf(detail, sizeof detail, "%u Received fields", facts.received);
         log_transaction(s, "rejected", REPLY_TOO_MANY_HOPS, detail);
         s->state = ST_READY;
         reset_transaction(s);
@@ -329,7 +351,7 @@ static void finish_data(struct session *s)
         reply(s, REPLY_TOO_MANY_HOPS);
         return;
     }
-    build_trace_headers(s);
+    build_trace_headers(s, &facts);
     m->mail_dir = s->srv->cfg->mail_dir;
     m->spool_dir = s->srv->cfg->spool_dir;
     m->hostname = s->srv->cfg->hostname;

@@ -378,3 +378,57 @@ def test_unusable_tls_files_or_ciphers_are_a_config_error(pki, tmp_path, case):
         assert f"{key_name}: {verb} {named}: {reason}" in out.stderr, out.stderr
     started = subprocess.run([str(BIN), "-c", str(conf)], capture_output=True, text=True, timeout=10)
     assert started.returncode != 0 and f"{conf}:{line}: {key_name}: " in started.stderr
+
+
+def header_fields(text, name):
+    """The values of the header fields called name in a stored message (LF lines)."""
+    head = text.split("\n\n", 1)[0]
+    return [line.split(":", 1)[1].strip() for line in head.split("\n")
+            if line.split(":", 1)[0].strip().lower() == name.lower()]
+
+
+def test_submitted_message_gets_the_message_id_and_date_it_lacks(tls_server, pki):
+    # RFC 6409 8.3: the MSA SHOULD add a Message-ID a submission lacks (8.2: MAY add a Date);
+    # one that has them keeps them, untouched, and MX traffic is never changed
+    srv = tls_server()
+    c = submission(srv, pki)
+    for body in (b"Subject: bare\r\n\r\nno id, no date\r\n",
+                 b"Message-Id : <own@client.example>\r\nDate: Tue, 1 Dec 2026 10:00:00 +0100\r\n"
+                 b"Subject: full\r\n\r\nhas both\r\n",
+                 b"\r\nno header section at all\r\n"):
+        c.expect("MAIL FROM:<alice@example.test>", 250)
+        c.expect("RCPT TO:<bob@example.test>", 250)
+        c.expect("DATA", 354)
+        c.send(body + b".\r\n")
+        assert c.reply()[0] == 250
+    c.expect("QUIT", 221)
+    texts = {f.read_text().split("Subject: ")[-1].split("\n")[0] if "Subject" in f.read_text() else "none":
+             f.read_text() for f in srv.maildir_files("bob@example.test")}
+    bare, full, none = texts["bare"], texts["full"], texts["none"]
+    for text in (bare, none):
+        [mid] = header_fields(text, "Message-ID")
+        assert mid.startswith("<") and mid.endswith("@mx.example.test>")
+        [date] = header_fields(text, "Date")
+        assert date.endswith("+0000")
+        assert text.index("Received:") < text.index("Message-ID:")  # after the trace field
+    assert header_fields(none, "Message-ID") != header_fields(bare, "Message-ID")  # one per message
+    assert header_fields(full, "Message-ID") == ["<own@client.example>"]
+    assert header_fields(full, "Date") == ["Tue, 1 Dec 2026 10:00:00 +0100"]
+    assert none.endswith("\n\nno header section at all\n")  # the added fields end before the body
+
+
+@pytest.mark.parametrize("who", ["mx", "relay_networks", "switched_off"])
+def test_mx_mail_is_not_changed_and_relay_clients_get_the_fields(tls_server, who):
+    srv = tls_server(relay_networks="127.0.0.0/8" if who != "mx" else "",
+                     add_missing_headers="no" if who == "switched_off" else "yes")
+    c = srv.connect()
+    c.expect("EHLO client.example", 250)
+    c.expect("MAIL FROM:<sender@elsewhere.example>", 250)
+    c.expect("RCPT TO:<bob@example.test>", 250)
+    c.expect("DATA", 354)
+    c.send(b"Subject: from afar\r\n\r\nhello\r\n.\r\n")
+    assert c.reply()[0] == 250
+    [f] = srv.maildir_files("bob@example.test")
+    added = who == "relay_networks"
+    assert len(header_fields(f.read_text(), "Message-ID")) == (1 if added else 0)
+    assert len(header_fields(f.read_text(), "Date")) == (1 if added else 0)
