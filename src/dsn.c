@@ -111,14 +111,44 @@ static void human_part(struct evbuffer *out, const struct dsn_report *r)
     evbuffer_add_printf(out, "For any of these codes, `postern explain CODE` on the mail server prints more.\n");
 }
 
+static int hex_value(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+/* RFC 3461 6.3 (a), (d): the report gives ENVID and ORCPT with their xtext decoded ("+2B" is "+";
+ * ORCPT's addr-type has no '+', so its whole value decodes). A value that would decode to a control
+ * character or an octet over 126 stays as the client sent it (printable ASCII): no report field can
+ * be broken or made 8-bit by a client's escapes. */
+static const char *xtext_decoded(const char *x, char *out, size_t outsz)
+{
+    size_t o = 0;
+    for (const char *p = x; *p; p++) {
+        int c = (unsigned char)*p;
+        if (c == '+') {
+            int hi = hex_value(p[1]), lo = hi < 0 ? -1 : hex_value(p[2]);
+            if (lo < 0)
+                return x;
+            c = hi * 16 + lo;
+            p += 2;
+        }
+        if (c < 0x20 || c > 0x7e || o + 1 >= outsz)
+            return x;
+        out[o++] = (char)c;
+    }
+    out[o] = '\0';
+    return out;
+}
+
 /* Part 2: message/delivery-status (RFC 3464 2.2-2.3). */
 static void status_part(struct evbuffer *out, const struct dsn_report *r)
 {
     char date[64];
     rfc5322_date(r->arrival, date, sizeof date);
     evbuffer_add_printf(out, "Reporting-MTA: dns; %s\n", r->reporting_mta);
+    char decoded[DSN_ORCPT_MAX + 1];
     if (r->envid)
-        evbuffer_add_printf(out, "Original-Envelope-Id: %s\n", r->envid);
+        evbuffer_add_printf(out, "Original-Envelope-Id: %s\n", xtext_decoded(r->envid, decoded, sizeof decoded));
     evbuffer_add_printf(out, "X-Postern-Queue-ID: %s\nArrival-Date: %s\n", r->qid, date);
     for (size_t i = 0; i < r->nrcpts; i++) {
         const struct dsn_rcpt *d = &r->rcpts[i];
@@ -128,7 +158,7 @@ static void status_part(struct evbuffer *out, const struct dsn_report *r)
             snprintf(status, sizeof status, "2.0.0");
         evbuffer_add(out, "\n", 1);
         if (d->orcpt)
-            evbuffer_add_printf(out, "Original-Recipient: %s\n", d->orcpt);
+            evbuffer_add_printf(out, "Original-Recipient: %s\n", xtext_decoded(d->orcpt, decoded, sizeof decoded));
         evbuffer_add_printf(out, "Final-Recipient: rfc822; %s\nAction: %s\nStatus: %s\n", d->addr, action_name(d->action),
                             status);
         if (d->remote_mta) {
