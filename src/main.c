@@ -30,7 +30,7 @@ static int usage(void)
 {
     fprintf(stderr, "usage: postern [-c FILE]\n       postern check-config [-c FILE]\n"
                     "       postern config-reference\n       postern passwd [ADDRESS]\n"
-                    "       postern [-c FILE] queue list|show ID|flush|delete ID|hold ID|release ID\n"
+                    "       postern [-c FILE] queue list|show ID|flush|delete ID|hold ID|release ID [-c FILE]\n"
                     "       postern explain CODE [CODE2]\n");
     return 2;
 }
@@ -114,6 +114,20 @@ static void log_config_warnings(const struct config *cfg)
                  "servers may refuse our EHLO and our bounces (RFC 5321 4.1.1.1); set hostname\"", cfg->hostname);
 }
 
+/* The words after `queue`, with a "-c FILE" among them taken out (into *path) and the rest kept
+ * in order in argv: `postern queue list -c FILE` works like `postern -c FILE queue list`. */
+static int queue_args(int argc, char **argv, const char **path)
+{
+    int kept = 0;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "-c") == 0 && i + 1 < argc)
+            *path = argv[++i];
+        else
+            argv[kept++] = argv[i];
+    }
+    return kept;
+}
+
 int main(int argc, char **argv)
 {
     const char *path = "etc/postern.conf";
@@ -122,13 +136,15 @@ int main(int argc, char **argv)
         return cmd_passwd(argc == 3 ? argv[2] : NULL);
     if (argc >= 2 && strcmp(argv[1], "explain") == 0)
         return explain_main(stdout, argc - 2, argv + 2);
-    int queue_args = 0;
+    int queue_argc = 0;
+    char **queue_argv = NULL;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "-c") == 0 && i + 1 < argc)
             path = argv[++i];
         else if (strcmp(argv[i], "queue") == 0) {
             cmd = "queue";
-            queue_args = i + 1;
+            queue_argv = argv + i + 1;
+            queue_argc = queue_args(argc - i - 1, queue_argv, &path);
             break;
         }
         else if (strcmp(argv[i], "check-config") == 0 || strcmp(argv[i], "config-reference") == 0)
@@ -146,7 +162,7 @@ int main(int argc, char **argv)
     struct tls_contexts tls = {0};
     bool ok = load_all(path, &cfg, &policy, &users, &tls);
     if (ok && strcmp(cmd, "queue") == 0) {
-        int rc = queue_cli_main(cfg.spool_dir, argc - queue_args, argv + queue_args);
+        int rc = queue_cli_main(cfg.spool_dir, queue_argc, queue_argv);
         policy_free(&policy);
         auth_users_free(&users);
         tls_contexts_free(&tls);

@@ -586,6 +586,10 @@ def test_queue_commands(relay):
     assert "SERVFAIL" in out.stdout and "1 message in the queue" in out.stdout
     show = postern(srv, "queue", "show", qid)
     assert "attempts:   1" in show.stdout and "Subject: relay test" in show.stdout
+    # -c FILE may come after the sub-command too, as administrators tend to type it
+    after = subprocess.run([str(BIN), "queue", "show", qid, "-c", str(srv.conf_path)], capture_output=True,
+                           text=True, timeout=20)
+    assert after.returncode == 0 and after.stdout == show.stdout
     assert postern(srv, "queue", "hold", qid).returncode == 0
     assert (srv.spool_dir / "hold" / qid).exists()
     assert "(held)" in postern(srv, "queue", "list").stdout
