@@ -1,6 +1,7 @@
 /* server.c - start-up, listeners and graceful shutdown around the libevent loop.
  * SIGTERM/SIGINT: stop accepting, let transactions finish for shutdown_grace, then 421 4.3.2 the
- * rest; messages already on a disk thread always complete. The loop ends when no session is left. */
+ * rest; messages already on a disk thread always complete. The loop ends when no session is left.
+ * SIGHUP: logged and ignored (no reload yet). */
 #include "server.h"
 
 #include <errno.h>
@@ -232,6 +233,16 @@ static void on_queue_signal(evutil_socket_t sig, short what, void *arg)
         queue_rescan(srv->queue, sig == SIGUSR1);
 }
 
+/* SIGHUP, which daemons' tools send to mean "reload" (and a closing terminal sends): its default
+ * action would end the server at once, cutting every session. Reload is not supported yet, so the
+ * server goes on as it was and says how to apply a change. */
+static void on_hangup(evutil_socket_t sig, short what, void *arg)
+{
+    (void)sig, (void)what, (void)arg;
+    log_warn("event=sighup_ignored detail=\"configuration reload is not supported: the server goes on with the "
+             "configuration it started with; to apply changes, stop it (SIGTERM) and start it again\"");
+}
+
 /* One server per spool (spool_lock.c): a second one must not touch the files of the first. */
 static bool lock_spool(struct server *srv, const char *spool_dir)
 {
@@ -311,8 +322,10 @@ bool server_start(struct server *srv, struct config *cfg, struct policy *policy,
     /* handlers first: a SIGTERM that comes as soon as the port answers must still be graceful */
     srv->sig_term = evsignal_new(srv->base, SIGTERM, on_signal, srv);
     srv->sig_int = evsignal_new(srv->base, SIGINT, on_signal, srv);
+    srv->sig_hup = evsignal_new(srv->base, SIGHUP, on_hangup, srv);
     evsignal_add(srv->sig_term, NULL);
     evsignal_add(srv->sig_int, NULL);
+    evsignal_add(srv->sig_hup, NULL);
     if (!make_dir("mail_dir", cfg->mail_dir) || !make_dir("spool_dir", cfg->spool_dir))
         return false;
     if (spool_prepare(cfg->spool_dir) < 0) {
@@ -390,6 +403,8 @@ void server_free(struct server *srv)
         event_free(srv->sig_term);
     if (srv->sig_int)
         event_free(srv->sig_int);
+    if (srv->sig_hup)
+        event_free(srv->sig_hup);
     dns_free(srv->dns);
     if (srv->reply_scratch)
         evbuffer_free(srv->reply_scratch);

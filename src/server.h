@@ -53,7 +53,7 @@ struct server {
     unsigned long long space_free;      /* last measured free octets (the smaller of the two) */
     struct event *space_timer;
     struct event *grace_timer;
-    struct event *sig_term, *sig_int;
+    struct event *sig_term, *sig_int, *sig_hup;
 };
 
 /* Binds the listeners, creates the directories and the disk threads; false (logged) on failure. */

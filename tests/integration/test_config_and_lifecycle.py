@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BIN, REPO, Server, free_port, open_path_for_server
+from conftest import BIN, REPO, Server, free_port, open_path_for_server, wait_for
 
 
 def check_config(path):
@@ -192,6 +192,23 @@ def test_sigterm_grace_over_gives_421(tmp_path):
     assert code == 421 and "4.3.2" in lines[0]
     srv.proc.wait(timeout=10)
     srv.stop(expect_code=0)
+
+
+def test_sighup_does_not_cut_sessions(tmp_path):
+    # tools send SIGHUP to mean "reload"; its default action would end the server mid-transaction
+    srv = Server(tmp_path).start()
+    c = srv.connect()
+    c.expect("EHLO client.example", 250)
+    c.expect("MAIL FROM:<s@sender.example>", 250)
+    c.expect("RCPT TO:<alice@example.test>", 250)
+    srv.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: "event=sighup_ignored" in srv.log_text(), what="the SIGHUP log line")
+    assert srv.proc.poll() is None
+    c.expect("DATA", 354)
+    c.expect("Subject: after the hangup\r\n\r\nbody\r\n.", 250)
+    assert "to apply changes, stop it (SIGTERM) and start it again" in srv.log_text()
+    srv.stop(expect_code=0)
+    assert len(srv.maildir_files("alice@example.test")) == 1
 
 
 def test_readme_documents_every_config_key():
