@@ -90,7 +90,8 @@ static enum reply_id mail_params(struct session *s, const struct path_args *a, b
         if (p->key_len == 4 && strncasecmp(p->key, "SIZE", 4) == 0) {
             if (!p->value || p->value_len > 20 || strspn(val, "0123456789") != p->value_len)
                 return REPLY_PARAM_BAD_VALUE;
-            if (strtoull(val, NULL, 10) > s->srv->cfg->max_message_size || p->value_len == 20)
+            /* RFC 1870: 1*20DIGIT, leading zeros allowed; a value past 2^64 reads as ULLONG_MAX */
+            if (strtoull(val, NULL, 10) > s->srv->cfg->max_message_size)
                 return REPLY_SIZE_EXCEEDED;
         } else if (p->key_len == 4 && strncasecmp(p->key, "BODY", 4) == 0) {
             if (!p->value || (strcasecmp(val, "7BIT") != 0 && strcasecmp(val, "8BITMIME") != 0))

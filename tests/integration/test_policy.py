@@ -150,6 +150,10 @@ def test_size_param_over_limit_552(make_server):
     c.expect("EHLO client.example", 250)
     c.expect("MAIL FROM:<s@sender.example> SIZE=10001", 552, "5.3.4")
     c.expect("MAIL FROM:<s@sender.example> SIZE=99999999999999999999", 552, "5.3.4")
+    c.expect("MAIL FROM:<s@sender.example> SIZE=18446744073709551617", 552, "5.3.4")  # over 2^64
+    c.expect("MAIL FROM:<s@sender.example> SIZE=000000000000000000000", 501, "5.5.4")  # 21 digits
+    c.expect("MAIL FROM:<s@sender.example> SIZE=00000000000000010000", 250)  # RFC 1870: 1*20DIGIT
+    c.expect("RSET", 250)
     c.expect("MAIL FROM:<s@sender.example> SIZE=10000", 250)
 
 
