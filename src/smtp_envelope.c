@@ -134,7 +134,12 @@ static void on_dns_timeout(evutil_socket_t fd, short what, void *arg)
     struct session *s = arg;
     dns_cancel(s->dns_q);
     s->dns_q = NULL;
-    log_info("event=dns_check_timeout session=%s", s->id);
+    const char *addr = s->dns_for_rcpt ? s->pending_rcpt->addr : s->msg->sender, *at = strrchr(addr, '@');
+    char domain[300];
+    log_info("event=dns_check_timeout session=%s check=%s domain=%s waited=%us detail=\"no DNS answer in time: "
+             "the %s goes on without the null-MX check (RFC 7505)\"", s->id,
+             s->dns_for_rcpt ? "recipient_null_mx" : "sender_null_mx", log_safe(domain, sizeof domain, at ? at + 1 : ""),
+             s->srv->cfg->dns_timeout, s->dns_for_rcpt ? "recipient" : "sender");
     dns_check_done(s, false); /* no answer in time: no verdict, the mail goes on */
 }
 
