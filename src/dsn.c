@@ -82,7 +82,8 @@ static void human_part(struct evbuffer *out, const struct dsn_report *r)
         evbuffer_add_printf(out, "Your message has not been delivered yet to one or more recipients.\n"
                                  "This is only a warning: the mail system keeps trying, you do not need to resend.\n\n");
     else
-        evbuffer_add_printf(out, "Your message was passed on successfully, as you asked to be told.\n\n");
+        evbuffer_add_printf(out, "Your message was %s successfully, as you asked to be told.\n\n",
+                            r->nrcpts && r->rcpts[0].action == DSN_DELIVERED ? "delivered" : "passed on");
     for (size_t i = 0; i < r->nrcpts; i++) {
         const struct dsn_rcpt *d = &r->rcpts[i];
         char status[16], newaddr[300];
@@ -105,10 +106,13 @@ static void human_part(struct evbuffer *out, const struct dsn_report *r)
         } else if (d->remote_mta) {
             evbuffer_add_printf(out, "    Passed to %s%s\n", d->remote_mta,
                                 d->action == DSN_RELAYED ? ", which does not send delivery reports" : "");
+        } else if (d->action == DSN_DELIVERED) {
+            evbuffer_add_printf(out, "    Delivered to the recipient's mailbox on %s.\n", r->reporting_mta);
         }
         evbuffer_add(out, "\n", 1);
     }
-    evbuffer_add_printf(out, "For any of these codes, `postern explain CODE` on the mail server prints more.\n");
+    if (failed || delayed)
+        evbuffer_add_printf(out, "For any of these codes, `postern explain CODE` on the mail server prints more.\n");
 }
 
 static int hex_value(char c)
@@ -197,7 +201,7 @@ int dsn_build(struct evbuffer *out, const struct dsn_report *r, const char *mess
         failed |= r->rcpts[i].action == DSN_FAILED;
         delayed |= r->rcpts[i].action == DSN_DELAYED;
     }
-    bool full = r->ret == RET_FULL;
+    bool full = r->ret == RET_FULL && failed; /* RFC 3461 4.3: RET=FULL is for failed DSNs; others give headers */
     size_t n = full ? r->original_len : qfile_header_length(r->original, r->original_len);
     /* RFC 2045 6.4: a multipart or message part holding 8-bit octets says so (the default is 7bit) */
     bool eight_returned = mime_has_8bit(r->original, n), eight_parts = parts_are_8bit(r);
@@ -221,7 +225,7 @@ int dsn_build(struct evbuffer *out, const struct dsn_report *r, const char *mess
                         boundary, eight_parts ? label : "");
     status_part(out, r);
     evbuffer_add_printf(out, "\n--%s\nContent-Description: %s\nContent-Type: %s\n%s\n", boundary,
-                        full ? "Undelivered Message" : "Undelivered Message Headers",
+                        full ? "Undelivered Message" : failed || delayed ? "Undelivered Message Headers" : "Message Headers",
                         full ? "message/rfc822" : "text/rfc822-headers", eight_returned ? label : "");
     evbuffer_add(out, r->original, n);
     if (n && r->original[n - 1] != '\n')

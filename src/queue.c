@@ -28,6 +28,7 @@
 #include "commit.h"
 #include "dns.h"
 #include "dsn.h"
+#include "dsn_message.h"
 #include "log.h"
 #include "mailbox_hold.h"
 #include "message.h"
@@ -420,47 +421,15 @@ static size_t dsn_recipients(const struct qentry *e, struct dsn_rcpt *list)
     return n;
 }
 
-enum dsn_outcome { DSN_NOBODY, DSN_MADE, DSN_NOT_MADE };
-
-/* Fills m (a new message) with the report of list[0..n) addressed to the sender: DSN_MADE;
- * DSN_NOBODY when the sender cannot be written to (logged); DSN_NOT_MADE when memory runs out. */
+/* Fills m (a new message) with the report of list[0..n) addressed to the sender (dsn_message.c). */
 static enum dsn_outcome fill_dsn(struct qentry *e, struct message *m, struct dsn_rcpt *list, size_t n)
 {
     struct server *srv = e->q->srv;
-    struct mailbox mb;
-    struct rcpt_verdict v;
-    if (address_parse_mailbox(e->f.sender, strlen(e->f.sender), &mb) != ADDR_OK) {
-        log_warn("event=dsn_undeliverable qid=%s sender=<%s> reason=\"not a valid address\"", e->f.qid, e->f.sender);
-        return DSN_NOBODY;
-    }
-    policy_check_rcpt(srv->policy, &mb, true, &v);
-    if (v.kind == RCPT_REFUSED) {
-        log_warn("event=dsn_undeliverable qid=%s sender=<%s> reason=%s", e->f.qid, e->f.sender, v.reason);
-        return DSN_NOBODY;
-    }
-    struct msg_rcpt mr = {.remote = v.kind == RCPT_RELAY};
-    snprintf(mr.addr, sizeof mr.addr, "%s", mb.addr);
-    snprintf(mr.local, sizeof mr.local, "%s", v.local);
-    snprintf(mr.domain, sizeof mr.domain, "%s", v.domain);
-    if (!message_add_rcpt(m, &mr))
-        return DSN_NOT_MADE;
-    /* the report names UTF-8 addresses and (RET=FULL) copies 8-bit text when the original did */
-    m->smtputf8 = e->f.smtputf8;
-    m->body_8bit = e->f.body8bit || e->f.smtputf8;
-    char date[64];
-    time_t now = time(NULL);
-    struct tm tm;
-    gmtime_r(&now, &tm);
-    strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S +0000", &tm);
-    evbuffer_add_printf(m->headers, "Return-Path: <>\nReceived: by %s (Postern) id %s; %s\n", srv->cfg->hostname,
-                        m->qid, date);
     struct dsn_report rep = {.qid = e->f.qid, .sender = e->f.sender, .envid = e->f.envid,
                              .arrival = e->f.created, .reporting_mta = srv->cfg->hostname, .ret = e->f.ret,
                              .original = e->text ? e->text : "", .original_len = e->text ? e->f.size : 0,
                              .rcpts = list, .nrcpts = n};
-    dsn_build(m->body, &rep, m->qid);
-    log_info("event=dsn qid=%s dsn_qid=%s to=<%s> recipients=%zu", e->f.qid, m->qid, e->f.sender, n);
-    return DSN_MADE;
+    return dsn_message_fill(m, &rep, srv->policy, srv->cfg->hostname, e->f.smtputf8, e->f.body8bit);
 }
 
 /* Makes the DSN message for this attempt's news into *out. DSN_NOBODY: no one is to be told (or

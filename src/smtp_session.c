@@ -26,6 +26,7 @@
 #include <time.h>
 
 #include "auth.h"
+#include "dsn_message.h"
 #include "log.h"
 #include "mailbox_hold.h"
 #include "commit.h"
@@ -305,6 +306,8 @@ static void commit_done(void *arg)
     /* the client first, then the log line: its formatting and write() need not delay the 250
      * (none is sent if the session was closed meanwhile: see reply()) */
     reply(s, id, m->qid);
+    if (m->status == COMMIT_OK && m->nlocal)
+        dsn_report_local_deliveries(s->srv, m); /* NOTIFY=SUCCESS of local recipients */
     log_transaction(s, s->dead ? "accepted_client_gone" : m->status == COMMIT_OK ? "accepted" : "deferred", id, NULL);
     if (s->dead) {
         session_free(s);

@@ -501,6 +501,37 @@ def test_dsn_parameters_and_notify_success(relay):
     assert msg["Subject"] == "Successful Mail Delivery Report"
 
 
+def test_local_delivery_with_notify_success_reports_delivered(relay):
+    """RFC 3461 6.2.1: a recipient delivered here that asked NOTIFY=SUCCESS gets a "delivered" report
+    to the sender, with the headers only (RET=FULL is for failures, 4.3); the others do not, and
+    the null sender never gets one."""
+    srv = relay["start"]()
+    send(srv, ["RCPT TO:<bob@example.test> NOTIFY=SUCCESS ORCPT=rfc822;Bob+2Bme+40example.test",
+               "RCPT TO:<j\u00f6rg@example.test> NOTIFY=FAILURE"],
+         body=b"Subject: tell me\r\n\r\nsecret body\r\n", mail_params=" RET=FULL ENVID=run+2B7 SMTPUTF8")
+    msg = dsn_for(srv)
+    per_msg, rcpts = report_fields(msg)
+    assert per_msg["Original-Envelope-Id"] == "run+7"
+    assert len(rcpts) == 1 and rcpts[0]["Final-Recipient"] == "rfc822; bob@example.test"
+    assert rcpts[0]["Action"] == "delivered" and rcpts[0]["Status"] == "2.0.0"
+    assert rcpts[0]["Original-Recipient"] == "rfc822;Bob+me@example.test"
+    assert msg["Subject"] == "Successful Mail Delivery Report"
+    text = human_part(msg)
+    assert "Your message was delivered successfully" in text
+    assert "<bob@example.test>: delivered" in text and "recipient's mailbox on mx.example.test" in text
+    assert "postern explain" not in text  # no code to explain
+    returned = [p for p in msg.walk() if p.get_content_type() == "text/rfc822-headers"]
+    assert len(returned) == 1 and "Subject: tell me" in returned[0].get_content()
+    assert b"secret body" not in msg.as_bytes() and b"Return-Path" not in returned[0].get_content().encode()
+    assert len(srv.maildir_files("bob@example.test")) == len(srv.maildir_files("j\u00f6rg@example.test")) == 1
+    # the report itself came from the null sender: it asks for nothing back; and a null sender gets none
+    send(srv, ["RCPT TO:<bob@example.test> NOTIFY=SUCCESS"], sender="")
+    wait_for(lambda: len(srv.maildir_files("bob@example.test")) == 2, what="the second message")
+    time.sleep(0.5)
+    assert len(srv.maildir_files("alice@example.test")) == 1
+    assert "event=dsn qid=" in srv.log_text()
+
+
 def test_dsn_parameters_passed_on_to_a_peer_that_offers_dsn(relay):
     """RFC 3461 4: relaying to a server that offers DSN, RET, ENVID, NOTIFY and ORCPT go on as
     received (xtext as it came), and the duty to report success goes with them: Postern sends no
