@@ -25,6 +25,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "address.h"
 #include "auth.h"
 #include "dsn_message.h"
 #include "log.h"
@@ -257,6 +258,32 @@ static void add_missing_headers(struct session *s, const struct header_facts *fa
     }
 }
 
+/* The Received field's "from" clause (RFC 5321 4.4: Extended-Domain). An EHLO name that is a
+ * domain (UTF-8 only in an SMTPUTF8 message) or an address literal comes first, as usual. Any
+ * other ("my_pc", "x;y": EHLO takes them, as most servers do) would make the field
+ * unparseable - a ';' ends its clauses - so the client is named by its address and the EHLO name
+ * goes into a comment, with '(', ')' and '\' quoted and, outside SMTPUTF8, 8-bit octets as '?'. */
+static void received_from(struct evbuffer *out, const struct session *s, bool utf8_ok)
+{
+    const char *v6 = s->peer.ss_family == AF_INET6 ? "IPv6:" : "";
+    bool utf8 = false;
+    struct sockaddr_storage ss;
+    socklen_t sslen;
+    size_t len = strlen(s->helo);
+    if ((address_parse_domain(s->helo, len, &utf8) == ADDR_OK && (!utf8 || utf8_ok)) ||
+        (s->helo[0] == '[' && address_literal_ip(s->helo, &ss, &sslen))) {
+        evbuffer_add_printf(out, "from %s ([%s%s])", s->helo, v6, s->peer_ip);
+        return;
+    }
+    evbuffer_add_printf(out, "from [%s%s] (helo=", v6, s->peer_ip);
+    for (const char *p = s->helo; *p; p++) {
+        if (*p == '(' || *p == ')' || *p == '\\')
+            evbuffer_add(out, "\\", 1);
+        evbuffer_add(out, (unsigned char)*p >= 0x80 && !utf8_ok ? "?" : p, 1);
+    }
+    evbuffer_add(out, ")", 1);
+}
+
 /* Return-Path and Received (RFC 5321 4.4), then any field add_missing_headers adds; LF line
  * endings like the stored body. */
 static void build_trace_headers(struct session *s, const struct header_facts *facts)
@@ -270,9 +297,8 @@ static void build_trace_headers(struct session *s, const struct header_facts *fa
     char proto[16]; /* RFC 3848 / RFC 6531: ESMTP, ESMTPS, ESMTPA, ESMTPSA, UTF8SMTPSA, ... */
     snprintf(proto, sizeof proto, "%s%s%s", !s->esmtp ? "SMTP" : m->smtputf8 ? "UTF8SMTP" : "ESMTP",
              s->esmtp && s->tls ? "S" : "", s->esmtp && s->auth_user ? "A" : "");
-    const char *v6 = s->peer.ss_family == AF_INET6 ? "IPv6:" : "";
-    evbuffer_add_printf(m->headers, "Return-Path: <%s>\nReceived: from %s ([%s%s])", m->sender, s->helo, v6,
-                        s->peer_ip);
+    evbuffer_add_printf(m->headers, "Return-Path: <%s>\nReceived: ", m->sender);
+    received_from(m->headers, s, m->smtputf8);
     if (s->tls) {
         const char *colon = strchr(s->tls_info, ':');
         evbuffer_add_printf(m->headers, "\n\t(using %.*s with cipher %s)", colon ? (int)(colon - s->tls_info) : 7,
