@@ -54,6 +54,22 @@ static const char *parse_user_line(struct auth_users *u, char *line)
     return strmap_put(&u->users, key, value) ? NULL : "out of memory";
 }
 
+static char dummy_hash[256];
+static pthread_once_t dummy_once = PTHREAD_ONCE_INIT;
+
+/* A real hash of a random password, so a check for an unknown user costs a full crypt(3). */
+static void make_dummy_hash(void)
+{
+    unsigned char rnd[16];
+    char pw[33];
+    RAND_bytes(rnd, sizeof rnd);
+    for (size_t i = 0; i < sizeof rnd; i++)
+        snprintf(pw + 2 * i, 3, "%02x", rnd[i]);
+    char *h = auth_hash_password(pw);
+    snprintf(dummy_hash, sizeof dummy_hash, "%s", h ? h : "$6$x$");
+    free(h);
+}
+
 bool auth_users_load(struct auth_users *u, const struct config *cfg, struct config_errors *errs)
 {
     size_t before = errs->count;
@@ -77,6 +93,8 @@ bool auth_users_load(struct auth_users *u, const struct config *cfg, struct conf
             config_errors_add(errs, "%s:%d: users: %s", cfg->users, lineno, err); /* never echo the hash */
     }
     fclose(f);
+    if (u->users.count)
+        pthread_once(&dummy_once, make_dummy_hash); /* now, not in the event loop's first AUTH */
     return errs->count == before;
 }
 
@@ -84,31 +102,21 @@ void auth_users_free(struct auth_users *u) { strmap_free(&u->users); }
 
 bool auth_users_present(const struct auth_users *u) { return u->users.count > 0; }
 
-static char dummy_hash[256];
-static pthread_once_t dummy_once = PTHREAD_ONCE_INIT;
 
-/* A real hash of a random password, so a check for an unknown user costs a full crypt(3). */
-static void make_dummy_hash(void)
+bool auth_user_hash(const struct auth_users *u, const char *login, char *hash, size_t hashsz)
 {
-    unsigned char rnd[16];
-    char pw[33];
-    RAND_bytes(rnd, sizeof rnd);
-    for (size_t i = 0; i < sizeof rnd; i++)
-        snprintf(pw + 2 * i, 3, "%02x", rnd[i]);
-    char *h = auth_hash_password(pw);
-    snprintf(dummy_hash, sizeof dummy_hash, "%s", h ? h : "$6$x$");
-    free(h);
-}
-
-bool auth_check_password(const struct auth_users *u, const char *login, const char *password)
-{
-    char key[ADDR_PATH_MAX + 1], hash[512];
+    char key[ADDR_PATH_MAX + 1];
     const char *value = NULL;
     pthread_once(&dummy_once, make_dummy_hash);
     ascii_lower_copy(key, login, sizeof key);
     bool known = strmap_get(&u->users, key, &value);
-    snprintf(hash, sizeof hash, "%s", known ? value : dummy_hash);
+    snprintf(hash, hashsz, "%s", known ? value : dummy_hash);
     hash[strcspn(hash, ":")] = '\0';
+    return known;
+}
+
+bool auth_verify_hash(const char *hash, const char *password)
+{
     struct crypt_data *cd = calloc(1, sizeof *cd);
     if (!cd)
         return false;
@@ -116,7 +124,7 @@ bool auth_check_password(const struct auth_users *u, const char *login, const ch
     bool ok = out && strlen(out) == strlen(hash) && CRYPTO_memcmp(out, hash, strlen(hash)) == 0;
     explicit_bzero(cd, sizeof *cd);
     free(cd);
-    return ok && known;
+    return ok;
 }
 
 bool auth_may_send_as(const struct auth_users *u, const char *login, const char *sender)

@@ -18,8 +18,13 @@ bool auth_users_load(struct auth_users *u, const struct config *cfg, struct conf
 void auth_users_free(struct auth_users *u);
 bool auth_users_present(const struct auth_users *u);
 
-/* True when password matches login's hash (constant-time compare; unknown users cost the same). */
-bool auth_check_password(const struct auth_users *u, const char *login, const char *password);
+/* Copies login's crypt hash into hash (loop thread: the table may be replaced by a reload, so no
+ * other thread reads it); an unknown login gets a real hash of a random password, so that its
+ * check costs a full crypt(3) too. Returns whether the login is known. */
+bool auth_user_hash(const struct auth_users *u, const char *login, char *hash, size_t hashsz);
+
+/* True when password matches hash: crypt(3), slow on purpose (a disk thread), constant-time compare. */
+bool auth_verify_hash(const char *hash, const char *password);
 
 /* True when the authenticated login may use sender (itself, one of its aliases, or <>). */
 bool auth_may_send_as(const struct auth_users *u, const char *login, const char *sender);

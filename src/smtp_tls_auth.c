@@ -95,6 +95,8 @@ struct auth_job {
     struct session *s;
     char login[SASL_FIELD_MAX + 1];
     char password[SASL_FIELD_MAX + 1];
+    char hash[512];  /* the login's crypt hash, copied on the loop thread (auth_user_hash) */
+    bool known;
     bool ok;
 };
 
@@ -102,7 +104,7 @@ struct auth_job {
 static void auth_work(void *arg)
 {
     struct auth_job *j = arg;
-    j->ok = auth_check_password(j->s->srv->users, j->login, j->password);
+    j->ok = auth_verify_hash(j->hash, j->password) && j->known;
     explicit_bzero(j->password, sizeof j->password);
 }
 
@@ -168,6 +170,7 @@ static void start_auth_check(struct session *s, const char *login, const char *p
     j->s = s;
     snprintf(j->login, sizeof j->login, "%s", login);
     snprintf(j->password, sizeof j->password, "%s", password);
+    j->known = auth_user_hash(s->srv->users, j->login, j->hash, sizeof j->hash);
     explicit_bzero(s->auth_login, sizeof s->auth_login);
     s->auth_pending = true;
     s->job_pending = true;
