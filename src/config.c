@@ -628,6 +628,59 @@ void config_free(struct config *cfg)
     memset(cfg, 0, sizeof *cfg);
 }
 
+static bool strlists_equal(const struct strlist *a, const struct strlist *b)
+{
+    if (a->count != b->count)
+        return false;
+    for (size_t i = 0; i < a->count; i++)
+        if (strcmp(a->items[i], b->items[i]) != 0)
+            return false;
+    return true;
+}
+
+/* Whether key k has the same value in a and b, compared by its type. */
+static bool key_equal(const struct key_def *k, const struct config *a, const struct config *b)
+{
+    const void *fa = (const char *)a + k->offset, *fb = (const char *)b + k->offset;
+    switch (k->type) {
+    case T_STRING: case T_PATH: case T_OPTPATH: case T_HOSTNAME: case T_TLS_VERSION: {
+        const char *sa = *(char *const *)fa, *sb = *(char *const *)fb;
+        return strcmp(sa ? sa : "", sb ? sb : "") == 0;
+    }
+    case T_BOOL: return *(const bool *)fa == *(const bool *)fb;
+    case T_UINT: case T_DURATION: return *(const unsigned *)fa == *(const unsigned *)fb;
+    case T_SIZE: return *(const size_t *)fa == *(const size_t *)fb;
+    case T_LOGLEVEL: return *(const int *)fa == *(const int *)fb;
+    case T_DURATION_LIST: {
+        const struct durlist *da = fa, *db = fb;
+        return da->count == db->count && memcmp(da->v, db->v, da->count * sizeof da->v[0]) == 0;
+    }
+    case T_LISTEN_LIST: case T_OPT_LISTEN_LIST: case T_DOMAIN_LIST: case T_CIDR_LIST: case T_RESOLVER_LIST:
+        return strlists_equal(fa, fb);
+    }
+    return false;
+}
+
+void config_changed_keys(const struct config *a, const struct config *b, const char *const *skip, char *out,
+                         size_t outsz)
+{
+    size_t used = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < NKEYS; i++) {
+        bool skipped = false;
+        for (const char *const *sk = skip; sk && *sk && !skipped; sk++)
+            skipped = strcmp(*sk, keys[i].name) == 0;
+        if (skipped || key_equal(&keys[i], a, b))
+            continue;
+        int n = snprintf(out + used, outsz - used, "%s%s", used ? "," : "", keys[i].name);
+        if (n < 0 || (size_t)n >= outsz - used) {
+            out[used] = '\0'; /* cut at the last whole name */
+            return;
+        }
+        used += (size_t)n;
+    }
+}
+
 void config_print_reference(FILE *out)
 {
     for (size_t i = 0; i < NKEYS; i++)

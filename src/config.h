@@ -107,6 +107,11 @@ int config_key_line(const struct config *cfg, const char *key);
  * PATH: <errno text>" (so a missing file is not reported by a library as something vaguer). */
 bool config_file_readable(const struct config *cfg, const char *key, const char *path, struct config_errors *errs);
 
+/* Writes to out the names of the keys (comma-separated) whose values differ between a and b, but
+ * not those named in skip (a NULL-terminated list); "" when none. Cut at a whole name to fit. */
+void config_changed_keys(const struct config *a, const struct config *b, const char *const *skip, char *out,
+                         size_t outsz);
+
 /* Prints every key with its default and meaning (the configuration reference). */
 void config_print_reference(FILE *out);
 

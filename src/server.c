@@ -1,8 +1,9 @@
 /* server.c - start-up, listeners and graceful shutdown around the libevent loop.
  * SIGTERM/SIGINT: stop accepting, let transactions finish for shutdown_grace, then 421 4.3.2 the
  * rest; messages already on a disk thread always complete. The loop ends when no session is left.
- * SIGHUP: logged and ignored (no reload yet). */
+ * SIGHUP: reload of the tables and the TLS certificate (reload.c). */
 #include "server.h"
+#include "reload.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -233,14 +234,14 @@ static void on_queue_signal(evutil_socket_t sig, short what, void *arg)
         queue_rescan(srv->queue, sig == SIGUSR1);
 }
 
-/* SIGHUP, which daemons' tools send to mean "reload" (and a closing terminal sends): its default
- * action would end the server at once, cutting every session. Reload is not supported yet, so the
- * server goes on as it was and says how to apply a change. */
+/* SIGHUP: re-read the tables and the TLS certificate (reload.c); its default action would end
+ * the server at once, cutting every session. */
 static void on_hangup(evutil_socket_t sig, short what, void *arg)
 {
-    (void)sig, (void)what, (void)arg;
-    log_warn("event=sighup_ignored detail=\"configuration reload is not supported: the server goes on with the "
-             "configuration it started with; to apply changes, stop it (SIGTERM) and start it again\"");
+    (void)sig, (void)what;
+    struct server *srv = arg;
+    if (!srv->shutting_down)
+        server_reload(srv);
 }
 
 /* One server per spool (spool_lock.c): a second one must not touch the files of the first. */
@@ -301,13 +302,14 @@ static bool open_journal(struct server *srv)
 }
 
 bool server_start(struct server *srv, struct config *cfg, struct policy *policy, struct auth_users *users,
-                  const struct tls_contexts *tls)
+                  struct tls_contexts *tls)
 {
     memset(srv, 0, sizeof *srv);
     srv->spool_lock_fd = -1;
     srv->cfg = cfg;
     srv->policy = policy;
     srv->users = users;
+    srv->tls = tls;
     srv->tls_ctx = tls->server;
     srv->client_tls = tls->client;
     signal(SIGPIPE, SIG_IGN);

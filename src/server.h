@@ -28,6 +28,7 @@ struct server {
     struct policy *policy;
     struct auth_users *users;           /* submission users (may be empty) */
     SSL_CTX *tls_ctx;                   /* NULL when TLS is not configured */
+    struct tls_contexts *tls;           /* main's, owning tls_ctx (a reload replaces it there too) */
     SSL_CTX *client_tls;                /* outbound STARTTLS; NULL when smtp_tls is off */
     struct listener_role *roles;        /* one per listener: what it is for */
     struct workq *disk;                 /* threads for blocking work (password checks, statvfs) */
@@ -58,7 +59,7 @@ struct server {
 
 /* Binds the listeners, creates the directories and the disk threads; false (logged) on failure. */
 bool server_start(struct server *srv, struct config *cfg, struct policy *policy, struct auth_users *users,
-                  const struct tls_contexts *tls);
+                  struct tls_contexts *tls);
 
 /* Runs the event loop until a graceful shutdown completes. */
 void server_run(struct server *srv);

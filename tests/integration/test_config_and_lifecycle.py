@@ -194,20 +194,45 @@ def test_sigterm_grace_over_gives_421(tmp_path):
     srv.stop(expect_code=0)
 
 
-def test_sighup_does_not_cut_sessions(tmp_path):
-    # tools send SIGHUP to mean "reload"; its default action would end the server mid-transaction
+def reload(srv, event):
+    """Sends SIGHUP and waits for the next log line with event=<event>."""
+    before = srv.log_text().count(f"event={event}")
+    srv.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: srv.log_text().count(f"event={event}") > before, what=f"event={event}")
+    assert srv.proc.poll() is None
+
+
+def test_sighup_reloads_tables_without_cutting_sessions(tmp_path):
     srv = Server(tmp_path).start()
-    c = srv.connect()
+    c = srv.connect()  # a session in the middle of a transaction across every reload
     c.expect("EHLO client.example", 250)
     c.expect("MAIL FROM:<s@sender.example>", 250)
+    c.expect("RCPT TO:<newcomer@example.test>", 550, "5.1.1")
     c.expect("RCPT TO:<alice@example.test>", 250)
-    srv.proc.send_signal(signal.SIGHUP)
-    wait_for(lambda: "event=sighup_ignored" in srv.log_text(), what="the SIGHUP log line")
-    assert srv.proc.poll() is None
+    rcpts = srv.root / "recipients"
+    rcpts.write_text(rcpts.read_text() + "newcomer@example.test\n")
+    (srv.root / "moved").write_text("carol@example.test carol@new.example\nalice2@example.test alice@example.test\n")
+    reload(srv, "reloaded")
+    c.expect("RCPT TO:<newcomer@example.test>", 250)
+    c.expect("RCPT TO:<alice2@example.test>", 551, "5.1.6")
+    # a broken edit changes nothing: each error is logged with its file and line
+    rcpts.write_text(rcpts.read_text().replace("newcomer@example.test", "newcomer@example.test\nnot an address"))
+    reload(srv, "reload_failed")
+    assert f"{rcpts}:6: recipients: expected one address per line" in srv.log_text()
+    c.expect("RCPT TO:<newcomer@example.test>", 250)
+    # a key a reload cannot apply is named; the rest is applied
+    rcpts.write_text("alice@example.test\nnewcomer@example.test\n")
+    conf = srv.conf_path.read_text().replace("catchall.test, ", "")
+    srv.conf_path.write_text(conf.replace("recipients = ", "max_recipients = 7\nrecipients = ", 1))
+    reload(srv, "reload_needs_restart")
+    assert "event=reload_needs_restart keys=max_recipients " in srv.log_text()
+    c.expect("RCPT TO:<bob@example.test>", 550, "5.1.1")
+    c.expect("RCPT TO:<someone@catchall.test>", 551, "5.7.1")  # no longer a local domain
+    c.expect("RCPT TO:<x@localhost>", 550, "5.1.1")
     c.expect("DATA", 354)
-    c.expect("Subject: after the hangup\r\n\r\nbody\r\n.", 250)
-    assert "to apply changes, stop it (SIGTERM) and start it again" in srv.log_text()
+    c.expect("Subject: across reloads\r\n\r\nbody\r\n.", 250)
     srv.stop(expect_code=0)
+    assert len(srv.maildir_files("newcomer@example.test")) == 1
     assert len(srv.maildir_files("alice@example.test")) == 1
 
 

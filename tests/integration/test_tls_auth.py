@@ -2,6 +2,7 @@
 (RFC 4954/4616), every reply code, the pre-handshake injection attack (CVE-2011-0411 class),
 failure limits, version floor, and real clients (smtplib, openssl s_client, swaks)."""
 import base64
+import signal
 import shutil
 import smtplib
 import socket
@@ -432,3 +433,52 @@ def test_mx_mail_is_not_changed_and_relay_clients_get_the_fields(tls_server, who
     added = who == "relay_networks"
     assert len(header_fields(f.read_text(), "Message-ID")) == (1 if added else 0)
     assert len(header_fields(f.read_text(), "Date")) == (1 if added else 0)
+
+
+def test_sighup_reloads_users_and_certificate(tls_server, pki, tmp_path):
+    """A renewed certificate and a new user take effect at SIGHUP: new connections get them,
+    a session already in TLS keeps its own; a key that does not match leaves everything as it was."""
+    d = tmp_path / "live"
+    d.mkdir()
+    open_path_for_server(d)
+    for name in ("cert.pem", "key.pem", "users"):
+        (d / name).write_bytes((pki / name).read_bytes())
+        (d / name).chmod(0o644)
+    srv = tls_server(tls_cert=d / "cert.pem", tls_key=d / "key.pem", users=d / "users")
+
+    def serial():
+        with socket.create_connection(("127.0.0.1", srv.smtps_port), timeout=10) as raw:
+            with client_ctx(pki).wrap_socket(raw, server_hostname="mx.example.test") as tls:
+                return tls.getpeercert()["serialNumber"]
+
+    def reload(event):
+        before = srv.log_text().count(f"event={event}")
+        srv.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: srv.log_text().count(f"event={event}") > before, what=f"event={event}")
+
+    old_serial = serial()
+    early = submission(srv, pki)  # in TLS before the reload
+    sh = lambda *a: subprocess.run(a, cwd=d, check=True, capture_output=True)  # noqa: E731
+    sh("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=mx.example.test", "-keyout", "new.key",
+       "-out", "new.csr")
+    sh("openssl", "x509", "-req", "-in", "new.csr", "-CA", pki / "ca.pem", "-CAkey", pki / "ca.key",
+       "-CAcreateserial", "-CAserial", d / "ca.srl", "-days", "2", "-extfile", pki / "ext.cnf", "-out", "new.pem")
+    new_user = subprocess.run([str(BIN), "passwd", "bob@example.test"], input="Bobs-0wn-Passw0rd\n",
+                              capture_output=True, text=True, check=True).stdout.strip()
+    (d / "users").write_text((d / "users").read_text() + new_user + "\n")
+    (d / "cert.pem").write_bytes((d / "new.pem").read_bytes())  # the key does not match yet
+    reload("reload_failed")
+    assert "tls_key: cannot use " + str(d / "key.pem") + ": key values mismatch" in srv.log_text()
+    assert serial() == old_serial
+    c = submission(srv, pki, auth=False)  # nor is the new user in yet
+    c.expect("AUTH PLAIN " + plain_b64("bob@example.test", "Bobs-0wn-Passw0rd"), 535, "5.7.8")
+    (d / "key.pem").write_bytes((d / "new.key").read_bytes())
+    reload("reloaded")
+    assert serial() != old_serial
+    c = submission(srv, pki, auth=False)
+    c.expect("AUTH PLAIN " + plain_b64("bob@example.test", "Bobs-0wn-Passw0rd"), 235, "2.7.0")
+    early.expect("MAIL FROM:<alice@example.test>", 250)  # the earlier session goes on
+    early.expect("RCPT TO:<bob@example.test>", 250)
+    early.expect("DATA", 354)
+    early.expect("Subject: across a reload\r\n\r\nbody\r\n.", 250)
+    early.expect("QUIT", 221)
