@@ -1,7 +1,8 @@
 /* reload.c - see reload.h. The new tables are built beside the running ones and swapped in place
  * on the loop thread: every reader of the policy and users tables runs on that thread (AUTH copies
  * a hash out before its disk-thread check), and an SSL connection holds its own reference to the
- * context it was made from, so the old context lives until its last connection ends. */
+ * context it was made from, so the old context lives until its last connection ends. The files
+ * are read on a disk thread. */
 #include "reload.h"
 
 #include <openssl/ssl.h>
@@ -15,6 +16,7 @@
 #include "policy.h"
 #include "server.h"
 #include "tls.h"
+#include "workq.h"
 
 /* The keys a reload applies; a change of any other is reported as needing a restart. */
 static const char *const reloadable[] = {"recipients", "moved", "users", "local_domains", "relay_networks",
@@ -22,10 +24,15 @@ static const char *const reloadable[] = {"recipients", "moved", "users", "local_
                                          "tls_min_version", "tls_ciphers", NULL};
 
 struct reloaded {
+    struct server *srv;
+    char *path;            /* the configuration file */
+    bool tls_was_on;       /* a server TLS context exists now */
     struct config cfg;
     struct policy policy;
     struct auth_users users;
     SSL_CTX *tls;
+    struct config_errors errs;
+    bool ok;
 };
 
 static void reloaded_free(struct reloaded *r)
@@ -35,60 +42,87 @@ static void reloaded_free(struct reloaded *r)
     if (r->tls)
         SSL_CTX_free(r->tls);
     config_free(&r->cfg);
+    config_errors_free(&r->errs);
+    free(r->path);
+    free(r);
 }
 
-/* Reads everything anew into r; false (with errs) on any error. TLS switched on or off needs the
- * listeners to change: that is an error here (a restart does it). */
-static bool read_all(const struct server *srv, struct reloaded *r, struct config_errors *errs)
+/* Disk thread: reads everything anew into r, touching nothing the server uses (a big table must
+ * not stall the event loop). TLS switched on or off needs the listeners to change: that is an
+ * error here (a restart does it). */
+static void read_all(void *arg)
 {
-    if (!config_load(srv->cfg->path, &r->cfg, errs))
-        return false;
+    struct reloaded *r = arg;
+    struct config_errors *errs = &r->errs;
+    if (!config_load(r->path, &r->cfg, errs))
+        return;
     bool ok = policy_load(&r->policy, &r->cfg, errs);
     ok = auth_users_load(&r->users, &r->cfg, errs) && ok;
-    if (!*r->cfg.tls_cert != !srv->tls_ctx) {
+    if (!*r->cfg.tls_cert != !r->tls_was_on) {
         config_errors_add(errs, "%s:%d: tls_cert: switching TLS %s needs a restart", r->cfg.path,
-                          config_key_line(&r->cfg, "tls_cert"), srv->tls_ctx ? "off" : "on");
-        return false;
+                          config_key_line(&r->cfg, "tls_cert"), r->tls_was_on ? "off" : "on");
+        return;
     }
     if (*r->cfg.tls_cert && !(r->tls = tls_context_new(&r->cfg, errs)))
         ok = false;
-    return ok && errs->count == 0;
+    r->ok = ok && errs->count == 0;
 }
 
-void server_reload(struct server *srv)
+/* Loop thread: swaps the new tables and context in place (the structs stay where every session's
+ * srv points), or logs why nothing changed. */
+static void apply(void *arg)
 {
-    struct reloaded r;
-    memset(&r, 0, sizeof r);
-    struct config_errors errs = {0};
-    if (!read_all(srv, &r, &errs)) {
-        for (size_t i = 0; i < errs.count; i++)
-            log_error("event=reload_failed error=\"%s\"", errs.msgs[i]);
-        log_error("event=reload_failed detail=\"%zu error%s: nothing changed, the server goes on as it was\"",
-                  errs.count, errs.count == 1 ? "" : "s");
-        config_errors_free(&errs);
-        reloaded_free(&r);
+    struct reloaded *r = arg;
+    struct server *srv = r->srv;
+    srv->reload_running = false;
+    if (srv->shutting_down) {
+        reloaded_free(r);
         return;
     }
-    config_errors_free(&errs);
+    if (!r->ok) {
+        for (size_t i = 0; i < r->errs.count; i++)
+            log_error("event=reload_failed error=\"%s\"", r->errs.msgs[i]);
+        log_error("event=reload_failed detail=\"%zu error%s: nothing changed, the server goes on as it was\"",
+                  r->errs.count, r->errs.count == 1 ? "" : "s");
+        reloaded_free(r);
+        return;
+    }
     char restart[1024];
-    config_changed_keys(srv->cfg, &r.cfg, reloadable, restart, sizeof restart);
+    config_changed_keys(srv->cfg, &r->cfg, reloadable, restart, sizeof restart);
     if (*restart)
         log_warn("event=reload_needs_restart keys=%s detail=\"changed, but they take effect at the next start\"",
                  restart);
-    /* swap in place: the structs stay where every session's srv points */
     struct policy old_policy = *srv->policy;
-    *srv->policy = r.policy;
-    r.policy = old_policy;
+    *srv->policy = r->policy;
+    r->policy = old_policy;
     struct auth_users old_users = *srv->users;
-    *srv->users = r.users;
-    r.users = old_users;
-    if (r.tls) {
+    *srv->users = r->users;
+    r->users = old_users;
+    if (r->tls) {
         SSL_CTX *old = srv->tls_ctx;
-        srv->tls_ctx = srv->tls->server = r.tls;
-        r.tls = old;
+        srv->tls_ctx = srv->tls->server = r->tls;
+        r->tls = old;
     }
     log_info("event=reloaded recipients=%zu moved=%zu users=%zu local_domains=%zu tls=%s",
              srv->policy->recipients.count, srv->policy->moved.count, srv->users->users.count,
              srv->policy->local_domains.count, srv->tls_ctx ? "reloaded" : "off");
-    reloaded_free(&r);
+    reloaded_free(r);
+}
+
+void server_reload(struct server *srv)
+{
+    if (srv->reload_running) {
+        log_info("event=reload_skipped detail=\"a reload is running already\"");
+        return;
+    }
+    struct reloaded *r = calloc(1, sizeof *r);
+    if (!r || !(r->path = strdup(srv->cfg->path))) {
+        free(r);
+        log_error("event=reload_failed detail=\"out of memory\"");
+        return;
+    }
+    r->srv = srv;
+    r->tls_was_on = srv->tls_ctx != NULL;
+    srv->reload_running = true;
+    workq_submit(srv->disk, read_all, apply, r);
 }

@@ -49,6 +49,7 @@ struct server {
     unsigned commits_running;           /* messages on disk threads right now */
     int spool_lock_fd;                  /* spool_dir/postern.pid, locked while we run (spool_lock.c) */
     bool shutting_down;
+    bool reload_running;                /* a SIGHUP's files are being read (reload.c) */
     bool space_low;                     /* free space below min_free_space (see space watch) */
     bool space_check_running;
     unsigned long long space_free;      /* last measured free octets (the smaller of the two) */
