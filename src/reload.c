@@ -35,13 +35,22 @@ struct reloaded {
     bool ok;
 };
 
-static void reloaded_free(struct reloaded *r)
+/* Frees the tables, context and configuration r holds (the new ones, or after a swap the old). */
+static void release_tables(void *arg)
 {
+    struct reloaded *r = arg;
     policy_free(&r->policy);
     auth_users_free(&r->users);
     if (r->tls)
         SSL_CTX_free(r->tls);
+    r->tls = NULL;
     config_free(&r->cfg);
+}
+
+static void reloaded_free(void *arg)
+{
+    struct reloaded *r = arg;
+    release_tables(r);
     config_errors_free(&r->errs);
     free(r->path);
     free(r);
@@ -106,7 +115,7 @@ static void apply(void *arg)
     log_info("event=reloaded recipients=%zu moved=%zu users=%zu local_domains=%zu tls=%s",
              srv->policy->recipients.count, srv->policy->moved.count, srv->users->users.count,
              srv->policy->local_domains.count, srv->tls_ctx ? "reloaded" : "off");
-    reloaded_free(r);
+    workq_submit(srv->disk, release_tables, reloaded_free, r); /* freeing 300,000 entries takes a while */
 }
 
 void server_reload(struct server *srv)

@@ -202,8 +202,8 @@ def reload(srv, event):
     assert srv.proc.poll() is None
 
 
-def test_sighup_reloads_tables_without_cutting_sessions(tmp_path):
-    srv = Server(tmp_path).start()
+def test_sighup_reloads_tables_without_cutting_sessions(make_server):
+    srv = make_server()  # stopped by the fixture even when an assertion fails
     c = srv.connect()  # a session in the middle of a transaction across every reload
     c.expect("EHLO client.example", 250)
     c.expect("MAIL FROM:<s@sender.example>", 250)
