@@ -2,6 +2,7 @@
  * Limits: local part 64 octets, label 63, domain 255, path 256. Never reads past len; never
  * writes past the mailbox fields. Rejects malformed UTF-8 (overlongs, surrogates, > U+10FFFF). */
 #include "address.h"
+#include "idn.h"
 
 #include <arpa/inet.h>
 #include <string.h>
@@ -304,9 +305,13 @@ enum addr_result address_parse_mailbox(const char *s, size_t len, struct mailbox
             return r;
         mb->utf8 |= utf8;
     }
-    memcpy(mb->domain, d, dlen);
-    mb->domain[dlen] = '\0';
-    ascii_lower_copy(mb->domain, mb->domain, sizeof mb->domain);
+    char written[ADDR_DOMAIN_MAX + 1];
+    memcpy(written, d, dlen);
+    written[dlen] = '\0';
+    if (mb->literal)
+        ascii_lower_copy(mb->domain, written, sizeof mb->domain);
+    else
+        idn_canonical(written, mb->domain, sizeof mb->domain);
     memcpy(mb->addr, s, len);
     mb->addr[len] = '\0';
     return ADDR_OK;

@@ -27,7 +27,7 @@ struct mailbox {
     bool literal;       /* domain is an address literal [..] */
     char addr[ADDR_PATH_MAX + 1];       /* local@domain as written (no brackets, no source route) */
     char local[ADDR_LOCAL_MAX + 1];     /* local part content: quotes and backslashes removed */
-    char domain[ADDR_DOMAIN_MAX + 1];   /* domain, ASCII letters lower-cased; literals keep [ ] */
+    char domain[ADDR_DOMAIN_MAX + 1];   /* domain in canonical form (idn.h); literals keep [ ] */
 };
 
 /* Parses exactly one mailbox "local@domain" occupying all of s[0..len). */

@@ -3,6 +3,7 @@
  * A route lookup is one MX query, then an A and an AAAA query per exchanger, all in parallel;
  * the route is handed to the caller when the last of them has answered. */
 #include "dns.h"
+#include "idn.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -267,7 +268,13 @@ static bool ask(struct dns_query *q, int slot, int host, const char *name, int r
 {
     struct dns_sub *s = &q->subs[slot];
     *s = (struct dns_sub){.q = q, .host = host, .rrtype = rrtype};
-    int rc = ub_resolve_async(q->d->ctx, name, rrtype, 1, s, on_answer, &s->async_id);
+    char ascii[ADDR_DOMAIN_MAX + 1]; /* DNS holds A-labels only (RFC 5890; RFC 6531 3.2) */
+    if (!idn_to_ascii(name, ascii, sizeof ascii)) {
+        q->route.status = DNS_NXDOMAIN;
+        snprintf(q->route.error, sizeof q->route.error, "%s is not a valid internationalized domain name", name);
+        return false;
+    }
+    int rc = ub_resolve_async(q->d->ctx, ascii, rrtype, 1, s, on_answer, &s->async_id);
     if (rc) {
         q->route.status = DNS_TEMPFAIL;
         snprintf(q->route.error, sizeof q->route.error, "resolver error: %s", ub_strerror(rc));

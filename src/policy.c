@@ -2,6 +2,7 @@
  * Matching is case-insensitive for ASCII letters in both local part and domain; the extension
  * after recipient_delimiter is ignored when the exact address is not listed. */
 #include "policy.h"
+#include "idn.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -29,7 +30,9 @@ static bool address_key(const char *text, bool allow_catchall, char *key, size_t
             *err = "invalid domain";
             return false;
         }
-        ascii_lower_copy(key, text, keysz);
+        char domain[ADDR_DOMAIN_MAX + 1];
+        idn_canonical(text + 1, domain, sizeof domain);
+        snprintf(key, keysz, "@%s", domain);
         return true;
     }
     if (address_parse_mailbox(text, strlen(text), &mb) != ADDR_OK) {
@@ -103,20 +106,30 @@ static void load_table(struct policy *p, const struct config *cfg, const char *k
     fclose(f);
 }
 
+/* Adds a configured domain to map in canonical form (idn.h), as every looked-up domain is. */
+static void put_domain(struct strmap *map, const char *name)
+{
+    char domain[ADDR_DOMAIN_MAX + 1];
+    idn_canonical(name, domain, sizeof domain);
+    strmap_put(map, domain, NULL);
+}
+
 bool policy_load(struct policy *p, const struct config *cfg, struct config_errors *errs)
 {
     size_t before = errs->count;
     memset(p, 0, sizeof *p);
     for (size_t i = 0; i < cfg->local_domains.count; i++)
-        strmap_put(&p->local_domains, cfg->local_domains.items[i], NULL);
+        put_domain(&p->local_domains, cfg->local_domains.items[i]);
     for (size_t i = 0; i < cfg->null_mx_domains.count; i++)
-        strmap_put(&p->null_mx_domains, cfg->null_mx_domains.items[i], NULL);
+        put_domain(&p->null_mx_domains, cfg->null_mx_domains.items[i]);
     p->n_relay_networks = cfg->relay_networks.count;
     p->relay_networks = calloc(p->n_relay_networks + 1, sizeof *p->relay_networks);
     for (size_t i = 0; i < p->n_relay_networks; i++)
         cidr_parse(cfg->relay_networks.items[i], &p->relay_networks[i]); /* validated by config */
     p->recipient_delimiter = strdup(cfg->recipient_delimiter ? cfg->recipient_delimiter : "");
-    p->postmaster_domain = strdup(cfg->local_domains.count ? cfg->local_domains.items[0] : cfg->hostname);
+    char first[ADDR_DOMAIN_MAX + 1];
+    idn_canonical(cfg->local_domains.count ? cfg->local_domains.items[0] : cfg->hostname, first, sizeof first);
+    p->postmaster_domain = strdup(first);
     if (cfg->recipients && *cfg->recipients)
         load_table(p, cfg, "recipients", cfg->recipients, recipients_line, errs);
     if (cfg->moved && *cfg->moved)

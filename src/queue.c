@@ -29,6 +29,7 @@
 #include "dns.h"
 #include "dsn.h"
 #include "dsn_message.h"
+#include "idn.h"
 #include "log.h"
 #include "mailbox_hold.h"
 #include "message.h"
@@ -145,11 +146,12 @@ static struct qentry *entry_find(struct queue *q, const char *qid)
     return NULL;
 }
 
-/* The recipient's domain, lower-cased (the part after the last '@'). */
+/* The recipient's domain (the part after the last '@') in canonical form (idn.h): one destination
+ * however its recipients spelt it. */
 static void rcpt_domain(const char *addr, char *out, size_t outsz)
 {
     const char *at = strrchr(addr, '@');
-    ascii_lower_copy(out, at ? at + 1 : "", outsz);
+    idn_canonical(at ? at + 1 : "", out, outsz);
 }
 
 /* The peer's own recipient limit (RFC 5321 4.5.3.1.10: 452 past it) cut the job short: when it

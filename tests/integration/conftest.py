@@ -30,6 +30,7 @@ DNS_ZONES = [
     "alias.test. CNAME a-only.test.",
     "v6only.test. AAAA ::1",
     "mixed-null.test. MX 0 .", "mixed-null.test. MX 10 mx1.two-mx.test.",  # misconfigured: RFC 7505 3
+    "xn--bcher-kva.test. MX 10 mx.scripted.test.",  # b\u00fccher.test: DNS holds the A-label only
 ]
 DNS = {"port": None, "proc": None}
 

@@ -180,3 +180,26 @@ def test_hostile_local_parts_stay_inside_mail_dir(server, local, dirname):
     [f] = server.all_delivered()
     assert f.parent.parent == server.mail_dir / "catchall.test" / dirname
     assert server.mail_dir.resolve() in f.resolve().parents
+
+
+def test_internationalized_local_domain_in_every_spelling(make_server, tmp_path):
+    # a client without SMTPUTF8 must write the A-label (RFC 6531 3.2); one with it may write
+    # U-labels in any case: all are the one configured domain and reach the same mailbox
+    table = tmp_path / "idn-recipients"
+    table.write_text("bob@b\u00fccher.test\n@xn--caf-dma.test\n", encoding="utf-8")
+    srv = make_server(local_domains="example.test, B\u00dcCHER.test, xn--caf-dma.test", recipients=table)
+    c = srv.connect()
+    c.expect("EHLO client.example", 250)
+    c.expect("MAIL FROM:<s@sender.example>", 250)
+    c.expect("RCPT TO:<bob@xn--bcher-kva.test>", 250)
+    c.expect("RCPT TO:<anyone@xn--caf-dma.test>", 250)  # catch-all written as an A-label
+    c.expect("RCPT TO:<eve@xn--bcher-kva.test>", 550, "5.1.1")
+    c.expect("DATA", 354)
+    c.expect("Subject: idn\r\n\r\nx\r\n.", 250)
+    c.expect("MAIL FROM:<s@sender.example> SMTPUTF8", 250)
+    c.expect("RCPT TO:<bob@B\u00dcCHER.test>", 250)
+    c.expect("RCPT TO:<zoe@caf\u00e9.test>", 250)
+    c.expect("DATA", 354)
+    c.expect("Subject: idn again\r\n\r\nx\r\n.", 250)
+    assert len(list((srv.mail_dir / "b\u00fccher.test" / "bob" / "new").iterdir())) == 2
+    assert len(list((srv.mail_dir / "caf\u00e9.test").iterdir())) == 2  # anyone, zoe

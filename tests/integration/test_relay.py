@@ -1105,6 +1105,17 @@ def test_bounce_to_a_remote_sender_goes_out_with_null_sender(relay):
     assert b"Return-Path" not in content  # only a final delivery adds it
 
 
+def test_relay_to_an_internationalized_domain_looks_up_its_a_label(relay):
+    """RFC 6531 3.2 / RFC 5890: a U-label domain is looked up in DNS as its A-label; the peer gets
+    the address as the client wrote it."""
+    peer = scripted(relay, reply=refuses_nobody(), ehlo=b"250-mx.scripted.test\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n")
+    srv = relay["start"]()
+    send(srv, ["leser@B\u00dcCHER.test"], mail_params=" SMTPUTF8")
+    wait_for(lambda: peer.bodies, what="delivery to the IDN domain's MX")
+    assert "RCPT TO:<leser@B\u00dcCHER.test>" in peer.lines
+    assert "event=route domain=" in srv.log_text() and "status=ok" in srv.log_text()
+
+
 def test_bounce_to_a_utf8_sender_keeps_smtputf8_and_8bitmime(relay):
     """The DSN of an SMTPUTF8, 8-bit message goes to its UTF-8 sender with SMTPUTF8 and
     BODY=8BITMIME: its recipient needs the one (RFC 6531), its RET=FULL copy the other."""

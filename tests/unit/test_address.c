@@ -11,6 +11,7 @@
 #include <arpa/inet.h>
 
 #include "address.h"
+#include "idn.h"
 
 struct mailbox_case {
     const char *input;
@@ -265,6 +266,31 @@ static void test_literal_ip(void **state)
         assert_false(address_literal_ip(bad[i], &ss, &len));
 }
 
+/* One domain in every spelling a client may use: U-labels in any case, or the A-label a client
+ * without SMTPUTF8 must write (RFC 6531 3.2); DNS gets the A-label. */
+static void test_idn_canonical_domain(void **state)
+{
+    (void)state;
+    struct mailbox mb;
+    static const char *const same[] = {"bob@b\xc3\xbc" "cher.test", "bob@B\xc3\x9c" "CHER.TEST",
+                                       "bob@xn--bcher-kva.test", "bob@XN--BCHER-KVA.Test"};
+    for (size_t i = 0; i < sizeof same / sizeof same[0]; i++) {
+        assert_int_equal(address_parse_mailbox(same[i], strlen(same[i]), &mb), ADDR_OK);
+        assert_string_equal(mb.domain, "b\xc3\xbc" "cher.test");
+        assert_string_equal(mb.addr, same[i]); /* the address as written is kept */
+    }
+    char out[256];
+    idn_canonical("Example.TEST", out, sizeof out);
+    assert_string_equal(out, "example.test");
+    idn_canonical("xn--zz-invalid.test", out, sizeof out); /* no valid A-label: only lower-cased */
+    assert_string_equal(out, "xn--zz-invalid.test");
+    assert_true(idn_to_ascii("B\xc3\x9c" "cher.test", out, sizeof out));
+    assert_string_equal(out, "xn--bcher-kva.test");
+    assert_true(idn_to_ascii("Mx.Example.test", out, sizeof out));
+    assert_string_equal(out, "mx.example.test");
+    assert_false(idn_to_ascii("b\xc3\xbc" "cher.test", out, 5)); /* does not fit */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -272,6 +298,7 @@ int main(void)
         cmocka_unit_test(test_fields),        cmocka_unit_test(test_ipv6_literal_with_nul),
         cmocka_unit_test(test_paths),         cmocka_unit_test(test_path_length_limit),
         cmocka_unit_test(test_utf8_text),     cmocka_unit_test(test_literal_ip),
+        cmocka_unit_test(test_idn_canonical_domain),
     };
     return cmocka_run_group_tests_name("address", tests, NULL, NULL);
 }
