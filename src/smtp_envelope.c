@@ -265,7 +265,7 @@ static enum reply_id rcpt_params(struct session *s, const struct path_args *a, s
             if (!p->value || !(r->notify = smtp_parse_notify(p->value, p->value_len)))
                 return REPLY_PARAM_BAD_VALUE;
         } else if (p->key_len == 5 && strncasecmp(p->key, "ORCPT", 5) == 0) {
-            if (!p->value || !smtp_orcpt_valid(p->value, p->value_len, DSN_ORCPT_MAX))
+            if (!p->value || !smtp_orcpt_valid(p->value, p->value_len, DSN_ORCPT_MAX, s->msg->smtputf8))
                 return REPLY_PARAM_BAD_VALUE;
             free(r->orcpt);
             if (!(r->orcpt = strndup(p->value, p->value_len)))

@@ -185,7 +185,27 @@ unsigned smtp_parse_notify(const char *v, size_t n)
     return bits;
 }
 
-bool smtp_orcpt_valid(const char *v, size_t n, size_t max)
+/* RFC 6533 utf-8-addr-unitext, the form an ORCPT of type utf-8 may take with SMTPUTF8: xtext with
+ * UTF-8 characters (QUCHAR) among it. */
+static bool unitext_valid(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n;) {
+        size_t j = i;
+        while (j < n && (unsigned char)s[j] < 0x80)
+            j++;
+        if (j > i && !smtp_xtext_valid(s + i, j - i))
+            return false;
+        if (j == n)
+            break;
+        size_t k = utf8_sequence_length((const unsigned char *)s + j, n - j);
+        if (k == 0)
+            return false;
+        i = j + k;
+    }
+    return true;
+}
+
+bool smtp_orcpt_valid(const char *v, size_t n, size_t max, bool smtputf8)
 {
     const char *semi = memchr(v, ';', n);
     if (!semi || semi == v || n > max)
@@ -193,5 +213,8 @@ bool smtp_orcpt_valid(const char *v, size_t n, size_t max)
     for (const char *p = v; p < semi; p++)
         if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '-'))
             return false;
-    return smtp_xtext_valid(semi + 1, (size_t)(v + n - semi - 1)) && semi + 1 < v + n;
+    const char *addr = semi + 1;
+    size_t alen = (size_t)(v + n - addr);
+    bool utf8_type = semi - v == 5 && strncasecmp(v, "utf-8", 5) == 0;
+    return alen > 0 && (smtputf8 && utf8_type ? unitext_valid(addr, alen) : smtp_xtext_valid(addr, alen));
 }

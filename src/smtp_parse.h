@@ -64,8 +64,9 @@ bool smtp_xtext_valid(const char *s, size_t n);
  * DELAY (4), each at most once, case-insensitive. 0 when malformed. */
 unsigned smtp_parse_notify(const char *v, size_t n);
 
-/* RCPT ORCPT= value (RFC 3461 4.2): addr-type ";" xtext, at most max octets. */
-bool smtp_orcpt_valid(const char *v, size_t n, size_t max);
+/* RCPT ORCPT= value (RFC 3461 4.2): addr-type ";" xtext, at most max octets; with smtputf8 (MAIL
+ * had SMTPUTF8) a utf-8 addr-type may also hold UTF-8 characters (RFC 6533 utf-8-addr-unitext). */
+bool smtp_orcpt_valid(const char *v, size_t n, size_t max, bool smtputf8);
 
 /* Validates a HELO/EHLO argument: one token of printable ASCII or UTF-8, at most 255 octets. */
 bool smtp_helo_arg_valid(const char *arg, size_t len);

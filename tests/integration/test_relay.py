@@ -507,7 +507,7 @@ def test_local_delivery_with_notify_success_reports_delivered(relay):
     the null sender never gets one."""
     srv = relay["start"]()
     send(srv, ["RCPT TO:<bob@example.test> NOTIFY=SUCCESS ORCPT=rfc822;Bob+2Bme+40example.test",
-               "RCPT TO:<j\u00f6rg@example.test> NOTIFY=FAILURE"],
+               "RCPT TO:<j\u00f6rg@example.test> NOTIFY=FAILURE ORCPT=utf-8;J\u00f6rg@example.test"],
          body=b"Subject: tell me\r\n\r\nsecret body\r\n", mail_params=" RET=FULL ENVID=run+2B7 SMTPUTF8")
     msg = dsn_for(srv)
     per_msg, rcpts = report_fields(msg)
@@ -524,6 +524,13 @@ def test_local_delivery_with_notify_success_reports_delivered(relay):
     assert len(returned) == 1 and "Subject: tell me" in returned[0].get_content()
     assert b"secret body" not in msg.as_bytes() and b"Return-Path" not in returned[0].get_content().encode()
     assert len(srv.maildir_files("bob@example.test")) == len(srv.maildir_files("j\u00f6rg@example.test")) == 1
+    # RFC 6533: UTF-8 in an ORCPT of type utf-8 only when MAIL had SMTPUTF8
+    c = srv.connect()
+    c.expect("EHLO client.example", 250)
+    c.expect("MAIL FROM:<alice@example.test>", 250)
+    c.expect("RCPT TO:<bob@example.test> ORCPT=utf-8;b\u00f6b@example.test", 501, "5.5.4")
+    c.expect("RCPT TO:<bob@example.test> ORCPT=utf-8;b\\x{F6}b@example.test", 250)
+    c.expect("QUIT", 221)
     # the report itself came from the null sender: it asks for nothing back; and a null sender gets none
     send(srv, ["RCPT TO:<bob@example.test> NOTIFY=SUCCESS"], sender="")
     wait_for(lambda: len(srv.maildir_files("bob@example.test")) == 2, what="the second message")

@@ -33,6 +33,11 @@ static enum smtp_reply_step feed(struct smtp_reply *r, const char **lines, size_
     return st;
 }
 
+static bool orcpt_ok(const char *v, bool smtputf8)
+{
+    return smtp_orcpt_valid(v, strlen(v), 500, smtputf8);
+}
+
 static void test_reply_parser(void **state)
 {
     (void)state;
@@ -162,12 +167,20 @@ static void test_dsn_rcpt_params(void **state)
     const char *bad[] = {"", "NEVER,SUCCESS", "SUCCESS,SUCCESS", "SUCCESS,", ",DELAY", "FOO", "SUCCESS;DELAY"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         assert_int_equal(smtp_parse_notify(bad[i], strlen(bad[i])), 0);
-    assert_true(smtp_orcpt_valid("rfc822;a+40b", 12, 500));
-    assert_false(smtp_orcpt_valid("rfc822;", 7, 500));
-    assert_false(smtp_orcpt_valid(";a", 2, 500));
-    assert_false(smtp_orcpt_valid("rfc 822;a", 9, 500));
-    assert_false(smtp_orcpt_valid("rfc822;a=b", 10, 500));
-    assert_false(smtp_orcpt_valid("rfc822;abc", 10, 8));
+    assert_true(smtp_orcpt_valid("rfc822;a+40b", 12, 500, false));
+    assert_false(smtp_orcpt_valid("rfc822;", 7, 500, false));
+    assert_false(smtp_orcpt_valid(";a", 2, 500, false));
+    assert_false(smtp_orcpt_valid("rfc 822;a", 9, 500, false));
+    assert_false(smtp_orcpt_valid("rfc822;a=b", 10, 500, false));
+    assert_false(smtp_orcpt_valid("rfc822;abc", 10, 8, false));
+    /* RFC 6533: with SMTPUTF8, an ORCPT of type utf-8 may carry UTF-8 itself; never other types,
+     * never without SMTPUTF8, never malformed UTF-8 */
+    assert_true(orcpt_ok("utf-8;b\xc3\xa9@x.test", true));
+    assert_true(orcpt_ok("UTF-8;j\\x{E9}@x.test", true));
+    assert_false(orcpt_ok("utf-8;b\xc3\xa9@x.test", false));
+    assert_false(orcpt_ok("rfc822;b\xc3\xa9@x.test", true));
+    assert_false(orcpt_ok("utf-8;b\xc3@x.test", true));
+    assert_false(orcpt_ok("utf-8;b\xc3\xa9 x", true));
 }
 
 static void test_queue_file_parse(void **state)
