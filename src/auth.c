@@ -102,7 +102,6 @@ void auth_users_free(struct auth_users *u) { strmap_free(&u->users); }
 
 bool auth_users_present(const struct auth_users *u) { return u->users.count > 0; }
 
-
 bool auth_user_hash(const struct auth_users *u, const char *login, char *hash, size_t hashsz)
 {
     char key[ADDR_PATH_MAX + 1];

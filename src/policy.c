@@ -2,13 +2,14 @@
  * Matching is case-insensitive for ASCII letters in both local part and domain; the extension
  * after recipient_delimiter is ignored when the exact address is not listed. */
 #include "policy.h"
-#include "idn.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+#include "idn.h"
 
 /* "local@domain" key for the tables, lower-cased. */
 static void table_key(char *out, size_t outsz, const char *local, const char *domain)
