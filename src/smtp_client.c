@@ -18,7 +18,9 @@
 #include <strings.h>
 #include <sys/socket.h>
 
+#include "address.h"
 #include "config.h"
+#include "idn.h"
 #include "log.h"
 #include "message.h"
 #include "mime_downgrade.h"
@@ -98,15 +100,43 @@ int smtp_wire_body(struct evbuffer *out, const char *text, size_t len)
     return evbuffer_add(out, ".\r\n", 3);
 }
 
-static bool needs_utf8(const struct smtp_job *job)
+static bool is_ascii(const char *s)
 {
-    for (const char *s = job->sender; *s; s++)
+    for (; *s; s++)
         if ((unsigned char)*s >= 0x80)
-            return true;
+            return false;
+    return true;
+}
+
+/* The form of addr to send: as it is to a peer that offers SMTPUTF8; to one that does not, a
+ * domain in U-labels is written as its A-label when the local part is ASCII (RFC 6531 3.2 allows
+ * it: the address is the same), so "leser@bücher.test" still goes, as leser@xn--bcher-kva.test.
+ * Returns whether the form written to out is all ASCII. */
+static bool envelope_address(const struct smtp_client *c, const char *addr, char *out, size_t outsz)
+{
+    const char *at = strrchr(addr, '@');
+    char domain[ADDR_DOMAIN_MAX + 1];
+    snprintf(out, outsz, "%s", addr);
+    if (c->smtputf8 || is_ascii(addr) || !at || (size_t)(at - addr) >= outsz)
+        return is_ascii(out);
+    for (const char *p = addr; p < at; p++)
+        if ((unsigned char)*p >= 0x80)
+            return false; /* a UTF-8 local part has no ASCII form */
+    if (!idn_to_ascii(at + 1, domain, sizeof domain))
+        return false;
+    snprintf(out, outsz, "%.*s@%s", (int)(at - addr), addr, domain);
+    return true;
+}
+
+/* True when some envelope address cannot be sent to this peer (it lacks SMTPUTF8). */
+static bool needs_utf8(const struct smtp_client *c, const struct smtp_job *job)
+{
+    char form[ADDR_PATH_MAX + 1];
+    if (!envelope_address(c, job->sender, form, sizeof form))
+        return true;
     for (size_t i = 0; i < job->nrcpts; i++)
-        for (const char *s = job->rcpts[i].addr; *s; s++)
-            if ((unsigned char)*s >= 0x80)
-                return true;
+        if (!envelope_address(c, job->rcpts[i].addr, form, sizeof form))
+            return true;
     return false;
 }
 
@@ -407,7 +437,9 @@ static void send_mail(struct smtp_client *c, size_t size, bool eight)
 {
     struct smtp_job *job = c->job;
     struct evbuffer *out = bufferevent_get_output(c->bev);
-    evbuffer_add_printf(out, "MAIL FROM:<%s>", job->sender);
+    char sender[ADDR_PATH_MAX + 1];
+    envelope_address(c, job->sender, sender, sizeof sender);
+    evbuffer_add_printf(out, "MAIL FROM:<%s>", sender);
     if (size)
         evbuffer_add_printf(out, " SIZE=%zu", size);
     if ((job->body8bit || eight) && c->eightbit)
@@ -425,7 +457,9 @@ static void send_rcpt(struct smtp_client *c, size_t i)
 {
     const struct smtp_job_rcpt *r = &c->job->rcpts[i];
     struct evbuffer *out = bufferevent_get_output(c->bev);
-    evbuffer_add_printf(out, "RCPT TO:<%s>", r->addr);
+    char addr[ADDR_PATH_MAX + 1];
+    envelope_address(c, r->addr, addr, sizeof addr);
+    evbuffer_add_printf(out, "RCPT TO:<%s>", addr);
     if (c->dsn && r->notify) {
         static const char *names[] = {"SUCCESS", "FAILURE", "DELAY"};
         if (r->notify & NOTIFY_NEVER) {
@@ -439,7 +473,7 @@ static void send_rcpt(struct smtp_client *c, size_t i)
                 }
         }
     }
-    if (c->dsn && r->orcpt)
+    if (c->dsn && r->orcpt && (c->smtputf8 || is_ascii(r->orcpt))) /* RFC 6533: UTF-8 only with SMTPUTF8 */
         evbuffer_add_printf(out, " ORCPT=%s", r->orcpt);
     evbuffer_add(out, "\r\n", 2);
 }
@@ -447,7 +481,7 @@ static void send_rcpt(struct smtp_client *c, size_t i)
 static void start_job(struct smtp_client *c)
 {
     struct smtp_job *job = c->job;
-    if (job->smtputf8 && !c->smtputf8 && needs_utf8(job)) {
+    if (!c->smtputf8 && needs_utf8(c, job)) {
         fill_results(job, 553, "5.6.7 the destination mail server does not support SMTPUTF8, which the "
                                "internationalized address needs");
         finish_job(c);

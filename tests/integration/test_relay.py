@@ -1123,6 +1123,18 @@ def test_relay_to_an_internationalized_domain_looks_up_its_a_label(relay):
     assert "event=route domain=" in srv.log_text() and "status=ok" in srv.log_text()
 
 
+def test_u_label_domain_goes_as_a_label_to_a_peer_without_smtputf8(relay):
+    """RFC 6531 3.2: with an ASCII local part, the A-label form is the same address: a peer without
+    SMTPUTF8 gets it that way instead of a 5.6.7 bounce (and no 8-bit ORCPT)."""
+    peer = scripted(relay, reply=refuses_nobody())  # PIPELINING and 8BITMIME only
+    srv = relay["start"]()
+    send(srv, ["RCPT TO:<leser@B\u00dcCHER.test> ORCPT=utf-8;leser@b\u00fccher.test"], mail_params=" SMTPUTF8")
+    wait_for(lambda: peer.bodies, what="delivery without SMTPUTF8")
+    [mail] = [l for l in peer.lines if l.startswith("MAIL")]
+    assert mail.startswith("MAIL FROM:<alice@example.test>") and "SMTPUTF8" not in mail
+    assert "RCPT TO:<leser@xn--bcher-kva.test>" in peer.lines, peer.lines
+
+
 def test_bounce_to_a_utf8_sender_keeps_smtputf8_and_8bitmime(relay):
     """The DSN of an SMTPUTF8, 8-bit message goes to its UTF-8 sender with SMTPUTF8 and
     BODY=8BITMIME: its recipient needs the one (RFC 6531), its RET=FULL copy the other."""
