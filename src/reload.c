@@ -21,7 +21,7 @@
 /* The keys a reload applies; a change of any other is reported as needing a restart. */
 static const char *const reloadable[] = {"recipients", "moved", "users", "local_domains", "relay_networks",
                                          "null_mx_domains", "recipient_delimiter", "tls_cert", "tls_key",
-                                         "tls_min_version", "tls_ciphers", NULL};
+                                         "tls_min_version", "tls_ciphers", "log_level", NULL};
 
 struct reloaded {
     struct server *srv;
@@ -112,6 +112,7 @@ static void apply(void *arg)
         srv->tls_ctx = srv->tls->server = r->tls;
         r->tls = old;
     }
+    log_set_level((enum log_level)r->cfg.log_level);
     log_info("event=reloaded recipients=%zu moved=%zu users=%zu local_domains=%zu tls=%s",
              srv->policy->recipients.count, srv->policy->moved.count, srv->users->users.count,
              srv->policy->local_domains.count, srv->tls_ctx ? "reloaded" : "off");

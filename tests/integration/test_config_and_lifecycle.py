@@ -223,12 +223,16 @@ def test_sighup_reloads_tables_without_cutting_sessions(make_server):
     # a key a reload cannot apply is named; the rest is applied
     rcpts.write_text("alice@example.test\nnewcomer@example.test\n")
     conf = srv.conf_path.read_text().replace("catchall.test, ", "")
+    conf = conf.replace("log_level = debug", "log_level = warn")
     srv.conf_path.write_text(conf.replace("recipients = ", "max_recipients = 7\nrecipients = ", 1))
     reload(srv, "reload_needs_restart")
     assert "event=reload_needs_restart keys=max_recipients " in srv.log_text()
     c.expect("RCPT TO:<bob@example.test>", 550, "5.1.1")
     c.expect("RCPT TO:<someone@catchall.test>", 551, "5.7.1")  # no longer a local domain
     c.expect("RCPT TO:<x@localhost>", 550, "5.1.1")
+    connects = srv.log_text().count("event=connect ")
+    srv.connect().expect("QUIT", 221)  # log_level = warn now: no connect line
+    assert srv.log_text().count("event=connect ") == connects
     c.expect("DATA", 354)
     c.expect("Subject: across reloads\r\n\r\nbody\r\n.", 250)
     srv.stop(expect_code=0)
