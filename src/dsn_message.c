@@ -49,26 +49,32 @@ enum dsn_outcome dsn_message_fill(struct message *m, const struct dsn_report *re
     return DSN_MADE;
 }
 
-/* The text a report returns: the whole stored message (RET=FULL) or its header section, without
- * the Return-Path line (that belongs to the mailbox copy, not to the message). Malloc'd; NULL
- * when out of memory. */
-static char *returned_text(const struct message *m, size_t *len)
+/* The original a "delivered" report returns: its header section only (RET=FULL is for failures,
+ * RFC 3461 4.3), without the Return-Path line, which belongs to the mailbox copy, not to the
+ * message. Malloc'd; NULL when out of memory. */
+static char *returned_headers(const struct message *m, size_t *len)
 {
-    size_t hlen = evbuffer_get_length(m->headers), blen = evbuffer_get_length(m->body);
-    char *text = malloc(hlen + blen + 1);
+    size_t hlen = evbuffer_get_length(m->headers), blen = evbuffer_get_length(m->body), skip = 0;
+    struct evbuffer_ptr rp = evbuffer_search(m->headers, "Return-Path:", 12, NULL);
+    if (rp.pos == 0) {
+        struct evbuffer_ptr nl = evbuffer_search(m->headers, "\n", 1, NULL);
+        skip = nl.pos < 0 ? hlen : (size_t)nl.pos + 1;
+    }
+    if (blen && *(const char *)evbuffer_pullup(m->body, 1) == '\n') {
+        blen = 1; /* no header section of its own */
+    } else {
+        struct evbuffer_ptr end = evbuffer_search(m->body, "\n\n", 2, NULL);
+        blen = end.pos < 0 ? blen : (size_t)end.pos + 2;
+    }
+    char *text = malloc(hlen - skip + blen + 1);
     if (!text)
         return NULL;
-    evbuffer_copyout(m->headers, text, hlen);
-    evbuffer_copyout(m->body, text + hlen, blen);
-    size_t n = hlen + blen, start = 0;
-    text[n] = '\0';
-    if (strncmp(text, "Return-Path:", 12) == 0) {
-        const char *nl = strchr(text, '\n');
-        start = nl ? (size_t)(nl - text) + 1 : n;
-    }
-    memmove(text, text + start, n - start + 1);
-    n -= start;
-    *len = n;
+    struct evbuffer_ptr from;
+    evbuffer_ptr_set(m->headers, &from, skip, EVBUFFER_PTR_SET);
+    evbuffer_copyout_from(m->headers, &from, text, hlen - skip);
+    evbuffer_copyout(m->body, text + hlen - skip, blen);
+    *len = hlen - skip + blen;
+    text[*len] = '\0';
     return text;
 }
 
@@ -91,7 +97,7 @@ void dsn_report_local_deliveries(struct server *srv, const struct message *m)
         return;
     struct dsn_rcpt *list = calloc(n, sizeof *list);
     size_t text_len = 0;
-    char *text = list ? returned_text(m, &text_len) : NULL;
+    char *text = list ? returned_headers(m, &text_len) : NULL;
     char *qid = strdup(m->qid);
     struct message *report = text && qid ? message_new() : NULL;
     enum dsn_outcome made = DSN_NOT_MADE;

@@ -102,10 +102,7 @@ int smtp_wire_body(struct evbuffer *out, const char *text, size_t len)
 
 static bool is_ascii(const char *s)
 {
-    for (; *s; s++)
-        if ((unsigned char)*s >= 0x80)
-            return false;
-    return true;
+    return !mime_has_8bit(s, strlen(s));
 }
 
 /* The form of addr to send: as it is to a peer that offers SMTPUTF8; to one that does not, a

@@ -242,16 +242,15 @@ static void log_transaction(struct session *s, const char *event, enum reply_id 
 /* RFC 6409 8.2, 8.3 (and RFC 5321 6.4 for an originating server): a message a user submits, or a
  * relay_networks client sends out, gets the Message-ID and Date it lacks; a message arriving as MX
  * traffic is left as it came. Placed after the Received field, as LF lines like the body. */
-static void add_missing_headers(struct session *s, const struct header_facts *facts, const struct tm *now)
+static void add_missing_headers(struct session *s, const struct header_facts *facts, const struct tm *now,
+                                const char *date)
 {
     struct message *m = s->msg;
     if (!s->srv->cfg->add_missing_headers || !(s->auth_user || s->may_relay))
         return;
-    char date[64], stamp[16];
-    if (!facts->has_date) {
-        strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S +0000", now);
+    char stamp[16];
+    if (!facts->has_date)
         evbuffer_add_printf(m->headers, "Date: %s\n", date);
-    }
     if (!facts->has_message_id) {
         strftime(stamp, sizeof stamp, "%Y%m%d%H%M%S", now);
         evbuffer_add_printf(m->headers, "Message-ID: <%s.%s@%s>\n", stamp, m->qid, s->srv->cfg->hostname);
@@ -308,7 +307,7 @@ static void build_trace_headers(struct session *s, const struct header_facts *fa
     if (m->nrcpts == 1)
         evbuffer_add_printf(m->headers, "\n\tfor <%s>", m->rcpts[0].addr);
     evbuffer_add_printf(m->headers, "; %s\n", date);
-    add_missing_headers(s, facts, &tm);
+    add_missing_headers(s, facts, &tm, date); /* the Received field's date */
 }
 
 /* Loop thread: the commit finished; answer and go on with the client's next commands. */

@@ -306,6 +306,13 @@ def wait_for(pred, timeout=15, what="condition"):
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def sighup_and_wait(srv, event):
+    """Sends SIGHUP (reload) and waits for the next log line with event=<event>."""
+    before = srv.log_text().count(f"event={event}")
+    srv.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: srv.log_text().count(f"event={event}") > before, what=f"event={event}")
+
+
 @pytest.fixture
 def make_server(tmp_path):
     """Factory: make_server(**config overrides) -> started Server; all are stopped at teardown."""

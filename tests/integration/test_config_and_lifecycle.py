@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BIN, REPO, Server, free_port, open_path_for_server, wait_for
+from conftest import BIN, REPO, Server, free_port, open_path_for_server, sighup_and_wait, wait_for
 
 
 def check_config(path):
@@ -195,10 +195,7 @@ def test_sigterm_grace_over_gives_421(tmp_path):
 
 
 def reload(srv, event):
-    """Sends SIGHUP and waits for the next log line with event=<event>."""
-    before = srv.log_text().count(f"event={event}")
-    srv.proc.send_signal(signal.SIGHUP)
-    wait_for(lambda: srv.log_text().count(f"event={event}") > before, what=f"event={event}")
+    sighup_and_wait(srv, event)
     assert srv.proc.poll() is None
 
 

@@ -2,7 +2,6 @@
 (RFC 4954/4616), every reply code, the pre-handshake injection attack (CVE-2011-0411 class),
 failure limits, version floor, and real clients (smtplib, openssl s_client, swaks)."""
 import base64
-import signal
 import shutil
 import smtplib
 import socket
@@ -12,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import BIN, Client, free_port, open_path_for_server, wait_for
+from conftest import BIN, Client, free_port, open_path_for_server, sighup_and_wait, wait_for
 
 PASSWORD = "Corr3ct-Horse-Battery"  # distinctive, so the log can be searched for it
 
@@ -451,11 +450,6 @@ def test_sighup_reloads_users_and_certificate(tls_server, pki, tmp_path):
             with client_ctx(pki).wrap_socket(raw, server_hostname="mx.example.test") as tls:
                 return tls.getpeercert()["serialNumber"]
 
-    def reload(event):
-        before = srv.log_text().count(f"event={event}")
-        srv.proc.send_signal(signal.SIGHUP)
-        wait_for(lambda: srv.log_text().count(f"event={event}") > before, what=f"event={event}")
-
     old_serial = serial()
     early = submission(srv, pki)  # in TLS before the reload
     sh = lambda *a: subprocess.run(a, cwd=d, check=True, capture_output=True)  # noqa: E731
@@ -467,13 +461,13 @@ def test_sighup_reloads_users_and_certificate(tls_server, pki, tmp_path):
                               capture_output=True, text=True, check=True).stdout.strip()
     (d / "users").write_text((d / "users").read_text() + new_user + "\n")
     (d / "cert.pem").write_bytes((d / "new.pem").read_bytes())  # the key does not match yet
-    reload("reload_failed")
+    sighup_and_wait(srv, "reload_failed")
     assert "tls_key: cannot use " + str(d / "key.pem") + ": key values mismatch" in srv.log_text()
     assert serial() == old_serial
     c = submission(srv, pki, auth=False)  # nor is the new user in yet
     c.expect("AUTH PLAIN " + plain_b64("bob@example.test", "Bobs-0wn-Passw0rd"), 535, "5.7.8")
     (d / "key.pem").write_bytes((d / "new.key").read_bytes())
-    reload("reloaded")
+    sighup_and_wait(srv, "reloaded")
     assert serial() != old_serial
     c = submission(srv, pki, auth=False)
     c.expect("AUTH PLAIN " + plain_b64("bob@example.test", "Bobs-0wn-Passw0rd"), 235, "2.7.0")
