@@ -23,11 +23,19 @@ static bool starts_with_code(const char *diag)
            diag[2] <= '9' && (diag[3] == ' ' || diag[3] == '\0');
 }
 
-void dsn_status_of(const char *diag, char *out, size_t outsz)
+/* The Status field: the diag's enhanced code (else class.0.0 of its reply code), its class made to
+ * agree with what happened - a delay is always 4, and otherwise the reply code's class wins over a
+ * peer's enhanced code that disagrees with it ("450 5.2.2", or a 552 taken as temporary; RFC 3463
+ * 3.1, RFC 5321 4.5.3.1.10). A delivered or relayed recipient's status is 2.0.0. */
+void dsn_status_of(const char *diag, enum dsn_action action, char *out, size_t outsz)
 {
     int code = 0;
     char enh[16] = "";
     const char *p = diag ? diag : "";
+    if (action == DSN_RELAYED || action == DSN_DELIVERED) {
+        snprintf(out, outsz, "2.0.0");
+        return;
+    }
     if (starts_with_code(p)) {
         code = (p[0] - '0') * 100 + (p[1] - '0') * 10 + (p[2] - '0');
         p += p[3] ? 4 : 3;
@@ -35,10 +43,13 @@ void dsn_status_of(const char *diag, char *out, size_t outsz)
     size_t n = smtp_enhanced_code_len(p);
     if (n && n < sizeof enh)
         snprintf(enh, sizeof enh, "%.*s", (int)n, p);
-    if (*enh)
-        snprintf(out, outsz, "%s", enh);
     else
-        snprintf(out, outsz, "%d.0.0", code ? code / 100 : 4);
+        snprintf(enh, sizeof enh, "%d.0.0", code ? code / 100 : 4);
+    if (action == DSN_DELAYED)
+        enh[0] = '4';
+    else if (code / 100 == 4 || code / 100 == 5)
+        enh[0] = (char)('0' + code / 100);
+    snprintf(out, outsz, "%s", enh);
 }
 
 static void rfc5322_date(long long t, char *out, size_t outsz)
@@ -87,7 +98,7 @@ static void human_part(struct evbuffer *out, const struct dsn_report *r)
     for (size_t i = 0; i < r->nrcpts; i++) {
         const struct dsn_rcpt *d = &r->rcpts[i];
         char status[16], newaddr[300];
-        dsn_status_of(d->diag, status, sizeof status);
+        dsn_status_of(d->diag, d->action, status, sizeof status);
         int code = starts_with_code(d->diag) ? (d->diag[0] - '0') * 100 + (d->diag[1] - '0') * 10 + (d->diag[2] - '0') : 0;
         struct explanation e;
         explain_lookup(code, status, &e);
@@ -157,9 +168,7 @@ static void status_part(struct evbuffer *out, const struct dsn_report *r)
     for (size_t i = 0; i < r->nrcpts; i++) {
         const struct dsn_rcpt *d = &r->rcpts[i];
         char status[16];
-        dsn_status_of(d->diag, status, sizeof status);
-        if (d->action == DSN_RELAYED || d->action == DSN_DELIVERED)
-            snprintf(status, sizeof status, "2.0.0");
+        dsn_status_of(d->diag, d->action, status, sizeof status);
         evbuffer_add(out, "\n", 1);
         if (d->orcpt)
             evbuffer_add_printf(out, "Original-Recipient: %s\n", xtext_decoded(d->orcpt, decoded, sizeof decoded));

@@ -34,7 +34,8 @@ struct dsn_report {
 /* Appends the complete report message (headers and MIME body, LF line endings) to out. */
 int dsn_build(struct evbuffer *out, const struct dsn_report *r, const char *message_id);
 
-/* The Status field for a diag: its enhanced code, else class.0.0 of its reply code. */
-void dsn_status_of(const char *diag, char *out, size_t outsz);
+/* The Status field for a recipient's diag and action: its enhanced code (else class.0.0 of its
+ * reply code), with the class of what happened (2 delivered, 4 delayed, else the reply code's). */
+void dsn_status_of(const char *diag, enum dsn_action action, char *out, size_t outsz);
 
 #endif

@@ -564,7 +564,9 @@ static void got_rcpt_reply(struct smtp_client *c)
         c->rcpt_accepted[c->rcpt_i] = true;
         c->accepted++;
     } else {
-        r->code = c->reply.code;
+        /* RFC 5321 4.5.3.1.10: a 552 to RCPT is RFC 821's "too many recipients"; a client SHOULD
+         * take it as temporary (452), so the recipient is tried again, not bounced. */
+        r->code = c->reply.code == 552 ? 452 : c->reply.code;
         reply_diag(c, r->diag, sizeof r->diag);
     }
     if (++c->rcpt_i < c->job->nrcpts) {

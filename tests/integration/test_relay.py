@@ -405,6 +405,35 @@ def test_4xx_then_250_is_retried_and_delivered(relay):
     assert srv.maildir_files("alice@example.test") == []  # no bounce, no delay warning
 
 
+def test_552_to_rcpt_is_taken_as_temporary(relay):
+    """RFC 5321 4.5.3.1.10: a client SHOULD take a 552 to RCPT as 452. The recipient is tried
+    again, not bounced; the delay warning's Status has the class of a delay (4.2.2, not 5.2.2)."""
+    def reply(line, n):
+        if line.startswith("RCPT") and "full@" in line:
+            reply.refused += 1
+            if reply.refused <= 3:
+                return b"552 5.2.2 mailbox full\r\n"
+        return b"354 go\r\n" if line == "DATA" else b"250 2.0.0 ok\r\n"
+    reply.refused = 0
+    peer = scripted(relay, reply=reply)
+    srv = relay["start"](retry_schedule="2s", delay_warning_time="1s")
+    qid = send(srv, ["full@scripted.test", "ok@scripted.test"])
+    wait_for(lambda: queue_empty(srv), timeout=20, what="full@ delivered on a retry")
+    assert reply.refused == 4
+    assert sum(l == "RCPT TO:<full@scripted.test>" for l in peer.lines) == 4
+    log = srv.log_text()
+    assert log.count('rcpt=<full@scripted.test> relay=mx.scripted.test') == 4
+    assert log.count('status=deferred detail="552 5.2.2 mailbox full"') == 3
+    assert "status=bounced" not in log and f"event=queue_done qid={qid}" in log
+    reports = [email.message_from_bytes(f.read_bytes(), policy=email.policy.default)
+               for f in srv.maildir_files("alice@example.test")]
+    assert [m["Subject"] for m in reports] == ["Delayed Mail (still being retried)"]
+    _, rcpts = report_fields(reports[0])
+    assert [(r["Final-Recipient"], r["Action"], r["Status"]) for r in rcpts] == \
+        [("rfc822; full@scripted.test", "delayed", "4.2.2")]
+    assert rcpts[0]["Diagnostic-Code"] == "smtp; 552 5.2.2 mailbox full"
+
+
 def test_551_bounce_names_the_new_address(relay):
     def reply(line, n):
         if line.startswith("RCPT"):

@@ -250,14 +250,25 @@ static void test_dsn_status_and_explain(void **state)
 {
     (void)state;
     char st[16];
-    dsn_status_of("550 5.1.1 no such user", st, sizeof st);
+    dsn_status_of("550 5.1.1 no such user", DSN_FAILED, st, sizeof st);
     assert_string_equal(st, "5.1.1");
-    dsn_status_of("554 go away", st, sizeof st);
+    dsn_status_of("554 go away", DSN_FAILED, st, sizeof st);
     assert_string_equal(st, "5.0.0");
-    dsn_status_of("4.4.1 cannot connect", st, sizeof st);
+    dsn_status_of("4.4.1 cannot connect", DSN_FAILED, st, sizeof st);
     assert_string_equal(st, "4.4.1");
-    dsn_status_of("451", st, sizeof st);
+    dsn_status_of("451", DSN_FAILED, st, sizeof st);
     assert_string_equal(st, "4.0.0");
+    /* the class follows what happened, not a disagreeing enhanced code */
+    dsn_status_of("450 5.2.2 mailbox full", DSN_FAILED, st, sizeof st);
+    assert_string_equal(st, "4.2.2");
+    dsn_status_of("550 4.7.1 go away", DSN_FAILED, st, sizeof st);
+    assert_string_equal(st, "5.7.1");
+    dsn_status_of("552 5.2.2 mailbox full", DSN_DELAYED, st, sizeof st);
+    assert_string_equal(st, "4.2.2");
+    dsn_status_of("5.4.4 no route", DSN_DELAYED, st, sizeof st);
+    assert_string_equal(st, "4.4.4");
+    dsn_status_of("250 2.0.0 ok", DSN_RELAYED, st, sizeof st);
+    assert_string_equal(st, "2.0.0");
     int code;
     char enh[16];
     assert_int_equal(explain_parse("550 5.1.1", &code, enh, sizeof enh), 0);
