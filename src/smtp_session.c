@@ -182,8 +182,12 @@ void close_after_flush(struct session *s)
     s->closing = true;
     s->close_deadline = monotonic_now() + CLOSE_WAIT_MAX;
     bufferevent_disable(s->bev, EV_READ);
-    if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
+    if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0) {
         event_active(s->close_ev, EV_TIMEOUT, 1);
+    } else { /* on_write closes once it is sent; this closes when it never can be (a stuck TLS layer) */
+        struct timeval most = {(time_t)CLOSE_WAIT_MAX, 0};
+        event_add(s->close_ev, &most);
+    }
 }
 
 /* ---------- transaction ---------- */
@@ -495,6 +499,19 @@ static void cmd_not_implemented(struct session *s, const struct smtp_command *c)
 
 static void on_read(struct bufferevent *bev, void *arg);
 static void on_write(struct bufferevent *bev, void *arg);
+/* What the client was expected to do when it went quiet, for the timeout's log line: read our
+ * replies (a write timeout), or send the next command or the message text. */
+static const char *awaited(const struct session *s, short what)
+{
+    static const char *const names[] = {
+        [ST_FRESH] = "EHLO", [ST_READY] = "MAIL", [ST_MAIL] = "RCPT",
+        [ST_RCPT] = "DATA", [ST_DATA] = "message_text", [ST_COMMIT] = "reading_replies",
+    };
+    if (what & BEV_EVENT_WRITING)
+        return "reading_replies";
+    return s->auth_step != AUTH_NONE ? "AUTH_response" : names[s->state];
+}
+
 static void on_event(struct bufferevent *bev, short what, void *arg);
 
 /* Callbacks, watermarks and timeouts for the session's (new) bufferevent. */
@@ -753,8 +770,15 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
         bufferevent_enable(s->bev, EV_READ); /* the wait is ours (the disk), not the client's */
         return;
     }
+    if ((what & BEV_EVENT_TIMEOUT) && !s->closing && s->tls && !s->tls_info[0]) {
+        /* no reply can go out before the handshake ends: close at once */
+        log_info("event=tls_failed session=%s client=%s error=\"handshake not finished in %us (command_timeout)\"",
+                 s->id, s->peer_ip, s->srv->cfg->command_timeout);
+        session_destroy(s);
+        return;
+    }
     if ((what & BEV_EVENT_TIMEOUT) && !s->closing) {
-        log_info("event=timeout session=%s client=%s state=%d", s->id, s->peer_ip, s->state);
+        log_info("event=timeout session=%s client=%s waiting_for=%s", s->id, s->peer_ip, awaited(s, what));
         if (s->state != ST_COMMIT)
             reset_transaction(s);
         if (what & BEV_EVENT_WRITING) { /* a client that reads nothing cannot get a 421 either */

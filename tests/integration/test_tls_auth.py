@@ -330,6 +330,53 @@ def test_failed_handshake_logged_and_closed(tls_server, pki):
     assert c.reply()[0] == 220
 
 
+def closed_within(sock, seconds):
+    """Reads until the server closes; how long it took (None if still open after `seconds`)."""
+    t0 = time.monotonic()
+    sock.settimeout(seconds)
+    try:
+        while sock.recv(4096):
+            pass
+    except ConnectionResetError:
+        pass
+    except socket.timeout:
+        return None
+    return time.monotonic() - t0
+
+
+@pytest.mark.parametrize("how", ["silent on 465", "half a ClientHello on 465", "silent after STARTTLS"])
+def test_stalled_handshake_is_closed_after_command_timeout(tls_server, how):
+    """A TLS handshake that never ends holds no connection past command_timeout: no reply can go out
+    before it ends, so the server closes at once (it used to write its 421 into the unfinished TLS
+    session and wait for it to be sent, forever)."""
+    srv = tls_server(command_timeout=2)
+    if how == "silent after STARTTLS":
+        c = Client(srv.port)
+        c.reply()
+        c.cmd("EHLO client.test")
+        assert c.cmd("STARTTLS")[0] == 220
+        s = c.sock
+    else:
+        s = socket.create_connection(("127.0.0.1", srv.smtps_port), timeout=5)
+        if how.startswith("half"):
+            s.sendall(bytes.fromhex("16030100c801"))  # a record header and the first octet of a ClientHello
+    took = closed_within(s, 15)
+    assert took is not None and took < 8, f"still open (or closed late: {took})"
+    assert 'error="handshake not finished in 2s (command_timeout)"' in srv.log_text()
+
+
+def test_sigterm_with_a_stalled_handshake_stops(tls_server):
+    """Shutdown does not wait for a TLS session that can never send its 421."""
+    srv = tls_server(shutdown_grace=1, command_timeout=60)
+    s = socket.create_connection(("127.0.0.1", srv.smtps_port), timeout=5)
+    s.sendall(bytes.fromhex("16030100c801"))
+    time.sleep(0.3)
+    t0 = time.monotonic()
+    srv.stop()  # asserts exit code 0 within 20 s
+    assert time.monotonic() - t0 < 10
+    s.close()
+
+
 @pytest.mark.skipif(not shutil.which("swaks"), reason="swaks is installed by scripts/deps.sh")
 def test_swaks_tls_auth(tls_server, pki):
     srv = tls_server()
