@@ -45,7 +45,8 @@ struct smtp_client {
     char host[300];                  /* "name[ip]" of the current target */
     bool pipelining, starttls, dsn, smtputf8, eightbit, tls_active;
     bool tls_failed;                 /* the handshake with this target failed: retry it in cleartext */
-    unsigned long long size_limit;
+    bool size_offered;              /* SIZE in the EHLO reply (RFC 1870) */
+    unsigned long long size_limit;  /* its value: 0 or none is no fixed limit */
     struct smtp_job *job;
     const char *text;                /* what the job sends: its text, or the converted form */
     size_t len;
@@ -311,8 +312,10 @@ static void read_extension(struct smtp_client *c, const char *text, size_t len)
         c->smtputf8 = true;
     else if (!strcasecmp(kw, "8BITMIME"))
         c->eightbit = true;
-    else if (!strcasecmp(kw, "SIZE") && sp)
-        c->size_limit = strtoull(sp + 1, NULL, 10);
+    else if (!strcasecmp(kw, "SIZE")) {
+        c->size_offered = true;
+        c->size_limit = sp ? strtoull(sp + 1, NULL, 10) : 0;
+    }
 }
 
 /* Has the handshake check that the certificate names this IP address (an iPAddress entry). */
@@ -360,6 +363,7 @@ static void start_tls(struct smtp_client *c)
 static void send_ehlo(struct smtp_client *c)
 {
     c->pipelining = c->starttls = c->dsn = c->smtputf8 = c->eightbit = false;
+    c->size_offered = false;
     c->size_limit = 0;
     c->state = C_EHLO;
     send_line(c, "EHLO %s", c->cfg->hostname);
@@ -489,7 +493,7 @@ static void start_job(struct smtp_client *c)
         return;
     if (c->text != job->text)
         eight = mime_has_8bit(c->text, c->len);
-    size_t size = c->size_limit ? wire_size(c->text, c->len) : 0;
+    size_t size = c->size_offered ? wire_size(c->text, c->len) : 0;
     if (c->size_limit && size > c->size_limit) {
         char diag[200];
         snprintf(diag, sizeof diag, "5.3.4 the message (%zu octets) is larger than the destination accepts (%llu)",

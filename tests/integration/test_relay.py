@@ -1034,6 +1034,21 @@ def test_message_over_peer_size_bounces_without_sending(relay):
     assert not any(l.startswith("MAIL") for l in peer.lines)
 
 
+@pytest.mark.parametrize("offer", ["SIZE", "SIZE 0"])
+def test_size_without_a_limit_still_gets_the_size_parameter(relay, offer):
+    """RFC 1870: SIZE with no number or 0 means no fixed limit, but the peer still takes SIZE=, with
+    which it can refuse at once what it has no room for now."""
+    peer = scripted(relay, ehlo=b"250-mx.scripted.test\r\n250 " + offer.encode() + b"\r\n",
+                    reply=lambda l, n: b"354 go\r\n" if l == "DATA" else b"250 ok\r\n")
+    srv = relay["start"]()
+    body = b"Subject: sized\r\n\r\n" + b"x" * 3000 + b"\r\n"
+    send(srv, ["sized@scripted.test"], body=body)
+    wait_for(lambda: peer.bodies, what="delivery")
+    mail = [l for l in peer.lines if l.startswith("MAIL")]
+    size = int(mail[0].split(" SIZE=")[1].split()[0])
+    assert len(body) < size < len(body) + 1000  # with the Received field the server adds
+
+
 def test_extension_listed_after_a_long_ehlo_reply_is_seen(relay):
     """Each EHLO line may be 512 octets and a reply 100 lines: an extension after 2 KB of others
     (here SIZE 100, last) must still be seen - it was lost when only the reply's first 1 KiB of
