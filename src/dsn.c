@@ -52,14 +52,6 @@ void dsn_status_of(const char *diag, enum dsn_action action, char *out, size_t o
     snprintf(out, outsz, "%s", enh);
 }
 
-static void rfc5322_date(long long t, char *out, size_t outsz)
-{
-    time_t tt = (time_t)t;
-    struct tm tm;
-    gmtime_r(&tt, &tm);
-    strftime(out, outsz, "%a, %d %b %Y %H:%M:%S +0000", &tm);
-}
-
 static const char *action_name(enum dsn_action a)
 {
     return a == DSN_FAILED ? "failed" : a == DSN_DELAYED ? "delayed" : a == DSN_RELAYED ? "relayed" : "delivered";
@@ -159,7 +151,7 @@ static const char *xtext_decoded(const char *x, char *out, size_t outsz)
 static void status_part(struct evbuffer *out, const struct dsn_report *r)
 {
     char date[64];
-    rfc5322_date(r->arrival, date, sizeof date);
+    message_date(r->arrival, date, sizeof date);
     evbuffer_add_printf(out, "Reporting-MTA: dns; %s\n", r->reporting_mta);
     char decoded[DSN_ORCPT_MAX + 1];
     if (r->envid)
@@ -216,7 +208,7 @@ int dsn_build(struct evbuffer *out, const struct dsn_report *r, const char *mess
     bool eight_returned = mime_has_8bit(r->original, n), eight_parts = parts_are_8bit(r);
     const char *label = "Content-Transfer-Encoding: 8bit\n";
     char date[64], boundary[71]; /* RFC 2046 5.1.1: a boundary has at most 70 characters */
-    rfc5322_date((long long)time(NULL), date, sizeof date);
+    message_date((long long)time(NULL), date, sizeof date);
     snprintf(boundary, sizeof boundary, "%s/%s", message_id, r->reporting_mta); /* cut if longer */
     evbuffer_add_printf(out, "From: Mail Delivery System <MAILER-DAEMON@%s>\n", r->reporting_mta);
     evbuffer_add_printf(out, "To: <%s>\nDate: %s\nMessage-ID: <%s@%s>\n", r->sender, date, message_id, r->reporting_mta);

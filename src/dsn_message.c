@@ -37,10 +37,7 @@ enum dsn_outcome dsn_message_fill(struct message *m, const struct dsn_report *re
     m->smtputf8 = smtputf8;
     m->body_8bit = body8bit || smtputf8;
     char date[64];
-    time_t now = time(NULL);
-    struct tm tm;
-    gmtime_r(&now, &tm);
-    strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S +0000", &tm);
+    message_date(time(NULL), date, sizeof date);
     evbuffer_add_printf(m->headers, "Return-Path: <>\nReceived: by %s (Postern) id %s; %s\n", hostname, m->qid,
                         date);
     if (dsn_build(m->body, rep, m->qid) < 0)

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 static atomic_uint qid_counter;
@@ -130,4 +131,12 @@ void message_scan_headers(struct message *m, struct header_facts *f)
         f->has_date |= field_is(h + i, n, "Date");
         i = next;
     }
+}
+
+void message_date(long long t, char *out, size_t outsz)
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+    gmtime_r(&tt, &tm);
+    strftime(out, outsz, "%a, %d %b %Y %H:%M:%S +0000", &tm); /* the C locale: English names */
 }

@@ -94,4 +94,7 @@ void message_scan_headers(struct message *m, struct header_facts *f);
 /* True when a remote recipient with this address (domain compared case-insensitively) is listed. */
 bool message_has_remote(const struct message *m, const char *addr);
 
+/* A date-time in RFC 5322 3.3 form, in UTC ("Wed, 02 Dec 2026 18:51:27 +0000"). */
+void message_date(long long t, char *out, size_t outsz);
+
 #endif

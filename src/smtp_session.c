@@ -246,7 +246,7 @@ static void log_transaction(struct session *s, const char *event, enum reply_id 
 /* RFC 6409 8.2, 8.3 (and RFC 5321 6.4 for an originating server): a message a user submits, or a
  * relay_networks client sends out, gets the Message-ID and Date it lacks; a message arriving as MX
  * traffic is left as it came. Placed after the Received field, as LF lines like the body. */
-static void add_missing_headers(struct session *s, const struct header_facts *facts, const struct tm *now,
+static void add_missing_headers(struct session *s, const struct header_facts *facts, time_t now,
                                 const char *date)
 {
     struct message *m = s->msg;
@@ -256,7 +256,9 @@ static void add_missing_headers(struct session *s, const struct header_facts *fa
     if (!facts->has_date)
         evbuffer_add_printf(m->headers, "Date: %s\n", date);
     if (!facts->has_message_id) {
-        strftime(stamp, sizeof stamp, "%Y%m%d%H%M%S", now);
+        struct tm tm;
+        gmtime_r(&now, &tm);
+        strftime(stamp, sizeof stamp, "%Y%m%d%H%M%S", &tm);
         evbuffer_add_printf(m->headers, "Message-ID: <%s.%s@%s>\n", stamp, m->qid, s->srv->cfg->hostname);
     }
 }
@@ -294,9 +296,7 @@ static void build_trace_headers(struct session *s, const struct header_facts *fa
     struct message *m = s->msg;
     char date[64];
     time_t now = time(NULL);
-    struct tm tm;
-    gmtime_r(&now, &tm);
-    strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S +0000", &tm);
+    message_date(now, date, sizeof date);
     char proto[16]; /* RFC 3848 / RFC 6531: ESMTP, ESMTPS, ESMTPA, ESMTPSA, UTF8SMTPSA, ... */
     snprintf(proto, sizeof proto, "%s%s%s", !s->esmtp ? "SMTP" : m->smtputf8 ? "UTF8SMTP" : "ESMTP",
              s->esmtp && s->tls ? "S" : "", s->esmtp && s->auth_user ? "A" : "");
@@ -311,7 +311,7 @@ static void build_trace_headers(struct session *s, const struct header_facts *fa
     if (m->nrcpts == 1)
         evbuffer_add_printf(m->headers, "\n\tfor <%s>", m->rcpts[0].addr);
     evbuffer_add_printf(m->headers, "; %s\n", date);
-    add_missing_headers(s, facts, &tm, date); /* the Received field's date */
+    add_missing_headers(s, facts, now, date); /* the Received field's date */
 }
 
 /* Loop thread: the commit finished; answer and go on with the client's next commands. */
