@@ -38,7 +38,8 @@ static const struct key_def keys[] = {
     {"user", T_STRING, F(user), "postern", 0, 0,
      "Account the server runs as when started as root (after binding its ports). Never root."},
     {"listen", T_LISTEN_LIST, F(listen), "127.0.0.1:2525", 0, 0,
-     "Addresses to accept SMTP on, host:port; IPv6 as [::1]:2525."},
+     "Addresses to accept SMTP on, host:port; IPv6 as [::1]:2525. An address and port (or the wildcard "
+     "0.0.0.0 / [::] on its port) may appear once across listen, submission_listen and smtps_listen."},
     {"submission_listen", T_OPT_LISTEN_LIST, F(submission_listen), "", 0, 0,
      "Submission addresses (port 587 role, RFC 6409): STARTTLS required before AUTH or MAIL, then AUTH. "
      "Default: none."},
@@ -561,6 +562,47 @@ static void check_tls_keys(struct config *cfg, struct config_errors *errs)
     }
 }
 
+/* True when binding both addresses would fail: the same family and port, and the same address
+ * or one of them the wildcard (0.0.0.0 or ::, which takes the port on every address). */
+static bool listen_clash(const char *a, const char *b)
+{
+    struct sockaddr_storage x, y;
+    socklen_t lx, ly;
+    if (!hostport_parse(a, &x, &lx) || !hostport_parse(b, &y, &ly) || x.ss_family != y.ss_family)
+        return false;
+    if (x.ss_family == AF_INET) {
+        const struct sockaddr_in *p = (const struct sockaddr_in *)(const void *)&x;
+        const struct sockaddr_in *q = (const struct sockaddr_in *)(const void *)&y;
+        return p->sin_port == q->sin_port && (p->sin_addr.s_addr == q->sin_addr.s_addr ||
+                                              p->sin_addr.s_addr == INADDR_ANY || q->sin_addr.s_addr == INADDR_ANY);
+    }
+    const struct sockaddr_in6 *p = (const struct sockaddr_in6 *)(const void *)&x;
+    const struct sockaddr_in6 *q = (const struct sockaddr_in6 *)(const void *)&y;
+    return p->sin6_port == q->sin6_port &&
+           (IN6_ARE_ADDR_EQUAL(&p->sin6_addr, &q->sin6_addr) || IN6_IS_ADDR_UNSPECIFIED(&p->sin6_addr) ||
+            IN6_IS_ADDR_UNSPECIFIED(&q->sin6_addr));
+}
+
+/* An address given twice, in one listen key or across the three, could only fail at start-up
+ * ("Address already in use"): check-config names both places instead. */
+static void check_listen_clashes(struct config *cfg, struct config_errors *errs)
+{
+    const char *keys3[] = {"listen", "submission_listen", "smtps_listen"};
+    const struct strlist *lists[] = {&cfg->listen, &cfg->submission_listen, &cfg->smtps_listen};
+    for (int i = 0; i < 3; i++)
+        for (size_t a = 0; a < lists[i]->count; a++)
+            for (int j = i; j < 3; j++)
+                for (size_t b = (j == i ? a + 1 : 0); b < lists[j]->count; b++)
+                    if (listen_clash(lists[i]->items[a], lists[j]->items[b])) {
+                        char where[64];
+                        int line = config_key_line(cfg, keys3[i]);
+                        snprintf(where, sizeof where, line ? "%s, line %d" : "%s's default", keys3[i], line);
+                        config_errors_add(errs, "%s:%d: %s: %s clashes with %s (%s): an address and port can be "
+                                          "listened on once", cfg->path, config_key_line(cfg, keys3[j]), keys3[j],
+                                          lists[j]->items[b], lists[i]->items[a], where);
+                    }
+}
+
 /* Fills in the system host name when hostname was left empty. */
 static void default_hostname(struct config *cfg)
 {
@@ -606,6 +648,7 @@ bool config_load(const char *path, struct config *cfg, struct config_errors *err
     fclose(f);
     default_hostname(cfg);
     check_tls_keys(cfg, errs);
+    check_listen_clashes(cfg, errs);
     return errs->count == 0;
 }
 

@@ -51,6 +51,21 @@ def test_bad_values_all_reported(tmp_path):
     assert f"{p}:8:" in out.stderr
 
 
+def test_an_address_listened_on_twice_is_a_config_error(tmp_path):
+    """Before, check-config said ok and the server stopped at start-up with "Address already in use"."""
+    p = write_conf(tmp_path, "listen = 127.0.0.1:2600, 0.0.0.0:2601, 127.0.0.1:2601, [::1]:2600\n"
+                             "submission_listen = 127.0.0.1:2600\nsmtps_listen = [::]:2600\n")
+    out = check_config(p)
+    assert out.returncode != 0
+    assert (f"{p}:1: listen: 127.0.0.1:2601 clashes with 0.0.0.0:2601 (listen, line 1): an address and port "
+            "can be listened on once") in out.stderr
+    assert f"{p}:2: submission_listen: 127.0.0.1:2600 clashes with 127.0.0.1:2600 (listen, line 1)" in out.stderr
+    assert f"{p}:3: smtps_listen: [::]:2600 clashes with [::1]:2600 (listen, line 1)" in out.stderr
+    assert out.stderr.count("clashes") == 3  # 127.0.0.1:2600 and [::1]:2600: other families, no clash
+    p = write_conf(tmp_path, "submission_listen = 127.0.0.1:2525\n")
+    assert "submission_listen: 127.0.0.1:2525 clashes with 127.0.0.1:2525 (listen's default)" in check_config(p).stderr
+
+
 def test_unreadable_table_names_config_line_and_key(tmp_path):
     p = write_conf(tmp_path, "local_domains = example.test\n\nrecipients = /nonexistent/recipients\n")
     out = check_config(p)
