@@ -3,6 +3,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -37,6 +38,28 @@ bool cidr_parse(const char *text, struct cidr *out)
         out->prefix = (unsigned)bits;
     }
     return true;
+}
+
+bool cidr_host_bits_set(const struct cidr *net)
+{
+    unsigned total = net->family == AF_INET ? 32 : 128;
+    for (unsigned bit = net->prefix; bit < total; bit++)
+        if (net->addr[bit / 8] & (0x80 >> (bit % 8)))
+            return true;
+    return false;
+}
+
+void cidr_network_text(const struct cidr *net, char *out, size_t outsz)
+{
+    unsigned char a[16];
+    unsigned total = net->family == AF_INET ? 32 : 128;
+    memcpy(a, net->addr, sizeof a);
+    for (unsigned bit = net->prefix; bit < total; bit++)
+        a[bit / 8] &= (unsigned char)~(0x80 >> (bit % 8));
+    char ip[INET6_ADDRSTRLEN];
+    if (!inet_ntop(net->family, a, ip, sizeof ip))
+        snprintf(ip, sizeof ip, "?");
+    snprintf(out, outsz, "%s/%u", ip, net->prefix);
 }
 
 static bool prefix_equal(const unsigned char *a, const unsigned char *b, unsigned bits)

@@ -15,6 +15,13 @@ struct cidr {
 /* Parses one network; false on bad syntax or a prefix too long for the family. */
 bool cidr_parse(const char *text, struct cidr *out);
 
+/* True when the address has bits set past the prefix ("10.0.0.1/8"): it then means the network
+ * of its first prefix bits, which its writer rarely meant. */
+bool cidr_host_bits_set(const struct cidr *net);
+
+/* The network as text, host bits cleared ("10.0.0.0/8"). */
+void cidr_network_text(const struct cidr *net, char *out, size_t outsz);
+
 /* True when addr (AF_INET, AF_INET6 or v4-mapped v6) lies in net. */
 bool cidr_match(const struct cidr *net, const struct sockaddr *addr);
 

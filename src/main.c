@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "auth.h"
+#include "cidr.h"
 #include "config.h"
 #include "dns.h"
 #include "explain.h"
@@ -112,6 +113,16 @@ static void log_config_warnings(const struct config *cfg)
     if (!strchr(cfg->hostname, '.'))
         log_warn("event=config_warning key=hostname detail=\"'%s' is not a fully qualified domain name: other "
                  "servers may refuse our EHLO and our bounces (RFC 5321 4.1.1.1); set hostname\"", cfg->hostname);
+    for (size_t i = 0; i < cfg->relay_networks.count; i++) {
+        struct cidr net;
+        char meant[64];
+        if (!cidr_parse(cfg->relay_networks.items[i], &net) || !cidr_host_bits_set(&net))
+            continue;
+        cidr_network_text(&net, meant, sizeof meant);
+        log_warn("event=config_warning key=relay_networks detail=\"%s has host bits set: it means %s, every "
+                 "address of it may relay; write %s, or the address alone for one host\"",
+                 cfg->relay_networks.items[i], meant, meant);
+    }
 }
 
 /* The words after `queue`, with a "-c FILE" among them taken out (into *path) and the rest kept

@@ -66,6 +66,17 @@ def test_an_address_listened_on_twice_is_a_config_error(tmp_path):
     assert "submission_listen: 127.0.0.1:2525 clashes with 127.0.0.1:2525 (listen's default)" in check_config(p).stderr
 
 
+def test_relay_network_with_host_bits_is_warned_about(tmp_path):
+    """10.0.0.1/8 lets all of 10.0.0.0/8 relay: likely a typo for one host; said, not refused."""
+    p = write_conf(tmp_path, "relay_networks = 10.0.0.1/8, 192.0.2.0/24, 2001:db8::5/64, 127.0.0.1\n")
+    out = check_config(p)
+    assert out.returncode == 0, out.stderr
+    assert ('key=relay_networks detail="10.0.0.1/8 has host bits set: it means 10.0.0.0/8, every address of it '
+            'may relay; write 10.0.0.0/8, or the address alone for one host"') in out.stderr
+    assert "2001:db8::5/64 has host bits set: it means 2001:db8::/64" in out.stderr
+    assert out.stderr.count("has host bits set") == 2
+
+
 def test_unreadable_table_names_config_line_and_key(tmp_path):
     p = write_conf(tmp_path, "local_domains = example.test\n\nrecipients = /nonexistent/recipients\n")
     out = check_config(p)

@@ -81,6 +81,23 @@ static void test_cidr(void **state)
     assert_false(cidr_parse("10.0.0.0/", &n));
     assert_false(cidr_parse("10.0.0.0/-1", &n));
     assert_false(cidr_parse("", &n));
+    char text[64];
+    assert_true(cidr_parse("10.1.2.3/8", &n));
+    assert_true(cidr_host_bits_set(&n));
+    cidr_network_text(&n, text, sizeof text);
+    assert_string_equal(text, "10.0.0.0/8");
+    assert_true(cidr_parse("192.0.2.128/25", &n));
+    assert_false(cidr_host_bits_set(&n));
+    assert_true(cidr_parse("192.0.2.130/25", &n));
+    assert_true(cidr_host_bits_set(&n));
+    cidr_network_text(&n, text, sizeof text);
+    assert_string_equal(text, "192.0.2.128/25");
+    assert_true(cidr_parse("2001:db8::1/32", &n));
+    assert_true(cidr_host_bits_set(&n));
+    cidr_network_text(&n, text, sizeof text);
+    assert_string_equal(text, "2001:db8::/32");
+    assert_true(cidr_parse("127.0.0.1", &n));
+    assert_false(cidr_host_bits_set(&n));
 }
 
 static void test_hostport(void **state)
