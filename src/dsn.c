@@ -52,6 +52,20 @@ void dsn_status_of(const char *diag, enum dsn_action action, char *out, size_t o
     snprintf(out, outsz, "%s", enh);
 }
 
+/* A diag's words after its reply code and enhanced code ("550 5.1.1 no such user": "no such
+ * user"), for telling Postern's own replies from other servers' (explain_lookup). */
+static const char *reply_words(const char *diag)
+{
+    const char *p = diag ? diag : "";
+    if (starts_with_code(p))
+        p += p[3] ? 4 : 3;
+    size_t n = smtp_enhanced_code_len(p);
+    p += n;
+    while (*p == ' ')
+        p++;
+    return p;
+}
+
 static const char *action_name(enum dsn_action a)
 {
     return a == DSN_FAILED ? "failed" : a == DSN_DELAYED ? "delayed" : a == DSN_RELAYED ? "relayed" : "delivered";
@@ -93,7 +107,7 @@ static void human_part(struct evbuffer *out, const struct dsn_report *r)
         dsn_status_of(d->diag, d->action, status, sizeof status);
         int code = starts_with_code(d->diag) ? (d->diag[0] - '0') * 100 + (d->diag[1] - '0') * 10 + (d->diag[2] - '0') : 0;
         struct explanation e;
-        explain_lookup(code, status, &e);
+        explain_lookup(code, status, reply_words(d->diag), &e);
         evbuffer_add_printf(out, "<%s>: %s\n", d->addr, action_name(d->action));
         if (d->diag && d->action != DSN_RELAYED && d->action != DSN_DELIVERED) {
             if (starts_with_code(d->diag))

@@ -15,9 +15,12 @@ struct explanation {
     const char *source;    /* "Postern reply catalog", "RFC 3463", "RFC 5321" */
 };
 
-/* Fills e for a reply code (e.g. 550) and/or enhanced code ("5.1.1"); either may be 0/"".
- * Returns 0, or -1 when nothing is known about it (e then holds a generic text by class). */
-int explain_lookup(int code, const char *enhanced, struct explanation *e);
+/* Fills e for a reply code (e.g. 550) and/or enhanced code ("5.1.1"); either may be 0/"". text is
+ * the reply's words after the codes, or NULL when not known: Postern's own catalog explains a
+ * reply only when it is one of Postern's (same code, enhanced code and words; without words, the
+ * only catalog row with both codes) - another server's "550 5.7.1 spam" is not Postern's "551
+ * 5.7.1 relaying denied". Returns 0, or -1 when nothing is known (e then holds a generic text). */
+int explain_lookup(int code, const char *enhanced, const char *text, struct explanation *e);
 
 /* Parses "550", "5.1.1", "550 5.1.1" or "550-5.1.1", also at the start of a pasted reply line
  * ("550 5.1.1 <bob@example.com>: Recipient address rejected": the text is ignored); -1 when it is

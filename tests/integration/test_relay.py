@@ -386,6 +386,19 @@ def test_5xx_bounce_dsn_explains_itself(relay):
     assert b"Content-Transfer-Encoding" not in dsn_file  # all 7-bit: no label (7bit is the default)
 
 
+def test_bounce_explains_another_servers_reply_not_as_posterns_own(relay):
+    """A peer's "550 5.7.1 ... spam" is a policy refusal; Postern's own catalog row with 5.7.1 is
+    "551 User not local; relaying denied", which it used to print here as what the reply meant."""
+    peer = scripted(relay, reply=lambda l, n: b"550 5.7.1 Message refused as spam\r\n" if l.startswith("RCPT")
+                    else b"250 2.0.0 ok\r\n")
+    srv = relay["start"]()
+    send(srv, ["someone@scripted.test"])
+    text = human_part(dsn_for(srv))
+    assert "The server mx.scripted.test[127.0.0.4] replied: 550 5.7.1 Message refused as spam" in text
+    assert "blocked by policy" in text and "does not handle" not in text
+    assert not peer.bodies
+
+
 def test_4xx_then_250_is_retried_and_delivered(relay):
     def reply(line, n):
         if line.startswith("RCPT") and n == 0 and not reply.deferred:

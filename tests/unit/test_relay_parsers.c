@@ -291,12 +291,26 @@ static void test_dsn_status_and_explain(void **state)
     assert_int_equal(explain_parse("5501", &code, enh, sizeof enh), -1);
     assert_int_equal(explain_parse("", &code, enh, sizeof enh), -1);
     struct explanation e;
-    assert_int_equal(explain_lookup(550, "5.1.1", &e), 0);
+    assert_int_equal(explain_lookup(550, "5.1.1", NULL, &e), 0);
     assert_non_null(strstr(e.fix, "typos"));
-    assert_int_equal(explain_lookup(0, "5.2.2", &e), 0);
+    assert_int_equal(explain_lookup(0, "5.2.2", NULL, &e), 0);
     assert_non_null(strstr(e.title, "full"));
-    assert_int_equal(explain_lookup(599, "", &e), -1); /* unknown: a generic text by class */
+    assert_int_equal(explain_lookup(599, "", NULL, &e), -1); /* unknown: a generic text by class */
     assert_non_null(e.meaning);
+    /* Postern's own catalog explains Postern's own replies only */
+    assert_int_equal(explain_lookup(550, "5.7.1", "Message rejected as spam", &e), 0);
+    assert_string_equal(e.source, "RFC 3463"); /* not "551 5.7.1 relaying denied" */
+    assert_int_equal(explain_lookup(421, "4.7.0", "Try again later", &e), 0);
+    assert_null(strstr(e.meaning, "protocol errors")); /* not Postern's "Too many errors" */
+    assert_int_equal(explain_lookup(421, "4.7.0", "Too many connections, try again later", &e), 0);
+    assert_string_equal(e.source, "Postern reply catalog");
+    assert_non_null(strstr(e.title, "Too many connections"));
+    assert_int_equal(explain_lookup(421, "4.7.0", NULL, &e), 0); /* three rows have these codes */
+    assert_string_equal(e.source, "RFC 3463");
+    assert_int_equal(explain_lookup(551, "5.1.6", "User not local; please try <a@b.example>", &e), 0);
+    assert_string_equal(e.source, "Postern reply catalog");
+    assert_int_equal(explain_lookup(550, "5.1.1", NULL, &e), 0); /* one row: Mailbox not found */
+    assert_string_equal(e.source, "Postern reply catalog");
 }
 
 /* The report's MIME boundary stays within RFC 2046's 70 characters with a long host name, and
