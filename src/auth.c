@@ -126,14 +126,10 @@ bool auth_verify_hash(const char *hash, const char *password)
     return ok;
 }
 
-bool auth_may_send_as(const struct auth_users *u, const char *login, const char *sender)
+/* The login itself or one of its aliases is exactly s (lower-case). */
+static bool owns_exactly(const struct auth_users *u, const char *l, const char *s)
 {
-    char l[ADDR_PATH_MAX + 1], s[ADDR_PATH_MAX + 1];
     const char *value;
-    if (!*sender)
-        return true; /* the null sender (bounces, receipts) */
-    ascii_lower_copy(l, login, sizeof l);
-    ascii_lower_copy(s, sender, sizeof s);
     if (strcmp(l, s) == 0)
         return true;
     if (!strmap_get(&u->users, l, &value) || !(value = strchr(value, ':')))
@@ -145,6 +141,24 @@ bool auth_may_send_as(const struct auth_users *u, const char *login, const char 
         a += n + (a[n] == ',');
     }
     return false;
+}
+
+bool auth_may_send_as(const struct auth_users *u, const char *login, const char *sender, const char *delimiter)
+{
+    char l[ADDR_PATH_MAX + 1], s[ADDR_PATH_MAX + 1], base[ADDR_PATH_MAX + 1];
+    if (!*sender)
+        return true; /* the null sender (bounces, receipts) */
+    ascii_lower_copy(l, login, sizeof l);
+    ascii_lower_copy(s, sender, sizeof s);
+    if (owns_exactly(u, l, s))
+        return true;
+    const char *at = strrchr(s, '@');
+    size_t local_len = at ? (size_t)(at - s) : strlen(s);
+    size_t cut = delimiter && *delimiter ? strcspn(s, delimiter) : local_len;
+    if (cut == 0 || cut >= local_len)
+        return false; /* no extension */
+    snprintf(base, sizeof base, "%.*s%s", (int)cut, s, at ? at : "");
+    return owns_exactly(u, l, base);
 }
 
 char *auth_hash_password(const char *password)

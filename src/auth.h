@@ -26,8 +26,10 @@ bool auth_user_hash(const struct auth_users *u, const char *login, char *hash, s
 /* True when password matches hash: crypt(3), slow on purpose (a disk thread), constant-time compare. */
 bool auth_verify_hash(const char *hash, const char *password);
 
-/* True when the authenticated login may use sender (itself, one of its aliases, or <>). */
-bool auth_may_send_as(const struct auth_users *u, const char *login, const char *sender);
+/* True when the authenticated login may use sender: itself, one of its aliases, or <>, also with
+ * an address extension ("alice+lists@", when delimiter holds '+'), as users expect to send from the
+ * extended addresses they receive at. */
+bool auth_may_send_as(const struct auth_users *u, const char *login, const char *sender, const char *delimiter);
 
 /* A fresh crypt(3) hash of password with the system's preferred method (yescrypt on Debian);
  * NULL on failure. The caller frees it. */

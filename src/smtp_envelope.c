@@ -224,7 +224,8 @@ void cmd_mail(struct session *s, const struct smtp_command *c)
     }
     bool utf8 = false, body8 = false;
     enum reply_id id = (s->msg = message_new()) ? mail_params(s, &a, &utf8, &body8) : REPLY_LOCAL_ERROR;
-    if (id == REPLY_SENDER_OK && s->auth_user && !auth_may_send_as(s->srv->users, s->auth_user, a.mailbox.addr))
+    if (id == REPLY_SENDER_OK && s->auth_user && !auth_may_send_as(s->srv->users, s->auth_user, a.mailbox.addr,
+                                                             s->srv->policy->recipient_delimiter))
         id = REPLY_SENDER_NOT_OWNED;
     if (id == REPLY_SENDER_OK && s->srv->space_low)
         id = REPLY_SYSTEM_STORAGE;

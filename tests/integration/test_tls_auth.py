@@ -196,6 +196,22 @@ def test_auth_reply_codes(tls_server, pki):
     c.expect("RCPT TO:<anyone@servfail.test>", 250)  # authenticated users may relay
 
 
+@pytest.mark.parametrize("sender, code", [("alice+lists@example.test", 250), ("Sales+Q4@example.test", 250),
+                                          ("alice+@example.test", 250), ("mallory+alice@example.test", 553),
+                                          ("alicex@example.test", 553), ("+alice@example.test", 553)])
+def test_sender_with_an_address_extension_is_owned(tls_server, pki, sender, code):
+    """A user receives at alice+lists@ (recipient_delimiter '+') and may send from it too, as from
+    an alias's extension; the part before the delimiter must still be the login or an alias."""
+    c = submission(tls_server(), pki)
+    c.expect(f"MAIL FROM:<{sender}>", code)
+
+
+def test_sender_extension_follows_recipient_delimiter(tls_server, pki):
+    c = submission(tls_server(recipient_delimiter="-"), pki)
+    c.expect("MAIL FROM:<alice+lists@example.test>", 553)
+    c.expect("MAIL FROM:<alice-lists@example.test>", 250)
+
+
 def test_auth_in_transaction_and_authzid(tls_server, pki):
     srv = tls_server(mx_auth="yes", max_errors=100)
     c = Client(srv.port)
