@@ -24,6 +24,22 @@ static bool strong_hash(const char *h)
 }
 
 /* Parses one line "address:hash[:alias,alias]"; returns an error text or NULL. */
+/* An address in the one form logins, aliases and senders are compared in: the local part lower-
+ * cased (quotes removed) and the domain canonical (idn.h), so that "Alice@BÜCHER.test" and
+ * alice@xn--bcher-kva.test are one. Text that is no address is only lower-cased. */
+static void canonical_address(const char *in, size_t n, char *out, size_t outsz)
+{
+    struct mailbox mb;
+    char raw[ADDR_PATH_MAX + 1];
+    if (address_parse_mailbox(in, n, &mb) == ADDR_OK && !mb.is_null && !mb.is_postmaster) {
+        ascii_lower_copy(raw, mb.local, sizeof raw);
+        snprintf(out, outsz, "%s@%s", raw, mb.domain);
+        return;
+    }
+    snprintf(raw, sizeof raw, "%.*s", (int)(n < ADDR_PATH_MAX ? n : ADDR_PATH_MAX), in);
+    ascii_lower_copy(out, raw, outsz);
+}
+
 static const char *parse_user_line(struct auth_users *u, char *line)
 {
     char *colon = strchr(line, ':');
@@ -44,12 +60,17 @@ static const char *parse_user_line(struct auth_users *u, char *line)
             return "invalid alias address";
         a += n + (a[n] == ',');
     }
-    char key[ADDR_PATH_MAX + 1], value[2048];
-    ascii_lower_copy(key, line, sizeof key);
-    int n = snprintf(value, sizeof value, "%s", hash);
-    if (aliases && *aliases) {
-        value[n++] = ':';
-        ascii_lower_copy(value + n, aliases, sizeof value - (size_t)n);
+    char key[ADDR_PATH_MAX + 1], value[4096], alias[ADDR_PATH_MAX + 1];
+    canonical_address(line, strlen(line), key, sizeof key);
+    size_t used = (size_t)snprintf(value, sizeof value, "%s", hash);
+    for (const char *a = aliases; a && *a;) { /* hash:alias,alias in canonical form */
+        size_t n = strcspn(a, ",");
+        canonical_address(a, n, alias, sizeof alias);
+        int w = snprintf(value + used, sizeof value - used, "%c%s", a == aliases ? ':' : ',', alias);
+        if (w < 0 || (size_t)w >= sizeof value - used)
+            return "too many aliases (at most 4,000 octets of them)";
+        used += (size_t)w;
+        a += n + (a[n] == ',');
     }
     return strmap_put(&u->users, key, value) ? NULL : "out of memory";
 }
@@ -107,7 +128,7 @@ bool auth_user_hash(const struct auth_users *u, const char *login, char *hash, s
     char key[ADDR_PATH_MAX + 1];
     const char *value = NULL;
     pthread_once(&dummy_once, make_dummy_hash);
-    ascii_lower_copy(key, login, sizeof key);
+    canonical_address(login, strlen(login), key, sizeof key);
     bool known = strmap_get(&u->users, key, &value);
     snprintf(hash, hashsz, "%s", known ? value : dummy_hash);
     hash[strcspn(hash, ":")] = '\0';
@@ -126,7 +147,7 @@ bool auth_verify_hash(const char *hash, const char *password)
     return ok;
 }
 
-/* The login itself or one of its aliases is exactly s (lower-case). */
+/* The login itself or one of its aliases is exactly s (all in canonical form). */
 static bool owns_exactly(const struct auth_users *u, const char *l, const char *s)
 {
     const char *value;
@@ -148,8 +169,8 @@ bool auth_may_send_as(const struct auth_users *u, const char *login, const char 
     char l[ADDR_PATH_MAX + 1], s[ADDR_PATH_MAX + 1], base[ADDR_PATH_MAX + 1];
     if (!*sender)
         return true; /* the null sender (bounces, receipts) */
-    ascii_lower_copy(l, login, sizeof l);
-    ascii_lower_copy(s, sender, sizeof s);
+    canonical_address(login, strlen(login), l, sizeof l);
+    canonical_address(sender, strlen(sender), s, sizeof s);
     if (owns_exactly(u, l, s))
         return true;
     const char *at = strrchr(s, '@');

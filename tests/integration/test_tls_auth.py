@@ -212,6 +212,24 @@ def test_sender_extension_follows_recipient_delimiter(tls_server, pki):
     c.expect("MAIL FROM:<alice-lists@example.test>", 250)
 
 
+def test_internationalized_login_and_aliases_match_in_either_form(tls_server, pki, tmp_path):
+    """A user and alias listed with a U-label domain log in and send with its A-label form (all a
+    client without SMTPUTF8 may write), and the other way round; case does not matter."""
+    line = subprocess.run([str(BIN), "passwd", "leser@bücher.test"], input=PASSWORD + "\n", capture_output=True,
+                          text=True, check=True).stdout.strip()
+    users = tmp_path / "users"
+    users.write_text(line + ":info@BÜCHER.test,kasse@xn--bcher-kva.test\n", encoding="utf-8")
+    open_path_for_server(tmp_path)
+    users.chmod(0o644)
+    c = submission(tls_server(users=users), pki, auth=False)
+    c.expect("AUTH PLAIN " + plain_b64("Leser@XN--BCHER-KVA.test", PASSWORD), 235, "2.7.0")
+    for sender, code in [("leser@xn--bcher-kva.test", 250), ("info@xn--bcher-kva.test", 250),
+                         ("leser+buch@xn--bcher-kva.test", 250), ("other@xn--bcher-kva.test", 553)]:
+        c.expect(f"MAIL FROM:<{sender}>", code)
+        c.expect("RSET", 250)
+    c.expect("MAIL FROM:<kasse@bücher.test> SMTPUTF8", 250)
+
+
 def test_auth_in_transaction_and_authzid(tls_server, pki):
     srv = tls_server(mx_auth="yes", max_errors=100)
     c = Client(srv.port)
