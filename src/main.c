@@ -116,7 +116,13 @@ static void log_config_warnings(const struct config *cfg)
     for (size_t i = 0; i < cfg->relay_networks.count; i++) {
         struct cidr net;
         char meant[64];
-        if (!cidr_parse(cfg->relay_networks.items[i], &net) || !cidr_host_bits_set(&net))
+        if (!cidr_parse(cfg->relay_networks.items[i], &net))
+            continue;
+        if (net.prefix == 0)
+            log_warn("event=config_warning key=relay_networks detail=\"%s takes in every address: anyone who can "
+                     "connect may relay through this server (an open relay, soon on every blocklist)\"",
+                     cfg->relay_networks.items[i]);
+        if (!cidr_host_bits_set(&net))
             continue;
         cidr_network_text(&net, meant, sizeof meant);
         log_warn("event=config_warning key=relay_networks detail=\"%s has host bits set: it means %s, every "

@@ -75,6 +75,9 @@ def test_relay_network_with_host_bits_is_warned_about(tmp_path):
             'may relay; write 10.0.0.0/8, or the address alone for one host"') in out.stderr
     assert "2001:db8::5/64 has host bits set: it means 2001:db8::/64" in out.stderr
     assert out.stderr.count("has host bits set") == 2
+    assert "open relay" not in out.stderr
+    out = check_config(write_conf(tmp_path, "relay_networks = 127.0.0.0/8, ::/0\n"))
+    assert out.returncode == 0 and 'detail="::/0 takes in every address: anyone who can connect may relay' in out.stderr
 
 
 def test_unreadable_table_names_config_line_and_key(tmp_path):
