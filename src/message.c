@@ -114,6 +114,27 @@ static bool field_is(const char *h, size_t n, const char *name)
     return len < n && h[len] == ':';
 }
 
+/* The value of the field starting at h[i] (header section of hlen octets): after the colon, blanks
+ * trimmed, continuation lines joined by one space; cut to fit out. */
+static void field_value(const char *h, size_t i, size_t hlen, char *out, size_t outsz)
+{
+    size_t o = 0;
+    const char *colon = memchr(h + i, ':', hlen - i);
+    for (size_t p = colon ? (size_t)(colon - h) + 1 : hlen; p < hlen && o + 1 < outsz; p++) {
+        if (h[p] == '\n') {
+            if (p + 1 >= hlen || (h[p + 1] != ' ' && h[p + 1] != '\t'))
+                break; /* the field ends */
+            continue;
+        }
+        if ((h[p] == ' ' || h[p] == '\t') && (o == 0 || out[o - 1] == ' '))
+            continue;
+        out[o++] = (char)(h[p] == '\t' ? ' ' : h[p]);
+    }
+    while (o && out[o - 1] == ' ')
+        o--;
+    out[o] = '\0';
+}
+
 void message_scan_headers(struct message *m, struct header_facts *f)
 {
     memset(f, 0, sizeof *f);
@@ -127,7 +148,10 @@ void message_scan_headers(struct message *m, struct header_facts *f)
         const char *nl = memchr(h + i, '\n', hlen - i);
         size_t next = nl ? (size_t)(nl - h) + 1 : hlen, n = next - i;
         f->received += field_is(h + i, n, "Received");
-        f->has_message_id |= field_is(h + i, n, "Message-ID");
+        if (!f->has_message_id && field_is(h + i, n, "Message-ID")) {
+            f->has_message_id = true;
+            field_value(h, i, hlen, f->message_id, sizeof f->message_id);
+        }
         f->has_date |= field_is(h + i, n, "Date");
         i = next;
     }

@@ -56,6 +56,7 @@ struct message {
     bool body_8bit;                   /* BODY=8BITMIME */
     enum dsn_ret ret;                 /* DSN RET= */
     char envid[DSN_ENVID_MAX + 1];    /* DSN ENVID= (xtext as given), "" when none */
+    char message_id[128];             /* its Message-ID field's value (cut), for the log; "" when none */
     struct evbuffer *headers;         /* Return-Path and Received, LF endings */
     struct evbuffer *body;            /* message text, LF endings */
     /* set by the committing thread */
@@ -88,6 +89,7 @@ struct header_facts {
     unsigned received;   /* Received fields (a loop shows as many) */
     bool has_message_id; /* a Message-ID field */
     bool has_date;       /* a Date field */
+    char message_id[128]; /* the first Message-ID field's value, blanks trimmed, cut to fit */
 };
 void message_scan_headers(struct message *m, struct header_facts *f);
 

@@ -232,13 +232,15 @@ static const char *rcpt_list(const struct message *m, char *buf, size_t bufsz)
 /* One log line per finished transaction (accepted or refused at end of data). */
 static void log_transaction(struct session *s, const char *event, enum reply_id id, const char *detail)
 {
-    char rcpts[1024], sender[300];
+    char rcpts[1024], sender[300], msgid[300];
     const struct message *m = s->msg;
     if (!log_enabled(LOG_INFO))
         return; /* the recipient list is not worth building for nobody */
-    log_info("event=%s session=%s qid=%s client=%s sender=<%s> rcpts=%s size=%zu reply=%d%s%s%s", event, s->id,
+    log_info("event=%s session=%s qid=%s client=%s sender=<%s> rcpts=%s size=%zu reply=%d%s%s%s%s%s", event, s->id,
              m->qid, s->peer_ip, log_safe(sender, sizeof sender, m->sender), rcpt_list(m, rcpts, sizeof rcpts),
-             s->data.size, reply_info(id)->code, detail ? " detail=\"" : "", detail ? detail : "", detail ? "\"" : "");
+             s->data.size, reply_info(id)->code, *m->message_id ? " message_id=" : "",
+             log_safe(msgid, sizeof msgid, m->message_id), detail ? " detail=\"" : "", detail ? detail : "",
+             detail ? "\"" : "");
 }
 
 /* ---------- received message: headers and commit ---------- */
@@ -259,7 +261,8 @@ static void add_missing_headers(struct session *s, const struct header_facts *fa
         struct tm tm;
         gmtime_r(&now, &tm);
         strftime(stamp, sizeof stamp, "%Y%m%d%H%M%S", &tm);
-        evbuffer_add_printf(m->headers, "Message-ID: <%s.%s@%s>\n", stamp, m->qid, s->srv->cfg->hostname);
+        snprintf(m->message_id, sizeof m->message_id, "<%s.%s@%s>", stamp, m->qid, s->srv->cfg->hostname);
+        evbuffer_add_printf(m->headers, "Message-ID: %s\n", m->message_id);
     }
 }
 
@@ -373,6 +376,7 @@ static void finish_data(struct session *s)
     struct message *m = s->msg;
     struct header_facts facts;
     message_scan_headers(m, &facts);
+    snprintf(m->message_id, sizeof m->message_id, "%s", facts.message_id);
     if (facts.received >= s->srv->cfg->max_hops) {
         char detail[48];
         snprintf(detail, sizeof detail, "%u Received fields", facts.received);

@@ -164,8 +164,9 @@ def test_each_250_is_followed_by_its_log_line(server):
     come, once per message, with that message's queue id, reply code, sender and recipient."""
     c = start_data(server)
     qids = []
+    msgids = [b"Message-ID: <m0@client.example>\r\n", b"Message-id:\r\n <m1 x@client.example>\r\n", b""]
     for i in range(3):
-        c.send(b"Subject: logged %d\r\n\r\nbody\r\n.\r\n" % i)
+        c.send(b"Subject: logged %d\r\n%s\r\nbody\r\n.\r\n" % (i, msgids[i]))
         code, lines = c.reply()
         assert code == 250
         qids.append(lines[0].split()[-1])
@@ -174,10 +175,11 @@ def test_each_250_is_followed_by_its_log_line(server):
             c.expect("RCPT TO:<alice@example.test>", 250)
             c.expect("DATA", 354)
     c.expect("QUIT", 221)
-    for qid in qids:
+    for qid, msgid in zip(qids, [" message_id=<m0@client.example>", " message_id=<m1?x@client.example>", None]):
         line = wait_for(lambda: next((l for l in server.log_text().splitlines() if f"qid={qid} " in l
                                       and "event=accepted " in l), None), 5, f"the log line of {qid}")
         assert "sender=<s@sender.example>" in line and "alice@example.test" in line and "reply=250" in line
+        assert (msgid in line) if msgid else "message_id=" not in line  # for tracing a message by its id
     assert server.log_text().count("event=accepted ") == 3
 
 

@@ -496,6 +496,8 @@ def test_submitted_message_gets_the_message_id_and_date_it_lacks(tls_server, pki
     assert header_fields(full, "Message-ID") == ["<own@client.example>"]
     assert header_fields(full, "Date") == ["Tue, 1 Dec 2026 10:00:00 +0100"]
     assert none.endswith("\n\nno header section at all\n")  # the added fields end before the body
+    log = srv.log_text()  # each accepted line names the id the message carries, added or its own
+    assert f" message_id={header_fields(bare, 'Message-ID')[0]}" in log and " message_id=<own@client.example>" in log
 
 
 @pytest.mark.parametrize("who", ["mx", "relay_networks", "switched_off"])
