@@ -19,13 +19,16 @@ enum dsn_outcome dsn_message_fill(struct message *m, const struct dsn_report *re
 {
     struct mailbox mb;
     struct rcpt_verdict v;
+    char safe[300];
     if (address_parse_mailbox(rep->sender, strlen(rep->sender), &mb) != ADDR_OK) {
-        log_warn("event=dsn_undeliverable qid=%s sender=<%s> reason=\"not a valid address\"", rep->qid, rep->sender);
+        log_warn("event=dsn_undeliverable qid=%s sender=<%s> reason=\"not a valid address\"", rep->qid,
+                 log_safe(safe, sizeof safe, rep->sender));
         return DSN_NOBODY;
     }
     policy_check_rcpt(policy, &mb, true, &v);
     if (v.kind == RCPT_REFUSED) {
-        log_warn("event=dsn_undeliverable qid=%s sender=<%s> reason=%s", rep->qid, rep->sender, v.reason);
+        log_warn("event=dsn_undeliverable qid=%s sender=<%s> reason=%s", rep->qid, log_safe(safe, sizeof safe, rep->sender),
+                 v.reason);
         return DSN_NOBODY;
     }
     struct msg_rcpt mr = {.remote = v.kind == RCPT_RELAY};
@@ -42,7 +45,8 @@ enum dsn_outcome dsn_message_fill(struct message *m, const struct dsn_report *re
                         date);
     if (dsn_build(m->body, rep, m->qid) < 0)
         return DSN_NOT_MADE;
-    log_info("event=dsn qid=%s dsn_qid=%s to=<%s> recipients=%zu", rep->qid, m->qid, rep->sender, rep->nrcpts);
+    log_info("event=dsn qid=%s dsn_qid=%s to=<%s> recipients=%zu", rep->qid, m->qid,
+             log_safe(safe, sizeof safe, rep->sender), rep->nrcpts);
     return DSN_MADE;
 }
 

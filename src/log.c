@@ -57,6 +57,15 @@ void log_msg(enum log_level level, const char *fmt, ...)
     (void)w;
 }
 
+char *log_quotable(char *out, size_t outsz, const char *s)
+{
+    size_t i = 0;
+    for (; s && *s && i + 1 < outsz; s++, i++)
+        out[i] = (char)((unsigned char)*s < 0x20 || *s == 0x7f ? '?' : *s == '"' ? '\'' : *s);
+    out[i] = '\0';
+    return out;
+}
+
 char *log_safe(char *out, size_t outsz, const char *s)
 {
     size_t i = 0;

@@ -23,8 +23,13 @@ void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(p
 #define log_warn(...) log_msg(LOG_WARN, __VA_ARGS__)
 #define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
 
-/* Copies s into out (size outsz) so it is safe inside a log value: control bytes become '?',
- * the result is cut to fit. Returns out. */
+/* Copies s into out (size outsz) so it is safe as a bare log value: control bytes and spaces
+ * become '?', the result is cut to fit. Returns out. */
 char *log_safe(char *out, size_t outsz, const char *s);
+
+/* The same for a value the log line puts in double quotes (detail="..."): spaces stay, control
+ * bytes become '?' and a '"' becomes '\'', so that a peer's text cannot end the value and forge
+ * key=value pairs after it. Returns out. */
+char *log_quotable(char *out, size_t outsz, const char *s);
 
 #endif

@@ -208,8 +208,10 @@ void queue_job_finished(struct qjob *j)
         } else {
             what = "deferred";
         }
-        log_info("event=delivery qid=%s rcpt=<%s> relay=%s status=%s detail=\"%s\"", e->f.qid, r->addr,
-                 *j->job.remote_host ? j->job.remote_host : "none", what, jr->diag);
+        char addr[300], diag[sizeof jr->diag];
+        log_info("event=delivery qid=%s rcpt=<%s> relay=%s status=%s detail=\"%s\"", e->f.qid,
+                 log_safe(addr, sizeof addr, r->addr), *j->job.remote_host ? j->job.remote_host : "none", what,
+                 log_quotable(diag, sizeof diag, jr->diag));
     }
     if (!e->q->stopping && resend_past_peer_limit(j))
         return; /* the same job again, for the rest */

@@ -209,7 +209,8 @@ static void give_up(struct smtp_client *c, int code, const char *diag)
 /* The connection broke or the peer misbehaved: next target if no transaction started yet. */
 static void conn_failed(struct smtp_client *c, const char *why)
 {
-    log_info("event=smtp_client_failure host=%s error=\"%s\"", c->host, why);
+    char safe[700];
+    log_info("event=smtp_client_failure host=%s error=\"%s\"", c->host, log_quotable(safe, sizeof safe, why));
     snprintf(c->last_error, sizeof c->last_error, "%s", why);
     if (c->bev) {
         bufferevent_free(c->bev);

@@ -219,7 +219,8 @@ static const char *rcpt_list(const struct message *m, char *buf, size_t bufsz)
     size_t o = 0;
     buf[0] = '\0';
     for (size_t i = 0; i < m->nrcpts && o + 4 < bufsz; i++) {
-        int n = snprintf(buf + o, bufsz - o, "%s<%s>", i ? "," : "", m->rcpts[i].addr);
+        char addr[300];
+        int n = snprintf(buf + o, bufsz - o, "%s<%s>", i ? "," : "", log_safe(addr, sizeof addr, m->rcpts[i].addr));
         if (n < 0 || (size_t)n >= bufsz - o) {
             snprintf(buf + o, bufsz - o, "...");
             break;

@@ -180,6 +180,16 @@ def test_each_250_is_followed_by_its_log_line(server):
                                       and "event=accepted " in l), None), 5, f"the log line of {qid}")
         assert "sender=<s@sender.example>" in line and "alice@example.test" in line and "reply=250" in line
         assert (msgid in line) if msgid else "message_id=" not in line  # for tracing a message by its id
+
+
+def test_quoted_local_part_cannot_forge_log_fields(server):
+    """RFC 5321 allows spaces in a quoted local part; in the log line every value stays one word."""
+    c = start_data(server, rcpts=['"x reply=554 qid=FAKE"@catchall.test'])
+    c.send(b"Subject: q\r\n\r\nbody\r\n.\r\n")
+    assert c.reply()[0] == 250
+    line = wait_for(lambda: next((l for l in server.log_text().splitlines() if "event=accepted " in l), None), 5,
+                    "the accepted line")
+    assert 'rcpts=<"x?reply=554?qid=FAKE"@catchall.test>' in line and line.count(" qid=") == 1
     assert server.log_text().count("event=accepted ") == 3
 
 

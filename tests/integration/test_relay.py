@@ -399,6 +399,19 @@ def test_bounce_explains_another_servers_reply_not_as_posterns_own(relay):
     assert not peer.bodies
 
 
+def test_peer_text_cannot_forge_log_fields(relay):
+    """A peer's reply text goes into detail="..." in the log: a '"' in it must not end the value,
+    or the text could add key=value pairs (status=sent) to the line an administrator reads."""
+    scripted(relay, reply=lambda l, n: b'550 5.1.1 no" status=sent relay=forged.example x="y\r\n'
+             if l.startswith("RCPT") else b"250 2.0.0 ok\r\n")
+    srv = relay["start"]()
+    qid = send(srv, ["someone@scripted.test"])
+    line = wait_for(lambda: next((l for l in srv.log_text().splitlines() if f"event=delivery qid={qid}" in l), None),
+                    what="the delivery line")
+    assert line.endswith('status=bounced detail="550 5.1.1 no\' status=sent relay=forged.example x=\'y"'), line
+    assert '"' not in line.split('detail="', 1)[1][:-1]
+
+
 def test_4xx_then_250_is_retried_and_delivered(relay):
     def reply(line, n):
         if line.startswith("RCPT") and n == 0 and not reply.deferred:
