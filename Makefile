@@ -6,6 +6,10 @@ CFLAGS ?= -O2 -g
 CFLAGS += -std=c17 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wformat=2 -Wno-format-truncation -pthread
 LDLIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -levent_openssl -levent_pthreads -levent -lssl -lcrypto -lcrypt -lunbound -lz -lidn2) -pthread
 
+# The version `postern --version` prints and the start-up line logs: the git commit, "-dirty" when
+# the tree has changes; server.o is remade when it changes (build/version.stamp).
+VERSION := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
+
 SRCS := $(wildcard src/*.c)
 LIB_SRCS := $(filter-out src/main.c,$(SRCS))
 OBJS := $(SRCS:src/%.c=build/obj/%.o)
@@ -19,7 +23,7 @@ FUZZ_CFLAGS := -std=c17 -D_GNU_SOURCE -Wall -Wextra -Werror -g -O1 -pthread -Isr
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 FUZZ_SECONDS ?= 60
 
-.PHONY: all run test deps test-deps bench-deps clean unit asan fuzz fuzz-build fuzz-valgrind lint memcheck bench bench-quick
+.PHONY: all run test deps test-deps bench-deps clean unit asan fuzz fuzz-build fuzz-valgrind lint memcheck bench bench-quick FORCE
 
 all: deps build/postern
 
@@ -47,6 +51,14 @@ build/asan/obj/%.o: src/%.c $(wildcard src/*.h) src/reply.def | build/asan/obj
 
 build/obj build/asan/obj build/unit build/asan/unit:
 	mkdir -p $@
+
+build/version.stamp: FORCE | build/obj
+	@echo '$(VERSION)' | cmp -s - $@ || echo '$(VERSION)' > $@
+
+build/obj/server.o build/asan/obj/server.o: build/version.stamp
+build/obj/server.o build/asan/obj/server.o: CFLAGS += -DPOSTERN_VERSION='"$(VERSION)"'
+
+FORCE:
 
 # Unit tests link the library objects (everything but main) with cmocka, plain and sanitized.
 build/unit/%: tests/unit/%.c $(filter-out build/obj/main.o,$(OBJS)) | build/unit

@@ -27,13 +27,14 @@
 #include "server.h"
 #include "tls.h"
 
-static int usage(void)
+/* The usage, to stderr with status 2 after a wrong command line, to stdout with 0 when asked for. */
+static int usage(FILE *to)
 {
-    fprintf(stderr, "usage: postern [-c FILE]\n       postern check-config [-c FILE]\n"
-                    "       postern config-reference\n       postern passwd [ADDRESS]\n"
-                    "       postern [-c FILE] queue list|show ID|flush|delete ID|hold ID|release ID [-c FILE]\n"
-                    "       postern explain CODE [CODE2]\n");
-    return 2;
+    fprintf(to, "usage: postern [-c FILE]\n       postern check-config [-c FILE]\n"
+                "       postern config-reference\n       postern passwd [ADDRESS]\n"
+                "       postern [-c FILE] queue list|show ID|flush|delete ID|hold ID|release ID [-c FILE]\n"
+                "       postern explain CODE [CODE2]\n       postern --version\n");
+    return to == stdout ? 0 : 2;
 }
 
 /* Reads one line from stdin without echo when it is a terminal. */
@@ -153,6 +154,12 @@ int main(int argc, char **argv)
         return cmd_passwd(argc == 3 ? argv[2] : NULL);
     if (argc >= 2 && strcmp(argv[1], "explain") == 0)
         return explain_main(stdout, argc - 2, argv + 2);
+    if (argc == 2 && (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0)) {
+        printf("postern %s\n", server_version());
+        return 0;
+    }
+    if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0))
+        return usage(stdout);
     int queue_argc = 0;
     char **queue_argv = NULL;
     for (int i = 1; i < argc; i++) {
@@ -167,7 +174,7 @@ int main(int argc, char **argv)
         else if (strcmp(argv[i], "check-config") == 0 || strcmp(argv[i], "config-reference") == 0)
             cmd = argv[i];
         else
-            return usage();
+            return usage(stderr);
     }
     if (strcmp(cmd, "config-reference") == 0) {
         config_print_reference(stdout);

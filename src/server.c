@@ -38,6 +38,15 @@
 #include "tls.h"
 #include "workq.h"
 
+#ifndef POSTERN_VERSION
+#define POSTERN_VERSION "unknown" /* built without the Makefile (fuzz targets, lint) */
+#endif
+
+const char *server_version(void)
+{
+    return POSTERN_VERSION;
+}
+
 double monotonic_now(void)
 {
     struct timespec ts;
@@ -368,8 +377,8 @@ bool server_start(struct server *srv, struct config *cfg, struct policy *policy,
     struct timeval every = {1, 0};
     event_add(srv->space_timer, &every);
     space_tick(-1, 0, srv);
-    log_info("event=started hostname=%s mail_dir=%s spool_dir=%s io_threads=%u", cfg->hostname, cfg->mail_dir,
-             cfg->spool_dir, cfg->io_threads);
+    log_info("event=started version=%s hostname=%s mail_dir=%s spool_dir=%s io_threads=%u", server_version(),
+             cfg->hostname, cfg->mail_dir, cfg->spool_dir, cfg->io_threads);
     return true;
 }
 

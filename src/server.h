@@ -65,6 +65,9 @@ bool server_start(struct server *srv, struct config *cfg, struct policy *policy,
 /* Runs the event loop until a graceful shutdown completes. */
 void server_run(struct server *srv);
 
+/* This build's version (the git commit it was built from, see the Makefile), or "unknown". */
+const char *server_version(void);
+
 /* Frees everything server_start made. */
 void server_free(struct server *srv);
 

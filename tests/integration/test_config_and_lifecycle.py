@@ -180,6 +180,19 @@ def test_threads_are_named_for_top_and_perf(server):
     assert names.count("postern-commit") == 1
 
 
+def test_version_and_help(server):
+    """--version names the build (the git commit, -dirty with local changes), as the start-up line
+    does, for bug reports; --help prints the usage on stdout and succeeds; a wrong word is status 2."""
+    out = subprocess.run([str(BIN), "--version"], capture_output=True, text=True, timeout=10)
+    assert out.returncode == 0 and re.fullmatch(r"postern ([0-9a-f]{7,40}(-dirty)?|unknown)\n", out.stdout), out
+    version = out.stdout.split()[1]
+    assert f"event=started version={version} " in server.log_text()
+    out = subprocess.run([str(BIN), "--help"], capture_output=True, text=True, timeout=10)
+    assert out.returncode == 0 and out.stdout.startswith("usage: postern") and "--version" in out.stdout
+    out = subprocess.run([str(BIN), "--frobnicate"], capture_output=True, text=True, timeout=10)
+    assert out.returncode == 2 and out.stderr.startswith("usage: postern") and not out.stdout
+
+
 def test_sigterm_idle_exits_zero(tmp_path):
     srv = Server(tmp_path).start()
     c = srv.connect()
