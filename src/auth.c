@@ -23,7 +23,6 @@ static bool strong_hash(const char *h)
     return false;
 }
 
-/* Parses one line "address:hash[:alias,alias]"; returns an error text or NULL. */
 /* An address in the one form logins, aliases and senders are compared in: the local part lower-
  * cased (quotes removed) and the domain canonical (idn.h), so that "Alice@BÜCHER.test" and
  * alice@xn--bcher-kva.test are one. Text that is no address is only lower-cased. */
@@ -40,6 +39,7 @@ static void canonical_address(const char *in, size_t n, char *out, size_t outsz)
     ascii_lower_copy(out, raw, outsz);
 }
 
+/* Parses one line "address:hash[:alias,alias]"; returns an error text or NULL. */
 static const char *parse_user_line(struct auth_users *u, char *line)
 {
     char *colon = strchr(line, ':');

@@ -583,8 +583,22 @@ static bool listen_clash(const char *a, const char *b)
             IN6_IS_ADDR_UNSPECIFIED(&q->sin6_addr));
 }
 
+/* Says that address b of key kb clashes with address a of key ka (listed first). */
+static void report_clash(struct config *cfg, struct config_errors *errs, const char *ka, const char *a,
+                         const char *kb, const char *b)
+{
+    char where[64];
+    int line = config_key_line(cfg, ka);
+    if (line)
+        snprintf(where, sizeof where, "%s, line %d", ka, line);
+    else
+        snprintf(where, sizeof where, "%s's default", ka);
+    config_errors_add(errs, "%s:%d: %s: %s clashes with %s (%s): an address and port can be listened on once",
+                      cfg->path, config_key_line(cfg, kb), kb, b, a, where);
+}
+
 /* An address given twice, in one listen key or across the three, could only fail at start-up
- * ("Address already in use"): check-config names both places instead. */
+ * ("Address already in use"): check-config names both places instead. Every pair is compared. */
 static void check_listen_clashes(struct config *cfg, struct config_errors *errs)
 {
     const char *keys3[] = {"listen", "submission_listen", "smtps_listen"};
@@ -593,14 +607,8 @@ static void check_listen_clashes(struct config *cfg, struct config_errors *errs)
         for (size_t a = 0; a < lists[i]->count; a++)
             for (int j = i; j < 3; j++)
                 for (size_t b = (j == i ? a + 1 : 0); b < lists[j]->count; b++)
-                    if (listen_clash(lists[i]->items[a], lists[j]->items[b])) {
-                        char where[64];
-                        int line = config_key_line(cfg, keys3[i]);
-                        snprintf(where, sizeof where, line ? "%s, line %d" : "%s's default", keys3[i], line);
-                        config_errors_add(errs, "%s:%d: %s: %s clashes with %s (%s): an address and port can be "
-                                          "listened on once", cfg->path, config_key_line(cfg, keys3[j]), keys3[j],
-                                          lists[j]->items[b], lists[i]->items[a], where);
-                    }
+                    if (listen_clash(lists[i]->items[a], lists[j]->items[b]))
+                        report_clash(cfg, errs, keys3[i], lists[i]->items[a], keys3[j], lists[j]->items[b]);
 }
 
 /* Fills in the system host name when hostname was left empty. */

@@ -193,10 +193,11 @@ int explain_lookup(int code, const char *enhanced, const char *text, struct expl
     return -1;
 }
 
-int explain_parse(const char *text, int *code, char *enhanced, size_t enhsz)
+int explain_parse(const char *text, int *code, char *enhanced, size_t enhsz, const char **words)
 {
     *code = 0;
     enhanced[0] = '\0';
+    *words = NULL;
     const char *p = text;
     while (*p == ' ' || *p == '\t')
         p++;
@@ -209,12 +210,16 @@ int explain_parse(const char *text, int *code, char *enhanced, size_t enhsz)
     }
     size_t n = *p ? smtp_enhanced_code_len(p) : 0; /* followed by the end or a space: the text */
     if (n) {
-        if (n >= enhsz || (*code && *code / 100 != p[0] - '0'))
+        if (n >= enhsz)
             return -1;
         snprintf(enhanced, enhsz, "%.*s", (int)n, p);
+        p += n;
     } else if (*p && !*code) {
         return -1;
     }
+    while (*p == ' ')
+        p++;
+    *words = *p ? p : NULL;
     return *code || *enhanced ? 0 : -1;
 }
 
@@ -240,14 +245,18 @@ int explain_main(FILE *out, int argc, char **argv)
     for (int i = 0; i < argc; i++) {
         int code;
         char enh[16];
-        if (explain_parse(argv[i], &code, enh, sizeof enh) < 0) {
+        const char *words;
+        if (explain_parse(argv[i], &code, enh, sizeof enh, &words) < 0) {
             fprintf(stderr, "postern explain: '%s' is not a reply code (like 550) or enhanced code (like 5.1.1)\n", argv[i]);
             return 2;
         }
-        explain_lookup(code, enh, NULL, &e[i]);
+        explain_lookup(code, enh, words, &e[i]); /* a pasted line's words tell Postern's replies apart */
         if (i)
             fputc('\n', out);
         print_one(out, &e[i]);
+        if (code && *enh && code / 100 != enh[0] - '0')
+            fprintf(out, "  Note:     the enhanced code's class (%c) disagrees with the reply code's (%d): the reply "
+                         "code decides (RFC 3463 2)\n", enh[0], code / 100);
     }
     if (argc == 2) {
         char c0 = code_class(e[0].code, e[0].enhanced);

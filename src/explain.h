@@ -23,9 +23,9 @@ struct explanation {
 int explain_lookup(int code, const char *enhanced, const char *text, struct explanation *e);
 
 /* Parses "550", "5.1.1", "550 5.1.1" or "550-5.1.1", also at the start of a pasted reply line
- * ("550 5.1.1 <bob@example.com>: Recipient address rejected": the text is ignored); -1 when it is
- * none of these. */
-int explain_parse(const char *text, int *code, char *enhanced, size_t enhsz);
+ * ("550 5.1.1 <bob@example.com>: Recipient address rejected": *words points at its words, else
+ * NULL); -1 when it is none of these. */
+int explain_parse(const char *text, int *code, char *enhanced, size_t enhsz, const char **words);
 
 /* `postern explain CODE [CODE2]`: prints the explanation(s), and with two codes their key
  * differences. Returns the exit status (0, or 2 for an unparsable code). */

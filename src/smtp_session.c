@@ -504,19 +504,6 @@ static void cmd_not_implemented(struct session *s, const struct smtp_command *c)
 
 static void on_read(struct bufferevent *bev, void *arg);
 static void on_write(struct bufferevent *bev, void *arg);
-/* What the client was expected to do when it went quiet, for the timeout's log line: read our
- * replies (a write timeout), or send the next command or the message text. */
-static const char *awaited(const struct session *s, short what)
-{
-    static const char *const names[] = {
-        [ST_FRESH] = "EHLO", [ST_READY] = "MAIL", [ST_MAIL] = "RCPT",
-        [ST_RCPT] = "DATA", [ST_DATA] = "message_text", [ST_COMMIT] = "reading_replies",
-    };
-    if (what & BEV_EVENT_WRITING)
-        return "reading_replies";
-    return s->auth_step != AUTH_NONE ? "AUTH_response" : names[s->state];
-}
-
 static void on_event(struct bufferevent *bev, short what, void *arg);
 
 /* Callbacks, watermarks and timeouts for the session's (new) bufferevent. */
@@ -751,6 +738,19 @@ static void on_write(struct bufferevent *bev, void *arg)
         s->output_paused = false;
         process_input(s);
     }
+}
+
+/* What the client was expected to do when it went quiet, for the timeout's log line: read our
+ * replies (a write timeout), or send the next command or the message text. */
+static const char *awaited(const struct session *s, short what)
+{
+    static const char *const names[] = {
+        [ST_FRESH] = "EHLO", [ST_READY] = "MAIL", [ST_MAIL] = "RCPT",
+        [ST_RCPT] = "DATA", [ST_DATA] = "message_text", [ST_COMMIT] = "reading_replies",
+    };
+    if (what & BEV_EVENT_WRITING)
+        return "reading_replies";
+    return s->auth_step != AUTH_NONE ? "AUTH_response" : names[s->state];
 }
 
 static void on_event(struct bufferevent *bev, short what, void *arg)

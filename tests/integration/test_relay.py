@@ -779,6 +779,12 @@ def test_explain_command():
     pasted = "450 4.2.0 Mailbox temporarily unavailable, try again later"  # a reply line as a log shows it
     out = subprocess.run([str(BIN), "explain", pasted], capture_output=True, text=True).stdout
     assert out.startswith("450 4.2.0  Mailbox temporarily unavailable") and "event=mailbox_held" in out
+    # another server's line with the same codes as a Postern reply is not explained as Postern's
+    out = subprocess.run([str(BIN), "explain", "550 5.5.2 Syntax error in command"], capture_output=True,
+                         text=True).stdout
+    assert "bare CR or LF" not in out and "Source:   RFC 3463" in out
+    out = subprocess.run([str(BIN), "explain", "550 4.7.1 go away"], capture_output=True, text=True)
+    assert out.returncode == 0 and "permanent failure" in out.stdout and "the reply code decides" in out.stdout
 
 
 def test_delay_warning_then_expiry_bounce(relay):

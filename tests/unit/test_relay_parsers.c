@@ -271,25 +271,31 @@ static void test_dsn_status_and_explain(void **state)
     assert_string_equal(st, "2.0.0");
     int code;
     char enh[16];
-    assert_int_equal(explain_parse("550 5.1.1", &code, enh, sizeof enh), 0);
+    const char *words;
+    assert_int_equal(explain_parse("550 5.1.1", &code, enh, sizeof enh, &words), 0);
+    assert_null(words);
     assert_int_equal(code, 550);
     assert_string_equal(enh, "5.1.1");
-    assert_int_equal(explain_parse("5.7.27", &code, enh, sizeof enh), 0);
+    assert_int_equal(explain_parse("5.7.27", &code, enh, sizeof enh, &words), 0);
     assert_int_equal(code, 0);
-    assert_int_equal(explain_parse("550 4.1.1", &code, enh, sizeof enh), -1); /* classes differ */
-    assert_int_equal(explain_parse("hello", &code, enh, sizeof enh), -1);
-    /* a pasted reply line: its text is ignored */
-    assert_int_equal(explain_parse(" 550-5.1.1 The email account that you tried to reach", &code, enh, sizeof enh), 0);
+    assert_int_equal(explain_parse("550 4.1.1", &code, enh, sizeof enh, &words), 0); /* classes differ: */
+    assert_int_equal(code, 550);                                                       /* explained, */
+    assert_string_equal(enh, "4.1.1");                                                 /* with a note */
+    assert_int_equal(explain_parse("hello", &code, enh, sizeof enh, &words), -1);
+    /* a pasted reply line: its words are given back, to tell Postern's own replies apart */
+    assert_int_equal(explain_parse(" 550-5.1.1 The email account that you tried to reach", &code, enh, sizeof enh, &words), 0);
     assert_int_equal(code, 550);
     assert_string_equal(enh, "5.1.1");
-    assert_int_equal(explain_parse("554 Transaction failed", &code, enh, sizeof enh), 0);
+    assert_string_equal(words, "The email account that you tried to reach");
+    assert_int_equal(explain_parse("554 Transaction failed", &code, enh, sizeof enh, &words), 0);
     assert_int_equal(code, 554);
     assert_string_equal(enh, "");
-    assert_int_equal(explain_parse("4.2.2 mailbox full", &code, enh, sizeof enh), 0);
+    assert_string_equal(words, "Transaction failed");
+    assert_int_equal(explain_parse("4.2.2 mailbox full", &code, enh, sizeof enh, &words), 0);
     assert_string_equal(enh, "4.2.2");
-    assert_int_equal(explain_parse("5.1.1x", &code, enh, sizeof enh), -1);
-    assert_int_equal(explain_parse("5501", &code, enh, sizeof enh), -1);
-    assert_int_equal(explain_parse("", &code, enh, sizeof enh), -1);
+    assert_int_equal(explain_parse("5.1.1x", &code, enh, sizeof enh, &words), -1);
+    assert_int_equal(explain_parse("5501", &code, enh, sizeof enh, &words), -1);
+    assert_int_equal(explain_parse("", &code, enh, sizeof enh, &words), -1);
     struct explanation e;
     assert_int_equal(explain_lookup(550, "5.1.1", NULL, &e), 0);
     assert_non_null(strstr(e.fix, "typos"));
