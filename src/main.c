@@ -107,8 +107,9 @@ static bool load_all(const char *path, struct config *cfg, struct policy *policy
 }
 
 /* Settings that work but are likely mistakes: said at start and by check-config. */
-static void log_config_warnings(const struct config *cfg)
+static void log_config_warnings(const struct config *cfg, const struct tls_contexts *tls)
 {
+    tls_certificate_warnings(tls->server, cfg->hostname);
     if (!*cfg->recipients)
         log_warn("event=config_warning key=recipients detail=\"not set: only postmaster is accepted\"");
     if (!strchr(cfg->hostname, '.'))
@@ -193,11 +194,11 @@ int main(int argc, char **argv)
         config_free(&cfg);
         return rc;
     } else if (ok && strcmp(cmd, "check-config") == 0) {
-        log_config_warnings(&cfg);
+        log_config_warnings(&cfg, &tls);
         printf("%s: ok\n", path);
     } else if (ok) {
         log_set_level((enum log_level)cfg.log_level);
-        log_config_warnings(&cfg);
+        log_config_warnings(&cfg, &tls);
         struct server srv;
         ok = server_start(&srv, &cfg, &policy, &users, &tls);
         if (ok)

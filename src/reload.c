@@ -75,6 +75,8 @@ static void read_all(void *arg)
     if (*r->cfg.tls_cert && !(r->tls = tls_context_new(&r->cfg, errs)))
         ok = false;
     r->ok = ok && errs->count == 0;
+    if (r->ok)
+        tls_certificate_warnings(r->tls, r->cfg.hostname); /* a renewal that did not help is said */
 }
 
 /* Loop thread: swaps the new tables and context in place (the structs stay where every session's

@@ -4,8 +4,12 @@
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
+
+#include "log.h"
 
 static int version_number(const char *name)
 {
@@ -98,6 +102,39 @@ SSL_CTX *tls_context_new(const struct config *cfg, struct config_errors *errs)
     if (version_number(cfg->tls_min_version) < TLS1_2_VERSION)
         SSL_CTX_set_security_level(ctx, 0); /* OpenSSL 3 refuses TLS 1.0/1.1 at the default level */
     return ctx;
+}
+
+/* An ASN.1 time as "2026-12-02 19:00 UTC". */
+static void cert_date(const ASN1_TIME *t, char *out, size_t outsz)
+{
+    struct tm tm;
+    if (ASN1_TIME_to_tm(t, &tm) != 1 || !strftime(out, outsz, "%Y-%m-%d %H:%M UTC", &tm))
+        snprintf(out, outsz, "an unreadable date");
+}
+
+void tls_certificate_warnings(SSL_CTX *server, const char *hostname)
+{
+    X509 *cert = server ? SSL_CTX_get0_certificate(server) : NULL;
+    if (!cert)
+        return;
+    const ASN1_TIME *not_before = X509_get0_notBefore(cert), *not_after = X509_get0_notAfter(cert);
+    char when[48];
+    int days = 0, secs = 0;
+    if (X509_cmp_current_time(not_before) > 0) {
+        cert_date(not_before, when, sizeof when);
+        log_warn("event=config_warning key=tls_cert detail=\"the certificate is not valid before %s: clients that "
+                 "check certificates refuse it until then\"", when);
+    }
+    cert_date(not_after, when, sizeof when);
+    if (X509_cmp_current_time(not_after) < 0)
+        log_warn("event=config_warning key=tls_cert detail=\"the certificate expired on %s: clients that check "
+                 "certificates refuse it; renew it, then reload (SIGHUP)\"", when);
+    else if (ASN1_TIME_diff(&days, &secs, NULL, not_after) == 1 && days < CERT_RENEW_DAYS)
+        log_warn("event=config_warning key=tls_cert detail=\"the certificate expires on %s, in %d day%s: renew it, "
+                 "then reload (SIGHUP)\"", when, days, days == 1 ? "" : "s");
+    if (X509_check_host(cert, hostname, 0, 0, NULL) != 1)
+        log_warn("event=config_warning key=tls_cert detail=\"the certificate does not name hostname %s: clients "
+                 "that check the name (mail programs, MTA-STS senders) refuse it\"", hostname);
 }
 
 void tls_contexts_free(struct tls_contexts *t)

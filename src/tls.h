@@ -30,6 +30,12 @@ struct tls_contexts {
 
 void tls_contexts_free(struct tls_contexts *t);
 
+/* Logs what is wrong with the server certificate although it loads (event=config_warning
+ * key=tls_cert): expired or not yet valid, expiring within CERT_RENEW_DAYS, or not naming
+ * hostname - clients that check certificates (submission clients, MTA-STS senders) refuse it. */
+#define CERT_RENEW_DAYS 14
+void tls_certificate_warnings(SSL_CTX *server, const char *hostname);
+
 /* "TLSv1.3:TLS_AES_256_GCM_SHA384" style text for logs and Received headers. */
 void tls_describe(SSL *ssl, char *out, size_t outsz);
 

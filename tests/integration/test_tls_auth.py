@@ -2,6 +2,7 @@
 (RFC 4954/4616), every reply code, the pre-handshake injection attack (CVE-2011-0411 class),
 failure limits, version floor, and real clients (smtplib, openssl s_client, swaks)."""
 import base64
+import re
 import shutil
 import smtplib
 import socket
@@ -11,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import BIN, Client, free_port, open_path_for_server, sighup_and_wait, wait_for
+from conftest import BIN, REPO, Client, free_port, open_path_for_server, sighup_and_wait, wait_for
 
 PASSWORD = "Corr3ct-Horse-Battery"  # distinctive, so the log can be searched for it
 
@@ -362,6 +363,28 @@ def test_failed_handshake_logged_and_closed(tls_server, pki):
     assert "event=tls_failed" in srv.log_text()
     c = Client(srv.port)  # the server goes on
     assert c.reply()[0] == 220
+
+
+def test_certificate_about_to_expire_or_naming_another_host_is_warned_about(pki, tmp_path):
+    """check-config (and start-up, and reload) say when the certificate expires within 14 days or
+    does not name hostname: the server still starts (it works for clients that do not check)."""
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "3", "-subj",
+                    "/CN=other.example", "-keyout", tmp_path / "k.pem", "-out", tmp_path / "c.pem"], check=True,
+                   capture_output=True)
+    conf = tmp_path / "p.conf"
+    conf.write_text(f"hostname = mx.example.test\ntls_cert = {tmp_path / 'c.pem'}\ntls_key = {tmp_path / 'k.pem'}\n")
+    out = subprocess.run([str(BIN), "check-config", "-c", str(conf)], capture_output=True, text=True, timeout=10)
+    assert out.returncode == 0, out.stderr
+    assert re.search(r'key=tls_cert detail="the certificate expires on 20\d\d-\d\d-\d\d \d\d:\d\d UTC, in [23] days: '
+                     r'renew it, then reload \(SIGHUP\)"', out.stderr), out.stderr
+    assert 'detail="the certificate does not name hostname mx.example.test: clients' in out.stderr
+    # the test CA's certificate names mx.example.test (2 days: only the expiry is said)
+    conf.write_text(f"hostname = mx.example.test\ntls_cert = {pki / 'cert.pem'}\ntls_key = {pki / 'key.pem'}\n")
+    out = subprocess.run([str(BIN), "check-config", "-c", str(conf)], capture_output=True, text=True, timeout=10)
+    assert "expires on" in out.stderr and "does not name" not in out.stderr
+    out = subprocess.run([str(BIN), "check-config", "-c", "etc/postern.conf"], cwd=REPO, capture_output=True,
+                         text=True, timeout=10)  # make-cert.sh's: 825 days, names mx.localhost
+    assert out.returncode == 0 and "key=tls_cert" not in out.stderr, out.stderr
 
 
 def closed_within(sock, seconds):
