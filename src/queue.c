@@ -673,6 +673,8 @@ void queue_rescan(struct queue *q, bool flush)
     }
     if (d)
         closedir(d);
+    if (flush)
+        queue_resume_destinations(q);
     log_info("event=queue_scan loaded=%u flush=%s", loaded, flush ? "yes" : "no");
     event_active(q->kick, 0, 0);
 }

@@ -29,15 +29,17 @@ static struct dest *dest_get(struct queue *q, const char *domain)
     return d;
 }
 
+/* Frees d when it has nothing to do - kept while suspended, so that the suspension holds. */
 static void dest_free_if_idle(struct dest *d)
 {
-    if (d->head || d->nconns || d->dq)
+    if (d->head || d->nconns || d->dq || (d->suspended_until && monotonic_now() < d->suspended_until))
         return;
     struct dest **pp = &d->q->dests;
     while (*pp && *pp != d)
         pp = &(*pp)->next;
-    if (*pp)
-        *pp = d->next;
+    if (!*pp)
+        return; /* not listed: not ours to free */
+    *pp = d->next;
     free(d);
 }
 
@@ -57,12 +59,61 @@ static struct qjob *dest_pop(struct dest *d)
 static const struct smtp_client_ops client_ops;
 static void pump(struct dest *d);
 
+/* Settles every waiting job of d as deferred with diag (code 451). */
+static void defer_waiting(struct dest *d, const char *diag)
+{
+    for (struct qjob *j; (j = dest_pop(d));) {
+        for (size_t i = 0; i < j->job.nrcpts; i++) {
+            j->job.rcpts[i].code = 451;
+            snprintf(j->job.rcpts[i].diag, sizeof j->job.rcpts[i].diag, "%s", diag);
+        }
+        queue_job_finished(j);
+    }
+}
+
+/* Like Postfix's dead destinations: when a job found none of the domain's mail exchangers
+ * reachable, the jobs waiting for it (and those that come) are deferred at once until the first
+ * retry interval (at most 5 minutes) has passed, instead of each trying every exchanger in turn -
+ * hours of connection timeouts for a large queue to a host that is down. `postern queue flush`
+ * lifts it. The connections already running finish on their own. */
+static void suspend(struct dest *d, const char *why)
+{
+    const struct config *cfg = d->q->srv->cfg;
+    unsigned secs = cfg->retry_schedule.v[0] < 300 ? cfg->retry_schedule.v[0] : 300;
+    if (secs == 0)
+        return;
+    d->suspended_until = monotonic_now() + secs;
+    snprintf(d->suspended_why, sizeof d->suspended_why, "4.4.1 delivery to %s temporarily suspended: %s", d->domain,
+             why + (why[0] >= '2' && why[0] <= '5' && why[1] == '.' ? strcspn(why, " ") + 1 : 0));
+    char safe[700];
+    log_info("event=destination_suspended domain=%s seconds=%u waiting=%s reason=\"%s\"", d->domain, secs,
+             d->head ? "deferred" : "none", log_quotable(safe, sizeof safe, why));
+    defer_waiting(d, d->suspended_why);
+}
+
+/* True while d is suspended; its waiting jobs are then deferred at once. It ends a second early:
+ * the job whose failure started it comes back after the same interval, and must find it over. */
+static bool suspended(struct dest *d)
+{
+    if (d->suspended_until == 0)
+        return false;
+    if (monotonic_now() + 1.0 >= d->suspended_until) {
+        d->suspended_until = 0;
+        log_info("event=destination_resumed domain=%s", d->domain);
+        return false;
+    }
+    defer_waiting(d, d->suspended_why);
+    return true;
+}
+
 /* Starts connections for waiting jobs within the per-destination and global limits (none while
  * the route is being looked up: on_route pumps when it is known). */
 static void pump(struct dest *d)
 {
     struct queue *q = d->q;
     const struct config *cfg = q->srv->cfg;
+    if (d->head && suspended(d))
+        return;
     while (d->resolved && d->head && d->nconns < cfg->destination_concurrency && q->nconns < cfg->max_deliveries) {
         struct qjob *j = dest_pop(d);
         struct qconn *qc = calloc(1, sizeof *qc);
@@ -89,8 +140,14 @@ static void pump(struct dest *d)
 static void on_job_done(void *arg, struct smtp_client *c, struct smtp_job *job)
 {
     struct qconn *qc = arg;
+    struct dest *d = qc->d;
+    bool unreachable = smtp_client_no_target_worked(c);
+    char why[sizeof job->rcpts[0].diag];
+    snprintf(why, sizeof why, "%s", job->nrcpts ? job->rcpts[0].diag : "no mail exchanger answered");
     queue_job_finished(job->owner);
-    struct qjob *next = smtp_client_usable(c) ? dest_pop(qc->d) : NULL;
+    if (unreachable && d->suspended_until == 0)
+        suspend(d, why);
+    struct qjob *next = smtp_client_usable(c) ? dest_pop(d) : NULL;
     if (next)
         smtp_client_run(c, &next->job); /* connection reuse */
     else
@@ -156,8 +213,24 @@ static void on_route(void *arg, const struct dns_route *route)
     dest_free_if_idle(d);
 }
 
+/* Frees the idle destinations whose suspension is over (kept until then by dest_free_if_idle). */
+static void sweep_suspended(struct queue *q)
+{
+    double now = monotonic_now();
+    for (struct dest **pp = &q->dests; *pp;) {
+        struct dest *d = *pp;
+        if (d->suspended_until && now >= d->suspended_until && !d->head && !d->nconns && !d->dq) {
+            *pp = d->next;
+            free(d);
+        } else {
+            pp = &d->next;
+        }
+    }
+}
+
 void queue_dispatch(struct queue *q, struct qjob *j, const char *domain)
 {
+    sweep_suspended(q);
     struct dest *d = dest_get(q, domain);
     if (!d) {
         for (size_t i = 0; i < j->job.nrcpts; i++)
@@ -177,6 +250,12 @@ void queue_dispatch(struct queue *q, struct qjob *j, const char *domain)
         pump(d);
     else if (!d->dq && !(d->dq = dns_resolve_route(q->srv->dns, d->domain, on_route, d)))
         on_route(d, &(struct dns_route){.status = DNS_TEMPFAIL, .error = "out of memory"});
+}
+
+void queue_resume_destinations(struct queue *q)
+{
+    for (struct dest *d = q->dests; d; d = d->next)
+        d->suspended_until = 0;
 }
 
 void queue_close_destinations(struct queue *q)

@@ -56,6 +56,8 @@ struct dest {
     struct dns_route route;
     struct qjob *head, *tail;
     unsigned nconns;
+    double suspended_until;    /* monotonic: no mail exchanger answered; jobs are deferred until then */
+    char suspended_why[600];   /* that failure, for the jobs deferred meanwhile */
 };
 
 struct qconn {
@@ -84,6 +86,9 @@ void queue_job_finished(struct qjob *j);
 
 /* queue_dest.c: hands a job to the destination for domain (DNS route once, then connections). */
 void queue_dispatch(struct queue *q, struct qjob *j, const char *domain);
+
+/* queue_dest.c: `postern queue flush`: destinations found unreachable are tried again at once. */
+void queue_resume_destinations(struct queue *q);
 
 /* queue_dest.c: shutdown: drops every connection and DNS query at once. */
 void queue_close_destinations(struct queue *q);

@@ -59,6 +59,7 @@ struct smtp_client {
     char mail_diag[600];
     int mail_code;
     char last_error[600];
+    bool no_target_worked;           /* every target of the route failed before a transaction */
 };
 
 static void on_read(struct bufferevent *bev, void *arg);
@@ -237,6 +238,7 @@ static void try_target(struct smtp_client *c)
         char diag[700];
         bool coded = c->last_error[0] >= '2' && c->last_error[0] <= '5' && c->last_error[1] == '.';
         snprintf(diag, sizeof diag, "%s%s", coded ? "" : "4.4.1 ", *c->last_error ? c->last_error : "no mail exchanger to try");
+        c->no_target_worked = true;
         give_up(c, 451, diag);
         return;
     }
@@ -849,6 +851,11 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 bool smtp_client_usable(const struct smtp_client *c)
 {
     return c->state == C_READY && c->bev;
+}
+
+bool smtp_client_no_target_worked(const struct smtp_client *c)
+{
+    return c->no_target_worked;
 }
 
 void smtp_client_run(struct smtp_client *c, struct smtp_job *job)

@@ -54,6 +54,10 @@ struct smtp_client *smtp_client_new(struct event_base *base, const struct config
 /* True when the connection can take another job (after job_done: else the owner calls quit). */
 bool smtp_client_usable(const struct smtp_client *c);
 
+/* True when the job ended because no mail exchanger of the route could be reached (each refused
+ * the connection, timed out, or would not greet us): the destination, not the message, failed. */
+bool smtp_client_no_target_worked(const struct smtp_client *c);
+
 /* Runs another job on a usable connection whose last job is done. */
 void smtp_client_run(struct smtp_client *c, struct smtp_job *job);
 

@@ -691,6 +691,27 @@ def postern(srv, *args):
     return subprocess.run([str(BIN), "-c", str(srv.conf_path), *args], capture_output=True, text=True, timeout=20)
 
 
+def test_unreachable_destination_is_suspended_not_tried_per_message(relay):
+    """Nothing listens on a-only.test's only address: the first message finds that out, and the
+    other messages for the domain are deferred at once until the first retry interval has passed
+    (Postfix's dead destinations), instead of each trying every exchanger - with timeouts, hours for
+    a big queue. `postern queue flush` lifts the suspension."""
+    srv = relay["start"](retry_schedule="1h", destination_concurrency=1)
+    qids = [send(srv, [f"r{i}@a-only.test"]) for i in range(6)]
+    wait_for(lambda: srv.log_text().count("event=delivery ") == 6, what="six deferrals")
+    log = srv.log_text()
+    assert log.count("event=smtp_client_failure") == 1  # one connection attempt in all
+    assert log.count("event=destination_suspended domain=a-only.test seconds=300 ") == 1
+    assert log.count("status=deferred detail=\"4.4.1 delivery to a-only.test temporarily suspended: cannot "
+                     "connect to a-only.test[127.0.0.2]") == 5
+    out = postern(srv, "queue", "list")
+    assert "temporarily suspended" in out.stdout and all(q in out.stdout for q in qids)
+    assert postern(srv, "queue", "flush").returncode == 0
+    wait_for(lambda: srv.log_text().count("event=delivery ") == 12, what="six more deferrals after the flush")
+    assert srv.log_text().count("event=smtp_client_failure") == 2  # tried again once, then suspended again
+    assert srv.log_text().count("event=destination_suspended") == 2
+
+
 def test_queue_commands(relay):
     srv = relay["start"](retry_schedule="1h")
     qid = send(srv, ["y@servfail.test"])
