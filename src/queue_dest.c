@@ -83,8 +83,10 @@ static void suspend(struct dest *d, const char *why)
     if (secs == 0)
         return;
     d->suspended_until = monotonic_now() + secs;
+    size_t code_len = why[0] >= '2' && why[0] <= '5' && why[1] == '.' ? strcspn(why, " ") : 0;
+    const char *words = why[code_len] == ' ' ? why + code_len + 1 : why; /* without its enhanced code */
     snprintf(d->suspended_why, sizeof d->suspended_why, "4.4.1 delivery to %s temporarily suspended: %s", d->domain,
-             why + (why[0] >= '2' && why[0] <= '5' && why[1] == '.' ? strcspn(why, " ") + 1 : 0));
+             words);
     char safe[700];
     log_info("event=destination_suspended domain=%s seconds=%u waiting=%s reason=\"%s\"", d->domain, secs,
              d->head ? "deferred" : "none", log_quotable(safe, sizeof safe, why));
