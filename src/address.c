@@ -5,6 +5,7 @@
 #include "idn.h"
 
 #include <arpa/inet.h>
+#include <stdio.h>
 #include <string.h>
 
 size_t utf8_sequence_length(const unsigned char *p, size_t avail)
@@ -60,6 +61,17 @@ void ascii_lower_copy(char *dst, const char *src, size_t dstsz)
         dst[i] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
     }
     dst[i] = '\0';
+}
+
+bool address_canonical(const char *s, size_t len, char *out, size_t outsz)
+{
+    struct mailbox mb;
+    if (address_parse_mailbox(s, len, &mb) != ADDR_OK)
+        return false;
+    char buf[ADDR_LOCAL_MAX + ADDR_DOMAIN_MAX + 2];
+    snprintf(buf, sizeof buf, "%s@%s", mb.local, mb.domain);
+    ascii_lower_copy(out, buf, outsz);
+    return true;
 }
 
 /* RFC 5322 atext. */

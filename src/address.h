@@ -47,6 +47,12 @@ enum addr_result address_parse_domain(const char *s, size_t len, bool *utf8);
  * ss and *sslen. False for anything else: a name, a General-address-literal ("[tag:...]"), a bad one. */
 bool address_literal_ip(const char *domain, struct sockaddr_storage *ss, socklen_t *sslen);
 
+/* The one form addresses are compared and looked up in: "local@domain", the local part without
+ * its quoting and lower-cased, the domain canonical (idn.h) - "Alice"@BÜCHER.test and
+ * alice@xn--bcher-kva.test are one (the table key of policy.c and auth.c). False (out untouched)
+ * when s[0..len) is no mailbox. */
+bool address_canonical(const char *s, size_t len, char *out, size_t outsz);
+
 /* Copies src into dst (at most dstsz-1 octets, always terminated) with ASCII letters lower-cased;
  * other octets, UTF-8 included, are copied as they are. dst may equal src. */
 void ascii_lower_copy(char *dst, const char *src, size_t dstsz);

@@ -23,18 +23,13 @@ static bool strong_hash(const char *h)
     return false;
 }
 
-/* An address in the one form logins, aliases and senders are compared in: the local part lower-
- * cased (quotes removed) and the domain canonical (idn.h), so that "Alice@BÜCHER.test" and
- * alice@xn--bcher-kva.test are one. Text that is no address is only lower-cased. */
+/* Logins, aliases and senders are compared in address_canonical's form; text that is no address
+ * with a domain (a login typed wrong, a bare "postmaster") is only lower-cased. */
 static void canonical_address(const char *in, size_t n, char *out, size_t outsz)
 {
-    struct mailbox mb;
     char raw[ADDR_PATH_MAX + 1];
-    if (address_parse_mailbox(in, n, &mb) == ADDR_OK && !mb.is_null && !mb.is_postmaster) {
-        ascii_lower_copy(raw, mb.local, sizeof raw);
-        snprintf(out, outsz, "%s@%s", raw, mb.domain);
+    if (memchr(in, '@', n) && address_canonical(in, n, out, outsz))
         return;
-    }
     snprintf(raw, sizeof raw, "%.*s", (int)(n < ADDR_PATH_MAX ? n : ADDR_PATH_MAX), in);
     ascii_lower_copy(out, raw, outsz);
 }

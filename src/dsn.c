@@ -25,8 +25,9 @@ static bool starts_with_code(const char *diag)
 
 /* The Status field: the diag's enhanced code (else class.0.0 of its reply code), its class made to
  * agree with what happened - a delay is always 4, and otherwise the reply code's class wins over a
- * peer's enhanced code that disagrees with it ("450 5.2.2", or a 552 taken as temporary; RFC 3463
- * 3.1, RFC 5321 4.5.3.1.10). A delivered or relayed recipient's status is 2.0.0. */
+ * peer's enhanced code that disagrees with it (a 4xx code with a 5.x.x enhanced one, or a 552 to
+ * RCPT taken as temporary; RFC 3463 3.1, RFC 5321 4.5.3.1.10). A delivered or relayed recipient's
+ * status is 2.0.0. */
 void dsn_status_of(const char *diag, enum dsn_action action, char *out, size_t outsz)
 {
     int code = 0;

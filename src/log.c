@@ -57,23 +57,25 @@ void log_msg(enum log_level level, const char *fmt, ...)
     (void)w;
 }
 
-char *log_quotable(char *out, size_t outsz, const char *s)
+/* log_safe and log_quotable: control bytes become '?', and so does a space when the value is
+ * bare; in a quoted value a '"' becomes '\''. */
+static char *log_clean(char *out, size_t outsz, const char *s, bool quoted)
 {
     size_t i = 0;
-    for (; s && *s && i + 1 < outsz; s++, i++)
-        out[i] = (char)((unsigned char)*s < 0x20 || *s == 0x7f ? '?' : *s == '"' ? '\'' : *s);
+    for (; s && *s && i + 1 < outsz; s++, i++) {
+        bool bad = (unsigned char)*s < 0x20 || *s == 0x7f || (*s == ' ' && !quoted);
+        out[i] = (char)(bad ? '?' : quoted && *s == '"' ? '\'' : *s);
+    }
     out[i] = '\0';
     return out;
 }
 
+char *log_quotable(char *out, size_t outsz, const char *s)
+{
+    return log_clean(out, outsz, s, true);
+}
+
 char *log_safe(char *out, size_t outsz, const char *s)
 {
-    size_t i = 0;
-    for (; s && *s && i + 1 < outsz; s++, i++) {
-        out[i] = *s;
-        if ((unsigned char)*s < 0x20 || *s == 0x7f || *s == ' ')
-            out[i] = '?';
-    }
-    out[i] = '\0';
-    return out;
+    return log_clean(out, outsz, s, false);
 }

@@ -24,7 +24,6 @@ typedef bool (*table_line_fn)(struct policy *p, char **fields, int nfields, cons
 /* Parses "address" into a key; "@domain" is allowed when allow_catchall. */
 static bool address_key(const char *text, bool allow_catchall, char *key, size_t keysz, const char **err)
 {
-    struct mailbox mb;
     bool utf8;
     if (allow_catchall && text[0] == '@') {
         if (address_parse_domain(text + 1, strlen(text + 1), &utf8) != ADDR_OK) {
@@ -36,11 +35,10 @@ static bool address_key(const char *text, bool allow_catchall, char *key, size_t
         snprintf(key, keysz, "@%s", domain);
         return true;
     }
-    if (address_parse_mailbox(text, strlen(text), &mb) != ADDR_OK) {
+    if (!address_canonical(text, strlen(text), key, keysz)) {
         *err = "invalid address";
         return false;
     }
-    table_key(key, keysz, mb.local, mb.domain);
     return true;
 }
 
