@@ -70,6 +70,13 @@ struct session {
     double data_started;   /* when DATA began */
     size_t data_bytes;     /* raw octets received since DATA began */
     unsigned errors;
+    /* what the disconnect line sums up */
+    double connected_at;     /* monotonic s */
+    unsigned ncommands;
+    unsigned nmessages;      /* accepted: 250 after the message text */
+    unsigned rcpts_ok, rcpts_refused;
+    enum smtp_verb last_verb;/* the client's last command: a connection lost "after RCPT" */
+    int last_code;           /* our last reply's code (0: none yet) */
     char helo[256];
     struct message *msg;   /* the transaction in progress */
     /* a MAIL/RCPT reply waiting for a null-MX lookup (dns.c) */

@@ -78,6 +78,20 @@ static void reply_flush(struct session *s, struct evbuffer *buf)
         evbuffer_add_buffer(bufferevent_get_output(s->bev), buf);
 }
 
+/* Keeps the tallies of the disconnect line: the last reply's code, and the replies to RCPT (a
+ * recipient accepted or refused) and to the message text (accepted). Every reply to a command
+ * goes through reply() while that command is the last one read (a pipelined next command waits
+ * for it), so the last verb tells what a reply answers. */
+static void tally_reply(struct session *s, enum reply_id id)
+{
+    int code = reply_info(id)->code;
+    s->last_code = code;
+    if (s->last_verb == VERB_RCPT && code != 421)
+        code / 100 == 2 ? s->rcpts_ok++ : s->rcpts_refused++;
+    if (id == REPLY_QUEUED)
+        s->nmessages++;
+}
+
 /* Sends one reply from the catalog; counts protocol errors and ends the session past max_errors.
  * Nothing follows a closing reply (221, 421, ...): an answer that arrives later from a disk thread,
  * DNS or a timer - the session was closed meanwhile (timeout, shutdown) - is not sent. */
@@ -90,8 +104,10 @@ void reply(struct session *s, enum reply_id id, ...)
     va_start(ap, id);
     reply_vformat(buf, false, id, ap);
     va_end(ap);
+    tally_reply(s, id);
     bool too_many = is_protocol_error(reply_info(id)->code) && ++s->errors >= s->srv->cfg->max_errors && !s->closing;
     if (too_many) {
+        s->last_code = reply_info(REPLY_TOO_MANY_ERRORS)->code;
         log_info("event=too_many_errors session=%s client=%s errors=%u", s->id, s->peer_ip, s->errors);
         reply_format(buf, false, REPLY_TOO_MANY_ERRORS);
     }
@@ -131,18 +147,45 @@ void session_free(struct session *s)
     server_session_gone(srv);
 }
 
-/* Drops the connection now; the memory waits for a pending disk job. */
-static void session_destroy(struct session *s)
+/* The one line per connection an administrator reads to see how it went (Postfix's "disconnect
+ * from"): how long it lasted, what it did, and how it ended - QUIT, a reply of ours that closed
+ * it (ended=server reply=421), or the client's doing (ended=client_closed, connection_error,
+ * timeout, tls_failed) with its last command: a connection lost after RCPT or DATA is a client
+ * that gave up, or a program that does not speak SMTP properly. */
+static void log_disconnect(const struct session *s, const char *ended)
+{
+    if (!log_enabled(LOG_INFO))
+        return;
+    char user[300] = "", how[48];
+    if (s->auth_user) {
+        char safe[280];
+        snprintf(user, sizeof user, " user=%s", log_safe(safe, sizeof safe, s->auth_user));
+    }
+    if (ended)
+        snprintf(how, sizeof how, "%s after=%s", ended, s->ncommands ? smtp_verb_name(s->last_verb) : "connect");
+    else if (s->last_code == 221)
+        snprintf(how, sizeof how, "quit");
+    else
+        snprintf(how, sizeof how, "server reply=%d", s->last_code);
+    log_info("event=disconnect session=%s client=%s duration=%.3fs ended=%s commands=%u messages=%u rcpts=%u/%u "
+             "errors=%u%s",
+             s->id, s->peer_ip, monotonic_now() - s->connected_at, how, s->ncommands, s->nmessages, s->rcpts_ok,
+             s->rcpts_ok + s->rcpts_refused, s->errors, user);
+}
+
+/* Drops the connection now; the memory waits for a pending disk job. ended: why, when it is the
+ * client's doing (log_disconnect); NULL when this server closed it after its last reply. */
+static void session_destroy(struct session *s, const char *ended)
 {
     if (s->dead)
         return;
+    log_disconnect(s, s->closing ? NULL : ended);
     if (s->close_ev)
         event_del(s->close_ev);
     if (s->bev) {
         bufferevent_free(s->bev);
         s->bev = NULL;
     }
-    log_debug("event=disconnect session=%s client=%s", s->id, s->peer_ip);
     if (s->counted) {
         s->srv->nactive--;
         conn_counts_remove(s->srv->per_ip, s->peer_ip);
@@ -172,7 +215,7 @@ static void on_close_ev(evutil_socket_t fd, short what, void *arg)
         event_add(s->close_ev, &again);
         return;
     }
-    session_destroy(s);
+    session_destroy(s, NULL);
 }
 
 /* Stops reading and closes once the replies are sent. Never frees s before returning: callers
@@ -560,6 +603,8 @@ static void run_command(struct session *s, const char *line, size_t len)
 {
     struct smtp_command c;
     smtp_parse_command(line, len, &c);
+    s->ncommands++;
+    s->last_verb = c.verb;
     if (c.verb == VERB_FOREIGN) {
         log_info("event=foreign_protocol session=%s client=%s", s->id, s->peer_ip);
         reply(s, REPLY_FOREIGN_PROTOCOL);
@@ -768,7 +813,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
         else
             snprintf(why, sizeof why, "connection closed during handshake");
         log_info("event=tls_failed session=%s client=%s error=\"%s\"", s->id, s->peer_ip, why);
-        session_destroy(s);
+        session_destroy(s, "tls_failed");
         return;
     }
     if ((what & BEV_EVENT_TIMEOUT) && (what & BEV_EVENT_READING) && s->state == ST_COMMIT && !s->closing) {
@@ -779,7 +824,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
         /* no reply can go out before the handshake ends: close at once */
         log_info("event=tls_failed session=%s client=%s error=\"handshake not finished in %us (command_timeout)\"",
                  s->id, s->peer_ip, s->srv->cfg->command_timeout);
-        session_destroy(s);
+        session_destroy(s, "tls_failed");
         return;
     }
     if ((what & BEV_EVENT_TIMEOUT) && !s->closing) {
@@ -787,7 +832,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
         if (s->state != ST_COMMIT)
             reset_transaction(s);
         if (what & BEV_EVENT_WRITING) { /* a client that reads nothing cannot get a 421 either */
-            session_destroy(s);
+            session_destroy(s, "timeout");
             return;
         }
         reply(s, REPLY_TIMEOUT);
@@ -798,7 +843,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
         note_tls(s); /* a handshake may finish in the same read as the client's close */
         if (s->state == ST_DATA)
             log_info("event=lost_during_data session=%s client=%s", s->id, s->peer_ip);
-        session_destroy(s);
+        session_destroy(s, what & BEV_EVENT_EOF ? "client_closed" : "connection_error");
     }
 }
 
@@ -888,6 +933,7 @@ void session_attach(struct server *srv, struct bufferevent *bev, const struct so
         return;
     }
     s->srv = srv;
+    s->connected_at = monotonic_now();
     s->role = role;
     s->tls = role == ROLE_SMTPS;
     snprintf(s->id, sizeof s->id, "%lX", ++next_id);

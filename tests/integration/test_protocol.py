@@ -1,6 +1,9 @@
 """RFC 5321 command handling: greeting, EHLO, sequence, syntax, limits, every reply code."""
+import re
 import smtplib
 import time
+
+from conftest import wait_for
 
 
 def test_greeting_names_host(server):
@@ -169,6 +172,33 @@ def test_pipelined_batch_replies_in_order(server):
     assert codes == [250, 250, 250, 550, 250, 354, 250, 250, 250, 354, 250, 250, 221]
     assert len(server.maildir_files("alice@example.test")) == 1
     assert len(server.maildir_files("bob@example.test")) == 2
+
+
+def test_disconnect_line_sums_up_each_connection(make_server):
+    """One info line per connection says how it went: what it did, and how it ended - QUIT, a
+    closing reply of ours, or the client going away after its last command."""
+    srv = make_server(max_errors=2, log_level="info")
+    c = srv.connect()
+    c.send("EHLO client.example\r\nMAIL FROM:<s@sender.example>\r\nRCPT TO:<alice@example.test>\r\n"
+           "RCPT TO:<nobody@example.test>\r\nRCPT TO:<bob@example.test>\r\nDATA\r\nhi\r\n.\r\nQUIT\r\n")
+    assert [c.reply()[0] for _ in range(8)] == [250, 250, 250, 550, 250, 354, 250, 221]
+    assert c.closed()
+    lost = srv.connect()
+    lost.expect("EHLO client.example", 250)
+    lost.expect("MAIL FROM:<s@sender.example>", 250)
+    lost.expect("RCPT TO:<alice@example.test>", 250)
+    lost.close()
+    rude = srv.connect()
+    rude.expect("BAD1", 500)
+    rude.send("BAD2\r\n")
+    assert rude.reply()[0] == 500 and rude.reply()[0] == 421
+    assert rude.closed()
+    wait_for(lambda: srv.log_text().count("event=disconnect ") >= 4, what="disconnect lines")  # + start probe
+    log = srv.log_text()
+    assert re.search(r"event=disconnect session=\w+ client=127\.0\.0\.1 duration=[0-9.]+s ended=quit "
+                     r"commands=7 messages=1 rcpts=2/3 errors=0\n", log), log
+    assert re.search(r"event=disconnect .* ended=client_closed after=RCPT commands=3 messages=0 rcpts=1/1 ", log), log
+    assert re.search(r"event=disconnect .* ended=server reply=421 commands=2 messages=0 rcpts=0/0 errors=2", log), log
 
 
 def test_smtplib_session(server):

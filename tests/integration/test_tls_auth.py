@@ -100,8 +100,11 @@ def test_smtplib_starttls_login_sendmail_end_to_end(tls_server, pki):
     assert "with ESMTPSA id" in text and "(using TLSv1.3 with cipher TLS_" in text
     queued = list((srv.spool_dir / "queue").iterdir())  # the remote recipient waits for the relay
     assert len(queued) == 1 and "rcpt 0 - friend@servfail.test" in queued[0].read_text()
+    wait_for(lambda: "ended=quit" in srv.log_text(), what="the disconnect line")
     log = srv.log_text()
     assert "event=auth_ok" in log and "user=alice@example.test" in log
+    assert re.search(r"event=disconnect .* ended=quit commands=\d+ messages=1 rcpts=2/2 errors=0 "
+                     r"user=alice@example.test\n", log), log
 
 
 def test_implicit_tls_smtps(tls_server, pki):
@@ -420,6 +423,7 @@ def test_stalled_handshake_is_closed_after_command_timeout(tls_server, how):
     took = closed_within(s, 15)
     assert took is not None and took < 8, f"still open (or closed late: {took})"
     assert 'error="handshake not finished in 2s (command_timeout)"' in srv.log_text()
+    assert re.search(r"event=disconnect .* ended=tls_failed after=(connect|STARTTLS) ", srv.log_text())
 
 
 def test_sigterm_with_a_stalled_handshake_stops(tls_server):
