@@ -92,6 +92,10 @@ static const struct key_def keys[] = {
      "Date field gets one (RFC 6409 8.2, 8.3); mail arriving from elsewhere is never changed."},
     {"max_errors", T_UINT, F(max_errors), "10", 1, 1000,
      "Protocol errors per session before 421 4.7.0 and disconnect."},
+    {"max_refused_recipients", T_UINT, F(max_refused_recipients), "20", 0, 100000,
+     "Recipients refused with 5xx in one session (since its last accepted message) before 421 4.7.0 and "
+     "disconnect, counted only while they outnumber those accepted: a program guessing addresses "
+     "(directory harvest) is cut off, a mailing list with a few stale addresses is not. 0 = off."},
     {"max_connections", T_UINT, F(max_connections), "1000", 1, 1000000,
      "Concurrent connections in all; beyond it new ones get 421 4.7.0."},
     {"max_connections_per_ip", T_UINT, F(max_connections_per_ip), "50", 1, 1000000,

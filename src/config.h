@@ -47,6 +47,7 @@ struct config {
     char *recipient_delimiter;
     unsigned max_command_line;
     unsigned max_errors;
+    unsigned max_refused_recipients;
     unsigned max_hops;            /* Received fields at which a message is refused as looping */
     unsigned max_connections;
     unsigned max_connections_per_ip;

@@ -75,6 +75,7 @@ struct session {
     unsigned ncommands;
     unsigned nmessages;      /* accepted: 250 after the message text */
     unsigned rcpts_ok, rcpts_refused;
+    unsigned rcpts_ok_run, rcpts_5xx_run; /* since the last accepted message: max_refused_recipients */
     enum smtp_verb last_verb;/* the client's last command: a connection lost "after RCPT" */
     int last_code;           /* our last reply's code (0: none yet) */
     char helo[256];

@@ -79,20 +79,46 @@ static void reply_flush(struct session *s, struct evbuffer *buf)
 }
 
 /* Keeps the tallies of the disconnect line: the last reply's code, and the replies to RCPT (a
- * recipient accepted or refused) and to the message text (accepted). Every reply to a command
+ * recipient accepted or refused; a protocol error such as 503 or 501 is no recipient decision) and
+ * to the message text (accepted). Every reply to a command
  * goes through reply() while that command is the last one read (a pipelined next command waits
  * for it), so the last verb tells what a reply answers. */
 static void tally_reply(struct session *s, enum reply_id id)
 {
     int code = reply_info(id)->code;
     s->last_code = code;
-    if (s->last_verb == VERB_RCPT && code != 421)
+    if (s->last_verb == VERB_RCPT && code != 421 && !is_protocol_error(code)) {
         code / 100 == 2 ? s->rcpts_ok++ : s->rcpts_refused++;
-    if (id == REPLY_QUEUED)
+        code / 100 == 2 ? s->rcpts_ok_run++ : code / 100 == 5 ? s->rcpts_5xx_run++ : 0;
+    }
+    if (id == REPLY_QUEUED) {
         s->nmessages++;
+        s->rcpts_ok_run = s->rcpts_5xx_run = 0;
+    }
 }
 
-/* Sends one reply from the catalog; counts protocol errors and ends the session past max_errors.
+/* The reply that must end the session after this one, or REPLY__COUNT (none): past max_errors protocol
+ * errors, or past max_refused_recipients recipients refused since the last accepted message
+ * while they outnumber those accepted - a directory harvest guesses addresses, mostly wrong; a
+ * mailing list's message has a few stale ones among many good ones. */
+static enum reply_id session_limit_reached(struct session *s, enum reply_id id)
+{
+    const struct config *cfg = s->srv->cfg;
+    if (is_protocol_error(reply_info(id)->code) && ++s->errors >= cfg->max_errors) {
+        log_info("event=too_many_errors session=%s client=%s errors=%u", s->id, s->peer_ip, s->errors);
+        return REPLY_TOO_MANY_ERRORS;
+    }
+    if (cfg->max_refused_recipients && s->last_verb == VERB_RCPT && reply_info(id)->code / 100 == 5 &&
+        !is_protocol_error(reply_info(id)->code) &&
+        s->rcpts_5xx_run >= cfg->max_refused_recipients && s->rcpts_5xx_run > s->rcpts_ok_run) {
+        log_info("event=too_many_refused_recipients session=%s client=%s refused=%u accepted=%u", s->id, s->peer_ip,
+                 s->rcpts_5xx_run, s->rcpts_ok_run);
+        return REPLY_TOO_MANY_REFUSED_RCPTS;
+    }
+    return REPLY__COUNT;
+}
+
+/* Sends one reply from the catalog; ends the session after it past a limit (session_limit_reached).
  * Nothing follows a closing reply (221, 421, ...): an answer that arrives later from a disk thread,
  * DNS or a timer - the session was closed meanwhile (timeout, shutdown) - is not sent. */
 void reply(struct session *s, enum reply_id id, ...)
@@ -105,14 +131,13 @@ void reply(struct session *s, enum reply_id id, ...)
     reply_vformat(buf, false, id, ap);
     va_end(ap);
     tally_reply(s, id);
-    bool too_many = is_protocol_error(reply_info(id)->code) && ++s->errors >= s->srv->cfg->max_errors && !s->closing;
-    if (too_many) {
-        s->last_code = reply_info(REPLY_TOO_MANY_ERRORS)->code;
-        log_info("event=too_many_errors session=%s client=%s errors=%u", s->id, s->peer_ip, s->errors);
-        reply_format(buf, false, REPLY_TOO_MANY_ERRORS);
+    enum reply_id last = session_limit_reached(s, id);
+    if (last != REPLY__COUNT) {
+        s->last_code = reply_info(last)->code;
+        reply_format(buf, false, last);
     }
     reply_flush(s, buf);
-    if (too_many)
+    if (last != REPLY__COUNT)
         close_after_flush(s);
 }
 

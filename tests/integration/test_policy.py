@@ -203,3 +203,56 @@ def test_internationalized_local_domain_in_every_spelling(make_server, tmp_path)
     c.expect("Subject: idn again\r\n\r\nx\r\n.", 250)
     assert len(list((srv.mail_dir / "b\u00fccher.test" / "bob" / "new").iterdir())) == 2
     assert len(list((srv.mail_dir / "caf\u00e9.test").iterdir())) == 2  # anyone, zoe
+
+
+def test_directory_harvest_is_cut_off(make_server):
+    """A session guessing addresses (mostly unknown) gets 421 4.7.0 after max_refused_recipients
+    refused ones; the refusal itself is answered first, and nothing after the 421 is read."""
+    srv = make_server(max_refused_recipients=5, log_level="info")
+    c = srv.connect()
+    c.expect("EHLO harvester.example", 250)
+    c.expect("MAIL FROM:<h@harvester.example>", 250)
+    c.expect("RCPT TO:<alice@example.test>", 250)  # one good guess does not save the rest
+    for i in range(4):
+        c.expect(f"RCPT TO:<guess{i}@example.test>", 550)
+    c.send("RCPT TO:<guess4@example.test>\r\nRCPT TO:<bob@example.test>\r\n")
+    assert c.reply()[0] == 550
+    code, lines = c.reply()
+    assert code == 421 and lines[0].startswith("4.7.0 Too many refused recipients")
+    assert c.closed()
+    log = srv.log_text()
+    assert "event=too_many_refused_recipients session=" in log and "refused=5 accepted=1" in log
+    assert srv.all_delivered() == []
+
+
+def test_stale_addresses_among_good_ones_are_not_a_harvest(make_server):
+    """A mailing list's message: refused recipients beyond the limit but fewer than the accepted
+    ones go on; and each accepted message starts the count again."""
+    srv = make_server(max_refused_recipients=5)
+    c = srv.connect()
+    c.expect("EHLO lists.example", 250)
+    c.expect("MAIL FROM:<list@lists.example>", 250)
+    for i in range(8):
+        c.expect(f"RCPT TO:<member{i}@catchall.test>", 250)
+        c.expect(f"RCPT TO:<stale{i}@example.test>", 550)
+    c.expect("DATA", 354)
+    c.expect("Subject: list\r\n\r\nhi\r\n.", 250)
+    for _ in range(2):  # 4 refused, then the message: the next one starts from 0
+        c.expect("MAIL FROM:<list@lists.example>", 250)
+        for i in range(4):
+            c.expect(f"RCPT TO:<gone{i}@example.test>", 550)
+        c.expect("RCPT TO:<alice@example.test>", 250)
+        c.expect("DATA", 354)
+        c.expect("Subject: list\r\n\r\nhi\r\n.", 250)
+    c.expect("QUIT", 221)
+    assert len(srv.all_delivered()) == 8 + 2
+
+
+def test_harvest_limit_zero_is_off(make_server):
+    srv = make_server(max_refused_recipients=0)
+    c = srv.connect()
+    c.expect("EHLO harvester.example", 250)
+    c.expect("MAIL FROM:<h@harvester.example>", 250)
+    for i in range(60):
+        c.expect(f"RCPT TO:<guess{i}@example.test>", 550)
+    c.expect("QUIT", 221)
