@@ -28,6 +28,7 @@
 #include "address.h"
 #include "auth.h"
 #include "dsn_message.h"
+#include "idn.h"
 #include "log.h"
 #include "mailbox_hold.h"
 #include "commit.h"
@@ -336,10 +337,11 @@ static void add_missing_headers(struct session *s, const struct header_facts *fa
 }
 
 /* The Received field's "from" clause (RFC 5321 4.4: Extended-Domain). An EHLO name that is a
- * domain (UTF-8 only in an SMTPUTF8 message) or an address literal comes first, as usual. Any
- * other ("my_pc", "x;y": EHLO takes them, as most servers do) would make the field
- * unparseable - a ';' ends its clauses - so the client is named by its address and the EHLO name
- * goes into a comment, with '(', ')' and '\' quoted and, outside SMTPUTF8, 8-bit octets as '?'. */
+ * domain or an address literal comes first, as usual; a UTF-8 domain in a message without
+ * SMTPUTF8 is written as its A-label (the same name in ASCII, RFC 5890). Any other ("my_pc",
+ * "x;y": EHLO takes them, as most servers do) would make the field unparseable - a ';' ends its
+ * clauses - so the client is named by its address and the EHLO name goes into a comment, with
+ * '(', ')' and '\' quoted and, outside SMTPUTF8, 8-bit octets as '?'. */
 static void received_from(struct evbuffer *out, const struct session *s, bool utf8_ok)
 {
     const char *v6 = s->peer.ss_family == AF_INET6 ? "IPv6:" : "";
@@ -347,9 +349,11 @@ static void received_from(struct evbuffer *out, const struct session *s, bool ut
     struct sockaddr_storage ss;
     socklen_t sslen;
     size_t len = strlen(s->helo);
-    if ((address_parse_domain(s->helo, len, &utf8) == ADDR_OK && (!utf8 || utf8_ok)) ||
+    char alabel[256];
+    if ((address_parse_domain(s->helo, len, &utf8) == ADDR_OK &&
+         (!utf8 || utf8_ok || idn_to_ascii(s->helo, alabel, sizeof alabel))) ||
         (s->helo[0] == '[' && address_literal_ip(s->helo, &ss, &sslen))) {
-        evbuffer_add_printf(out, "from %s ([%s%s])", s->helo, v6, s->peer_ip);
+        evbuffer_add_printf(out, "from %s ([%s%s])", utf8 && !utf8_ok ? alabel : s->helo, v6, s->peer_ip);
         return;
     }
     evbuffer_add_printf(out, "from [%s%s] (helo=", v6, s->peer_ip);

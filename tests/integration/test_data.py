@@ -51,7 +51,8 @@ ODD_EHLO = [
     ("my_pc", "from [127.0.0.1] (helo=my_pc)"),
     ("x;by.forged.example", "from [127.0.0.1] (helo=x;by.forged.example)"),  # ';' would end the clauses
     ("a(b)c\\d", "from [127.0.0.1] (helo=a\\(b\\)c\\\\d)"),  # quoted in the comment
-    ("h\u00f6st.example", "from [127.0.0.1] (helo=h??st.example)"),  # 8-bit outside SMTPUTF8
+    ("h\u00f6st.example", "from xn--hst-sna.example ([127.0.0.1])"),  # outside SMTPUTF8: its A-label
+    ("h\u00f6_st.example", "from [127.0.0.1] (helo=h??_st.example)"),  # no domain: 8-bit octets as '?'
 ]
 
 
