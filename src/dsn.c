@@ -181,10 +181,11 @@ static void status_part(struct evbuffer *out, const struct dsn_report *r)
             evbuffer_add_printf(out, "Original-Recipient: %s\n", xtext_decoded(d->orcpt, decoded, sizeof decoded));
         evbuffer_add_printf(out, "Final-Recipient: rfc822; %s\nAction: %s\nStatus: %s\n", d->addr, action_name(d->action),
                             status);
-        if (d->remote_mta) {
+        if (d->remote_mta) { /* its name, or (an address literal's host) its address: "[192.0.2.1]" */
             char host[300];
             snprintf(host, sizeof host, "%s", d->remote_mta);
-            host[strcspn(host, "[")] = '\0';
+            if (host[0] != '[')
+                host[strcspn(host, "[")] = '\0';
             evbuffer_add_printf(out, "Remote-MTA: dns; %s\n", host);
         }
         if (d->diag && starts_with_code(d->diag))

@@ -1262,6 +1262,17 @@ def test_ipv6_destination(relay):
     wait_for(lambda: "v6only.test[::1]" in srv.log_text(), what="the delivery logged with the IPv6 address")
 
 
+def test_bounce_from_an_address_literal_names_it_as_remote_mta(relay):
+    """An address literal's host has no name: the report's Remote-MTA gives its address (it was
+    "dns; " with nothing after it)."""
+    scripted(relay, reply=lambda l, n: b"550 5.1.1 no such user\r\n" if l.startswith("RCPT") else
+             b"354 go\r\n" if l == "DATA" else b"250 2.0.0 ok\r\n")
+    srv = relay["start"]()
+    send(srv, ["nobody@[127.0.0.4]"])
+    _, rcpts = report_fields(dsn_for(srv))
+    assert rcpts[0]["Remote-MTA"] == "dns; [127.0.0.4]" and rcpts[0]["Status"] == "5.1.1"
+
+
 def test_address_literal_destinations(relay):
     """An address literal has no MX: the mail goes straight to that address (RFC 5321 5.1), over
     IPv4 and IPv6; a General-address-literal names nothing reachable: bounced 5.1.2."""
