@@ -16,6 +16,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "address.h"
+#include "idn.h"
 #include "queue_file.h"
 #include "spool_lock.h"
 
@@ -74,10 +76,87 @@ static const char *status_words(enum qrcpt_status status)
     }
 }
 
+/* Which messages `queue list` shows and `queue delete|hold|release` acts on when no ids are
+ * given: every one, or those whose sender is `from` and/or that have a recipient not yet settled
+ * who is `to` (an address, or "@domain" for any at that domain). Addresses are compared in one
+ * canonical form (address_canonical: case, quoting, IDN). */
+#define CANON_MAX (ADDR_LOCAL_MAX + ADDR_DOMAIN_MAX + 2) /* address_canonical's longest, NUL included */
+
+struct selection {
+    bool all;
+    char from[CANON_MAX]; /* canonical; "<>" for the null sender; "" = any */
+    char to[CANON_MAX];   /* canonical address, or "@" and the canonical domain; "" = any */
+};
+
+/* Reads "--from ADDR" / "--to ADDR|@DOMAIN" / "ALL" into sel; false (with a message) on a bad one. */
+static bool selection_parse(int argc, char **argv, struct selection *sel)
+{
+    memset(sel, 0, sizeof *sel);
+    for (int i = 0; i < argc; i++) {
+        bool from = strcmp(argv[i], "--from") == 0, to = strcmp(argv[i], "--to") == 0;
+        if (strcmp(argv[i], "ALL") == 0) {
+            sel->all = true;
+            continue;
+        }
+        if ((!from && !to) || i + 1 == argc) {
+            fprintf(stderr, "postern queue: '%s' is not a queue id, ALL, --from ADDRESS or --to ADDRESS|@DOMAIN\n",
+                    argv[i]);
+            return false;
+        }
+        const char *v = argv[++i];
+        char *out = from ? sel->from : sel->to;
+        size_t vlen = strlen(v);
+        if (vlen >= 2 && v[0] == '<' && v[vlen - 1] == '>')
+            v++, vlen -= 2;
+        if (from && vlen == 0) {
+            snprintf(out, CANON_MAX, "<>");
+        } else if (to && v[0] == '@' && vlen > 1) {
+            out[0] = '@';
+            idn_canonical(v + 1, out + 1, CANON_MAX - 1);
+        } else if (!address_canonical(v, vlen, out, CANON_MAX)) {
+            fprintf(stderr, "postern queue: '%s' is not an address%s\n", argv[i], to ? " or @domain" : "");
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool selection_empty(const struct selection *sel)
+{
+    return !sel->all && !sel->from[0] && !sel->to[0];
+}
+
+/* True when addr (as stored in a queue file) is the selection's address or in its @domain. */
+static bool address_matches(const char *addr, const char *want)
+{
+    char canon[CANON_MAX];
+    if (!address_canonical(addr, strlen(addr), canon, sizeof canon))
+        return false;
+    if (want[0] != '@')
+        return strcmp(canon, want) == 0;
+    const char *at = strrchr(canon, '@');
+    return at && strcmp(at + 1, want + 1) == 0;
+}
+
+static bool selection_matches(const struct selection *sel, const struct qfile *q)
+{
+    if (sel->from[0] && !(strcmp(sel->from, "<>") == 0 ? q->sender[0] == '\0' : address_matches(q->sender, sel->from)))
+        return false;
+    if (!sel->to[0])
+        return true;
+    for (size_t i = 0; i < q->nrcpts; i++) {
+        enum qrcpt_status st = q->rcpts[i].status;
+        if (st != QR_DELIVERED && st != QR_FAILED && address_matches(q->rcpts[i].addr, sel->to))
+            return true;
+    }
+    return false;
+}
+
 /* One line per message, then its recipients not yet settled: pending ones with their last error,
  * and those whose report is still to be stored. A file that cannot be read is named on stderr and
  * counted in *unreadable: a list that left it out would hide it. */
-static int list_dir(const char *spool, const char *dir, bool held, unsigned *count, unsigned *unreadable)
+static int list_dir(const char *spool, const char *dir, bool held, const struct selection *sel, unsigned *count,
+                    unsigned *unreadable)
 {
     char path[PATH_MAX], err[256];
     snprintf(path, sizeof path, "%s/%s", spool, dir);
@@ -91,6 +170,10 @@ static int list_dir(const char *spool, const char *dir, bool held, unsigned *cou
                 fprintf(stderr, "postern queue: %s/%s: %s\n", dir, de->d_name, err);
                 (*unreadable)++;
             }
+            continue;
+        }
+        if (!selection_matches(sel, &q)) {
+            qfile_free(&q);
             continue;
         }
         char age[32];
@@ -114,13 +197,13 @@ static int list_dir(const char *spool, const char *dir, bool held, unsigned *cou
     return 0;
 }
 
-static int cmd_list(const char *spool)
+static int cmd_list(const char *spool, const struct selection *sel)
 {
     unsigned n = 0, unreadable = 0;
     printf("%-20s %8s %9s  %s\n", "QUEUE ID", "AGE", "SIZE", "SENDER / RECIPIENTS");
-    list_dir(spool, "queue", false, &n, &unreadable);
-    list_dir(spool, "hold", true, &n, &unreadable);
-    printf("-- %u message%s in the queue", n, n == 1 ? "" : "s");
+    list_dir(spool, "queue", false, sel, &n, &unreadable);
+    list_dir(spool, "hold", true, sel, &n, &unreadable);
+    printf("-- %u message%s %s", n, n == 1 ? "" : "s", selection_empty(sel) ? "in the queue" : "selected");
     if (unreadable)
         printf(", and %u file%s that cannot be read (named above; the server moves such a file to "
                "spool_dir/corrupt/ when it starts)", unreadable, unreadable == 1 ? "" : "s");
@@ -169,8 +252,14 @@ static int cmd_show(const char *spool, const char *id)
     return 0;
 }
 
-/* Moves ID between queue/ and hold/ (or deletes it), then tells the server. */
-static int change(const char *spool, const char *op, const char *id)
+static const char *op_done(const char *op)
+{
+    return strcmp(op, "delete") == 0 ? "deleted" : strcmp(op, "hold") == 0 ? "held" : "released";
+}
+
+/* Moves ID between queue/ and hold/ (or deletes it); the caller tells the server. 0, or 1 with a
+ * message. */
+static int change_one(const char *spool, const char *op, const char *id)
 {
     const char *dir = qfile_where(spool, id);
     char from[PATH_MAX], to[PATH_MAX];
@@ -200,9 +289,112 @@ static int change(const char *spool, const char *op, const char *id)
             return 1;
         }
     }
-    printf("%s: %s\n", id, strcmp(op, "delete") == 0 ? "deleted" : strcmp(op, "hold") == 0 ? "held" : "released");
-    tell_server(spool, SIGUSR2);
+    printf("%s: %s\n", id, op_done(op));
     return 0;
+}
+
+/* Where op takes messages from: release from hold/, hold from queue/, delete from both. */
+static bool op_takes_from(const char *op, const char *dir)
+{
+    return strcmp(op, "delete") == 0 || strcmp(dir, strcmp(op, "release") == 0 ? "hold" : "queue") == 0;
+}
+
+/* op on every message of spool/dir the selection takes (all of them for ALL, without reading
+ * them: a file that cannot be read goes too). Counts into *done and *failed. */
+static void change_dir(const char *spool, const char *dir, const char *op, const struct selection *sel,
+                       unsigned *done, unsigned *failed)
+{
+    char path[PATH_MAX], err[256];
+    snprintf(path, sizeof path, "%s/%s", spool, dir);
+    DIR *d = opendir(path);
+    for (struct dirent *de; d && (de = readdir(d));) {
+        struct qfile q;
+        if (!qfile_id_valid(de->d_name))
+            continue;
+        if (!sel->all) {
+            if (qfile_load(spool, dir, de->d_name, &q, err, sizeof err) < 0)
+                continue; /* gone meanwhile (delivered), or unreadable: never matched by address */
+            bool match = selection_matches(sel, &q);
+            qfile_free(&q);
+            if (!match)
+                continue;
+        }
+        change_one(spool, op, de->d_name) == 0 ? (*done)++ : (*failed)++;
+    }
+    if (d)
+        closedir(d);
+}
+
+/* Reads queue ids from stdin, one per line (`queue delete -`), into a new array; NULL (with a
+ * message) at a line that is not one. */
+static char **ids_from_stdin(size_t *n)
+{
+    char line[256], **ids = NULL;
+    size_t cap = 0;
+    *n = 0;
+    for (unsigned lineno = 1; fgets(line, sizeof line, stdin); lineno++) {
+        char *id = line + strspn(line, " \t");
+        id[strcspn(id, " \t\r\n")] = '\0';
+        if (!id[0])
+            continue;
+        if (!qfile_id_valid(id)) {
+            fprintf(stderr, "postern queue: stdin line %u: '%s' is not a queue id; nothing changed\n", lineno, id);
+            goto fail;
+        }
+        if (*n == cap) {
+            char **more = realloc(ids, (cap = cap ? cap * 2 : 64) * sizeof *ids);
+            if (!more)
+                goto fail;
+            ids = more;
+        }
+        if (!(ids[*n] = strdup(id)))
+            goto fail;
+        (*n)++;
+    }
+    return ids ? ids : calloc(1, sizeof *ids);
+fail:
+    while (*n)
+        free(ids[--*n]);
+    free(ids);
+    return NULL;
+}
+
+/* `queue delete|hold|release` with ids (or "-": ids from stdin) or a selection (ALL, --from,
+ * --to); the server is told once, at the end. Exit status 1 when an id was not found or a file
+ * could not be changed. */
+static int cmd_change(const char *spool, const char *op, int argc, char **argv)
+{
+    unsigned done = 0, failed = 0;
+    struct selection sel;
+    if (argc == 1 && strcmp(argv[0], "-") == 0) {
+        size_t n;
+        char **ids = ids_from_stdin(&n);
+        if (!ids)
+            return 2;
+        for (size_t i = 0; i < n; i++) {
+            change_one(spool, op, ids[i]) == 0 ? done++ : failed++;
+            free(ids[i]);
+        }
+        free(ids);
+    } else if (qfile_id_valid(argv[0])) {
+        for (int i = 0; i < argc; i++)
+            if (!qfile_id_valid(argv[i])) {
+                fprintf(stderr, "postern queue: '%s' is not a queue id; nothing changed\n", argv[i]);
+                return 2;
+            }
+        for (int i = 0; i < argc; i++)
+            change_one(spool, op, argv[i]) == 0 ? done++ : failed++;
+    } else {
+        if (!selection_parse(argc, argv, &sel))
+            return 2;
+        for (const char *const *dir = (const char *const[]){"queue", "hold", NULL}; *dir; dir++)
+            if (op_takes_from(op, *dir))
+                change_dir(spool, *dir, op, &sel, &done, &failed);
+        printf("-- %u message%s %s\n", done, done == 1 ? "" : "s", op_done(op));
+    }
+    if (done)
+        tell_server(spool, SIGUSR2);
+    return failed ? 1 : 0;
 }
 
 /* False (with a message) when this user cannot read the queue: "0 messages" or "no message ID"
@@ -222,18 +414,20 @@ int queue_cli_main(const char *spool, int argc, char **argv)
 {
     if (!queue_readable(spool))
         return 1;
-    if (argc >= 1 && strcmp(argv[0], "list") == 0 && argc == 1)
-        return cmd_list(spool);
+    struct selection sel;
+    if (argc >= 1 && strcmp(argv[0], "list") == 0)
+        return selection_parse(argc - 1, argv + 1, &sel) ? cmd_list(spool, &sel) : 2;
     if (argc == 1 && strcmp(argv[0], "flush") == 0)
         return tell_server(spool, SIGUSR1) ? (printf("flush: the server retries every queued message now\n"), 0) : 1;
-    if (argc == 2 && !qfile_id_valid(argv[1])) {
+    if (argc == 2 && strcmp(argv[0], "show") == 0) {
+        if (qfile_id_valid(argv[1]))
+            return cmd_show(spool, argv[1]);
         fprintf(stderr, "postern queue: '%s' is not a queue id\n", argv[1]);
         return 2;
     }
-    if (argc == 2 && strcmp(argv[0], "show") == 0)
-        return cmd_show(spool, argv[1]);
-    if (argc == 2 && (strcmp(argv[0], "delete") == 0 || strcmp(argv[0], "hold") == 0 || strcmp(argv[0], "release") == 0))
-        return change(spool, argv[0], argv[1]);
-    fprintf(stderr, "usage: postern queue list | show ID | flush | delete ID | hold ID | release ID\n");
+    if (argc >= 2 && (strcmp(argv[0], "delete") == 0 || strcmp(argv[0], "hold") == 0 || strcmp(argv[0], "release") == 0))
+        return cmd_change(spool, argv[0], argc - 1, argv + 1);
+    fprintf(stderr, "usage: postern queue list [SELECTION] | show ID | flush | delete|hold|release ID...|-|SELECTION\n"
+                    "  SELECTION: ALL, or --from ADDRESS and/or --to ADDRESS|@DOMAIN (a recipient not yet delivered)\n");
     return 2;
 }

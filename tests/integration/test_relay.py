@@ -746,6 +746,40 @@ def test_queue_commands(relay):
     wait_for(lambda: "event=queue_scan" in srv.log_text())
 
 
+def test_queue_bulk_commands_by_id_list_sender_recipient_and_all(relay):
+    """After a spam run an administrator removes messages in bulk: several ids, ids on stdin, every
+    message from a sender or for a recipient or domain (addresses in any case or IDN spelling),
+    or ALL; `queue list` takes the same selection."""
+    srv = relay["start"](retry_schedule="1h")
+    spam = [send(srv, [f"v{i}@servfail.test"], sender="Hacked@Example.test") for i in range(3)]
+    ham = send(srv, ["friend@servfail.test"])
+    idn = send(srv, ["leser@b\u00fccher.test"], sender="", mail_params=" SMTPUTF8")
+    wait_for(lambda: len(list((srv.spool_dir / "state").iterdir())) == 5, what="first attempts")
+    listed = postern(srv, "queue", "list", "--from", "hacked@example.test")
+    assert all(q in listed.stdout for q in spam) and ham not in listed.stdout and "3 messages selected" in listed.stdout
+    assert postern(srv, "queue", "hold", "--from", "<HACKED@example.test>").stdout.endswith("-- 3 messages held\n")
+    assert sorted(p.name for p in (srv.spool_dir / "hold").iterdir()) == sorted(spam)
+    released = postern(srv, "queue", "release", spam[0], spam[1])
+    assert released.returncode == 0 and released.stdout == f"{spam[0]}: released\n{spam[1]}: released\n"
+    gone = subprocess.run([str(BIN), "-c", str(srv.conf_path), "queue", "delete", "-"], input=f"{spam[0]}\n {spam[1]} \n\n",
+                          capture_output=True, text=True, timeout=20)
+    assert gone.returncode == 0 and gone.stdout.count("deleted") == 2
+    bad = subprocess.run([str(BIN), "-c", str(srv.conf_path), "queue", "delete", "-"], input=f"{ham}\nnot-an-id\n",
+                         capture_output=True, text=True, timeout=20)
+    assert bad.returncode == 2 and "stdin line 2: 'not-an-id' is not a queue id; nothing changed" in bad.stderr
+    assert (srv.spool_dir / "queue" / ham).exists()
+    assert "1 message selected" in postern(srv, "queue", "list", "--to", "@xn--bcher-kva.test").stdout
+    assert "1 message selected" in postern(srv, "queue", "list", "--from", "<>", "--to", "LESER@B\u00dcCHER.test").stdout
+    assert postern(srv, "queue", "delete", "--to", "@b\u00fccher.test").stdout.endswith("-- 1 message deleted\n")
+    assert postern(srv, "queue", "delete", "--to", "nobody@servfail.test").stdout == "-- 0 messages deleted\n"
+    assert postern(srv, "queue", "delete", "--to", "not an address").returncode == 2
+    assert postern(srv, "queue", "delete", spam[2], "x").returncode == 2  # nothing changed
+    assert (srv.spool_dir / "hold" / spam[2]).exists()
+    assert postern(srv, "queue", "delete", "ALL").stdout.endswith("-- 2 messages deleted\n")  # queued and held
+    assert "0 messages in the queue" in postern(srv, "queue", "list").stdout
+    wait_for(lambda: srv.log_text().count("event=queue_scan") >= 2, what="the server re-reading its queue")
+
+
 def hold_while_sending(relay, reply, rcpt):
     """Sends one message to the scripted peer and holds it once the peer has its text (the peer's
     reply to <END> must take a while). Returns (peer, server, queue id)."""
