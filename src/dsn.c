@@ -97,8 +97,17 @@ static void human_part(struct evbuffer *out, const struct dsn_report *r)
         evbuffer_add_printf(out, "Your message could not be delivered to one or more recipients.\n"
                                  "It will not be retried for them. The details, and what you can do:\n\n");
     else if (delayed)
+    {
         evbuffer_add_printf(out, "Your message has not been delivered yet to one or more recipients.\n"
-                                 "This is only a warning: the mail system keeps trying, you do not need to resend.\n\n");
+                                 "This is only a warning: the mail system keeps trying, you do not need to resend.\n");
+        if (r->retry_until) {
+            char until[64];
+            message_date(r->retry_until, until, sizeof until);
+            evbuffer_add_printf(out, "It tries until %s; if the message is still not\n"
+                                     "delivered then, it gives up and tells you.\n", until);
+        }
+        evbuffer_add(out, "\n", 1);
+    }
     else
         evbuffer_add_printf(out, "Your message was %s successfully, as you asked to be told.\n\n",
                             r->nrcpts && r->rcpts[0].action == DSN_DELIVERED ? "delivered" : "passed on");
@@ -192,6 +201,10 @@ static void status_part(struct evbuffer *out, const struct dsn_report *r)
             evbuffer_add_printf(out, "Diagnostic-Code: smtp; %s\n", d->diag);
         else if (d->diag)
             evbuffer_add_printf(out, "Diagnostic-Code: x-postern; %s\n", d->diag);
+        if (d->action == DSN_DELAYED && r->retry_until) { /* RFC 3464 2.3.9: in "delayed" reports only */
+            message_date(r->retry_until, date, sizeof date);
+            evbuffer_add_printf(out, "Will-Retry-Until: %s\n", date);
+        }
     }
 }
 

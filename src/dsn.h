@@ -23,6 +23,7 @@ struct dsn_report {
     const char *sender;         /* who gets the report */
     const char *envid;          /* ENVID or NULL */
     long long arrival;          /* unix time the original arrived */
+    long long retry_until;      /* unix time delivery attempts end (max_queue_lifetime); 0 = not said */
     const char *reporting_mta;  /* our host name */
     int ret;                    /* enum dsn_ret: RET_FULL returns the whole message */
     const char *original;       /* the original message (LF line endings) */

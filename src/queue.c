@@ -429,8 +429,11 @@ static size_t dsn_recipients(const struct qentry *e, struct dsn_rcpt *list)
 static enum dsn_outcome fill_dsn(struct qentry *e, struct message *m, struct dsn_rcpt *list, size_t n)
 {
     struct server *srv = e->q->srv;
+    const struct config *cfg = srv->cfg;
     struct dsn_report rep = {.qid = e->f.qid, .sender = e->f.sender, .envid = e->f.envid,
-                             .arrival = e->f.created, .reporting_mta = srv->cfg->hostname, .ret = e->f.ret,
+                             .arrival = e->f.created,
+                             .retry_until = cfg->max_queue_lifetime ? e->f.created + (long long)cfg->max_queue_lifetime : 0,
+                             .reporting_mta = srv->cfg->hostname, .ret = e->f.ret,
                              .original = e->text ? e->text : "", .original_len = e->text ? e->f.size : 0,
                              .rcpts = list, .nrcpts = n};
     return dsn_message_fill(m, &rep, srv->policy, srv->cfg->hostname, e->f.smtputf8, e->f.body8bit);

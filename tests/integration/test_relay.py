@@ -5,6 +5,7 @@ with the email package), hostile replies, kill -9 with a full queue, `postern qu
 `postern explain`."""
 import email
 import email.policy
+import email.utils
 import os
 import signal
 import socket
@@ -847,16 +848,21 @@ def test_delay_warning_then_expiry_bounce(relay):
     send(srv, ["late@a-only.test"])  # nothing listens on 127.0.0.2: every attempt defers at once
     first = dsn_for(srv)
     assert first["Subject"] == "Delayed Mail (still being retried)"
-    _, rcpts = report_fields(first)
+    per_msg, rcpts = report_fields(first)
     assert rcpts[0]["Action"] == "delayed" and rcpts[0]["Status"] == "4.4.1"
     assert "you do not need to resend" in human_part(first)
+    # RFC 3464 2.3.9: when the attempts end - arrival + max_queue_lifetime; said in words too
+    until = email.utils.parsedate_to_datetime(rcpts[0]["Will-Retry-Until"])
+    assert (until - email.utils.parsedate_to_datetime(per_msg["Arrival-Date"])).total_seconds() == 3
+    assert f"It tries until {rcpts[0]['Will-Retry-Until']}; if the message is still not\ndelivered then, it gives up" \
+        in human_part(first)
     wait_for(lambda: len(srv.maildir_files("alice@example.test")) == 2, timeout=20, what="the expiry bounce")
     last = email.message_from_bytes(srv.maildir_files("alice@example.test")[-1].read_bytes(),
                                     policy=email.policy.default)
     if last["Subject"] != "Undelivered Mail Returned to Sender":  # file names sort by time; be safe
         last = first if first["Subject"] == "Undelivered Mail Returned to Sender" else last
     _, rcpts = report_fields(last)
-    assert rcpts[0]["Action"] == "failed" and rcpts[0]["Status"] == "4.4.7"
+    assert rcpts[0]["Action"] == "failed" and rcpts[0]["Status"] == "4.4.7" and "Will-Retry-Until" not in rcpts[0]
     assert "cannot connect to a-only.test[127.0.0.2]" in rcpts[0]["Diagnostic-Code"]
     assert "not delivered in 3 seconds of trying" in rcpts[0]["Diagnostic-Code"]
     wait_for(lambda: queue_empty(srv), what="queue empty")
