@@ -52,6 +52,9 @@ static const struct key_def keys[] = {
      "Oldest TLS version accepted: TLSv1, TLSv1.1, TLSv1.2 or TLSv1.3."},
     {"tls_ciphers", T_STRING, F(tls_ciphers), "ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM:DHE+CHACHA20:!aNULL:!MD5:!DSS", 0,
      0, "OpenSSL cipher list for TLS 1.2 and older (TLS 1.3 suites are OpenSSL's defaults)."},
+    {"tls_cert_check_interval", T_DURATION, F(tls_cert_check_interval), "1d", 0, 2592000 /* 30 days */,
+     "How often the running server looks at its certificate again, as start-up and reload do: a warning "
+     "each time it expires within 14 days (or has) or does not name hostname. 0 = at start-up and reload only."},
     {"mx_auth", T_BOOL, F(mx_auth), "no", 0, 0, "yes: offer AUTH (over TLS) on the listen (MX) addresses too."},
     {"users", T_OPTPATH, F(users), "", 0, 0,
      "Table file of submission users: address:crypt-hash[:alias,alias...] per line; hashes from "

@@ -29,6 +29,7 @@ struct config {
     char *tls_key;
     char *tls_min_version;        /* TLSv1, TLSv1.1, TLSv1.2, TLSv1.3 */
     char *tls_ciphers;            /* OpenSSL cipher list for TLS <= 1.2 */
+    unsigned tls_cert_check_interval; /* seconds between the running server's certificate checks; 0 = none */
     bool mx_auth;                 /* offer AUTH on the MX listeners too */
     char *users;                  /* table file address:crypt-hash[:alias,...] or "" */
     unsigned max_auth_failures;   /* per client address, then 421 4.7.0 */

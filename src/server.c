@@ -112,6 +112,8 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     srv->shutting_down = true;
     stop_listening(srv);
     event_del(srv->space_timer);
+    if (srv->cert_timer)
+        event_del(srv->cert_timer);
     session_shutdown_all(srv, false);
     struct timeval grace = {srv->cfg->shutdown_grace, 0};
     srv->grace_timer = evtimer_new(srv->base, on_grace_over, srv);
@@ -162,6 +164,15 @@ static void space_tick(evutil_socket_t fd, short what, void *arg)
         return; /* off, unless a full disk (ENOSPC) raised the flag: then watch for room again */
     srv->space_check_running = true;
     workq_submit(srv->disk, space_measure, space_measured, srv);
+}
+
+/* tls_cert_check_interval: a server that runs for months says, each day, that its certificate
+ * expires soon (a renewal that failed unnoticed), not only at start-up and reload. */
+static void cert_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    struct server *srv = arg;
+    tls_certificate_warnings(srv->tls_ctx, srv->cfg->hostname);
 }
 
 static bool make_dir(const char *key, const char *path)
@@ -377,6 +388,11 @@ bool server_start(struct server *srv, struct config *cfg, struct policy *policy,
     struct timeval every = {1, 0};
     event_add(srv->space_timer, &every);
     space_tick(-1, 0, srv);
+    if (srv->tls_ctx && cfg->tls_cert_check_interval) {
+        struct timeval check = {cfg->tls_cert_check_interval, 0};
+        if ((srv->cert_timer = event_new(srv->base, -1, EV_PERSIST, cert_tick, srv)))
+            event_add(srv->cert_timer, &check);
+    }
     log_info("event=started version=%s hostname=%s mail_dir=%s spool_dir=%s io_threads=%u", server_version(),
              cfg->hostname, cfg->mail_dir, cfg->spool_dir, cfg->io_threads);
     return true;
@@ -410,6 +426,8 @@ void server_free(struct server *srv)
         event_free(srv->grace_timer);
     if (srv->space_timer)
         event_free(srv->space_timer);
+    if (srv->cert_timer)
+        event_free(srv->cert_timer);
     if (srv->sig_term)
         event_free(srv->sig_term);
     if (srv->sig_int)

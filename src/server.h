@@ -54,6 +54,7 @@ struct server {
     bool space_check_running;
     unsigned long long space_free;      /* last measured free octets (the smaller of the two) */
     struct event *space_timer;
+    struct event *cert_timer;           /* tls_cert_check_interval */
     struct event *grace_timer;
     struct event *sig_term, *sig_int, *sig_hup;
 };

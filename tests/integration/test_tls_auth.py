@@ -390,6 +390,17 @@ def test_certificate_about_to_expire_or_naming_another_host_is_warned_about(pki,
     assert out.returncode == 0 and "key=tls_cert" not in out.stderr, out.stderr
 
 
+def test_running_server_checks_its_certificate_again_every_interval(tls_server):
+    """A server that runs for months warns while it runs (tls_cert_check_interval, a day by
+    default), not only at start-up: the test CA's certificate expires in 2 days."""
+    srv = tls_server(tls_cert_check_interval="1s")
+    wait_for(lambda: srv.log_text().count("key=tls_cert detail=\"the certificate expires on") >= 3,
+             what="the start-up warning and two more")
+    quiet = tls_server(tls_cert_check_interval="0")
+    time.sleep(2.5)
+    assert quiet.log_text().count("key=tls_cert detail=\"the certificate expires on") == 1  # at start-up only
+
+
 def closed_within(sock, seconds):
     """Reads until the server closes; how long it took (None if still open after `seconds`)."""
     t0 = time.monotonic()
