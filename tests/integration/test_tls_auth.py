@@ -390,6 +390,37 @@ def test_certificate_about_to_expire_or_naming_another_host_is_warned_about(pki,
     assert out.returncode == 0 and "key=tls_cert" not in out.stderr, out.stderr
 
 
+def dated_certificate(tmp_path, start, end):
+    """A self-signed certificate for mx.example.test valid from start to end (YYYYMMDDHHMMSSZ):
+    `openssl ca` takes any dates, an expired certificate's included."""
+    d = tmp_path / f"ca-{start}"
+    d.mkdir()
+    (d / "index.txt").write_text("")
+    (d / "serial").write_text("01\n")
+    (d / "ca.cnf").write_text("[ca]\ndefault_ca = d\n[d]\ndatabase = index.txt\nnew_certs_dir = .\nserial = serial\n"
+                              "default_md = sha256\npolicy = p\n[p]\ncommonName = supplied\n")
+    subprocess.run(["openssl", "req", "-new", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=mx.example.test",
+                    "-keyout", "k.pem", "-out", "r.csr"], cwd=d, check=True, capture_output=True)
+    subprocess.run(["openssl", "ca", "-batch", "-notext", "-config", "ca.cnf", "-selfsign", "-keyfile", "k.pem", "-in",
+                    "r.csr", "-out", "c.pem", "-startdate", start, "-enddate", end], cwd=d, check=True,
+                   capture_output=True)
+    return d / "c.pem", d / "k.pem"
+
+
+@pytest.mark.parametrize("start, end, words", [
+    ("20200101000000Z", "20200102000000Z", "the certificate expired on 2020-01-02 00:00 UTC: clients that check "
+                                           "certificates refuse it; renew it, then reload (SIGHUP)"),
+    ("20990101000000Z", "20990201000000Z", "the certificate is not valid before 2099-01-01 00:00 UTC: clients "
+                                           "that check certificates refuse it until then")])
+def test_expired_or_not_yet_valid_certificate_is_warned_about(tmp_path, start, end, words):
+    cert, key = dated_certificate(tmp_path, start, end)
+    conf = tmp_path / "p.conf"
+    conf.write_text(f"hostname = mx.example.test\ntls_cert = {cert}\ntls_key = {key}\n")
+    out = subprocess.run([str(BIN), "check-config", "-c", str(conf)], capture_output=True, text=True, timeout=10)
+    assert out.returncode == 0 and f'key=tls_cert detail="{words}"' in out.stderr, out.stderr
+    assert "expires on" not in out.stderr and "does not name" not in out.stderr
+
+
 def test_running_server_checks_its_certificate_again_every_interval(tls_server):
     """A server that runs for months warns while it runs (tls_cert_check_interval, a day by
     default), not only at start-up: the test CA's certificate expires in 2 days."""
