@@ -152,6 +152,10 @@ static const struct key_def keys[] = {
     {"sender_null_mx_check", T_BOOL, F(sender_null_mx_check), "yes", 0, 0,
      "yes: refuse a sender whose domain publishes a null MX (550 5.7.27, RFC 7505)."},
     {"smtp_port", T_UINT, F(smtp_port), "25", 1, 65535, "Port of the mail exchangers Postern relays to."},
+    {"relay_host", T_STRING, F(relay_host), "", 0, 0,
+     "Send all mail for other domains to this server (a smarthost) instead of their mail exchangers: "
+     "[name] or [address] (its address records; no MX lookup), or name (its MX records), with an optional "
+     ":port (else smtp_port), e.g. [smtp.example.net]:587. Empty: deliver directly."},
     {"retry_schedule", T_DURATION_LIST, F(retry_schedule), "5m,10m,20m,40m,80m,160m,4h", 0, 0,
      "Delays between delivery attempts of deferred mail; the last one repeats."},
     {"max_queue_lifetime", T_DURATION, F(max_queue_lifetime), "5d", 0, 365ull * 86400,
@@ -618,6 +622,60 @@ static void check_listen_clashes(struct config *cfg, struct config_errors *errs)
                         report_clash(cfg, errs, keys3[i], lists[i]->items[a], keys3[j], lists[j]->items[b]);
 }
 
+/* relay_host's value: "[name]" or "[address]" (Postfix's notation: the host itself, no MX lookup;
+ * an IPv6 address as [2001:db8::1] or [IPv6:2001:db8::1]) or a bare name (looked up as a domain,
+ * MX first), then an optional ":port". Fills cfg's relay_route, relay_mx and relay_port; false
+ * when it is none of these. */
+static bool parse_relay_host(struct config *cfg, const char *text)
+{
+    char host[ADDR_DOMAIN_MAX + 8];
+    const char *port = NULL;
+    bool bracket = text[0] == '[';
+    if (bracket) {
+        const char *end = strchr(text, ']');
+        if (!end || (size_t)(end - text - 1) >= sizeof host || (end[1] && end[1] != ':'))
+            return false;
+        snprintf(host, sizeof host, "%.*s", (int)(end - text - 1), text + 1);
+        port = end[1] ? end + 2 : NULL;
+    } else {
+        const char *colon = strchr(text, ':');
+        if ((colon ? (size_t)(colon - text) : strlen(text)) >= sizeof host)
+            return false;
+        snprintf(host, sizeof host, "%.*s", colon ? (int)(colon - text) : (int)strlen(text), text);
+        port = colon ? colon + 1 : NULL;
+    }
+    cfg->relay_port = cfg->smtp_port;
+    if (port) {
+        char *e;
+        unsigned long p = strtoul(port, &e, 10);
+        if (!*port || *e || p < 1 || p > 65535 || *port < '0' || *port > '9')
+            return false;
+        cfg->relay_port = (unsigned)p;
+    }
+    cfg->relay_mx = !bracket;
+    const char *ip6 = strncasecmp(host, "IPv6:", 5) == 0 ? host + 5 : host;
+    struct in_addr a4;
+    struct in6_addr a6;
+    bool utf8;
+    if (bracket && inet_pton(AF_INET, host, &a4) == 1)
+        snprintf(cfg->relay_route, sizeof cfg->relay_route, "[%s]", host);
+    else if (bracket && inet_pton(AF_INET6, ip6, &a6) == 1)
+        snprintf(cfg->relay_route, sizeof cfg->relay_route, "[IPv6:%s]", ip6);
+    else if (address_parse_domain(host, strlen(host), &utf8) == ADDR_OK)
+        snprintf(cfg->relay_route, sizeof cfg->relay_route, "%s", host);
+    else
+        return false;
+    return true;
+}
+
+static void check_relay_host(struct config *cfg, struct config_errors *errs)
+{
+    if (*cfg->relay_host && (strlen(cfg->relay_host) > 270 || !parse_relay_host(cfg, cfg->relay_host)))
+        config_errors_add(errs, "%s:%d: relay_host: expected [name], [address] or name, with an optional :port, "
+                          "e.g. [smtp.example.net]:587: '%.80s'", cfg->path, config_key_line(cfg, "relay_host"),
+                          cfg->relay_host);
+}
+
 /* Fills in the system host name when hostname was left empty. */
 static void default_hostname(struct config *cfg)
 {
@@ -664,6 +722,7 @@ bool config_load(const char *path, struct config *cfg, struct config_errors *err
     default_hostname(cfg);
     check_tls_keys(cfg, errs);
     check_listen_clashes(cfg, errs);
+    check_relay_host(cfg, errs);
     return errs->count == 0;
 }
 

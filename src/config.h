@@ -75,6 +75,10 @@ struct config {
     struct durlist retry_schedule;/* delays between attempts, the last one repeats */
     unsigned dns_timeout;         /* seconds a MAIL/RCPT-time lookup may hold the reply */
     unsigned smtp_port;           /* destination port of outbound SMTP */
+    char *relay_host;             /* "" or where all outbound mail goes: host, [host] or [address], :port */
+    char relay_route[264];        /* relay_host parsed: the name or "[address]" to resolve */
+    bool relay_mx;                /* relay_host without brackets: its MX records are looked up */
+    unsigned relay_port;          /* relay_host's port, else smtp_port */
     unsigned max_queue_lifetime;  /* seconds, then bounce */
     unsigned delay_warning_time;  /* seconds, 0 = no delay warnings */
     unsigned destination_concurrency; /* connections per destination domain */

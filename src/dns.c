@@ -432,7 +432,19 @@ static void route_to_literal(struct dns_query *q)
     rt->ttl = 3600;
 }
 
-static struct dns_query *query_start(struct dns *d, enum query_kind kind, const char *domain, void *arg)
+/* A host named without MX lookup (relay_host = [name]): its own addresses, like an implicit MX. */
+static void route_to_host(struct dns_query *q)
+{
+    q->route.implicit_mx = true;
+    q->route.secure = true; /* until an answer says otherwise (got_address) */
+    q->route.ttl = UINT_MAX;
+    q->nmx = 1;
+    snprintf(q->mx[0].host, sizeof q->mx[0].host, "%s", q->domain);
+    ask_addresses(q);
+}
+
+static struct dns_query *query_start(struct dns *d, enum query_kind kind, const char *domain, bool host_only,
+                                     void *arg)
 {
     struct dns_query *q = calloc(1, sizeof *q);
     if (!q)
@@ -443,10 +455,14 @@ static struct dns_query *query_start(struct dns *d, enum query_kind kind, const 
     snprintf(q->domain, sizeof q->domain, "%s", domain);
     q->route.status = DNS_OK;
     bool asked = false;
-    if (q->domain[0] == '[')
+    if (q->domain[0] == '[') {
         route_to_literal(q); /* nothing to ask */
-    else
+    } else if (host_only) {
+        route_to_host(q);
+        asked = q->pending > 0;
+    } else {
         asked = ask(q, 0, -1, q->domain, RR_MX);
+    }
     if (!asked) {
         /* report the literal's route or the failure from the loop, never from inside the caller's call */
         struct event_base *base = event_get_base(d->ev);
@@ -462,7 +478,15 @@ static struct dns_query *query_start(struct dns *d, enum query_kind kind, const 
 
 struct dns_query *dns_resolve_route(struct dns *d, const char *domain, dns_route_cb cb, void *arg)
 {
-    struct dns_query *q = query_start(d, Q_ROUTE, domain, arg);
+    struct dns_query *q = query_start(d, Q_ROUTE, domain, false, arg);
+    if (q)
+        q->route_cb = cb;
+    return q;
+}
+
+struct dns_query *dns_resolve_host(struct dns *d, const char *host, dns_route_cb cb, void *arg)
+{
+    struct dns_query *q = query_start(d, Q_ROUTE, host, true, arg);
     if (q)
         q->route_cb = cb;
     return q;
@@ -470,7 +494,7 @@ struct dns_query *dns_resolve_route(struct dns *d, const char *domain, dns_route
 
 struct dns_query *dns_check_null_mx(struct dns *d, const char *domain, dns_null_mx_cb cb, void *arg)
 {
-    struct dns_query *q = query_start(d, Q_NULL_MX, domain, arg);
+    struct dns_query *q = query_start(d, Q_NULL_MX, domain, false, arg);
     if (q)
         q->null_mx_cb = cb;
     return q;

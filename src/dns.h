@@ -56,6 +56,10 @@ void dns_free(struct dns *d);
  * Returns a handle for dns_cancel, or NULL (cb will not run) when out of memory. */
 struct dns_query *dns_resolve_route(struct dns *d, const char *domain, dns_route_cb cb, void *arg);
 
+/* The same for a host that takes mail without an MX lookup (relay_host = [name]): its own
+ * addresses (or an address literal's); no address is DNS_NXDOMAIN. */
+struct dns_query *dns_resolve_host(struct dns *d, const char *host, dns_route_cb cb, void *arg);
+
 /* Asks only whether domain publishes a null MX; a failed lookup answers false. */
 struct dns_query *dns_check_null_mx(struct dns *d, const char *domain, dns_null_mx_cb cb, void *arg);
 

@@ -1,4 +1,5 @@
-/* queue_dest.c - destinations of the outbound queue: one per recipient domain with jobs waiting.
+/* queue_dest.c - destinations of the outbound queue: one per recipient domain with jobs waiting
+ * (or, with relay_host set, the relay host alone).
  * A destination resolves its route once (dns.c) and keeps it while it has work; it runs its
  * jobs on up to destination_concurrency connections (max_deliveries in all), and a connection
  * that finished a job takes the next one waiting for the same domain (connection reuse).
@@ -186,20 +187,26 @@ static void on_route(void *arg, const struct dns_route *route)
     d->route = *route;
     d->resolved = true;
     d->route_expires = monotonic_now() + route->ttl;
-    log_info("event=route domain=%s status=%s targets=%zu ttl=%u dnssec=%s%s%s%s", d->domain,
-             route->status == DNS_OK ? "ok" : route->status == DNS_NULL_MX ? "null_mx"
+    const char *relay_host = d->q->srv->cfg->relay_host;
+    log_info("event=route %s=%s status=%s targets=%zu ttl=%u dnssec=%s%s%s%s", *relay_host ? "relay_host" : "domain",
+             d->domain, route->status == DNS_OK ? "ok" : route->status == DNS_NULL_MX ? "null_mx"
              : route->status == DNS_NXDOMAIN ? "nxdomain" : "tempfail", route->ntargets, route->ttl,
              route->secure ? "yes" : "no", *route->error ? " error=\"" : "", route->error, *route->error ? "\"" : "");
     if (route->status == DNS_OK) {
         pump(d);
         return;
     }
-    int code = route->status == DNS_NULL_MX ? 556 : route->status == DNS_NXDOMAIN ? 550 : 451;
+    /* the relay host's name failing is this server's configuration or DNS trouble, never the
+     * recipient's: retried, not bounced */
+    int code = *relay_host ? 451 : route->status == DNS_NULL_MX ? 556 : route->status == DNS_NXDOMAIN ? 550 : 451;
     char diag[400];
-    snprintf(diag, sizeof diag, "%s %s", route->status == DNS_NULL_MX ? "5.1.10 Recipient address has null MX:"
-                                         : route->status == DNS_NXDOMAIN ? "5.1.2 bad destination system address:"
-                                                                         : "4.4.3 DNS lookup failed:",
-             route->error);
+    if (*relay_host)
+        snprintf(diag, sizeof diag, "4.4.3 relay_host %s cannot be used: %s", relay_host, route->error);
+    else
+        snprintf(diag, sizeof diag, "%s %s", route->status == DNS_NULL_MX ? "5.1.10 Recipient address has null MX:"
+                                             : route->status == DNS_NXDOMAIN ? "5.1.2 bad destination system address:"
+                                                                             : "4.4.3 DNS lookup failed:",
+                 route->error);
     struct qjob *waiting = d->head;
     d->head = d->tail = NULL;
     d->resolved = false; /* a later attempt asks DNS again */
@@ -230,10 +237,24 @@ static void sweep_suspended(struct queue *q)
     }
 }
 
+/* Asks where d's mail goes: its domain's mail exchangers, or relay_host's address(es) when one is
+ * set (then d is the relay host: queue_dispatch). */
+static struct dns_query *resolve(struct queue *q, struct dest *d)
+{
+    const struct config *cfg = q->srv->cfg;
+    if (!*cfg->relay_host)
+        return dns_resolve_route(q->srv->dns, d->domain, on_route, d);
+    return cfg->relay_mx ? dns_resolve_route(q->srv->dns, cfg->relay_route, on_route, d)
+                         : dns_resolve_host(q->srv->dns, cfg->relay_route, on_route, d);
+}
+
 void queue_dispatch(struct queue *q, struct qjob *j, const char *domain)
 {
     sweep_suspended(q);
-    struct dest *d = dest_get(q, domain);
+    /* with a relay host every domain's mail is one destination: destination_concurrency and
+     * connection reuse apply to the relay host, as its own limits expect */
+    const char *relay_host = q->srv->cfg->relay_host;
+    struct dest *d = dest_get(q, *relay_host ? relay_host : domain);
     if (!d) {
         for (size_t i = 0; i < j->job.nrcpts; i++)
             j->job.rcpts[i].code = 451, snprintf(j->job.rcpts[i].diag, sizeof j->job.rcpts[i].diag, "4.3.0 out of memory");
@@ -250,7 +271,7 @@ void queue_dispatch(struct queue *q, struct qjob *j, const char *domain)
         d->resolved = false; /* a destination that never runs out of work must still see its MX change */
     if (d->resolved)
         pump(d);
-    else if (!d->dq && !(d->dq = dns_resolve_route(q->srv->dns, d->domain, on_route, d)))
+    else if (!d->dq && !(d->dq = resolve(q, d)))
         on_route(d, &(struct dns_route){.status = DNS_TEMPFAIL, .error = "out of memory"});
 }
 

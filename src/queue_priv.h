@@ -47,7 +47,7 @@ struct qentry {
 };
 
 struct dest {
-    char domain[256];
+    char domain[300];           /* the recipient domain, or relay_host (queue_dispatch) */
     struct queue *q;
     struct dest *next;
     struct dns_query *dq;

@@ -69,6 +69,12 @@ static void start_job(struct smtp_client *c);
 
 /* ---------- helpers ---------- */
 
+/* The port connections go to: relay_host's, or the mail exchangers' (smtp_port). */
+static unsigned outbound_port(const struct config *cfg)
+{
+    return *cfg->relay_host ? cfg->relay_port : cfg->smtp_port;
+}
+
 static void set_timeout(struct smtp_client *c, unsigned seconds)
 {
     struct timeval tv = {(time_t)seconds, 0};
@@ -246,11 +252,11 @@ static void try_target(struct smtp_client *c)
     char ip[INET6_ADDRSTRLEN] = "?";
     if (t->addr.ss_family == AF_INET) {
         struct sockaddr_in *in = (struct sockaddr_in *)&t->addr;
-        in->sin_port = htons((uint16_t)c->cfg->smtp_port);
+        in->sin_port = htons((uint16_t)outbound_port(c->cfg));
         inet_ntop(AF_INET, &in->sin_addr, ip, sizeof ip);
     } else {
         struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&t->addr;
-        in6->sin6_port = htons((uint16_t)c->cfg->smtp_port);
+        in6->sin6_port = htons((uint16_t)outbound_port(c->cfg));
         inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof ip);
     }
     snprintf(c->host, sizeof c->host, "%s[%s]", t->host, ip);
@@ -267,7 +273,7 @@ static void try_target(struct smtp_client *c)
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
     if (bufferevent_socket_connect(c->bev, (struct sockaddr *)&t->addr, (int)t->addrlen) < 0) {
         char why[400];
-        snprintf(why, sizeof why, "connect to %s:%u failed", c->host, c->cfg->smtp_port);
+        snprintf(why, sizeof why, "connect to %s:%u failed", c->host, outbound_port(c->cfg));
         conn_failed(c, why);
     }
 }

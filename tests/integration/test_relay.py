@@ -1313,6 +1313,64 @@ def test_bounce_from_an_address_literal_names_it_as_remote_mta(relay):
     assert rcpts[0]["Remote-MTA"] == "dns; [127.0.0.4]" and rcpts[0]["Status"] == "5.1.1"
 
 
+def rcpts_at_peer(peer):
+    return [l for l in peer.lines if l.startswith("RCPT")]
+
+
+@pytest.mark.parametrize("how", ["[name]", "name (MX)", "[address]:port"])
+def test_relay_host_takes_all_outbound_mail(relay, how):
+    """relay_host (a smarthost): mail for every other domain goes there - whatever the recipient
+    domain's own DNS says, an address literal's included."""
+    peer = scripted(relay, reply=lambda l, n: b"354 go\r\n" if l == "DATA" else b"250 2.0.0 ok\r\n")
+    value = {"[name]": "[mx.scripted.test]", "name (MX)": "scripted.test",
+             "[address]:port": f"[127.0.0.4]:{relay['port']}"}[how]
+    extra = {"smtp_port": free_port()} if how.endswith(":port") else {}  # only relay_host's port is right
+    srv = relay["start"](relay_host=value, **extra)
+    send(srv, ["a@two-mx.test", "b@no-such-domain.test"])
+    send(srv, ["c@[127.0.0.3]"])
+    wait_for(lambda: len(rcpts_at_peer(peer)) == 3, what="every recipient at the relay host")
+    assert sorted(rcpts_at_peer(peer)) == ["RCPT TO:<a@two-mx.test>", "RCPT TO:<b@no-such-domain.test>",
+                                           "RCPT TO:<c@[127.0.0.3]>"]
+    wait_for(lambda: queue_empty(srv), what="the queue empty")
+    log = srv.log_text()
+    assert f"event=route relay_host={value} status=ok" in log and "event=route domain=" not in log
+    assert srv.maildir_files("alice@example.test") == []  # nothing bounced
+
+
+def test_relay_host_is_one_destination_for_concurrency(relay):
+    """destination_concurrency limits the connections to the relay host, not per recipient domain
+    (a smarthost limits its clients' connections)."""
+    def reply(line, n):
+        if line == "<END>":
+            time.sleep(0.5)
+        return b"354 go\r\n" if line == "DATA" else b"250 2.0.0 ok\r\n"
+    peer = scripted(relay, reply=reply)
+    srv = relay["start"](relay_host="[mx.scripted.test]", destination_concurrency=1)
+    for domain in ("one.test", "two.test", "three.test"):
+        send(srv, [f"x@{domain}"])
+    wait_for(lambda: len(peer.bodies) == 3, what="three messages at the relay host")
+    assert peer.max_active == 1
+
+
+def test_relay_host_that_cannot_be_resolved_defers_never_bounces(relay):
+    srv = relay["start"](relay_host="[relay.nowhere.test]", retry_schedule="1h")
+    qid = send(srv, ["a@two-mx.test"])
+    wait_for(lambda: "status=deferred" in srv.log_text(), what="the deferral")
+    assert 'detail="4.4.3 relay_host [relay.nowhere.test] cannot be used: relay.nowhere.test has no MX and no ' \
+           'address record"' in srv.log_text()
+    assert (srv.spool_dir / "queue" / qid).exists() and srv.maildir_files("alice@example.test") == []
+
+
+@pytest.mark.parametrize("value", ["[mx.example.test", "mx.example.test:99999", "[mx.example.test]x", "a b",
+                                   "mx.example.test:", "[]"])
+def test_relay_host_syntax_errors(make_server, tmp_path, value):
+    conf = tmp_path / "r.conf"
+    conf.write_text(f"relay_host = {value}\n")
+    out = subprocess.run([str(BIN), "check-config", "-c", str(conf)], capture_output=True, text=True, timeout=10)
+    assert out.returncode == 1 and f"r.conf:1: relay_host: expected [name], [address] or name, with an optional " \
+        f":port, e.g. [smtp.example.net]:587: '{value}'" in out.stderr, out.stderr
+
+
 def test_address_literal_destinations(relay):
     """An address literal has no MX: the mail goes straight to that address (RFC 5321 5.1), over
     IPv4 and IPv6; a General-address-literal names nothing reachable: bounced 5.1.2."""
