@@ -156,6 +156,9 @@ static const struct key_def keys[] = {
      "Send all mail for other domains to this server (a smarthost) instead of their mail exchangers: "
      "[name] or [address] (its address records; no MX lookup), or name (its MX records), with an optional "
      ":port (else smtp_port), e.g. [smtp.example.net]:587. Empty: deliver directly."},
+    {"relay_host_auth", T_OPTPATH, F(relay_host_auth), "", 0, 0,
+     "File (mode 0600) with one line user:password for AUTH at relay_host (PLAIN, else LOGIN), sent "
+     "only over TLS: a relay host without STARTTLS defers the mail. Read at start-up."},
     {"retry_schedule", T_DURATION_LIST, F(retry_schedule), "5m,10m,20m,40m,80m,160m,4h", 0, 0,
      "Delays between delivery attempts of deferred mail; the last one repeats."},
     {"max_queue_lifetime", T_DURATION, F(max_queue_lifetime), "5d", 0, 365ull * 86400,
@@ -668,8 +671,52 @@ static bool parse_relay_host(struct config *cfg, const char *text)
     return true;
 }
 
+/* relay_host_auth's file: comments and blank lines, and one "user:password" line (the password
+ * may hold ':'). Errors name the file and line. */
+static void read_relay_auth(struct config *cfg, struct config_errors *errs)
+{
+    FILE *f = fopen(cfg->relay_host_auth, "r");
+    if (!f) {
+        config_errors_add(errs, "%s:%d: relay_host_auth: cannot read %s: %s", cfg->path,
+                          config_key_line(cfg, "relay_host_auth"), cfg->relay_host_auth, strerror(errno));
+        return;
+    }
+    char line[600];
+    int lineno = 0;
+    bool bad = false;
+    while (!bad && fgets(line, sizeof line, f)) {
+        lineno++;
+        line[strcspn(line, "\r\n")] = '\0';
+        if (!line[0] || line[0] == '#')
+            continue;
+        char *colon = strchr(line, ':');
+        const char *problem = *cfg->relay_user ? "more than one user:password line"
+                              : !colon || colon == line || !colon[1] ? "expected user:password"
+                              : (size_t)(colon - line) >= sizeof cfg->relay_user || strlen(colon + 1) >= sizeof cfg->relay_password
+                                  ? "user or password longer than 255 octets" : NULL;
+        if ((bad = problem != NULL)) {
+            config_errors_add(errs, "%s:%d: relay_host_auth: %s", cfg->relay_host_auth, lineno, problem);
+            break;
+        }
+        snprintf(cfg->relay_user, sizeof cfg->relay_user, "%.*s", (int)(colon - line), line);
+        snprintf(cfg->relay_password, sizeof cfg->relay_password, "%s", colon + 1);
+    }
+    explicit_bzero(line, sizeof line);
+    fclose(f);
+    if (!*cfg->relay_user && !bad)
+        config_errors_add(errs, "%s:%d: relay_host_auth: no user:password line", cfg->relay_host_auth, lineno);
+}
+
 static void check_relay_host(struct config *cfg, struct config_errors *errs)
 {
+    int line = config_key_line(cfg, "relay_host_auth");
+    if (*cfg->relay_host_auth && !*cfg->relay_host)
+        config_errors_add(errs, "%s:%d: relay_host_auth: needs relay_host", cfg->path, line);
+    else if (*cfg->relay_host_auth && !cfg->smtp_tls)
+        config_errors_add(errs, "%s:%d: relay_host_auth: needs smtp_tls = yes (the password goes over TLS only)",
+                          cfg->path, line);
+    else if (*cfg->relay_host_auth)
+        read_relay_auth(cfg, errs);
     if (*cfg->relay_host && (strlen(cfg->relay_host) > 270 || !parse_relay_host(cfg, cfg->relay_host)))
         config_errors_add(errs, "%s:%d: relay_host: expected [name], [address] or name, with an optional :port, "
                           "e.g. [smtp.example.net]:587: '%.80s'", cfg->path, config_key_line(cfg, "relay_host"),
@@ -742,6 +789,7 @@ void config_free(struct config *cfg)
         }
     }
     free(cfg->path);
+    explicit_bzero(cfg->relay_password, sizeof cfg->relay_password);
     memset(cfg, 0, sizeof *cfg);
 }
 

@@ -79,6 +79,8 @@ struct config {
     char relay_route[264];        /* relay_host parsed: the name or "[address]" to resolve */
     bool relay_mx;                /* relay_host without brackets: its MX records are looked up */
     unsigned relay_port;          /* relay_host's port, else smtp_port */
+    char *relay_host_auth;        /* "" or the file with relay_host's user:password */
+    char relay_user[256], relay_password[256]; /* read from it ("" = no AUTH); wiped by config_free */
     unsigned max_queue_lifetime;  /* seconds, then bounce */
     unsigned delay_warning_time;  /* seconds, 0 = no delay warnings */
     unsigned destination_concurrency; /* connections per destination domain */

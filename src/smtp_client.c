@@ -11,6 +11,7 @@
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <netinet/in.h>
+#include <openssl/evp.h>
 #include <openssl/ssl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,8 +28,8 @@
 #include "smtp_reply.h"
 #include "tls.h"
 
-enum cstate { C_CONNECT, C_GREETING, C_EHLO, C_HELO, C_STARTTLS, C_TLS, C_READY, C_MAIL, C_RCPT, C_DATA,
-              C_DOT_IGNORED, C_BODY, C_RSET, C_QUIT, C_DEAD };
+enum cstate { C_CONNECT, C_GREETING, C_EHLO, C_HELO, C_STARTTLS, C_TLS, C_AUTH, C_AUTH_USER, C_AUTH_PASS,
+              C_READY, C_MAIL, C_RCPT, C_DATA, C_DOT_IGNORED, C_BODY, C_RSET, C_QUIT, C_DEAD };
 
 struct smtp_client {
     struct event_base *base;
@@ -44,6 +45,7 @@ struct smtp_client {
     struct smtp_reply reply;
     char host[300];                  /* "name[ip]" of the current target */
     bool pipelining, starttls, dsn, smtputf8, eightbit, tls_active;
+    bool auth_plain, auth_login;     /* AUTH mechanisms offered (RFC 4954), for relay_host_auth */
     bool tls_failed;                 /* the handshake with this target failed: retry it in cleartext */
     bool size_offered;              /* SIZE in the EHLO reply (RFC 1870) */
     unsigned long long size_limit;  /* its value: 0 or none is no fixed limit */
@@ -66,6 +68,7 @@ static void on_read(struct bufferevent *bev, void *arg);
 static void on_event(struct bufferevent *bev, short what, void *arg);
 static void try_target(struct smtp_client *c);
 static void start_job(struct smtp_client *c);
+static void peer_refused(struct smtp_client *c, const char *what);
 
 /* ---------- helpers ---------- */
 
@@ -304,6 +307,22 @@ struct smtp_client *smtp_client_new(struct event_base *base, const struct config
 /* One successful EHLO reply line after the first (its text, after "250-"/"250 "): an extension
  * this peer offers. Read line by line as they come, so that none is lost however long the reply
  * (up to 100 lines of 512 octets; the reply keeps only its first 1 KiB of text). */
+/* The mechanisms of an AUTH extension line ("PLAIN LOGIN CRAM-MD5"): PLAIN and LOGIN are used. */
+static void read_auth_mechanisms(struct smtp_client *c, const char *p, size_t len)
+{
+    const char *end = p + len;
+    while (p < end) {
+        while (p < end && *p == ' ')
+            p++;
+        size_t n = 0;
+        while (p + n < end && p[n] != ' ')
+            n++;
+        c->auth_plain |= n == 5 && !strncasecmp(p, "PLAIN", 5);
+        c->auth_login |= n == 5 && !strncasecmp(p, "LOGIN", 5);
+        p += n;
+    }
+}
+
 static void read_extension(struct smtp_client *c, const char *text, size_t len)
 {
     char kw[64];
@@ -324,6 +343,8 @@ static void read_extension(struct smtp_client *c, const char *text, size_t len)
     else if (!strcasecmp(kw, "SIZE")) {
         c->size_offered = true;
         c->size_limit = sp ? strtoull(sp + 1, NULL, 10) : 0;
+    } else if (!strcasecmp(kw, "AUTH") || !strncasecmp(kw, "AUTH=", 5)) { /* "AUTH=" : old servers' form */
+        read_auth_mechanisms(c, text + 5, len > 5 ? len - 5 : 0);
     }
 }
 
@@ -372,6 +393,7 @@ static void start_tls(struct smtp_client *c)
 static void send_ehlo(struct smtp_client *c)
 {
     c->pipelining = c->starttls = c->dsn = c->smtputf8 = c->eightbit = false;
+    c->auth_plain = c->auth_login = false;
     c->size_offered = false;
     c->size_limit = 0;
     c->state = C_EHLO;
@@ -385,6 +407,69 @@ static void session_ready(struct smtp_client *c)
     c->state = C_READY;
     if (c->job)
         start_job(c);
+}
+
+/* Sends base64(a, then NUL and b when b is given) after prefix: the AUTH PLAIN response (RFC 4616,
+ * no authorization identity) or one AUTH LOGIN field. The clear text is wiped. */
+static void send_auth_line(struct smtp_client *c, const char *prefix, const char *a, const char *b)
+{
+    unsigned char raw[2 + 2 * 256];
+    size_t n = 0, la = strlen(a), lb = b ? strlen(b) : 0;
+    if (b)
+        raw[n++] = '\0';
+    memcpy(raw + n, a, la), n += la;
+    if (b) {
+        raw[n++] = '\0';
+        memcpy(raw + n, b, lb), n += lb;
+    }
+    char b64[4 * (sizeof raw + 2) / 3 + 1];
+    EVP_EncodeBlock((unsigned char *)b64, raw, (int)n);
+    send_line(c, "%s%s", prefix, b64);
+    explicit_bzero(raw, sizeof raw);
+    explicit_bzero(b64, sizeof b64);
+    set_timeout(c, c->cfg->smtp_command_timeout);
+}
+
+/* The session is set up: log in to the relay host first when relay_host_auth gives credentials -
+ * over TLS only (without it the password would cross the network in clear: this target fails) -
+ * with PLAIN, else LOGIN (RFC 4954). */
+static void login_or_ready(struct smtp_client *c)
+{
+    char diag[400];
+    if (!*c->cfg->relay_user) {
+        session_ready(c);
+    } else if (!c->tls_active) {
+        snprintf(diag, sizeof diag, "4.7.0 %s: no TLS, so the relay_host_auth password is not sent", c->host);
+        conn_failed(c, diag);
+    } else if (c->auth_plain) {
+        c->state = C_AUTH;
+        send_auth_line(c, "AUTH PLAIN ", c->cfg->relay_user, c->cfg->relay_password);
+    } else if (c->auth_login) {
+        c->state = C_AUTH_USER;
+        send_line(c, "AUTH LOGIN");
+        set_timeout(c, c->cfg->smtp_command_timeout);
+    } else {
+        snprintf(diag, sizeof diag, "4.7.0 %s offers no AUTH PLAIN or LOGIN, which relay_host_auth needs", c->host);
+        conn_failed(c, diag);
+    }
+}
+
+/* A reply during AUTH: LOGIN's 334 prompts for the user name, then the password; 235 is in. */
+static void got_auth_reply(struct smtp_client *c)
+{
+    if (c->reply.code == 334 && c->state != C_AUTH) {
+        bool user = c->state == C_AUTH_USER;
+        c->state = user ? C_AUTH_PASS : C_AUTH;
+        send_auth_line(c, "", user ? c->cfg->relay_user : c->cfg->relay_password, NULL);
+        return;
+    }
+    if (c->reply.code == 235) {
+        log_info("event=smtp_client_auth host=%s user=%s", c->host, c->cfg->relay_user);
+        session_ready(c);
+        return;
+    }
+    log_warn("event=smtp_client_auth_failed host=%s user=%s reply=%d", c->host, c->cfg->relay_user, c->reply.code);
+    peer_refused(c, "authentication (relay_host_auth)");
 }
 
 /* ---------- the transaction ---------- */
@@ -701,7 +786,7 @@ static void got_setup_reply(struct smtp_client *c)
                 snprintf(diag, sizeof diag, "4.7.4 %s does not offer STARTTLS, which smtp_tls_verify requires", c->host);
                 conn_failed(c, diag);
             } else {
-                session_ready(c);
+                login_or_ready(c);
             }
         } else if (c->reply.code / 100 == 5) {
             c->state = C_HELO; /* RFC 5321 3.2: an old server; HELO gives no extensions */
@@ -714,7 +799,7 @@ static void got_setup_reply(struct smtp_client *c)
         if (ok && peer_is_this_server(c))
             loops_back(c);
         else if (ok)
-            session_ready(c);
+            login_or_ready(c);
         else
             peer_refused(c, "HELO");
         return;
@@ -724,7 +809,7 @@ static void got_setup_reply(struct smtp_client *c)
         else if (c->cfg->smtp_tls_verify)
             peer_refused(c, "STARTTLS");
         else
-            session_ready(c); /* offered but refused: go on in cleartext */
+            login_or_ready(c); /* offered but refused: go on in cleartext */
         return;
     }
 }
@@ -738,6 +823,9 @@ static void handle_reply(struct smtp_client *c)
     case C_EHLO:
     case C_HELO:
     case C_STARTTLS: got_setup_reply(c); return;
+    case C_AUTH:
+    case C_AUTH_USER:
+    case C_AUTH_PASS: got_auth_reply(c); return;
     case C_MAIL: got_mail_reply(c); return;
     case C_RCPT: got_rcpt_reply(c); return;
     case C_DATA: got_data_reply(c); return;

@@ -3,6 +3,7 @@ to a scripted peer on 127.0.0.4, found through the test DNS server (conftest.DNS
 MX preference and fail-over, null MX, NXDOMAIN, SERVFAIL, 4xx retries, 5xx bounces (DSNs parsed
 with the email package), hostile replies, kill -9 with a full queue, `postern queue` and
 `postern explain`."""
+import base64
 import email
 import email.policy
 import email.utils
@@ -1359,6 +1360,118 @@ def test_relay_host_that_cannot_be_resolved_defers_never_bounces(relay):
     assert 'detail="4.4.3 relay_host [relay.nowhere.test] cannot be used: relay.nowhere.test has no MX and no ' \
            'address record"' in srv.log_text()
     assert (srv.spool_dir / "queue" / qid).exists() and srv.maildir_files("alice@example.test") == []
+
+
+def tls_context_for_scripted(tmp_path):
+    import ssl
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
+                    "/CN=mx.scripted.test", "-keyout", str(tmp_path / "k.pem"), "-out", str(tmp_path / "c.pem")],
+                   check=True, capture_output=True)
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(tmp_path / "c.pem", tmp_path / "k.pem")
+    return ctx
+
+
+def relay_auth_file(tmp_path, text="relay-user@example.test:pa:ss word\n"):
+    f = tmp_path / "relay-auth"
+    f.write_text("# the relay host's account\n\n" + text)
+    f.chmod(0o600)
+    return f
+
+
+def auth_replies(mechanism, password_ok=True):
+    """A relay host's replies: AUTH (PLAIN, or LOGIN's two 334 prompts) then the transaction."""
+    b64 = lambda s: base64.b64encode(s.encode()).decode()  # noqa: E731
+    plain = "AUTH PLAIN " + b64("\0relay-user@example.test\0pa:ss word")
+
+    def reply(line, n):
+        if line == plain or line == b64("pa:ss word"):
+            return b"235 2.7.0 ok\r\n" if password_ok else b"535 5.7.8 bad credentials\r\n"
+        if line == "AUTH LOGIN":
+            return b"334 VXNlcm5hbWU6\r\n"
+        if line == b64("relay-user@example.test"):
+            return b"334 UGFzc3dvcmQ6\r\n"
+        if line.startswith("AUTH"):
+            return b"504 5.5.4 unexpected " + line.encode() + b"\r\n"
+        return b"354 go\r\n" if line == "DATA" else b"250 2.0.0 ok\r\n"
+    return reply
+
+
+@pytest.mark.parametrize("mechanism", ["PLAIN", "LOGIN"])
+def test_relay_host_auth_logs_in_over_tls(relay, tmp_path, mechanism):
+    """relay_host_auth: after STARTTLS, AUTH PLAIN (or LOGIN when PLAIN is not offered) with the
+    file's user and password (which may hold ':' and spaces); then the mail."""
+    peer = scripted(relay, tls=tls_context_for_scripted(tmp_path), reply=auth_replies(mechanism),
+                    ehlo=b"250-mx.scripted.test\r\n250-AUTH PLAIN LOGIN\r\n250 STARTTLS\r\n",
+                    ehlo_tls=b"250-mx.scripted.test\r\n250-PIPELINING\r\n250 AUTH " +
+                    (b"CRAM-MD5 PLAIN LOGIN" if mechanism == "PLAIN" else b"LOGIN") + b"\r\n")
+    srv = relay["start"](relay_host="[mx.scripted.test]", relay_host_auth=relay_auth_file(tmp_path))
+    send(srv, ["x@elsewhere.test"])
+    wait_for(lambda: peer.bodies, what="the mail at the relay host")
+    assert peer.tls_used
+    sent = [l for l in peer.lines if l.startswith(("STARTTLS", "AUTH", "MAIL"))]
+    assert sent[0] == "STARTTLS" and sent[2].startswith("MAIL FROM:")
+    assert sent[1].startswith("AUTH PLAIN ") if mechanism == "PLAIN" else sent[1] == "AUTH LOGIN"
+    wait_for(lambda: "event=smtp_client_auth host=mx.scripted.test[127.0.0.4] user=relay-user@example.test" in
+             srv.log_text(), what="the login logged")
+    assert "pa:ss" not in srv.log_text()
+
+
+def test_relay_host_auth_is_never_sent_in_clear_and_a_refusal_defers(relay, tmp_path):
+    no_tls = scripted(relay, reply=auth_replies("PLAIN"), ehlo=b"250-mx.scripted.test\r\n250 AUTH PLAIN\r\n")
+    srv = relay["start"](relay_host="[mx.scripted.test]", relay_host_auth=relay_auth_file(tmp_path),
+                         retry_schedule="1h")
+    qid = send(srv, ["x@elsewhere.test"])
+    wait_for(lambda: "status=deferred" in srv.log_text(), what="the deferral")
+    assert not any(l.startswith("AUTH") for l in no_tls.lines) and not no_tls.bodies
+    assert "4.7.0 mx.scripted.test[127.0.0.4]: no TLS, so the relay_host_auth password is not sent" in srv.log_text()
+    assert (srv.spool_dir / "queue" / qid).exists()
+
+
+def test_relay_host_auth_refused_defers(relay, tmp_path):
+    peer = scripted(relay, tls=tls_context_for_scripted(tmp_path), reply=auth_replies("PLAIN", password_ok=False),
+                    ehlo=b"250-mx.scripted.test\r\n250 STARTTLS\r\n",
+                    ehlo_tls=b"250-mx.scripted.test\r\n250 AUTH PLAIN\r\n")
+    srv = relay["start"](relay_host="[mx.scripted.test]", relay_host_auth=relay_auth_file(tmp_path),
+                         retry_schedule="1h")
+    qid = send(srv, ["x@elsewhere.test"])
+    wait_for(lambda: "status=deferred" in srv.log_text(), what="the deferral")
+    log = srv.log_text()
+    assert "event=smtp_client_auth_failed host=mx.scripted.test[127.0.0.4] user=relay-user@example.test reply=535" in log
+    assert "refused authentication (relay_host_auth): 535 5.7.8 bad credentials" in log
+    assert not peer.bodies and (srv.spool_dir / "queue" / qid).exists()
+    assert srv.maildir_files("alice@example.test") == []  # deferred, not bounced
+
+
+@pytest.mark.parametrize("conf, error", [
+    ("relay_host_auth = {auth}\n", "r.conf:1: relay_host_auth: needs relay_host"),
+    ("relay_host = [mx.example.test]\nsmtp_tls = no\nrelay_host_auth = {auth}\n",
+     "r.conf:3: relay_host_auth: needs smtp_tls = yes (the password goes over TLS only)"),
+    ("relay_host = [mx.example.test]\nrelay_host_auth = {missing}\n", "r.conf:2: relay_host_auth: cannot read"),
+    ("relay_host = [mx.example.test]\nrelay_host_auth = {bad}\n", "relay-bad:3: relay_host_auth: expected user:password"),
+    ("relay_host = [mx.example.test]\nrelay_host_auth = {two}\n",
+     "relay-two:4: relay_host_auth: more than one user:password line"),
+    ("relay_host = [mx.example.test]\nrelay_host_auth = {empty}\n",
+     "relay-empty:2: relay_host_auth: no user:password line"),
+])
+def test_relay_host_auth_config_errors(tmp_path, conf, error):
+    files = {}
+    for name, text in (("bad", "just-a-user\n"), ("two", "a:b\nc:d\n"), ("empty", "")):
+        files[name] = tmp_path / f"relay-{name}"
+        files[name].write_text("# account\n\n" + text)
+    cfile = tmp_path / "r.conf"
+    cfile.write_text(conf.format(auth=relay_auth_file(tmp_path), missing=tmp_path / "nope", **files))
+    out = subprocess.run([str(BIN), "check-config", "-c", str(cfile)], capture_output=True, text=True, timeout=10)
+    assert out.returncode == 1 and error in out.stderr, out.stderr
+
+
+def test_relay_host_auth_file_readable_by_others_is_warned_about(tmp_path):
+    auth = relay_auth_file(tmp_path)
+    auth.chmod(0o644)
+    cfile = tmp_path / "r.conf"
+    cfile.write_text(f"relay_host = [mx.example.test]\nrelay_host_auth = {auth}\n")
+    out = subprocess.run([str(BIN), "check-config", "-c", str(cfile)], capture_output=True, text=True, timeout=10)
+    assert out.returncode == 0 and f"key=relay_host_auth detail=\"{auth} can be read by other users" in out.stderr
 
 
 @pytest.mark.parametrize("value", ["[mx.example.test", "mx.example.test:99999", "[mx.example.test]x", "a b",
