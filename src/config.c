@@ -156,6 +156,9 @@ static const struct key_def keys[] = {
      "Send all mail for other domains to this server (a smarthost) instead of their mail exchangers: "
      "[name] or [address] (its address records; no MX lookup), or name (its MX records), with an optional "
      ":port (else smtp_port), e.g. [smtp.example.net]:587. Empty: deliver directly."},
+    {"relay_host_implicit_tls", T_BOOL, F(relay_host_implicit_tls), "no", 0, 0,
+     "yes: relay_host speaks TLS from the first byte (RFC 8314 submissions port 465: [host]:465), "
+     "never in clear; no: plain SMTP with STARTTLS."},
     {"relay_host_auth", T_OPTPATH, F(relay_host_auth), "", 0, 0,
      "File (mode 0600) with one line user:password for AUTH at relay_host (PLAIN, else LOGIN), sent "
      "only over TLS: a relay host without STARTTLS defers the mail. Read at start-up."},
@@ -710,6 +713,9 @@ static void read_relay_auth(struct config *cfg, struct config_errors *errs)
 static void check_relay_host(struct config *cfg, struct config_errors *errs)
 {
     int line = config_key_line(cfg, "relay_host_auth");
+    if (cfg->relay_host_implicit_tls && (!*cfg->relay_host || !cfg->smtp_tls))
+        config_errors_add(errs, "%s:%d: relay_host_implicit_tls: needs relay_host and smtp_tls = yes", cfg->path,
+                          config_key_line(cfg, "relay_host_implicit_tls"));
     if (*cfg->relay_host_auth && !*cfg->relay_host)
         config_errors_add(errs, "%s:%d: relay_host_auth: needs relay_host", cfg->path, line);
     else if (*cfg->relay_host_auth && !cfg->smtp_tls)

@@ -72,6 +72,12 @@ static void peer_refused(struct smtp_client *c, const char *what);
 
 /* ---------- helpers ---------- */
 
+/* relay_host_implicit_tls: the relay host speaks TLS from the first byte (RFC 8314). */
+static bool implicit_tls(const struct smtp_client *c)
+{
+    return *c->cfg->relay_host && c->cfg->relay_host_implicit_tls && c->tls;
+}
+
 /* The port connections go to: relay_host's, or the mail exchangers' (smtp_port). */
 static unsigned outbound_port(const struct config *cfg)
 {
@@ -227,7 +233,7 @@ static void conn_failed(struct smtp_client *c, const char *why)
         c->bev = NULL;
     }
     if (c->job && !c->job_started && c->state != C_QUIT) {
-        if (c->state == C_TLS && !c->tls_failed && !c->cfg->smtp_tls_verify) { /* cleartext retry */
+        if (c->state == C_TLS && !c->tls_failed && !c->cfg->smtp_tls_verify && !implicit_tls(c)) { /* cleartext retry */
             c->tls_failed = true;
         } else {
             c->target++;
@@ -904,7 +910,9 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
     struct smtp_client *c = arg;
     char why[500];
     if (what & BEV_EVENT_CONNECTED) {
-        if (c->state == C_CONNECT) {
+        if (c->state == C_CONNECT && implicit_tls(c)) {
+            start_tls(c); /* the greeting comes over TLS */
+        } else if (c->state == C_CONNECT) {
             c->state = C_GREETING;
             set_timeout(c, c->cfg->smtp_greeting_timeout);
         } else if (c->state == C_TLS) {
@@ -913,7 +921,12 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
             log_info("event=smtp_client_tls host=%s tls=%s verified=%s", c->host, info,
                      c->cfg->smtp_tls_verify ? "yes" : "no");
             c->tls_active = true;
-            send_ehlo(c);
+            if (implicit_tls(c)) {
+                c->state = C_GREETING;
+                set_timeout(c, c->cfg->smtp_greeting_timeout);
+            } else {
+                send_ehlo(c);
+            }
         }
         return;
     }

@@ -69,12 +69,13 @@ class Scripted:
     (n counts transactions across connections); None stalls. Records what it was sent."""
 
     def __init__(self, port, greeting=b"220 mx.scripted.test ESMTP\r\n", ehlo=None, reply=None, starttls=None,
-                 tls=None, ehlo_tls=None):
+                 tls=None, ehlo_tls=None, implicit_tls=None):
         self.greeting = greeting
         self.ehlo = ehlo or b"250-mx.scripted.test\r\n250-PIPELINING\r\n250 8BITMIME\r\n"
         self.starttls = starttls  # the reply to STARTTLS; None: agrees, then drops the connection
         self.tls = tls  # an ssl.SSLContext: STARTTLS gets 220 and a real handshake
         self.ehlo_tls = ehlo_tls  # the EHLO reply once TLS is on (default: ehlo's)
+        self.implicit_tls = implicit_tls  # an ssl.SSLContext: TLS from the first byte (port 465 style)
         self.reply = reply or (lambda line, n: b"250 2.0.0 ok\r\n")
         self.transactions = 0
         self.connections = 0
@@ -101,9 +102,12 @@ class Scripted:
             threading.Thread(target=self._session, args=(conn,), daemon=True).start()
 
     def _session(self, conn):
-        f = conn.makefile("rb")
         tls_on = False
         try:
+            if self.implicit_tls:
+                conn = self.implicit_tls.wrap_socket(conn, server_side=True)
+                tls_on = self.tls_used = True
+            f = conn.makefile("rb")
             conn.sendall(self.greeting)
             while True:
                 line = f.readline()
@@ -1417,6 +1421,29 @@ def test_relay_host_auth_logs_in_over_tls(relay, tmp_path, mechanism):
     assert "pa:ss" not in srv.log_text()
 
 
+def test_relay_host_with_implicit_tls_and_auth(relay, tmp_path):
+    """relay_host_implicit_tls: TLS from the first byte (a submissions port, RFC 8314), then EHLO,
+    AUTH and the mail; no STARTTLS."""
+    peer = scripted(relay, implicit_tls=tls_context_for_scripted(tmp_path), reply=auth_replies("PLAIN"),
+                    ehlo=b"250-mx.scripted.test\r\n250-PIPELINING\r\n250 AUTH PLAIN\r\n")
+    srv = relay["start"](relay_host=f"[mx.scripted.test]:{relay['port']}", relay_host_implicit_tls="yes",
+                         relay_host_auth=relay_auth_file(tmp_path))
+    send(srv, ["x@elsewhere.test"])
+    wait_for(lambda: peer.bodies, what="the mail at the relay host")
+    assert peer.tls_used and not any(l.startswith("STARTTLS") for l in peer.lines)
+    assert [l.split(" ")[0] for l in peer.lines[:3]] == ["EHLO", "AUTH", "MAIL"]
+    assert "event=smtp_client_tls host=mx.scripted.test[127.0.0.4] tls=TLSv1.3" in srv.log_text()
+
+
+def test_relay_host_with_implicit_tls_never_falls_back_to_cleartext(relay, tmp_path):
+    peer = scripted(relay, reply=auth_replies("PLAIN"))  # speaks plain SMTP: the handshake fails
+    srv = relay["start"](relay_host="[mx.scripted.test]", relay_host_implicit_tls="yes", retry_schedule="1h")
+    send(srv, ["x@elsewhere.test"])
+    wait_for(lambda: "status=deferred" in srv.log_text(), what="the deferral")
+    assert peer.connections == 1  # no second, cleartext connection
+    assert not any(l.startswith(("EHLO", "HELO", "MAIL")) for l in peer.lines)  # only the TLS ClientHello
+
+
 def test_relay_host_auth_is_never_sent_in_clear_and_a_refusal_defers(relay, tmp_path):
     no_tls = scripted(relay, reply=auth_replies("PLAIN"), ehlo=b"250-mx.scripted.test\r\n250 AUTH PLAIN\r\n")
     srv = relay["start"](relay_host="[mx.scripted.test]", relay_host_auth=relay_auth_file(tmp_path),
@@ -1448,6 +1475,7 @@ def test_relay_host_auth_refused_defers(relay, tmp_path):
     ("relay_host = [mx.example.test]\nsmtp_tls = no\nrelay_host_auth = {auth}\n",
      "r.conf:3: relay_host_auth: needs smtp_tls = yes (the password goes over TLS only)"),
     ("relay_host = [mx.example.test]\nrelay_host_auth = {missing}\n", "r.conf:2: relay_host_auth: cannot read"),
+    ("relay_host_implicit_tls = yes\n", "r.conf:1: relay_host_implicit_tls: needs relay_host and smtp_tls = yes"),
     ("relay_host = [mx.example.test]\nrelay_host_auth = {bad}\n", "relay-bad:3: relay_host_auth: expected user:password"),
     ("relay_host = [mx.example.test]\nrelay_host_auth = {two}\n",
      "relay-two:4: relay_host_auth: more than one user:password line"),
