@@ -152,22 +152,56 @@ static bool selection_matches(const struct selection *sel, const struct qfile *q
     return false;
 }
 
+/* The names in spool/dir that are queue ids, in a new array (*n of them; free with free_ids).
+ * Read whole before any is looked at: a command that moves or removes files while it reads the
+ * directory might otherwise see some twice or not at all. NULL when out of memory. */
+static char **queue_ids(const char *spool, const char *dir, size_t *n)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/%s", spool, dir);
+    char **ids = calloc(1, sizeof *ids);
+    size_t cap = 1;
+    *n = 0;
+    DIR *d = ids ? opendir(path) : NULL;
+    for (struct dirent *de; d && (de = readdir(d));) {
+        if (!qfile_id_valid(de->d_name))
+            continue;
+        if (*n + 1 == cap) {
+            char **more = realloc(ids, (cap *= 2) * sizeof *ids);
+            if (!more)
+                break;
+            ids = more;
+        }
+        if (!(ids[*n] = strdup(de->d_name)))
+            break;
+        (*n)++;
+    }
+    if (d)
+        closedir(d);
+    return ids;
+}
+
+static void free_ids(char **ids, size_t n)
+{
+    for (size_t i = 0; ids && i < n; i++)
+        free(ids[i]);
+    free(ids);
+}
+
 /* One line per message, then its recipients not yet settled: pending ones with their last error,
  * and those whose report is still to be stored. A file that cannot be read is named on stderr and
  * counted in *unreadable: a list that left it out would hide it. */
 static int list_dir(const char *spool, const char *dir, bool held, const struct selection *sel, unsigned *count,
                     unsigned *unreadable)
 {
-    char path[PATH_MAX], err[256];
-    snprintf(path, sizeof path, "%s/%s", spool, dir);
-    DIR *d = opendir(path);
-    for (struct dirent *de; d && (de = readdir(d));) {
+    char err[256];
+    size_t n;
+    char **ids = queue_ids(spool, dir, &n);
+    for (size_t k = 0; k < n; k++) {
         struct qfile q;
-        if (!qfile_id_valid(de->d_name))
-            continue;
-        if (qfile_load(spool, dir, de->d_name, &q, err, sizeof err) < 0) {
-            if (still_there(spool, dir, de->d_name)) {
-                fprintf(stderr, "postern queue: %s/%s: %s\n", dir, de->d_name, err);
+        if (qfile_load(spool, dir, ids[k], &q, err, sizeof err) < 0) {
+            if (still_there(spool, dir, ids[k])) {
+                fprintf(stderr, "postern queue: %s/%s: %s\n", dir, ids[k], err);
                 (*unreadable)++;
             }
             continue;
@@ -192,8 +226,7 @@ static int list_dir(const char *spool, const char *dir, bool held, const struct 
         (*count)++;
         qfile_free(&q);
     }
-    if (d)
-        closedir(d);
+    free_ids(ids, n);
     return 0;
 }
 
@@ -304,25 +337,22 @@ static bool op_takes_from(const char *op, const char *dir)
 static void change_dir(const char *spool, const char *dir, const char *op, const struct selection *sel,
                        unsigned *done, unsigned *failed)
 {
-    char path[PATH_MAX], err[256];
-    snprintf(path, sizeof path, "%s/%s", spool, dir);
-    DIR *d = opendir(path);
-    for (struct dirent *de; d && (de = readdir(d));) {
+    char err[256];
+    size_t n;
+    char **ids = queue_ids(spool, dir, &n);
+    for (size_t k = 0; k < n; k++) {
         struct qfile q;
-        if (!qfile_id_valid(de->d_name))
-            continue;
         if (!sel->all) {
-            if (qfile_load(spool, dir, de->d_name, &q, err, sizeof err) < 0)
+            if (qfile_load(spool, dir, ids[k], &q, err, sizeof err) < 0)
                 continue; /* gone meanwhile (delivered), or unreadable: never matched by address */
             bool match = selection_matches(sel, &q);
             qfile_free(&q);
             if (!match)
                 continue;
         }
-        change_one(spool, op, de->d_name) == 0 ? (*done)++ : (*failed)++;
+        change_one(spool, op, ids[k]) == 0 ? (*done)++ : (*failed)++;
     }
-    if (d)
-        closedir(d);
+    free_ids(ids, n);
 }
 
 /* Reads queue ids from stdin, one per line (`queue delete -`), into a new array; NULL (with a
