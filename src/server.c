@@ -141,7 +141,7 @@ static void space_measure(void *arg)
                 least = avail;
         }
     }
-    srv->space_free = least; /* read on the loop thread only after space_measured runs */
+    srv->space_sample = least; /* read on the loop thread only after space_measured runs */
 }
 
 /* Loop thread: applies the measurement and logs each change of state. */
@@ -149,6 +149,7 @@ static void space_measured(void *arg)
 {
     struct server *srv = arg;
     srv->space_check_running = false;
+    srv->space_free = srv->space_sample;
     bool low = srv->space_free < srv->cfg->min_free_space;
     if (low != srv->space_low)
         log_warn("event=%s free=%llu min_free_space=%zu", low ? "disk_space_low" : "disk_space_ok", srv->space_free,

@@ -52,7 +52,8 @@ struct server {
     bool reload_running;                /* a SIGHUP's files are being read (reload.c) */
     bool space_low;                     /* free space below min_free_space (see space watch) */
     bool space_check_running;
-    unsigned long long space_free;      /* last measured free octets (the smaller of the two) */
+    unsigned long long space_sample;    /* disk thread: the measurement in progress */
+    unsigned long long space_free;      /* loop thread: last measured free octets (the smaller of the two); 0 = none yet */
     struct event *space_timer;
     struct event *cert_timer;           /* tls_cert_check_interval */
     struct event *grace_timer;

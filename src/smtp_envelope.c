@@ -63,7 +63,8 @@ static enum reply_id auth_mail_param(struct session *s, const struct esmtp_param
 
 /* Applies MAIL parameters (SIZE, BODY, SMTPUTF8, RET, ENVID, AUTH); returns the refusal or
  * REPLY_SENDER_OK. */
-static enum reply_id mail_params(struct session *s, const struct path_args *a, bool *utf8, bool *body8)
+static enum reply_id mail_params(struct session *s, const struct path_args *a, bool *utf8, bool *body8,
+                                 unsigned long long *size)
 {
     for (size_t i = 0; i < a->nparams; i++) {
         const struct esmtp_param *p = &a->params[i];
@@ -91,7 +92,7 @@ static enum reply_id mail_params(struct session *s, const struct path_args *a, b
             if (!p->value || p->value_len > 20 || strspn(val, "0123456789") != p->value_len)
                 return REPLY_PARAM_BAD_VALUE;
             /* RFC 1870: 1*20DIGIT, leading zeros allowed; a value past 2^64 reads as ULLONG_MAX */
-            if (strtoull(val, NULL, 10) > s->srv->cfg->max_message_size)
+            if ((*size = strtoull(val, NULL, 10)) > s->srv->cfg->max_message_size)
                 return REPLY_SIZE_EXCEEDED;
         } else if (p->key_len == 4 && strncasecmp(p->key, "BODY", 4) == 0) {
             if (!p->value || (strcasecmp(val, "7BIT") != 0 && strcasecmp(val, "8BITMIME") != 0))
@@ -201,6 +202,15 @@ static void dns_check_done(struct session *s, bool null_mx)
         process_input(s);
 }
 
+/* RFC 1870 6.1: a declared SIZE the disks have no room for now (it would take the free space below
+ * min_free_space) gets 452 at MAIL, before the client sends it, rather than a 451 at its end.
+ * Judged by the last measurement (each second); unknown before the first one. */
+static bool room_for(const struct server *srv, unsigned long long size)
+{
+    unsigned long long min = srv->cfg->min_free_space;
+    return !min || !size || !srv->space_free || srv->space_free >= min + size;
+}
+
 void cmd_mail(struct session *s, const struct smtp_command *c)
 {
     if (s->state == ST_MAIL || s->state == ST_RCPT) {
@@ -223,11 +233,12 @@ void cmd_mail(struct session *s, const struct smtp_command *c)
     case PATH_ARGS_OK: break;
     }
     bool utf8 = false, body8 = false;
-    enum reply_id id = (s->msg = message_new()) ? mail_params(s, &a, &utf8, &body8) : REPLY_LOCAL_ERROR;
+    unsigned long long size = 0;
+    enum reply_id id = (s->msg = message_new()) ? mail_params(s, &a, &utf8, &body8, &size) : REPLY_LOCAL_ERROR;
     if (id == REPLY_SENDER_OK && s->auth_user && !auth_may_send_as(s->srv->users, s->auth_user, a.mailbox.addr,
                                                              s->srv->policy->recipient_delimiter))
         id = REPLY_SENDER_NOT_OWNED;
-    if (id == REPLY_SENDER_OK && s->srv->space_low)
+    if (id == REPLY_SENDER_OK && (s->srv->space_low || !room_for(s->srv, size)))
         id = REPLY_SYSTEM_STORAGE;
     if (id == REPLY_SENDER_OK && a.mailbox.utf8 && !utf8)
         id = REPLY_NEEDS_SMTPUTF8;

@@ -198,6 +198,23 @@ def test_disk_full_threshold_452_then_recovers(make_server, tmpfs):
     assert len(srv.maildir_files("alice@example.test")) == 2
 
 
+def test_declared_size_without_room_452_at_mail(make_server, tmpfs):
+    """RFC 1870 6.1: a SIZE the disk has no room for now (free space would fall below
+    min_free_space) is refused at MAIL with 452 4.3.1, before the text is sent; a smaller one and a
+    MAIL without SIZE go on."""
+    srv = make_server(mail_dir=tmpfs / "mail", spool_dir=tmpfs / "spool", min_free_space="1M",
+                      journal_size="1M")
+    fill(tmpfs, 1536 * 1024)  # 1.5M free: 0.5M above min_free_space
+    time.sleep(1.5)  # the space watch measures once a second
+    c = srv.connect()
+    c.expect("EHLO client.example", 250)
+    c.expect(f"MAIL FROM:<s@sender.example> SIZE={1024 * 1024}", 452, "4.3.1")
+    c.expect("MAIL FROM:<s@sender.example> SIZE=100000", 250)
+    c.expect("RSET", 250)
+    c.expect("MAIL FROM:<s@sender.example>", 250)
+    c.expect("QUIT", 221)
+
+
 def test_disk_full_mid_message_451_nothing_half_stored(make_server, tmpfs):
     srv = make_server(mail_dir=tmpfs / "mail", spool_dir=tmpfs / "spool", min_free_space="0",
                       journal_size="1M")
