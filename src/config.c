@@ -160,8 +160,9 @@ static const struct key_def keys[] = {
      "yes: relay_host speaks TLS from the first byte (RFC 8314 submissions port 465: [host]:465), "
      "never in clear; no: plain SMTP with STARTTLS."},
     {"relay_host_auth", T_OPTPATH, F(relay_host_auth), "", 0, 0,
-     "File (mode 0600) with one line user:password for AUTH at relay_host (PLAIN, else LOGIN), sent "
-     "only over TLS: a relay host without STARTTLS defers the mail. Read at start-up."},
+     "File with one line user:password for AUTH at relay_host (PLAIN, else LOGIN), sent only over TLS: "
+     "a relay host without STARTTLS defers the mail. Mode 0640, group the server's user: a reload reads "
+     "it again."},
     {"retry_schedule", T_DURATION_LIST, F(retry_schedule), "5m,10m,20m,40m,80m,160m,4h", 0, 0,
      "Delays between delivery attempts of deferred mail; the last one repeats."},
     {"max_queue_lifetime", T_DURATION, F(max_queue_lifetime), "5d", 0, 365ull * 86400,

@@ -119,9 +119,9 @@ static void log_config_warnings(const struct config *cfg, const struct tls_conte
         log_warn("event=config_warning key=hostname detail=\"'%s' is not a fully qualified domain name: other "
                  "servers may refuse our EHLO and our bounces (RFC 5321 4.1.1.1); set hostname\"", cfg->hostname);
     struct stat st;
-    if (*cfg->relay_host_auth && stat(cfg->relay_host_auth, &st) == 0 && (st.st_mode & 077))
-        log_warn("event=config_warning key=relay_host_auth detail=\"%s can be read by other users: it holds a "
-                 "password; chmod 600 it\"", cfg->relay_host_auth);
+    if (*cfg->relay_host_auth && stat(cfg->relay_host_auth, &st) == 0 && (st.st_mode & 007))
+        log_warn("event=config_warning key=relay_host_auth detail=\"%s can be read by every user: it holds a "
+                 "password; chmod 640 it, group the server's user\"", cfg->relay_host_auth);
     for (size_t i = 0; i < cfg->relay_networks.count; i++) {
         struct cidr net;
         char meant[64];

@@ -21,7 +21,7 @@
 /* The keys a reload applies; a change of any other is reported as needing a restart. */
 static const char *const reloadable[] = {"recipients", "moved", "users", "local_domains", "relay_networks",
                                          "null_mx_domains", "recipient_delimiter", "tls_cert", "tls_key",
-                                         "tls_min_version", "tls_ciphers", "log_level", NULL};
+                                         "tls_min_version", "tls_ciphers", "log_level", "relay_host_auth", NULL};
 
 struct reloaded {
     struct server *srv;
@@ -79,6 +79,17 @@ static void read_all(void *arg)
         tls_certificate_warnings(r->tls, r->cfg.hostname); /* a renewal that did not help is said */
 }
 
+/* relay_host_auth read again: a changed password (or file) is used from the next login on - the
+ * clients read it when they log in, on this thread. Not when relay_host changed too: that waits
+ * for the restart, and the old relay host keeps its own credentials. */
+static void apply_relay_credentials(struct config *running, struct config *fresh)
+{
+    if (strcmp(running->relay_host, fresh->relay_host) != 0)
+        return;
+    memcpy(running->relay_user, fresh->relay_user, sizeof running->relay_user);
+    memcpy(running->relay_password, fresh->relay_password, sizeof running->relay_password);
+}
+
 /* Loop thread: swaps the new tables and context in place (the structs stay where every session's
  * srv points), or logs why nothing changed. */
 static void apply(void *arg)
@@ -115,6 +126,7 @@ static void apply(void *arg)
         r->tls = old;
     }
     log_set_level((enum log_level)r->cfg.log_level);
+    apply_relay_credentials(srv->cfg, &r->cfg);
     log_info("event=reloaded recipients=%zu moved=%zu users=%zu local_domains=%zu tls=%s",
              srv->policy->recipients.count, srv->policy->moved.count, srv->users->users.count,
              srv->policy->local_domains.count, srv->tls_ctx ? "reloaded" : "off");

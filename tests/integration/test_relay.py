@@ -18,7 +18,7 @@ import time
 import pytest
 from aiosmtpd.controller import Controller
 
-from conftest import BIN, free_port, wait_for
+from conftest import BIN, free_port, sighup_and_wait, wait_for
 
 
 def common_port():
@@ -1444,6 +1444,28 @@ def test_relay_host_with_implicit_tls_never_falls_back_to_cleartext(relay, tmp_p
     assert not any(l.startswith(("EHLO", "HELO", "MAIL")) for l in peer.lines)  # only the TLS ClientHello
 
 
+def test_relay_host_auth_new_password_applies_at_reload(relay, tmp_path):
+    """A changed password file is read again on SIGHUP (as the server's user) and used from the
+    next login on: no restart."""
+    peer = scripted(relay, tls=tls_context_for_scripted(tmp_path),
+                    reply=lambda l, n: b"235 2.7.0 ok\r\n" if l.startswith("AUTH") else
+                    b"354 go\r\n" if l == "DATA" else b"250 2.0.0 ok\r\n",
+                    ehlo=b"250-mx.scripted.test\r\n250 STARTTLS\r\n",
+                    ehlo_tls=b"250-mx.scripted.test\r\n250 AUTH PLAIN\r\n")
+    auth = relay_auth_file(tmp_path, "relay-user@example.test:first\n")
+    auth.chmod(0o644)  # readable by the server's user once it has dropped root
+    srv = relay["start"](relay_host="[mx.scripted.test]", relay_host_auth=auth)
+    send(srv, ["x@elsewhere.test"])
+    wait_for(lambda: len(peer.bodies) == 1, what="the first message")
+    auth.write_text("relay-user@example.test:second\n")
+    sighup_and_wait(srv, "reloaded")
+    assert "event=reload_needs_restart" not in srv.log_text()
+    send(srv, ["y@elsewhere.test"])
+    wait_for(lambda: len(peer.bodies) == 2, what="the second message")
+    logins = [base64.b64decode(l.split()[2]).split(b"\0")[2] for l in peer.lines if l.startswith("AUTH PLAIN")]
+    assert logins == [b"first", b"second"]
+
+
 def test_relay_host_auth_is_never_sent_in_clear_and_a_refusal_defers(relay, tmp_path):
     no_tls = scripted(relay, reply=auth_replies("PLAIN"), ehlo=b"250-mx.scripted.test\r\n250 AUTH PLAIN\r\n")
     srv = relay["start"](relay_host="[mx.scripted.test]", relay_host_auth=relay_auth_file(tmp_path),
@@ -1499,7 +1521,10 @@ def test_relay_host_auth_file_readable_by_others_is_warned_about(tmp_path):
     cfile = tmp_path / "r.conf"
     cfile.write_text(f"relay_host = [mx.example.test]\nrelay_host_auth = {auth}\n")
     out = subprocess.run([str(BIN), "check-config", "-c", str(cfile)], capture_output=True, text=True, timeout=10)
-    assert out.returncode == 0 and f"key=relay_host_auth detail=\"{auth} can be read by other users" in out.stderr
+    assert out.returncode == 0 and f"key=relay_host_auth detail=\"{auth} can be read by every user" in out.stderr
+    auth.chmod(0o640)  # the group (the server's user, for reloads) may read it: no warning
+    out = subprocess.run([str(BIN), "check-config", "-c", str(cfile)], capture_output=True, text=True, timeout=10)
+    assert out.returncode == 0 and "key=relay_host_auth" not in out.stderr
 
 
 @pytest.mark.parametrize("value", ["[mx.example.test", "mx.example.test:99999", "[mx.example.test]x", "a b",
