@@ -103,6 +103,8 @@ def test_smtplib_starttls_login_sendmail_end_to_end(tls_server, pki):
     wait_for(lambda: "ended=quit" in srv.log_text(), what="the disconnect line")
     log = srv.log_text()
     assert "event=auth_ok" in log and "user=alice@example.test" in log
+    assert re.search(r"event=accepted session=\w+ qid=\w+ client=127\.0\.0\.1 user=alice@example\.test "
+                     r"sender=<alice@example\.test> ", log), log
     assert re.search(r"event=disconnect .* ended=quit commands=\d+ messages=1 rcpts=2/2 errors=0 "
                      r"user=alice@example.test\n", log), log
 
