@@ -122,6 +122,9 @@ static void log_config_warnings(const struct config *cfg, const struct tls_conte
     if (*cfg->relay_host_auth && stat(cfg->relay_host_auth, &st) == 0 && (st.st_mode & 007))
         log_warn("event=config_warning key=relay_host_auth detail=\"%s can be read by every user: it holds a "
                  "password; chmod 640 it, group the server's user\"", cfg->relay_host_auth);
+    if (*cfg->relay_host_auth && !cfg->smtp_tls_verify) /* with relay_host, the only peer is the relay host */
+        log_warn("event=config_warning key=smtp_tls_verify detail=\"no: the relay_host_auth password goes to any "
+                 "server that answers for %s with any certificate; set smtp_tls_verify = yes\"", cfg->relay_host);
     for (size_t i = 0; i < cfg->relay_networks.count; i++) {
         struct cidr net;
         char meant[64];

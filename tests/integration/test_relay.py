@@ -1522,9 +1522,12 @@ def test_relay_host_auth_file_readable_by_others_is_warned_about(tmp_path):
     cfile.write_text(f"relay_host = [mx.example.test]\nrelay_host_auth = {auth}\n")
     out = subprocess.run([str(BIN), "check-config", "-c", str(cfile)], capture_output=True, text=True, timeout=10)
     assert out.returncode == 0 and f"key=relay_host_auth detail=\"{auth} can be read by every user" in out.stderr
+    assert "key=smtp_tls_verify detail=\"no: the relay_host_auth password goes to any server that answers for " \
+        "[mx.example.test] with any certificate" in out.stderr
     auth.chmod(0o640)  # the group (the server's user, for reloads) may read it: no warning
+    cfile.write_text(f"relay_host = [mx.example.test]\nrelay_host_auth = {auth}\nsmtp_tls_verify = yes\n")
     out = subprocess.run([str(BIN), "check-config", "-c", str(cfile)], capture_output=True, text=True, timeout=10)
-    assert out.returncode == 0 and "key=relay_host_auth" not in out.stderr
+    assert out.returncode == 0 and "key=relay_host_auth" not in out.stderr and "key=smtp_tls_verify" not in out.stderr
 
 
 @pytest.mark.parametrize("value", ["[mx.example.test", "mx.example.test:99999", "[mx.example.test]x", "a b",
