@@ -1342,6 +1342,16 @@ def test_relay_host_takes_all_outbound_mail(relay, how):
     assert srv.maildir_files("alice@example.test") == []  # nothing bounced
 
 
+def test_relay_host_as_an_ipv6_address(relay):
+    """relay_host = [::1] (or [IPv6:::1]): an IPv6 relay host, no DNS at all."""
+    sink = relay["peers"].start("::1")
+    srv = relay["start"](relay_host="[::1]")
+    send(srv, ["a@two-mx.test"])
+    wait_for(lambda: sink.messages, what="the mail at the IPv6 relay host")
+    assert sink.messages[0][1] == ["a@two-mx.test"]
+    wait_for(lambda: "relay=[::1] status=sent" in srv.log_text(), what="the delivery logged")
+
+
 def test_relay_host_is_one_destination_for_concurrency(relay):
     """destination_concurrency limits the connections to the relay host, not per recipient domain
     (a smarthost limits its clients' connections)."""
