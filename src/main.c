@@ -2,7 +2,7 @@
  *   postern [-c FILE]                   run the server in the foreground, logging to stderr
  *   postern check-config [-c FILE]      validate the configuration and its tables; exit 0 or 1
  *   postern config-reference            print every configuration key, its default and meaning
- *   postern [-c FILE] queue list [SELECTION]|show ID|flush|delete|hold|release ID...|-|SELECTION
+ *   postern [-c FILE] queue list [SELECTION]|summary|show ID|flush|delete|hold|release ID...|-|SELECTION
  *                                       inspect and change the outbound queue (queue_cli.c)
  *   postern explain CODE [CODE2]        what a reply code / enhanced status code means (explain.c)
  *   postern passwd [ADDRESS]            read a password (twice on a terminal) and print its crypt(3)
@@ -33,7 +33,7 @@ static int usage(FILE *to)
 {
     fprintf(to, "usage: postern [-c FILE]\n       postern check-config [-c FILE]\n"
                 "       postern config-reference\n       postern passwd [ADDRESS]\n"
-                "       postern [-c FILE] queue list|show ID|flush|delete|hold|release ID... [-c FILE]\n"
+                "       postern [-c FILE] queue list|summary|show ID|flush|delete|hold|release ID... [-c FILE]\n"
                 "         (list, delete, hold, release: instead of ids, ALL or --from ADDRESS and/or\n"
                 "          --to ADDRESS|@DOMAIN; delete, hold, release: - reads ids from stdin)\n"
                 "       postern explain CODE [CODE2]\n       postern --version\n");

@@ -230,6 +230,113 @@ static int list_dir(const char *spool, const char *dir, bool held, const struct 
     return 0;
 }
 
+/* One recipient waiting, for `queue summary`: its domain, and the message it belongs to. */
+struct waiting {
+    char domain[ADDR_DOMAIN_MAX + 1]; /* canonical (idn.h) */
+    unsigned msg;                      /* which message, counted from 0 */
+    long long created;
+    bool held;
+};
+
+static int by_domain_then_message(const void *a, const void *b)
+{
+    const struct waiting *x = a, *y = b;
+    int c = strcmp(x->domain, y->domain);
+    return c ? c : (x->msg > y->msg) - (x->msg < y->msg);
+}
+
+/* Adds the recipients still waiting in spool/dir to *w (grown as needed); false when out of memory. */
+static bool collect_waiting(const char *spool, const char *dir, struct waiting **w, size_t *n, size_t *cap,
+                            unsigned *msgs)
+{
+    char err[256];
+    size_t nids;
+    char **ids = queue_ids(spool, dir, &nids);
+    bool ok = ids != NULL;
+    for (size_t k = 0; ok && k < nids; k++) {
+        struct qfile q;
+        if (qfile_load(spool, dir, ids[k], &q, err, sizeof err) < 0)
+            continue; /* delivered meanwhile, or unreadable: `queue list` names those */
+        for (size_t i = 0; ok && i < q.nrcpts; i++) {
+            const char *at = strrchr(q.rcpts[i].addr, '@');
+            if (q.rcpts[i].status != QR_PENDING || !at)
+                continue;
+            if (*n == *cap) {
+                struct waiting *more = realloc(*w, (*cap = *cap ? *cap * 2 : 256) * sizeof **w);
+                if (!(ok = more != NULL))
+                    break;
+                *w = more;
+            }
+            struct waiting *e = &(*w)[(*n)++];
+            idn_canonical(at + 1, e->domain, sizeof e->domain);
+            e->msg = *msgs;
+            e->created = q.created;
+            e->held = strcmp(dir, "hold") == 0;
+        }
+        (*msgs)++;
+        qfile_free(&q);
+    }
+    free_ids(ids, nids);
+    return ok;
+}
+
+/* One line of `queue summary`. */
+struct summary_row {
+    const char *domain;
+    unsigned msgs, rcpts, held;
+    long long oldest;
+};
+
+static int busiest_first(const void *a, const void *b)
+{
+    const struct summary_row *x = a, *y = b;
+    return x->rcpts != y->rcpts ? (x->rcpts < y->rcpts) - (x->rcpts > y->rcpts) : strcmp(x->domain, y->domain);
+}
+
+/* `queue summary`: per destination domain, the messages and recipients waiting and the oldest's
+ * age, the busiest first (Postfix's qshape, in short) - which destination is backing up. */
+static int cmd_summary(const char *spool)
+{
+    struct waiting *w = NULL;
+    size_t n = 0, cap = 0;
+    unsigned msgs = 0;
+    if (!collect_waiting(spool, "queue", &w, &n, &cap, &msgs) || !collect_waiting(spool, "hold", &w, &n, &cap, &msgs)) {
+        fprintf(stderr, "postern queue: out of memory\n");
+        free(w);
+        return 1;
+    }
+    if (n)
+        qsort(w, n, sizeof *w, by_domain_then_message);
+    struct summary_row *rows = calloc(n ? n : 1, sizeof *rows);
+    size_t nrows = 0;
+    for (size_t i = 0; rows && i < n; i++) {
+        bool new_domain = i == 0 || strcmp(w[i - 1].domain, w[i].domain) != 0;
+        if (new_domain)
+            rows[nrows++] = (struct summary_row){.domain = w[i].domain, .oldest = w[i].created};
+        struct summary_row *r = &rows[nrows - 1];
+        r->rcpts++;
+        if (new_domain || w[i - 1].msg != w[i].msg) { /* a message counts once per domain */
+            r->msgs++;
+            r->held += w[i].held;
+        }
+        if (w[i].created < r->oldest)
+            r->oldest = w[i].created;
+    }
+    if (rows && nrows)
+        qsort(rows, nrows, sizeof *rows, busiest_first);
+    printf("%-40s %8s %8s %8s\n", "DOMAIN", "MESSAGES", "RCPTS", "OLDEST");
+    for (size_t i = 0; rows && i < nrows; i++) {
+        char age[32];
+        age_text(rows[i].oldest, age, sizeof age);
+        printf("%-40s %8u %8u %8s%s\n", rows[i].domain, rows[i].msgs, rows[i].rcpts, age,
+               rows[i].held ? "  (some held)" : "");
+    }
+    printf("-- %zu domain%s, %u message%s in the queue\n", nrows, nrows == 1 ? "" : "s", msgs, msgs == 1 ? "" : "s");
+    free(rows);
+    free(w);
+    return 0;
+}
+
 static int cmd_list(const char *spool, const struct selection *sel)
 {
     unsigned n = 0, unreadable = 0;
@@ -447,6 +554,8 @@ int queue_cli_main(const char *spool, int argc, char **argv)
     struct selection sel;
     if (argc >= 1 && strcmp(argv[0], "list") == 0)
         return selection_parse(argc - 1, argv + 1, &sel) ? cmd_list(spool, &sel) : 2;
+    if (argc == 1 && strcmp(argv[0], "summary") == 0)
+        return cmd_summary(spool);
     if (argc == 1 && strcmp(argv[0], "flush") == 0)
         return tell_server(spool, SIGUSR1) ? (printf("flush: the server retries every queued message now\n"), 0) : 1;
     if (argc == 2 && strcmp(argv[0], "show") == 0) {
@@ -457,7 +566,7 @@ int queue_cli_main(const char *spool, int argc, char **argv)
     }
     if (argc >= 2 && (strcmp(argv[0], "delete") == 0 || strcmp(argv[0], "hold") == 0 || strcmp(argv[0], "release") == 0))
         return cmd_change(spool, argv[0], argc - 1, argv + 1);
-    fprintf(stderr, "usage: postern queue list [SELECTION] | show ID | flush | delete|hold|release ID...|-|SELECTION\n"
+    fprintf(stderr, "usage: postern queue list [SELECTION] | summary | show ID | flush | delete|hold|release ID...|-|SELECTION\n"
                     "  SELECTION: ALL, or --from ADDRESS and/or --to ADDRESS|@DOMAIN (a recipient not yet delivered)\n");
     return 2;
 }

@@ -786,6 +786,22 @@ def test_queue_bulk_commands_by_id_list_sender_recipient_and_all(relay):
     wait_for(lambda: srv.log_text().count("event=queue_scan") >= 2, what="the server re-reading its queue")
 
 
+def test_queue_summary_per_destination_domain(relay):
+    """`queue summary`: which destination backs up - messages (once per domain), recipients and the
+    oldest's age per domain, the busiest first; IDN spellings are one domain."""
+    srv = relay["start"](retry_schedule="1h")
+    send(srv, ["v1@servfail.test", "v2@servfail.test"])
+    held = send(srv, ["w@SERVFAIL.test", "leser@xn--bcher-kva.test"])
+    wait_for(lambda: len(list((srv.spool_dir / "state").iterdir())) == 2, what="first attempts")
+    assert postern(srv, "queue", "hold", held).returncode == 0
+    out = postern(srv, "queue", "summary")
+    lines = out.stdout.splitlines()
+    assert out.returncode == 0 and lines[0].split() == ["DOMAIN", "MESSAGES", "RCPTS", "OLDEST"]
+    assert lines[1].split()[:3] == ["servfail.test", "2", "3"] and lines[1].endswith("(some held)")
+    assert lines[2].split()[:3] == ["b\u00fccher.test", "1", "1"]
+    assert lines[3] == "-- 2 domains, 2 messages in the queue"
+
+
 def hold_while_sending(relay, reply, rcpt):
     """Sends one message to the scripted peer and holds it once the peer has its text (the peer's
     reply to <END> must take a while). Returns (peer, server, queue id)."""
