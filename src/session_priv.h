@@ -101,6 +101,9 @@ void reset_transaction(struct session *s);
 void setup_bev(struct session *s);
 void process_input(struct session *s);
 
+/* smtp_headers.c: Return-Path, Received and (submitted mail) Message-ID/Date, into s->msg->headers. */
+void build_trace_headers(struct session *s, const struct header_facts *facts);
+
 /* smtp_tls_auth.c */
 bool auth_offered(const struct session *s);
 bool auth_line_pending(struct session *s, struct evbuffer *in);

@@ -25,6 +25,7 @@
 #include "log.h"
 #include "message.h"
 #include "mime_downgrade.h"
+#include "smtp_ext.h"
 #include "smtp_reply.h"
 #include "tls.h"
 
@@ -44,11 +45,9 @@ struct smtp_client {
     enum cstate state;
     struct smtp_reply reply;
     char host[300];                  /* "name[ip]" of the current target */
-    bool pipelining, starttls, dsn, smtputf8, eightbit, tls_active;
-    bool auth_plain, auth_login;     /* AUTH mechanisms offered (RFC 4954), for relay_host_auth */
+    struct smtp_extensions ext;      /* what the peer's last EHLO offered */
+    bool tls_active;
     bool tls_failed;                 /* the handshake with this target failed: retry it in cleartext */
-    bool size_offered;              /* SIZE in the EHLO reply (RFC 1870) */
-    unsigned long long size_limit;  /* its value: 0 or none is no fixed limit */
     struct smtp_job *job;
     const char *text;                /* what the job sends: its text, or the converted form */
     size_t len;
@@ -131,7 +130,7 @@ static bool envelope_address(const struct smtp_client *c, const char *addr, char
     const char *at = strrchr(addr, '@');
     char domain[ADDR_DOMAIN_MAX + 1];
     snprintf(out, outsz, "%s", addr);
-    if (c->smtputf8 || is_ascii(addr) || !at || (size_t)(at - addr) >= outsz)
+    if (c->ext.smtputf8 || is_ascii(addr) || !at || (size_t)(at - addr) >= outsz)
         return is_ascii(out);
     for (const char *p = addr; p < at; p++)
         if ((unsigned char)*p >= 0x80)
@@ -205,7 +204,7 @@ static void finish_job(struct smtp_client *c)
     if (c->state != C_DEAD)
         c->state = C_READY;
     snprintf(job->remote_host, sizeof job->remote_host, "%s", c->host);
-    job->peer_dsn = c->dsn;
+    job->peer_dsn = c->ext.dsn;
     c->ops->job_done(c->arg, c, job);
 }
 
@@ -310,50 +309,6 @@ struct smtp_client *smtp_client_new(struct event_base *base, const struct config
     return c;
 }
 
-/* One successful EHLO reply line after the first (its text, after "250-"/"250 "): an extension
- * this peer offers. Read line by line as they come, so that none is lost however long the reply
- * (up to 100 lines of 512 octets; the reply keeps only its first 1 KiB of text). */
-/* The mechanisms of an AUTH extension line ("PLAIN LOGIN CRAM-MD5"): PLAIN and LOGIN are used. */
-static void read_auth_mechanisms(struct smtp_client *c, const char *p, size_t len)
-{
-    const char *end = p + len;
-    while (p < end) {
-        while (p < end && *p == ' ')
-            p++;
-        size_t n = 0;
-        while (p + n < end && p[n] != ' ')
-            n++;
-        c->auth_plain |= n == 5 && !strncasecmp(p, "PLAIN", 5);
-        c->auth_login |= n == 5 && !strncasecmp(p, "LOGIN", 5);
-        p += n;
-    }
-}
-
-static void read_extension(struct smtp_client *c, const char *text, size_t len)
-{
-    char kw[64];
-    snprintf(kw, sizeof kw, "%.*s", (int)(len < 63 ? len : 63), text);
-    char *sp = strchr(kw, ' ');
-    if (sp)
-        *sp = '\0';
-    if (!strcasecmp(kw, "PIPELINING"))
-        c->pipelining = true;
-    else if (!strcasecmp(kw, "STARTTLS"))
-        c->starttls = true;
-    else if (!strcasecmp(kw, "DSN"))
-        c->dsn = true;
-    else if (!strcasecmp(kw, "SMTPUTF8"))
-        c->smtputf8 = true;
-    else if (!strcasecmp(kw, "8BITMIME"))
-        c->eightbit = true;
-    else if (!strcasecmp(kw, "SIZE")) {
-        c->size_offered = true;
-        c->size_limit = sp ? strtoull(sp + 1, NULL, 10) : 0;
-    } else if (!strcasecmp(kw, "AUTH") || !strncasecmp(kw, "AUTH=", 5)) { /* "AUTH=" : old servers' form */
-        read_auth_mechanisms(c, text + 5, len > 5 ? len - 5 : 0);
-    }
-}
-
 /* Has the handshake check that the certificate names this IP address (an iPAddress entry). */
 static bool verify_address(SSL *ssl, const struct sockaddr_storage *addr)
 {
@@ -398,10 +353,7 @@ static void start_tls(struct smtp_client *c)
  * the EHLO then fails and HELO follows: HELO offers none). */
 static void send_ehlo(struct smtp_client *c)
 {
-    c->pipelining = c->starttls = c->dsn = c->smtputf8 = c->eightbit = false;
-    c->auth_plain = c->auth_login = false;
-    c->size_offered = false;
-    c->size_limit = 0;
+    c->ext = (struct smtp_extensions){0};
     c->state = C_EHLO;
     send_line(c, "EHLO %s", c->cfg->hostname);
     set_timeout(c, c->cfg->smtp_command_timeout);
@@ -447,10 +399,10 @@ static void login_or_ready(struct smtp_client *c)
     } else if (!c->tls_active) {
         snprintf(diag, sizeof diag, "4.7.0 %s: no TLS, so the relay_host_auth password is not sent", c->host);
         conn_failed(c, diag);
-    } else if (c->auth_plain) {
+    } else if (c->ext.auth_plain) {
         c->state = C_AUTH;
         send_auth_line(c, "AUTH PLAIN ", c->cfg->relay_user, c->cfg->relay_password);
-    } else if (c->auth_login) {
+    } else if (c->ext.auth_login) {
         c->state = C_AUTH_USER;
         send_line(c, "AUTH LOGIN");
         set_timeout(c, c->cfg->smtp_command_timeout);
@@ -499,7 +451,7 @@ static bool prepare_text(struct smtp_client *c, bool eight)
     struct smtp_job *job = c->job;
     c->text = job->text;
     c->len = job->len;
-    bool seven_bit = eight && !c->eightbit;
+    bool seven_bit = eight && !c->ext.eightbit;
     if (!seven_bit && !mime_has_long_line(job->text, job->len))
         return true;
     drop_converted(c);
@@ -543,13 +495,13 @@ static void send_mail(struct smtp_client *c, size_t size, bool eight)
     evbuffer_add_printf(out, "MAIL FROM:<%s>", sender);
     if (size)
         evbuffer_add_printf(out, " SIZE=%zu", size);
-    if ((job->body8bit || eight) && c->eightbit)
+    if ((job->body8bit || eight) && c->ext.eightbit)
         evbuffer_add_printf(out, " BODY=8BITMIME");
-    if (job->smtputf8 && c->smtputf8)
+    if (job->smtputf8 && c->ext.smtputf8)
         evbuffer_add_printf(out, " SMTPUTF8");
-    if (c->dsn && job->ret)
+    if (c->ext.dsn && job->ret)
         evbuffer_add_printf(out, " RET=%s", job->ret == RET_FULL ? "FULL" : "HDRS");
-    if (c->dsn && job->envid)
+    if (c->ext.dsn && job->envid)
         evbuffer_add_printf(out, " ENVID=%s", job->envid);
     evbuffer_add(out, "\r\n", 2);
 }
@@ -561,7 +513,7 @@ static void send_rcpt(struct smtp_client *c, size_t i)
     char addr[ADDR_PATH_MAX + 1];
     envelope_address(c, r->addr, addr, sizeof addr);
     evbuffer_add_printf(out, "RCPT TO:<%s>", addr);
-    if (c->dsn && r->notify) {
+    if (c->ext.dsn && r->notify) {
         static const char *names[] = {"SUCCESS", "FAILURE", "DELAY"};
         if (r->notify & NOTIFY_NEVER) {
             evbuffer_add_printf(out, " NOTIFY=NEVER");
@@ -574,7 +526,7 @@ static void send_rcpt(struct smtp_client *c, size_t i)
                 }
         }
     }
-    if (c->dsn && r->orcpt && (c->smtputf8 || is_ascii(r->orcpt))) /* RFC 6533: UTF-8 only with SMTPUTF8 */
+    if (c->ext.dsn && r->orcpt && (c->ext.smtputf8 || is_ascii(r->orcpt))) /* RFC 6533: UTF-8 only with SMTPUTF8 */
         evbuffer_add_printf(out, " ORCPT=%s", r->orcpt);
     evbuffer_add(out, "\r\n", 2);
 }
@@ -582,7 +534,7 @@ static void send_rcpt(struct smtp_client *c, size_t i)
 static void start_job(struct smtp_client *c)
 {
     struct smtp_job *job = c->job;
-    if (!c->smtputf8 && needs_utf8(c, job)) {
+    if (!c->ext.smtputf8 && needs_utf8(c, job)) {
         fill_results(job, 553, "5.6.7 the destination mail server does not support SMTPUTF8, which the "
                                "internationalized address needs");
         finish_job(c);
@@ -593,11 +545,11 @@ static void start_job(struct smtp_client *c)
         return;
     if (c->text != job->text)
         eight = mime_has_8bit(c->text, c->len);
-    size_t size = c->size_offered ? wire_size(c->text, c->len) : 0;
-    if (c->size_limit && size > c->size_limit) {
+    size_t size = c->ext.size_offered ? wire_size(c->text, c->len) : 0;
+    if (c->ext.size_limit && size > c->ext.size_limit) {
         char diag[200];
         snprintf(diag, sizeof diag, "5.3.4 the message (%zu octets) is larger than the destination accepts (%llu)",
-                 size, c->size_limit);
+                 size, c->ext.size_limit);
         fill_results(job, 552, diag);
         finish_job(c);
         return;
@@ -614,7 +566,7 @@ static void start_job(struct smtp_client *c)
     c->mail_ok = false;
     c->state = C_MAIL;
     send_mail(c, size, eight);
-    if (c->pipelining) {
+    if (c->ext.pipelining) {
         for (size_t i = 0; i < job->nrcpts; i++)
             send_rcpt(c, i);
         send_line(c, "DATA");
@@ -631,7 +583,7 @@ static void reply_diag(struct smtp_client *c, char *out, size_t outsz)
 static void after_rcpts(struct smtp_client *c)
 {
     c->state = C_DATA;
-    if (c->pipelining)
+    if (c->ext.pipelining)
         return; /* DATA already sent */
     if (c->accepted == 0) {
         c->need_rset = true;
@@ -647,14 +599,14 @@ static void got_mail_reply(struct smtp_client *c)
     c->mail_ok = c->reply.code / 100 == 2;
     c->mail_code = c->reply.code;
     reply_diag(c, c->mail_diag, sizeof c->mail_diag);
-    if (!c->mail_ok && !c->pipelining) {
+    if (!c->mail_ok && !c->ext.pipelining) {
         fill_results(c->job, c->reply.code, c->mail_diag);
         c->need_rset = true;
         finish_job(c);
         return;
     }
     c->state = C_RCPT;
-    if (!c->pipelining)
+    if (!c->ext.pipelining)
         send_rcpt(c, 0);
 }
 
@@ -674,7 +626,7 @@ static void got_rcpt_reply(struct smtp_client *c)
         reply_diag(c, r->diag, sizeof r->diag);
     }
     if (++c->rcpt_i < c->job->nrcpts) {
-        if (!c->pipelining)
+        if (!c->ext.pipelining)
             send_rcpt(c, c->rcpt_i);
         return;
     }
@@ -784,7 +736,7 @@ static void got_setup_reply(struct smtp_client *c)
             loops_back(c);
         } else if (ok) {
             bool want_tls = c->tls && (c->cfg->smtp_tls || c->cfg->smtp_tls_verify) && !c->tls_active;
-            if (want_tls && c->starttls && !c->tls_failed) {
+            if (want_tls && c->ext.starttls && !c->tls_failed) {
                 c->state = C_STARTTLS;
                 send_line(c, "STARTTLS");
             } else if (want_tls && c->cfg->smtp_tls_verify) {
@@ -896,7 +848,7 @@ static void on_read(struct bufferevent *bev, void *arg)
             return;
         }
         if (c->state == C_EHLO && c->reply.nlines > 1 && c->reply.code / 100 == 2 && len > 4)
-            read_extension(c, line + 4, len - 4); /* every line has the first one's code */
+            smtp_extension_read(&c->ext, line + 4, len - 4); /* every line has the first one's code */
         if (step == SMTP_REPLY_DONE) {
             handle_reply(c);
             smtp_reply_reset(&c->reply);

@@ -28,7 +28,6 @@
 #include "address.h"
 #include "auth.h"
 #include "dsn_message.h"
-#include "idn.h"
 #include "log.h"
 #include "mailbox_hold.h"
 #include "commit.h"
@@ -316,81 +315,6 @@ static void log_transaction(struct session *s, const char *event, enum reply_id 
 }
 
 /* ---------- received message: headers and commit ---------- */
-
-/* RFC 6409 8.2, 8.3 (and RFC 5321 6.4 for an originating server): a message a user submits, or a
- * relay_networks client sends out, gets the Message-ID and Date it lacks; a message arriving as MX
- * traffic is left as it came. Placed after the Received field, as LF lines like the body. */
-static void add_missing_headers(struct session *s, const struct header_facts *facts, time_t now,
-                                const char *date)
-{
-    struct message *m = s->msg;
-    if (!s->srv->cfg->add_missing_headers || !(s->auth_user || s->may_relay))
-        return;
-    char stamp[16];
-    if (!facts->has_date)
-        evbuffer_add_printf(m->headers, "Date: %s\n", date);
-    if (!facts->has_message_id) {
-        struct tm tm;
-        gmtime_r(&now, &tm);
-        strftime(stamp, sizeof stamp, "%Y%m%d%H%M%S", &tm);
-        snprintf(m->message_id, sizeof m->message_id, "<%s.%s@%s>", stamp, m->qid, s->srv->cfg->hostname);
-        evbuffer_add_printf(m->headers, "Message-ID: %s\n", m->message_id);
-    }
-}
-
-/* The Received field's "from" clause (RFC 5321 4.4: Extended-Domain). An EHLO name that is a
- * domain or an address literal comes first, as usual; a UTF-8 domain in a message without
- * SMTPUTF8 is written as its A-label (the same name in ASCII, RFC 5890). Any other ("my_pc",
- * "x;y": EHLO takes them, as most servers do) would make the field unparseable - a ';' ends its
- * clauses - so the client is named by its address and the EHLO name goes into a comment, with
- * '(', ')' and '\' quoted and, outside SMTPUTF8, 8-bit octets as '?'. */
-static void received_from(struct evbuffer *out, const struct session *s, bool utf8_ok)
-{
-    const char *v6 = s->peer.ss_family == AF_INET6 ? "IPv6:" : "";
-    bool utf8 = false;
-    struct sockaddr_storage ss;
-    socklen_t sslen;
-    size_t len = strlen(s->helo);
-    char alabel[256];
-    if ((address_parse_domain(s->helo, len, &utf8) == ADDR_OK &&
-         (!utf8 || utf8_ok || idn_to_ascii(s->helo, alabel, sizeof alabel))) ||
-        (s->helo[0] == '[' && address_literal_ip(s->helo, &ss, &sslen))) {
-        evbuffer_add_printf(out, "from %s ([%s%s])", utf8 && !utf8_ok ? alabel : s->helo, v6, s->peer_ip);
-        return;
-    }
-    evbuffer_add_printf(out, "from [%s%s] (helo=", v6, s->peer_ip);
-    for (const char *p = s->helo; *p; p++) {
-        if (*p == '(' || *p == ')' || *p == '\\')
-            evbuffer_add(out, "\\", 1);
-        evbuffer_add(out, (unsigned char)*p >= 0x80 && !utf8_ok ? "?" : p, 1);
-    }
-    evbuffer_add(out, ")", 1);
-}
-
-/* Return-Path and Received (RFC 5321 4.4), then any field add_missing_headers adds; LF line
- * endings like the stored body. */
-static void build_trace_headers(struct session *s, const struct header_facts *facts)
-{
-    struct message *m = s->msg;
-    char date[64];
-    time_t now = time(NULL);
-    message_date(now, date, sizeof date);
-    char proto[16]; /* RFC 3848 / RFC 6531: ESMTP, ESMTPS, ESMTPA, ESMTPSA, UTF8SMTPSA, ... */
-    snprintf(proto, sizeof proto, "%s%s%s", !s->esmtp ? "SMTP" : m->smtputf8 ? "UTF8SMTP" : "ESMTP",
-             s->esmtp && s->tls ? "S" : "", s->esmtp && s->auth_user ? "A" : "");
-    evbuffer_add_printf(m->headers, "Return-Path: <%s>\nReceived: ", m->sender);
-    received_from(m->headers, s, m->smtputf8);
-    if (s->tls) {
-        const char *colon = strchr(s->tls_info, ':');
-        evbuffer_add_printf(m->headers, "\n\t(using %.*s with cipher %s)", colon ? (int)(colon - s->tls_info) : 7,
-                            colon ? s->tls_info : "unknown", colon ? colon + 1 : "unknown");
-    }
-    evbuffer_add_printf(m->headers, "\n\tby %s (Postern) with %s id %s", s->srv->cfg->hostname, proto, m->qid);
-    if (m->nrcpts == 1)
-        evbuffer_add_printf(m->headers, "\n\tfor <%s>", m->rcpts[0].addr);
-    evbuffer_add_printf(m->headers, "; %s\n", date);
-    add_missing_headers(s, facts, now, date); /* the Received field's date */
-}
 
 /* Loop thread: the commit finished; answer and go on with the client's next commands. */
 static void commit_done(void *arg)
