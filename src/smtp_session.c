@@ -486,10 +486,12 @@ static void cmd_vrfy(struct session *s, const struct smtp_command *c)
     reply(s, c->arg_len ? REPLY_VRFY_CANNOT : REPLY_SYNTAX_ARGS);
 }
 
+/* HELP lists the commands this session may use: STARTTLS and AUTH only where EHLO offers them. */
 static void cmd_help(struct session *s, const struct smtp_command *c)
 {
     (void)c;
-    reply(s, REPLY_HELP);
+    bool tls = s->srv->tls_ctx && !s->tls, auth = auth_offered(s) && !s->auth_user;
+    reply(s, REPLY_HELP, tls && auth ? " STARTTLS AUTH" : tls ? " STARTTLS" : auth ? " AUTH" : "");
 }
 
 static void cmd_not_implemented(struct session *s, const struct smtp_command *c)
