@@ -78,6 +78,15 @@ static const struct key_def keys[] = {
      "Client networks (CIDR) allowed to send to non-local domains. Default: none."},
     {"null_mx_domains", T_DOMAIN_LIST, F(null_mx_domains), "", 0, 0,
      "Domains that publish a null MX (RFC 7505): RCPT gets 556 5.1.10."},
+    {"relay_domains", T_DOMAIN_LIST, F(relay_domains), "", 0, 0,
+     "Domains this server accepts mail for from any client and passes on (a backup MX, or a gateway in "
+     "front of an internal server): to their transport entry, else relay_host, else their mail exchangers."},
+    {"relay_recipients", T_OPTPATH, F(relay_recipients), "", 0, 0,
+     "Table file of the valid addresses in relay_domains (as recipients: one per line, @domain = any); "
+     "others get 550 5.1.1. Unset: every address there is accepted (and bounces come back from the next hop)."},
+    {"transport", T_OPTPATH, F(transport), "", 0, 0,
+     "Table file of routes: 'domain next-hop' per line (next-hop as relay_host: [host]:port, [address], "
+     "name); '.domain' also covers its subdomains. Before relay_host; no MX lookup of the domain."},
     {"accept_mail", T_BOOL, F(accept_mail), "yes", 0, 0,
      "no: greet with 521 5.3.2 and refuse every command but QUIT (RFC 7504)."},
     {"max_message_size", T_SIZE, F(max_message_size), "36700160", 1024, 1ull << 34,
@@ -195,7 +204,7 @@ static const struct key_def keys[] = {
 };
 #undef F
 #define NKEYS (sizeof keys / sizeof keys[0])
-_Static_assert(NKEYS <= 72, "struct config key_lines too small");
+_Static_assert(NKEYS <= 80, "struct config key_lines too small");
 
 void config_errors_add(struct config_errors *errs, const char *fmt, ...)
 {
@@ -629,52 +638,6 @@ static void check_listen_clashes(struct config *cfg, struct config_errors *errs)
                         report_clash(cfg, errs, keys3[i], lists[i]->items[a], keys3[j], lists[j]->items[b]);
 }
 
-/* relay_host's value: "[name]" or "[address]" (Postfix's notation: the host itself, no MX lookup;
- * an IPv6 address as [2001:db8::1] or [IPv6:2001:db8::1]) or a bare name (looked up as a domain,
- * MX first), then an optional ":port". Fills cfg's relay_route, relay_mx and relay_port; false
- * when it is none of these. */
-static bool parse_relay_host(struct config *cfg, const char *text)
-{
-    char host[ADDR_DOMAIN_MAX + 8];
-    const char *port = NULL;
-    bool bracket = text[0] == '[';
-    if (bracket) {
-        const char *end = strchr(text, ']');
-        if (!end || (size_t)(end - text - 1) >= sizeof host || (end[1] && end[1] != ':'))
-            return false;
-        snprintf(host, sizeof host, "%.*s", (int)(end - text - 1), text + 1);
-        port = end[1] ? end + 2 : NULL;
-    } else {
-        const char *colon = strchr(text, ':');
-        if ((colon ? (size_t)(colon - text) : strlen(text)) >= sizeof host)
-            return false;
-        snprintf(host, sizeof host, "%.*s", colon ? (int)(colon - text) : (int)strlen(text), text);
-        port = colon ? colon + 1 : NULL;
-    }
-    cfg->relay_port = cfg->smtp_port;
-    if (port) {
-        char *e;
-        unsigned long p = strtoul(port, &e, 10);
-        if (!*port || *e || p < 1 || p > 65535 || *port < '0' || *port > '9')
-            return false;
-        cfg->relay_port = (unsigned)p;
-    }
-    cfg->relay_mx = !bracket;
-    const char *ip6 = strncasecmp(host, "IPv6:", 5) == 0 ? host + 5 : host;
-    struct in_addr a4;
-    struct in6_addr a6;
-    bool utf8;
-    if (bracket && inet_pton(AF_INET, host, &a4) == 1)
-        snprintf(cfg->relay_route, sizeof cfg->relay_route, "[%s]", host);
-    else if (bracket && inet_pton(AF_INET6, ip6, &a6) == 1)
-        snprintf(cfg->relay_route, sizeof cfg->relay_route, "[IPv6:%s]", ip6);
-    else if (address_parse_domain(host, strlen(host), &utf8) == ADDR_OK)
-        snprintf(cfg->relay_route, sizeof cfg->relay_route, "%s", host);
-    else
-        return false;
-    return true;
-}
-
 /* relay_host_auth's file: comments and blank lines, and one "user:password" line (the password
  * may hold ':'). Errors name the file and line. */
 static void read_relay_auth(struct config *cfg, struct config_errors *errs)
@@ -724,10 +687,11 @@ static void check_relay_host(struct config *cfg, struct config_errors *errs)
                           cfg->path, line);
     else if (*cfg->relay_host_auth)
         read_relay_auth(cfg, errs);
-    if (*cfg->relay_host && (strlen(cfg->relay_host) > 270 || !parse_relay_host(cfg, cfg->relay_host)))
+    if (*cfg->relay_host && !next_hop_parse(cfg->relay_host, cfg->smtp_port, &cfg->relay_hop))
         config_errors_add(errs, "%s:%d: relay_host: expected [name], [address] or name, with an optional :port, "
                           "e.g. [smtp.example.net]:587: '%.80s'", cfg->path, config_key_line(cfg, "relay_host"),
                           cfg->relay_host);
+    cfg->relay_hop.relay_host = true;
 }
 
 /* Fills in the system host name when hostname was left empty. */

@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include "next_hop.h"
+
 struct strlist {
     char **items;
     size_t count;
@@ -41,6 +43,9 @@ struct config {
     char *moved;                  /* table file or "" */
     struct strlist relay_networks;/* CIDR texts, validated */
     struct strlist null_mx_domains;
+    struct strlist relay_domains; /* lower-cased: accepted from anyone, passed on */
+    char *relay_recipients;       /* table file or "" */
+    char *transport;              /* table file or "" */
     bool accept_mail;
     bool add_missing_headers;     /* submitted mail gets the Message-ID and Date it lacks */
     size_t max_message_size;
@@ -75,9 +80,8 @@ struct config {
     struct durlist retry_schedule;/* delays between attempts, the last one repeats */
     unsigned dns_timeout;         /* seconds a MAIL/RCPT-time lookup may hold the reply */
     unsigned smtp_port;           /* destination port of outbound SMTP */
-    unsigned relay_port;          /* relay_host's port, else smtp_port */
     char *relay_host;             /* "" or where all outbound mail goes: host, [host] or [address], :port */
-    char relay_route[264];        /* relay_host parsed: the name or "[address]" to resolve */
+    struct next_hop relay_hop;    /* relay_host parsed (relay_hop.relay_host set) */
     char *relay_host_auth;        /* "" or the file with relay_host's user:password */
     char relay_user[256], relay_password[256]; /* read from it ("" = no AUTH); wiped by config_free */
     unsigned max_queue_lifetime;  /* seconds, then bounce */
@@ -90,10 +94,9 @@ struct config {
     bool sender_null_mx_check;    /* MX role: 550 5.7.27 for senders whose domain has a null MX */
     bool smtp_tls;                /* opportunistic STARTTLS outbound */
     bool smtp_tls_verify;         /* require STARTTLS and a certificate valid for the MX name */
-    bool relay_mx;                /* relay_host without brackets: its MX records are looked up */
     bool relay_host_implicit_tls; /* relay_host speaks TLS from the first byte (port 465, RFC 8314) */
     int log_level;
-    int key_lines[72];            /* line that set each key (index = table row), 0 = default */
+    int key_lines[80];            /* line that set each key (index = table row), 0 = default */
 };
 
 /* Collected error messages, each "file:line: key: what is wrong". */

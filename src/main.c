@@ -118,6 +118,10 @@ static void log_config_warnings(const struct config *cfg, const struct tls_conte
     if (!strchr(cfg->hostname, '.'))
         log_warn("event=config_warning key=hostname detail=\"'%s' is not a fully qualified domain name: other "
                  "servers may refuse our EHLO and our bounces (RFC 5321 4.1.1.1); set hostname\"", cfg->hostname);
+    if (cfg->relay_domains.count && !*cfg->relay_recipients)
+        log_warn("event=config_warning key=relay_recipients detail=\"not set: every address in relay_domains is "
+                 "accepted, and mail the next hop refuses becomes a bounce to a sender that may be forged; "
+                 "list the valid addresses\"");
     struct stat st;
     if (*cfg->relay_host_auth && stat(cfg->relay_host_auth, &st) == 0 && (st.st_mode & 007))
         log_warn("event=config_warning key=relay_host_auth detail=\"%s can be read by every user: it holds a "

@@ -42,7 +42,9 @@ static bool address_key(const char *text, bool allow_catchall, char *key, size_t
     return true;
 }
 
-static bool recipients_line(struct policy *p, char **f, int n, const char **err)
+/* One address (or "@domain") per line, whose domain must be in domains (else the error outside). */
+static bool address_set_line(struct strmap *set, const struct strmap *domains, const char *outside,
+                             char **f, int n, const char **err)
 {
     char key[ADDR_PATH_MAX + 1];
     if (n != 1) {
@@ -51,12 +53,46 @@ static bool recipients_line(struct policy *p, char **f, int n, const char **err)
     }
     if (!address_key(f[0], true, key, sizeof key, err))
         return false;
-    const char *domain = strchr(key, '@') + 1;
-    if (!strmap_get(&p->local_domains, domain, NULL)) {
-        *err = "domain is not in local_domains";
+    if (!strmap_get(domains, strchr(key, '@') + 1, NULL)) {
+        *err = outside;
         return false;
     }
-    return strmap_put(&p->recipients, key, NULL) || (*err = "out of memory", false);
+    return strmap_put(set, key, NULL) || (*err = "out of memory", false);
+}
+
+static bool recipients_line(struct policy *p, char **f, int n, const char **err)
+{
+    return address_set_line(&p->recipients, &p->local_domains, "domain is not in local_domains", f, n, err);
+}
+
+/* relay_recipients: as recipients, for domains in relay_domains. */
+static bool relay_recipients_line(struct policy *p, char **f, int n, const char **err)
+{
+    return address_set_line(&p->relay_recipients, &p->relay_domains, "domain is not in relay_domains", f, n, err);
+}
+
+/* A transport line: "domain next-hop" or ".parent next-hop" (every subdomain of parent). */
+static bool transport_line(struct policy *p, char **f, int n, const char **err)
+{
+    struct next_hop hop;
+    bool utf8, subdomains = f[0][0] == '.';
+    const char *name = f[0] + subdomains;
+    if (n != 2) {
+        *err = "expected 'domain next-hop'";
+        return false;
+    }
+    if (address_parse_domain(name, strlen(name), &utf8) != ADDR_OK) {
+        *err = "invalid domain";
+        return false;
+    }
+    if (!next_hop_parse(f[1], 25, &hop)) {
+        *err = "next hop: expected [name], [address] or name, with an optional :port";
+        return false;
+    }
+    char domain[ADDR_DOMAIN_MAX + 2];
+    domain[0] = '.';
+    idn_canonical(name, domain + 1, sizeof domain - 1);
+    return strmap_put(&p->transport, domain + !subdomains, f[1]) || (*err = "out of memory", false);
 }
 
 static bool moved_line(struct policy *p, char **f, int n, const char **err)
@@ -113,6 +149,24 @@ static void put_domain(struct strmap *map, const char *name)
     strmap_put(map, domain, NULL);
 }
 
+/* relay_domains (none of them local), relay_recipients and transport. */
+static void load_relay_tables(struct policy *p, const struct config *cfg, struct config_errors *errs)
+{
+    for (size_t i = 0; i < cfg->relay_domains.count; i++) {
+        char domain[ADDR_DOMAIN_MAX + 1];
+        idn_canonical(cfg->relay_domains.items[i], domain, sizeof domain);
+        if (strmap_get(&p->local_domains, domain, NULL))
+            config_errors_add(errs, "%s:%d: relay_domains: %s is in local_domains too: its mail is delivered here "
+                              "or passed on, not both", cfg->path, config_key_line(cfg, "relay_domains"), domain);
+        put_domain(&p->relay_domains, domain);
+    }
+    p->check_relay_recipients = cfg->relay_recipients && *cfg->relay_recipients;
+    if (p->check_relay_recipients)
+        load_table(p, cfg, "relay_recipients", cfg->relay_recipients, relay_recipients_line, errs);
+    if (cfg->transport && *cfg->transport)
+        load_table(p, cfg, "transport", cfg->transport, transport_line, errs);
+}
+
 bool policy_load(struct policy *p, const struct config *cfg, struct config_errors *errs)
 {
     size_t before = errs->count;
@@ -133,6 +187,7 @@ bool policy_load(struct policy *p, const struct config *cfg, struct config_error
         load_table(p, cfg, "recipients", cfg->recipients, recipients_line, errs);
     if (cfg->moved && *cfg->moved)
         load_table(p, cfg, "moved", cfg->moved, moved_line, errs);
+    load_relay_tables(p, cfg, errs);
     return errs->count == before;
 }
 
@@ -142,6 +197,9 @@ void policy_free(struct policy *p)
     strmap_free(&p->null_mx_domains);
     strmap_free(&p->recipients);
     strmap_free(&p->moved);
+    strmap_free(&p->relay_domains);
+    strmap_free(&p->relay_recipients);
+    strmap_free(&p->transport);
     free(p->relay_networks);
     free(p->recipient_delimiter);
     free(p->postmaster_domain);
@@ -192,6 +250,33 @@ static bool lookup(const struct policy *p, const struct strmap *table, const cha
     return true;
 }
 
+/* A recipient in relay_domains, from any client: accepted when relay_recipients lists it (or is
+ * unset); postmaster always (RFC 5321 4.5.1: the next hop must take it). */
+static void relay_domain_rcpt(const struct policy *p, const struct mailbox *mb, const char *domain,
+                              struct rcpt_verdict *v)
+{
+    char local[ADDR_LOCAL_MAX + 1], key[ADDR_DOMAIN_MAX + 2];
+    snprintf(key, sizeof key, "@%s", domain);
+    if (p->check_relay_recipients && !lookup(p, &p->relay_recipients, mb->local, domain, local, NULL) &&
+        !strmap_get(&p->relay_recipients, key, NULL) && strcasecmp(mb->local, "postmaster") != 0) {
+        refuse(v, REPLY_RCPT_UNKNOWN, "unknown_relay_recipient");
+        return;
+    }
+    v->kind = RCPT_RELAY;
+    v->reply = REPLY_RCPT_RELAY_OK;
+    v->reason = "relay_domain";
+    v->routed = true;
+}
+
+bool policy_transport(const struct policy *p, const char *domain, unsigned default_port, struct next_hop *hop)
+{
+    const char *text;
+    bool found = strmap_get(&p->transport, domain, &text);
+    for (const char *dot = strchr(domain, '.'); !found && dot; dot = strchr(dot + 1, '.'))
+        found = strmap_get(&p->transport, dot, &text);
+    return found && next_hop_parse(text, default_port, hop);
+}
+
 void policy_check_rcpt(const struct policy *p, const struct mailbox *mb, bool may_relay, struct rcpt_verdict *v)
 {
     char local[ADDR_LOCAL_MAX + 1];
@@ -203,12 +288,18 @@ void policy_check_rcpt(const struct policy *p, const struct mailbox *mb, bool ma
         refuse(v, REPLY_USER_MOVED, "moved");
         return;
     }
+    if (strmap_get(&p->relay_domains, domain, NULL)) {
+        relay_domain_rcpt(p, mb, domain, v);
+        return;
+    }
     if (!strmap_get(&p->local_domains, domain, NULL)) {
         if (!may_relay)
             { refuse(v, REPLY_RELAY_DENIED, "relay_denied"); return; }
+        struct next_hop hop;
         v->kind = RCPT_RELAY;
         v->reply = REPLY_RCPT_RELAY_OK;
         v->reason = "relay";
+        v->routed = policy_transport(p, domain, 25, &hop);
         return;
     }
     snprintf(v->domain, sizeof v->domain, "%s", domain);

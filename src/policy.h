@@ -9,6 +9,7 @@
 #include "address.h"
 #include "cidr.h"
 #include "config.h"
+#include "next_hop.h"
 #include "reply.h"
 #include "strmap.h"
 
@@ -17,6 +18,10 @@ struct policy {
     struct strmap null_mx_domains;
     struct strmap recipients; /* "local@domain" and "@domain" (catch-all), lower-cased */
     struct strmap moved;      /* "local@domain" -> new address as written */
+    struct strmap relay_domains;    /* accepted from anyone and passed on */
+    struct strmap relay_recipients; /* as recipients, for relay_domains; used when relay_recipients is set */
+    struct strmap transport;  /* "domain" or ".parent" -> next hop as written (next_hop.h) */
+    bool check_relay_recipients;
     struct cidr *relay_networks;
     size_t n_relay_networks;
     char *recipient_delimiter;
@@ -32,6 +37,7 @@ struct rcpt_verdict {
     const char *moved_to;     /* for USER_MOVED: the new address */
     char local[ADDR_LOCAL_MAX + 1];   /* RCPT_LOCAL: mailbox name: lower-cased, extension removed */
     char domain[ADDR_DOMAIN_MAX + 1]; /* RCPT_LOCAL: lower-cased domain */
+    bool routed;              /* RCPT_RELAY: relay_domains or a transport entry says where it goes */
 };
 
 /* Builds the tables; errors name the config file:line: key, or table file:line: key. */
@@ -41,7 +47,12 @@ void policy_free(struct policy *p);
 /* True when the client address is inside relay_networks. */
 bool policy_may_relay(const struct policy *p, const struct sockaddr *client);
 
-/* Decides a syntactically valid recipient, in the order: null MX, moved, relay, local mailbox. */
+/* Decides a syntactically valid recipient, in the order: null MX, moved, relay domain, relay,
+ * local mailbox. */
 void policy_check_rcpt(const struct policy *p, const struct mailbox *mb, bool may_relay, struct rcpt_verdict *v);
+
+/* The transport table's next hop for a canonical domain (its own entry, else the nearest
+ * ".parent" entry), with default_port when the entry names none; false when none applies. */
+bool policy_transport(const struct policy *p, const char *domain, unsigned default_port, struct next_hop *hop);
 
 #endif

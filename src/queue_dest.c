@@ -1,5 +1,5 @@
-/* queue_dest.c - destinations of the outbound queue: one per recipient domain with jobs waiting
- * (or, with relay_host set, the relay host alone).
+/* queue_dest.c - destinations of the outbound queue: one per recipient domain with jobs waiting,
+ * or per next hop that domains are sent to (a transport table entry's, or relay_host).
  * A destination resolves its route once (dns.c) and keeps it while it has work; it runs its
  * jobs on up to destination_concurrency connections (max_deliveries in all), and a connection
  * that finished a job takes the next one waiting for the same domain (connection reuse).
@@ -12,18 +12,23 @@
 #include <string.h>
 
 #include "log.h"
+#include "policy.h"
 #include "queue_priv.h"
 #include "server.h"
 
-static struct dest *dest_get(struct queue *q, const char *domain)
+/* The destination of hop (one per recipient domain, per relay host, per transport next hop). A
+ * destination made before a reload changed the next hop's port keeps the old one until idle. */
+static struct dest *dest_get(struct queue *q, const struct next_hop *hop)
 {
     for (struct dest *d = q->dests; d; d = d->next)
-        if (strcmp(d->domain, domain) == 0)
+        if (strcmp(d->domain, hop->name) == 0 && d->hop.configured == hop->configured &&
+            d->hop.relay_host == hop->relay_host)
             return d;
     struct dest *d = calloc(1, sizeof *d);
     if (!d)
         return NULL;
-    snprintf(d->domain, sizeof d->domain, "%s", domain);
+    snprintf(d->domain, sizeof d->domain, "%s", hop->name);
+    d->hop = *hop;
     d->q = q;
     d->next = q->dests;
     q->dests = d;
@@ -126,7 +131,7 @@ static void pump(struct dest *d)
             q->conns = qc;
             d->nconns++;
             q->nconns++;
-            qc->c = smtp_client_new(q->srv->base, cfg, q->tls, &d->route, &client_ops, qc, &j->job);
+            qc->c = smtp_client_new(q->srv->base, cfg, q->tls, &d->hop, &d->route, &client_ops, qc, &j->job);
             if (qc->c)
                 continue;
             q->conns = qc->next;
@@ -187,8 +192,8 @@ static void on_route(void *arg, const struct dns_route *route)
     d->route = *route;
     d->resolved = true;
     d->route_expires = monotonic_now() + route->ttl;
-    const char *relay_host = d->q->srv->cfg->relay_host;
-    log_info("event=route %s=%s status=%s targets=%zu ttl=%u dnssec=%s%s%s%s", *relay_host ? "relay_host" : "domain",
+    const char *kind = d->hop.relay_host ? "relay_host" : d->hop.configured ? "transport" : "domain";
+    log_info("event=route %s=%s status=%s targets=%zu ttl=%u dnssec=%s%s%s%s", kind,
              d->domain, route->status == DNS_OK ? "ok" : route->status == DNS_NULL_MX ? "null_mx"
              : route->status == DNS_NXDOMAIN ? "nxdomain" : "tempfail", route->ntargets, route->ttl,
              route->secure ? "yes" : "no", *route->error ? " error=\"" : "", route->error, *route->error ? "\"" : "");
@@ -196,12 +201,13 @@ static void on_route(void *arg, const struct dns_route *route)
         pump(d);
         return;
     }
-    /* the relay host's name failing is this server's configuration or DNS trouble, never the
-     * recipient's: retried, not bounced */
-    int code = *relay_host ? 451 : route->status == DNS_NULL_MX ? 556 : route->status == DNS_NXDOMAIN ? 550 : 451;
+    /* a configured next hop's name failing is this server's configuration or DNS trouble, never
+     * the recipient's: retried, not bounced */
+    int code = d->hop.configured ? 451 : route->status == DNS_NULL_MX ? 556 : route->status == DNS_NXDOMAIN ? 550 : 451;
     char diag[400];
-    if (*relay_host)
-        snprintf(diag, sizeof diag, "4.4.3 relay_host %s cannot be used: %s", relay_host, route->error);
+    if (d->hop.configured)
+        snprintf(diag, sizeof diag, "4.4.3 %s %s cannot be used: %s", d->hop.relay_host ? "relay_host" : "transport",
+                 d->hop.name, route->error);
     else
         snprintf(diag, sizeof diag, "%s %s", route->status == DNS_NULL_MX ? "5.1.10 Recipient address has null MX:"
                                              : route->status == DNS_NXDOMAIN ? "5.1.2 bad destination system address:"
@@ -237,24 +243,34 @@ static void sweep_suspended(struct queue *q)
     }
 }
 
-/* Asks where d's mail goes: its domain's mail exchangers, or relay_host's address(es) when one is
- * set (then d is the relay host: queue_dispatch). */
+/* Asks where d's mail goes: the mail exchangers of its domain (or of a next hop named without
+ * brackets), or the addresses of a host named in brackets. */
 static struct dns_query *resolve(struct queue *q, struct dest *d)
 {
+    return d->hop.mx ? dns_resolve_route(q->srv->dns, d->hop.route, on_route, d)
+                     : dns_resolve_host(q->srv->dns, d->hop.route, on_route, d);
+}
+
+/* Where mail for domain goes: its transport entry, else relay_host, else its mail exchangers. */
+static void next_hop_of(const struct queue *q, const char *domain, struct next_hop *hop)
+{
     const struct config *cfg = q->srv->cfg;
-    if (!*cfg->relay_host)
-        return dns_resolve_route(q->srv->dns, d->domain, on_route, d);
-    return cfg->relay_mx ? dns_resolve_route(q->srv->dns, cfg->relay_route, on_route, d)
-                         : dns_resolve_host(q->srv->dns, cfg->relay_route, on_route, d);
+    if (policy_transport(q->srv->policy, domain, cfg->smtp_port, hop))
+        return;
+    if (*cfg->relay_host)
+        *hop = cfg->relay_hop;
+    else
+        next_hop_domain(domain, cfg->smtp_port, hop);
 }
 
 void queue_dispatch(struct queue *q, struct qjob *j, const char *domain)
 {
     sweep_suspended(q);
-    /* with a relay host every domain's mail is one destination: destination_concurrency and
-     * connection reuse apply to the relay host, as its own limits expect */
-    const char *relay_host = q->srv->cfg->relay_host;
-    struct dest *d = dest_get(q, *relay_host ? relay_host : domain);
+    /* every domain sent to one relay host or next hop is one destination: destination_concurrency
+     * and connection reuse apply to that host, as its own limits expect */
+    struct next_hop hop;
+    next_hop_of(q, domain, &hop);
+    struct dest *d = dest_get(q, &hop);
     if (!d) {
         for (size_t i = 0; i < j->job.nrcpts; i++)
             j->job.rcpts[i].code = 451, snprintf(j->job.rcpts[i].diag, sizeof j->job.rcpts[i].diag, "4.3.0 out of memory");

@@ -47,7 +47,8 @@ struct qentry {
 };
 
 struct dest {
-    char domain[300];           /* the recipient domain, or relay_host (queue_dispatch) */
+    char domain[300];           /* hop.name: the recipient domain, or the next hop as configured */
+    struct next_hop hop;        /* where its mail goes (queue_dispatch) */
     struct queue *q;
     struct dest *next;
     struct dns_query *dq;

@@ -37,6 +37,7 @@ struct smtp_client {
     const struct config *cfg;
     SSL_CTX *tls;
     struct dns_route route;
+    struct next_hop hop;       /* where this connection was sent (relay_host: its TLS and AUTH apply) */
     size_t target;
     const struct smtp_client_ops *ops;
     void *arg;
@@ -74,13 +75,7 @@ static void peer_refused(struct smtp_client *c, const char *what);
 /* relay_host_implicit_tls: the relay host speaks TLS from the first byte (RFC 8314). */
 static bool implicit_tls(const struct smtp_client *c)
 {
-    return *c->cfg->relay_host && c->cfg->relay_host_implicit_tls && c->tls;
-}
-
-/* The port connections go to: relay_host's, or the mail exchangers' (smtp_port). */
-static unsigned outbound_port(const struct config *cfg)
-{
-    return *cfg->relay_host ? cfg->relay_port : cfg->smtp_port;
+    return c->hop.relay_host && c->cfg->relay_host_implicit_tls && c->tls;
 }
 
 static void set_timeout(struct smtp_client *c, unsigned seconds)
@@ -260,11 +255,11 @@ static void try_target(struct smtp_client *c)
     char ip[INET6_ADDRSTRLEN] = "?";
     if (t->addr.ss_family == AF_INET) {
         struct sockaddr_in *in = (struct sockaddr_in *)&t->addr;
-        in->sin_port = htons((uint16_t)outbound_port(c->cfg));
+        in->sin_port = htons((uint16_t)c->hop.port);
         inet_ntop(AF_INET, &in->sin_addr, ip, sizeof ip);
     } else {
         struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&t->addr;
-        in6->sin6_port = htons((uint16_t)outbound_port(c->cfg));
+        in6->sin6_port = htons((uint16_t)c->hop.port);
         inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof ip);
     }
     snprintf(c->host, sizeof c->host, "%s[%s]", t->host, ip);
@@ -281,14 +276,14 @@ static void try_target(struct smtp_client *c)
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
     if (bufferevent_socket_connect(c->bev, (struct sockaddr *)&t->addr, (int)t->addrlen) < 0) {
         char why[400];
-        snprintf(why, sizeof why, "connect to %s:%u failed", c->host, outbound_port(c->cfg));
+        snprintf(why, sizeof why, "connect to %s:%u failed", c->host, c->hop.port);
         conn_failed(c, why);
     }
 }
 
 struct smtp_client *smtp_client_new(struct event_base *base, const struct config *cfg, SSL_CTX *tls,
-                                    const struct dns_route *route, const struct smtp_client_ops *ops, void *arg,
-                                    struct smtp_job *first)
+                                    const struct next_hop *hop, const struct dns_route *route,
+                                    const struct smtp_client_ops *ops, void *arg, struct smtp_job *first)
 {
     struct smtp_client *c = calloc(1, sizeof *c);
     if (!c)
@@ -297,6 +292,7 @@ struct smtp_client *smtp_client_new(struct event_base *base, const struct config
     c->cfg = cfg;
     c->tls = tls;
     c->route = *route;
+    c->hop = *hop;
     c->ops = ops;
     c->arg = arg;
     c->job = first;
@@ -394,7 +390,7 @@ static void send_auth_line(struct smtp_client *c, const char *prefix, const char
 static void login_or_ready(struct smtp_client *c)
 {
     char diag[400];
-    if (!*c->cfg->relay_user) {
+    if (!c->hop.relay_host || !*c->cfg->relay_user) { /* the password is relay_host's only */
         session_ready(c);
     } else if (!c->tls_active) {
         snprintf(diag, sizeof diag, "4.7.0 %s: no TLS, so the relay_host_auth password is not sent", c->host);

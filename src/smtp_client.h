@@ -10,6 +10,7 @@
 #include <stddef.h>
 
 #include "dns.h"
+#include "next_hop.h"
 
 struct event_base;
 struct config;
@@ -46,10 +47,11 @@ struct smtp_client_ops {
     void (*closed)(void *arg, struct smtp_client *c);                         /* c is freed after this */
 };
 
-/* Starts connecting to route's targets (copied) on smtp_port; the first job runs when ready. */
+/* Starts connecting to route's targets (copied) on hop's port (hop copied too: relay_host's TLS and
+ * AUTH settings apply when it is relay_host); the first job runs when ready. */
 struct smtp_client *smtp_client_new(struct event_base *base, const struct config *cfg, SSL_CTX *tls,
-                                    const struct dns_route *route, const struct smtp_client_ops *ops, void *arg,
-                                    struct smtp_job *first);
+                                    const struct next_hop *hop, const struct dns_route *route,
+                                    const struct smtp_client_ops *ops, void *arg, struct smtp_job *first);
 
 /* True when the connection can take another job (after job_done: else the owner calls quit). */
 bool smtp_client_usable(const struct smtp_client *c);

@@ -1,0 +1,27 @@
+/* next_hop.h - where a destination's mail is sent: the recipient domain's mail exchangers, or a
+ * host the administrator named (relay_host, or a transport table entry) in Postfix's notation. */
+#ifndef POSTERN_NEXT_HOP_H
+#define POSTERN_NEXT_HOP_H
+
+#include <stdbool.h>
+
+#define NEXT_HOP_TEXT_MAX 270 /* the longest next-hop text accepted: [255-octet name]:65535 */
+
+struct next_hop {
+    char name[300];    /* the destination's name: the recipient domain, or the next hop as written */
+    char route[264];   /* what to resolve: a domain (MX lookup when mx), a host name, or "[address]" */
+    unsigned port;
+    bool mx;           /* route is looked up as a domain: MX records first */
+    bool configured;   /* named by the administrator: its failures are ours to fix (deferred) */
+    bool relay_host;   /* relay_host itself: relay_host_implicit_tls and relay_host_auth apply */
+};
+
+/* Parses "[name]" or "[address]" (the host itself, no MX lookup; an IPv6 address as [2001:db8::1]
+ * or [IPv6:2001:db8::1]) or a bare name (MX lookup), then an optional ":port" (default_port when
+ * none). Fills hop as configured (not relay_host); false when text is none of these. */
+bool next_hop_parse(const char *text, unsigned default_port, struct next_hop *hop);
+
+/* The plain route of a recipient domain: its own mail exchangers on port. */
+void next_hop_domain(const char *domain, unsigned port, struct next_hop *hop);
+
+#endif

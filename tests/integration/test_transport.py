@@ -1,0 +1,135 @@
+"""relay_domains, relay_recipients and the transport table, end to end: a gateway or backup MX
+takes mail for domains it does not deliver itself, from any client, and passes it to the next hop
+the transport table names (or relay_host, or the domain's MX) - through the real binary, to the
+scripted peer on 127.0.0.4 (test_relay's fixtures) found through the test DNS server."""
+import subprocess
+
+import pytest
+
+from conftest import BIN, sighup_and_wait, wait_for
+from test_relay import queue_empty, rcpts_at_peer, relay, scripted, send  # noqa: F401 (relay: a fixture)
+
+
+def ok_reply(line, n):
+    return b"354 go\r\n" if line == "DATA" else b"250 2.0.0 ok\r\n"
+
+
+def table(tmp_path, name, text):
+    f = tmp_path / name
+    f.write_text(text)
+    return f
+
+
+def check_config(tmp_path, text):
+    conf = tmp_path / "t.conf"
+    conf.write_text(text)
+    return subprocess.run([str(BIN), "check-config", "-c", str(conf)], capture_output=True, text=True, timeout=10)
+
+
+def test_relay_domain_is_taken_from_any_client_and_sent_to_its_transport(relay, tmp_path):
+    """A client that may not relay still gets 250 for a relay domain's address (and 551 for any
+    other domain); the mail goes to the domain's transport entry, not to relay_host (which cannot
+    even be resolved here) and not to the domain's own DNS (it has none)."""
+    peer = scripted(relay, reply=ok_reply)
+    transport = table(tmp_path, "transport", f"# gateway\ngw.test [127.0.0.4]:{relay['port']}\n")
+    srv = relay["start"](relay_networks="", relay_domains="gw.test", transport=transport,
+                         relay_host="[relay.nowhere.test]", smtp_port=1)
+    c = srv.connect()
+    c.expect("EHLO client.example", 250)
+    c.expect("MAIL FROM:<someone@elsewhere.example>", 250)
+    c.expect("RCPT TO:<someone@other.test>", 551, "5.7.1")
+    c.expect("RCPT TO:<Bob@GW.test>", 250, "2.1.5")
+    c.expect("QUIT", 221)
+    send(srv, ["bob@gw.test"], sender="someone@elsewhere.example")
+    wait_for(lambda: rcpts_at_peer(peer) == ["RCPT TO:<bob@gw.test>"], what="the mail at the gateway's next hop")
+    wait_for(lambda: queue_empty(srv), what="the queue empty")
+    log = srv.log_text()
+    assert f"event=route transport=[127.0.0.4]:{relay['port']} status=ok" in log
+    assert "relay_host=" not in log and "event=route domain=" not in log
+
+
+def test_relay_recipients_refuse_the_addresses_not_listed(relay, tmp_path):
+    """With relay_recipients the gateway refuses unknown addresses itself (550 5.1.1, no backscatter);
+    extensions and @domain catch-alls work as in recipients; postmaster is always taken."""
+    rr = table(tmp_path, "relay-rcpts", "bob@gw.test\n@all.gw.test\n")
+    srv = relay["start"](relay_networks="", relay_domains="gw.test, all.gw.test", relay_recipients=rr,
+                         transport=table(tmp_path, "transport", ".gw.test [127.0.0.4]\ngw.test [127.0.0.4]\n"))
+    c = srv.connect()
+    c.expect("EHLO client.example", 250)
+    c.expect("MAIL FROM:<someone@elsewhere.example>", 250)
+    c.expect("RCPT TO:<bob@gw.test>", 250)
+    c.expect("RCPT TO:<bob+news@gw.test>", 250)
+    c.expect("RCPT TO:<carol@gw.test>", 550, "5.1.1")
+    c.expect("RCPT TO:<anyone@all.gw.test>", 250)
+    c.expect("RCPT TO:<postmaster@gw.test>", 250)
+    assert "reason=unknown_relay_recipient" in srv.log_text()
+
+
+def test_transport_entry_wins_over_the_domain_dns_and_covers_subdomains(relay, tmp_path):
+    """A relaying client's mail for a domain with a transport entry goes there: no RCPT-time null MX
+    refusal from the domain's public DNS (nullmx-sender.test publishes one), and '.corp.test' covers
+    every subdomain of corp.test (not corp.test itself, which has no entry: its DNS is asked)."""
+    peer = scripted(relay, reply=ok_reply)
+    transport = table(tmp_path, "transport", "nullmx-sender.test [127.0.0.4]\n.corp.test mx.scripted.test\n")
+    srv = relay["start"](transport=transport, retry_schedule="1h")
+    send(srv, ["a@nullmx-sender.test", "b@eu.corp.test"])
+    wait_for(lambda: len(rcpts_at_peer(peer)) == 2, what="both recipients at the next hop")
+    assert sorted(rcpts_at_peer(peer)) == ["RCPT TO:<a@nullmx-sender.test>", "RCPT TO:<b@eu.corp.test>"]
+    c = srv.connect()
+    c.expect("EHLO client.example", 250)
+    c.expect("MAIL FROM:<alice@example.test>", 250)
+    c.expect("RCPT TO:<c@corp.test>", 250)  # no entry, no null MX: accepted, routed by DNS later
+    log = srv.log_text()
+    assert "event=route transport=mx.scripted.test status=ok" in log
+
+
+def test_relay_host_password_is_never_sent_to_a_transport_next_hop(relay, tmp_path):
+    """relay_host_auth is relay_host's account: a transport next hop that offers AUTH gets the
+    mail without any AUTH command (before, the client tried to log in there too)."""
+    auth = tmp_path / "relay-auth"
+    auth.write_text("relay-user@example.test:secret\n")
+    auth.chmod(0o600)
+    peer = scripted(relay, reply=ok_reply, ehlo=b"250-mx.scripted.test\r\n250 AUTH PLAIN LOGIN\r\n")
+    srv = relay["start"](relay_host="[relay.nowhere.test]", relay_host_auth=auth,
+                         transport=table(tmp_path, "transport", "partner.test [mx.scripted.test]\n"))
+    send(srv, ["x@partner.test"])
+    wait_for(lambda: peer.bodies, what="the mail at the transport next hop")
+    assert not any(line.startswith("AUTH") for line in peer.lines)
+
+
+def test_transport_table_is_read_again_at_reload(relay, tmp_path):
+    """A changed transport table applies to the mail dispatched after SIGHUP."""
+    peer = scripted(relay, reply=ok_reply)
+    transport = table(tmp_path, "transport", "partner.test [relay.nowhere.test]\n")
+    srv = relay["start"](transport=transport, retry_schedule="1s")
+    send(srv, ["x@partner.test"])
+    wait_for(lambda: "4.4.3 transport [relay.nowhere.test] cannot be used" in srv.log_text(),
+             what="the deferral")
+    transport.write_text("partner.test [mx.scripted.test]\n")
+    sighup_and_wait(srv, "reload")
+    wait_for(lambda: peer.bodies, what="the mail at the new next hop")
+    assert srv.maildir_files("alice@example.test") == []  # deferred, never bounced
+
+
+@pytest.mark.parametrize("conf, tables, error", [
+    ("local_domains = example.test\nrelay_domains = gw.test, Example.TEST\n", {},
+     "t.conf:2: relay_domains: example.test is in local_domains too"),
+    ("relay_domains = gw.test\nrelay_recipients = {rr}\n", {"rr": "bob@gw.test\nbob@other.test\n"},
+     "rr:2: relay_recipients: domain is not in relay_domains: 'bob@other.test'"),
+    ("transport = {tr}\n", {"tr": "# routes\ngw.test [127.0.0.4]:99999\n"},
+     "tr:2: transport: next hop: expected [name], [address] or name, with an optional :port: 'gw.test'"),
+    ("transport = {tr}\n", {"tr": "gw.test\n"}, "tr:1: transport: expected 'domain next-hop': 'gw.test'"),
+    ("transport = {tr}\n", {"tr": "bad_domain!.test [127.0.0.4]\n"}, "tr:1: transport: invalid domain"),
+])
+def test_relay_domain_and_transport_config_errors(tmp_path, conf, tables, error):
+    paths = {name: table(tmp_path, name, text) for name, text in tables.items()}
+    out = check_config(tmp_path, conf.format(**paths))
+    assert out.returncode == 1 and error in out.stderr, out.stderr
+
+
+def test_relay_domains_without_relay_recipients_is_warned_about(tmp_path):
+    out = check_config(tmp_path, "relay_domains = gw.test\n")
+    assert out.returncode == 0 and "key=relay_recipients detail=\"not set: every address in relay_domains" in out.stderr
+    rr = table(tmp_path, "rr", "@gw.test\n")
+    out = check_config(tmp_path, f"relay_domains = gw.test\nrelay_recipients = {rr}\n")
+    assert out.returncode == 0 and "key=relay_recipients" not in out.stderr
