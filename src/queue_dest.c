@@ -7,9 +7,11 @@
  * and NXDOMAIN 550 5.1.2 (permanent), anything else 4.4.3 (retried). A route is kept for its TTL
  * (the smallest of its answers'); a job that comes later asks DNS again (libunbound's cache answers
  * at once while the records are fresh), connections already open keep the route they started with. */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "log.h"
 #include "policy.h"
@@ -184,38 +186,12 @@ static void on_client_closed(void *arg, struct smtp_client *c)
 
 static const struct smtp_client_ops client_ops = {on_job_done, on_client_closed};
 
-/* The route is known: start delivering, or settle every waiting job with the DNS verdict. */
-static void on_route(void *arg, const struct dns_route *route)
+/* Settles every job waiting for d with code and diag; the next attempt asks DNS again. */
+static void settle_waiting(struct dest *d, int code, const char *diag)
 {
-    struct dest *d = arg;
-    d->dq = NULL;
-    d->route = *route;
-    d->resolved = true;
-    d->route_expires = monotonic_now() + route->ttl;
-    const char *kind = d->hop.relay_host ? "relay_host" : d->hop.configured ? "transport" : "domain";
-    log_info("event=route %s=%s status=%s targets=%zu ttl=%u dnssec=%s%s%s%s", kind,
-             d->domain, route->status == DNS_OK ? "ok" : route->status == DNS_NULL_MX ? "null_mx"
-             : route->status == DNS_NXDOMAIN ? "nxdomain" : "tempfail", route->ntargets, route->ttl,
-             route->secure ? "yes" : "no", *route->error ? " error=\"" : "", route->error, *route->error ? "\"" : "");
-    if (route->status == DNS_OK) {
-        pump(d);
-        return;
-    }
-    /* a configured next hop's name failing is this server's configuration or DNS trouble, never
-     * the recipient's: retried, not bounced */
-    int code = d->hop.configured ? 451 : route->status == DNS_NULL_MX ? 556 : route->status == DNS_NXDOMAIN ? 550 : 451;
-    char diag[400];
-    if (d->hop.configured)
-        snprintf(diag, sizeof diag, "4.4.3 %s %s cannot be used: %s", d->hop.relay_host ? "relay_host" : "transport",
-                 d->hop.name, route->error);
-    else
-        snprintf(diag, sizeof diag, "%s %s", route->status == DNS_NULL_MX ? "5.1.10 Recipient address has null MX:"
-                                             : route->status == DNS_NXDOMAIN ? "5.1.2 bad destination system address:"
-                                                                             : "4.4.3 DNS lookup failed:",
-                 route->error);
     struct qjob *waiting = d->head;
     d->head = d->tail = NULL;
-    d->resolved = false; /* a later attempt asks DNS again */
+    d->resolved = false;
     while (waiting) {
         struct qjob *j = waiting;
         waiting = j->next;
@@ -226,6 +202,77 @@ static void on_route(void *arg, const struct dns_route *route)
         queue_job_finished(j);
     }
     dest_free_if_idle(d);
+}
+
+/* Host names equal but for case and a final dot. */
+static bool same_host(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    la -= la && a[la - 1] == '.';
+    lb -= lb && b[lb - 1] == '.';
+    return la == lb && strncasecmp(a, b, la) == 0;
+}
+
+/* RFC 5321 5.1: a server that is one of a domain's mail exchangers sends the domain's mail only to
+ * those it prefers to itself (a backup MX to the primary, never to itself or another backup).
+ * Drops the targets named hostname and every one with as high a preference number (the implicit
+ * MX too: a domain whose own address is this host); false when none remains: a loop. */
+static bool keep_better_than_self(struct dns_route *r, const char *hostname, unsigned *self)
+{
+    *self = UINT_MAX;
+    for (size_t i = 0; i < r->ntargets; i++)
+        if (same_host(r->targets[i].host, hostname) && r->targets[i].pref < *self)
+            *self = r->targets[i].pref;
+    if (*self == UINT_MAX)
+        return true;
+    size_t n = 0;
+    for (size_t i = 0; i < r->ntargets; i++)
+        if (r->targets[i].pref < *self)
+            r->targets[n++] = r->targets[i];
+    r->ntargets = n;
+    return n > 0;
+}
+
+/* The route is known: start delivering, or settle every waiting job with the DNS verdict. */
+static void on_route(void *arg, const struct dns_route *route)
+{
+    struct dest *d = arg;
+    const char *hostname = d->q->srv->cfg->hostname;
+    unsigned self;
+    d->dq = NULL;
+    d->route = *route;
+    d->resolved = true;
+    d->route_expires = monotonic_now() + route->ttl;
+    const char *kind = d->hop.relay_host ? "relay_host" : d->hop.configured ? "transport" : "domain";
+    log_info("event=route %s=%s status=%s targets=%zu ttl=%u dnssec=%s%s%s%s", kind,
+             d->domain, route->status == DNS_OK ? "ok" : route->status == DNS_NULL_MX ? "null_mx"
+             : route->status == DNS_NXDOMAIN ? "nxdomain" : "tempfail", route->ntargets, route->ttl,
+             route->secure ? "yes" : "no", *route->error ? " error=\"" : "", route->error, *route->error ? "\"" : "");
+    char diag[600];
+    if (route->status == DNS_OK && d->hop.mx && !keep_better_than_self(&d->route, hostname, &self)) {
+        snprintf(diag, sizeof diag, "4.4.6 mail for %s loops back to this server: %s is its best mail exchanger "
+                 "(preference %u); list the domain in local_domains, or route it with a transport entry",
+                 d->hop.route, hostname, self);
+        log_warn("event=mail_loop %s=%s detail=\"%s\"", kind, d->domain, diag);
+        settle_waiting(d, 451, diag);
+        return;
+    }
+    if (route->status == DNS_OK) {
+        pump(d);
+        return;
+    }
+    /* a configured next hop's name failing is this server's configuration or DNS trouble, never
+     * the recipient's: retried, not bounced */
+    int code = d->hop.configured ? 451 : route->status == DNS_NULL_MX ? 556 : route->status == DNS_NXDOMAIN ? 550 : 451;
+    if (d->hop.configured)
+        snprintf(diag, sizeof diag, "4.4.3 %s %s cannot be used: %s", d->hop.relay_host ? "relay_host" : "transport",
+                 d->hop.name, route->error);
+    else
+        snprintf(diag, sizeof diag, "%s %s", route->status == DNS_NULL_MX ? "5.1.10 Recipient address has null MX:"
+                                             : route->status == DNS_NXDOMAIN ? "5.1.2 bad destination system address:"
+                                                                             : "4.4.3 DNS lookup failed:",
+                 route->error);
+    settle_waiting(d, code, diag);
 }
 
 /* Frees the idle destinations whose suspension is over (kept until then by dest_free_if_idle). */

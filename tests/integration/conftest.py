@@ -31,6 +31,9 @@ DNS_ZONES = [
     "v6only.test. AAAA ::1",
     "mixed-null.test. MX 0 .", "mixed-null.test. MX 10 mx1.two-mx.test.",  # misconfigured: RFC 7505 3
     "xn--bcher-kva.test. MX 10 mx.scripted.test.",  # b\u00fccher.test: DNS holds the A-label only
+    # a server named self.scripted.test (at the scripted peer's address) as best MX, and as backup MX
+    "self.scripted.test. A 127.0.0.4", "loop.test. MX 10 self.scripted.test.",
+    "backup.test. MX 10 mx1.two-mx.test.", "backup.test. MX 20 self.scripted.test.",
 ]
 DNS = {"port": None, "proc": None}
 

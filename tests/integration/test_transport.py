@@ -111,6 +111,32 @@ def test_transport_table_is_read_again_at_reload(relay, tmp_path):
     assert srv.maildir_files("alice@example.test") == []  # deferred, never bounced
 
 
+def test_mail_for_a_domain_whose_best_mx_is_this_server_is_deferred_as_a_loop(relay):
+    """RFC 5321 5.1: this server (self.scripted.test) must not send mail to itself - here it would
+    reach the scripted peer, which stands in for it. loop.test names it as its only MX; a domain
+    that is its own name has it as implicit MX. Both are deferred 4.4.6 with what to do."""
+    peer = scripted(relay, reply=ok_reply)
+    srv = relay["start"](hostname="self.scripted.test", retry_schedule="1h")
+    send(srv, ["x@loop.test"])
+    send(srv, ["y@self.scripted.test"])
+    wait_for(lambda: srv.log_text().count("event=mail_loop") == 2, what="both loops found")
+    wait_for(lambda: srv.log_text().count("status=deferred") == 2, what="both deferred")
+    assert "4.4.6 mail for loop.test loops back to this server: self.scripted.test is its best mail exchanger " \
+        "(preference 10); list the domain in local_domains, or route it with a transport entry" in srv.log_text()
+    assert not peer.lines
+
+
+def test_backup_mx_sends_only_to_the_more_preferred_exchangers(relay):
+    """As backup MX of backup.test (preference 20; the primary, preference 10, is down) the mail
+    waits for the primary: it is never sent to this server itself (the scripted peer here)."""
+    peer = scripted(relay, reply=ok_reply)
+    srv = relay["start"](hostname="self.scripted.test", relay_networks="", relay_domains="backup.test",
+                         retry_schedule="1h")
+    send(srv, ["x@backup.test"], sender="someone@elsewhere.example")
+    wait_for(lambda: "status=deferred" in srv.log_text(), what="the deferral")
+    assert "event=mail_loop" not in srv.log_text() and not peer.lines
+
+
 @pytest.mark.parametrize("conf, tables, error", [
     ("local_domains = example.test\nrelay_domains = gw.test, Example.TEST\n", {},
      "t.conf:2: relay_domains: example.test is in local_domains too"),
