@@ -92,6 +92,10 @@ static bool transport_line(struct policy *p, char **f, int n, const char **err)
     char domain[ADDR_DOMAIN_MAX + 2];
     domain[0] = '.';
     idn_canonical(name, domain + 1, sizeof domain - 1);
+    if (!subdomains && strmap_get(&p->local_domains, domain + 1, NULL)) {
+        *err = "domain is in local_domains: its mail is delivered here, never routed";
+        return false;
+    }
     return strmap_put(&p->transport, domain + !subdomains, f[1]) || (*err = "out of memory", false);
 }
 

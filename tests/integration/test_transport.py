@@ -146,6 +146,8 @@ def test_backup_mx_sends_only_to_the_more_preferred_exchangers(relay):
      "tr:2: transport: next hop: expected [name], [address] or name, with an optional :port: 'gw.test'"),
     ("transport = {tr}\n", {"tr": "gw.test\n"}, "tr:1: transport: expected 'domain next-hop': 'gw.test'"),
     ("transport = {tr}\n", {"tr": "bad_domain!.test [127.0.0.4]\n"}, "tr:1: transport: invalid domain"),
+    ("local_domains = example.test\ntransport = {tr}\n", {"tr": "Example.Test [127.0.0.4]\n"},
+     "tr:1: transport: domain is in local_domains: its mail is delivered here, never routed: 'Example.Test'"),
 ])
 def test_relay_domain_and_transport_config_errors(tmp_path, conf, tables, error):
     paths = {name: table(tmp_path, name, text) for name, text in tables.items()}
