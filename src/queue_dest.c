@@ -18,8 +18,8 @@
 #include "queue_priv.h"
 #include "server.h"
 
-/* The destination of hop (one per recipient domain, per relay host, per transport next hop). A
- * destination made before a reload changed the next hop's port keeps the old one until idle. */
+/* The destination of hop: one per recipient domain, per relay host, per transport next hop as
+ * written (a reload that changes an entry makes a new one; the old ends when idle). */
 static struct dest *dest_get(struct queue *q, const struct next_hop *hop)
 {
     for (struct dest *d = q->dests; d; d = d->next)
