@@ -8,6 +8,7 @@
  * (the smallest of its answers'); a job that comes later asks DNS again (libunbound's cache answers
  * at once while the records are fresh), connections already open keep the route they started with. */
 #include <limits.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -213,15 +214,29 @@ static bool same_host(const char *a, const char *b)
     return la == lb && strncasecmp(a, b, la) == 0;
 }
 
+/* True when target t of d's route is this server: named hostname, or reaching one of its own
+ * listeners on the next hop's port (a name in DNS other than hostname, or a wildcard listener). */
+static bool is_self(const struct dest *d, const struct dns_target *t)
+{
+    struct sockaddr_storage at = t->addr;
+    if (same_host(t->host, d->q->srv->cfg->hostname))
+        return true;
+    if (at.ss_family == AF_INET)
+        ((struct sockaddr_in *)&at)->sin_port = htons((uint16_t)d->hop.port);
+    else
+        ((struct sockaddr_in6 *)&at)->sin6_port = htons((uint16_t)d->hop.port);
+    return server_listens_at(d->q->srv, (struct sockaddr *)&at);
+}
+
 /* RFC 5321 5.1: a server that is one of a domain's mail exchangers sends the domain's mail only to
  * those it prefers to itself (a backup MX to the primary, never to itself or another backup).
- * Drops the targets named hostname and every one with as high a preference number (the implicit
- * MX too: a domain whose own address is this host); false when none remains: a loop. */
-static bool keep_better_than_self(struct dns_route *r, const char *hostname, unsigned *self)
+ * Drops the targets that are this server and every one with as high a preference number (the
+ * implicit MX too: a domain whose own address is this host); false when none remains: a loop. */
+static bool keep_better_than_self(const struct dest *d, struct dns_route *r, unsigned *self)
 {
     *self = UINT_MAX;
     for (size_t i = 0; i < r->ntargets; i++)
-        if (same_host(r->targets[i].host, hostname) && r->targets[i].pref < *self)
+        if (r->targets[i].pref < *self && is_self(d, &r->targets[i]))
             *self = r->targets[i].pref;
     if (*self == UINT_MAX)
         return true;
@@ -249,10 +264,14 @@ static void on_route(void *arg, const struct dns_route *route)
              : route->status == DNS_NXDOMAIN ? "nxdomain" : "tempfail", route->ntargets, route->ttl,
              route->secure ? "yes" : "no", *route->error ? " error=\"" : "", route->error, *route->error ? "\"" : "");
     char diag[600];
-    if (route->status == DNS_OK && d->hop.mx && !keep_better_than_self(&d->route, hostname, &self)) {
-        snprintf(diag, sizeof diag, "4.4.6 mail for %s loops back to this server: %s is its best mail exchanger "
-                 "(preference %u); list the domain in local_domains, or route it with a transport entry",
-                 d->hop.route, hostname, self);
+    if (route->status == DNS_OK && !keep_better_than_self(d, &d->route, &self)) {
+        if (d->hop.configured && !d->hop.mx) /* relay_host or a transport entry naming this server */
+            snprintf(diag, sizeof diag, "4.4.6 %s %s is this server itself (%s): mail sent there would loop; "
+                     "name another host", d->hop.relay_host ? "relay_host" : "transport", d->hop.name, hostname);
+        else
+            snprintf(diag, sizeof diag, "4.4.6 mail for %s loops back to this server (%s): it is the best mail "
+                     "exchanger (preference %u); list the domain in local_domains, or route it with a transport "
+                     "entry", d->hop.route, hostname, self);
         log_warn("event=mail_loop %s=%s detail=\"%s\"", kind, d->domain, diag);
         settle_waiting(d, 451, diag);
         return;

@@ -5,7 +5,10 @@
 #include "server.h"
 #include "reload.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
 #include <limits.h>
 #include <unistd.h>
 #include <event2/buffer.h>
@@ -183,6 +186,69 @@ static bool make_dir(const char *key, const char *path)
         return false;
     }
     return true;
+}
+
+/* The address of sa (no port) as bytes: 4 or 16 of them; 0 for another family. */
+static size_t ip_bytes(const struct sockaddr *sa, const void **bytes)
+{
+    if (sa->sa_family == AF_INET) {
+        *bytes = &((const struct sockaddr_in *)sa)->sin_addr;
+        return 4;
+    }
+    if (sa->sa_family == AF_INET6) {
+        *bytes = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+        return 16;
+    }
+    return 0;
+}
+
+static unsigned ip_port(const struct sockaddr *sa)
+{
+    if (sa->sa_family == AF_INET)
+        return ntohs(((const struct sockaddr_in *)sa)->sin_port);
+    if (sa->sa_family == AF_INET6)
+        return ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);
+    return 0;
+}
+
+/* True when the address (not the port) of a is that of b, both of one family. */
+static bool same_ip(const struct sockaddr *a, const struct sockaddr *b)
+{
+    const void *x, *y;
+    size_t n = ip_bytes(a, &x);
+    return n && a->sa_family == b->sa_family && ip_bytes(b, &y) == n && memcmp(x, y, n) == 0;
+}
+
+/* True when addr's address is on one of this host's interfaces (all of 127.0.0.0/8 is). */
+static bool is_local_interface(const struct sockaddr *addr)
+{
+    struct ifaddrs *all, *i;
+    bool found = false;
+    if (addr->sa_family == AF_INET && (ntohl(((const struct sockaddr_in *)addr)->sin_addr.s_addr) >> 24) == 127)
+        return true;
+    if (getifaddrs(&all) < 0)
+        return false;
+    for (i = all; i && !found; i = i->ifa_next)
+        found = i->ifa_addr && same_ip(i->ifa_addr, addr);
+    freeifaddrs(all);
+    return found;
+}
+
+bool server_listens_at(const struct server *srv, const struct sockaddr *addr)
+{
+    static const unsigned char any[16];
+    for (size_t i = 0; i < srv->nlisteners; i++) {
+        struct sockaddr_storage here = {0};
+        socklen_t len = sizeof here;
+        const void *ip;
+        if (getsockname(evconnlistener_get_fd(srv->listeners[i]), (struct sockaddr *)&here, &len) < 0 ||
+            ip_port((struct sockaddr *)&here) != ip_port(addr) || here.ss_family != addr->sa_family)
+            continue;
+        size_t n = ip_bytes((struct sockaddr *)&here, &ip);
+        if (same_ip((struct sockaddr *)&here, addr) || (n && memcmp(ip, any, n) == 0 && is_local_interface(addr)))
+            return true;
+    }
+    return false;
 }
 
 /* Binds every address of one listen key with its role. */

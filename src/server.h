@@ -76,6 +76,12 @@ void server_free(struct server *srv);
 /* Seconds on the monotonic clock: for timeouts and ages that a change of the date must not move. */
 double monotonic_now(void);
 
+/* True when addr (address and port) reaches one of this server's own listeners: one bound to it,
+ * or a wildcard one on its port when the address is one of this host's interfaces. For the
+ * outbound queue: a mail exchanger that is this server itself (RFC 5321 5.1). */
+struct sockaddr;
+bool server_listens_at(const struct server *srv, const struct sockaddr *addr);
+
 /* Called by a session when it is freed; ends the loop once shutdown has no sessions left. */
 void server_session_gone(struct server *srv);
 

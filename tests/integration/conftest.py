@@ -34,6 +34,7 @@ DNS_ZONES = [
     # a server named self.scripted.test (at the scripted peer's address) as best MX, and as backup MX
     "self.scripted.test. A 127.0.0.4", "loop.test. MX 10 self.scripted.test.",
     "backup.test. MX 10 mx1.two-mx.test.", "backup.test. MX 20 self.scripted.test.",
+    "selfaddr.test. A 127.0.0.5",  # a name for an address this server may listen on
 ]
 DNS = {"port": None, "proc": None}
 
@@ -154,6 +155,7 @@ class Server:
             "journal_size": "4M",  # the 64M default is zero-filled at every fresh start: slow, big
         }
         conf.update({k: str(v) for k, v in overrides.items()})
+        conf["listen"] = conf["listen"].replace("{port}", str(self.port))  # more listeners beside self.port
         self.mail_dir, self.spool_dir = Path(conf["mail_dir"]), Path(conf["spool_dir"])
         self.conf_path = root / "postern.conf"
         self.conf_path.write_text("".join(f"{k} = {v}\n" for k, v in conf.items()))

@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from conftest import BIN, sighup_and_wait, wait_for
+from conftest import BIN, free_port, sighup_and_wait, wait_for
 from test_relay import queue_empty, rcpts_at_peer, relay, scripted, send  # noqa: F401 (relay: a fixture)
 
 
@@ -121,9 +121,34 @@ def test_mail_for_a_domain_whose_best_mx_is_this_server_is_deferred_as_a_loop(re
     send(srv, ["y@self.scripted.test"])
     wait_for(lambda: srv.log_text().count("event=mail_loop") == 2, what="both loops found")
     wait_for(lambda: srv.log_text().count("status=deferred") == 2, what="both deferred")
-    assert "4.4.6 mail for loop.test loops back to this server: self.scripted.test is its best mail exchanger " \
-        "(preference 10); list the domain in local_domains, or route it with a transport entry" in srv.log_text()
+    assert "4.4.6 mail for loop.test loops back to this server (self.scripted.test): it is the best mail " \
+        "exchanger (preference 10); list the domain in local_domains, or route it with a transport entry" \
+        in srv.log_text()
     assert not peer.lines
+
+
+@pytest.mark.parametrize("listen", ["127.0.0.5", "0.0.0.0"])
+def test_an_exchanger_at_this_server_address_is_found_whatever_its_name(relay, listen):
+    """selfaddr.test's implicit MX is 127.0.0.5, where this server (named otherwise) listens on the
+    port mail goes to: by that address, or by a wildcard listener (127.0.0.0/8 is all local). The
+    mail is deferred as a loop instead of being sent to this server itself, again and again."""
+    port = free_port()
+    srv = relay["start"](listen=f"127.0.0.1:{{port}}, {listen}:{port}", smtp_port=port, retry_schedule="1h")
+    send(srv, ["x@selfaddr.test"])
+    wait_for(lambda: "status=deferred" in srv.log_text(), what="the deferral")
+    log = srv.log_text()
+    assert "event=mail_loop domain=selfaddr.test" in log and "status=sent" not in log
+    assert log.count("event=accepted session=") == 1, log[-3000:]
+
+
+def test_relay_host_that_is_this_server_is_a_loop(relay):
+    port = free_port()
+    srv = relay["start"](listen=f"127.0.0.1:{{port}}, 127.0.0.5:{port}", relay_host=f"[127.0.0.5]:{port}",
+                         retry_schedule="1h")
+    send(srv, ["x@two-mx.test"])
+    wait_for(lambda: "status=deferred" in srv.log_text(), what="the deferral")
+    assert f"4.4.6 relay_host [127.0.0.5]:{port} is this server itself (mx.example.test): mail sent there would " \
+        "loop; name another host" in srv.log_text()
 
 
 def test_backup_mx_sends_only_to_the_more_preferred_exchangers(relay):
