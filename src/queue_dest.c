@@ -68,6 +68,82 @@ static struct qjob *dest_pop(struct dest *d)
 static const struct smtp_client_ops client_ops;
 static void pump(struct dest *d);
 
+/* How long a destination is suspended, or an unreachable exchanger tried last: the first retry
+ * interval, at most 5 minutes (0: never). */
+static unsigned down_seconds(const struct config *cfg)
+{
+    return cfg->retry_schedule.v[0] < 300 ? cfg->retry_schedule.v[0] : 300;
+}
+
+/* Address and port equal. */
+static bool same_endpoint(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+    if (a->ss_family != b->ss_family)
+        return false;
+    if (a->ss_family == AF_INET) {
+        const struct sockaddr_in *x = (const struct sockaddr_in *)a, *y = (const struct sockaddr_in *)b;
+        return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+    }
+    const struct sockaddr_in6 *x = (const struct sockaddr_in6 *)a, *y = (const struct sockaddr_in6 *)b;
+    return x->sin6_port == y->sin6_port && memcmp(&x->sin6_addr, &y->sin6_addr, sizeof x->sin6_addr) == 0;
+}
+
+/* The address with the port connections to d go to (a route's targets carry port 0). */
+static struct sockaddr_storage endpoint(const struct dest *d, const struct dns_target *t)
+{
+    struct sockaddr_storage at = t->addr;
+    if (at.ss_family == AF_INET)
+        ((struct sockaddr_in *)&at)->sin_port = htons((uint16_t)d->hop.port);
+    else
+        ((struct sockaddr_in6 *)&at)->sin6_port = htons((uint16_t)d->hop.port);
+    return at;
+}
+
+static bool host_is_down(const struct queue *q, const struct sockaddr_storage *at, double now)
+{
+    for (unsigned i = 0; i < DOWN_HOSTS_MAX; i++)
+        if (q->down[i].until > now && same_endpoint(&q->down[i].addr, at))
+            return true;
+    return false;
+}
+
+/* A target of d failed before greeting: like Postfix's dead hosts, the next connections to any
+ * domain it serves try the other exchangers first, so that a backup MX is not made to wait out
+ * the primary's connection timeout message after message. It is still tried, last. */
+static void on_target_down(void *arg, const struct dns_target *t, const char *why)
+{
+    struct dest *d = ((struct qconn *)arg)->d;
+    struct queue *q = d->q;
+    unsigned secs = down_seconds(q->srv->cfg);
+    double now = monotonic_now();
+    struct sockaddr_storage at = endpoint(d, t);
+    if (secs == 0 || host_is_down(q, &at, now))
+        return;
+    unsigned slot = 0; /* a free or expired slot, else the one that ends first */
+    for (unsigned i = 1; i < DOWN_HOSTS_MAX && q->down[slot].until > now; i++)
+        if (q->down[i].until < q->down[slot].until)
+            slot = i;
+    q->down[slot].addr = at;
+    q->down[slot].until = now + secs;
+    char safe[700];
+    log_info("event=mail_exchanger_down %s=%s host=%s seconds=%u reason=\"%s\"", d->hop.configured ? "next_hop" : "domain",
+             d->domain, t->host, secs, log_quotable(safe, sizeof safe, why));
+}
+
+/* d's route for a new connection: the exchangers known to be down moved last, order kept. */
+static void route_for_connection(const struct dest *d, struct dns_route *out)
+{
+    double now = monotonic_now();
+    size_t n = 0;
+    *out = d->route;
+    for (int pass = 0; pass < 2; pass++)
+        for (size_t i = 0; i < d->route.ntargets; i++) {
+            struct sockaddr_storage at = endpoint(d, &d->route.targets[i]);
+            if (host_is_down(d->q, &at, now) == (pass == 1))
+                out->targets[n++] = d->route.targets[i];
+        }
+}
+
 /* Settles every waiting job of d as deferred with diag (code 451). */
 static void defer_waiting(struct dest *d, const char *diag)
 {
@@ -87,8 +163,7 @@ static void defer_waiting(struct dest *d, const char *diag)
  * lifts it. The connections already running finish on their own. */
 static void suspend(struct dest *d, const char *why)
 {
-    const struct config *cfg = d->q->srv->cfg;
-    unsigned secs = cfg->retry_schedule.v[0] < 300 ? cfg->retry_schedule.v[0] : 300;
+    unsigned secs = down_seconds(d->q->srv->cfg);
     if (secs == 0)
         return;
     d->suspended_until = monotonic_now() + secs;
@@ -134,7 +209,9 @@ static void pump(struct dest *d)
             q->conns = qc;
             d->nconns++;
             q->nconns++;
-            qc->c = smtp_client_new(q->srv->base, cfg, q->tls, &d->hop, &d->route, &client_ops, qc, &j->job);
+            struct dns_route route;
+            route_for_connection(d, &route);
+            qc->c = smtp_client_new(q->srv->base, cfg, q->tls, &d->hop, &route, &client_ops, qc, &j->job);
             if (qc->c)
                 continue;
             q->conns = qc->next;
@@ -185,7 +262,7 @@ static void on_client_closed(void *arg, struct smtp_client *c)
         pump(o);
 }
 
-static const struct smtp_client_ops client_ops = {on_job_done, on_client_closed};
+static const struct smtp_client_ops client_ops = {on_job_done, on_client_closed, on_target_down};
 
 /* Settles every job waiting for d with code and diag; the next attempt asks DNS again. */
 static void settle_waiting(struct dest *d, int code, const char *diag)

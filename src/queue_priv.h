@@ -67,8 +67,17 @@ struct qconn {
     struct qconn *next;
 };
 
+/* A mail exchanger's address (and port) that could not be reached or would not greet: tried after
+ * the others of its route until `until` (queue_dest.c). */
+#define DOWN_HOSTS_MAX 64
+struct down_host {
+    struct sockaddr_storage addr;
+    double until;              /* monotonic; 0 = free slot */
+};
+
 struct queue {
     struct server *srv;
+    struct down_host down[DOWN_HOSTS_MAX];
     struct qentry *head;
     struct qbucket *index;       /* queue id -> entry, chained buckets (index_cap, a power of 2) */
     size_t index_cap, nentries;

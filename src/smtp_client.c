@@ -227,6 +227,8 @@ static void conn_failed(struct smtp_client *c, const char *why)
         c->bev = NULL;
     }
     if (c->job && !c->job_started && c->state != C_QUIT) {
+        if ((c->state == C_CONNECT || c->state == C_GREETING) && c->ops->target_down)
+            c->ops->target_down(c->arg, &c->route.targets[c->target], why);
         if (c->state == C_TLS && !c->tls_failed && !c->cfg->smtp_tls_verify && !implicit_tls(c)) { /* cleartext retry */
             c->tls_failed = true;
         } else {

@@ -45,6 +45,8 @@ struct smtp_job {
 struct smtp_client_ops {
     void (*job_done)(void *arg, struct smtp_client *c, struct smtp_job *job); /* every rcpt has a code */
     void (*closed)(void *arg, struct smtp_client *c);                         /* c is freed after this */
+    /* a target could not be connected to, or did not greet (timeout, EOF, 4xx/5xx greeting) */
+    void (*target_down)(void *arg, const struct dns_target *t, const char *why);
 };
 
 /* Starts connecting to route's targets (copied) on hop's port (hop copied too: relay_host's TLS and

@@ -1,8 +1,11 @@
-"""relay_domains, relay_recipients and the transport table, end to end: a gateway or backup MX
-takes mail for domains it does not deliver itself, from any client, and passes it to the next hop
-the transport table names (or relay_host, or the domain's MX) - through the real binary, to the
-scripted peer on 127.0.0.4 (test_relay's fixtures) found through the test DNS server."""
+"""Routing, end to end, through the real binary: relay_domains and relay_recipients (a gateway
+or backup MX takes mail for domains it does not deliver itself, from any client), the transport
+table, mail loops (RFC 5321 5.1), and exchangers found down - to the scripted peer on 127.0.0.4
+and the aiosmtpd peers (test_relay's fixtures) found through the test DNS server."""
+import socket
 import subprocess
+import threading
+import time
 
 import pytest
 
@@ -160,6 +163,49 @@ def test_backup_mx_sends_only_to_the_more_preferred_exchangers(relay):
     send(srv, ["x@backup.test"], sender="someone@elsewhere.example")
     wait_for(lambda: "status=deferred" in srv.log_text(), what="the deferral")
     assert "event=mail_loop" not in srv.log_text() and not peer.lines
+
+
+class SilentHost:
+    """A mail exchanger that takes TCP connections and never greets (hung, or a tarpit)."""
+
+    def __init__(self, host, port):
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((host, port))
+        self.sock.listen(16)
+        self.conns = []
+        threading.Thread(target=self.accept, daemon=True).start()
+
+    def accept(self):
+        while True:
+            try:
+                self.conns.append(self.sock.accept()[0])
+            except OSError:
+                return
+
+    def close(self):
+        self.sock.close()
+        for c in self.conns:
+            c.close()
+
+
+def test_an_exchanger_that_did_not_greet_is_tried_last_for_a_while(relay):
+    """two-mx.test's primary (127.0.0.2) takes connections and never greets: the first message
+    waits out smtp_greeting_timeout there, then goes to the secondary; the next message goes to
+    the secondary at once, without connecting to the primary again."""
+    silent = SilentHost("127.0.0.2", relay["port"])
+    try:
+        sink = relay["peers"].start("127.0.0.3")
+        srv = relay["start"](retry_schedule="1m")
+        send(srv, ["a@two-mx.test"])
+        wait_for(lambda: len(sink.messages) == 1, timeout=15, what="the first message at the secondary")
+        assert "event=mail_exchanger_down domain=two-mx.test host=mx1.two-mx.test seconds=60" in srv.log_text()
+        started = time.time()
+        send(srv, ["b@two-mx.test"])
+        wait_for(lambda: len(sink.messages) == 2, timeout=15, what="the second message at the secondary")
+        assert time.time() - started < 2.5 and len(silent.conns) == 1  # not the 3 s greeting timeout again
+    finally:
+        silent.close()
 
 
 @pytest.mark.parametrize("conf, tables, error", [
