@@ -158,6 +158,9 @@ static const struct key_def keys[] = {
      "DNSSEC trust anchor file (e.g. /usr/share/dns/root.key); lookups then record whether they validated."},
     {"dns_timeout", T_DURATION, F(dns_timeout), "5s", 1, 60,
      "How long a MAIL or RCPT reply may wait for a DNS answer before the check is skipped."},
+    {"dns_outage_pause", T_DURATION, F(dns_outage_pause), "1m", 0, 3600,
+     "After 3 MAIL/RCPT-time DNS checks in a row got no answer within dns_timeout, skip those checks "
+     "this long (then one more timeout pauses again): a DNS outage does not make every client wait. 0: never."},
     {"sender_null_mx_check", T_BOOL, F(sender_null_mx_check), "yes", 0, 0,
      "yes: refuse a sender whose domain publishes a null MX (550 5.7.27, RFC 7505)."},
     {"smtp_port", T_UINT, F(smtp_port), "25", 1, 65535, "Port of the mail exchangers Postern relays to."},

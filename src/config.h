@@ -89,6 +89,7 @@ struct config {
     unsigned destination_concurrency; /* connections per destination domain */
     unsigned max_deliveries;      /* outbound connections in all */
     unsigned destination_recipient_limit; /* RCPTs per outbound transaction */
+    unsigned dns_outage_pause;    /* seconds MAIL/RCPT-time lookups are skipped after 3 timeouts in a row */
     unsigned smtp_connect_timeout, smtp_greeting_timeout, smtp_command_timeout;
     unsigned smtp_data_init_timeout, smtp_data_block_timeout, smtp_data_done_timeout;
     bool sender_null_mx_check;    /* MX role: 550 5.7.27 for senders whose domain has a null MX */

@@ -54,6 +54,8 @@ struct server {
     bool space_check_running;
     unsigned long long space_sample;    /* disk thread: the measurement in progress */
     unsigned long long space_free;      /* loop thread: last measured free octets (the smaller of the two); 0 = none yet */
+    unsigned dns_check_timeouts;        /* MAIL/RCPT-time DNS checks timed out in a row (smtp_envelope.c) */
+    double dns_checks_paused_until;     /* monotonic: those checks are skipped until then (dns_outage_pause) */
     struct event *space_timer;
     struct event *cert_timer;           /* tls_cert_check_interval */
     struct event *grace_timer;

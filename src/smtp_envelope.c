@@ -120,9 +120,27 @@ static bool sender_needs_null_mx_check(struct session *s, const struct mailbox *
 
 static void dns_check_done(struct session *s, bool null_mx);
 
+#define DNS_TIMEOUTS_TO_PAUSE 3 /* in a row: DNS is out, not one slow zone */
+
+/* One more MAIL/RCPT-time check without an answer in time: after DNS_TIMEOUTS_TO_PAUSE in a row,
+ * the checks are skipped for dns_outage_pause - each would only make its client wait dns_timeout
+ * for no verdict. After the pause one more timeout is enough to pause again. */
+static void note_dns_timeout(struct server *srv)
+{
+    unsigned pause = srv->cfg->dns_outage_pause;
+    if (++srv->dns_check_timeouts < DNS_TIMEOUTS_TO_PAUSE || pause == 0)
+        return;
+    srv->dns_check_timeouts = DNS_TIMEOUTS_TO_PAUSE - 1;
+    srv->dns_checks_paused_until = monotonic_now() + pause;
+    log_warn("event=dns_checks_paused seconds=%u detail=\"%u null-MX checks in a row got no DNS answer within "
+             "dns_timeout (%us): MAIL and RCPT skip them for dns_outage_pause; is the resolver reachable?\"", pause,
+             DNS_TIMEOUTS_TO_PAUSE, srv->cfg->dns_timeout);
+}
+
 static void on_null_mx_answer(void *arg, bool null_mx)
 {
     struct session *s = arg;
+    s->srv->dns_check_timeouts = 0;
     s->dns_q = NULL;
     evtimer_del(s->dns_timer);
     dns_check_done(s, null_mx);
@@ -141,13 +159,15 @@ static void on_dns_timeout(evutil_socket_t fd, short what, void *arg)
              "the %s goes on without the null-MX check (RFC 7505)\"", s->id,
              s->dns_for_rcpt ? "recipient_null_mx" : "sender_null_mx", log_safe(domain, sizeof domain, at ? at + 1 : ""),
              s->srv->cfg->dns_timeout, s->dns_for_rcpt ? "recipient" : "sender");
+    note_dns_timeout(s->srv);
     dns_check_done(s, false); /* no answer in time: no verdict, the mail goes on */
 }
 
-/* Asks whether domain has a null MX; the reply waits for the answer (or dns_timeout). */
+/* Asks whether domain has a null MX; the reply waits for the answer (or dns_timeout). False (no
+ * check: the command goes on) without a resolver or while a DNS outage pauses the checks. */
 static bool start_null_mx_check(struct session *s, const char *domain, bool for_rcpt)
 {
-    if (!s->srv->dns)
+    if (!s->srv->dns || monotonic_now() < s->srv->dns_checks_paused_until)
         return false;
     if (!s->dns_timer && !(s->dns_timer = evtimer_new(s->srv->base, on_dns_timeout, s)))
         return false;
