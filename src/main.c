@@ -25,6 +25,7 @@
 #include "policy.h"
 #include "privs.h"
 #include "queue_cli.h"
+#include "route_cli.h"
 #include "server.h"
 #include "tls.h"
 
@@ -36,6 +37,7 @@ static int usage(FILE *to)
                 "       postern [-c FILE] queue list|summary|show ID|flush|delete|hold|release ID... [-c FILE]\n"
                 "         (list, delete, hold, release: instead of ids, ALL or --from ADDRESS and/or\n"
                 "          --to ADDRESS|@DOMAIN; delete, hold, release: - reads ids from stdin)\n"
+                "       postern [-c FILE] route ADDRESS...   (what happens to mail for each address)\n"
                 "       postern explain CODE [CODE2]\n       postern --version\n");
     return to == stdout ? 0 : 2;
 }
@@ -147,8 +149,8 @@ static void log_config_warnings(const struct config *cfg, const struct tls_conte
     }
 }
 
-/* The words after `queue`, with a "-c FILE" among them taken out (into *path) and the rest kept
- * in order in argv: `postern queue list -c FILE` works like `postern -c FILE queue list`. */
+/* The words after `queue` (or `route`), with a "-c FILE" among them taken out (into *path) and the
+ * rest kept in order in argv: `postern queue list -c FILE` works like `postern -c FILE queue list`. */
 static int queue_args(int argc, char **argv, const char **path)
 {
     int kept = 0;
@@ -180,8 +182,8 @@ int main(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "-c") == 0 && i + 1 < argc)
             path = argv[++i];
-        else if (strcmp(argv[i], "queue") == 0) {
-            cmd = "queue";
+        else if (strcmp(argv[i], "queue") == 0 || strcmp(argv[i], "route") == 0) {
+            cmd = argv[i];
             queue_argv = argv + i + 1;
             queue_argc = queue_args(argc - i - 1, queue_argv, &path);
             break;
@@ -200,8 +202,9 @@ int main(int argc, char **argv)
     struct auth_users users = {0};
     struct tls_contexts tls = {0};
     bool ok = load_all(path, &cfg, &policy, &users, &tls);
-    if (ok && strcmp(cmd, "queue") == 0) {
-        int rc = queue_cli_main(cfg.spool_dir, queue_argc, queue_argv);
+    if (ok && (strcmp(cmd, "queue") == 0 || strcmp(cmd, "route") == 0)) {
+        int rc = strcmp(cmd, "queue") == 0 ? queue_cli_main(cfg.spool_dir, queue_argc, queue_argv)
+                                           : route_cli_main(stdout, &cfg, &policy, queue_argc, queue_argv);
         policy_free(&policy);
         auth_users_free(&users);
         tls_contexts_free(&tls);

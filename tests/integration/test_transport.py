@@ -208,6 +208,38 @@ def test_an_exchanger_that_did_not_greet_is_tried_last_for_a_while(relay):
         silent.close()
 
 
+def test_route_command_says_what_happens_to_each_address(tmp_path):
+    """`postern route ADDRESS...`: the RCPT verdict and the next hop, from the configuration alone
+    (no server, no DNS); exit 1 when some address would be refused."""
+    t = {name: table(tmp_path, name, text) for name, text in {
+        "rcpts": "alice@example.test\n", "moved": "carol@example.test carol@new.example\n",
+        "rr": "bob@gw.test\n", "tr": "gw.test [10.0.0.5]:2525\n.corp.test relay.corp.test\n"}.items()}
+    conf = tmp_path / "t.conf"
+    conf.write_text(f"hostname = mx.example.test\nmail_dir = {tmp_path}/mail\nspool_dir = {tmp_path}/spool\n"
+                    f"local_domains = example.test\nrecipients = {t['rcpts']}\nmoved = {t['moved']}\n"
+                    f"relay_domains = gw.test\nrelay_recipients = {t['rr']}\ntransport = {t['tr']}\n"
+                    "relay_host = [smarthost.example.net]:587\nnull_mx_domains = nomail.test\n")
+    run = lambda *a: subprocess.run([str(BIN), "-c", str(conf), "route", *a], capture_output=True,  # noqa: E731
+                                    text=True, timeout=10)
+    out = run("Alice+tag@Example.TEST", "bob@gw.test", "x@eu.corp.test", "x@other.org", "x@[192.0.2.1]")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert f"  local: delivered to {tmp_path}/mail/example.test/alice/new/ (from any client)" in out.stdout
+    assert "bob@gw.test\n  relay domain: accepted from any client, passed on\n    sent to the transport entry's " \
+        "next hop [10.0.0.5]:2525 (its address records, no MX lookup, port 2525)" in out.stdout
+    assert "x@eu.corp.test\n  relayed: only for relay_networks clients and authenticated users; others get 551 " \
+        "5.7.1\n    sent to the transport entry's next hop relay.corp.test (MX lookup, port 25)" in out.stdout
+    assert "x@other.org\n  relayed: only for relay_networks clients and authenticated users; others get 551 " \
+        "5.7.1\n    sent to relay_host [smarthost.example.net]:587" in out.stdout
+    out = run("carol@example.test", "eve@gw.test", "x@nomail.test", "bad@@x")
+    assert out.returncode == 1
+    for line in ("refused at RCPT: 551 5.1.6 User not local; please try <carol@new.example> (moved)",
+                 "eve@gw.test\n  refused at RCPT: 550 5.1.1 Mailbox not found (unknown_relay_recipient)",
+                 "refused at RCPT: 556 5.1.10 Recipient address has null MX (null_mx_domain)",
+                 "bad@@x\n  refused at RCPT: 553 5.1.3"):
+        assert line in out.stdout, out.stdout
+    assert run().returncode == 2
+
+
 @pytest.mark.parametrize("conf, tables, error", [
     ("local_domains = example.test\nrelay_domains = gw.test, Example.TEST\n", {},
      "t.conf:2: relay_domains: example.test is in local_domains too"),

@@ -1,0 +1,104 @@
+/* route_cli.c - see route_cli.h. The same decisions as a RCPT (policy_check_rcpt) and as the queue
+ * (policy_transport, then relay_host, then the domain's MX), written out in words. */
+#include "route_cli.h"
+
+#include <string.h>
+#include <strings.h>
+
+#include <event2/buffer.h>
+
+#include "address.h"
+#include "next_hop.h"
+#include "reply.h"
+
+/* "[10.0.0.5]:25 (its address records, port 25)" or "example.net (its MX records, port 25)". */
+static void describe_hop(FILE *out, const struct next_hop *hop)
+{
+    fprintf(out, "%s (%s, port %u)", hop->name, hop->mx ? "MX lookup" : "its address records, no MX lookup",
+            hop->port);
+}
+
+/* Where the queue sends mail for domain (queue_dest.c's order). */
+static void describe_route(FILE *out, const struct config *cfg, const struct policy *p, const char *domain)
+{
+    struct next_hop hop;
+    if (policy_transport(p, domain, cfg->smtp_port, &hop)) {
+        fprintf(out, "    sent to the transport entry's next hop ");
+        describe_hop(out, &hop);
+    } else if (*cfg->relay_host) {
+        fprintf(out, "    sent to relay_host ");
+        describe_hop(out, &cfg->relay_hop);
+    } else if (domain[0] == '[') {
+        fprintf(out, "    sent to the address %s itself (an address literal: no DNS, port %u)", domain, cfg->smtp_port);
+    } else {
+        fprintf(out, "    sent to the mail exchangers of %s (MX lookup, port %u)", domain, cfg->smtp_port);
+    }
+    fprintf(out, "\n");
+}
+
+/* The refusal a RCPT would get: the reply line itself (the catalog's formatter), and its meaning. */
+static void describe_refusal(FILE *out, const struct rcpt_verdict *v)
+{
+    struct evbuffer *line = evbuffer_new();
+    if (line)
+        reply_format(line, false, v->reply, v->moved_to);
+    size_t len = line ? evbuffer_get_length(line) : 0;
+    const char *text = line ? (const char *)evbuffer_pullup(line, -1) : NULL;
+    while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r'))
+        len--;
+    fprintf(out, "  refused at RCPT: %.*s (%s)\n    %s\n", (int)len, text ? text : "", v->reason,
+            reply_info(v->reply)->explanation);
+    if (line)
+        evbuffer_free(line);
+}
+
+/* One address: 0 when accepted (from some client), 1 when refused or invalid. */
+static int route_one(FILE *out, const struct config *cfg, const struct policy *p, const char *text)
+{
+    struct mailbox mb;
+    const char *addr = text;
+    size_t len = strlen(addr);
+    if (len >= 2 && addr[0] == '<' && addr[len - 1] == '>')
+        addr++, len -= 2;
+    fprintf(out, "%s\n", text);
+    if (strcasecmp(text, "postmaster") == 0 || strcasecmp(text, "<postmaster>") == 0) {
+        memset(&mb, 0, sizeof mb);
+        mb.is_postmaster = true;
+        snprintf(mb.local, sizeof mb.local, "postmaster");
+    } else if (address_parse_mailbox(addr, len, &mb) != ADDR_OK) {
+        struct rcpt_verdict invalid = {.kind = RCPT_REFUSED, .reply = REPLY_RCPT_INVALID, .reason = "syntax"};
+        describe_refusal(out, &invalid);
+        return 1;
+    }
+    struct rcpt_verdict anyone, relayer;
+    policy_check_rcpt(p, &mb, false, &anyone);
+    policy_check_rcpt(p, &mb, true, &relayer);
+    if (relayer.kind == RCPT_REFUSED) {
+        describe_refusal(out, &relayer);
+        return 1;
+    }
+    if (relayer.kind == RCPT_LOCAL) {
+        fprintf(out, "  local: delivered to %s/%s/%s/new/ (from any client)\n", cfg->mail_dir, relayer.domain,
+                relayer.local);
+        return 0;
+    }
+    if (anyone.kind == RCPT_REFUSED)
+        fprintf(out, "  relayed: only for relay_networks clients and authenticated users; others get %d %s\n",
+                reply_info(anyone.reply)->code, reply_info(anyone.reply)->enhanced);
+    else
+        fprintf(out, "  relay domain: accepted from any client, passed on\n");
+    describe_route(out, cfg, p, mb.domain);
+    return 0;
+}
+
+int route_cli_main(FILE *out, const struct config *cfg, const struct policy *p, int argc, char **argv)
+{
+    if (argc == 0) {
+        fprintf(stderr, "usage: postern [-c FILE] route ADDRESS...\n");
+        return 2;
+    }
+    int rc = 0;
+    for (int i = 0; i < argc; i++)
+        rc |= route_one(out, cfg, p, argv[i]);
+    return rc;
+}
