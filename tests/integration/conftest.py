@@ -336,5 +336,15 @@ def make_server(tmp_path):
 
 
 @pytest.fixture
+def silent_resolver():
+    """A "resolver" on loopback that takes every query and answers none; yields its address for
+    dns_resolver (127.0.0.1@port)."""
+    hole = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    hole.bind(("127.0.0.1", 0))
+    yield f"127.0.0.1@{hole.getsockname()[1]}"
+    hole.close()
+
+
+@pytest.fixture
 def server(make_server):
     return make_server()

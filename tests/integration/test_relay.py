@@ -504,26 +504,20 @@ def test_hostile_peer_replies_defer_safely(relay, name, kw):
     c.expect("NOOP", 250)
 
 
-def test_null_mx_checks_wait_at_most_dns_timeout(make_server):
+def test_null_mx_checks_wait_at_most_dns_timeout(make_server, silent_resolver):
     """A resolver that never answers: MAIL (MX role) and a relayed RCPT each wait dns_timeout for
     the null-MX lookup, then go on (no verdict is no refusal), and the log names what was asked."""
-    hole = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # takes queries, answers none
-    hole.bind(("127.0.0.1", 0))
-    try:
-        srv = make_server(dns_resolver=f"127.0.0.1@{hole.getsockname()[1]}", dns_timeout="1s",
-                          relay_networks="127.0.0.0/8")
-        c = srv.connect()
-        c.expect("EHLO client.example", 250)
-        for line, code in (("MAIL FROM:<s@silent-sender.example>", 250), ("RCPT TO:<r@silent-rcpt.example>", 250)):
-            start = time.monotonic()
-            c.expect(line, code)
-            assert 0.9 < time.monotonic() - start < 5
-        c.expect("RCPT TO:<alice@example.test>", 250)  # a local recipient needs no lookup
-        log = srv.log_text()
-        assert "check=sender_null_mx domain=silent-sender.example waited=1s" in log
-        assert "check=recipient_null_mx domain=silent-rcpt.example waited=1s" in log
-    finally:
-        hole.close()
+    srv = make_server(dns_resolver=silent_resolver, dns_timeout="1s", relay_networks="127.0.0.0/8")
+    c = srv.connect()
+    c.expect("EHLO client.example", 250)
+    for line, code in (("MAIL FROM:<s@silent-sender.example>", 250), ("RCPT TO:<r@silent-rcpt.example>", 250)):
+        start = time.monotonic()
+        c.expect(line, code)
+        assert 0.9 < time.monotonic() - start < 5
+    c.expect("RCPT TO:<alice@example.test>", 250)  # a local recipient needs no lookup
+    log = srv.log_text()
+    assert "check=sender_null_mx domain=silent-sender.example waited=1s" in log
+    assert "check=recipient_null_mx domain=silent-rcpt.example waited=1s" in log
 
 
 def test_sender_with_null_mx_refused(relay):
