@@ -165,7 +165,8 @@ static const struct key_def keys[] = {
      "yes: refuse a sender whose domain publishes a null MX (550 5.7.27, RFC 7505)."},
     {"smtp_port", T_UINT, F(smtp_port), "25", 1, 65535, "Port of the mail exchangers Postern relays to."},
     {"relay_host", T_STRING, F(relay_host), "", 0, 0,
-     "Send all mail for other domains to this server (a smarthost) instead of their mail exchangers: "
+     "Send all mail for other domains (but those with a transport entry) to this server (a smarthost) "
+     "instead of their mail exchangers: "
      "[name] or [address] (its address records; no MX lookup), or name (its MX records), with an optional "
      ":port (else smtp_port), e.g. [smtp.example.net]:587. Empty: deliver directly."},
     {"relay_host_implicit_tls", T_BOOL, F(relay_host_implicit_tls), "no", 0, 0,
