@@ -18,7 +18,7 @@
 #include "log.h"
 
 enum key_type { T_STRING, T_PATH, T_OPTPATH, T_BOOL, T_UINT, T_SIZE, T_DURATION, T_LOGLEVEL,
-                T_HOSTNAME, T_LISTEN_LIST, T_OPT_LISTEN_LIST, T_DOMAIN_LIST, T_CIDR_LIST, T_TLS_VERSION,
+                T_HOSTNAME, T_LISTEN_LIST, T_OPT_LISTEN_LIST, T_DOMAIN_LIST, T_SUFFIX_LIST, T_CIDR_LIST, T_TLS_VERSION,
                 T_RESOLVER_LIST, T_DURATION_LIST };
 
 struct key_def {
@@ -78,9 +78,10 @@ static const struct key_def keys[] = {
      "Client networks (CIDR) allowed to send to non-local domains. Default: none."},
     {"null_mx_domains", T_DOMAIN_LIST, F(null_mx_domains), "", 0, 0,
      "Domains that publish a null MX (RFC 7505): RCPT gets 556 5.1.10."},
-    {"relay_domains", T_DOMAIN_LIST, F(relay_domains), "", 0, 0,
+    {"relay_domains", T_SUFFIX_LIST, F(relay_domains), "", 0, 0,
      "Domains this server accepts mail for from any client and passes on (a backup MX, or a gateway in "
-     "front of an internal server): to their transport entry, else relay_host, else their mail exchangers."},
+     "front of an internal server): to their transport entry, else relay_host, else their mail exchangers. "
+     ".domain: every subdomain of domain."},
     {"relay_recipients", T_OPTPATH, F(relay_recipients), "", 0, 0,
      "Table file of the valid addresses in relay_domains (as recipients: one per line, @domain = any); "
      "others get 550 5.1.1. Unset: every address there is accepted (and bounces come back from the next hop)."},
@@ -359,6 +360,12 @@ static const char *check_list_item(enum key_type type, char *item)
     case T_DOMAIN_LIST:
         ascii_lower_copy(item, item, strlen(item) + 1);
         return address_parse_domain(item, strlen(item), &utf8) == ADDR_OK ? NULL : "not a valid domain name";
+    case T_SUFFIX_LIST: { /* a domain, or ".domain": every subdomain of it */
+        ascii_lower_copy(item, item, strlen(item) + 1);
+        const char *name = item + (item[0] == '.');
+        return address_parse_domain(name, strlen(name), &utf8) == ADDR_OK ? NULL
+                                                                          : "not a valid domain name (or .domain)";
+    }
     default:
         return NULL;
     }
@@ -437,6 +444,7 @@ static const char *set_value(struct config *cfg, const struct key_def *k, const 
     case T_LISTEN_LIST:
     case T_OPT_LISTEN_LIST:
     case T_DOMAIN_LIST:
+    case T_SUFFIX_LIST:
     case T_RESOLVER_LIST:
     case T_CIDR_LIST: {
         struct strlist *l = field;
@@ -756,7 +764,8 @@ void config_free(struct config *cfg)
         case T_STRING: case T_PATH: case T_OPTPATH: case T_HOSTNAME: case T_TLS_VERSION:
             free(*(char **)field);
             break;
-        case T_LISTEN_LIST: case T_OPT_LISTEN_LIST: case T_DOMAIN_LIST: case T_CIDR_LIST: case T_RESOLVER_LIST:
+        case T_LISTEN_LIST: case T_OPT_LISTEN_LIST: case T_DOMAIN_LIST: case T_SUFFIX_LIST: case T_CIDR_LIST:
+        case T_RESOLVER_LIST:
             strlist_free(field);
             break;
         default:
@@ -795,7 +804,8 @@ static bool key_equal(const struct key_def *k, const struct config *a, const str
         const struct durlist *da = fa, *db = fb;
         return da->count == db->count && memcmp(da->v, db->v, da->count * sizeof da->v[0]) == 0;
     }
-    case T_LISTEN_LIST: case T_OPT_LISTEN_LIST: case T_DOMAIN_LIST: case T_CIDR_LIST: case T_RESOLVER_LIST:
+    case T_LISTEN_LIST: case T_OPT_LISTEN_LIST: case T_DOMAIN_LIST: case T_SUFFIX_LIST: case T_CIDR_LIST:
+        case T_RESOLVER_LIST:
         return strlists_equal(fa, fb);
     }
     return false;

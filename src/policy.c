@@ -42,6 +42,16 @@ static bool address_key(const char *text, bool allow_catchall, char *key, size_t
     return true;
 }
 
+/* True when map holds domain itself or a ".parent" entry for one of its parent domains; *value
+ * (if not NULL) gets that entry's value. */
+static bool suffix_get(const struct strmap *map, const char *domain, const char **value)
+{
+    bool found = strmap_get(map, domain, value);
+    for (const char *dot = strchr(domain, '.'); !found && dot; dot = strchr(dot + 1, '.'))
+        found = strmap_get(map, dot, value);
+    return found;
+}
+
 /* One address (or "@domain") per line, whose domain must be in domains (else the error outside). */
 static bool address_set_line(struct strmap *set, const struct strmap *domains, const char *outside,
                              char **f, int n, const char **err)
@@ -53,7 +63,7 @@ static bool address_set_line(struct strmap *set, const struct strmap *domains, c
     }
     if (!address_key(f[0], true, key, sizeof key, err))
         return false;
-    if (!strmap_get(domains, strchr(key, '@') + 1, NULL)) {
+    if (!suffix_get(domains, strchr(key, '@') + 1, NULL)) {
         *err = outside;
         return false;
     }
@@ -157,12 +167,14 @@ static void put_domain(struct strmap *map, const char *name)
 static void load_relay_tables(struct policy *p, const struct config *cfg, struct config_errors *errs)
 {
     for (size_t i = 0; i < cfg->relay_domains.count; i++) {
-        char domain[ADDR_DOMAIN_MAX + 1];
-        idn_canonical(cfg->relay_domains.items[i], domain, sizeof domain);
-        if (strmap_get(&p->local_domains, domain, NULL))
+        const char *item = cfg->relay_domains.items[i];
+        bool subdomains = item[0] == '.';
+        char domain[ADDR_DOMAIN_MAX + 2] = ".";
+        idn_canonical(item + subdomains, domain + 1, sizeof domain - 1);
+        if (!subdomains && strmap_get(&p->local_domains, domain + 1, NULL))
             config_errors_add(errs, "%s:%d: relay_domains: %s is in local_domains too: its mail is delivered here "
-                              "or passed on, not both", cfg->path, config_key_line(cfg, "relay_domains"), domain);
-        put_domain(&p->relay_domains, domain);
+                              "or passed on, not both", cfg->path, config_key_line(cfg, "relay_domains"), domain + 1);
+        strmap_put(&p->relay_domains, domain + !subdomains, NULL); /* ".parent": every subdomain */
     }
     p->check_relay_recipients = cfg->relay_recipients && *cfg->relay_recipients;
     if (p->check_relay_recipients)
@@ -275,10 +287,7 @@ static void relay_domain_rcpt(const struct policy *p, const struct mailbox *mb, 
 bool policy_transport(const struct policy *p, const char *domain, unsigned default_port, struct next_hop *hop)
 {
     const char *text;
-    bool found = strmap_get(&p->transport, domain, &text);
-    for (const char *dot = strchr(domain, '.'); !found && dot; dot = strchr(dot + 1, '.'))
-        found = strmap_get(&p->transport, dot, &text);
-    return found && next_hop_parse(text, default_port, hop);
+    return suffix_get(&p->transport, domain, &text) && next_hop_parse(text, default_port, hop);
 }
 
 void policy_check_rcpt(const struct policy *p, const struct mailbox *mb, bool may_relay, struct rcpt_verdict *v)
@@ -292,7 +301,7 @@ void policy_check_rcpt(const struct policy *p, const struct mailbox *mb, bool ma
         refuse(v, REPLY_USER_MOVED, "moved");
         return;
     }
-    if (strmap_get(&p->relay_domains, domain, NULL)) {
+    if (suffix_get(&p->relay_domains, domain, NULL) && !strmap_get(&p->local_domains, domain, NULL)) {
         relay_domain_rcpt(p, mb, domain, v);
         return;
     }

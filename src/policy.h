@@ -18,7 +18,7 @@ struct policy {
     struct strmap null_mx_domains;
     struct strmap recipients; /* "local@domain" and "@domain" (catch-all), lower-cased */
     struct strmap moved;      /* "local@domain" -> new address as written */
-    struct strmap relay_domains;    /* accepted from anyone and passed on */
+    struct strmap relay_domains;    /* "domain" or ".parent" (its subdomains): accepted from anyone, passed on */
     struct strmap relay_recipients; /* as recipients, for relay_domains; used when relay_recipients is set */
     struct strmap transport;  /* "domain" or ".parent" -> next hop as written (next_hop.h) */
     bool check_relay_recipients;

@@ -213,16 +213,19 @@ def test_route_command_says_what_happens_to_each_address(tmp_path):
     (no server, no DNS); exit 1 when some address would be refused."""
     t = {name: table(tmp_path, name, text) for name, text in {
         "rcpts": "alice@example.test\n", "moved": "carol@example.test carol@new.example\n",
-        "rr": "bob@gw.test\n", "tr": "gw.test [10.0.0.5]:2525\n.corp.test relay.corp.test\n"}.items()}
+        "rr": "bob@gw.test\n@eu.branch.test\n", "tr": "gw.test [10.0.0.5]:2525\n.corp.test relay.corp.test\n"}.items()}
     conf = tmp_path / "t.conf"
     conf.write_text(f"hostname = mx.example.test\nmail_dir = {tmp_path}/mail\nspool_dir = {tmp_path}/spool\n"
                     f"local_domains = example.test\nrecipients = {t['rcpts']}\nmoved = {t['moved']}\n"
-                    f"relay_domains = gw.test\nrelay_recipients = {t['rr']}\ntransport = {t['tr']}\n"
+                    f"relay_domains = gw.test, .branch.test\nrelay_recipients = {t['rr']}\ntransport = {t['tr']}\n"
                     "relay_host = [smarthost.example.net]:587\nnull_mx_domains = nomail.test\n")
     run = lambda *a: subprocess.run([str(BIN), "-c", str(conf), "route", *a], capture_output=True,  # noqa: E731
                                     text=True, timeout=10)
-    out = run("Alice+tag@Example.TEST", "bob@gw.test", "x@eu.corp.test", "x@other.org", "x@[192.0.2.1]")
+    out = run("Alice+tag@Example.TEST", "bob@gw.test", "x@eu.corp.test", "x@other.org", "x@[192.0.2.1]",
+              "x@eu.branch.test", "x@branch.test")
     assert out.returncode == 0, out.stdout + out.stderr
+    assert "x@eu.branch.test\n  relay domain: accepted from any client" in out.stdout  # .branch.test
+    assert "x@branch.test\n  relayed: only for relay_networks clients" in out.stdout  # not the parent itself
     assert f"  local: delivered to {tmp_path}/mail/example.test/alice/new/ (from any client)" in out.stdout
     assert "bob@gw.test\n  relay domain: accepted from any client, passed on\n    sent to the transport entry's " \
         "next hop [10.0.0.5]:2525 (its address records, no MX lookup, port 2525)" in out.stdout
