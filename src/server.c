@@ -219,22 +219,29 @@ static bool same_ip(const struct sockaddr *a, const struct sockaddr *b)
     return n && a->sa_family == b->sa_family && ip_bytes(b, &y) == n && memcmp(x, y, n) == 0;
 }
 
-/* True when addr's address is on one of this host's interfaces (all of 127.0.0.0/8 is). */
-static bool is_local_interface(const struct sockaddr *addr)
+/* True when addr's address is on one of this host's interfaces (all of 127.0.0.0/8 is). The
+ * list is read at most once a minute: a big queue resolves many routes, each with its targets. */
+static bool is_local_interface(struct server *srv, const struct sockaddr *addr)
 {
-    struct ifaddrs *all, *i;
-    bool found = false;
     if (addr->sa_family == AF_INET && (ntohl(((const struct sockaddr_in *)addr)->sin_addr.s_addr) >> 24) == 127)
         return true;
-    if (getifaddrs(&all) < 0)
-        return false;
-    for (i = all; i && !found; i = i->ifa_next)
-        found = i->ifa_addr && same_ip(i->ifa_addr, addr);
-    freeifaddrs(all);
-    return found;
+    double now = monotonic_now();
+    if (!srv->ifaddrs || now - srv->ifaddrs_at > 60) {
+        struct ifaddrs *fresh;
+        if (getifaddrs(&fresh) == 0) {
+            if (srv->ifaddrs)
+                freeifaddrs(srv->ifaddrs);
+            srv->ifaddrs = fresh;
+            srv->ifaddrs_at = now;
+        }
+    }
+    for (const struct ifaddrs *i = srv->ifaddrs; i; i = i->ifa_next)
+        if (i->ifa_addr && same_ip(i->ifa_addr, addr))
+            return true;
+    return false;
 }
 
-bool server_listens_at(const struct server *srv, const struct sockaddr *addr)
+bool server_listens_at(struct server *srv, const struct sockaddr *addr)
 {
     static const unsigned char any[16];
     for (size_t i = 0; i < srv->nlisteners; i++) {
@@ -245,7 +252,7 @@ bool server_listens_at(const struct server *srv, const struct sockaddr *addr)
             ip_port((struct sockaddr *)&here) != ip_port(addr) || here.ss_family != addr->sa_family)
             continue;
         size_t n = ip_bytes((struct sockaddr *)&here, &ip);
-        if (same_ip((struct sockaddr *)&here, addr) || (n && memcmp(ip, any, n) == 0 && is_local_interface(addr)))
+        if (same_ip((struct sockaddr *)&here, addr) || (n && memcmp(ip, any, n) == 0 && is_local_interface(srv, addr)))
             return true;
     }
     return false;
@@ -474,6 +481,9 @@ void server_run(struct server *srv)
 void server_free(struct server *srv)
 {
     stop_listening(srv);
+    if (srv->ifaddrs)
+        freeifaddrs(srv->ifaddrs);
+    srv->ifaddrs = NULL;
     queue_stop(srv->queue); /* deliveries in progress are repeated after the restart */
     if (srv->sig_flush)
         event_free(srv->sig_flush);

@@ -20,6 +20,7 @@ struct queue;
 typedef struct ssl_ctx_st SSL_CTX;
 struct auth_users;
 struct listener_role;
+struct ifaddrs;
 struct tls_contexts;
 
 struct server {
@@ -54,6 +55,8 @@ struct server {
     bool space_check_running;
     unsigned long long space_sample;    /* disk thread: the measurement in progress */
     unsigned long long space_free;      /* loop thread: last measured free octets (the smaller of the two); 0 = none yet */
+    struct ifaddrs *ifaddrs;            /* this host's interface addresses (server_listens_at), or NULL */
+    double ifaddrs_at;                  /* monotonic time they were read: read again after a minute */
     unsigned dns_check_timeouts;        /* MAIL/RCPT-time DNS checks timed out in a row (smtp_envelope.c) */
     double dns_checks_paused_until;     /* monotonic: those checks are skipped until then (dns_outage_pause) */
     struct event *space_timer;
@@ -82,7 +85,7 @@ double monotonic_now(void);
  * or a wildcard one on its port when the address is one of this host's interfaces. For the
  * outbound queue: a mail exchanger that is this server itself (RFC 5321 5.1). */
 struct sockaddr;
-bool server_listens_at(const struct server *srv, const struct sockaddr *addr);
+bool server_listens_at(struct server *srv, const struct sockaddr *addr);
 
 /* Called by a session when it is freed; ends the loop once shutdown has no sessions left. */
 void server_session_gone(struct server *srv);
