@@ -290,6 +290,16 @@ bool policy_transport(const struct policy *p, const char *domain, unsigned defau
     return suffix_get(&p->transport, domain, &text) && next_hop_parse(text, default_port, hop);
 }
 
+void policy_next_hop(const struct policy *p, const struct config *cfg, const char *domain, struct next_hop *hop)
+{
+    if (policy_transport(p, domain, cfg->smtp_port, hop))
+        return;
+    if (*cfg->relay_host)
+        *hop = cfg->relay_hop;
+    else
+        next_hop_domain(domain, cfg->smtp_port, hop);
+}
+
 void policy_check_rcpt(const struct policy *p, const struct mailbox *mb, bool may_relay, struct rcpt_verdict *v)
 {
     char local[ADDR_LOCAL_MAX + 1];
@@ -308,11 +318,10 @@ void policy_check_rcpt(const struct policy *p, const struct mailbox *mb, bool ma
     if (!strmap_get(&p->local_domains, domain, NULL)) {
         if (!may_relay)
             { refuse(v, REPLY_RELAY_DENIED, "relay_denied"); return; }
-        struct next_hop hop;
         v->kind = RCPT_RELAY;
         v->reply = REPLY_RCPT_RELAY_OK;
         v->reason = "relay";
-        v->routed = policy_transport(p, domain, 25, &hop);
+        v->routed = suffix_get(&p->transport, domain, NULL); /* no next-hop parse per RCPT */
         return;
     }
     snprintf(v->domain, sizeof v->domain, "%s", domain);

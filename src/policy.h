@@ -55,4 +55,8 @@ void policy_check_rcpt(const struct policy *p, const struct mailbox *mb, bool ma
  * ".parent" entry), with default_port when the entry names none; false when none applies. */
 bool policy_transport(const struct policy *p, const char *domain, unsigned default_port, struct next_hop *hop);
 
+/* Where the queue sends mail for a canonical remote domain: its transport entry, else relay_host,
+ * else the domain's own mail exchangers (smtp_port). */
+void policy_next_hop(const struct policy *p, const struct config *cfg, const char *domain, struct next_hop *hop);
+
 #endif

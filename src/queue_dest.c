@@ -144,12 +144,16 @@ static void route_for_connection(const struct dest *d, struct dns_route *out)
         }
 }
 
-/* Settles every waiting job of d as deferred with diag (code 451). */
-static void defer_waiting(struct dest *d, const char *diag)
+/* Settles every job waiting for d with code and diag. */
+static void fail_waiting(struct dest *d, int code, const char *diag)
 {
-    for (struct qjob *j; (j = dest_pop(d));) {
+    struct qjob *waiting = d->head; /* detached first: a finished job may queue another here */
+    d->head = d->tail = NULL;
+    while (waiting) {
+        struct qjob *j = waiting;
+        waiting = j->next;
         for (size_t i = 0; i < j->job.nrcpts; i++) {
-            j->job.rcpts[i].code = 451;
+            j->job.rcpts[i].code = code;
             snprintf(j->job.rcpts[i].diag, sizeof j->job.rcpts[i].diag, "%s", diag);
         }
         queue_job_finished(j);
@@ -174,7 +178,7 @@ static void suspend(struct dest *d, const char *why)
     char safe[700];
     log_info("event=destination_suspended domain=%s seconds=%u waiting=%s reason=\"%s\"", d->domain, secs,
              d->head ? "deferred" : "none", log_quotable(safe, sizeof safe, why));
-    defer_waiting(d, d->suspended_why);
+    fail_waiting(d, 451, d->suspended_why);
 }
 
 /* True while d is suspended; its waiting jobs are then deferred at once. It ends a second early:
@@ -188,7 +192,7 @@ static bool suspended(struct dest *d)
         log_info("event=destination_resumed domain=%s", d->domain);
         return false;
     }
-    defer_waiting(d, d->suspended_why);
+    fail_waiting(d, 451, d->suspended_why);
     return true;
 }
 
@@ -264,21 +268,11 @@ static void on_client_closed(void *arg, struct smtp_client *c)
 
 static const struct smtp_client_ops client_ops = {on_job_done, on_client_closed, on_target_down};
 
-/* Settles every job waiting for d with code and diag; the next attempt asks DNS again. */
+/* The route failed: settles every job waiting for d; the next attempt asks DNS again. */
 static void settle_waiting(struct dest *d, int code, const char *diag)
 {
-    struct qjob *waiting = d->head;
-    d->head = d->tail = NULL;
     d->resolved = false;
-    while (waiting) {
-        struct qjob *j = waiting;
-        waiting = j->next;
-        for (size_t i = 0; i < j->job.nrcpts; i++) {
-            j->job.rcpts[i].code = code;
-            snprintf(j->job.rcpts[i].diag, sizeof j->job.rcpts[i].diag, "%s", diag);
-        }
-        queue_job_finished(j);
-    }
+    fail_waiting(d, code, diag);
     dest_free_if_idle(d);
 }
 
@@ -295,13 +289,9 @@ static bool same_host(const char *a, const char *b)
  * listeners on the next hop's port (a name in DNS other than hostname, or a wildcard listener). */
 static bool is_self(const struct dest *d, const struct dns_target *t)
 {
-    struct sockaddr_storage at = t->addr;
     if (same_host(t->host, d->q->srv->cfg->hostname))
         return true;
-    if (at.ss_family == AF_INET)
-        ((struct sockaddr_in *)&at)->sin_port = htons((uint16_t)d->hop.port);
-    else
-        ((struct sockaddr_in6 *)&at)->sin6_port = htons((uint16_t)d->hop.port);
+    struct sockaddr_storage at = endpoint(d, t);
     return server_listens_at(d->q->srv, (struct sockaddr *)&at);
 }
 
@@ -394,25 +384,13 @@ static struct dns_query *resolve(struct queue *q, struct dest *d)
                      : dns_resolve_host(q->srv->dns, d->hop.route, on_route, d);
 }
 
-/* Where mail for domain goes: its transport entry, else relay_host, else its mail exchangers. */
-static void next_hop_of(const struct queue *q, const char *domain, struct next_hop *hop)
-{
-    const struct config *cfg = q->srv->cfg;
-    if (policy_transport(q->srv->policy, domain, cfg->smtp_port, hop))
-        return;
-    if (*cfg->relay_host)
-        *hop = cfg->relay_hop;
-    else
-        next_hop_domain(domain, cfg->smtp_port, hop);
-}
-
 void queue_dispatch(struct queue *q, struct qjob *j, const char *domain)
 {
     sweep_suspended(q);
     /* every domain sent to one relay host or next hop is one destination: destination_concurrency
      * and connection reuse apply to that host, as its own limits expect */
     struct next_hop hop;
-    next_hop_of(q, domain, &hop);
+    policy_next_hop(q->srv->policy, q->srv->cfg, domain, &hop);
     struct dest *d = dest_get(q, &hop);
     if (!d) {
         for (size_t i = 0; i < j->job.nrcpts; i++)

@@ -18,21 +18,21 @@ static void describe_hop(FILE *out, const struct next_hop *hop)
             hop->port);
 }
 
-/* Where the queue sends mail for domain (queue_dest.c's order). */
+/* Where the queue sends mail for domain (policy_next_hop, as the queue asks it). */
 static void describe_route(FILE *out, const struct config *cfg, const struct policy *p, const char *domain)
 {
     struct next_hop hop;
-    if (policy_transport(p, domain, cfg->smtp_port, &hop)) {
-        fprintf(out, "    sent to the transport entry's next hop ");
-        describe_hop(out, &hop);
-    } else if (*cfg->relay_host) {
+    policy_next_hop(p, cfg, domain, &hop);
+    if (hop.relay_host)
         fprintf(out, "    sent to relay_host ");
-        describe_hop(out, &cfg->relay_hop);
-    } else if (domain[0] == '[') {
-        fprintf(out, "    sent to the address %s itself (an address literal: no DNS, port %u)", domain, cfg->smtp_port);
-    } else {
-        fprintf(out, "    sent to the mail exchangers of %s (MX lookup, port %u)", domain, cfg->smtp_port);
-    }
+    else if (hop.configured)
+        fprintf(out, "    sent to the transport entry's next hop ");
+    if (hop.configured)
+        describe_hop(out, &hop);
+    else if (domain[0] == '[')
+        fprintf(out, "    sent to the address %s itself (an address literal: no DNS, port %u)", domain, hop.port);
+    else
+        fprintf(out, "    sent to the mail exchangers of %s (MX lookup, port %u)", domain, hop.port);
     fprintf(out, "\n");
 }
 
