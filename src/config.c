@@ -45,6 +45,10 @@ static const struct key_def keys[] = {
      "Default: none."},
     {"smtps_listen", T_OPT_LISTEN_LIST, F(smtps_listen), "", 0, 0,
      "Implicit-TLS submission addresses (port 465 role, RFC 8314), AUTH required. Default: none."},
+    {"metrics_listen", T_OPT_LISTEN_LIST, F(metrics_listen), "", 0, 0,
+     "Addresses (host:port) serving Prometheus metrics over HTTP at /metrics: connections, replies by "
+     "reason, messages, latency of the 250, deliveries, queue, disk. No password: keep it on loopback or a "
+     "monitoring network. Default: none."},
     {"tls_cert", T_OPTPATH, F(tls_cert), "", 0, 0,
      "PEM certificate (chain allowed, leaf first). Unset: no TLS (no STARTTLS, no submission)."},
     {"tls_key", T_OPTPATH, F(tls_key), "", 0, 0, "PEM private key of tls_cert."},
@@ -636,18 +640,18 @@ static void report_clash(struct config *cfg, struct config_errors *errs, const c
                       cfg->path, config_key_line(cfg, kb), kb, b, a, where);
 }
 
-/* An address given twice, in one listen key or across the three, could only fail at start-up
+/* An address given twice, in one listen key or across the four, could only fail at start-up
  * ("Address already in use"): check-config names both places instead. Every pair is compared. */
 static void check_listen_clashes(struct config *cfg, struct config_errors *errs)
 {
-    const char *keys3[] = {"listen", "submission_listen", "smtps_listen"};
-    const struct strlist *lists[] = {&cfg->listen, &cfg->submission_listen, &cfg->smtps_listen};
-    for (int i = 0; i < 3; i++)
+    const char *names[] = {"listen", "submission_listen", "smtps_listen", "metrics_listen"};
+    const struct strlist *lists[] = {&cfg->listen, &cfg->submission_listen, &cfg->smtps_listen, &cfg->metrics_listen};
+    for (int i = 0; i < 4; i++)
         for (size_t a = 0; a < lists[i]->count; a++)
-            for (int j = i; j < 3; j++)
+            for (int j = i; j < 4; j++)
                 for (size_t b = (j == i ? a + 1 : 0); b < lists[j]->count; b++)
                     if (listen_clash(lists[i]->items[a], lists[j]->items[b]))
-                        report_clash(cfg, errs, keys3[i], lists[i]->items[a], keys3[j], lists[j]->items[b]);
+                        report_clash(cfg, errs, names[i], lists[i]->items[a], names[j], lists[j]->items[b]);
 }
 
 /* relay_host_auth's file: comments and blank lines, and one "user:password" line (the password

@@ -27,6 +27,7 @@ struct config {
     struct strlist listen;        /* "host:port" entries, validated (MX role) */
     struct strlist submission_listen; /* port 587 role: STARTTLS then AUTH required */
     struct strlist smtps_listen;  /* port 465 role: implicit TLS (RFC 8314), AUTH required */
+    struct strlist metrics_listen; /* Prometheus endpoint (metrics.c); empty = none */
     char *tls_cert;               /* PEM chain, "" = no TLS */
     char *tls_key;
     char *tls_min_version;        /* TLSv1, TLSv1.1, TLSv1.2, TLSv1.3 */

@@ -12,6 +12,7 @@
 
 static atomic_int min_level = LOG_INFO; /* a reload may change it while disk threads log */
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
+static atomic_ullong logged[4]; /* lines per level, written or not (metrics: warnings, errors) */
 
 void log_set_level(enum log_level level)
 {
@@ -31,8 +32,14 @@ int log_level_parse(const char *name)
     return -1;
 }
 
+unsigned long long log_count(enum log_level level)
+{
+    return atomic_load_explicit(&logged[level], memory_order_relaxed);
+}
+
 void log_msg(enum log_level level, const char *fmt, ...)
 {
+    atomic_fetch_add_explicit(&logged[level], 1, memory_order_relaxed);
     if (!log_enabled(level))
         return;
     char line[2048];

@@ -15,6 +15,9 @@ int log_level_parse(const char *name);
 /* True when lines of this level are written: check it before costly work to build a line. */
 bool log_enabled(enum log_level level);
 
+/* How many lines of this level were logged since start-up, written or below log_level. */
+unsigned long long log_count(enum log_level level);
+
 /* Writes "<time> postern[pid] <level> <message>" to stderr; message is printf-formatted. */
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -52,6 +52,11 @@ static struct held_mailbox *find(const struct mailbox_holds *h, const char *dir)
     return NULL;
 }
 
+unsigned mailbox_holds_count(const struct mailbox_holds *h)
+{
+    return h ? h->count : 0;
+}
+
 bool mailbox_is_held(const struct mailbox_holds *h, const char *local, const char *domain)
 {
     if (!h || h->count == 0)

@@ -29,6 +29,9 @@ void mailbox_holds_free(struct mailbox_holds *h);
 /* After a failed commit: holds the mailbox the failure was in, if it was in one. */
 void mailbox_holds_note_failure(struct mailbox_holds *h, const struct message *m);
 
+/* How many mailboxes are held now. */
+unsigned mailbox_holds_count(const struct mailbox_holds *h);
+
 /* True when the local mailbox (local, domain) is held. */
 bool mailbox_is_held(const struct mailbox_holds *h, const char *local, const char *domain);
 

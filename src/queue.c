@@ -199,14 +199,17 @@ void queue_job_finished(struct qjob *j)
         if (jr->code / 100 == 2) {
             r->status = QR_DELIVERED;
             what = "sent";
+            e->q->srv->metrics.relay[RELAY_SENT]++;
             if ((r->notify & NOTIFY_SUCCESS) && !j->job.peer_dsn)
                 e->news[j->idx[i]] = 'S';
         } else if (jr->code / 100 == 5) {
             r->status = QR_FAILED;
             e->news[j->idx[i]] = 'F';
             what = "bounced";
+            e->q->srv->metrics.relay[RELAY_BOUNCED]++;
         } else {
             what = "deferred";
+            e->q->srv->metrics.relay[RELAY_DEFERRED]++;
         }
         char addr[300], diag[sizeof jr->diag];
         log_info("event=delivery qid=%s rcpt=<%s> relay=%s status=%s detail=\"%s\"", e->f.qid,
@@ -217,6 +220,18 @@ void queue_job_finished(struct qjob *j)
         return; /* the same job again, for the rest */
     if (--e->jobs_left == 0)
         attempt_complete(e);
+}
+
+void queue_get_stats(const struct queue *q, struct queue_stats *st)
+{
+    *st = (struct queue_stats){0};
+    if (!q)
+        return;
+    st->messages = q->nentries;
+    st->attempts = q->in_flight;
+    st->connections = q->nconns;
+    for (const struct dest *d = q->dests; d; d = d->next)
+        st->destinations++;
 }
 
 /* ---------- attempts ---------- */
@@ -511,6 +526,7 @@ static void attempt_complete(struct qentry *e)
             r->diag = strdup(diag);
             r->status = QR_FAILED;
             e->news[i] = 'F';
+            e->q->srv->metrics.relay[RELAY_EXPIRED]++;
         } else {
             pending = true;
         }
@@ -568,8 +584,11 @@ static void local_commit_done(void *arg)
     }
     if (ok && m->nlocal < m->nrcpts && ls->srv->queue)
         queue_add_committed(ls->srv->queue, m->qid);
-    if (ok)
+    if (ok) {
+        ls->srv->metrics.reports_made++;
+        ls->srv->metrics.local_deliveries += m->nlocal;
         log_info("event=accepted qid=%s sender=<> rcpts=%zu source=local", m->qid, m->nrcpts);
+    }
     ls->done(ls->arg, ok);
     message_free(m);
     free(ls);

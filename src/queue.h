@@ -7,6 +7,7 @@
 #define POSTERN_QUEUE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 struct server;
 struct queue;
@@ -15,6 +16,15 @@ struct message;
 /* Loads spool_dir/queue (start-up, before the loop runs) and starts the scheduler. */
 struct queue *queue_new(struct server *srv);
 void queue_free(struct queue *q);
+
+/* What the queue holds and does right now (metrics). */
+struct queue_stats {
+    size_t messages;          /* queued for relay: due, deferred or in an attempt (not held ones) */
+    unsigned attempts;        /* delivery attempts in progress */
+    unsigned connections;     /* outbound SMTP connections open */
+    unsigned destinations;    /* destinations known (recipient domains or next hops) */
+};
+void queue_get_stats(const struct queue *q, struct queue_stats *st);
 
 /* Shutdown, before the disk threads are drained: closes outbound connections and DNS queries;
  * work still finishing on disk threads then only releases memory. */

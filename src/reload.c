@@ -107,9 +107,11 @@ static void apply(void *arg)
             log_error("event=reload_failed error=\"%s\"", r->errs.msgs[i]);
         log_error("event=reload_failed detail=\"%zu error%s: nothing changed, the server goes on as it was\"",
                   r->errs.count, r->errs.count == 1 ? "" : "s");
+        srv->metrics.reload_failures++;
         reloaded_free(r);
         return;
     }
+    srv->metrics.reloads++;
     char restart[1024];
     config_changed_keys(srv->cfg, &r->cfg, reloadable, restart, sizeof restart);
     if (*restart)

@@ -431,7 +431,7 @@ bool server_start(struct server *srv, struct config *cfg, struct policy *policy,
     if (!lock_spool(srv, cfg->spool_dir))
         return false;
     spool_recover(cfg->spool_dir);
-    if (!open_listeners(srv) || !privs_drop(cfg))
+    if (!open_listeners(srv) || !metrics_start(srv) || !privs_drop(cfg))
         return false;
     srv->disk = workq_new(srv->base, cfg->io_threads, "postern-disk");
     srv->file_pool = file_pool_new(cfg->mail_dir, cfg->file_pool_size); /* NULL: files made on demand */
@@ -512,6 +512,7 @@ void server_free(struct server *srv)
     if (srv->sig_hup)
         event_free(srv->sig_hup);
     dns_free(srv->dns);
+    metrics_stop(srv);
     if (srv->reply_scratch)
         evbuffer_free(srv->reply_scratch);
     conn_counts_free(srv->per_ip);

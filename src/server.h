@@ -7,6 +7,7 @@
 
 #include "commit.h"
 #include "config.h"
+#include "metrics.h"
 #include "policy.h"
 
 struct event_base;
@@ -63,6 +64,7 @@ struct server {
     struct event *cert_timer;           /* tls_cert_check_interval */
     struct event *grace_timer;
     struct event *sig_term, *sig_int, *sig_hup;
+    struct metrics metrics;             /* counters and the metrics_listen endpoint (metrics.c) */
 };
 
 /* Binds the listeners, creates the directories and the disk threads; false (logged) on failure. */

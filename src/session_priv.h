@@ -68,6 +68,7 @@ struct session {
     double close_deadline; /* stop waiting for unsent output then */
     double command_started;/* when the wait for the current command began (monotonic s) */
     double data_started;   /* when DATA began */
+    double data_ended;     /* when its CRLF.CRLF came (the 250's latency, metrics.c) */
     size_t data_bytes;     /* raw octets received since DATA began */
     unsigned errors;
     /* what the disconnect line sums up */

@@ -87,6 +87,7 @@ static void tally_reply(struct session *s, enum reply_id id)
 {
     int code = reply_info(id)->code;
     s->last_code = code;
+    s->srv->metrics.replies[id]++;
     if (s->last_verb == VERB_RCPT && code != 421 && !is_protocol_error(code)) {
         code / 100 == 2 ? s->rcpts_ok++ : s->rcpts_refused++;
         code / 100 == 2 ? s->rcpts_ok_run++ : code / 100 == 5 ? s->rcpts_5xx_run++ : 0;
@@ -134,6 +135,7 @@ void reply(struct session *s, enum reply_id id, ...)
     enum reply_id last = session_limit_reached(s, id);
     if (last != REPLY__COUNT) {
         s->last_code = reply_info(last)->code;
+        s->srv->metrics.replies[last]++;
         reply_format(buf, false, last);
     }
     reply_flush(s, buf);
@@ -316,6 +318,16 @@ static void log_transaction(struct session *s, const char *event, enum reply_id 
 
 /* ---------- received message: headers and commit ---------- */
 
+/* metrics: a message accepted - its size, its local copies, how long the 250 took after the data */
+static void count_accepted(struct session *s, const struct message *m)
+{
+    struct metrics *mt = &s->srv->metrics;
+    mt->messages_accepted++;
+    mt->octets_accepted += s->data.size;
+    mt->local_deliveries += m->nlocal;
+    metrics_commit_latency(mt, monotonic_now() - s->data_ended);
+}
+
 /* Loop thread: the commit finished; answer and go on with the client's next commands. */
 static void commit_done(void *arg)
 {
@@ -337,6 +349,8 @@ static void commit_done(void *arg)
     /* the client first, then the log line: its formatting and write() need not delay the 250
      * (none is sent if the session was closed meanwhile: see reply()) */
     reply(s, id, m->qid);
+    if (m->status == COMMIT_OK)
+        count_accepted(s, m);
     if (m->status == COMMIT_OK && m->nlocal)
         dsn_report_local_deliveries(s->srv, m); /* NOTIFY=SUCCESS of local recipients */
     log_transaction(s, s->dead ? "accepted_client_gone" : m->status == COMMIT_OK ? "accepted" : "deferred", id, NULL);
@@ -396,6 +410,7 @@ static void finish_data(struct session *s)
     s->srv->commits_running++;
     set_timeouts(s);
     m->owner = s;
+    s->data_ended = monotonic_now();
     commit_submit(s->srv->disk, s->srv->committer, &s->srv->commit_cfg, m, commit_done); /* see commit.c */
 }
 
@@ -432,6 +447,7 @@ static void cmd_helo(struct session *s, const struct smtp_command *c)
     if (auth_offered(s) && !s->auth_user)
         keywords[n++] = "AUTH PLAIN LOGIN";
     reply_format(out, true, REPLY_EHLO_FIRST, host, s->helo, s->peer_ip);
+    s->srv->metrics.replies[REPLY_EHLO_FIRST]++;
     for (size_t i = 0; i < n; i++)
         reply_format(out, i + 1 < n, REPLY_EHLO_KEYWORD, keywords[i]);
     reply_flush(s, out);
@@ -913,6 +929,7 @@ void session_attach(struct server *srv, struct bufferevent *bev, const struct so
     }
     s->counted = true;
     srv->nactive++;
+    srv->metrics.connections[role]++;
     log_info("event=connect session=%s client=%s", s->id, s->peer_ip);
     if (!(cfg->greet_delay && !s->may_relay && role == ROLE_MX && delay_greeting(s)))
         send_greeting(-1, 0, s);

@@ -1,0 +1,50 @@
+/* metrics.h - the server's counters and its Prometheus endpoint (metrics_listen): what an
+ * administrator graphs and alerts on - connections, every reply by catalog row (so refusals by
+ * reason), messages and octets accepted, end-of-data-to-250 latency, deliveries and bounces,
+ * the queue, free disk space. Counters are plain integers touched on the loop thread only. */
+#ifndef POSTERN_METRICS_H
+#define POSTERN_METRICS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "reply.h"
+
+struct server;
+struct evhttp;
+
+/* Upper bounds (seconds) of the end-of-data-to-250 latency histogram's buckets (+Inf after). */
+#define METRICS_LATENCY_BUCKETS 12
+
+/* Outcomes of a relayed recipient's delivery attempt. */
+enum relay_result { RELAY_SENT, RELAY_DEFERRED, RELAY_BOUNCED, RELAY_EXPIRED, RELAY__COUNT };
+
+struct metrics {
+    unsigned long long connections[3];             /* accepted, by enum listen_role */
+    unsigned long long replies[REPLY__COUNT];      /* SMTP replies sent, by catalog row */
+    unsigned long long messages_accepted;          /* 250 after end of data */
+    unsigned long long octets_accepted;            /* their message octets as received */
+    unsigned long long local_deliveries;           /* recipients put in a Maildir (received or made here) */
+    unsigned long long relay[RELAY__COUNT];        /* relayed recipients' attempt results */
+    unsigned long long reports_made;               /* bounces, delay warnings, success reports committed */
+    unsigned long long commit_latency[METRICS_LATENCY_BUCKETS + 1]; /* per bucket, not cumulative */
+    double commit_latency_sum;                     /* seconds */
+    unsigned long long reloads, reload_failures;
+    double started;                                /* time(NULL) at start-up */
+    struct evhttp *http;                           /* the endpoint; NULL when metrics_listen is empty */
+};
+
+/* Counts one end-of-data-to-250 latency (seconds). */
+void metrics_commit_latency(struct metrics *m, double seconds);
+
+/* Opens the metrics_listen endpoints (GET /metrics); false (logged) when one cannot be bound. */
+bool metrics_start(struct server *srv);
+
+/* Closes the endpoint (no-op when none). */
+void metrics_stop(struct server *srv);
+
+struct evbuffer;
+/* Appends the Prometheus text exposition (format 0.0.4) of the server's state to out. */
+void metrics_render(struct server *srv, struct evbuffer *out);
+
+#endif
