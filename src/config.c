@@ -80,6 +80,10 @@ static const struct key_def keys[] = {
      "Table file of moved users: 'old-address new-address' per line; RCPT gets 551 5.1.6 naming the new one."},
     {"relay_networks", T_CIDR_LIST, F(relay_networks), "", 0, 0,
      "Client networks (CIDR) allowed to send to non-local domains. Default: none."},
+    {"proxy_addresses", T_CIDR_LIST, F(proxy_addresses), "", 0, 0,
+     "Addresses (or CIDR networks) this server receives mail on through NAT or a proxy but has on none of "
+     "its interfaces, e.g. the public address its MX record names. A mail exchanger there is this server "
+     "itself: its mail is not sent there (RFC 5321 5.1 loop check). Default: none."},
     {"null_mx_domains", T_DOMAIN_LIST, F(null_mx_domains), "", 0, 0,
      "Domains that publish a null MX (RFC 7505): RCPT gets 556 5.1.10."},
     {"relay_domains", T_SUFFIX_LIST, F(relay_domains), "", 0, 0,

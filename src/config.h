@@ -43,6 +43,7 @@ struct config {
     char *recipients;             /* table file or "" */
     char *moved;                  /* table file or "" */
     struct strlist relay_networks;/* CIDR texts, validated */
+    struct strlist proxy_addresses; /* CIDR texts: this server's addresses behind NAT (mail loop check) */
     struct strlist null_mx_domains;
     struct strlist relay_domains; /* lower-cased: accepted from anyone, passed on */
     char *relay_recipients;       /* table file or "" */

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "cidr.h"
 #include "log.h"
 #include "policy.h"
 #include "queue_priv.h"
@@ -285,14 +286,27 @@ static bool same_host(const char *a, const char *b)
     return la == lb && strncasecmp(a, b, la) == 0;
 }
 
-/* True when target t of d's route is this server: named hostname, or reaching one of its own
- * listeners on the next hop's port (a name in DNS other than hostname, or a wildcard listener). */
+/* True when addr is in proxy_addresses: this server's own address behind NAT or a proxy. */
+static bool at_proxy_address(const struct config *cfg, const struct sockaddr *addr)
+{
+    for (size_t i = 0; i < cfg->proxy_addresses.count; i++) {
+        struct cidr net;
+        if (cidr_parse(cfg->proxy_addresses.items[i], &net) && cidr_match(&net, addr))
+            return true;
+    }
+    return false;
+}
+
+/* True when target t of d's route is this server: named hostname, reaching one of its own
+ * listeners on the next hop's port (a name in DNS other than hostname, or a wildcard listener),
+ * or at one of its proxy_addresses (any port: NAT may map another one to ours). */
 static bool is_self(const struct dest *d, const struct dns_target *t)
 {
     if (same_host(t->host, d->q->srv->cfg->hostname))
         return true;
     struct sockaddr_storage at = endpoint(d, t);
-    return server_listens_at(d->q->srv, (struct sockaddr *)&at);
+    return server_listens_at(d->q->srv, (struct sockaddr *)&at) ||
+           at_proxy_address(d->q->srv->cfg, (struct sockaddr *)&at);
 }
 
 /* RFC 5321 5.1: a server that is one of a domain's mail exchangers sends the domain's mail only to

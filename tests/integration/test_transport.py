@@ -130,13 +130,17 @@ def test_mail_for_a_domain_whose_best_mx_is_this_server_is_deferred_as_a_loop(re
     assert not peer.lines
 
 
-@pytest.mark.parametrize("listen", ["127.0.0.5", "0.0.0.0"])
+@pytest.mark.parametrize("listen", ["127.0.0.5", "0.0.0.0", "proxy_addresses"])
 def test_an_exchanger_at_this_server_address_is_found_whatever_its_name(relay, listen):
     """selfaddr.test's implicit MX is 127.0.0.5, where this server (named otherwise) listens on the
-    port mail goes to: by that address, or by a wildcard listener (127.0.0.0/8 is all local). The
-    mail is deferred as a loop instead of being sent to this server itself, again and again."""
+    port mail goes to: by that address, or by a wildcard listener (127.0.0.0/8 is all local), or
+    through NAT (proxy_addresses: nothing here listens there). The mail is deferred as a loop
+    instead of being sent to this server itself, again and again."""
     port = free_port()
-    srv = relay["start"](listen=f"127.0.0.1:{{port}}, {listen}:{port}", smtp_port=port, retry_schedule="1h")
+    conf = dict(listen=f"127.0.0.1:{{port}}, {listen}:{port}")
+    if listen == "proxy_addresses":
+        conf = dict(proxy_addresses="192.0.2.1, 127.0.0.5/32")
+    srv = relay["start"](**conf, smtp_port=port, retry_schedule="1h")
     send(srv, ["x@selfaddr.test"])
     wait_for(lambda: "status=deferred" in srv.log_text(), what="the deferral")
     log = srv.log_text()
