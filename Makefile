@@ -1,10 +1,10 @@
 # Postern - build, run and test. `make run` and `make test` install missing Debian packages first.
 SHELL := /bin/bash
 CC ?= cc
-PKGS := libevent libevent_pthreads libevent_openssl openssl libxcrypt libunbound zlib libidn2
+PKGS := libevent libevent_pthreads libevent_openssl openssl libxcrypt libunbound zlib libidn2 libsystemd
 CFLAGS ?= -O2 -g
 CFLAGS += -std=c17 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wformat=2 -Wno-format-truncation -pthread
-LDLIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -levent_openssl -levent_pthreads -levent -lssl -lcrypto -lcrypt -lunbound -lz -lidn2) -pthread
+LDLIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -levent_openssl -levent_pthreads -levent -lssl -lcrypto -lcrypt -lunbound -lz -lidn2 -lsystemd) -pthread
 
 # The version `postern --version` prints and the start-up line logs: the git commit, "-dirty" when
 # the tree has changes; server.o is remade when it changes (build/version.stamp).
@@ -23,7 +23,7 @@ FUZZ_CFLAGS := -std=c17 -D_GNU_SOURCE -Wall -Wextra -Werror -g -O1 -pthread -Isr
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 FUZZ_SECONDS ?= 60
 
-.PHONY: all run test deps test-deps bench-deps clean unit asan fuzz fuzz-build fuzz-valgrind lint memcheck bench bench-quick FORCE
+.PHONY: all install run test deps test-deps bench-deps clean unit asan fuzz fuzz-build fuzz-valgrind lint memcheck bench bench-quick FORCE
 
 all: deps build/postern
 
@@ -131,6 +131,23 @@ bench: bench-deps build/postern
 
 bench-quick: bench-deps build/postern
 	@/usr/bin/python3 bench/bench.py --quick
+
+# A system install: the binary, a configuration for /etc/postern (never over an existing one),
+# and postern.service for systemd. PREFIX and DESTDIR as usual (make install DESTDIR=/tmp/stage).
+PREFIX ?= /usr/local
+SYSCONFDIR ?= /etc
+UNITDIR ?= /lib/systemd/system
+install: all
+	install -D -m 755 build/postern $(DESTDIR)$(PREFIX)/sbin/postern
+	install -d -m 755 $(DESTDIR)$(SYSCONFDIR)/postern
+	sed -e 's|/etc/postern/|$(SYSCONFDIR)/postern/|g' etc/system/postern.conf > build/postern.conf
+	for f in build/postern.conf etc/system/recipients etc/system/moved; do \
+	    to=$(DESTDIR)$(SYSCONFDIR)/postern/$$(basename $$f); [ -e $$to ] || install -m 644 $$f $$to; \
+	done
+	sed -e 's|@SBINDIR@|$(PREFIX)/sbin|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' etc/system/postern.service.in \
+	    > build/postern.service
+	install -D -m 644 build/postern.service $(DESTDIR)$(UNITDIR)/postern.service
+	@echo "installed; then: systemctl daemon-reload && systemctl enable --now postern"
 
 run: all
 	@scripts/make-cert.sh

@@ -6,6 +6,8 @@
 #include "reload.h"
 
 #include <openssl/ssl.h>
+#include <systemd/sd-daemon.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -107,6 +109,8 @@ static void apply(void *arg)
             log_error("event=reload_failed error=\"%s\"", r->errs.msgs[i]);
         log_error("event=reload_failed detail=\"%zu error%s: nothing changed, the server goes on as it was\"",
                   r->errs.count, r->errs.count == 1 ? "" : "s");
+        sd_notifyf(0, "READY=1\nSTATUS=reload failed (%zu errors, see the log): running the previous configuration",
+                   r->errs.count);
         srv->metrics.reload_failures++;
         reloaded_free(r);
         return;
@@ -133,7 +137,17 @@ static void apply(void *arg)
     log_info("event=reloaded recipients=%zu moved=%zu users=%zu local_domains=%zu tls=%s",
              srv->policy->recipients.count, srv->policy->moved.count, srv->users->users.count,
              srv->policy->local_domains.count, srv->tls_ctx ? "reloaded" : "off");
+    sd_notify(0, "READY=1\nSTATUS=configuration reloaded");
     workq_submit(srv->disk, release_tables, reloaded_free, r); /* freeing 300,000 entries takes a while */
+}
+
+/* systemd: a reload is running until the next READY=1 (MONOTONIC_USEC: for Type=notify-reload). */
+static void notify_reloading(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu",
+               (unsigned long long)now.tv_sec * 1000000ULL + (unsigned long long)now.tv_nsec / 1000);
 }
 
 void server_reload(struct server *srv)
@@ -148,6 +162,7 @@ void server_reload(struct server *srv)
         log_error("event=reload_failed detail=\"out of memory\"");
         return;
     }
+    notify_reloading();
     r->srv = srv;
     r->tls_was_on = srv->tls_ctx != NULL;
     srv->reload_running = true;

@@ -22,6 +22,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <systemd/sd-daemon.h>
 #include <time.h>
 
 #include "cidr.h"
@@ -112,6 +113,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     if (srv->shutting_down)
         return;
     log_info("event=shutdown signal=%d sessions=%u", (int)sig, srv->nsessions);
+    sd_notifyf(0, "STOPPING=1\nSTATUS=stopping: %u sessions finishing", srv->nsessions);
     srv->shutting_down = true;
     stop_listening(srv);
     event_del(srv->space_timer);
@@ -469,6 +471,9 @@ bool server_start(struct server *srv, struct config *cfg, struct policy *policy,
     }
     log_info("event=started version=%s hostname=%s mail_dir=%s spool_dir=%s io_threads=%u", server_version(),
              cfg->hostname, cfg->mail_dir, cfg->spool_dir, cfg->io_threads);
+    /* systemd (Type=notify): started once the listeners take connections and the queue is loaded;
+     * a no-op when not run by systemd (no NOTIFY_SOCKET) */
+    sd_notifyf(0, "READY=1\nMAINPID=%ld\nSTATUS=accepting mail on %zu addresses", (long)getpid(), srv->nlisteners);
     return true;
 }
 

@@ -402,3 +402,58 @@ def test_check_config_warns_about_a_hostname_that_is_not_fully_qualified(tmp_pat
     assert "key=hostname detail=\"'localhost' is not a fully qualified domain name" in short.stderr
     full = check_config(write_conf(tmp_path, "hostname = mx.example.test\n" + tables))
     assert full.returncode == 0 and full.stderr == ""
+
+
+def test_systemd_is_told_ready_reloading_and_stopping(make_server, tmp_path, monkeypatch):
+    """Type=notify: READY=1 (with MAINPID) once the server takes connections, RELOADING=1 then
+    READY=1 around a SIGHUP - a failed reload says so in STATUS= - and STOPPING=1 on SIGTERM."""
+    import socket
+    path = tmp_path / "notify"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(path))
+    os.chmod(path, 0o777)  # the server writes to it after dropping to its user
+    sock.settimeout(10)
+    monkeypatch.setenv("NOTIFY_SOCKET", str(path))
+    srv = make_server()
+
+    def message():
+        return dict(line.split("=", 1) for line in sock.recv(4096).decode().splitlines())
+    ready = message()
+    assert ready["READY"] == "1" and ready["MAINPID"] == str(srv.proc.pid), ready
+    srv.connect().expect("QUIT", 221)  # it answers once it said ready
+    srv.proc.send_signal(signal.SIGHUP)
+    assert "RELOADING" in message() and message() == {"READY": "1", "STATUS": "configuration reloaded"}
+    conf = srv.conf_path.read_text()
+    srv.conf_path.write_text(conf + "max_recipients = many\n")
+    srv.proc.send_signal(signal.SIGHUP)
+    assert "RELOADING" in message()
+    failed = message()
+    assert failed["READY"] == "1" and failed["STATUS"].startswith("reload failed (1 errors"), failed
+    srv.conf_path.write_text(conf)
+    srv.proc.send_signal(signal.SIGTERM)
+    assert message()["STOPPING"] == "1"
+    srv.stop()
+    sock.close()
+
+
+def test_make_install_lays_out_a_working_service(tmp_path):
+    """make install: the binary, a configuration that passes check-config as installed, a unit file
+    systemd-analyze accepts; a second install keeps the administrator's edited configuration."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAKE") and k != "MFLAGS"}
+    dirs = [f"PREFIX={tmp_path}/usr", f"SYSCONFDIR={tmp_path}/etc", f"UNITDIR={tmp_path}/unit"]
+    run = subprocess.run(["make", "-s", "install", *dirs], cwd=REPO, env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode == 0, run.stderr
+    sbin, conf, unit = tmp_path / "usr/sbin/postern", tmp_path / "etc/postern/postern.conf", tmp_path / "unit/postern.service"
+    assert subprocess.run([str(sbin), "--version"], capture_output=True, timeout=10).returncode == 0
+    check = subprocess.run([str(sbin), "check-config", "-c", str(conf)], capture_output=True, text=True, timeout=10)
+    assert check.returncode == 0, check.stderr
+    assert f"recipients = {tmp_path}/etc/postern/recipients" in conf.read_text()
+    text = unit.read_text()
+    assert "Type=notify" in text and f"ExecStart={sbin} -c {conf}\n" in text
+    verify = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, timeout=60)
+    assert verify.returncode == 0 and not verify.stderr.strip(), verify.stderr
+    conf.write_text(conf.read_text() + "# edited by the administrator\n")
+    run = subprocess.run(["make", "-s", "install", *dirs], cwd=REPO, env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode == 0 and conf.read_text().endswith("# edited by the administrator\n")
