@@ -1,7 +1,8 @@
 /* libFuzzer target: what a remote peer or a damaged spool can feed the outbound relay.
  * The input is split on LF: the lines go through the remote reply parser (like smtp_client.c
  * reads them), and the whole input through the queue file and state file parsers and the commit
- * journal's payload and header parsers (journal_record.c).
+ * journal's payload and header parsers (journal_record.c), and its first line through the
+ * next-hop parser (relay_host and transport entries, LMTP ones too).
  * Invariants: a finished reply has a code in 200-559 and kept text within bounds; a parsed
  * envelope has a sender, an id and recipients, and a body offset inside the input; a journal
  * cancel record holds nothing but seqs and encodes back to them. */
@@ -11,6 +12,7 @@
 #include <string.h>
 
 #include "journal_record.h"
+#include "next_hop.h"
 #include "queue_file.h"
 #include "smtp_reply.h"
 
@@ -62,10 +64,29 @@ static void journal_bytes(const char *s, size_t n)
     journal_header_decode(slot, &h);
 }
 
+/* A parsed next hop has a port (none for a socket), a route, and a socket path that is absolute. */
+static void next_hop_line(const char *s, size_t n)
+{
+    char text[400];
+    const char *nl = memchr(s, '\n', n);
+    size_t len = nl ? (size_t)(nl - s) : n;
+    if (len >= sizeof text)
+        return;
+    memcpy(text, s, len);
+    text[len] = '\0';
+    struct next_hop h;
+    if (!next_hop_parse(text, 25, &h))
+        return;
+    if (!h.configured || !h.route[0] || strcmp(h.name, text) != 0 || (h.unix_socket && (!h.lmtp || h.route[0] != '/')) ||
+        (!h.unix_socket && (h.port < 1 || h.port > 65535)) || (h.lmtp && h.mx))
+        abort();
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     const char *s = (const char *)data;
     replies(s, size);
+    next_hop_line(s, size);
     journal_bytes(s, size);
     struct qfile q;
     char err[256];

@@ -95,7 +95,8 @@ static const struct key_def keys[] = {
      "others get 550 5.1.1. Unset: every address there is accepted (and bounces come back from the next hop)."},
     {"transport", T_OPTPATH, F(transport), "", 0, 0,
      "Table file of routes: 'domain next-hop' per line (next-hop as relay_host: [host]:port, [address], "
-     "name); '.domain' also covers its subdomains. Before relay_host; no MX lookup of the domain."},
+     "name; or an LMTP server: lmtp:[host]:port, lmtp:unix:/path - a local domain too, e.g. Dovecot's "
+     "mailboxes); '.domain' also covers its subdomains. Before relay_host; no MX lookup of the domain."},
     {"accept_mail", T_BOOL, F(accept_mail), "yes", 0, 0,
      "no: greet with 521 5.3.2 and refuse every command but QUIT (RFC 7504)."},
     {"max_message_size", T_SIZE, F(max_message_size), "36700160", 1024, 1ull << 34,

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/un.h>
 #include <unbound.h>
 
 #include "address.h"
@@ -432,6 +433,20 @@ static void route_to_literal(struct dns_query *q)
     rt->ttl = 3600;
 }
 
+/* An LMTP server's Unix-domain socket (transport lmtp:unix:/path): one target, no DNS. */
+static void route_to_socket(struct dns_query *q)
+{
+    struct dns_target *t = &q->route.targets[0];
+    struct sockaddr_un *un = (struct sockaddr_un *)&t->addr;
+    memset(&t->addr, 0, sizeof t->addr);
+    un->sun_family = AF_UNIX;
+    snprintf(un->sun_path, sizeof un->sun_path, "%s", q->domain); /* length checked by next_hop_parse */
+    t->addrlen = (socklen_t)sizeof *un;
+    t->host[0] = '\0';
+    q->route.ntargets = 1;
+    q->route.ttl = 3600;
+}
+
 /* A host named without MX lookup (relay_host = [name]): its own addresses, like an implicit MX. */
 static void route_to_host(struct dns_query *q)
 {
@@ -457,6 +472,8 @@ static struct dns_query *query_start(struct dns *d, enum query_kind kind, const 
     bool asked = false;
     if (q->domain[0] == '[') {
         route_to_literal(q); /* nothing to ask */
+    } else if (host_only && q->domain[0] == '/') {
+        route_to_socket(q);
     } else if (host_only) {
         route_to_host(q);
         asked = q->pending > 0;
@@ -464,7 +481,7 @@ static struct dns_query *query_start(struct dns *d, enum query_kind kind, const 
         asked = ask(q, 0, -1, q->domain, RR_MX);
     }
     if (!asked) {
-        /* report the literal's route or the failure from the loop, never from inside the caller's call */
+        /* report the literal's (or socket's) route or the failure from the loop, never from inside the caller's call */
         struct event_base *base = event_get_base(d->ev);
         q->fail_ev = evtimer_new(base, on_fail_ev, q);
         struct timeval now = {0, 0};

@@ -57,7 +57,8 @@ void dns_free(struct dns *d);
 struct dns_query *dns_resolve_route(struct dns *d, const char *domain, dns_route_cb cb, void *arg);
 
 /* The same for a host that takes mail without an MX lookup (relay_host = [name]): its own
- * addresses (or an address literal's); no address is DNS_NXDOMAIN. */
+ * addresses (or an address literal's); no address is DNS_NXDOMAIN. An absolute path is an LMTP
+ * server's Unix-domain socket: one AF_UNIX target, no DNS. */
 struct dns_query *dns_resolve_host(struct dns *d, const char *host, dns_route_cb cb, void *arg);
 
 /* Asks only whether domain publishes a null MX; a failed lookup answers false. */

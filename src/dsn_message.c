@@ -31,7 +31,7 @@ enum dsn_outcome dsn_message_fill(struct message *m, const struct dsn_report *re
                  v.reason);
         return DSN_NOBODY;
     }
-    struct msg_rcpt mr = {.remote = v.kind == RCPT_RELAY};
+    struct msg_rcpt mr = {.remote = rcpt_queued(&v)};
     snprintf(mr.addr, sizeof mr.addr, "%s", mb.addr);
     snprintf(mr.local, sizeof mr.local, "%s", v.local);
     snprintf(mr.domain, sizeof mr.domain, "%s", v.domain);

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/un.h>
 
 #include "address.h"
 
@@ -45,13 +46,34 @@ static bool parse_port(const char *text, unsigned *port)
     return true;
 }
 
+/* "lmtp:unix:/path": the socket's absolute path, short enough for sockaddr_un. */
+static bool parse_socket_path(const char *path, struct next_hop *hop)
+{
+    if (path[0] != '/' || strlen(path) >= sizeof((struct sockaddr_un *)0)->sun_path || strlen(path) >= sizeof hop->route)
+        return false;
+    snprintf(hop->route, sizeof hop->route, "%s", path);
+    hop->unix_socket = true;
+    return true;
+}
+
 bool next_hop_parse(const char *text, unsigned default_port, struct next_hop *hop)
 {
     char host[ADDR_DOMAIN_MAX + 8];
-    const char *port;
-    bool bracket, utf8;
+    const char *port, *full = text;
+    bool bracket, utf8, lmtp = strncasecmp(text, "lmtp:", 5) == 0;
     memset(hop, 0, sizeof *hop);
-    if (strlen(text) > NEXT_HOP_TEXT_MAX || !split_host_port(text, host, sizeof host, &port, &bracket))
+    if (lmtp) {
+        text += 5;
+        default_port = LMTP_PORT;
+        if (strncasecmp(text, "unix:", 5) == 0) {
+            if (strlen(full) > NEXT_HOP_TEXT_MAX || !parse_socket_path(text + 5, hop))
+                return false;
+            snprintf(hop->name, sizeof hop->name, "%s", full);
+            hop->lmtp = hop->configured = true;
+            return true;
+        }
+    }
+    if (strlen(full) > NEXT_HOP_TEXT_MAX || !split_host_port(text, host, sizeof host, &port, &bracket))
         return false;
     hop->port = default_port;
     if (port && !parse_port(port, &hop->port))
@@ -67,8 +89,9 @@ bool next_hop_parse(const char *text, unsigned default_port, struct next_hop *ho
         snprintf(hop->route, sizeof hop->route, "%s", host);
     else
         return false;
-    snprintf(hop->name, sizeof hop->name, "%s", text);
-    hop->mx = !bracket;
+    snprintf(hop->name, sizeof hop->name, "%s", full);
+    hop->mx = !bracket && !lmtp; /* an LMTP server is a host, never a domain's exchangers */
+    hop->lmtp = lmtp;
     hop->configured = true;
     return true;
 }

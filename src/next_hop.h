@@ -14,11 +14,18 @@ struct next_hop {
     bool mx;           /* route is looked up as a domain: MX records first */
     bool configured;   /* named by the administrator: its failures are ours to fix (deferred) */
     bool relay_host;   /* relay_host itself: relay_host_implicit_tls and relay_host_auth apply */
+    bool lmtp;         /* final delivery by LMTP (RFC 2033): LHLO, a reply per recipient after the data */
+    bool unix_socket;  /* route is the path of a Unix-domain socket (LMTP only), not a host */
 };
+
+#define LMTP_PORT 24
+
 
 /* Parses "[name]" or "[address]" (the host itself, no MX lookup; an IPv6 address as [2001:db8::1]
  * or [IPv6:2001:db8::1]) or a bare name (MX lookup), then an optional ":port" (default_port when
- * none). Fills hop as configured (not relay_host); false when text is none of these. */
+ * none). Or an LMTP server: "lmtp:" then a host as above (never an MX lookup; port 24 when none) or
+ * "unix:" and the absolute path of its socket. Fills hop as configured (not relay_host); false when
+ * text is none of these. */
 bool next_hop_parse(const char *text, unsigned default_port, struct next_hop *hop);
 
 /* The plain route of a recipient domain: its own mail exchangers on port. */

@@ -96,14 +96,16 @@ static bool transport_line(struct policy *p, char **f, int n, const char **err)
         return false;
     }
     if (!next_hop_parse(f[1], 25, &hop)) {
-        *err = "next hop: expected [name], [address] or name, with an optional :port";
+        *err = "next hop: expected [name], [address] or name, with an optional :port, or lmtp:[host]:port "
+               "or lmtp:unix:/path";
         return false;
     }
     char domain[ADDR_DOMAIN_MAX + 2];
     domain[0] = '.';
     idn_canonical(name, domain + 1, sizeof domain - 1);
-    if (!subdomains && strmap_get(&p->local_domains, domain + 1, NULL)) {
-        *err = "domain is in local_domains: its mail is delivered here, never routed";
+    if (!subdomains && strmap_get(&p->local_domains, domain + 1, NULL) && !hop.lmtp) {
+        *err = "domain is in local_domains: its mail is delivered here (to Maildir, or to an lmtp: next hop), "
+               "never routed";
         return false;
     }
     return strmap_put(&p->transport, domain + !subdomains, f[1]) || (*err = "out of memory", false);
@@ -342,4 +344,6 @@ void policy_check_rcpt(const struct policy *p, const struct mailbox *mb, bool ma
     v->kind = RCPT_LOCAL;
     v->reply = REPLY_RCPT_OK;
     v->reason = "local";
+    const char *hop;
+    v->lmtp = strmap_get(&p->transport, domain, &hop) && strncasecmp(hop, "lmtp:", 5) == 0;
 }

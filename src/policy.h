@@ -38,7 +38,15 @@ struct rcpt_verdict {
     char local[ADDR_LOCAL_MAX + 1];   /* RCPT_LOCAL: mailbox name: lower-cased, extension removed */
     char domain[ADDR_DOMAIN_MAX + 1]; /* RCPT_LOCAL: lower-cased domain */
     bool routed;              /* RCPT_RELAY: relay_domains or a transport entry says where it goes */
+    bool lmtp;                /* RCPT_LOCAL: the domain's transport entry is an LMTP server: queued for it */
 };
+
+/* True when the recipient's copy is queued (relayed, or for its domain's LMTP server) rather than
+ * written to its Maildir at once. */
+static inline bool rcpt_queued(const struct rcpt_verdict *v)
+{
+    return v->kind == RCPT_RELAY || v->lmtp;
+}
 
 /* Builds the tables; errors name the config file:line: key, or table file:line: key. */
 bool policy_load(struct policy *p, const struct config *cfg, struct config_errors *errs);

@@ -165,7 +165,7 @@ static bool resend_past_peer_limit(struct qjob *j)
         accepted += j->job.rcpts[i].code / 100 == 2;
     for (size_t i = 0; accepted && i < j->job.nrcpts; i++) {
         struct smtp_job_rcpt *r = &j->job.rcpts[i];
-        if (r->code != 452)
+        if (r->code != 452 || !r->at_rcpt) /* an LMTP server's 452 after the data is that mailbox's */
             continue;
         j->idx[again] = j->idx[i];
         j->job.rcpts[again++] = (struct smtp_job_rcpt){.addr = r->addr, .orcpt = r->orcpt, .notify = r->notify};

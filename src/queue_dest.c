@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/un.h>
 
 #include "cidr.h"
 #include "log.h"
@@ -81,6 +82,8 @@ static bool same_endpoint(const struct sockaddr_storage *a, const struct sockadd
 {
     if (a->ss_family != b->ss_family)
         return false;
+    if (a->ss_family == AF_UNIX)
+        return strcmp(((const struct sockaddr_un *)a)->sun_path, ((const struct sockaddr_un *)b)->sun_path) == 0;
     if (a->ss_family == AF_INET) {
         const struct sockaddr_in *x = (const struct sockaddr_in *)a, *y = (const struct sockaddr_in *)b;
         return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
@@ -95,9 +98,9 @@ static struct sockaddr_storage endpoint(const struct dest *d, const struct dns_t
     struct sockaddr_storage at = t->addr;
     if (at.ss_family == AF_INET)
         ((struct sockaddr_in *)&at)->sin_port = htons((uint16_t)d->hop.port);
-    else
+    else if (at.ss_family == AF_INET6)
         ((struct sockaddr_in6 *)&at)->sin6_port = htons((uint16_t)d->hop.port);
-    return at;
+    return at; /* a Unix-domain socket (LMTP) has no port */
 }
 
 static bool host_is_down(const struct queue *q, const struct sockaddr_storage *at, double now)
@@ -345,7 +348,8 @@ static void on_route(void *arg, const struct dns_route *route)
              : route->status == DNS_NXDOMAIN ? "nxdomain" : "tempfail", route->ntargets, route->ttl,
              route->secure ? "yes" : "no", *route->error ? " error=\"" : "", route->error, *route->error ? "\"" : "");
     char diag[600];
-    if (route->status == DNS_OK && !keep_better_than_self(d, &d->route, &self)) {
+    /* an LMTP server is the final delivery, not an exchanger: the greeting names the same host */
+    if (route->status == DNS_OK && !d->hop.lmtp && !keep_better_than_self(d, &d->route, &self)) {
         if (d->hop.configured && !d->hop.mx) /* relay_host or a transport entry naming this server */
             snprintf(diag, sizeof diag, "4.4.6 %s %s is this server itself (%s): mail sent there would loop; "
                      "name another host", d->hop.relay_host ? "relay_host" : "transport", d->hop.name, hostname);

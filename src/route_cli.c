@@ -11,11 +11,15 @@
 #include "next_hop.h"
 #include "reply.h"
 
-/* "[10.0.0.5]:25 (its address records, port 25)" or "example.net (its MX records, port 25)". */
+/* "[10.0.0.5]:25 (its address records, port 25)", "example.net (its MX records, port 25)" or
+ * "lmtp:unix:/run/dovecot/lmtp (LMTP over a Unix-domain socket)". */
 static void describe_hop(FILE *out, const struct next_hop *hop)
 {
-    fprintf(out, "%s (%s, port %u)", hop->name, hop->mx ? "MX lookup" : "its address records, no MX lookup",
-            hop->port);
+    if (hop->unix_socket)
+        fprintf(out, "%s (LMTP over a Unix-domain socket)", hop->name);
+    else
+        fprintf(out, "%s (%s%s, port %u)", hop->name, hop->lmtp ? "LMTP, " : "",
+                hop->mx ? "MX lookup" : "its address records, no MX lookup", hop->port);
 }
 
 /* Where the queue sends mail for domain (policy_next_hop, as the queue asks it). */
@@ -76,6 +80,11 @@ static int route_one(FILE *out, const struct config *cfg, const struct policy *p
     if (relayer.kind == RCPT_REFUSED) {
         describe_refusal(out, &relayer);
         return 1;
+    }
+    if (relayer.kind == RCPT_LOCAL && relayer.lmtp) {
+        fprintf(out, "  local: queued for the domain's LMTP server (from any client)\n");
+        describe_route(out, cfg, p, relayer.domain);
+        return 0;
     }
     if (relayer.kind == RCPT_LOCAL) {
         fprintf(out, "  local: delivered to %s/%s/%s/new/ (from any client)\n", cfg->mail_dir, relayer.domain,

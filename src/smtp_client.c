@@ -57,6 +57,7 @@ struct smtp_client {
     bool need_rset;
     bool mail_ok;
     size_t rcpt_i, accepted;
+    size_t lmtp_next;                /* LMTP: the recipient the next reply after the data is for */
     bool *rcpt_accepted;
     char mail_diag[600];
     int mail_code;
@@ -255,7 +256,9 @@ static void try_target(struct smtp_client *c)
     }
     struct dns_target *t = &c->route.targets[c->target];
     char ip[INET6_ADDRSTRLEN] = "?";
-    if (t->addr.ss_family == AF_INET) {
+    if (t->addr.ss_family == AF_UNIX) { /* an LMTP server's socket */
+        snprintf(ip, sizeof ip, "unix");
+    } else if (t->addr.ss_family == AF_INET) {
         struct sockaddr_in *in = (struct sockaddr_in *)&t->addr;
         in->sin_port = htons((uint16_t)c->hop.port);
         inet_ntop(AF_INET, &in->sin_addr, ip, sizeof ip);
@@ -264,7 +267,10 @@ static void try_target(struct smtp_client *c)
         in6->sin6_port = htons((uint16_t)c->hop.port);
         inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof ip);
     }
-    snprintf(c->host, sizeof c->host, "%s[%s]", t->host, ip);
+    if (t->addr.ss_family == AF_UNIX)
+        snprintf(c->host, sizeof c->host, "%s", c->hop.name);
+    else
+        snprintf(c->host, sizeof c->host, "%s[%s]", t->host, ip);
     c->tls_active = false;
     smtp_reply_reset(&c->reply);
     c->state = C_CONNECT;
@@ -278,7 +284,10 @@ static void try_target(struct smtp_client *c)
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
     if (bufferevent_socket_connect(c->bev, (struct sockaddr *)&t->addr, (int)t->addrlen) < 0) {
         char why[400];
-        snprintf(why, sizeof why, "connect to %s:%u failed", c->host, c->hop.port);
+        if (t->addr.ss_family == AF_UNIX)
+            snprintf(why, sizeof why, "connect to %s failed", c->host);
+        else
+            snprintf(why, sizeof why, "connect to %s:%u failed", c->host, c->hop.port);
         conn_failed(c, why);
     }
 }
@@ -353,7 +362,7 @@ static void send_ehlo(struct smtp_client *c)
 {
     c->ext = (struct smtp_extensions){0};
     c->state = C_EHLO;
-    send_line(c, "EHLO %s", c->cfg->hostname);
+    send_line(c, "%s %s", c->hop.lmtp ? "LHLO" : "EHLO", c->cfg->hostname); /* RFC 2033 4.1 */
     set_timeout(c, c->cfg->smtp_command_timeout);
 }
 
@@ -560,7 +569,7 @@ static void start_job(struct smtp_client *c)
         return;
     }
     c->job_started = true;
-    c->rcpt_i = c->accepted = 0;
+    c->rcpt_i = c->accepted = c->lmtp_next = 0;
     c->mail_ok = false;
     c->state = C_MAIL;
     send_mail(c, size, eight);
@@ -621,6 +630,7 @@ static void got_rcpt_reply(struct smtp_client *c)
         /* RFC 5321 4.5.3.1.10: a 552 to RCPT is RFC 821's "too many recipients"; a client SHOULD
          * take it as temporary (452), so the recipient is tried again, not bounced. */
         r->code = c->reply.code == 552 ? 452 : c->reply.code;
+        r->at_rcpt = true;
         reply_diag(c, r->diag, sizeof r->diag);
     }
     if (++c->rcpt_i < c->job->nrcpts) {
@@ -673,6 +683,22 @@ static void got_data_reply(struct smtp_client *c)
         fill_results(c->job, c->mail_ok ? 554 : c->mail_code, c->mail_ok ? "5.5.0 no recipient accepted" : c->mail_diag);
     c->need_rset = true;
     finish_job(c);
+}
+
+/* LMTP (RFC 2033 4.2): after the data, one reply per accepted recipient, in RCPT order. Records
+ * this one for the next accepted recipient; true while others are still to come. */
+static bool lmtp_rcpt_reply(struct smtp_client *c)
+{
+    while (c->lmtp_next < c->job->nrcpts && !c->rcpt_accepted[c->lmtp_next])
+        c->lmtp_next++;
+    if (c->lmtp_next < c->job->nrcpts) {
+        struct smtp_job_rcpt *r = &c->job->rcpts[c->lmtp_next++];
+        r->code = c->reply.code;
+        reply_diag(c, r->diag, sizeof r->diag);
+    }
+    while (c->lmtp_next < c->job->nrcpts && !c->rcpt_accepted[c->lmtp_next])
+        c->lmtp_next++;
+    return c->lmtp_next < c->job->nrcpts;
 }
 
 /* ---------- replies ---------- */
@@ -730,10 +756,11 @@ static void got_setup_reply(struct smtp_client *c)
             peer_refused(c, "the connection");
         return;
     case C_EHLO:
-        if (ok && peer_is_this_server(c)) {
+        if (ok && !c->hop.lmtp && peer_is_this_server(c)) {
             loops_back(c);
         } else if (ok) {
-            bool want_tls = c->tls && (c->cfg->smtp_tls || c->cfg->smtp_tls_verify) && !c->tls_active;
+            bool want_tls = c->tls && (c->cfg->smtp_tls || c->cfg->smtp_tls_verify) && !c->tls_active &&
+                            !c->hop.lmtp; /* LMTP: a local hop, as Postfix's lmtp client by default */
             if (want_tls && c->ext.starttls && !c->tls_failed) {
                 c->state = C_STARTTLS;
                 send_line(c, "STARTTLS");
@@ -744,11 +771,11 @@ static void got_setup_reply(struct smtp_client *c)
             } else {
                 login_or_ready(c);
             }
-        } else if (c->reply.code / 100 == 5) {
+        } else if (c->reply.code / 100 == 5 && !c->hop.lmtp) {
             c->state = C_HELO; /* RFC 5321 3.2: an old server; HELO gives no extensions */
             send_line(c, "HELO %s", c->cfg->hostname);
         } else {
-            peer_refused(c, "EHLO");
+            peer_refused(c, c->hop.lmtp ? "LHLO" : "EHLO");
         }
         return;
     case C_HELO:
@@ -790,7 +817,10 @@ static void handle_reply(struct smtp_client *c)
         finish_job(c);
         return;
     case C_BODY:
-        settle_accepted(c);
+        if (c->hop.lmtp && lmtp_rcpt_reply(c))
+            return; /* more recipients' replies to come */
+        if (!c->hop.lmtp)
+            settle_accepted(c);
         finish_job(c);
         return;
     case C_RSET:

@@ -25,6 +25,7 @@ struct smtp_job_rcpt {
     /* result */
     int code;              /* final reply code for this recipient: 2xx, 4xx, 5xx (0 = none yet) */
     char diag[600];        /* "550 5.1.1 No such user" or our own description of the failure */
+    bool at_rcpt;          /* code is the peer's reply to RCPT (not to MAIL, DATA or the data) */
 };
 
 struct smtp_job {

@@ -366,11 +366,11 @@ void cmd_rcpt(struct session *s, const struct smtp_command *c)
         reply(s, REPLY_MAILBOX_HELD);
         return;
     }
-    r.remote = v.kind == RCPT_RELAY;
+    r.remote = rcpt_queued(&v);
     snprintf(r.addr, sizeof r.addr, "%s", mb->addr);
     snprintf(r.local, sizeof r.local, "%s", v.local);
     snprintf(r.domain, sizeof r.domain, "%s", v.domain);
-    if (r.remote && !mb->literal && !v.routed) { /* relay path: a null MX is refused now (RFC 7505 4.1) */
+    if (r.remote && !mb->literal && !v.routed && !v.lmtp) { /* relay path: a null MX is refused now (RFC 7505 4.1) */
         if ((s->pending_rcpt = malloc(sizeof *s->pending_rcpt)) != NULL) {
             *s->pending_rcpt = r;
             if (start_null_mx_check(s, mb->domain, true))

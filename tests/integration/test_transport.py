@@ -253,11 +253,13 @@ def test_route_command_says_what_happens_to_each_address(tmp_path):
     ("relay_domains = gw.test\nrelay_recipients = {rr}\n", {"rr": "bob@gw.test\nbob@other.test\n"},
      "rr:2: relay_recipients: domain is not in relay_domains: 'bob@other.test'"),
     ("transport = {tr}\n", {"tr": "# routes\ngw.test [127.0.0.4]:99999\n"},
-     "tr:2: transport: next hop: expected [name], [address] or name, with an optional :port: 'gw.test'"),
+     "tr:2: transport: next hop: expected [name], [address] or name, with an optional :port, or lmtp:[host]:port "
+     "or lmtp:unix:/path: 'gw.test'"),
     ("transport = {tr}\n", {"tr": "gw.test\n"}, "tr:1: transport: expected 'domain next-hop': 'gw.test'"),
     ("transport = {tr}\n", {"tr": "bad_domain!.test [127.0.0.4]\n"}, "tr:1: transport: invalid domain"),
     ("local_domains = example.test\ntransport = {tr}\n", {"tr": "Example.Test [127.0.0.4]\n"},
-     "tr:1: transport: domain is in local_domains: its mail is delivered here, never routed: 'Example.Test'"),
+     "tr:1: transport: domain is in local_domains: its mail is delivered here (to Maildir, or to an lmtp: next "
+     "hop), never routed: 'Example.Test'"),
 ])
 def test_relay_domain_and_transport_config_errors(tmp_path, conf, tables, error):
     paths = {name: table(tmp_path, name, text) for name, text in tables.items()}

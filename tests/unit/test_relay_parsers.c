@@ -15,6 +15,7 @@
 #include "dsn.h"
 #include "explain.h"
 #include "message.h"
+#include "next_hop.h"
 #include "queue_file.h"
 #include "smtp_client.h"
 #include "smtp_parse.h"
@@ -321,6 +322,37 @@ static void test_dsn_status_and_explain(void **state)
 
 /* The report's MIME boundary stays within RFC 2046's 70 characters with a long host name, and
  * every part is opened with it and the last closed. */
+/* Next hops as relay_host and transport entries write them, LMTP ones included. */
+static void test_next_hop_parse(void **state)
+{
+    (void)state;
+    struct next_hop h;
+    assert_true(next_hop_parse("[mx.example.net]:587", 25, &h));
+    assert_string_equal(h.route, "mx.example.net");
+    assert_int_equal(h.port, 587);
+    assert_false(h.mx || h.lmtp || h.unix_socket);
+    assert_true(next_hop_parse("example.net", 25, &h));
+    assert_true(h.mx && h.port == 25 && !h.lmtp);
+    assert_true(next_hop_parse("lmtp:[192.0.2.7]", 25, &h));
+    assert_true(h.lmtp && !h.mx && !h.unix_socket && h.port == LMTP_PORT);
+    assert_string_equal(h.route, "[192.0.2.7]");
+    assert_string_equal(h.name, "lmtp:[192.0.2.7]");
+    assert_true(next_hop_parse("LMTP:imap.example.net:2424", 25, &h)); /* a host: never an MX lookup */
+    assert_true(h.lmtp && !h.mx && h.port == 2424);
+    assert_string_equal(h.route, "imap.example.net");
+    assert_true(next_hop_parse("lmtp:[IPv6:2001:db8::1]:24", 25, &h));
+    assert_string_equal(h.route, "[IPv6:2001:db8::1]");
+    assert_true(next_hop_parse("lmtp:unix:/run/dovecot/lmtp", 25, &h));
+    assert_true(h.lmtp && h.unix_socket && h.configured && !h.mx);
+    assert_string_equal(h.route, "/run/dovecot/lmtp");
+    char longpath[200] = "lmtp:unix:/";
+    memset(longpath + 11, 'a', 120);
+    const char *bad[] = {"lmtp:unix:run/lmtp", "lmtp:unix:", "lmtp:", "lmtp:[192.0.2.7]:0", "lmtp:[unix:/x]",
+                         "[mx.example.net]:99999", "", longpath};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        assert_false(next_hop_parse(bad[i], 25, &h));
+}
+
 static void test_dsn_boundary_length(void **state)
 {
     (void)state;
@@ -361,6 +393,7 @@ int main(void)
         cmocka_unit_test(test_mx_rdata),       cmocka_unit_test(test_wire_body),
         cmocka_unit_test(test_xtext),          cmocka_unit_test(test_dsn_rcpt_params), cmocka_unit_test(test_queue_file_parse),
         cmocka_unit_test(test_dsn_status_and_explain), cmocka_unit_test(test_dsn_boundary_length),
+        cmocka_unit_test(test_next_hop_parse),
     };
     return cmocka_run_group_tests_name("relay_parsers", tests, NULL, NULL);
 }
