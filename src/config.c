@@ -84,6 +84,10 @@ static const struct key_def keys[] = {
      "Addresses (or CIDR networks) this server receives mail on through NAT or a proxy but has on none of "
      "its interfaces, e.g. the public address its MX record names. A mail exchanger there is this server "
      "itself: its mail is not sent there (RFC 5321 5.1 loop check). Default: none."},
+    {"dnsbl_zones", T_DOMAIN_LIST, F(dnsbl_zones), "", 0, 0,
+     "DNS block lists (RFC 5782) to look each MX client up in, e.g. zen.spamhaus.org (at most 8): a listed "
+     "client gets 554 5.7.1 at RCPT (postmaster excepted). Not relay_networks or submission clients. The "
+     "lists' terms apply; big ones refuse queries through public resolvers. Default: none."},
     {"null_mx_domains", T_DOMAIN_LIST, F(null_mx_domains), "", 0, 0,
      "Domains that publish a null MX (RFC 7505): RCPT gets 556 5.1.10."},
     {"relay_domains", T_SUFFIX_LIST, F(relay_domains), "", 0, 0,
@@ -761,6 +765,9 @@ bool config_load(const char *path, struct config *cfg, struct config_errors *err
     default_hostname(cfg);
     check_tls_keys(cfg, errs);
     check_listen_clashes(cfg, errs);
+    if (cfg->dnsbl_zones.count > DNSBL_ZONES_MAX)
+        config_errors_add(errs, "%s:%d: dnsbl_zones: %zu zones, at most %d (each is a DNS lookup per connection)",
+                          cfg->path, config_key_line(cfg, "dnsbl_zones"), cfg->dnsbl_zones.count, DNSBL_ZONES_MAX);
     check_relay_host(cfg, errs);
     return errs->count == 0;
 }

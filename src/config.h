@@ -20,6 +20,8 @@ struct durlist {
     size_t count;
 };
 
+#define DNSBL_ZONES_MAX 8 /* dnsbl_zones: lookups per connection */
+
 struct config {
     char *path;                   /* the file read */
     char *hostname;
@@ -44,6 +46,7 @@ struct config {
     char *moved;                  /* table file or "" */
     struct strlist relay_networks;/* CIDR texts, validated */
     struct strlist proxy_addresses; /* CIDR texts: this server's addresses behind NAT (mail loop check) */
+    struct strlist dnsbl_zones;   /* DNS block lists asked about MX clients (smtp_dnsbl.c) */
     struct strlist null_mx_domains;
     struct strlist relay_domains; /* lower-cased: accepted from anyone, passed on */
     char *relay_recipients;       /* table file or "" */

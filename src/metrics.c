@@ -98,7 +98,8 @@ static void render_mail(struct server *srv, struct evbuffer *out)
     single(out, "postern_local_deliveries_total", "counter", "Recipients whose copy was put in their Maildir.",
            (double)m->local_deliveries);
     head(out, "postern_relay_recipients_total", "counter",
-         "Relayed recipients' delivery attempts, by result (expired: max_queue_lifetime reached, bounced).");
+         "Queued recipients' delivery attempts (SMTP relay or LMTP), by result (expired: max_queue_lifetime "
+         "reached, bounced).");
     for (size_t i = 0; i < RELAY__COUNT; i++)
         evbuffer_add_printf(out, "postern_relay_recipients_total{result=\"%s\"} %llu\n", results[i], m->relay[i]);
     single(out, "postern_reports_made_total", "counter",

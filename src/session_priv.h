@@ -87,6 +87,7 @@ struct session {
     struct dns_query *dns_q;
     struct event *dns_timer;
     struct msg_rcpt *pending_rcpt;  /* the recipient waiting for it (allocated only then) */
+    struct dnsbl_check *dnsbl;      /* the client's block-list lookups (smtp_dnsbl.c), or NULL */
     struct data_reader data;
     char *line;            /* max_command_line + 1 octets, grown once for a DSN-sized MAIL/RCPT */
     size_t line_cap;
@@ -101,6 +102,15 @@ void session_free(struct session *s);
 void reset_transaction(struct session *s);
 void setup_bev(struct session *s);
 void process_input(struct session *s);
+
+/* smtp_dnsbl.c: starts the client's block-list lookups (dnsbl_zones) as it connects; whether the
+ * commands after EHLO must wait for them; the zone that lists the client (NULL: none, or no
+ * answer); frees them with the session. */
+struct dnsbl_check;
+void dnsbl_start(struct session *s);
+bool dnsbl_waiting(const struct session *s);
+const char *dnsbl_listed(const struct session *s);
+void dnsbl_free(struct session *s);
 
 /* smtp_headers.c: Return-Path, Received and (submitted mail) Message-ID/Date, into s->msg->headers. */
 void build_trace_headers(struct session *s, const struct header_facts *facts);

@@ -352,6 +352,13 @@ void cmd_rcpt(struct session *s, const struct smtp_command *c)
         postmaster_here.is_postmaster = true;
         mb = &postmaster_here;
     }
+    const char *list = dnsbl_listed(s);
+    if (list && !mb->is_postmaster && strcasecmp(mb->local, "postmaster") != 0) { /* RFC 5321 4.5.1 */
+        free(r.orcpt);
+        log_rcpt_refused(s, mb->addr, REPLY_DNSBL_LISTED, "dnsbl");
+        reply(s, REPLY_DNSBL_LISTED, s->peer_ip, list);
+        return;
+    }
     struct rcpt_verdict v;
     policy_check_rcpt(s->srv->policy, mb, s->may_relay || s->auth_user, &v);
     if (v.kind == RCPT_REFUSED) {

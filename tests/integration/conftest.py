@@ -35,6 +35,10 @@ DNS_ZONES = [
     "self.scripted.test. A 127.0.0.4", "loop.test. MX 10 self.scripted.test.",
     "backup.test. MX 10 mx1.two-mx.test.", "backup.test. MX 20 self.scripted.test.",
     "selfaddr.test. A 127.0.0.5",  # a name for an address this server may listen on
+    # block lists (RFC 5782): 127.0.0.2 and ::1 listed; 127.0.0.3 gets the list's error code
+    "2.0.0.127.dnsbl.test. A 127.0.0.2", "2.0.0.127.second.test. A 127.0.0.11",
+    "3.0.0.127.dnsbl.test. A 127.255.255.254",
+    "1." + "0." * 31 + "dnsbl.test. A 127.0.0.4",
 ]
 DNS = {"port": None, "proc": None}
 
@@ -243,8 +247,8 @@ class Server:
 class Client:
     """A raw SMTP client: sends exact bytes, reads exact replies."""
 
-    def __init__(self, port, host="127.0.0.1"):
-        self.sock = socket.create_connection((host, port), timeout=10)
+    def __init__(self, port, host="127.0.0.1", source=None):
+        self.sock = socket.create_connection((host, port), timeout=10, source_address=(source, 0) if source else None)
         self.buf = b""
 
     def send(self, data):
