@@ -130,11 +130,11 @@ static void human_part(struct evbuffer *out, const struct dsn_report *r)
                                     newaddr);
             else
                 evbuffer_add_printf(out, "    What to do:    %s\n", e.fix);
+        } else if (d->action == DSN_DELIVERED) { /* here, or by this site's LMTP server */
+            evbuffer_add_printf(out, "    Delivered to the recipient's mailbox on %s.\n",
+                                d->remote_mta ? d->remote_mta : r->reporting_mta);
         } else if (d->remote_mta) {
-            evbuffer_add_printf(out, "    Passed to %s%s\n", d->remote_mta,
-                                d->action == DSN_RELAYED ? ", which does not send delivery reports" : "");
-        } else if (d->action == DSN_DELIVERED) {
-            evbuffer_add_printf(out, "    Delivered to the recipient's mailbox on %s.\n", r->reporting_mta);
+            evbuffer_add_printf(out, "    Passed to %s, which does not send delivery reports\n", d->remote_mta);
         }
         evbuffer_add(out, "\n", 1);
     }

@@ -419,6 +419,17 @@ static void dsn_committed(void *arg, bool ok)
     finish_attempt(e);
 }
 
+/* True when the recipient's mail goes to an LMTP server: its success is a final delivery
+ * ("delivered", RFC 3464 2.3.3), not a relay to a next hop that sends no reports. */
+static bool delivered_by_lmtp(const struct qentry *e, const struct qrcpt *r)
+{
+    char dom[256];
+    struct next_hop hop;
+    rcpt_domain(r->addr, dom, sizeof dom);
+    policy_next_hop(e->q->srv->policy, e->q->srv->cfg, dom, &hop);
+    return hop.lmtp;
+}
+
 /* The recipients this attempt must report on (failed, relayed, delayed) into list; returns how many. */
 static size_t dsn_recipients(const struct qentry *e, struct dsn_rcpt *list)
 {
@@ -429,7 +440,7 @@ static size_t dsn_recipients(const struct qentry *e, struct dsn_rcpt *list)
         if (e->news[i] == 'F' && wants_failure_report(r))
             a = DSN_FAILED;
         else if (e->news[i] == 'S')
-            a = DSN_RELAYED;
+            a = delivered_by_lmtp(e, r) ? DSN_DELIVERED : DSN_RELAYED;
         else if (e->warn_now && r->status == QR_PENDING && wants_delay_report(r))
             a = DSN_DELAYED;
         else

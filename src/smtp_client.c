@@ -267,8 +267,8 @@ static void try_target(struct smtp_client *c)
         in6->sin6_port = htons((uint16_t)c->hop.port);
         inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof ip);
     }
-    if (t->addr.ss_family == AF_UNIX)
-        snprintf(c->host, sizeof c->host, "%s", c->hop.name);
+    if (t->addr.ss_family == AF_UNIX) /* the socket's path stays in the log's route line, out of bounces */
+        snprintf(c->host, sizeof c->host, "localhost[unix]");
     else
         snprintf(c->host, sizeof c->host, "%s[%s]", t->host, ip);
     c->tls_active = false;

@@ -183,18 +183,23 @@ def test_lmtp_to_dovecot_the_mail_is_read_over_imap(relay, tmp_path, dovecot):
     alice reads the message with IMAP; an address Dovecot does not know bounces with its reply."""
     t = transport(tmp_path, f"example.test lmtp:unix:{dovecot['socket']}\n")
     srv = relay["start"](transport=t, retry_schedule="1h")
-    send(srv, ["alice@example.test", "postmaster@example.test"], sender="someone@catchall.test",
-         body=b"Subject: through LMTP\r\n\r\nhello Dovecot\r\n")
+    send(srv, ["RCPT TO:<alice@example.test> NOTIFY=SUCCESS", "postmaster@example.test"],
+         sender="someone@catchall.test", body=b"Subject: through LMTP\r\n\r\nhello Dovecot\r\n")
     msgs = wait_for(lambda: imap_messages(dovecot["imap"], "alice@example.test", "alice-secret"),
                     what="the message in alice's INBOX")
     assert len(msgs) == 1 and b"Subject: through LMTP" in msgs[0] and b"hello Dovecot" in msgs[0]
     assert b"Return-Path: <someone@catchall.test>" in msgs[0]
     wait_for(lambda: "rcpt=<postmaster@example.test>" in srv.log_text(), what="postmaster's result")
     log = srv.log_text()
-    assert f"rcpt=<alice@example.test> relay=lmtp:unix:{dovecot['socket']} status=sent" in log, log[-3000:]
+    assert "rcpt=<alice@example.test> relay=localhost[unix] status=sent" in log, log[-3000:]
+    assert f"event=route transport=lmtp:unix:{dovecot['socket']} status=ok" in log
     assert "rcpt=<postmaster@example.test>" in log and "status=bounced" in log
-    bounce = wait_for(lambda: srv.maildir_files("someone@catchall.test"), what="the bounce to the sender")
-    assert b"User doesn't exist: postmaster@example.test" in bounce[0].read_bytes()
+    report = wait_for(lambda: srv.maildir_files("someone@catchall.test"), what="the report to the sender")
+    text = report[0].read_bytes()
+    assert b"User doesn't exist: postmaster@example.test" in text
+    # alice asked NOTIFY=SUCCESS: an LMTP server's 250 is a final delivery, not a relay
+    assert b"Final-Recipient: rfc822; alice@example.test\nAction: delivered\nStatus: 2.0.0" in text, text
+    assert str(dovecot["socket"]).encode() not in text  # the socket's path stays out of the report
     assert not (srv.mail_dir / "example.test").exists()  # nothing written to a Maildir of ours
 
 
