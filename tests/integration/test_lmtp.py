@@ -7,6 +7,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 
 import pytest
@@ -215,3 +216,59 @@ def test_route_names_the_lmtp_next_hop(tmp_path):
     assert "alice@example.test\n  local: queued for the domain's LMTP server (from any client)\n    sent to the " \
         "transport entry's next hop lmtp:unix:/run/dovecot/lmtp (LMTP over a Unix-domain socket)\n" in r.stdout, r.stdout
     assert "bob@example.test\n  refused at RCPT: 550 5.1.1" in r.stdout
+
+
+def test_lmtp_server_gone_after_the_first_reply_keeps_that_delivery(relay, tmp_path):
+    """The LMTP server answers the data for the first recipient, then the connection drops: that
+    recipient is delivered (never sent again), the second deferred (451) and retried alone."""
+    srv_sock = socket.socket()
+    srv_sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv_sock.bind(("127.0.0.4", 0))
+    srv_sock.listen(4)
+    seen = []
+
+    def serve():
+        try:
+            serve_two()
+        except Exception as e:  # noqa: BLE001 (shown by the assertion below)
+            seen.append(("error", repr(e)))
+
+    def serve_two():
+        for n in range(2):
+            conn, _ = srv_sock.accept()
+            f = conn.makefile("rb")
+            conn.sendall(b"220 lmtp.test LMTP\r\n")
+            while True:
+                line = f.readline().decode().rstrip("\r\n")
+                if not line:
+                    break
+                seen.append((n, line))
+                if line.startswith("LHLO"):
+                    conn.sendall(b"250-lmtp.test\r\n250 PIPELINING\r\n")
+                elif line == "DATA":
+                    conn.sendall(b"354 go\r\n")
+                    while f.readline() not in (b".\r\n", b""):
+                        pass
+                    conn.sendall(b"250 2.0.0 first saved\r\n")
+                    if n == 0:
+                        conn.shutdown(socket.SHUT_RDWR)  # gone before the second recipient's reply
+                        break
+                elif line == "QUIT":
+                    conn.sendall(b"221 bye\r\n")
+                    break
+                else:
+                    conn.sendall(b"250 2.1.0 ok\r\n")
+            f.close()
+            conn.close()
+    threading.Thread(target=serve, daemon=True).start()
+    port = srv_sock.getsockname()[1]
+    srv = relay["start"](retry_schedule="1s", transport=transport(tmp_path, f"example.test lmtp:[127.0.0.4]:{port}\n"))
+    send(srv, ["alice@example.test", "bob@example.test"])
+    wait_for(lambda: queue_empty(srv), what="both recipients settled")
+    log = srv.log_text()
+    assert 'rcpt=<alice@example.test> relay=[127.0.0.4] status=sent detail="250 2.0.0 first saved"' in log
+    assert "rcpt=<bob@example.test> relay=[127.0.0.4] status=deferred" in log
+    assert 'rcpt=<bob@example.test> relay=[127.0.0.4] status=sent detail="250 2.0.0 first saved"' in log
+    assert [line for n, line in seen if line.startswith("RCPT")] == [
+        "RCPT TO:<alice@example.test>", "RCPT TO:<bob@example.test>", "RCPT TO:<bob@example.test>"]
+    srv_sock.close()
