@@ -847,6 +847,63 @@ void config_changed_keys(const struct config *a, const struct config *b, const c
     }
 }
 
+/* Appends list items to out, ", " between them. */
+static void join_items(char *out, size_t outsz, const struct strlist *l)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < l->count && n < outsz; i++)
+        n += (size_t)snprintf(out + n, outsz - n, "%s%s", i ? ", " : "", l->items[i]);
+}
+
+/* Key k's value in cfg as a configuration file would write it. */
+static void format_value(const struct key_def *k, const struct config *cfg, char *out, size_t outsz)
+{
+    static const char *const levels[] = {"debug", "info", "warn", "error"};
+    const void *f = (const char *)cfg + k->offset;
+    out[0] = '\0';
+    switch (k->type) {
+    case T_STRING: case T_PATH: case T_OPTPATH: case T_HOSTNAME: case T_TLS_VERSION: {
+        const char *s = *(char *const *)f;
+        snprintf(out, outsz, "%s", s ? s : "");
+        return;
+    }
+    case T_BOOL: snprintf(out, outsz, "%s", *(const bool *)f ? "yes" : "no"); return;
+    case T_UINT: snprintf(out, outsz, "%u", *(const unsigned *)f); return;
+    case T_DURATION: format_number(*(const unsigned *)f, T_DURATION, out, outsz); return;
+    case T_SIZE: format_number(*(const size_t *)f, T_SIZE, out, outsz); return;
+    case T_LOGLEVEL: {
+        int level = *(const int *)f;
+        snprintf(out, outsz, "%s", level >= 0 && level < 4 ? levels[level] : "?");
+        return;
+    }
+    case T_DURATION_LIST: {
+        const struct durlist *d = f;
+        size_t n = 0;
+        for (size_t i = 0; i < d->count && n < outsz; i++) {
+            char one[32];
+            format_number(d->v[i], T_DURATION, one, sizeof one);
+            n += (size_t)snprintf(out + n, outsz - n, "%s%s", i ? ", " : "", one);
+        }
+        return;
+    }
+    case T_LISTEN_LIST: case T_OPT_LISTEN_LIST: case T_DOMAIN_LIST: case T_SUFFIX_LIST: case T_CIDR_LIST:
+        case T_RESOLVER_LIST:
+        join_items(out, outsz, f);
+        return;
+    }
+}
+
+void config_print_effective(FILE *out, const struct config *cfg, bool only_set)
+{
+    for (size_t i = 0; i < NKEYS; i++) {
+        if (only_set && !config_key_line(cfg, keys[i].name))
+            continue;
+        char value[4096];
+        format_value(&keys[i], cfg, value, sizeof value);
+        fprintf(out, "%s =%s%s\n", keys[i].name, *value ? " " : "", value);
+    }
+}
+
 void config_print_reference(FILE *out)
 {
     for (size_t i = 0; i < NKEYS; i++)

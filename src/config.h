@@ -133,4 +133,8 @@ void config_changed_keys(const struct config *a, const struct config *b, const c
 /* Prints every key with its default and meaning (the configuration reference). */
 void config_print_reference(FILE *out);
 
+/* Prints "key = value" for every key as this configuration has it (defaults filled in, the host
+ * name found), or with only_set the keys the file sets (like postconf -n). */
+void config_print_effective(FILE *out, const struct config *cfg, bool only_set);
+
 #endif

@@ -2,6 +2,7 @@
  *   postern [-c FILE]                   run the server in the foreground, logging to stderr
  *   postern check-config [-c FILE]      validate the configuration and its tables; exit 0 or 1
  *   postern config-reference            print every configuration key, its default and meaning
+ *   postern [-c FILE] show-config [-n]  every key's value as FILE has it (-n: only those FILE sets)
  *   postern [-c FILE] queue list [SELECTION]|summary|show ID|flush|delete|hold|release ID...|-|SELECTION
  *                                       inspect and change the outbound queue (queue_cli.c)
  *   postern explain CODE [CODE2]        what a reply code / enhanced status code means (explain.c)
@@ -33,7 +34,8 @@
 static int usage(FILE *to)
 {
     fprintf(to, "usage: postern [-c FILE]\n       postern check-config [-c FILE]\n"
-                "       postern config-reference\n       postern passwd [ADDRESS]\n"
+                "       postern config-reference\n       postern [-c FILE] show-config [-n]\n"
+                "       postern passwd [ADDRESS]\n"
                 "       postern [-c FILE] queue list|summary|show ID|flush|delete|hold|release ID... [-c FILE]\n"
                 "         (list, delete, hold, release: instead of ids, ALL or --from ADDRESS and/or\n"
                 "          --to ADDRESS|@DOMAIN; delete, hold, release: - reads ids from stdin)\n"
@@ -179,6 +181,7 @@ int main(int argc, char **argv)
         return usage(stdout);
     int queue_argc = 0;
     char **queue_argv = NULL;
+    bool only_set = false;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "-c") == 0 && i + 1 < argc)
             path = argv[++i];
@@ -188,8 +191,11 @@ int main(int argc, char **argv)
             queue_argc = queue_args(argc - i - 1, queue_argv, &path);
             break;
         }
-        else if (strcmp(argv[i], "check-config") == 0 || strcmp(argv[i], "config-reference") == 0)
+        else if (strcmp(argv[i], "check-config") == 0 || strcmp(argv[i], "config-reference") == 0 ||
+                 strcmp(argv[i], "show-config") == 0)
             cmd = argv[i];
+        else if (strcmp(argv[i], "-n") == 0 && strcmp(cmd, "show-config") == 0)
+            only_set = true;
         else
             return usage(stderr);
     }
@@ -210,6 +216,8 @@ int main(int argc, char **argv)
         tls_contexts_free(&tls);
         config_free(&cfg);
         return rc;
+    } else if (ok && strcmp(cmd, "show-config") == 0) {
+        config_print_effective(stdout, &cfg, only_set);
     } else if (ok && strcmp(cmd, "check-config") == 0) {
         log_config_warnings(&cfg, &tls);
         printf("%s: ok\n", path);

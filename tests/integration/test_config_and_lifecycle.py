@@ -457,3 +457,25 @@ def test_make_install_lays_out_a_working_service(tmp_path):
     run = subprocess.run(["make", "-s", "install", *dirs], cwd=REPO, env=env, capture_output=True, text=True,
                          timeout=300)
     assert run.returncode == 0 and conf.read_text().endswith("# edited by the administrator\n")
+
+
+def test_show_config_prints_the_effective_values_and_reads_back_the_same(tmp_path):
+    """postern show-config: every key as the server would run with it (defaults filled in), as a
+    file would write it; -n only the keys the file sets, like postconf -n. Its output is a
+    configuration that gives the same output again."""
+    conf = tmp_path / "p.conf"
+    conf.write_text("hostname = mx.example.test\nretry_schedule = 60s,7200\nmax_message_size = 10485760\n")
+    run = lambda *args: subprocess.run([str(BIN), *args], capture_output=True, text=True, timeout=10)  # noqa: E731
+    set_only = run("-c", str(conf), "show-config", "-n")
+    assert set_only.returncode == 0, set_only.stderr
+    assert set_only.stdout == "hostname = mx.example.test\nmax_message_size = 10M\nretry_schedule = 1m, 2h\n"
+    full = run("-c", str(conf), "show-config")
+    keys = [line.split()[0] for line in run("config-reference").stdout.splitlines()]
+    assert [line.split(" =")[0] for line in full.stdout.splitlines()] == keys
+    assert "\nmax_recipients = 1000\n" in full.stdout and "\nrelay_networks =\n" in full.stdout
+    again = tmp_path / "again.conf"
+    again.write_text(full.stdout)
+    assert run("-c", str(again), "show-config").stdout == full.stdout
+    conf.write_text("max_recipients = many\n")
+    bad = run("-c", str(conf), "show-config")
+    assert bad.returncode == 1 and f"{conf}:1: max_recipients" in bad.stderr and not bad.stdout
