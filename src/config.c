@@ -126,6 +126,9 @@ static const struct key_def keys[] = {
      "Concurrent connections in all; beyond it new ones get 421 4.7.0."},
     {"max_connections_per_ip", T_UINT, F(max_connections_per_ip), "50", 1, 1000000,
      "Concurrent connections from one client address; beyond it 421 4.7.0."},
+    {"max_connection_rate_per_ip", T_UINT, F(max_connection_rate_per_ip), "0", 0, 1000000,
+     "Connections one client address may open per minute on the listen (MX) addresses, relay_networks "
+     "excepted; past it 421 4.7.0 until its minute is over. 0 = no limit."},
     {"command_timeout", T_DURATION, F(command_timeout), "5m", 1, 86400,
      "How long to wait for a command (RFC 5321 4.5.3.2.7: 5 minutes); then 421 4.4.2."},
     {"data_timeout", T_DURATION, F(data_timeout), "5m", 1, 86400,

@@ -1,18 +1,23 @@
-/* conn_count.c - chained hash of client address -> open connections (see conn_count.h). An
- * address's entry exists only while it has connections; the buckets double when entries outnumber
- * them. */
+/* conn_count.c - chained hash of client address -> open connections and connection rate (see
+ * conn_count.h). An address's entry exists while it has connections, or (rate counted) until the
+ * sweep after its minute; the buckets double when entries outnumber them. */
 #include "conn_count.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "strmap.h"
 
+#define RATE_WINDOW 60.0 /* seconds: max_connection_rate_per_ip is per minute */
+
 struct ip_entry {
     struct ip_entry *next;
-    unsigned count;
-    char ip[48]; /* INET6_ADDRSTRLEN and then some */
+    double window_start;   /* monotonic time of the first attempt of its current minute */
+    unsigned count;        /* connections open */
+    unsigned attempts;     /* connection attempts in the current minute; 0: rate not counted */
+    char ip[48];           /* INET6_ADDRSTRLEN and then some */
 };
 
 struct ip_bucket {
@@ -22,6 +27,7 @@ struct ip_bucket {
 struct conn_counts {
     struct ip_bucket *buckets;
     size_t cap, n; /* cap: a power of two */
+    double last_sweep;
 };
 
 struct conn_counts *conn_counts_new(void)
@@ -60,7 +66,7 @@ static struct ip_entry **slot(const struct conn_counts *c, const char *ip)
 /* Doubles the buckets; on no memory the chains just grow longer. */
 static void grow(struct conn_counts *c)
 {
-    size_t ncap = c->cap * 2;
+    size_t ncap = c->cap ? c->cap * 2 : 64;
     struct ip_bucket *nb = calloc(ncap, sizeof *nb);
     if (!nb)
         return;
@@ -82,25 +88,63 @@ unsigned conn_counts_get(const struct conn_counts *c, const char *ip)
     return e ? e->count : 0;
 }
 
+/* ip's entry, made (empty) when it has none; NULL when out of memory. */
+static struct ip_entry *entry_for(struct conn_counts *c, const char *ip)
+{
+    struct ip_entry **pp = slot(c, ip), *e = *pp;
+    if (e)
+        return e;
+    if (!(e = calloc(1, sizeof *e)))
+        return NULL;
+    snprintf(e->ip, sizeof e->ip, "%s", ip);
+    *pp = e;
+    if (++c->n > c->cap)
+        grow(c);
+    return e;
+}
+
 bool conn_counts_add(struct conn_counts *c, const char *ip, unsigned limit)
 {
-    struct ip_entry **pp = slot(c, ip);
-    if (*pp && (*pp)->count >= limit)
+    struct ip_entry *e = *slot(c, ip);
+    if ((e && e->count >= limit) || limit == 0)
         return false;
-    if (!*pp) {
-        if (limit == 0)
-            return false;
-        struct ip_entry *e = calloc(1, sizeof *e);
-        if (!e)
-            return false;
-        snprintf(e->ip, sizeof e->ip, "%s", ip);
-        *pp = e;
-        if (++c->n > c->cap)
-            grow(c);
-        pp = slot(c, ip);
-    }
-    (*pp)->count++;
+    if (!e && !(e = entry_for(c, ip)))
+        return false;
+    e->count++;
     return true;
+}
+
+/* Drops the entries with no connection whose minute is over. */
+static void sweep(struct conn_counts *c, double now)
+{
+    for (size_t i = 0; i < c->cap; i++)
+        for (struct ip_entry **pp = &c->buckets[i].first; *pp;) {
+            struct ip_entry *e = *pp;
+            if (e->count == 0 && now - e->window_start >= RATE_WINDOW) {
+                *pp = e->next;
+                c->n--;
+                free(e);
+            } else {
+                pp = &e->next;
+            }
+        }
+    c->last_sweep = now;
+}
+
+bool conn_rate_allow(struct conn_counts *c, const char *ip, unsigned per_minute, double now)
+{
+    if (now - c->last_sweep >= RATE_WINDOW)
+        sweep(c, now);
+    struct ip_entry *e = entry_for(c, ip);
+    if (!e)
+        return true; /* out of memory: not counted, not refused */
+    if (e->attempts == 0 || now - e->window_start >= RATE_WINDOW) {
+        e->window_start = now;
+        e->attempts = 0;
+    }
+    if (e->attempts < UINT32_MAX)
+        e->attempts++;
+    return e->attempts <= per_minute;
 }
 
 void conn_counts_remove(struct conn_counts *c, const char *ip)
@@ -108,7 +152,7 @@ void conn_counts_remove(struct conn_counts *c, const char *ip)
     struct ip_entry **pp = slot(c, ip), *e = *pp;
     if (!e)
         return;
-    if (--e->count == 0) {
+    if (--e->count == 0 && e->attempts == 0) {
         *pp = e->next;
         c->n--;
         free(e);

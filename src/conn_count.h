@@ -18,7 +18,14 @@ unsigned conn_counts_get(const struct conn_counts *c, const char *ip);
 /* One more for ip, unless it has limit already; false (nothing counted) then, or out of memory. */
 bool conn_counts_add(struct conn_counts *c, const char *ip, unsigned limit);
 
-/* One less for ip (which conn_counts_add counted); its entry goes at zero. */
+/* One less for ip (which conn_counts_add counted); its entry goes at zero (unless its connection
+ * rate is being counted: then with the next sweep after its minute). */
 void conn_counts_remove(struct conn_counts *c, const char *ip);
+
+/* Counts one connection attempt from ip at monotonic time now in ip's current minute (a window
+ * that starts with its first attempt); false when it is over per_minute (the attempts refused
+ * count too: a client that keeps hammering stays refused until it has waited out a minute). At
+ * most once a minute the entries of addresses idle for a minute are dropped. */
+bool conn_rate_allow(struct conn_counts *c, const char *ip, unsigned per_minute, double now);
 
 #endif

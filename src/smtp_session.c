@@ -882,6 +882,14 @@ void session_start(struct server *srv, evutil_socket_t fd, const struct sockaddr
     session_attach(srv, bev, peer, peerlen, role);
 }
 
+/* max_connection_rate_per_ip: for the MX role's clients, relay_networks excepted. */
+static bool over_connection_rate(struct session *s)
+{
+    unsigned limit = s->srv->cfg->max_connection_rate_per_ip;
+    return limit && s->role == ROLE_MX && !s->may_relay &&
+           !conn_rate_allow(s->srv->per_ip, s->peer_ip, limit, monotonic_now());
+}
+
 void session_attach(struct server *srv, struct bufferevent *bev, const struct sockaddr *peer, int peerlen,
                     enum listen_role role)
 {
@@ -921,6 +929,13 @@ void session_attach(struct server *srv, struct bufferevent *bev, const struct so
     srv->nsessions++;
     setup_bev(s);
 
+    if (over_connection_rate(s)) {
+        log_info("event=connection_refused session=%s client=%s reason=rate per_minute=%u", s->id, s->peer_ip,
+                 cfg->max_connection_rate_per_ip);
+        reply(s, REPLY_CONNECTION_RATE);
+        close_after_flush(s);
+        return;
+    }
     unsigned total = srv->nactive;
     if (total >= cfg->max_connections || !conn_counts_add(srv->per_ip, s->peer_ip, cfg->max_connections_per_ip)) {
         log_info("event=connection_refused session=%s client=%s reason=limit total=%u", s->id, s->peer_ip, total);

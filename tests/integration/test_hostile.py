@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import SANITIZED, wait_for
+from conftest import SANITIZED, Client, wait_for
 
 
 def rss_kib(srv):
@@ -259,3 +259,23 @@ def test_5000_idle_connections_bounded_memory(make_server):
     finally:
         for s in socks:
             s.close()
+
+
+def test_connection_rate_per_address_is_limited(make_server):
+    """max_connection_rate_per_ip: the 4th connection in a minute from one address gets 421 4.7.0
+    and is closed; another address, and a relay_networks client, are not limited."""
+    srv = make_server(max_connection_rate_per_ip=3, relay_networks="127.0.0.4/32")
+    for _ in range(3):
+        c = Client(srv.port, source="127.0.0.2")
+        assert c.reply()[0] == 220
+        c.expect("QUIT", 221)
+    c = Client(srv.port, source="127.0.0.2")
+    code, lines = c.reply()
+    assert code == 421 and lines[-1].startswith("4.7.0 Too many connections from your address"), lines
+    assert c.closed()
+    for source in ["127.0.0.3"] + ["127.0.0.4"] * 5:
+        c = Client(srv.port, source=source)
+        assert c.reply()[0] == 220
+        c.expect("QUIT", 221)
+    assert "event=connection_refused session=" in srv.log_text()
+    assert "client=127.0.0.2 reason=rate per_minute=3" in srv.log_text()
