@@ -24,7 +24,8 @@
 static const char *const reloadable[] = {"recipients", "moved", "users", "local_domains", "relay_networks",
                                          "null_mx_domains", "recipient_delimiter", "tls_cert", "tls_key",
                                          "tls_min_version", "tls_ciphers", "log_level", "relay_host_auth",
-                                         "relay_domains", "relay_recipients", "transport", NULL};
+                                         "relay_domains", "relay_recipients", "transport", "dnsbl_zones",
+                                         "proxy_addresses", NULL};
 
 struct reloaded {
     struct server *srv;
@@ -93,6 +94,15 @@ static void apply_relay_credentials(struct config *running, struct config *fresh
     memcpy(running->relay_password, fresh->relay_password, sizeof running->relay_password);
 }
 
+/* Exchanges two lists of the configuration: the running one takes the new values, the reloaded
+ * configuration (freed afterwards) the old ones. */
+static void swap_lists(struct strlist *running, struct strlist *fresh)
+{
+    struct strlist old = *running;
+    *running = *fresh;
+    *fresh = old;
+}
+
 /* Loop thread: swaps the new tables and context in place (the structs stay where every session's
  * srv points), or logs why nothing changed. */
 static void apply(void *arg)
@@ -134,6 +144,8 @@ static void apply(void *arg)
     }
     log_set_level((enum log_level)r->cfg.log_level);
     apply_relay_credentials(srv->cfg, &r->cfg);
+    swap_lists(&srv->cfg->dnsbl_zones, &r->cfg.dnsbl_zones); /* read on this thread only; the old ones go */
+    swap_lists(&srv->cfg->proxy_addresses, &r->cfg.proxy_addresses); /* with r */
     log_info("event=reloaded recipients=%zu moved=%zu users=%zu local_domains=%zu tls=%s",
              srv->policy->recipients.count, srv->policy->moved.count, srv->users->users.count,
              srv->policy->local_domains.count, srv->tls_ctx ? "reloaded" : "off");

@@ -5,7 +5,8 @@
  * postmaster's (RFC 5321 4.5.1: the blocked sender can still reach a person).
  * An A answer in 127.0.0.0/8 is a listing, but not one in 127.255.255.0/24: those are the lists'
  * own error codes (Spamhaus: "queries through a public resolver are refused"), logged as such. No
- * answer in time, or a failed lookup: no verdict, the mail goes on. Loop thread only. */
+ * answer in time, or a failed lookup: no verdict, the mail goes on. Each session keeps its own
+ * copy of the zone names: a reload may change dnsbl_zones under it. Loop thread only. */
 #include <arpa/inet.h>
 #include <event2/event.h>
 #include <netinet/in.h>
@@ -22,7 +23,7 @@
 struct dnsbl_lookup {
     struct dnsbl_check *check;
     struct dns_query *q;     /* NULL once answered or cancelled */
-    size_t zone;             /* index in dnsbl_zones */
+    char *zone;              /* the zone's name (a copy), or NULL */
 };
 
 struct dnsbl_check {
@@ -31,7 +32,7 @@ struct dnsbl_check {
     size_t pending;          /* lookups not answered yet */
     struct event *timer;     /* dns_timeout from the connection */
     bool listed;
-    size_t listed_zone;      /* the first zone (in configured order) that lists the client */
+    size_t listed_zone;      /* the first lookup (zones in configured order) that lists the client */
 };
 
 /* The name to look up for the client's address in zone: "4.3.2.1.zone" for 1.2.3.4, 32 reversed
@@ -69,7 +70,7 @@ static void lookups_done(struct dnsbl_check *c)
  * nothing (no address, NXDOMAIN, a failed lookup). */
 static void judge(struct dnsbl_check *c, size_t zone, const struct dns_route *route)
 {
-    const char *name = c->s->srv->cfg->dnsbl_zones.items[zone];
+    const char *name = c->lookups[zone].zone;
     for (size_t i = 0; route->status == DNS_OK && i < route->ntargets; i++) {
         const struct sockaddr_in *in = (const struct sockaddr_in *)&route->targets[i].addr;
         if (in->sin_family != AF_INET)
@@ -98,7 +99,7 @@ static void on_answer(void *arg, const struct dns_route *route)
     struct dnsbl_lookup *l = arg;
     struct dnsbl_check *c = l->check;
     l->q = NULL;
-    judge(c, l->zone, route);
+    judge(c, (size_t)(l - c->lookups), route);
     if (--c->pending == 0)
         lookups_done(c);
 }
@@ -111,7 +112,7 @@ static void on_timeout(evutil_socket_t fd, short what, void *arg)
         if (c->lookups[i].q) {
             log_info("event=dnsbl_timeout session=%s client=%s zone=%s waited=%us detail=\"no answer in time: "
                      "no verdict from this list\"", c->s->id, c->s->peer_ip,
-                     c->s->srv->cfg->dnsbl_zones.items[c->lookups[i].zone], c->s->srv->cfg->dns_timeout);
+                     c->lookups[i].zone, c->s->srv->cfg->dns_timeout);
             dns_cancel(c->lookups[i].q);
             c->lookups[i].q = NULL;
         }
@@ -134,9 +135,9 @@ void dnsbl_start(struct session *s)
     for (size_t i = 0; i < cfg->dnsbl_zones.count && i < DNSBL_ZONES_MAX; i++) {
         char name[300];
         struct dnsbl_lookup *l = &c->lookups[i];
-        *l = (struct dnsbl_lookup){c, NULL, i};
+        *l = (struct dnsbl_lookup){c, NULL, NULL};
         if (reversed_name(&s->peer, cfg->dnsbl_zones.items[i], name, sizeof name) &&
-            (l->q = dns_resolve_host(s->srv->dns, name, on_answer, l)))
+            (l->zone = strdup(cfg->dnsbl_zones.items[i])) && (l->q = dns_resolve_host(s->srv->dns, name, on_answer, l)))
             c->pending++;
     }
     struct timeval tv = {(time_t)cfg->dns_timeout, 0};
@@ -151,7 +152,7 @@ bool dnsbl_waiting(const struct session *s)
 
 const char *dnsbl_listed(const struct session *s)
 {
-    return s->dnsbl && s->dnsbl->listed ? s->srv->cfg->dnsbl_zones.items[s->dnsbl->listed_zone] : NULL;
+    return s->dnsbl && s->dnsbl->listed ? s->dnsbl->lookups[s->dnsbl->listed_zone].zone : NULL;
 }
 
 void dnsbl_free(struct session *s)
@@ -159,8 +160,10 @@ void dnsbl_free(struct session *s)
     struct dnsbl_check *c = s->dnsbl;
     if (!c)
         return;
-    for (size_t i = 0; i < DNSBL_ZONES_MAX; i++)
+    for (size_t i = 0; i < DNSBL_ZONES_MAX; i++) {
         dns_cancel(c->lookups[i].q);
+        free(c->lookups[i].zone);
+    }
     event_free(c->timer);
     free(c);
     s->dnsbl = NULL;

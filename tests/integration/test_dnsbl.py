@@ -55,3 +55,18 @@ def test_a_silent_list_delays_mail_at_most_dns_timeout(make_server, silent_resol
     c.expect("QUIT", 221)
     assert 0.8 < waited < 3, waited
     assert "event=dnsbl_timeout" in srv.log_text()
+
+
+def test_a_reload_applies_new_zones_to_the_next_connections(make_server):
+    from conftest import sighup_and_wait
+    srv = make_server(dnsbl_zones="nowhere.test")
+    before = session_from(srv, "127.0.0.2")  # nowhere.test lists nobody
+    conf = srv.conf_path.read_text().replace("dnsbl_zones = nowhere.test", "dnsbl_zones = dnsbl.test")
+    srv.conf_path.write_text(conf)
+    sighup_and_wait(srv, "reloaded")
+    before.expect("RCPT TO:<alice@example.test>", 250)  # its session kept the zones it started with
+    before.expect("QUIT", 221)
+    after = session_from(srv, "127.0.0.2")
+    after.expect("RCPT TO:<alice@example.test>", 554, "blocked using dnsbl.test")
+    after.expect("QUIT", 221)
+    assert "event=reload_needs_restart" not in srv.log_text()
