@@ -113,10 +113,20 @@ def test_dns(tmp_path_factory):
     proc.wait(timeout=10)
 
 
+_PORTS_GIVEN = set()
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback TCP port free now and not handed out before in this run: the kernel may give a
+    port just closed again, and two picked one after the other (a server's listen and its
+    submission_listen) must differ, or the server refuses the clash and does not start."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _PORTS_GIVEN:
+            _PORTS_GIVEN.add(port)
+            return port
 
 
 def open_path_for_server(root: Path):
