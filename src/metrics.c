@@ -10,7 +10,6 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <event2/listener.h>
-#include <errno.h>
 #include <string.h>
 #include <time.h>
 
@@ -174,26 +173,16 @@ static void on_request(struct evhttp_request *req, void *arg)
     evbuffer_free(body);
 }
 
-/* Binds one metrics_listen address. */
+/* Binds one metrics_listen address (server_bind) and hands it to evhttp. */
 static bool bind_one(struct server *srv, const char *item)
 {
-    struct sockaddr_storage ss;
-    socklen_t len;
-    hostport_parse(item, &ss, &len); /* validated by config */
-    unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC;
-    if (ss.ss_family == AF_INET6)
-        flags |= LEV_OPT_BIND_IPV6ONLY;
-    struct evconnlistener *l = evconnlistener_new_bind(srv->base, NULL, NULL, flags, 64, (struct sockaddr *)&ss,
-                                                       (int)len);
-    if (!l || !evhttp_bind_listener(srv->metrics.http, l)) {
-        log_error("event=startup_failed file=%s line=%d key=metrics_listen address=%s error=\"%s\"", srv->cfg->path,
-                  config_key_line(srv->cfg, "metrics_listen"), item, strerror(errno));
-        if (l)
-            evconnlistener_free(l);
+    struct evconnlistener *l = server_bind(srv, "metrics_listen", item, 64, NULL, NULL);
+    if (l && !evhttp_bind_listener(srv->metrics.http, l)) {
+        log_error("event=startup_failed key=metrics_listen address=%s error=\"out of memory\"", item);
+        evconnlistener_free(l);
         return false;
     }
-    log_info("event=listening address=%s role=metrics_listen", item);
-    return true;
+    return l != NULL;
 }
 
 bool metrics_start(struct server *srv)

@@ -56,11 +56,16 @@ static bool parse_socket_path(const char *path, struct next_hop *hop)
     return true;
 }
 
+bool next_hop_text_is_lmtp(const char *text)
+{
+    return strncasecmp(text, "lmtp:", 5) == 0;
+}
+
 bool next_hop_parse(const char *text, unsigned default_port, struct next_hop *hop)
 {
     char host[ADDR_DOMAIN_MAX + 8];
     const char *port, *full = text;
-    bool bracket, utf8, lmtp = strncasecmp(text, "lmtp:", 5) == 0;
+    bool bracket, utf8, lmtp = next_hop_text_is_lmtp(text);
     memset(hop, 0, sizeof *hop);
     if (lmtp) {
         text += 5;

@@ -28,6 +28,9 @@ struct next_hop {
  * text is none of these. */
 bool next_hop_parse(const char *text, unsigned default_port, struct next_hop *hop);
 
+/* True when a next-hop text names an LMTP server ("lmtp:..."). */
+bool next_hop_text_is_lmtp(const char *text);
+
 /* The plain route of a recipient domain: its own mail exchangers on port. */
 void next_hop_domain(const char *domain, unsigned port, struct next_hop *hop);
 

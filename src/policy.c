@@ -345,5 +345,5 @@ void policy_check_rcpt(const struct policy *p, const struct mailbox *mb, bool ma
     v->reply = REPLY_RCPT_OK;
     v->reason = "local";
     const char *hop;
-    v->lmtp = strmap_get(&p->transport, domain, &hop) && strncasecmp(hop, "lmtp:", 5) == 0;
+    v->lmtp = strmap_get(&p->transport, domain, &hop) && next_hop_text_is_lmtp(hop);
 }

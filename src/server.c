@@ -260,29 +260,37 @@ bool server_listens_at(struct server *srv, const struct sockaddr *addr)
     return false;
 }
 
+struct evconnlistener *server_bind(struct server *srv, const char *key, const char *address, int backlog,
+                                   evconnlistener_cb cb, void *arg)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+    hostport_parse(address, &ss, &len); /* validated by config */
+    unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC;
+    if (ss.ss_family == AF_INET6)
+        flags |= LEV_OPT_BIND_IPV6ONLY;
+    struct evconnlistener *ev = evconnlistener_new_bind(srv->base, cb, arg, flags, backlog, (struct sockaddr *)&ss,
+                                                        (int)len);
+    if (!ev)
+        log_error("event=startup_failed file=%s line=%d key=%s address=%s error=\"%s\"", srv->cfg->path,
+                  config_key_line(srv->cfg, key), key, address, strerror(errno));
+    else
+        log_info("event=listening address=%s role=%s", address, key);
+    return ev;
+}
+
 /* Binds every address of one listen key with its role. */
 static bool open_role(struct server *srv, const char *key, const struct strlist *l, enum listen_role role)
 {
     for (size_t i = 0; i < l->count; i++) {
-        struct sockaddr_storage ss;
-        socklen_t len;
-        hostport_parse(l->items[i], &ss, &len); /* validated by config */
-        unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC;
-        if (ss.ss_family == AF_INET6)
-            flags |= LEV_OPT_BIND_IPV6ONLY;
         struct listener_role *lr = &srv->roles[srv->nlisteners];
         lr->srv = srv;
         lr->role = role;
-        struct evconnlistener *ev =
-            evconnlistener_new_bind(srv->base, on_accept, lr, flags, 511, (struct sockaddr *)&ss, (int)len);
-        if (!ev) {
-            log_error("event=startup_failed file=%s line=%d key=%s address=%s error=\"%s\"", srv->cfg->path,
-                      config_key_line(srv->cfg, key), key, l->items[i], strerror(errno));
+        struct evconnlistener *ev = server_bind(srv, key, l->items[i], 511, on_accept, lr);
+        if (!ev)
             return false;
-        }
         evconnlistener_set_error_cb(ev, on_accept_error);
         srv->listeners[srv->nlisteners++] = ev;
-        log_info("event=listening address=%s role=%s", l->items[i], key);
     }
     return true;
 }

@@ -3,6 +3,7 @@
 #ifndef POSTERN_SERVER_H
 #define POSTERN_SERVER_H
 
+#include <event2/listener.h>
 #include <stdbool.h>
 
 #include "commit.h"
@@ -88,6 +89,12 @@ double monotonic_now(void);
  * outbound queue: a mail exchanger that is this server itself (RFC 5321 5.1). */
 struct sockaddr;
 bool server_listens_at(struct server *srv, const struct sockaddr *addr);
+
+/* Binds one address of a listen key (host:port, validated by config) with libevent's listener;
+ * logs event=listening, or event=startup_failed naming the key's file and line (NULL then). cb
+ * may be NULL (evhttp sets its own). */
+struct evconnlistener *server_bind(struct server *srv, const char *key, const char *address, int backlog,
+                                   evconnlistener_cb cb, void *arg);
 
 /* Called by a session when it is freed; ends the loop once shutdown has no sessions left. */
 void server_session_gone(struct server *srv);

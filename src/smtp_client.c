@@ -256,21 +256,18 @@ static void try_target(struct smtp_client *c)
     }
     struct dns_target *t = &c->route.targets[c->target];
     char ip[INET6_ADDRSTRLEN] = "?";
-    if (t->addr.ss_family == AF_UNIX) { /* an LMTP server's socket */
-        snprintf(ip, sizeof ip, "unix");
-    } else if (t->addr.ss_family == AF_INET) {
+    if (t->addr.ss_family == AF_INET) {
         struct sockaddr_in *in = (struct sockaddr_in *)&t->addr;
         in->sin_port = htons((uint16_t)c->hop.port);
         inet_ntop(AF_INET, &in->sin_addr, ip, sizeof ip);
-    } else {
+    } else if (t->addr.ss_family == AF_INET6) {
         struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&t->addr;
         in6->sin6_port = htons((uint16_t)c->hop.port);
         inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof ip);
     }
-    if (t->addr.ss_family == AF_UNIX) /* the socket's path stays in the log's route line, out of bounces */
-        snprintf(c->host, sizeof c->host, "localhost[unix]");
-    else
-        snprintf(c->host, sizeof c->host, "%s[%s]", t->host, ip);
+    /* an LMTP server's socket: its path stays in the log's route line, out of bounces */
+    snprintf(c->host, sizeof c->host, "%s[%s]", t->addr.ss_family == AF_UNIX ? "localhost" : t->host,
+             t->addr.ss_family == AF_UNIX ? "unix" : ip);
     c->tls_active = false;
     smtp_reply_reset(&c->reply);
     c->state = C_CONNECT;
