@@ -116,6 +116,11 @@ static const struct key_def keys[] = {
     {"add_missing_headers", T_BOOL, F(add_missing_headers), "yes", 0, 0,
      "yes: a message from an authenticated user or a relay_networks client that lacks a Message-ID or "
      "Date field gets one (RFC 6409 8.2, 8.3); mail arriving from elsewhere is never changed."},
+    {"dkim_keys", T_OPTPATH, F(dkim_keys), "", 0, 0,
+     "Table file of DKIM signing keys: 'domain selector keyfile' per line (PEM private keys: RSA of 1024 bits "
+     "or more, 2048 advised, or Ed25519). Mail from an authenticated user or a relay_networks client is "
+     "signed (RFC 6376, relaxed/relaxed) with the key of its From address's domain, else of the nearest "
+     "listed parent domain; other mail is never signed. postern dkim-record prints the DNS records to publish."},
     {"max_errors", T_UINT, F(max_errors), "10", 1, 1000,
      "Protocol errors per session before 421 4.7.0 and disconnect."},
     {"max_refused_recipients", T_UINT, F(max_refused_recipients), "20", 0, 100000,
@@ -225,7 +230,7 @@ static const struct key_def keys[] = {
 };
 #undef F
 #define NKEYS (sizeof keys / sizeof keys[0])
-_Static_assert(NKEYS <= 80, "struct config key_lines too small");
+_Static_assert(NKEYS <= 96, "struct config key_lines too small");
 
 void config_errors_add(struct config_errors *errs, const char *fmt, ...)
 {

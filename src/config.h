@@ -53,6 +53,7 @@ struct config {
     char *transport;              /* table file or "" */
     bool accept_mail;
     bool add_missing_headers;     /* submitted mail gets the Message-ID and Date it lacks */
+    char *dkim_keys;              /* DKIM signing key table (dkim.h) or "" */
     size_t max_message_size;
     unsigned max_recipients;
     char *recipient_delimiter;
@@ -103,7 +104,7 @@ struct config {
     bool smtp_tls_verify;         /* require STARTTLS and a certificate valid for the MX name */
     bool relay_host_implicit_tls; /* relay_host speaks TLS from the first byte (port 465, RFC 8314) */
     int log_level;
-    int key_lines[80];            /* line that set each key (index = table row), 0 = default */
+    int key_lines[96];            /* line that set each key (index = table row), 0 = default */
 };
 
 /* Collected error messages, each "file:line: key: what is wrong". */

@@ -5,6 +5,7 @@
  *   postern [-c FILE] show-config [-n]  every key's value as FILE has it (-n: only those FILE sets)
  *   postern [-c FILE] queue list [SELECTION]|summary|show ID|flush|delete|hold|release ID...|-|SELECTION
  *                                       inspect and change the outbound queue (queue_cli.c)
+ *   postern [-c FILE] dkim-record       the DNS TXT records that publish the dkim_keys (dkim.h)
  *   postern explain CODE [CODE2]        what a reply code / enhanced status code means (explain.c)
  *   postern passwd [ADDRESS]            read a password (twice on a terminal) and print its crypt(3)
  *                                       hash, as an "ADDRESS:hash" line for the users table
@@ -40,6 +41,7 @@ static int usage(FILE *to)
                 "         (list, delete, hold, release: instead of ids, ALL or --from ADDRESS and/or\n"
                 "          --to ADDRESS|@DOMAIN; delete, hold, release: - reads ids from stdin)\n"
                 "       postern [-c FILE] route ADDRESS...   (what happens to mail for each address)\n"
+                "       postern [-c FILE] dkim-record   (the DNS records to publish for dkim_keys)\n"
                 "       postern explain CODE [CODE2]\n       postern --version\n");
     return to == stdout ? 0 : 2;
 }
@@ -114,8 +116,15 @@ static bool load_all(const char *path, struct config *cfg, struct policy *policy
 }
 
 /* Settings that work but are likely mistakes: said at start and by check-config. */
-static void log_config_warnings(const struct config *cfg, const struct tls_contexts *tls)
+static void log_config_warnings(const struct config *cfg, const struct policy *policy, const struct tls_contexts *tls)
 {
+    for (size_t i = 0; i < policy->dkim.count; i++) {
+        struct stat ks;
+        if (stat(policy->dkim.keys[i].file, &ks) == 0 && (ks.st_mode & 004))
+            log_warn("event=config_warning key=dkim_keys detail=\"%s can be read by every user: whoever reads it can "
+                     "sign mail as %s; chmod 640 it, group the server's user\"", policy->dkim.keys[i].file,
+                     policy->dkim.keys[i].domain);
+    }
     tls_certificate_warnings(tls->server, cfg->hostname);
     if (!*cfg->recipients)
         log_warn("event=config_warning key=recipients detail=\"not set: only postmaster is accepted\"");
@@ -149,6 +158,16 @@ static void log_config_warnings(const struct config *cfg, const struct tls_conte
                  "address of it may relay; write %s, or the address alone for one host\"",
                  cfg->relay_networks.items[i], meant, meant);
     }
+}
+
+/* postern dkim-record: what to publish in DNS for each signing key, or why there is nothing. */
+static void print_dkim_records(const struct dkim_keys *keys, const char *table)
+{
+    if (!keys->count)
+        fprintf(stderr, "postern: no DKIM keys%s%s\n", *table ? " in " : " (dkim_keys is not set)",
+                *table ? table : "");
+    for (size_t i = 0; i < keys->count; i++)
+        dkim_print_record(stdout, &keys->keys[i]);
 }
 
 /* The words after `queue` (or `route`), with a "-c FILE" among them taken out (into *path) and the
@@ -192,7 +211,7 @@ int main(int argc, char **argv)
             break;
         }
         else if (strcmp(argv[i], "check-config") == 0 || strcmp(argv[i], "config-reference") == 0 ||
-                 strcmp(argv[i], "show-config") == 0)
+                 strcmp(argv[i], "show-config") == 0 || strcmp(argv[i], "dkim-record") == 0)
             cmd = argv[i];
         else if (strcmp(argv[i], "-n") == 0 && strcmp(cmd, "show-config") == 0)
             only_set = true;
@@ -216,14 +235,16 @@ int main(int argc, char **argv)
         tls_contexts_free(&tls);
         config_free(&cfg);
         return rc;
+    } else if (ok && strcmp(cmd, "dkim-record") == 0) {
+        print_dkim_records(&policy.dkim, cfg.dkim_keys);
     } else if (ok && strcmp(cmd, "show-config") == 0) {
         config_print_effective(stdout, &cfg, only_set);
     } else if (ok && strcmp(cmd, "check-config") == 0) {
-        log_config_warnings(&cfg, &tls);
+        log_config_warnings(&cfg, &policy, &tls);
         printf("%s: ok\n", path);
     } else if (ok) {
         log_set_level((enum log_level)cfg.log_level);
-        log_config_warnings(&cfg, &tls);
+        log_config_warnings(&cfg, &policy, &tls);
         struct server srv;
         ok = server_start(&srv, &cfg, &policy, &users, &tls);
         if (ok)

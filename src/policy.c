@@ -206,6 +206,7 @@ bool policy_load(struct policy *p, const struct config *cfg, struct config_error
     if (cfg->moved && *cfg->moved)
         load_table(p, cfg, "moved", cfg->moved, moved_line, errs);
     load_relay_tables(p, cfg, errs);
+    dkim_keys_load(&p->dkim, cfg, errs);
     return errs->count == before;
 }
 
@@ -221,6 +222,7 @@ void policy_free(struct policy *p)
     free(p->relay_networks);
     free(p->recipient_delimiter);
     free(p->postmaster_domain);
+    dkim_keys_free(&p->dkim);
     memset(p, 0, sizeof *p);
 }
 

@@ -9,6 +9,7 @@
 #include "address.h"
 #include "cidr.h"
 #include "config.h"
+#include "dkim.h"
 #include "next_hop.h"
 #include "reply.h"
 #include "strmap.h"
@@ -26,6 +27,7 @@ struct policy {
     size_t n_relay_networks;
     char *recipient_delimiter;
     char *postmaster_domain;  /* where a bare <Postmaster> goes: the first local domain */
+    struct dkim_keys dkim;    /* the keys that sign mail sent from here (dkim_keys; reloaded with the tables) */
 };
 
 enum rcpt_kind { RCPT_LOCAL, RCPT_RELAY, RCPT_REFUSED };

@@ -25,7 +25,7 @@ static const char *const reloadable[] = {"recipients", "moved", "users", "local_
                                          "null_mx_domains", "recipient_delimiter", "tls_cert", "tls_key",
                                          "tls_min_version", "tls_ciphers", "log_level", "relay_host_auth",
                                          "relay_domains", "relay_recipients", "transport", "dnsbl_zones",
-                                         "proxy_addresses", NULL};
+                                         "proxy_addresses", "dkim_keys", NULL};
 
 struct reloaded {
     struct server *srv;
@@ -146,9 +146,9 @@ static void apply(void *arg)
     apply_relay_credentials(srv->cfg, &r->cfg);
     swap_lists(&srv->cfg->dnsbl_zones, &r->cfg.dnsbl_zones); /* read on this thread only; the old ones go */
     swap_lists(&srv->cfg->proxy_addresses, &r->cfg.proxy_addresses); /* with r */
-    log_info("event=reloaded recipients=%zu moved=%zu users=%zu local_domains=%zu tls=%s",
+    log_info("event=reloaded recipients=%zu moved=%zu users=%zu local_domains=%zu dkim_keys=%zu tls=%s",
              srv->policy->recipients.count, srv->policy->moved.count, srv->users->users.count,
-             srv->policy->local_domains.count, srv->tls_ctx ? "reloaded" : "off");
+             srv->policy->local_domains.count, srv->policy->dkim.count, srv->tls_ctx ? "reloaded" : "off");
     sd_notify(0, "READY=1\nSTATUS=configuration reloaded");
     workq_submit(srv->disk, release_tables, reloaded_free, r); /* freeing 300,000 entries takes a while */
 }

@@ -1,5 +1,6 @@
 /* smtp_headers.c - the trace fields a received message gets before it is stored: Return-Path and
- * Received (RFC 5321 4.4), and for submitted mail the Message-ID and Date it lacks (RFC 6409 8).
+ * Received (RFC 5321 4.4), and for submitted mail the Message-ID and Date it lacks (RFC 6409 8) and
+ * a DKIM signature (RFC 6376).
  * Part of the session (session_priv.h). */
 #include <event2/buffer.h>
 #include <netinet/in.h>
@@ -9,8 +10,11 @@
 
 #include "address.h"
 #include "config.h"
+#include "dkim.h"
 #include "idn.h"
+#include "log.h"
 #include "message.h"
+#include "policy.h"
 #include "server.h"
 #include "session_priv.h"
 
@@ -18,21 +22,40 @@
  * relay_networks client sends out, gets the Message-ID and Date it lacks; a message arriving as MX
  * traffic is left as it came. Placed after the Received field, as LF lines like the body. */
 static void add_missing_headers(struct session *s, const struct header_facts *facts, time_t now,
-                                const char *date)
+                                const char *date, char *added, size_t addedsz)
 {
     struct message *m = s->msg;
+    *added = '\0';
     if (!s->srv->cfg->add_missing_headers || !(s->auth_user || s->may_relay))
         return;
     char stamp[16];
+    size_t n = 0;
     if (!facts->has_date)
-        evbuffer_add_printf(m->headers, "Date: %s\n", date);
-    if (!facts->has_message_id) {
+        n = (size_t)snprintf(added, addedsz, "Date: %s\n", date);
+    if (!facts->has_message_id && n < addedsz) {
         struct tm tm;
         gmtime_r(&now, &tm);
         strftime(stamp, sizeof stamp, "%Y%m%d%H%M%S", &tm);
         snprintf(m->message_id, sizeof m->message_id, "<%s.%s@%s>", stamp, m->qid, s->srv->cfg->hostname);
-        evbuffer_add_printf(m->headers, "Message-ID: %s\n", m->message_id);
+        snprintf(added + n, addedsz - n, "Message-ID: %s\n", m->message_id);
     }
+    evbuffer_add(m->headers, added, strlen(added));
+}
+
+/* Mail a user submits, or a relay_networks client sends, gets a DKIM signature when its From
+ * domain has a key (dkim.h); added: the fields add_missing_headers placed, signed with the rest. */
+static void add_dkim_signature(struct session *s, const char *added, time_t now)
+{
+    struct message *m = s->msg;
+    const struct dkim_keys *keys = &s->srv->policy->dkim;
+    if (!keys->count || !(s->auth_user || s->may_relay))
+        return;
+    const char *why = NULL;
+    const struct dkim_key *key = dkim_sign(keys, added, m->body, (long long)now, m->headers, &why);
+    if (key)
+        snprintf(m->dkim_signer, sizeof m->dkim_signer, "%s/%s", key->domain, key->selector);
+    else
+        log_debug("event=dkim_unsigned session=%s qid=%s detail=\"%s\"", s->id, m->qid, why);
 }
 
 /* The Received field's "from" clause (RFC 5321 4.4: Extended-Domain). An EHLO name that is a
@@ -86,5 +109,7 @@ void build_trace_headers(struct session *s, const struct header_facts *facts)
     if (m->nrcpts == 1)
         evbuffer_add_printf(m->headers, "\n\tfor <%s>", m->rcpts[0].addr);
     evbuffer_add_printf(m->headers, "; %s\n", date);
-    add_missing_headers(s, facts, now, date); /* the Received field's date */
+    char added[sizeof m->message_id + 128];
+    add_missing_headers(s, facts, now, date, added, sizeof added); /* the Received field's date */
+    add_dkim_signature(s, added, now);
 }

@@ -309,11 +309,13 @@ static void log_transaction(struct session *s, const char *event, enum reply_id 
     if (!log_enabled(LOG_INFO))
         return; /* the recipient list is not worth building for nobody */
     /* user=: which account sent it (a stolen password's spam is traced by it) */
-    log_info("event=%s session=%s qid=%s client=%s%s%s sender=<%s> rcpts=%s size=%zu reply=%d%s%s%s%s%s", event,
+    log_info("event=%s session=%s qid=%s client=%s%s%s sender=<%s> rcpts=%s size=%zu reply=%d%s%s%s%s%s%s%s",
+             event,
              s->id, m->qid, s->peer_ip, s->auth_user ? " user=" : "",
              s->auth_user ? log_safe(user, sizeof user, s->auth_user) : "", log_safe(sender, sizeof sender, m->sender),
              rcpt_list(m, rcpts, sizeof rcpts), s->data.size, reply_info(id)->code, *m->message_id ? " message_id=" : "",
-             log_safe(msgid, sizeof msgid, m->message_id), detail ? " detail=\"" : "", detail ? detail : "",
+             log_safe(msgid, sizeof msgid, m->message_id), *m->dkim_signer ? " dkim=" : "", m->dkim_signer,
+             detail ? " detail=\"" : "", detail ? detail : "",
              detail ? "\"" : "");
 }
 

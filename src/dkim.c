@@ -1,0 +1,585 @@
+/* dkim.c - see dkim.h. The message is read where it lies (the header section is already one
+ * piece after message_scan_headers; the body is walked chunk by chunk, never copied), and the
+ * canonical forms go straight into SHA-256. Limits: header fields and their lines are bounded by
+ * the message size only; one signature per message. Never logs or prints a private key. */
+#include "dkim.h"
+
+#include <errno.h>
+#include <event2/buffer.h>
+#include <openssl/pem.h>
+#include <openssl/rsa.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "address.h"
+#include "idn.h"
+
+#define RSA_BITS_MIN 1024 /* RFC 8301 3.2: verifiers need not accept less */
+#define CANON_CHUNK 4096  /* canonical bytes gathered before each hash update */
+
+/* Header fields signed when present, each instance of them (RFC 6376 5.4.1); those marked
+ * oversigned are listed once more, so that no one can add another later (RFC 6376 8.15). */
+static const struct {
+    const char *name;
+    bool oversign;
+} signed_fields[] = {
+    {"from", true},        {"reply-to", true},      {"subject", true},       {"date", true},
+    {"to", true},          {"cc", true},            {"message-id", true},    {"in-reply-to", false},
+    {"references", false}, {"mime-version", false}, {"content-type", false}, {"content-transfer-encoding", false},
+    {"sender", false},     {"list-id", false},      {"list-unsubscribe", false},
+    {"list-unsubscribe-post", false},
+};
+
+/* ---------- the table ---------- */
+
+static int key_cmp(const void *a, const void *b)
+{
+    return strcmp(((const struct dkim_key *)a)->domain, ((const struct dkim_key *)b)->domain);
+}
+
+/* Reads one key file: an RSA key of RSA_BITS_MIN bits or more, or an Ed25519 key; NULL and *err
+ * otherwise. */
+static EVP_PKEY *read_key(const char *file, bool *ed25519, char *err, size_t errsz)
+{
+    FILE *f = fopen(file, "r");
+    if (!f) {
+        snprintf(err, errsz, "cannot read key file %s: %s", file, strerror(errno));
+        return NULL;
+    }
+    EVP_PKEY *pkey = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+    fclose(f);
+    if (!pkey) {
+        snprintf(err, errsz, "%s holds no PEM private key (make one with: openssl genpkey -algorithm RSA "
+                 "-pkeyopt rsa_keygen_bits:2048 -out FILE)", file);
+        return NULL;
+    }
+    *ed25519 = EVP_PKEY_get_id(pkey) == EVP_PKEY_ED25519;
+    if (!*ed25519 && EVP_PKEY_get_id(pkey) != EVP_PKEY_RSA) {
+        snprintf(err, errsz, "%s is neither an RSA nor an Ed25519 key", file);
+    } else if (!*ed25519 && EVP_PKEY_get_bits(pkey) < RSA_BITS_MIN) {
+        snprintf(err, errsz, "%s: an RSA key of %d bits; receivers refuse less than %d (RFC 8301), use 2048",
+                 file, EVP_PKEY_get_bits(pkey), RSA_BITS_MIN);
+    } else {
+        return pkey;
+    }
+    EVP_PKEY_free(pkey);
+    return NULL;
+}
+
+/* True when s is a selector: dot-separated labels of letters, digits and '-' (RFC 6376 3.1). */
+static bool selector_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > DKIM_SELECTOR_MAX || s[0] == '.' || s[n - 1] == '.' || strstr(s, ".."))
+        return false;
+    return strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.") == n;
+}
+
+/* One table line "domain selector keyfile" into k->keys[k->count]; false and *err when wrong. */
+static bool key_line(struct dkim_keys *k, char **f, int n, char *err, size_t errsz)
+{
+    bool utf8 = false;
+    char domain[ADDR_DOMAIN_MAX + 1];
+    if (n != 3) {
+        snprintf(err, errsz, "expected 'domain selector keyfile'");
+        return false;
+    }
+    if (address_parse_domain(f[0], strlen(f[0]), &utf8) != ADDR_OK || !idn_to_ascii(f[0], domain, sizeof domain)) {
+        snprintf(err, errsz, "'%.80s' is not a domain", f[0]);
+        return false;
+    }
+    if (!selector_ok(f[1])) {
+        snprintf(err, errsz, "selector '%.80s': letters, digits, '-' and dots only (a DNS name)", f[1]);
+        return false;
+    }
+    struct dkim_key *key = &k->keys[k->count];
+    if (!(key->pkey = read_key(f[2], &key->ed25519, err, errsz)))
+        return false;
+    key->domain = strdup(domain);
+    key->selector = strdup(f[1]);
+    key->file = strdup(f[2]);
+    k->count++;
+    if (!key->domain || !key->selector || !key->file) {
+        snprintf(err, errsz, "out of memory");
+        return false;
+    }
+    return true;
+}
+
+/* Reads the table file into k, one error per wrong line. */
+static void read_table(struct dkim_keys *k, const char *file, struct config_errors *errs)
+{
+    FILE *f = fopen(file, "r");
+    char line[1024];
+    int lineno = 0;
+    size_t cap = 0;
+    while (f && fgets(line, sizeof line, f)) {
+        lineno++;
+        line[strcspn(line, "#")] = '\0';
+        char *fields[4];
+        int n = 0;
+        for (char *tok = strtok(line, " \t\r\n"); tok && n < 4; tok = strtok(NULL, " \t\r\n"))
+            fields[n++] = tok;
+        if (n == 0)
+            continue;
+        if (k->count == cap) {
+            struct dkim_key *grown = realloc(k->keys, (cap = cap ? cap * 2 : 8) * sizeof *grown);
+            if (!grown)
+                break;
+            k->keys = grown;
+        }
+        memset(&k->keys[k->count], 0, sizeof k->keys[k->count]);
+        char err[300];
+        if (!key_line(k, fields, n, err, sizeof err))
+            config_errors_add(errs, "%s:%d: dkim_keys: %s", file, lineno, err);
+    }
+    if (f)
+        fclose(f);
+}
+
+bool dkim_keys_load(struct dkim_keys *k, const struct config *cfg, struct config_errors *errs)
+{
+    memset(k, 0, sizeof *k);
+    if (!cfg->dkim_keys || !*cfg->dkim_keys)
+        return true;
+    size_t before = errs->count;
+    if (!config_file_readable(cfg, "dkim_keys", cfg->dkim_keys, errs))
+        return false;
+    read_table(k, cfg->dkim_keys, errs);
+    if (k->count)
+        qsort(k->keys, k->count, sizeof *k->keys, key_cmp);
+    for (size_t i = 1; i < k->count; i++)
+        if (strcmp(k->keys[i - 1].domain, k->keys[i].domain) == 0)
+            config_errors_add(errs, "%s: dkim_keys: %s is listed twice: one key signs a domain's mail",
+                              cfg->dkim_keys, k->keys[i].domain);
+    return errs->count == before;
+}
+
+void dkim_keys_free(struct dkim_keys *k)
+{
+    for (size_t i = 0; i < k->count; i++) {
+        EVP_PKEY_free(k->keys[i].pkey);
+        free(k->keys[i].domain);
+        free(k->keys[i].selector);
+        free(k->keys[i].file);
+    }
+    free(k->keys);
+    memset(k, 0, sizeof *k);
+}
+
+const struct dkim_key *dkim_key_for(const struct dkim_keys *k, const char *domain)
+{
+    while (k->count && domain && *domain) {
+        struct dkim_key want = {.domain = (char *)domain};
+        const struct dkim_key *hit = bsearch(&want, k->keys, k->count, sizeof *k->keys, key_cmp);
+        if (hit)
+            return hit;
+        domain = strchr(domain, '.');
+        domain = domain ? domain + 1 : NULL;
+    }
+    return NULL;
+}
+
+/* ---------- canonicalization (RFC 6376 3.4.2, 3.4.4) into a hash ---------- */
+
+/* Canonical bytes on their way into a SHA-256 context, gathered so the hash sees few updates. */
+struct canon_out {
+    EVP_MD_CTX *md;
+    unsigned char buf[CANON_CHUNK];
+    size_t len;
+};
+
+static void out_byte(struct canon_out *o, unsigned char c)
+{
+    if (o->len == sizeof o->buf) {
+        EVP_DigestUpdate(o->md, o->buf, o->len);
+        o->len = 0;
+    }
+    o->buf[o->len++] = c;
+}
+
+static void out_flush(struct canon_out *o)
+{
+    EVP_DigestUpdate(o->md, o->buf, o->len);
+    o->len = 0;
+}
+
+static bool is_wsp(char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+/* One header field (name, colon, value, continuation lines; LF endings) in "relaxed" form: name
+ * lower-cased, lines unfolded, each run of blanks one space, none around the colon or at the end;
+ * CRLF after it unless it is the signature field being signed. */
+static void canon_header(struct canon_out *o, const char *p, size_t len, bool crlf)
+{
+    size_t i = 0;
+    while (i < len && p[i] != ':' && p[i] != '\n')
+        i++;
+    size_t name_end = i;
+    while (name_end > 0 && is_wsp(p[name_end - 1]))
+        name_end--;
+    for (size_t j = 0; j < name_end; j++)
+        out_byte(o, (unsigned char)(p[j] >= 'A' && p[j] <= 'Z' ? p[j] + 32 : p[j]));
+    out_byte(o, ':');
+    bool blank = false, started = false;
+    for (i++; i < len; i++) {
+        if (p[i] == '\n')
+            continue; /* unfolding: the line break goes, the blank after it stays */
+        if (is_wsp(p[i])) {
+            blank = true;
+            continue;
+        }
+        if (blank && started)
+            out_byte(o, ' ');
+        blank = false;
+        started = true;
+        out_byte(o, (unsigned char)p[i]);
+    }
+    if (crlf) {
+        out_byte(o, '\r');
+        out_byte(o, '\n');
+    }
+}
+
+/* The body in "relaxed" form: blanks at line ends dropped, other runs of blanks one space, empty
+ * lines at the end dropped, CRLF line endings. State carried from chunk to chunk. */
+struct body_canon {
+    struct canon_out out;
+    size_t empty_lines; /* empty lines seen and not yet written (they may be the trailing ones) */
+    bool blank;         /* blanks seen since the last character written */
+    bool line_started;  /* a character of this line was written */
+};
+
+static void body_bytes(struct body_canon *b, const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        char c = p[i];
+        if (c == '\n') {
+            if (b->line_started) {
+                out_byte(&b->out, '\r');
+                out_byte(&b->out, '\n');
+            } else {
+                b->empty_lines++;
+            }
+            b->line_started = b->blank = false;
+        } else if (is_wsp(c)) {
+            b->blank = true;
+        } else {
+            if (!b->line_started) {
+                for (; b->empty_lines; b->empty_lines--) {
+                    out_byte(&b->out, '\r');
+                    out_byte(&b->out, '\n');
+                }
+                b->line_started = true;
+            }
+            if (b->blank)
+                out_byte(&b->out, ' ');
+            b->blank = false;
+            out_byte(&b->out, (unsigned char)c);
+        }
+    }
+}
+
+/* bh=: SHA-256 of the canonical body, the text from offset on, read in place chunk by chunk. */
+static bool body_hash(struct evbuffer *text, size_t offset, unsigned char digest[32])
+{
+    struct body_canon b = {.out.md = EVP_MD_CTX_new()};
+    bool ok = b.out.md && EVP_DigestInit_ex(b.out.md, EVP_sha256(), NULL);
+    size_t total = evbuffer_get_length(text);
+    struct evbuffer_ptr pos;
+    if (ok && offset < total && evbuffer_ptr_set(text, &pos, offset, EVBUFFER_PTR_SET) == 0) {
+        for (size_t left = total - offset; left;) {
+            struct evbuffer_iovec v[16];
+            int n = evbuffer_peek(text, (ev_ssize_t)left, &pos, v, 16);
+            size_t done = 0;
+            for (int i = 0; i < n && i < 16 && done < left; i++) {
+                size_t take = v[i].iov_len < left - done ? v[i].iov_len : left - done;
+                body_bytes(&b, v[i].iov_base, take);
+                done += take;
+            }
+            left -= done;
+            if (done == 0 || (left && evbuffer_ptr_set(text, &pos, done, EVBUFFER_PTR_ADD) != 0))
+                break;
+        }
+    }
+    if (b.line_started) { /* the last line had no line ending: it gets one */
+        out_byte(&b.out, '\r');
+        out_byte(&b.out, '\n');
+    }
+    if (ok) {
+        out_flush(&b.out);
+        ok = EVP_DigestFinal_ex(b.out.md, digest, NULL) == 1;
+    }
+    EVP_MD_CTX_free(b.out.md);
+    return ok;
+}
+
+/* ---------- the header fields ---------- */
+
+struct field {
+    const char *p; /* "Name: value" with its continuation lines, LF endings, no final LF */
+    size_t len;
+};
+
+struct fields {
+    struct field *v;
+    size_t count, cap;
+};
+
+/* Splits a header section (LF lines) into fields, appended top to bottom; false when out of
+ * memory. A line that starts with a blank continues the field above it in the same section (one
+ * at the top, continuing nothing, is skipped). */
+static bool split_fields(struct fields *fs, const char *p, size_t len)
+{
+    size_t first = fs->count; /* fields before this one lie in another buffer */
+    for (size_t i = 0; i < len;) {
+        const char *nl = memchr(p + i, '\n', len - i);
+        size_t end = nl ? (size_t)(nl - p) : len;
+        if (is_wsp(p[i]) && fs->count > first) {
+            struct field *last = &fs->v[fs->count - 1];
+            last->len = (size_t)(p + end - last->p);
+        } else if (!is_wsp(p[i]) && end > i) {
+            if (fs->count == fs->cap) {
+                struct field *grown = realloc(fs->v, (fs->cap = fs->cap ? fs->cap * 2 : 32) * sizeof *grown);
+                if (!grown)
+                    return false;
+                fs->v = grown;
+            }
+            fs->v[fs->count++] = (struct field){p + i, end - i};
+        }
+        i = end + 1;
+    }
+    return true;
+}
+
+/* True when field f is named name (compared without case; blanks before the colon allowed). */
+static bool field_named(const struct field *f, const char *name)
+{
+    size_t n = strlen(name);
+    if (f->len <= n || strncasecmp(f->p, name, n) != 0)
+        return false;
+    size_t i = n;
+    while (i < f->len && is_wsp(f->p[i]))
+        i++;
+    return i < f->len && f->p[i] == ':';
+}
+
+/* The domain of the first address in a From field, as an A-label; false when there is none. The
+ * address is the one in <...> when there is one, else the field's words; quoted strings and
+ * comments never count, so '"x@evil" <me@here>' gives "here". */
+static bool from_domain(const struct field *f, char *out, size_t outsz)
+{
+    char bare[1000], angle[1000];
+    size_t nb = 0, na = 0, depth = 0;
+    bool in_angle = false, had_angle = false, quoted = false;
+    const char *colon = memchr(f->p, ':', f->len);
+    for (size_t i = colon ? (size_t)(colon - f->p) + 1 : f->len; i < f->len && !had_angle; i++) {
+        char c = f->p[i];
+        if (quoted) {
+            quoted = !(c == '"');
+            i += c == '\\';
+        } else if (depth) {
+            depth += (c == '(') - (c == ')');
+            i += c == '\\';
+        } else if (c == '"') {
+            quoted = true;
+        } else if (c == '(') {
+            depth = 1;
+        } else if (c == '<') {
+            in_angle = true;
+        } else if (c == '>' && in_angle) {
+            had_angle = true;
+        } else if (c == ',' && !in_angle) {
+            break; /* only the first mailbox */
+        } else if (!is_wsp(c) && c != '\n') {
+            if (in_angle && na < sizeof angle - 1)
+                angle[na++] = c;
+            else if (!in_angle && nb < sizeof bare - 1)
+                bare[nb++] = c;
+        }
+    }
+    char *addr = had_angle ? angle : bare;
+    addr[had_angle ? na : nb] = '\0';
+    const char *at = strrchr(addr, '@');
+    bool utf8 = false;
+    return at && address_parse_domain(at + 1, strlen(at + 1), &utf8) == ADDR_OK && idn_to_ascii(at + 1, out, outsz);
+}
+
+/* How many of the fields are named name. */
+static size_t count_named(const struct fields *fs, const char *name)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < fs->count; i++)
+        n += field_named(&fs->v[i], name);
+    return n;
+}
+
+/* ---------- the signature ---------- */
+
+/* Appends the h= names and hashes the fields they sign, in that order: each instance of a
+ * signed name from the bottom up (RFC 6376 5.4.2), an oversigned name once more (it hashes
+ * nothing). Lines are folded before a colon to stay short. */
+static void sign_fields(const struct fields *fs, struct canon_out *o, struct evbuffer *sig)
+{
+    size_t col = 8; /* "\th=" and some */
+    evbuffer_add(sig, "\th=", 3);
+    bool first = true;
+    for (size_t s = 0; s < sizeof signed_fields / sizeof signed_fields[0]; s++) {
+        const char *name = signed_fields[s].name;
+        size_t n = count_named(fs, name), listed = n + (signed_fields[s].oversign ? 1 : 0);
+        for (size_t k = 0; k < listed; k++) {
+            if (col + strlen(name) > 74) {
+                evbuffer_add(sig, "\n\t", 2);
+                col = 8;
+            }
+            col += (size_t)evbuffer_add_printf(sig, "%s%s", first ? "" : ":", name);
+            first = false;
+        }
+        for (size_t i = fs->count; n && i-- > 0;)
+            if (field_named(&fs->v[i], name)) {
+                canon_header(o, fs->v[i].p, fs->v[i].len, true);
+                n--;
+            }
+    }
+    evbuffer_add(sig, ";\n", 2);
+}
+
+/* Signs the SHA-256 digest of the canonical header fields with the key: RSASSA-PKCS1-v1_5
+ * (rsa-sha256), or Ed25519 over the digest itself (RFC 8463 3). The signature goes to base64. */
+static bool sign_digest(const struct dkim_key *key, const unsigned char digest[32], char *b64, size_t b64sz)
+{
+    size_t len = (size_t)EVP_PKEY_get_size(key->pkey);
+    unsigned char *sig = malloc(len);
+    bool ok = false;
+    if (sig && key->ed25519) {
+        EVP_MD_CTX *md = EVP_MD_CTX_new();
+        ok = md && EVP_DigestSignInit(md, NULL, NULL, NULL, key->pkey) == 1 &&
+             EVP_DigestSign(md, sig, &len, digest, 32) == 1;
+        EVP_MD_CTX_free(md);
+    } else if (sig) {
+        EVP_PKEY_CTX *pc = EVP_PKEY_CTX_new(key->pkey, NULL);
+        ok = pc && EVP_PKEY_sign_init(pc) == 1 && EVP_PKEY_CTX_set_rsa_padding(pc, RSA_PKCS1_PADDING) == 1 &&
+             EVP_PKEY_CTX_set_signature_md(pc, EVP_sha256()) == 1 && EVP_PKEY_sign(pc, sig, &len, digest, 32) == 1;
+        EVP_PKEY_CTX_free(pc);
+    }
+    ok = ok && (len + 2) / 3 * 4 < b64sz;
+    if (ok)
+        EVP_EncodeBlock((unsigned char *)b64, sig, (int)len);
+    free(sig);
+    return ok;
+}
+
+/* Appends the base64 text s after "b=", folded into lines of at most 76 columns. */
+static void add_folded(struct evbuffer *out, const char *s)
+{
+    size_t n = strlen(s), first = n < 70 ? n : 70;
+    evbuffer_add(out, s, first);
+    for (size_t i = first; i < n; i += 75) {
+        evbuffer_add(out, "\n\t", 2);
+        evbuffer_add(out, s + i, n - i < 75 ? n - i : 75);
+    }
+    evbuffer_add(out, "\n", 1);
+}
+
+/* The signature field for the fields and body digest: built without the b= value, hashed after
+ * the signed fields (RFC 6376 3.7), then completed with the signature of it all. */
+static bool build_signature(const struct dkim_key *key, const struct fields *fs, const unsigned char bh[32],
+                            long long now, struct evbuffer *out)
+{
+    struct canon_out *o = calloc(1, sizeof *o);
+    struct evbuffer *sig = evbuffer_new();
+    char bh64[48], b64[2800];
+    unsigned char digest[32];
+    bool ok = o && sig && (o->md = EVP_MD_CTX_new()) && EVP_DigestInit_ex(o->md, EVP_sha256(), NULL) == 1;
+    if (ok) {
+        EVP_EncodeBlock((unsigned char *)bh64, bh, 32);
+        evbuffer_add_printf(sig, "DKIM-Signature: v=1; a=%s; c=relaxed/relaxed; d=%s;\n\ts=%s; t=%lld;\n",
+                            key->ed25519 ? "ed25519-sha256" : "rsa-sha256", key->domain, key->selector, now);
+        sign_fields(fs, o, sig);
+        evbuffer_add_printf(sig, "\tbh=%s;\n\tb=", bh64);
+        size_t n = evbuffer_get_length(sig);
+        canon_header(o, (const char *)evbuffer_pullup(sig, -1), n, false);
+        out_flush(o);
+        ok = EVP_DigestFinal_ex(o->md, digest, NULL) == 1 && sign_digest(key, digest, b64, sizeof b64);
+    }
+    if (ok) {
+        add_folded(sig, b64);
+        evbuffer_add_buffer(out, sig);
+    }
+    if (o)
+        EVP_MD_CTX_free(o->md);
+    free(o);
+    if (sig)
+        evbuffer_free(sig);
+    return ok;
+}
+
+/* The header section's length in text (through the LF of its last line), and where the body
+ * starts (after the empty line; the end when there is none). */
+static void text_layout(struct evbuffer *text, size_t *hlen, size_t *body)
+{
+    size_t total = evbuffer_get_length(text);
+    struct evbuffer_ptr end = evbuffer_search(text, "\n\n", 2, NULL);
+    *hlen = end.pos < 0 ? total : (size_t)end.pos + 1;
+    *body = end.pos < 0 ? total : (size_t)end.pos + 2;
+    if (total && *(const char *)evbuffer_pullup(text, 1) == '\n')
+        *hlen = 0, *body = 1; /* the text starts with the empty line: no header section */
+}
+
+const struct dkim_key *dkim_sign(const struct dkim_keys *k, const char *added, struct evbuffer *text, long long now,
+                                 struct evbuffer *out, const char **why)
+{
+    size_t hlen, body;
+    text_layout(text, &hlen, &body);
+    const char *h = hlen ? (const char *)evbuffer_pullup(text, (ev_ssize_t)hlen) : "";
+    struct fields fs = {0};
+    const struct dkim_key *key = NULL;
+    char domain[ADDR_DOMAIN_MAX + 1];
+    unsigned char bh[32];
+    *why = "out of memory";
+    if (h && split_fields(&fs, added, strlen(added)) && split_fields(&fs, h, hlen)) {
+        size_t i = 0;
+        while (i < fs.count && !field_named(&fs.v[i], "from"))
+            i++;
+        *why = "no From address with a domain";
+        if (i < fs.count && from_domain(&fs.v[i], domain, sizeof domain)) {
+            *why = "no key for the From domain";
+            key = dkim_key_for(k, domain);
+        }
+        if (key && !(body_hash(text, body, bh) && build_signature(key, &fs, bh, now, out))) {
+            *why = "signing failed (OpenSSL)";
+            key = NULL;
+        }
+    }
+    free(fs.v);
+    return key;
+}
+
+/* ---------- the DNS record ---------- */
+
+void dkim_print_record(FILE *out, const struct dkim_key *key)
+{
+    unsigned char raw[64], *der = NULL;
+    size_t rawlen = sizeof raw;
+    int len = 0;
+    if (key->ed25519 && EVP_PKEY_get_raw_public_key(key->pkey, raw, &rawlen) == 1)
+        len = (int)rawlen;
+    else if (!key->ed25519)
+        len = i2d_PUBKEY(key->pkey, &der); /* SubjectPublicKeyInfo (RFC 6376 3.6.1) */
+    char *b64 = len > 0 ? malloc((size_t)(len + 2) / 3 * 4 + 1) : NULL;
+    if (b64) {
+        EVP_EncodeBlock((unsigned char *)b64, key->ed25519 ? raw : der, len);
+        fprintf(out, "; %s: %s key, %s\n%s._domainkey.%s. IN TXT ( \"v=DKIM1; k=%s; \"", key->domain,
+                key->ed25519 ? "Ed25519" : "RSA", key->file, key->selector, key->domain,
+                key->ed25519 ? "ed25519" : "rsa");
+        size_t n = strlen(b64);
+        for (size_t i = 0; i < n; i += 250) /* a TXT string holds 255 octets at most */
+            fprintf(out, "\n\t\"%s%.*s\"", i ? "" : "p=", (int)(n - i < 250 ? n - i : 250), b64 + i);
+        fprintf(out, " )\n");
+    }
+    free(b64);
+    OPENSSL_free(der);
+}

@@ -1,0 +1,199 @@
+"""DKIM signing (dkim_keys, RFC 6376 / RFC 8463) through the real binary: the signatures Postern
+adds are checked by an independent verifier, Debian's python3-dkim (dkimpy), given the public keys
+exactly as `postern dkim-record` prints them for DNS. Relayed mail is verified as the receiving
+server got it over SMTP, local mail as its Maildir file holds it."""
+import random
+import re
+import smtplib
+import subprocess
+
+import dkim
+import pytest
+
+from conftest import BIN, Client, open_path_for_server, sighup_and_wait, wait_for
+from test_relay import relay, send  # noqa: F401 (relay is a fixture)
+from test_tls_auth import PASSWORD, pki, submission, tls_server  # noqa: F401 (fixtures)
+
+# Blank runs, a folded field, trailing blanks, a display name with '@' and '<' in quotes, lines
+# starting with a dot and empty lines at the end: what relaxed canonicalization must get right.
+TRICKY = (b'From: "Alice, <x@evil.test>" (the boss) <alice@example.test>\r\nTo: bob@two-mx.test\r\n'
+          b"Subject:   folded\r\n \t subject   line  \r\nX-Not-Signed: 1\r\n\r\n"
+          b"Hello   world  \r\n\t indented\r\n.a dot line\r\n..two dots\r\n \r\n\r\n\r\n")
+
+
+@pytest.fixture(scope="module")
+def keys(tmp_path_factory):
+    d = tmp_path_factory.mktemp("dkim")
+    open_path_for_server(d)  # a reload reads them as the server's user
+    for name, args in (("rsa.pem", ["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"]),
+                       ("ed.pem", ["-algorithm", "ED25519"]),
+                       ("short.pem", ["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:512"])):
+        subprocess.run(["openssl", "genpkey", *args, "-out", str(d / name)], check=True, capture_output=True)
+        (d / name).chmod(0o644)
+    return d
+
+
+def key_table(tmp_path, keys, lines):
+    table = tmp_path / "dkim_keys"
+    table.write_text("".join(f"{domain} {selector} {keys / file}\n" for domain, selector, file in lines))
+    return table
+
+
+def published(srv):
+    """name -> TXT record text, parsed from `postern dkim-record` (what the administrator publishes)."""
+    out = subprocess.run([str(BIN), "-c", str(srv.conf_path), "dkim-record"], capture_output=True, text=True,
+                         check=True).stdout
+    return {m.group(1): "".join(re.findall(r'"([^"]*)"', m.group(2))).encode()
+            for m in re.finditer(r"^(\S+)\. IN TXT \((.*?)\)$", out, re.S | re.M)}
+
+
+def verifies(message, records):
+    return dkim.verify(message, dnsfunc=lambda name, timeout=5: records.get(name.decode().rstrip(".")))
+
+
+def signature_tags(message):
+    field = re.search(rb"^DKIM-Signature:(.*?)\r?\n(?=\S)", message, re.S | re.M).group(1)
+    return dict(t.strip().split("=", 1) for t in re.sub(r"\s+", "", field.decode()).split(";") if t)
+
+
+def test_relayed_mail_is_signed_and_verifies_at_the_receiver(relay, keys, tmp_path):  # noqa: F811
+    mx = relay["peers"].start("127.0.0.2")
+    table = key_table(tmp_path, keys, [("example.test", "sel1", "rsa.pem"), ("other.test", "ed1", "ed.pem")])
+    srv = relay["start"](dkim_keys=table)
+    send(srv, ["bob@two-mx.test"], body=TRICKY)
+    wait_for(lambda: mx.messages, what="delivery to the peer")
+    content = mx.messages[0][2]
+    records = published(srv)
+    assert set(records) == {"sel1._domainkey.example.test", "ed1._domainkey.other.test"}
+    tags = signature_tags(content)
+    assert (tags["a"], tags["d"], tags["s"], tags["c"]) == ("rsa-sha256", "example.test", "sel1", "relaxed/relaxed")
+    assert tags["h"].split(":").count("from") == 2 and "x-not-signed" not in tags["h"]  # From oversigned
+    assert verifies(content, records)
+    assert content.endswith(TRICKY)  # signing changed nothing
+    assert not verifies(content.replace(b"Hello", b"Jello"), records)  # the body is covered
+    assert not verifies(content.replace(b"Subject:   folded", b"Subject:   faked"), records)
+    assert not verifies(content.replace(b"To: bob", b"From: mallory@example.test\r\nTo: bob"), records)
+    assert re.search(r"event=accepted .* dkim=example\.test/sel1", srv.log_text())
+
+
+def test_submitted_mail_is_signed_with_ed25519_by_the_parent_domains_key(tls_server, pki, keys,  # noqa: F811
+                                                                          tmp_path):
+    srv = tls_server(relay_networks="", dkim_keys=key_table(tmp_path, keys, [("example.test", "ed1", "ed.pem")]))
+    c = submission(srv, pki)
+    c.expect("MAIL FROM:<alice@example.test>", 250)
+    c.expect("RCPT TO:<bob@example.test>", 250)
+    c.expect("DATA", 354)
+    c.send(b"From: Alice <alice@news.example.test>\r\nSubject: no Date, no Message-ID\r\n\r\nbody\r\n.\r\n")
+    assert c.reply()[0] == 250
+    c.expect("QUIT", 221)
+    [f] = srv.maildir_files("bob@example.test")
+    stored = f.read_bytes().replace(b"\n", b"\r\n")
+    tags = signature_tags(stored)
+    assert (tags["a"], tags["d"]) == ("ed25519-sha256", "example.test")
+    assert "date" in tags["h"] and "message-id" in tags["h"]  # the fields Postern added are signed too
+    records = published(srv)
+    assert verifies(stored, records)
+    assert not verifies(stored.replace(b"Message-ID: <", b"Message-ID: <x"), records)
+
+
+def test_only_mail_sent_from_here_is_signed_and_a_reload_adds_keys(make_server, keys, tmp_path):
+    table = key_table(tmp_path, keys, [("example.test", "sel1", "rsa.pem")])
+    srv = make_server(relay_networks="127.0.0.2/32", dkim_keys=table)
+
+    def deliver(source, author):
+        c = Client(srv.port, source=source)
+        assert c.reply()[0] == 220
+        c.expect("EHLO client.example", 250)
+        c.expect("MAIL FROM:<someone@example.test>", 250)
+        c.expect("RCPT TO:<alice@example.test>", 250)
+        c.expect("DATA", 354)
+        c.send(f"From: {author}\r\nSubject: s\r\n\r\nbody\r\n.\r\n".encode())
+        assert c.reply()[0] == 250
+        c.expect("QUIT", 221)
+        return srv.maildir_files("alice@example.test")[-1].read_bytes()
+
+    assert b"DKIM-Signature" not in deliver("127.0.0.1", "x@example.test")  # MX traffic: never signed
+    assert b"DKIM-Signature" not in deliver("127.0.0.2", "x@nokey.test")  # no key for the From domain
+    assert 'event=dkim_unsigned session=' in srv.log_text() and 'detail="no key for the From domain"' in srv.log_text()
+    assert b"d=example.test" in deliver("127.0.0.2", "x@example.test")
+    key_table(tmp_path, keys, [("example.test", "sel1", "rsa.pem"), ("nokey.test", "s2", "ed.pem")])
+    sighup_and_wait(srv, "reloaded")
+    assert "dkim_keys=2" in srv.log_text()
+    signed = deliver("127.0.0.2", "x@nokey.test").replace(b"\n", b"\r\n")
+    assert signature_tags(signed)["d"] == "nokey.test" and verifies(signed, published(srv))
+
+
+def test_check_config_names_each_bad_line(tmp_path, keys):
+    (tmp_path / "dkim_keys").write_text(
+        f"example.test sel1 {keys / 'rsa.pem'}\n"
+        "# a comment\n"
+        f"bad_domain! sel {keys / 'rsa.pem'}\n"
+        f"short.test sel {keys / 'short.pem'}\n"
+        f"missing.test sel {tmp_path / 'nowhere.pem'}\n"
+        f"sel.test bad/selector {keys / 'rsa.pem'}\n"
+        "two.test fields\n"
+        f"notakey.test sel {tmp_path / 'postern.conf'}\n"
+        f"EXAMPLE.test sel2 {keys / 'ed.pem'}\n")
+    (tmp_path / "postern.conf").write_text(f"hostname = mx.example.test\ndkim_keys = {tmp_path / 'dkim_keys'}\n")
+    r = subprocess.run([str(BIN), "-c", str(tmp_path / "postern.conf"), "check-config"], capture_output=True,
+                       text=True)
+    assert r.returncode == 1
+    table = tmp_path / "dkim_keys"
+    for line, words in ((3, "'bad_domain!' is not a domain"), (4, "an RSA key of 512 bits"),
+                        (5, "cannot read key file"), (6, "selector 'bad/selector'"),
+                        (7, "expected 'domain selector keyfile'"), (8, "holds no PEM private key")):
+        assert f"{table}:{line}: dkim_keys: " in r.stderr and words in r.stderr, (line, r.stderr)
+    assert "example.test is listed twice" in r.stderr
+    assert "7 configuration errors" in r.stderr, r.stderr
+    (tmp_path / "dkim_keys").write_text(f"example.test sel1 {keys / 'rsa.pem'}\n")  # mode 644 (the test's keys)
+    r = subprocess.run([str(BIN), "-c", str(tmp_path / "postern.conf"), "check-config"], capture_output=True,
+                       text=True)
+    assert r.returncode == 0 and "rsa.pem can be read by every user: whoever reads it can sign mail as " \
+        "example.test" in r.stderr, r.stderr
+
+
+def random_message(rng, author):
+    """A message with what relaxed canonicalization must handle, in random measure: blank runs,
+    folds, trailing blanks, names in any case, repeated signed fields, blank-only and empty lines,
+    dot lines, 8-bit octets, empty lines at the end, sometimes no body."""
+    def blanks():
+        return rng.choice(["", " ", "  ", "\t", " \t "])
+
+    def value(words):
+        parts = [rng.choice(["alpha", "b\u00e9ta", "gamma", "x=1;", "(c)"]) for _ in range(words)]
+        out = blanks() or " "
+        for p in parts:
+            out += p + (rng.choice(["\r\n" + (blanks() or " "), blanks() or " "]) if rng.random() < 0.3 else " ")
+        return out + blanks()
+
+    fields = [f"{rng.choice(['From', 'FROM', 'from'])}:{blanks() or ' '}{author}{blanks()}",
+              f"To: {'bob@example.test'}", f"Subject:{value(rng.randint(0, 6))}"]
+    for _ in range(rng.randint(0, 4)):
+        fields.append(f"{rng.choice(['Cc', 'cc', 'X-Extra', 'Content-Type', 'References'])}"
+                      f":{value(rng.randint(1, 4))}")
+    rng.shuffle(fields[1:])
+    lines = []
+    for _ in range(rng.randint(0, 8)):
+        lines.append(rng.choice(["", blanks(), ".dot" + blanks(), blanks() + "text" + blanks() + "more" + blanks(),
+                                 "caf\u00e9" + blanks()]))
+    body = "".join(line + "\r\n" for line in lines) + "\r\n" * rng.randint(0, 3)
+    return ("\r\n".join(fields) + "\r\n\r\n" + body).encode()
+
+
+def test_random_messages_all_verify_and_a_stray_continuation_line_is_safe(make_server, keys, tmp_path):
+    rng = random.Random(6376)
+    table = key_table(tmp_path, keys, [("example.test", "sel1", "rsa.pem"), ("other.test", "ed1", "ed.pem")])
+    srv = make_server(relay_networks="127.0.0.0/8", dkim_keys=table)
+    sent = [random_message(rng, rng.choice(["a@example.test", "Name <b@other.test>", "c@sub.example.test"]))
+            for _ in range(40)]
+    with smtplib.SMTP("127.0.0.1", srv.port, timeout=30) as c:
+        for message in sent:
+            c.sendmail("a@example.test", ["alice@example.test"], message)
+        # a header section opening with a blank-only line (continuing nothing); read out of bounds once
+        c.sendmail("a@example.test", ["bob@example.test"], b"  \r\nFrom: a@example.test\r\n\r\nx\r\n")
+    records = published(srv)
+    stored = [f.read_bytes().replace(b"\n", b"\r\n") for f in srv.maildir_files("alice@example.test")]
+    assert len(stored) == len(sent)
+    bad = [m for m in stored if not verifies(m, records)]
+    assert not bad, bad[0].decode(errors="replace")
+    assert len(srv.maildir_files("bob@example.test")) == 1
