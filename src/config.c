@@ -78,6 +78,11 @@ static const struct key_def keys[] = {
      "Unset: only postmaster is accepted."},
     {"moved", T_OPTPATH, F(moved), "", 0, 0,
      "Table file of moved users: 'old-address new-address' per line; RCPT gets 551 5.1.6 naming the new one."},
+    {"aliases", T_OPTPATH, F(aliases), "", 0, 0,
+     "Table file of aliases: 'address target[, target...]' per line (or 'address: targets'; @domain = the "
+     "local domain's addresses that are no mailbox). Mail for the address goes to each target instead, local "
+     "mailbox or remote address; aliases within aliases are followed, and an alias that names itself keeps "
+     "a copy in its mailbox. Every target is checked at load."},
     {"relay_networks", T_CIDR_LIST, F(relay_networks), "", 0, 0,
      "Client networks (CIDR) allowed to send to non-local domains. Default: none."},
     {"proxy_addresses", T_CIDR_LIST, F(proxy_addresses), "", 0, 0,

@@ -43,6 +43,7 @@ struct config {
     char *spool_dir;
     struct strlist local_domains; /* lower-cased */
     char *recipients;             /* table file or "" */
+    char *aliases;                /* alias table file or "" (policy.h) */
     char *moved;                  /* table file or "" */
     struct strlist relay_networks;/* CIDR texts, validated */
     struct strlist proxy_addresses; /* CIDR texts: this server's addresses behind NAT (mail loop check) */

@@ -14,6 +14,20 @@
 #include "queue.h"
 #include "server.h"
 
+/* alias_target_fn: the report goes to each final recipient of a sender address that is an alias. */
+static bool add_report_rcpt(void *arg, const struct mailbox *mb, const struct rcpt_verdict *v)
+{
+    struct message *m = arg;
+    struct msg_rcpt mr = {.remote = rcpt_queued(v)};
+    snprintf(mr.addr, sizeof mr.addr, "%s", mb->addr);
+    snprintf(mr.local, sizeof mr.local, "%s", v->local);
+    snprintf(mr.domain, sizeof mr.domain, "%s", v->domain);
+    if (v->kind == RCPT_REFUSED ||
+        (mr.remote ? message_has_remote(m, mr.addr) : message_has_mailbox(m, mr.local, mr.domain)))
+        return true;
+    return message_add_rcpt(m, &mr);
+}
+
 enum dsn_outcome dsn_message_fill(struct message *m, const struct dsn_report *rep, const struct policy *policy,
                                   const char *hostname, bool smtputf8, bool body8bit)
 {
@@ -31,11 +45,9 @@ enum dsn_outcome dsn_message_fill(struct message *m, const struct dsn_report *re
                  v.reason);
         return DSN_NOBODY;
     }
-    struct msg_rcpt mr = {.remote = rcpt_queued(&v)};
-    snprintf(mr.addr, sizeof mr.addr, "%s", mb.addr);
-    snprintf(mr.local, sizeof mr.local, "%s", v.local);
-    snprintf(mr.domain, sizeof mr.domain, "%s", v.domain);
-    if (!message_add_rcpt(m, &mr))
+    const char *err = NULL;
+    if (v.kind == RCPT_ALIAS ? !policy_expand_alias(policy, &mb, &v, add_report_rcpt, m, &err) || m->nrcpts == 0
+                             : !add_report_rcpt(m, &mb, &v))
         return DSN_NOT_MADE;
     m->smtputf8 = smtputf8;
     m->body_8bit = body8bit || smtputf8;

@@ -19,7 +19,14 @@ static void table_key(char *out, size_t outsz, const char *local, const char *do
     ascii_lower_copy(out, buf, outsz);
 }
 
-typedef bool (*table_line_fn)(struct policy *p, char **fields, int nfields, const char **err);
+typedef bool (*table_line_fn)(struct policy *p, char **fields, int nfields, int lineno, const char **err);
+
+#define TABLE_FIELDS_MAX 64 /* blank-separated fields on one table line (an alias's targets) */
+
+struct alias_def {
+    char key[ADDR_PATH_MAX + 1]; /* as in p->aliases */
+    int line;                    /* the first line that defines it */
+};
 
 /* Parses "address" into a key; "@domain" is allowed when allow_catchall. */
 static bool address_key(const char *text, bool allow_catchall, char *key, size_t keysz, const char **err)
@@ -70,20 +77,23 @@ static bool address_set_line(struct strmap *set, const struct strmap *domains, c
     return strmap_put(set, key, NULL) || (*err = "out of memory", false);
 }
 
-static bool recipients_line(struct policy *p, char **f, int n, const char **err)
+static bool recipients_line(struct policy *p, char **f, int n, int lineno, const char **err)
 {
+    (void)lineno;
     return address_set_line(&p->recipients, &p->local_domains, "domain is not in local_domains", f, n, err);
 }
 
 /* relay_recipients: as recipients, for domains in relay_domains. */
-static bool relay_recipients_line(struct policy *p, char **f, int n, const char **err)
+static bool relay_recipients_line(struct policy *p, char **f, int n, int lineno, const char **err)
 {
+    (void)lineno;
     return address_set_line(&p->relay_recipients, &p->relay_domains, "domain is not in relay_domains", f, n, err);
 }
 
 /* A transport line: "domain next-hop" or ".parent next-hop" (every subdomain of parent). */
-static bool transport_line(struct policy *p, char **f, int n, const char **err)
+static bool transport_line(struct policy *p, char **f, int n, int lineno, const char **err)
 {
+    (void)lineno;
     struct next_hop hop;
     bool utf8, subdomains = f[0][0] == '.';
     const char *name = f[0] + subdomains;
@@ -111,8 +121,9 @@ static bool transport_line(struct policy *p, char **f, int n, const char **err)
     return strmap_put(&p->transport, domain + !subdomains, f[1]) || (*err = "out of memory", false);
 }
 
-static bool moved_line(struct policy *p, char **f, int n, const char **err)
+static bool moved_line(struct policy *p, char **f, int n, int lineno, const char **err)
 {
+    (void)lineno;
     char key[ADDR_PATH_MAX + 1], newkey[ADDR_PATH_MAX + 1];
     if (n != 2) {
         *err = "expected 'old-address new-address'";
@@ -121,6 +132,94 @@ static bool moved_line(struct policy *p, char **f, int n, const char **err)
     if (!address_key(f[0], false, key, sizeof key, err) || !address_key(f[1], false, newkey, sizeof newkey, err))
         return false;
     return strmap_put(&p->moved, key, f[1]) || (*err = "out of memory", false);
+}
+
+/* An aliases line: "address target[, target...]" ("address:" as in aliases(5) too; targets split
+ * on commas and blanks). An address may be "@domain": the local domain's addresses that are no
+ * mailbox. Several lines for one address add up. The targets are checked once all are read. */
+static bool aliases_line(struct policy *p, char **f, int n, int lineno, const char **err)
+{
+    static _Thread_local char problem[ADDR_PATH_MAX + 64];
+    char key[ADDR_PATH_MAX + 1];
+    size_t klen = strlen(f[0]), need = 1;
+    if (klen > 1 && f[0][klen - 1] == ':')
+        f[0][klen - 1] = '\0';
+    if (n < 2) {
+        *err = "expected 'address target[, target...]'";
+        return false;
+    }
+    if (!address_key(f[0], true, key, sizeof key, err))
+        return false;
+    if (!strmap_get(&p->local_domains, strchr(key, '@') + 1, NULL)) {
+        *err = "domain is not in local_domains (an alias is an address here)";
+        return false;
+    }
+    const char *old = NULL;
+    bool known = strmap_get(&p->aliases, key, &old);
+    for (int i = 1; i < n; i++)
+        need += strlen(f[i]) + 1;
+    char *targets = malloc((old ? strlen(old) : 0) + need);
+    if (!targets) {
+        *err = "out of memory";
+        return false;
+    }
+    size_t len = old ? (size_t)sprintf(targets, "%s", old) : 0;
+    for (int i = 1; i < n; i++)
+        for (char *save = NULL, *t = strtok_r(f[i], ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+            struct mailbox mb;
+            if (address_parse_mailbox(t, strlen(t), &mb) != ADDR_OK) {
+                snprintf(problem, sizeof problem, "target '%.*s' is not an address (user@domain)", ADDR_PATH_MAX, t);
+                free(targets);
+                *err = problem;
+                return false;
+            }
+            len += (size_t)sprintf(targets + len, "%s%s", len ? "," : "", t);
+        }
+    bool ok = strmap_put(&p->aliases, key, targets);
+    free(targets);
+    if (ok && !known && p->n_alias_defs == p->alias_defs_cap) {
+        size_t cap = p->alias_defs_cap ? p->alias_defs_cap * 2 : 64;
+        struct alias_def *grown = realloc(p->alias_defs, cap * sizeof *grown);
+        ok = grown != NULL;
+        if (ok)
+            p->alias_defs = grown, p->alias_defs_cap = cap;
+    }
+    if (ok && !known) {
+        snprintf(p->alias_defs[p->n_alias_defs].key, sizeof p->alias_defs[0].key, "%s", key);
+        p->alias_defs[p->n_alias_defs++].line = lineno;
+    }
+    return ok || (*err = "out of memory", false);
+}
+
+/* alias_target_fn for the check at load: the first refused target, described, stops it. */
+static bool refused_target(void *arg, const struct mailbox *mb, const struct rcpt_verdict *v)
+{
+    if (v->kind != RCPT_REFUSED)
+        return true;
+    snprintf(arg, ADDR_PATH_MAX + 128, "target %s would be refused: %d %s (%s)", mb->addr, reply_info(v->reply)->code,
+             reply_info(v->reply)->enhanced, v->reason);
+    return false;
+}
+
+/* Expands every alias as a RCPT would: a loop, too many recipients or a target that would be
+ * refused (an unknown local mailbox, a moved user, a null-MX domain) is an error at its line. */
+static void check_aliases(struct policy *p, const char *file, struct config_errors *errs)
+{
+    for (size_t i = 0; i < p->n_alias_defs; i++) {
+        const struct alias_def *d = &p->alias_defs[i];
+        struct rcpt_verdict v = {.kind = RCPT_ALIAS};
+        struct mailbox self, *mb = NULL;
+        char problem[ADDR_PATH_MAX + 128] = "";
+        const char *err = NULL;
+        strmap_get(&p->aliases, d->key, &v.alias_targets);
+        if (d->key[0] != '@' && address_parse_mailbox(d->key, strlen(d->key), &self) == ADDR_OK)
+            mb = &self;
+        if (!policy_expand_alias(p, mb, &v, refused_target, problem, &err))
+            config_errors_add(errs, "%s:%d: aliases: %s: %s", file, d->line, d->key, *problem ? problem : err);
+    }
+    free(p->alias_defs);
+    p->alias_defs = NULL;
+    p->n_alias_defs = p->alias_defs_cap = 0;
 }
 
 /* Reads a table file line by line; '#' starts a comment; fields split on blanks. */
@@ -133,24 +232,31 @@ static void load_table(struct policy *p, const struct config *cfg, const char *k
                           file, strerror(errno));
         return;
     }
-    char line[1024];
+    char line[4096];
     int lineno = 0;
     while (fgets(line, sizeof line, f)) {
         lineno++;
+        if (!strchr(line, '\n') && !feof(f)) {
+            config_errors_add(errs, "%s:%d: %s: line longer than %zu octets", file, lineno, key, sizeof line - 2);
+            int c;
+            while ((c = fgetc(f)) != EOF && c != '\n') /* the rest of it is not another line */
+                ;
+            continue;
+        }
         char *hash = strchr(line, '#');
         if (hash)
             *hash = '\0';
-        char *fields[4];
+        char *fields[TABLE_FIELDS_MAX];
         int n = 0;
         for (char *tok = strtok(line, " \t\r\n"); tok; tok = strtok(NULL, " \t\r\n"))
-            if (n < 4)
+            if (n < TABLE_FIELDS_MAX)
                 fields[n++] = tok;
             else
-                n = 5;
+                n = TABLE_FIELDS_MAX + 1;
         if (n == 0)
             continue;
         const char *err = NULL;
-        if (n > 4 || !fn(p, fields, n, &err))
+        if (n > TABLE_FIELDS_MAX || !fn(p, fields, n, lineno, &err))
             config_errors_add(errs, "%s:%d: %s: %s: '%.80s'", file, lineno, key, err ? err : "too many fields",
                               fields[0]);
     }
@@ -206,6 +312,10 @@ bool policy_load(struct policy *p, const struct config *cfg, struct config_error
     if (cfg->moved && *cfg->moved)
         load_table(p, cfg, "moved", cfg->moved, moved_line, errs);
     load_relay_tables(p, cfg, errs);
+    if (cfg->aliases && *cfg->aliases) {
+        load_table(p, cfg, "aliases", cfg->aliases, aliases_line, errs);
+        check_aliases(p, cfg->aliases, errs);
+    }
     dkim_keys_load(&p->dkim, cfg, errs);
     return errs->count == before;
 }
@@ -216,6 +326,8 @@ void policy_free(struct policy *p)
     strmap_free(&p->null_mx_domains);
     strmap_free(&p->recipients);
     strmap_free(&p->moved);
+    strmap_free(&p->aliases);
+    free(p->alias_defs);
     strmap_free(&p->relay_domains);
     strmap_free(&p->relay_recipients);
     strmap_free(&p->transport);
@@ -304,7 +416,18 @@ void policy_next_hop(const struct policy *p, const struct config *cfg, const cha
         next_hop_domain(domain, cfg->smtp_port, hop);
 }
 
-void policy_check_rcpt(const struct policy *p, const struct mailbox *mb, bool may_relay, struct rcpt_verdict *v)
+/* An alias verdict with its targets. */
+static void alias(struct rcpt_verdict *v, const char *targets)
+{
+    v->kind = RCPT_ALIAS;
+    v->reply = REPLY_RCPT_OK;
+    v->reason = "alias";
+    v->alias_targets = targets;
+}
+
+/* policy_check_rcpt, with the aliases looked at or (a target naming its own alias) not. */
+static void check_rcpt(const struct policy *p, const struct mailbox *mb, bool may_relay, struct rcpt_verdict *v,
+                       bool aliases)
 {
     char local[ADDR_LOCAL_MAX + 1];
     const char *domain = mb->is_postmaster ? p->postmaster_domain : mb->domain;
@@ -331,10 +454,18 @@ void policy_check_rcpt(const struct policy *p, const struct mailbox *mb, bool ma
     snprintf(v->domain, sizeof v->domain, "%s", domain);
     char key[ADDR_PATH_MAX + 1];
     snprintf(key, sizeof key, "@%s", domain);
+    const char *targets;
+    if (aliases && lookup(p, &p->aliases, mb->local, domain, local, &targets)) {
+        alias(v, targets);
+        return;
+    }
     if (lookup(p, &p->recipients, mb->local, domain, local, NULL)) {
         /* local holds the listed mailbox */
     } else if (strcasecmp(mb->local, "postmaster") == 0) {
         snprintf(local, sizeof local, "postmaster"); /* RFC 5321 4.5.1: always accepted */
+    } else if (aliases && strmap_get(&p->aliases, key, &targets)) {
+        alias(v, targets);
+        return;
     } else if (strmap_get(&p->recipients, key, NULL)) {
         if (!strip_extension(p, mb->local, local, sizeof local))
             snprintf(local, sizeof local, "%s", mb->local);
@@ -348,4 +479,62 @@ void policy_check_rcpt(const struct policy *p, const struct mailbox *mb, bool ma
     v->reason = "local";
     const char *hop;
     v->lmtp = strmap_get(&p->transport, domain, &hop) && next_hop_text_is_lmtp(hop);
+}
+
+void policy_check_rcpt(const struct policy *p, const struct mailbox *mb, bool may_relay, struct rcpt_verdict *v)
+{
+    check_rcpt(p, mb, may_relay, v, true);
+}
+
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
+struct expansion {
+    const struct policy *p;
+    alias_target_fn fn;
+    void *arg;
+    size_t count; /* final recipients so far */
+};
+
+/* Expands targets, the alias of self (NULL: an "@domain" alias), depth levels down. */
+static bool expand(struct expansion *x, const struct mailbox *self, const char *targets, unsigned depth,
+                   const char **err)
+{
+    char self_key[ADDR_PATH_MAX + 1] = "", key[ADDR_PATH_MAX + 1];
+    if (self && !address_canonical(self->addr, strlen(self->addr), self_key, sizeof self_key))
+        self_key[0] = '\0';
+    for (const char *t = targets; *t;) {
+        size_t n = strcspn(t, ",");
+        struct mailbox mb;
+        struct rcpt_verdict v;
+        if (address_parse_mailbox(t, n, &mb) != ADDR_OK) {
+            *err = "a target is not an address"; /* checked at load: never */
+            return false;
+        }
+        bool is_self = *self_key && address_canonical(t, n, key, sizeof key) && strcmp(key, self_key) == 0;
+        check_rcpt(x->p, &mb, true, &v, !is_self);
+        if (v.kind == RCPT_ALIAS && depth + 1 >= ALIAS_DEPTH_MAX) {
+            *err = "aliases within aliases more than " STR(ALIAS_DEPTH_MAX) " deep (a loop?)";
+            return false;
+        }
+        if (v.kind == RCPT_ALIAS && !expand(x, &mb, v.alias_targets, depth + 1, err))
+            return false;
+        if (v.kind != RCPT_ALIAS && ++x->count > ALIAS_TARGETS_MAX) {
+            *err = "expands to more than " STR(ALIAS_TARGETS_MAX) " recipients";
+            return false;
+        }
+        if (v.kind != RCPT_ALIAS && !x->fn(x->arg, &mb, &v)) {
+            *err = "a target was refused";
+            return false;
+        }
+        t += n + (t[n] == ',');
+    }
+    return true;
+}
+
+bool policy_expand_alias(const struct policy *p, const struct mailbox *mb, const struct rcpt_verdict *alias,
+                         alias_target_fn fn, void *arg, const char **err)
+{
+    struct expansion x = {.p = p, .fn = fn, .arg = arg};
+    return expand(&x, mb, alias->alias_targets, 0, err);
 }

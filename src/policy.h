@@ -14,11 +14,19 @@
 #include "reply.h"
 #include "strmap.h"
 
+#define ALIAS_DEPTH_MAX 8      /* aliases within aliases: deeper is taken for a loop */
+#define ALIAS_TARGETS_MAX 1000 /* final recipients one alias expands to */
+
+struct alias_def; /* where each alias is defined (policy.c: kept while the tables load) */
+
 struct policy {
     struct strmap local_domains;
     struct strmap null_mx_domains;
     struct strmap recipients; /* "local@domain" and "@domain" (catch-all), lower-cased */
     struct strmap moved;      /* "local@domain" -> new address as written */
+    struct strmap aliases;    /* "local@domain" or "@domain" -> its targets as written, comma-separated */
+    struct alias_def *alias_defs; /* while loading: each alias's key and table line, to check them at the end */
+    size_t n_alias_defs, alias_defs_cap;
     struct strmap relay_domains;    /* "domain" or ".parent" (its subdomains): accepted from anyone, passed on */
     struct strmap relay_recipients; /* as recipients, for relay_domains; used when relay_recipients is set */
     struct strmap transport;  /* "domain" or ".parent" -> next hop as written (next_hop.h) */
@@ -30,7 +38,7 @@ struct policy {
     struct dkim_keys dkim;    /* the keys that sign mail sent from here (dkim_keys; reloaded with the tables) */
 };
 
-enum rcpt_kind { RCPT_LOCAL, RCPT_RELAY, RCPT_REFUSED };
+enum rcpt_kind { RCPT_LOCAL, RCPT_RELAY, RCPT_ALIAS, RCPT_REFUSED };
 
 struct rcpt_verdict {
     enum rcpt_kind kind;
@@ -41,6 +49,7 @@ struct rcpt_verdict {
     char domain[ADDR_DOMAIN_MAX + 1]; /* RCPT_LOCAL: lower-cased domain */
     bool routed;              /* RCPT_RELAY: relay_domains or a transport entry says where it goes */
     bool lmtp;                /* RCPT_LOCAL: the domain's transport entry is an LMTP server: queued for it */
+    const char *alias_targets; /* RCPT_ALIAS: the alias's targets, comma-separated (policy_expand_alias) */
 };
 
 /* True when the recipient's copy is queued (relayed, or for its domain's LMTP server) rather than
@@ -50,6 +59,18 @@ static inline bool rcpt_queued(const struct rcpt_verdict *v)
     return v->kind == RCPT_RELAY || v->lmtp;
 }
 
+/* One final recipient of an alias with its verdict (local or relayed; refused when the tables
+ * changed under a check); false stops the expansion. */
+typedef bool (*alias_target_fn)(void *arg, const struct mailbox *mb, const struct rcpt_verdict *v);
+
+/* Expands the alias that gave verdict alias for mailbox mb: each target as a RCPT from a client
+ * that may relay would be decided, aliases among them expanded in turn - but a target naming mb
+ * itself is its mailbox ("alice: alice, archive@..." keeps a copy). fn gets each final recipient
+ * in table order, duplicates included. False, with *err, when the aliases nest deeper than
+ * ALIAS_DEPTH_MAX (a loop), expand to more than ALIAS_TARGETS_MAX, or fn said stop. */
+bool policy_expand_alias(const struct policy *p, const struct mailbox *mb, const struct rcpt_verdict *alias,
+                         alias_target_fn fn, void *arg, const char **err);
+
 /* Builds the tables; errors name the config file:line: key, or table file:line: key. */
 bool policy_load(struct policy *p, const struct config *cfg, struct config_errors *errs);
 void policy_free(struct policy *p);
@@ -58,7 +79,8 @@ void policy_free(struct policy *p);
 bool policy_may_relay(const struct policy *p, const struct sockaddr *client);
 
 /* Decides a syntactically valid recipient, in the order: null MX, moved, relay domain, relay,
- * local mailbox. */
+ * then for a local domain: alias (the address, or without its extension), mailbox, postmaster,
+ * "@domain" alias, "@domain" recipients entry. */
 void policy_check_rcpt(const struct policy *p, const struct mailbox *mb, bool may_relay, struct rcpt_verdict *v);
 
 /* The transport table's next hop for a canonical domain (its own entry, else the nearest

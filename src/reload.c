@@ -21,7 +21,7 @@
 #include "workq.h"
 
 /* The keys a reload applies; a change of any other is reported as needing a restart. */
-static const char *const reloadable[] = {"recipients", "moved", "users", "local_domains", "relay_networks",
+static const char *const reloadable[] = {"recipients", "moved", "aliases", "users", "local_domains", "relay_networks",
                                          "null_mx_domains", "recipient_delimiter", "tls_cert", "tls_key",
                                          "tls_min_version", "tls_ciphers", "log_level", "relay_host_auth",
                                          "relay_domains", "relay_recipients", "transport", "dnsbl_zones",

@@ -56,6 +56,28 @@ static void describe_refusal(FILE *out, const struct rcpt_verdict *v)
         evbuffer_free(line);
 }
 
+struct route_ctx {
+    FILE *out;
+    const struct config *cfg;
+    const struct policy *p;
+};
+
+/* alias_target_fn: one final recipient of an alias, and where its copy goes. */
+static bool describe_target(void *arg, const struct mailbox *mb, const struct rcpt_verdict *v)
+{
+    struct route_ctx *c = arg;
+    if (v->kind == RCPT_LOCAL && !v->lmtp) {
+        fprintf(c->out, "  -> %s: delivered to %s/%s/%s/new/\n", mb->addr, c->cfg->mail_dir, v->domain, v->local);
+        return true;
+    }
+    fprintf(c->out, "  -> %s: %s\n", mb->addr, v->kind == RCPT_REFUSED ? "refused (the tables changed?)"
+                                               : v->lmtp             ? "queued for the domain's LMTP server"
+                                                                     : "relayed");
+    if (v->kind != RCPT_REFUSED)
+        describe_route(c->out, c->cfg, c->p, v->kind == RCPT_RELAY ? mb->domain : v->domain);
+    return true;
+}
+
 /* One address: 0 when accepted (from some client), 1 when refused or invalid. */
 static int route_one(FILE *out, const struct config *cfg, const struct policy *p, const char *text)
 {
@@ -80,6 +102,14 @@ static int route_one(FILE *out, const struct config *cfg, const struct policy *p
     if (relayer.kind == RCPT_REFUSED) {
         describe_refusal(out, &relayer);
         return 1;
+    }
+    if (relayer.kind == RCPT_ALIAS) {
+        struct route_ctx c = {out, cfg, p};
+        const char *err = NULL;
+        fprintf(out, "  alias (from any client): mail goes to\n");
+        if (!policy_expand_alias(p, &mb, &relayer, describe_target, &c, &err))
+            fprintf(out, "  expansion failed: %s\n", err);
+        return 0;
     }
     if (relayer.kind == RCPT_LOCAL && relayer.lmtp) {
         fprintf(out, "  local: queued for the domain's LMTP server (from any client)\n");

@@ -194,6 +194,8 @@ static void log_mail_refused(struct session *s, const char *addr, enum reply_id 
 }
 
 static void accept_rcpt(struct session *s, struct msg_rcpt *r, enum reply_id id);
+static void accept_alias(struct session *s, const struct mailbox *mb, struct msg_rcpt *r,
+                         const struct rcpt_verdict *v);
 static bool literal_is_this_host(const struct session *s, const char *domain);
 
 /* The null-MX answer came (or timed out): give the MAIL or RCPT reply that waited for it. */
@@ -367,6 +369,10 @@ void cmd_rcpt(struct session *s, const struct smtp_command *c)
         reply(s, v.reply, v.moved_to);
         return;
     }
+    if (v.kind == RCPT_ALIAS) {
+        accept_alias(s, mb, &r, &v);
+        return;
+    }
     if (v.kind != RCPT_RELAY && mailbox_is_held(s->srv->holds, v.local, v.domain)) {
         free(r.orcpt);
         log_rcpt_refused(s, mb->addr, REPLY_MAILBOX_HELD, "mailbox_held");
@@ -416,5 +422,124 @@ static void accept_rcpt(struct session *s, struct msg_rcpt *r, enum reply_id id)
         return;
     }
     s->state = ST_RCPT;
+    reply(s, id);
+}
+
+/* ---------- aliases ---------- */
+
+/* The copies one alias RCPT becomes, gathered before any is added: all of them, or none. */
+struct alias_copies {
+    struct session *s;
+    struct msg_rcpt *v;
+    size_t n, cap;
+    bool held;     /* a local target's mailbox is held (mailbox_hold.h) */
+    bool refused;  /* a target was refused: the tables changed since they were checked (cannot happen) */
+};
+
+/* alias_target_fn: one final recipient of the alias, as its own RCPT would be taken. */
+static bool gather_copy(void *arg, const struct mailbox *mb, const struct rcpt_verdict *v)
+{
+    struct alias_copies *c = arg;
+    if (v->kind == RCPT_REFUSED)
+        return !(c->refused = true);
+    if (!rcpt_queued(v) && mailbox_is_held(c->s->srv->holds, v->local, v->domain))
+        c->held = true;
+    for (size_t i = 0; i < c->n; i++) /* one copy per mailbox or remote address */
+        if (c->v[i].remote == rcpt_queued(v) &&
+            (c->v[i].remote ? strcasecmp(c->v[i].addr, mb->addr) == 0
+                            : strcmp(c->v[i].local, v->local) == 0 && strcmp(c->v[i].domain, v->domain) == 0))
+            return true;
+    if (c->n == c->cap) {
+        size_t cap = c->cap ? c->cap * 2 : 8;
+        struct msg_rcpt *grown = realloc(c->v, cap * sizeof *grown);
+        if (!grown)
+            return false;
+        c->v = grown, c->cap = cap;
+    }
+    struct msg_rcpt *r = &c->v[c->n++];
+    memset(r, 0, sizeof *r);
+    r->remote = rcpt_queued(v);
+    snprintf(r->addr, sizeof r->addr, "%s", mb->addr);
+    snprintf(r->local, sizeof r->local, "%s", v->local);
+    snprintf(r->domain, sizeof r->domain, "%s", v->domain);
+    return true;
+}
+
+/* ORCPT for the copies (RFC 3461 4.2): the client's, else the alias address the client gave
+ * (an MTA that adds one must use the RCPT address), as "rfc822;" xtext; NULL for a UTF-8
+ * address (its utf-8-addr form is left to the client). */
+static char *copies_orcpt(const struct msg_rcpt *r, const struct mailbox *mb)
+{
+    if (r->orcpt)
+        return strdup(r->orcpt);
+    if (mb->utf8 || mb->is_postmaster)
+        return NULL;
+    char out[DSN_ORCPT_MAX + 1];
+    size_t n = (size_t)snprintf(out, sizeof out, "rfc822;");
+    for (const char *p = mb->addr; *p && n + 4 < sizeof out; p++)
+        n += (size_t)snprintf(out + n, sizeof out - n, *p < '!' || *p > '~' || *p == '+' || *p == '=' ? "+%02X" : "%c",
+                              (unsigned char)*p);
+    return strdup(out);
+}
+
+/* Adds the copies (local duplicates collapse, as for any RCPT); false, with the message as it
+ * was, when out of memory. */
+static bool add_copies(struct session *s, struct alias_copies *c, const struct msg_rcpt *r, const struct mailbox *mb)
+{
+    struct message *m = s->msg;
+    size_t nrcpts = m->nrcpts, nlocal = m->nlocal;
+    unsigned notify = c->n > 1 ? r->notify & ~(unsigned)NOTIFY_SUCCESS : r->notify; /* no success reports from a list */
+    if (notify == 0 && r->notify)
+        notify = NOTIFY_NEVER; /* SUCCESS alone: nothing more to report */
+    bool ok = true;
+    for (size_t i = 0; ok && i < c->n; i++) {
+        struct msg_rcpt *copy = &c->v[i];
+        if (copy->remote ? message_has_remote(m, copy->addr) : message_has_mailbox(m, copy->local, copy->domain))
+            continue;
+        copy->notify = notify;
+        copy->orcpt = copies_orcpt(r, mb);
+        ok = (copy->orcpt || (!r->orcpt && (mb->utf8 || mb->is_postmaster))) && message_add_rcpt(m, copy);
+        if (!ok)
+            free(copy->orcpt);
+    }
+    for (size_t i = nrcpts; !ok && i < m->nrcpts; i++)
+        free(m->rcpts[i].orcpt);
+    if (!ok)
+        m->nrcpts = nrcpts, m->nlocal = nlocal;
+    return ok;
+}
+
+/* A RCPT for an alias: every final recipient it expands to is added, with the RCPT's NOTIFY (but
+ * SUCCESS only when there is one) and ORCPT, and the client gets one 250; a held mailbox among
+ * them gets the RCPT its 450, as if it were the address itself. */
+static void accept_alias(struct session *s, const struct mailbox *mb, struct msg_rcpt *r,
+                         const struct rcpt_verdict *v)
+{
+    struct alias_copies c = {.s = s};
+    const char *err = NULL;
+    char safe[300];
+    bool expanded = policy_expand_alias(s->srv->policy, mb, v, gather_copy, &c, &err);
+    enum reply_id id = REPLY_RCPT_OK;
+    if (!expanded || c.refused)
+        log_error("event=alias_failed session=%s rcpt=<%s> detail=\"%s\"", s->id, log_safe(safe, sizeof safe, mb->addr),
+                  c.refused ? "a target is refused now" : err);
+    if (expanded && !c.refused && c.n > 0 && c.held)
+        id = REPLY_MAILBOX_HELD;
+    else if (!expanded || c.refused || c.n == 0 || !add_copies(s, &c, r, mb))
+        id = REPLY_LOCAL_ERROR;
+    char list[1024];
+    size_t n = 0;
+    list[0] = '\0';
+    for (size_t i = 0; i < c.n && n < sizeof list; i++)
+        n += (size_t)snprintf(list + n, sizeof list - n, "%s<%s>", i ? "," : "", c.v[i].addr);
+    if (id == REPLY_RCPT_OK)
+        log_info("event=alias_expanded session=%s rcpt=<%s> to=%s%s", s->id, log_safe(safe, sizeof safe, mb->addr),
+                 list, n >= sizeof list ? "..." : "");
+    else
+        log_rcpt_refused(s, mb->addr, id, c.held ? "mailbox_held" : "alias_failed");
+    free(r->orcpt);
+    free(c.v);
+    if (id == REPLY_RCPT_OK)
+        s->state = ST_RCPT;
     reply(s, id);
 }

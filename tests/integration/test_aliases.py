@@ -1,0 +1,120 @@
+"""Aliases (the aliases table) through the real binary: one RCPT, one 250, a copy for every target
+- local mailboxes, remote addresses (relayed even for a client that may not relay), aliases within
+aliases - with the RCPT's NOTIFY and ORCPT; bounces to an alias reach its targets; mistakes in the
+table are errors at its line; a reload applies a changed table."""
+import re
+import subprocess
+import time
+
+from conftest import BIN, sighup_and_wait, wait_for
+from test_relay import dsn_for, relay, report_fields, scripted, send  # noqa: F401 (relay is a fixture)
+
+
+def test_an_alias_reaches_every_target_and_a_bounce_to_an_alias_reaches_its_members(relay, tmp_path):  # noqa: F811
+    def reply(line, n):
+        if line.startswith("RCPT") and "gone" in line:
+            return b"550 5.1.1 <gone@scripted.test>: no such user here\r\n"
+        return b"354 go\r\n" if line == "DATA" else b"250 2.0.0 ok\r\n"
+    peer = scripted(relay, reply=reply)
+    table = tmp_path / "aliases"
+    table.write_text("# sales and support\n"
+                     "info@example.test: alice@example.test, bob@example.test,friend@scripted.test\n"
+                     "info@example.test gone@scripted.test\n"  # a second line adds to the first
+                     "team@example.test alice@example.test bob@example.test\n")
+    srv = relay["start"](relay_networks="", aliases=table)  # MX traffic: no relay rights of its own
+    send(srv, ["info@example.test", "alice@example.test"], sender="team@example.test")
+    wait_for(lambda: peer.bodies, what="the remote copy")
+    # the peer offers no DSN: no ORCPT on the wire; the copies keep it for their reports
+    assert [l for l in peer.lines if l.startswith("RCPT")] == [
+        "RCPT TO:<friend@scripted.test>", "RCPT TO:<gone@scripted.test>"]
+    # the report for gone@ goes to the sender, an alias: to alice and bob, naming the address used
+    wait_for(lambda: len(srv.maildir_files("bob@example.test")) == 2, what="the report to bob")
+    msg = dsn_for(srv, "alice@example.test")
+    per_msg, rcpts = report_fields(msg)
+    assert len(rcpts) == 1 and rcpts[0]["Final-Recipient"] == "rfc822; gone@scripted.test"
+    assert rcpts[0]["Original-Recipient"] == "rfc822;info@example.test" and rcpts[0]["Action"] == "failed"
+    assert len(srv.maildir_files("alice@example.test")) == 2  # one message (alias and RCPT alike), one report
+    log = srv.log_text()
+    assert re.search(r"event=alias_expanded session=\w+ rcpt=<info@example\.test> to=<alice@example\.test>,"
+                     r"<bob@example\.test>,<friend@scripted\.test>,<gone@scripted\.test>\n", log)
+    assert "rcpts=<alice@example.test>,<bob@example.test>,<friend@scripted.test>,<gone@scripted.test> " in log
+
+
+def test_self_alias_extension_catch_all_notify_and_reload(make_server, tmp_path):
+    table = tmp_path / "aliases"
+    table.write_text("alice@example.test: alice@example.test, bob@example.test\n"  # keeps her copy
+                     "one@example.test bob@example.test\n"
+                     "@catchall.test alice@example.test\n")  # before recipients' @catchall.test
+    srv = make_server(aliases=table)
+
+    def deliver(rcpt):
+        c = srv.connect()
+        c.expect("EHLO client.example", 250)
+        c.expect("MAIL FROM:<postmaster@example.test>", 250)
+        c.expect(f"RCPT TO:{rcpt}", 250)
+        c.expect("DATA", 354)
+        c.send(b"Subject: s\r\n\r\nbody\r\n.\r\n")
+        assert c.reply()[0] == 250
+        c.expect("QUIT", 221)
+
+    def count(address):
+        return len(srv.maildir_files(address))
+
+    deliver("<Alice+tag@example.test> NOTIFY=SUCCESS")  # two copies: no success report (RFC 3461)
+    assert (count("alice@example.test"), count("bob@example.test")) == (1, 1)
+    deliver("<one@example.test> NOTIFY=SUCCESS")  # one target: the report is asked for as for the address
+    msg = dsn_for(srv, "postmaster@example.test")
+    per_msg, rcpts = report_fields(msg)
+    assert rcpts[0]["Action"] == "delivered" and rcpts[0]["Final-Recipient"] == "rfc822; bob@example.test"
+    assert rcpts[0]["Original-Recipient"] == "rfc822;one@example.test"
+    deliver("<anyone@catchall.test>")  # to alice, an alias herself: bob too
+    assert (count("alice@example.test"), count("bob@example.test")) == (2, 3)
+    table.write_text("one@example.test alice@example.test\n")
+    sighup_and_wait(srv, "reloaded")
+    deliver("<one@example.test>")  # alice is no alias now
+    assert (count("alice@example.test"), count("bob@example.test")) == (3, 3)
+    c = srv.connect()
+    c.expect("EHLO client.example", 250)
+    c.expect("MAIL FROM:<postmaster@example.test>", 250)
+    c.expect("RCPT TO:<anyone@catchall.test>", 250)  # recipients' @catchall.test again: its own mailbox
+    c.expect("QUIT", 221)
+    time.sleep(0.3)
+    assert count("postmaster@example.test") == 1  # the one report
+    out = subprocess.run([str(BIN), "-c", str(srv.conf_path), "route", "one@example.test"], capture_output=True,
+                         text=True).stdout
+    assert "alias (from any client): mail goes to\n  -> alice@example.test: delivered to" in out, out
+
+
+def test_check_config_names_each_alias_mistake(tmp_path):
+    (tmp_path / "recipients").write_text("alice@example.test\n")
+    (tmp_path / "moved").write_text("carol@example.test carol@new.example\n")
+    (tmp_path / "aliases").write_text(
+        "a@example.test b@example.test\n"
+        "b@example.test a@example.test\n"
+        "c@example.test alice@example.test, nobody@example.test\n"
+        "d@elsewhere.test alice@example.test\n"
+        "e@example.test not-an-address\n"
+        "f@example.test\n"
+        "g@example.test carol@example.test\n"
+        "h@example.test x@nullmx.test\n"
+        "i@example.test " + "x" * 5000 + "@example.test\n"
+        "ok@example.test alice@example.test, someone@far.test\n")
+    (tmp_path / "postern.conf").write_text(
+        f"hostname = mx.example.test\nlocal_domains = example.test\nnull_mx_domains = nullmx.test\n"
+        f"recipients = {tmp_path / 'recipients'}\nmoved = {tmp_path / 'moved'}\naliases = {tmp_path / 'aliases'}\n")
+    r = subprocess.run([str(BIN), "-c", str(tmp_path / "postern.conf"), "check-config"], capture_output=True,
+                       text=True)
+    assert r.returncode == 1
+    table = tmp_path / "aliases"
+    for line, words in ((1, "a@example.test: aliases within aliases more than 8 deep (a loop?)"),
+                        (2, "b@example.test: aliases within aliases more than 8 deep"),
+                        (3, "target nobody@example.test would be refused: 550 5.1.1 (unknown_mailbox)"),
+                        (4, "domain is not in local_domains"),
+                        (5, "target 'not-an-address' is not an address"),
+                        (6, "expected 'address target[, target...]'"),
+                        (7, "target carol@example.test would be refused: 551 5.1.6 (moved)"),
+                        (8, "target x@nullmx.test would be refused: 556 5.1.10 (null_mx_domain)"),
+                        (9, "line longer than 4094 octets")):
+        assert any(l.startswith(f"postern: {table}:{line}: aliases: ") and words in l for l in r.stderr.splitlines()), \
+            (line, r.stderr)
+    assert "9 configuration errors" in r.stderr and ":10:" not in r.stderr, r.stderr
