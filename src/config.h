@@ -103,6 +103,7 @@ struct config {
     bool sender_null_mx_check;    /* MX role: 550 5.7.27 for senders whose domain has a null MX */
     bool smtp_tls;                /* opportunistic STARTTLS outbound */
     bool smtp_tls_verify;         /* require STARTTLS and a certificate valid for the MX name */
+    bool smtp_dane;               /* DANE: TLSA records of DNSSEC-validated MX hosts are enforced */
     bool relay_host_implicit_tls; /* relay_host speaks TLS from the first byte (port 465, RFC 8314) */
     int log_level;
     int key_lines[96];            /* line that set each key (index = table row), 0 = default */

@@ -24,6 +24,7 @@
 #define RR_A 1
 #define RR_MX 15
 #define RR_AAAA 28
+#define RR_TLSA 52
 #define RCODE_NXDOMAIN 3
 #define ADDRS_PER_HOST 4
 
@@ -41,7 +42,7 @@ struct dns_sub {
     int rrtype;
 };
 
-enum query_kind { Q_ROUTE, Q_NULL_MX };
+enum query_kind { Q_ROUTE, Q_NULL_MX, Q_TLSA };
 
 struct dns_query {
     struct dns *d;
@@ -49,6 +50,8 @@ struct dns_query {
     char domain[256];
     dns_route_cb route_cb;
     dns_null_mx_cb null_mx_cb;
+    dns_tlsa_cb tlsa_cb;
+    struct dns_tlsa_set *tlsa;    /* Q_TLSA: the answer */
     void *arg;
     int pending;
     bool addr_tempfail;           /* an address question failed temporarily */
@@ -230,6 +233,7 @@ void dns_sort_mx(struct dns_mx *mx, int n)
 static void query_free(struct dns_query *q)
 {
     free(q->addrs);
+    free(q->tlsa);
     if (q->fail_ev)
         event_free(q->fail_ev);
     free(q);
@@ -250,6 +254,8 @@ static void query_finish(struct dns_query *q)
 {
     if (q->kind == Q_ROUTE)
         q->route_cb(q->arg, &q->route);
+    else if (q->kind == Q_TLSA)
+        q->tlsa_cb(q->arg, q->tlsa);
     else
         q->null_mx_cb(q->arg, q->route.status == DNS_NULL_MX);
     query_free(q);
@@ -397,13 +403,49 @@ static void build_targets(struct dns_query *q)
     }
 }
 
+bool dns_parse_tlsa_rdata(const unsigned char *rdata, int len, struct dns_tlsa *out)
+{
+    if (len < 3 || (rdata[0] != 2 && rdata[0] != 3) || rdata[1] > 1 || (rdata[2] != 1 && rdata[2] != 2) ||
+        len - 3 != (rdata[2] == 1 ? 32 : 64))
+        return false; /* RFC 7672 3.1.3: PKIX usages are not for SMTP; full data: not kept */
+    out->usage = rdata[0];
+    out->selector = rdata[1];
+    out->mtype = rdata[2];
+    out->len = (unsigned char)(len - 3);
+    memcpy(out->data, rdata + 3, (size_t)(len - 3));
+    return true;
+}
+
+/* The TLSA answer (RFC 7672 2.2): only a validated one counts; a bogus or failed one bars the host. */
+static void got_tlsa(struct dns_query *q, int err, struct ub_result *r)
+{
+    struct dns_tlsa_set *t = q->tlsa;
+    if (err || !r || r->bogus || (r->rcode != 0 && r->rcode != RCODE_NXDOMAIN)) {
+        t->status = TLSA_FAILED;
+        snprintf(t->error, sizeof t->error, "TLSA lookup for %s failed: %s", q->domain,
+                 err ? ub_strerror(err) : !r ? "no result" : r->bogus ? "DNSSEC validation failed (bogus)"
+                                                                      : "server failure (SERVFAIL)");
+        return;
+    }
+    if (!r->secure || !r->havedata) {
+        t->status = TLSA_NONE;
+        return;
+    }
+    for (int i = 0; r->data[i] && t->n < DNS_TLSA_MAX; i++)
+        if (dns_parse_tlsa_rdata((const unsigned char *)r->data[i], r->len[i], &t->rr[t->n]))
+            t->n++;
+    t->status = t->n ? TLSA_USABLE : TLSA_UNUSABLE;
+}
+
 static void on_answer(void *mydata, int err, struct ub_result *result)
 {
     struct dns_sub *s = mydata;
     struct dns_query *q = s->q;
     s->active = false;
     q->pending--;
-    if (s->host < 0)
+    if (q->kind == Q_TLSA)
+        got_tlsa(q, err, result);
+    else if (s->host < 0)
         got_mx(q, err, result);
     else
         got_address(q, s, err, result);
@@ -514,5 +556,30 @@ struct dns_query *dns_check_null_mx(struct dns *d, const char *domain, dns_null_
     struct dns_query *q = query_start(d, Q_NULL_MX, domain, false, arg);
     if (q)
         q->null_mx_cb = cb;
+    return q;
+}
+
+struct dns_query *dns_resolve_tlsa(struct dns *d, const char *host, unsigned port, dns_tlsa_cb cb, void *arg)
+{
+    struct dns_query *q = calloc(1, sizeof *q);
+    if (!q || !(q->tlsa = calloc(1, sizeof *q->tlsa))) {
+        free(q);
+        return NULL;
+    }
+    q->d = d;
+    q->kind = Q_TLSA;
+    q->arg = arg;
+    q->tlsa_cb = cb;
+    bool fits = (size_t)snprintf(q->domain, sizeof q->domain, "_%u._tcp.%s", port, host) < sizeof q->domain;
+    if (fits && ask(q, 0, -1, q->domain, RR_TLSA))
+        return q;
+    q->tlsa->status = TLSA_FAILED;
+    snprintf(q->tlsa->error, sizeof q->tlsa->error, "TLSA lookup for %s: %s", q->domain,
+             fits ? q->route.error : "the name is too long");
+    struct timeval now = {0, 0}; /* reported from the loop, never from inside the caller's call */
+    if (!(q->fail_ev = evtimer_new(event_get_base(d->ev), on_fail_ev, q)) || evtimer_add(q->fail_ev, &now) < 0) {
+        query_free(q);
+        return NULL;
+    }
     return q;
 }

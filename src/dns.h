@@ -64,6 +64,38 @@ struct dns_query *dns_resolve_host(struct dns *d, const char *host, dns_route_cb
 /* Asks only whether domain publishes a null MX; a failed lookup answers false. */
 struct dns_query *dns_check_null_mx(struct dns *d, const char *domain, dns_null_mx_cb cb, void *arg);
 
+/* TLSA records (RFC 6698) of an MX host, for DANE (RFC 7672). Only what SMTP may use is kept:
+ * DANE-TA(2) and DANE-EE(3), selector 0 (certificate) or 1 (public key), a SHA-256 or SHA-512
+ * digest (matching type 1 or 2); others (PKIX usages, full data) are counted as unusable. */
+#define DNS_TLSA_MAX 8
+struct dns_tlsa {
+    unsigned char usage, selector, mtype;
+    unsigned char len;        /* 32 or 64 */
+    unsigned char data[64];
+};
+
+enum dns_tlsa_status {
+    TLSA_NONE,      /* no DANE: no validated TLSA records (none, or the answer was not DNSSEC-signed) */
+    TLSA_USABLE,    /* validated records, at least one usable: TLS is required and must match one */
+    TLSA_UNUSABLE,  /* validated records, none usable: TLS is required, not authenticated (RFC 7672 2.2) */
+    TLSA_FAILED,    /* the lookup failed or its signatures are bogus: this host must not be used */
+};
+
+struct dns_tlsa_set {
+    enum dns_tlsa_status status;
+    size_t n;                 /* usable records */
+    struct dns_tlsa rr[DNS_TLSA_MAX];
+    char error[256];          /* TLSA_FAILED: why */
+};
+
+typedef void (*dns_tlsa_cb)(void *arg, const struct dns_tlsa_set *set);
+
+/* Looks up _port._tcp.host TLSA; cb runs later on the loop thread. */
+struct dns_query *dns_resolve_tlsa(struct dns *d, const char *host, unsigned port, dns_tlsa_cb cb, void *arg);
+
+/* Pure (unit-tested): one TLSA rdata into out; false when SMTP cannot use it (see above). */
+bool dns_parse_tlsa_rdata(const unsigned char *rdata, int len, struct dns_tlsa *out);
+
 /* Stops a query: its callback will not run. */
 void dns_cancel(struct dns_query *q);
 

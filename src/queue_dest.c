@@ -219,7 +219,7 @@ static void pump(struct dest *d)
             q->nconns++;
             struct dns_route route;
             route_for_connection(d, &route);
-            qc->c = smtp_client_new(q->srv->base, cfg, q->tls, &d->hop, &route, &client_ops, qc, &j->job);
+            qc->c = smtp_client_new(q->srv->base, cfg, q->tls, q->srv->dns, &d->hop, &route, &client_ops, qc, &j->job);
             if (qc->c)
                 continue;
             q->conns = qc->next;

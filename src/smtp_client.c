@@ -27,66 +27,27 @@
 #include "mime_downgrade.h"
 #include "smtp_ext.h"
 #include "smtp_reply.h"
+#include "smtp_client_priv.h"
 #include "tls.h"
 
-enum cstate { C_CONNECT, C_GREETING, C_EHLO, C_HELO, C_STARTTLS, C_TLS, C_AUTH, C_AUTH_USER, C_AUTH_PASS,
-              C_READY, C_MAIL, C_RCPT, C_DATA, C_DOT_IGNORED, C_BODY, C_RSET, C_QUIT, C_DEAD };
-
-struct smtp_client {
-    struct event_base *base;
-    const struct config *cfg;
-    SSL_CTX *tls;
-    struct dns_route route;
-    struct next_hop hop;       /* where this connection was sent (relay_host: its TLS and AUTH apply) */
-    size_t target;
-    const struct smtp_client_ops *ops;
-    void *arg;
-    struct bufferevent *bev;
-    struct event *close_ev;
-    enum cstate state;
-    struct smtp_reply reply;
-    char host[300];                  /* "name[ip]" of the current target */
-    struct smtp_extensions ext;      /* what the peer's last EHLO offered */
-    bool tls_active;
-    bool tls_failed;                 /* the handshake with this target failed: retry it in cleartext */
-    struct smtp_job *job;
-    const char *text;                /* what the job sends: its text, or the converted form */
-    size_t len;
-    struct evbuffer *converted;      /* that converted form (prepare_text), or NULL */
-    bool job_started;                /* MAIL was sent: no more moving to another target */
-    bool need_rset;
-    bool mail_ok;
-    size_t rcpt_i, accepted;
-    size_t lmtp_next;                /* LMTP: the recipient the next reply after the data is for */
-    bool *rcpt_accepted;
-    char mail_diag[600];
-    int mail_code;
-    char last_error[600];
-    bool no_target_worked;           /* every target of the route failed before a transaction */
-};
-
-static void on_read(struct bufferevent *bev, void *arg);
-static void on_event(struct bufferevent *bev, short what, void *arg);
 static void try_target(struct smtp_client *c);
 static void start_job(struct smtp_client *c);
-static void peer_refused(struct smtp_client *c, const char *what);
 
 /* ---------- helpers ---------- */
 
 /* relay_host_implicit_tls: the relay host speaks TLS from the first byte (RFC 8314). */
-static bool implicit_tls(const struct smtp_client *c)
+bool client_implicit_tls(const struct smtp_client *c)
 {
     return c->hop.relay_host && c->cfg->relay_host_implicit_tls && c->tls;
 }
 
-static void set_timeout(struct smtp_client *c, unsigned seconds)
+void client_set_timeout(struct smtp_client *c, unsigned seconds)
 {
     struct timeval tv = {(time_t)seconds, 0};
     bufferevent_set_timeouts(c->bev, &tv, &tv);
 }
 
-static void send_line(struct smtp_client *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void send_line(struct smtp_client *c, const char *fmt, ...)
+void client_send_line(struct smtp_client *c, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -182,6 +143,8 @@ static void on_close_ev(evutil_socket_t fd, short what, void *arg)
 /* Drops the socket; closed() runs from the loop, never inside the caller. */
 static void close_connection(struct smtp_client *c)
 {
+    dns_cancel(c->tlsa_query);
+    c->tlsa_query = NULL;
     if (c->bev) {
         bufferevent_free(c->bev);
         c->bev = NULL;
@@ -218,7 +181,7 @@ static void give_up(struct smtp_client *c, int code, const char *diag)
 }
 
 /* The connection broke or the peer misbehaved: next target if no transaction started yet. */
-static void conn_failed(struct smtp_client *c, const char *why)
+void client_conn_failed(struct smtp_client *c, const char *why)
 {
     char safe[700];
     log_info("event=smtp_client_failure host=%s error=\"%s\"", c->host, log_quotable(safe, sizeof safe, why));
@@ -230,7 +193,7 @@ static void conn_failed(struct smtp_client *c, const char *why)
     if (c->job && !c->job_started && c->state != C_QUIT) {
         if ((c->state == C_CONNECT || c->state == C_GREETING) && c->ops->target_down)
             c->ops->target_down(c->arg, &c->route.targets[c->target], why);
-        if (c->state == C_TLS && !c->tls_failed && !c->cfg->smtp_tls_verify && !implicit_tls(c)) { /* cleartext retry */
+        if (c->state == C_TLS && !c->tls_failed && !client_tls_required(c) && !client_implicit_tls(c)) { /* cleartext retry */
             c->tls_failed = true;
         } else {
             c->target++;
@@ -270,14 +233,26 @@ static void try_target(struct smtp_client *c)
              t->addr.ss_family == AF_UNIX ? "unix" : ip);
     c->tls_active = false;
     smtp_reply_reset(&c->reply);
+    if (client_dane_lookup(c))
+        return; /* client_connect when its TLSA records are in */
+    if (c->tlsa.status == TLSA_FAILED) {
+        client_conn_failed(c, c->tlsa.error);
+        return;
+    }
+    client_connect(c);
+}
+
+void client_connect(struct smtp_client *c)
+{
+    const struct dns_target *t = &c->route.targets[c->target];
     c->state = C_CONNECT;
     c->bev = bufferevent_socket_new(c->base, -1, BEV_OPT_CLOSE_ON_FREE);
     if (!c->bev) {
-        conn_failed(c, "out of memory");
+        client_conn_failed(c, "out of memory");
         return;
     }
-    bufferevent_setcb(c->bev, on_read, NULL, on_event, c);
-    set_timeout(c, c->cfg->smtp_connect_timeout);
+    bufferevent_setcb(c->bev, client_on_read, NULL, client_on_event, c);
+    client_set_timeout(c, c->cfg->smtp_connect_timeout);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
     if (bufferevent_socket_connect(c->bev, (struct sockaddr *)&t->addr, (int)t->addrlen) < 0) {
         char why[400];
@@ -285,11 +260,11 @@ static void try_target(struct smtp_client *c)
             snprintf(why, sizeof why, "connect to %s failed", c->host);
         else
             snprintf(why, sizeof why, "connect to %s:%u failed", c->host, c->hop.port);
-        conn_failed(c, why);
+        client_conn_failed(c, why);
     }
 }
 
-struct smtp_client *smtp_client_new(struct event_base *base, const struct config *cfg, SSL_CTX *tls,
+struct smtp_client *smtp_client_new(struct event_base *base, const struct config *cfg, SSL_CTX *tls, struct dns *dns,
                                     const struct next_hop *hop, const struct dns_route *route,
                                     const struct smtp_client_ops *ops, void *arg, struct smtp_job *first)
 {
@@ -301,6 +276,8 @@ struct smtp_client *smtp_client_new(struct event_base *base, const struct config
     c->tls = tls;
     c->route = *route;
     c->hop = *hop;
+    c->dns = dns;
+    c->dane = cfg->smtp_dane && dns && route->secure && hop->mx && !hop->lmtp; /* RFC 7672 2.2.1 */
     c->ops = ops;
     c->arg = arg;
     c->job = first;
@@ -313,125 +290,23 @@ struct smtp_client *smtp_client_new(struct event_base *base, const struct config
     return c;
 }
 
-/* Has the handshake check that the certificate names this IP address (an iPAddress entry). */
-static bool verify_address(SSL *ssl, const struct sockaddr_storage *addr)
-{
-    X509_VERIFY_PARAM *param = SSL_get0_param(ssl);
-    if (addr->ss_family == AF_INET)
-        return X509_VERIFY_PARAM_set1_ip(param, (const unsigned char *)&((const struct sockaddr_in *)addr)->sin_addr,
-                                         4) == 1;
-    return X509_VERIFY_PARAM_set1_ip(param, (const unsigned char *)&((const struct sockaddr_in6 *)addr)->sin6_addr,
-                                     16) == 1;
-}
-
-static void start_tls(struct smtp_client *c)
-{
-    SSL *ssl = SSL_new(c->tls);
-    const struct dns_target *t = &c->route.targets[c->target];
-    struct bufferevent *tb = NULL;
-    if (ssl) {
-        if (*t->host) /* no name: an address literal, which SNI may not carry (RFC 6066 3) */
-            SSL_set_tlsext_host_name(ssl, t->host);
-        /* the certificate must name the MX host, or the address literal's address */
-        bool checked = !c->cfg->smtp_tls_verify ||
-                       (*t->host ? SSL_set1_host(ssl, t->host) == 1 : verify_address(ssl, &t->addr));
-        if (checked)
-            tb = bufferevent_openssl_filter_new(c->base, c->bev, ssl, BUFFEREVENT_SSL_CONNECTING,
-                                                BEV_OPT_CLOSE_ON_FREE);
-    }
-    if (!tb) {
-        if (ssl)
-            SSL_free(ssl);
-        conn_failed(c, "cannot start TLS (out of memory)");
-        return;
-    }
-    c->bev = tb;
-    c->state = C_TLS;
-    bufferevent_setcb(c->bev, on_read, NULL, on_event, c);
-    set_timeout(c, c->cfg->smtp_command_timeout);
-    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
-}
-
 /* EHLO, and with it a fresh start for what the peer offers: on a new connection, and after
  * STARTTLS, where RFC 3207 4.2 has the client forget the extensions offered before TLS (also when
  * the EHLO then fails and HELO follows: HELO offers none). */
-static void send_ehlo(struct smtp_client *c)
+void client_send_ehlo(struct smtp_client *c)
 {
     c->ext = (struct smtp_extensions){0};
     c->state = C_EHLO;
-    send_line(c, "%s %s", c->hop.lmtp ? "LHLO" : "EHLO", c->cfg->hostname); /* RFC 2033 4.1 */
-    set_timeout(c, c->cfg->smtp_command_timeout);
+    client_send_line(c, "%s %s", c->hop.lmtp ? "LHLO" : "EHLO", c->cfg->hostname); /* RFC 2033 4.1 */
+    client_set_timeout(c, c->cfg->smtp_command_timeout);
 }
 
 /* The session is ready: run the waiting job, or just sit until the owner gives one. */
-static void session_ready(struct smtp_client *c)
+void client_session_ready(struct smtp_client *c)
 {
     c->state = C_READY;
     if (c->job)
         start_job(c);
-}
-
-/* Sends base64(a, then NUL and b when b is given) after prefix: the AUTH PLAIN response (RFC 4616,
- * no authorization identity) or one AUTH LOGIN field. The clear text is wiped. */
-static void send_auth_line(struct smtp_client *c, const char *prefix, const char *a, const char *b)
-{
-    unsigned char raw[2 + 2 * 256];
-    size_t n = 0, la = strlen(a), lb = b ? strlen(b) : 0;
-    if (b)
-        raw[n++] = '\0';
-    memcpy(raw + n, a, la), n += la;
-    if (b) {
-        raw[n++] = '\0';
-        memcpy(raw + n, b, lb), n += lb;
-    }
-    char b64[4 * (sizeof raw + 2) / 3 + 1];
-    EVP_EncodeBlock((unsigned char *)b64, raw, (int)n);
-    send_line(c, "%s%s", prefix, b64);
-    explicit_bzero(raw, sizeof raw);
-    explicit_bzero(b64, sizeof b64);
-    set_timeout(c, c->cfg->smtp_command_timeout);
-}
-
-/* The session is set up: log in to the relay host first when relay_host_auth gives credentials -
- * over TLS only (without it the password would cross the network in clear: this target fails) -
- * with PLAIN, else LOGIN (RFC 4954). */
-static void login_or_ready(struct smtp_client *c)
-{
-    char diag[400];
-    if (!c->hop.relay_host || !*c->cfg->relay_user) { /* the password is relay_host's only */
-        session_ready(c);
-    } else if (!c->tls_active) {
-        snprintf(diag, sizeof diag, "4.7.0 %s: no TLS, so the relay_host_auth password is not sent", c->host);
-        conn_failed(c, diag);
-    } else if (c->ext.auth_plain) {
-        c->state = C_AUTH;
-        send_auth_line(c, "AUTH PLAIN ", c->cfg->relay_user, c->cfg->relay_password);
-    } else if (c->ext.auth_login) {
-        c->state = C_AUTH_USER;
-        send_line(c, "AUTH LOGIN");
-        set_timeout(c, c->cfg->smtp_command_timeout);
-    } else {
-        snprintf(diag, sizeof diag, "4.7.0 %s offers no AUTH PLAIN or LOGIN, which relay_host_auth needs", c->host);
-        conn_failed(c, diag);
-    }
-}
-
-/* A reply during AUTH: LOGIN's 334 prompts for the user name, then the password; 235 is in. */
-static void got_auth_reply(struct smtp_client *c)
-{
-    if (c->reply.code == 334 && c->state != C_AUTH) {
-        bool user = c->state == C_AUTH_USER;
-        c->state = user ? C_AUTH_PASS : C_AUTH;
-        send_auth_line(c, "", user ? c->cfg->relay_user : c->cfg->relay_password, NULL);
-        return;
-    }
-    if (c->reply.code == 235) {
-        log_info("event=smtp_client_auth host=%s user=%s", c->host, c->cfg->relay_user);
-        session_ready(c);
-        return;
-    }
-    log_warn("event=smtp_client_auth_failed host=%s user=%s reply=%d", c->host, c->cfg->relay_user, c->reply.code);
-    peer_refused(c, "authentication (relay_host_auth)");
 }
 
 /* ---------- the transaction ---------- */
@@ -573,9 +448,9 @@ static void start_job(struct smtp_client *c)
     if (c->ext.pipelining) {
         for (size_t i = 0; i < job->nrcpts; i++)
             send_rcpt(c, i);
-        send_line(c, "DATA");
+        client_send_line(c, "DATA");
     }
-    set_timeout(c, c->cfg->smtp_command_timeout);
+    client_set_timeout(c, c->cfg->smtp_command_timeout);
 }
 
 static void reply_diag(struct smtp_client *c, char *out, size_t outsz)
@@ -594,8 +469,8 @@ static void after_rcpts(struct smtp_client *c)
         finish_job(c);
         return;
     }
-    send_line(c, "DATA");
-    set_timeout(c, c->cfg->smtp_data_init_timeout);
+    client_send_line(c, "DATA");
+    client_set_timeout(c, c->cfg->smtp_data_init_timeout);
 }
 
 static void got_mail_reply(struct smtp_client *c)
@@ -656,12 +531,12 @@ static void got_data_reply(struct smtp_client *c)
     if (c->reply.code != 354 && c->reply.code / 100 < 4) { /* RFC 5321 4.3.2: 354 or a failure */
         char diag[400];
         snprintf(diag, sizeof diag, "4.5.0 %s answered DATA with %d instead of 354", c->host, c->reply.code);
-        conn_failed(c, diag); /* never "delivered" without the text having been sent */
+        client_conn_failed(c, diag); /* never "delivered" without the text having been sent */
         return;
     }
     if (c->reply.code == 354 && c->mail_ok && c->accepted > 0) {
         if (smtp_wire_body(out, c->text, c->len) < 0) {
-            conn_failed(c, "4.3.0 out of memory while sending the message");
+            client_conn_failed(c, "4.3.0 out of memory while sending the message");
             return;
         }
         c->state = C_BODY;
@@ -713,13 +588,13 @@ static void say_quit(struct smtp_client *c)
 }
 
 /* The peer answered a set-up command with a failure: this target is no good. */
-static void peer_refused(struct smtp_client *c, const char *what)
+void client_peer_refused(struct smtp_client *c, const char *what)
 {
     char sum[600], diag[700];
     reply_diag(c, sum, sizeof sum);
     snprintf(diag, sizeof diag, "%s refused %s: %s", c->host, what, sum);
     say_quit(c);
-    conn_failed(c, diag);
+    client_conn_failed(c, diag);
 }
 
 /* The EHLO/HELO reply names this server itself: the mail exchanger is us (an MX record pointing
@@ -748,48 +623,49 @@ static void got_setup_reply(struct smtp_client *c)
     switch (c->state) {
     case C_GREETING:
         if (ok)
-            send_ehlo(c);
+            client_send_ehlo(c);
         else
-            peer_refused(c, "the connection");
+            client_peer_refused(c, "the connection");
         return;
     case C_EHLO:
         if (ok && !c->hop.lmtp && peer_is_this_server(c)) {
             loops_back(c);
         } else if (ok) {
-            bool want_tls = c->tls && (c->cfg->smtp_tls || c->cfg->smtp_tls_verify) && !c->tls_active &&
+            bool want_tls = c->tls && (c->cfg->smtp_tls || client_tls_required(c)) && !c->tls_active &&
                             !c->hop.lmtp; /* LMTP: a local hop, as Postfix's lmtp client by default */
             if (want_tls && c->ext.starttls && !c->tls_failed) {
                 c->state = C_STARTTLS;
-                send_line(c, "STARTTLS");
-            } else if (want_tls && c->cfg->smtp_tls_verify) {
+                client_send_line(c, "STARTTLS");
+            } else if (want_tls && client_tls_required(c)) {
                 char diag[400];
-                snprintf(diag, sizeof diag, "4.7.4 %s does not offer STARTTLS, which smtp_tls_verify requires", c->host);
-                conn_failed(c, diag);
+                snprintf(diag, sizeof diag, "4.7.4 %s does not offer STARTTLS, which %s requires", c->host,
+                         c->tlsa.status != TLSA_NONE ? "its TLSA records (DANE)" : "smtp_tls_verify");
+                client_conn_failed(c, diag);
             } else {
-                login_or_ready(c);
+                client_login_or_ready(c);
             }
         } else if (c->reply.code / 100 == 5 && !c->hop.lmtp) {
             c->state = C_HELO; /* RFC 5321 3.2: an old server; HELO gives no extensions */
-            send_line(c, "HELO %s", c->cfg->hostname);
+            client_send_line(c, "HELO %s", c->cfg->hostname);
         } else {
-            peer_refused(c, c->hop.lmtp ? "LHLO" : "EHLO");
+            client_peer_refused(c, c->hop.lmtp ? "LHLO" : "EHLO");
         }
         return;
     case C_HELO:
         if (ok && peer_is_this_server(c))
             loops_back(c);
         else if (ok)
-            login_or_ready(c);
+            client_login_or_ready(c);
         else
-            peer_refused(c, "HELO");
+            client_peer_refused(c, "HELO");
         return;
     default: /* C_STARTTLS */
         if (c->reply.code == 220)
-            start_tls(c);
-        else if (c->cfg->smtp_tls_verify)
-            peer_refused(c, "STARTTLS");
+            client_start_tls(c);
+        else if (client_tls_required(c))
+            client_peer_refused(c, "STARTTLS");
         else
-            login_or_ready(c); /* offered but refused: go on in cleartext */
+            client_login_or_ready(c); /* offered but refused: go on in cleartext */
         return;
     }
 }
@@ -805,7 +681,7 @@ static void handle_reply(struct smtp_client *c)
     case C_STARTTLS: got_setup_reply(c); return;
     case C_AUTH:
     case C_AUTH_USER:
-    case C_AUTH_PASS: got_auth_reply(c); return;
+    case C_AUTH_PASS: client_got_auth_reply(c); return;
     case C_MAIL: got_mail_reply(c); return;
     case C_RCPT: got_rcpt_reply(c); return;
     case C_DATA: got_data_reply(c); return;
@@ -823,21 +699,21 @@ static void handle_reply(struct smtp_client *c)
     case C_RSET:
         c->need_rset = false;
         if (c->reply.code / 100 == 2)
-            session_ready(c);
+            client_session_ready(c);
         else
-            peer_refused(c, "RSET");
+            client_peer_refused(c, "RSET");
         return;
     case C_QUIT:
         close_connection(c);
         return;
     default:
         snprintf(diag, sizeof diag, "4.5.0 unexpected reply from %s", c->host);
-        conn_failed(c, diag);
+        client_conn_failed(c, diag);
         return;
     }
 }
 
-static void on_read(struct bufferevent *bev, void *arg)
+void client_on_read(struct bufferevent *bev, void *arg)
 {
     struct smtp_client *c = arg;
     struct evbuffer *in = bufferevent_get_input(bev);
@@ -849,7 +725,7 @@ static void on_read(struct bufferevent *bev, void *arg)
             return; /* wait for the rest of the line */
         if (eol.pos < 0 || (size_t)eol.pos + 2 > SMTP_REPLY_LINE_MAX) {
             snprintf(diag, sizeof diag, "4.5.0 %s sent a reply line longer than %d octets", c->host, SMTP_REPLY_LINE_MAX);
-            conn_failed(c, diag);
+            client_conn_failed(c, diag);
             return;
         }
         char line[SMTP_REPLY_LINE_MAX];
@@ -858,7 +734,7 @@ static void on_read(struct bufferevent *bev, void *arg)
         evbuffer_drain(in, eol_len);
         if (c->state == C_READY || c->state == C_CONNECT || c->state == C_TLS) {
             snprintf(diag, sizeof diag, "4.5.0 %s sent an unexpected reply", c->host);
-            conn_failed(c, diag);
+            client_conn_failed(c, diag);
             return;
         }
         enum smtp_reply_step step = smtp_reply_feed(&c->reply, line, len);
@@ -869,7 +745,7 @@ static void on_read(struct bufferevent *bev, void *arg)
             for (char *p = diag; *p; p++)
                 if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
                     *p = '?';
-            conn_failed(c, diag);
+            client_conn_failed(c, diag);
             return;
         }
         if (c->state == C_EHLO && c->reply.nlines > 1 && c->reply.code / 100 == 2 && len > 4)
@@ -881,29 +757,19 @@ static void on_read(struct bufferevent *bev, void *arg)
     }
 }
 
-static void on_event(struct bufferevent *bev, short what, void *arg)
+void client_on_event(struct bufferevent *bev, short what, void *arg)
 {
     (void)bev;
     struct smtp_client *c = arg;
     char why[500];
     if (what & BEV_EVENT_CONNECTED) {
-        if (c->state == C_CONNECT && implicit_tls(c)) {
-            start_tls(c); /* the greeting comes over TLS */
+        if (c->state == C_CONNECT && client_implicit_tls(c)) {
+            client_start_tls(c); /* the greeting comes over TLS */
         } else if (c->state == C_CONNECT) {
             c->state = C_GREETING;
-            set_timeout(c, c->cfg->smtp_greeting_timeout);
+            client_set_timeout(c, c->cfg->smtp_greeting_timeout);
         } else if (c->state == C_TLS) {
-            char info[128];
-            tls_describe(bufferevent_openssl_get_ssl(c->bev), info, sizeof info);
-            log_info("event=smtp_client_tls host=%s tls=%s verified=%s", c->host, info,
-                     c->cfg->smtp_tls_verify ? "yes" : "no");
-            c->tls_active = true;
-            if (implicit_tls(c)) {
-                c->state = C_GREETING;
-                set_timeout(c, c->cfg->smtp_greeting_timeout);
-            } else {
-                send_ehlo(c);
-            }
+            client_tls_up(c);
         }
         return;
     }
@@ -917,17 +783,12 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
     else
         snprintf(why, sizeof why, "4.4.1 %s %s: %s", c->state == C_CONNECT ? "cannot connect to" : "connection lost",
                  c->host, evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
-    if (c->state == C_TLS && c->cfg->smtp_tls_verify) {
-        long v = SSL_get_verify_result(bufferevent_openssl_get_ssl(c->bev));
-        if (v != X509_V_OK)
-            snprintf(why, sizeof why, "4.7.5 the TLS certificate of %s is not valid: %s", c->host,
-                     X509_verify_cert_error_string(v));
-    }
+    client_tls_failure(c, why, sizeof why);
     if (c->state == C_QUIT) {
         close_connection(c);
         return;
     }
-    conn_failed(c, why);
+    client_conn_failed(c, why);
 }
 
 /* ---------- the owner's calls ---------- */
@@ -953,8 +814,8 @@ void smtp_client_run(struct smtp_client *c, struct smtp_job *job)
     }
     if (c->need_rset) {
         c->state = C_RSET;
-        send_line(c, "RSET");
-        set_timeout(c, c->cfg->smtp_command_timeout);
+        client_send_line(c, "RSET");
+        client_set_timeout(c, c->cfg->smtp_command_timeout);
         return;
     }
     start_job(c);
@@ -968,12 +829,13 @@ void smtp_client_quit(struct smtp_client *c)
         return;
     }
     c->state = C_QUIT;
-    send_line(c, "QUIT");
-    set_timeout(c, c->cfg->smtp_command_timeout);
+    client_send_line(c, "QUIT");
+    client_set_timeout(c, c->cfg->smtp_command_timeout);
 }
 
 void smtp_client_free(struct smtp_client *c)
 {
+    dns_cancel(c->tlsa_query);
     if (c->bev)
         bufferevent_free(c->bev);
     event_free(c->close_ev);

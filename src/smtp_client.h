@@ -1,6 +1,6 @@
 /* smtp_client.h - one outbound SMTP connection to a destination's mail exchangers.
  * It tries the route's targets in order until one greets and takes EHLO (or HELO), upgrades with
- * STARTTLS when offered (opportunistic), then runs one transaction per job: MAIL, the RCPTs, DATA
+ * STARTTLS when offered (opportunistic; required with smtp_tls_verify, or by DANE), then runs one transaction per job: MAIL, the RCPTs, DATA
  * (pipelined when offered), and reports one result per recipient. The owner may then hand it
  * another job for the same destination (connection reuse) or let it QUIT. */
 #ifndef POSTERN_SMTP_CLIENT_H
@@ -51,8 +51,9 @@ struct smtp_client_ops {
 };
 
 /* Starts connecting to route's targets (copied) on hop's port (hop copied too: relay_host's TLS and
- * AUTH settings apply when it is relay_host); the first job runs when ready. */
-struct smtp_client *smtp_client_new(struct event_base *base, const struct config *cfg, SSL_CTX *tls,
+ * AUTH settings apply when it is relay_host); the first job runs when ready. dns: for the TLSA
+ * lookups of DANE (smtp_dane), which apply when the route is DNSSEC-validated (MX routes only). */
+struct smtp_client *smtp_client_new(struct event_base *base, const struct config *cfg, SSL_CTX *tls, struct dns *dns,
                                     const struct next_hop *hop, const struct dns_route *route,
                                     const struct smtp_client_ops *ops, void *arg, struct smtp_job *first);
 

@@ -165,6 +165,11 @@ SSL_CTX *tls_client_context_new(const struct config *cfg, struct config_errors *
         return NULL;
     }
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    if (SSL_CTX_dane_enable(ctx) <= 0) { /* DANE is switched on per connection (smtp_client_tls.c) */
+        config_errors_add(errs, "%s: smtp_dane: cannot set up DANE: %s", cfg->path, tls_last_error(why, sizeof why));
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
     if (!cfg->smtp_tls_verify) {
         SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
         return ctx;

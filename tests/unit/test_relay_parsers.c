@@ -127,6 +127,32 @@ static void test_mx_rdata(void **state)
     assert_string_equal(list[3].host, "c");
 }
 
+/* TLSA rdata (RFC 6698 2.1): only DANE-TA(2)/DANE-EE(3) with a SHA-256/512 digest of the right
+ * length are kept for SMTP (RFC 7672 3.1.3: PKIX usages are not; full data is not kept). */
+static void test_tlsa_rdata(void **state)
+{
+    (void)state;
+    unsigned char rd[3 + 64];
+    struct dns_tlsa t;
+    memset(rd, 0xab, sizeof rd);
+    rd[0] = 3, rd[1] = 1, rd[2] = 1;
+    assert_true(dns_parse_tlsa_rdata(rd, 3 + 32, &t));
+    assert_int_equal(t.usage, 3);
+    assert_int_equal(t.len, 32);
+    assert_int_equal(t.data[31], 0xab);
+    assert_false(dns_parse_tlsa_rdata(rd, 3 + 31, &t)); /* a SHA-256 digest is 32 octets */
+    rd[0] = 2, rd[1] = 0, rd[2] = 2;
+    assert_true(dns_parse_tlsa_rdata(rd, 3 + 64, &t));
+    assert_false(dns_parse_tlsa_rdata(rd, 3 + 32, &t));
+    rd[0] = 1; /* PKIX-EE */
+    assert_false(dns_parse_tlsa_rdata(rd, 3 + 64, &t));
+    rd[0] = 3, rd[2] = 0; /* full certificate */
+    assert_false(dns_parse_tlsa_rdata(rd, 3 + 64, &t));
+    rd[2] = 1, rd[1] = 2; /* no such selector */
+    assert_false(dns_parse_tlsa_rdata(rd, 3 + 32, &t));
+    assert_false(dns_parse_tlsa_rdata(rd, 2, &t));
+}
+
 static void test_wire_body(void **state)
 {
     (void)state;
@@ -390,7 +416,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_reply_parser),   cmocka_unit_test(test_enhanced_code_len),
-        cmocka_unit_test(test_mx_rdata),       cmocka_unit_test(test_wire_body),
+        cmocka_unit_test(test_mx_rdata),       cmocka_unit_test(test_tlsa_rdata), cmocka_unit_test(test_wire_body),
         cmocka_unit_test(test_xtext),          cmocka_unit_test(test_dsn_rcpt_params), cmocka_unit_test(test_queue_file_parse),
         cmocka_unit_test(test_dsn_status_and_explain), cmocka_unit_test(test_dsn_boundary_length),
         cmocka_unit_test(test_next_hop_parse),

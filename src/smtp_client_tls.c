@@ -1,0 +1,218 @@
+/* smtp_client_tls.c - the outbound client's security: STARTTLS (or implicit TLS to the relay
+ * host), DANE (RFC 7672: when a destination's MX answers are DNSSEC-validated and an MX host
+ * publishes TLSA records, TLS is required with that host and its certificate must match one of
+ * them; looked up before connecting), and AUTH to the relay host. Part of smtp_client.c
+ * (smtp_client_priv.h). Never sends the relay host's password without TLS. */
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <netinet/in.h>
+#include <openssl/evp.h>
+#include <openssl/ssl.h>
+#include <openssl/x509_vfy.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "config.h"
+#include "log.h"
+#include "smtp_client_priv.h"
+#include "tls.h"
+
+/* ---------- DANE ---------- */
+
+/* The current target's TLSA answer: a failed or bogus lookup bars this host (RFC 7672 2.2: it
+ * may be an attack on the DNS); else connect, with DANE in force when records came. */
+static void got_tlsa(void *arg, const struct dns_tlsa_set *set)
+{
+    struct smtp_client *c = arg;
+    c->tlsa_query = NULL;
+    c->tlsa = *set;
+    if (set->status == TLSA_FAILED) {
+        char why[400];
+        snprintf(why, sizeof why, "4.7.5 %s: not used: %s", c->host, set->error);
+        client_conn_failed(c, why);
+        return;
+    }
+    if (set->status != TLSA_NONE)
+        log_info("event=dane host=%s tlsa=%s records=%zu", c->host,
+                 set->status == TLSA_USABLE ? "usable" : "unusable", set->n);
+    client_connect(c);
+}
+
+bool client_dane_lookup(struct smtp_client *c)
+{
+    const struct dns_target *t = &c->route.targets[c->target];
+    c->tlsa = (struct dns_tlsa_set){.status = TLSA_NONE};
+    if (!c->dane || !c->tls || !*t->host || t->addr.ss_family == AF_UNIX)
+        return false;
+    c->state = C_TLSA;
+    c->tlsa_query = dns_resolve_tlsa(c->dns, t->host, c->hop.port, got_tlsa, c);
+    if (c->tlsa_query)
+        return true;
+    c->tlsa.status = TLSA_FAILED; /* out of memory: this host is not tried unprotected */
+    snprintf(c->tlsa.error, sizeof c->tlsa.error, "TLSA lookup for %s: out of memory", t->host);
+    return false;
+}
+
+bool client_tls_required(const struct smtp_client *c)
+{
+    return c->cfg->smtp_tls_verify || c->tlsa.status == TLSA_USABLE || c->tlsa.status == TLSA_UNUSABLE;
+}
+
+/* Hands the usable TLSA records to OpenSSL's DANE check (RFC 7671): the handshake then fails
+ * unless the certificate (DANE-EE) or a certificate of its chain (DANE-TA, names checked against
+ * the MX host) matches one. DANE-EE ignores names and dates (RFC 7672 3.1.1). */
+static bool set_dane(SSL *ssl, const struct smtp_client *c, const char *host)
+{
+    if (SSL_dane_enable(ssl, host) <= 0)
+        return false;
+    SSL_dane_set_flags(ssl, DANE_FLAG_NO_DANE_EE_NAMECHECKS);
+    int added = 0;
+    for (size_t i = 0; i < c->tlsa.n; i++) {
+        const struct dns_tlsa *r = &c->tlsa.rr[i];
+        added += SSL_dane_tlsa_add(ssl, r->usage, r->selector, r->mtype, r->data, r->len) > 0;
+    }
+    SSL_set_verify(ssl, SSL_VERIFY_PEER, NULL);
+    return added > 0;
+}
+
+void client_tls_failure(const struct smtp_client *c, char *why, size_t whysz)
+{
+    SSL *ssl = c->state == C_TLS && c->bev ? bufferevent_openssl_get_ssl(c->bev) : NULL;
+    long v = ssl ? SSL_get_verify_result(ssl) : X509_V_OK;
+    if (v != X509_V_OK && c->tlsa.status == TLSA_USABLE)
+        snprintf(why, whysz, "4.7.5 the TLS certificate of %s matches none of its TLSA records (DANE): %s", c->host,
+                 X509_verify_cert_error_string(v));
+    else if (v != X509_V_OK && c->cfg->smtp_tls_verify)
+        snprintf(why, whysz, "4.7.5 the TLS certificate of %s is not valid: %s", c->host,
+                 X509_verify_cert_error_string(v));
+}
+
+/* ---------- TLS ---------- */
+
+/* Has the handshake check that the certificate names this IP address (an iPAddress entry). */
+static bool verify_address(SSL *ssl, const struct sockaddr_storage *addr)
+{
+    X509_VERIFY_PARAM *param = SSL_get0_param(ssl);
+    if (addr->ss_family == AF_INET)
+        return X509_VERIFY_PARAM_set1_ip(param, (const unsigned char *)&((const struct sockaddr_in *)addr)->sin_addr,
+                                         4) == 1;
+    return X509_VERIFY_PARAM_set1_ip(param, (const unsigned char *)&((const struct sockaddr_in6 *)addr)->sin6_addr,
+                                     16) == 1;
+}
+
+void client_start_tls(struct smtp_client *c)
+{
+    SSL *ssl = SSL_new(c->tls);
+    const struct dns_target *t = &c->route.targets[c->target];
+    struct bufferevent *tb = NULL;
+    if (ssl) {
+        if (*t->host) /* no name: an address literal, which SNI may not carry (RFC 6066 3) */
+            SSL_set_tlsext_host_name(ssl, t->host);
+        /* the certificate must match the host's TLSA records (DANE), or name the MX host, or the
+         * address literal's address */
+        bool checked = c->tlsa.status == TLSA_USABLE ? set_dane(ssl, c, t->host)
+                       : !c->cfg->smtp_tls_verify ||
+                           (*t->host ? SSL_set1_host(ssl, t->host) == 1 : verify_address(ssl, &t->addr));
+        if (checked)
+            tb = bufferevent_openssl_filter_new(c->base, c->bev, ssl, BUFFEREVENT_SSL_CONNECTING,
+                                                BEV_OPT_CLOSE_ON_FREE);
+    }
+    if (!tb) {
+        if (ssl)
+            SSL_free(ssl);
+        client_conn_failed(c, "cannot start TLS (out of memory)");
+        return;
+    }
+    c->bev = tb;
+    c->state = C_TLS;
+    bufferevent_setcb(c->bev, client_on_read, NULL, client_on_event, c);
+    client_set_timeout(c, c->cfg->smtp_command_timeout);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+}
+
+/* The handshake is done: log how the peer was checked, then the greeting (implicit TLS) or EHLO. */
+void client_tls_up(struct smtp_client *c)
+{
+    char info[128];
+    SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
+    tls_describe(ssl, info, sizeof info);
+    const char *verified = c->tlsa.status == TLSA_USABLE     ? "dane"
+                           : c->tlsa.status == TLSA_UNUSABLE ? "no (TLSA records unusable)"
+                           : c->cfg->smtp_tls_verify         ? "yes"
+                                                             : "no";
+    log_info("event=smtp_client_tls host=%s tls=%s verified=%s", c->host, info, verified);
+    c->tls_active = true;
+    if (client_implicit_tls(c)) {
+        c->state = C_GREETING;
+        client_set_timeout(c, c->cfg->smtp_greeting_timeout);
+    } else {
+        client_send_ehlo(c);
+    }
+}
+
+/* ---------- AUTH to the relay host ---------- */
+
+/* Sends base64(a, then NUL and b when b is given) after prefix: the AUTH PLAIN response (RFC 4616,
+ * no authorization identity) or one AUTH LOGIN field. The clear text is wiped. */
+static void send_auth_line(struct smtp_client *c, const char *prefix, const char *a, const char *b)
+{
+    unsigned char raw[2 + 2 * 256];
+    size_t n = 0, la = strlen(a), lb = b ? strlen(b) : 0;
+    if (b)
+        raw[n++] = '\0';
+    memcpy(raw + n, a, la), n += la;
+    if (b) {
+        raw[n++] = '\0';
+        memcpy(raw + n, b, lb), n += lb;
+    }
+    char b64[4 * (sizeof raw + 2) / 3 + 1];
+    EVP_EncodeBlock((unsigned char *)b64, raw, (int)n);
+    client_send_line(c, "%s%s", prefix, b64);
+    explicit_bzero(raw, sizeof raw);
+    explicit_bzero(b64, sizeof b64);
+    client_set_timeout(c, c->cfg->smtp_command_timeout);
+}
+
+/* The session is set up: log in to the relay host first when relay_host_auth gives credentials -
+ * over TLS only (without it the password would cross the network in clear: this target fails) -
+ * with PLAIN, else LOGIN (RFC 4954). */
+void client_login_or_ready(struct smtp_client *c)
+{
+    char diag[400];
+    if (!c->hop.relay_host || !*c->cfg->relay_user) { /* the password is relay_host's only */
+        client_session_ready(c);
+    } else if (!c->tls_active) {
+        snprintf(diag, sizeof diag, "4.7.0 %s: no TLS, so the relay_host_auth password is not sent", c->host);
+        client_conn_failed(c, diag);
+    } else if (c->ext.auth_plain) {
+        c->state = C_AUTH;
+        send_auth_line(c, "AUTH PLAIN ", c->cfg->relay_user, c->cfg->relay_password);
+    } else if (c->ext.auth_login) {
+        c->state = C_AUTH_USER;
+        client_send_line(c, "AUTH LOGIN");
+        client_set_timeout(c, c->cfg->smtp_command_timeout);
+    } else {
+        snprintf(diag, sizeof diag, "4.7.0 %s offers no AUTH PLAIN or LOGIN, which relay_host_auth needs", c->host);
+        client_conn_failed(c, diag);
+    }
+}
+
+/* A reply during AUTH: LOGIN's 334 prompts for the user name, then the password; 235 is in. */
+void client_got_auth_reply(struct smtp_client *c)
+{
+    if (c->reply.code == 334 && c->state != C_AUTH) {
+        bool user = c->state == C_AUTH_USER;
+        c->state = user ? C_AUTH_PASS : C_AUTH;
+        send_auth_line(c, "", user ? c->cfg->relay_user : c->cfg->relay_password, NULL);
+        return;
+    }
+    if (c->reply.code == 235) {
+        log_info("event=smtp_client_auth host=%s user=%s", c->host, c->cfg->relay_user);
+        client_session_ready(c);
+        return;
+    }
+    log_warn("event=smtp_client_auth_failed host=%s user=%s reply=%d", c->host, c->cfg->relay_user, c->reply.code);
+    client_peer_refused(c, "authentication (relay_host_auth)");
+}

@@ -1,0 +1,119 @@
+"""DANE for relayed mail (RFC 7672) through the real binary: a DNSSEC-signed zone dane.test (signed
+per test with ldns-signzone, served by its own unbound on loopback), Postern validating it with
+the zone's DS as dns_trust_anchor, and real TLS peers on 127.0.0.4 (scripted, STARTTLS) and
+127.0.0.2 (aiosmtpd, no STARTTLS). The TLSA records name the peer's key by its SHA-256 digest."""
+import hashlib
+import ssl
+import subprocess
+import time
+
+import pytest
+
+from conftest import BIN, free_udp_tcp_port, wait_for
+from test_relay import relay, scripted, send  # noqa: F401 (relay is a fixture)
+
+
+def spki_sha256(cert):
+    pub = subprocess.run(["openssl", "x509", "-in", str(cert), "-noout", "-pubkey"], capture_output=True,
+                         check=True).stdout
+    der = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "DER"], input=pub, capture_output=True,
+                         check=True).stdout
+    return hashlib.sha256(der).hexdigest()
+
+
+def signed_zone_server(d, port, tlsa_hex):
+    """Writes, signs and serves dane.test: mx.dane.test (127.0.0.4) and mx2.dane.test (127.0.0.2)
+    both publish '3 1 1 tlsa_hex' for the SMTP port. Returns (resolver for dns_resolver, DS file)."""
+    (d / "zone").write_text(
+        "$ORIGIN dane.test.\n$TTL 300\n@ IN SOA ns.dane.test. hostmaster.dane.test. 1 3600 600 86400 300\n"
+        "@ IN NS ns.dane.test.\nns IN A 127.0.0.1\n@ IN MX 10 mx.dane.test.\nmx IN A 127.0.0.4\n"
+        f"_{port}._tcp.mx IN TLSA 3 1 1 {tlsa_hex}\n"
+        "plain IN MX 10 mx2.dane.test.\nmx2 IN A 127.0.0.2\n"
+        f"_{port}._tcp.mx2 IN TLSA 3 1 1 {tlsa_hex}\n")
+
+    def run(*args):
+        return subprocess.run(args, cwd=d, capture_output=True, text=True, check=True).stdout.strip()
+    ksk = run("ldns-keygen", "-a", "ECDSAP256SHA256", "-k", "dane.test")
+    zsk = run("ldns-keygen", "-a", "ECDSAP256SHA256", "dane.test")
+    run("ldns-signzone", "-n", "zone", zsk, ksk)
+    for _ in range(5):
+        dns_port = free_udp_tcp_port()
+        (d / "unbound.conf").write_text("\n".join([
+            "server:", "  interface: 127.0.0.1", f"  port: {dns_port}", "  do-daemonize: no", "  use-syslog: no",
+            '  logfile: ""', '  username: ""', '  chroot: ""', f'  directory: "{d}"', f'  pidfile: "{d}/u.pid"',
+            "  do-ip6: no", "  access-control: 127.0.0.0/8 allow", '  module-config: "iterator"',
+            '  local-zone: "." static', '  local-zone: "test." nodefault', '  local-zone: "dane.test." transparent',
+            "auth-zone:", '  name: "dane.test."', f'  zonefile: "{d}/zone.signed"', "  for-downstream: yes",
+            "  for-upstream: no", "remote-control:", "  control-enable: no"]) + "\n")
+        proc = subprocess.Popen(["unbound", "-d", "-c", str(d / "unbound.conf")], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        time.sleep(0.3)
+        if proc.poll() is None:
+            return proc, f"127.0.0.1@{dns_port}", d / f"{ksk}.ds"
+    raise RuntimeError("the signed zone's unbound did not start")
+
+
+@pytest.fixture
+def dane(relay, tmp_path):  # noqa: F811
+    """A TLS peer on 127.0.0.4 and the signed zone; yields a function making the zone and server."""
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
+                    "/CN=not-the-mx-name.example", "-keyout", str(tmp_path / "k.pem"), "-out", str(tmp_path / "c.pem")],
+                   check=True, capture_output=True)  # a name no PKIX check would accept: DANE-EE ignores it
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(tmp_path / "c.pem", tmp_path / "k.pem")
+    peer = scripted(relay, tls=ctx, ehlo=b"250-mx.scripted.test\r\n250-PIPELINING\r\n250 STARTTLS\r\n",
+                    reply=lambda l, n: b"354 go\r\n" if l == "DATA" else b"250 2.0.0 ok\r\n")
+    procs = []
+
+    def start(tlsa_hex, validate=True):
+        zone_dir = tmp_path / f"zone{len(procs)}"
+        zone_dir.mkdir()
+        proc, resolver, ds = signed_zone_server(zone_dir, relay["port"], tlsa_hex)
+        procs.append(proc)
+        conf = dict(dns_resolver=resolver, retry_schedule="1h")
+        if validate:
+            conf["dns_trust_anchor"] = ds
+        return relay["start"](**conf)
+    yield {"start": start, "peer": peer, "digest": spki_sha256(tmp_path / "c.pem")}
+    for p in procs:
+        p.terminate()
+        p.wait(timeout=10)
+
+
+def queue_errors(srv):
+    return subprocess.run([str(BIN), "-c", str(srv.conf_path), "queue", "list"], capture_output=True,
+                          text=True).stdout
+
+
+def test_a_matching_tlsa_record_gets_the_mail_over_verified_tls(dane):
+    srv = dane["start"](dane["digest"])
+    send(srv, ["bob@dane.test"])
+    wait_for(lambda: dane["peer"].bodies, what="delivery over DANE-verified TLS")
+    assert dane["peer"].tls_used
+    log = srv.log_text()
+    assert "event=route domain=dane.test status=ok targets=1" in log and "dnssec=yes" in log
+    assert "event=dane host=mx.dane.test[127.0.0.4] tlsa=usable records=1" in log
+    assert "event=smtp_client_tls host=mx.dane.test[127.0.0.4] tls=TLSv1.3" in log and "verified=dane" in log
+
+
+def test_a_mismatch_or_no_starttls_defers_and_never_sends_in_cleartext(dane, relay):  # noqa: F811
+    plain = relay["peers"].start("127.0.0.2")  # aiosmtpd without TLS: no STARTTLS offered
+    srv = dane["start"]("00" * 32)
+    send(srv, ["bob@dane.test"])
+    send(srv, ["carol@plain.dane.test"])
+    wait_for(lambda: "matches none of its TLSA records" in queue_errors(srv) and
+             "does not offer STARTTLS, which its TLSA records (DANE) require" in queue_errors(srv),
+             what="both deferred")
+    listing = queue_errors(srv)
+    assert "4.7.5 the TLS certificate of mx.dane.test[127.0.0.4] matches none of its TLSA records (DANE)" in listing
+    assert "4.7.4 mx2.dane.test[127.0.0.2] does not offer STARTTLS" in listing
+    assert not any(l.startswith("MAIL") for l in dane["peer"].lines)  # no cleartext retry
+    assert plain.messages == []
+
+
+def test_tlsa_records_without_dnssec_validation_are_not_enforced(dane):
+    srv = dane["start"]("00" * 32, validate=False)  # the same wrong record, but nothing validates it
+    send(srv, ["bob@dane.test"])
+    wait_for(lambda: dane["peer"].bodies, what="delivery with opportunistic TLS")
+    log = srv.log_text()
+    assert "dnssec=no" in log and "event=dane " not in log and "verified=no" in log
