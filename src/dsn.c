@@ -33,7 +33,7 @@ void dsn_status_of(const char *diag, enum dsn_action action, char *out, size_t o
     int code = 0;
     char enh[16] = "";
     const char *p = diag ? diag : "";
-    if (action == DSN_RELAYED || action == DSN_DELIVERED) {
+    if (action == DSN_RELAYED || action == DSN_DELIVERED || action == DSN_EXPANDED) {
         snprintf(out, outsz, "2.0.0");
         return;
     }
@@ -69,7 +69,11 @@ static const char *reply_words(const char *diag)
 
 static const char *action_name(enum dsn_action a)
 {
-    return a == DSN_FAILED ? "failed" : a == DSN_DELAYED ? "delayed" : a == DSN_RELAYED ? "relayed" : "delivered";
+    return a == DSN_FAILED    ? "failed"
+           : a == DSN_DELAYED ? "delayed"
+           : a == DSN_RELAYED ? "relayed"
+           : a == DSN_EXPANDED ? "expanded"
+                              : "delivered";
 }
 
 /* The forward-path of a 551 reply ("... please try <new@example.org>"), or NULL. */
@@ -119,7 +123,7 @@ static void human_part(struct evbuffer *out, const struct dsn_report *r)
         struct explanation e;
         explain_lookup(code, status, reply_words(d->diag), &e);
         evbuffer_add_printf(out, "<%s>: %s\n", d->addr, action_name(d->action));
-        if (d->diag && d->action != DSN_RELAYED && d->action != DSN_DELIVERED) {
+        if (d->diag && d->action != DSN_RELAYED && d->action != DSN_DELIVERED && d->action != DSN_EXPANDED) {
             if (starts_with_code(d->diag))
                 evbuffer_add_printf(out, "    The server %s replied: %s\n", d->remote_mta ? d->remote_mta : "", d->diag);
             else
@@ -133,6 +137,10 @@ static void human_part(struct evbuffer *out, const struct dsn_report *r)
         } else if (d->action == DSN_DELIVERED) { /* here, or by this site's LMTP server */
             evbuffer_add_printf(out, "    Delivered to the recipient's mailbox on %s.\n",
                                 d->remote_mta ? d->remote_mta : r->reporting_mta);
+        } else if (d->action == DSN_EXPANDED) {
+            evbuffer_add_printf(out, "    An alias on %s: the message went on to several addresses, which\n"
+                                     "    send no further success reports (a failure is still reported).\n",
+                                r->reporting_mta);
         } else if (d->remote_mta) {
             evbuffer_add_printf(out, "    Passed to %s, which does not send delivery reports\n", d->remote_mta);
         }

@@ -8,7 +8,7 @@
 
 struct evbuffer;
 
-enum dsn_action { DSN_FAILED, DSN_DELAYED, DSN_RELAYED, DSN_DELIVERED };
+enum dsn_action { DSN_FAILED, DSN_DELAYED, DSN_RELAYED, DSN_DELIVERED, DSN_EXPANDED };
 
 struct dsn_rcpt {
     const char *addr;

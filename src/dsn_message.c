@@ -103,7 +103,7 @@ void dsn_report_local_deliveries(struct server *srv, const struct message *m)
 {
     if (!*m->sender)
         return; /* RFC 3461 6.2: never a report to the null sender */
-    size_t n = 0;
+    size_t n = m->nexpanded;
     for (size_t i = 0; i < m->nrcpts; i++)
         n += !m->rcpts[i].remote && (m->rcpts[i].notify & NOTIFY_SUCCESS);
     if (!n)
@@ -116,6 +116,9 @@ void dsn_report_local_deliveries(struct server *srv, const struct message *m)
     enum dsn_outcome made = DSN_NOT_MADE;
     if (report) {
         size_t k = 0;
+        for (size_t i = 0; i < m->nexpanded; i++)
+            list[k++] = (struct dsn_rcpt){.addr = m->expanded[i].addr, .orcpt = m->expanded[i].orcpt,
+                                          .action = DSN_EXPANDED};
         for (size_t i = 0; i < m->nrcpts; i++)
             if (!m->rcpts[i].remote && (m->rcpts[i].notify & NOTIFY_SUCCESS))
                 list[k++] = (struct dsn_rcpt){.addr = m->rcpts[i].addr, .orcpt = m->rcpts[i].orcpt,

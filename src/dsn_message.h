@@ -21,7 +21,8 @@ enum dsn_outcome dsn_message_fill(struct message *m, const struct dsn_report *re
                                   const char *hostname, bool smtputf8, bool body8bit);
 
 /* m was just committed to its local mailboxes: its local recipients that asked NOTIFY=SUCCESS get
- * one "delivered" report, sent to m's sender (none for the null sender) and committed like any
+ * one "delivered" report (with an "expanded" entry for each alias RCPT that asked it and became
+ * several copies), sent to m's sender (none for the null sender) and committed like any
  * mail. It runs after the 250: a crash in between can lose the report, never the message. */
 void dsn_report_local_deliveries(struct server *srv, const struct message *m);
 

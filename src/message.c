@@ -54,6 +54,9 @@ void message_free(struct message *m)
     for (size_t i = 0; i < m->nrcpts; i++)
         free(m->rcpts[i].orcpt);
     free(m->rcpts);
+    for (size_t i = 0; i < m->nexpanded; i++)
+        free(m->expanded[i].orcpt);
+    free(m->expanded);
     free(m->stage.tmp_path);
     if (m->stage.tmp_fd >= 0)
         close(m->stage.tmp_fd);

@@ -20,6 +20,12 @@ enum dsn_ret { RET_UNSET = 0, RET_FULL, RET_HDRS };
 #define DSN_ORCPT_MAX 500 /* RFC 3461 4.2: the parameter may add 500 octets to the command */
 #define DSN_ENVID_MAX 100 /* RFC 3461 4.4 */
 
+/* An alias RCPT with NOTIFY=SUCCESS that became several copies: it gets an "expanded" report. */
+struct msg_expansion {
+    char addr[ADDR_PATH_MAX + 1];     /* the alias, as the client wrote it */
+    char *orcpt;                      /* its ORCPT= value, or NULL */
+};
+
 struct msg_rcpt {
     char addr[ADDR_PATH_MAX + 1];     /* as the client wrote it (for logs and the spool) */
     unsigned notify;                  /* NOTIFY_* bits */
@@ -52,6 +58,8 @@ struct message {
     struct msg_rcpt *rcpts;
     size_t nrcpts, rcpt_cap;
     size_t nlocal;                    /* how many rcpts are local */
+    struct msg_expansion *expanded;   /* aliases to report as expanded (RFC 3464 2.3.3), or NULL */
+    size_t nexpanded;
     bool smtputf8;
     bool body_8bit;                   /* BODY=8BITMIME */
     enum dsn_ret ret;                 /* DSN RET= */

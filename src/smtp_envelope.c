@@ -482,6 +482,25 @@ static char *copies_orcpt(const struct msg_rcpt *r, const struct mailbox *mb)
     return strdup(out);
 }
 
+/* RFC 3461 6.2.7.3 (alias to several addresses): the SUCCESS the client asked for is answered
+ * here, by an "expanded" report for the alias once the message is stored (dsn_message.c), and
+ * not passed to the copies. False when out of memory. */
+static bool note_expansion(struct message *m, const struct msg_rcpt *r, const struct mailbox *mb)
+{
+    struct msg_expansion *grown = realloc(m->expanded, (m->nexpanded + 1) * sizeof *grown);
+    if (!grown)
+        return false;
+    m->expanded = grown;
+    struct msg_expansion *x = &m->expanded[m->nexpanded];
+    snprintf(x->addr, sizeof x->addr, "%s", mb->addr);
+    if (r->orcpt && !(x->orcpt = strdup(r->orcpt)))
+        return false;
+    if (!r->orcpt)
+        x->orcpt = NULL;
+    m->nexpanded++;
+    return true;
+}
+
 /* Adds the copies (local duplicates collapse, as for any RCPT); false, with the message as it
  * was, when out of memory. */
 static bool add_copies(struct session *s, struct alias_copies *c, const struct msg_rcpt *r, const struct mailbox *mb)
@@ -491,7 +510,8 @@ static bool add_copies(struct session *s, struct alias_copies *c, const struct m
     unsigned notify = c->n > 1 ? r->notify & ~(unsigned)NOTIFY_SUCCESS : r->notify; /* no success reports from a list */
     if (notify == 0 && r->notify)
         notify = NOTIFY_NEVER; /* SUCCESS alone: nothing more to report */
-    bool ok = true;
+    size_t nexpanded = m->nexpanded;
+    bool ok = c->n < 2 || !(r->notify & NOTIFY_SUCCESS) || note_expansion(m, r, mb);
     for (size_t i = 0; ok && i < c->n; i++) {
         struct msg_rcpt *copy = &c->v[i];
         if (copy->remote ? message_has_remote(m, copy->addr) : message_has_mailbox(m, copy->local, copy->domain))
@@ -504,14 +524,17 @@ static bool add_copies(struct session *s, struct alias_copies *c, const struct m
     }
     for (size_t i = nrcpts; !ok && i < m->nrcpts; i++)
         free(m->rcpts[i].orcpt);
+    for (size_t i = nexpanded; !ok && i < m->nexpanded; i++)
+        free(m->expanded[i].orcpt);
     if (!ok)
-        m->nrcpts = nrcpts, m->nlocal = nlocal;
+        m->nrcpts = nrcpts, m->nlocal = nlocal, m->nexpanded = nexpanded;
     return ok;
 }
 
 /* A RCPT for an alias: every final recipient it expands to is added, with the RCPT's NOTIFY (but
- * SUCCESS only when there is one) and ORCPT, and the client gets one 250; a held mailbox among
- * them gets the RCPT its 450, as if it were the address itself. */
+ * SUCCESS only when there is one: else the alias gets an "expanded" report) and ORCPT, and the
+ * client gets one 250; a held mailbox among them gets the RCPT its 450, as if it were the address
+ * itself. */
 static void accept_alias(struct session *s, const struct mailbox *mb, struct msg_rcpt *r,
                          const struct rcpt_verdict *v)
 {

@@ -354,8 +354,8 @@ static void commit_done(void *arg)
     reply(s, id, m->qid);
     if (m->status == COMMIT_OK)
         count_accepted(s, m);
-    if (m->status == COMMIT_OK && m->nlocal)
-        dsn_report_local_deliveries(s->srv, m); /* NOTIFY=SUCCESS of local recipients */
+    if (m->status == COMMIT_OK && (m->nlocal || m->nexpanded))
+        dsn_report_local_deliveries(s->srv, m); /* NOTIFY=SUCCESS of local recipients and aliases */
     log_transaction(s, s->dead ? "accepted_client_gone" : m->status == COMMIT_OK ? "accepted" : "deferred", id, NULL);
     if (s->dead) {
         session_free(s);

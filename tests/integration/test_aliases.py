@@ -60,11 +60,14 @@ def test_self_alias_extension_catch_all_notify_and_reload(make_server, tmp_path)
     def count(address):
         return len(srv.maildir_files(address))
 
-    deliver("<Alice+tag@example.test> NOTIFY=SUCCESS")  # two copies: no success report (RFC 3461)
+    deliver("<Alice+tag@example.test> NOTIFY=SUCCESS")  # two copies: one "expanded" report (RFC 3461)
     assert (count("alice@example.test"), count("bob@example.test")) == (1, 1)
+    per_msg, rcpts = report_fields(dsn_for(srv, "postmaster@example.test"))
+    assert [(r["Action"], r["Final-Recipient"], r["Status"]) for r in rcpts] == [
+        ("expanded", "rfc822; Alice+tag@example.test", "2.0.0")]
     deliver("<one@example.test> NOTIFY=SUCCESS")  # one target: the report is asked for as for the address
-    msg = dsn_for(srv, "postmaster@example.test")
-    per_msg, rcpts = report_fields(msg)
+    wait_for(lambda: count("postmaster@example.test") == 2, what="the second report")
+    per_msg, rcpts = report_fields(dsn_for(srv, "postmaster@example.test"))
     assert rcpts[0]["Action"] == "delivered" and rcpts[0]["Final-Recipient"] == "rfc822; bob@example.test"
     assert rcpts[0]["Original-Recipient"] == "rfc822;one@example.test"
     deliver("<anyone@catchall.test>")  # to alice, an alias herself: bob too
@@ -79,7 +82,7 @@ def test_self_alias_extension_catch_all_notify_and_reload(make_server, tmp_path)
     c.expect("RCPT TO:<anyone@catchall.test>", 250)  # recipients' @catchall.test again: its own mailbox
     c.expect("QUIT", 221)
     time.sleep(0.3)
-    assert count("postmaster@example.test") == 1  # the one report
+    assert count("postmaster@example.test") == 2  # the two reports
     out = subprocess.run([str(BIN), "-c", str(srv.conf_path), "route", "one@example.test"], capture_output=True,
                          text=True).stdout
     assert "alias (from any client): mail goes to\n  -> alice@example.test: delivered to" in out, out
