@@ -104,6 +104,13 @@ static void render_mail(struct server *srv, struct evbuffer *out)
     single(out, "postern_reports_made_total", "counter",
            "Delivery status notifications made here (bounces, delay warnings, success reports).",
            (double)m->reports_made);
+    head(out, "postern_dkim_messages_total", "counter",
+         "Messages from users and relay_networks clients while dkim_keys has keys, by whether they were signed "
+         "(unsigned: no key for the From domain, or no From domain).");
+    evbuffer_add_printf(out, "postern_dkim_messages_total{result=\"signed\"} %llu\n", m->dkim_signed);
+    evbuffer_add_printf(out, "postern_dkim_messages_total{result=\"unsigned\"} %llu\n", m->dkim_unsigned);
+    single(out, "postern_alias_expansions_total", "counter", "RCPTs for an alias, each taken as its targets' copies.",
+           (double)m->alias_expansions);
 }
 
 static void render_state(struct server *srv, struct evbuffer *out)

@@ -27,6 +27,8 @@ struct metrics {
     unsigned long long local_deliveries;           /* recipients put in a Maildir (received or made here) */
     unsigned long long relay[RELAY__COUNT];        /* relayed recipients' attempt results */
     unsigned long long reports_made;               /* bounces, delay warnings, success reports committed */
+    unsigned long long dkim_signed, dkim_unsigned; /* originated messages with / without a DKIM signature */
+    unsigned long long alias_expansions;           /* RCPTs for an alias, expanded */
     unsigned long long commit_latency[METRICS_LATENCY_BUCKETS + 1]; /* per bucket, not cumulative */
     double commit_latency_sum;                     /* seconds */
     unsigned long long reloads, reload_failures;

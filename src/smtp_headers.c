@@ -52,10 +52,13 @@ static void add_dkim_signature(struct session *s, const char *added, time_t now)
         return;
     const char *why = NULL;
     const struct dkim_key *key = dkim_sign(keys, added, m->body, (long long)now, m->headers, &why);
-    if (key)
+    if (key) {
+        s->srv->metrics.dkim_signed++;
         snprintf(m->dkim_signer, sizeof m->dkim_signer, "%s/%s", key->domain, key->selector);
-    else
+    } else {
+        s->srv->metrics.dkim_unsigned++;
         log_debug("event=dkim_unsigned session=%s qid=%s detail=\"%s\"", s->id, m->qid, why);
+    }
 }
 
 /* The Received field's "from" clause (RFC 5321 4.4: Extended-Domain). An EHLO name that is a

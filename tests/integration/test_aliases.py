@@ -6,7 +6,8 @@ import re
 import subprocess
 import time
 
-from conftest import BIN, sighup_and_wait, wait_for
+from conftest import BIN, free_port, sighup_and_wait, wait_for
+from test_metrics import values
 from test_relay import dsn_for, relay, report_fields, scripted, send  # noqa: F401 (relay is a fixture)
 
 
@@ -45,7 +46,8 @@ def test_self_alias_extension_catch_all_notify_and_reload(make_server, tmp_path)
     table.write_text("alice@example.test: alice@example.test, bob@example.test\n"  # keeps her copy
                      "one@example.test bob@example.test\n"
                      "@catchall.test alice@example.test\n")  # before recipients' @catchall.test
-    srv = make_server(aliases=table)
+    mport = free_port()
+    srv = make_server(aliases=table, metrics_listen=f"127.0.0.1:{mport}")
 
     def deliver(rcpt):
         c = srv.connect()
@@ -83,6 +85,7 @@ def test_self_alias_extension_catch_all_notify_and_reload(make_server, tmp_path)
     c.expect("QUIT", 221)
     time.sleep(0.3)
     assert count("postmaster@example.test") == 2  # the two reports
+    assert values(mport)["postern_alias_expansions_total"] == 4
     out = subprocess.run([str(BIN), "-c", str(srv.conf_path), "route", "one@example.test"], capture_output=True,
                          text=True).stdout
     assert "alias (from any client): mail goes to\n  -> alice@example.test: delivered to" in out, out

@@ -10,8 +10,9 @@ import subprocess
 import dkim
 import pytest
 
-from conftest import BIN, Client, open_path_for_server, sighup_and_wait, wait_for
+from conftest import BIN, Client, free_port, open_path_for_server, sighup_and_wait, wait_for
 from test_relay import relay, send  # noqa: F401 (relay is a fixture)
+from test_metrics import values
 from test_tls_auth import PASSWORD, pki, submission, tls_server  # noqa: F401 (fixtures)
 
 # Blank runs, a folded field, trailing blanks, a display name with '@' and '<' in quotes, lines
@@ -98,7 +99,8 @@ def test_submitted_mail_is_signed_with_ed25519_by_the_parent_domains_key(tls_ser
 
 def test_only_mail_sent_from_here_is_signed_and_a_reload_adds_keys(make_server, keys, tmp_path):
     table = key_table(tmp_path, keys, [("example.test", "sel1", "rsa.pem")])
-    srv = make_server(relay_networks="127.0.0.2/32", dkim_keys=table)
+    mport = free_port()
+    srv = make_server(relay_networks="127.0.0.2/32", dkim_keys=table, metrics_listen=f"127.0.0.1:{mport}")
 
     def deliver(source, author):
         c = Client(srv.port, source=source)
@@ -121,6 +123,9 @@ def test_only_mail_sent_from_here_is_signed_and_a_reload_adds_keys(make_server, 
     assert "dkim_keys=2" in srv.log_text()
     signed = deliver("127.0.0.2", "x@nokey.test").replace(b"\n", b"\r\n")
     assert signature_tags(signed)["d"] == "nokey.test" and verifies(signed, published(srv))
+    got = values(mport)  # MX traffic is not counted: it is never signed
+    assert (got['postern_dkim_messages_total{result="signed"}'],
+            got['postern_dkim_messages_total{result="unsigned"}']) == (2, 1)
 
 
 def test_check_config_names_each_bad_line(tmp_path, keys):
