@@ -70,7 +70,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     srv.users = &users;
     srv.disk = workq_new(srv.base, 1, "fuzz-disk");
     srv.committer = workq_new_batched(srv.base, "fuzz-commit", commit_batch, NULL, 64);
-    srv.per_ip = conn_counts_new();
+    srv.per_ip = conn_counts_new(60.0);
+    srv.per_user = conn_counts_new(3600.0);
     return 0;
 }
 

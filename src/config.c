@@ -136,6 +136,10 @@ static const struct key_def keys[] = {
      "Concurrent connections in all; beyond it new ones get 421 4.7.0."},
     {"max_connections_per_ip", T_UINT, F(max_connections_per_ip), "50", 1, 1000000,
      "Concurrent connections from one client address; beyond it 421 4.7.0."},
+    {"max_recipient_rate_per_user", T_UINT, F(max_recipient_rate_per_user), "0", 0, 10000000,
+     "Recipients an authenticated user may send to in an hour (counted from the first; every RCPT, local "
+     "or relayed). Past it each RCPT gets 450 4.7.1 and event=user_rate_limited is logged once: a stolen "
+     "password's spam run stops there. 0 = no limit."},
     {"max_connection_rate_per_ip", T_UINT, F(max_connection_rate_per_ip), "0", 0, 1000000,
      "Connections one client address may open per minute on the listen (MX) addresses, relay_networks "
      "excepted; past it 421 4.7.0 until its minute is over. 0 = no limit."},

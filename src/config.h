@@ -65,6 +65,7 @@ struct config {
     unsigned max_connections;
     unsigned max_connections_per_ip;
     unsigned max_connection_rate_per_ip; /* per minute, MX role; 0 = no limit */
+    unsigned max_recipient_rate_per_user; /* per hour, authenticated users; 0 = no limit */
     unsigned command_timeout;     /* seconds */
     unsigned data_timeout;
     unsigned shutdown_grace;

@@ -1,6 +1,6 @@
-/* conn_count.c - chained hash of client address -> open connections and connection rate (see
- * conn_count.h). An address's entry exists while it has connections, or (rate counted) until the
- * sweep after its minute; the buckets double when entries outnumber them. */
+/* conn_count.c - chained hash of key (client address, or user) -> open connections and attempt
+ * rate (see conn_count.h). A key's entry exists while it has connections, or (rate counted) until
+ * the sweep after its window; the buckets double when entries outnumber them. */
 #include "conn_count.h"
 
 #include <stdint.h>
@@ -10,14 +10,12 @@
 
 #include "strmap.h"
 
-#define RATE_WINDOW 60.0 /* seconds: max_connection_rate_per_ip is per minute */
-
 struct ip_entry {
     struct ip_entry *next;
-    double window_start;   /* monotonic time of the first attempt of its current minute */
+    double window_start;   /* monotonic time of the first attempt of its current window */
     unsigned count;        /* connections open */
-    unsigned attempts;     /* connection attempts in the current minute; 0: rate not counted */
-    char ip[48];           /* INET6_ADDRSTRLEN and then some */
+    unsigned attempts;     /* attempts in the current window; 0: rate not counted */
+    char ip[];             /* the key */
 };
 
 struct ip_bucket {
@@ -27,10 +25,11 @@ struct ip_bucket {
 struct conn_counts {
     struct ip_bucket *buckets;
     size_t cap, n; /* cap: a power of two */
+    double window;  /* seconds an attempt counts for */
     double last_sweep;
 };
 
-struct conn_counts *conn_counts_new(void)
+struct conn_counts *conn_counts_new(double window)
 {
     struct conn_counts *c = calloc(1, sizeof *c);
     if (c && !(c->buckets = calloc(64, sizeof *c->buckets))) {
@@ -38,7 +37,7 @@ struct conn_counts *conn_counts_new(void)
         return NULL;
     }
     if (c)
-        c->cap = 64;
+        c->cap = 64, c->window = window;
     return c;
 }
 
@@ -94,9 +93,10 @@ static struct ip_entry *entry_for(struct conn_counts *c, const char *ip)
     struct ip_entry **pp = slot(c, ip), *e = *pp;
     if (e)
         return e;
-    if (!(e = calloc(1, sizeof *e)))
+    size_t len = strlen(ip);
+    if (!(e = calloc(1, sizeof *e + len + 1)))
         return NULL;
-    snprintf(e->ip, sizeof e->ip, "%s", ip);
+    memcpy(e->ip, ip, len + 1);
     *pp = e;
     if (++c->n > c->cap)
         grow(c);
@@ -114,13 +114,13 @@ bool conn_counts_add(struct conn_counts *c, const char *ip, unsigned limit)
     return true;
 }
 
-/* Drops the entries with no connection whose minute is over. */
+/* Drops the entries with no connection whose window is over. */
 static void sweep(struct conn_counts *c, double now)
 {
     for (size_t i = 0; i < c->cap; i++)
         for (struct ip_entry **pp = &c->buckets[i].first; *pp;) {
             struct ip_entry *e = *pp;
-            if (e->count == 0 && now - e->window_start >= RATE_WINDOW) {
+            if (e->count == 0 && now - e->window_start >= c->window) {
                 *pp = e->next;
                 c->n--;
                 free(e);
@@ -131,20 +131,25 @@ static void sweep(struct conn_counts *c, double now)
     c->last_sweep = now;
 }
 
-bool conn_rate_allow(struct conn_counts *c, const char *ip, unsigned per_minute, double now)
+unsigned conn_rate_take(struct conn_counts *c, const char *ip, double now)
 {
-    if (now - c->last_sweep >= RATE_WINDOW)
+    if (now - c->last_sweep >= c->window)
         sweep(c, now);
     struct ip_entry *e = entry_for(c, ip);
     if (!e)
-        return true; /* out of memory: not counted, not refused */
-    if (e->attempts == 0 || now - e->window_start >= RATE_WINDOW) {
+        return 0; /* out of memory: not counted, not refused */
+    if (e->attempts == 0 || now - e->window_start >= c->window) {
         e->window_start = now;
         e->attempts = 0;
     }
     if (e->attempts < UINT32_MAX)
         e->attempts++;
-    return e->attempts <= per_minute;
+    return e->attempts;
+}
+
+bool conn_rate_allow(struct conn_counts *c, const char *ip, unsigned limit, double now)
+{
+    return conn_rate_take(c, ip, now) <= limit;
 }
 
 void conn_counts_remove(struct conn_counts *c, const char *ip)

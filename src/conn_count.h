@@ -1,4 +1,5 @@
-/* conn_count.h - open connections per client address, for max_connections_per_ip.
+/* conn_count.h - open connections and attempt rates per key: per client address for
+ * max_connections_per_ip and max_connection_rate_per_ip, per user for max_recipient_rate_per_user.
  * Constant time per connect and disconnect however many are open: walking every session instead
  * cost about 0.2 ms per accept with 10,000 connections open. Loop thread only. */
 #ifndef POSTERN_CONN_COUNT_H
@@ -9,7 +10,8 @@
 
 struct conn_counts;
 
-struct conn_counts *conn_counts_new(void);
+/* window: the seconds an attempt counts for (conn_rate_take). */
+struct conn_counts *conn_counts_new(double window);
 void conn_counts_free(struct conn_counts *c);
 
 /* Connections counted for ip now (0 when none). */
@@ -22,10 +24,14 @@ bool conn_counts_add(struct conn_counts *c, const char *ip, unsigned limit);
  * rate is being counted: then with the next sweep after its minute). */
 void conn_counts_remove(struct conn_counts *c, const char *ip);
 
-/* Counts one connection attempt from ip at monotonic time now in ip's current minute (a window
- * that starts with its first attempt); false when it is over per_minute (the attempts refused
- * count too: a client that keeps hammering stays refused until it has waited out a minute). At
- * most once a minute the entries of addresses idle for a minute are dropped. */
-bool conn_rate_allow(struct conn_counts *c, const char *ip, unsigned per_minute, double now);
+/* Counts one attempt for key ip at monotonic time now in its current window (one that starts
+ * with its first attempt and lasts the table's window); returns the attempts in it so far, this
+ * one included (0: out of memory, not counted). At most once a window the entries idle for a
+ * window are dropped. */
+unsigned conn_rate_take(struct conn_counts *c, const char *ip, double now);
+
+/* conn_rate_take, and true while the count is within limit (the attempts refused count too: a
+ * client that keeps hammering stays refused until its window is over). */
+bool conn_rate_allow(struct conn_counts *c, const char *ip, unsigned limit, double now);
 
 #endif

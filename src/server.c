@@ -422,8 +422,9 @@ bool server_start(struct server *srv, struct config *cfg, struct policy *policy,
     evthread_use_pthreads();
     srv->base = event_base_new();
     srv->reply_scratch = evbuffer_new();
-    srv->per_ip = conn_counts_new();
-    if (!srv->base || !srv->reply_scratch || !srv->per_ip)
+    srv->per_ip = conn_counts_new(60.0);      /* max_connection_rate_per_ip is per minute */
+    srv->per_user = conn_counts_new(3600.0);  /* max_recipient_rate_per_user is per hour */
+    if (!srv->base || !srv->reply_scratch || !srv->per_ip || !srv->per_user)
         return false;
     /* handlers first: a SIGTERM that comes as soon as the port answers must still be graceful */
     srv->sig_term = evsignal_new(srv->base, SIGTERM, on_signal, srv);
@@ -529,6 +530,7 @@ void server_free(struct server *srv)
     if (srv->reply_scratch)
         evbuffer_free(srv->reply_scratch);
     conn_counts_free(srv->per_ip);
+    conn_counts_free(srv->per_user);
     if (srv->base)
         event_base_free(srv->base);
     libevent_global_shutdown();

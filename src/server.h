@@ -49,6 +49,7 @@ struct server {
     unsigned nsessions;                 /* all of them, including closing ones */
     unsigned nactive;                   /* connections counted against max_connections */
     struct conn_counts *per_ip;         /* the same per client address (max_connections_per_ip) */
+    struct conn_counts *per_user;       /* recipients per authenticated user and hour (max_recipient_rate_per_user) */
     unsigned commits_running;           /* messages on disk threads right now */
     int spool_lock_fd;                  /* spool_dir/postern.pid, locked while we run (spool_lock.c) */
     bool shutting_down;

@@ -13,6 +13,7 @@
 
 #include "address.h"
 #include "auth.h"
+#include "conn_count.h"
 #include "dns.h"
 #include "log.h"
 #include "mailbox_hold.h"
@@ -194,6 +195,7 @@ static void log_mail_refused(struct session *s, const char *addr, enum reply_id 
 }
 
 static void accept_rcpt(struct session *s, struct msg_rcpt *r, enum reply_id id);
+static bool user_rate_ok(struct session *s, const struct mailbox *mb);
 static void accept_alias(struct session *s, const struct mailbox *mb, struct msg_rcpt *r,
                          const struct rcpt_verdict *v);
 static bool literal_is_this_host(const struct session *s, const char *domain);
@@ -369,6 +371,10 @@ void cmd_rcpt(struct session *s, const struct smtp_command *c)
         reply(s, v.reply, v.moved_to);
         return;
     }
+    if (!user_rate_ok(s, mb)) {
+        free(r.orcpt);
+        return;
+    }
     if (v.kind == RCPT_ALIAS) {
         accept_alias(s, mb, &r, &v);
         return;
@@ -393,6 +399,28 @@ void cmd_rcpt(struct session *s, const struct smtp_command *c)
         }
     }
     accept_rcpt(s, &r, v.reply);
+}
+
+/* max_recipient_rate_per_user: one more recipient for the authenticated user in its hour; false,
+ * with 450 4.7.1 sent, past the limit (said at warn level once an hour: the administrator should
+ * know an account may be sending spam). */
+static bool user_rate_ok(struct session *s, const struct mailbox *mb)
+{
+    unsigned limit = s->srv->cfg->max_recipient_rate_per_user;
+    if (!limit || !s->auth_user)
+        return true;
+    char user[ADDR_PATH_MAX + 1], safe[300];
+    ascii_lower_copy(user, s->auth_user, sizeof user);
+    unsigned n = conn_rate_take(s->srv->per_user, user, monotonic_now());
+    if (n <= limit)
+        return true; /* 0: out of memory, not counted */
+    if (n == limit + 1)
+        log_warn("event=user_rate_limited session=%s user=%s limit=%u detail=\"the account reached its recipients "
+                 "per hour; if its owner did not send this mail, its password is known to someone else\"",
+                 s->id, log_safe(safe, sizeof safe, user), limit);
+    log_rcpt_refused(s, mb->addr, REPLY_USER_RATE_LIMITED, "user_rate");
+    reply(s, REPLY_USER_RATE_LIMITED);
+    return false;
 }
 
 /* True when the address literal domain ("[192.0.2.1]", "[IPv6:...]") is the address the client

@@ -319,6 +319,32 @@ def test_wrong_password_n_times_421_with_growing_delay(tls_server, pki):
     c2.expect("AUTH PLAIN " + plain_b64("alice@example.test", PASSWORD), 421, "4.7.0")
 
 
+def test_recipients_per_user_and_hour_are_limited(tls_server, pki):
+    """max_recipient_rate_per_user: an account's 4th recipient in its hour gets 450 4.7.1, in
+    another session too; unknown recipients are not counted; MX clients are not limited."""
+    srv = tls_server(max_recipient_rate_per_user=3)
+    c = submission(srv, pki)
+    c.expect("MAIL FROM:<alice@example.test>", 250)
+    c.expect("RCPT TO:<nobody@example.test>", 550, "5.1.1")  # refused: not counted
+    for rcpt in ("bob@example.test", "someone@far.test", "bob@example.test"):
+        c.expect(f"RCPT TO:<{rcpt}>", 250)
+    c.expect("RCPT TO:<carol2@far.test>", 450, "4.7.1 Sending limit reached for this account")
+    c.expect("QUIT", 221)
+    c = submission(srv, pki)
+    c.expect("MAIL FROM:<alice@example.test>", 250)
+    c.expect("RCPT TO:<bob@example.test>", 450, "4.7.1")
+    c.expect("QUIT", 221)
+    mx = srv.connect()  # MX traffic has no account
+    mx.expect("EHLO client.example", 250)
+    mx.expect("MAIL FROM:<x@far.test>", 250)
+    for _ in range(4):
+        mx.expect("RCPT TO:<bob@example.test>", 250)
+    mx.expect("QUIT", 221)
+    log = srv.log_text()
+    assert log.count("event=user_rate_limited") == 1 and "user=alice@example.test limit=3" in log
+    assert log.count("reason=user_rate") == 2
+
+
 def test_password_never_in_log(tls_server, pki):
     srv = tls_server(log_level="debug")
     c = submission(srv, pki)  # PLAIN with initial response

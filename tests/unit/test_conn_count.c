@@ -3,6 +3,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <string.h>
 #include <stdint.h>
 
 #include <cmocka.h>
@@ -12,7 +13,7 @@
 static void test_open_connections(void **state)
 {
     (void)state;
-    struct conn_counts *c = conn_counts_new();
+    struct conn_counts *c = conn_counts_new(60.0);
     assert_true(conn_counts_add(c, "192.0.2.1", 2));
     assert_true(conn_counts_add(c, "192.0.2.1", 2));
     assert_false(conn_counts_add(c, "192.0.2.1", 2));
@@ -28,7 +29,7 @@ static void test_open_connections(void **state)
 static void test_rate_per_minute(void **state)
 {
     (void)state;
-    struct conn_counts *c = conn_counts_new();
+    struct conn_counts *c = conn_counts_new(60.0);
     for (int i = 0; i < 3; i++)
         assert_true(conn_rate_allow(c, "192.0.2.1", 3, 100.0 + i));
     assert_false(conn_rate_allow(c, "192.0.2.1", 3, 110.0));   /* 4th in its minute */
@@ -47,8 +48,26 @@ static void test_rate_per_minute(void **state)
     conn_counts_free(c);
 }
 
+/* The table's own window (an hour for users) and keys of any length (user addresses). */
+static void test_rate_per_hour_long_keys(void **state)
+{
+    (void)state;
+    struct conn_counts *c = conn_counts_new(3600.0);
+    char user[300];
+    memset(user, 'u', sizeof user - 13);
+    memcpy(user + sizeof user - 13, "@example.test", 13);
+    user[sizeof user - 1] = '\0';
+    assert_int_equal(conn_rate_take(c, user, 10.0), 1);
+    assert_int_equal(conn_rate_take(c, user, 3000.0), 2);
+    assert_int_equal(conn_rate_take(c, "bob@example.test", 3000.0), 1);
+    assert_int_equal(conn_rate_take(c, user, 3609.9), 3);      /* the hour from 10 is not over */
+    assert_int_equal(conn_rate_take(c, user, 3610.0), 1);      /* a new hour */
+    conn_counts_free(c);
+}
+
 int main(void)
 {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_open_connections), cmocka_unit_test(test_rate_per_minute)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_open_connections), cmocka_unit_test(test_rate_per_minute),
+                                       cmocka_unit_test(test_rate_per_hour_long_keys)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -145,7 +145,7 @@ static void test_strmap(void **state)
 static void test_conn_counts(void **state)
 {
     (void)state;
-    struct conn_counts *c = conn_counts_new();
+    struct conn_counts *c = conn_counts_new(60.0);
     assert_non_null(c);
     char ip[48];
     for (int i = 0; i < 3000; i++) {
