@@ -116,6 +116,13 @@ static void read_table(struct dkim_keys *k, const char *file, struct config_erro
     size_t cap = 0;
     while (f && fgets(line, sizeof line, f)) {
         lineno++;
+        if (!strchr(line, '\n') && !feof(f)) {
+            config_errors_add(errs, "%s:%d: dkim_keys: line longer than %zu octets", file, lineno, sizeof line - 2);
+            int c;
+            while ((c = fgetc(f)) != EOF && c != '\n') /* the rest of it is not another line */
+                ;
+            continue;
+        }
         line[strcspn(line, "#")] = '\0';
         char *fields[4];
         int n = 0;

@@ -138,7 +138,8 @@ def test_check_config_names_each_bad_line(tmp_path, keys):
         f"sel.test bad/selector {keys / 'rsa.pem'}\n"
         "two.test fields\n"
         f"notakey.test sel {tmp_path / 'postern.conf'}\n"
-        f"EXAMPLE.test sel2 {keys / 'ed.pem'}\n")
+        f"EXAMPLE.test sel2 {keys / 'ed.pem'}\n"
+        f"long.test sel /{'x' * 2000}.pem\n")
     (tmp_path / "postern.conf").write_text(f"hostname = mx.example.test\ndkim_keys = {tmp_path / 'dkim_keys'}\n")
     r = subprocess.run([str(BIN), "-c", str(tmp_path / "postern.conf"), "check-config"], capture_output=True,
                        text=True)
@@ -146,10 +147,11 @@ def test_check_config_names_each_bad_line(tmp_path, keys):
     table = tmp_path / "dkim_keys"
     for line, words in ((3, "'bad_domain!' is not a domain"), (4, "an RSA key of 512 bits"),
                         (5, "cannot read key file"), (6, "selector 'bad/selector'"),
-                        (7, "expected 'domain selector keyfile'"), (8, "holds no PEM private key")):
+                        (7, "expected 'domain selector keyfile'"), (8, "holds no PEM private key"),
+                        (10, "line longer than 1022 octets")):
         assert f"{table}:{line}: dkim_keys: " in r.stderr and words in r.stderr, (line, r.stderr)
     assert "example.test is listed twice" in r.stderr
-    assert "7 configuration errors" in r.stderr, r.stderr
+    assert "8 configuration errors" in r.stderr, r.stderr
     (tmp_path / "dkim_keys").write_text(f"example.test sel1 {keys / 'rsa.pem'}\n")  # mode 644 (the test's keys)
     r = subprocess.run([str(BIN), "-c", str(tmp_path / "postern.conf"), "check-config"], capture_output=True,
                        text=True)
