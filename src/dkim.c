@@ -31,7 +31,7 @@ static const struct {
     {"list-unsubscribe-post", false},
 };
 
-/* ---------- the table ---------- */
+/* ---------- the table (its lines are read by policy.c's table reader) ---------- */
 
 static int key_cmp(const void *a, const void *b)
 {
@@ -76,7 +76,7 @@ static bool selector_ok(const char *s)
     return strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.") == n;
 }
 
-/* One table line "domain selector keyfile" into k->keys[k->count]; false and *err when wrong. */
+/* One table line "domain selector keyfile" into the next free entry of k; false and err when wrong. */
 static bool key_line(struct dkim_keys *k, char **f, int n, char *err, size_t errsz)
 {
     bool utf8 = false;
@@ -94,6 +94,7 @@ static bool key_line(struct dkim_keys *k, char **f, int n, char *err, size_t err
         return false;
     }
     struct dkim_key *key = &k->keys[k->count];
+    memset(key, 0, sizeof *key);
     if (!(key->pkey = read_key(f[2], &key->ed25519, err, errsz)))
         return false;
     key->domain = strdup(domain);
@@ -107,59 +108,33 @@ static bool key_line(struct dkim_keys *k, char **f, int n, char *err, size_t err
     return true;
 }
 
-/* Reads the table file into k, one error per wrong line. */
-static void read_table(struct dkim_keys *k, const char *file, struct config_errors *errs)
+bool dkim_keys_add(struct dkim_keys *k, char **f, int n, const char **err)
 {
-    FILE *f = fopen(file, "r");
-    char line[1024];
-    int lineno = 0;
-    size_t cap = 0;
-    while (f && fgets(line, sizeof line, f)) {
-        lineno++;
-        if (!strchr(line, '\n') && !feof(f)) {
-            config_errors_add(errs, "%s:%d: dkim_keys: line longer than %zu octets", file, lineno, sizeof line - 2);
-            int c;
-            while ((c = fgetc(f)) != EOF && c != '\n') /* the rest of it is not another line */
-                ;
-            continue;
+    static _Thread_local char problem[400];
+    if (k->count == k->cap) {
+        size_t cap = k->cap ? k->cap * 2 : 8;
+        struct dkim_key *grown = realloc(k->keys, cap * sizeof *grown);
+        if (!grown) {
+            *err = "out of memory";
+            return false;
         }
-        line[strcspn(line, "#")] = '\0';
-        char *fields[4];
-        int n = 0;
-        for (char *tok = strtok(line, " \t\r\n"); tok && n < 4; tok = strtok(NULL, " \t\r\n"))
-            fields[n++] = tok;
-        if (n == 0)
-            continue;
-        if (k->count == cap) {
-            struct dkim_key *grown = realloc(k->keys, (cap = cap ? cap * 2 : 8) * sizeof *grown);
-            if (!grown)
-                break;
-            k->keys = grown;
-        }
-        memset(&k->keys[k->count], 0, sizeof k->keys[k->count]);
-        char err[300];
-        if (!key_line(k, fields, n, err, sizeof err))
-            config_errors_add(errs, "%s:%d: dkim_keys: %s", file, lineno, err);
+        k->keys = grown, k->cap = cap;
     }
-    if (f)
-        fclose(f);
+    if (key_line(k, f, n, problem, sizeof problem))
+        return true;
+    *err = problem;
+    return false;
 }
 
-bool dkim_keys_load(struct dkim_keys *k, const struct config *cfg, struct config_errors *errs)
+bool dkim_keys_finish(struct dkim_keys *k, const char *file, struct config_errors *errs)
 {
-    memset(k, 0, sizeof *k);
-    if (!cfg->dkim_keys || !*cfg->dkim_keys)
-        return true;
     size_t before = errs->count;
-    if (!config_file_readable(cfg, "dkim_keys", cfg->dkim_keys, errs))
-        return false;
-    read_table(k, cfg->dkim_keys, errs);
     if (k->count)
         qsort(k->keys, k->count, sizeof *k->keys, key_cmp);
     for (size_t i = 1; i < k->count; i++)
         if (strcmp(k->keys[i - 1].domain, k->keys[i].domain) == 0)
-            config_errors_add(errs, "%s: dkim_keys: %s is listed twice: one key signs a domain's mail",
-                              cfg->dkim_keys, k->keys[i].domain);
+            config_errors_add(errs, "%s: dkim_keys: %s is listed twice: one key signs a domain's mail", file,
+                              k->keys[i].domain);
     return errs->count == before;
 }
 

@@ -29,12 +29,16 @@ struct dkim_key {
 /* The dkim_keys table, sorted by domain for lookups. */
 struct dkim_keys {
     struct dkim_key *keys;
-    size_t count;
+    size_t count, cap;
 };
 
-/* Reads the table cfg->dkim_keys (none when unset) and every key file it names; each problem is
- * an error naming table file:line (a missing or unreadable key, a short RSA key, a domain twice). */
-bool dkim_keys_load(struct dkim_keys *k, const struct config *cfg, struct config_errors *errs);
+/* One line of the dkim_keys table ("domain selector keyfile"): reads the key file; false with
+ * *err when the line is wrong (a missing or unreadable key, no RSA or Ed25519 key, an RSA key under
+ * 1024 bits, a bad selector). */
+bool dkim_keys_add(struct dkim_keys *k, char **fields, int nfields, const char **err);
+
+/* After the last line: sorts the keys for lookups; a domain listed twice is an error. */
+bool dkim_keys_finish(struct dkim_keys *k, const char *file, struct config_errors *errs);
 void dkim_keys_free(struct dkim_keys *k);
 
 /* The key for a canonical domain: its own entry, else the nearest parent domain's; NULL when none. */

@@ -191,6 +191,13 @@ static bool aliases_line(struct policy *p, char **f, int n, int lineno, const ch
     return ok || (*err = "out of memory", false);
 }
 
+/* A dkim_keys line (dkim.h reads its key). */
+static bool dkim_line(struct policy *p, char **f, int n, int lineno, const char **err)
+{
+    (void)lineno;
+    return dkim_keys_add(&p->dkim, f, n, err);
+}
+
 /* alias_target_fn for the check at load: the first refused target, described, stops it. */
 static bool refused_target(void *arg, const struct mailbox *mb, const struct rcpt_verdict *v)
 {
@@ -316,7 +323,10 @@ bool policy_load(struct policy *p, const struct config *cfg, struct config_error
         load_table(p, cfg, "aliases", cfg->aliases, aliases_line, errs);
         check_aliases(p, cfg->aliases, errs);
     }
-    dkim_keys_load(&p->dkim, cfg, errs);
+    if (cfg->dkim_keys && *cfg->dkim_keys) {
+        load_table(p, cfg, "dkim_keys", cfg->dkim_keys, dkim_line, errs);
+        dkim_keys_finish(&p->dkim, cfg->dkim_keys, errs);
+    }
     return errs->count == before;
 }
 

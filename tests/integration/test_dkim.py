@@ -139,7 +139,7 @@ def test_check_config_names_each_bad_line(tmp_path, keys):
         "two.test fields\n"
         f"notakey.test sel {tmp_path / 'postern.conf'}\n"
         f"EXAMPLE.test sel2 {keys / 'ed.pem'}\n"
-        f"long.test sel /{'x' * 2000}.pem\n")
+        f"long.test sel /{'x' * 5000}.pem\n")
     (tmp_path / "postern.conf").write_text(f"hostname = mx.example.test\ndkim_keys = {tmp_path / 'dkim_keys'}\n")
     r = subprocess.run([str(BIN), "-c", str(tmp_path / "postern.conf"), "check-config"], capture_output=True,
                        text=True)
@@ -148,7 +148,7 @@ def test_check_config_names_each_bad_line(tmp_path, keys):
     for line, words in ((3, "'bad_domain!' is not a domain"), (4, "an RSA key of 512 bits"),
                         (5, "cannot read key file"), (6, "selector 'bad/selector'"),
                         (7, "expected 'domain selector keyfile'"), (8, "holds no PEM private key"),
-                        (10, "line longer than 1022 octets")):
+                        (10, "line longer than 4094 octets")):
         assert f"{table}:{line}: dkim_keys: " in r.stderr and words in r.stderr, (line, r.stderr)
     assert "example.test is listed twice" in r.stderr
     assert "8 configuration errors" in r.stderr, r.stderr
