@@ -223,8 +223,8 @@ static const struct key_def keys[] = {
     {"smtp_tls_verify", T_BOOL, F(smtp_tls_verify), "no", 0, 0,
      "yes: outbound TLS is required and the MX certificate must be valid for its host name (else deferred)."},
     {"smtp_dane", T_BOOL, F(smtp_dane), "yes", 0, 0,
-     "yes: DANE (RFC 7672) for relayed mail: when a destination's MX records and their addresses are "
-     "DNSSEC-validated (dns_trust_anchor set) and an MX host publishes TLSA records for the port, that host "
+     "yes: DANE (RFC 7672) for relayed mail: when a destination's MX records and an MX host's addresses are "
+     "DNSSEC-validated (dns_trust_anchor set) and that host publishes TLSA records for the port, it "
      "gets TLS or nothing, and its certificate must match one of the records (else the next MX; 4.7.5 when "
      "none does). A failed TLSA lookup skips the host. Needs smtp_tls = yes."},
     {"smtp_tls_ca_file", T_OPTPATH, F(smtp_tls_ca_file), "", 0, 0,

@@ -60,6 +60,7 @@ struct dns_query {
     int nmx;
     struct sockaddr_storage (*addrs)[2][ADDRS_PER_HOST]; /* [host][A, AAAA][i]; route queries only */
     int naddrs[DNS_MAX_TARGETS][2];
+    bool insecure[DNS_MAX_TARGETS]; /* an address answer of that exchanger was not validated */
     struct dns_route route;
     struct event *fail_ev;        /* reports a failure to start, outside the caller's call */
 };
@@ -316,7 +317,7 @@ static unsigned ttl_min(unsigned so_far, int ttl)
 static void got_mx(struct dns_query *q, int err, struct ub_result *r)
 {
     struct dns_route *rt = &q->route;
-    rt->secure = r && r->secure;
+    rt->secure = rt->mx_secure = r && r->secure;
     rt->ttl = r ? ttl_min(UINT_MAX, r->ttl) : 0;
     if (err || !r || r->bogus || (r->rcode != 0 && r->rcode != RCODE_NXDOMAIN)) {
         rt->status = DNS_TEMPFAIL;
@@ -357,6 +358,7 @@ static void got_address(struct dns_query *q, struct dns_sub *s, int err, struct 
         return;
     }
     q->route.secure = q->route.secure && r->secure;
+    q->insecure[s->host] |= !r->secure;
     if (r->havedata) /* an address answer the route uses: its TTL bounds the route's */
         q->route.ttl = ttl_min(q->route.ttl, r->ttl);
     int fam = s->rrtype == RR_A ? 0 : 1;
@@ -389,6 +391,7 @@ static void build_targets(struct dns_query *q)
                 snprintf(t->host, sizeof t->host, "%s", q->mx[h].host);
                 t->pref = q->mx[h].pref;
                 t->addr = q->addrs[h][fam][i];
+                t->secure = !q->insecure[h];
                 t->addrlen = fam == 0 ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
             }
     if (rt->ntargets) {

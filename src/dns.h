@@ -27,12 +27,14 @@ struct dns_target {
     unsigned pref;                 /* its MX preference (0 for the implicit MX) */
     struct sockaddr_storage addr;  /* port 0: the caller sets it */
     socklen_t addrlen;
+    bool secure;                   /* its address answers were DNSSEC-validated (AD) */
 };
 
 struct dns_route {
     enum dns_status status;
     bool implicit_mx;              /* no MX: the domain's own addresses (RFC 5321 5.1) */
     bool secure;                   /* every answer used was DNSSEC-validated (AD) */
+    bool mx_secure;                /* the MX answer (or the proof there is none) was validated: DANE may apply */
     unsigned ttl;                  /* DNS_OK: seconds the route may be used (the smallest TTL of its answers) */
     char error[256];               /* DNS_TEMPFAIL / DNS_NXDOMAIN: what went wrong, for logs and bounces */
     size_t ntargets;

@@ -277,7 +277,7 @@ struct smtp_client *smtp_client_new(struct event_base *base, const struct config
     c->route = *route;
     c->hop = *hop;
     c->dns = dns;
-    c->dane = cfg->smtp_dane && dns && route->secure && hop->mx && !hop->lmtp; /* RFC 7672 2.2.1 */
+    c->dane = cfg->smtp_dane && dns && route->mx_secure && hop->mx && !hop->lmtp; /* RFC 7672 2.2.1 */
     c->ops = ops;
     c->arg = arg;
     c->job = first;

@@ -25,7 +25,7 @@ struct smtp_client {
     SSL_CTX *tls;
     struct dns_route route;
     struct dns *dns;                 /* for the targets' TLSA records */
-    bool dane;                       /* DANE applies (smtp_dane; the route's MX answers are DNSSEC-validated) */
+    bool dane;                       /* DANE may apply (smtp_dane; the route's MX answer is DNSSEC-validated) */
     struct dns_query *tlsa_query;    /* the current target's TLSA lookup while it runs */
     struct dns_tlsa_set tlsa;        /* its answer: TLSA_NONE when DANE does not apply to this target */
     struct next_hop hop;       /* where this connection was sent (relay_host: its TLS and AUTH apply) */

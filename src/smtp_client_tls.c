@@ -44,8 +44,8 @@ bool client_dane_lookup(struct smtp_client *c)
 {
     const struct dns_target *t = &c->route.targets[c->target];
     c->tlsa = (struct dns_tlsa_set){.status = TLSA_NONE};
-    if (!c->dane || !c->tls || !*t->host || t->addr.ss_family == AF_UNIX)
-        return false;
+    if (!c->dane || !t->secure || !c->tls || !*t->host || t->addr.ss_family == AF_UNIX)
+        return false; /* RFC 7672 2.2.1: an MX host whose addresses are not validated: no DANE */
     c->state = C_TLSA;
     c->tlsa_query = dns_resolve_tlsa(c->dns, t->host, c->hop.port, got_tlsa, c);
     if (c->tlsa_query)

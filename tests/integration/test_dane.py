@@ -23,13 +23,19 @@ def spki_sha256(cert):
 
 def signed_zone_server(d, port, tlsa_hex):
     """Writes, signs and serves dane.test: mx.dane.test (127.0.0.4) and mx2.dane.test (127.0.0.2)
-    both publish '3 1 1 tlsa_hex' for the SMTP port. Returns (resolver for dns_resolver, DS file)."""
+    both publish '3 1 1 tlsa_hex' for the SMTP port; mixed.dane.test has mx.dane.test and, as its
+    backup, backup.plain.test (127.0.0.2) in plain.test, a zone served unsigned. Returns (the
+    unbound process, the resolver for dns_resolver, the DS file)."""
     (d / "zone").write_text(
         "$ORIGIN dane.test.\n$TTL 300\n@ IN SOA ns.dane.test. hostmaster.dane.test. 1 3600 600 86400 300\n"
         "@ IN NS ns.dane.test.\nns IN A 127.0.0.1\n@ IN MX 10 mx.dane.test.\nmx IN A 127.0.0.4\n"
         f"_{port}._tcp.mx IN TLSA 3 1 1 {tlsa_hex}\n"
         "plain IN MX 10 mx2.dane.test.\nmx2 IN A 127.0.0.2\n"
-        f"_{port}._tcp.mx2 IN TLSA 3 1 1 {tlsa_hex}\n")
+        f"_{port}._tcp.mx2 IN TLSA 3 1 1 {tlsa_hex}\n"
+        "mixed IN MX 10 mx.dane.test.\nmixed IN MX 20 backup.plain.test.\n")
+    (d / "plain.zone").write_text(
+        "$ORIGIN plain.test.\n$TTL 300\n@ IN SOA ns.plain.test. hostmaster.plain.test. 1 3600 600 86400 300\n"
+        "@ IN NS ns.plain.test.\nns IN A 127.0.0.1\nbackup IN A 127.0.0.2\n")
 
     def run(*args):
         return subprocess.run(args, cwd=d, capture_output=True, text=True, check=True).stdout.strip()
@@ -43,7 +49,10 @@ def signed_zone_server(d, port, tlsa_hex):
             '  logfile: ""', '  username: ""', '  chroot: ""', f'  directory: "{d}"', f'  pidfile: "{d}/u.pid"',
             "  do-ip6: no", "  access-control: 127.0.0.0/8 allow", '  module-config: "iterator"',
             '  local-zone: "." static', '  local-zone: "test." nodefault', '  local-zone: "dane.test." transparent',
+            '  local-zone: "plain.test." transparent',
             "auth-zone:", '  name: "dane.test."', f'  zonefile: "{d}/zone.signed"', "  for-downstream: yes",
+            "  for-upstream: no",
+            "auth-zone:", '  name: "plain.test."', f'  zonefile: "{d}/plain.zone"', "  for-downstream: yes",
             "  for-upstream: no", "remote-control:", "  control-enable: no"]) + "\n")
         proc = subprocess.Popen(["unbound", "-d", "-c", str(d / "unbound.conf")], stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)
@@ -109,6 +118,21 @@ def test_a_mismatch_or_no_starttls_defers_and_never_sends_in_cleartext(dane, rel
     assert "4.7.4 mx2.dane.test[127.0.0.2] does not offer STARTTLS" in listing
     assert not any(l.startswith("MAIL") for l in dane["peer"].lines)  # no cleartext retry
     assert plain.messages == []
+
+
+def test_dane_is_judged_per_mx_host(dane, relay):  # noqa: F811
+    """RFC 7672 2.2.1: the MX answer is validated, so each host is judged by its own addresses:
+    mx.dane.test (validated, a TLSA record its certificate does not match) is not used; the
+    backup in an unsigned zone gets no DANE and takes the mail. When the whole route counted,
+    one unvalidated host switched DANE off for mx.dane.test too, which then got the mail."""
+    backup = relay["peers"].start("127.0.0.2")
+    srv = dane["start"]("00" * 32)
+    send(srv, ["bob@mixed.dane.test"])
+    wait_for(lambda: backup.messages, what="delivery to the backup")
+    assert not any(l.startswith("MAIL") for l in dane["peer"].lines)
+    log = srv.log_text()
+    assert "dnssec=no" in log  # the route as a whole is not validated
+    assert "matches none of its TLSA records" in log and "event=dane host=backup" not in log
 
 
 def test_tlsa_records_without_dnssec_validation_are_not_enforced(dane):
