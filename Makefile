@@ -19,8 +19,10 @@ SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-
 
 FUZZ_TARGETS := $(patsubst fuzz/fuzz_%.c,%,$(wildcard fuzz/fuzz_*.c))
 FUZZ_CC ?= clang
-FUZZ_CFLAGS := -std=c17 -D_GNU_SOURCE -Wall -Wextra -Werror -g -O1 -pthread -Isrc \
-	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
+FUZZ_COMMON := -std=c17 -D_GNU_SOURCE -Wall -Wextra -Werror -g -O1 -pthread -Isrc -fno-sanitize-recover=all
+FUZZ_CFLAGS := $(FUZZ_COMMON) -fsanitize=fuzzer,address,undefined
+FUZZ_LIB_CFLAGS := $(FUZZ_COMMON) -fsanitize=fuzzer-no-link,address,undefined
+FUZZ_OBJS := $(LIB_SRCS:src/%.c=build/fuzz/obj/%.o)
 FUZZ_SECONDS ?= 60
 
 .PHONY: all install run test deps test-deps bench-deps clean unit asan fuzz fuzz-build fuzz-valgrind lint memcheck bench bench-quick FORCE
@@ -73,11 +75,16 @@ unit: $(UNIT_TESTS:%=build/unit/%) $(UNIT_TESTS:%=build/asan/unit/%)
 
 asan: build/asan/postern
 
-# libFuzzer targets (clang): every library source compiled in, ASan+UBSan on.
-build/fuzz/fuzz_%: fuzz/fuzz_%.c $(LIB_SRCS) $(wildcard src/*.h) src/reply.def
-	@mkdir -p build/fuzz
+# libFuzzer targets (clang): every library source linked in, ASan+UBSan on. The library is
+# compiled once for all targets (coverage instrumentation without libFuzzer's main: fuzzer-no-link).
+build/fuzz/obj/%.o: src/%.c $(wildcard src/*.h) src/reply.def
+	@mkdir -p build/fuzz/obj
+	@echo "CC (fuzz) $<"
+	@$(FUZZ_CC) $(FUZZ_LIB_CFLAGS) -c -o $@ $<
+
+build/fuzz/fuzz_%: fuzz/fuzz_%.c $(FUZZ_OBJS)
 	@echo "FUZZ $@"
-	@$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(LIB_SRCS) $(LDLIBS)
+	@$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_OBJS) $(LDLIBS)
 
 fuzz-build: $(FUZZ_TARGETS:%=build/fuzz/fuzz_%)
 
