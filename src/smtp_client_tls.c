@@ -62,7 +62,7 @@ bool client_tls_required(const struct smtp_client *c)
 
 /* Hands the usable TLSA records to OpenSSL's DANE check (RFC 7671): the handshake then fails
  * unless the certificate (DANE-EE) or a certificate of its chain (DANE-TA, names checked against
- * the MX host) matches one. DANE-EE ignores names and dates (RFC 7672 3.1.1). */
+ * the MX host) matches one. DANE-EE ignores names (RFC 7672 3.1.1). */
 static bool set_dane(SSL *ssl, const struct smtp_client *c, const char *host)
 {
     if (SSL_dane_enable(ssl, host) <= 0)
