@@ -271,6 +271,17 @@ static void on_fail_ev(evutil_socket_t fd, short what, void *arg)
 
 static void on_answer(void *mydata, int err, struct ub_result *result);
 
+/* Hands q's result (a literal's route, or a failure to start) to its callback from the loop,
+ * never from inside the caller's call; false (q freed) when out of memory. */
+static bool report_later(struct dns_query *q)
+{
+    struct timeval now = {0, 0};
+    if ((q->fail_ev = evtimer_new(event_get_base(q->d->ev), on_fail_ev, q)) && evtimer_add(q->fail_ev, &now) == 0)
+        return true;
+    query_free(q);
+    return false;
+}
+
 /* Starts one question; on failure marks the route failed (the caller finishes the query). */
 static bool ask(struct dns_query *q, int slot, int host, const char *name, int rrtype)
 {
@@ -525,17 +536,7 @@ static struct dns_query *query_start(struct dns *d, enum query_kind kind, const 
     } else {
         asked = ask(q, 0, -1, q->domain, RR_MX);
     }
-    if (!asked) {
-        /* report the literal's (or socket's) route or the failure from the loop, never from inside the caller's call */
-        struct event_base *base = event_get_base(d->ev);
-        q->fail_ev = evtimer_new(base, on_fail_ev, q);
-        struct timeval now = {0, 0};
-        if (!q->fail_ev || evtimer_add(q->fail_ev, &now) < 0) {
-            query_free(q);
-            return NULL;
-        }
-    }
-    return q;
+    return asked || report_later(q) ? q : NULL;
 }
 
 struct dns_query *dns_resolve_route(struct dns *d, const char *domain, dns_route_cb cb, void *arg)
@@ -579,10 +580,5 @@ struct dns_query *dns_resolve_tlsa(struct dns *d, const char *host, unsigned por
     q->tlsa->status = TLSA_FAILED;
     snprintf(q->tlsa->error, sizeof q->tlsa->error, "TLSA lookup for %s: %s", q->domain,
              fits ? q->route.error : "the name is too long");
-    struct timeval now = {0, 0}; /* reported from the loop, never from inside the caller's call */
-    if (!(q->fail_ev = evtimer_new(event_get_base(d->ev), on_fail_ev, q)) || evtimer_add(q->fail_ev, &now) < 0) {
-        query_free(q);
-        return NULL;
-    }
-    return q;
+    return report_later(q) ? q : NULL;
 }

@@ -18,12 +18,9 @@
 static bool add_report_rcpt(void *arg, const struct mailbox *mb, const struct rcpt_verdict *v)
 {
     struct message *m = arg;
-    struct msg_rcpt mr = {.remote = rcpt_queued(v)};
-    snprintf(mr.addr, sizeof mr.addr, "%s", mb->addr);
-    snprintf(mr.local, sizeof mr.local, "%s", v->local);
-    snprintf(mr.domain, sizeof mr.domain, "%s", v->domain);
-    if (v->kind == RCPT_REFUSED ||
-        (mr.remote ? message_has_remote(m, mr.addr) : message_has_mailbox(m, mr.local, mr.domain)))
+    struct msg_rcpt mr = {0};
+    policy_rcpt_fill(&mr, mb->addr, v);
+    if (v->kind == RCPT_REFUSED || message_has_rcpt(m, &mr))
         return true;
     return message_add_rcpt(m, &mr);
 }

@@ -83,25 +83,22 @@ bool message_add_rcpt(struct message *m, const struct msg_rcpt *r)
     return true;
 }
 
-bool message_has_mailbox(const struct message *m, const char *local, const char *domain)
+bool msg_rcpt_same(const struct msg_rcpt *a, const struct msg_rcpt *b)
 {
-    for (size_t i = 0; i < m->nrcpts; i++)
-        if (!m->rcpts[i].remote && strcmp(m->rcpts[i].local, local) == 0 && strcmp(m->rcpts[i].domain, domain) == 0)
-            return true;
-    return false;
+    if (a->remote != b->remote)
+        return false;
+    if (!a->remote)
+        return strcmp(a->local, b->local) == 0 && strcmp(a->domain, b->domain) == 0;
+    const char *at = strrchr(a->addr, '@'), *bt = strrchr(b->addr, '@');
+    return at && bt && at - a->addr == bt - b->addr && memcmp(a->addr, b->addr, (size_t)(at - a->addr)) == 0 &&
+           strcasecmp(at, bt) == 0;
 }
 
-bool message_has_remote(const struct message *m, const char *addr)
+bool message_has_rcpt(const struct message *m, const struct msg_rcpt *r)
 {
-    const char *at = strrchr(addr, '@');
-    size_t local_len = at ? (size_t)(at - addr) : strlen(addr);
-    for (size_t i = 0; i < m->nrcpts; i++) {
-        const char *other = m->rcpts[i].addr, *oat = strrchr(other, '@');
-        if (!m->rcpts[i].remote || !oat || !at || (size_t)(oat - other) != local_len)
-            continue;
-        if (memcmp(other, addr, local_len) == 0 && strcasecmp(oat, at) == 0)
+    for (size_t i = 0; i < m->nrcpts; i++)
+        if (msg_rcpt_same(&m->rcpts[i], r))
             return true;
-    }
     return false;
 }
 

@@ -90,9 +90,6 @@ void message_free(struct message *m);
 /* Adds a recipient; false when out of memory. */
 bool message_add_rcpt(struct message *m, const struct msg_rcpt *r);
 
-/* True when a local recipient with the same mailbox (local, domain) is already listed. */
-bool message_has_mailbox(const struct message *m, const char *local, const char *domain);
-
 /* What the header section of the message text (body buffer) holds, for the checks after DATA. */
 struct header_facts {
     unsigned received;   /* Received fields (a loop shows as many) */
@@ -102,8 +99,12 @@ struct header_facts {
 };
 void message_scan_headers(struct message *m, struct header_facts *f);
 
-/* True when a remote recipient with this address (domain compared case-insensitively) is listed. */
-bool message_has_remote(const struct message *m, const char *addr);
+/* True when a and b are one recipient: the same local mailbox, or the same remote address (its
+ * domain compared case-insensitively, its local part exactly). */
+bool msg_rcpt_same(const struct msg_rcpt *a, const struct msg_rcpt *b);
+
+/* True when a recipient the same as r (msg_rcpt_same) is listed: a second copy would be a duplicate. */
+bool message_has_rcpt(const struct message *m, const struct msg_rcpt *r);
 
 /* A date-time in RFC 5322 3.3 form, in UTC ("Wed, 02 Dec 2026 18:51:27 +0000"). */
 void message_date(long long t, char *out, size_t outsz);

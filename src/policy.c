@@ -465,6 +465,7 @@ static void check_rcpt(const struct policy *p, const struct mailbox *mb, bool ma
     char key[ADDR_PATH_MAX + 1];
     snprintf(key, sizeof key, "@%s", domain);
     const char *targets;
+    aliases = aliases && p->aliases.count; /* no table: no lookups on every RCPT */
     if (aliases && lookup(p, &p->aliases, mb->local, domain, local, &targets)) {
         alias(v, targets);
         return;
@@ -494,6 +495,14 @@ static void check_rcpt(const struct policy *p, const struct mailbox *mb, bool ma
 void policy_check_rcpt(const struct policy *p, const struct mailbox *mb, bool may_relay, struct rcpt_verdict *v)
 {
     check_rcpt(p, mb, may_relay, v, true);
+}
+
+void policy_rcpt_fill(struct msg_rcpt *r, const char *addr, const struct rcpt_verdict *v)
+{
+    r->remote = rcpt_queued(v);
+    snprintf(r->addr, sizeof r->addr, "%s", addr);
+    snprintf(r->local, sizeof r->local, "%s", v->local);
+    snprintf(r->domain, sizeof r->domain, "%s", v->domain);
 }
 
 #define STR_(x) #x

@@ -10,6 +10,7 @@
 #include "cidr.h"
 #include "config.h"
 #include "dkim.h"
+#include "message.h"
 #include "next_hop.h"
 #include "reply.h"
 #include "strmap.h"
@@ -58,6 +59,10 @@ static inline bool rcpt_queued(const struct rcpt_verdict *v)
 {
     return v->kind == RCPT_RELAY || v->lmtp;
 }
+
+/* The message recipient a verdict makes of address addr: queued (relay, LMTP) or its mailbox. The
+ * DSN fields (notify, orcpt) are left as they are. */
+void policy_rcpt_fill(struct msg_rcpt *r, const char *addr, const struct rcpt_verdict *v);
 
 /* One final recipient of an alias with its verdict (local or relayed; refused when the tables
  * changed under a check); false stops the expansion. */

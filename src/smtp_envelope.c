@@ -385,10 +385,7 @@ void cmd_rcpt(struct session *s, const struct smtp_command *c)
         reply(s, REPLY_MAILBOX_HELD);
         return;
     }
-    r.remote = rcpt_queued(&v);
-    snprintf(r.addr, sizeof r.addr, "%s", mb->addr);
-    snprintf(r.local, sizeof r.local, "%s", v.local);
-    snprintf(r.domain, sizeof r.domain, "%s", v.domain);
+    policy_rcpt_fill(&r, mb->addr, &v);
     if (r.remote && !mb->literal && !v.routed && !v.lmtp) { /* relay path: a null MX is refused now (RFC 7505 4.1) */
         if ((s->pending_rcpt = malloc(sizeof *s->pending_rcpt)) != NULL) {
             *s->pending_rcpt = r;
@@ -441,7 +438,7 @@ static bool literal_is_this_host(const struct session *s, const char *domain)
 /* Adds an accepted recipient (local duplicates collapse) and answers with id. */
 static void accept_rcpt(struct session *s, struct msg_rcpt *r, enum reply_id id)
 {
-    bool duplicate = r->remote ? message_has_remote(s->msg, r->addr) : message_has_mailbox(s->msg, r->local, r->domain);
+    bool duplicate = message_has_rcpt(s->msg, r);
     if (duplicate)
         free(r->orcpt);
     if (!duplicate && !message_add_rcpt(s->msg, r)) {
@@ -472,10 +469,10 @@ static bool gather_copy(void *arg, const struct mailbox *mb, const struct rcpt_v
         return !(c->refused = true);
     if (!rcpt_queued(v) && mailbox_is_held(c->s->srv->holds, v->local, v->domain))
         c->held = true;
+    struct msg_rcpt copy = {0};
+    policy_rcpt_fill(&copy, mb->addr, v);
     for (size_t i = 0; i < c->n; i++) /* one copy per mailbox or remote address */
-        if (c->v[i].remote == rcpt_queued(v) &&
-            (c->v[i].remote ? strcasecmp(c->v[i].addr, mb->addr) == 0
-                            : strcmp(c->v[i].local, v->local) == 0 && strcmp(c->v[i].domain, v->domain) == 0))
+        if (msg_rcpt_same(&c->v[i], &copy))
             return true;
     if (c->n == c->cap) {
         size_t cap = c->cap ? c->cap * 2 : 8;
@@ -484,12 +481,7 @@ static bool gather_copy(void *arg, const struct mailbox *mb, const struct rcpt_v
             return false;
         c->v = grown, c->cap = cap;
     }
-    struct msg_rcpt *r = &c->v[c->n++];
-    memset(r, 0, sizeof *r);
-    r->remote = rcpt_queued(v);
-    snprintf(r->addr, sizeof r->addr, "%s", mb->addr);
-    snprintf(r->local, sizeof r->local, "%s", v->local);
-    snprintf(r->domain, sizeof r->domain, "%s", v->domain);
+    c->v[c->n++] = copy;
     return true;
 }
 
@@ -542,7 +534,7 @@ static bool add_copies(struct session *s, struct alias_copies *c, const struct m
     bool ok = c->n < 2 || !(r->notify & NOTIFY_SUCCESS) || note_expansion(m, r, mb);
     for (size_t i = 0; ok && i < c->n; i++) {
         struct msg_rcpt *copy = &c->v[i];
-        if (copy->remote ? message_has_remote(m, copy->addr) : message_has_mailbox(m, copy->local, copy->domain))
+        if (message_has_rcpt(m, copy))
             continue;
         copy->notify = notify;
         copy->orcpt = copies_orcpt(r, mb);
