@@ -194,6 +194,13 @@ static const struct key_def keys[] = {
      "this long (then one more timeout pauses again): a DNS outage does not make every client wait. 0: never."},
     {"sender_null_mx_check", T_BOOL, F(sender_null_mx_check), "yes", 0, 0,
      "yes: refuse a sender whose domain publishes a null MX (550 5.7.27, RFC 7505)."},
+    {"sender_domain_check", T_BOOL, F(sender_domain_check), "no", 0, 0,
+     "yes: on the MX role, refuse a sender whose domain does not exist or has neither MX nor address records "
+     "(550 5.1.8: no bounce could reach it; 450 4.1.8 while its DNS lookup fails). Local domains, the null "
+     "sender and address literals are not checked; a lookup without an answer within dns_timeout lets it pass."},
+    {"recipient_domain_check", T_BOOL, F(recipient_domain_check), "yes", 0, 0,
+     "yes: refuse at RCPT a relayed recipient whose domain does not exist or has neither MX nor address records "
+     "(550 5.1.2) rather than accept it and bounce it later; a failed lookup lets it pass (the queue retries)."},
     {"smtp_port", T_UINT, F(smtp_port), "25", 1, 65535, "Port of the mail exchangers Postern relays to."},
     {"relay_host", T_STRING, F(relay_host), "", 0, 0,
      "Send all mail for other domains (but those with a transport entry) to this server (a smarthost) "

@@ -42,23 +42,24 @@ struct dns_sub {
     int rrtype;
 };
 
-enum query_kind { Q_ROUTE, Q_NULL_MX, Q_TLSA };
+enum query_kind { Q_ROUTE, Q_DOMAIN, Q_TLSA };
 
 struct dns_query {
     struct dns *d;
     enum query_kind kind;
     char domain[256];
     dns_route_cb route_cb;
-    dns_null_mx_cb null_mx_cb;
+    dns_domain_cb domain_cb;
     dns_tlsa_cb tlsa_cb;
     struct dns_tlsa_set *tlsa;    /* Q_TLSA: the answer */
     void *arg;
     int pending;
     bool addr_tempfail;           /* an address question failed temporarily */
+    bool existence;               /* Q_DOMAIN: without MX, ask for the domain's own addresses */
     struct dns_sub subs[1 + 2 * DNS_MAX_TARGETS];
     struct dns_mx mx[DNS_MAX_TARGETS];
     int nmx;
-    struct sockaddr_storage (*addrs)[2][ADDRS_PER_HOST]; /* [host][A, AAAA][i]; route queries only */
+    struct sockaddr_storage (*addrs)[2][ADDRS_PER_HOST]; /* [host][A, AAAA][i]; route and existence queries */
     int naddrs[DNS_MAX_TARGETS][2];
     bool insecure[DNS_MAX_TARGETS]; /* an address answer of that exchanger was not validated */
     struct dns_route route;
@@ -250,15 +251,17 @@ void dns_cancel(struct dns_query *q)
     query_free(q);
 }
 
-/* Hands the finished route (or null-MX verdict) to the caller and frees the query. */
+/* Hands the finished route (or domain verdict, or TLSA set) to the caller and frees the query. */
 static void query_finish(struct dns_query *q)
 {
     if (q->kind == Q_ROUTE)
         q->route_cb(q->arg, &q->route);
     else if (q->kind == Q_TLSA)
         q->tlsa_cb(q->arg, q->tlsa);
+    else if (!q->existence && q->route.status != DNS_NULL_MX)
+        q->domain_cb(q->arg, &(struct dns_route){.status = DNS_OK}); /* only a null MX was asked about */
     else
-        q->null_mx_cb(q->arg, q->route.status == DNS_NULL_MX);
+        q->domain_cb(q->arg, &q->route);
     query_free(q);
 }
 
@@ -349,8 +352,8 @@ static void got_mx(struct dns_query *q, int err, struct ub_result *r)
         snprintf(rt->error, sizeof rt->error, "%s publishes a null MX: it accepts no mail", q->domain);
         return;
     }
-    if (q->kind == Q_NULL_MX)
-        return;
+    if (q->kind == Q_DOMAIN && (q->nmx > 0 || !q->existence))
+        return; /* an MX (its hosts' addresses are the route's business), or no existence asked */
     if (q->nmx == 0) { /* no MX records: the domain itself (RFC 5321 5.1) */
         rt->implicit_mx = true;
         q->nmx = 1;
@@ -467,7 +470,7 @@ static void on_answer(void *mydata, int err, struct ub_result *result)
         ub_resolve_free(result);
     if (q->pending > 0)
         return;
-    if (q->kind == Q_ROUTE && q->route.status == DNS_OK && q->nmx > 0)
+    if (q->kind != Q_TLSA && q->route.status == DNS_OK && q->addrs)
         build_targets(q);
     query_finish(q);
 }
@@ -555,11 +558,13 @@ struct dns_query *dns_resolve_host(struct dns *d, const char *host, dns_route_cb
     return q;
 }
 
-struct dns_query *dns_check_null_mx(struct dns *d, const char *domain, dns_null_mx_cb cb, void *arg)
+struct dns_query *dns_check_domain(struct dns *d, const char *domain, bool existence, dns_domain_cb cb, void *arg)
 {
-    struct dns_query *q = query_start(d, Q_NULL_MX, domain, false, arg);
-    if (q)
-        q->null_mx_cb = cb;
+    struct dns_query *q = query_start(d, Q_DOMAIN, domain, false, arg);
+    if (q) {
+        q->domain_cb = cb;
+        q->existence = existence;
+    }
     return q;
 }
 

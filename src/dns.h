@@ -1,6 +1,7 @@
 /* dns.h - asynchronous DNS through libunbound, driven by the event loop (never blocks it).
  * Two questions matter to an MTA: where does mail for a domain go (MX, null MX, implicit MX, then
- * the addresses of each exchanger), and does a domain refuse all mail (null MX, RFC 7505). */
+ * the addresses of each exchanger), and does a domain take mail at all (null MX, RFC 7505; or no
+ * such domain) - asked of senders' and recipients' domains before the reply to MAIL or RCPT. */
 #ifndef POSTERN_DNS_H
 #define POSTERN_DNS_H
 
@@ -42,7 +43,10 @@ struct dns_route {
 };
 
 typedef void (*dns_route_cb)(void *arg, const struct dns_route *route);
-typedef void (*dns_null_mx_cb)(void *arg, bool null_mx);
+/* The answer of dns_check_domain: route->status is DNS_NULL_MX, DNS_NXDOMAIN (no such domain, or
+ * none of MX and address records: nothing can reach it), DNS_TEMPFAIL or DNS_OK; route->error
+ * says why for the first three. No targets: exchangers' addresses are not looked up. */
+typedef void (*dns_domain_cb)(void *arg, const struct dns_route *route);
 
 /* Reads dns_trust_anchor (when set) the way the resolver will: a file that cannot be read, or that
  * holds no usable DS/DNSKEY records, is added to errs naming file:line: key (libunbound's own log
@@ -63,8 +67,11 @@ struct dns_query *dns_resolve_route(struct dns *d, const char *domain, dns_route
  * server's Unix-domain socket: one AF_UNIX target, no DNS. */
 struct dns_query *dns_resolve_host(struct dns *d, const char *host, dns_route_cb cb, void *arg);
 
-/* Asks only whether domain publishes a null MX; a failed lookup answers false. */
-struct dns_query *dns_check_null_mx(struct dns *d, const char *domain, dns_null_mx_cb cb, void *arg);
+/* Asks whether domain takes mail at all, for MAIL/RCPT-time checks: its MX records (a null MX,
+ * RFC 7505), and, with existence set and no MX, its own address records (RFC 5321 5.1: the
+ * implicit MX). Without existence only the MX question is asked, and every answer but a null MX
+ * is DNS_OK. */
+struct dns_query *dns_check_domain(struct dns *d, const char *domain, bool existence, dns_domain_cb cb, void *arg);
 
 /* TLSA records (RFC 6698) of an MX host, for DANE (RFC 7672). Only what SMTP may use is kept:
  * DANE-TA(2) and DANE-EE(3), selector 0 (certificate) or 1 (public key), a SHA-256 or SHA-512

@@ -1,7 +1,9 @@
 /* smtp_envelope.c - MAIL and RCPT: their parameters (SIZE, BODY, SMTPUTF8, and DSN's RET, ENVID,
- * NOTIFY, ORCPT), the sender and recipient decisions (policy.c), and the null-MX lookups whose
- * replies wait for DNS (RFC 7505: 550 5.7.27 for a sender on the MX role, 556 5.1.10 for a relayed
- * recipient) for at most dns_timeout, during which the session reads no further commands.
+ * NOTIFY, ORCPT), the sender and recipient decisions (policy.c), and the domain checks whose
+ * replies wait for DNS - a null MX (RFC 7505: 550 5.7.27 for a sender on the MX role, 556 5.1.10
+ * for a relayed recipient), a domain that does not exist (550 5.1.8 sender, sender_domain_check;
+ * 550 5.1.2 relayed recipient, recipient_domain_check) - for at most dns_timeout, during which the
+ * session reads no further commands.
  * Never: accept a parameter without EHLO, or keep an ORCPT copy when the recipient is refused. */
 #include <event2/bufferevent.h>
 #include <event2/event.h>
@@ -112,14 +114,16 @@ static enum reply_id mail_params(struct session *s, const struct path_args *a, b
 
 static void log_rcpt_refused(struct session *s, const char *addr, enum reply_id id, const char *reason);
 
-/* MX role: whether the sender's domain must be asked for a null MX (RFC 7505 4.2). */
-static bool sender_needs_null_mx_check(struct session *s, const struct mailbox *mb)
+/* MX role: whether the sender's domain must be asked whether it takes mail: a null MX (RFC 7505
+ * 4.2, sender_null_mx_check) or no such domain (sender_domain_check). */
+static bool sender_needs_domain_check(struct session *s, const struct mailbox *mb)
 {
-    return s->role == ROLE_MX && s->srv->cfg->sender_null_mx_check && !mb->is_null && !mb->literal &&
-           *mb->domain && !strmap_get(&s->srv->policy->local_domains, mb->domain, NULL);
+    const struct config *cfg = s->srv->cfg;
+    return s->role == ROLE_MX && (cfg->sender_null_mx_check || cfg->sender_domain_check) && !mb->is_null &&
+           !mb->literal && *mb->domain && !strmap_get(&s->srv->policy->local_domains, mb->domain, NULL);
 }
 
-static void dns_check_done(struct session *s, bool null_mx);
+static void dns_check_done(struct session *s, const struct dns_route *verdict);
 
 #define DNS_TIMEOUTS_TO_PAUSE 3 /* in a row: DNS is out, not one slow zone */
 
@@ -133,18 +137,18 @@ static void note_dns_timeout(struct server *srv)
         return;
     srv->dns_check_timeouts = DNS_TIMEOUTS_TO_PAUSE - 1;
     srv->dns_checks_paused_until = monotonic_now() + pause;
-    log_warn("event=dns_checks_paused seconds=%u detail=\"%u null-MX checks in a row got no DNS answer within "
+    log_warn("event=dns_checks_paused seconds=%u detail=\"%u domain checks in a row got no DNS answer within "
              "dns_timeout (%us): MAIL and RCPT skip them for dns_outage_pause; is the resolver reachable?\"", pause,
              DNS_TIMEOUTS_TO_PAUSE, srv->cfg->dns_timeout);
 }
 
-static void on_null_mx_answer(void *arg, bool null_mx)
+static void on_domain_answer(void *arg, const struct dns_route *verdict)
 {
     struct session *s = arg;
     s->srv->dns_check_timeouts = 0;
     s->dns_q = NULL;
     evtimer_del(s->dns_timer);
-    dns_check_done(s, null_mx);
+    dns_check_done(s, verdict);
 }
 
 static void on_dns_timeout(evutil_socket_t fd, short what, void *arg)
@@ -157,24 +161,29 @@ static void on_dns_timeout(evutil_socket_t fd, short what, void *arg)
     const char *addr = s->dns_for_rcpt ? s->pending_rcpt->addr : s->msg->sender, *at = strrchr(addr, '@');
     char domain[300];
     log_info("event=dns_check_timeout session=%s check=%s domain=%s waited=%us detail=\"no DNS answer in time: "
-             "the %s goes on without the null-MX check (RFC 7505)\"", s->id,
-             s->dns_for_rcpt ? "recipient_null_mx" : "sender_null_mx", log_safe(domain, sizeof domain, at ? at + 1 : ""),
+             "the %s goes on without the domain check (null MX, existence)\"", s->id,
+             s->dns_for_rcpt ? "recipient_domain" : "sender_domain", log_safe(domain, sizeof domain, at ? at + 1 : ""),
              s->srv->cfg->dns_timeout, s->dns_for_rcpt ? "recipient" : "sender");
     note_dns_timeout(s->srv);
-    dns_check_done(s, false); /* no answer in time: no verdict, the mail goes on */
+    dns_check_done(s, NULL); /* no answer in time: no verdict, the mail goes on */
 }
 
-/* Asks whether domain has a null MX; the reply waits for the answer (or dns_timeout). False (no
- * check: the command goes on) without a resolver or while a DNS outage pauses the checks. */
-static bool start_null_mx_check(struct session *s, const char *domain, bool for_rcpt)
+/* Asks whether domain takes mail (a null MX; with sender_domain_check or recipient_domain_check,
+ * whether it exists); the reply waits for the answer (or dns_timeout). False (no check: the
+ * command goes on) without a resolver or while a DNS outage pauses the checks. */
+static bool start_domain_check(struct session *s, const char *domain, bool for_rcpt)
 {
+    const struct config *cfg = s->srv->cfg;
     if (!s->srv->dns || monotonic_now() < s->srv->dns_checks_paused_until)
         return false;
     if (!s->dns_timer && !(s->dns_timer = evtimer_new(s->srv->base, on_dns_timeout, s)))
         return false;
-    if (!(s->dns_q = dns_check_null_mx(s->srv->dns, domain, on_null_mx_answer, s)))
+    /* existence: asked only where a missing domain is refused; never for relay_host's recipients (the
+     * smarthost resolves them, perhaps in DNS this server cannot see) */
+    bool existence = for_rcpt ? cfg->recipient_domain_check && !*cfg->relay_host : cfg->sender_domain_check;
+    if (!(s->dns_q = dns_check_domain(s->srv->dns, domain, existence, on_domain_answer, s)))
         return false;
-    struct timeval tv = {(time_t)s->srv->cfg->dns_timeout, 0};
+    struct timeval tv = {(time_t)cfg->dns_timeout, 0};
     evtimer_add(s->dns_timer, &tv);
     s->dns_pending = true;
     s->dns_for_rcpt = for_rcpt;
@@ -200,27 +209,48 @@ static void accept_alias(struct session *s, const struct mailbox *mb, struct msg
                          const struct rcpt_verdict *v);
 static bool literal_is_this_host(const struct session *s, const char *domain);
 
-/* The null-MX answer came (or timed out): give the MAIL or RCPT reply that waited for it. */
-static void dns_check_done(struct session *s, bool null_mx)
+/* The reply a domain check's verdict (NULL: none, timed out) calls for: REPLY_SENDER_OK or
+ * REPLY_RCPT_RELAY_OK when the command goes on, else the refusal. Only what was asked about comes
+ * back (dns_check_domain's existence). A failed lookup holds a sender back (450: its server
+ * retries) but not a recipient (the queue retries, and bounces if need be). */
+static enum reply_id domain_check_reply(const struct session *s, const struct dns_route *verdict)
+{
+    enum dns_status st = verdict ? verdict->status : DNS_OK;
+    if (s->dns_for_rcpt) {
+        if (st == DNS_NULL_MX)
+            return REPLY_NULL_MX_DOMAIN;
+        return st == DNS_NXDOMAIN ? REPLY_RCPT_DOMAIN_UNKNOWN : REPLY_RCPT_RELAY_OK;
+    }
+    if (st == DNS_NULL_MX)
+        return s->srv->cfg->sender_null_mx_check ? REPLY_SENDER_NULL_MX : REPLY_SENDER_OK;
+    return st == DNS_NXDOMAIN ? REPLY_SENDER_DOMAIN_UNKNOWN
+           : st == DNS_TEMPFAIL ? REPLY_SENDER_DOMAIN_TEMPFAIL : REPLY_SENDER_OK;
+}
+
+/* The domain check answered (or timed out): give the MAIL or RCPT reply that waited for it. */
+static void dns_check_done(struct session *s, const struct dns_route *verdict)
 {
     s->dns_pending = false;
+    enum reply_id id = domain_check_reply(s, verdict);
+    if (id != REPLY_SENDER_OK && id != REPLY_RCPT_RELAY_OK)
+        log_debug("event=domain_check session=%s verdict=\"%s\"", s->id, verdict->error);
     if (s->dns_for_rcpt) {
         struct msg_rcpt r = *s->pending_rcpt;
         free(s->pending_rcpt);
         s->pending_rcpt = NULL;
-        if (null_mx) {
-            log_rcpt_refused(s, r.addr, REPLY_NULL_MX_DOMAIN, "null_mx_dns");
-            free(r.orcpt);
-            reply(s, REPLY_NULL_MX_DOMAIN);
+        if (id == REPLY_RCPT_RELAY_OK) {
+            accept_rcpt(s, &r, id);
         } else {
-            accept_rcpt(s, &r, REPLY_RCPT_RELAY_OK);
+            log_rcpt_refused(s, r.addr, id, id == REPLY_NULL_MX_DOMAIN ? "null_mx_dns" : "no_such_domain");
+            free(r.orcpt);
+            reply(s, id);
         }
-    } else if (null_mx) {
-        log_mail_refused(s, s->msg->sender, REPLY_SENDER_NULL_MX);
-        reset_transaction(s);
-        reply(s, REPLY_SENDER_NULL_MX);
-    } else {
+    } else if (id == REPLY_SENDER_OK) {
         accept_sender(s);
+    } else {
+        log_mail_refused(s, s->msg->sender, id);
+        reset_transaction(s);
+        reply(s, id);
     }
     if (!s->closing && !s->dead)
         process_input(s);
@@ -275,7 +305,7 @@ void cmd_mail(struct session *s, const struct smtp_command *c)
     snprintf(s->msg->sender, sizeof s->msg->sender, "%s", a.mailbox.addr);
     s->msg->smtputf8 = utf8;
     s->msg->body_8bit = body8;
-    if (sender_needs_null_mx_check(s, &a.mailbox) && start_null_mx_check(s, a.mailbox.domain, false))
+    if (sender_needs_domain_check(s, &a.mailbox) && start_domain_check(s, a.mailbox.domain, false))
         return; /* the reply waits for DNS */
     accept_sender(s);
 }
@@ -389,7 +419,7 @@ void cmd_rcpt(struct session *s, const struct smtp_command *c)
     if (r.remote && !mb->literal && !v.routed && !v.lmtp) { /* relay path: a null MX is refused now (RFC 7505 4.1) */
         if ((s->pending_rcpt = malloc(sizeof *s->pending_rcpt)) != NULL) {
             *s->pending_rcpt = r;
-            if (start_null_mx_check(s, mb->domain, true))
+            if (start_domain_check(s, mb->domain, true))
                 return; /* the recipient (and its ORCPT) now belongs to the lookup */
             free(s->pending_rcpt);
             s->pending_rcpt = NULL;

@@ -29,6 +29,7 @@ DNS_ZONES = [
     "scripted.test. MX 10 mx.scripted.test.", "mx.scripted.test. A 127.0.0.4",
     "alias.test. CNAME a-only.test.",
     "v6only.test. AAAA ::1",
+    "no-mail.test. SRV 0 0 25 mx.scripted.test.",  # exists, but has no MX and no address
     "mixed-null.test. MX 0 .", "mixed-null.test. MX 10 mx1.two-mx.test.",  # misconfigured: RFC 7505 3
     "xn--bcher-kva.test. MX 10 mx.scripted.test.",  # b\u00fccher.test: DNS holds the A-label only
     # a server named self.scripted.test (at the scripted peer's address) as best MX, and as backup MX

@@ -301,7 +301,9 @@ def test_null_mx_queued_mail_bounces_without_connecting(relay):
 
 
 def test_nxdomain_bounces_and_servfail_defers(relay):
-    srv = relay["start"]()
+    """The queue's own verdicts: with recipient_domain_check off (or a domain gone after the RCPT)
+    NXDOMAIN bounces at once; SERVFAIL stays queued."""
+    srv = relay["start"](recipient_domain_check="no")
     qid = send(srv, ["x@nxdomain.test", "y@servfail.test"])
     msg = dsn_for(srv)
     per_msg, rcpts = report_fields(msg)
@@ -516,8 +518,8 @@ def test_null_mx_checks_wait_at_most_dns_timeout(make_server, silent_resolver):
         assert 0.9 < time.monotonic() - start < 5
     c.expect("RCPT TO:<alice@example.test>", 250)  # a local recipient needs no lookup
     log = srv.log_text()
-    assert "check=sender_null_mx domain=silent-sender.example waited=1s" in log
-    assert "check=recipient_null_mx domain=silent-rcpt.example waited=1s" in log
+    assert "check=sender_domain domain=silent-sender.example waited=1s" in log
+    assert "check=recipient_domain domain=silent-rcpt.example waited=1s" in log
 
 
 def test_sender_with_null_mx_refused(relay):
@@ -526,6 +528,50 @@ def test_sender_with_null_mx_refused(relay):
     c.expect("EHLO client.example", 250)
     c.expect("MAIL FROM:<someone@nullmx-sender.test>", 550, "5.7.27")
     c.expect("MAIL FROM:<someone@nxdomain.test>", 250)  # no null MX: fine
+
+
+def test_sender_domain_check_refuses_domains_no_reply_could_reach(relay):
+    """sender_domain_check: a sender domain that does not exist, or has neither MX nor address
+    records, gets 550 5.1.8; one whose lookup fails, 450 4.1.8; MX, A-only and AAAA-only domains,
+    local domains and the null sender pass."""
+    srv = relay["start"](sender_domain_check="yes")
+    c = srv.connect()
+    c.expect("EHLO client.example", 250)
+    for sender, code, enhanced in [("a@nxdomain.test", 550, "5.1.8"), ("a@no-mail.test", 550, "5.1.8"),
+                                   ("a@servfail.test", 450, "4.1.8"), ("a@nullmx-sender.test", 550, "5.7.27"),
+                                   ("a@two-mx.test", 250, "2.1.0"), ("a@a-only.test", 250, "2.1.0"),
+                                   ("a@v6only.test", 250, "2.1.0"), ("alice@example.test", 250, "2.1.0"),
+                                   ("", 250, "2.1.0")]:
+        c.expect(f"MAIL FROM:<{sender}>", code, enhanced)
+        c.expect("RSET", 250)
+    c.expect("MAIL FROM:<a@no-mail.test>", 550, "Sender address rejected: domain not found")
+    log = srv.log_text()
+    assert "sender=<a@nxdomain.test> reply=550" in log and "sender=<a@servfail.test> reply=450" in log
+
+
+def test_recipient_domain_check_refuses_a_relayed_domain_that_does_not_exist(relay):
+    """recipient_domain_check (on by default): a relayed recipient whose domain does not exist or
+    has neither MX nor address records is refused at RCPT (550 5.1.2) instead of bounced later; a
+    failed lookup (SERVFAIL) lets it pass to the queue. Off: accepted (the queue bounces it)."""
+    srv = relay["start"]()
+    c = srv.connect()
+    c.expect("EHLO client.example", 250)
+    c.expect("MAIL FROM:<alice@example.test>", 250)
+    c.expect("RCPT TO:<x@nxdomain.test>", 550, "5.1.2")
+    c.expect("RCPT TO:<x@no-mail.test>", 550, "Recipient address rejected: domain not found")
+    c.expect("RCPT TO:<x@nullmx.test>", 556, "5.1.10")
+    c.expect("RCPT TO:<x@servfail.test>", 250)
+    c.expect("RCPT TO:<x@a-only.test>", 250)
+    c.expect("RCPT TO:<x@v6only.test>", 250)
+    c.expect("RCPT TO:<x@two-mx.test>", 250)
+    assert "rcpt=<x@nxdomain.test> reply=550 reason=no_such_domain" in srv.log_text()
+    srv.stop()
+    srv = relay["start"](recipient_domain_check="no")
+    c = srv.connect()
+    c.expect("EHLO client.example", 250)
+    c.expect("MAIL FROM:<alice@example.test>", 250)
+    c.expect("RCPT TO:<x@nxdomain.test>", 250)
+    c.expect("RCPT TO:<x@nullmx.test>", 556, "5.1.10")
 
 
 def test_dsn_parameters_and_notify_success(relay):
@@ -1255,7 +1301,7 @@ def test_pipelined_data_after_every_rcpt_refused_sends_no_text(relay):
 
 def test_bounce_to_a_remote_sender_goes_out_with_null_sender(relay):
     mx1 = relay["peers"].start("127.0.0.2")
-    srv = relay["start"]()
+    srv = relay["start"](recipient_domain_check="no")
     send(srv, ["x@nxdomain.test"], sender="carl@two-mx.test")
     wait_for(lambda: mx1.messages, what="the DSN at the sender's MX")
     mail_from, rcpts, content = mx1.messages[0]
