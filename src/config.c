@@ -126,6 +126,15 @@ static const struct key_def keys[] = {
      "or more, 2048 advised, or Ed25519). Mail from an authenticated user or a relay_networks client is "
      "signed (RFC 6376, relaxed/relaxed) with the key of its From address's domain, else of the nearest "
      "listed parent domain; other mail is never signed. postern dkim-record prints the DNS records to publish."},
+    {"srs_domain", T_STRING, F(srs_domain), "", 0, 0,
+     "Sender Rewriting Scheme: relayed mail whose sender is not in a local domain goes out from "
+     "SRS0=HASH=TT=domain=local@srs_domain (so the receiver's SPF check looks at this server's domain), and "
+     "bounces to such addresses are passed back to the sender. Its MX must point here. Empty: off."},
+    {"srs_secret", T_OPTPATH, F(srs_secret), "", 0, 0,
+     "File of SRS secrets, one per line (at least 16 characters): the first signs, every one verifies - add a "
+     "new first line to change it, remove the old one after srs_max_age. Keep it unreadable to other users."},
+    {"srs_max_age", T_DURATION, F(srs_max_age), "21d", 86400, 86400000 /* 1000 days */,
+     "How long a bounce may come back to an SRS address; later it gets 550 5.1.1."},
     {"max_errors", T_UINT, F(max_errors), "10", 1, 1000,
      "Protocol errors per session before 421 4.7.0 and disconnect."},
     {"max_refused_recipients", T_UINT, F(max_refused_recipients), "20", 0, 100000,

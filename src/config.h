@@ -55,6 +55,9 @@ struct config {
     bool accept_mail;
     bool add_missing_headers;     /* submitted mail gets the Message-ID and Date it lacks */
     char *dkim_keys;              /* DKIM signing key table (dkim.h) or "" */
+    char *srs_domain;             /* "" or the domain of SRS addresses (srs.h) */
+    char *srs_secret;             /* "" or the file of SRS secrets, one per line */
+    unsigned srs_max_age;         /* seconds an SRS bounce address stays valid */
     size_t max_message_size;
     unsigned max_recipients;
     char *recipient_delimiter;

@@ -125,6 +125,11 @@ static void log_config_warnings(const struct config *cfg, const struct policy *p
                      "sign mail as %s; chmod 640 it, group the server's user\"", policy->dkim.keys[i].file,
                      policy->dkim.keys[i].domain);
     }
+    struct stat ss;
+    if (policy->srs.nsecrets && stat(cfg->srs_secret, &ss) == 0 && (ss.st_mode & 004))
+        log_warn("event=config_warning key=srs_secret detail=\"%s can be read by every user: whoever reads it can "
+                 "make addresses this server relays bounces to; chmod 640 it, group the server's user\"",
+                 cfg->srs_secret);
     tls_certificate_warnings(tls->server, cfg->hostname);
     if (!*cfg->recipients)
         log_warn("event=config_warning key=recipients detail=\"not set: only postmaster is accepted\"");

@@ -191,6 +191,16 @@ static bool aliases_line(struct policy *p, char **f, int n, int lineno, const ch
     return ok || (*err = "out of memory", false);
 }
 
+/* A srs_secret line: one secret. An error shows no part of it (load_table names the line's first
+ * field). */
+static bool srs_line(struct policy *p, char **f, int n, int lineno, const char **err)
+{
+    (void)lineno;
+    bool ok = n == 1 ? srs_secret_add(&p->srs, f[0], err) : (*err = "a secret is one word (no blanks)", false);
+    f[0] = (char *)"(the secret is not shown)";
+    return ok;
+}
+
 /* A dkim_keys line (dkim.h reads its key). */
 static bool dkim_line(struct policy *p, char **f, int n, int lineno, const char **err)
 {
@@ -298,6 +308,29 @@ static void load_relay_tables(struct policy *p, const struct config *cfg, struct
         load_table(p, cfg, "transport", cfg->transport, transport_line, errs);
 }
 
+/* srs_domain, srs_secret, srs_max_age into p->srs (off when srs_domain is empty). */
+static void load_srs(struct policy *p, const struct config *cfg, struct config_errors *errs)
+{
+    if (!*cfg->srs_domain)
+        return;
+    bool utf8 = false;
+    if (cfg->srs_domain[0] == '[' || address_parse_domain(cfg->srs_domain, strlen(cfg->srs_domain), &utf8) != ADDR_OK ||
+        utf8) {
+        config_errors_add(errs, "%s:%d: srs_domain: '%s' is not a domain name (ASCII, no address literal)", cfg->path,
+                          config_key_line(cfg, "srs_domain"), cfg->srs_domain);
+        return;
+    }
+    idn_canonical(cfg->srs_domain, p->srs.domain, sizeof p->srs.domain);
+    p->srs.max_age_days = cfg->srs_max_age / 86400;
+    size_t before = errs->count;
+    if (*cfg->srs_secret)
+        load_table(p, cfg, "srs_secret", cfg->srs_secret, srs_line, errs);
+    if (!p->srs.nsecrets && errs->count == before)
+        config_errors_add(errs, "%s:%d: srs_domain: needs a secret (srs_secret = FILE, one line of at least %d "
+                          "characters, e.g. from openssl rand -base64 24)", cfg->path,
+                          config_key_line(cfg, "srs_domain"), SRS_SECRET_MIN);
+}
+
 bool policy_load(struct policy *p, const struct config *cfg, struct config_errors *errs)
 {
     size_t before = errs->count;
@@ -327,6 +360,7 @@ bool policy_load(struct policy *p, const struct config *cfg, struct config_error
         load_table(p, cfg, "dkim_keys", cfg->dkim_keys, dkim_line, errs);
         dkim_keys_finish(&p->dkim, cfg->dkim_keys, errs);
     }
+    load_srs(p, cfg, errs);
     return errs->count == before;
 }
 
@@ -345,7 +379,20 @@ void policy_free(struct policy *p)
     free(p->recipient_delimiter);
     free(p->postmaster_domain);
     dkim_keys_free(&p->dkim);
+    srs_free(&p->srs);
     memset(p, 0, sizeof *p);
+}
+
+enum srs_verdict policy_srs_recipient(const struct policy *p, const struct mailbox *mb, long long now,
+                                      struct mailbox *out)
+{
+    if (!*p->srs.domain || mb->is_postmaster || strcasecmp(mb->domain, p->srs.domain) != 0)
+        return SRS_NOT_SRS;
+    char addr[ADDR_PATH_MAX + 1];
+    enum srs_verdict v = srs_reverse(&p->srs, mb->local, now, addr, sizeof addr);
+    if (v == SRS_VALID && address_parse_mailbox(addr, strlen(addr), out) != ADDR_OK)
+        v = SRS_BAD;
+    return v;
 }
 
 bool policy_may_relay(const struct policy *p, const struct sockaddr *client)

@@ -13,6 +13,7 @@
 #include "message.h"
 #include "next_hop.h"
 #include "reply.h"
+#include "srs.h"
 #include "strmap.h"
 
 #define ALIAS_DEPTH_MAX 8      /* aliases within aliases: deeper is taken for a loop */
@@ -37,6 +38,7 @@ struct policy {
     char *recipient_delimiter;
     char *postmaster_domain;  /* where a bare <Postmaster> goes: the first local domain */
     struct dkim_keys dkim;    /* the keys that sign mail sent from here (dkim_keys; reloaded with the tables) */
+    struct srs srs;           /* srs_domain, srs_secret, srs_max_age (reloaded with the tables) */
 };
 
 enum rcpt_kind { RCPT_LOCAL, RCPT_RELAY, RCPT_ALIAS, RCPT_REFUSED };
@@ -75,6 +77,12 @@ typedef bool (*alias_target_fn)(void *arg, const struct mailbox *mb, const struc
  * ALIAS_DEPTH_MAX (a loop), expand to more than ALIAS_TARGETS_MAX, or fn said stop. */
 bool policy_expand_alias(const struct policy *p, const struct mailbox *mb, const struct rcpt_verdict *alias,
                          alias_target_fn fn, void *arg, const char **err);
+
+/* A recipient at srs_domain whose local part is an SRS0 address (srs.h): the sender it stands for
+ * into out (SRS_VALID: relayed back to it from any client), or why it leads nowhere; SRS_NOT_SRS
+ * for every other recipient. */
+enum srs_verdict policy_srs_recipient(const struct policy *p, const struct mailbox *mb, long long now,
+                                      struct mailbox *out);
 
 /* Builds the tables; errors name the config file:line: key, or table file:line: key. */
 bool policy_load(struct policy *p, const struct config *cfg, struct config_errors *errs);

@@ -243,6 +243,8 @@ static void free_attempt(struct qentry *e)
     free(e->jidx);
     free(e->news);
     free(e->text);
+    free(e->srs_sender);
+    e->srs_sender = NULL;
     e->jobs = NULL;
     e->jrcpts = NULL;
     e->jidx = NULL;
@@ -251,8 +253,30 @@ static void free_attempt(struct qentry *e)
     e->njobs = e->jobs_left = 0;
 }
 
+static bool delivered_by_lmtp(const struct qentry *e, const struct qrcpt *r);
+
+/* srs_domain: the SRS form of the message's sender for this attempt (the day stamp is today's),
+ * or NULL when the sender goes out as it is: SRS off, the null sender, a sender in a local domain
+ * (this server may send for it), or one SRS cannot carry. */
+static char *srs_sender_for(const struct qentry *e)
+{
+    const struct policy *p = e->q->srv->policy;
+    const char *at = strrchr(e->f.sender, '@');
+    if (!*p->srs.domain || !at)
+        return NULL;
+    char domain[ADDR_DOMAIN_MAX + 1], out[ADDR_PATH_MAX + 1], sender[300];
+    idn_canonical(at + 1, domain, sizeof domain);
+    if (strmap_get(&p->local_domains, domain, NULL) ||
+        !srs_forward(&p->srs, e->f.sender, (long long)time(NULL), out, sizeof out))
+        return NULL;
+    log_info("event=srs qid=%s sender=<%s> as=<%s>", e->f.qid, log_safe(sender, sizeof sender, e->f.sender), out);
+    return strdup(out);
+}
+
 /* Builds the jobs over the pending recipients - one per recipient domain, or several when the
- * domain has more than destination_recipient_limit - and dispatches them. */
+ * domain has more than destination_recipient_limit - and dispatches them. A job to an SMTP next
+ * hop carries the SRS sender when there is one; a job to an LMTP server (a final delivery) the
+ * sender as it is. */
 static void build_jobs(struct qentry *e)
 {
     size_t n = e->f.nrcpts, npending = 0;
@@ -300,6 +324,10 @@ static void build_jobs(struct qentry *e)
         }
     }
     free(taken);
+    e->srs_sender = srs_sender_for(e);
+    for (size_t i = 0; e->srs_sender && i < e->njobs; i++)
+        if (!delivered_by_lmtp(e, &e->f.rcpts[e->jobs[i].idx[0]]))
+            e->jobs[i].job.sender = e->srs_sender;
     e->jobs_left = e->njobs;
     if (e->njobs == 0) {
         e->jobs_left = 1;

@@ -44,6 +44,7 @@ struct qentry {
     size_t *jidx;
     unsigned char *news;    /* per rcpt this attempt: 'F' failed now, 'S' report success */
     bool warn_now;
+    char *srs_sender;       /* this attempt's SRS form of the sender (srs.h), or NULL: as it is */
 };
 
 struct dest {

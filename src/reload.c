@@ -25,7 +25,8 @@ static const char *const reloadable[] = {"recipients", "moved", "aliases", "user
                                          "null_mx_domains", "recipient_delimiter", "tls_cert", "tls_key",
                                          "tls_min_version", "tls_ciphers", "log_level", "relay_host_auth",
                                          "relay_domains", "relay_recipients", "transport", "dnsbl_zones",
-                                         "proxy_addresses", "dkim_keys", NULL};
+                                         "proxy_addresses", "dkim_keys", "srs_domain", "srs_secret", "srs_max_age",
+                                         NULL};
 
 struct reloaded {
     struct server *srv;

@@ -4,6 +4,7 @@
 
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include <event2/buffer.h>
 
@@ -96,8 +97,20 @@ static int route_one(FILE *out, const struct config *cfg, const struct policy *p
         describe_refusal(out, &invalid);
         return 1;
     }
+    struct mailbox bounce_to;
+    enum srs_verdict srs = policy_srs_recipient(p, &mb, (long long)time(NULL), &bounce_to);
+    if (srs == SRS_BAD || srs == SRS_EXPIRED) {
+        struct rcpt_verdict bad = {.kind = RCPT_REFUSED, .reply = REPLY_SRS_INVALID,
+                                   .reason = srs == SRS_EXPIRED ? "srs_expired" : "srs_invalid"};
+        describe_refusal(out, &bad);
+        return 1;
+    }
+    if (srs == SRS_VALID) { /* a bounce address of srs_domain: decided as its sender, from a relayer */
+        fprintf(out, "  SRS return address (from any client): passed back to %s\n", bounce_to.addr);
+        mb = bounce_to;
+    }
     struct rcpt_verdict anyone, relayer;
-    policy_check_rcpt(p, &mb, false, &anyone);
+    policy_check_rcpt(p, &mb, srs == SRS_VALID, &anyone);
     policy_check_rcpt(p, &mb, true, &relayer);
     if (relayer.kind == RCPT_REFUSED) {
         describe_refusal(out, &relayer);
@@ -121,7 +134,9 @@ static int route_one(FILE *out, const struct config *cfg, const struct policy *p
                 relayer.local);
         return 0;
     }
-    if (anyone.kind == RCPT_REFUSED)
+    if (srs == SRS_VALID)
+        fprintf(out, "  relayed\n");
+    else if (anyone.kind == RCPT_REFUSED)
         fprintf(out, "  relayed: only for relay_networks clients and authenticated users; others get %d %s\n",
                 reply_info(anyone.reply)->code, reply_info(anyone.reply)->enhanced);
     else

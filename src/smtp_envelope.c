@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "address.h"
 #include "auth.h"
@@ -25,6 +26,7 @@
 #include "server.h"
 #include "session_priv.h"
 #include "smtp_parse.h"
+#include "srs.h"
 #include "strmap.h"
 
 /* An xtext value (RFC 3461 4) of 1 to max octets: ENVID's and AUTH's. */
@@ -320,6 +322,8 @@ static void log_rcpt_refused(struct session *s, const char *addr, enum reply_id 
              log_safe(rcpt, sizeof rcpt, addr), reply_info(id)->code, reason);
 }
 
+static char *copies_orcpt(const struct msg_rcpt *r, const struct mailbox *mb);
+
 /* Applies RCPT parameters (NOTIFY, ORCPT) to r; returns the refusal or REPLY_RCPT_OK. */
 static enum reply_id rcpt_params(struct session *s, const struct path_args *a, struct msg_rcpt *r)
 {
@@ -393,8 +397,28 @@ void cmd_rcpt(struct session *s, const struct smtp_command *c)
         reply(s, REPLY_DNSBL_LISTED, s->peer_ip, list);
         return;
     }
+    struct mailbox bounce_to;
+    bool may_relay = s->may_relay || s->auth_user;
+    enum srs_verdict srs = policy_srs_recipient(s->srv->policy, mb, (long long)time(NULL), &bounce_to);
+    switch (srs) {
+    case SRS_NOT_SRS: break;
+    case SRS_VALID: /* a bounce to a sender this server passed on: relayed back to it, from any client */
+        if (!r.orcpt && !(r.orcpt = copies_orcpt(&r, mb)) && !mb->utf8) {
+            reply(s, REPLY_LOCAL_ERROR);
+            return;
+        }
+        mb = &bounce_to;
+        may_relay = true;
+        break;
+    case SRS_BAD:
+    case SRS_EXPIRED:
+        free(r.orcpt);
+        log_rcpt_refused(s, mb->addr, REPLY_SRS_INVALID, srs == SRS_EXPIRED ? "srs_expired" : "srs_invalid");
+        reply(s, REPLY_SRS_INVALID);
+        return;
+    }
     struct rcpt_verdict v;
-    policy_check_rcpt(s->srv->policy, mb, s->may_relay || s->auth_user, &v);
+    policy_check_rcpt(s->srv->policy, mb, may_relay, &v);
     if (v.kind == RCPT_REFUSED) {
         free(r.orcpt);
         log_rcpt_refused(s, mb->addr, v.reply, v.reason);

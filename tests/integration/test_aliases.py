@@ -2,6 +2,8 @@
 - local mailboxes, remote addresses (relayed even for a client that may not relay), aliases within
 aliases - with the RCPT's NOTIFY and ORCPT; bounces to an alias reach its targets; mistakes in the
 table are errors at its line; a reload applies a changed table."""
+import hashlib
+import hmac
 import re
 import subprocess
 import time
@@ -124,3 +126,81 @@ def test_check_config_names_each_alias_mistake(tmp_path):
         assert any(l.startswith(f"postern: {table}:{line}: aliases: ") and words in l for l in r.stderr.splitlines()), \
             (line, r.stderr)
     assert "9 configuration errors" in r.stderr and ":10:" not in r.stderr, r.stderr
+
+
+def srs_address(secret, days_ago, local, domain, srs_domain="example.test"):
+    """An SRS0 address as the README documents it: HMAC-SHA256 under the secret over
+    "tt=domain=local" lower-cased, its first 25 bits in base32; tt the day number mod 1024."""
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+    day = (int(time.time()) // 86400 - days_ago) % 1024
+    tt = alphabet[day >> 5] + alphabet[day & 31]
+    digest = hmac.new(secret.encode(), f"{tt}={domain}={local}".lower().encode(), hashlib.sha256).digest()
+    bits = int.from_bytes(digest[:4], "big")
+    code = "".join(alphabet[(bits >> (27 - 5 * i)) & 31] for i in range(5))
+    return f"SRS0={code}={tt}={domain}={local}@{srs_domain}"
+
+
+def test_forwarded_mail_leaves_with_an_srs_sender_and_its_bounce_comes_back(relay, tmp_path):  # noqa: F811
+    """srs_domain: an alias's remote copy of mail from another domain goes out from an SRS0 address
+    of srs_domain (made with the first secret); a bounce to it - any case, signed with any listed
+    secret, younger than srs_max_age - is relayed back to the sender, from a client without relay
+    rights; a changed or old one gets 550 5.1.1. A sender of a local domain goes out as it is."""
+    peer = scripted(relay, reply=lambda line, n: b"354 go\r\n" if line == "DATA" else b"250 2.0.0 ok\r\n")
+    table = tmp_path / "aliases"
+    table.write_text("fwd@example.test friend@scripted.test\n")
+    secrets = tmp_path / "srs-secrets"
+    secrets.write_text("# the first line signs\nnew-secret-0123456789\nold-secret-0123456789\n")
+    secrets.chmod(0o600)
+    srv = relay["start"](relay_networks="", aliases=table, srs_domain="example.test", srs_secret=secrets)
+    send(srv, ["fwd@example.test"], sender="Carol@scripted.test")
+    send(srv, ["fwd@example.test"], sender="alice@example.test")
+    wait_for(lambda: len(peer.bodies) == 2, what="both forwarded copies")
+    senders = [l for l in peer.lines if l.startswith("MAIL FROM")]
+    srs = srs_address("new-secret-0123456789", 0, "Carol", "scripted.test")
+    assert sorted(senders) == sorted([f"MAIL FROM:<{srs}>", "MAIL FROM:<alice@example.test>"])
+    assert f"sender=<Carol@scripted.test> as=<{srs}>" in srv.log_text()
+    c = srv.connect()
+    c.expect("EHLO bouncer.example", 250)
+    c.expect("MAIL FROM:<>", 250)
+    c.expect(f"RCPT TO:<{srs}>", 250)
+    c.expect(f"RCPT TO:<{srs.lower()}>", 250)  # a bouncer that lower-cased it: the hash still holds
+    c.expect(f"RCPT TO:<{srs_address('old-secret-0123456789', 20, 'dave', 'scripted.test')}>", 250)
+    for bad in [srs_address("old-secret-0123456789", 22, "dave", "scripted.test"),  # past srs_max_age (21d)
+                srs_address("not-a-secret-here-0", 0, "dave", "scripted.test"),
+                srs.replace("=Carol@", "=Carl@")]:
+        c.expect(f"RCPT TO:<{bad}>", 550, "5.1.1 Bounce address not valid or expired")
+    c.expect("DATA", 354)
+    c.send(b"Subject: Undelivered Mail\r\n\r\nyour message could not be delivered\r\n.\r\n")
+    assert c.reply()[0] == 250
+    wait_for(lambda: len(peer.bodies) == 3, what="the bounce passed back")
+    rcpts = [l for l in peer.lines if l.startswith("RCPT")][2:]
+    assert sorted(rcpts) == ["RCPT TO:<Carol@scripted.test>", "RCPT TO:<carol@scripted.test>",
+                             "RCPT TO:<dave@scripted.test>"]
+    assert [l for l in peer.lines if l.startswith("MAIL FROM")][2] == "MAIL FROM:<>"
+
+
+def test_srs_mistakes_at_check_config_and_route(tmp_path):
+    """A short secret is an error at its line that does not show it; srs_domain without a secret,
+    or an address literal, is an error; postern route tells where a bounce address leads."""
+    secrets = tmp_path / "srs-secrets"
+    secrets.write_text("Short-Secret\n")
+    conf = tmp_path / "postern.conf"
+
+    def check(srs_domain, *args):
+        conf.write_text(f"hostname = mx.example.test\nlocal_domains = example.test\n"
+                        f"srs_domain = {srs_domain}\nsrs_secret = {secrets}\n")
+        return subprocess.run([str(BIN), "-c", str(conf), *(args or ["check-config"])], capture_output=True,
+                              text=True)
+    r = check("example.test")
+    assert r.returncode == 1 and f"{secrets}:1: srs_secret: a secret needs at least 16 characters" in r.stderr
+    assert "Short-Secret" not in r.stderr and "1 configuration error" in r.stderr
+    secrets.write_text("# none yet\n")
+    r = check("example.test")
+    assert f"{conf}:3: srs_domain: needs a secret" in r.stderr and r.returncode == 1
+    secrets.write_text("a-secret-long-enough\n")
+    r = check("[192.0.2.1]")
+    assert f"{conf}:3: srs_domain: '[192.0.2.1]' is not a domain name" in r.stderr and r.returncode == 1
+    good = srs_address("a-secret-long-enough", 3, "bob", "two-mx.test")
+    r = check("example.test", "route", good, good.replace("=bob@", "=bobby@"))
+    assert "passed back to bob@two-mx.test" in r.stdout and "sent to the mail exchangers of two-mx.test" in r.stdout
+    assert "refused at RCPT: 550 5.1.1 Bounce address not valid or expired (srs_invalid)" in r.stdout
