@@ -19,7 +19,7 @@
 
 enum key_type { T_STRING, T_PATH, T_OPTPATH, T_BOOL, T_UINT, T_SIZE, T_DURATION, T_LOGLEVEL,
                 T_HOSTNAME, T_LISTEN_LIST, T_OPT_LISTEN_LIST, T_DOMAIN_LIST, T_SUFFIX_LIST, T_CIDR_LIST, T_TLS_VERSION,
-                T_RESOLVER_LIST, T_DURATION_LIST };
+                T_RESOLVER_LIST, T_DURATION_LIST, T_SPF_POLICY };
 
 struct key_def {
     const char *name;
@@ -210,6 +210,10 @@ static const struct key_def keys[] = {
     {"recipient_domain_check", T_BOOL, F(recipient_domain_check), "yes", 0, 0,
      "yes: refuse at RCPT a relayed recipient whose domain does not exist or has neither MX nor address records "
      "(550 5.1.2) rather than accept it and bounce it later; a failed lookup lets it pass (the queue retries)."},
+    {"spf_policy", T_SPF_POLICY, F(spf_policy), "off", 0, 0,
+     "SPF (RFC 7208) on the MX role: the sender's domain (for the null sender the HELO name) is asked whether "
+     "the client may send its mail. off; header: a Received-SPF field records the result; reject: that, and "
+     "a fail result is refused at MAIL (550 5.7.23). Not for relay_networks clients and users."},
     {"smtp_port", T_UINT, F(smtp_port), "25", 1, 65535, "Port of the mail exchangers Postern relays to."},
     {"relay_host", T_STRING, F(relay_host), "", 0, 0,
      "Send all mail for other domains (but those with a transport entry) to this server (a smarthost) "
@@ -429,11 +433,16 @@ static const char *set_value(struct config *cfg, const struct key_def *k, const 
     unsigned long long n;
     bool utf8;
     switch (k->type) {
+    case T_SPF_POLICY:
+        if (strcmp(v, "off") != 0 && strcmp(v, "header") != 0 && strcmp(v, "reject") != 0)
+            return "expected off, header or reject";
+        goto string;
     case T_TLS_VERSION:
         if (strcmp(v, "TLSv1") != 0 && strcmp(v, "TLSv1.1") != 0 && strcmp(v, "TLSv1.2") != 0 &&
             strcmp(v, "TLSv1.3") != 0)
             return "expected TLSv1, TLSv1.1, TLSv1.2 or TLSv1.3";
         /* fall through */
+    string:
     case T_STRING:
     case T_OPTPATH:
     case T_PATH:
@@ -815,7 +824,7 @@ void config_free(struct config *cfg)
     for (size_t i = 0; i < NKEYS; i++) {
         void *field = (char *)cfg + keys[i].offset;
         switch (keys[i].type) {
-        case T_STRING: case T_PATH: case T_OPTPATH: case T_HOSTNAME: case T_TLS_VERSION:
+        case T_STRING: case T_PATH: case T_OPTPATH: case T_HOSTNAME: case T_TLS_VERSION: case T_SPF_POLICY:
             free(*(char **)field);
             break;
         case T_LISTEN_LIST: case T_OPT_LISTEN_LIST: case T_DOMAIN_LIST: case T_SUFFIX_LIST: case T_CIDR_LIST:
@@ -846,7 +855,7 @@ static bool key_equal(const struct key_def *k, const struct config *a, const str
 {
     const void *fa = (const char *)a + k->offset, *fb = (const char *)b + k->offset;
     switch (k->type) {
-    case T_STRING: case T_PATH: case T_OPTPATH: case T_HOSTNAME: case T_TLS_VERSION: {
+    case T_STRING: case T_PATH: case T_OPTPATH: case T_HOSTNAME: case T_TLS_VERSION: case T_SPF_POLICY: {
         const char *sa = *(char *const *)fa, *sb = *(char *const *)fb;
         return strcmp(sa ? sa : "", sb ? sb : "") == 0;
     }
@@ -900,7 +909,7 @@ static void format_value(const struct key_def *k, const struct config *cfg, char
     const void *f = (const char *)cfg + k->offset;
     out[0] = '\0';
     switch (k->type) {
-    case T_STRING: case T_PATH: case T_OPTPATH: case T_HOSTNAME: case T_TLS_VERSION: {
+    case T_STRING: case T_PATH: case T_OPTPATH: case T_HOSTNAME: case T_TLS_VERSION: case T_SPF_POLICY: {
         const char *s = *(char *const *)f;
         snprintf(out, outsz, "%s", s ? s : "");
         return;

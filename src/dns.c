@@ -42,7 +42,7 @@ struct dns_sub {
     int rrtype;
 };
 
-enum query_kind { Q_ROUTE, Q_DOMAIN, Q_TLSA };
+enum query_kind { Q_ROUTE, Q_DOMAIN, Q_TLSA, Q_RAW };
 
 struct dns_query {
     struct dns *d;
@@ -51,6 +51,7 @@ struct dns_query {
     dns_route_cb route_cb;
     dns_domain_cb domain_cb;
     dns_tlsa_cb tlsa_cb;
+    dns_answer_cb answer_cb;      /* Q_RAW */
     struct dns_tlsa_set *tlsa;    /* Q_TLSA: the answer */
     void *arg;
     int pending;
@@ -179,27 +180,32 @@ void dns_free(struct dns *d)
 
 /* ---------- pure MX helpers ---------- */
 
+bool dns_wire_name(const unsigned char *rdata, int len, char *out, size_t outsz)
+{
+    size_t o = 0;
+    int p = 0;
+    while (p < len && rdata[p] != 0) {
+        int label = rdata[p++];
+        if (label > 63 || p + label > len || o + (size_t)label + 1 >= outsz)
+            return false; /* compression pointers never appear in libunbound's rdata */
+        if (o)
+            out[o++] = '.';
+        memcpy(out + o, rdata + p, (size_t)label);
+        o += (size_t)label;
+        p += label;
+    }
+    if (p >= len || outsz == 0)
+        return false;
+    out[o] = '\0'; /* "" is the root */
+    return true;
+}
+
 bool dns_parse_mx_rdata(const unsigned char *rdata, int len, struct dns_mx *out)
 {
     if (len < 3)
         return false;
     out->pref = (unsigned)(rdata[0] << 8 | rdata[1]);
-    size_t o = 0;
-    int p = 2;
-    while (p < len && rdata[p] != 0) {
-        int label = rdata[p++];
-        if (label > 63 || p + label > len || o + (size_t)label + 1 >= sizeof out->host)
-            return false; /* compression pointers never appear in libunbound's rdata */
-        if (o)
-            out->host[o++] = '.';
-        memcpy(out->host + o, rdata + p, (size_t)label);
-        o += (size_t)label;
-        p += label;
-    }
-    if (p >= len)
-        return false;
-    out->host[o] = '\0'; /* "" is the root: a null MX target */
-    return true;
+    return dns_wire_name(rdata + 2, len - 2, out->host, sizeof out->host); /* "": a null MX target */
 }
 
 bool dns_mx_set_is_null(const struct dns_mx *mx, int n)
@@ -258,6 +264,8 @@ static void query_finish(struct dns_query *q)
         q->route_cb(q->arg, &q->route);
     else if (q->kind == Q_TLSA)
         q->tlsa_cb(q->arg, q->tlsa);
+    else if (q->kind == Q_RAW)
+        q->answer_cb(q->arg, &(struct dns_answer){.status = q->route.status == DNS_NXDOMAIN ? DNS_NXDOMAIN : DNS_TEMPFAIL});
     else if (!q->existence && q->route.status != DNS_NULL_MX)
         q->domain_cb(q->arg, &(struct dns_route){.status = DNS_OK}); /* only a null MX was asked about */
     else
@@ -454,12 +462,35 @@ static void got_tlsa(struct dns_query *q, int err, struct ub_result *r)
     t->status = t->n ? TLSA_USABLE : TLSA_UNUSABLE;
 }
 
+/* A Q_RAW answer to its caller, as it came. */
+static void give_raw_answer(struct dns_query *q, int err, struct ub_result *r)
+{
+    struct dns_answer a = {.status = DNS_TEMPFAIL};
+    if (!err && r && !r->bogus && r->rcode == RCODE_NXDOMAIN)
+        a.status = DNS_NXDOMAIN;
+    else if (!err && r && !r->bogus && r->rcode == 0) {
+        a.status = DNS_OK;
+        while (r->havedata && r->data[a.n])
+            a.n++;
+        a.data = (const unsigned char *const *)r->data;
+        a.len = r->len;
+    }
+    q->answer_cb(q->arg, &a);
+}
+
 static void on_answer(void *mydata, int err, struct ub_result *result)
 {
     struct dns_sub *s = mydata;
     struct dns_query *q = s->q;
     s->active = false;
     q->pending--;
+    if (q->kind == Q_RAW) {
+        give_raw_answer(q, err, result);
+        if (result)
+            ub_resolve_free(result);
+        query_free(q);
+        return;
+    }
     if (q->kind == Q_TLSA)
         got_tlsa(q, err, result);
     else if (s->host < 0)
@@ -586,4 +617,19 @@ struct dns_query *dns_resolve_tlsa(struct dns *d, const char *host, unsigned por
     snprintf(q->tlsa->error, sizeof q->tlsa->error, "TLSA lookup for %s: %s", q->domain,
              fits ? q->route.error : "the name is too long");
     return report_later(q) ? q : NULL;
+}
+
+struct dns_query *dns_lookup(struct dns *d, const char *name, int rrtype, dns_answer_cb cb, void *arg)
+{
+    struct dns_query *q = calloc(1, sizeof *q);
+    if (!q)
+        return NULL;
+    q->d = d;
+    q->kind = Q_RAW;
+    q->arg = arg;
+    q->answer_cb = cb;
+    snprintf(q->domain, sizeof q->domain, "%s", name);
+    if (ask(q, 0, -1, q->domain, rrtype))
+        return q;
+    return report_later(q) ? q : NULL; /* a name that is no domain: NXDOMAIN; resolver trouble: TEMPFAIL */
 }

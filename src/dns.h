@@ -105,6 +105,30 @@ struct dns_query *dns_resolve_tlsa(struct dns *d, const char *host, unsigned por
 /* Pure (unit-tested): one TLSA rdata into out; false when SMTP cannot use it (see above). */
 bool dns_parse_tlsa_rdata(const unsigned char *rdata, int len, struct dns_tlsa *out);
 
+/* One question's answer as it came, for callers that read records themselves (SPF, spf.c): the
+ * rdata of each record (wire format) valid during the callback only. status: DNS_OK with n >= 0
+ * records (0: the name exists without records of that type), DNS_NXDOMAIN, or DNS_TEMPFAIL. */
+struct dns_answer {
+    enum dns_status status;
+    int n;
+    const unsigned char *const *data;
+    const int *len;
+};
+
+typedef void (*dns_answer_cb)(void *arg, const struct dns_answer *answer);
+
+/* Asks one question (rrtype: DNS_RR_*); cb runs later on the loop thread. */
+#define DNS_RR_A 1
+#define DNS_RR_PTR 12
+#define DNS_RR_MX 15
+#define DNS_RR_TXT 16
+#define DNS_RR_AAAA 28
+struct dns_query *dns_lookup(struct dns *d, const char *name, int rrtype, dns_answer_cb cb, void *arg);
+
+/* Pure: a domain name in wire format (uncompressed labels, as libunbound gives rdata) at p[0..len)
+ * into out as text without the final dot; false when malformed or too long. */
+bool dns_wire_name(const unsigned char *p, int len, char *out, size_t outsz);
+
 /* Stops a query: its callback will not run. */
 void dns_cancel(struct dns_query *q);
 

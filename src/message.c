@@ -57,6 +57,7 @@ void message_free(struct message *m)
     for (size_t i = 0; i < m->nexpanded; i++)
         free(m->expanded[i].orcpt);
     free(m->expanded);
+    free(m->received_spf);
     free(m->stage.tmp_path);
     if (m->stage.tmp_fd >= 0)
         close(m->stage.tmp_fd);

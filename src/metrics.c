@@ -111,6 +111,10 @@ static void render_mail(struct server *srv, struct evbuffer *out)
     evbuffer_add_printf(out, "postern_dkim_messages_total{result=\"unsigned\"} %llu\n", m->dkim_unsigned);
     single(out, "postern_alias_expansions_total", "counter", "RCPTs for an alias, each taken as its targets' copies.",
            (double)m->alias_expansions);
+    head(out, "postern_spf_results_total", "counter", "SPF checks of senders at MAIL (spf_policy), by result.");
+    for (int r = 0; r < SPF__COUNT; r++)
+        evbuffer_add_printf(out, "postern_spf_results_total{result=\"%s\"} %llu\n", spf_result_name((enum spf_result)r),
+                            m->spf[r]);
 }
 
 static void render_state(struct server *srv, struct evbuffer *out)

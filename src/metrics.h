@@ -9,6 +9,7 @@
 #include <stddef.h>
 
 #include "reply.h"
+#include "spf.h"
 
 struct server;
 struct evhttp;
@@ -29,6 +30,7 @@ struct metrics {
     unsigned long long reports_made;               /* bounces, delay warnings, success reports committed */
     unsigned long long dkim_signed, dkim_unsigned; /* originated messages with / without a DKIM signature */
     unsigned long long alias_expansions;           /* RCPTs for an alias, expanded */
+    unsigned long long spf[SPF__COUNT];            /* SPF checks at MAIL, by result */
     unsigned long long commit_latency[METRICS_LATENCY_BUCKETS + 1]; /* per bucket, not cumulative */
     double commit_latency_sum;                     /* seconds */
     unsigned long long reloads, reload_failures;

@@ -88,6 +88,8 @@ struct session {
     struct event *dns_timer;
     struct msg_rcpt *pending_rcpt;  /* the recipient waiting for it (allocated only then) */
     struct dnsbl_check *dnsbl;      /* the client's block-list lookups (smtp_dnsbl.c), or NULL */
+    struct spf_check *spf;          /* the sender's SPF check (smtp_spf.c), or NULL */
+    struct event *spf_timer;
     struct data_reader data;
     char *line;            /* max_command_line + 1 octets, grown once for a DSN-sized MAIL/RCPT */
     size_t line_cap;
@@ -111,6 +113,14 @@ void dnsbl_start(struct session *s);
 bool dnsbl_waiting(const struct session *s);
 const char *dnsbl_listed(const struct session *s);
 void dnsbl_free(struct session *s);
+
+/* smtp_spf.c: starts the SPF check of a sender that passed the domain checks (false: none
+ * applies, reply now); frees it with the session. smtp_envelope.c gives the MAIL reply it waited
+ * for: refused (SPF fail under spf_policy = reject; domain: the identity's) or accepted. */
+struct spf_check;
+bool spf_check_begin(struct session *s);
+void spf_free(struct session *s);
+void sender_spf_verdict(struct session *s, bool refuse, const char *domain);
 
 /* smtp_headers.c: Return-Path, Received and (submitted mail) Message-ID/Date, into s->msg->headers. */
 void build_trace_headers(struct session *s, const struct header_facts *facts);

@@ -248,7 +248,8 @@ static void dns_check_done(struct session *s, const struct dns_route *verdict)
             reply(s, id);
         }
     } else if (id == REPLY_SENDER_OK) {
-        accept_sender(s);
+        if (!spf_check_begin(s))
+            accept_sender(s);
     } else {
         log_mail_refused(s, s->msg->sender, id);
         reset_transaction(s);
@@ -309,7 +310,23 @@ void cmd_mail(struct session *s, const struct smtp_command *c)
     s->msg->body_8bit = body8;
     if (sender_needs_domain_check(s, &a.mailbox) && start_domain_check(s, a.mailbox.domain, false))
         return; /* the reply waits for DNS */
+    if (spf_check_begin(s))
+        return; /* the reply waits for SPF */
     accept_sender(s);
+}
+
+void sender_spf_verdict(struct session *s, bool refuse, const char *domain)
+{
+    s->dns_pending = false;
+    if (refuse) {
+        log_mail_refused(s, s->msg->sender, REPLY_SPF_FAIL);
+        reset_transaction(s);
+        reply(s, REPLY_SPF_FAIL, domain, s->peer_ip);
+    } else {
+        accept_sender(s);
+    }
+    if (!s->closing && !s->dead)
+        process_input(s);
 }
 
 static void log_rcpt_refused(struct session *s, const char *addr, enum reply_id id, const char *reason)

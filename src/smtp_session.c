@@ -156,6 +156,7 @@ void session_free(struct session *s)
     message_free(s->msg);
     dns_cancel(s->dns_q);
     dnsbl_free(s);
+    spf_free(s);
     if (s->pending_rcpt)
         free(s->pending_rcpt->orcpt);
     free(s->pending_rcpt);

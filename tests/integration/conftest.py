@@ -40,6 +40,23 @@ DNS_ZONES = [
     "2.0.0.127.dnsbl.test. A 127.0.0.2", "2.0.0.127.second.test. A 127.0.0.11",
     "3.0.0.127.dnsbl.test. A 127.255.255.254",
     "1." + "0." * 31 + "dnsbl.test. A 127.0.0.4",
+    # SPF (RFC 7208), for a client at 127.0.0.1 (test_spf.py)
+    'spf-pass.test. TXT "v=spf1 ip4:127.0.0.0/24 -all"', 'spf-fail.test. TXT "v=spf1 ip4:192.0.2.1 -all"',
+    'spf-soft.test. TXT "v=spf1 ip6:2001:db8::/32 ~all"', 'spf-neutral.test. TXT "v=spf1 ?all"',
+    'spf-mx.test. TXT "v=spf1 mx:two-mx.test mx -all"', "spf-mx.test. MX 10 mx.spf-mx.test.",
+    "mx.spf-mx.test. A 127.0.0.1",
+    'spf-a.test. TXT "v=spf1 a/24 -all"', "spf-a.test. A 127.0.0.9",
+    'spf-include.test. TXT "v=spf1 include:spf-fail.test include:spf-pass.test -all"',
+    'spf-redirect.test. TXT "v=spf1 redirect=spf-fail.test"',
+    'spf-exists.test. TXT "v=spf1 exists:%{ir}.%{l}._spf.%{d} -all"', "1.0.0.127.carol._spf.spf-exists.test. A 127.0.0.2",
+    # ptr: the resolver itself names 127.0.0.1 "localhost" (libunbound's built-in local zones)
+    'spf-ptr.test. TXT "v=spf1 ptr:%{h} -all"', 'spf-ptr-other.test. TXT "v=spf1 ptr ?all"',
+    'spf-syntax.test. TXT "v=spf1 ip4:127.0.0.1 foo -all"',
+    'spf-two.test. TXT "v=spf1 +all"', 'spf-two.test. TXT "v=spf1 -all"',
+    'spf-loop.test. TXT "v=spf1 include:spf-loop.test -all"',
+    'spf-void.test. TXT "v=spf1 a:n1.spf-void.test a:n2.spf-void.test a:n3.spf-void.test +all"',
+    'spf-deadinclude.test. TXT "v=spf1 include:servfail.test -all"',
+    'spf-split.test. TXT "v=spf1 ip4:192.0.2.1" " ip4:127.0.0.1 -all"',
 ]
 DNS = {"port": None, "proc": None}
 
@@ -59,7 +76,7 @@ def try_start_unbound(workdir: Path, port):
              '  logfile: ""', '  username: ""', '  chroot: ""', f'  directory: "{workdir}"',
              f'  pidfile: "{workdir}/unbound.pid"', "  do-ip6: no", "  access-control: 127.0.0.0/8 allow",
              '  module-config: "iterator"', '  local-zone: "." static', '  local-zone: "servfail.test." always_refuse']
-    lines += [f'  local-data: "{z}"' for z in DNS_ZONES]
+    lines += [f"  local-data: '{z}'" if '"' in z else f'  local-data: "{z}"' for z in DNS_ZONES]
     lines += ["remote-control:", "  control-enable: no"]
     conf.write_text("\n".join(lines) + "\n")
     log = open(workdir / "unbound.log", "ab")

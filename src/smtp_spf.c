@@ -1,0 +1,149 @@
+/* smtp_spf.c - SPF at MAIL on the MX role (spf_policy, spf.h): once the sender passed the domain
+ * checks, its domain (the HELO name for the null sender) is asked whether this client may send
+ * its mail; the MAIL reply waits for the answer, at most dns_timeout (then: temperror). The result
+ * becomes a Received-SPF field (RFC 7208 9.1) above this server's Received; with spf_policy =
+ * reject, a fail is refused with 550 5.7.23 (RFC 7372). relay_networks clients and authenticated
+ * users are not asked about: they send from here. Part of the session (session_priv.h). */
+#include <event2/event.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "address.h"
+#include "config.h"
+#include "log.h"
+#include "message.h"
+#include "server.h"
+#include "session_priv.h"
+#include "spf.h"
+
+/* The identity SPF checks for this MAIL into out: the sender ("local@domain"), or for the null
+ * sender "postmaster@" the HELO name (RFC 7208 2.4, *helo_identity); false when there is none a
+ * check could use (an address literal, a HELO name that is no domain). */
+static bool spf_identity(const struct session *s, char *out, size_t size, bool *helo_identity)
+{
+    const char *sender = s->msg->sender, *at = strrchr(sender, '@');
+    bool utf8 = false;
+    *helo_identity = !*sender;
+    if (*sender)
+        return at && at[1] != '[' && (size_t)snprintf(out, size, "%s", sender) < size;
+    return address_parse_domain(s->helo, strlen(s->helo), &utf8) == ADDR_OK && s->helo[0] != '[' &&
+           (size_t)snprintf(out, size, "postmaster@%s", s->helo) < size;
+}
+
+/* Whether this MAIL gets an SPF check: MX role, spf_policy on, a client that does not send from
+ * here, a resolver and no DNS outage pause. */
+static bool spf_applies(const struct session *s)
+{
+    const struct config *cfg = s->srv->cfg;
+    return s->role == ROLE_MX && strcmp(cfg->spf_policy, "off") != 0 && !s->may_relay && !s->auth_user &&
+           s->srv->dns && monotonic_now() >= s->srv->dns_checks_paused_until;
+}
+
+/* RFC 7208 9.1's comment for each result, about identity and the client's address. */
+static void result_comment(enum spf_result r, const char *identity, const char *ip, const char *detail, char *out,
+                           size_t outsz)
+{
+    switch (r) {
+    case SPF_PASS: snprintf(out, outsz, "domain of %s designates %s as permitted sender", identity, ip); return;
+    case SPF_FAIL: snprintf(out, outsz, "domain of %s does not designate %s as permitted sender", identity, ip); return;
+    case SPF_SOFTFAIL:
+        snprintf(out, outsz, "transitioning domain of %s does not designate %s as permitted sender", identity, ip);
+        return;
+    case SPF_NEUTRAL: snprintf(out, outsz, "%s is neither permitted nor denied by domain of %s", ip, identity); return;
+    case SPF_NONE: snprintf(out, outsz, "domain of %s does not designate permitted sender hosts", identity); return;
+    default: snprintf(out, outsz, "error in processing during lookup of %s: %s", identity, detail); return;
+    }
+}
+
+/* Copies text into a header quoted-string or comment: '"', '\', '(' and ')' escaped, control
+ * and 8-bit octets as '?'. */
+static void header_safe(const char *text, char *out, size_t outsz)
+{
+    size_t n = 0;
+    for (const unsigned char *p = (const unsigned char *)text; *p && n + 3 < outsz; p++) {
+        if (*p == '"' || *p == '\\' || *p == '(' || *p == ')')
+            out[n++] = '\\';
+        out[n++] = (char)(*p < 0x20 || *p >= 0x7f ? '?' : *p);
+    }
+    out[n] = '\0';
+}
+
+/* The Received-SPF field (LF lines, folded) for the message's headers. */
+static char *received_spf(const struct session *s, enum spf_result r, const char *identity, bool helo_identity,
+                          const char *detail)
+{
+    char comment[700], safe_comment[1400], safe_identity[600], safe_helo[600];
+    result_comment(r, identity, s->peer_ip, detail, comment, sizeof comment);
+    header_safe(comment, safe_comment, sizeof safe_comment);
+    header_safe(identity, safe_identity, sizeof safe_identity);
+    header_safe(s->helo, safe_helo, sizeof safe_helo);
+    char *field = NULL;
+    const char *host = s->srv->cfg->hostname;
+    if (asprintf(&field, "Received-SPF: %s (%s: %s)\n\tclient-ip=%s; envelope-from=\"%s\";\n\thelo=\"%s\"; receiver=%s; "
+                         "identity=%s;\n",
+                 spf_result_name(r), host, safe_comment, s->peer_ip, helo_identity ? "" : safe_identity, safe_helo,
+                 host, helo_identity ? "helo" : "mailfrom") < 0)
+        return NULL;
+    return field;
+}
+
+static void spf_result(struct session *s, enum spf_result r, const char *detail)
+{
+    char identity[ADDR_PATH_MAX + 300], safe_identity[600], safe_detail[600];
+    bool helo_identity = false;
+    spf_identity(s, identity, sizeof identity, &helo_identity); /* as when the check began */
+    s->srv->metrics.spf[r]++;
+    log_info("event=spf session=%s client=%s identity=%s result=%s detail=\"%s\"", s->id, s->peer_ip,
+             log_safe(safe_identity, sizeof safe_identity, identity), spf_result_name(r),
+             log_quotable(safe_detail, sizeof safe_detail, detail));
+    free(s->msg->received_spf);
+    s->msg->received_spf = received_spf(s, r, identity, helo_identity, detail);
+    const char *at = strrchr(identity, '@');
+    sender_spf_verdict(s, r == SPF_FAIL && strcmp(s->srv->cfg->spf_policy, "reject") == 0, at ? at + 1 : identity);
+}
+
+static void on_spf_done(void *arg, enum spf_result r, const char *detail)
+{
+    struct session *s = arg;
+    s->spf = NULL;
+    evtimer_del(s->spf_timer);
+    spf_result(s, r, detail);
+}
+
+static void on_spf_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct session *s = arg;
+    spf_check_cancel(s->spf);
+    s->spf = NULL;
+    char detail[80];
+    snprintf(detail, sizeof detail, "no answer within dns_timeout (%us)", s->srv->cfg->dns_timeout);
+    spf_result(s, SPF_TEMPERROR, detail);
+}
+
+bool spf_check_begin(struct session *s)
+{
+    char identity[ADDR_PATH_MAX + 300];
+    bool helo_identity = false;
+    if (!spf_applies(s) || !spf_identity(s, identity, sizeof identity, &helo_identity))
+        return false;
+    if (!s->spf_timer && !(s->spf_timer = evtimer_new(s->srv->base, on_spf_timeout, s)))
+        return false;
+    if (!(s->spf = spf_check_start(s->srv->dns, (const struct sockaddr *)&s->peer, identity, s->helo, on_spf_done, s)))
+        return false;
+    struct timeval tv = {(time_t)s->srv->cfg->dns_timeout, 0};
+    evtimer_add(s->spf_timer, &tv);
+    s->dns_pending = true;
+    return true;
+}
+
+void spf_free(struct session *s)
+{
+    spf_check_cancel(s->spf);
+    s->spf = NULL;
+    if (s->spf_timer)
+        event_free(s->spf_timer);
+    s->spf_timer = NULL;
+}

@@ -1,0 +1,88 @@
+"""SPF (RFC 7208) at MAIL through the real binary: the test DNS server (conftest.py) publishes
+records for each kind of term and each result; the client is 127.0.0.1. spf_policy = reject refuses
+a fail with 550 5.7.23; header (and reject) record every result in a Received-SPF field above the
+Received field; relay_networks clients are not checked."""
+import re
+import time
+
+from conftest import Client, wait_for
+
+# sender domain -> the result check_host() gives for 127.0.0.1 (carol@ for spf-exists.test)
+RESULTS = {
+    "spf-pass.test": "pass", "spf-fail.test": "fail", "spf-soft.test": "softfail", "spf-neutral.test": "neutral",
+    "spf-mx.test": "pass", "spf-a.test": "pass", "spf-include.test": "pass", "spf-redirect.test": "fail",
+    "spf-exists.test": "pass", "spf-ptr.test": "fail", "spf-ptr-other.test": "neutral", "spf-syntax.test": "permerror", "spf-two.test": "permerror",
+    "spf-loop.test": "permerror", "spf-void.test": "permerror", "spf-deadinclude.test": "temperror",
+    "servfail.test": "temperror", "two-mx.test": "none", "spf-split.test": "pass",
+}
+
+
+def test_each_kind_of_record_gives_its_result_and_reject_refuses_a_fail(make_server):
+    srv = make_server(spf_policy="reject")
+    c = srv.connect()
+    c.expect("EHLO client.example", 250)
+    for domain, result in RESULTS.items():
+        if result == "fail":
+            c.expect(f"MAIL FROM:<carol@{domain}>", 550,
+                     f"5.7.23 SPF validation failed: {domain} does not allow mail from [127.0.0.1]")
+        else:
+            c.expect(f"MAIL FROM:<carol@{domain}>", 250)
+            c.expect("RSET", 250)
+    c.expect("MAIL FROM:<dave@spf-exists.test>", 550, "5.7.23")  # %{l} differs: no record exists
+    c.expect("EHLO localhost", 250)  # ptr:%{h}: 127.0.0.1's PTR name, localhost, is within it now
+    c.expect("MAIL FROM:<carol@spf-ptr.test>", 250)
+    log = srv.log_text()
+    assert "identity=carol@spf-ptr.test result=pass detail=\"ptr:%{h} matched in spf-ptr.test\"" in log
+    for domain, result in RESULTS.items():
+        assert f"identity=carol@{domain} result={result} " in log, (domain, result)
+    assert re.search(r"identity=carol@spf-loop.test result=permerror detail=\"more than 10 DNS-querying terms", log)
+    assert re.search(r"identity=carol@spf-void.test result=permerror detail=\"more than 2 lookups found nothing", log)
+
+
+def test_received_spf_field_above_received_and_relay_clients_unchecked(make_server):
+    srv = make_server(spf_policy="header", relay_networks="127.0.0.2/32")
+    c = srv.connect()
+    c.expect("EHLO client.example", 250)
+    for sender in ("carol@spf-fail.test", ""):
+        c.expect(f"MAIL FROM:<{sender}>", 250)  # header: a fail is only recorded
+        c.expect("RCPT TO:<alice@example.test>", 250)
+        c.expect("DATA", 354)
+        c.send(b"Subject: spf\r\n\r\nbody\r\n.\r\n")
+        assert c.reply()[0] == 250
+    c.expect("EHLO spf-pass.test", 250)  # the null sender: the HELO name is checked
+    c.expect("MAIL FROM:<>", 250)
+    c.expect("RCPT TO:<alice@example.test>", 250)
+    c.expect("DATA", 354)
+    c.send(b"Subject: spf\r\n\r\nbody\r\n.\r\n")
+    assert c.reply()[0] == 250
+    files = wait_for(lambda: len(srv.maildir_files("alice@example.test")) == 3 and srv.maildir_files("alice@example.test"))
+    texts = {("fail" if "<carol@" in t else "helo" if "spf-pass" in t else "none"): t
+             for t in (f.read_text() for f in files)}
+    fail = texts["fail"]
+    assert fail.startswith(
+        "Return-Path: <carol@spf-fail.test>\nReceived-SPF: fail (mx.example.test: domain of carol@spf-fail.test "
+        "does not designate 127.0.0.1 as permitted sender)\n\tclient-ip=127.0.0.1; "
+        "envelope-from=\"carol@spf-fail.test\";\n\thelo=\"client.example\"; receiver=mx.example.test; "
+        "identity=mailfrom;\nReceived: from client.example")
+    assert ("Received-SPF: none (mx.example.test: domain of postmaster@client.example does not designate "
+            "permitted sender hosts)\n\tclient-ip=127.0.0.1; envelope-from=\"\";") in texts["none"]
+    assert "Received-SPF: pass (mx.example.test: domain of postmaster@spf-pass.test designates 127.0.0.1" in texts["helo"]
+    assert "identity=helo;" in texts["helo"]
+    relayed = Client(srv.port, source="127.0.0.2")
+    assert relayed.reply()[0] == 220
+    relayed.expect("EHLO client.example", 250)
+    relayed.expect("MAIL FROM:<carol@spf-fail.test>", 250)
+    relayed.expect("QUIT", 221)
+    assert srv.log_text().count("event=spf ") == 3
+
+
+def test_no_answer_within_dns_timeout_is_a_temperror_and_the_mail_goes_on(make_server, silent_resolver):
+    srv = make_server(dns_resolver=silent_resolver, dns_timeout="1s", sender_null_mx_check="no",
+                      spf_policy="reject")
+    c = srv.connect()
+    c.expect("EHLO client.example", 250)
+    start = time.monotonic()
+    c.expect("MAIL FROM:<carol@spf-fail.test>", 250)
+    assert 0.9 < time.monotonic() - start < 5
+    assert ("identity=carol@spf-fail.test result=temperror detail=\"no answer within dns_timeout (1s)\""
+            in srv.log_text())
