@@ -214,6 +214,11 @@ static const struct key_def keys[] = {
      "SPF (RFC 7208) on the MX role: the sender's domain (for the null sender the HELO name) is asked whether "
      "the client may send its mail. off; header: a Received-SPF field records the result; reject: that, and "
      "a fail result is refused at MAIL (550 5.7.23). Not for relay_networks clients and users."},
+    {"smtp_bind_address", T_STRING, F(smtp_bind_address), "", 0, 0,
+     "IPv4 address of this host that outbound SMTP and LMTP connections over IPv4 come from (the one its PTR "
+     "name and SPF records name); empty: the system chooses."},
+    {"smtp_bind_address6", T_STRING, F(smtp_bind_address6), "", 0, 0,
+     "The same for IPv6 connections."},
     {"smtp_port", T_UINT, F(smtp_port), "25", 1, 65535, "Port of the mail exchangers Postern relays to."},
     {"relay_host", T_STRING, F(relay_host), "", 0, 0,
      "Send all mail for other domains (but those with a transport entry) to this server (a smarthost) "
@@ -746,6 +751,20 @@ static void read_relay_auth(struct config *cfg, struct config_errors *errs)
         config_errors_add(errs, "%s:%d: relay_host_auth: no user:password line", cfg->relay_host_auth, lineno);
 }
 
+/* smtp_bind_address(6): an address literal of its family, or empty. */
+static void check_bind_addresses(struct config *cfg, struct config_errors *errs)
+{
+    static const struct { const char *key; int family; } binds[] = {{"smtp_bind_address", AF_INET},
+                                                                   {"smtp_bind_address6", AF_INET6}};
+    for (size_t i = 0; i < 2; i++) {
+        const char *v = i == 0 ? cfg->smtp_bind_address : cfg->smtp_bind_address6;
+        unsigned char addr[16];
+        if (*v && inet_pton(binds[i].family, v, addr) != 1)
+            config_errors_add(errs, "%s:%d: %s: '%.80s' is not an %s address", cfg->path,
+                              config_key_line(cfg, binds[i].key), binds[i].key, v, i == 0 ? "IPv4" : "IPv6");
+    }
+}
+
 static void check_relay_host(struct config *cfg, struct config_errors *errs)
 {
     int line = config_key_line(cfg, "relay_host_auth");
@@ -816,6 +835,7 @@ bool config_load(const char *path, struct config *cfg, struct config_errors *err
         config_errors_add(errs, "%s:%d: dnsbl_zones: %zu zones, at most %d (each is a DNS lookup per connection)",
                           cfg->path, config_key_line(cfg, "dnsbl_zones"), cfg->dnsbl_zones.count, DNSBL_ZONES_MAX);
     check_relay_host(cfg, errs);
+    check_bind_addresses(cfg, errs);
     return errs->count == 0;
 }
 

@@ -95,6 +95,8 @@ struct config {
     char *relay_host;             /* "" or where all outbound mail goes: host, [host] or [address], :port */
     struct next_hop relay_hop;    /* relay_host parsed (relay_hop.relay_host set) */
     char *relay_host_auth;        /* "" or the file with relay_host's user:password */
+    char *smtp_bind_address;      /* "" or the IPv4 address outbound connections come from */
+    char *smtp_bind_address6;     /* "" or the IPv6 address outbound connections come from */
     char *spf_policy;             /* "off", "header" or "reject" (spf.h) */
     char relay_user[256], relay_password[256]; /* read from it ("" = no AUTH); wiped by config_free */
     unsigned max_queue_lifetime;  /* seconds, then bounce */

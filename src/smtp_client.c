@@ -6,6 +6,7 @@
 #include "smtp_client.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
@@ -18,6 +19,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "address.h"
 #include "config.h"
@@ -242,12 +244,42 @@ static void try_target(struct smtp_client *c)
     client_connect(c);
 }
 
+/* smtp_bind_address(6): a non-blocking socket of family bound to it, for the connection; -1 when
+ * none is set (the kernel chooses at connect); -2 when it cannot be made (why filled). */
+static evutil_socket_t bound_socket(const struct config *cfg, int family, char *why, size_t whysz)
+{
+    const char *addr = family == AF_INET ? cfg->smtp_bind_address : family == AF_INET6 ? cfg->smtp_bind_address6 : "";
+    if (!*addr)
+        return -1;
+    struct sockaddr_storage ss = {0};
+    socklen_t len = family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+    ss.ss_family = (sa_family_t)family;
+    void *dst = family == AF_INET ? (void *)&((struct sockaddr_in *)&ss)->sin_addr
+                                  : (void *)&((struct sockaddr_in6 *)&ss)->sin6_addr;
+    evutil_socket_t fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd >= 0 && inet_pton(family, addr, dst) == 1 && bind(fd, (struct sockaddr *)&ss, len) == 0)
+        return fd;
+    snprintf(why, whysz, "cannot use %s %s: %s", family == AF_INET ? "smtp_bind_address" : "smtp_bind_address6",
+             addr, strerror(errno));
+    if (fd >= 0)
+        close(fd);
+    return -2;
+}
+
 void client_connect(struct smtp_client *c)
 {
     const struct dns_target *t = &c->route.targets[c->target];
+    char why[400];
     c->state = C_CONNECT;
-    c->bev = bufferevent_socket_new(c->base, -1, BEV_OPT_CLOSE_ON_FREE);
+    evutil_socket_t fd = bound_socket(c->cfg, t->addr.ss_family, why, sizeof why);
+    if (fd == -2) {
+        client_conn_failed(c, why);
+        return;
+    }
+    c->bev = bufferevent_socket_new(c->base, fd, BEV_OPT_CLOSE_ON_FREE);
     if (!c->bev) {
+        if (fd >= 0)
+            close(fd);
         client_conn_failed(c, "out of memory");
         return;
     }
@@ -255,7 +287,6 @@ void client_connect(struct smtp_client *c)
     client_set_timeout(c, c->cfg->smtp_connect_timeout);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
     if (bufferevent_socket_connect(c->bev, (struct sockaddr *)&t->addr, (int)t->addrlen) < 0) {
-        char why[400];
         if (t->addr.ss_family == AF_UNIX)
             snprintf(why, sizeof why, "connect to %s failed", c->host);
         else

@@ -84,6 +84,7 @@ class Scripted:
         self.tls_used = False
         self.lines = []
         self.bodies = []
+        self.sources = []  # the client address of each connection
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.4", port))
@@ -93,9 +94,10 @@ class Scripted:
     def _serve(self):
         while True:
             try:
-                conn, _ = self.sock.accept()
+                conn, source = self.sock.accept()
             except OSError:
                 return
+            self.sources.append(source[0])
             self.connections += 1
             self.active += 1
             self.max_active = max(self.max_active, self.active)
@@ -520,6 +522,27 @@ def test_null_mx_checks_wait_at_most_dns_timeout(make_server, silent_resolver):
     log = srv.log_text()
     assert "check=sender_domain domain=silent-sender.example waited=1s" in log
     assert "check=recipient_domain domain=silent-rcpt.example waited=1s" in log
+
+
+def test_smtp_bind_address_is_where_outbound_connections_come_from(relay, tmp_path):
+    """smtp_bind_address: the relay's connections come from that address; one this host does not
+    have defers the mail with the reason (and no connection is made)."""
+    peer = scripted(relay, reply=lambda line, n: b"354 go\r\n" if line == "DATA" else b"250 2.0.0 ok\r\n")
+    srv = relay["start"](smtp_bind_address="127.0.0.7")
+    send(srv, ["x@scripted.test"])
+    wait_for(lambda: peer.bodies, what="the message at the peer")
+    assert peer.sources == ["127.0.0.7"]
+    srv.stop()
+    srv = relay["start"](smtp_bind_address="192.0.2.1", smtp_bind_address6="::1")
+    send(srv, ["y@scripted.test"])
+    wait_for(lambda: "cannot use smtp_bind_address 192.0.2.1: Cannot assign requested address" in srv.log_text(),
+             what="the bind failure")
+    assert peer.connections == 1 and "status=deferred" in srv.log_text()
+    conf = tmp_path / "bad.conf"
+    conf.write_text("hostname = mx.example.test\nsmtp_bind_address = ::1\nsmtp_bind_address6 = 127.0.0.1\n")
+    r = subprocess.run([str(BIN), "-c", str(conf), "check-config"], capture_output=True, text=True)
+    assert r.returncode == 1 and f"{conf}:2: smtp_bind_address: '::1' is not an IPv4 address" in r.stderr
+    assert f"{conf}:3: smtp_bind_address6: '127.0.0.1' is not an IPv6 address" in r.stderr
 
 
 def test_sender_with_null_mx_refused(relay):
