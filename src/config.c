@@ -52,6 +52,9 @@ static const struct key_def keys[] = {
     {"tls_cert", T_OPTPATH, F(tls_cert), "", 0, 0,
      "PEM certificate (chain allowed, leaf first). Unset: no TLS (no STARTTLS, no submission)."},
     {"tls_key", T_OPTPATH, F(tls_key), "", 0, 0, "PEM private key of tls_cert."},
+    {"tls_sni", T_OPTPATH, F(tls_sni), "", 0, 0,
+     "Table file of certificates by the name a TLS client asks for (SNI): 'name certfile keyfile' per line, name a "
+     "host name or *.domain; other names (or none) get tls_cert. Reloaded with tls_cert."},
     {"tls_min_version", T_TLS_VERSION, F(tls_min_version), "TLSv1.2", 0, 0,
      "Oldest TLS version accepted: TLSv1, TLSv1.1, TLSv1.2 or TLSv1.3."},
     {"tls_ciphers", T_STRING, F(tls_ciphers), "ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM:DHE+CHACHA20:!aNULL:!MD5:!DSS", 0,
@@ -654,6 +657,9 @@ static void check_tls_keys(struct config *cfg, struct config_errors *errs)
     if (have_cert != have_key)
         config_errors_add(errs, "%s:%d: %s: tls_cert and tls_key must be set together", cfg->path,
                           config_key_line(cfg, have_cert ? "tls_cert" : "tls_key"), have_cert ? "tls_cert" : "tls_key");
+    if (*cfg->tls_sni && !have_cert)
+        config_errors_add(errs, "%s:%d: tls_sni: needs tls_cert and tls_key (the certificate for other names)",
+                          cfg->path, config_key_line(cfg, "tls_sni"));
     const char *roles[] = {"submission_listen", "smtps_listen"};
     const struct strlist *lists[] = {&cfg->submission_listen, &cfg->smtps_listen};
     for (int i = 0; i < 2; i++) {
@@ -976,4 +982,44 @@ void config_print_reference(FILE *out)
     for (size_t i = 0; i < NKEYS; i++)
         fprintf(out, "%-24s default: %-16s %s\n", keys[i].name, *keys[i].def ? keys[i].def : "(none)",
                 keys[i].meaning);
+}
+
+void config_table_read(const struct config *cfg, const char *key, const char *file, config_table_fn fn, void *arg,
+                       struct config_errors *errs)
+{
+    FILE *f = fopen(file, "r");
+    if (!f) {
+        config_errors_add(errs, "%s:%d: %s: cannot read table %s: %s", cfg->path, config_key_line(cfg, key), key,
+                          file, strerror(errno));
+        return;
+    }
+    char line[4096];
+    int lineno = 0;
+    while (fgets(line, sizeof line, f)) {
+        lineno++;
+        if (!strchr(line, '\n') && !feof(f)) {
+            config_errors_add(errs, "%s:%d: %s: line longer than %zu octets", file, lineno, key, sizeof line - 2);
+            int c;
+            while ((c = fgetc(f)) != EOF && c != '\n') /* the rest of it is not another line */
+                ;
+            continue;
+        }
+        char *hash = strchr(line, '#');
+        if (hash)
+            *hash = '\0';
+        char *fields[CONFIG_TABLE_FIELDS];
+        int n = 0;
+        for (char *tok = strtok(line, " \t\r\n"); tok; tok = strtok(NULL, " \t\r\n"))
+            if (n < CONFIG_TABLE_FIELDS)
+                fields[n++] = tok;
+            else
+                n = CONFIG_TABLE_FIELDS + 1;
+        if (n == 0)
+            continue;
+        const char *err = NULL;
+        if (n > CONFIG_TABLE_FIELDS || !fn(arg, fields, n, lineno, &err))
+            config_errors_add(errs, "%s:%d: %s: %s: '%.80s'", file, lineno, key, err ? err : "too many fields",
+                              fields[0]);
+    }
+    fclose(f);
 }

@@ -95,6 +95,7 @@ struct config {
     char *relay_host;             /* "" or where all outbound mail goes: host, [host] or [address], :port */
     struct next_hop relay_hop;    /* relay_host parsed (relay_hop.relay_host set) */
     char *relay_host_auth;        /* "" or the file with relay_host's user:password */
+    char *tls_sni;                /* "" or the table of per-name certificates (tls_sni.c) */
     char *smtp_bind_address;      /* "" or the IPv4 address outbound connections come from */
     char *smtp_bind_address6;     /* "" or the IPv6 address outbound connections come from */
     char *spf_policy;             /* "off", "header" or "reject" (spf.h) */
@@ -125,6 +126,15 @@ struct config_errors {
 };
 
 void config_errors_add(struct config_errors *errs, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Table files (recipients, aliases, tls_sni, ...): one entry per line, '#' starts a comment,
+ * fields split on blanks, at most CONFIG_TABLE_FIELDS per line and lines of 4094 octets. fn gets
+ * each line's fields; a false return (with *err) is added to errs as "file:line: key: err: 'field'".
+ * A file that cannot be read is an error at key's line of the configuration. */
+#define CONFIG_TABLE_FIELDS 64
+typedef bool (*config_table_fn)(void *arg, char **fields, int nfields, int lineno, const char **err);
+void config_table_read(const struct config *cfg, const char *key, const char *file, config_table_fn fn, void *arg,
+                       struct config_errors *errs);
 void config_errors_free(struct config_errors *errs);
 
 /* Reads path into cfg (defaults first). Returns true when no error was added to errs. */

@@ -21,7 +21,6 @@ static void table_key(char *out, size_t outsz, const char *local, const char *do
 
 typedef bool (*table_line_fn)(struct policy *p, char **fields, int nfields, int lineno, const char **err);
 
-#define TABLE_FIELDS_MAX 64 /* blank-separated fields on one table line (an alias's targets) */
 
 struct alias_def {
     char key[ADDR_PATH_MAX + 1]; /* as in p->aliases */
@@ -239,45 +238,23 @@ static void check_aliases(struct policy *p, const char *file, struct config_erro
     p->n_alias_defs = p->alias_defs_cap = 0;
 }
 
-/* Reads a table file line by line; '#' starts a comment; fields split on blanks. */
+struct table_call {
+    struct policy *p;
+    table_line_fn fn;
+};
+
+static bool policy_table_line(void *arg, char **fields, int nfields, int lineno, const char **err)
+{
+    struct table_call *c = arg;
+    return c->fn(c->p, fields, nfields, lineno, err);
+}
+
+/* Reads one of the policy's tables (config_table_read) into p, a line at a time through fn. */
 static void load_table(struct policy *p, const struct config *cfg, const char *key, const char *file,
                        table_line_fn fn, struct config_errors *errs)
 {
-    FILE *f = fopen(file, "r");
-    if (!f) {
-        config_errors_add(errs, "%s:%d: %s: cannot read table %s: %s", cfg->path, config_key_line(cfg, key), key,
-                          file, strerror(errno));
-        return;
-    }
-    char line[4096];
-    int lineno = 0;
-    while (fgets(line, sizeof line, f)) {
-        lineno++;
-        if (!strchr(line, '\n') && !feof(f)) {
-            config_errors_add(errs, "%s:%d: %s: line longer than %zu octets", file, lineno, key, sizeof line - 2);
-            int c;
-            while ((c = fgetc(f)) != EOF && c != '\n') /* the rest of it is not another line */
-                ;
-            continue;
-        }
-        char *hash = strchr(line, '#');
-        if (hash)
-            *hash = '\0';
-        char *fields[TABLE_FIELDS_MAX];
-        int n = 0;
-        for (char *tok = strtok(line, " \t\r\n"); tok; tok = strtok(NULL, " \t\r\n"))
-            if (n < TABLE_FIELDS_MAX)
-                fields[n++] = tok;
-            else
-                n = TABLE_FIELDS_MAX + 1;
-        if (n == 0)
-            continue;
-        const char *err = NULL;
-        if (n > TABLE_FIELDS_MAX || !fn(p, fields, n, lineno, &err))
-            config_errors_add(errs, "%s:%d: %s: %s: '%.80s'", file, lineno, key, err ? err : "too many fields",
-                              fields[0]);
-    }
-    fclose(f);
+    struct table_call c = {p, fn};
+    config_table_read(cfg, key, file, policy_table_line, &c, errs);
 }
 
 /* Adds a configured domain to map in canonical form (idn.h), as every looked-up domain is. */

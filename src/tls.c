@@ -101,6 +101,10 @@ SSL_CTX *tls_context_new(const struct config *cfg, struct config_errors *errs)
     }
     if (version_number(cfg->tls_min_version) < TLS1_2_VERSION)
         SSL_CTX_set_security_level(ctx, 0); /* OpenSSL 3 refuses TLS 1.0/1.1 at the default level */
+    if (!tls_sni_load(ctx, cfg, errs)) {
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
     return ctx;
 }
 
@@ -112,29 +116,37 @@ static void cert_date(const ASN1_TIME *t, char *out, size_t outsz)
         snprintf(out, outsz, "an unreadable date");
 }
 
-void tls_certificate_warnings(SSL_CTX *server, const char *hostname)
+void tls_check_certificate(X509 *cert, const char *key, const char *name)
 {
-    X509 *cert = server ? SSL_CTX_get0_certificate(server) : NULL;
     if (!cert)
         return;
     const ASN1_TIME *not_before = X509_get0_notBefore(cert), *not_after = X509_get0_notAfter(cert);
-    char when[48];
+    char when[48], which[300] = "the certificate";
     int days = 0, secs = 0;
+    if (strcmp(key, "tls_cert") != 0)
+        snprintf(which, sizeof which, "the certificate for %s", name);
     if (X509_cmp_current_time(not_before) > 0) {
         cert_date(not_before, when, sizeof when);
-        log_warn("event=config_warning key=tls_cert detail=\"the certificate is not valid before %s: clients that "
-                 "check certificates refuse it until then\"", when);
+        log_warn("event=config_warning key=%s detail=\"%s is not valid before %s: clients that check certificates "
+                 "refuse it until then\"", key, which, when);
     }
     cert_date(not_after, when, sizeof when);
     if (X509_cmp_current_time(not_after) < 0)
-        log_warn("event=config_warning key=tls_cert detail=\"the certificate expired on %s: clients that check "
-                 "certificates refuse it; renew it, then reload (SIGHUP)\"", when);
+        log_warn("event=config_warning key=%s detail=\"%s expired on %s: clients that check certificates refuse it; "
+                 "renew it, then reload (SIGHUP)\"", key, which, when);
     else if (ASN1_TIME_diff(&days, &secs, NULL, not_after) == 1 && days < CERT_RENEW_DAYS)
-        log_warn("event=config_warning key=tls_cert detail=\"the certificate expires on %s, in %d day%s: renew it, "
-                 "then reload (SIGHUP)\"", when, days, days == 1 ? "" : "s");
-    if (X509_check_host(cert, hostname, 0, 0, NULL) != 1)
-        log_warn("event=config_warning key=tls_cert detail=\"the certificate does not name hostname %s: clients "
-                 "that check the name (mail programs, MTA-STS senders) refuse it\"", hostname);
+        log_warn("event=config_warning key=%s detail=\"%s expires on %s, in %d day%s: renew it, then reload "
+                 "(SIGHUP)\"", key, which, when, days, days == 1 ? "" : "s");
+    if (X509_check_host(cert, name, 0, 0, NULL) != 1)
+        log_warn("event=config_warning key=%s detail=\"%s does not name %s%s: clients that check the name (mail "
+                 "programs, MTA-STS senders) refuse it\"", key, which, strcmp(key, "tls_cert") == 0 ? "hostname " : "",
+                 name);
+}
+
+void tls_certificate_warnings(SSL_CTX *server, const char *hostname)
+{
+    tls_check_certificate(server ? SSL_CTX_get0_certificate(server) : NULL, "tls_cert", hostname);
+    tls_sni_warnings(server);
 }
 
 void tls_contexts_free(struct tls_contexts *t)

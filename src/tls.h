@@ -36,6 +36,16 @@ void tls_contexts_free(struct tls_contexts *t);
 #define CERT_RENEW_DAYS 14
 void tls_certificate_warnings(SSL_CTX *server, const char *hostname);
 
+/* The same checks of one certificate against name, said under key (tls_cert, tls_sni). */
+typedef struct x509_st X509;
+void tls_check_certificate(X509 *cert, const char *key, const char *name);
+
+/* tls_sni.c: the tls_sni table's certificates on the main context (a servername callback picks
+ * one per name the client asks for); false with the errors added, naming the table's lines.
+ * tls_sni_warnings: tls_check_certificate of each against its name. */
+bool tls_sni_load(SSL_CTX *main, const struct config *cfg, struct config_errors *errs);
+void tls_sni_warnings(SSL_CTX *main);
+
 /* "TLSv1.3:TLS_AES_256_GCM_SHA384" style text for logs and Received headers. */
 void tls_describe(SSL *ssl, char *out, size_t outsz);
 

@@ -662,3 +662,52 @@ def test_sighup_reloads_users_and_certificate(tls_server, pki, tmp_path):
     early.expect("DATA", 354)
     early.expect("Subject: across a reload\r\n\r\nbody\r\n.", 250)
     early.expect("QUIT", 221)
+
+
+def test_tls_sni_picks_the_certificate_of_the_name_asked_for(tls_server, pki, tmp_path):
+    """tls_sni: a client asking for mail.other.test (or any one label of *.wild.test) gets that
+    name's certificate, verified with the name; other names and no name get tls_cert. Mistakes are
+    errors at the table's line; certificates that do not name their entry are warned about."""
+    def issue(name, sans):
+        subprocess.run(["openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name}", "-keyout",
+                        f"{name}.key", "-out", f"{name}.csr"], cwd=tmp_path, check=True, capture_output=True)
+        (tmp_path / f"{name}.ext").write_text(f"subjectAltName={sans}\n")
+        subprocess.run(["openssl", "x509", "-req", "-in", f"{name}.csr", "-CA", str(pki / "ca.pem"), "-CAkey",
+                        str(pki / "ca.key"), "-CAcreateserial", "-CAserial", str(tmp_path / "ca.srl"), "-days", "2",
+                        "-extfile", f"{name}.ext", "-out", f"{name}.pem"], cwd=tmp_path, check=True,
+                       capture_output=True)
+        for suffix in (".key", ".pem"):
+            (tmp_path / f"{name}{suffix}").chmod(0o644)
+    issue("mail.other.test", "DNS:mail.other.test")
+    issue("wild", "DNS:*.wild.test")
+    table = tmp_path / "sni"
+    table.write_text(f"# name cert key\nMail.Other.test {tmp_path}/mail.other.test.pem {tmp_path}/mail.other.test.key\n"
+                     f"*.wild.test {tmp_path}/wild.pem {tmp_path}/wild.key\n"
+                     f"mx2.other.test {tmp_path}/wild.pem {tmp_path}/wild.key\n")  # names nothing it is for
+    srv = tls_server(tls_sni=table)
+    assert "key=tls_sni detail=\"the certificate for mx2.other.test does not name mx2.other.test" in srv.log_text()
+
+    def subject(name, verify=True):
+        ctx = client_ctx(pki)
+        ctx.check_hostname = verify
+        with socket.create_connection(("127.0.0.1", srv.smtps_port), timeout=10) as raw:
+            with ctx.wrap_socket(raw, server_hostname=name) as tls:
+                return dict(x[0] for x in tls.getpeercert()["subject"])["commonName"]
+    assert subject("mail.other.test") == "mail.other.test"
+    assert subject("imap.wild.test") == "wild"
+    assert subject("mx.example.test") == "mx.example.test"
+    assert subject("a.b.wild.test", verify=False) == "mx.example.test"  # one label only
+    assert subject("127.0.0.1", verify=False) == "mx.example.test"  # no SNI for an address
+    c = Client(srv.port)
+    assert c.reply()[0] == 220
+    c.expect("EHLO client.example", 250)
+    c.expect("STARTTLS", 220)
+    ctx = client_ctx(pki)
+    c.sock = ctx.wrap_socket(c.sock, server_hostname="mail.other.test")  # STARTTLS too
+    c.expect("EHLO client.example", 250)
+    table.write_text(f"mail.other.test {tmp_path}/missing.pem {tmp_path}/wild.key\nbad_name x y\n*.wild.test a\n")
+    r = subprocess.run([str(BIN), "-c", str(srv.conf_path), "check-config"], capture_output=True, text=True)
+    assert r.returncode == 1
+    assert f"{table}:1: tls_sni: cannot use {tmp_path}/missing.pem and {tmp_path}/wild.key: " in r.stderr
+    assert f"{table}:2: tls_sni: not a host name or *.domain (ASCII): 'bad_name'" in r.stderr
+    assert f"{table}:3: tls_sni: expected 'name certfile keyfile'" in r.stderr
