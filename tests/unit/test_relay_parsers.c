@@ -342,8 +342,13 @@ static void test_dsn_status_and_explain(void **state)
     assert_string_equal(e.source, "RFC 3463");
     assert_int_equal(explain_lookup(551, "5.1.6", "User not local; please try <a@b.example>", &e), 0);
     assert_string_equal(e.source, "Postern reply catalog");
-    assert_int_equal(explain_lookup(550, "5.1.1", NULL, &e), 0); /* one row: Mailbox not found */
+    assert_int_equal(explain_lookup(550, "5.1.1", NULL, &e), 0); /* two rows: Mailbox not found, SRS_INVALID */
+    assert_string_equal(e.source, "RFC 3463");
+    assert_int_equal(explain_lookup(550, "5.1.1", "Mailbox not found", &e), 0);
     assert_string_equal(e.source, "Postern reply catalog");
+    assert_non_null(strstr(e.meaning, "No mailbox with this address"));
+    assert_int_equal(explain_lookup(550, "5.1.1", "Bounce address not valid or expired", &e), 0);
+    assert_non_null(strstr(e.meaning, "SRS"));
 }
 
 /* The report's MIME boundary stays within RFC 2046's 70 characters with a long host name, and
