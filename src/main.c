@@ -6,6 +6,7 @@
  *   postern [-c FILE] queue list [SELECTION]|summary|show ID|flush|delete|hold|release ID...|-|SELECTION
  *                                       inspect and change the outbound queue (queue_cli.c)
  *   postern [-c FILE] dkim-record       the DNS TXT records that publish the dkim_keys (dkim.h)
+ *   postern [-c FILE] spf IP SENDER [HELO]  the SPF result for mail from SENDER sent from IP (spf_cli.h)
  *   postern explain CODE [CODE2]        what a reply code / enhanced status code means (explain.c)
  *   postern passwd [ADDRESS]            read a password (twice on a terminal) and print its crypt(3)
  *                                       hash, as an "ADDRESS:hash" line for the users table
@@ -28,6 +29,7 @@
 #include "privs.h"
 #include "queue_cli.h"
 #include "route_cli.h"
+#include "spf_cli.h"
 #include "server.h"
 #include "tls.h"
 
@@ -42,6 +44,7 @@ static int usage(FILE *to)
                 "          --to ADDRESS|@DOMAIN; delete, hold, release: - reads ids from stdin)\n"
                 "       postern [-c FILE] route ADDRESS...   (what happens to mail for each address)\n"
                 "       postern [-c FILE] dkim-record   (the DNS records to publish for dkim_keys)\n"
+                "       postern [-c FILE] spf CLIENT-IP SENDER [HELO-NAME]   (the SPF result such mail gets)\n"
                 "       postern explain CODE [CODE2]\n       postern --version\n");
     return to == stdout ? 0 : 2;
 }
@@ -209,7 +212,7 @@ int main(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "-c") == 0 && i + 1 < argc)
             path = argv[++i];
-        else if (strcmp(argv[i], "queue") == 0 || strcmp(argv[i], "route") == 0) {
+        else if (strcmp(argv[i], "queue") == 0 || strcmp(argv[i], "route") == 0 || strcmp(argv[i], "spf") == 0) {
             cmd = argv[i];
             queue_argv = argv + i + 1;
             queue_argc = queue_args(argc - i - 1, queue_argv, &path);
@@ -232,9 +235,10 @@ int main(int argc, char **argv)
     struct auth_users users = {0};
     struct tls_contexts tls = {0};
     bool ok = load_all(path, &cfg, &policy, &users, &tls);
-    if (ok && (strcmp(cmd, "queue") == 0 || strcmp(cmd, "route") == 0)) {
-        int rc = strcmp(cmd, "queue") == 0 ? queue_cli_main(cfg.spool_dir, queue_argc, queue_argv)
-                                           : route_cli_main(stdout, &cfg, &policy, queue_argc, queue_argv);
+    if (ok && (strcmp(cmd, "queue") == 0 || strcmp(cmd, "route") == 0 || strcmp(cmd, "spf") == 0)) {
+        int rc = strcmp(cmd, "queue") == 0   ? queue_cli_main(cfg.spool_dir, queue_argc, queue_argv)
+                 : strcmp(cmd, "route") == 0 ? route_cli_main(stdout, &cfg, &policy, queue_argc, queue_argv)
+                                             : spf_cli_main(stdout, &cfg, queue_argc, queue_argv);
         policy_free(&policy);
         auth_users_free(&users);
         tls_contexts_free(&tls);

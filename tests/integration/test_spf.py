@@ -3,9 +3,10 @@ records for each kind of term and each result; the client is 127.0.0.1. spf_poli
 a fail with 550 5.7.23; header (and reject) record every result in a Received-SPF field above the
 Received field; relay_networks clients are not checked."""
 import re
+import subprocess
 import time
 
-from conftest import Client, wait_for
+from conftest import BIN, Client, wait_for
 
 # sender domain -> the result check_host() gives for 127.0.0.1 (carol@ for spf-exists.test)
 RESULTS = {
@@ -86,3 +87,26 @@ def test_no_answer_within_dns_timeout_is_a_temperror_and_the_mail_goes_on(make_s
     assert 0.9 < time.monotonic() - start < 5
     assert ("identity=carol@spf-fail.test result=temperror detail=\"no answer within dns_timeout (1s)\""
             in srv.log_text())
+
+
+def test_spf_command_tells_what_mail_from_an_address_gets(make_server):
+    """postern spf CLIENT-IP SENDER [HELO]: check_host() as at MAIL, with the configured resolver -
+    IPv6 clients (ip6, and %{i} as reversed nibbles), an IPv4-mapped address taken as IPv4, the
+    null sender by its HELO name."""
+    srv = make_server(spf_policy="reject")
+
+    def spf(*args):
+        return subprocess.run([str(BIN), "-c", str(srv.conf_path), "spf", *args], capture_output=True, text=True)
+    r = spf("127.0.0.1", "carol@spf-pass.test")
+    assert r.returncode == 0 and r.stdout == (
+        "carol@spf-pass.test from 127.0.0.1 (identity mailfrom): pass\n  ip4:127.0.0.0/24 matched in spf-pass.test\n")
+    r = spf("127.0.0.1", "carol@spf-fail.test")
+    assert r.returncode == 1 and ": fail\n  -all matched in spf-fail.test\n  spf_policy = reject: MAIL gets 550 5.7.23" \
+        in r.stdout
+    assert "pass\n  exists:%{ir}.%{v}.x.spf-v6.test matched" in spf("::1", "carol@spf-v6.test").stdout
+    assert "pass\n  ip6:2001:db8::/32 matched" in spf("2001:db8::5", "carol@spf-v6.test").stdout
+    assert ": fail\n" in spf("2001:db9::5", "carol@spf-v6.test").stdout
+    assert ": pass\n" in spf("::ffff:127.0.0.1", "carol@spf-pass.test").stdout
+    r = spf("127.0.0.1", "<>", "spf-pass.test")
+    assert r.returncode == 0 and "postmaster@spf-pass.test from 127.0.0.1 (identity helo): pass" in r.stdout
+    assert spf("not-an-ip", "carol@spf-pass.test").returncode == 2
