@@ -18,6 +18,8 @@
 
 #define SPF_DOMAIN_MAX 253 /* RFC 7208 7.3: an expanded domain is cut to this from the left */
 
+struct spf_dns_ops spf_dns = {dns_lookup, dns_cancel};
+
 const char *spf_result_name(enum spf_result r)
 {
     static const char *const names[SPF__COUNT] = {"none", "neutral", "pass", "fail", "softfail", "temperror",
@@ -396,7 +398,7 @@ static void on_dns(void *arg, const struct dns_answer *a);
 static bool lookup(struct spf_check *c, enum step step, const char *name, int rrtype)
 {
     c->step = step;
-    if ((c->q = dns_lookup(c->dns, name, rrtype, on_dns, c)) != NULL)
+    if ((c->q = spf_dns.lookup(c->dns, name, rrtype, on_dns, c)) != NULL)
         return true;
     finish(c, SPF_TEMPERROR, "out of memory");
     return false;
@@ -753,7 +755,7 @@ struct spf_check *spf_check_start(struct dns *dns, const struct sockaddr *ip, co
     struct frame *f = &c->frames[c->depth++]; /* as fetch_record, but a failure is NULL, never the callback */
     snprintf(f->domain, sizeof f->domain, "%s", c->sender_domain);
     c->step = STEP_RECORD;
-    if ((c->q = dns_lookup(dns, f->domain, DNS_RR_TXT, on_dns, c)) != NULL)
+    if ((c->q = spf_dns.lookup(dns, f->domain, DNS_RR_TXT, on_dns, c)) != NULL)
         return c;
     free(c);
     return NULL;
@@ -763,7 +765,8 @@ void spf_check_cancel(struct spf_check *c)
 {
     if (!c)
         return;
-    dns_cancel(c->q);
+    if (c->q)
+        spf_dns.cancel(c->q);
     for (int i = 0; i < c->depth; i++)
         free(c->frames[i].record);
     free(c);

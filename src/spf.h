@@ -42,6 +42,17 @@ struct spf_check *spf_check_start(struct dns *dns, const struct sockaddr *ip, co
 /* Stops a check: its callback will not run. NULL is fine. */
 void spf_check_cancel(struct spf_check *c);
 
+/* How checks ask DNS: dns_lookup and dns_cancel (dns.h). The fuzz target fuzz_spf_eval puts in its
+ * own, answering from its input; nothing else changes them. */
+struct dns_answer;
+struct dns_query;
+struct spf_dns_ops {
+    struct dns_query *(*lookup)(struct dns *d, const char *name, int rrtype,
+                                void (*cb)(void *arg, const struct dns_answer *answer), void *arg);
+    void (*cancel)(struct dns_query *q);
+};
+extern struct spf_dns_ops spf_dns;
+
 /* ---- pure parts (unit-tested, fuzzed) ---- */
 
 /* What the macros (RFC 7208 7.3) stand for. */
