@@ -33,7 +33,16 @@ static const struct {
 
 /* ---------- the table (its lines are read by policy.c's table reader) ---------- */
 
+/* By domain, and a domain's RSA key before its Ed25519 key. */
 static int key_cmp(const void *a, const void *b)
+{
+    const struct dkim_key *x = a, *y = b;
+    int c = strcmp(x->domain, y->domain);
+    return c ? c : (int)x->ed25519 - (int)y->ed25519;
+}
+
+/* Only the domains compared: for lookups. */
+static int domain_cmp(const void *a, const void *b)
 {
     return strcmp(((const struct dkim_key *)a)->domain, ((const struct dkim_key *)b)->domain);
 }
@@ -132,9 +141,10 @@ bool dkim_keys_finish(struct dkim_keys *k, const char *file, struct config_error
     if (k->count)
         qsort(k->keys, k->count, sizeof *k->keys, key_cmp);
     for (size_t i = 1; i < k->count; i++)
-        if (strcmp(k->keys[i - 1].domain, k->keys[i].domain) == 0)
-            config_errors_add(errs, "%s: dkim_keys: %s is listed twice: one key signs a domain's mail", file,
-                              k->keys[i].domain);
+        if (strcmp(k->keys[i - 1].domain, k->keys[i].domain) == 0 && k->keys[i - 1].ed25519 == k->keys[i].ed25519)
+            config_errors_add(errs, "%s: dkim_keys: %s is listed twice with an %s key: a domain signs with one key, "
+                              "or one RSA and one Ed25519 key (RFC 8463: both signatures on each message)", file,
+                              k->keys[i].domain, k->keys[i].ed25519 ? "Ed25519" : "RSA");
     return errs->count == before;
 }
 
@@ -150,11 +160,19 @@ void dkim_keys_free(struct dkim_keys *k)
     memset(k, 0, sizeof *k);
 }
 
+const struct dkim_key *dkim_key_second(const struct dkim_keys *k, const struct dkim_key *key)
+{
+    const struct dkim_key *next = key + 1;
+    return next < k->keys + k->count && strcmp(next->domain, key->domain) == 0 ? next : NULL;
+}
+
 const struct dkim_key *dkim_key_for(const struct dkim_keys *k, const char *domain)
 {
     while (k->count && domain && *domain) {
         struct dkim_key want = {.domain = (char *)domain};
-        const struct dkim_key *hit = bsearch(&want, k->keys, k->count, sizeof *k->keys, key_cmp);
+        const struct dkim_key *hit = bsearch(&want, k->keys, k->count, sizeof *k->keys, domain_cmp);
+        while (hit && hit > k->keys && strcmp(hit[-1].domain, hit->domain) == 0)
+            hit--; /* the first of the domain's keys (its RSA key when it has two) */
         if (hit)
             return hit;
         domain = strchr(domain, '.');
@@ -531,7 +549,9 @@ const struct dkim_key *dkim_sign(const struct dkim_keys *k, const char *added, s
             *why = "no key for the From domain";
             key = dkim_key_for(k, domain);
         }
-        if (key && !(body_hash(text, body, bh) && build_signature(key, &fs, bh, now, out))) {
+        const struct dkim_key *second = key ? dkim_key_second(k, key) : NULL;
+        if (key && !(body_hash(text, body, bh) && build_signature(key, &fs, bh, now, out) &&
+                     (!second || build_signature(second, &fs, bh, now, out)))) {
             *why = "signing failed (OpenSSL)";
             key = NULL;
         }

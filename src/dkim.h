@@ -1,6 +1,7 @@
 /* dkim.h - DKIM signatures (RFC 6376) on mail this server originates, so that receivers can tell
- * it really comes from its From domain (DMARC, RFC 7489, builds on it). One signature per message,
- * made with the key of the From address's domain (or of its nearest listed parent domain):
+ * it really comes from its From domain (DMARC, RFC 7489, builds on it). One signature per message
+ * (two when the domain has an RSA and an Ed25519 key, RFC 8463 3), made with the key of the From
+ * address's domain (or of its nearest listed parent domain):
  * relaxed/relaxed canonicalization, rsa-sha256 (keys of 1024 bits or more, RFC 8301) or
  * ed25519-sha256 (RFC 8463). The keys come from the dkim_keys table ("domain selector keyfile").
  * Signing only reads the message; it never changes a byte of it. */
@@ -41,12 +42,15 @@ bool dkim_keys_add(struct dkim_keys *k, char **fields, int nfields, const char *
 bool dkim_keys_finish(struct dkim_keys *k, const char *file, struct config_errors *errs);
 void dkim_keys_free(struct dkim_keys *k);
 
-/* The key for a canonical domain: its own entry, else the nearest parent domain's; NULL when none. */
+/* The key for a canonical domain: its own entry, else the nearest parent domain's; NULL when none.
+ * A domain with two keys (one RSA, one Ed25519) gives its RSA key; dkim_key_second the other. */
 const struct dkim_key *dkim_key_for(const struct dkim_keys *k, const char *domain);
+const struct dkim_key *dkim_key_second(const struct dkim_keys *k, const struct dkim_key *key);
 
 /* Signs a message: added holds fields placed above the text (LF lines, may be ""), text the
  * message as received (header section, empty line, body; LF line endings). Chooses the key by the
- * From field's domain and appends a DKIM-Signature field (LF lines) to out. Returns the key used,
+ * From field's domain and appends a DKIM-Signature field (LF lines) to out - two, RSA then Ed25519,
+ * when the domain has both. Returns the (first) key used,
  * or NULL when the message gets no signature (no From domain with a key, or a signing error: the
  * reason, for the log, in *why). */
 const struct dkim_key *dkim_sign(const struct dkim_keys *k, const char *added, struct evbuffer *text, long long now,

@@ -65,7 +65,7 @@ struct message {
     enum dsn_ret ret;                 /* DSN RET= */
     char envid[DSN_ENVID_MAX + 1];    /* DSN ENVID= (xtext as given), "" when none */
     char message_id[128];             /* its Message-ID field's value (cut), for the log; "" when none */
-    char dkim_signer[320];            /* "domain/selector" of the DKIM signature added, "" when none (log) */
+    char dkim_signer[400];            /* "domain/selector[+selector]" of the DKIM signatures added, "" when none (log) */
     char *received_spf;               /* the Received-SPF field (smtp_spf.c), or NULL */
     struct evbuffer *headers;         /* Return-Path and Received, LF endings */
     struct evbuffer *body;            /* message text, LF endings */

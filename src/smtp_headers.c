@@ -54,7 +54,9 @@ static void add_dkim_signature(struct session *s, const char *added, time_t now)
     const struct dkim_key *key = dkim_sign(keys, added, m->body, (long long)now, m->headers, &why);
     if (key) {
         s->srv->metrics.dkim_signed++;
-        snprintf(m->dkim_signer, sizeof m->dkim_signer, "%s/%s", key->domain, key->selector);
+        const struct dkim_key *second = dkim_key_second(keys, key);
+        snprintf(m->dkim_signer, sizeof m->dkim_signer, "%s/%s%s%s", key->domain, key->selector, second ? "+" : "",
+                 second ? second->selector : "");
     } else {
         s->srv->metrics.dkim_unsigned++;
         log_debug("event=dkim_unsigned session=%s qid=%s detail=\"%s\"", s->id, m->qid, why);

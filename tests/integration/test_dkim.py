@@ -77,6 +77,30 @@ def test_relayed_mail_is_signed_and_verifies_at_the_receiver(relay, keys, tmp_pa
     assert re.search(r"event=accepted .* dkim=example\.test/sel1", srv.log_text())
 
 
+def test_a_domain_with_an_rsa_and_an_ed25519_key_gets_both_signatures(relay, keys, tmp_path):  # noqa: F811
+    """RFC 8463 3: a domain may sign with both kinds at once, so receivers that know only RSA and
+    those that prefer Ed25519 each find one; both verify on their own."""
+    mx = relay["peers"].start("127.0.0.2")
+    table = key_table(tmp_path, keys, [("example.test", "ed1", "ed.pem"), ("example.test", "rsa1", "rsa.pem")])
+    srv = relay["start"](dkim_keys=table)
+    send(srv, ["bob@two-mx.test"], body=TRICKY)
+    wait_for(lambda: mx.messages, what="delivery to the peer")
+    content = mx.messages[0][2]
+    records = published(srv)
+    assert set(records) == {"ed1._domainkey.example.test", "rsa1._domainkey.example.test"}
+    assert content.count(b"DKIM-Signature:") == 2
+    def verified(message, idx):
+        try:
+            return dkim.DKIM(message).verify(idx=idx, dnsfunc=lambda name, timeout=5: records.get(
+                name.decode().rstrip(".")))
+        except dkim.ValidationError:
+            return False
+    assert verified(content, 0) and verified(content, 1)
+    assert re.findall(rb"a=(rsa-sha256|ed25519-sha256);", content) == [b"rsa-sha256", b"ed25519-sha256"]
+    assert not verified(content.replace(b"Hello", b"Jello"), 0) and not verified(content.replace(b"Hello", b"Jello"), 1)
+    assert re.search(r"event=accepted .* dkim=example\.test/rsa1\+ed1", srv.log_text())
+
+
 def test_submitted_mail_is_signed_with_ed25519_by_the_parent_domains_key(tls_server, pki, keys,  # noqa: F811
                                                                           tmp_path):
     srv = tls_server(relay_networks="", dkim_keys=key_table(tmp_path, keys, [("example.test", "ed1", "ed.pem")]))
@@ -138,7 +162,7 @@ def test_check_config_names_each_bad_line(tmp_path, keys):
         f"sel.test bad/selector {keys / 'rsa.pem'}\n"
         "two.test fields\n"
         f"notakey.test sel {tmp_path / 'postern.conf'}\n"
-        f"EXAMPLE.test sel2 {keys / 'ed.pem'}\n"
+        f"EXAMPLE.test sel2 {keys / 'rsa.pem'}\n"  # a second RSA key (RSA + Ed25519 would be a pair)
         f"long.test sel /{'x' * 5000}.pem\n")
     (tmp_path / "postern.conf").write_text(f"hostname = mx.example.test\ndkim_keys = {tmp_path / 'dkim_keys'}\n")
     r = subprocess.run([str(BIN), "-c", str(tmp_path / "postern.conf"), "check-config"], capture_output=True,
@@ -150,7 +174,7 @@ def test_check_config_names_each_bad_line(tmp_path, keys):
                         (7, "expected 'domain selector keyfile'"), (8, "holds no PEM private key"),
                         (10, "line longer than 4094 octets")):
         assert f"{table}:{line}: dkim_keys: " in r.stderr and words in r.stderr, (line, r.stderr)
-    assert "example.test is listed twice" in r.stderr
+    assert "example.test is listed twice with an RSA key" in r.stderr
     assert "8 configuration errors" in r.stderr, r.stderr
     (tmp_path / "dkim_keys").write_text(f"example.test sel1 {keys / 'rsa.pem'}\n")  # mode 644 (the test's keys)
     r = subprocess.run([str(BIN), "-c", str(tmp_path / "postern.conf"), "check-config"], capture_output=True,
