@@ -213,6 +213,9 @@ static const struct key_def keys[] = {
     {"recipient_domain_check", T_BOOL, F(recipient_domain_check), "yes", 0, 0,
      "yes: refuse at RCPT a relayed recipient whose domain does not exist or has neither MX nor address records "
      "(550 5.1.2) rather than accept it and bounce it later; a failed lookup lets it pass (the queue retries)."},
+    {"spf_skip_networks", T_CIDR_LIST, F(spf_skip_networks), "", 0, 0,
+     "Client networks (CIDR) whose mail is not checked with SPF: your backup MX, forwarders you trust (they pass "
+     "on others' mail, so its SPF fails from them). relay_networks clients and users are never checked."},
     {"spf_policy", T_SPF_POLICY, F(spf_policy), "off", 0, 0,
      "SPF (RFC 7208) on the MX role: the sender's domain (for the null sender the HELO name) is asked whether "
      "the client may send its mail. off; header: a Received-SPF field records the result; reject: that, and "

@@ -46,6 +46,7 @@ struct config {
     char *aliases;                /* alias table file or "" (policy.h) */
     char *moved;                  /* table file or "" */
     struct strlist relay_networks;/* CIDR texts, validated */
+    struct strlist spf_skip_networks; /* CIDR texts, validated: clients SPF is not asked about */
     struct strlist proxy_addresses; /* CIDR texts: this server's addresses behind NAT (mail loop check) */
     struct strlist dnsbl_zones;   /* DNS block lists asked about MX clients (smtp_dnsbl.c) */
     struct strlist null_mx_domains;

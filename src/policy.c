@@ -320,6 +320,10 @@ bool policy_load(struct policy *p, const struct config *cfg, struct config_error
     p->relay_networks = calloc(p->n_relay_networks + 1, sizeof *p->relay_networks);
     for (size_t i = 0; i < p->n_relay_networks; i++)
         cidr_parse(cfg->relay_networks.items[i], &p->relay_networks[i]); /* validated by config */
+    p->n_spf_skip = cfg->spf_skip_networks.count;
+    p->spf_skip = calloc(p->n_spf_skip + 1, sizeof *p->spf_skip);
+    for (size_t i = 0; i < p->n_spf_skip; i++)
+        cidr_parse(cfg->spf_skip_networks.items[i], &p->spf_skip[i]);
     p->recipient_delimiter = strdup(cfg->recipient_delimiter ? cfg->recipient_delimiter : "");
     char first[ADDR_DOMAIN_MAX + 1];
     idn_canonical(cfg->local_domains.count ? cfg->local_domains.items[0] : cfg->hostname, first, sizeof first);
@@ -353,6 +357,7 @@ void policy_free(struct policy *p)
     strmap_free(&p->relay_recipients);
     strmap_free(&p->transport);
     free(p->relay_networks);
+    free(p->spf_skip);
     free(p->recipient_delimiter);
     free(p->postmaster_domain);
     dkim_keys_free(&p->dkim);
@@ -370,6 +375,14 @@ enum srs_verdict policy_srs_recipient(const struct policy *p, const struct mailb
     if (v == SRS_VALID && address_parse_mailbox(addr, strlen(addr), out) != ADDR_OK)
         v = SRS_BAD;
     return v;
+}
+
+bool policy_spf_skipped(const struct policy *p, const struct sockaddr *client)
+{
+    for (size_t i = 0; i < p->n_spf_skip; i++)
+        if (cidr_match(&p->spf_skip[i], client))
+            return true;
+    return false;
 }
 
 bool policy_may_relay(const struct policy *p, const struct sockaddr *client)

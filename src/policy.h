@@ -35,6 +35,8 @@ struct policy {
     bool check_relay_recipients;
     struct cidr *relay_networks;
     size_t n_relay_networks;
+    struct cidr *spf_skip;    /* spf_skip_networks */
+    size_t n_spf_skip;
     char *recipient_delimiter;
     char *postmaster_domain;  /* where a bare <Postmaster> goes: the first local domain */
     struct dkim_keys dkim;    /* the keys that sign mail sent from here (dkim_keys; reloaded with the tables) */
@@ -87,6 +89,9 @@ enum srs_verdict policy_srs_recipient(const struct policy *p, const struct mailb
 /* Builds the tables; errors name the config file:line: key, or table file:line: key. */
 bool policy_load(struct policy *p, const struct config *cfg, struct config_errors *errs);
 void policy_free(struct policy *p);
+
+/* True when the client address is inside spf_skip_networks. */
+bool policy_spf_skipped(const struct policy *p, const struct sockaddr *client);
 
 /* True when the client address is inside relay_networks. */
 bool policy_may_relay(const struct policy *p, const struct sockaddr *client);

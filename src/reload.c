@@ -26,7 +26,7 @@ static const char *const reloadable[] = {"recipients", "moved", "aliases", "user
                                          "tls_min_version", "tls_ciphers", "log_level", "relay_host_auth",
                                          "relay_domains", "relay_recipients", "transport", "dnsbl_zones",
                                          "proxy_addresses", "dkim_keys", "srs_domain", "srs_secret", "srs_max_age",
-                                         "tls_sni",
+                                         "tls_sni", "spf_skip_networks",
                                          NULL};
 
 struct reloaded {

@@ -13,6 +13,7 @@
 #include "config.h"
 #include "log.h"
 #include "message.h"
+#include "policy.h"
 #include "server.h"
 #include "session_priv.h"
 #include "spf.h"
@@ -32,12 +33,13 @@ static bool spf_identity(const struct session *s, char *out, size_t size, bool *
 }
 
 /* Whether this MAIL gets an SPF check: MX role, spf_policy on, a client that does not send from
- * here, a resolver and no DNS outage pause. */
+ * here and is not in spf_skip_networks, a resolver and no DNS outage pause. */
 static bool spf_applies(const struct session *s)
 {
     const struct config *cfg = s->srv->cfg;
     return s->role == ROLE_MX && strcmp(cfg->spf_policy, "off") != 0 && !s->may_relay && !s->auth_user &&
-           s->srv->dns && monotonic_now() >= s->srv->dns_checks_paused_until;
+           s->srv->dns && monotonic_now() >= s->srv->dns_checks_paused_until &&
+           !policy_spf_skipped(s->srv->policy, (const struct sockaddr *)&s->peer);
 }
 
 /* RFC 7208 9.1's comment for each result, about identity and the client's address. */

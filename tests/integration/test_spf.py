@@ -19,7 +19,7 @@ RESULTS = {
 
 
 def test_each_kind_of_record_gives_its_result_and_reject_refuses_a_fail(make_server):
-    srv = make_server(spf_policy="reject")
+    srv = make_server(spf_policy="reject", spf_skip_networks="127.0.0.3/32, ::1")
     c = srv.connect()
     c.expect("EHLO client.example", 250)
     for domain, result in RESULTS.items():
@@ -34,6 +34,12 @@ def test_each_kind_of_record_gives_its_result_and_reject_refuses_a_fail(make_ser
     c.expect("MAIL FROM:<carol@spf-ptr.test>", 250)
     log = srv.log_text()
     assert "identity=carol@spf-ptr.test result=pass detail=\"ptr:%{h} matched in spf-ptr.test\"" in log
+    skipped = Client(srv.port, source="127.0.0.3")  # spf_skip_networks: a backup MX passing others' mail on
+    assert skipped.reply()[0] == 220
+    skipped.expect("EHLO backup-mx.example", 250)
+    skipped.expect("MAIL FROM:<carol@spf-fail.test>", 250)
+    skipped.expect("QUIT", 221)
+    assert srv.log_text().count("identity=carol@spf-fail.test ") == 1
     for domain, result in RESULTS.items():
         assert f"identity=carol@{domain} result={result} " in log, (domain, result)
     assert re.search(r"identity=carol@spf-loop.test result=permerror detail=\"more than 10 DNS-querying terms", log)
