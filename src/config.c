@@ -219,7 +219,7 @@ static const struct key_def keys[] = {
     {"spf_policy", T_SPF_POLICY, F(spf_policy), "off", 0, 0,
      "SPF (RFC 7208) on the MX role: the sender's domain (for the null sender the HELO name) is asked whether "
      "the client may send its mail. off; header: a Received-SPF field records the result; reject: that, and "
-     "a fail result is refused at MAIL (550 5.7.23). Not for relay_networks clients and users."},
+     "a fail gets 550 5.7.23 at each RCPT but postmaster's. Not for relay_networks clients and users."},
     {"smtp_bind_address", T_STRING, F(smtp_bind_address), "", 0, 0,
      "IPv4 address of this host that outbound SMTP and LMTP connections over IPv4 come from (the one its PTR "
      "name and SPF records name); empty: the system chooses."},

@@ -58,6 +58,7 @@ void message_free(struct message *m)
         free(m->expanded[i].orcpt);
     free(m->expanded);
     free(m->received_spf);
+    free(m->spf_refusal);
     free(m->stage.tmp_path);
     if (m->stage.tmp_fd >= 0)
         close(m->stage.tmp_fd);

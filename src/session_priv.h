@@ -116,11 +116,11 @@ void dnsbl_free(struct session *s);
 
 /* smtp_spf.c: starts the SPF check of a sender that passed the domain checks (false: none
  * applies, reply now); frees it with the session. smtp_envelope.c gives the MAIL reply it waited
- * for: refused (SPF fail under spf_policy = reject; domain: the identity's) or accepted. */
+ * for (s->msg->spf_refusal set: its RCPTs will be refused). */
 struct spf_check;
 bool spf_check_begin(struct session *s);
 void spf_free(struct session *s);
-void sender_spf_verdict(struct session *s, bool refuse, const char *domain);
+void sender_spf_verdict(struct session *s);
 
 /* smtp_headers.c: Return-Path, Received and (submitted mail) Message-ID/Date, into s->msg->headers. */
 void build_trace_headers(struct session *s, const struct header_facts *facts);

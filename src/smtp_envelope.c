@@ -315,16 +315,10 @@ void cmd_mail(struct session *s, const struct smtp_command *c)
     accept_sender(s);
 }
 
-void sender_spf_verdict(struct session *s, bool refuse, const char *domain)
+void sender_spf_verdict(struct session *s)
 {
     s->dns_pending = false;
-    if (refuse) {
-        log_mail_refused(s, s->msg->sender, REPLY_SPF_FAIL);
-        reset_transaction(s);
-        reply(s, REPLY_SPF_FAIL, domain, s->peer_ip);
-    } else {
-        accept_sender(s);
-    }
+    accept_sender(s);
     if (!s->closing && !s->dead)
         process_input(s);
 }
@@ -408,10 +402,17 @@ void cmd_rcpt(struct session *s, const struct smtp_command *c)
         mb = &postmaster_here;
     }
     const char *list = dnsbl_listed(s);
-    if (list && !mb->is_postmaster && strcasecmp(mb->local, "postmaster") != 0) { /* RFC 5321 4.5.1 */
+    bool postmaster = mb->is_postmaster || strcasecmp(mb->local, "postmaster") == 0; /* RFC 5321 4.5.1 */
+    if (list && !postmaster) {
         free(r.orcpt);
         log_rcpt_refused(s, mb->addr, REPLY_DNSBL_LISTED, "dnsbl");
         reply(s, REPLY_DNSBL_LISTED, s->peer_ip, list);
+        return;
+    }
+    if (s->msg->spf_refusal && !postmaster) {
+        free(r.orcpt);
+        log_rcpt_refused(s, mb->addr, REPLY_SPF_FAIL, "spf_fail");
+        reply(s, REPLY_SPF_FAIL, s->msg->spf_refusal, s->peer_ip);
         return;
     }
     struct mailbox bounce_to;

@@ -2,8 +2,10 @@
  * checks, its domain (the HELO name for the null sender) is asked whether this client may send
  * its mail; the MAIL reply waits for the answer, at most dns_timeout (then: temperror). The result
  * becomes a Received-SPF field (RFC 7208 9.1) above this server's Received; with spf_policy =
- * reject, a fail is refused with 550 5.7.23 (RFC 7372). relay_networks clients and authenticated
- * users are not asked about: they send from here. Part of the session (session_priv.h). */
+ * reject, a fail gets 550 5.7.23 (RFC 7372) at each RCPT but postmaster's (RFC 5321 4.5.1: the
+ * sender of a domain with a broken record can still reach a person), as a block list listing does.
+ * relay_networks clients, authenticated users and spf_skip_networks are not asked about.
+ * Part of the session (session_priv.h). */
 #include <event2/event.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -102,7 +104,11 @@ static void spf_result(struct session *s, enum spf_result r, const char *detail)
     free(s->msg->received_spf);
     s->msg->received_spf = received_spf(s, r, identity, helo_identity, detail);
     const char *at = strrchr(identity, '@');
-    sender_spf_verdict(s, r == SPF_FAIL && strcmp(s->srv->cfg->spf_policy, "reject") == 0, at ? at + 1 : identity);
+    if (r == SPF_FAIL && strcmp(s->srv->cfg->spf_policy, "reject") == 0) {
+        free(s->msg->spf_refusal);
+        s->msg->spf_refusal = strdup(at ? at + 1 : identity); /* NULL (out of memory): not refused */
+    }
+    sender_spf_verdict(s);
 }
 
 static void on_spf_done(void *arg, enum spf_result r, const char *detail)

@@ -97,7 +97,7 @@ int spf_cli_main(FILE *out, const struct config *cfg, int argc, char **argv)
             spf_result_name(run.result), run.detail);
     if (run.result == SPF_FAIL)
         fprintf(out, "  spf_policy = %s: %s\n", cfg->spf_policy,
-                strcmp(cfg->spf_policy, "reject") == 0 ? "MAIL gets 550 5.7.23"
+                strcmp(cfg->spf_policy, "reject") == 0 ? "each RCPT but postmaster's gets 550 5.7.23"
                 : strcmp(cfg->spf_policy, "header") == 0 ? "recorded in Received-SPF, accepted"
                                                         : "not checked at all");
     return run.result == SPF_PASS ? 0 : 1;
