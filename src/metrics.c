@@ -3,7 +3,8 @@
  * the loop thread (a scrape reads what the loop thread writes: no locks). HTTP is libevent's evhttp:
  * GET and HEAD only, request headers capped at 8 KiB, no body, command_timeout per connection.
  * It tells counts, never addresses or message contents; still, bind it to loopback or a
- * monitoring network - it has no password and evhttp does not cap its connections. */
+ * monitoring network - it has no password and evhttp does not cap its connections. A reload that
+ * changes metrics_listen moves it (reload.c). */
 #include "metrics.h"
 
 #include <event2/buffer.h>
@@ -199,7 +200,8 @@ static bool bind_one(struct server *srv, const char *item)
 bool metrics_start(struct server *srv)
 {
     const struct strlist *l = &srv->cfg->metrics_listen;
-    srv->metrics.started = (double)time(NULL);
+    if (!srv->metrics.started) /* not again when a reload moves the endpoint */
+        srv->metrics.started = (double)time(NULL);
     if (l->count == 0)
         return true;
     if (!(srv->metrics.http = evhttp_new(srv->base)))

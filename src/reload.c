@@ -15,6 +15,7 @@
 #include "auth.h"
 #include "config.h"
 #include "log.h"
+#include "metrics.h"
 #include "policy.h"
 #include "server.h"
 #include "tls.h"
@@ -26,7 +27,7 @@ static const char *const reloadable[] = {"recipients", "moved", "aliases", "user
                                          "tls_min_version", "tls_ciphers", "log_level", "relay_host_auth",
                                          "relay_domains", "relay_recipients", "transport", "dnsbl_zones",
                                          "proxy_addresses", "dkim_keys", "srs_domain", "srs_secret", "srs_max_age",
-                                         "tls_sni", "spf_skip_networks",
+                                         "tls_sni", "spf_skip_networks", "metrics_listen",
                                          NULL};
 
 struct reloaded {
@@ -105,6 +106,36 @@ static void swap_lists(struct strlist *running, struct strlist *fresh)
     *fresh = old;
 }
 
+static bool same_list(const struct strlist *a, const struct strlist *b)
+{
+    if (a->count != b->count)
+        return false;
+    for (size_t i = 0; i < a->count; i++)
+        if (strcmp(a->items[i], b->items[i]) != 0)
+            return false;
+    return true;
+}
+
+/* metrics_listen changed: the endpoint moves to the new addresses. When one cannot be bound (in
+ * use, or a port below 1024 now that the server runs unprivileged: logged by server_bind), it
+ * stays on the previous ones. */
+static void reload_metrics(struct server *srv, struct strlist *fresh)
+{
+    if (same_list(&srv->cfg->metrics_listen, fresh))
+        return;
+    swap_lists(&srv->cfg->metrics_listen, fresh);
+    metrics_stop(srv);
+    if (metrics_start(srv)) {
+        log_info("event=metrics_listen_changed addresses=%zu", srv->cfg->metrics_listen.count);
+        return;
+    }
+    metrics_stop(srv);
+    swap_lists(&srv->cfg->metrics_listen, fresh);
+    bool back = metrics_start(srv);
+    log_error("event=metrics_listen_failed detail=\"cannot listen on the new addresses (see above): %s\"",
+              back ? "the endpoint stays on the previous ones" : "the endpoint is closed");
+}
+
 /* Loop thread: swaps the new tables and context in place (the structs stay where every session's
  * srv points), or logs why nothing changed. */
 static void apply(void *arg)
@@ -148,6 +179,7 @@ static void apply(void *arg)
     apply_relay_credentials(srv->cfg, &r->cfg);
     swap_lists(&srv->cfg->dnsbl_zones, &r->cfg.dnsbl_zones); /* read on this thread only; the old ones go */
     swap_lists(&srv->cfg->proxy_addresses, &r->cfg.proxy_addresses); /* with r */
+    reload_metrics(srv, &r->cfg.metrics_listen);
     log_info("event=reloaded recipients=%zu moved=%zu users=%zu local_domains=%zu dkim_keys=%zu tls=%s",
              srv->policy->recipients.count, srv->policy->moved.count, srv->users->users.count,
              srv->policy->local_domains.count, srv->policy->dkim.count, srv->tls_ctx ? "reloaded" : "off");

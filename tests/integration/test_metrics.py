@@ -2,7 +2,10 @@
 and after what a real client did, and must have moved by exactly that."""
 import http.client
 import re
+import socket
 import subprocess
+
+import pytest
 
 from conftest import BIN, free_port, sighup_and_wait, wait_for
 from test_relay import queue_empty, relay, scripted, send  # noqa: F401 (relay: a fixture)
@@ -144,3 +147,27 @@ def test_check_config_names_a_metrics_address_that_clashes(tmp_path):
     conf.write_text("metrics_listen = localhost:9100\n")
     r = subprocess.run([str(BIN), "check-config", "-c", str(conf)], capture_output=True, text=True, timeout=10)
     assert r.returncode != 0 and f"{conf}:1: metrics_listen" in r.stderr
+
+
+def test_a_reload_moves_the_endpoint_or_keeps_it_where_it_was(make_server):
+    """metrics_listen is applied by a reload: the endpoint moves to the new address (the start time
+    stays); a new address that cannot be bound leaves it where it was, said in the log."""
+    a, b = free_port(), free_port()
+    srv = make_server(metrics_listen=f"127.0.0.1:{a}")
+    started = values(a)["postern_start_time_seconds"]
+    conf = srv.conf_path.read_text()
+    srv.conf_path.write_text(conf.replace(f"metrics_listen = 127.0.0.1:{a}", f"metrics_listen = 127.0.0.1:{b}"))
+    sighup_and_wait(srv, "metrics_listen_changed")
+    assert scrape(b)[0] == 200 and values(b)["postern_start_time_seconds"] == started
+    with pytest.raises(ConnectionRefusedError):
+        scrape(a)
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen(1)
+    srv.conf_path.write_text(conf.replace(f"metrics_listen = 127.0.0.1:{a}",
+                                          f"metrics_listen = 127.0.0.1:{taken.getsockname()[1]}"))
+    sighup_and_wait(srv, "metrics_listen_failed")
+    taken.close()
+    assert scrape(b)[0] == 200
+    log = srv.log_text()
+    assert "the endpoint stays on the previous ones" in log and "keys=metrics_listen" not in log
