@@ -48,7 +48,9 @@ static const struct key_def keys[] = {
     {"metrics_listen", T_OPT_LISTEN_LIST, F(metrics_listen), "", 0, 0,
      "Addresses (host:port) serving Prometheus metrics over HTTP at /metrics: connections, replies by "
      "reason, messages, latency of the 250, deliveries, queue, disk. No password: keep it on loopback or a "
-     "monitoring network. Default: none."},
+     "monitoring network. Default: none (at most 16)."},
+    {"metrics_max_connections", T_UINT, F(metrics_max_connections), "16", 1, 1000,
+     "Scrape connections metrics_listen holds open at once; more are closed as they come."},
     {"tls_cert", T_OPTPATH, F(tls_cert), "", 0, 0,
      "PEM certificate (chain allowed, leaf first). Unset: no TLS (no STARTTLS, no submission)."},
     {"tls_key", T_OPTPATH, F(tls_key), "", 0, 0, "PEM private key of tls_cert."},
@@ -714,6 +716,9 @@ static void report_clash(struct config *cfg, struct config_errors *errs, const c
  * ("Address already in use"): check-config names both places instead. Every pair is compared. */
 static void check_listen_clashes(struct config *cfg, struct config_errors *errs)
 {
+    if (cfg->metrics_listen.count > 16)
+        config_errors_add(errs, "%s:%d: metrics_listen: at most 16 addresses", cfg->path,
+                          config_key_line(cfg, "metrics_listen"));
     const char *names[] = {"listen", "submission_listen", "smtps_listen", "metrics_listen"};
     const struct strlist *lists[] = {&cfg->listen, &cfg->submission_listen, &cfg->smtps_listen, &cfg->metrics_listen};
     for (int i = 0; i < 4; i++)

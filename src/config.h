@@ -101,6 +101,7 @@ struct config {
     char *smtp_bind_address6;     /* "" or the IPv6 address outbound connections come from */
     char *spf_policy;             /* "off", "header" or "reject" (spf.h) */
     char relay_user[256], relay_password[256]; /* read from it ("" = no AUTH); wiped by config_free */
+    unsigned metrics_max_connections; /* scrape connections open at once */
     unsigned max_queue_lifetime;  /* seconds, then bounce */
     unsigned delay_warning_time;  /* seconds, 0 = no delay warnings */
     unsigned destination_concurrency; /* connections per destination domain */

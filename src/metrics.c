@@ -1,17 +1,20 @@
 /* metrics.c - the Prometheus endpoint (metrics_listen): GET /metrics answers the counters of
  * struct metrics and the server's gauges in the text exposition format 0.0.4, built on demand on
- * the loop thread (a scrape reads what the loop thread writes: no locks). HTTP is libevent's evhttp:
- * GET and HEAD only, request headers capped at 8 KiB, no body, command_timeout per connection.
- * It tells counts, never addresses or message contents; still, bind it to loopback or a
- * monitoring network - it has no password and evhttp does not cap its connections. A reload that
- * changes metrics_listen moves it (reload.c). */
+ * the loop thread (a scrape reads what the loop thread writes: no locks). HTTP is a small server
+ * of its own on bufferevents - libevent 2.1's evhttp cannot bound its connections: GET and HEAD
+ * only, one request per connection (then closed), the request at most 8 KiB, command_timeout per
+ * connection, at most metrics_max_connections open (more are closed at once). It tells counts,
+ * never addresses or message contents; still, bind it to loopback or a monitoring network: it has
+ * no password. A reload that changes metrics_listen moves it (reload.c). */
 #include "metrics.h"
 
 #include <event2/buffer.h>
-#include <event2/http.h>
-#include <event2/keyvalq_struct.h>
+#include <event2/bufferevent.h>
 #include <event2/listener.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include "config.h"
@@ -56,6 +59,8 @@ static void render_connections(struct server *srv, struct evbuffer *out)
                             srv->metrics.connections[i]);
     single(out, "postern_connections_open", "gauge", "Connections open now that count against max_connections.",
            srv->nactive);
+    single(out, "postern_metrics_connections_refused_total", "counter",
+           "Scrape connections closed unanswered: metrics_max_connections were open.", (double)srv->metrics.refused);
 }
 
 /* Every catalog row, sent or not (a series that appears only once it is non-zero breaks rate()). */
@@ -161,40 +166,151 @@ void metrics_render(struct server *srv, struct evbuffer *out)
     render_state(srv, out);
 }
 
-/* GET /metrics: the exposition; any other path: 404. */
-static void on_request(struct evhttp_request *req, void *arg)
+/* ---------- the HTTP endpoint ---------- */
+
+/* One scrape connection: its request is read (at most METRICS_HEADERS_MAX octets, command_timeout),
+ * answered, and the connection closed once the answer is out (HTTP/1.1 "Connection: close"). */
+struct metrics_conn {
+    struct server *srv;
+    struct bufferevent *bev;
+    bool answered;             /* the answer is queued: what the client sends now is read and dropped */
+    bool shut;                 /* the answer is out and our side shut down: waiting for the client's close */
+    struct metrics_conn *prev, *next;
+};
+
+#define METRICS_LINGER_SECONDS 2 /* after the answer, how long the client has to close (unread input
+                                  * would make our close a reset, which may destroy the answer) */
+
+static void conn_free(struct metrics_conn *c)
 {
-    struct server *srv = arg;
-    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
-    const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
-    struct evbuffer *body = evbuffer_new();
-    if (!body) {
-        evhttp_send_error(req, HTTP_SERVUNAVAIL, NULL);
-        return;
-    }
-    struct evkeyvalq *headers = evhttp_request_get_output_headers(req);
-    if (!path || strcmp(path, "/metrics") != 0) {
-        evbuffer_add_printf(body, "not found: the metrics are at /metrics\n");
-        evhttp_add_header(headers, "Content-Type", "text/plain; charset=utf-8");
-        evhttp_send_reply(req, HTTP_NOTFOUND, "Not Found", body);
-    } else {
-        metrics_render(srv, body);
-        evhttp_add_header(headers, "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
-        evhttp_send_reply(req, HTTP_OK, "OK", body);
-    }
-    evbuffer_free(body);
+    struct metrics *m = &c->srv->metrics;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        m->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    m->nconns--;
+    bufferevent_free(c->bev);
+    free(c);
 }
 
-/* Binds one metrics_listen address (server_bind) and hands it to evhttp. */
-static bool bind_one(struct server *srv, const char *item)
+/* Sends status, headers and (for a GET) body, then closes once it is all written. */
+static void respond(struct metrics_conn *c, const char *status, const char *extra, bool head, struct evbuffer *body)
 {
-    struct evconnlistener *l = server_bind(srv, "metrics_listen", item, 64, NULL, NULL);
-    if (l && !evhttp_bind_listener(srv->metrics.http, l)) {
-        log_error("event=startup_failed key=metrics_listen address=%s error=\"out of memory\"", item);
-        evconnlistener_free(l);
-        return false;
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    size_t len = body ? evbuffer_get_length(body) : 0;
+    evbuffer_add_printf(out, "HTTP/1.1 %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%sConnection: close\r\n\r\n",
+                        status, strncmp(status, "200", 3) == 0 ? "text/plain; version=0.0.4; charset=utf-8"
+                                                               : "text/plain; charset=utf-8", len, extra);
+    if (body && !head)
+        evbuffer_add_buffer(out, body);
+    c->answered = true;
+}
+
+static void respond_text(struct metrics_conn *c, const char *status, const char *extra, bool head, const char *text)
+{
+    struct evbuffer *body = evbuffer_new();
+    if (body)
+        evbuffer_add_printf(body, "%s\n", text);
+    respond(c, status, extra, head, body);
+    if (body)
+        evbuffer_free(body);
+}
+
+/* The request line "METHOD SP TARGET SP HTTP/1.x": GET or HEAD /metrics (a query is ignored). */
+static void answer(struct metrics_conn *c, const char *line)
+{
+    char method[8], target[256], version[16];
+    if (sscanf(line, "%7s %255s %15s", method, target, version) != 3 || strncmp(version, "HTTP/1.", 7) != 0) {
+        respond_text(c, "400 Bad Request", "", false, "bad request");
+        return;
     }
-    return l != NULL;
+    bool head = strcmp(method, "HEAD") == 0;
+    target[strcspn(target, "?")] = '\0';
+    if (!head && strcmp(method, "GET") != 0) {
+        respond_text(c, "405 Method Not Allowed", "Allow: GET, HEAD\r\n", false, "only GET and HEAD");
+    } else if (strcmp(target, "/metrics") != 0) {
+        respond_text(c, "404 Not Found", "", head, "not found: the metrics are at /metrics");
+    } else {
+        struct evbuffer *body = evbuffer_new();
+        if (body)
+            metrics_render(c->srv, body);
+        respond(c, body ? "200 OK" : "503 Service Unavailable", "", head, body);
+        if (body)
+            evbuffer_free(body);
+    }
+}
+
+static void on_conn_read(struct bufferevent *bev, void *arg)
+{
+    struct metrics_conn *c = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    if (c->answered) {
+        evbuffer_drain(in, evbuffer_get_length(in));
+        return;
+    }
+    struct evbuffer_ptr end = evbuffer_search(in, "\r\n\r\n", 4, NULL);
+    if (end.pos < 0)
+        end = evbuffer_search(in, "\n\n", 2, NULL);
+    if (end.pos < 0) {
+        if (evbuffer_get_length(in) >= METRICS_HEADERS_MAX)
+            respond_text(c, "431 Request Header Fields Too Large", "", false, "request too large");
+        return; /* the rest of the request is on its way */
+    }
+    size_t n = 0;
+    char *line = evbuffer_readln(in, &n, EVBUFFER_EOL_CRLF);
+    answer(c, line ? line : "");
+    free(line);
+}
+
+/* The answer is out: our side is shut down (the client sees the end of it), and the client gets
+ * METRICS_LINGER_SECONDS to close its side. Timeout, EOF or error: the connection is freed. */
+static void on_conn_write(struct bufferevent *bev, void *arg)
+{
+    struct metrics_conn *c = arg;
+    if (!c->answered || c->shut || evbuffer_get_length(bufferevent_get_output(bev)) > 0)
+        return;
+    c->shut = true;
+    shutdown(bufferevent_getfd(bev), SHUT_WR);
+    struct timeval linger = {METRICS_LINGER_SECONDS, 0};
+    bufferevent_set_timeouts(bev, &linger, NULL);
+}
+
+static void on_conn_event(struct bufferevent *bev, short what, void *arg)
+{
+    (void)bev;
+    (void)what;
+    conn_free(arg);
+}
+
+/* A scrape connection: taken while fewer than metrics_max_connections are open, else closed at
+ * once (evhttp could not bound them, hence this small server of our own). */
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int len, void *arg)
+{
+    (void)l, (void)sa, (void)len;
+    struct server *srv = arg;
+    struct metrics *m = &srv->metrics;
+    struct metrics_conn *c = m->nconns < srv->cfg->metrics_max_connections ? calloc(1, sizeof *c) : NULL;
+    if (!c || !(c->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE))) {
+        if (c)
+            free(c);
+        else if (m->nconns >= srv->cfg->metrics_max_connections)
+            m->refused++;
+        evutil_closesocket(fd);
+        return;
+    }
+    c->srv = srv;
+    c->next = m->conns;
+    if (m->conns)
+        m->conns->prev = c;
+    m->conns = c;
+    m->nconns++;
+    struct timeval tv = {(time_t)srv->cfg->command_timeout, 0};
+    bufferevent_set_timeouts(c->bev, &tv, &tv);
+    bufferevent_setwatermark(c->bev, EV_READ, 0, METRICS_HEADERS_MAX);
+    bufferevent_setcb(c->bev, on_conn_read, on_conn_write, on_conn_event, c);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 }
 
 bool metrics_start(struct server *srv)
@@ -202,24 +318,26 @@ bool metrics_start(struct server *srv)
     const struct strlist *l = &srv->cfg->metrics_listen;
     if (!srv->metrics.started) /* not again when a reload moves the endpoint */
         srv->metrics.started = (double)time(NULL);
-    if (l->count == 0)
-        return true;
-    if (!(srv->metrics.http = evhttp_new(srv->base)))
-        return false;
-    evhttp_set_allowed_methods(srv->metrics.http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD);
-    evhttp_set_max_headers_size(srv->metrics.http, METRICS_HEADERS_MAX);
-    evhttp_set_max_body_size(srv->metrics.http, 0);
-    evhttp_set_timeout(srv->metrics.http, (int)srv->cfg->command_timeout);
-    evhttp_set_gencb(srv->metrics.http, on_request, srv);
-    for (size_t i = 0; i < l->count; i++)
-        if (!bind_one(srv, l->items[i]))
+    for (size_t i = 0; i < l->count && i < METRICS_LISTEN_MAX; i++) {
+        struct evconnlistener *ev = server_bind(srv, "metrics_listen", l->items[i], 64, on_accept, srv);
+        if (!ev)
             return false;
+        srv->metrics.listeners[srv->metrics.nlisteners++] = ev;
+    }
     return true;
 }
 
 void metrics_stop(struct server *srv)
 {
-    if (srv->metrics.http)
-        evhttp_free(srv->metrics.http);
-    srv->metrics.http = NULL;
+    struct metrics *m = &srv->metrics;
+    for (size_t i = 0; i < m->nlisteners; i++)
+        evconnlistener_free(m->listeners[i]);
+    m->nlisteners = 0;
+    for (struct metrics_conn *c = m->conns, *next; c; c = next) {
+        next = c->next;
+        bufferevent_free(c->bev);
+        free(c);
+    }
+    m->conns = NULL;
+    m->nconns = 0;
 }

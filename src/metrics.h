@@ -12,7 +12,10 @@
 #include "spf.h"
 
 struct server;
-struct evhttp;
+struct evconnlistener;
+struct metrics_conn;
+
+#define METRICS_LISTEN_MAX 16 /* metrics_listen addresses */
 
 /* Upper bounds (seconds) of the end-of-data-to-250 latency histogram's buckets (+Inf after). */
 #define METRICS_LATENCY_BUCKETS 12
@@ -35,7 +38,11 @@ struct metrics {
     double commit_latency_sum;                     /* seconds */
     unsigned long long reloads, reload_failures;
     double started;                                /* time(NULL) at start-up */
-    struct evhttp *http;                           /* the endpoint; NULL when metrics_listen is empty */
+    struct evconnlistener *listeners[METRICS_LISTEN_MAX]; /* the endpoint's listeners */
+    size_t nlisteners;
+    struct metrics_conn *conns;                    /* scrape connections open */
+    unsigned nconns;
+    unsigned long long refused;                    /* connections closed: metrics_max_connections reached */
 };
 
 /* Counts one end-of-data-to-250 latency (seconds). */

@@ -92,8 +92,8 @@ struct sockaddr;
 bool server_listens_at(struct server *srv, const struct sockaddr *addr);
 
 /* Binds one address of a listen key (host:port, validated by config) with libevent's listener;
- * logs event=listening, or event=startup_failed naming the key's file and line (NULL then). cb
- * may be NULL (evhttp sets its own). */
+ * logs event=listening, or event=startup_failed naming the key's file and line (NULL then); cb
+ * takes its connections. */
 struct evconnlistener *server_bind(struct server *srv, const char *key, const char *address, int backlog,
                                    evconnlistener_cb cb, void *arg);
 

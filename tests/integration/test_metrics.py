@@ -4,6 +4,7 @@ import http.client
 import re
 import socket
 import subprocess
+import time
 
 import pytest
 
@@ -104,7 +105,7 @@ def test_other_paths_and_methods_are_refused_and_reload_is_counted(make_server):
     srv = make_server(metrics_listen=f"[::1]:{mport}, 127.0.0.1:{mport}")
     status, _, body = scrape(mport, "/")
     assert status == 404 and "/metrics" in body
-    assert scrape(mport, method="POST")[0] == 501  # evhttp's answer to a method not allowed
+    assert scrape(mport, method="POST")[0] == 405
     assert scrape(mport, method="HEAD")[0] == 200
     c = http.client.HTTPConnection("::1", mport, timeout=5)
     c.request("GET", "/metrics")
@@ -171,3 +172,42 @@ def test_a_reload_moves_the_endpoint_or_keeps_it_where_it_was(make_server):
     assert scrape(b)[0] == 200
     log = srv.log_text()
     assert "the endpoint stays on the previous ones" in log and "keys=metrics_listen" not in log
+
+
+def test_connections_are_bounded_and_requests_too(make_server):
+    """metrics_max_connections: past it a connection is closed unanswered (and counted); an idle one
+    holds its place until command_timeout; a request over 8 KiB gets 431; HTTP/1.0 works."""
+    mport = free_port()
+    srv = make_server(metrics_listen=f"127.0.0.1:{mport}", metrics_max_connections=2, command_timeout="2s")
+    idle = [socket.create_connection(("127.0.0.1", mport), timeout=5) for _ in range(2)]
+    time.sleep(0.2)
+    extra = socket.create_connection(("127.0.0.1", mport), timeout=5)
+    extra.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+    try:
+        answered = extra.recv(100)
+    except ConnectionResetError:  # closed with the request unread
+        answered = b""
+    assert answered == b""  # closed: two are open
+    extra.close()
+    for s in idle:
+        s.close()
+    def refused_so_far():  # the server sees the idle ones' close a moment after this test does
+        try:
+            return values(mport)["postern_metrics_connections_refused_total"]
+        except (ConnectionError, http.client.RemoteDisconnected):
+            return None
+    assert wait_for(refused_so_far, what="a scrape again") >= 1
+    big = socket.create_connection(("127.0.0.1", mport), timeout=5)
+    big.sendall(b"GET /metrics HTTP/1.1\r\nX-Pad: " + b"x" * 9000 + b"\r\n\r\n")
+    assert big.recv(100).startswith(b"HTTP/1.1 431 ")
+    big.close()
+    slow = socket.create_connection(("127.0.0.1", mport), timeout=5)
+    slow.sendall(b"GET /metrics HTTP/1.0\r\n")  # never finished: command_timeout closes it
+    start = time.monotonic()
+    assert slow.recv(100) == b"" and 1.5 < time.monotonic() - start < 5
+    one = socket.create_connection(("127.0.0.1", mport), timeout=5)
+    one.sendall(b"GET /metrics?x=1 HTTP/1.0\n\n")
+    reply = b""
+    while chunk := one.recv(65536):
+        reply += chunk
+    assert reply.startswith(b"HTTP/1.1 200 OK\r\n") and b"postern_build_info" in reply
