@@ -113,7 +113,8 @@ static bool sni_line(void *arg, char **f, int n, int lineno, const char **err)
     }
     for (char *p = f[0]; *p; p++)
         *p = (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
-    if (sni_find(t, f[0]) && strcmp(sni_find(t, f[0])->name, f[0]) == 0) {
+    const struct sni_entry *same = sni_find(t, f[0]); /* an exact entry, or a wildcard covering it */
+    if (same && strcmp(same->name, f[0]) == 0) {
         *err = "listed twice";
         return false;
     }
