@@ -874,7 +874,7 @@ void config_free(struct config *cfg)
     memset(cfg, 0, sizeof *cfg);
 }
 
-static bool strlists_equal(const struct strlist *a, const struct strlist *b)
+bool strlists_equal(const struct strlist *a, const struct strlist *b)
 {
     if (a->count != b->count)
         return false;

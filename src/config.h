@@ -127,6 +127,9 @@ struct config_errors {
     size_t count;
 };
 
+/* The same items in the same order. */
+bool strlists_equal(const struct strlist *a, const struct strlist *b);
+
 void config_errors_add(struct config_errors *errs, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Table files (recipients, aliases, tls_sni, ...): one entry per line, '#' starts a comment,

@@ -291,12 +291,14 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     (void)l, (void)sa, (void)len;
     struct server *srv = arg;
     struct metrics *m = &srv->metrics;
-    struct metrics_conn *c = m->nconns < srv->cfg->metrics_max_connections ? calloc(1, sizeof *c) : NULL;
+    if (m->nconns >= srv->cfg->metrics_max_connections) {
+        m->refused++;
+        evutil_closesocket(fd);
+        return;
+    }
+    struct metrics_conn *c = calloc(1, sizeof *c);
     if (!c || !(c->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE))) {
-        if (c)
-            free(c);
-        else if (m->nconns >= srv->cfg->metrics_max_connections)
-            m->refused++;
+        free(c);
         evutil_closesocket(fd);
         return;
     }

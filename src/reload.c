@@ -106,22 +106,12 @@ static void swap_lists(struct strlist *running, struct strlist *fresh)
     *fresh = old;
 }
 
-static bool same_list(const struct strlist *a, const struct strlist *b)
-{
-    if (a->count != b->count)
-        return false;
-    for (size_t i = 0; i < a->count; i++)
-        if (strcmp(a->items[i], b->items[i]) != 0)
-            return false;
-    return true;
-}
-
 /* metrics_listen changed: the endpoint moves to the new addresses. When one cannot be bound (in
  * use, or a port below 1024 now that the server runs unprivileged: logged by server_bind), it
  * stays on the previous ones. */
 static void reload_metrics(struct server *srv, struct strlist *fresh)
 {
-    if (same_list(&srv->cfg->metrics_listen, fresh))
+    if (strlists_equal(&srv->cfg->metrics_listen, fresh))
         return;
     swap_lists(&srv->cfg->metrics_listen, fresh);
     metrics_stop(srv);
