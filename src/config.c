@@ -2,6 +2,7 @@
  * Limits: lines up to 4095 octets, values bounded by each key's min/max. Never exits or prints:
  * every problem becomes an error message "file:line: key: ..." for the caller to show. */
 #include "config.h"
+#include "config_priv.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -17,267 +18,6 @@
 #include "cidr.h"
 #include "log.h"
 
-enum key_type { T_STRING, T_PATH, T_OPTPATH, T_BOOL, T_UINT, T_SIZE, T_DURATION, T_LOGLEVEL,
-                T_HOSTNAME, T_LISTEN_LIST, T_OPT_LISTEN_LIST, T_DOMAIN_LIST, T_SUFFIX_LIST, T_CIDR_LIST, T_TLS_VERSION,
-                T_RESOLVER_LIST, T_DURATION_LIST, T_SPF_POLICY };
-
-struct key_def {
-    const char *name;
-    enum key_type type;
-    size_t offset;
-    const char *def;
-    unsigned long long min, max;
-    const char *meaning;
-};
-
-#define F(field) offsetof(struct config, field)
-static const struct key_def keys[] = {
-    {"hostname", T_HOSTNAME, F(hostname), "", 0, 0,
-     "Name this server gives in its greeting, EHLO and Received headers: a fully qualified domain name "
-     "(one without a dot is warned about). Default: the system host name."},
-    {"user", T_STRING, F(user), "postern", 0, 0,
-     "Account the server runs as when started as root (after binding its ports). Never root."},
-    {"listen", T_LISTEN_LIST, F(listen), "127.0.0.1:2525", 0, 0,
-     "Addresses to accept SMTP on, host:port; IPv6 as [::1]:2525. An address and port (or the wildcard "
-     "0.0.0.0 / [::] on its port) may appear once across listen, submission_listen and smtps_listen."},
-    {"submission_listen", T_OPT_LISTEN_LIST, F(submission_listen), "", 0, 0,
-     "Submission addresses (port 587 role, RFC 6409): STARTTLS required before AUTH or MAIL, then AUTH. "
-     "Default: none."},
-    {"smtps_listen", T_OPT_LISTEN_LIST, F(smtps_listen), "", 0, 0,
-     "Implicit-TLS submission addresses (port 465 role, RFC 8314), AUTH required. Default: none."},
-    {"metrics_listen", T_OPT_LISTEN_LIST, F(metrics_listen), "", 0, 0,
-     "Addresses (host:port) serving Prometheus metrics over HTTP at /metrics: connections, replies by "
-     "reason, messages, latency of the 250, deliveries, queue, disk. No password: keep it on loopback or a "
-     "monitoring network. Default: none (at most 16)."},
-    {"metrics_max_connections", T_UINT, F(metrics_max_connections), "16", 1, 1000,
-     "Scrape connections metrics_listen holds open at once; more are closed as they come."},
-    {"tls_cert", T_OPTPATH, F(tls_cert), "", 0, 0,
-     "PEM certificate (chain allowed, leaf first). Unset: no TLS (no STARTTLS, no submission)."},
-    {"tls_key", T_OPTPATH, F(tls_key), "", 0, 0, "PEM private key of tls_cert."},
-    {"tls_sni", T_OPTPATH, F(tls_sni), "", 0, 0,
-     "Table file of certificates by the name a TLS client asks for (SNI): 'name certfile keyfile' per line, name a "
-     "host name or *.domain; other names (or none) get tls_cert. Reloaded with tls_cert."},
-    {"tls_min_version", T_TLS_VERSION, F(tls_min_version), "TLSv1.2", 0, 0,
-     "Oldest TLS version accepted: TLSv1, TLSv1.1, TLSv1.2 or TLSv1.3."},
-    {"tls_ciphers", T_STRING, F(tls_ciphers), "ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM:DHE+CHACHA20:!aNULL:!MD5:!DSS", 0,
-     0, "OpenSSL cipher list for TLS 1.2 and older (TLS 1.3 suites are OpenSSL's defaults)."},
-    {"tls_cert_check_interval", T_DURATION, F(tls_cert_check_interval), "1d", 0, 2592000 /* 30 days */,
-     "How often the running server looks at its certificate again, as start-up and reload do: a warning "
-     "each time it expires within 14 days (or has) or does not name hostname. 0 = at start-up and reload only."},
-    {"mx_auth", T_BOOL, F(mx_auth), "no", 0, 0, "yes: offer AUTH (over TLS) on the listen (MX) addresses too."},
-    {"users", T_OPTPATH, F(users), "", 0, 0,
-     "Table file of submission users: address:crypt-hash[:alias,alias...] per line; hashes from "
-     "`postern passwd` (yescrypt or SHA-512 crypt)."},
-    {"max_auth_failures", T_UINT, F(max_auth_failures), "5", 1, 1000,
-     "Failed AUTH attempts per client address (within 15 minutes) before 421 4.7.0."},
-    {"auth_failure_delay", T_UINT, F(auth_failure_delay), "1000", 0, 60000,
-     "Milliseconds of delay before a 535 reply, times the client's failure count."},
-    {"mail_dir", T_PATH, F(mail_dir), "var/mail", 0, 0,
-     "Maildir root: mail for local@domain goes to <mail_dir>/<domain>/<local>/{tmp,new,cur}."},
-    {"spool_dir", T_PATH, F(spool_dir), "var/spool", 0, 0,
-     "Queue directory for messages accepted for relay to other domains."},
-    {"local_domains", T_DOMAIN_LIST, F(local_domains), "localhost", 0, 0,
-     "Domains whose mail is delivered here (case-insensitive)."},
-    {"recipients", T_OPTPATH, F(recipients), "", 0, 0,
-     "Table file of valid local recipients: one address per line, @domain = any address at domain. "
-     "Unset: only postmaster is accepted."},
-    {"moved", T_OPTPATH, F(moved), "", 0, 0,
-     "Table file of moved users: 'old-address new-address' per line; RCPT gets 551 5.1.6 naming the new one."},
-    {"aliases", T_OPTPATH, F(aliases), "", 0, 0,
-     "Table file of aliases: 'address target[, target...]' per line (or 'address: targets'; @domain = the "
-     "local domain's addresses that are no mailbox). Mail for the address goes to each target instead, local "
-     "mailbox or remote address; aliases within aliases are followed, and an alias that names itself keeps "
-     "a copy in its mailbox. Every target is checked at load."},
-    {"relay_networks", T_CIDR_LIST, F(relay_networks), "", 0, 0,
-     "Client networks (CIDR) allowed to send to non-local domains. Default: none."},
-    {"proxy_addresses", T_CIDR_LIST, F(proxy_addresses), "", 0, 0,
-     "Addresses (or CIDR networks) this server receives mail on through NAT or a proxy but has on none of "
-     "its interfaces, e.g. the public address its MX record names. A mail exchanger there is this server "
-     "itself: its mail is not sent there (RFC 5321 5.1 loop check). Default: none."},
-    {"dnsbl_zones", T_DOMAIN_LIST, F(dnsbl_zones), "", 0, 0,
-     "DNS block lists (RFC 5782) to look each MX client up in, e.g. zen.spamhaus.org (at most 8): a listed "
-     "client gets 554 5.7.1 at RCPT (postmaster excepted). Not relay_networks or submission clients. The "
-     "lists' terms apply; big ones refuse queries through public resolvers. Default: none."},
-    {"null_mx_domains", T_DOMAIN_LIST, F(null_mx_domains), "", 0, 0,
-     "Domains that publish a null MX (RFC 7505): RCPT gets 556 5.1.10."},
-    {"relay_domains", T_SUFFIX_LIST, F(relay_domains), "", 0, 0,
-     "Domains this server accepts mail for from any client and passes on (a backup MX, or a gateway in "
-     "front of an internal server): to their transport entry, else relay_host, else their mail exchangers. "
-     ".domain: every subdomain of domain."},
-    {"relay_recipients", T_OPTPATH, F(relay_recipients), "", 0, 0,
-     "Table file of the valid addresses in relay_domains (as recipients: one per line, @domain = any); "
-     "others get 550 5.1.1. Unset: every address there is accepted (and bounces come back from the next hop)."},
-    {"transport", T_OPTPATH, F(transport), "", 0, 0,
-     "Table file of routes: 'domain next-hop' per line (next-hop as relay_host: [host]:port, [address], "
-     "name; or an LMTP server: lmtp:[host]:port, lmtp:unix:/path - a local domain too, e.g. Dovecot's "
-     "mailboxes); '.domain' also covers its subdomains. Before relay_host; no MX lookup of the domain."},
-    {"accept_mail", T_BOOL, F(accept_mail), "yes", 0, 0,
-     "no: greet with 521 5.3.2 and refuse every command but QUIT (RFC 7504)."},
-    {"max_message_size", T_SIZE, F(max_message_size), "36700160", 1024, 1ull << 34,
-     "Largest message accepted, in octets (k, M, G suffixes allowed)."},
-    {"max_recipients", T_UINT, F(max_recipients), "1000", 1, 100000,
-     "Recipients per transaction; more get 452 4.5.3."},
-    {"recipient_delimiter", T_STRING, F(recipient_delimiter), "+", 0, 0,
-     "Characters that start an address extension: alice+tag@ is alice. Empty: none."},
-    {"max_command_line", T_UINT, F(max_command_line), "512", 512, 65536,
-     "Longest command line in octets, CRLF included (RFC 5321 4.5.3.1.4); longer gets 500 5.5.2."},
-    {"max_hops", T_UINT, F(max_hops), "100", 10, 1000,
-     "Refuse a message with this many Received header fields (554 5.4.6, mail loop; RFC 5321 6.3)."},
-    {"add_missing_headers", T_BOOL, F(add_missing_headers), "yes", 0, 0,
-     "yes: a message from an authenticated user or a relay_networks client that lacks a Message-ID or "
-     "Date field gets one (RFC 6409 8.2, 8.3); mail arriving from elsewhere is never changed."},
-    {"dkim_keys", T_OPTPATH, F(dkim_keys), "", 0, 0,
-     "Table file of DKIM signing keys: 'domain selector keyfile' per line (PEM private keys: RSA of 1024 bits "
-     "or more, 2048 advised, or Ed25519). Mail from an authenticated user or a relay_networks client is "
-     "signed (RFC 6376, relaxed/relaxed) with the key of its From address's domain, else of the nearest "
-     "listed parent domain; other mail is never signed. postern dkim-record prints the DNS records to publish."},
-    {"srs_domain", T_STRING, F(srs_domain), "", 0, 0,
-     "Sender Rewriting Scheme: relayed mail whose sender is not in a local domain goes out from "
-     "SRS0=HASH=TT=domain=local@srs_domain (so the receiver's SPF check looks at this server's domain), and "
-     "bounces to such addresses are passed back to the sender. Its MX must point here. Empty: off."},
-    {"srs_secret", T_OPTPATH, F(srs_secret), "", 0, 0,
-     "File of SRS secrets, one per line (at least 16 characters): the first signs, every one verifies - add a "
-     "new first line to change it, remove the old one after srs_max_age. Keep it unreadable to other users."},
-    {"srs_max_age", T_DURATION, F(srs_max_age), "21d", 86400, 86400000 /* 1000 days */,
-     "How long a bounce may come back to an SRS address; later it gets 550 5.1.1."},
-    {"max_errors", T_UINT, F(max_errors), "10", 1, 1000,
-     "Protocol errors per session before 421 4.7.0 and disconnect."},
-    {"max_refused_recipients", T_UINT, F(max_refused_recipients), "20", 0, 100000,
-     "Recipients refused with 5xx in one session (since its last accepted message) before 421 4.7.0 and "
-     "disconnect, counted only while they outnumber those accepted: a program guessing addresses "
-     "(directory harvest) is cut off, a mailing list with a few stale addresses is not. 0 = off."},
-    {"max_connections", T_UINT, F(max_connections), "1000", 1, 1000000,
-     "Concurrent connections in all; beyond it new ones get 421 4.7.0."},
-    {"max_connections_per_ip", T_UINT, F(max_connections_per_ip), "50", 1, 1000000,
-     "Concurrent connections from one client address; beyond it 421 4.7.0."},
-    {"max_recipient_rate_per_user", T_UINT, F(max_recipient_rate_per_user), "0", 0, 10000000,
-     "Recipients an authenticated user may send to in an hour (counted from the first; every RCPT, local "
-     "or relayed). Past it each RCPT gets 450 4.7.1 and event=user_rate_limited is logged once: a stolen "
-     "password's spam run stops there. 0 = no limit."},
-    {"max_connection_rate_per_ip", T_UINT, F(max_connection_rate_per_ip), "0", 0, 1000000,
-     "Connections one client address may open per minute on the listen (MX) addresses, relay_networks "
-     "excepted; past it 421 4.7.0 until its minute is over. 0 = no limit."},
-    {"command_timeout", T_DURATION, F(command_timeout), "5m", 1, 86400,
-     "How long to wait for a command (RFC 5321 4.5.3.2.7: 5 minutes); then 421 4.4.2."},
-    {"data_timeout", T_DURATION, F(data_timeout), "5m", 1, 86400,
-     "How long to wait for more message text during DATA; then 421 4.4.2."},
-    {"greet_delay", T_DURATION, F(greet_delay), "1s", 0, 300,
-     "Wait this long before the 220 greeting; a client that talks first gets 554 5.5.0 (early-talker "
-     "defence). Clients in relay_networks are greeted at once. 0 = off."},
-    {"min_data_rate", T_UINT, F(min_data_rate), "128", 0, 1u << 30,
-     "Slowest accepted average rate of message text, octets/second, once data_rate_grace has passed; "
-     "slower gets 421 4.4.2. 0 = off."},
-    {"data_rate_grace", T_DURATION, F(data_rate_grace), "30s", 0, 86400,
-     "How long DATA may run before min_data_rate is enforced."},
-    {"shutdown_grace", T_DURATION, F(shutdown_grace), "10s", 0, 3600,
-     "On SIGTERM, how long transactions in progress may take before 421 4.3.2."},
-    {"min_free_space", T_SIZE, F(min_free_space), "100M", 0, 1ull << 50,
-     "Free space needed on the mail_dir and spool_dir file systems; below it MAIL gets 452 4.3.1 "
-     "(checked every second). 0 = off."},
-    {"mailbox_hold_max", T_UINT, F(mailbox_hold_max), "1000", 0, 100000,
-     "A mailbox that fails to take a message (read-only, its own disk full) is held: RCPT for it "
-     "gets 450 4.2.0, so it does not hold back the other recipients of the sender's retry. At most this many "
-     "held at once. 0 = off (a broken mailbox makes every message for it 451 for all its recipients)."},
-    {"mailbox_recheck_interval", T_DURATION, F(mailbox_recheck_interval), "30s", 1, 3600,
-     "How often a held mailbox is tried (make it if missing, write a file in tmp/, new/ writable); "
-     "it takes mail again as soon as that works."},
-    {"io_threads", T_UINT, F(io_threads), "4", 1, 256,
-     "Threads for blocking work other than the commit (password hashing, disk checks)."},
-    {"commit_batch_max", T_UINT, F(commit_batch_max), "256", 1, 256,
-     "Most messages the committer makes durable together: one journal fdatasync, or one pair of file-system flushes."},
-    {"commit_journal", T_BOOL, F(commit_journal), "yes", 0, 0,
-     "yes: mail for local mailboxes is durable once its record is in spool_dir/journal (one fdatasync per "
-     "batch); its Maildir files are flushed by the next checkpoint. no: every Maildir file is flushed before 250."},
-    {"journal_size", T_SIZE, F(journal_size), "64M", 1ull << 20, 1ull << 34,
-     "Size of spool_dir/journal (allocated once); a message's record may take a quarter of it at most."},
-    {"journal_checkpoint_interval", T_DURATION, F(journal_checkpoint_interval), "1s", 1, 3600,
-     "Longest time a journal record waits for the checkpoint that flushes its Maildir files and retires it."},
-    {"journal_message_max", T_SIZE, F(journal_message_max), "64K", 0, 1ull << 32,
-     "Bigger messages skip the journal: their Maildir files are flushed before 250 (saves writing them twice)."},
-    {"file_pool_size", T_UINT, F(file_pool_size), "64", 0, 4096,
-     "Empty unnamed files (O_TMPFILE) a background thread keeps ready in mail_dir, so storing a message "
-     "need not wait for the file system to allocate one. 0 = off."},
-    {"dns_resolver", T_RESOLVER_LIST, F(dns_resolver), "", 0, 0,
-     "DNS servers to ask (IP or IP@port, comma-separated); empty: those of /etc/resolv.conf."},
-    {"dns_trust_anchor", T_OPTPATH, F(dns_trust_anchor), "", 0, 0,
-     "DNSSEC trust anchor file (e.g. /usr/share/dns/root.key); lookups then record whether they validated."},
-    {"dns_timeout", T_DURATION, F(dns_timeout), "5s", 1, 60,
-     "How long a MAIL or RCPT reply may wait for a DNS answer before the check is skipped."},
-    {"dns_outage_pause", T_DURATION, F(dns_outage_pause), "1m", 0, 3600,
-     "After 3 MAIL/RCPT-time DNS checks in a row got no answer within dns_timeout, skip those checks "
-     "this long (then one more timeout pauses again): a DNS outage does not make every client wait. 0: never."},
-    {"sender_null_mx_check", T_BOOL, F(sender_null_mx_check), "yes", 0, 0,
-     "yes: refuse a sender whose domain publishes a null MX (550 5.7.27, RFC 7505)."},
-    {"sender_domain_check", T_BOOL, F(sender_domain_check), "no", 0, 0,
-     "yes: on the MX role, refuse a sender whose domain does not exist or has neither MX nor address records "
-     "(550 5.1.8: no bounce could reach it; 450 4.1.8 while its DNS lookup fails). Local domains, the null "
-     "sender and address literals are not checked; a lookup without an answer within dns_timeout lets it pass."},
-    {"recipient_domain_check", T_BOOL, F(recipient_domain_check), "yes", 0, 0,
-     "yes: refuse at RCPT a relayed recipient whose domain does not exist or has neither MX nor address records "
-     "(550 5.1.2) rather than accept it and bounce it later; a failed lookup lets it pass (the queue retries)."},
-    {"spf_skip_networks", T_CIDR_LIST, F(spf_skip_networks), "", 0, 0,
-     "Client networks (CIDR) whose mail is not checked with SPF: your backup MX, forwarders you trust (they pass "
-     "on others' mail, so its SPF fails from them). relay_networks clients and users are never checked."},
-    {"spf_policy", T_SPF_POLICY, F(spf_policy), "off", 0, 0,
-     "SPF (RFC 7208) on the MX role: the sender's domain (for the null sender the HELO name) is asked whether "
-     "the client may send its mail. off; header: a Received-SPF field records the result; reject: that, and "
-     "a fail gets 550 5.7.23 at each RCPT but postmaster's. Not for relay_networks clients and users."},
-    {"smtp_bind_address", T_STRING, F(smtp_bind_address), "", 0, 0,
-     "IPv4 address of this host that outbound SMTP and LMTP connections over IPv4 come from (the one its PTR "
-     "name and SPF records name); empty: the system chooses."},
-    {"smtp_bind_address6", T_STRING, F(smtp_bind_address6), "", 0, 0,
-     "The same for IPv6 connections."},
-    {"smtp_port", T_UINT, F(smtp_port), "25", 1, 65535, "Port of the mail exchangers Postern relays to."},
-    {"relay_host", T_STRING, F(relay_host), "", 0, 0,
-     "Send all mail for other domains (but those with a transport entry) to this server (a smarthost) "
-     "instead of their mail exchangers: "
-     "[name] or [address] (its address records; no MX lookup), or name (its MX records), with an optional "
-     ":port (else smtp_port), e.g. [smtp.example.net]:587. Empty: deliver directly."},
-    {"relay_host_implicit_tls", T_BOOL, F(relay_host_implicit_tls), "no", 0, 0,
-     "yes: relay_host speaks TLS from the first byte (RFC 8314 submissions port 465: [host]:465), "
-     "never in clear; no: plain SMTP with STARTTLS."},
-    {"relay_host_auth", T_OPTPATH, F(relay_host_auth), "", 0, 0,
-     "File with one line user:password for AUTH at relay_host (PLAIN, else LOGIN), sent only over TLS: "
-     "a relay host without STARTTLS defers the mail. Mode 0640, group the server's user: a reload reads "
-     "it again."},
-    {"retry_schedule", T_DURATION_LIST, F(retry_schedule), "5m,10m,20m,40m,80m,160m,4h", 0, 0,
-     "Delays between delivery attempts of deferred mail; the last one repeats."},
-    {"max_queue_lifetime", T_DURATION, F(max_queue_lifetime), "5d", 0, 365ull * 86400,
-     "How long deferred mail is retried before it is bounced."},
-    {"delay_warning_time", T_DURATION, F(delay_warning_time), "4h", 0, 365ull * 86400,
-     "Send the sender one delay warning after mail waited this long (0 = never)."},
-    {"destination_concurrency", T_UINT, F(destination_concurrency), "5", 1, 1000,
-     "Outbound connections to one destination domain at a time."},
-    {"max_deliveries", T_UINT, F(max_deliveries), "100", 1, 100000, "Outbound connections in all at a time."},
-    {"destination_recipient_limit", T_UINT, F(destination_recipient_limit), "50", 1, 100000,
-     "Recipients per outbound transaction; a message for more at one domain is sent in several."},
-    {"smtp_tls", T_BOOL, F(smtp_tls), "yes", 0, 0,
-     "yes: use STARTTLS outbound when the peer offers it (certificates not verified)."},
-    {"smtp_tls_verify", T_BOOL, F(smtp_tls_verify), "no", 0, 0,
-     "yes: outbound TLS is required and the MX certificate must be valid for its host name (else deferred)."},
-    {"smtp_dane", T_BOOL, F(smtp_dane), "yes", 0, 0,
-     "yes: DANE (RFC 7672) for relayed mail: when a destination's MX records and an MX host's addresses are "
-     "DNSSEC-validated (dns_trust_anchor set) and that host publishes TLSA records for the port, it "
-     "gets TLS or nothing, and its certificate must match one of the records (else the next MX; 4.7.5 when "
-     "none does). A failed TLSA lookup skips the host. Needs smtp_tls = yes."},
-    {"smtp_tls_ca_file", T_OPTPATH, F(smtp_tls_ca_file), "", 0, 0,
-     "PEM file of CAs trusted by smtp_tls_verify; empty: the system's CA store."},
-    {"smtp_connect_timeout", T_DURATION, F(smtp_connect_timeout), "30s", 1, 3600, "Outbound: connection set-up."},
-    {"smtp_greeting_timeout", T_DURATION, F(smtp_greeting_timeout), "5m", 1, 3600,
-     "Outbound: waiting for the 220 greeting (RFC 5321 4.5.3.2.1)."},
-    {"smtp_command_timeout", T_DURATION, F(smtp_command_timeout), "5m", 1, 3600,
-     "Outbound: reply to EHLO, MAIL, RCPT, RSET (RFC 5321 4.5.3.2.2-3)."},
-    {"smtp_data_init_timeout", T_DURATION, F(smtp_data_init_timeout), "2m", 1, 3600,
-     "Outbound: reply to DATA (RFC 5321 4.5.3.2.4)."},
-    {"smtp_data_block_timeout", T_DURATION, F(smtp_data_block_timeout), "3m", 1, 3600,
-     "Outbound: sending each block of the message (RFC 5321 4.5.3.2.5)."},
-    {"smtp_data_done_timeout", T_DURATION, F(smtp_data_done_timeout), "10m", 1, 3600,
-     "Outbound: reply after the final dot (RFC 5321 4.5.3.2.6)."},
-    {"log_level", T_LOGLEVEL, F(log_level), "info", 0, 0, "debug, info, warn or error."},
-};
-#undef F
-#define NKEYS (sizeof keys / sizeof keys[0])
-_Static_assert(NKEYS <= 96, "struct config key_lines too small");
 
 void config_errors_add(struct config_errors *errs, const char *fmt, ...)
 {
@@ -539,9 +279,9 @@ static const char *set_value(struct config *cfg, const struct key_def *k, const 
 
 static const struct key_def *find_key(const char *name)
 {
-    for (size_t i = 0; i < NKEYS; i++)
-        if (strcmp(keys[i].name, name) == 0)
-            return &keys[i];
+    for (size_t i = 0; i < config_nkeys; i++)
+        if (strcmp(config_keys[i].name, name) == 0)
+            return &config_keys[i];
     return NULL;
 }
 
@@ -577,11 +317,11 @@ static const char *closest_key(const char *name)
 {
     size_t best = strlen(name) >= 12 ? 3 : 2;
     const char *found = NULL;
-    for (size_t i = 0; i < NKEYS; i++) {
-        size_t d = edit_distance(name, keys[i].name);
+    for (size_t i = 0; i < config_nkeys; i++) {
+        size_t d = edit_distance(name, config_keys[i].name);
         if (d <= best) {
             best = d;
-            found = keys[i].name;
+            found = config_keys[i].name;
         }
     }
     return found;
@@ -590,7 +330,7 @@ static const char *closest_key(const char *name)
 int config_key_line(const struct config *cfg, const char *key)
 {
     const struct key_def *k = find_key(key);
-    return k ? cfg->key_lines[k - keys] : 0;
+    return k ? cfg->key_lines[k - config_keys] : 0;
 }
 
 bool config_file_readable(const struct config *cfg, const char *key, const char *path, struct config_errors *errs)
@@ -643,7 +383,7 @@ static void parse_line(struct config *cfg, char *line, int lineno, struct config
                           meant ? " (did you mean " : "", meant ? meant : "", meant ? "?)" : "");
         return;
     }
-    int *seen = &cfg->key_lines[k - keys];
+    int *seen = &cfg->key_lines[k - config_keys];
     if (*seen) {
         config_errors_add(errs, "%s:%d: %s: set twice (first on line %d)", cfg->path, lineno, name, *seen);
         return;
@@ -816,11 +556,11 @@ bool config_load(const char *path, struct config *cfg, struct config_errors *err
 {
     memset(cfg, 0, sizeof *cfg);
     cfg->path = strdup(path);
-    for (size_t i = 0; i < NKEYS; i++) {
+    for (size_t i = 0; i < config_nkeys; i++) {
         char buf[96];
-        const char *e = set_value(cfg, &keys[i], keys[i].def, buf, sizeof buf);
+        const char *e = set_value(cfg, &config_keys[i], config_keys[i].def, buf, sizeof buf);
         if (e)
-            config_errors_add(errs, "internal default of %s: %s", keys[i].name, e);
+            config_errors_add(errs, "internal default of %s: %s", config_keys[i].name, e);
     }
     FILE *f = fopen(path, "r");
     if (!f) {
@@ -855,9 +595,9 @@ bool config_load(const char *path, struct config *cfg, struct config_errors *err
 
 void config_free(struct config *cfg)
 {
-    for (size_t i = 0; i < NKEYS; i++) {
-        void *field = (char *)cfg + keys[i].offset;
-        switch (keys[i].type) {
+    for (size_t i = 0; i < config_nkeys; i++) {
+        void *field = (char *)cfg + config_keys[i].offset;
+        switch (config_keys[i].type) {
         case T_STRING: case T_PATH: case T_OPTPATH: case T_HOSTNAME: case T_TLS_VERSION: case T_SPF_POLICY:
             free(*(char **)field);
             break;
@@ -913,13 +653,13 @@ void config_changed_keys(const struct config *a, const struct config *b, const c
 {
     size_t used = 0;
     out[0] = '\0';
-    for (size_t i = 0; i < NKEYS; i++) {
+    for (size_t i = 0; i < config_nkeys; i++) {
         bool skipped = false;
         for (const char *const *sk = skip; sk && *sk && !skipped; sk++)
-            skipped = strcmp(*sk, keys[i].name) == 0;
-        if (skipped || key_equal(&keys[i], a, b))
+            skipped = strcmp(*sk, config_keys[i].name) == 0;
+        if (skipped || key_equal(&config_keys[i], a, b))
             continue;
-        int n = snprintf(out + used, outsz - used, "%s%s", used ? "," : "", keys[i].name);
+        int n = snprintf(out + used, outsz - used, "%s%s", used ? "," : "", config_keys[i].name);
         if (n < 0 || (size_t)n >= outsz - used) {
             out[used] = '\0'; /* cut at the last whole name */
             return;
@@ -976,18 +716,18 @@ static void format_value(const struct key_def *k, const struct config *cfg, char
 
 void config_print_effective(FILE *out, const struct config *cfg, bool only_set)
 {
-    for (size_t i = 0; i < NKEYS; i++) {
-        if (only_set && !config_key_line(cfg, keys[i].name))
+    for (size_t i = 0; i < config_nkeys; i++) {
+        if (only_set && !config_key_line(cfg, config_keys[i].name))
             continue;
         char value[4096];
-        format_value(&keys[i], cfg, value, sizeof value);
-        fprintf(out, "%s =%s%s\n", keys[i].name, *value ? " " : "", value);
+        format_value(&config_keys[i], cfg, value, sizeof value);
+        fprintf(out, "%s =%s%s\n", config_keys[i].name, *value ? " " : "", value);
     }
 }
 
 void config_print_reference(FILE *out)
 {
-    for (size_t i = 0; i < NKEYS; i++)
-        fprintf(out, "%-24s default: %-16s %s\n", keys[i].name, *keys[i].def ? keys[i].def : "(none)",
-                keys[i].meaning);
+    for (size_t i = 0; i < config_nkeys; i++)
+        fprintf(out, "%-24s default: %-16s %s\n", config_keys[i].name, *config_keys[i].def ? config_keys[i].def : "(none)",
+                config_keys[i].meaning);
 }

@@ -45,6 +45,8 @@ struct config {
     char *recipients;             /* table file or "" */
     char *aliases;                /* alias table file or "" (policy.h) */
     char *moved;                  /* table file or "" */
+    char *client_access;          /* table file or "" (access.h) */
+    char *sender_access;          /* table file or "" (access.h) */
     struct strlist relay_networks;/* CIDR texts, validated */
     struct strlist spf_skip_networks; /* CIDR texts, validated: clients SPF is not asked about */
     struct strlist proxy_addresses; /* CIDR texts: this server's addresses behind NAT (mail loop check) */
@@ -118,7 +120,7 @@ struct config {
     bool smtp_dane;               /* DANE: TLSA records of DNSSEC-validated MX hosts are enforced */
     bool relay_host_implicit_tls; /* relay_host speaks TLS from the first byte (port 465, RFC 8314) */
     int log_level;
-    int key_lines[96];            /* line that set each key (index = table row), 0 = default */
+    int key_lines[128];            /* line that set each key (index = table row), 0 = default */
 };
 
 /* Collected error messages, each "file:line: key: what is wrong". */

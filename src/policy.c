@@ -342,6 +342,7 @@ bool policy_load(struct policy *p, const struct config *cfg, struct config_error
         dkim_keys_finish(&p->dkim, cfg->dkim_keys, errs);
     }
     load_srs(p, cfg, errs);
+    access_load(&p->access, cfg, errs);
     return errs->count == before;
 }
 
@@ -362,6 +363,7 @@ void policy_free(struct policy *p)
     free(p->postmaster_domain);
     dkim_keys_free(&p->dkim);
     srs_free(&p->srs);
+    access_free(&p->access);
     memset(p, 0, sizeof *p);
 }
 

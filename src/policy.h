@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <sys/socket.h>
 
+#include "access.h"
 #include "address.h"
 #include "cidr.h"
 #include "config.h"
@@ -41,6 +42,7 @@ struct policy {
     char *postmaster_domain;  /* where a bare <Postmaster> goes: the first local domain */
     struct dkim_keys dkim;    /* the keys that sign mail sent from here (dkim_keys; reloaded with the tables) */
     struct srs srs;           /* srs_domain, srs_secret, srs_max_age (reloaded with the tables) */
+    struct access_tables access; /* client_access, sender_access (reloaded with the tables) */
 };
 
 enum rcpt_kind { RCPT_LOCAL, RCPT_RELAY, RCPT_ALIAS, RCPT_REFUSED };

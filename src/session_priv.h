@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <sys/socket.h>
 
+#include "access.h"
 #include "message.h"
 #include "reply.h"
 #include "sasl.h"
@@ -37,6 +38,13 @@ enum state {
 };
 
 enum auth_step { AUTH_NONE, AUTH_PLAIN, AUTH_LOGIN_USER, AUTH_LOGIN_PASS };
+
+/* An access table's verdict kept by the session (smtp_access.c): the text is its own copy. */
+struct access_copy {
+    enum access_action action;
+    int line;   /* the table line that decided */
+    char *text; /* the entry's reply text, or NULL */
+};
 
 struct session {
     struct server *srv;
@@ -89,6 +97,8 @@ struct session {
     struct msg_rcpt *pending_rcpt;  /* the recipient waiting for it (allocated only then) */
     struct dnsbl_check *dnsbl;      /* the client's block-list lookups (smtp_dnsbl.c), or NULL */
     struct spf_check *spf;          /* the sender's SPF check (smtp_spf.c), or NULL */
+    struct access_copy client_access; /* client_access verdict, from the connection on */
+    struct access_copy sender_access; /* sender_access verdict of the current MAIL */
     struct event *spf_timer;
     struct data_reader data;
     char *line;            /* max_command_line + 1 octets, grown once for a DSN-sized MAIL/RCPT */
@@ -121,6 +131,22 @@ struct spf_check;
 bool spf_check_begin(struct session *s);
 void spf_free(struct session *s);
 void sender_spf_verdict(struct session *s);
+
+/* smtp_access.c: the client's client_access verdict, looked up as it connects (MX role); the
+ * sender's sender_access verdict, at each MAIL; at RCPT (not for postmaster), the refusal either
+ * gives - sent and logged, true - or false; the copies freed with the session. A client with
+ * permit is not looked up in block lists, SPF or the sender domain checks. */
+void client_access_start(struct session *s);
+void sender_access_check(struct session *s, const struct mailbox *mb);
+bool access_refuses_rcpt(struct session *s, const char *rcpt);
+void access_session_free(struct session *s);
+static inline bool client_permitted(const struct session *s)
+{
+    return s->client_access.action == ACCESS_PERMIT;
+}
+
+/* smtp_envelope.c: logs a refused RCPT (event=rcpt_refused) with its reply and reason. */
+void log_rcpt_refused(struct session *s, const char *addr, enum reply_id id, const char *reason);
 
 /* smtp_headers.c: Return-Path, Received and (submitted mail) Message-ID/Date, into s->msg->headers. */
 void build_trace_headers(struct session *s, const struct header_facts *facts);

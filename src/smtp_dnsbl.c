@@ -123,7 +123,8 @@ static void on_timeout(evutil_socket_t fd, short what, void *arg)
 void dnsbl_start(struct session *s)
 {
     const struct config *cfg = s->srv->cfg;
-    if (!cfg->dnsbl_zones.count || !s->srv->dns || s->role != ROLE_MX || s->may_relay)
+    if (!cfg->dnsbl_zones.count || !s->srv->dns || s->role != ROLE_MX || s->may_relay ||
+        client_permitted(s))
         return;
     struct dnsbl_check *c = calloc(1, sizeof *c);
     if (!c || !(c->timer = evtimer_new(s->srv->base, on_timeout, c))) {

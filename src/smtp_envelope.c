@@ -114,14 +114,13 @@ static enum reply_id mail_params(struct session *s, const struct path_args *a, b
     return REPLY_SENDER_OK;
 }
 
-static void log_rcpt_refused(struct session *s, const char *addr, enum reply_id id, const char *reason);
-
 /* MX role: whether the sender's domain must be asked whether it takes mail: a null MX (RFC 7505
  * 4.2, sender_null_mx_check) or no such domain (sender_domain_check). */
 static bool sender_needs_domain_check(struct session *s, const struct mailbox *mb)
 {
     const struct config *cfg = s->srv->cfg;
     return s->role == ROLE_MX && (cfg->sender_null_mx_check || cfg->sender_domain_check) && !mb->is_null &&
+           !client_permitted(s) &&
            !mb->literal && *mb->domain && !strmap_get(&s->srv->policy->local_domains, mb->domain, NULL);
 }
 
@@ -306,6 +305,7 @@ void cmd_mail(struct session *s, const struct smtp_command *c)
         return;
     }
     snprintf(s->msg->sender, sizeof s->msg->sender, "%s", a.mailbox.addr);
+    sender_access_check(s, &a.mailbox);
     s->msg->smtputf8 = utf8;
     s->msg->body_8bit = body8;
     if (sender_needs_domain_check(s, &a.mailbox) && start_domain_check(s, a.mailbox.domain, false))
@@ -323,7 +323,7 @@ void sender_spf_verdict(struct session *s)
         process_input(s);
 }
 
-static void log_rcpt_refused(struct session *s, const char *addr, enum reply_id id, const char *reason)
+void log_rcpt_refused(struct session *s, const char *addr, enum reply_id id, const char *reason)
 {
     if (!log_enabled(LOG_INFO))
         return;
@@ -403,6 +403,10 @@ void cmd_rcpt(struct session *s, const struct smtp_command *c)
     }
     const char *list = dnsbl_listed(s);
     bool postmaster = mb->is_postmaster || strcasecmp(mb->local, "postmaster") == 0; /* RFC 5321 4.5.1 */
+    if (!postmaster && access_refuses_rcpt(s, mb->addr)) {
+        free(r.orcpt);
+        return;
+    }
     if (list && !postmaster) {
         free(r.orcpt);
         log_rcpt_refused(s, mb->addr, REPLY_DNSBL_LISTED, "dnsbl");

@@ -157,6 +157,7 @@ void session_free(struct session *s)
     dns_cancel(s->dns_q);
     dnsbl_free(s);
     spf_free(s);
+    access_session_free(s);
     if (s->pending_rcpt)
         free(s->pending_rcpt->orcpt);
     free(s->pending_rcpt);
@@ -925,6 +926,7 @@ void session_attach(struct server *srv, struct bufferevent *bev, const struct so
     memcpy(&s->peer, peer, (size_t)peerlen < sizeof s->peer ? (size_t)peerlen : sizeof s->peer);
     peer_text(peer, s->peer_ip, sizeof s->peer_ip);
     s->may_relay = policy_may_relay(srv->policy, peer);
+    client_access_start(s);
     s->next = srv->sessions;
     if (srv->sessions)
         srv->sessions->prev = s;
@@ -951,7 +953,7 @@ void session_attach(struct server *srv, struct bufferevent *bev, const struct so
     srv->metrics.connections[role]++;
     log_info("event=connect session=%s client=%s", s->id, s->peer_ip);
     dnsbl_start(s);
-    if (!(cfg->greet_delay && !s->may_relay && role == ROLE_MX && delay_greeting(s)))
+    if (!(cfg->greet_delay && !s->may_relay && !client_permitted(s) && role == ROLE_MX && delay_greeting(s)))
         send_greeting(-1, 0, s);
 }
 

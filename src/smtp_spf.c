@@ -4,7 +4,8 @@
  * becomes a Received-SPF field (RFC 7208 9.1) above this server's Received; with spf_policy =
  * reject, a fail gets 550 5.7.23 (RFC 7372) at each RCPT but postmaster's (RFC 5321 4.5.1: the
  * sender of a domain with a broken record can still reach a person), as a block list listing does.
- * relay_networks clients, authenticated users and spf_skip_networks are not asked about.
+ * relay_networks clients, authenticated users, spf_skip_networks and client_access permit are not
+ * asked about.
  * Part of the session (session_priv.h). */
 #include <event2/event.h>
 #include <stdio.h>
@@ -40,6 +41,7 @@ static bool spf_applies(const struct session *s)
 {
     const struct config *cfg = s->srv->cfg;
     return s->role == ROLE_MX && strcmp(cfg->spf_policy, "off") != 0 && !s->may_relay && !s->auth_user &&
+           !client_permitted(s) &&
            s->srv->dns && monotonic_now() >= s->srv->dns_checks_paused_until &&
            !policy_spf_skipped(s->srv->policy, (const struct sockaddr *)&s->peer);
 }

@@ -57,6 +57,7 @@ DNS_ZONES = [
     'spf-void.test. TXT "v=spf1 a:n1.spf-void.test a:n2.spf-void.test a:n3.spf-void.test +all"',
     'spf-deadinclude.test. TXT "v=spf1 include:servfail.test -all"',
     'spf-split.test. TXT "v=spf1 ip4:192.0.2.1" " ip4:127.0.0.1 -all"',
+    'spf-fail-mx.test. TXT "v=spf1 ip4:192.0.2.1 -all"', "spf-fail-mx.test. MX 10 mx.spf-mx.test.",  # exists
     'spf-v6.test. TXT "v=spf1 ip6:2001:db8::/32 exists:%{ir}.%{v}.x.spf-v6.test -all"',
     "1" + ".0" * 31 + ".ip6.x.spf-v6.test. A 127.0.0.2",  # %{ir}.%{v} for ::1: its 32 nibbles reversed
 ]
