@@ -114,6 +114,7 @@ struct config {
     unsigned smtp_data_init_timeout, smtp_data_block_timeout, smtp_data_done_timeout;
     bool sender_null_mx_check;    /* MX role: 550 5.7.27 for senders whose domain has a null MX */
     bool sender_domain_check;     /* MX role: 550 5.1.8 / 450 4.1.8 for senders whose domain cannot take mail */
+    bool dkim_verify;             /* MX role: verify DKIM signatures, add Authentication-Results (smtp_dkim.c) */
     bool recipient_domain_check;  /* relayed recipients: 550 5.1.2 when their domain does not exist */
     bool smtp_tls;                /* opportunistic STARTTLS outbound */
     bool smtp_tls_verify;         /* require STARTTLS and a certificate valid for the MX name */

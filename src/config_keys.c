@@ -198,6 +198,11 @@ const struct key_def config_keys[] = {
     {"recipient_domain_check", T_BOOL, F(recipient_domain_check), "yes", 0, 0,
      "yes: refuse at RCPT a relayed recipient whose domain does not exist or has neither MX nor address records "
      "(550 5.1.2) rather than accept it and bounce it later; a failed lookup lets it pass (the queue retries)."},
+    {"dkim_verify", T_BOOL, F(dkim_verify), "no", 0, 0,
+     "yes: the DKIM signatures (RFC 6376) of mail received on the MX role are verified before its 250 (key "
+     "lookups at most dns_timeout) and the results, with SPF's, go into an Authentication-Results field "
+     "(RFC 8601) at the top of the message; such fields naming this hostname are removed first. Nothing "
+     "is refused. Not for users' and relay_networks clients' mail."},
     {"spf_skip_networks", T_CIDR_LIST, F(spf_skip_networks), "", 0, 0,
      "Client networks (CIDR) whose mail is not checked with SPF: your backup MX, forwarders you trust (they pass "
      "on others' mail, so its SPF fails from them). relay_networks clients and users are never checked."},

@@ -5,6 +5,7 @@
 #include "dkim.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <event2/buffer.h>
 #include <openssl/pem.h>
 #include <openssl/rsa.h>
@@ -13,10 +14,10 @@
 #include <strings.h>
 
 #include "address.h"
+#include "dkim_canon.h"
 #include "idn.h"
 
 #define RSA_BITS_MIN 1024 /* RFC 8301 3.2: verifiers need not accept less */
-#define CANON_CHUNK 4096  /* canonical bytes gathered before each hash update */
 
 /* Header fields signed when present, each instance of them (RFC 6376 5.4.1); those marked
  * oversigned are listed once more, so that no one can add another later (RFC 6376 8.15). */
@@ -181,192 +182,6 @@ const struct dkim_key *dkim_key_for(const struct dkim_keys *k, const char *domai
     return NULL;
 }
 
-/* ---------- canonicalization (RFC 6376 3.4.2, 3.4.4) into a hash ---------- */
-
-/* Canonical bytes on their way into a SHA-256 context, gathered so the hash sees few updates. */
-struct canon_out {
-    EVP_MD_CTX *md;
-    unsigned char buf[CANON_CHUNK];
-    size_t len;
-};
-
-static void out_byte(struct canon_out *o, unsigned char c)
-{
-    if (o->len == sizeof o->buf) {
-        EVP_DigestUpdate(o->md, o->buf, o->len);
-        o->len = 0;
-    }
-    o->buf[o->len++] = c;
-}
-
-static void out_flush(struct canon_out *o)
-{
-    EVP_DigestUpdate(o->md, o->buf, o->len);
-    o->len = 0;
-}
-
-static bool is_wsp(char c)
-{
-    return c == ' ' || c == '\t';
-}
-
-/* One header field (name, colon, value, continuation lines; LF endings) in "relaxed" form: name
- * lower-cased, lines unfolded, each run of blanks one space, none around the colon or at the end;
- * CRLF after it unless it is the signature field being signed. */
-static void canon_header(struct canon_out *o, const char *p, size_t len, bool crlf)
-{
-    size_t i = 0;
-    while (i < len && p[i] != ':' && p[i] != '\n')
-        i++;
-    size_t name_end = i;
-    while (name_end > 0 && is_wsp(p[name_end - 1]))
-        name_end--;
-    for (size_t j = 0; j < name_end; j++)
-        out_byte(o, (unsigned char)(p[j] >= 'A' && p[j] <= 'Z' ? p[j] + 32 : p[j]));
-    out_byte(o, ':');
-    bool blank = false, started = false;
-    for (i++; i < len; i++) {
-        if (p[i] == '\n')
-            continue; /* unfolding: the line break goes, the blank after it stays */
-        if (is_wsp(p[i])) {
-            blank = true;
-            continue;
-        }
-        if (blank && started)
-            out_byte(o, ' ');
-        blank = false;
-        started = true;
-        out_byte(o, (unsigned char)p[i]);
-    }
-    if (crlf) {
-        out_byte(o, '\r');
-        out_byte(o, '\n');
-    }
-}
-
-/* The body in "relaxed" form: blanks at line ends dropped, other runs of blanks one space, empty
- * lines at the end dropped, CRLF line endings. State carried from chunk to chunk. */
-struct body_canon {
-    struct canon_out out;
-    size_t empty_lines; /* empty lines seen and not yet written (they may be the trailing ones) */
-    bool blank;         /* blanks seen since the last character written */
-    bool line_started;  /* a character of this line was written */
-};
-
-static void body_bytes(struct body_canon *b, const char *p, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        char c = p[i];
-        if (c == '\n') {
-            if (b->line_started) {
-                out_byte(&b->out, '\r');
-                out_byte(&b->out, '\n');
-            } else {
-                b->empty_lines++;
-            }
-            b->line_started = b->blank = false;
-        } else if (is_wsp(c)) {
-            b->blank = true;
-        } else {
-            if (!b->line_started) {
-                for (; b->empty_lines; b->empty_lines--) {
-                    out_byte(&b->out, '\r');
-                    out_byte(&b->out, '\n');
-                }
-                b->line_started = true;
-            }
-            if (b->blank)
-                out_byte(&b->out, ' ');
-            b->blank = false;
-            out_byte(&b->out, (unsigned char)c);
-        }
-    }
-}
-
-/* bh=: SHA-256 of the canonical body, the text from offset on, read in place chunk by chunk. */
-static bool body_hash(struct evbuffer *text, size_t offset, unsigned char digest[32])
-{
-    struct body_canon b = {.out.md = EVP_MD_CTX_new()};
-    bool ok = b.out.md && EVP_DigestInit_ex(b.out.md, EVP_sha256(), NULL);
-    size_t total = evbuffer_get_length(text);
-    struct evbuffer_ptr pos;
-    if (ok && offset < total && evbuffer_ptr_set(text, &pos, offset, EVBUFFER_PTR_SET) == 0) {
-        for (size_t left = total - offset; left;) {
-            struct evbuffer_iovec v[16];
-            int n = evbuffer_peek(text, (ev_ssize_t)left, &pos, v, 16);
-            size_t done = 0;
-            for (int i = 0; i < n && i < 16 && done < left; i++) {
-                size_t take = v[i].iov_len < left - done ? v[i].iov_len : left - done;
-                body_bytes(&b, v[i].iov_base, take);
-                done += take;
-            }
-            left -= done;
-            if (done == 0 || (left && evbuffer_ptr_set(text, &pos, done, EVBUFFER_PTR_ADD) != 0))
-                break;
-        }
-    }
-    if (b.line_started) { /* the last line had no line ending: it gets one */
-        out_byte(&b.out, '\r');
-        out_byte(&b.out, '\n');
-    }
-    if (ok) {
-        out_flush(&b.out);
-        ok = EVP_DigestFinal_ex(b.out.md, digest, NULL) == 1;
-    }
-    EVP_MD_CTX_free(b.out.md);
-    return ok;
-}
-
-/* ---------- the header fields ---------- */
-
-struct field {
-    const char *p; /* "Name: value" with its continuation lines, LF endings, no final LF */
-    size_t len;
-};
-
-struct fields {
-    struct field *v;
-    size_t count, cap;
-};
-
-/* Splits a header section (LF lines) into fields, appended top to bottom; false when out of
- * memory. A line that starts with a blank continues the field above it in the same section (one
- * at the top, continuing nothing, is skipped). */
-static bool split_fields(struct fields *fs, const char *p, size_t len)
-{
-    size_t first = fs->count; /* fields before this one lie in another buffer */
-    for (size_t i = 0; i < len;) {
-        const char *nl = memchr(p + i, '\n', len - i);
-        size_t end = nl ? (size_t)(nl - p) : len;
-        if (is_wsp(p[i]) && fs->count > first) {
-            struct field *last = &fs->v[fs->count - 1];
-            last->len = (size_t)(p + end - last->p);
-        } else if (!is_wsp(p[i]) && end > i) {
-            if (fs->count == fs->cap) {
-                struct field *grown = realloc(fs->v, (fs->cap = fs->cap ? fs->cap * 2 : 32) * sizeof *grown);
-                if (!grown)
-                    return false;
-                fs->v = grown;
-            }
-            fs->v[fs->count++] = (struct field){p + i, end - i};
-        }
-        i = end + 1;
-    }
-    return true;
-}
-
-/* True when field f is named name (compared without case; blanks before the colon allowed). */
-static bool field_named(const struct field *f, const char *name)
-{
-    size_t n = strlen(name);
-    if (f->len <= n || strncasecmp(f->p, name, n) != 0)
-        return false;
-    size_t i = n;
-    while (i < f->len && is_wsp(f->p[i]))
-        i++;
-    return i < f->len && f->p[i] == ':';
-}
-
 /* The domain of the first address in a From field, as an A-label; false when there is none. The
  * address is the one in <...> when there is one, else the field's words; quoted strings and
  * comments never count, so '"x@evil" <me@here>' gives "here". */
@@ -440,7 +255,7 @@ static void sign_fields(const struct fields *fs, struct canon_out *o, struct evb
         }
         for (size_t i = fs->count; n && i-- > 0;)
             if (field_named(&fs->v[i], name)) {
-                canon_header(o, fs->v[i].p, fs->v[i].len, true);
+                canon_header(o, fs->v[i].p, fs->v[i].len, true, true);
                 n--;
             }
     }
@@ -493,7 +308,7 @@ static bool build_signature(const struct dkim_key *key, const struct fields *fs,
     struct evbuffer *sig = evbuffer_new();
     char bh64[48], b64[2800];
     unsigned char digest[32];
-    bool ok = o && sig && (o->md = EVP_MD_CTX_new()) && EVP_DigestInit_ex(o->md, EVP_sha256(), NULL) == 1;
+    bool ok = o && sig && canon_out_init(o, SIZE_MAX);
     if (ok) {
         EVP_EncodeBlock((unsigned char *)bh64, bh, 32);
         evbuffer_add_printf(sig, "DKIM-Signature: v=1; a=%s; c=relaxed/relaxed; d=%s;\n\ts=%s; t=%lld;\n",
@@ -501,39 +316,26 @@ static bool build_signature(const struct dkim_key *key, const struct fields *fs,
         sign_fields(fs, o, sig);
         evbuffer_add_printf(sig, "\tbh=%s;\n\tb=", bh64);
         size_t n = evbuffer_get_length(sig);
-        canon_header(o, (const char *)evbuffer_pullup(sig, -1), n, false);
-        out_flush(o);
-        ok = EVP_DigestFinal_ex(o->md, digest, NULL) == 1 && sign_digest(key, digest, b64, sizeof b64);
+        canon_header(o, (const char *)evbuffer_pullup(sig, -1), n, true, false);
+        ok = canon_out_final(o, digest) && sign_digest(key, digest, b64, sizeof b64);
     }
     if (ok) {
         add_folded(sig, b64);
         evbuffer_add_buffer(out, sig);
     }
     if (o)
-        EVP_MD_CTX_free(o->md);
+        canon_out_free(o);
     free(o);
     if (sig)
         evbuffer_free(sig);
     return ok;
 }
 
-/* The header section's length in text (through the LF of its last line), and where the body
- * starts (after the empty line; the end when there is none). */
-static void text_layout(struct evbuffer *text, size_t *hlen, size_t *body)
-{
-    size_t total = evbuffer_get_length(text);
-    struct evbuffer_ptr end = evbuffer_search(text, "\n\n", 2, NULL);
-    *hlen = end.pos < 0 ? total : (size_t)end.pos + 1;
-    *body = end.pos < 0 ? total : (size_t)end.pos + 2;
-    if (total && *(const char *)evbuffer_pullup(text, 1) == '\n')
-        *hlen = 0, *body = 1; /* the text starts with the empty line: no header section */
-}
-
 const struct dkim_key *dkim_sign(const struct dkim_keys *k, const char *added, struct evbuffer *text, long long now,
                                  struct evbuffer *out, const char **why)
 {
     size_t hlen, body;
-    text_layout(text, &hlen, &body);
+    canon_text_layout(text, &hlen, &body);
     const char *h = hlen ? (const char *)evbuffer_pullup(text, (ev_ssize_t)hlen) : "";
     struct fields fs = {0};
     const struct dkim_key *key = NULL;
@@ -550,7 +352,7 @@ const struct dkim_key *dkim_sign(const struct dkim_keys *k, const char *added, s
             key = dkim_key_for(k, domain);
         }
         const struct dkim_key *second = key ? dkim_key_second(k, key) : NULL;
-        if (key && !(body_hash(text, body, bh) && build_signature(key, &fs, bh, now, out) &&
+        if (key && !(canon_body_hash(text, body, true, SIZE_MAX, bh, NULL) && build_signature(key, &fs, bh, now, out) &&
                      (!second || build_signature(second, &fs, bh, now, out)))) {
             *why = "signing failed (OpenSSL)";
             key = NULL;

@@ -59,6 +59,8 @@ void message_free(struct message *m)
     free(m->expanded);
     free(m->received_spf);
     free(m->spf_refusal);
+    free(m->spf_method);
+    free(m->auth_results);
     free(m->stage.tmp_path);
     if (m->stage.tmp_fd >= 0)
         close(m->stage.tmp_fd);

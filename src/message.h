@@ -67,6 +67,8 @@ struct message {
     char message_id[128];             /* its Message-ID field's value (cut), for the log; "" when none */
     char dkim_signer[400];            /* "domain/selector[+selector]" of the DKIM signatures added, "" when none (log) */
     char *received_spf;               /* the Received-SPF field (smtp_spf.c), or NULL */
+    char *spf_method;                 /* the SPF result as an Authentication-Results method, or NULL */
+    char *auth_results;               /* the Authentication-Results field (smtp_dkim.c), or NULL */
     char *spf_refusal;                /* SPF fail under spf_policy = reject: the domain each RCPT but
                                        * postmaster's is refused for (550 5.7.23), or NULL */
     struct evbuffer *headers;         /* Return-Path and Received, LF endings */

@@ -121,6 +121,11 @@ static void render_mail(struct server *srv, struct evbuffer *out)
     for (int r = 0; r < SPF__COUNT; r++)
         evbuffer_add_printf(out, "postern_spf_results_total{result=\"%s\"} %llu\n", spf_result_name((enum spf_result)r),
                             m->spf[r]);
+    head(out, "postern_dkim_verify_results_total", "counter",
+         "DKIM signatures of received mail verified (dkim_verify), by result; none: a message without one.");
+    for (int r = DKIM_R_NONE; r < DKIM_R__COUNT; r++)
+        evbuffer_add_printf(out, "postern_dkim_verify_results_total{result=\"%s\"} %llu\n",
+                            dkim_result_name((enum dkim_result)r), m->dkim_verified[r]);
 }
 
 static void render_state(struct server *srv, struct evbuffer *out)

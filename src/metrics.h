@@ -9,6 +9,7 @@
 #include <stddef.h>
 
 #include "reply.h"
+#include "dkim_verify.h"
 #include "spf.h"
 
 struct server;
@@ -34,6 +35,7 @@ struct metrics {
     unsigned long long dkim_signed, dkim_unsigned; /* originated messages with / without a DKIM signature */
     unsigned long long alias_expansions;           /* RCPTs for an alias, expanded */
     unsigned long long spf[SPF__COUNT];            /* SPF checks at MAIL, by result */
+    unsigned long long dkim_verified[DKIM_R__COUNT]; /* DKIM signatures verified (dkim_verify), by result */
     unsigned long long commit_latency[METRICS_LATENCY_BUCKETS + 1]; /* per bucket, not cumulative */
     double commit_latency_sum;                     /* seconds */
     unsigned long long reloads, reload_failures;

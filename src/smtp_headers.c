@@ -103,7 +103,8 @@ void build_trace_headers(struct session *s, const struct header_facts *facts)
     char proto[16]; /* RFC 3848 / RFC 6531: ESMTP, ESMTPS, ESMTPA, ESMTPSA, UTF8SMTPSA, ... */
     snprintf(proto, sizeof proto, "%s%s%s", !s->esmtp ? "SMTP" : m->smtputf8 ? "UTF8SMTP" : "ESMTP",
              s->esmtp && s->tls ? "S" : "", s->esmtp && s->auth_user ? "A" : "");
-    evbuffer_add_printf(m->headers, "Return-Path: <%s>\n%sReceived: ", m->sender,
+    evbuffer_add_printf(m->headers, "Return-Path: <%s>\n%s%sReceived: ", m->sender,
+                        m->auth_results ? m->auth_results : "", /* RFC 8601 5: at the top */
                         m->received_spf ? m->received_spf : ""); /* RFC 7208 9.1: above our Received */
     received_from(m->headers, s, m->smtputf8);
     if (s->tls) {

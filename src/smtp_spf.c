@@ -94,6 +94,20 @@ static char *received_spf(const struct session *s, enum spf_result r, const char
     return field;
 }
 
+/* The result as an Authentication-Results method (RFC 8601 2.7.2), for smtp_dkim.c; NULL when
+ * out of memory. A local part a header value cannot carry bare is left out: the domain alone. */
+static char *spf_method(const struct session *s, enum spf_result r, const char *identity, bool helo_identity)
+{
+    const char *value = helo_identity ? s->helo : identity, *at = strrchr(value, '@');
+    if (strspn(value, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.!#$%&'*+/=?^_`{|}~@-") !=
+        strlen(value))
+        value = at ? at + 1 : value;
+    char *method = NULL;
+    if (asprintf(&method, "spf=%s smtp.%s=%s", spf_result_name(r), helo_identity ? "helo" : "mailfrom", value) < 0)
+        return NULL;
+    return method;
+}
+
 static void spf_result(struct session *s, enum spf_result r, const char *detail)
 {
     char identity[ADDR_PATH_MAX + 300], safe_identity[600], safe_detail[600];
@@ -105,6 +119,8 @@ static void spf_result(struct session *s, enum spf_result r, const char *detail)
              log_quotable(safe_detail, sizeof safe_detail, detail));
     free(s->msg->received_spf);
     s->msg->received_spf = received_spf(s, r, identity, helo_identity, detail);
+    free(s->msg->spf_method);
+    s->msg->spf_method = spf_method(s, r, identity, helo_identity);
     const char *at = strrchr(identity, '@');
     if (r == SPF_FAIL && strcmp(s->srv->cfg->spf_policy, "reject") == 0) {
         free(s->msg->spf_refusal);

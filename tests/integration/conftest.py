@@ -3,6 +3,7 @@ temporary configuration, talks SMTP to it over real sockets, and stops it by PID
 
 Every server started here is stopped with SIGTERM and must exit 0; its log must hold no
 sanitizer report (the same suite runs against the ASan+UBSan build)."""
+import base64
 import os
 import signal
 import socket
@@ -126,9 +127,50 @@ def dns_answers(port):
             return False
 
 
+# DKIM keys made for this test run, published under dkim.test by the test DNS server
+# (test_dkim_verify.py): selector -> (algorithm, private key as python3-dkim takes it).
+DKIM_KEYS = {}
+
+
+def txt_strings(text):
+    """A TXT record's text as zone-file strings of at most 250 octets each."""
+    return " ".join(f'"{text[i:i + 250]}"' for i in range(0, len(text), 250))
+
+
+def rsa_key(workdir, bits):
+    """A new RSA key: (PKCS#1 PEM, base64 of its SubjectPublicKeyInfo)."""
+    pem = workdir / f"rsa{bits}.pem"
+    subprocess.run(["openssl", "genrsa", "-traditional", "-out", str(pem), str(bits)], check=True,
+                   capture_output=True)
+    der = subprocess.run(["openssl", "rsa", "-in", str(pem), "-pubout", "-outform", "DER"], check=True,
+                         capture_output=True).stdout
+    return pem.read_bytes(), base64.b64encode(der).decode()
+
+
+def make_dkim_keys(workdir):
+    """Keys for dkim.test: rsa (2048 bits, its record split over strings), ed (Ed25519), tiny (512
+    bits: too short), testing (t=y), strict (t=s), revoked (empty p=), and one under servfail.test."""
+    import nacl.signing
+    pem, pub = rsa_key(workdir, 2048)
+    tiny_pem, tiny_pub = rsa_key(workdir, 512)
+    seed = nacl.signing.SigningKey.generate()
+    ed_pub = base64.b64encode(bytes(seed.verify_key)).decode()
+    DKIM_KEYS.update(rsa=pem, tiny=tiny_pem, testing=pem, strict=pem, ed=base64.b64encode(bytes(seed)))
+    DNS_ZONES.extend([
+        "rsa._domainkey.dkim.test. TXT " + txt_strings(f"v=DKIM1; k=rsa; p={pub}"),
+        f'ed._domainkey.dkim.test. TXT "v=DKIM1; k=ed25519; p={ed_pub}"',
+        f'tiny._domainkey.dkim.test. TXT "v=DKIM1; p={tiny_pub}"',
+        "testing._domainkey.dkim.test. TXT " + txt_strings(f"v=DKIM1; t=y; p={pub}"),
+        "strict._domainkey.dkim.test. TXT " + txt_strings(f"v=DKIM1; t=s; p={pub}"),
+        'revoked._domainkey.dkim.test. TXT "v=DKIM1; p="',
+    ])
+
+
 @pytest.fixture(scope="session", autouse=True)
 def test_dns(tmp_path_factory):
-    proc = start_test_dns(tmp_path_factory.mktemp("dns"))
+    workdir = tmp_path_factory.mktemp("dns")
+    make_dkim_keys(workdir)
+    proc = start_test_dns(workdir)
     yield DNS
     proc.terminate()
     proc.wait(timeout=10)
