@@ -1,10 +1,10 @@
 # Postern - build, run and test. `make run` and `make test` install missing Debian packages first.
 SHELL := /bin/bash
 CC ?= cc
-PKGS := libevent libevent_pthreads libevent_openssl openssl libxcrypt libunbound zlib libidn2 libsystemd
+PKGS := libevent libevent_pthreads libevent_openssl openssl libxcrypt libunbound zlib libidn2 libsystemd libpsl
 CFLAGS ?= -O2 -g
 CFLAGS += -std=c17 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wformat=2 -Wno-format-truncation -pthread
-LDLIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -levent_openssl -levent_pthreads -levent -lssl -lcrypto -lcrypt -lunbound -lz -lidn2 -lsystemd) -pthread
+LDLIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -levent_openssl -levent_pthreads -levent -lssl -lcrypto -lcrypt -lunbound -lz -lidn2 -lsystemd -lpsl) -pthread
 
 # The version `postern --version` prints and the start-up line logs: the git commit, "-dirty" when
 # the tree has changes; server.o is remade when it changes (build/version.stamp).

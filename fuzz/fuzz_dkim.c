@@ -1,13 +1,15 @@
-/* libFuzzer target: DKIM verification (dkim_verify.c) of hostile messages and key records. The
- * input up to its first NUL is the message text (as stored: LF lines), the rest the TXT answer
- * for every signature's key (length-prefixed strings). Invariants: no crash, no read past the
- * input; after the key, every signature has a result, and its texts are terminated. */
+/* libFuzzer target: DKIM verification (dkim_verify.c) of hostile messages and key records, and
+ * DMARC records (dmarc.c). The input up to its first NUL is the message text (as stored: LF
+ * lines), the rest the TXT answer for every signature's key and for the DMARC question
+ * (length-prefixed strings). Invariants: no crash, no read past the input; after the key, every
+ * signature has a result, and its texts are terminated; a parsed DMARC record is within bounds. */
 #include <event2/buffer.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "dkim_verify.h"
+#include "dmarc.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -31,6 +33,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             strlen(g->b_prefix) > 8 || g->siglen > sizeof g->sig)
             abort();
     }
+    char record[DMARC_RECORD_MAX + 1];
+    struct dmarc_record r;
+    if (dmarc_select_record(rdata, len, 1, record, sizeof record) == 1 && dmarc_parse_record(record, &r) &&
+        (r.pct > 100 || r.p > DMARC_DIS_REJECT || r.sp > DMARC_DIS_REJECT))
+        abort();
     evbuffer_free(text);
     free(v);
     return 0;

@@ -186,7 +186,7 @@ static const char *set_value(struct config *cfg, const struct key_def *k, const 
     unsigned long long n;
     bool utf8;
     switch (k->type) {
-    case T_SPF_POLICY:
+    case T_POLICY:
         if (strcmp(v, "off") != 0 && strcmp(v, "header") != 0 && strcmp(v, "reject") != 0)
             return "expected off, header or reject";
         goto string;
@@ -590,6 +590,9 @@ bool config_load(const char *path, struct config *cfg, struct config_errors *err
                           cfg->path, config_key_line(cfg, "dnsbl_zones"), cfg->dnsbl_zones.count, DNSBL_ZONES_MAX);
     check_relay_host(cfg, errs);
     check_bind_addresses(cfg, errs);
+    if (strcmp(cfg->dmarc_policy, "off") != 0 && (!cfg->dkim_verify || strcmp(cfg->spf_policy, "off") == 0))
+        config_errors_add(errs, "%s:%d: dmarc_policy: needs dkim_verify = yes and spf_policy = header or reject "
+                          "(DMARC judges their results)", cfg->path, config_key_line(cfg, "dmarc_policy"));
     return errs->count == 0;
 }
 
@@ -598,7 +601,7 @@ void config_free(struct config *cfg)
     for (size_t i = 0; i < config_nkeys; i++) {
         void *field = (char *)cfg + config_keys[i].offset;
         switch (config_keys[i].type) {
-        case T_STRING: case T_PATH: case T_OPTPATH: case T_HOSTNAME: case T_TLS_VERSION: case T_SPF_POLICY:
+        case T_STRING: case T_PATH: case T_OPTPATH: case T_HOSTNAME: case T_TLS_VERSION: case T_POLICY:
             free(*(char **)field);
             break;
         case T_LISTEN_LIST: case T_OPT_LISTEN_LIST: case T_DOMAIN_LIST: case T_SUFFIX_LIST: case T_CIDR_LIST:
@@ -629,7 +632,7 @@ static bool key_equal(const struct key_def *k, const struct config *a, const str
 {
     const void *fa = (const char *)a + k->offset, *fb = (const char *)b + k->offset;
     switch (k->type) {
-    case T_STRING: case T_PATH: case T_OPTPATH: case T_HOSTNAME: case T_TLS_VERSION: case T_SPF_POLICY: {
+    case T_STRING: case T_PATH: case T_OPTPATH: case T_HOSTNAME: case T_TLS_VERSION: case T_POLICY: {
         const char *sa = *(char *const *)fa, *sb = *(char *const *)fb;
         return strcmp(sa ? sa : "", sb ? sb : "") == 0;
     }
@@ -683,7 +686,7 @@ static void format_value(const struct key_def *k, const struct config *cfg, char
     const void *f = (const char *)cfg + k->offset;
     out[0] = '\0';
     switch (k->type) {
-    case T_STRING: case T_PATH: case T_OPTPATH: case T_HOSTNAME: case T_TLS_VERSION: case T_SPF_POLICY: {
+    case T_STRING: case T_PATH: case T_OPTPATH: case T_HOSTNAME: case T_TLS_VERSION: case T_POLICY: {
         const char *s = *(char *const *)f;
         snprintf(out, outsz, "%s", s ? s : "");
         return;

@@ -102,6 +102,7 @@ struct config {
     char *smtp_bind_address;      /* "" or the IPv4 address outbound connections come from */
     char *smtp_bind_address6;     /* "" or the IPv6 address outbound connections come from */
     char *spf_policy;             /* "off", "header" or "reject" (spf.h) */
+    char *dmarc_policy;           /* "off", "header" or "reject" (dmarc.h, smtp_msgauth.c) */
     char relay_user[256], relay_password[256]; /* read from it ("" = no AUTH); wiped by config_free */
     unsigned metrics_max_connections; /* scrape connections open at once */
     unsigned max_queue_lifetime;  /* seconds, then bounce */
@@ -114,7 +115,7 @@ struct config {
     unsigned smtp_data_init_timeout, smtp_data_block_timeout, smtp_data_done_timeout;
     bool sender_null_mx_check;    /* MX role: 550 5.7.27 for senders whose domain has a null MX */
     bool sender_domain_check;     /* MX role: 550 5.1.8 / 450 4.1.8 for senders whose domain cannot take mail */
-    bool dkim_verify;             /* MX role: verify DKIM signatures, add Authentication-Results (smtp_dkim.c) */
+    bool dkim_verify;             /* MX role: verify DKIM signatures, add Authentication-Results (smtp_msgauth.c) */
     bool recipient_domain_check;  /* relayed recipients: 550 5.1.2 when their domain does not exist */
     bool smtp_tls;                /* opportunistic STARTTLS outbound */
     bool smtp_tls_verify;         /* require STARTTLS and a certificate valid for the MX name */

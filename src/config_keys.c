@@ -203,10 +203,15 @@ const struct key_def config_keys[] = {
      "lookups at most dns_timeout) and the results, with SPF's, go into an Authentication-Results field "
      "(RFC 8601) at the top of the message; such fields naming this hostname are removed first. Nothing "
      "is refused. Not for users' and relay_networks clients' mail."},
+    {"dmarc_policy", T_POLICY, F(dmarc_policy), "off", 0, 0,
+     "DMARC (RFC 7489) on the MX role: header = the From domain's policy is looked up and the result (SPF or "
+     "DKIM passing in alignment with the From domain) goes into Authentication-Results; reject = also "
+     "refuse (550 5.7.1 after the data) mail that fails where the domain asks p=reject (p=quarantine: "
+     "delivered, marked dis=quarantine). Needs dkim_verify = yes and spf_policy header or reject. No reports."},
     {"spf_skip_networks", T_CIDR_LIST, F(spf_skip_networks), "", 0, 0,
      "Client networks (CIDR) whose mail is not checked with SPF: your backup MX, forwarders you trust (they pass "
      "on others' mail, so its SPF fails from them). relay_networks clients and users are never checked."},
-    {"spf_policy", T_SPF_POLICY, F(spf_policy), "off", 0, 0,
+    {"spf_policy", T_POLICY, F(spf_policy), "off", 0, 0,
      "SPF (RFC 7208) on the MX role: the sender's domain (for the null sender the HELO name) is asked whether "
      "the client may send its mail. off; header: a Received-SPF field records the result; reject: that, and "
      "a fail gets 550 5.7.23 at each RCPT but postmaster's. Not for relay_networks clients and users."},

@@ -9,7 +9,7 @@
 
 enum key_type { T_STRING, T_PATH, T_OPTPATH, T_BOOL, T_UINT, T_SIZE, T_DURATION, T_LOGLEVEL,
                 T_HOSTNAME, T_LISTEN_LIST, T_OPT_LISTEN_LIST, T_DOMAIN_LIST, T_SUFFIX_LIST, T_CIDR_LIST, T_TLS_VERSION,
-                T_RESOLVER_LIST, T_DURATION_LIST, T_SPF_POLICY };
+                T_RESOLVER_LIST, T_DURATION_LIST, T_POLICY };
 
 struct key_def {
     const char *name;

@@ -182,47 +182,6 @@ const struct dkim_key *dkim_key_for(const struct dkim_keys *k, const char *domai
     return NULL;
 }
 
-/* The domain of the first address in a From field, as an A-label; false when there is none. The
- * address is the one in <...> when there is one, else the field's words; quoted strings and
- * comments never count, so '"x@evil" <me@here>' gives "here". */
-static bool from_domain(const struct field *f, char *out, size_t outsz)
-{
-    char bare[1000], angle[1000];
-    size_t nb = 0, na = 0, depth = 0;
-    bool in_angle = false, had_angle = false, quoted = false;
-    const char *colon = memchr(f->p, ':', f->len);
-    for (size_t i = colon ? (size_t)(colon - f->p) + 1 : f->len; i < f->len && !had_angle; i++) {
-        char c = f->p[i];
-        if (quoted) {
-            quoted = !(c == '"');
-            i += c == '\\';
-        } else if (depth) {
-            depth += (c == '(') - (c == ')');
-            i += c == '\\';
-        } else if (c == '"') {
-            quoted = true;
-        } else if (c == '(') {
-            depth = 1;
-        } else if (c == '<') {
-            in_angle = true;
-        } else if (c == '>' && in_angle) {
-            had_angle = true;
-        } else if (c == ',' && !in_angle) {
-            break; /* only the first mailbox */
-        } else if (!is_wsp(c) && c != '\n') {
-            if (in_angle && na < sizeof angle - 1)
-                angle[na++] = c;
-            else if (!in_angle && nb < sizeof bare - 1)
-                bare[nb++] = c;
-        }
-    }
-    char *addr = had_angle ? angle : bare;
-    addr[had_angle ? na : nb] = '\0';
-    const char *at = strrchr(addr, '@');
-    bool utf8 = false;
-    return at && address_parse_domain(at + 1, strlen(at + 1), &utf8) == ADDR_OK && idn_to_ascii(at + 1, out, outsz);
-}
-
 /* How many of the fields are named name. */
 static size_t count_named(const struct fields *fs, const char *name)
 {
@@ -347,7 +306,7 @@ const struct dkim_key *dkim_sign(const struct dkim_keys *k, const char *added, s
         while (i < fs.count && !field_named(&fs.v[i], "from"))
             i++;
         *why = "no From address with a domain";
-        if (i < fs.count && from_domain(&fs.v[i], domain, sizeof domain)) {
+        if (i < fs.count && field_from_domain(&fs.v[i], domain, sizeof domain, NULL)) {
             *why = "no key for the From domain";
             key = dkim_key_for(k, domain);
         }

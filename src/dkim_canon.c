@@ -8,6 +8,9 @@
 #include <string.h>
 #include <strings.h>
 
+#include "address.h"
+#include "idn.h"
+
 bool canon_out_init(struct canon_out *o, size_t limit)
 {
     o->len = o->written = 0;
@@ -211,4 +214,47 @@ bool field_named(const struct field *f, const char *name)
     while (i < f->len && is_wsp(f->p[i]))
         i++;
     return i < f->len && f->p[i] == ':';
+}
+
+bool field_from_domain(const struct field *f, char *out, size_t outsz, bool *several)
+{
+    char bare[1000], angle[1000];
+    size_t nb = 0, na = 0, depth = 0;
+    bool in_angle = false, had_angle = false, quoted = false, more = false;
+    const char *colon = memchr(f->p, ':', f->len);
+    for (size_t i = colon ? (size_t)(colon - f->p) + 1 : f->len; i < f->len && !more; i++) {
+        char c = f->p[i];
+        if (quoted) {
+            quoted = !(c == '"');
+            i += c == '\\';
+        } else if (depth) {
+            depth += (c == '(') - (c == ')');
+            i += c == '\\';
+        } else if (c == '"') {
+            quoted = true;
+        } else if (c == '(') {
+            depth = 1;
+        } else if (c == ',' && !in_angle) {
+            more = true; /* a second mailbox follows: only the first counts */
+        } else if (had_angle) {
+            continue; /* after the first mailbox's <...>: only a comma matters */
+        } else if (c == '<') {
+            in_angle = true;
+        } else if (c == '>' && in_angle) {
+            had_angle = true;
+            in_angle = false;
+        } else if (!is_wsp(c) && c != '\n') {
+            if (in_angle && na < sizeof angle - 1)
+                angle[na++] = c;
+            else if (!in_angle && nb < sizeof bare - 1)
+                bare[nb++] = c;
+        }
+    }
+    if (several)
+        *several = more;
+    char *addr = had_angle ? angle : bare;
+    addr[had_angle ? na : nb] = '\0';
+    const char *at = strrchr(addr, '@');
+    bool utf8 = false;
+    return at && address_parse_domain(at + 1, strlen(at + 1), &utf8) == ADDR_OK && idn_to_ascii(at + 1, out, outsz);
 }

@@ -62,6 +62,12 @@ bool split_fields(struct fields *fs, const char *p, size_t len);
 /* True when field f is named name (compared without case; blanks before the colon allowed). */
 bool field_named(const struct field *f, const char *name);
 
+/* The domain of the first address in a From field, as an A-label; false when there is none. The
+ * address is the one in <...> when there is one, else the field's words; quoted strings and
+ * comments never count, so '"x@evil" <me@here>' gives "here". *several (if not NULL): another
+ * mailbox follows (a comma outside quotes, comments and brackets). */
+bool field_from_domain(const struct field *f, char *out, size_t outsz, bool *several);
+
 static inline bool is_wsp(char c)
 {
     return c == ' ' || c == '\t';

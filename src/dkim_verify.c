@@ -15,8 +15,8 @@
 
 #include "dkim_canon.h"
 #include "sasl.h"
+#include "taglist.h"
 
-#define DKIM_TAGS_MAX 32     /* tags in one signature field or key record */
 #define DKIM_FIELD_MAX 16384 /* octets of one DKIM-Signature field */
 #define DKIM_H_MAX 128       /* names in h= */
 #define RSA_BITS_MIN 1024    /* RFC 8301 3.2 */
@@ -26,72 +26,6 @@ const char *dkim_result_name(enum dkim_result r)
     static const char *const names[DKIM_R__COUNT] = {"none",   "pass",      "fail",     "neutral",
                                                      "policy", "temperror", "permerror"};
     return r < DKIM_R__COUNT ? names[r] : "none";
-}
-
-/* ---------- tag lists (RFC 6376 3.2) ---------- */
-
-struct tag {
-    const char *name, *value; /* NUL-terminated inside the parsed copy, blanks trimmed */
-};
-
-struct tags {
-    struct tag v[DKIM_TAGS_MAX];
-    size_t n;
-};
-
-static char *trim(char *s)
-{
-    while (is_wsp(*s))
-        s++;
-    size_t n = strlen(s);
-    while (n && is_wsp(s[n - 1]))
-        s[--n] = '\0';
-    return s;
-}
-
-/* Splits an unfolded tag list in place; false on bad syntax, a tag twice, or too many tags. */
-static bool parse_tags(char *s, struct tags *t)
-{
-    t->n = 0;
-    for (char *save = NULL, *part = strtok_r(s, ";", &save); part; part = strtok_r(NULL, ";", &save)) {
-        char *eq = strchr(part, '=');
-        if (!eq)
-            return *trim(part) == '\0' && !strtok_r(NULL, ";", &save); /* only an empty last one */
-        *eq = '\0';
-        char *name = trim(part), *value = trim(eq + 1);
-        if (!*name || t->n == DKIM_TAGS_MAX || strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123"
-                                                           "456789_") != strlen(name))
-            return false;
-        for (size_t i = 0; i < t->n; i++)
-            if (strcmp(t->v[i].name, name) == 0)
-                return false; /* RFC 6376 3.2: a tag twice makes the list invalid */
-        t->v[t->n++] = (struct tag){name, value};
-    }
-    return true;
-}
-
-static const char *tag(const struct tags *t, const char *name)
-{
-    for (size_t i = 0; i < t->n; i++)
-        if (strcmp(t->v[i].name, name) == 0)
-            return t->v[i].value;
-    return NULL;
-}
-
-/* True when the colon-separated list holds word (blanks around items allowed, no case). */
-static bool list_has(const char *list, const char *word)
-{
-    size_t n = strlen(word);
-    for (const char *p = list; p && *p; p = strchr(p, ':') ? strchr(p, ':') + 1 : NULL) {
-        while (is_wsp(*p))
-            p++;
-        size_t k = strcspn(p, ":");
-        while (k && is_wsp(p[k - 1]))
-            k--;
-        if (k == n && strncasecmp(p, word, n) == 0)
-            return true;
-    }
-    return false;
 }
 
 /* Base64 with blanks anywhere (a folded b=, p=) into out; the length, or -1. */
@@ -213,18 +147,18 @@ static bool domains(struct dkim_sig *sig, const char *d, const char *i, const ch
 }
 
 /* The tags of one signature checked (RFC 6376 6.1.1) into sig; false with the reason. */
-static bool check_tags(struct dkim_sig *sig, const struct tags *t, long long now, const char **why)
+static bool check_tags(struct dkim_sig *sig, const struct tag_list *t, long long now, const char **why)
 {
-    const char *a = tag(t, "a"), *s = tag(t, "s"), *h = tag(t, "h"), *b = tag(t, "b"), *q = tag(t, "q");
+    const char *a = tag_list_get(t, "a"), *s = tag_list_get(t, "s"), *h = tag_list_get(t, "h"), *b = tag_list_get(t, "b"), *q = tag_list_get(t, "q");
     unsigned long long ts = 0, xs = 0;
     *why = "v= is not 1";
-    if (!tag(t, "v") || strcmp(tag(t, "v"), "1") != 0)
+    if (!tag_list_get(t, "v") || strcmp(tag_list_get(t, "v"), "1") != 0)
         return false;
     *why = a && strcasecmp(a, "rsa-sha1") == 0 ? "rsa-sha1 is not accepted (RFC 8301)" : "unknown algorithm in a=";
     if (!a || (strcasecmp(a, "rsa-sha256") != 0 && strcasecmp(a, "ed25519-sha256") != 0))
         return false;
     sig->ed25519 = strcasecmp(a, "ed25519-sha256") == 0;
-    if (!domains(sig, tag(t, "d"), tag(t, "i"), why))
+    if (!domains(sig, tag_list_get(t, "d"), tag_list_get(t, "i"), why))
         return false;
     *why = "s= is not a selector";
     if (!s || !*s || strlen(s) >= sizeof sig->selector || strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRST"
@@ -232,7 +166,7 @@ static bool check_tags(struct dkim_sig *sig, const struct tags *t, long long now
         return false;
     snprintf(sig->selector, sizeof sig->selector, "%s", s);
     *why = "h= does not sign From";
-    if (!h || !list_has(h, "from"))
+    if (!h || !tag_list_has(h, "from"))
         return false;
     *why = "b= is not a signature";
     ssize_t n = b ? base64_blanks(b, sig->sig, sizeof sig->sig) : -1;
@@ -244,14 +178,14 @@ static bool check_tags(struct dkim_sig *sig, const struct tags *t, long long now
         if (!is_wsp(*p))
             sig->b_prefix[k++] = *p;
     *why = "q= does not allow dns/txt";
-    if (q && !list_has(q, "dns/txt"))
+    if (q && !tag_list_has(q, "dns/txt"))
         return false;
     *why = "bad t= or x=";
-    if ((tag(t, "t") && !number(tag(t, "t"), &ts)) || (tag(t, "x") && !number(tag(t, "x"), &xs)) ||
-        (tag(t, "t") && tag(t, "x") && xs < ts))
+    if ((tag_list_get(t, "t") && !number(tag_list_get(t, "t"), &ts)) || (tag_list_get(t, "x") && !number(tag_list_get(t, "x"), &xs)) ||
+        (tag_list_get(t, "t") && tag_list_get(t, "x") && xs < ts))
         return false;
     *why = "signature expired (x=)";
-    return !tag(t, "x") || (long long)xs >= now;
+    return !tag_list_get(t, "x") || (long long)xs >= now;
 }
 
 /* The SHA-256 of the header fields h= names - for each name, the last instance not yet used,
@@ -268,7 +202,7 @@ static bool header_digest(struct dkim_sig *sig, const struct fields *fs, const s
     for (const char *p = h; ok && p && *p && names++ < DKIM_H_MAX; p = strchr(p, ':') ? strchr(p, ':') + 1 : NULL) {
         size_t k = strcspn(p, ":");
         snprintf(name, sizeof name, "%.*s", (int)(k < sizeof name - 1 ? k : sizeof name - 1), p);
-        char *n = trim(name);
+        char *n = tag_trim(name);
         for (size_t i = fs->count; i-- > 0;)
             if (!used[i] && field_named(&fs->v[i], n)) {
                 used[i] = true;
@@ -291,7 +225,7 @@ static bool header_digest(struct dkim_sig *sig, const struct fields *fs, const s
 static void prepare_one(struct dkim_sig *sig, const struct field *f, const struct fields *fs, struct evbuffer *text,
                         size_t body_off, long long now)
 {
-    struct tags t;
+    struct tag_list t;
     const char *why = "signature field is not a tag list";
     bool header_relaxed, body_relaxed;
     unsigned char bh[64], digest[32];
@@ -301,18 +235,18 @@ static void prepare_one(struct dkim_sig *sig, const struct field *f, const struc
     memset(sig, 0, sizeof *sig);
     if (f->len > DKIM_FIELD_MAX) {
         verdict(sig, DKIM_R_PERMERROR, "signature field longer than 16384 octets");
-    } else if (!value || !parse_tags(value, &t) || !check_tags(sig, &t, now, &why)) {
+    } else if (!value || !tag_list_parse(value, &t) || !check_tags(sig, &t, now, &why)) {
         verdict(sig, value ? DKIM_R_PERMERROR : DKIM_R_TEMPERROR, value ? why : "out of memory");
-    } else if (!canonicalizations(tag(&t, "c"), &header_relaxed, &body_relaxed)) {
+    } else if (!canonicalizations(tag_list_get(&t, "c"), &header_relaxed, &body_relaxed)) {
         verdict(sig, DKIM_R_PERMERROR, "unknown canonicalization in c=");
-    } else if (!tag(&t, "bh") || base64_blanks(tag(&t, "bh"), bh, sizeof bh) != 32) {
+    } else if (!tag_list_get(&t, "bh") || base64_blanks(tag_list_get(&t, "bh"), bh, sizeof bh) != 32) {
         verdict(sig, DKIM_R_PERMERROR, "bh= is not a SHA-256 hash");
-    } else if (tag(&t, "l") && !number(tag(&t, "l"), &l)) {
+    } else if (tag_list_get(&t, "l") && !number(tag_list_get(&t, "l"), &l)) {
         verdict(sig, DKIM_R_PERMERROR, "l= is not a number");
     } else if (!canon_body_hash(text, body_off, body_relaxed, (size_t)l, digest, &length) ||
-               !header_digest(sig, fs, f, tag(&t, "h"), header_relaxed)) {
+               !header_digest(sig, fs, f, tag_list_get(&t, "h"), header_relaxed)) {
         verdict(sig, DKIM_R_TEMPERROR, "out of memory");
-    } else if (tag(&t, "l") && l > length) {
+    } else if (tag_list_get(&t, "l") && l > length) {
         verdict(sig, DKIM_R_PERMERROR, "l= is longer than the body");
     } else if (memcmp(digest, bh, 32) != 0) {
         verdict(sig, DKIM_R_FAIL, "body hash did not verify");
@@ -352,9 +286,9 @@ bool dkim_key_name(const struct dkim_sig *sig, char *out, size_t outsz)
 /* ---------- the key (RFC 6376 3.6.1) and the signature check ---------- */
 
 /* The public key p= holds, of the type k= names; NULL with the reason. */
-static EVP_PKEY *public_key(const struct dkim_sig *sig, const struct tags *t, const char **why)
+static EVP_PKEY *public_key(const struct dkim_sig *sig, const struct tag_list *t, const char **why)
 {
-    const char *k = tag(t, "k") ? tag(t, "k") : "rsa", *p = tag(t, "p");
+    const char *k = tag_list_get(t, "k") ? tag_list_get(t, "k") : "rsa", *p = tag_list_get(t, "p");
     unsigned char der[2048];
     *why = "key record has no p=";
     if (!p)
@@ -421,21 +355,21 @@ static bool txt_joined(const unsigned char *rdata, int len, char *out, size_t ou
 }
 
 /* Checks the key record's tags against the signature; false with the reason. */
-static bool key_tags_fit(struct dkim_sig *sig, const struct tags *t, const char **why)
+static bool key_tags_fit(struct dkim_sig *sig, const struct tag_list *t, const char **why)
 {
-    const char *v = tag(t, "v"), *h = tag(t, "h"), *s = tag(t, "s"), *flags = tag(t, "t");
+    const char *v = tag_list_get(t, "v"), *h = tag_list_get(t, "h"), *s = tag_list_get(t, "s"), *flags = tag_list_get(t, "t");
     *why = "key record v= is not DKIM1";
     if (v && strcmp(v, "DKIM1") != 0)
         return false;
     *why = "key does not allow sha256 (h=)";
-    if (h && !list_has(h, "sha256"))
+    if (h && !tag_list_has(h, "sha256"))
         return false;
     *why = "key is not for email (s=)";
-    if (s && !list_has(s, "*") && !list_has(s, "email"))
+    if (s && !tag_list_has(s, "*") && !tag_list_has(s, "email"))
         return false;
-    sig->testing = flags && list_has(flags, "y");
+    sig->testing = flags && tag_list_has(flags, "y");
     *why = "key requires i= to be d= itself (t=s)";
-    return !(flags && list_has(flags, "s") && !sig->strict_identity);
+    return !(flags && tag_list_has(flags, "s") && !sig->strict_identity);
 }
 
 void dkim_verify_key(struct dkim_sig *sig, enum dkim_key_lookup how, const unsigned char *const *rdata,
@@ -449,11 +383,11 @@ void dkim_verify_key(struct dkim_sig *sig, enum dkim_key_lookup how, const unsig
     dkim_key_name(sig, name, sizeof name);
     char *record = malloc(DKIM_KEY_RECORD_MAX);
     const char *why = "";
-    struct tags t = {0};
+    struct tag_list t = {0};
     bool found = false;
     for (int i = 0; record && how == DKIM_KEY_ANSWER && i < n && !found; i++)
-        found = txt_joined(rdata[i], len[i], record, DKIM_KEY_RECORD_MAX) && parse_tags(record, &t) &&
-                (tag(&t, "p") || tag(&t, "v"));
+        found = txt_joined(rdata[i], len[i], record, DKIM_KEY_RECORD_MAX) && tag_list_parse(record, &t) &&
+                (tag_list_get(&t, "p") || tag_list_get(&t, "v"));
     EVP_PKEY *key = found && key_tags_fit(sig, &t, &why) ? public_key(sig, &t, &why) : NULL;
     if (!record)
         verdict(sig, DKIM_R_TEMPERROR, "out of memory");

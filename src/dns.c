@@ -180,6 +180,36 @@ void dns_free(struct dns *d)
 
 /* ---------- pure MX helpers ---------- */
 
+int dns_txt_select(const unsigned char *const *rdata, const int *len, int n, const char *prefix, const char *after,
+                   char *out, size_t outsz)
+{
+    size_t plen = strlen(prefix);
+    char *text = malloc(outsz + 1);
+    int found = text ? 0 : -1;
+    for (int i = 0; text && i < n && found >= 0; i++) {
+        size_t t = 0;
+        bool too_long = false;
+        for (int p = 0; p < len[i];) { /* <length><octets>, again and again */
+            int l = rdata[i][p++];
+            if (p + l > len[i])
+                break;
+            too_long = too_long || t + (size_t)l > outsz - 1;
+            if (!too_long)
+                memcpy(text + t, rdata[i] + p, (size_t)l), t += (size_t)l;
+            p += l;
+        }
+        text[t] = '\0';
+        if (t < plen || strncasecmp(text, prefix, plen) != 0 || (text[plen] && !strchr(after, text[plen])))
+            continue;
+        if (too_long || memchr(text, '\0', t) || ++found > 1)
+            found = -1;
+        else
+            memcpy(out, text, t + 1);
+    }
+    free(text);
+    return found;
+}
+
 bool dns_wire_name(const unsigned char *rdata, int len, char *out, size_t outsz)
 {
     size_t o = 0;

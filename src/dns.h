@@ -129,6 +129,13 @@ struct dns_query *dns_lookup(struct dns *d, const char *name, int rrtype, dns_an
  * into out as text without the final dot; false when malformed or too long. */
 bool dns_wire_name(const unsigned char *p, int len, char *out, size_t outsz);
 
+/* Pure: the one TXT record among a name's answers (each as its rdata: length-prefixed strings,
+ * joined without separators) that starts with prefix (ASCII case ignored) followed by its end or
+ * one of the characters of after, into out. 0: none; 1: found; -1: several, or the one found is
+ * longer than outsz - 1 or holds a NUL (SPF's and DMARC's record selection). */
+int dns_txt_select(const unsigned char *const *rdata, const int *len, int n, const char *prefix, const char *after,
+                   char *out, size_t outsz);
+
 /* Stops a query: its callback will not run. */
 void dns_cancel(struct dns_query *q);
 

@@ -68,7 +68,7 @@ struct message {
     char dkim_signer[400];            /* "domain/selector[+selector]" of the DKIM signatures added, "" when none (log) */
     char *received_spf;               /* the Received-SPF field (smtp_spf.c), or NULL */
     char *spf_method;                 /* the SPF result as an Authentication-Results method, or NULL */
-    char *auth_results;               /* the Authentication-Results field (smtp_dkim.c), or NULL */
+    char *auth_results;               /* the Authentication-Results field (smtp_msgauth.c), or NULL */
     char *spf_refusal;                /* SPF fail under spf_policy = reject: the domain each RCPT but
                                        * postmaster's is refused for (550 5.7.23), or NULL */
     struct evbuffer *headers;         /* Return-Path and Received, LF endings */
@@ -77,6 +77,7 @@ struct message {
     enum commit_status status;
     char error[256];                  /* detail for the log (never sent to the client) */
     int errnum;                       /* the failed system call's errno, when there was one */
+    int spf_result;                   /* enum spf_result + 1 of the check at MAIL; 0: not checked */
     const char *mail_dir;
     const char *spool_dir;
     const char *hostname;

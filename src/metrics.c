@@ -126,6 +126,10 @@ static void render_mail(struct server *srv, struct evbuffer *out)
     for (int r = DKIM_R_NONE; r < DKIM_R__COUNT; r++)
         evbuffer_add_printf(out, "postern_dkim_verify_results_total{result=\"%s\"} %llu\n",
                             dkim_result_name((enum dkim_result)r), m->dkim_verified[r]);
+    head(out, "postern_dmarc_results_total", "counter", "DMARC results of received messages (dmarc_policy).");
+    for (int r = 0; r < DMARC__COUNT; r++)
+        evbuffer_add_printf(out, "postern_dmarc_results_total{result=\"%s\"} %llu\n",
+                            dmarc_result_name((enum dmarc_result)r), m->dmarc[r]);
 }
 
 static void render_state(struct server *srv, struct evbuffer *out)

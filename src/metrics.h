@@ -10,6 +10,7 @@
 
 #include "reply.h"
 #include "dkim_verify.h"
+#include "dmarc.h"
 #include "spf.h"
 
 struct server;
@@ -36,6 +37,7 @@ struct metrics {
     unsigned long long alias_expansions;           /* RCPTs for an alias, expanded */
     unsigned long long spf[SPF__COUNT];            /* SPF checks at MAIL, by result */
     unsigned long long dkim_verified[DKIM_R__COUNT]; /* DKIM signatures verified (dkim_verify), by result */
+    unsigned long long dmarc[DMARC__COUNT];        /* DMARC results of received messages (dmarc_policy) */
     unsigned long long commit_latency[METRICS_LATENCY_BUCKETS + 1]; /* per bucket, not cumulative */
     double commit_latency_sum;                     /* seconds */
     unsigned long long reloads, reload_failures;

@@ -100,7 +100,7 @@ struct session {
     struct access_copy client_access; /* client_access verdict, from the connection on */
     struct access_copy sender_access; /* sender_access verdict of the current MAIL */
     struct event *spf_timer;
-    struct dkim_check *dkim;        /* the message's DKIM verification (smtp_dkim.c), or NULL */
+    struct msgauth_check *msgauth;  /* DKIM and DMARC at the end of data (smtp_msgauth.c), or NULL */
     struct data_reader data;
     char *line;            /* max_command_line + 1 octets, grown once for a DSN-sized MAIL/RCPT */
     size_t line_cap;
@@ -153,17 +153,21 @@ void log_rcpt_refused(struct session *s, const char *addr, enum reply_id id, con
  * command_timeout) and the write timeout. */
 void set_timeouts(struct session *s);
 
-/* smtp_store.c: the message's data ended: refused whole, or checked (smtp_dkim.c) then stored -
+/* smtp_store.c: the message's data ended: refused whole, or checked (smtp_msgauth.c) then stored -
  * trace fields, commit, and the reply once the commit is done. */
 void finish_data(struct session *s);
 void store_message(struct session *s, const struct header_facts *facts);
+/* Refuses the message whole after its data (reply id, with arg when the row takes one), logged
+ * as rejected with detail; the session goes on with its next commands. */
+void refuse_data(struct session *s, enum reply_id id, const char *detail, const char *arg);
 
-/* smtp_dkim.c: verifies the DKIM signatures of a message received on the MX role (dkim_verify),
- * its key lookups at most dns_timeout; true when store_message will be called once they are done
- * (the session waits: dns_pending), false when there is nothing to wait for (the results, if any,
- * are already in s->msg->auth_results). Frees a check still running with the session. */
-bool dkim_check_begin(struct session *s, const struct header_facts *facts);
-void dkim_check_free(struct session *s);
+/* smtp_msgauth.c: DKIM verification (dkim_verify) and DMARC (dmarc_policy) of a message received
+ * on the MX role, their DNS lookups at most dns_timeout; true when it will end - the message
+ * stored (store_message) or refused (refuse_data) - once they are done (the session waits:
+ * dns_pending), false when there is nothing to wait for (the results, if any, are already in
+ * s->msg->auth_results). Frees a check still running with the session. */
+bool msgauth_check_begin(struct session *s, const struct header_facts *facts);
+void msgauth_check_free(struct session *s);
 
 /* smtp_headers.c: Return-Path, Received and (submitted mail) Message-ID/Date, into s->msg->headers. */
 void build_trace_headers(struct session *s, const struct header_facts *facts);

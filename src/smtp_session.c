@@ -157,7 +157,7 @@ void session_free(struct session *s)
     dns_cancel(s->dns_q);
     dnsbl_free(s);
     spf_free(s);
-    dkim_check_free(s);
+    msgauth_check_free(s);
     access_session_free(s);
     if (s->pending_rcpt)
         free(s->pending_rcpt->orcpt);

@@ -94,7 +94,7 @@ static char *received_spf(const struct session *s, enum spf_result r, const char
     return field;
 }
 
-/* The result as an Authentication-Results method (RFC 8601 2.7.2), for smtp_dkim.c; NULL when
+/* The result as an Authentication-Results method (RFC 8601 2.7.2), for smtp_msgauth.c; NULL when
  * out of memory. A local part a header value cannot carry bare is left out: the domain alone. */
 static char *spf_method(const struct session *s, enum spf_result r, const char *identity, bool helo_identity)
 {
@@ -121,6 +121,7 @@ static void spf_result(struct session *s, enum spf_result r, const char *detail)
     s->msg->received_spf = received_spf(s, r, identity, helo_identity, detail);
     free(s->msg->spf_method);
     s->msg->spf_method = spf_method(s, r, identity, helo_identity);
+    s->msg->spf_result = (int)r + 1;
     const char *at = strrchr(identity, '@');
     if (r == SPF_FAIL && strcmp(s->srv->cfg->spf_policy, "reject") == 0) {
         free(s->msg->spf_refusal);

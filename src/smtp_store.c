@@ -1,5 +1,5 @@
 /* smtp_store.c - the end of a message's DATA: refused whole (size, NUL, bare CR/LF, too many
- * hops), or - once the checks that look at the text are done (smtp_dkim.c) - given its trace
+ * hops), or - once the checks that look at the text are done (smtp_msgauth.c) - given its trace
  * fields and committed (commit.c); the commit's outcome answers the client (250 only once the
  * message is on stable storage) and ends the transaction. Part of the session (session_priv.h).
  * Never: answer 250 before commit_done, or let the client's next commands run before it. */
@@ -104,6 +104,15 @@ static void commit_done(void *arg)
     process_input(s);
 }
 
+void refuse_data(struct session *s, enum reply_id id, const char *detail, const char *arg)
+{
+    log_transaction(s, "rejected", id, detail);
+    s->state = ST_READY;
+    reset_transaction(s);
+    set_timeouts(s);
+    reply(s, id, arg);
+}
+
 /* The data ended (CRLF.CRLF): refuse it whole, or commit it. */
 void finish_data(struct session *s)
 {
@@ -112,11 +121,7 @@ void finish_data(struct session *s)
         enum reply_id id = (f & DATA_TOO_BIG) ? REPLY_SIZE_EXCEEDED
                            : (f & DATA_NUL)   ? REPLY_NUL_IN_DATA
                                               : REPLY_BARE_LINE_ENDING;
-        log_transaction(s, "rejected", id, (f & DATA_TOO_BIG) ? "too big" : (f & DATA_NUL) ? "NUL" : "bare CR/LF");
-        s->state = ST_READY;
-        reset_transaction(s);
-        set_timeouts(s);
-        reply(s, id);
+        refuse_data(s, id, (f & DATA_TOO_BIG) ? "too big" : (f & DATA_NUL) ? "NUL" : "bare CR/LF", NULL);
         return;
     }
     struct message *m = s->msg;
@@ -126,15 +131,11 @@ void finish_data(struct session *s)
     if (facts.received >= s->srv->cfg->max_hops) {
         char detail[48];
         snprintf(detail, sizeof detail, "%u Received fields", facts.received);
-        log_transaction(s, "rejected", REPLY_TOO_MANY_HOPS, detail);
-        s->state = ST_READY;
-        reset_transaction(s);
-        set_timeouts(s);
-        reply(s, REPLY_TOO_MANY_HOPS);
+        refuse_data(s, REPLY_TOO_MANY_HOPS, detail, NULL);
         return;
     }
-    if (!dkim_check_begin(s, &facts))
-        store_message(s, &facts); /* else once the DKIM signatures are verified */
+    if (!msgauth_check_begin(s, &facts))
+        store_message(s, &facts); /* else once DKIM and DMARC are done */
 }
 
 void store_message(struct session *s, const struct header_facts *facts)

@@ -177,30 +177,7 @@ bool spf_expand(const char *spec, size_t len, const struct spf_macro_env *env, c
 
 int spf_select_record(const unsigned char *const *rdata, const int *len, int n, char *out, size_t outsz)
 {
-    int found = 0;
-    for (int i = 0; i < n; i++) {
-        char text[SPF_RECORD_MAX + 2];
-        size_t t = 0;
-        bool too_long = false;
-        for (int p = 0; p < len[i];) { /* <length><octets>, again and again */
-            int l = rdata[i][p++];
-            if (p + l > len[i])
-                break;
-            if (t + (size_t)l > SPF_RECORD_MAX)
-                too_long = true;
-            else
-                memcpy(text + t, rdata[i] + p, (size_t)l);
-            t = too_long ? t : t + (size_t)l;
-            p += l;
-        }
-        text[t] = '\0';
-        if (t < 6 || strncasecmp(text, "v=spf1", 6) != 0 || (t > 6 && text[6] != ' '))
-            continue;
-        if (too_long || memchr(text, '\0', t) || ++found > 1)
-            return -1;
-        snprintf(out, outsz, "%s", text);
-    }
-    return found;
+    return dns_txt_select(rdata, len, n, "v=spf1", " ", out, outsz);
 }
 
 enum term_kind { M_ALL, M_INCLUDE, M_A, M_MX, M_PTR, M_IP4, M_IP6, M_EXISTS, MOD_REDIRECT, MOD_EXP, MOD_OTHER };

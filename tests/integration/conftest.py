@@ -59,6 +59,10 @@ DNS_ZONES = [
     'spf-deadinclude.test. TXT "v=spf1 include:servfail.test -all"',
     'spf-split.test. TXT "v=spf1 ip4:192.0.2.1" " ip4:127.0.0.1 -all"',
     'spf-fail-mx.test. TXT "v=spf1 ip4:192.0.2.1 -all"', "spf-fail-mx.test. MX 10 mx.spf-mx.test.",  # exists
+    # DMARC (RFC 7489; test_dmarc.py)
+    '_dmarc.dkim.test. TXT "v=DMARC1; p=reject; sp=quarantine; rua=mailto:r@dkim.test"',
+    '_dmarc.spf-pass.test. TXT "v=DMARC1; p=none; aspf=s"', '_dmarc.pct0.test. TXT "v=DMARC1; p=reject; pct=0"',
+    '_dmarc.broken.test. TXT "v=DMARC1; p=maybe"',
     'spf-v6.test. TXT "v=spf1 ip6:2001:db8::/32 exists:%{ir}.%{v}.x.spf-v6.test -all"',
     "1" + ".0" * 31 + ".ip6.x.spf-v6.test. A 127.0.0.2",  # %{ir}.%{v} for ::1: its 32 nibbles reversed
 ]

@@ -125,7 +125,7 @@ def test_a_silent_resolver_gives_temperror_after_dns_timeout(make_server, silent
     results, _ = deliver(srv, signed("rsa") + TEXT)
     assert 0.8 < time.monotonic() - started < 5
     assert len(results) == 1 and results[0].startswith(
-        'mx.example.test; dkim=temperror reason="no key within dns_timeout (1s)" header.d=dkim.test header.s=rsa '
+        'mx.example.test; dkim=temperror reason="no answer within dns_timeout (1s)" header.d=dkim.test header.s=rsa '
         'header.b='), results
 
 

@@ -1,0 +1,376 @@
+/* smtp_msgauth.c - message authentication at the end of the data of mail received on the MX role,
+ * before it is stored: DKIM (dkim_verify = yes; each signature's key looked up) and DMARC
+ * (dmarc_policy; the From domain's policy record, then its organizational domain's), all DNS
+ * lookups in parallel and at most dns_timeout (then temperror). The results, with SPF's when SPF
+ * was asked, go into one Authentication-Results field (RFC 8601) at the top of the message; fields
+ * of that name claiming this server's authserv-id (its hostname) are removed first: only this
+ * server writes them (RFC 8601 5). dmarc_policy = reject refuses (550 5.7.1) a DMARC fail whose
+ * domain asks p=reject; nothing else is refused. Users' and relay_networks clients' mail is not
+ * checked: it is going out. Part of the session (session_priv.h). */
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "dkim_canon.h"
+#include "dkim_verify.h"
+#include "dmarc.h"
+#include "dns.h"
+#include "log.h"
+#include "message.h"
+#include "metrics.h"
+#include "server.h"
+#include "session_priv.h"
+#include "spf.h"
+
+#define LOOKUPS_MAX (DKIM_VERIFY_MAX + 1) /* every signature's key, and the DMARC record */
+#define DMARC_LOOKUP ((size_t)-1)           /* struct lookup.sig of the DMARC record's lookup */
+
+struct msgauth_check;
+
+struct lookup {
+    struct msgauth_check *c;
+    struct dns_query *q;
+    size_t sig; /* the signature whose key it is, or DMARC_LOOKUP */
+};
+
+/* Where DMARC stands for the message. */
+struct dmarc_state {
+    bool on;
+    bool at_org;                               /* the record asked now is the organizational domain's */
+    enum dmarc_result result;                  /* DMARC_NONE until decided */
+    enum dmarc_disposition dis;
+    char from[ADDR_DOMAIN_MAX + 1];            /* the From domain */
+    char org[ADDR_DOMAIN_MAX + 1];             /* its organizational domain */
+    char detail[96];                           /* why temperror or permerror */
+    bool have_record;
+    struct dmarc_record record;
+};
+
+struct msgauth_check {
+    struct session *s;
+    struct header_facts facts;
+    struct event *timer;
+    struct lookup lookups[LOOKUPS_MAX];
+    size_t pending;
+    struct dkim_verification v;
+    struct dmarc_state dmarc;
+};
+
+/* Removes the header fields "Authentication-Results: <id>; ..." of the message text (LF lines)
+ * whose authserv-id is id: forged, or this server's own from an earlier pass of a loop. */
+static void remove_own_results(struct evbuffer *text, const char *id)
+{
+    size_t hlen, body, idlen = strlen(id), kept = 0;
+    struct fields fs = {0};
+    canon_text_layout(text, &hlen, &body);
+    const char *h = hlen ? (const char *)evbuffer_pullup(text, (ev_ssize_t)hlen) : NULL;
+    struct evbuffer *out = h ? evbuffer_new() : NULL;
+    if (!out || !split_fields(&fs, h, hlen)) {
+        free(fs.v);
+        if (out)
+            evbuffer_free(out);
+        return;
+    }
+    bool removed = false;
+    for (size_t i = 0; i < fs.count; i++) {
+        const struct field *f = &fs.v[i];
+        if (!field_named(f, "authentication-results"))
+            continue;
+        const char *v = (const char *)memchr(f->p, ':', f->len) + 1, *end = f->p + f->len;
+        while (v < end && (is_wsp(*v) || *v == '\n'))
+            v++;
+        if ((size_t)(end - v) < idlen || strncasecmp(v, id, idlen) != 0 ||
+            (v + idlen < end && !is_wsp(v[idlen]) && v[idlen] != ';' && v[idlen] != '\n'))
+            continue;
+        size_t from = (size_t)(f->p - h), to = from + f->len + 1; /* with its LF */
+        evbuffer_add(out, h + kept, from - kept);
+        kept = to < hlen ? to : hlen;
+        removed = true;
+    }
+    free(fs.v);
+    if (removed) {
+        evbuffer_add(out, h + kept, hlen - kept);
+        evbuffer_drain(text, hlen);
+        evbuffer_prepend_buffer(text, out);
+    }
+    evbuffer_free(out);
+}
+
+/* The Authentication-Results field of the results (LF lines), or NULL when out of memory. */
+static char *results_field(const struct session *s, const struct msgauth_check *c)
+{
+    struct evbuffer *b = evbuffer_new();
+    const struct dkim_verification *v = &c->v;
+    const struct dmarc_state *d = &c->dmarc;
+    if (!b)
+        return NULL;
+    evbuffer_add_printf(b, "Authentication-Results: %s", s->srv->cfg->hostname);
+    if (v->count == 0)
+        evbuffer_add_printf(b, ";\n\tdkim=none");
+    for (size_t i = 0; i < v->count; i++) {
+        const struct dkim_sig *g = &v->sigs[i];
+        evbuffer_add_printf(b, ";\n\tdkim=%s", dkim_result_name(g->result));
+        if (g->result != DKIM_R_PASS && *g->detail)
+            evbuffer_add_printf(b, " reason=\"%s\"", g->detail);
+        if (*g->domain)
+            evbuffer_add_printf(b, " header.d=%s header.s=%s header.b=%s", g->domain, g->selector, g->b_prefix);
+    }
+    if (s->msg->spf_method)
+        evbuffer_add_printf(b, ";\n\t%s", s->msg->spf_method);
+    if (d->on) {
+        evbuffer_add_printf(b, ";\n\tdmarc=%s", dmarc_result_name(d->result));
+        if (d->have_record)
+            evbuffer_add_printf(b, " (p=%s dis=%s)", dmarc_disposition_name(d->at_org ? d->record.sp : d->record.p),
+                                dmarc_disposition_name(d->dis));
+        if (*d->detail)
+            evbuffer_add_printf(b, " reason=\"%s\"", d->detail);
+        if (*d->from)
+            evbuffer_add_printf(b, " header.from=%s", d->from);
+    }
+    evbuffer_add(b, "\n", 2);
+    char *field = strdup((const char *)evbuffer_pullup(b, -1));
+    evbuffer_free(b);
+    return field;
+}
+
+static void dmarc_note(struct dmarc_state *d, enum dmarc_result r, const char *detail)
+{
+    d->result = r;
+    snprintf(d->detail, sizeof d->detail, "%s", detail);
+}
+
+/* The DMARC result from the record found and the SPF and DKIM results (RFC 7489 6.6.2). */
+static void dmarc_decide(struct msgauth_check *c)
+{
+    struct dmarc_state *d = &c->dmarc;
+    const struct message *m = c->s->msg;
+    if (!d->on || d->result != DMARC_NONE || !d->have_record)
+        return;
+    struct dmarc_facts f = {.from_domain = d->from, .spf_pass = m->spf_result == SPF_PASS + 1};
+    const char *at = strrchr(m->sender, '@');
+    f.spf_domain = *m->sender ? (at ? at + 1 : NULL) : c->s->helo;
+    for (size_t i = 0; i < c->v.count && f.ndkim < DMARC_DKIM_MAX; i++)
+        if (c->v.sigs[i].result == DKIM_R_PASS)
+            f.dkim_pass[f.ndkim++] = c->v.sigs[i].domain;
+    d->result = dmarc_evaluate(&d->record, &f, d->at_org, arc4random_uniform(100), &d->dis);
+}
+
+/* Logs and counts each result, puts the field into the message. */
+static void finish(struct msgauth_check *c)
+{
+    struct session *s = c->s;
+    struct message *m = s->msg;
+    if (s->srv->cfg->dkim_verify && c->v.count == 0)
+        s->srv->metrics.dkim_verified[DKIM_R_NONE]++;
+    for (size_t i = 0; i < c->v.count; i++) {
+        const struct dkim_sig *g = &c->v.sigs[i];
+        s->srv->metrics.dkim_verified[g->result]++;
+        log_info("event=dkim_verify session=%s qid=%s domain=%s selector=%s result=%s%s detail=\"%s\"", s->id,
+                 m->qid, *g->domain ? g->domain : "-", *g->selector ? g->selector : "-", dkim_result_name(g->result),
+                 g->testing ? " testing=yes" : "", g->detail);
+    }
+    dmarc_decide(c);
+    if (c->dmarc.on) {
+        s->srv->metrics.dmarc[c->dmarc.result]++;
+        log_info("event=dmarc session=%s qid=%s from_domain=%s result=%s disposition=%s detail=\"%s\"", s->id,
+                 m->qid, *c->dmarc.from ? c->dmarc.from : "-", dmarc_result_name(c->dmarc.result),
+                 dmarc_disposition_name(c->dmarc.dis), c->dmarc.detail);
+    }
+    remove_own_results(m->body, s->srv->cfg->hostname);
+    free(m->auth_results);
+    m->auth_results = results_field(s, c);
+}
+
+/* Ends the wait: the results into the message, then on to the commit - or the refusal. */
+static void check_done(struct msgauth_check *c)
+{
+    struct session *s = c->s;
+    struct header_facts facts = c->facts;
+    char domain[ADDR_DOMAIN_MAX + 1];
+    finish(c);
+    bool refuse = c->dmarc.result == DMARC_FAIL && c->dmarc.dis == DMARC_DIS_REJECT &&
+                  strcmp(s->srv->cfg->dmarc_policy, "reject") == 0;
+    snprintf(domain, sizeof domain, "%s", c->dmarc.from);
+    msgauth_check_free(s);
+    s->dns_pending = false;
+    if (refuse)
+        refuse_data(s, REPLY_DMARC_REJECT, "DMARC policy reject", domain);
+    else
+        store_message(s, &facts);
+    if (refuse && !s->closing && !s->dead)
+        process_input(s);
+}
+
+static void ask(struct msgauth_check *c, const char *name, size_t sig);
+
+/* The DMARC record's answer: found, none (then the organizational domain's, once), or failed. */
+static void on_dmarc_record(struct msgauth_check *c, const struct dns_answer *a)
+{
+    struct dmarc_state *d = &c->dmarc;
+    char text[DMARC_RECORD_MAX + 1], name[ADDR_DOMAIN_MAX + 16];
+    int found = a->status == DNS_OK ? dmarc_select_record(a->data, a->len, a->n, text, sizeof text) : 0;
+    if (a->status == DNS_TEMPFAIL) {
+        dmarc_note(d, DMARC_TEMPERROR, "policy record lookup failed");
+    } else if (found == 1 && !dmarc_parse_record(text, &d->record)) {
+        dmarc_note(d, DMARC_PERMERROR, "policy record is not valid");
+    } else if (found == 1) {
+        d->have_record = true;
+    } else if (!d->at_org && strcmp(d->org, d->from) != 0) { /* RFC 7489 6.6.3: then the org domain's */
+        d->at_org = true;
+        snprintf(name, sizeof name, "_dmarc.%s", d->org);
+        ask(c, name, DMARC_LOOKUP);
+    }
+}
+
+static void on_answer(void *arg, const struct dns_answer *a)
+{
+    struct lookup *l = arg;
+    struct msgauth_check *c = l->c;
+    l->q = NULL;
+    if (l->sig == DMARC_LOOKUP) {
+        on_dmarc_record(c, a);
+    } else {
+        enum dkim_key_lookup how = a->status == DNS_OK         ? DKIM_KEY_ANSWER
+                                   : a->status == DNS_NXDOMAIN ? DKIM_KEY_NONE
+                                                               : DKIM_KEY_TEMPFAIL;
+        dkim_verify_key(&c->v.sigs[l->sig], how, a->data, a->len, a->status == DNS_OK ? a->n : 0);
+    }
+    if (--c->pending == 0)
+        check_done(c);
+}
+
+/* Starts one TXT lookup in a free slot; without one (or a resolver), the answer is a failure. */
+static void ask(struct msgauth_check *c, const char *name, size_t sig)
+{
+    for (size_t i = 0; i < LOOKUPS_MAX; i++) {
+        struct lookup *l = &c->lookups[i];
+        if (l->q)
+            continue;
+        *l = (struct lookup){c, NULL, sig};
+        if (c->s->srv->dns && (l->q = dns_lookup(c->s->srv->dns, name, DNS_RR_TXT, on_answer, l)) != NULL) {
+            c->pending++;
+            return;
+        }
+        break;
+    }
+    if (sig == DMARC_LOOKUP)
+        dmarc_note(&c->dmarc, DMARC_TEMPERROR, "no resolver");
+    else
+        c->v.sigs[sig].result = DKIM_R_TEMPERROR, snprintf(c->v.sigs[sig].detail, 96, "no resolver");
+}
+
+static void on_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct msgauth_check *c = arg;
+    char detail[64];
+    snprintf(detail, sizeof detail, "no answer within dns_timeout (%us)", c->s->srv->cfg->dns_timeout);
+    for (size_t i = 0; i < LOOKUPS_MAX; i++) {
+        struct lookup *l = &c->lookups[i];
+        if (!l->q)
+            continue;
+        dns_cancel(l->q);
+        l->q = NULL;
+        if (l->sig == DMARC_LOOKUP) {
+            dmarc_note(&c->dmarc, DMARC_TEMPERROR, detail);
+        } else {
+            c->v.sigs[l->sig].result = DKIM_R_TEMPERROR;
+            snprintf(c->v.sigs[l->sig].detail, sizeof c->v.sigs[l->sig].detail, "%s", detail);
+        }
+    }
+    c->pending = 0;
+    check_done(c);
+}
+
+/* DKIM: asks for the key of each signature still waiting for one. */
+static void ask_keys(struct msgauth_check *c)
+{
+    for (size_t i = 0; i < c->v.count; i++) {
+        struct dkim_sig *g = &c->v.sigs[i];
+        char name[ADDR_DOMAIN_MAX + 80];
+        if (g->result != DKIM_R_NONE)
+            continue;
+        if (dkim_key_name(g, name, sizeof name))
+            ask(c, name, i);
+        else
+            g->result = DKIM_R_PERMERROR, snprintf(g->detail, sizeof g->detail, "key name too long");
+    }
+}
+
+/* DMARC: the From domain (exactly one From field with one address), then its record asked. */
+static void ask_dmarc(struct msgauth_check *c)
+{
+    struct dmarc_state *d = &c->dmarc;
+    size_t hlen, body, froms = 0;
+    struct fields fs = {0};
+    bool several = false, ok = false;
+    canon_text_layout(c->s->msg->body, &hlen, &body);
+    const char *h = hlen ? (const char *)evbuffer_pullup(c->s->msg->body, (ev_ssize_t)hlen) : "";
+    if (h && split_fields(&fs, h, hlen))
+        for (size_t i = 0; i < fs.count; i++)
+            if (field_named(&fs.v[i], "from") && froms++ == 0)
+                ok = field_from_domain(&fs.v[i], d->from, sizeof d->from, &several);
+    free(fs.v);
+    if (froms != 1 || several || !ok) {
+        d->from[0] = '\0';
+        dmarc_note(d, DMARC_PERMERROR, froms != 1 ? "not exactly one From field" : several ? "several From "
+                   "addresses" : "no From domain");
+        return;
+    }
+    for (char *p = d->from; *p; p++)
+        *p = (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
+    dmarc_org_domain(d->from, d->org, sizeof d->org);
+    char name[ADDR_DOMAIN_MAX + 16];
+    snprintf(name, sizeof name, "_dmarc.%s", d->from);
+    ask(c, name, DMARC_LOOKUP);
+}
+
+bool msgauth_check_begin(struct session *s, const struct header_facts *facts)
+{
+    const struct config *cfg = s->srv->cfg;
+    bool dmarc = strcmp(cfg->dmarc_policy, "off") != 0;
+    if ((!cfg->dkim_verify && !dmarc) || s->role != ROLE_MX || s->auth_user || s->may_relay)
+        return false;
+    struct msgauth_check *c = calloc(1, sizeof *c);
+    if (!c || !(c->timer = evtimer_new(s->srv->base, on_timeout, c))) {
+        free(c);
+        log_error("event=msgauth session=%s error=out_of_memory", s->id);
+        return false;
+    }
+    c->s = s;
+    c->facts = *facts;
+    c->dmarc.on = dmarc;
+    s->msgauth = c;
+    if (cfg->dkim_verify) {
+        dkim_verify_prepare(s->msg->body, (long long)time(NULL), &c->v);
+        ask_keys(c);
+    }
+    if (dmarc)
+        ask_dmarc(c);
+    if (c->pending == 0) {
+        finish(c);
+        msgauth_check_free(s);
+        return false; /* a DMARC refusal needs a record: never without a lookup */
+    }
+    struct timeval tv = {(time_t)cfg->dns_timeout, 0};
+    evtimer_add(c->timer, &tv);
+    s->dns_pending = true;
+    return true;
+}
+
+void msgauth_check_free(struct session *s)
+{
+    struct msgauth_check *c = s->msgauth;
+    if (!c)
+        return;
+    for (size_t i = 0; i < LOOKUPS_MAX; i++)
+        dns_cancel(c->lookups[i].q);
+    event_free(c->timer);
+    free(c);
+    s->msgauth = NULL;
+}

@@ -1,0 +1,87 @@
+"""DMARC (dmarc_policy, RFC 7489) through the real binary: From domains whose policy records the
+test DNS server publishes (conftest: dkim.test p=reject sp=quarantine, spf-pass.test p=none with
+strict SPF alignment, pct0.test p=reject pct=0, broken.test), messages signed by python3-dkim or
+not, sent with smtplib from SPF-passing or other senders; the Authentication-Results field of the
+delivered copy, or the refusal, is checked."""
+import email
+import re
+import smtplib
+import subprocess
+
+from conftest import BIN, wait_for
+from test_dkim_verify import signed
+
+
+def text(from_addr, extra=b""):
+    return (b"From: " + from_addr.encode() + b"\r\nTo: alice@example.test\r\nSubject: DMARC\r\n" + extra +
+            b"Date: Thu, 03 Dec 2026 12:00:00 +0000\r\nMessage-ID: <d@x.test>\r\n\r\nHello.\r\n")
+
+
+def send(srv, sender, message):
+    """Sends; the dmarc= part of the delivered copy's Authentication-Results, or the refusal."""
+    before = len(srv.maildir_files("alice@example.test"))
+    try:
+        with smtplib.SMTP("127.0.0.1", srv.port, timeout=20) as c:
+            c.sendmail(sender, ["alice@example.test"], message)
+    except smtplib.SMTPDataError as e:
+        return f"{e.smtp_code} {e.smtp_error.decode()}"
+    files = wait_for(lambda: srv.maildir_files("alice@example.test")[before:] or None)
+    field = " ".join(email.message_from_bytes(files[-1].read_bytes())["Authentication-Results"].split())
+    return next(part.strip() for part in field.split(";") if part.strip().startswith("dmarc="))
+
+
+def cases():
+    """(sender, message, the dmarc= part expected); the signed ones need the run's DKIM keys."""
+    return [
+        ("carol@elsewhere.example", signed("rsa", text("carol@dkim.test")) + text("carol@dkim.test"),
+         "dmarc=pass (p=reject dis=none) header.from=dkim.test"),  # DKIM d= the From domain
+        ("news@news.dkim.test", signed("rsa", text("x@news.dkim.test")) + text("x@news.dkim.test"),
+         "dmarc=pass (p=quarantine dis=none) header.from=news.dkim.test"),  # relaxed: same org domain
+        ("carol@spf-pass.test", text("carol@dkim.test"),
+         "dmarc=fail (p=reject dis=reject) header.from=dkim.test"),  # SPF passes for another domain
+        ("carol@elsewhere.example", text("x@news.dkim.test"),
+         "dmarc=fail (p=quarantine dis=quarantine) header.from=news.dkim.test"),  # sp= of the org domain
+        ("carol@spf-pass.test", text("carol@spf-pass.test"),
+         "dmarc=pass (p=none dis=none) header.from=spf-pass.test"),  # SPF aligned
+        ("carol@spf-pass.test", text("carol@sub.spf-pass.test"),
+         "dmarc=fail (p=none dis=none) header.from=sub.spf-pass.test"),  # aspf=s: a subdomain is not aligned
+        ("carol@elsewhere.example", text("carol@pct0.test"),
+         "dmarc=fail (p=reject dis=quarantine) header.from=pct0.test"),  # pct=0: one step milder
+        ("carol@elsewhere.example", text("carol@elsewhere.example"), "dmarc=none header.from=elsewhere.example"),
+        ("carol@elsewhere.example", text("carol@broken.test"),
+         'dmarc=permerror reason="policy record is not valid" header.from=broken.test'),
+        ("carol@elsewhere.example", text("carol@servfail.test"),
+         'dmarc=temperror reason="policy record lookup failed" header.from=servfail.test'),
+        ("carol@elsewhere.example", text("carol@dkim.test", b"From: eve@evil.test\r\n"),
+         'dmarc=permerror reason="not exactly one From field"'),
+        ("carol@elsewhere.example", text("carol@dkim.test, eve@evil.test"),
+         'dmarc=permerror reason="several From addresses"'),
+    ]
+
+
+def test_results_for_each_kind_of_from_domain_and_alignment(make_server):
+    srv = make_server(dkim_verify="yes", spf_policy="header", dmarc_policy="header")
+    for sender, message, expected in cases():
+        assert send(srv, sender, message) == expected, (sender, message[:120])
+    log = srv.log_text()
+    assert "event=dmarc session=" in log and "from_domain=dkim.test result=fail disposition=reject" in log
+
+
+def test_reject_refuses_a_fail_where_the_domain_asks_p_reject(make_server):
+    srv = make_server(dkim_verify="yes", spf_policy="header", dmarc_policy="reject")
+    for sender, message, expected in cases():
+        got = send(srv, sender, message)
+        if "dis=reject" in expected:
+            assert got == "550 5.7.1 Message refused by the DMARC policy of dkim.test", got
+        else:
+            assert got == expected, (sender, got)
+    assert len(srv.maildir_files("alice@example.test")) == len(cases()) - 1
+    assert re.search(r"event=rejected .* reply=550 .*detail=\"DMARC policy reject\"", srv.log_text())
+
+
+def test_dmarc_policy_needs_dkim_and_spf(tmp_path):
+    conf = tmp_path / "postern.conf"
+    conf.write_text("hostname = mx.example.test\nlocal_domains = example.test\ndmarc_policy = reject\n")
+    r = subprocess.run([str(BIN), "-c", str(conf), "check-config"], capture_output=True, text=True)
+    assert r.returncode == 1
+    assert f"{conf}:3: dmarc_policy: needs dkim_verify = yes and spf_policy = header or reject" in r.stderr
