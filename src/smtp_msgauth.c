@@ -197,6 +197,8 @@ static void check_done(struct msgauth_check *c)
     snprintf(domain, sizeof domain, "%s", c->dmarc.from);
     msgauth_check_free(s);
     s->dns_pending = false;
+    if (s->closing)
+        return; /* shut down meanwhile (421 sent): the client will send it again */
     if (refuse)
         refuse_data(s, REPLY_DMARC_REJECT, "DMARC policy reject", domain);
     else
@@ -219,6 +221,8 @@ static void on_dmarc_record(struct msgauth_check *c, const struct dns_answer *a)
         dmarc_note(d, DMARC_PERMERROR, "policy record is not valid");
     } else if (found == 1) {
         d->have_record = true;
+    } else if (found < 0) { /* RFC 7489 6.6.3: several records, and discovery ends */
+        dmarc_note(d, DMARC_NONE, "several policy records");
     } else if (!d->at_org && strcmp(d->org, d->from) != 0) { /* RFC 7489 6.6.3: then the org domain's */
         d->at_org = true;
         snprintf(name, sizeof name, "_dmarc.%s", d->org);

@@ -63,6 +63,7 @@ DNS_ZONES = [
     '_dmarc.dkim.test. TXT "v=DMARC1; p=reject; sp=quarantine; rua=mailto:r@dkim.test"',
     '_dmarc.spf-pass.test. TXT "v=DMARC1; p=none; aspf=s"', '_dmarc.pct0.test. TXT "v=DMARC1; p=reject; pct=0"',
     '_dmarc.broken.test. TXT "v=DMARC1; p=maybe"',
+    '_dmarc.two-dmarc.test. TXT "v=DMARC1; p=reject"', '_dmarc.two-dmarc.test. TXT "v=DMARC1; p=none"',
     'spf-v6.test. TXT "v=spf1 ip6:2001:db8::/32 exists:%{ir}.%{v}.x.spf-v6.test -all"',
     "1" + ".0" * 31 + ".ip6.x.spf-v6.test. A 127.0.0.2",  # %{ir}.%{v} for ::1: its 32 nibbles reversed
 ]

@@ -50,6 +50,8 @@ def cases():
         ("carol@elsewhere.example", text("carol@elsewhere.example"), "dmarc=none header.from=elsewhere.example"),
         ("carol@elsewhere.example", text("carol@broken.test"),
          'dmarc=permerror reason="policy record is not valid" header.from=broken.test'),
+        ("carol@elsewhere.example", text("carol@two-dmarc.test"),
+         'dmarc=none reason="several policy records" header.from=two-dmarc.test'),  # RFC 7489 6.6.3
         ("carol@elsewhere.example", text("carol@servfail.test"),
          'dmarc=temperror reason="policy record lookup failed" header.from=servfail.test'),
         ("carol@elsewhere.example", text("carol@dkim.test", b"From: eve@evil.test\r\n"),
