@@ -100,6 +100,9 @@ struct session {
     struct access_copy client_access; /* client_access verdict, from the connection on */
     struct access_copy sender_access; /* sender_access verdict of the current MAIL */
     struct event *spf_timer;
+    unsigned char helo_spf;         /* the HELO name's SPF result + 1 (smtp_spf.c); 0: not asked yet */
+    bool spf_helo_step;             /* the check running is the HELO name's */
+    char *helo_spf_detail;          /* what decided the HELO name's result */
     struct msgauth_check *msgauth;  /* DKIM and DMARC at the end of data (smtp_msgauth.c), or NULL */
     struct data_reader data;
     char *line;            /* max_command_line + 1 octets, grown once for a DSN-sized MAIL/RCPT */
@@ -131,6 +134,8 @@ void dnsbl_free(struct session *s);
 struct spf_check;
 bool spf_check_begin(struct session *s);
 void spf_free(struct session *s);
+/* A new EHLO/HELO name: its SPF result, once asked, is forgotten. */
+void spf_helo_forget(struct session *s);
 void sender_spf_verdict(struct session *s);
 
 /* smtp_access.c: the client's client_access verdict, looked up as it connects (MX role); the

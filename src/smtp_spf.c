@@ -108,11 +108,12 @@ static char *spf_method(const struct session *s, enum spf_result r, const char *
     return method;
 }
 
-static void spf_result(struct session *s, enum spf_result r, const char *detail)
+/* Records result r for identity in the message: log, metrics, Received-SPF, the method for
+ * Authentication-Results, and with spf_policy = reject the refusal of a fail. */
+static void record_result(struct session *s, enum spf_result r, const char *detail, const char *identity,
+                          bool helo_identity)
 {
-    char identity[ADDR_PATH_MAX + 300], safe_identity[600], safe_detail[600];
-    bool helo_identity = false;
-    spf_identity(s, identity, sizeof identity, &helo_identity); /* as when the check began */
+    char safe_identity[600], safe_detail[600];
     s->srv->metrics.spf[r]++;
     log_info("event=spf session=%s client=%s identity=%s result=%s detail=\"%s\"", s->id, s->peer_ip,
              log_safe(safe_identity, sizeof safe_identity, identity), spf_result_name(r),
@@ -127,15 +128,67 @@ static void spf_result(struct session *s, enum spf_result r, const char *detail)
         free(s->msg->spf_refusal);
         s->msg->spf_refusal = strdup(at ? at + 1 : identity); /* NULL (out of memory): not refused */
     }
+}
+
+/* "postmaster@" and the HELO name into out (RFC 7208 2.3); false when the name is no domain (an
+ * address literal, a bare word that does not parse) or does not fit. */
+static bool helo_identity_of(const struct session *s, char *out, size_t size)
+{
+    bool utf8 = false;
+    return address_parse_domain(s->helo, strlen(s->helo), &utf8) == ADDR_OK && s->helo[0] != '[' &&
+           (size_t)snprintf(out, size, "postmaster@%s", s->helo) < size;
+}
+
+/* Records the HELO name's result as this MAIL's (it was decisive, or the sender is null). */
+static void record_helo_result(struct session *s)
+{
+    char identity[ADDR_PATH_MAX + 300];
+    if (helo_identity_of(s, identity, sizeof identity))
+        record_result(s, (enum spf_result)(s->helo_spf - 1), s->helo_spf_detail ? s->helo_spf_detail : "", identity,
+                      true);
+}
+
+static void on_spf_done(void *arg, enum spf_result r, const char *detail);
+
+/* Starts the check of this MAIL's sender; false when it could not start. */
+static bool start_sender_check(struct session *s)
+{
+    char identity[ADDR_PATH_MAX + 300];
+    bool helo_identity = false;
+    s->spf_helo_step = false;
+    return spf_identity(s, identity, sizeof identity, &helo_identity) &&
+           (s->spf = spf_check_start(s->srv->dns, (const struct sockaddr *)&s->peer, identity, s->helo, on_spf_done,
+                                     s)) != NULL;
+}
+
+/* The MAIL reply waited for: given now. */
+static void spf_done_waiting(struct session *s)
+{
+    evtimer_del(s->spf_timer);
     sender_spf_verdict(s);
 }
 
 static void on_spf_done(void *arg, enum spf_result r, const char *detail)
 {
     struct session *s = arg;
+    char identity[ADDR_PATH_MAX + 300];
+    bool helo_identity = false;
     s->spf = NULL;
-    evtimer_del(s->spf_timer);
-    spf_result(s, r, detail);
+    if (s->spf_helo_step) { /* the HELO name's result, kept for the session's next MAILs too */
+        s->helo_spf = (unsigned char)(r + 1);
+        free(s->helo_spf_detail);
+        s->helo_spf_detail = strdup(detail);
+        log_info("event=spf_helo_lookup session=%s name=%s result=%s", s->id, s->helo, spf_result_name(r));
+        if (r == SPF_FAIL || !*s->msg->sender) /* RFC 7208 2.3: a fail decides; the null sender is it */
+            record_helo_result(s);
+        else if (start_sender_check(s))
+            return; /* the sender's check goes on under the same timer */
+        spf_done_waiting(s);
+        return;
+    }
+    if (spf_identity(s, identity, sizeof identity, &helo_identity))
+        record_result(s, r, detail, identity, helo_identity);
+    spf_done_waiting(s);
 }
 
 static void on_spf_timeout(evutil_socket_t fd, short what, void *arg)
@@ -143,22 +196,33 @@ static void on_spf_timeout(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct session *s = arg;
+    char identity[ADDR_PATH_MAX + 300], detail[80];
+    bool helo_identity = false;
     spf_check_cancel(s->spf);
     s->spf = NULL;
-    char detail[80];
     snprintf(detail, sizeof detail, "no answer within dns_timeout (%us)", s->srv->cfg->dns_timeout);
-    spf_result(s, SPF_TEMPERROR, detail);
+    if (spf_identity(s, identity, sizeof identity, &helo_identity))
+        record_result(s, SPF_TEMPERROR, detail, identity, helo_identity);
+    sender_spf_verdict(s);
 }
 
 bool spf_check_begin(struct session *s)
 {
     char identity[ADDR_PATH_MAX + 300];
-    bool helo_identity = false;
+    bool helo_identity = false, helo_known = s->helo_spf != 0;
     if (!spf_applies(s) || !spf_identity(s, identity, sizeof identity, &helo_identity))
         return false;
+    if (helo_known && (s->helo_spf - 1 == SPF_FAIL || helo_identity) && helo_identity_of(s, identity, sizeof identity)) {
+        record_helo_result(s); /* asked at an earlier MAIL of this session */
+        return false;
+    }
     if (!s->spf_timer && !(s->spf_timer = evtimer_new(s->srv->base, on_spf_timeout, s)))
         return false;
-    if (!(s->spf = spf_check_start(s->srv->dns, (const struct sockaddr *)&s->peer, identity, s->helo, on_spf_done, s)))
+    s->spf_helo_step = !helo_known && helo_identity_of(s, identity, sizeof identity);
+    if (s->spf_helo_step &&
+        !(s->spf = spf_check_start(s->srv->dns, (const struct sockaddr *)&s->peer, identity, s->helo, on_spf_done, s)))
+        return false;
+    if (!s->spf_helo_step && !start_sender_check(s))
         return false;
     struct timeval tv = {(time_t)s->srv->cfg->dns_timeout, 0};
     evtimer_add(s->spf_timer, &tv);
@@ -166,10 +230,18 @@ bool spf_check_begin(struct session *s)
     return true;
 }
 
+void spf_helo_forget(struct session *s)
+{
+    s->helo_spf = 0;
+    free(s->helo_spf_detail);
+    s->helo_spf_detail = NULL;
+}
+
 void spf_free(struct session *s)
 {
     spf_check_cancel(s->spf);
     s->spf = NULL;
+    spf_helo_forget(s);
     if (s->spf_timer)
         event_free(s->spf_timer);
     s->spf_timer = NULL;

@@ -123,3 +123,35 @@ def test_spf_command_tells_what_mail_from_an_address_gets(make_server):
     r = spf("127.0.0.1", "<>", "spf-pass.test")
     assert r.returncode == 0 and "postmaster@spf-pass.test from 127.0.0.1 (identity helo): pass" in r.stdout
     assert spf("not-an-ip", "carol@spf-pass.test").returncode == 2
+
+
+def test_helo_name_is_checked_first_and_its_fail_decides(make_server):
+    """RFC 7208 2.3: the HELO name is checked (once per name and session) before the sender; its
+    fail is decisive - refused under reject, the sender not asked; otherwise the sender's check
+    decides."""
+    srv = make_server(spf_policy="reject")
+    c = srv.connect()
+    c.expect("EHLO spf-fail.test", 250)
+    for sender in ("carol@spf-pass.test", "dave@spf-pass.test"):
+        c.expect(f"MAIL FROM:<{sender}>", 250)
+        c.expect("RCPT TO:<alice@example.test>", 550,
+                 "5.7.23 SPF validation failed: spf-fail.test does not allow mail from [127.0.0.1]")
+        c.expect("RCPT TO:<postmaster@example.test>", 250)
+        c.expect("DATA", 354)
+        c.send(b"Subject: spf\r\n\r\nbody\r\n.\r\n")
+        assert c.reply()[0] == 250
+    text = wait_for(lambda: srv.maildir_files("postmaster@example.test"))[0].read_text()
+    assert "Received-SPF: fail (mx.example.test: domain of postmaster@spf-fail.test does not designate " in text
+    assert "identity=helo;" in text
+    c.expect("EHLO spf-pass.test", 250)  # a passing HELO name: the sender's check decides
+    c.expect("MAIL FROM:<carol@spf-fail.test>", 250)
+    c.expect("RCPT TO:<alice@example.test>", 550, "5.7.23 SPF validation failed: spf-fail.test does not allow")
+    c.expect("RSET", 250)
+    c.expect("MAIL FROM:<carol@spf-pass.test>", 250)
+    c.expect("RCPT TO:<alice@example.test>", 250)
+    c.expect("QUIT", 221)
+    log = srv.log_text()
+    assert log.count("identity=postmaster@spf-fail.test result=fail") == 2  # one lookup, recorded per MAIL
+    assert len(re.findall(r"event=spf_helo_lookup session=\S+ name=spf-fail.test result=fail", log)) == 1
+    assert "identity=carol@spf-pass.test" in log
+    assert "identity=dave@spf-pass.test" not in log  # the HELO fail decided
