@@ -19,6 +19,11 @@
 #include "log.h"
 
 
+const char *config_policy_name(enum check_policy p)
+{
+    return p == POLICY_REJECT ? "reject" : p == POLICY_HEADER ? "header" : "off";
+}
+
 void config_errors_add(struct config_errors *errs, const char *fmt, ...)
 {
     char buf[1024];
@@ -187,15 +192,17 @@ static const char *set_value(struct config *cfg, const struct key_def *k, const 
     bool utf8;
     switch (k->type) {
     case T_POLICY:
-        if (strcmp(v, "off") != 0 && strcmp(v, "header") != 0 && strcmp(v, "reject") != 0)
-            return "expected off, header or reject";
-        goto string;
+        for (enum check_policy p = POLICY_OFF; p <= POLICY_REJECT; p++)
+            if (strcmp(v, config_policy_name(p)) == 0) {
+                *(enum check_policy *)field = p;
+                return NULL;
+            }
+        return "expected off, header or reject";
     case T_TLS_VERSION:
         if (strcmp(v, "TLSv1") != 0 && strcmp(v, "TLSv1.1") != 0 && strcmp(v, "TLSv1.2") != 0 &&
             strcmp(v, "TLSv1.3") != 0)
             return "expected TLSv1, TLSv1.1, TLSv1.2 or TLSv1.3";
         /* fall through */
-    string:
     case T_STRING:
     case T_OPTPATH:
     case T_PATH:
@@ -590,7 +597,7 @@ bool config_load(const char *path, struct config *cfg, struct config_errors *err
                           cfg->path, config_key_line(cfg, "dnsbl_zones"), cfg->dnsbl_zones.count, DNSBL_ZONES_MAX);
     check_relay_host(cfg, errs);
     check_bind_addresses(cfg, errs);
-    if (strcmp(cfg->dmarc_policy, "off") != 0 && (!cfg->dkim_verify || strcmp(cfg->spf_policy, "off") == 0))
+    if (cfg->dmarc_policy != POLICY_OFF && (!cfg->dkim_verify || cfg->spf_policy == POLICY_OFF))
         config_errors_add(errs, "%s:%d: dmarc_policy: needs dkim_verify = yes and spf_policy = header or reject "
                           "(DMARC judges their results)", cfg->path, config_key_line(cfg, "dmarc_policy"));
     return errs->count == 0;
@@ -601,7 +608,7 @@ void config_free(struct config *cfg)
     for (size_t i = 0; i < config_nkeys; i++) {
         void *field = (char *)cfg + config_keys[i].offset;
         switch (config_keys[i].type) {
-        case T_STRING: case T_PATH: case T_OPTPATH: case T_HOSTNAME: case T_TLS_VERSION: case T_POLICY:
+        case T_STRING: case T_PATH: case T_OPTPATH: case T_HOSTNAME: case T_TLS_VERSION:
             free(*(char **)field);
             break;
         case T_LISTEN_LIST: case T_OPT_LISTEN_LIST: case T_DOMAIN_LIST: case T_SUFFIX_LIST: case T_CIDR_LIST:
@@ -632,7 +639,8 @@ static bool key_equal(const struct key_def *k, const struct config *a, const str
 {
     const void *fa = (const char *)a + k->offset, *fb = (const char *)b + k->offset;
     switch (k->type) {
-    case T_STRING: case T_PATH: case T_OPTPATH: case T_HOSTNAME: case T_TLS_VERSION: case T_POLICY: {
+    case T_POLICY: return *(const enum check_policy *)fa == *(const enum check_policy *)fb;
+    case T_STRING: case T_PATH: case T_OPTPATH: case T_HOSTNAME: case T_TLS_VERSION: {
         const char *sa = *(char *const *)fa, *sb = *(char *const *)fb;
         return strcmp(sa ? sa : "", sb ? sb : "") == 0;
     }
@@ -686,7 +694,8 @@ static void format_value(const struct key_def *k, const struct config *cfg, char
     const void *f = (const char *)cfg + k->offset;
     out[0] = '\0';
     switch (k->type) {
-    case T_STRING: case T_PATH: case T_OPTPATH: case T_HOSTNAME: case T_TLS_VERSION: case T_POLICY: {
+    case T_POLICY: snprintf(out, outsz, "%s", config_policy_name(*(const enum check_policy *)f)); return;
+    case T_STRING: case T_PATH: case T_OPTPATH: case T_HOSTNAME: case T_TLS_VERSION: {
         const char *s = *(char *const *)f;
         snprintf(out, outsz, "%s", s ? s : "");
         return;

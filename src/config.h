@@ -22,6 +22,10 @@ struct durlist {
 
 #define DNSBL_ZONES_MAX 8 /* dnsbl_zones: lookups per connection */
 
+/* What a check of received mail does with its result: nothing (not asked), a header field, or
+ * also refusing what fails (spf_policy, dmarc_policy). */
+enum check_policy { POLICY_OFF, POLICY_HEADER, POLICY_REJECT };
+
 struct config {
     char *path;                   /* the file read */
     char *hostname;
@@ -101,8 +105,6 @@ struct config {
     char *tls_sni;                /* "" or the table of per-name certificates (tls_sni.c) */
     char *smtp_bind_address;      /* "" or the IPv4 address outbound connections come from */
     char *smtp_bind_address6;     /* "" or the IPv6 address outbound connections come from */
-    char *spf_policy;             /* "off", "header" or "reject" (spf.h) */
-    char *dmarc_policy;           /* "off", "header" or "reject" (dmarc.h, smtp_msgauth.c) */
     char relay_user[256], relay_password[256]; /* read from it ("" = no AUTH); wiped by config_free */
     unsigned metrics_max_connections; /* scrape connections open at once */
     unsigned max_queue_lifetime;  /* seconds, then bounce */
@@ -113,6 +115,8 @@ struct config {
     unsigned dns_outage_pause;    /* seconds MAIL/RCPT-time lookups are skipped after 3 timeouts in a row */
     unsigned smtp_connect_timeout, smtp_greeting_timeout, smtp_command_timeout;
     unsigned smtp_data_init_timeout, smtp_data_block_timeout, smtp_data_done_timeout;
+    enum check_policy spf_policy; /* what an SPF result does (spf.h, smtp_spf.c) */
+    enum check_policy dmarc_policy; /* what a DMARC result does (dmarc.h, smtp_msgauth.c) */
     bool sender_null_mx_check;    /* MX role: 550 5.7.27 for senders whose domain has a null MX */
     bool sender_domain_check;     /* MX role: 550 5.1.8 / 450 4.1.8 for senders whose domain cannot take mail */
     bool dkim_verify;             /* MX role: verify DKIM signatures, add Authentication-Results (smtp_msgauth.c) */
@@ -130,6 +134,9 @@ struct config_errors {
     char **msgs;
     size_t count;
 };
+
+/* "off", "header" or "reject". */
+const char *config_policy_name(enum check_policy p);
 
 /* The same items in the same order. */
 bool strlists_equal(const struct strlist *a, const struct strlist *b);

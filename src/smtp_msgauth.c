@@ -193,7 +193,7 @@ static void check_done(struct msgauth_check *c)
     char domain[ADDR_DOMAIN_MAX + 1];
     finish(c);
     bool refuse = c->dmarc.result == DMARC_FAIL && c->dmarc.dis == DMARC_DIS_REJECT &&
-                  strcmp(s->srv->cfg->dmarc_policy, "reject") == 0;
+                  s->srv->cfg->dmarc_policy == POLICY_REJECT;
     snprintf(domain, sizeof domain, "%s", c->dmarc.from);
     msgauth_check_free(s);
     s->dns_pending = false;
@@ -337,7 +337,7 @@ static void ask_dmarc(struct msgauth_check *c)
 bool msgauth_check_begin(struct session *s, const struct header_facts *facts)
 {
     const struct config *cfg = s->srv->cfg;
-    bool dmarc = strcmp(cfg->dmarc_policy, "off") != 0;
+    bool dmarc = cfg->dmarc_policy != POLICY_OFF;
     if ((!cfg->dkim_verify && !dmarc) || s->role != ROLE_MX || s->auth_user || s->may_relay)
         return false;
     struct msgauth_check *c = calloc(1, sizeof *c);

@@ -40,7 +40,7 @@ static bool spf_identity(const struct session *s, char *out, size_t size, bool *
 static bool spf_applies(const struct session *s)
 {
     const struct config *cfg = s->srv->cfg;
-    return s->role == ROLE_MX && strcmp(cfg->spf_policy, "off") != 0 && !s->may_relay && !s->auth_user &&
+    return s->role == ROLE_MX && cfg->spf_policy != POLICY_OFF && !s->may_relay && !s->auth_user &&
            !client_permitted(s) &&
            s->srv->dns && monotonic_now() >= s->srv->dns_checks_paused_until &&
            !policy_spf_skipped(s->srv->policy, (const struct sockaddr *)&s->peer);
@@ -124,7 +124,7 @@ static void record_result(struct session *s, enum spf_result r, const char *deta
     s->msg->spf_method = spf_method(s, r, identity, helo_identity);
     s->msg->spf_result = (int)r + 1;
     const char *at = strrchr(identity, '@');
-    if (r == SPF_FAIL && strcmp(s->srv->cfg->spf_policy, "reject") == 0) {
+    if (r == SPF_FAIL && s->srv->cfg->spf_policy == POLICY_REJECT) {
         free(s->msg->spf_refusal);
         s->msg->spf_refusal = strdup(at ? at + 1 : identity); /* NULL (out of memory): not refused */
     }

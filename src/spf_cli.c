@@ -7,6 +7,7 @@
 #include <netinet/in.h>
 #include <string.h>
 
+#include "address.h"
 #include "dns.h"
 #include "spf.h"
 
@@ -70,6 +71,25 @@ static bool run_check(FILE *out, const struct config *cfg, const struct sockaddr
     return check != NULL;
 }
 
+/* Checks identity and prints its result (and, for a fail, what spf_policy does with it); false
+ * when the check could not start. */
+static bool check_and_print(FILE *out, const struct config *cfg, const struct sockaddr_storage *ip, const char *ip_text,
+                            const char *identity, const char *helo, bool helo_identity, struct spf_cli_run *run)
+{
+    *run = (struct spf_cli_run){.result = SPF_TEMPERROR};
+    snprintf(run->detail, sizeof run->detail, "no answer within dns_timeout (%us)", cfg->dns_timeout);
+    if (!run_check(out, cfg, ip, identity, helo, run))
+        return false;
+    fprintf(out, "%s from %s (identity %s): %s\n  %s\n", identity, ip_text, helo_identity ? "helo" : "mailfrom",
+            spf_result_name(run->result), run->detail);
+    if (run->result == SPF_FAIL)
+        fprintf(out, "  spf_policy = %s: %s\n", config_policy_name(cfg->spf_policy),
+                cfg->spf_policy == POLICY_REJECT   ? "each RCPT but postmaster's gets 550 5.7.23"
+                : cfg->spf_policy == POLICY_HEADER ? "recorded in Received-SPF, accepted"
+                                                   : "not checked at all");
+    return true;
+}
+
 int spf_cli_main(FILE *out, const struct config *cfg, int argc, char **argv)
 {
     struct sockaddr_storage ip;
@@ -78,27 +98,32 @@ int spf_cli_main(FILE *out, const struct config *cfg, int argc, char **argv)
         return 2;
     }
     const char *sender = argv[1], *helo = argc == 3 ? argv[2] : "";
-    bool null_sender = !*sender || strcmp(sender, "<>") == 0;
+    bool null_sender = !*sender || strcmp(sender, "<>") == 0, utf8 = false;
     char identity[600];
+    struct spf_cli_run run;
     if (null_sender && !*helo) {
         fprintf(out, "spf: the null sender is checked by its HELO name: give one\n");
         return 2;
     }
-    snprintf(identity, sizeof identity, null_sender ? "postmaster@%s" : "%s", null_sender ? helo : sender);
+    if (*helo && helo[0] != '[' && address_parse_domain(helo, strlen(helo), &utf8) == ADDR_OK) {
+        snprintf(identity, sizeof identity, "postmaster@%s", helo); /* first, as at MAIL (RFC 7208 2.3) */
+        if (!check_and_print(out, cfg, &ip, argv[0], identity, helo, true, &run))
+            return 1;
+        if (null_sender || run.result == SPF_FAIL) {
+            if (!null_sender)
+                fprintf(out, "  the HELO name's fail decides: %s is not asked\n", sender);
+            return run.result == SPF_PASS ? 0 : 1;
+        }
+    } else if (null_sender) {
+        fprintf(out, "spf: %s is not a domain name\n", helo);
+        return 2;
+    }
+    snprintf(identity, sizeof identity, "%s", sender);
     if (!strchr(identity, '@')) {
         fprintf(out, "spf: %s is not an address\n", identity);
         return 2;
     }
-    struct spf_cli_run run = {.result = SPF_TEMPERROR};
-    snprintf(run.detail, sizeof run.detail, "no answer within dns_timeout (%us)", cfg->dns_timeout);
-    if (!run_check(out, cfg, &ip, identity, helo, &run))
+    if (!check_and_print(out, cfg, &ip, argv[0], identity, helo, false, &run))
         return 1;
-    fprintf(out, "%s from %s (identity %s): %s\n  %s\n", identity, argv[0], null_sender ? "helo" : "mailfrom",
-            spf_result_name(run.result), run.detail);
-    if (run.result == SPF_FAIL)
-        fprintf(out, "  spf_policy = %s: %s\n", cfg->spf_policy,
-                strcmp(cfg->spf_policy, "reject") == 0 ? "each RCPT but postmaster's gets 550 5.7.23"
-                : strcmp(cfg->spf_policy, "header") == 0 ? "recorded in Received-SPF, accepted"
-                                                        : "not checked at all");
     return run.result == SPF_PASS ? 0 : 1;
 }

@@ -123,6 +123,11 @@ def test_spf_command_tells_what_mail_from_an_address_gets(make_server):
     r = spf("127.0.0.1", "<>", "spf-pass.test")
     assert r.returncode == 0 and "postmaster@spf-pass.test from 127.0.0.1 (identity helo): pass" in r.stdout
     assert spf("not-an-ip", "carol@spf-pass.test").returncode == 2
+    r = spf("127.0.0.1", "carol@spf-pass.test", "spf-fail.test")  # as at MAIL: the HELO name first
+    assert r.returncode == 1 and r.stdout.startswith("postmaster@spf-fail.test from 127.0.0.1 (identity helo): fail")
+    assert r.stdout.endswith("the HELO name's fail decides: carol@spf-pass.test is not asked\n")
+    r = spf("127.0.0.1", "carol@spf-pass.test", "client.example")
+    assert r.returncode == 0 and "(identity helo): none" in r.stdout and "(identity mailfrom): pass" in r.stdout
 
 
 def test_helo_name_is_checked_first_and_its_fail_decides(make_server):
