@@ -597,6 +597,11 @@ bool config_load(const char *path, struct config *cfg, struct config_errors *err
                           cfg->path, config_key_line(cfg, "dnsbl_zones"), cfg->dnsbl_zones.count, DNSBL_ZONES_MAX);
     check_relay_host(cfg, errs);
     check_bind_addresses(cfg, errs);
+    const char *folder = cfg->dmarc_quarantine_folder;
+    if (strlen(folder) > FOLDER_NAME_MAX || strspn(folder, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                                        "0123456789-_") != strlen(folder))
+        config_errors_add(errs, "%s:%d: dmarc_quarantine_folder: a folder name of letters, digits, - and _ (at most "
+                          "%d), e.g. Junk", cfg->path, config_key_line(cfg, "dmarc_quarantine_folder"), FOLDER_NAME_MAX);
     if (cfg->dmarc_policy != POLICY_OFF && (!cfg->dkim_verify || cfg->spf_policy == POLICY_OFF))
         config_errors_add(errs, "%s:%d: dmarc_policy: needs dkim_verify = yes and spf_policy = header or reject "
                           "(DMARC judges their results)", cfg->path, config_key_line(cfg, "dmarc_policy"));

@@ -20,6 +20,7 @@ struct durlist {
     size_t count;
 };
 
+#define FOLDER_NAME_MAX 64 /* dmarc_quarantine_folder: a Maildir++ folder name */
 #define DNSBL_ZONES_MAX 8 /* dnsbl_zones: lookups per connection */
 
 /* What a check of received mail does with its result: nothing (not asked), a header field, or
@@ -100,6 +101,7 @@ struct config {
     unsigned dns_timeout;         /* seconds a MAIL/RCPT-time lookup may hold the reply */
     unsigned smtp_port;           /* destination port of outbound SMTP */
     char *relay_host;             /* "" or where all outbound mail goes: host, [host] or [address], :port */
+    char *dmarc_quarantine_folder;/* "" or the Maildir++ folder of local copies DMARC quarantines */
     struct next_hop relay_hop;    /* relay_host parsed (relay_hop.relay_host set) */
     char *relay_host_auth;        /* "" or the file with relay_host's user:password */
     char *tls_sni;                /* "" or the table of per-name certificates (tls_sni.c) */

@@ -208,6 +208,10 @@ const struct key_def config_keys[] = {
      "DKIM passing in alignment with the From domain) goes into Authentication-Results; reject = also "
      "refuse (550 5.7.1 after the data) mail that fails where the domain asks p=reject (p=quarantine: "
      "delivered, marked dis=quarantine). Needs dkim_verify = yes and spf_policy header or reject. No reports."},
+    {"dmarc_quarantine_folder", T_STRING, F(dmarc_quarantine_folder), "", 0, 0,
+     "With dmarc_policy = reject: the Maildir++ folder (e.g. Junk: <mailbox>/.Junk) that the local copies of "
+     "mail failing DMARC where the domain asks p=quarantine are delivered to, as the IMAP server's spam "
+     "folder. Empty: the inbox (marked dis=quarantine in Authentication-Results). Letters, digits, - and _."},
     {"spf_skip_networks", T_CIDR_LIST, F(spf_skip_networks), "", 0, 0,
      "Client networks (CIDR) whose mail is not checked with SPF: your backup MX, forwarders you trust (they pass "
      "on others' mail, so its SPF fails from them). relay_networks clients and users are never checked."},

@@ -128,11 +128,7 @@ static struct known_maildir *known_slot(const char *dir, uint64_t *hash)
  * fills dev with the device they are on. 0, or -1 with err filled and errno set. */
 static int make_maildir(const char *mail_dir, const char *dir, dev_t *dev, char *err, size_t errsz)
 {
-    char dom[PATH_MAX], sub[PATH_MAX + 8];
-    snprintf(dom, sizeof dom, "%s", dir);
-    char *slash = strrchr(dom, '/');
-    if (slash)
-        *slash = '\0';
+    char path[PATH_MAX], parent[PATH_MAX], sub[PATH_MAX + 8];
     struct stat st;
     snprintf(sub, sizeof sub, "%s/new", dir);
     if (stat(sub, &st) == 0 && S_ISDIR(st.st_mode)) {
@@ -140,8 +136,19 @@ static int make_maildir(const char *mail_dir, const char *dir, dev_t *dev, char 
         return 0;
     }
     static const char *const subdirs[] = {"tmp", "new", "cur"};
-    if (mkdir_durable(dom, mail_dir) < 0 || mkdir_durable(dir, dom) < 0)
-        return error_text(err, errsz, "cannot create maildir", dir);
+    size_t base = strlen(mail_dir);
+    snprintf(path, sizeof path, "%s", dir);
+    snprintf(parent, sizeof parent, "%s", mail_dir);
+    for (char *slash = strchr(path + base + 1, '/');; slash = strchr(slash + 1, '/')) { /* domain, mailbox, folder */
+        if (slash)
+            *slash = '\0';
+        if (mkdir_durable(path, parent) < 0)
+            return error_text(err, errsz, "cannot create maildir", path);
+        if (!slash)
+            break;
+        snprintf(parent, sizeof parent, "%s", path);
+        *slash = '/';
+    }
     for (int i = 0; i < 3; i++) {
         snprintf(sub, sizeof sub, "%s/%s", dir, subdirs[i]);
         if (mkdir_durable(sub, dir) < 0)
@@ -184,15 +191,20 @@ bool maildir_path(const char *mail_dir, const char *local, const char *domain, c
     return n > 0 && (size_t)n < outsz;
 }
 
-/* Fills dir with the recipient's mailbox path <mail_dir>/<domain>/<mailbox> and makes sure it
- * exists (known mailboxes are not checked again); dev gets the device it is on. */
+/* Fills dir with the recipient's mailbox path <mail_dir>/<domain>/<mailbox> (or its folder
+ * <mailbox>/.<folder> when the message has one) and makes sure it exists (known mailboxes are not
+ * checked again); dev gets the device it is on. */
 static int ensure_maildir(struct message *m, const struct msg_rcpt *r, char *dir, size_t dirsz, dev_t *dev)
 {
-    if (!maildir_path(m->mail_dir, r->local, r->domain, dir, dirsz)) {
+    size_t n;
+    if (!maildir_path(m->mail_dir, r->local, r->domain, dir, dirsz) ||
+        (*m->folder && (n = strlen(dir)) + 2 + strlen(m->folder) >= dirsz)) {
         m->status = COMMIT_TEMPFAIL;
         snprintf(m->error, sizeof m->error, "mailbox name %s@%s cannot be made safe", r->local, r->domain);
         return -1;
     }
+    if (*m->folder) /* a Maildir++ folder of the mailbox (DMARC quarantine) */
+        snprintf(dir + n, dirsz - n, "/.%s", m->folder);
     uint64_t h;
     struct known_maildir *k = known_slot(dir, &h);
     if (k->hash == h) {

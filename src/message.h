@@ -8,6 +8,7 @@
 #include <sys/types.h>
 
 #include "address.h"
+#include "config.h"
 
 struct evbuffer;
 struct file_pool;
@@ -65,6 +66,7 @@ struct message {
     enum dsn_ret ret;                 /* DSN RET= */
     char envid[DSN_ENVID_MAX + 1];    /* DSN ENVID= (xtext as given), "" when none */
     char message_id[128];             /* its Message-ID field's value (cut), for the log; "" when none */
+    char folder[FOLDER_NAME_MAX + 1]; /* the local copies' Maildir++ folder (DMARC quarantine), "" = inbox */
     char dkim_signer[400];            /* "domain/selector[+selector]" of the DKIM signatures added, "" when none (log) */
     char *received_spf;               /* the Received-SPF field (smtp_spf.c), or NULL */
     char *spf_method;                 /* the SPF result as an Authentication-Results method, or NULL */

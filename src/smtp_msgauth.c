@@ -174,11 +174,14 @@ static void finish(struct msgauth_check *c)
                  g->testing ? " testing=yes" : "", g->detail);
     }
     dmarc_decide(c);
+    const struct config *cfg = s->srv->cfg;
+    if (c->dmarc.result == DMARC_FAIL && c->dmarc.dis == DMARC_DIS_QUARANTINE && cfg->dmarc_policy == POLICY_REJECT)
+        snprintf(m->folder, sizeof m->folder, "%s", cfg->dmarc_quarantine_folder); /* "": the inbox */
     if (c->dmarc.on) {
         s->srv->metrics.dmarc[c->dmarc.result]++;
-        log_info("event=dmarc session=%s qid=%s from_domain=%s result=%s disposition=%s detail=\"%s\"", s->id,
+        log_info("event=dmarc session=%s qid=%s from_domain=%s result=%s disposition=%s%s%s detail=\"%s\"", s->id,
                  m->qid, *c->dmarc.from ? c->dmarc.from : "-", dmarc_result_name(c->dmarc.result),
-                 dmarc_disposition_name(c->dmarc.dis), c->dmarc.detail);
+                 dmarc_disposition_name(c->dmarc.dis), *m->folder ? " folder=" : "", m->folder, c->dmarc.detail);
     }
     remove_own_results(m->body, s->srv->cfg->hostname);
     free(m->auth_results);

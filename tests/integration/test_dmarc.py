@@ -87,3 +87,28 @@ def test_dmarc_policy_needs_dkim_and_spf(tmp_path):
     r = subprocess.run([str(BIN), "-c", str(conf), "check-config"], capture_output=True, text=True)
     assert r.returncode == 1
     assert f"{conf}:3: dmarc_policy: needs dkim_verify = yes and spf_policy = header or reject" in r.stderr
+
+
+def test_quarantined_mail_goes_to_the_folder_named(make_server):
+    """dmarc_quarantine_folder: under dmarc_policy = reject, the local copies of a fail whose domain
+    asks p=quarantine go to <mailbox>/.Junk (a Maildir++ folder, made on first use) - small mail
+    through the journal, 100 KiB mail through the direct path; passing mail stays in the inbox; a
+    folder name that is no plain word is refused at check-config."""
+    srv = make_server(dkim_verify="yes", spf_policy="header", dmarc_policy="reject",
+                      dmarc_quarantine_folder="Junk")
+    big = b"x" * 100 + b"\r\n"
+    for message in (text("x@news.dkim.test"), text("x@news.dkim.test") + big * 1000):
+        with smtplib.SMTP("127.0.0.1", srv.port, timeout=20) as c:
+            c.sendmail("carol@elsewhere.example", ["alice@example.test", "bob@example.test"], message)
+    assert send(srv, "carol@spf-pass.test", text("carol@spf-pass.test")).startswith("dmarc=pass")
+    for user in ("alice", "bob"):
+        junk = sorted((srv.mail_dir / "example.test" / user / ".Junk" / "new").iterdir())
+        assert len(junk) == 2 and all(b"dis=quarantine" in f.read_bytes() for f in junk), user
+        assert sorted(len(f.read_bytes()) // 1000 for f in junk)[1] >= 100
+    assert len(srv.maildir_files("alice@example.test")) == 1 and not srv.maildir_files("bob@example.test")
+    assert "disposition=quarantine folder=Junk" in srv.log_text()
+    conf = srv.root / "bad.conf"
+    conf.write_text(srv.conf_path.read_text().replace("dmarc_quarantine_folder = Junk",
+                                                      "dmarc_quarantine_folder = ../x"))
+    r = subprocess.run([str(BIN), "-c", str(conf), "check-config"], capture_output=True, text=True)
+    assert r.returncode == 1 and "dmarc_quarantine_folder: a folder name of letters, digits, - and _" in r.stderr
