@@ -112,3 +112,23 @@ def test_quarantined_mail_goes_to_the_folder_named(make_server):
                                                       "dmarc_quarantine_folder = ../x"))
     r = subprocess.run([str(BIN), "-c", str(conf), "check-config"], capture_output=True, text=True)
     assert r.returncode == 1 and "dmarc_quarantine_folder: a folder name of letters, digits, - and _" in r.stderr
+
+
+def test_quarantined_mail_lost_in_a_crash_is_restored_to_its_folder(make_server):
+    """The journal's records name the folder: after a kill -9 before the checkpoint, the copies a
+    power cut took from .Junk/new are put back there."""
+    srv = make_server(dkim_verify="yes", spf_policy="header", dmarc_policy="reject",
+                      dmarc_quarantine_folder="Junk", journal_checkpoint_interval="1h")
+    for i in range(3):
+        with smtplib.SMTP("127.0.0.1", srv.port, timeout=20) as c:
+            c.sendmail("carol@elsewhere.example", ["alice@example.test"],
+                       text("x@news.dkim.test", f"X-N: {i}\r\n".encode()))
+    srv.kill9()
+    junk = srv.mail_dir / "example.test" / "alice" / ".Junk" / "new"
+    before = {p.name: p.read_bytes() for p in junk.iterdir()}
+    assert len(before) == 3
+    for p in junk.iterdir():
+        p.unlink()
+    srv.start()
+    assert {p.name: p.read_bytes() for p in junk.iterdir()} == before
+    assert re.findall(r"event=journal_recovered records=(\d+) restored=(\d+)", srv.log_text())[-1] == ("3", "3")
