@@ -221,9 +221,41 @@ static bool header_digest(struct dkim_sig *sig, const struct fields *fs, const s
     return ok;
 }
 
+/* The body hashes already made for a message, by canonicalization and length limit: signatures
+ * that share them (an RSA and an Ed25519 signature of one signer) hash the body once. */
+struct body_hashes {
+    struct {
+        bool relaxed;
+        size_t limit, length;
+        unsigned char digest[32];
+    } v[DKIM_VERIFY_MAX];
+    size_t n;
+};
+
+/* canon_body_hash, or the same hash made before for this message. */
+static bool body_hash_of(struct body_hashes *made, struct evbuffer *text, size_t off, bool relaxed, size_t limit,
+                         unsigned char digest[32], size_t *length)
+{
+    for (size_t i = 0; i < made->n; i++)
+        if (made->v[i].relaxed == relaxed && made->v[i].limit == limit) {
+            memcpy(digest, made->v[i].digest, 32);
+            *length = made->v[i].length;
+            return true;
+        }
+    if (!canon_body_hash(text, off, relaxed, limit, digest, length))
+        return false;
+    if (made->n < DKIM_VERIFY_MAX) {
+        made->v[made->n].relaxed = relaxed;
+        made->v[made->n].limit = limit;
+        made->v[made->n].length = *length;
+        memcpy(made->v[made->n++].digest, digest, 32);
+    }
+    return true;
+}
+
 /* One DKIM-Signature field: checked, its body hash compared, its header fields hashed. */
 static void prepare_one(struct dkim_sig *sig, const struct field *f, const struct fields *fs, struct evbuffer *text,
-                        size_t body_off, long long now)
+                        size_t body_off, long long now, struct body_hashes *made)
 {
     struct tag_list t;
     const char *why = "signature field is not a tag list";
@@ -243,7 +275,7 @@ static void prepare_one(struct dkim_sig *sig, const struct field *f, const struc
         verdict(sig, DKIM_R_PERMERROR, "bh= is not a SHA-256 hash");
     } else if (tag_list_get(&t, "l") && !number(tag_list_get(&t, "l"), &l)) {
         verdict(sig, DKIM_R_PERMERROR, "l= is not a number");
-    } else if (!canon_body_hash(text, body_off, body_relaxed, (size_t)l, digest, &length) ||
+    } else if (!body_hash_of(made, text, body_off, body_relaxed, (size_t)l, digest, &length) ||
                !header_digest(sig, fs, f, tag_list_get(&t, "h"), header_relaxed)) {
         verdict(sig, DKIM_R_TEMPERROR, "out of memory");
     } else if (tag_list_get(&t, "l") && l > length) {
@@ -258,6 +290,7 @@ void dkim_verify_prepare(struct evbuffer *text, long long now, struct dkim_verif
 {
     size_t hlen, body;
     struct fields fs = {0};
+    struct body_hashes made = {.n = 0};
     memset(v, 0, sizeof *v);
     canon_text_layout(text, &hlen, &body);
     const char *h = hlen ? (const char *)evbuffer_pullup(text, (ev_ssize_t)hlen) : "";
@@ -272,7 +305,7 @@ void dkim_verify_prepare(struct evbuffer *text, long long now, struct dkim_verif
             v->skipped++;
             continue;
         }
-        prepare_one(&v->sigs[v->count++], &fs.v[i], &fs, text, body, now);
+        prepare_one(&v->sigs[v->count++], &fs.v[i], &fs, text, body, now, &made);
     }
     free(fs.v);
 }
