@@ -55,7 +55,7 @@ static bool number(const char *s, unsigned long long *out)
 
 /* ---------- the signature field ---------- */
 
-static void verdict(struct dkim_sig *sig, enum dkim_result r, const char *detail)
+void dkim_verdict(struct dkim_sig *sig, enum dkim_result r, const char *detail)
 {
     sig->result = r;
     snprintf(sig->detail, sizeof sig->detail, "%s", detail);
@@ -266,22 +266,22 @@ static void prepare_one(struct dkim_sig *sig, const struct field *f, const struc
     char *value = f->len <= DKIM_FIELD_MAX ? unfolded_value(f) : NULL;
     memset(sig, 0, sizeof *sig);
     if (f->len > DKIM_FIELD_MAX) {
-        verdict(sig, DKIM_R_PERMERROR, "signature field longer than 16384 octets");
+        dkim_verdict(sig, DKIM_R_PERMERROR, "signature field longer than 16384 octets");
     } else if (!value || !tag_list_parse(value, &t) || !check_tags(sig, &t, now, &why)) {
-        verdict(sig, value ? DKIM_R_PERMERROR : DKIM_R_TEMPERROR, value ? why : "out of memory");
+        dkim_verdict(sig, value ? DKIM_R_PERMERROR : DKIM_R_TEMPERROR, value ? why : "out of memory");
     } else if (!canonicalizations(tag_list_get(&t, "c"), &header_relaxed, &body_relaxed)) {
-        verdict(sig, DKIM_R_PERMERROR, "unknown canonicalization in c=");
+        dkim_verdict(sig, DKIM_R_PERMERROR, "unknown canonicalization in c=");
     } else if (!tag_list_get(&t, "bh") || base64_blanks(tag_list_get(&t, "bh"), bh, sizeof bh) != 32) {
-        verdict(sig, DKIM_R_PERMERROR, "bh= is not a SHA-256 hash");
+        dkim_verdict(sig, DKIM_R_PERMERROR, "bh= is not a SHA-256 hash");
     } else if (tag_list_get(&t, "l") && !number(tag_list_get(&t, "l"), &l)) {
-        verdict(sig, DKIM_R_PERMERROR, "l= is not a number");
+        dkim_verdict(sig, DKIM_R_PERMERROR, "l= is not a number");
     } else if (!body_hash_of(made, text, body_off, body_relaxed, (size_t)l, digest, &length) ||
                !header_digest(sig, fs, f, tag_list_get(&t, "h"), header_relaxed)) {
-        verdict(sig, DKIM_R_TEMPERROR, "out of memory");
+        dkim_verdict(sig, DKIM_R_TEMPERROR, "out of memory");
     } else if (tag_list_get(&t, "l") && l > length) {
-        verdict(sig, DKIM_R_PERMERROR, "l= is longer than the body");
+        dkim_verdict(sig, DKIM_R_PERMERROR, "l= is longer than the body");
     } else if (memcmp(digest, bh, 32) != 0) {
-        verdict(sig, DKIM_R_FAIL, "body hash did not verify");
+        dkim_verdict(sig, DKIM_R_FAIL, "body hash did not verify");
     }
     free(value);
 }
@@ -410,7 +410,7 @@ void dkim_verify_key(struct dkim_sig *sig, enum dkim_key_lookup how, const unsig
 {
     char name[ADDR_DOMAIN_MAX + 80];
     if (how == DKIM_KEY_TEMPFAIL) {
-        verdict(sig, DKIM_R_TEMPERROR, "key lookup failed");
+        dkim_verdict(sig, DKIM_R_TEMPERROR, "key lookup failed");
         return;
     }
     dkim_key_name(sig, name, sizeof name);
@@ -422,16 +422,16 @@ void dkim_verify_key(struct dkim_sig *sig, enum dkim_key_lookup how, const unsig
         found = txt_joined(rdata[i], len[i], record, DKIM_KEY_RECORD_MAX) && tag_list_parse(record, &t) &&
                 (tag_list_get(&t, "p") || tag_list_get(&t, "v"));
     EVP_PKEY *key = found && key_tags_fit(sig, &t, &why) ? public_key(sig, &t, &why) : NULL;
+    char detail[sizeof sig->detail];
+    snprintf(detail, sizeof detail, "no key at %.80s", name);
     if (!record)
-        verdict(sig, DKIM_R_TEMPERROR, "out of memory");
-    else if (!key && found)
-        verdict(sig, DKIM_R_PERMERROR, why);
+        dkim_verdict(sig, DKIM_R_TEMPERROR, "out of memory");
     else if (!key)
-        snprintf(sig->detail, sizeof sig->detail, "no key at %.80s", name), sig->result = DKIM_R_PERMERROR;
+        dkim_verdict(sig, DKIM_R_PERMERROR, found ? why : detail);
     else if (signature_valid(sig, key))
-        verdict(sig, DKIM_R_PASS, "");
+        dkim_verdict(sig, DKIM_R_PASS, "");
     else
-        verdict(sig, DKIM_R_FAIL, "signature did not verify");
+        dkim_verdict(sig, DKIM_R_FAIL, "signature did not verify");
     EVP_PKEY_free(key);
     free(record);
 }

@@ -60,6 +60,9 @@ enum dkim_key_lookup { DKIM_KEY_ANSWER, DKIM_KEY_NONE, DKIM_KEY_TEMPFAIL };
 void dkim_verify_key(struct dkim_sig *sig, enum dkim_key_lookup how, const unsigned char *const *rdata,
                      const int *len, int n);
 
+/* Gives sig its result and the reason (cut to fit). */
+void dkim_verdict(struct dkim_sig *sig, enum dkim_result r, const char *detail);
+
 /* "pass", "fail", ... as RFC 8601 writes them. */
 const char *dkim_result_name(enum dkim_result r);
 

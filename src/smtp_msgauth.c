@@ -267,7 +267,7 @@ static void ask(struct msgauth_check *c, const char *name, size_t sig)
     if (sig == DMARC_LOOKUP)
         dmarc_note(&c->dmarc, DMARC_TEMPERROR, "no resolver");
     else
-        c->v.sigs[sig].result = DKIM_R_TEMPERROR, snprintf(c->v.sigs[sig].detail, 96, "no resolver");
+        dkim_verdict(&c->v.sigs[sig], DKIM_R_TEMPERROR, "no resolver");
 }
 
 static void on_timeout(evutil_socket_t fd, short what, void *arg)
@@ -283,12 +283,10 @@ static void on_timeout(evutil_socket_t fd, short what, void *arg)
             continue;
         dns_cancel(l->q);
         l->q = NULL;
-        if (l->sig == DMARC_LOOKUP) {
+        if (l->sig == DMARC_LOOKUP)
             dmarc_note(&c->dmarc, DMARC_TEMPERROR, detail);
-        } else {
-            c->v.sigs[l->sig].result = DKIM_R_TEMPERROR;
-            snprintf(c->v.sigs[l->sig].detail, sizeof c->v.sigs[l->sig].detail, "%s", detail);
-        }
+        else
+            dkim_verdict(&c->v.sigs[l->sig], DKIM_R_TEMPERROR, detail);
     }
     c->pending = 0;
     check_done(c);
@@ -305,7 +303,7 @@ static void ask_keys(struct msgauth_check *c)
         if (dkim_key_name(g, name, sizeof name))
             ask(c, name, i);
         else
-            g->result = DKIM_R_PERMERROR, snprintf(g->detail, sizeof g->detail, "key name too long");
+            dkim_verdict(g, DKIM_R_PERMERROR, "key name too long");
     }
 }
 
