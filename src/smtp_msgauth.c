@@ -6,7 +6,8 @@
  * of that name claiming this server's authserv-id (its hostname) are removed first: only this
  * server writes them (RFC 8601 5). dmarc_policy = reject refuses (550 5.7.1) a DMARC fail whose
  * domain asks p=reject; nothing else is refused. Users' and relay_networks clients' mail is not
- * checked: it is going out. Part of the session (session_priv.h). */
+ * checked (it is going out), but such fields are removed from it too: a user must not hand a
+ * neighbour a forged "dkim=pass". Part of the session (session_priv.h). */
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <stdio.h>
@@ -339,8 +340,12 @@ bool msgauth_check_begin(struct session *s, const struct header_facts *facts)
 {
     const struct config *cfg = s->srv->cfg;
     bool dmarc = cfg->dmarc_policy != POLICY_OFF;
-    if ((!cfg->dkim_verify && !dmarc) || s->role != ROLE_MX || s->auth_user || s->may_relay)
+    if (!cfg->dkim_verify && !dmarc)
         return false;
+    if (s->role != ROLE_MX || s->auth_user || s->may_relay) { /* not checked; no forged results either */
+        remove_own_results(s->msg->body, cfg->hostname);
+        return false;
+    }
     struct msgauth_check *c = calloc(1, sizeof *c);
     if (!c || !(c->timer = evtimer_new(s->srv->base, on_timeout, c))) {
         free(c);

@@ -114,8 +114,9 @@ def test_off_by_default_and_not_for_relay_networks_clients(make_server):
     results, _ = deliver(srv, signed("rsa") + TEXT)
     assert results == []
     srv = make_server(dkim_verify="yes", relay_networks="127.0.0.2/32")
-    results, _ = deliver(srv, signed("rsa") + TEXT, source="127.0.0.2")
-    assert results == []
+    forged = b"Authentication-Results: mx.example.test; dkim=pass header.d=bank.example\r\n"
+    results, raw = deliver(srv, forged + signed("rsa") + TEXT, source="127.0.0.2")
+    assert results == [] and b"bank.example" not in raw  # not checked, but no forged result passes
     assert "event=dkim_verify" not in srv.log_text()
 
 
