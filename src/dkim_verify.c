@@ -14,6 +14,7 @@
 #include <strings.h>
 
 #include "dkim_canon.h"
+#include "dns.h"
 #include "sasl.h"
 #include "taglist.h"
 
@@ -371,22 +372,6 @@ static bool signature_valid(const struct dkim_sig *sig, EVP_PKEY *key)
     return ok;
 }
 
-/* The strings of one TXT record joined into out; false when it does not fit. */
-static bool txt_joined(const unsigned char *rdata, int len, char *out, size_t outsz)
-{
-    size_t t = 0;
-    for (int p = 0; p < len;) {
-        int l = rdata[p++];
-        if (p + l > len || t + (size_t)l >= outsz || memchr(rdata + p, '\0', (size_t)l))
-            return false;
-        memcpy(out + t, rdata + p, (size_t)l);
-        t += (size_t)l;
-        p += l;
-    }
-    out[t] = '\0';
-    return true;
-}
-
 /* Checks the key record's tags against the signature; false with the reason. */
 static bool key_tags_fit(struct dkim_sig *sig, const struct tag_list *t, const char **why)
 {
@@ -419,7 +404,7 @@ void dkim_verify_key(struct dkim_sig *sig, enum dkim_key_lookup how, const unsig
     struct tag_list t = {0};
     bool found = false;
     for (int i = 0; record && how == DKIM_KEY_ANSWER && i < n && !found; i++)
-        found = txt_joined(rdata[i], len[i], record, DKIM_KEY_RECORD_MAX) && tag_list_parse(record, &t) &&
+        found = dns_txt_join(rdata[i], len[i], record, DKIM_KEY_RECORD_MAX) == 1 && tag_list_parse(record, &t) &&
                 (tag_list_get(&t, "p") || tag_list_get(&t, "v"));
     EVP_PKEY *key = found && key_tags_fit(sig, &t, &why) ? public_key(sig, &t, &why) : NULL;
     char detail[sizeof sig->detail];

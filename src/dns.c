@@ -184,30 +184,44 @@ int dns_txt_select(const unsigned char *const *rdata, const int *len, int n, con
                    char *out, size_t outsz)
 {
     size_t plen = strlen(prefix);
-    char *text = malloc(outsz + 1);
+    char *text = malloc(outsz);
     int found = text ? 0 : -1;
     for (int i = 0; text && i < n && found >= 0; i++) {
-        size_t t = 0;
-        bool too_long = false;
-        for (int p = 0; p < len[i];) { /* <length><octets>, again and again */
-            int l = rdata[i][p++];
-            if (p + l > len[i])
-                break;
-            too_long = too_long || t + (size_t)l > outsz - 1;
-            if (!too_long)
-                memcpy(text + t, rdata[i] + p, (size_t)l), t += (size_t)l;
-            p += l;
-        }
-        text[t] = '\0';
-        if (t < plen || strncasecmp(text, prefix, plen) != 0 || (text[plen] && !strchr(after, text[plen])))
+        int whole = dns_txt_join(rdata[i], len[i], text, outsz);
+        if (strncasecmp(text, prefix, plen) != 0 || (text[plen] && !strchr(after, text[plen])))
             continue;
-        if (too_long || memchr(text, '\0', t) || ++found > 1)
+        if (whole == 0 || ++found > 1)
             found = -1;
         else
-            memcpy(out, text, t + 1);
+            memcpy(out, text, strlen(text) + 1);
     }
     free(text);
     return found;
+}
+
+int dns_txt_join(const unsigned char *rdata, int len, char *out, size_t outsz)
+{
+    size_t t = 0;
+    int whole = 1;
+    for (int p = 0; p < len;) { /* <length><octets>, again and again */
+        int l = rdata[p++];
+        if (p + l > len) {
+            whole = -1;
+            break;
+        }
+        const unsigned char *nul = memchr(rdata + p, '\0', (size_t)l);
+        size_t take = nul ? (size_t)(nul - (rdata + p)) : (size_t)l;
+        if (whole == 1 && t + take > outsz - 1) {
+            whole = 0; /* too long: out keeps the strings before */
+        } else if (whole == 1) {
+            memcpy(out + t, rdata + p, take);
+            t += take;
+            whole = nul ? 0 : 1; /* a NUL ends the text */
+        }
+        p += l;
+    }
+    out[t] = '\0';
+    return whole;
 }
 
 bool dns_wire_name(const unsigned char *rdata, int len, char *out, size_t outsz)

@@ -129,6 +129,11 @@ struct dns_query *dns_lookup(struct dns *d, const char *name, int rrtype, dns_an
  * into out as text without the final dot; false when malformed or too long. */
 bool dns_wire_name(const unsigned char *p, int len, char *out, size_t outsz);
 
+/* Pure: the strings of one TXT record's rdata joined into out (NUL-terminated, at most outsz - 1
+ * octets). 1: the whole record; 0: longer than that, or holding a NUL (out has what came before);
+ * -1: malformed rdata (out has the strings before the break). */
+int dns_txt_join(const unsigned char *rdata, int len, char *out, size_t outsz);
+
 /* Pure: the one TXT record among a name's answers (each as its rdata: length-prefixed strings,
  * joined without separators) that starts with prefix (ASCII case ignored) followed by its end or
  * one of the characters of after, into out. 0: none; 1: found; -1: several, or the one found is

@@ -21,18 +21,25 @@
 #include "session_priv.h"
 #include "spf.h"
 
+/* "postmaster@" and the HELO name into out (RFC 7208 2.3); false when the name is no domain (an
+ * address literal, a bare word that does not parse) or does not fit. */
+static bool helo_identity_of(const struct session *s, char *out, size_t size)
+{
+    bool utf8 = false;
+    return address_parse_domain(s->helo, strlen(s->helo), &utf8) == ADDR_OK && s->helo[0] != '[' &&
+           (size_t)snprintf(out, size, "postmaster@%s", s->helo) < size;
+}
+
 /* The identity SPF checks for this MAIL into out: the sender ("local@domain"), or for the null
  * sender "postmaster@" the HELO name (RFC 7208 2.4, *helo_identity); false when there is none a
  * check could use (an address literal, a HELO name that is no domain). */
 static bool spf_identity(const struct session *s, char *out, size_t size, bool *helo_identity)
 {
     const char *sender = s->msg->sender, *at = strrchr(sender, '@');
-    bool utf8 = false;
     *helo_identity = !*sender;
     if (*sender)
         return at && at[1] != '[' && (size_t)snprintf(out, size, "%s", sender) < size;
-    return address_parse_domain(s->helo, strlen(s->helo), &utf8) == ADDR_OK && s->helo[0] != '[' &&
-           (size_t)snprintf(out, size, "postmaster@%s", s->helo) < size;
+    return helo_identity_of(s, out, size);
 }
 
 /* Whether this MAIL gets an SPF check: MX role, spf_policy on, a client that does not send from
@@ -128,15 +135,6 @@ static void record_result(struct session *s, enum spf_result r, const char *deta
         free(s->msg->spf_refusal);
         s->msg->spf_refusal = strdup(at ? at + 1 : identity); /* NULL (out of memory): not refused */
     }
-}
-
-/* "postmaster@" and the HELO name into out (RFC 7208 2.3); false when the name is no domain (an
- * address literal, a bare word that does not parse) or does not fit. */
-static bool helo_identity_of(const struct session *s, char *out, size_t size)
-{
-    bool utf8 = false;
-    return address_parse_domain(s->helo, strlen(s->helo), &utf8) == ADDR_OK && s->helo[0] != '[' &&
-           (size_t)snprintf(out, size, "postmaster@%s", s->helo) < size;
 }
 
 /* Records the HELO name's result as this MAIL's (it was decisive, or the sender is null). */

@@ -393,6 +393,11 @@ def wait_for(pred, timeout=15, what="condition"):
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def check_config(conf):
+    """postern -c conf check-config: the finished process (returncode, stdout, stderr as text)."""
+    return subprocess.run([str(BIN), "-c", str(conf), "check-config"], capture_output=True, text=True)
+
+
 def sighup_and_wait(srv, event):
     """Sends SIGHUP (reload) and waits for the next log line with event=<event>."""
     before = srv.log_text().count(f"event={event}")

@@ -2,10 +2,9 @@
 from several loopback addresses: reject (550 5.7.1) and defer (450 4.7.1) at each RCPT but
 postmaster's, with the table's text; permit for clients (no block list, SPF, sender domain check
 or greeting delay); the most specific entry wins; mistakes named at their line; reloads."""
-import subprocess
 import time
 
-from conftest import BIN, Client, sighup_and_wait
+from conftest import Client, check_config, sighup_and_wait
 
 
 def session_from(srv, source, sender="someone@elsewhere.example"):
@@ -116,8 +115,7 @@ def test_check_config_names_each_access_table_mistake(tmp_path):
     (tmp_path / "postern.conf").write_text(
         f"hostname = mx.example.test\nlocal_domains = example.test\n"
         f"client_access = {tmp_path / 'client_access'}\nsender_access = {tmp_path / 'sender_access'}\n")
-    r = subprocess.run([str(BIN), "-c", str(tmp_path / "postern.conf"), "check-config"], capture_output=True,
-                       text=True)
+    r = check_config(tmp_path / "postern.conf")
     assert r.returncode == 1
     errors = r.stderr.splitlines()
     for table, line, words in (

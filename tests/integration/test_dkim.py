@@ -57,14 +57,19 @@ def signature_tags(message):
     return dict(t.strip().split("=", 1) for t in re.sub(r"\s+", "", field.decode()).split(";") if t)
 
 
-def test_relayed_mail_is_signed_and_verifies_at_the_receiver(relay, keys, tmp_path):  # noqa: F811
+def relay_signed(relay, keys, tmp_path, entries):
+    """A server with the dkim_keys entries relays TRICKY to the peer at 127.0.0.2: (server, the
+    message as the peer got it, the TXT records the server says to publish)."""
     mx = relay["peers"].start("127.0.0.2")
-    table = key_table(tmp_path, keys, [("example.test", "sel1", "rsa.pem"), ("other.test", "ed1", "ed.pem")])
-    srv = relay["start"](dkim_keys=table)
+    srv = relay["start"](dkim_keys=key_table(tmp_path, keys, entries))
     send(srv, ["bob@two-mx.test"], body=TRICKY)
     wait_for(lambda: mx.messages, what="delivery to the peer")
-    content = mx.messages[0][2]
-    records = published(srv)
+    return srv, mx.messages[0][2], published(srv)
+
+
+def test_relayed_mail_is_signed_and_verifies_at_the_receiver(relay, keys, tmp_path):  # noqa: F811
+    srv, content, records = relay_signed(relay, keys, tmp_path,
+                                         [("example.test", "sel1", "rsa.pem"), ("other.test", "ed1", "ed.pem")])
     assert set(records) == {"sel1._domainkey.example.test", "ed1._domainkey.other.test"}
     tags = signature_tags(content)
     assert (tags["a"], tags["d"], tags["s"], tags["c"]) == ("rsa-sha256", "example.test", "sel1", "relaxed/relaxed")
@@ -80,13 +85,8 @@ def test_relayed_mail_is_signed_and_verifies_at_the_receiver(relay, keys, tmp_pa
 def test_a_domain_with_an_rsa_and_an_ed25519_key_gets_both_signatures(relay, keys, tmp_path):  # noqa: F811
     """RFC 8463 3: a domain may sign with both kinds at once, so receivers that know only RSA and
     those that prefer Ed25519 each find one; both verify on their own."""
-    mx = relay["peers"].start("127.0.0.2")
-    table = key_table(tmp_path, keys, [("example.test", "ed1", "ed.pem"), ("example.test", "rsa1", "rsa.pem")])
-    srv = relay["start"](dkim_keys=table)
-    send(srv, ["bob@two-mx.test"], body=TRICKY)
-    wait_for(lambda: mx.messages, what="delivery to the peer")
-    content = mx.messages[0][2]
-    records = published(srv)
+    srv, content, records = relay_signed(relay, keys, tmp_path,
+                                         [("example.test", "ed1", "ed.pem"), ("example.test", "rsa1", "rsa.pem")])
     assert set(records) == {"ed1._domainkey.example.test", "rsa1._domainkey.example.test"}
     assert content.count(b"DKIM-Signature:") == 2
     def verified(message, idx):

@@ -6,9 +6,8 @@ delivered copy, or the refusal, is checked."""
 import email
 import re
 import smtplib
-import subprocess
 
-from conftest import BIN, wait_for
+from conftest import check_config, wait_for
 from test_dkim_verify import signed
 
 
@@ -84,7 +83,7 @@ def test_reject_refuses_a_fail_where_the_domain_asks_p_reject(make_server):
 def test_dmarc_policy_needs_dkim_and_spf(tmp_path):
     conf = tmp_path / "postern.conf"
     conf.write_text("hostname = mx.example.test\nlocal_domains = example.test\ndmarc_policy = reject\n")
-    r = subprocess.run([str(BIN), "-c", str(conf), "check-config"], capture_output=True, text=True)
+    r = check_config(conf)
     assert r.returncode == 1
     assert f"{conf}:3: dmarc_policy: needs dkim_verify = yes and spf_policy = header or reject" in r.stderr
 
@@ -110,7 +109,7 @@ def test_quarantined_mail_goes_to_the_folder_named(make_server):
     conf = srv.root / "bad.conf"
     conf.write_text(srv.conf_path.read_text().replace("dmarc_quarantine_folder = Junk",
                                                       "dmarc_quarantine_folder = ../x"))
-    r = subprocess.run([str(BIN), "-c", str(conf), "check-config"], capture_output=True, text=True)
+    r = check_config(conf)
     assert r.returncode == 1 and "dmarc_quarantine_folder: a folder name of letters, digits, - and _" in r.stderr
 
 
