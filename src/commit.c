@@ -1,9 +1,15 @@
-/* commit.c - the commit point of Postern, per batch of messages. Two paths:
+/* commit.c - the commit point of Postern. Three paths:
  * JOURNAL (messages for local mailboxes only, up to journal_message_max; see journal.h): sent by
  * commit_submit straight to the committer, which stages them itself (no disk-thread hand-off),
  * appends the batch's records to the journal and fdatasyncs it once, then links each file into every
  * new/ without a flush: 250. The checkpoint thread flushes the Maildir files later.
- * DIRECT (everything else - also mail whose first mailbox is not on mail_dir's file system, which
+ * ALONE (messages bigger than journal_message_max): the whole commit on a disk thread, the qmail
+ * rule for one message - its files written and fsynced, linked into new/ (queue files renamed into
+ * queue/), then each directory that got a name fsynced: 250. Many run at once on the io_threads and
+ * the file system joins their flushes; no message waits for another's batch. For big messages the
+ * bytes are most of the flush, so a batch shares little: measured on 100 KiB x 2,000 over 10
+ * sessions, 1.20x the rate of a batch's two whole-file-system flushes.
+ * DIRECT (the rest: relayed mail, mail whose first mailbox is not on mail_dir's file system - which
  * the checkpoint does not flush -, or commit_journal = no):
  *   1. stage (commit_stage, on the disk threads, many messages in parallel): write the message's
  *      queue file (spool tmp/) and its Maildir file (unnamed, in the first mailbox's tmp/), no fsync;
@@ -14,9 +20,9 @@
  *   3. publish: rename queue files into queue/, link Maildir files into each new/;
  *   4. syncfs() again (small batch: fsync each directory that got a name): the names are on disk.
  *      Only now may any message of the batch get its 250.
- * A crash before 4 leaves at worst a complete file in new/ whose client never saw 250 (the same
- * narrow duplicate window every MTA has), never a partial one: data is flushed before any link.
- * If a flush fails, every message of the batch fails (451) and its links are removed. */
+ * A crash before the last flush leaves at worst a complete file in new/ whose client never saw 250
+ * (the same narrow duplicate window every MTA has), never a partial one: data is flushed before any
+ * link. If a flush fails, every message it was for fails (451) and its links are removed. */
 #include "commit.h"
 
 #include <errno.h>
@@ -141,6 +147,28 @@ void commit_stage(void *arg)
         maildir_stage(m);
 }
 
+/* The ALONE path (see the top), a workq work function for a disk thread. */
+static void commit_alone(void *arg)
+{
+    struct message *m = arg;
+    char err[256];
+    double t1 = now_ms();
+    commit_stage(m);
+    double t2 = now_ms();
+    if (m->status == COMMIT_OK && sync_staged_files(&m, 1, err, sizeof err) == 0) {
+        spool_publish(m);
+        if (m->status == COMMIT_OK)
+            maildir_publish(m);
+        if (m->status == COMMIT_OK)
+            sync_published_dirs(&m, 1, err, sizeof err);
+    }
+    if (m->status == COMMIT_OK)
+        maildir_drop_tmp(m); /* the links in new/ keep the file */
+    else
+        clean_up(m);
+    log_debug("event=commit_alone qid=%s stage_ms=%.2f commit_ms=%.2f", m->qid, t2 - t1, now_ms() - t2);
+}
+
 /* The strict path: two flushes around publishing, the Maildir files themselves on disk before 250. */
 static void commit_direct(struct message **m, unsigned n)
 {
@@ -211,11 +239,19 @@ static bool journal_eligible(const struct commit_config *cc, const struct messag
     return journal_takes(cc, m, m->stage.ndirs) && m->stage.dev == cc->mail_dev;
 }
 
+/* True when the message takes the ALONE path: bigger than journal_message_max. */
+static bool commits_alone(const struct commit_config *cc, const struct message *m)
+{
+    return cc && evbuffer_get_length(m->headers) + evbuffer_get_length(m->body) > cc->journal_message_max;
+}
+
 void commit_submit(struct workq *disk, struct workq *committer, const struct commit_config *cc,
                    struct message *m, workq_fn done)
 {
     if (journal_takes(cc, m, m->nlocal)) /* one mailbox per local recipient: no duplicates */
         workq_submit(committer, NULL, done, m);
+    else if (commits_alone(cc, m))
+        workq_submit(disk, commit_alone, done, m);
     else
         workq_submit_then(disk, commit_stage, committer, done, m);
 }

@@ -1,6 +1,7 @@
-/* commit.h - group commit: makes a batch of received messages durable with one journal fdatasync
- * (local mail) or two file-system flushes (the rest), however many messages the batch holds
- * (blocking: runs on the committer thread). */
+/* commit.h - the commit point: makes a received message durable before its 250 - small local mail
+ * in batches with one journal fdatasync, big messages each on its own disk thread (fsync of the
+ * file, then of the directories that got its names), the rest in batches with two file-system
+ * flushes (blocking: runs on the committer and disk threads). See commit.c. */
 #ifndef POSTERN_COMMIT_H
 #define POSTERN_COMMIT_H
 

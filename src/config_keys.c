@@ -164,8 +164,10 @@ const struct key_def config_keys[] = {
     {"mailbox_recheck_interval", T_DURATION, F(mailbox_recheck_interval), "30s", 1, 3600,
      "How often a held mailbox is tried (make it if missing, write a file in tmp/, new/ writable); "
      "it takes mail again as soon as that works."},
-    {"io_threads", T_UINT, F(io_threads), "4", 1, 256,
-     "Threads for blocking work other than the commit (password hashing, disk checks)."},
+    {"io_threads", T_UINT, F(io_threads), "16", 1, 256,
+     "Threads for blocking work: writing messages for the committer, committing messages bigger than "
+     "journal_message_max (each waits for its own flushes: more threads, more of them overlap), "
+     "password hashing, disk checks."},
     {"commit_batch_max", T_UINT, F(commit_batch_max), "256", 1, 256,
      "Most messages the committer makes durable together: one journal fdatasync, or one pair of file-system flushes."},
     {"commit_journal", T_BOOL, F(commit_journal), "yes", 0, 0,
@@ -176,7 +178,8 @@ const struct key_def config_keys[] = {
     {"journal_checkpoint_interval", T_DURATION, F(journal_checkpoint_interval), "1s", 1, 3600,
      "Longest time a journal record waits for the checkpoint that flushes its Maildir files and retires it."},
     {"journal_message_max", T_SIZE, F(journal_message_max), "64K", 0, 1ull << 32,
-     "Bigger messages skip the journal: their Maildir files are flushed before 250 (saves writing them twice)."},
+     "Bigger messages skip the journal (saves writing them twice): each is committed on its own on a disk "
+     "thread, its file fsynced, linked into new/, new/ fsynced, then 250."},
     {"file_pool_size", T_UINT, F(file_pool_size), "64", 0, 4096,
      "Empty unnamed files (O_TMPFILE) a background thread keeps ready in mail_dir, so storing a message "
      "need not wait for the file system to allocate one. 0 = off."},

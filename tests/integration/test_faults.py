@@ -427,20 +427,27 @@ def loop_disk(make_loop_disk, tmp_path):
     return make_loop_disk(tmp_path / "disk")
 
 
-@pytest.mark.parametrize("journal", ["yes", "no"])
-def test_power_cut_under_load_loses_no_acknowledged_message(loop_disk, make_server, journal):
+# The three commit paths (commit.c): the journal; every message alone on a disk thread (all are
+# bigger than journal_message_max = 0); the committer's batches with two file-system flushes.
+COMMIT_PATHS = {"journal": {}, "alone": {"journal_message_max": "0"}, "direct": {"commit_journal": "no",
+                                                                                  "journal_message_max": "1M"}}
+
+
+@pytest.mark.parametrize("path", sorted(COMMIT_PATHS))
+def test_power_cut_under_load_loses_no_acknowledged_message(loop_disk, make_server, path):
     """The 250 promise against a power cut, not only a killed process: the file system is stopped
     in mid-load with nothing more written, the server killed, the disk mounted again (ext4 replays
     its journal) and the server started (Postern replays its own). Every message that got a 250 is
     in new/ and complete, and no file in new/ is a half message."""
-    srv = make_server(mail_dir=loop_disk.mnt / "mail", spool_dir=loop_disk.mnt / "spool", commit_journal=journal,
-                      log_level="info")
+    srv = make_server(mail_dir=loop_disk.mnt / "mail", spool_dir=loop_disk.mnt / "spool", log_level="debug",
+                      **COMMIT_PATHS[path])
     acked = set()
     rng = random.Random(20261201)
     for rnd in range(3):
         threads = start_load(srv, f"r{rnd}", 500, acked)
         time.sleep(rng.uniform(0.2, 0.6))
         before = len(acked)
+        uncut = uncut if rnd else srv.log_text()  # after a cut a failed journal sends mail the direct path
         loop_disk.cut_power()
         srv.kill9()
         join_all(threads)
@@ -451,7 +458,9 @@ def test_power_cut_under_load_loses_no_acknowledged_message(loop_disk, make_serv
         print(f"power cut {rnd}: {before} acknowledged before the cut, {len(acked)} in all")
         assert len(acked) < (rnd + 1) * 20 * 500, f"round {rnd} finished before its cut: it proved nothing"
     assert len(acked) > 0
-    if journal == "yes":  # the cut took unflushed files with it, and the journal brought them back
+    taken = {"journal": "path=journal", "alone": "event=commit_alone", "direct": "path=direct"}
+    assert [p for p in taken if taken[p] in uncut] == [path], "the load took another commit path"
+    if path == "journal":  # the cut took unflushed files with it, and the journal brought them back
         pattern = r"event=journal_recovered records=\d+ restored=(\d+)"
         restored = [int(n) for n in re.findall(pattern, srv.log_text())]
         assert len(restored) == 4 and sum(restored) > 0, restored
@@ -518,7 +527,7 @@ def test_power_cut_after_a_reader_moved_the_mail_to_cur(loop_disk, make_server):
     assert all(found[s].endswith(sent[s]) for s in sent)
 
 
-def cut_a_domain_disk_after_load(make_loop_disk, make_server, tmp_path, journal, rcpts):
+def cut_a_domain_disk_after_load(make_loop_disk, make_server, tmp_path, path, rcpts):
     """example.test's mailboxes on a disk of their own, mounted inside mail_dir: 20 sessions x 20
     messages to rcpts, all acknowledged; once the checkpoint has run, that disk alone loses its
     power and the server restarts. Returns the server and the acknowledged ids."""
@@ -527,8 +536,8 @@ def cut_a_domain_disk_after_load(make_loop_disk, make_server, tmp_path, journal,
     if os.geteuid() == 0:  # that disk's root is the domain directory: the server's user makes mailboxes there
         pw = pwd.getpwnam("postern")
         os.chown(domain.mnt, pw.pw_uid, pw.pw_gid)
-    srv = make_server(mail_dir=main.mnt / "mail", spool_dir=main.mnt / "spool", commit_journal=journal,
-                      log_level="warn")
+    srv = make_server(mail_dir=main.mnt / "mail", spool_dir=main.mnt / "spool", log_level="warn",
+                      **COMMIT_PATHS[path])
     acked = set()
     join_all(start_load(srv, "", 20, acked, rcpts=rcpts))
     assert len(acked) == 400
@@ -540,35 +549,36 @@ def cut_a_domain_disk_after_load(make_loop_disk, make_server, tmp_path, journal,
     return srv, acked
 
 
-@pytest.mark.parametrize("journal", ["yes", "no"])
-def test_power_cut_of_a_mailbox_on_another_disk(make_loop_disk, make_server, tmp_path, journal):
+@pytest.mark.parametrize("path", sorted(COMMIT_PATHS))
+def test_power_cut_of_a_mailbox_on_another_disk(make_loop_disk, make_server, tmp_path, path):
     """A domain's mailboxes on a disk of their own (mounted inside mail_dir): flushing mail_dir's
     file system does not make them durable. Every 250 must still mean on that disk: all mail is
     acknowledged, the checkpoint has run, then that disk alone loses its power."""
-    srv, acked = cut_a_domain_disk_after_load(make_loop_disk, make_server, tmp_path, journal,
+    srv, acked = cut_a_domain_disk_after_load(make_loop_disk, make_server, tmp_path, path,
                                               ("alice@example.test",))
     missing = acked - stored_ids(srv)
     assert not missing, f"{len(missing)} acknowledged but lost, e.g. {sorted(missing)[:5]}"
 
 
-@pytest.mark.parametrize("journal", ["yes", "no"])
-def test_power_cut_of_a_second_mailbox_on_another_disk(make_loop_disk, make_server, tmp_path, journal):
+@pytest.mark.parametrize("path", sorted(COMMIT_PATHS))
+def test_power_cut_of_a_second_mailbox_on_another_disk(make_loop_disk, make_server, tmp_path, path):
     """A message for a mailbox on mail_dir's disk and one on a disk of its own: its file cannot be
     linked across file systems, so the second mailbox gets a copy, renamed into its new/. That name
     must be on disk before the 250 too (fsync of new/, not of the mailbox directory above it). On
     ext4 any directory's fsync commits its whole journal: this finds a missing fsync there, not one
     of the wrong directory (that would show on XFS)."""
     rcpts = ("zoe@catchall.test", "alice@example.test")  # the first on mail_dir's disk
-    srv, acked = cut_a_domain_disk_after_load(make_loop_disk, make_server, tmp_path, journal, rcpts)
+    srv, acked = cut_a_domain_disk_after_load(make_loop_disk, make_server, tmp_path, path, rcpts)
     missing = acked - stored_ids(srv, "alice@example.test")
     assert not missing, f"{len(missing)} acknowledged but lost, e.g. {sorted(missing)[:5]}"
 
 
-def test_power_cut_keeps_every_queued_message(loop_disk, make_server):
+@pytest.mark.parametrize("path", ["alone", "direct"])
+def test_power_cut_keeps_every_queued_message(loop_disk, make_server, path):
     """Relayed mail waits in the queue (its domain's DNS fails): after a power cut every message
     that got a 250 is still queued, whole, and delivered to its local recipient as well."""
     srv = make_server(mail_dir=loop_disk.mnt / "mail", spool_dir=loop_disk.mnt / "spool",
-                      relay_networks="127.0.0.0/8", log_level="info")
+                      relay_networks="127.0.0.0/8", log_level="info", **COMMIT_PATHS[path])
     queued = []
     for i in range(30):
         c = srv.connect()

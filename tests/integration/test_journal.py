@@ -201,16 +201,19 @@ def send_acked(srv, bodies):
     return [int(re.search(r"<j(\d+)@test>", body).group(1)) for body in acked]
 
 
-def test_journal_off_and_big_messages_take_the_direct_path(make_server):
+def test_journal_off_takes_the_direct_path_and_big_messages_commit_alone(make_server):
     srv = make_server(journal_message_max="4K")
     send(srv, [body_of(1), body_of(2, 10000)])
     log = srv.log_text()
     assert "event=commit_batch path=journal messages=1" in log
-    assert "event=commit_batch path=direct messages=1" in log
+    assert "event=commit_alone" in log and "path=direct" not in log
+    assert len(srv.maildir_files("alice@example.test")) == 2
     off = make_server(commit_journal="no")
-    send(off, [body_of(3)])
+    send(off, [body_of(3), body_of(4, 70000)])
     assert not (off.spool_dir / "journal").exists()
-    assert "path=journal" not in off.log_text() and len(off.maildir_files("alice@example.test")) == 1
+    log = off.log_text()
+    assert "path=journal" not in log and "event=commit_batch path=direct messages=1" in log
+    assert "event=commit_alone" in log and len(off.maildir_files("alice@example.test")) == 2
 
 
 def test_relayed_mail_takes_the_direct_path(make_server):
