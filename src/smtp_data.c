@@ -28,6 +28,7 @@ struct run {
     struct data_reader *r;
     data_sink sink;
     void *ctx;
+    bool nul_seen; /* the whole input holds a NUL: look for it line by line */
 };
 
 /* Passes the pending bytes in[start..end) to the sink (unless the message is already refused). */
@@ -46,21 +47,22 @@ static void count(struct data_reader *r, size_t n)
 }
 
 /* Length of the run of line text at p (up to the next CR or the end), found with memchr; flags a
- * bare LF or NUL inside it. This is the hot loop of DATA: no per-byte branching on plain text. */
-static size_t text_span(const char *p, size_t n, struct data_reader *r)
+ * bare LF or NUL inside it (NUL only looked for when the input holds one: one memchr per input
+ * instead of one per line). This is the hot loop of DATA: no per-byte branching on plain text. */
+static size_t text_span(const char *p, size_t n, struct data_reader *r, bool nul_seen)
 {
     const char *cr = memchr(p, '\r', n);
     size_t span = cr ? (size_t)(cr - p) : n;
     if (memchr(p, '\n', span))
         r->flags |= DATA_BARE_LF;
-    if (memchr(p, '\0', span))
+    if (nul_seen && memchr(p, '\0', span))
         r->flags |= DATA_NUL;
     return span;
 }
 
 size_t data_reader_feed(struct data_reader *r, const char *in, size_t len, data_sink sink, void *ctx, bool *done)
 {
-    struct run run = {in, SIZE_MAX, r, sink, ctx};
+    struct run run = {in, SIZE_MAX, r, sink, ctx, memchr(in, '\0', len) != NULL};
     *done = false;
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)in[i];
@@ -98,7 +100,7 @@ size_t data_reader_feed(struct data_reader *r, const char *in, size_t len, data_
             break;
         case S_TEXT:
             if (c != '\r' && c != '\n' && c != '\0') { /* fast path: skip plain text with memchr */
-                size_t span = text_span(in + i, len - i, r);
+                size_t span = text_span(in + i, len - i, r, run.nul_seen);
                 if (run.start == SIZE_MAX)
                     run.start = i;
                 count(r, span);

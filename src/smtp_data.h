@@ -13,6 +13,7 @@ enum data_flag {
     DATA_BARE_LF = 1u << 1,
     DATA_NUL = 1u << 2,
     DATA_TOO_BIG = 1u << 3,
+    DATA_NO_MEMORY = 1u << 4, /* set by the caller: it could not keep the bytes (the message fails) */
 };
 
 struct data_reader {

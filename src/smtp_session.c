@@ -287,9 +287,19 @@ void set_timeouts(struct session *s)
     bufferevent_set_timeouts(s->bev, &rd, &wr);
 }
 
+/* Where next_data puts the message bytes of one input chunk: space reserved in the body buffer
+ * once per chunk (what comes out is never more than what goes in), filled line by line - one
+ * reservation instead of an evbuffer_add per line. */
+struct body_space {
+    struct evbuffer_iovec vec;
+    size_t used;
+};
+
 static void body_sink(void *ctx, const char *bytes, size_t n)
 {
-    evbuffer_add(((struct message *)ctx)->body, bytes, n);
+    struct body_space *b = ctx;
+    memcpy((char *)b->vec.iov_base + b->used, bytes, n);
+    b->used += n;
 }
 
 static void cmd_helo(struct session *s, const struct smtp_command *c)
@@ -549,7 +559,15 @@ static bool next_data(struct session *s, struct evbuffer *in)
     if (evbuffer_peek(in, -1, NULL, &v, 1) < 1 || v.iov_len == 0)
         return false;
     bool done;
-    size_t used = data_reader_feed(&s->data, v.iov_base, v.iov_len, body_sink, s->msg, &done);
+    struct body_space out = {.used = 0};
+    bool reserved = s->data.flags == 0 && evbuffer_reserve_space(s->msg->body, (ev_ssize_t)v.iov_len, &out.vec, 1) == 1;
+    if (s->data.flags == 0 && !reserved)
+        s->data.flags |= DATA_NO_MEMORY; /* the message fails at its end, not stored without these bytes */
+    size_t used = data_reader_feed(&s->data, v.iov_base, v.iov_len, body_sink, &out, &done);
+    if (reserved) {
+        out.vec.iov_len = out.used;
+        evbuffer_commit_space(s->msg->body, &out.vec, 1);
+    }
     evbuffer_drain(in, used);
     s->data_bytes += used;
     if (done)

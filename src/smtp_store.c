@@ -117,6 +117,10 @@ void refuse_data(struct session *s, enum reply_id id, const char *detail, const 
 void finish_data(struct session *s)
 {
     unsigned f = s->data.flags;
+    if (f & DATA_NO_MEMORY) {
+        refuse_data(s, REPLY_LOCAL_ERROR, "out of memory", NULL);
+        return;
+    }
     if (f) {
         enum reply_id id = (f & DATA_TOO_BIG) ? REPLY_SIZE_EXCEEDED
                            : (f & DATA_NUL)   ? REPLY_NUL_IN_DATA

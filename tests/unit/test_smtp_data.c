@@ -150,6 +150,15 @@ static void test_smuggling_endings(void **state)
     CHECK("\n.\n\r\n.\r\n", NULL, END, DATA_BARE_LF);
 }
 
+static void test_nul_inside_a_line(void **state)
+{
+    (void)state;
+    CHECK("ab\0" "cd\r\n.\r\n", NULL, END, DATA_NUL);          /* inside a run of text */
+    CHECK("abc\r\nde\0" "f\r\n.\r\n", NULL, END, DATA_NUL);   /* on a later line */
+    const char after[] = "abc\r\n.\r\nNO\0" "OP\r\n";           /* after the end: not the message's */
+    check(after, sizeof after - 1, 1 << 20, "abc\n", 8, 0);
+}
+
 static void test_size_limit(void **state)
 {
     (void)state;
@@ -172,6 +181,7 @@ int main(void)
         cmocka_unit_test(test_plain),
         cmocka_unit_test(test_dot_stuffing),
         cmocka_unit_test(test_smuggling_endings),
+        cmocka_unit_test(test_nul_inside_a_line),
         cmocka_unit_test(test_size_limit),
     };
     return cmocka_run_group_tests_name("smtp_data", tests, NULL, NULL);
