@@ -7,7 +7,9 @@
  * server writes them (RFC 8601 5). dmarc_policy = reject refuses (550 5.7.1) a DMARC fail whose
  * domain asks p=reject; nothing else is refused. Users' and relay_networks clients' mail is not
  * checked (it is going out), but such fields are removed from it too: a user must not hand a
- * neighbour a forged "dkim=pass". Part of the session (session_priv.h). */
+ * neighbour a forged "dkim=pass". DKIM's reading of the message - its body hashes, tens of
+ * milliseconds for a 10 MB body - runs on a disk thread, not on the event loop that serves every
+ * other session. Part of the session (session_priv.h). */
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <stdio.h>
@@ -26,6 +28,7 @@
 #include "server.h"
 #include "session_priv.h"
 #include "spf.h"
+#include "workq.h"
 
 #define LOOKUPS_MAX (DKIM_VERIFY_MAX + 1) /* every signature's key, and the DMARC record */
 #define DMARC_LOOKUP ((size_t)-1)           /* struct lookup.sig of the DMARC record's lookup */
@@ -57,6 +60,9 @@ struct msgauth_check {
     struct event *timer;
     struct lookup lookups[LOOKUPS_MAX];
     size_t pending;
+    struct evbuffer *text;  /* the message text (s->msg->body) */
+    long long now;          /* for the signatures' t= and x= */
+    bool hashing;           /* DKIM reads text on a disk thread: nothing else touches it until done */
     struct dkim_verification v;
     struct dmarc_state dmarc;
 };
@@ -247,7 +253,7 @@ static void on_answer(void *arg, const struct dns_answer *a)
                                                                : DKIM_KEY_TEMPFAIL;
         dkim_verify_key(&c->v.sigs[l->sig], how, a->data, a->len, a->status == DNS_OK ? a->n : 0);
     }
-    if (--c->pending == 0)
+    if (--c->pending == 0 && !c->hashing)
         check_done(c);
 }
 
@@ -290,7 +296,7 @@ static void on_timeout(evutil_socket_t fd, short what, void *arg)
             dkim_verdict(&c->v.sigs[l->sig], DKIM_R_TEMPERROR, detail);
     }
     c->pending = 0;
-    check_done(c);
+    check_done(c); /* the timer runs only after the hashing */
 }
 
 /* DKIM: asks for the key of each signature still waiting for one. */
@@ -336,6 +342,54 @@ static void ask_dmarc(struct msgauth_check *c)
     ask(c, name, DMARC_LOOKUP);
 }
 
+/* The lookups under way get dns_timeout from now. */
+static void arm_timer(struct msgauth_check *c)
+{
+    struct timeval tv = {(time_t)c->s->srv->cfg->dns_timeout, 0};
+    evtimer_add(c->timer, &tv);
+}
+
+/* Waits for the lookups under way (at most dns_timeout) and returns true, or, with none (then no
+ * DMARC record either, so no refusal), puts the results into the message now and returns false. */
+static bool wait_for_lookups(struct msgauth_check *c)
+{
+    struct session *s = c->s;
+    if (c->pending == 0) {
+        finish(c);
+        msgauth_check_free(s);
+        s->dns_pending = false;
+        return false; /* a DMARC refusal needs a record: never without a lookup */
+    }
+    arm_timer(c);
+    return true;
+}
+
+/* Disk thread: DKIM reads the message text - the signature fields, each body hash (see top). */
+static void dkim_read_work(void *arg)
+{
+    struct msgauth_check *c = arg;
+    dkim_verify_prepare(c->text, c->now, &c->v);
+}
+
+/* Loop thread: the signatures are read; their keys are asked, then the wait goes on - or ends. */
+static void dkim_read_done(void *arg)
+{
+    struct msgauth_check *c = arg;
+    struct session *s = c->s;
+    s->job_pending = false;
+    c->hashing = false;
+    if (s->dead) { /* the client left meanwhile: nothing to store */
+        log_debug("event=msgauth_abandoned session=%s reason=client_gone", s->id);
+        session_free(s);
+        return;
+    }
+    ask_keys(c);
+    if (c->pending == 0)
+        check_done(c); /* the DMARC record may have come meanwhile: check_done can refuse */
+    else
+        arm_timer(c);
+}
+
 bool msgauth_check_begin(struct session *s, const struct header_facts *facts)
 {
     const struct config *cfg = s->srv->cfg;
@@ -355,21 +409,17 @@ bool msgauth_check_begin(struct session *s, const struct header_facts *facts)
     c->s = s;
     c->facts = *facts;
     c->dmarc.on = dmarc;
+    c->text = s->msg->body;
     s->msgauth = c;
-    if (cfg->dkim_verify) {
-        dkim_verify_prepare(s->msg->body, (long long)time(NULL), &c->v);
-        ask_keys(c);
-    }
-    if (dmarc)
-        ask_dmarc(c);
-    if (c->pending == 0) {
-        finish(c);
-        msgauth_check_free(s);
-        return false; /* a DMARC refusal needs a record: never without a lookup */
-    }
-    struct timeval tv = {(time_t)cfg->dns_timeout, 0};
-    evtimer_add(c->timer, &tv);
     s->dns_pending = true;
+    if (dmarc)
+        ask_dmarc(c); /* first: it reads the From field here, before a disk thread has the text */
+    if (!cfg->dkim_verify)
+        return wait_for_lookups(c);
+    c->now = (long long)time(NULL);
+    c->hashing = true;
+    s->job_pending = true;
+    workq_submit(s->srv->disk, dkim_read_work, dkim_read_done, c);
     return true;
 }
 

@@ -144,3 +144,25 @@ def test_a_client_gone_while_keys_are_looked_up_leaves_no_message(make_server, s
     assert srv.maildir_files("alice@example.test") == []
     c = srv.connect()
     c.expect("NOOP", 250)
+
+
+def test_a_client_gone_while_dkim_reads_a_big_message_leaves_no_message(make_server):
+    """DKIM's body hashes run on a disk thread (the event loop serves the other sessions meanwhile);
+    a client that leaves while they run takes its message with it, and the session's memory waits
+    for the disk thread (ASan and valgrind runs check that)."""
+    srv = make_server(dkim_verify="yes", max_message_size="64M")
+    text = TEXT + b"".join(b"line %07d of a long body, long enough to keep the hashing busy\r\n" % i
+                           for i in range(200000))  # 13 MB
+    sigs = signed("rsa", text=text, canon=(b"simple", b"simple")) + signed("rsa", text=text)
+    s = socket.create_connection(("127.0.0.1", srv.port), timeout=30)
+    assert s.recv(512).startswith(b"220")
+    s.sendall(b"HELO client.example\r\nMAIL FROM:<carol@dkim.test>\r\nRCPT TO:<alice@example.test>\r\nDATA\r\n")
+    wait_for(lambda: s.recv(4096).count(b"354"), what="354")
+    s.sendall(sigs + text + b".\r\n")
+    s.close()  # at once: the hashing has just begun
+    wait_for(lambda: "event=msgauth_abandoned" in srv.log_text() or None, what="the abandoned check")
+    assert "reason=client_gone" in srv.log_text()
+    time.sleep(0.3)
+    assert srv.maildir_files("alice@example.test") == []
+    c = srv.connect()
+    c.expect("NOOP", 250)
