@@ -290,18 +290,49 @@ static bool build_signature(const struct dkim_key *key, const struct fields *fs,
     return ok;
 }
 
-const struct dkim_key *dkim_sign(const struct dkim_keys *k, const char *added, struct evbuffer *text, long long now,
-                                 struct evbuffer *out, const char **why)
+/* The message's fields (added, then the text's header section) into fs; NULL when out of memory,
+ * else the body's offset in *body. */
+static bool message_fields(const char *added, struct evbuffer *text, struct fields *fs, size_t *body)
 {
-    size_t hlen, body;
-    canon_text_layout(text, &hlen, &body);
+    size_t hlen;
+    canon_text_layout(text, &hlen, body);
     const char *h = hlen ? (const char *)evbuffer_pullup(text, (ev_ssize_t)hlen) : "";
+    return h && split_fields(fs, added, strlen(added)) && split_fields(fs, h, hlen);
+}
+
+/* A copy of key for a signing job: the names duplicated, the private key referenced. */
+static bool copy_key(const struct dkim_key *key, struct dkim_key *out)
+{
+    *out = (struct dkim_key){strdup(key->domain), strdup(key->selector), NULL, key->pkey, key->ed25519};
+    if (!out->domain || !out->selector || EVP_PKEY_up_ref(key->pkey) != 1) {
+        free(out->domain);
+        free(out->selector);
+        *out = (struct dkim_key){0};
+        return false;
+    }
+    return true;
+}
+
+void dkim_signing_free(struct dkim_signing *sg)
+{
+    for (size_t i = 0; i < sg->count; i++) {
+        EVP_PKEY_free(sg->keys[i].pkey);
+        free(sg->keys[i].domain);
+        free(sg->keys[i].selector);
+    }
+    sg->count = 0;
+}
+
+bool dkim_signing_choose(const struct dkim_keys *k, const char *added, struct evbuffer *text, struct dkim_signing *sg,
+                         const char **why)
+{
     struct fields fs = {0};
+    size_t body;
     const struct dkim_key *key = NULL;
     char domain[ADDR_DOMAIN_MAX + 1];
-    unsigned char bh[32];
+    sg->count = 0;
     *why = "out of memory";
-    if (h && split_fields(&fs, added, strlen(added)) && split_fields(&fs, h, hlen)) {
+    if (message_fields(added, text, &fs, &body)) {
         size_t i = 0;
         while (i < fs.count && !field_named(&fs.v[i], "from"))
             i++;
@@ -310,15 +341,52 @@ const struct dkim_key *dkim_sign(const struct dkim_keys *k, const char *added, s
             *why = "no key for the From domain";
             key = dkim_key_for(k, domain);
         }
-        const struct dkim_key *second = key ? dkim_key_second(k, key) : NULL;
-        if (key && !(canon_body_hash(text, body, true, SIZE_MAX, bh, NULL) && build_signature(key, &fs, bh, now, out) &&
-                     (!second || build_signature(second, &fs, bh, now, out)))) {
-            *why = "signing failed (OpenSSL)";
-            key = NULL;
-        }
     }
     free(fs.v);
-    return key;
+    const struct dkim_key *second = key ? dkim_key_second(k, key) : NULL;
+    if (key && copy_key(key, &sg->keys[0])) {
+        sg->count = 1;
+        if (second && copy_key(second, &sg->keys[1]))
+            sg->count = 2;
+        else if (second)
+            dkim_signing_free(sg); /* both signatures or none */
+    }
+    if (key && sg->count == 0)
+        *why = "out of memory";
+    return sg->count > 0;
+}
+
+bool dkim_signing_run(const struct dkim_signing *sg, const char *added, struct evbuffer *text, long long now,
+                      struct evbuffer *out, const char **why)
+{
+    struct fields fs = {0};
+    size_t body;
+    unsigned char bh[32];
+    bool ok = message_fields(added, text, &fs, &body);
+    *why = "out of memory";
+    if (ok && !canon_body_hash(text, body, true, SIZE_MAX, bh, NULL)) {
+        ok = false;
+        *why = "signing failed (OpenSSL)";
+    }
+    for (size_t i = 0; ok && i < sg->count; i++)
+        if (!build_signature(&sg->keys[i], &fs, bh, now, out)) {
+            ok = false;
+            *why = "signing failed (OpenSSL)";
+        }
+    free(fs.v);
+    return ok;
+}
+
+const struct dkim_key *dkim_sign(const struct dkim_keys *k, const char *added, struct evbuffer *text, long long now,
+                                 struct evbuffer *out, const char **why)
+{
+    struct dkim_signing sg;
+    if (!dkim_signing_choose(k, added, text, &sg, why))
+        return NULL;
+    const struct dkim_key *first = dkim_key_for(k, sg.keys[0].domain); /* the table's entry */
+    bool ok = dkim_signing_run(&sg, added, text, now, out, why);
+    dkim_signing_free(&sg);
+    return ok ? first : NULL;
 }
 
 /* ---------- the DNS record ---------- */

@@ -59,4 +59,18 @@ const struct dkim_key *dkim_sign(const struct dkim_keys *k, const char *added, s
 /* Prints the DNS TXT record that publishes key's public half, in zone-file form. */
 void dkim_print_record(FILE *out, const struct dkim_key *key);
 
+/* The same in steps, so that the work can leave the event loop: dkim_signing_choose (loop
+ * thread) picks the keys for the From domain and keeps its own reference to them - a reload may
+ * free the table meanwhile -, dkim_signing_run (any thread; the text must not change meanwhile)
+ * hashes the body and appends the signatures, dkim_signing_free lets the keys go. */
+struct dkim_signing {
+    struct dkim_key keys[2]; /* domain and selector copied, pkey referenced; RSA first */
+    size_t count;            /* 0: nothing chosen */
+};
+bool dkim_signing_choose(const struct dkim_keys *k, const char *added, struct evbuffer *text, struct dkim_signing *sg,
+                         const char **why);
+bool dkim_signing_run(const struct dkim_signing *sg, const char *added, struct evbuffer *text, long long now,
+                      struct evbuffer *out, const char **why);
+void dkim_signing_free(struct dkim_signing *sg);
+
 #endif

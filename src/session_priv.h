@@ -174,8 +174,14 @@ void refuse_data(struct session *s, enum reply_id id, const char *detail, const 
 bool msgauth_check_begin(struct session *s, const struct header_facts *facts);
 void msgauth_check_free(struct session *s);
 
-/* smtp_headers.c: Return-Path, Received and (submitted mail) Message-ID/Date, into s->msg->headers. */
-void build_trace_headers(struct session *s, const struct header_facts *facts);
+/* smtp_headers.c: Return-Path, Received and (submitted mail) Message-ID/Date, into s->msg->headers.
+ * A DKIM signature, when the message gets one, is left to the job returned (else NULL):
+ * sign_job_run on a disk thread adds it to s->msg->headers, then sign_job_end on the loop thread
+ * counts and logs it, frees the job and returns the message. */
+struct sign_job;
+struct sign_job *build_trace_headers(struct session *s, const struct header_facts *facts);
+void sign_job_run(void *job);
+struct message *sign_job_end(struct sign_job *job);
 
 /* smtp_tls_auth.c */
 bool auth_offered(const struct session *s);

@@ -42,25 +42,66 @@ static void add_missing_headers(struct session *s, const struct header_facts *fa
     evbuffer_add(m->headers, added, strlen(added));
 }
 
+/* A DKIM signature to make for a message, on a disk thread (the body hash and the private-key
+ * operation - about a millisecond for RSA 2048 - stay off the event loop). */
+struct sign_job {
+    struct session *s;
+    struct message *m;
+    struct dkim_signing sg;
+    char *added;       /* the fields add_missing_headers placed, signed with the rest */
+    long long now;
+    bool ok;
+    const char *why;   /* when not ok */
+};
+
 /* Mail a user submits, or a relay_networks client sends, gets a DKIM signature when its From
- * domain has a key (dkim.h); added: the fields add_missing_headers placed, signed with the rest. */
-static void add_dkim_signature(struct session *s, const char *added, time_t now)
+ * domain has a key (dkim.h): its keys are chosen here, the signing is a sign_job. NULL when the
+ * message gets none (counted and logged here). */
+static struct sign_job *dkim_signature_job(struct session *s, const char *added, time_t now)
 {
     struct message *m = s->msg;
     const struct dkim_keys *keys = &s->srv->policy->dkim;
     if (!keys->count || !(s->auth_user || s->may_relay))
-        return;
-    const char *why = NULL;
-    const struct dkim_key *key = dkim_sign(keys, added, m->body, (long long)now, m->headers, &why);
-    if (key) {
+        return NULL;
+    struct sign_job *j = calloc(1, sizeof *j);
+    const char *why = "out of memory";
+    if (j && (j->added = strdup(added)) && dkim_signing_choose(keys, added, m->body, &j->sg, &why)) {
+        j->s = s;
+        j->m = m;
+        j->now = (long long)now;
+        return j;
+    }
+    if (j)
+        free(j->added);
+    free(j);
+    s->srv->metrics.dkim_unsigned++;
+    log_debug("event=dkim_unsigned session=%s qid=%s detail=\"%s\"", s->id, m->qid, why);
+    return NULL;
+}
+
+void sign_job_run(void *arg)
+{
+    struct sign_job *j = arg;
+    j->ok = dkim_signing_run(&j->sg, j->added, j->m->body, j->now, j->m->headers, &j->why);
+}
+
+struct message *sign_job_end(struct sign_job *j)
+{
+    struct session *s = j->s;
+    struct message *m = j->m;
+    if (j->ok) {
+        log_debug("event=dkim_signed session=%s qid=%s", s->id, m->qid);
         s->srv->metrics.dkim_signed++;
-        const struct dkim_key *second = dkim_key_second(keys, key);
-        snprintf(m->dkim_signer, sizeof m->dkim_signer, "%s/%s%s%s", key->domain, key->selector, second ? "+" : "",
-                 second ? second->selector : "");
+        snprintf(m->dkim_signer, sizeof m->dkim_signer, "%s/%s%s%s", j->sg.keys[0].domain, j->sg.keys[0].selector,
+                 j->sg.count > 1 ? "+" : "", j->sg.count > 1 ? j->sg.keys[1].selector : "");
     } else {
         s->srv->metrics.dkim_unsigned++;
-        log_debug("event=dkim_unsigned session=%s qid=%s detail=\"%s\"", s->id, m->qid, why);
+        log_debug("event=dkim_unsigned session=%s qid=%s detail=\"%s\"", s->id, m->qid, j->why);
     }
+    dkim_signing_free(&j->sg);
+    free(j->added);
+    free(j);
+    return m;
 }
 
 /* The Received field's "from" clause (RFC 5321 4.4: Extended-Domain). An EHLO name that is a
@@ -94,7 +135,7 @@ static void received_from(struct evbuffer *out, const struct session *s, bool ut
 
 /* Return-Path and Received (RFC 5321 4.4), then any field add_missing_headers adds; LF line
  * endings like the stored body. */
-void build_trace_headers(struct session *s, const struct header_facts *facts)
+struct sign_job *build_trace_headers(struct session *s, const struct header_facts *facts)
 {
     struct message *m = s->msg;
     char date[64];
@@ -118,5 +159,5 @@ void build_trace_headers(struct session *s, const struct header_facts *facts)
     evbuffer_add_printf(m->headers, "; %s\n", date);
     char added[sizeof m->message_id + 128];
     add_missing_headers(s, facts, now, date, added, sizeof added); /* the Received field's date */
-    add_dkim_signature(s, added, now);
+    return dkim_signature_job(s, added, now);
 }

@@ -142,10 +142,18 @@ void finish_data(struct session *s)
         store_message(s, &facts); /* else once DKIM and DMARC are done */
 }
 
+/* Loop thread: the DKIM signature is made (or not: logged); now the commit. */
+static void signed_then_commit(void *job)
+{
+    struct message *m = sign_job_end(job);
+    struct session *s = m->owner;
+    commit_submit(s->srv->disk, s->srv->committer, &s->srv->commit_cfg, m, commit_done); /* see commit.c */
+}
+
 void store_message(struct session *s, const struct header_facts *facts)
 {
     struct message *m = s->msg;
-    build_trace_headers(s, facts);
+    struct sign_job *sign = build_trace_headers(s, facts);
     m->mail_dir = s->srv->cfg->mail_dir;
     m->spool_dir = s->srv->cfg->spool_dir;
     m->hostname = s->srv->cfg->hostname;
@@ -156,7 +164,12 @@ void store_message(struct session *s, const struct header_facts *facts)
     set_timeouts(s);
     m->owner = s;
     s->data_ended = monotonic_now();
-    commit_submit(s->srv->disk, s->srv->committer, &s->srv->commit_cfg, m, commit_done); /* see commit.c */
+    if (sign) { /* the client gone meanwhile or not, the commit follows (commit_done sees to it) */
+        log_debug("event=dkim_signing session=%s qid=%s", s->id, m->qid);
+        workq_submit(s->srv->disk, sign_job_run, signed_then_commit, sign);
+    } else {
+        commit_submit(s->srv->disk, s->srv->committer, &s->srv->commit_cfg, m, commit_done); /* see commit.c */
+    }
 }
 
 /* ---------- commands ---------- */
