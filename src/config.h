@@ -119,6 +119,7 @@ struct config {
     unsigned smtp_data_init_timeout, smtp_data_block_timeout, smtp_data_done_timeout;
     enum check_policy spf_policy; /* what an SPF result does (spf.h, smtp_spf.c) */
     enum check_policy dmarc_policy; /* what a DMARC result does (dmarc.h, smtp_msgauth.c) */
+    enum check_policy client_name_check; /* the client's confirmed name (smtp_rdns.c) */
     bool sender_null_mx_check;    /* MX role: 550 5.7.27 for senders whose domain has a null MX */
     bool sender_domain_check;     /* MX role: 550 5.1.8 / 450 4.1.8 for senders whose domain cannot take mail */
     bool dkim_verify;             /* MX role: verify DKIM signatures, add Authentication-Results (smtp_msgauth.c) */

@@ -215,6 +215,11 @@ const struct key_def config_keys[] = {
      "With dmarc_policy = reject: the Maildir++ folder (e.g. Junk: <mailbox>/.Junk) that the local copies of "
      "mail failing DMARC where the domain asks p=quarantine are delivered to, as the IMAP server's spam "
      "folder. Empty: the inbox (marked dis=quarantine in Authentication-Results). Letters, digits, - and _."},
+    {"client_name_check", T_POLICY, F(client_name_check), "off", 0, 0,
+     "The client's name: header = its address is looked up in reverse DNS and each name found forward; the first "
+     "whose addresses include the client's is logged and written into the Received field (\"unknown\" when "
+     "none); reject = also 450 4.7.25 at each RCPT but postmaster's for an MX client without one. A DNS "
+     "failure refuses nothing. Not for relay_networks clients and users."},
     {"spf_skip_networks", T_CIDR_LIST, F(spf_skip_networks), "", 0, 0,
      "Client networks (CIDR) whose mail is not checked with SPF: your backup MX, forwarders you trust (they pass "
      "on others' mail, so its SPF fails from them). relay_networks clients and users are never checked."},

@@ -677,3 +677,24 @@ struct dns_query *dns_lookup(struct dns *d, const char *name, int rrtype, dns_an
         return q;
     return report_later(q) ? q : NULL; /* a name that is no domain: NXDOMAIN; resolver trouble: TEMPFAIL */
 }
+
+bool dns_reverse_name(const struct sockaddr_storage *addr, const char *zone4, const char *zone6, char *out,
+                      size_t outsz)
+{
+    const unsigned char *b;
+    if (addr->ss_family == AF_INET6) {
+        const struct in6_addr *a6 = &((const struct sockaddr_in6 *)addr)->sin6_addr;
+        if (!IN6_IS_ADDR_V4MAPPED(a6)) {
+            size_t n = 0;
+            for (int i = 15; i >= 0 && n + 4 < outsz; i--)
+                n += (size_t)snprintf(out + n, outsz - n, "%x.%x.", a6->s6_addr[i] & 15, a6->s6_addr[i] >> 4);
+            return (size_t)snprintf(out + n, outsz - n, "%s", zone6) < outsz - n;
+        }
+        b = a6->s6_addr + 12;
+    } else if (addr->ss_family == AF_INET) {
+        b = (const unsigned char *)&((const struct sockaddr_in *)addr)->sin_addr;
+    } else {
+        return false;
+    }
+    return (size_t)snprintf(out, outsz, "%u.%u.%u.%u.%s", b[3], b[2], b[1], b[0], zone4) < outsz;
+}

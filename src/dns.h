@@ -144,6 +144,12 @@ int dns_txt_select(const unsigned char *const *rdata, const int *len, int n, con
 /* Stops a query: its callback will not run. */
 void dns_cancel(struct dns_query *q);
 
+/* The name under which an address is looked up in a reverse zone: "4.3.2.1.<zone4>" for 1.2.3.4 (a
+ * v4-mapped IPv6 address as its IPv4), 32 reversed nibbles then <zone6> for IPv6 (RFC 1035 3.5,
+ * RFC 3596 2.5; a DNS block list uses its own zone for both). False for another family or no room. */
+bool dns_reverse_name(const struct sockaddr_storage *addr, const char *zone4, const char *zone6, char *out,
+                      size_t outsz);
+
 /* Pure helpers (unit-tested): the MX records in rdata form -> sorted (host, pref) list with equal
  * preferences shuffled; true and *is_null when the set is exactly one "0 ." record. */
 struct dns_mx {

@@ -96,6 +96,7 @@ struct session {
     struct event *dns_timer;
     struct msg_rcpt *pending_rcpt;  /* the recipient waiting for it (allocated only then) */
     struct dnsbl_check *dnsbl;      /* the client's block-list lookups (smtp_dnsbl.c), or NULL */
+    struct rdns_check *rdns;        /* the client's name lookups (smtp_rdns.c), or NULL */
     struct spf_check *spf;          /* the sender's SPF check (smtp_spf.c), or NULL */
     struct access_copy client_access; /* client_access verdict, from the connection on */
     struct access_copy sender_access; /* sender_access verdict of the current MAIL */
@@ -137,6 +138,17 @@ void spf_free(struct session *s);
 /* A new EHLO/HELO name: its SPF result, once asked, is forgotten. */
 void spf_helo_forget(struct session *s);
 void sender_spf_verdict(struct session *s);
+
+/* smtp_rdns.c: the client's confirmed name (client_name_check), looked up as it connects; whether
+ * commands must wait for it; the name for the Received field (NULL: not looked up or not yet,
+ * "unknown": none confirmed); whether RCPT is refused for the lack of it (450 4.7.25); freed with
+ * the session. */
+struct rdns_check;
+void rdns_start(struct session *s);
+bool rdns_waiting(const struct session *s);
+const char *rdns_name(const struct session *s);
+bool rdns_refuses(const struct session *s);
+void rdns_free(struct session *s);
 
 /* smtp_access.c: the client's client_access verdict, looked up as it connects (MX role); the
  * sender's sender_access verdict, at each MAIL; at RCPT (not for postmaster), the refusal either

@@ -35,28 +35,6 @@ struct dnsbl_check {
     size_t listed_zone;      /* the first lookup (zones in configured order) that lists the client */
 };
 
-/* The name to look up for the client's address in zone: "4.3.2.1.zone" for 1.2.3.4, 32 reversed
- * nibbles for IPv6 (a v4-mapped address as its IPv4). False for any other family. */
-static bool reversed_name(const struct sockaddr_storage *peer, const char *zone, char *out, size_t outsz)
-{
-    const unsigned char *b;
-    if (peer->ss_family == AF_INET6) {
-        const struct in6_addr *a6 = &((const struct sockaddr_in6 *)peer)->sin6_addr;
-        if (!IN6_IS_ADDR_V4MAPPED(a6)) {
-            size_t n = 0;
-            for (int i = 15; i >= 0 && n + 4 < outsz; i--)
-                n += (size_t)snprintf(out + n, outsz - n, "%x.%x.", a6->s6_addr[i] & 15, a6->s6_addr[i] >> 4);
-            return (size_t)snprintf(out + n, outsz - n, "%s", zone) < outsz - n;
-        }
-        b = a6->s6_addr + 12;
-    } else if (peer->ss_family == AF_INET) {
-        b = (const unsigned char *)&((const struct sockaddr_in *)peer)->sin_addr;
-    } else {
-        return false;
-    }
-    return (size_t)snprintf(out, outsz, "%u.%u.%u.%u.%s", b[3], b[2], b[1], b[0], zone) < outsz;
-}
-
 /* The last lookup ended (answer, failure or timeout): commands waiting for it go on. */
 static void lookups_done(struct dnsbl_check *c)
 {
@@ -137,7 +115,7 @@ void dnsbl_start(struct session *s)
         char name[300];
         struct dnsbl_lookup *l = &c->lookups[i];
         *l = (struct dnsbl_lookup){c, NULL, NULL};
-        if (reversed_name(&s->peer, cfg->dnsbl_zones.items[i], name, sizeof name) &&
+        if (dns_reverse_name(&s->peer, cfg->dnsbl_zones.items[i], cfg->dnsbl_zones.items[i], name, sizeof name) &&
             (l->zone = strdup(cfg->dnsbl_zones.items[i])) && (l->q = dns_resolve_host(s->srv->dns, name, on_answer, l)))
             c->pending++;
     }

@@ -413,6 +413,12 @@ void cmd_rcpt(struct session *s, const struct smtp_command *c)
         reply(s, REPLY_DNSBL_LISTED, s->peer_ip, list);
         return;
     }
+    if (rdns_refuses(s) && !postmaster) {
+        free(r.orcpt);
+        log_rcpt_refused(s, mb->addr, REPLY_CLIENT_NAME_UNKNOWN, "client_name");
+        reply(s, REPLY_CLIENT_NAME_UNKNOWN, s->peer_ip);
+        return;
+    }
     if (s->msg->spf_refusal && !postmaster) {
         free(r.orcpt);
         log_rcpt_refused(s, mb->addr, REPLY_SPF_FAIL, "spf_fail");

@@ -105,7 +105,8 @@ struct message *sign_job_end(struct sign_job *j)
 }
 
 /* The Received field's "from" clause (RFC 5321 4.4: Extended-Domain). An EHLO name that is a
- * domain or an address literal comes first, as usual; a UTF-8 domain in a message without
+ * domain or an address literal comes first, as usual, then the client's confirmed name (or
+ * "unknown") when client_name_check looked it up, and its address; a UTF-8 domain in a message without
  * SMTPUTF8 is written as its A-label (the same name in ASCII, RFC 5890). Any other ("my_pc",
  * "x;y": EHLO takes them, as most servers do) would make the field unparseable - a ';' ends its
  * clauses - so the client is named by its address and the EHLO name goes into a comment, with
@@ -121,7 +122,9 @@ static void received_from(struct evbuffer *out, const struct session *s, bool ut
     if ((address_parse_domain(s->helo, len, &utf8) == ADDR_OK &&
          (!utf8 || utf8_ok || idn_to_ascii(s->helo, alabel, sizeof alabel))) ||
         (s->helo[0] == '[' && address_literal_ip(s->helo, &ss, &sslen))) {
-        evbuffer_add_printf(out, "from %s ([%s%s])", utf8 && !utf8_ok ? alabel : s->helo, v6, s->peer_ip);
+        const char *name = rdns_name(s); /* client_name_check: "name [address]" (RFC 5321 4.4 TCP-info) */
+        evbuffer_add_printf(out, "from %s (%s%s[%s%s])", utf8 && !utf8_ok ? alabel : s->helo, name ? name : "",
+                            name ? " " : "", v6, s->peer_ip);
         return;
     }
     evbuffer_add_printf(out, "from [%s%s] (helo=", v6, s->peer_ip);

@@ -156,6 +156,7 @@ void session_free(struct session *s)
     message_free(s->msg);
     dns_cancel(s->dns_q);
     dnsbl_free(s);
+    rdns_free(s);
     spf_free(s);
     msgauth_check_free(s);
     access_session_free(s);
@@ -603,7 +604,8 @@ static void check_slow_client(struct session *s, struct evbuffer *in)
 /* Works through buffered input in order until it runs out or the session must wait. */
 void process_input(struct session *s)
 {
-    while (!s->closing && s->state != ST_COMMIT && !s->auth_pending && !s->dns_pending && !dnsbl_waiting(s)) {
+    while (!s->closing && s->state != ST_COMMIT && !s->auth_pending && !s->dns_pending && !dnsbl_waiting(s) &&
+           !rdns_waiting(s)) {
         struct evbuffer *in = bufferevent_get_input(s->bev); /* STARTTLS replaces the bufferevent */
         if (s->srv->shutting_down && (s->state == ST_FRESH || s->state == ST_READY)) {
             reply(s, REPLY_SHUTDOWN);
@@ -842,6 +844,7 @@ void session_attach(struct server *srv, struct bufferevent *bev, const struct so
     srv->metrics.connections[role]++;
     log_info("event=connect session=%s client=%s", s->id, s->peer_ip);
     dnsbl_start(s);
+    rdns_start(s);
     if (!(cfg->greet_delay && !s->may_relay && !client_permitted(s) && role == ROLE_MX && delay_greeting(s)))
         send_greeting(-1, 0, s);
 }
