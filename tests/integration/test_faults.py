@@ -22,6 +22,12 @@ import pytest
 from conftest import BIN, wait_for
 
 
+# The three commit paths (commit.c): the journal; every message alone on a disk thread (all are
+# bigger than journal_message_max = 0); the committer's batches with two file-system flushes.
+COMMIT_PATHS = {"journal": {}, "alone": {"journal_message_max": "0"}, "direct": {"commit_journal": "no",
+                                                                                  "journal_message_max": "1M"}}
+
+
 def send_until_stopped(port, tag, count, acked, lock, rcpts=("alice@example.test",)):
     """One session sending `count` messages; records the Message-Id of every 250 seen."""
     try:
@@ -239,11 +245,13 @@ def test_write_failure_file_size_limit_451(make_server):
     assert deliver(srv)[0] == 250  # small mail still flows
 
 
-def test_read_only_mailbox_is_held_so_the_other_recipients_get_their_mail(make_server):
+@pytest.mark.parametrize("path", sorted(COMMIT_PATHS))
+def test_read_only_mailbox_is_held_so_the_other_recipients_get_their_mail(make_server, path):
     """A mailbox that cannot take mail (new/ read-only) makes the message 451 for all its recipients
     (one DATA reply answers for every RCPT); then it is held: on the sender's retry its RCPT gets 450
-    4.2.0 and the other recipient gets the message. Once repaired, a probe releases it."""
-    srv = make_server(mailbox_recheck_interval="1s")
+    4.2.0 and the other recipient gets the message. Once repaired, a probe releases it. On each
+    commit path."""
+    srv = make_server(mailbox_recheck_interval="1s", **COMMIT_PATHS[path])
     assert deliver(srv)[0] == 250
     new = srv.mail_dir / "example.test" / "alice" / "new"
     os.chmod(new, 0o555)
@@ -425,12 +433,6 @@ def make_loop_disk(tmp_path):
 @pytest.fixture
 def loop_disk(make_loop_disk, tmp_path):
     return make_loop_disk(tmp_path / "disk")
-
-
-# The three commit paths (commit.c): the journal; every message alone on a disk thread (all are
-# bigger than journal_message_max = 0); the committer's batches with two file-system flushes.
-COMMIT_PATHS = {"journal": {}, "alone": {"journal_message_max": "0"}, "direct": {"commit_journal": "no",
-                                                                                  "journal_message_max": "1M"}}
 
 
 @pytest.mark.parametrize("path", sorted(COMMIT_PATHS))
