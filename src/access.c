@@ -1,6 +1,6 @@
 /* access.c - reads client_access and sender_access (access.h) and answers lookups in them.
  * Limits: ACCESS_CLIENTS_MAX networks, ACCESS_TEXT_MAX octets of printable ASCII per text; a
- * network or sender listed twice is an error naming both lines. Never does I/O after loading. */
+ * network, sender or name listed twice is an error naming both lines. Never does I/O after loading. */
 #include "access.h"
 
 #include <stdio.h>
@@ -103,18 +103,11 @@ static bool client_line(void *arg, char **f, int n, int lineno, const char **err
     return true;
 }
 
-/* The sender_access key of an entry: "<>", "local@domain" (canonical), "domain" or ".parent"
- * (canonical; "@domain" is taken for "domain"). False when it is none of them. */
-static bool sender_key(const char *entry, char *key, size_t keysz)
+/* The canonical key of a domain entry: "domain", or ".domain" when parent (the names below it).
+ * False when name is no domain. */
+static bool domain_key(const char *name, bool parent, char *key, size_t keysz)
 {
-    bool utf8, parent = entry[0] == '.';
-    if (strcmp(entry, "<>") == 0) {
-        snprintf(key, keysz, "<>");
-        return true;
-    }
-    if (strchr(entry + 1, '@'))
-        return entry[0] != '@' && address_canonical(entry, strlen(entry), key, keysz);
-    const char *name = entry + (parent || entry[0] == '@');
+    bool utf8;
     if (!*name || address_parse_domain(name, strlen(name), &utf8) != ADDR_OK || name[0] == '[')
         return false;
     key[0] = '.';
@@ -124,34 +117,70 @@ static bool sender_key(const char *entry, char *key, size_t keysz)
     return true;
 }
 
-/* A sender_access line: "sender action [text]". The value stored is "A:line:text". */
-static bool sender_line(void *arg, char **f, int n, int lineno, const char **err)
+/* The sender_access key of an entry: "<>", "local@domain" (canonical), "domain" or ".parent"
+ * (canonical; "@domain" is taken for "domain"). False when it is none of them. */
+static bool sender_key(const char *entry, char *key, size_t keysz)
 {
-    static _Thread_local char problem[64];
-    struct access_tables *t = arg;
-    char key[ADDR_PATH_MAX + 2], text[ACCESS_TEXT_MAX + 1], value[ACCESS_TEXT_MAX + 32];
+    bool parent = entry[0] == '.';
+    if (strcmp(entry, "<>") == 0) {
+        snprintf(key, keysz, "<>");
+        return true;
+    }
+    if (strchr(entry + 1, '@'))
+        return entry[0] != '@' && address_canonical(entry, strlen(entry), key, keysz);
+    return domain_key(entry + (parent || entry[0] == '@'), parent, key, keysz);
+}
+
+/* Stores one entry of a table keyed by name (sender_access: what = "sender", written = "sender
+ * address"; helo_access: "name", "EHLO name"): its action (reject or defer: no permit, anyone can
+ * write any of them) and text as "A:line:text" under key. */
+static bool named_entry(struct strmap *table, const char *key, char **f, int n, int lineno, const char *what,
+                        const char *written, const char **err)
+{
+    static _Thread_local char problem[128];
+    char text[ACCESS_TEXT_MAX + 1], value[ACCESS_TEXT_MAX + 32];
     const char *old;
     enum access_action action;
+    if ((action = parse_action(f[1], false)) == ACCESS_NONE) {
+        snprintf(problem, sizeof problem, "permit is for client_access only: anyone can write any %s; trust a "
+                 "client by its network instead", written);
+        *err = strcasecmp(f[1], "permit") == 0 ? problem : "the action must be reject or defer";
+        return false;
+    }
+    if (!entry_text(f, n, text, sizeof text, err))
+        return false;
+    if (strmap_get(table, key, &old)) {
+        snprintf(problem, sizeof problem, "%s listed twice (first at line %d)", what, (int)strtol(old + 2, NULL, 10));
+        *err = problem;
+        return false;
+    }
+    snprintf(value, sizeof value, "%c:%d:%s", action == ACCESS_REJECT ? 'r' : 'd', lineno, text);
+    return strmap_put(table, key, value) || (*err = "out of memory", false);
+}
+
+/* A sender_access line: "sender action [text]". */
+static bool sender_line(void *arg, char **f, int n, int lineno, const char **err)
+{
+    struct access_tables *t = arg;
+    char key[ADDR_PATH_MAX + 2];
     if (n < 2 || !sender_key(f[0], key, sizeof key)) {
         *err = n < 2 ? "expected 'sender action [text]'"
                      : "expected an address (user@domain), a domain, .domain (its subdomains) or <> (the null sender)";
         return false;
     }
-    if ((action = parse_action(f[1], false)) == ACCESS_NONE) {
-        *err = strcasecmp(f[1], "permit") == 0 ? "permit is for client_access only: anyone can write any sender "
-                                                 "address; trust a client by its network instead"
-                                               : "the action must be reject or defer";
+    return named_entry(&t->senders, key, f, n, lineno, "sender", "sender address", err);
+}
+
+/* A helo_access line: "name action [text]" (a host name, or .domain for the names below it). */
+static bool helo_line(void *arg, char **f, int n, int lineno, const char **err)
+{
+    struct access_tables *t = arg;
+    char key[ADDR_DOMAIN_MAX + 2];
+    if (n < 2 || !domain_key(f[0] + (f[0][0] == '.'), f[0][0] == '.', key, sizeof key)) {
+        *err = n < 2 ? "expected 'name action [text]'" : "expected a host name, or .domain (the names below it)";
         return false;
     }
-    if (!entry_text(f, n, text, sizeof text, err))
-        return false;
-    if (strmap_get(&t->senders, key, &old)) {
-        snprintf(problem, sizeof problem, "sender listed twice (first at line %d)", (int)strtol(old + 2, NULL, 10));
-        *err = problem;
-        return false;
-    }
-    snprintf(value, sizeof value, "%c:%d:%s", action == ACCESS_REJECT ? 'r' : 'd', lineno, text);
-    return strmap_put(&t->senders, key, value) || (*err = "out of memory", false);
+    return named_entry(&t->helos, key, f, n, lineno, "name", "EHLO name", err);
 }
 
 void access_load(struct access_tables *t, const struct config *cfg, struct config_errors *errs)
@@ -161,6 +190,8 @@ void access_load(struct access_tables *t, const struct config *cfg, struct confi
         config_table_read(cfg, "client_access", cfg->client_access, client_line, t, errs);
     if (*cfg->sender_access)
         config_table_read(cfg, "sender_access", cfg->sender_access, sender_line, t, errs);
+    if (*cfg->helo_access)
+        config_table_read(cfg, "helo_access", cfg->helo_access, helo_line, t, errs);
 }
 
 void access_free(struct access_tables *t)
@@ -169,6 +200,7 @@ void access_free(struct access_tables *t)
         free((char *)t->clients[i].verdict.text);
     free(t->clients);
     strmap_free(&t->senders);
+    strmap_free(&t->helos);
     memset(t, 0, sizeof *t);
 }
 
@@ -181,11 +213,11 @@ struct access_verdict access_client(const struct access_tables *t, const struct 
     return best ? best->verdict : (struct access_verdict){ACCESS_NONE, NULL, 0};
 }
 
-/* The verdict stored under key in the senders table, when there is one. */
-static bool sender_get(const struct access_tables *t, const char *key, struct access_verdict *v)
+/* The verdict stored under key in a table of senders or names, when there is one. */
+static bool table_get(const struct strmap *table, const char *key, struct access_verdict *v)
 {
     const char *value;
-    if (!strmap_get(&t->senders, key, &value))
+    if (!strmap_get(table, key, &value))
         return false;
     const char *text = strchr(value + 2, ':') + 1;
     *v = (struct access_verdict){value[0] == 'r' ? ACCESS_REJECT : ACCESS_DEFER, *text ? text : NULL,
@@ -200,23 +232,39 @@ struct access_verdict access_sender(const struct access_tables *t, const struct 
     if (!t->senders.count)
         return v;
     if (mb->is_null)
-        return sender_get(t, "<>", &v), v;
+        return table_get(&t->senders, "<>", &v), v;
     if (address_canonical(mb->addr, strlen(mb->addr), key, sizeof key)) {
-        if (sender_get(t, key, &v))
+        if (table_get(&t->senders, key, &v))
             return v;
         size_t cut = *delimiters ? strcspn(key, delimiters) : 0, at = (size_t)(strrchr(key, '@') - key);
         if (cut > 0 && cut < at) { /* "alice+tag@..." as "alice@..." */
             memmove(key + cut, key + at, strlen(key + at) + 1);
-            if (sender_get(t, key, &v))
+            if (table_get(&t->senders, key, &v))
                 return v;
         }
     }
     if (mb->literal)
         return v;
-    if (sender_get(t, mb->domain, &v))
+    if (table_get(&t->senders, mb->domain, &v))
         return v;
     for (const char *dot = strchr(mb->domain, '.'); dot; dot = strchr(dot + 1, '.'))
-        if (sender_get(t, dot, &v))
+        if (table_get(&t->senders, dot, &v))
+            return v;
+    return v;
+}
+
+struct access_verdict access_helo(const struct access_tables *t, const char *helo)
+{
+    struct access_verdict v = {ACCESS_NONE, NULL, 0};
+    char key[ADDR_DOMAIN_MAX + 2];
+    bool utf8;
+    if (!t->helos.count || !*helo || helo[0] == '[' || address_parse_domain(helo, strlen(helo), &utf8) != ADDR_OK)
+        return v;
+    idn_canonical(helo, key, sizeof key);
+    if (table_get(&t->helos, key, &v))
+        return v;
+    for (const char *dot = strchr(key, '.'); dot; dot = strchr(dot + 1, '.'))
+        if (table_get(&t->helos, dot, &v))
             return v;
     return v;
 }

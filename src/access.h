@@ -1,7 +1,8 @@
 /* access.h - the administrator's access tables. client_access: "network action [text]" lines,
  * the most specific network holding the client wins; sender_access: "address|domain|.parent|<>
  * action [text]" lines, the most specific match wins (address, address without its extension,
- * domain, nearest parent). Actions: reject (550 5.7.1), defer (450 4.7.1), and for clients only
+ * domain, nearest parent); helo_access: "name|.parent action [text]" lines for the EHLO/HELO name
+ * (the name itself, then its nearest listed parent). Actions: reject (550 5.7.1), defer (450 4.7.1), and for clients only
  * permit (not looked up in block lists, SPF or the sender domain check; relaying stays with
  * relay_networks). Senders get no permit: anyone can write any sender address.
  * Pure lookups after access_load(); the session applies the verdicts (smtp_envelope.c). */
@@ -37,9 +38,10 @@ struct access_tables {
     struct access_client *clients; /* client_access entries in table order */
     size_t nclients, clients_cap;
     struct strmap senders;         /* canonical key -> "A:line:text" (A: 'r' reject, 'd' defer) */
+    struct strmap helos;           /* the same for EHLO/HELO names */
 };
 
-/* Reads client_access and sender_access (when set) into t; errors name the table's file:line. */
+/* Reads client_access, sender_access and helo_access (when set) into t; errors name the table's file:line. */
 void access_load(struct access_tables *t, const struct config *cfg, struct config_errors *errs);
 void access_free(struct access_tables *t);
 
@@ -50,6 +52,11 @@ struct access_verdict access_client(const struct access_tables *t, const struct 
  * address without its extension (after one of delimiters), its domain, its nearest listed parent;
  * "<>" for the null sender. ACCESS_NONE when nothing matches. */
 struct access_verdict access_sender(const struct access_tables *t, const struct mailbox *mb, const char *delimiters);
+
+/* The verdict of the most specific helo_access entry for an EHLO/HELO name: the name, then its
+ * nearest listed parent (".example.com" for "host.example.com"). ACCESS_NONE when nothing
+ * matches or the name is no domain (an address literal, or junk EHLO takes anyway). */
+struct access_verdict access_helo(const struct access_tables *t, const char *helo);
 
 /* The action's name as the tables and the log write it. */
 const char *access_action_name(enum access_action a);

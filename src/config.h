@@ -52,6 +52,7 @@ struct config {
     char *moved;                  /* table file or "" */
     char *client_access;          /* table file or "" (access.h) */
     char *sender_access;          /* table file or "" (access.h) */
+    char *helo_access;            /* table file or "" (access.h) */
     struct strlist relay_networks;/* CIDR texts, validated */
     struct strlist spf_skip_networks; /* CIDR texts, validated: clients SPF is not asked about */
     struct strlist proxy_addresses; /* CIDR texts: this server's addresses behind NAT (mail loop check) */

@@ -81,6 +81,10 @@ const struct key_def config_keys[] = {
      "Table file of senders: 'sender action [text]' per line (user@domain, domain, .domain for its "
      "subdomains, <> for the null sender; action reject: 550 5.7.1 at each RCPT, postmaster excepted; "
      "defer: 450 4.7.1). The most specific entry wins; an address matches without its extension too."},
+    {"helo_access", T_OPTPATH, F(helo_access), "", 0, 0,
+     "Table file of EHLO/HELO names: 'name action [text]' per line (a host name, or .domain for the names "
+     "below it; action reject: 550 5.7.1 at each RCPT, postmaster excepted; defer: 450 4.7.1). The name "
+     "itself wins over its parents. MX role."},
     {"null_mx_domains", T_DOMAIN_LIST, F(null_mx_domains), "", 0, 0,
      "Domains that publish a null MX (RFC 7505): RCPT gets 556 5.1.10."},
     {"relay_domains", T_SUFFIX_LIST, F(relay_domains), "", 0, 0,

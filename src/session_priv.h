@@ -100,6 +100,7 @@ struct session {
     struct spf_check *spf;          /* the sender's SPF check (smtp_spf.c), or NULL */
     struct access_copy client_access; /* client_access verdict, from the connection on */
     struct access_copy sender_access; /* sender_access verdict of the current MAIL */
+    struct access_copy helo_access;   /* helo_access verdict of the last EHLO/HELO */
     struct event *spf_timer;
     unsigned char helo_spf;         /* the HELO name's SPF result + 1 (smtp_spf.c); 0: not asked yet */
     bool spf_helo_step;             /* the check running is the HELO name's */
@@ -156,6 +157,7 @@ void rdns_free(struct session *s);
  * permit is not looked up in block lists, SPF or the sender domain checks. */
 void client_access_start(struct session *s);
 void sender_access_check(struct session *s, const struct mailbox *mb);
+void helo_access_check(struct session *s);
 bool access_refuses_rcpt(struct session *s, const char *rcpt);
 void access_session_free(struct session *s);
 static inline bool client_permitted(const struct session *s)

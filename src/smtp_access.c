@@ -1,5 +1,6 @@
 /* smtp_access.c - the access tables (access.h) applied to a session of the MX role: the client's
- * client_access verdict as it connects, the sender's sender_access verdict at each MAIL, both kept
+ * client_access verdict as it connects, the EHLO/HELO name's helo_access verdict at each EHLO/HELO,
+ * the sender's sender_access verdict at each MAIL, all kept
  * with their texts (a reload may free the tables meanwhile) and applied at each RCPT but
  * postmaster's (RFC 5321 4.5.1), as block lists are. Authenticated users are not judged by them.
  * Part of the session (session_priv.h). */
@@ -48,6 +49,19 @@ void sender_access_check(struct session *s, const struct mailbox *mb)
     }
 }
 
+void helo_access_check(struct session *s)
+{
+    struct access_verdict v = {ACCESS_NONE, NULL, 0};
+    if (s->role == ROLE_MX)
+        v = access_helo(&s->srv->policy->access, s->helo);
+    keep_verdict(&s->helo_access, &v);
+    if (v.action != ACCESS_NONE && log_enabled(LOG_INFO)) {
+        char helo[300];
+        log_info("event=helo_access session=%s client=%s helo=%s action=%s line=%d", s->id, s->peer_ip,
+                 log_safe(helo, sizeof helo, s->helo), access_action_name(v.action), v.line);
+    }
+}
+
 /* The end of an access refusal's reply: ": " and the entry's text, or nothing. */
 static const char *reply_tail(const struct access_copy *c, char *out, size_t outsz)
 {
@@ -57,7 +71,7 @@ static const char *reply_tail(const struct access_copy *c, char *out, size_t out
 
 bool access_refuses_rcpt(struct session *s, const char *rcpt)
 {
-    const struct access_copy *c = &s->client_access, *m = &s->sender_access;
+    const struct access_copy *c = &s->client_access, *m = &s->sender_access, *h = &s->helo_access;
     char tail[ACCESS_TEXT_MAX + 3];
     if (s->auth_user)
         return false;
@@ -73,6 +87,13 @@ bool access_refuses_rcpt(struct session *s, const char *rcpt)
         reply(s, id, reply_tail(m, tail, sizeof tail));
         return true;
     }
+    if (h->action == ACCESS_REJECT || h->action == ACCESS_DEFER) {
+        enum reply_id id = h->action == ACCESS_REJECT ? REPLY_ACCESS_HELO_REJECTED : REPLY_ACCESS_HELO_DEFERRED;
+        char helo[300];
+        log_rcpt_refused(s, rcpt, id, "helo_access");
+        reply(s, id, log_safe(helo, sizeof helo, s->helo), reply_tail(h, tail, sizeof tail));
+        return true;
+    }
     return false;
 }
 
@@ -80,5 +101,6 @@ void access_session_free(struct session *s)
 {
     free(s->client_access.text);
     free(s->sender_access.text);
-    s->client_access = s->sender_access = (struct access_copy){0};
+    free(s->helo_access.text);
+    s->client_access = s->sender_access = s->helo_access = (struct access_copy){0};
 }

@@ -319,6 +319,7 @@ static void cmd_helo(struct session *s, const struct smtp_command *c)
     memcpy(s->helo, c->arg, c->arg_len);
     s->helo[c->arg_len] = '\0';
     spf_helo_forget(s);
+    helo_access_check(s);
     const char *host = s->srv->cfg->hostname;
     if (!s->esmtp) {
         reply(s, REPLY_HELO_OK, host, s->helo, s->peer_ip);

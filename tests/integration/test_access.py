@@ -1,4 +1,4 @@
-"""Access tables (client_access, sender_access) through the real binary, with clients connecting
+"""Access tables (client_access, sender_access, helo_access) through the real binary, with clients connecting
 from several loopback addresses: reject (550 5.7.1) and defer (450 4.7.1) at each RCPT but
 postmaster's, with the table's text; permit for clients (no block list, SPF, sender domain check
 or greeting delay); the most specific entry wins; mistakes named at their line; reloads."""
@@ -94,6 +94,37 @@ def test_sender_access_by_address_extension_domain_subdomains_and_null_sender(ma
     assert "rcpt=<alice@example.test> reply=450 reason=sender_access" in log
 
 
+def test_helo_access_by_name_and_parent_and_each_ehlo_anew(make_server, tmp_path):
+    table = tmp_path / "helo_access"
+    table.write_text("spammer.example reject Go away\n.dyn.example defer\n")
+    srv = make_server(helo_access=table)
+
+    def session(helo):
+        c = Client(srv.port)
+        assert c.reply()[0] == 220
+        c.expect(f"EHLO {helo}", 250)
+        c.expect("MAIL FROM:<someone@elsewhere.example>", 250)
+        return c
+
+    c = session("Spammer.Example")
+    lines = c.expect("RCPT TO:<alice@example.test>", 550)
+    assert lines[-1] == "5.7.1 Helo name <Spammer.Example> refused: Go away"
+    c.expect("RCPT TO:<postmaster@example.test>", 250)  # RFC 5321 4.5.1
+    c.expect("EHLO fine.example", 250)  # a new EHLO, a new verdict (and a new transaction)
+    c.expect("MAIL FROM:<someone@elsewhere.example>", 250)
+    c.expect("RCPT TO:<alice@example.test>", 250)
+    c.expect("QUIT", 221)
+    c = session("host.dyn.example")
+    lines = c.expect("RCPT TO:<bob@example.test>", 450)
+    assert lines[-1] == "4.7.1 Helo name <host.dyn.example> temporarily refused"
+    c.expect("QUIT", 221)
+    c = session("dyn.example")  # .dyn.example: the names below it only
+    c.expect("RCPT TO:<bob@example.test>", 250)
+    c.expect("QUIT", 221)
+    log = srv.log_text()
+    assert "helo=Spammer.Example action=reject line=1" in log and "reply=550 reason=helo_access" in log
+
+
 def test_check_config_names_each_access_table_mistake(tmp_path):
     (tmp_path / "client_access").write_text(
         "10.0.0.1/8 reject\n"
@@ -112,9 +143,16 @@ def test_check_config_names_each_access_table_mistake(tmp_path):
         "B.TEST defer\n"
         "[192.0.2.1] reject\n"
         "c.test\n")
+    (tmp_path / "helo_access").write_text(
+        "pc.example permit\n"
+        "a@pc.example reject\n"
+        ".dyn.example defer\n"
+        ".DYN.example reject\n"
+        "lonely.example\n")
     (tmp_path / "postern.conf").write_text(
         f"hostname = mx.example.test\nlocal_domains = example.test\n"
-        f"client_access = {tmp_path / 'client_access'}\nsender_access = {tmp_path / 'sender_access'}\n")
+        f"client_access = {tmp_path / 'client_access'}\nsender_access = {tmp_path / 'sender_access'}\n"
+        f"helo_access = {tmp_path / 'helo_access'}\n")
     r = check_config(tmp_path / "postern.conf")
     assert r.returncode == 1
     errors = r.stderr.splitlines()
@@ -130,10 +168,14 @@ def test_check_config_names_each_access_table_mistake(tmp_path):
             ("sender_access", 2, "expected an address (user@domain), a domain"),
             ("sender_access", 4, "sender listed twice (first at line 3)"),
             ("sender_access", 5, "expected an address (user@domain), a domain"),
-            ("sender_access", 6, "expected 'sender action [text]'")):
+            ("sender_access", 6, "expected 'sender action [text]'"),
+            ("helo_access", 1, "permit is for client_access only: anyone can write any EHLO name"),
+            ("helo_access", 2, "expected a host name, or .domain"),
+            ("helo_access", 4, "name listed twice (first at line 3)"),
+            ("helo_access", 5, "expected 'name action [text]'")):
         prefix = f"postern: {tmp_path / table}:{line}: {table}: "
         assert any(e.startswith(prefix) and words in e for e in errors), (table, line, r.stderr)
-    assert "12 configuration errors" in r.stderr, r.stderr
+    assert "16 configuration errors" in r.stderr, r.stderr
 
 
 def test_a_reload_applies_changed_tables(make_server, tmp_path):

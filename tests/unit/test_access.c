@@ -1,6 +1,6 @@
-/* Unit tests for access.c: which client_access network and which sender_access entry decide -
- * the most specific one, whatever the table order - for IPv4, IPv6 and IPv4-mapped clients,
- * addresses with extensions, domains, parents and the null sender. */
+/* Unit tests for access.c: which client_access network, which sender_access entry and which
+ * helo_access entry decide - the most specific one, whatever the table order - for IPv4, IPv6 and
+ * IPv4-mapped clients, addresses with extensions, domains, parents, the null sender and names. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,33 +15,45 @@
 
 #include "access.h"
 
-/* Loads the two tables from text (NULL: not set); the load must succeed. */
-static void load(struct access_tables *t, const char *clients, const char *senders)
+/* Writes text into a new temporary file whose name goes to path. */
+static void table_file(char *path, const char *text)
 {
-    char cpath[] = "/tmp/test_access_c_XXXXXX", spath[] = "/tmp/test_access_s_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+}
+
+/* Loads the tables from text (NULL: not set); the load must succeed. */
+static void load3(struct access_tables *t, const char *clients, const char *senders, const char *helos)
+{
+    char paths[3][32] = {"/tmp/test_access_c_XXXXXX", "/tmp/test_access_s_XXXXXX", "/tmp/test_access_h_XXXXXX"};
+    const char *texts[3] = {clients, senders, helos};
+    char **fields[3];
     struct config cfg;
     struct config_errors errs = {0};
     memset(&cfg, 0, sizeof cfg);
     cfg.path = (char *)"test.conf";
-    cfg.client_access = cfg.sender_access = (char *)"";
-    int cfd = mkstemp(cpath), sfd = mkstemp(spath);
-    assert_true(cfd >= 0 && sfd >= 0);
-    if (clients) {
-        assert_int_equal(write(cfd, clients, strlen(clients)), (ssize_t)strlen(clients));
-        cfg.client_access = cpath;
+    fields[0] = &cfg.client_access, fields[1] = &cfg.sender_access, fields[2] = &cfg.helo_access;
+    for (int i = 0; i < 3; i++) {
+        *fields[i] = (char *)"";
+        if (texts[i]) {
+            table_file(paths[i], texts[i]);
+            *fields[i] = paths[i];
+        }
     }
-    if (senders) {
-        assert_int_equal(write(sfd, senders, strlen(senders)), (ssize_t)strlen(senders));
-        cfg.sender_access = spath;
-    }
-    close(cfd);
-    close(sfd);
     access_load(t, &cfg, &errs);
     for (size_t i = 0; i < errs.count; i++)
         fprintf(stderr, "%s\n", errs.msgs[i]);
     assert_int_equal(errs.count, 0);
-    unlink(cpath);
-    unlink(spath);
+    for (int i = 0; i < 3; i++)
+        if (texts[i])
+            unlink(paths[i]);
+}
+
+static void load(struct access_tables *t, const char *clients, const char *senders)
+{
+    load3(t, clients, senders, NULL);
 }
 
 /* The client verdict's line for an address (0: none). */
@@ -126,11 +138,35 @@ static void test_most_specific_sender_entry_wins(void **state)
     access_free(&t);
 }
 
+static void test_most_specific_helo_entry_wins(void **state)
+{
+    (void)state;
+    struct access_tables t;
+    load3(&t, NULL, NULL,
+          ".dyn.example.net defer Use your provider's server\n"
+          "localhost reject\n"
+          "host.dyn.example.net reject\n"
+          ".example.net reject\n"
+          "b\xc3\xbc" "cher.example reject\n");
+    assert_int_equal(access_helo(&t, "a.dyn.example.net").line, 1);
+    assert_string_equal(access_helo(&t, "a.b.dyn.example.net").text, "Use your provider's server");
+    assert_int_equal(access_helo(&t, "HOST.dyn.example.net").line, 3);
+    assert_int_equal(access_helo(&t, "localhost").line, 2);
+    assert_int_equal(access_helo(&t, "mail.example.net").line, 4);
+    assert_int_equal(access_helo(&t, "example.net").line, 0); /* .example.net: the names below it */
+    assert_int_equal(access_helo(&t, "xn--bcher-kva.example").line, 5);
+    assert_int_equal(access_helo(&t, "[192.0.2.1]").line, 0);
+    assert_int_equal(access_helo(&t, "not a name").line, 0);
+    assert_int_equal(access_helo(&t, "").line, 0);
+    access_free(&t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_most_specific_network_wins),
         cmocka_unit_test(test_most_specific_sender_entry_wins),
+        cmocka_unit_test(test_most_specific_helo_entry_wins),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
