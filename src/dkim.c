@@ -290,7 +290,7 @@ static bool build_signature(const struct dkim_key *key, const struct fields *fs,
     return ok;
 }
 
-/* The message's fields (added, then the text's header section) into fs; NULL when out of memory,
+/* The message's fields (added, then the text's header section) into fs; false when out of memory,
  * else the body's offset in *body. */
 static bool message_fields(const char *added, struct evbuffer *text, struct fields *fs, size_t *body)
 {
