@@ -368,11 +368,17 @@ bool dkim_signing_run(const struct dkim_signing *sg, const char *added, struct e
         ok = false;
         *why = "signing failed (OpenSSL)";
     }
+    struct evbuffer *sigs = ok ? evbuffer_new() : NULL; /* all signatures, or none, go to out */
+    ok = ok && sigs;
     for (size_t i = 0; ok && i < sg->count; i++)
-        if (!build_signature(&sg->keys[i], &fs, bh, now, out)) {
+        if (!build_signature(&sg->keys[i], &fs, bh, now, sigs)) {
             ok = false;
             *why = "signing failed (OpenSSL)";
         }
+    if (ok)
+        evbuffer_add_buffer(out, sigs);
+    if (sigs)
+        evbuffer_free(sigs);
     free(fs.v);
     return ok;
 }

@@ -130,6 +130,11 @@ static void render_mail(struct server *srv, struct evbuffer *out)
     for (int r = 0; r < DMARC__COUNT; r++)
         evbuffer_add_printf(out, "postern_dmarc_results_total{result=\"%s\"} %llu\n",
                             dmarc_result_name((enum dmarc_result)r), m->dmarc[r]);
+    static const char *const client_name_results[3] = {"confirmed", "unconfirmed", "temperror"};
+    head(out, "postern_client_names_total", "counter", "Clients' names looked up (client_name_check), by result.");
+    for (int r = 0; r < 3; r++)
+        evbuffer_add_printf(out, "postern_client_names_total{result=\"%s\"} %llu\n", client_name_results[r],
+                            m->client_names[r]);
 }
 
 static void render_state(struct server *srv, struct evbuffer *out)

@@ -38,6 +38,7 @@ struct metrics {
     unsigned long long spf[SPF__COUNT];            /* SPF checks at MAIL, by result */
     unsigned long long dkim_verified[DKIM_R__COUNT]; /* DKIM signatures verified (dkim_verify), by result */
     unsigned long long dmarc[DMARC__COUNT];        /* DMARC results of received messages (dmarc_policy) */
+    unsigned long long client_names[3];            /* client_name_check: confirmed, unconfirmed, temperror */
     unsigned long long commit_latency[METRICS_LATENCY_BUCKETS + 1]; /* per bucket, not cumulative */
     double commit_latency_sum;                     /* seconds */
     unsigned long long reloads, reload_failures;

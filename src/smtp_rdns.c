@@ -73,6 +73,7 @@ static void conclude(struct rdns_check *c, enum rdns_result r, const char *detai
     struct session *s = c->s;
     c->result = r;
     evtimer_del(c->timer);
+    s->srv->metrics.client_names[r - RDNS_CONFIRMED]++; /* in the order of postern_client_names_total */
     log_info("event=client_name session=%s client=%s name=%s result=%s detail=\"%s\"", s->id, s->peer_ip,
              r == RDNS_CONFIRMED ? c->names[c->next] : "unknown", result_name(r), detail);
     if (s->state != ST_FRESH && !s->closing && !s->dead)

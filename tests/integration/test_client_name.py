@@ -5,8 +5,9 @@ failure, no verdict, cannot be staged over loopback.)"""
 import email
 import smtplib
 
-from conftest import check_config, wait_for
+from conftest import check_config, free_port, wait_for
 from test_dnsbl import session_from
+from test_metrics import values
 
 
 def received_of(srv, source):
@@ -21,12 +22,16 @@ def received_of(srv, source):
 
 
 def test_the_confirmed_name_or_unknown_goes_into_received_and_the_log(make_server):
-    srv = make_server(client_name_check="header")
+    mport = free_port()
+    srv = make_server(client_name_check="header", metrics_listen=f"127.0.0.1:{mport}")
     assert received_of(srv, "127.0.0.1").startswith("from client.example (localhost [127.0.0.1]) by mx.example.test")
     assert received_of(srv, "127.0.0.2").startswith("from client.example (unknown [127.0.0.2]) by mx.example.test")
     log = srv.log_text()
     assert "client=127.0.0.1 name=localhost result=confirmed" in log
     assert 'client=127.0.0.2 name=unknown result=unconfirmed detail="no PTR name"' in log
+    got = values(mport)
+    assert [got[f'postern_client_names_total{{result="{r}"}}'] for r in ("confirmed", "unconfirmed", "temperror")] \
+        == [1, 1, 0]
     off = make_server()
     assert received_of(off, "127.0.0.2").startswith("from client.example ([127.0.0.2]) by")  # the default: off
     assert "event=client_name" not in off.log_text()
