@@ -73,23 +73,25 @@ static bool prefix_equal(const unsigned char *a, const unsigned char *b, unsigne
     return (a[bytes] & mask) == (b[bytes] & mask);
 }
 
+int cidr_address(const struct sockaddr *addr, const unsigned char **bytes)
+{
+    if (addr->sa_family == AF_INET) {
+        *bytes = (const unsigned char *)&((const struct sockaddr_in *)(const void *)addr)->sin_addr;
+        return AF_INET;
+    }
+    if (addr->sa_family != AF_INET6)
+        return 0;
+    const struct in6_addr *a6 = &((const struct sockaddr_in6 *)(const void *)addr)->sin6_addr;
+    bool mapped = IN6_IS_ADDR_V4MAPPED(a6);
+    *bytes = a6->s6_addr + (mapped ? 12 : 0);
+    return mapped ? AF_INET : AF_INET6;
+}
+
 bool cidr_match(const struct cidr *net, const struct sockaddr *addr)
 {
     const unsigned char *bytes;
-    int family = addr->sa_family;
-    if (family == AF_INET) {
-        bytes = (const unsigned char *)&((const struct sockaddr_in *)(const void *)addr)->sin_addr;
-    } else if (family == AF_INET6) {
-        const struct in6_addr *a6 = &((const struct sockaddr_in6 *)(const void *)addr)->sin6_addr;
-        bytes = a6->s6_addr;
-        if (IN6_IS_ADDR_V4MAPPED(a6)) {
-            bytes += 12;
-            family = AF_INET;
-        }
-    } else {
-        return false;
-    }
-    return family == net->family && prefix_equal(bytes, net->addr, net->prefix);
+    int family = cidr_address(addr, &bytes);
+    return family != 0 && family == net->family && prefix_equal(bytes, net->addr, net->prefix);
 }
 
 bool hostport_parse(const char *text, struct sockaddr_storage *ss, socklen_t *sslen)

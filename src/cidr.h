@@ -25,6 +25,10 @@ void cidr_network_text(const struct cidr *net, char *out, size_t outsz);
 /* True when addr (AF_INET, AF_INET6 or v4-mapped v6) lies in net. */
 bool cidr_match(const struct cidr *net, const struct sockaddr *addr);
 
+/* The family and bytes of an address as matched: an IPv4-mapped IPv6 address is its IPv4 address
+ * (AF_INET, 4 bytes), else AF_INET (4) or AF_INET6 (16); 0 for any other family. */
+int cidr_address(const struct sockaddr *addr, const unsigned char **bytes);
+
 
 
 #include <sys/socket.h>

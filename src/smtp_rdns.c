@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "address.h"
+#include "cidr.h"
 #include "config.h"
 #include "dns.h"
 #include "log.h"
@@ -38,28 +39,12 @@ struct rdns_check {
     bool forward_failed;    /* a forward lookup failed: without a match, temperror */
 };
 
-/* The address's bytes into out (an IPv4-mapped IPv6 address as its IPv4): 4, 16, or 0 for
- * another family. */
-static size_t address_bytes(const struct sockaddr_storage *a, unsigned char out[16])
-{
-    if (a->ss_family == AF_INET) {
-        memcpy(out, &((const struct sockaddr_in *)a)->sin_addr, 4);
-        return 4;
-    }
-    if (a->ss_family != AF_INET6)
-        return 0;
-    const struct in6_addr *a6 = &((const struct sockaddr_in6 *)a)->sin6_addr;
-    bool mapped = IN6_IS_ADDR_V4MAPPED(a6);
-    memcpy(out, a6->s6_addr + (mapped ? 12 : 0), mapped ? 4 : 16);
-    return mapped ? 4 : 16;
-}
-
-/* True when a and b are one address. */
+/* True when a and b are one address (an IPv4-mapped IPv6 address is its IPv4 address). */
 static bool same_address(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
 {
-    unsigned char x[16] = {0}, y[16] = {0};
-    size_t xn = address_bytes(a, x), yn = address_bytes(b, y);
-    return xn > 0 && xn == yn && memcmp(x, y, xn) == 0;
+    const unsigned char *x, *y;
+    int fa = cidr_address((const struct sockaddr *)a, &x), fb = cidr_address((const struct sockaddr *)b, &y);
+    return fa != 0 && fa == fb && memcmp(x, y, fa == AF_INET ? 4 : 16) == 0;
 }
 
 static const char *result_name(enum rdns_result r)

@@ -142,12 +142,17 @@ void finish_data(struct session *s)
         store_message(s, &facts); /* else once DKIM and DMARC are done */
 }
 
+/* Hands the message of its session (m->owner) to the commit (see commit.c). */
+static void submit(struct message *m)
+{
+    struct server *srv = ((struct session *)m->owner)->srv;
+    commit_submit(srv->disk, srv->committer, &srv->commit_cfg, m, commit_done);
+}
+
 /* Loop thread: the DKIM signature is made (or not: logged); now the commit. */
 static void signed_then_commit(void *job)
 {
-    struct message *m = sign_job_end(job);
-    struct session *s = m->owner;
-    commit_submit(s->srv->disk, s->srv->committer, &s->srv->commit_cfg, m, commit_done); /* see commit.c */
+    submit(sign_job_end(job));
 }
 
 void store_message(struct session *s, const struct header_facts *facts)
@@ -168,7 +173,7 @@ void store_message(struct session *s, const struct header_facts *facts)
         log_debug("event=dkim_signing session=%s qid=%s", s->id, m->qid);
         workq_submit(s->srv->disk, sign_job_run, signed_then_commit, sign);
     } else {
-        commit_submit(s->srv->disk, s->srv->committer, &s->srv->commit_cfg, m, commit_done); /* see commit.c */
+        submit(m);
     }
 }
 

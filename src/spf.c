@@ -457,21 +457,6 @@ static bool any_address_matches(const struct spf_check *c, const struct dns_answ
     return false;
 }
 
-/* The reverse-lookup name of the client (x.x.x.x.in-addr.arpa, or nibbles.ip6.arpa). */
-static void reverse_name(const struct spf_check *c, char *out, size_t outsz)
-{
-    const unsigned char *b = is_v6(c) ? ((const struct sockaddr_in6 *)&c->ip)->sin6_addr.s6_addr
-                                      : (const unsigned char *)&((const struct sockaddr_in *)&c->ip)->sin_addr;
-    size_t n = 0;
-    if (!is_v6(c)) {
-        snprintf(out, outsz, "%u.%u.%u.%u.in-addr.arpa", b[3], b[2], b[1], b[0]);
-        return;
-    }
-    for (int i = 15; i >= 0 && n + 5 < outsz; i--)
-        n += (size_t)snprintf(out + n, outsz - n, "%x.%x.", b[i] & 15, b[i] >> 4);
-    snprintf(out + n, outsz - n, "ip6.arpa");
-}
-
 /* mx and ptr: the address lookup of the next name, or the term does not match. */
 static void next_name(struct spf_check *c, enum step step)
 {
@@ -629,7 +614,7 @@ static void start_lookup_term(struct spf_check *c, struct frame *f)
     case M_EXISTS: lookup(c, STEP_EXISTS, c->target, DNS_RR_A); return;
     case M_MX: lookup(c, STEP_MX, c->target, DNS_RR_MX); return;
     case M_PTR:
-        reverse_name(c, rev, sizeof rev);
+        dns_reverse_name(&c->ip, "in-addr.arpa", "ip6.arpa", rev, sizeof rev); /* c->ip: IPv4 when mapped */
         lookup(c, STEP_PTR, rev, DNS_RR_PTR);
         return;
     default: return;
