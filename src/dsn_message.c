@@ -88,28 +88,20 @@ static char *returned_headers(const struct message *m, size_t *len)
     return text;
 }
 
-static void report_committed(void *arg, bool ok)
-{
-    char *qid = arg;
-    if (!ok)
-        log_error("event=dsn_failed qid=%s detail=\"the delivered report could not be stored\"", qid);
-    free(qid);
-}
-
-void dsn_report_local_deliveries(struct server *srv, const struct message *m)
+bool dsn_report_local_deliveries(struct server *srv, const struct message *m, void (*stored)(void *arg, bool ok),
+                                 void *arg)
 {
     if (!*m->sender)
-        return; /* RFC 3461 6.2: never a report to the null sender */
+        return false; /* RFC 3461 6.2: never a report to the null sender */
     size_t n = m->nexpanded;
     for (size_t i = 0; i < m->nrcpts; i++)
         n += !m->rcpts[i].remote && (m->rcpts[i].notify & NOTIFY_SUCCESS);
     if (!n)
-        return;
+        return false;
     struct dsn_rcpt *list = calloc(n, sizeof *list);
     size_t text_len = 0;
     char *text = list ? returned_headers(m, &text_len) : NULL;
-    char *qid = strdup(m->qid);
-    struct message *report = text && qid ? message_new() : NULL;
+    struct message *report = text ? message_new() : NULL;
     enum dsn_outcome made = DSN_NOT_MADE;
     if (report) {
         size_t k = 0;
@@ -129,11 +121,11 @@ void dsn_report_local_deliveries(struct server *srv, const struct message *m)
     free(list);
     free(text);
     if (made == DSN_MADE) {
-        queue_submit_local(srv, report, report_committed, qid);
-        return;
+        queue_submit_local(srv, report, stored, arg);
+        return true;
     }
     message_free(report);
     if (made == DSN_NOT_MADE)
         log_error("event=dsn_failed qid=%s detail=\"out of memory for the delivered report\"", m->qid);
-    free(qid);
+    return false;
 }

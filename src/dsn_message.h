@@ -23,7 +23,10 @@ enum dsn_outcome dsn_message_fill(struct message *m, const struct dsn_report *re
 /* m was just committed to its local mailboxes: its local recipients that asked NOTIFY=SUCCESS get
  * one "delivered" report (with an "expanded" entry for each alias RCPT that asked it and became
  * several copies), sent to m's sender (none for the null sender) and committed like any
- * mail. It runs after the 250: a crash in between can lose the report, never the message. */
-void dsn_report_local_deliveries(struct server *srv, const struct message *m);
+ * mail. Returns true when a report is being committed: stored(arg, ok) is called once that is
+ * done, and the caller holds its 250 until then, so that a crash after the 250 cannot lose the
+ * report. False: no report is due, or it could not be made (out of memory: logged). */
+bool dsn_report_local_deliveries(struct server *srv, const struct message *m, void (*stored)(void *arg, bool ok),
+                                 void *arg);
 
 #endif

@@ -66,31 +66,18 @@ static void count_accepted(struct session *s, const struct message *m)
     metrics_commit_latency(mt, monotonic_now() - s->data_ended);
 }
 
-/* Loop thread: the commit finished; answer and go on with the client's next commands. */
-static void commit_done(void *arg)
+/* The end of a transaction whose commit is over (and its "delivered" report, if one was due):
+ * the reply, then the log line, then the session reads its next command. */
+static void finish_transaction(struct session *s)
 {
-    struct session *s = ((struct message *)arg)->owner;
     s->job_pending = false;
-    s->srv->commits_running--;
     struct message *m = s->msg;
-    /* a failed write or fsync is 451 4.3.0 whatever the cause; a full disk also makes the next
-     * MAIL commands get 452 4.3.1 until the space watch sees room again */
     enum reply_id id = m->status == COMMIT_OK ? REPLY_QUEUED : REPLY_LOCAL_ERROR;
-    if (m->status == COMMIT_NOSPACE)
-        s->srv->space_low = true; /* until the next measurement says otherwise */
-    if (m->status != COMMIT_OK) {
-        log_error("event=store_failed session=%s qid=%s error=\"%s\"", s->id, m->qid, m->error);
-        mailbox_holds_note_failure(s->srv->holds, m);
-    }
-    else if (m->nlocal < m->nrcpts && s->srv->queue)
-        queue_add_committed(s->srv->queue, m->qid);
     /* the client first, then the log line: its formatting and write() need not delay the 250
      * (none is sent if the session was closed meanwhile: see reply()) */
     reply(s, id, m->qid);
     if (m->status == COMMIT_OK)
         count_accepted(s, m);
-    if (m->status == COMMIT_OK && (m->nlocal || m->nexpanded))
-        dsn_report_local_deliveries(s->srv, m); /* NOTIFY=SUCCESS of local recipients and aliases */
     log_transaction(s, s->dead ? "accepted_client_gone" : m->status == COMMIT_OK ? "accepted" : "deferred", id, NULL);
     if (s->dead) {
         session_free(s);
@@ -102,6 +89,38 @@ static void commit_done(void *arg)
         return;
     set_timeouts(s);
     process_input(s);
+}
+
+/* queue_submit_local's callback for the "delivered" report of the session's message. */
+static void report_stored(void *arg, bool ok)
+{
+    struct session *s = arg;
+    if (!ok)
+        log_error("event=dsn_failed qid=%s detail=\"the delivered report could not be stored\"", s->msg->qid);
+    finish_transaction(s);
+}
+
+/* Loop thread: the commit finished; the report it owes, if any, then the answer. */
+static void commit_done(void *arg)
+{
+    struct session *s = ((struct message *)arg)->owner;
+    s->srv->commits_running--;
+    struct message *m = s->msg;
+    /* a failed write or fsync is 451 4.3.0 whatever the cause; a full disk also makes the next
+     * MAIL commands get 452 4.3.1 until the space watch sees room again */
+    if (m->status == COMMIT_NOSPACE)
+        s->srv->space_low = true; /* until the next measurement says otherwise */
+    if (m->status != COMMIT_OK) {
+        log_error("event=store_failed session=%s qid=%s error=\"%s\"", s->id, m->qid, m->error);
+        mailbox_holds_note_failure(s->srv->holds, m);
+    }
+    else if (m->nlocal < m->nrcpts && s->srv->queue)
+        queue_add_committed(s->srv->queue, m->qid);
+    /* NOTIFY=SUCCESS of local recipients and aliases: the report is stored before the 250 goes out */
+    if (m->status == COMMIT_OK && (m->nlocal || m->nexpanded) &&
+        dsn_report_local_deliveries(s->srv, m, report_stored, s))
+        return;
+    finish_transaction(s);
 }
 
 void refuse_data(struct session *s, enum reply_id id, const char *detail, const char *arg)

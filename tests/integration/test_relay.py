@@ -663,6 +663,37 @@ def test_local_delivery_with_notify_success_reports_delivered(relay):
     assert "event=dsn qid=" in srv.log_text()
 
 
+def test_delivered_report_is_stored_before_the_250(relay):
+    """The "delivered" report is committed before the 250 of the message it reports on: a crash
+    (SIGKILL) the moment the 250 arrives loses neither the message nor its report."""
+    srv = relay["start"]()
+    for round_ in range(1, 4):
+        c = srv.connect()
+        c.expect("EHLO client.example", 250)
+        c.expect("MAIL FROM:<alice@example.test>", 250)
+        c.expect("RCPT TO:<bob@example.test> NOTIFY=SUCCESS", 250)
+        c.expect("DATA", 354)
+        c.send(f"Subject: round {round_}\r\n\r\nhello\r\n.\r\n".encode())
+        code, lines = c.reply()
+        srv.kill9()  # at once: the report's own commit takes a flush, longer than this
+        assert code == 250, lines
+        srv.start()
+        assert len(srv.maildir_files("bob@example.test")) == round_
+        reports = [email.message_from_bytes(f.read_bytes(), policy=email.policy.default)
+                   for f in srv.maildir_files("alice@example.test")]
+        assert len(reports) == round_, f"round {round_}: the report of an acknowledged message was lost"
+        assert all(r["Subject"] == "Successful Mail Delivery Report" for r in reports)
+    c = srv.connect()  # a client gone before its 250: the message and its report are still stored
+    c.expect("EHLO client.example", 250)
+    c.expect("MAIL FROM:<alice@example.test>", 250)
+    c.expect("RCPT TO:<bob@example.test> NOTIFY=SUCCESS", 250)
+    c.expect("DATA", 354)
+    c.send(b"Subject: gone\r\n\r\nhello\r\n.\r\n")
+    c.close()
+    wait_for(lambda: len(srv.maildir_files("alice@example.test")) == 4, what="the fourth report")
+    wait_for(lambda: "event=accepted_client_gone" in srv.log_text(), what="the transaction's log line")
+
+
 def test_dsn_parameters_passed_on_to_a_peer_that_offers_dsn(relay):
     """RFC 3461 4: relaying to a server that offers DSN, RET, ENVID, NOTIFY and ORCPT go on as
     received (xtext as it came), and the duty to report success goes with them: Postern sends no
