@@ -119,11 +119,14 @@ static void answer(struct fake_query *q)
     q->cb(q->arg, &a);
 }
 
-static void on_result(void *arg, enum spf_result r, const char *detail)
+static void on_result(void *arg, enum spf_result r, const char *detail, const char *explanation)
 {
     (void)arg;
-    if (r >= SPF__COUNT || !detail)
+    if (r >= SPF__COUNT || !detail || (explanation && (r != SPF_FAIL || strlen(explanation) > SPF_EXPLANATION_MAX)))
         abort();
+    for (const char *p = explanation; p && *p; p++)
+        if (*p < 0x20 || *p > 0x7e)
+            abort(); /* an explanation goes into a reply line: printable US-ASCII only */
     results++;
 }
 
@@ -148,7 +151,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         in->sin_addr.s_addr = htonl(0x7f000001);
     }
     struct spf_check *c = spf_check_start(NULL, (struct sockaddr *)&ss, "carol@example.org", "mx.example.net",
-                                          on_result, NULL);
+                                          "mx.example.test", on_result, NULL);
     if (!c)
         abort();
     for (bool more = true; more && results == 0;) {

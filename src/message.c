@@ -59,6 +59,7 @@ void message_free(struct message *m)
     free(m->expanded);
     free(m->received_spf);
     free(m->spf_refusal);
+    free(m->spf_explanation);
     free(m->spf_method);
     free(m->auth_results);
     free(m->stage.tmp_path);

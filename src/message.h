@@ -73,6 +73,7 @@ struct message {
     char *auth_results;               /* the Authentication-Results field (smtp_msgauth.c), or NULL */
     char *spf_refusal;                /* SPF fail under spf_policy = reject: the domain each RCPT but
                                        * postmaster's is refused for (550 5.7.23), or NULL */
+    char *spf_explanation;            /* with spf_refusal: the domain's exp= words for the reply, or NULL */
     struct evbuffer *headers;         /* Return-Path and Received, LF endings */
     struct evbuffer *body;            /* message text, LF endings */
     /* set by the committing thread */

@@ -104,6 +104,7 @@ struct session {
     struct event *spf_timer;
     unsigned char helo_spf;         /* the HELO name's SPF result + 1 (smtp_spf.c); 0: not asked yet */
     bool spf_helo_step;             /* the check running is the HELO name's */
+    char *helo_spf_explanation;     /* its domain's exp= words for a fail (NULL: none) */
     char *helo_spf_detail;          /* what decided the HELO name's result */
     struct msgauth_check *msgauth;  /* DKIM and DMARC at the end of data (smtp_msgauth.c), or NULL */
     struct data_reader data;

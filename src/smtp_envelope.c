@@ -421,8 +421,12 @@ void cmd_rcpt(struct session *s, const struct smtp_command *c)
     }
     if (s->msg->spf_refusal && !postmaster) {
         free(r.orcpt);
-        log_rcpt_refused(s, mb->addr, REPLY_SPF_FAIL, "spf_fail");
-        reply(s, REPLY_SPF_FAIL, s->msg->spf_refusal, s->peer_ip);
+        const char *words = s->msg->spf_explanation; /* the domain's own, from its exp= (RFC 7208 6.2) */
+        log_rcpt_refused(s, mb->addr, words ? REPLY_SPF_FAIL_EXPLAINED : REPLY_SPF_FAIL, "spf_fail");
+        if (words)
+            reply(s, REPLY_SPF_FAIL_EXPLAINED, s->msg->spf_refusal, s->peer_ip, s->msg->spf_refusal, words);
+        else
+            reply(s, REPLY_SPF_FAIL, s->msg->spf_refusal, s->peer_ip);
         return;
     }
     struct mailbox bounce_to;

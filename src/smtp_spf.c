@@ -117,14 +117,16 @@ static char *spf_method(const struct session *s, enum spf_result r, const char *
 
 /* Records result r for identity in the message: log, metrics, Received-SPF, the method for
  * Authentication-Results, and with spf_policy = reject the refusal of a fail. */
-static void record_result(struct session *s, enum spf_result r, const char *detail, const char *identity,
-                          bool helo_identity)
+static void record_result(struct session *s, enum spf_result r, const char *detail, const char *explanation,
+                          const char *identity, bool helo_identity)
 {
-    char safe_identity[600], safe_detail[600];
+    char safe_identity[600], safe_detail[600], safe_explanation[2 * SPF_EXPLANATION_MAX + 1];
     s->srv->metrics.spf[r]++;
-    log_info("event=spf session=%s client=%s identity=%s result=%s detail=\"%s\"", s->id, s->peer_ip,
+    log_info("event=spf session=%s client=%s identity=%s result=%s detail=\"%s\"%s%s%s", s->id, s->peer_ip,
              log_safe(safe_identity, sizeof safe_identity, identity), spf_result_name(r),
-             log_quotable(safe_detail, sizeof safe_detail, detail));
+             log_quotable(safe_detail, sizeof safe_detail, detail), explanation ? " explanation=\"" : "",
+             explanation ? log_quotable(safe_explanation, sizeof safe_explanation, explanation) : "",
+             explanation ? "\"" : "");
     free(s->msg->received_spf);
     s->msg->received_spf = received_spf(s, r, identity, helo_identity, detail);
     free(s->msg->spf_method);
@@ -134,6 +136,8 @@ static void record_result(struct session *s, enum spf_result r, const char *deta
     if (r == SPF_FAIL && s->srv->cfg->spf_policy == POLICY_REJECT) {
         free(s->msg->spf_refusal);
         s->msg->spf_refusal = strdup(at ? at + 1 : identity); /* NULL (out of memory): not refused */
+        free(s->msg->spf_explanation);
+        s->msg->spf_explanation = explanation ? strdup(explanation) : NULL; /* NULL: the reply without it */
     }
 }
 
@@ -142,11 +146,11 @@ static void record_helo_result(struct session *s)
 {
     char identity[ADDR_PATH_MAX + 300];
     if (helo_identity_of(s, identity, sizeof identity))
-        record_result(s, (enum spf_result)(s->helo_spf - 1), s->helo_spf_detail ? s->helo_spf_detail : "", identity,
-                      true);
+        record_result(s, (enum spf_result)(s->helo_spf - 1), s->helo_spf_detail ? s->helo_spf_detail : "",
+                      s->helo_spf_explanation, identity, true);
 }
 
-static void on_spf_done(void *arg, enum spf_result r, const char *detail);
+static void on_spf_done(void *arg, enum spf_result r, const char *detail, const char *explanation);
 
 /* Starts the check of this MAIL's sender; false when it could not start. */
 static bool start_sender_check(struct session *s)
@@ -155,8 +159,8 @@ static bool start_sender_check(struct session *s)
     bool helo_identity = false;
     s->spf_helo_step = false;
     return spf_identity(s, identity, sizeof identity, &helo_identity) &&
-           (s->spf = spf_check_start(s->srv->dns, (const struct sockaddr *)&s->peer, identity, s->helo, on_spf_done,
-                                     s)) != NULL;
+           (s->spf = spf_check_start(s->srv->dns, (const struct sockaddr *)&s->peer, identity, s->helo,
+                                     s->srv->cfg->hostname, on_spf_done, s)) != NULL;
 }
 
 /* The MAIL reply waited for: given now. */
@@ -166,7 +170,7 @@ static void spf_done_waiting(struct session *s)
     sender_spf_verdict(s);
 }
 
-static void on_spf_done(void *arg, enum spf_result r, const char *detail)
+static void on_spf_done(void *arg, enum spf_result r, const char *detail, const char *explanation)
 {
     struct session *s = arg;
     char identity[ADDR_PATH_MAX + 300];
@@ -176,6 +180,8 @@ static void on_spf_done(void *arg, enum spf_result r, const char *detail)
         s->helo_spf = (unsigned char)(r + 1);
         free(s->helo_spf_detail);
         s->helo_spf_detail = strdup(detail);
+        free(s->helo_spf_explanation);
+        s->helo_spf_explanation = explanation ? strdup(explanation) : NULL;
         log_info("event=spf_helo_lookup session=%s name=%s result=%s", s->id, s->helo, spf_result_name(r));
         if (r == SPF_FAIL || !*s->msg->sender) /* RFC 7208 2.3: a fail decides; the null sender is it */
             record_helo_result(s);
@@ -185,7 +191,7 @@ static void on_spf_done(void *arg, enum spf_result r, const char *detail)
         return;
     }
     if (spf_identity(s, identity, sizeof identity, &helo_identity))
-        record_result(s, r, detail, identity, helo_identity);
+        record_result(s, r, detail, explanation, identity, helo_identity);
     spf_done_waiting(s);
 }
 
@@ -200,7 +206,7 @@ static void on_spf_timeout(evutil_socket_t fd, short what, void *arg)
     s->spf = NULL;
     snprintf(detail, sizeof detail, "no answer within dns_timeout (%us)", s->srv->cfg->dns_timeout);
     if (spf_identity(s, identity, sizeof identity, &helo_identity))
-        record_result(s, SPF_TEMPERROR, detail, identity, helo_identity);
+        record_result(s, SPF_TEMPERROR, detail, NULL, identity, helo_identity);
     sender_spf_verdict(s);
 }
 
@@ -218,7 +224,8 @@ bool spf_check_begin(struct session *s)
         return false;
     s->spf_helo_step = !helo_known && helo_identity_of(s, identity, sizeof identity);
     if (s->spf_helo_step &&
-        !(s->spf = spf_check_start(s->srv->dns, (const struct sockaddr *)&s->peer, identity, s->helo, on_spf_done, s)))
+        !(s->spf = spf_check_start(s->srv->dns, (const struct sockaddr *)&s->peer, identity, s->helo,
+                                   s->srv->cfg->hostname, on_spf_done, s)))
         return false;
     if (!s->spf_helo_step && !start_sender_check(s))
         return false;
@@ -233,6 +240,8 @@ void spf_helo_forget(struct session *s)
     s->helo_spf = 0;
     free(s->helo_spf_detail);
     s->helo_spf_detail = NULL;
+    free(s->helo_spf_explanation);
+    s->helo_spf_explanation = NULL;
 }
 
 void spf_free(struct session *s)

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "address.h"
 #include "cidr.h"
@@ -69,7 +70,7 @@ static bool append_macro(const char *value, const char *delims, bool reverse, un
     return true;
 }
 
-/* The value of one macro letter (lower case), or NULL for c, r, t (only allowed in exp=). */
+/* The value of one macro letter (lower case); c, r and t are NULL outside an explanation. */
 static const char *macro_value(char letter, const struct spf_macro_env *env)
 {
     switch (letter) {
@@ -81,20 +82,24 @@ static const char *macro_value(char letter, const struct spf_macro_env *env)
     case 'p': return "unknown"; /* RFC 7208 7.3 allows it: no PTR lookups for a macro */
     case 'v': return env->ipv6 ? "ip6" : "in-addr";
     case 'h': return env->helo;
+    case 'c': return env->client;
+    case 'r': return env->receiver;
+    case 't': return env->timestamp;
     default: return NULL;
     }
 }
 
-/* "%{" letter *DIGIT ["r"] *delimiter "}" at *p (past "%{"); advances *p past the '}'. */
-static bool expand_one(const char **p, const char *end, const struct spf_macro_env *env, char *out, size_t outsz,
-                       size_t *n)
+/* "%{" letter *DIGIT ["r"] *delimiter "}" at *p (past "%{"); advances *p past the '}'. c, r and t
+ * only in an explanation. */
+static bool expand_one(const char **p, const char *end, const struct spf_macro_env *env, bool explain, char *out,
+                       size_t outsz, size_t *n)
 {
     const char *q = *p;
     if (q >= end)
         return false;
     char letter = (char)tolower((unsigned char)*q);
     bool upper = isupper((unsigned char)*q);
-    if (!letter || !strchr("slodipvh", letter))
+    if (!letter || !strchr(explain ? "slodipvhcrt" : "slodipvh", letter))
         return false;
     q++;
     unsigned keep = 0;
@@ -137,7 +142,10 @@ static bool cut_to_domain_length(char *out, size_t *n)
     return true;
 }
 
-bool spf_expand(const char *spec, size_t len, const struct spf_macro_env *env, char *out, size_t outsz)
+/* A macro-string (a domain-spec's), or with explain an explain-string (spaces allowed, c r t
+ * known, no cut to a domain's length), expanded into out; env NULL: syntax only. */
+static bool expand(const char *spec, size_t len, const struct spf_macro_env *env, bool explain, char *out,
+                   size_t outsz)
 {
     char buf[1024];
     size_t n = 0;
@@ -145,7 +153,7 @@ bool spf_expand(const char *spec, size_t len, const struct spf_macro_env *env, c
     buf[0] = '\0';
     while (p < end) {
         if (*p != '%') {
-            if (!macro_literal((unsigned char)*p) || n + 1 >= sizeof buf)
+            if (!(macro_literal((unsigned char)*p) || (explain && *p == ' ')) || n + 1 >= sizeof buf)
                 return false;
             buf[n++] = *p++;
             buf[n] = '\0';
@@ -161,16 +169,26 @@ bool spf_expand(const char *spec, size_t len, const struct spf_macro_env *env, c
             if (w < 0 || n + (size_t)w >= sizeof buf)
                 return false;
             n += (size_t)w;
-        } else if (kind != '{' || !expand_one(&p, end, env, buf, sizeof buf, &n)) {
+        } else if (kind != '{' || !expand_one(&p, end, env, explain, buf, sizeof buf, &n)) {
             return false;
         }
     }
     if (!env)
         return true;
-    if (!cut_to_domain_length(buf, &n) || n + 1 > outsz)
+    if ((!explain && !cut_to_domain_length(buf, &n)) || n + 1 > outsz)
         return false;
     memcpy(out, buf, n + 1);
     return true;
+}
+
+bool spf_expand(const char *spec, size_t len, const struct spf_macro_env *env, char *out, size_t outsz)
+{
+    return expand(spec, len, env, false, out, outsz);
+}
+
+bool spf_expand_explanation(const char *text, size_t len, const struct spf_macro_env *env, char *out, size_t outsz)
+{
+    return expand(text, len, env, true, out, outsz);
 }
 
 /* ---------- records and terms ---------- */
@@ -324,7 +342,7 @@ bool spf_record_valid(const char *record)
 
 /* ---------- evaluation ---------- */
 
-enum step { STEP_RECORD, STEP_A, STEP_EXISTS, STEP_MX, STEP_MX_ADDR, STEP_PTR, STEP_PTR_ADDR };
+enum step { STEP_RECORD, STEP_A, STEP_EXISTS, STEP_MX, STEP_MX_ADDR, STEP_PTR, STEP_PTR_ADDR, STEP_EXP };
 
 struct frame {
     char domain[SPF_DOMAIN_MAX + 1];
@@ -338,6 +356,8 @@ struct spf_check {
     struct dns *dns;
     struct sockaddr_storage ip;             /* an IPv4-mapped IPv6 client as IPv4 (RFC 7208 5) */
     char ip_macro[72];                      /* %{i} */
+    char client_text[INET6_ADDRSTRLEN];     /* %{c} */
+    char receiver[256];                     /* %{r} */
     char sender[ADDR_PATH_MAX + 1], local[ADDR_LOCAL_MAX + 1], sender_domain[ADDR_DOMAIN_MAX + 1], helo[256];
     spf_done_cb cb;
     void *arg;
@@ -349,10 +369,14 @@ struct spf_check {
     char names[SPF_NAMES_LIMIT][256];       /* MX or PTR names still to look up */
     int nnames, next_name;
     char detail[400];
+    bool explanation_asked;                 /* exp= looked at: once per check */
+    char explanation[SPF_EXPLANATION_MAX + 1];
 };
 
+struct term;
 static void evaluate(struct spf_check *c);
 static void frame_done(struct spf_check *c, enum spf_result r);
+static bool expand_target(struct spf_check *c, const struct term *t);
 
 static bool is_v6(const struct spf_check *c)
 {
@@ -417,14 +441,39 @@ static bool void_lookup_ok(struct spf_check *c)
     return false;
 }
 
+/* RFC 7208 6.2: the check's record failed the client by a mechanism's match (a fail is never
+ * handed up from an include) and has exp=: its domain's TXT record is asked for the explanation.
+ * True when that lookup started (got_explanation goes on). The lookup counts against no limit;
+ * whatever goes wrong with it leaves the fail without an explanation, never changes the result. */
+static bool ask_explanation(struct spf_check *c)
+{
+    struct frame *f = &c->frames[0];
+    const char *p = f->record ? f->record + 6 : NULL;
+    struct term t;
+    if (c->explanation_asked)
+        return false;
+    c->explanation_asked = true;
+    while (p && next_term(&p, &t) == 1) {
+        if (t.kind != MOD_EXP)
+            continue;
+        if (!expand_target(c, &t))
+            return false;
+        c->step = STEP_EXP;
+        return (c->q = spf_dns.lookup(c->dns, c->target, DNS_RR_TXT, on_dns, c)) != NULL;
+    }
+    return false;
+}
+
 /* Frame ended with r: report it, or hand it to the include that asked (RFC 7208 5.2). */
 static void frame_done(struct spf_check *c, enum spf_result r)
 {
+    if (c->depth == 1 && r == SPF_FAIL && ask_explanation(c))
+        return;
     struct frame *f = &c->frames[--c->depth];
     free(f->record);
     f->record = NULL;
     if (c->depth == 0) {
-        c->cb(c->arg, r, c->detail);
+        c->cb(c->arg, r, c->detail, c->explanation[0] ? c->explanation : NULL);
         free(c);
         return;
     }
@@ -571,12 +620,32 @@ static void got_names(struct spf_check *c, const struct dns_answer *a)
     next_name(c, mx ? STEP_MX_ADDR : STEP_PTR_ADDR);
 }
 
+/* The exp= domain's answer: exactly one TXT record, whose text expands without error, is the
+ * explanation (kept printable US-ASCII, cut to SPF_EXPLANATION_MAX); anything else, none. */
+static void got_explanation(struct spf_check *c, const struct dns_answer *a)
+{
+    char text[SPF_RECORD_MAX + 1], expanded[1024], now[24];
+    snprintf(now, sizeof now, "%lld", (long long)time(NULL));
+    struct spf_macro_env env = {.sender = c->sender, .local = c->local, .sender_domain = c->sender_domain,
+                                .domain = c->frames[0].domain, .ip = c->ip_macro, .ipv6 = is_v6(c), .helo = c->helo,
+                                .client = c->client_text, .receiver = c->receiver, .timestamp = now};
+    if (a->status == DNS_OK && a->n == 1 && dns_txt_join(a->data[0], a->len[0], text, sizeof text) == 1 &&
+        spf_expand_explanation(text, strlen(text), &env, expanded, sizeof expanded)) {
+        size_t n = 0;
+        for (const char *p = expanded; *p && n < SPF_EXPLANATION_MAX; p++)
+            c->explanation[n++] = (char)(*p >= 0x20 && *p <= 0x7e ? *p : '?'); /* UTF-8 from %{s} or %{l} */
+        c->explanation[n] = '\0';
+    }
+    frame_done(c, SPF_FAIL);
+}
+
 static void on_dns(void *arg, const struct dns_answer *a)
 {
     struct spf_check *c = arg;
     c->q = NULL;
     switch (c->step) {
     case STEP_RECORD: got_record(c, a); return;
+    case STEP_EXP: got_explanation(c, a); return;
     case STEP_MX:
     case STEP_PTR: got_names(c, a); return;
     default: got_address_answer(c, a); return;
@@ -587,7 +656,8 @@ static void on_dns(void *arg, const struct dns_answer *a)
 static bool expand_target(struct spf_check *c, const struct term *t)
 {
     struct frame *f = &c->frames[c->depth - 1];
-    struct spf_macro_env env = {c->sender, c->local, c->sender_domain, f->domain, c->ip_macro, is_v6(c), c->helo};
+    struct spf_macro_env env = {.sender = c->sender, .local = c->local, .sender_domain = c->sender_domain,
+                                .domain = f->domain, .ip = c->ip_macro, .ipv6 = is_v6(c), .helo = c->helo};
     if (!t->spec) {
         snprintf(c->target, sizeof c->target, "%s", f->domain);
         return true;
@@ -678,7 +748,7 @@ static void evaluate(struct spf_check *c)
     }
 }
 
-/* The client address as SPF sees it, and its %{i} form. */
+/* The client address as SPF sees it, and its %{i} and %{c} forms. */
 static void set_client(struct spf_check *c, const struct sockaddr *ip)
 {
     const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)ip;
@@ -691,8 +761,10 @@ static void set_client(struct spf_check *c, const struct sockaddr *ip)
     }
     if (!is_v6(c)) {
         inet_ntop(AF_INET, &((struct sockaddr_in *)&c->ip)->sin_addr, c->ip_macro, sizeof c->ip_macro);
+        snprintf(c->client_text, sizeof c->client_text, "%s", c->ip_macro);
         return;
     }
+    inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&c->ip)->sin6_addr, c->client_text, sizeof c->client_text);
     const unsigned char *b = ((struct sockaddr_in6 *)&c->ip)->sin6_addr.s6_addr;
     size_t n = 0;
     for (int i = 0; i < 16; i++)
@@ -700,7 +772,7 @@ static void set_client(struct spf_check *c, const struct sockaddr *ip)
 }
 
 struct spf_check *spf_check_start(struct dns *dns, const struct sockaddr *ip, const char *sender, const char *helo,
-                                  spf_done_cb cb, void *arg)
+                                  const char *receiver, spf_done_cb cb, void *arg)
 {
     struct spf_check *c = calloc(1, sizeof *c);
     const char *at = strrchr(sender, '@');
@@ -714,6 +786,7 @@ struct spf_check *spf_check_start(struct dns *dns, const struct sockaddr *ip, co
     snprintf(c->local, sizeof c->local, "%.*s", (int)(at - sender), sender);
     snprintf(c->sender_domain, sizeof c->sender_domain, "%s", at + 1);
     snprintf(c->helo, sizeof c->helo, "%s", helo);
+    snprintf(c->receiver, sizeof c->receiver, "%s", receiver && *receiver ? receiver : "unknown");
     struct frame *f = &c->frames[c->depth++]; /* as fetch_record, but a failure is NULL, never the callback */
     snprintf(f->domain, sizeof f->domain, "%s", c->sender_domain);
     c->step = STEP_RECORD;

@@ -29,15 +29,19 @@ enum spf_result { SPF_NONE, SPF_NEUTRAL, SPF_PASS, SPF_FAIL, SPF_SOFTFAIL, SPF_T
 /* "pass", "fail", ... as RFC 7208 names the results (Received-SPF, logs, metrics). */
 const char *spf_result_name(enum spf_result r);
 
+#define SPF_EXPLANATION_MAX 200 /* octets of an exp= explanation kept (RFC 7208 6.2 allows a limit) */
+
 /* The result and a short explanation for logs and the Received-SPF comment (which term matched, or
- * what went wrong). */
-typedef void (*spf_done_cb)(void *arg, enum spf_result result, const char *detail);
+ * what went wrong). explanation: for a fail, the domain's own words when its record has exp= (RFC
+ * 7208 6.2), printable US-ASCII, at most SPF_EXPLANATION_MAX octets; else NULL. */
+typedef void (*spf_done_cb)(void *arg, enum spf_result result, const char *detail, const char *explanation);
 
 /* Starts check_host(ip, domain of sender, sender) (RFC 7208 4). sender is "local@domain" (for the
- * null sender: "postmaster@HELO-name"); helo feeds the %{h} macro. cb runs later on the loop
- * thread, never from inside this call. NULL when out of memory. */
+ * null sender: "postmaster@HELO-name"); helo feeds the %{h} macro, receiver (this server's host
+ * name) the %{r} of an explanation. cb runs later on the loop thread, never from inside this call.
+ * NULL when out of memory. */
 struct spf_check *spf_check_start(struct dns *dns, const struct sockaddr *ip, const char *sender, const char *helo,
-                                  spf_done_cb cb, void *arg);
+                                  const char *receiver, spf_done_cb cb, void *arg);
 
 /* Stops a check: its callback will not run. NULL is fine. */
 void spf_check_cancel(struct spf_check *c);
@@ -64,12 +68,20 @@ struct spf_macro_env {
     const char *ip;       /* i: dotted IPv4, or IPv6 as 32 dot-separated nibbles */
     bool ipv6;            /* v: "ip6", else "in-addr" */
     const char *helo;     /* h */
+    const char *client;   /* c: the client address as text - in an explanation only (NULL elsewhere) */
+    const char *receiver; /* r: this server's host name - in an explanation only */
+    const char *timestamp; /* t: seconds since the epoch - in an explanation only */
 };
 
 /* Expands the macro-string spec[0..len) into out (at most 253 octets kept: longer loses labels
  * from the left, RFC 7208 7.3); false on a syntax error (an unknown or unterminated macro, c, r or
  * t outside exp=, a transformer of 0 labels) or when out is too small. env NULL: syntax only. */
 bool spf_expand(const char *spec, size_t len, const struct spf_macro_env *env, char *out, size_t outsz);
+
+/* Expands an explanation (RFC 7208 6.2: explain-string, the exp= TXT record's text) into out:
+ * spaces and the c, r and t macros allowed, no cut to a domain's length; false on a syntax error
+ * or when out is too small. */
+bool spf_expand_explanation(const char *text, size_t len, const struct spf_macro_env *env, char *out, size_t outsz);
 
 /* The one "v=spf1" record among a name's TXT answers (each as its rdata: length-prefixed
  * strings, joined without separators) into out. 0: none; 1: found; -1: more than one, or one

@@ -16,14 +16,16 @@ struct spf_cli_run {
     bool done;
     enum spf_result result;
     char detail[400];
+    char explanation[SPF_EXPLANATION_MAX + 1]; /* "": none */
 };
 
-static void on_result(void *arg, enum spf_result r, const char *detail)
+static void on_result(void *arg, enum spf_result r, const char *detail, const char *explanation)
 {
     struct spf_cli_run *run = arg;
     run->done = true;
     run->result = r;
     snprintf(run->detail, sizeof run->detail, "%s", detail);
+    snprintf(run->explanation, sizeof run->explanation, "%s", explanation ? explanation : "");
     event_base_loopbreak(run->base);
 }
 
@@ -52,8 +54,8 @@ static bool run_check(FILE *out, const struct config *cfg, const struct sockaddr
     const char *key = NULL;
     run->base = event_base_new();
     struct dns *dns = run->base ? dns_new(run->base, cfg, err, sizeof err, &key) : NULL;
-    struct spf_check *check = dns ? spf_check_start(dns, (const struct sockaddr *)ip, identity, helo, on_result, run)
-                                  : NULL;
+    struct spf_check *check =
+        dns ? spf_check_start(dns, (const struct sockaddr *)ip, identity, helo, cfg->hostname, on_result, run) : NULL;
     if (check) {
         struct timeval limit = {(time_t)cfg->dns_timeout, 0};
         event_base_loopexit(run->base, &limit);
@@ -82,6 +84,8 @@ static bool check_and_print(FILE *out, const struct config *cfg, const struct so
         return false;
     fprintf(out, "%s from %s (identity %s): %s\n  %s\n", identity, ip_text, helo_identity ? "helo" : "mailfrom",
             spf_result_name(run->result), run->detail);
+    if (*run->explanation)
+        fprintf(out, "  the domain explains (exp=): %s\n", run->explanation);
     if (run->result == SPF_FAIL)
         fprintf(out, "  spf_policy = %s: %s\n", config_policy_name(cfg->spf_policy),
                 cfg->spf_policy == POLICY_REJECT   ? "each RCPT but postmaster's gets 550 5.7.23"

@@ -58,6 +58,16 @@ DNS_ZONES = [
     'spf-void.test. TXT "v=spf1 a:n1.spf-void.test a:n2.spf-void.test a:n3.spf-void.test +all"',
     'spf-deadinclude.test. TXT "v=spf1 include:servfail.test -all"',
     'spf-split.test. TXT "v=spf1 ip4:192.0.2.1" " ip4:127.0.0.1 -all"',
+    # exp= (RFC 7208 6.2): the explanation of a fail; none from a record left by redirect=, none from
+    # an include, none when the explanation name has two records or its text does not expand
+    'spf-exp.test. TXT "v=spf1 ip4:192.0.2.1 exp=why.%{d} -all"',
+    'why.spf-exp.test. TXT "%{i} is not a server of %{d}, see https://%{d}/spf?from=%{S}" " (%{c} at %{r})"',
+    'spf-exp-via.test. TXT "v=spf1 exp=why.spf-exp.test redirect=spf-exp.test"',
+    'spf-exp-left.test. TXT "v=spf1 exp=why.spf-exp.test redirect=spf-fail.test"',
+    'spf-exp-inc.test. TXT "v=spf1 include:spf-exp.test -all"',
+    'spf-exp-two.test. TXT "v=spf1 exp=two.spf-exp-two.test -all"',
+    'two.spf-exp-two.test. TXT "one"', 'two.spf-exp-two.test. TXT "two"',
+    'spf-exp-bad.test. TXT "v=spf1 exp=bad.spf-exp-bad.test -all"', 'bad.spf-exp-bad.test. TXT "100%"',
     'spf-fail-mx.test. TXT "v=spf1 ip4:192.0.2.1 -all"', "spf-fail-mx.test. MX 10 mx.spf-mx.test.",  # exists
     # DMARC (RFC 7489; test_dmarc.py)
     '_dmarc.dkim.test. TXT "v=DMARC1; p=reject; sp=quarantine; rua=mailto:r@dkim.test"',

@@ -130,6 +130,37 @@ def test_spf_command_tells_what_mail_from_an_address_gets(make_server):
     assert r.returncode == 0 and "(identity helo): none" in r.stdout and "(identity mailfrom): pass" in r.stdout
 
 
+def test_a_fail_gives_the_domains_own_explanation_from_exp(make_server):
+    """RFC 7208 6.2: a fail by a record with exp= quotes the TXT record it names (its strings joined,
+    its macros expanded, c r and t too) after the usual text; the record a redirect= left, an
+    included record, two TXT records or one that does not expand give none. The log and postern spf
+    show it too."""
+    srv = make_server(spf_policy="reject")
+    c = srv.connect()
+    c.expect("EHLO client.example", 250)
+    why = ("127.0.0.1 is not a server of spf-exp.test, see https://spf-exp.test/spf?from=carol%40{d}"
+           " (127.0.0.1 at mx.example.test)")
+    for domain, said_by in [("spf-exp.test", "spf-exp.test"), ("spf-exp-via.test", "spf-exp.test")]:
+        c.expect(f"MAIL FROM:<carol@{domain}>", 250)
+        c.expect("RCPT TO:<alice@example.test>", 550,
+                 f"5.7.23 SPF validation failed: {domain} does not allow mail from [127.0.0.1]; "
+                 f"{domain} explains: {why.format(d=domain)}")
+        c.expect("RSET", 250)
+    for domain in ("spf-exp-left.test", "spf-exp-inc.test", "spf-exp-two.test", "spf-exp-bad.test"):
+        c.expect(f"MAIL FROM:<carol@{domain}>", 250)
+        c.send(b"RCPT TO:<alice@example.test>\r\n")
+        code, lines = c.reply()
+        assert code == 550 and lines[-1].endswith(f"{domain} does not allow mail from [127.0.0.1]"), lines
+        c.expect("RSET", 250)
+    c.expect("QUIT", 221)
+    log = srv.log_text()
+    assert f'identity=carol@spf-exp.test result=fail detail="-all matched in spf-exp.test" explanation="{why.format(d="spf-exp.test")}"' in log
+    assert "identity=carol@spf-exp-two.test result=fail detail=\"-all matched in spf-exp-two.test\"\n" in log
+    r = subprocess.run([str(BIN), "-c", str(srv.conf_path), "spf", "127.0.0.1", "carol@spf-exp.test"],
+                       capture_output=True, text=True)
+    assert r.returncode == 1 and f"  the domain explains (exp=): {why.format(d='spf-exp.test')}\n" in r.stdout
+
+
 def test_helo_name_is_checked_first_and_its_fail_decides(make_server):
     """RFC 7208 2.3: the HELO name is checked (once per name and session) before the sender; its
     fail is decisive - refused under reject, the sender not asked; otherwise the sender's check

@@ -18,7 +18,7 @@ static const char *formatted(bool more, enum reply_id id, const char *arg)
     static char got[1024];
     struct evbuffer *b = evbuffer_new();
     assert_non_null(b);
-    reply_format(b, more, id, arg, arg, arg);
+    reply_format(b, more, id, arg, arg, arg, arg); /* as many as the row with the most %s takes */
     size_t n = evbuffer_get_length(b);
     assert_true(n < sizeof got);
     evbuffer_remove(b, got, n);
@@ -34,7 +34,7 @@ static const char *expected(bool more, enum reply_id id, const char *arg)
     const struct reply_info *r = reply_info(id);
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wformat-nonliteral"
-    snprintf(text, sizeof text, r->text, arg, arg, arg);
+    snprintf(text, sizeof text, r->text, arg, arg, arg, arg);
 #pragma GCC diagnostic pop
     snprintf(want, sizeof want, "%d%c%s%s%s\r\n", r->code, more ? '-' : ' ', r->enhanced, r->enhanced[0] ? " " : "",
              text);

@@ -12,7 +12,8 @@
 #include "spf.h"
 
 static const struct spf_macro_env rfc_v4 = {"strong-bad@email.example.com", "strong-bad", "email.example.com",
-                                             "email.example.com", "192.0.2.3", false, "mx.example.org"};
+                                             "email.example.com", "192.0.2.3", false, "mx.example.org",
+                                             "192.0.2.3", "mx.receiver.example", "1700000000"};
 
 static void expect(const struct spf_macro_env *env, const char *spec, const char *want)
 {
@@ -64,6 +65,33 @@ static void test_macro_errors_and_length(void **state)
     assert_true(strlen(out) <= 253);
     assert_int_equal(strncmp(out, "label6789.", 10), 0);
     assert_string_equal(out + strlen(out) - 8, ".example");
+}
+
+/* RFC 7208 6.2: an explanation's text - spaces, c r t - and what stays an error in it. */
+static void test_explanation_expansion(void **state)
+{
+    (void)state;
+    char out[1024];
+    static const char *const cases[][2] = {
+        {"%{i} is not one of %{d}'s designated mail servers.",
+         "192.0.2.3 is not one of email.example.com's designated mail servers."},
+        {"See http://%{d}/why.html?s=%{S}&i=%{I}", "See http://email.example.com/why.html?s=strong-bad%40email.example.com&i=192.0.2.3"},
+        {"%{c} refused by %{r} at %{t}", "192.0.2.3 refused by mx.receiver.example at 1700000000"},
+        {"", ""}, {"a  b%_c", "a  b c"}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        assert_true(spf_expand_explanation(cases[i][0], strlen(cases[i][0]), &rfc_v4, out, sizeof out));
+        assert_string_equal(out, cases[i][1]);
+    }
+    static const char *const bad[] = {"%{x}", "tab\there", "100%", "%{d", "caf\xc3\xa9"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        assert_false(spf_expand_explanation(bad[i], strlen(bad[i]), &rfc_v4, out, sizeof out));
+    assert_false(spf_expand("%{c}.example", 12, &rfc_v4, out, sizeof out)); /* not in a domain-spec */
+    char longer[400];
+    memset(longer, 'w', 300);
+    longer[300] = '\0';
+    assert_true(spf_expand_explanation(longer, 300, &rfc_v4, out, sizeof out)); /* no cut to 253 */
+    assert_int_equal(strlen(out), 300);
+    assert_false(spf_expand_explanation(longer, 300, &rfc_v4, out, 100)); /* out too small */
 }
 
 static void test_record_syntax(void **state)
@@ -119,6 +147,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_rfc_7208_macro_examples),
                                        cmocka_unit_test(test_macro_errors_and_length),
+                                       cmocka_unit_test(test_explanation_expansion),
                                        cmocka_unit_test(test_record_syntax), cmocka_unit_test(test_record_selection)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
