@@ -65,6 +65,18 @@ bool mailbox_is_held(const struct mailbox_holds *h, const char *local, const cha
     return maildir_path(h->mail_dir, local, domain, dir, sizeof dir) && find(h, dir) != NULL;
 }
 
+bool mailbox_folder_is_held(const struct mailbox_holds *h, const char *local, const char *domain, const char *folder)
+{
+    if (!h || h->count == 0)
+        return false;
+    char dir[PATH_MAX];
+    if (!maildir_path(h->mail_dir, local, domain, dir, sizeof dir))
+        return false;
+    size_t n = strlen(dir);
+    int w = snprintf(dir + n, sizeof dir - n, "/.%s", folder);
+    return w > 0 && (size_t)w < sizeof dir - n && find(h, dir) != NULL;
+}
+
 static void release(struct mailbox_holds *h, struct held_mailbox *e)
 {
     free(e->dir);

@@ -35,4 +35,8 @@ unsigned mailbox_holds_count(const struct mailbox_holds *h);
 /* True when the local mailbox (local, domain) is held. */
 bool mailbox_is_held(const struct mailbox_holds *h, const char *local, const char *domain);
 
+/* True when the mailbox's Maildir++ folder (<mailbox>/.folder, e.g. the DMARC quarantine's Junk)
+ * is held: it failed while the mailbox itself may be fine. */
+bool mailbox_folder_is_held(const struct mailbox_holds *h, const char *local, const char *domain, const char *folder);
+
 #endif

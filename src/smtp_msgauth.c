@@ -23,6 +23,7 @@
 #include "dmarc.h"
 #include "dns.h"
 #include "log.h"
+#include "mailbox_hold.h"
 #include "message.h"
 #include "metrics.h"
 #include "server.h"
@@ -167,6 +168,18 @@ static void dmarc_decide(struct msgauth_check *c)
 }
 
 /* Logs and counts each result, puts the field into the message. */
+/* True when a local recipient's DMARC quarantine folder is held (it failed, mailbox_hold.h): the
+ * copies then go to the inboxes, marked dis=quarantine, instead of failing again (one folder for
+ * the message: the copies share one file). */
+static bool quarantine_folder_held(const struct session *s, const struct message *m)
+{
+    for (size_t i = 0; i < m->nrcpts; i++)
+        if (!m->rcpts[i].remote && mailbox_folder_is_held(s->srv->holds, m->rcpts[i].local, m->rcpts[i].domain,
+                                                          s->srv->cfg->dmarc_quarantine_folder))
+            return true;
+    return false;
+}
+
 static void finish(struct msgauth_check *c)
 {
     struct session *s = c->s;
@@ -182,13 +195,19 @@ static void finish(struct msgauth_check *c)
     }
     dmarc_decide(c);
     const struct config *cfg = s->srv->cfg;
-    if (c->dmarc.result == DMARC_FAIL && c->dmarc.dis == DMARC_DIS_QUARANTINE && cfg->dmarc_policy == POLICY_REJECT)
-        snprintf(m->folder, sizeof m->folder, "%s", cfg->dmarc_quarantine_folder); /* "": the inbox */
+    const char *held = NULL; /* the quarantine folder, when a recipient's is held: then the inbox */
+    if (c->dmarc.result == DMARC_FAIL && c->dmarc.dis == DMARC_DIS_QUARANTINE && cfg->dmarc_policy == POLICY_REJECT) {
+        if (*cfg->dmarc_quarantine_folder && quarantine_folder_held(s, m))
+            held = cfg->dmarc_quarantine_folder;
+        else
+            snprintf(m->folder, sizeof m->folder, "%s", cfg->dmarc_quarantine_folder); /* "": the inbox */
+    }
     if (c->dmarc.on) {
         s->srv->metrics.dmarc[c->dmarc.result]++;
-        log_info("event=dmarc session=%s qid=%s from_domain=%s result=%s disposition=%s%s%s detail=\"%s\"", s->id,
-                 m->qid, *c->dmarc.from ? c->dmarc.from : "-", dmarc_result_name(c->dmarc.result),
-                 dmarc_disposition_name(c->dmarc.dis), *m->folder ? " folder=" : "", m->folder, c->dmarc.detail);
+        log_info("event=dmarc session=%s qid=%s from_domain=%s result=%s disposition=%s%s%s%s%s detail=\"%s\"",
+                 s->id, m->qid, *c->dmarc.from ? c->dmarc.from : "-", dmarc_result_name(c->dmarc.result),
+                 dmarc_disposition_name(c->dmarc.dis), *m->folder ? " folder=" : "", m->folder,
+                 held ? " folder_held=" : "", held ? held : "", c->dmarc.detail);
     }
     remove_own_results(m->body, s->srv->cfg->hostname);
     free(m->auth_results);

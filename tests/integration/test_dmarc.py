@@ -4,6 +4,7 @@ strict SPF alignment, pct0.test p=reject pct=0, broken.test), messages signed by
 not, sent with smtplib from SPF-passing or other senders; the Authentication-Results field of the
 delivered copy, or the refusal, is checked."""
 import email
+import os
 import re
 import smtplib
 
@@ -111,6 +112,40 @@ def test_quarantined_mail_goes_to_the_folder_named(make_server):
                                                       "dmarc_quarantine_folder = ../x"))
     r = check_config(conf)
     assert r.returncode == 1 and "dmarc_quarantine_folder: a folder name of letters, digits, - and _" in r.stderr
+
+
+def test_a_held_quarantine_folder_sends_the_copies_to_the_inbox(make_server):
+    """A quarantine folder that cannot take mail (.Junk/new read-only) fails its first message (451)
+    and is held: the next quarantined messages go to the inbox, still marked dis=quarantine,
+    instead of failing again; once it is repaired a probe releases it, and quarantined mail goes
+    to the folder again."""
+    srv = make_server(dkim_verify="yes", spf_policy="header", dmarc_policy="reject",
+                      dmarc_quarantine_folder="Junk", mailbox_recheck_interval="1s")
+
+    def quarantined(n):
+        with smtplib.SMTP("127.0.0.1", srv.port, timeout=20) as c:
+            c.sendmail("carol@elsewhere.example", ["alice@example.test"],
+                       text("x@news.dkim.test", f"X-N: {n}\r\n".encode()))
+    quarantined(0)
+    junk_new = srv.mail_dir / "example.test" / "alice" / ".Junk" / "new"
+    assert len(list(junk_new.iterdir())) == 1
+    os.chmod(junk_new, 0o555)
+    try:
+        try:
+            quarantined(1)
+            raise AssertionError("a message for a folder that cannot take it was accepted")
+        except smtplib.SMTPDataError as e:
+            assert e.smtp_code == 451
+        assert f"event=mailbox_held dir={srv.mail_dir}/example.test/alice/.Junk " in srv.log_text()
+        quarantined(2)  # the folder is held: the inbox takes it
+        inbox = srv.maildir_files("alice@example.test")
+        assert len(inbox) == 1 and b"X-N: 2" in inbox[0].read_bytes() and b"dis=quarantine" in inbox[0].read_bytes()
+        assert "disposition=quarantine folder_held=Junk" in srv.log_text()
+    finally:
+        os.chmod(junk_new, 0o700)
+    wait_for(lambda: "event=mailbox_released" in srv.log_text(), timeout=5, what="the probe releasing .Junk")
+    quarantined(3)
+    assert len(list(junk_new.iterdir())) == 2 and len(srv.maildir_files("alice@example.test")) == 1
 
 
 def test_quarantined_mail_lost_in_a_crash_is_restored_to_its_folder(make_server):
