@@ -506,7 +506,8 @@ def main():
     try:
         first, waited = wait_out_recent_deletes(always=not quick)
         budget = STEAL_RETRY_BUDGET["quick" if quick else "full"]
-        make_run_directories(len(scenarios) * len(KINDS) * reps + budget + len(KINDS) + 2)  # + command times, latency, idle
+        alone = sum(reps for sc in scenarios if sc[3] > ALONE_MIN_SIZE)  # storage_alone's runs
+        make_run_directories(len(scenarios) * len(KINDS) * reps + alone + budget + len(KINDS) + 2)  # + command times, latency, idle
         runs_us, waited = wait_for_run_directories(waited)
         disk = {"start_us": first, "runs_us": runs_us, "waited_s": waited}
         disk["flush_p50_us"], disk["flush_p99_us"] = flush_latency_us(300 if quick else 1000)
@@ -543,6 +544,56 @@ def wait_for_quiet_host(limit=60.0):
         time.sleep(5)
 
 
+ALONE_MIN_SIZE = 65536  # over Postern's journal_message_max: each message is committed on its own
+
+
+def storage_alone(scenario):
+    """The disk's own ceiling for a scenario of big messages: what Postern does per message of that
+    size, without SMTP and without a server - an unnamed file (O_TMPFILE) written, fsynced, linked
+    into new/, new/ fsynced - from one thread per session, each waiting for its own flushes as a
+    client waits for its 250. Run between the servers' runs, in a fresh run directory, so that it
+    meets the disk as they do. Returns messages per second."""
+    _, sessions, msgs, size, _ = scenario
+    settle()
+    mail = WORK / f"run-{next(RUN_NUMBER)}" / "mail"
+    (mail / "tmp").mkdir(parents=True)
+    (mail / "new").mkdir()
+    data = b"x" * size
+    counter = itertools.count()
+    failed = []
+
+    def worker():
+        new = os.open(mail / "new", os.O_RDONLY | os.O_DIRECTORY)
+        fds = os.open("/proc/self/fd", os.O_RDONLY | os.O_DIRECTORY)  # src_dir_fd: linkat, not link
+        try:
+            while (n := next(counter)) < msgs:
+                fd = os.open(mail / "tmp", os.O_TMPFILE | os.O_WRONLY, 0o600)
+                try:
+                    view = memoryview(data)
+                    while view:
+                        view = view[os.write(fd, view):]
+                    os.fsync(fd)
+                    os.link(str(fd), mail / "new" / f"m{n}", src_dir_fd=fds, follow_symlinks=True)
+                    os.fsync(new)
+                finally:
+                    os.close(fd)
+        except OSError as e:
+            failed.append(e)
+        finally:
+            os.close(fds)
+            os.close(new)
+    threads = [threading.Thread(target=worker) for _ in range(sessions)]
+    t0 = time.time()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    took = time.time() - t0
+    if failed:
+        raise RuntimeError(f"storage alone: {failed[0]}")
+    return msgs / took
+
+
 def run_with_little_steal(kind, scenario, budget, set_aside):
     """run_scenario, run again while the host's steal stays above STEAL_RETRY_PCT (see there) and the
     budget (a one-item list, shared by the bench) lasts. Returns the attempt with the least steal;
@@ -570,6 +621,8 @@ def measure_all(scenarios, reps, quick):
         for _ in range(reps):
             for kind in KINDS:
                 runs.setdefault((sc[0], kind), []).append(run_with_little_steal(kind, sc, budget, set_aside))
+            if sc[3] > ALONE_MIN_SIZE:
+                runs.setdefault((sc[0], "storage alone"), []).append({"delivered": storage_alone(sc)})
         for kind in KINDS:
             rs = runs[(sc[0], kind)]
             results[(sc[0], kind)] = {k: statistics.median(r[k] for r in rs) for k in rs[0]}
@@ -700,6 +753,16 @@ def report(scenarios, reps, quick, results, runs, set_aside, timings, p50, p99, 
         aside = [f"{kind} " + ", ".join(run_cell(r, rate_key(kind)) for r in set_aside[(sc[0], kind)])
                  for kind in KINDS if set_aside.get((sc[0], kind))]
         out.append(f"- {sc[0]}: " + "; ".join(cells) + (f"; set aside for their steal: {'; '.join(aside)}" if aside else ""))
+    for sc in scenarios:
+        alone = runs.get((sc[0], "storage alone"))
+        if alone:
+            rates = [r["delivered"] for r in alone]
+            out += ["", f"The disk's own ceiling for {sc[0]}: Postern's storage of each message alone - an unnamed "
+                    f"file written, fsynced, linked into new/, new/ fsynced - from {sc[1]} threads (Python), no SMTP and "
+                    f"no server, run after each repetition's servers: {', '.join(f'{x:.0f}' for x in rates)} msg/s "
+                    f"(median {statistics.median(rates):.0f}). Postern delivered / that: "
+                    f"{paired(runs, sc[0], 'storage alone', 'delivered', 'delivered')} (paired); Postfix delivered / that: "
+                    f"{results[(sc[0], 'postfix')]['delivered'] / statistics.median(rates):.2f} (of the medians)."]
     out += ["", "Postern's CPU seconds per thread (median of the runs; from the moment the load starts): the "
             "event loop, the committer, and the file pool's thread - whose share jumps (several times ~15 us per "
             "file) when ext4 skips recently freed inodes, so a high one marks a run that paid for deletes before it:",
