@@ -99,6 +99,7 @@ struct session {
     struct rdns_check *rdns;        /* the client's name lookups (smtp_rdns.c), or NULL */
     struct spf_check *spf;          /* the sender's SPF check (smtp_spf.c), or NULL */
     struct access_copy client_access; /* client_access verdict, from the connection on */
+    unsigned long long access_reloads; /* srv->metrics.reloads when it was taken (again at MAIL after one) */
     struct access_copy sender_access; /* sender_access verdict of the current MAIL */
     struct access_copy helo_access;   /* helo_access verdict of the last EHLO/HELO */
     struct event *spf_timer;
@@ -152,8 +153,8 @@ const char *rdns_name(const struct session *s);
 bool rdns_refuses(const struct session *s);
 void rdns_free(struct session *s);
 
-/* smtp_access.c: the client's client_access verdict, looked up as it connects (MX role); the
- * sender's sender_access verdict, at each MAIL; at RCPT (not for postmaster), the refusal either
+/* smtp_access.c: the client's client_access verdict, looked up as it connects (MX role) and again
+ * at the first MAIL after a reload; the sender's sender_access verdict, at each MAIL; at RCPT (not for postmaster), the refusal either
  * gives - sent and logged, true - or false; the copies freed with the session. A client with
  * permit is not looked up in block lists, SPF or the sender domain checks. */
 void client_access_start(struct session *s);

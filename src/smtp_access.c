@@ -1,5 +1,6 @@
 /* smtp_access.c - the access tables (access.h) applied to a session of the MX role: the client's
- * client_access verdict as it connects, the EHLO/HELO name's helo_access verdict at each EHLO/HELO,
+ * client_access verdict as it connects (again at the first MAIL after a reload), the EHLO/HELO
+ * name's helo_access verdict at each EHLO/HELO,
  * the sender's sender_access verdict at each MAIL, all kept
  * with their texts (a reload may free the tables meanwhile) and applied at each RCPT but
  * postmaster's (RFC 5321 4.5.1), as block lists are. Authenticated users are not judged by them.
@@ -24,20 +25,31 @@ static void keep_verdict(struct access_copy *copy, const struct access_verdict *
     copy->text = v->text ? strdup(v->text) : NULL;
 }
 
-void client_access_start(struct session *s)
+/* Looks the client up in client_access (MX role) and keeps the verdict: as it connects (logged
+ * when there is one), and again after a reload (logged when it changed), so that a long session
+ * meets a table the administrator changed from its next transaction on. */
+static void take_client_verdict(struct session *s, bool again)
 {
+    s->access_reloads = s->srv->metrics.reloads;
     if (s->role != ROLE_MX)
         return;
     struct access_verdict v = access_client(&s->srv->policy->access, (const struct sockaddr *)&s->peer);
-    if (v.action == ACCESS_NONE)
-        return;
+    enum access_action before = s->client_access.action;
     keep_verdict(&s->client_access, &v);
-    log_info("event=client_access session=%s client=%s action=%s line=%d", s->id, s->peer_ip,
-             access_action_name(v.action), v.line);
+    if (again ? v.action != before : v.action != ACCESS_NONE)
+        log_info("event=client_access session=%s client=%s action=%s line=%d%s", s->id, s->peer_ip,
+                 access_action_name(v.action), v.line, again ? " reloaded=yes" : "");
+}
+
+void client_access_start(struct session *s)
+{
+    take_client_verdict(s, false);
 }
 
 void sender_access_check(struct session *s, const struct mailbox *mb)
 {
+    if (s->access_reloads != s->srv->metrics.reloads)
+        take_client_verdict(s, true);
     struct access_verdict v = {ACCESS_NONE, NULL, 0};
     if (s->role == ROLE_MX && !s->auth_user)
         v = access_sender(&s->srv->policy->access, mb, s->srv->policy->recipient_delimiter);

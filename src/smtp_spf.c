@@ -200,8 +200,13 @@ static void on_spf_timeout(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct session *s = arg;
-    char identity[ADDR_PATH_MAX + 300], detail[80];
+    char identity[ADDR_PATH_MAX + 300], detail[400];
     bool helo_identity = false;
+    if (spf_check_failed_unexplained(s->spf, detail, sizeof detail)) { /* only its exp= was late */
+        spf_check_cancel(s->spf);
+        on_spf_done(s, SPF_FAIL, detail, NULL);
+        return;
+    }
     spf_check_cancel(s->spf);
     s->spf = NULL;
     snprintf(detail, sizeof detail, "no answer within dns_timeout (%us)", s->srv->cfg->dns_timeout);

@@ -373,7 +373,6 @@ struct spf_check {
     char explanation[SPF_EXPLANATION_MAX + 1];
 };
 
-struct term;
 static void evaluate(struct spf_check *c);
 static void frame_done(struct spf_check *c, enum spf_result r);
 static bool expand_target(struct spf_check *c, const struct term *t);
@@ -794,6 +793,14 @@ struct spf_check *spf_check_start(struct dns *dns, const struct sockaddr *ip, co
         return c;
     free(c);
     return NULL;
+}
+
+bool spf_check_failed_unexplained(const struct spf_check *c, char *detail, size_t detailsz)
+{
+    if (!c || c->step != STEP_EXP || !c->q)
+        return false;
+    snprintf(detail, detailsz, "%s", c->detail);
+    return true;
 }
 
 void spf_check_cancel(struct spf_check *c)

@@ -43,6 +43,11 @@ typedef void (*spf_done_cb)(void *arg, enum spf_result result, const char *detai
 struct spf_check *spf_check_start(struct dns *dns, const struct sockaddr *ip, const char *sender, const char *helo,
                                   const char *receiver, spf_done_cb cb, void *arg);
 
+/* True when the check has its result, fail, and waits only for the exp= explanation (which must
+ * never change a result: RFC 7208 6.2): a caller whose time is up takes fail, with the detail
+ * copied into detail, before it cancels. NULL is fine (false). */
+bool spf_check_failed_unexplained(const struct spf_check *c, char *detail, size_t detailsz);
+
 /* Stops a check: its callback will not run. NULL is fine. */
 void spf_check_cancel(struct spf_check *c);
 

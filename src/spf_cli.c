@@ -60,6 +60,8 @@ static bool run_check(FILE *out, const struct config *cfg, const struct sockaddr
         struct timeval limit = {(time_t)cfg->dns_timeout, 0};
         event_base_loopexit(run->base, &limit);
         event_base_dispatch(run->base);
+        if (!run->done && spf_check_failed_unexplained(check, run->detail, sizeof run->detail))
+            run->result = SPF_FAIL; /* only its exp= was late */
         if (!run->done)
             spf_check_cancel(check);
     } else {

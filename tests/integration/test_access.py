@@ -188,11 +188,15 @@ def test_a_reload_applies_changed_tables(make_server, tmp_path):
     clients.write_text("127.0.0.2 reject\n")
     senders.write_text("later.test reject\n")
     sighup_and_wait(srv, "reloaded")
-    before.expect("RCPT TO:<bob@example.test>", 250)  # the verdicts of this MAIL and connection stand
+    before.expect("RCPT TO:<bob@example.test>", 250)  # the verdicts of this transaction stand
     before.expect("RSET", 250)
-    before.expect("MAIL FROM:<x@later.test>", 250)
-    before.expect("RCPT TO:<alice@example.test>", 550, "Sender address refused")  # the next MAIL's
+    before.expect("MAIL FROM:<x@later.test>", 250)  # the client's entry is taken again at this MAIL
+    before.expect("RCPT TO:<alice@example.test>", 550, "Client host [127.0.0.2] refused")
     before.expect("QUIT", 221)
+    assert "client=127.0.0.2 action=reject line=1 reloaded=yes" in srv.log_text()
+    other = session_from(srv, "127.0.0.3", "x@later.test")
+    other.expect("RCPT TO:<alice@example.test>", 550, "Sender address refused")  # the new sender_access
+    other.expect("QUIT", 221)
     after = session_from(srv, "127.0.0.2")
     after.expect("RCPT TO:<alice@example.test>", 550, "Client host [127.0.0.2] refused")
     after.expect("QUIT", 221)

@@ -3,7 +3,10 @@ records for each kind of term and each result; the client is 127.0.0.1. spf_poli
 a fail with 550 5.7.23 at each RCPT but postmaster's; header (and reject) record every result in a
 Received-SPF field above the Received field; relay_networks clients are not checked."""
 import re
+import socket
+import struct
 import subprocess
+import threading
 import time
 
 from conftest import BIN, Client, wait_for
@@ -159,6 +162,66 @@ def test_a_fail_gives_the_domains_own_explanation_from_exp(make_server):
     r = subprocess.run([str(BIN), "-c", str(srv.conf_path), "spf", "127.0.0.1", "carol@spf-exp.test"],
                        capture_output=True, text=True)
     assert r.returncode == 1 and f"  the domain explains (exp=): {why.format(d='spf-exp.test')}\n" in r.stdout
+
+
+def scripted_dns(records, silent):
+    """A DNS server on loopback for dns_resolver: TXT records from `records` (name -> text), no
+    answer at all for a name in `silent`, NXDOMAIN for the rest. Returns (address, stop)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(0.2)
+    done = threading.Event()
+
+    def serve():
+        while not done.is_set():
+            try:
+                query, peer = sock.recvfrom(4096)
+            except socket.timeout:
+                continue
+            labels, i = [], 12
+            while query[i]:
+                labels.append(query[i + 1:i + 1 + query[i]].decode().lower())
+                i += 1 + query[i]
+            question, name = query[12:i + 5], ".".join(labels)
+            if name in silent:
+                continue
+            text = records.get(name)
+            answer = b""
+            if text is not None and struct.unpack("!H", query[i + 1:i + 3])[0] == 16:
+                rdata = bytes([len(text)]) + text.encode()
+                answer = b"\xc0\x0c" + struct.pack("!HHIH", 16, 1, 60, len(rdata)) + rdata
+            flags = 0x8180 | (0 if text is not None else 3)  # QR RD RA; NXDOMAIN for an unknown name
+            sock.sendto(query[:2] + struct.pack("!HHHHH", flags, 1, 1 if answer else 0, 0, 0) + question + answer, peer)
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+
+    def stop():
+        done.set()
+        t.join()
+        sock.close()
+    return f"127.0.0.1@{sock.getsockname()[1]}", stop
+
+
+def test_an_explanation_too_late_leaves_the_fail_standing(make_server):
+    """RFC 7208 6.2: the exp= lookup never changes the result - one that gets no answer within
+    dns_timeout leaves the fail, refused without an explanation (not a temperror that lets the
+    mail in); postern spf says fail too."""
+    address, stop = scripted_dns({"slow-exp.test": "v=spf1 ip4:192.0.2.1 exp=why.slow-exp.test -all"},
+                                 {"why.slow-exp.test"})
+    try:
+        srv = make_server(dns_resolver=address, dns_timeout="1s", sender_null_mx_check="no", spf_policy="reject")
+        c = srv.connect()
+        c.expect("EHLO client.example", 250)
+        c.expect("MAIL FROM:<carol@slow-exp.test>", 250)
+        c.expect("RCPT TO:<alice@example.test>", 550,
+                 "5.7.23 SPF validation failed: slow-exp.test does not allow mail from [127.0.0.1]")
+        c.expect("QUIT", 221)
+        assert 'identity=carol@slow-exp.test result=fail detail="-all matched in slow-exp.test"\n' in srv.log_text()
+        r = subprocess.run([str(BIN), "-c", str(srv.conf_path), "spf", "127.0.0.1", "carol@slow-exp.test"],
+                           capture_output=True, text=True)
+        assert r.returncode == 1 and ": fail\n  -all matched in slow-exp.test\n" in r.stdout, r.stdout
+    finally:
+        stop()
 
 
 def test_helo_name_is_checked_first_and_its_fail_decides(make_server):
