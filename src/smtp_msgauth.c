@@ -167,7 +167,6 @@ static void dmarc_decide(struct msgauth_check *c)
     d->result = dmarc_evaluate(&d->record, &f, d->at_org, arc4random_uniform(100), &d->dis);
 }
 
-/* Logs and counts each result, puts the field into the message. */
 /* True when a local recipient's DMARC quarantine folder is held (it failed, mailbox_hold.h): the
  * copies then go to the inboxes, marked dis=quarantine, instead of failing again (one folder for
  * the message: the copies share one file). */
@@ -180,6 +179,7 @@ static bool quarantine_folder_held(const struct session *s, const struct message
     return false;
 }
 
+/* Logs and counts each result, puts the field into the message (and picks its folder). */
 static void finish(struct msgauth_check *c)
 {
     struct session *s = c->s;
