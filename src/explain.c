@@ -133,14 +133,44 @@ static bool catalog_words(const char *catalog_text, const char *text)
     return strncmp(text, catalog_text, n) == 0 && (catalog_text[n] == '%' || text[n] == '\0');
 }
 
+/* True when text is the catalog text whole, each %s standing for any run of characters: of two
+ * rows whose words begin alike (SPF_FAIL and SPF_FAIL_EXPLAINED), the one the line really is. */
+static bool catalog_whole(const char *pattern, const char *text)
+{
+    const char *star = NULL, *resume = NULL;
+    while (*text) {
+        if (pattern[0] == '%' && pattern[1] == 's') {
+            star = pattern += 2;
+            resume = text;
+        } else if (*pattern == *text) {
+            pattern++;
+            text++;
+        } else if (star) { /* the last %s takes one more character */
+            pattern = star;
+            text = ++resume;
+        } else {
+            return false;
+        }
+    }
+    while (pattern[0] == '%' && pattern[1] == 's')
+        pattern += 2;
+    return *pattern == '\0';
+}
+
 /* The catalog row of one of Postern's own replies: code and enhanced code both equal, and the
- * words too when given; without words, only when a single row has both codes. */
+ * words too when given (a row the whole line matches first, else one its words begin with);
+ * without words, only when a single row has both codes. */
 static const struct reply_info *find_catalog(int code, const char *enh, const char *text)
 {
     const struct reply_info *found = NULL;
     int rows = 0;
     if (!code || !*enh)
         return NULL;
+    for (int id = 0; text && id < REPLY__COUNT; id++) {
+        const struct reply_info *r = reply_info((enum reply_id)id);
+        if (r->code == code && strcmp(r->enhanced, enh) == 0 && catalog_whole(r->text, text))
+            return r;
+    }
     for (int id = 0; id < REPLY__COUNT; id++) {
         const struct reply_info *r = reply_info((enum reply_id)id);
         if (r->code != code || strcmp(r->enhanced, enh) != 0)

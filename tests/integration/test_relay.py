@@ -956,6 +956,13 @@ def test_explain_command():
     assert "bare CR or LF" not in out and "Source:   RFC 3463" in out
     out = subprocess.run([str(BIN), "explain", "550 4.7.1 go away"], capture_output=True, text=True)
     assert out.returncode == 0 and "permanent failure" in out.stdout and "the reply code decides" in out.stdout
+    # two rows whose words begin alike: the one the whole line is
+    plain = "550 5.7.23 SPF validation failed: x.example does not allow mail from [192.0.2.1]"
+    out = subprocess.run([str(BIN), "explain", plain], capture_output=True, text=True).stdout
+    assert out.startswith("550 5.7.23  SPF validation failed: %s does not allow mail from [%s]\n"), out
+    out = subprocess.run([str(BIN), "explain", plain + "; x.example explains: see https://x.example/spf"],
+                         capture_output=True, text=True).stdout
+    assert out.startswith("550 5.7.23  SPF validation failed: %s does not allow mail from [%s]; %s explains"), out
 
 
 def test_delay_warning_then_expiry_bounce(relay):
