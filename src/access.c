@@ -225,6 +225,18 @@ static bool table_get(const struct strmap *table, const char *key, struct access
     return true;
 }
 
+/* The verdict for a canonical domain in a table of senders or names: the domain's own entry,
+ * else its nearest listed parent (".parent"). */
+static bool domain_get(const struct strmap *table, const char *domain, struct access_verdict *v)
+{
+    if (table_get(table, domain, v))
+        return true;
+    for (const char *dot = strchr(domain, '.'); dot; dot = strchr(dot + 1, '.'))
+        if (table_get(table, dot, v))
+            return true;
+    return false;
+}
+
 struct access_verdict access_sender(const struct access_tables *t, const struct mailbox *mb, const char *delimiters)
 {
     struct access_verdict v = {ACCESS_NONE, NULL, 0};
@@ -243,13 +255,8 @@ struct access_verdict access_sender(const struct access_tables *t, const struct 
                 return v;
         }
     }
-    if (mb->literal)
-        return v;
-    if (table_get(&t->senders, mb->domain, &v))
-        return v;
-    for (const char *dot = strchr(mb->domain, '.'); dot; dot = strchr(dot + 1, '.'))
-        if (table_get(&t->senders, dot, &v))
-            return v;
+    if (!mb->literal)
+        domain_get(&t->senders, mb->domain, &v);
     return v;
 }
 
@@ -257,14 +264,7 @@ struct access_verdict access_helo(const struct access_tables *t, const char *hel
 {
     struct access_verdict v = {ACCESS_NONE, NULL, 0};
     char key[ADDR_DOMAIN_MAX + 2];
-    bool utf8;
-    if (!t->helos.count || !*helo || helo[0] == '[' || address_parse_domain(helo, strlen(helo), &utf8) != ADDR_OK)
-        return v;
-    idn_canonical(helo, key, sizeof key);
-    if (table_get(&t->helos, key, &v))
-        return v;
-    for (const char *dot = strchr(key, '.'); dot; dot = strchr(dot + 1, '.'))
-        if (table_get(&t->helos, dot, &v))
-            return v;
+    if (t->helos.count && domain_key(helo, false, key, sizeof key)) /* no address literal */
+        domain_get(&t->helos, key, &v);
     return v;
 }

@@ -154,8 +154,9 @@ bool rdns_refuses(const struct session *s);
 void rdns_free(struct session *s);
 
 /* smtp_access.c: the client's client_access verdict, looked up as it connects (MX role) and again
- * at the first MAIL after a reload; the sender's sender_access verdict, at each MAIL; at RCPT (not for postmaster), the refusal either
- * gives - sent and logged, true - or false; the copies freed with the session. A client with
+ * at the first MAIL after a reload; the sender's sender_access verdict, at each MAIL; the EHLO
+ * name's helo_access verdict, at each EHLO/HELO; at RCPT (not for postmaster), the refusal any of
+ * them gives - sent and logged, true - or false; the copies freed with the session. A client with
  * permit is not looked up in block lists, SPF or the sender domain checks. */
 void client_access_start(struct session *s);
 void sender_access_check(struct session *s, const struct mailbox *mb);

@@ -340,6 +340,17 @@ bool spf_record_valid(const char *record)
     return rc == 0 && redirects <= 1 && exps <= 1;
 }
 
+/* The record's (valid: spf_record_valid) modifier of this kind, redirect= or exp=, into *t; false
+ * when it has none. */
+static bool find_modifier(const char *record, enum term_kind kind, struct term *t)
+{
+    const char *p = record + 6; /* past "v=spf1" */
+    while (next_term(&p, t) == 1)
+        if (t->kind == kind)
+            return true;
+    return false;
+}
+
 /* ---------- evaluation ---------- */
 
 enum step { STEP_RECORD, STEP_A, STEP_EXISTS, STEP_MX, STEP_MX_ADDR, STEP_PTR, STEP_PTR_ADDR, STEP_EXP };
@@ -446,21 +457,14 @@ static bool void_lookup_ok(struct spf_check *c)
  * whatever goes wrong with it leaves the fail without an explanation, never changes the result. */
 static bool ask_explanation(struct spf_check *c)
 {
-    struct frame *f = &c->frames[0];
-    const char *p = f->record ? f->record + 6 : NULL;
     struct term t;
     if (c->explanation_asked)
         return false;
     c->explanation_asked = true;
-    while (p && next_term(&p, &t) == 1) {
-        if (t.kind != MOD_EXP)
-            continue;
-        if (!expand_target(c, &t))
-            return false;
-        c->step = STEP_EXP;
-        return (c->q = spf_dns.lookup(c->dns, c->target, DNS_RR_TXT, on_dns, c)) != NULL;
-    }
-    return false;
+    if (!c->frames[0].record || !find_modifier(c->frames[0].record, MOD_EXP, &t) || !expand_target(c, &t))
+        return false;
+    c->step = STEP_EXP;
+    return (c->q = spf_dns.lookup(c->dns, c->target, DNS_RR_TXT, on_dns, c)) != NULL;
 }
 
 /* Frame ended with r: report it, or hand it to the include that asked (RFC 7208 5.2). */
@@ -693,12 +697,8 @@ static void start_lookup_term(struct spf_check *c, struct frame *f)
 /* No term matched: redirect= (its domain's result is this one's) or neutral (RFC 7208 4.7). */
 static void end_of_record(struct spf_check *c, struct frame *f)
 {
-    const char *p = f->record + 6;
-    struct term t = {0};
-    bool redirect = false;
-    while (!redirect && next_term(&p, &t) == 1)
-        redirect = t.kind == MOD_REDIRECT;
-    if (!redirect) {
+    struct term t;
+    if (!find_modifier(f->record, MOD_REDIRECT, &t)) {
         finish(c, SPF_NEUTRAL, "no term of %s matched", f->domain);
         return;
     }
