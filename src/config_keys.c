@@ -120,8 +120,9 @@ const struct key_def config_keys[] = {
      "listed parent domain; other mail is never signed. postern dkim-record prints the DNS records to publish."},
     {"srs_domain", T_STRING, F(srs_domain), "", 0, 0,
      "Sender Rewriting Scheme: relayed mail whose sender is not in a local domain goes out from "
-     "SRS0=HASH=TT=domain=local@srs_domain (so the receiver's SPF check looks at this server's domain), and "
-     "bounces to such addresses are passed back to the sender. Its MX must point here. Empty: off."},
+     "SRS0=HASH=TT=domain=local@srs_domain (so the receiver's SPF check looks at this server's domain; a sender "
+     "that is another forwarder's SRS address: SRS1=HASH=forwarder==REST@srs_domain), and bounces to such "
+     "addresses are passed back to the sender. Its MX must point here. Empty: off."},
     {"srs_secret", T_OPTPATH, F(srs_secret), "", 0, 0,
      "File of SRS secrets, one per line (at least 16 characters): the first signs, every one verifies - add a "
      "new first line to change it, remove the old one after srs_max_age. Keep it unreadable to other users."},

@@ -7,8 +7,11 @@
  *
  * (HHHHH: a keyed hash of the rest, TT: the day it was made), an address of this server's own, so
  * SPF is checked against srs_domain; a bounce sent back to it is verified here (hash, age) and
- * passed on to local@domain. Only this server reads the addresses it makes: the layout is the
- * common SRS0 one, the hash its own (HMAC-SHA256, base32: five characters, any case). */
+ * passed on to local@domain. A sender that is already an SRS address of another forwarder goes
+ * out as SRS1=HHHHH=forwarder=REST@srs_domain (the first forwarder and what followed its "SRS0"):
+ * its bounce goes back to that forwarder's SRS0 address, and addresses do not grow at each hop.
+ * Only this server reads the addresses it makes: the layouts are the common SRS0 and SRS1 ones,
+ * the hash its own (HMAC-SHA256, base32: five characters, any case). */
 #ifndef POSTERN_SRS_H
 #define POSTERN_SRS_H
 
@@ -34,13 +37,14 @@ void srs_free(struct srs *s);
 
 /* The SRS form of sender at unix time now into out; false when sender stays as it is: SRS off, the
  * null sender, an address already at srs_domain, or one SRS cannot carry (a quoted or non-ASCII
- * local part, an address literal, a result longer than a local part may be, 64 octets). The
- * caller leaves out senders of its own domains. */
+ * local part, an address literal, a result longer than a local part may be, 64 octets). An SRS0
+ * or SRS1 sender of another forwarder gets the SRS1 form. The caller leaves out senders of its own
+ * domains. */
 bool srs_forward(const struct srs *s, const char *sender, long long now, char *out, size_t outsz);
 
 enum srs_verdict {
-    SRS_NOT_SRS,   /* the local part is not an SRS0 address: an ordinary recipient */
-    SRS_VALID,     /* out holds the original sender */
+    SRS_NOT_SRS,   /* the local part is not an SRS0 or SRS1 address: an ordinary recipient */
+    SRS_VALID,     /* out holds the original sender (for SRS1: the first forwarder's SRS0 address) */
     SRS_BAD,       /* malformed, or its hash matches no secret: not made here */
     SRS_EXPIRED,   /* made here, longer ago than max_age_days */
 };

@@ -179,6 +179,47 @@ def test_forwarded_mail_leaves_with_an_srs_sender_and_its_bounce_comes_back(rela
     assert [l for l in peer.lines if l.startswith("MAIL FROM")][2] == "MAIL FROM:<>"
 
 
+def srs_hash(secret, data):
+    """The SRS hash the README documents: HMAC-SHA256 under the secret over data in lower case,
+    its first 25 bits in base32."""
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+    bits = int.from_bytes(hmac.new(secret.encode(), data.lower().encode(), hashlib.sha256).digest()[:4], "big")
+    return "".join(alphabet[(bits >> (27 - 5 * i)) & 31] for i in range(5))
+
+
+def test_srs_sender_of_another_forwarder_goes_out_as_srs1(relay, tmp_path):  # noqa: F811
+    """Mail already forwarded once (its sender an SRS0 address of another forwarder) leaves as
+    SRS1=HHHHH=forwarder==REST@srs_domain, the hash over "srs1=forwarder==REST"; an SRS1 sender
+    keeps its first forwarder. A bounce to such an address goes back to the first forwarder's SRS0
+    address (which only that forwarder can read); a changed one gets 550 5.1.1."""
+    peer = scripted(relay, reply=lambda line, n: b"354 go\r\n" if line == "DATA" else b"250 2.0.0 ok\r\n")
+    table = tmp_path / "aliases"
+    table.write_text("fwd@example.test friend@scripted.test\n")
+    secrets = tmp_path / "srs-secrets"
+    secrets.write_text("the-secret-0123456789\n")
+    secrets.chmod(0o600)
+    srv = relay["start"](relay_networks="", aliases=table, srs_domain="example.test", srs_secret=secrets)
+    first_hop = "SRS0=abcde=RA=orig.example=bob@Scripted.test"
+    send(srv, ["fwd@example.test"], sender=first_hop)
+    send(srv, ["fwd@example.test"], sender="SRS1=ZZZZZ=scripted.test==abcde=RA=orig.example=bob@hop2.example")
+    wait_for(lambda: len(peer.bodies) == 2, what="both forwarded copies")
+    rest = "=abcde=RA=orig.example=bob"
+    srs1 = f"SRS1={srs_hash('the-secret-0123456789', 'srs1=scripted.test=' + rest)}=scripted.test={rest}@example.test"
+    assert [l for l in peer.lines if l.startswith("MAIL FROM")] == [f"MAIL FROM:<{srs1}>"] * 2
+    assert f"sender=<{first_hop}> as=<{srs1}>" in srv.log_text()
+    c = srv.connect()
+    c.expect("EHLO bouncer.example", 250)
+    c.expect("MAIL FROM:<>", 250)
+    c.expect(f"RCPT TO:<{srs1}>", 250)
+    for bad in [srs1.replace("=scripted.test=", "=hop3.example="), srs1.replace("=bob@", "=bobby@")]:
+        c.expect(f"RCPT TO:<{bad}>", 550, "5.1.1 Bounce address not valid or expired")
+    c.expect("DATA", 354)
+    c.send(b"Subject: Undelivered Mail\r\n\r\nyour message could not be delivered\r\n.\r\n")
+    assert c.reply()[0] == 250
+    wait_for(lambda: len(peer.bodies) == 3, what="the bounce passed back")
+    assert [l for l in peer.lines if l.startswith("RCPT")][2:] == ["RCPT TO:<SRS0=abcde=RA=orig.example=bob@scripted.test>"]
+
+
 def test_srs_mistakes_at_check_config_and_route(tmp_path):
     """A short secret is an error at its line that does not show it; srs_domain without a secret,
     or an address literal, is an error; postern route tells where a bounce address leads."""
