@@ -3,7 +3,8 @@
  *  - every reply line is "DDD " or "DDD-" plus text, at most 512 octets with CRLF;
  *  - nothing is sent after a 221 reply (QUIT);
  *  - one reply per command: walking the input line by line (and each DATA body up to CRLF.CRLF
- *    after a 354) accounts for every reply, in order, with none missing and none extra;
+ *    after a 354, each BDAT chunk's stated octets after its line) accounts for every reply, in
+ *    order, with none missing and none extra;
  *  - every "250 2.0.0 Ok: queued as ID" has its message file in a Maildir new/ (never a 250 for a
  *    message that was not committed); the mailbox may be alice's or postmaster's. */
 #include <glob.h>
@@ -26,6 +27,7 @@
 #include "policy.h"
 #include "conn_count.h"
 #include "server.h"
+#include "smtp_parse.h"
 #include "smtp_session.h"
 #include "workq.h"
 
@@ -114,6 +116,21 @@ static void settle(struct bufferevent *client)
 
 #define MAX_FINALS 70000
 
+/* True when an input line (LF and any CR before it excluded) is a BDAT command the session reads
+ * as one - short enough, no NUL, a size it can read - with its chunk's size: that many octets
+ * after the line are the chunk's, not commands. */
+static bool bdat_line(const uint8_t *line, size_t len, uint64_t *size)
+{
+    if (len && line[len - 1] == '\r')
+        len--;
+    if (len + 2 > cfg.max_command_line || memchr(line, '\0', len))
+        return false;
+    struct smtp_command c;
+    bool last;
+    smtp_parse_command((const char *)line, len, &c);
+    return c.verb == VERB_BDAT && smtp_parse_bdat(c.arg, c.arg_len, size, &last);
+}
+
 /* The oracle for "one reply per command": finals[] holds the code of each complete reply (the
  * greeting first; negative for replies that close the session). Each input line (ended by LF) takes one reply; a 354 also takes the body up to
  * the first CRLF.CRLF and one more reply; 221 and 554 end the session, as does the 421 that follows
@@ -127,7 +144,17 @@ static void check_one_reply_per_command(const uint8_t *in, size_t n, const int *
         const uint8_t *nl = memchr(in + pos, '\n', n - pos);
         if (!nl)
             abort(); /* a reply with no complete command to answer */
+        size_t line_start = pos;
         pos = (size_t)(nl - in) + 1;
+        uint64_t chunk;
+        if (bdat_line(in + line_start, (size_t)(nl - in) - line_start, &chunk)) {
+            bool whole = chunk <= n - pos; /* else the input ends inside the chunk */
+            pos = whole ? pos + (size_t)chunk : n;
+            if (!whole) { /* a refused chunk has its reply already; a taken one is still open */
+                r += r < nfinals;
+                break;
+            }
+        }
         int code = finals[r++];
         if (code == 354) {
             const uint8_t *end = NULL;
@@ -179,7 +206,8 @@ static void check_replies(struct evbuffer *in, const uint8_t *input, size_t inpu
                 abort();
             int code = atoi(line);
             /* closing replies: 221, every 421, and 554 5.5.0 (other protocol / early talker) */
-            bool closes = code == 221 || code == 421 || strncmp(line, "554 5.5.0", 9) == 0;
+            bool closes = code == 221 || code == 421 || strncmp(line, "554 5.5.0", 9) == 0 ||
+                          strncmp(line, "501 5.5.4 Syntax: BDAT", 22) == 0; /* its chunk's end unknown */
             finals[nfinals++] = closes ? -code : code;
         }
         if (strncmp(line, "250 2.0.0 Ok: queued as ", 24) == 0) {

@@ -28,6 +28,13 @@ sessions = [dialogue,
             b"EHLO c\r\nMAIL FROM:<a@b> SIZE=999999\r\nMAIL FROM:<a@b> BOGUS=1\r\nNOOP\r\n" + b"A" * 700 + b"\r\nNOOP\r\n",
             b"EHLO c\r\nMAIL FROM:<a@b>\r\nRCPT TO:<alice@example.test>\r\nDATA\r\n" + b"y" * 5000 + b"\r\n.\r\nQUIT\r\n",
             b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", b"EHLO c\r\nDATA\r\nRCPT TO:<alice@example.test>\r\nQUIT\r\n"]
+bdat = b"Subject: b\r\n\r\n.\r\nMAIL FROM:<e@vil>\r\n"
+sessions += [b"EHLO c\r\nMAIL FROM:<a@b>\r\nRCPT TO:<alice@example.test>\r\nBDAT %d\r\n%sBDAT 6 LAST\r\nab\r\n\r\n"
+             b"QUIT\r\n" % (len(bdat), bdat),
+             b"EHLO c\r\nBDAT 6\r\nQUIT\r\nMAIL FROM:<a@b>\r\nBDAT 6 LAST\r\nRSET\r\nRCPT TO:<alice@example.test>\r\n"
+             b"BDAT 3\r\nx\r\rMAIL FROM:<a@b>\r\nBDAT 0 LAST\r\nBDAT x\r\nQUIT\r\n",
+             b"EHLO c\r\nMAIL FROM:<a@b>\r\nRCPT TO:<alice@example.test>\r\nBDAT 5000 LAST\r\n" + b"z" * 5000 + b"NOOP\r\n",
+             b"EHLO c\r\nBDAT 6\r\nNOOP\r\nNOOP\r\nMAIL FROM:<a@b>\r\nBDAT 12 LAST\r\nNOOP\r\nNOOP\r\nQUIT\r\n"]
 for end in SMUGGLE:
     sessions.append(b"EHLO c\r\nMAIL FROM:<a@b>\r\nRCPT TO:<alice@example.test>\r\nDATA\r\nx" + end +
                     b"MAIL FROM:<e@vil>\r\nRCPT TO:<alice@example.test>\r\nDATA\r\nsmuggled\r\n.\r\nQUIT\r\n")

@@ -85,7 +85,7 @@ VALGRIND_SKIP="$VALGRIND_SKIP or test_hold_and_release_during_an_attempt_then_re
 VALGRIND_SKIP="$VALGRIND_SKIP or test_route_is_looked_up_again_once_its_ttl_is_over"
 VALGRIND_SKIP="$VALGRIND_SKIP or test_null_mx_checks_wait_at_most_dns_timeout"
 POSTERN_VALGRIND=1 pytest_pass valgrind build/postern tests/integration/test_protocol.py \
-    tests/integration/test_data.py tests/integration/test_relay.py -k "not ($VALGRIND_SKIP)" &
+    tests/integration/test_data.py tests/integration/test_bdat.py tests/integration/test_relay.py -k "not ($VALGRIND_SKIP)" &
 valgrind_pass=$!
 trap 'kill $valgrind_pass 2>/dev/null; pkill -f "basetemp=/tmp/postern-pytest" 2>/dev/null' INT TERM
 

@@ -1,5 +1,5 @@
 /* session_priv.h - the inside of a session, shared by smtp_session.c (connection, commands,
- * DATA, commit) and smtp_tls_auth.c (STARTTLS and AUTH). Not for other modules: they use
+ * DATA, commit), smtp_bdat.c (BDAT) and smtp_tls_auth.c (STARTTLS and AUTH). Not for other modules: they use
  * smtp_session.h. */
 #ifndef POSTERN_SESSION_PRIV_H
 #define POSTERN_SESSION_PRIV_H
@@ -9,6 +9,7 @@
 #include <event2/util.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/socket.h>
 
 #include "access.h"
@@ -71,6 +72,8 @@ struct session {
     bool job_pending;      /* the message is on a disk thread */
     bool dead;             /* connection gone; free when the disk job returns */
     bool greeting_pending; /* greet_delay running: any input now is an early talker */
+    bool bdat_last;        /* the current BDAT chunk is the message's last (BDAT n LAST) */
+    bool bdat_open;        /* the transaction's message is coming in BDAT chunks: more expected */
     struct event *greet_ev;
     struct event *close_ev;/* closes the connection from the loop, never from inside a callback */
     double close_deadline; /* stop waiting for unsent output then */
@@ -109,6 +112,8 @@ struct session {
     char *helo_spf_detail;          /* what decided the HELO name's result */
     struct msgauth_check *msgauth;  /* DKIM and DMARC at the end of data (smtp_msgauth.c), or NULL */
     struct data_reader data;
+    uint64_t bdat_left;    /* octets of the current BDAT chunk still to come (read, or dropped) */
+    uint64_t bdat_size;    /* the current chunk's stated size, for its reply */
     char *line;            /* max_command_line + 1 octets, grown once for a DSN-sized MAIL/RCPT */
     size_t line_cap;
 };
@@ -174,6 +179,15 @@ void log_rcpt_refused(struct session *s, const char *addr, enum reply_id id, con
 /* smtp_session.c: the read timeout of the session's state (data_timeout in DATA, else
  * command_timeout) and the write timeout. */
 void set_timeouts(struct session *s);
+
+/* smtp_bdat.c: CHUNKING (RFC 3030). cmd_bdat runs every BDAT, whatever the state (a refused
+ * chunk is still read, and dropped, to stay in step with the client); bdat_chunk_end when the
+ * chunk's last octet was read into the message; bdat_drop reads a refused chunk's octets (false
+ * when none are buffered); bdat_refuses says 503 to the commands that must wait for the last chunk. */
+void cmd_bdat(struct session *s, const struct smtp_command *c);
+void bdat_chunk_end(struct session *s);
+bool bdat_drop(struct session *s, struct evbuffer *in);
+bool bdat_refuses(struct session *s, enum smtp_verb v);
 
 /* smtp_store.c: the message's data ended: refused whole, or checked (smtp_msgauth.c) then stored -
  * trace fields, commit, and the reply once the commit is done. */

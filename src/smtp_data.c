@@ -17,9 +17,16 @@ enum {
 void data_reader_init(struct data_reader *r, size_t max_size)
 {
     r->state = S_BOL; /* the DATA command's CRLF began this line */
+    r->chunked = false;
     r->flags = 0;
     r->size = 0;
     r->max_size = max_size;
+}
+
+void data_reader_init_chunked(struct data_reader *r, size_t max_size)
+{
+    data_reader_init(r, max_size);
+    r->chunked = true;
 }
 
 struct run {
@@ -68,7 +75,7 @@ size_t data_reader_feed(struct data_reader *r, const char *in, size_t len, data_
         unsigned char c = (unsigned char)in[i];
         switch (r->state) {
         case S_BOL:
-            if (c == '.') {
+            if (c == '.' && !r->chunked) {
                 flush(&run, i);
                 r->state = S_DOT;
                 continue;
@@ -128,4 +135,15 @@ size_t data_reader_feed(struct data_reader *r, const char *in, size_t len, data_
     }
     flush(&run, len);
     return len;
+}
+
+bool data_reader_end(struct data_reader *r)
+{
+    if (r->state == S_CR)
+        r->flags |= DATA_BARE_CR;
+    if (r->state != S_TEXT)
+        return false;
+    count(r, 2);
+    r->state = S_BOL;
+    return r->flags == 0;
 }

@@ -218,3 +218,25 @@ bool smtp_orcpt_valid(const char *v, size_t n, size_t max, bool smtputf8)
     bool utf8_type = semi - v == 5 && strncasecmp(v, "utf-8", 5) == 0;
     return alen > 0 && (smtputf8 && utf8_type ? unitext_valid(addr, alen) : smtp_xtext_valid(addr, alen));
 }
+
+bool smtp_parse_bdat(const char *arg, size_t len, uint64_t *size, bool *last)
+{
+    size_t i = 0;
+    uint64_t n = 0;
+    for (; i < len && arg[i] >= '0' && arg[i] <= '9'; i++) {
+        unsigned d = (unsigned)(arg[i] - '0');
+        if (n > (UINT64_MAX - d) / 10)
+            return false;
+        n = n * 10 + d;
+    }
+    if (i == 0)
+        return false;
+    *size = n;
+    *last = false;
+    if (i == len)
+        return true;
+    if (arg[i] != ' ' || len - i - 1 != 4 || strncasecmp(arg + i + 1, "LAST", 4) != 0)
+        return false;
+    *last = true;
+    return true;
+}

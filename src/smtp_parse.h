@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "address.h"
 
@@ -67,6 +68,10 @@ unsigned smtp_parse_notify(const char *v, size_t n);
 /* RCPT ORCPT= value (RFC 3461 4.2): addr-type ";" xtext, at most max octets; with smtputf8 (MAIL
  * had SMTPUTF8) a utf-8 addr-type may also hold UTF-8 characters (RFC 6533 utf-8-addr-unitext). */
 bool smtp_orcpt_valid(const char *v, size_t n, size_t max, bool smtputf8);
+
+/* BDAT's argument (RFC 3030 2): chunk-size (1*DIGIT) [SP "LAST"], case-insensitive; false when
+ * malformed or over UINT64_MAX. */
+bool smtp_parse_bdat(const char *arg, size_t len, uint64_t *size, bool *last);
 
 /* Validates a HELO/EHLO argument: one token of printable ASCII or UTF-8, at most 255 octets. */
 bool smtp_helo_arg_valid(const char *arg, size_t len);

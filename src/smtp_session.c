@@ -274,6 +274,7 @@ void reset_transaction(struct session *s)
     bool big = s->msg && evbuffer_get_length(s->msg->body) >= TRIM_AFTER;
     message_free(s->msg);
     s->msg = NULL;
+    s->bdat_open = false; /* a chunk being dropped (bdat_left) still is */
     if (big)
         malloc_trim(0);
     if (s->state != ST_FRESH)
@@ -328,8 +329,8 @@ static void cmd_helo(struct session *s, const struct smtp_command *c)
     struct evbuffer *out = reply_buffer(s);
     char size[32];
     snprintf(size, sizeof size, "SIZE %zu", s->srv->cfg->max_message_size);
-    const char *keywords[8] = {"PIPELINING", size, "8BITMIME", "ENHANCEDSTATUSCODES", "SMTPUTF8", "DSN"};
-    size_t n = 6;
+    const char *keywords[9] = {"PIPELINING", size, "8BITMIME", "ENHANCEDSTATUSCODES", "SMTPUTF8", "DSN", "CHUNKING"};
+    size_t n = 7;
     if (s->srv->tls_ctx && !s->tls)
         keywords[n++] = "STARTTLS";
     if (auth_offered(s) && !s->auth_user)
@@ -442,7 +443,6 @@ static const struct {
     {VERB_EXPN, ANY, cmd_not_implemented},
     {VERB_TURN, ANY, cmd_not_implemented},
     {VERB_ETRN, ANY, cmd_not_implemented},
-    {VERB_BDAT, ANY, cmd_not_implemented},
     {VERB_STARTTLS, ANY, cmd_starttls},
     {VERB_AUTH, IN(ST_READY) | IN(ST_MAIL) | IN(ST_RCPT), cmd_auth},
 };
@@ -472,6 +472,12 @@ static void run_command(struct session *s, const char *line, size_t len)
         close_after_flush(s);
         return;
     }
+    if (c.verb == VERB_BDAT) { /* its chunk follows whatever the reply: cmd_bdat reads or drops it */
+        cmd_bdat(s, &c);
+        return;
+    }
+    if (bdat_refuses(s, c.verb))
+        return;
     if (!s->srv->cfg->accept_mail && c.verb != VERB_QUIT) { /* RFC 7504 */
         reply(s, REPLY_HOST_NO_MAIL);
         return;
@@ -554,13 +560,16 @@ static bool next_command(struct session *s, struct evbuffer *in)
     return true;
 }
 
-/* Feeds buffered DATA bytes to the body reader; false when the buffer is empty. */
+/* Feeds buffered DATA bytes (or the current BDAT chunk's) to the body reader; false when the
+ * buffer is empty. */
 static bool next_data(struct session *s, struct evbuffer *in)
 {
     struct evbuffer_iovec v;
     if (evbuffer_peek(in, -1, NULL, &v, 1) < 1 || v.iov_len == 0)
         return false;
     bool done;
+    if (s->bdat_open && v.iov_len > s->bdat_left)
+        v.iov_len = (size_t)s->bdat_left; /* the rest is commands again */
     struct body_space out = {.used = 0};
     bool reserved = s->data.flags == 0 && evbuffer_reserve_space(s->msg->body, (ev_ssize_t)v.iov_len, &out.vec, 1) == 1;
     if (s->data.flags == 0 && !reserved)
@@ -572,8 +581,13 @@ static bool next_data(struct session *s, struct evbuffer *in)
     }
     evbuffer_drain(in, used);
     s->data_bytes += used;
-    if (done)
+    if (s->bdat_open) {
+        s->bdat_left -= used;
+        if (s->bdat_left == 0)
+            bdat_chunk_end(s);
+    } else if (done) {
         finish_data(s);
+    }
     return true;
 }
 
@@ -617,7 +631,8 @@ void process_input(struct session *s)
             s->output_paused = true;
             return;
         }
-        if (!(s->state == ST_DATA ? next_data(s, in) : next_command(s, in))) {
+        bool more = s->state == ST_DATA ? next_data(s, in) : s->bdat_left ? bdat_drop(s, in) : next_command(s, in);
+        if (!more) {
             check_slow_client(s, bufferevent_get_input(s->bev));
             return;
         }

@@ -16,7 +16,8 @@ def test_ehlo_advertises_extensions(server):
     c = server.connect()
     lines = c.expect("EHLO client.example", 250)
     assert lines[0].startswith("mx.example.test")
-    assert lines[1:] == ["PIPELINING", "SIZE 36700160", "8BITMIME", "ENHANCEDSTATUSCODES", "SMTPUTF8", "DSN"]
+    assert lines[1:] == ["PIPELINING", "SIZE 36700160", "8BITMIME", "ENHANCEDSTATUSCODES", "SMTPUTF8", "DSN",
+                         "CHUNKING"]
 
 
 def test_helo_and_missing_argument(server):
@@ -86,7 +87,7 @@ def test_vrfy_help_noop_rset_quit(server):
     c.expect("VRFY alice", 252, "2.5.0")
     c.expect("VRFY", 501, "5.5.4")
     code, lines = c.cmd("HELP")  # no TLS configured: neither STARTTLS nor AUTH
-    assert code == 214 and lines[0].endswith("2.0.0 Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP"), lines
+    assert code == 214 and lines[0].endswith("2.0.0 Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP"), lines
     c.expect("NOOP", 250, "2.0.0")
     c.expect("RSET", 250, "2.0.0")
     c.expect("QUIT", 221, "2.0.0")

@@ -154,7 +154,7 @@ def test_submission_requires_starttls_530(tls_server, pki):
     c = Client(srv.sub_port)
     assert c.reply()[0] == 220
     c.expect("EHLO client.example", 250)
-    c.expect("HELP", 214, "2.0.0 Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP STARTTLS")
+    c.expect("HELP", 214, "2.0.0 Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP STARTTLS")
     c.expect("MAIL FROM:<alice@example.test>", 530, "5.7.0 Must issue a STARTTLS command first")
     c.expect("AUTH PLAIN " + plain_b64("alice@example.test", PASSWORD), 530, "5.7.0")
     c.expect("STARTTLS", 220)

@@ -174,6 +174,42 @@ static void test_size_limit(void **state)
     assert_int_equal(r.size, 8); /* line endings count as CRLF */
 }
 
+/* A chunked (BDAT) reader fed in[] in every two-way split: dots are text, nothing ends the data,
+ * and data_reader_end adds the line end of an unfinished last line (or flags a CR left pending). */
+static void check_chunked(const char *in, size_t len, const char *expect_out, unsigned expect_flags, bool add_end)
+{
+    for (size_t k = 0; k <= len; k++) {
+        struct data_reader r;
+        struct outcome o = {.out_len = 0};
+        data_reader_init_chunked(&r, 1 << 20);
+        bool done = false;
+        assert_int_equal(data_reader_feed(&r, in, k, sink, &o, &done), k);
+        assert_false(done);
+        assert_int_equal(data_reader_feed(&r, in + k, len - k, sink, &o, &done), len - k);
+        assert_false(done);
+        assert_int_equal(data_reader_end(&r), add_end);
+        if (r.flags != expect_flags)
+            fail_msg("'%s' split at %zu: flags %u, expected %u", in, k, r.flags, expect_flags);
+        if (expect_flags == 0) {
+            if (o.out_len != strlen(expect_out) || memcmp(o.out, expect_out, o.out_len) != 0)
+                fail_msg("'%s' split at %zu: output '%.*s'", in, k, (int)o.out_len, o.out);
+            assert_int_equal(r.size, len + (add_end ? 2 : 0)); /* CRLF counted as sent */
+        }
+    }
+}
+
+static void test_chunked(void **state)
+{
+    (void)state;
+    const char dots[] = "Subject: x\r\n\r\n..two\r\n.\r\nafter\r\n";
+    check_chunked(dots, sizeof dots - 1, "Subject: x\n\n..two\n.\nafter\n", 0, false);
+    check_chunked("no end", 6, "no end", 0, true);
+    check_chunked("", 0, "", 0, false);
+    check_chunked("a\r\nb\r", 5, NULL, DATA_BARE_CR, false);
+    check_chunked("a\nb\r\n", 5, NULL, DATA_BARE_LF, false);
+    check_chunked("a\r\n\0\r\n", 6, NULL, DATA_NUL, false);
+}
+
 int main(void)
 {
     srand(12345);
@@ -183,6 +219,7 @@ int main(void)
         cmocka_unit_test(test_smuggling_endings),
         cmocka_unit_test(test_nul_inside_a_line),
         cmocka_unit_test(test_size_limit),
+        cmocka_unit_test(test_chunked),
     };
     return cmocka_run_group_tests_name("smtp_data", tests, NULL, NULL);
 }

@@ -120,11 +120,31 @@ static void test_helo_arg(void **state)
     assert_false(smtp_helo_arg_valid("bad\x01", 4));
 }
 
+static void test_bdat_arg(void **state)
+{
+    (void)state;
+    uint64_t size = 7;
+    bool last = true;
+    assert_true(smtp_parse_bdat("0", 1, &size, &last));
+    assert_true(size == 0 && !last);
+    assert_true(smtp_parse_bdat("1000 LAST", 9, &size, &last));
+    assert_true(size == 1000 && last);
+    assert_true(smtp_parse_bdat("12 last", 7, &size, &last));
+    assert_true(size == 12 && last);
+    assert_true(smtp_parse_bdat("18446744073709551615", 20, &size, &last)); /* UINT64_MAX */
+    assert_true(size == UINT64_MAX);
+    const char *bad[] = {"", "LAST", "18446744073709551616", "-1", "+1", "1 ", "1  LAST", "1 LASTX", "1 LAS",
+                         "1\tLAST", "0x10", "1 LAST "};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        if (smtp_parse_bdat(bad[i], strlen(bad[i]), &size, &last))
+            fail_msg("'%s' taken as a BDAT argument", bad[i]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_verbs),     cmocka_unit_test(test_mail_args), cmocka_unit_test(test_malformed_params),
-        cmocka_unit_test(test_rcpt_args), cmocka_unit_test(test_helo_arg),
+        cmocka_unit_test(test_rcpt_args), cmocka_unit_test(test_helo_arg),  cmocka_unit_test(test_bdat_arg),
     };
     return cmocka_run_group_tests_name("smtp_parse", tests, NULL, NULL);
 }
