@@ -45,6 +45,12 @@ void cmd_bdat(struct session *s, const struct smtp_command *c)
         close_after_flush(s);
         return;
     }
+    if (!s->bdat_open && s->state == ST_RCPT) { /* a first chunk: the data begins (even if refused) */
+        data_reader_init_chunked(&s->data, s->srv->cfg->max_message_size);
+        s->data_started = monotonic_now();
+        s->data_bytes = 0;
+        s->bdat_open = true;
+    }
     enum reply_id refusal;
     if (bdat_refusal(s, size, &refusal)) {
         if (refusal == REPLY_SIZE_EXCEEDED)
@@ -53,12 +59,6 @@ void cmd_bdat(struct session *s, const struct smtp_command *c)
             reply(s, refusal);
         s->bdat_left = size; /* bdat_drop reads them */
         return;
-    }
-    if (!s->bdat_open) { /* the first chunk: the data begins */
-        data_reader_init_chunked(&s->data, s->srv->cfg->max_message_size);
-        s->data_started = monotonic_now();
-        s->data_bytes = 0;
-        s->bdat_open = true;
     }
     s->bdat_size = s->bdat_left = size;
     s->bdat_last = last;
