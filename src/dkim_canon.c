@@ -216,13 +216,16 @@ bool field_named(const struct field *f, const char *name)
     return i < f->len && f->p[i] == ':';
 }
 
-bool field_from_domain(const struct field *f, char *out, size_t outsz, bool *several)
+int field_mailbox_domain(const struct field *f, size_t *pos, char *out, size_t outsz)
 {
     char bare[1000], angle[1000];
-    size_t nb = 0, na = 0, depth = 0;
+    size_t nb = 0, na = 0, depth = 0, i = *pos;
     bool in_angle = false, had_angle = false, quoted = false, more = false;
-    const char *colon = memchr(f->p, ':', f->len);
-    for (size_t i = colon ? (size_t)(colon - f->p) + 1 : f->len; i < f->len && !more; i++) {
+    if (i == 0) { /* the first mailbox: it starts after the field name's colon */
+        const char *colon = memchr(f->p, ':', f->len);
+        i = colon ? (size_t)(colon - f->p) + 1 : f->len;
+    }
+    for (; i < f->len && !more; i++) {
         char c = f->p[i];
         if (quoted) {
             quoted = !(c == '"');
@@ -235,9 +238,10 @@ bool field_from_domain(const struct field *f, char *out, size_t outsz, bool *sev
         } else if (c == '(') {
             depth = 1;
         } else if (c == ',' && !in_angle) {
-            more = true; /* a second mailbox follows: only the first counts */
+            more = true; /* the next mailbox starts after it */
+            *pos = i + 1;
         } else if (had_angle) {
-            continue; /* after the first mailbox's <...>: only a comma matters */
+            continue; /* after the mailbox's <...>: only a comma matters */
         } else if (c == '<') {
             in_angle = true;
         } else if (c == '>' && in_angle) {
@@ -250,11 +254,22 @@ bool field_from_domain(const struct field *f, char *out, size_t outsz, bool *sev
                 bare[nb++] = c;
         }
     }
-    if (several)
-        *several = more;
+    if (!more)
+        *pos = f->len;
+    if (!had_angle && !in_angle && nb == 0)
+        return -1; /* nothing between two commas (RFC 5322 obs-mbox-list allows it) */
     char *addr = had_angle ? angle : bare;
     addr[had_angle ? na : nb] = '\0';
     const char *at = strrchr(addr, '@');
     bool utf8 = false;
     return at && address_parse_domain(at + 1, strlen(at + 1), &utf8) == ADDR_OK && idn_to_ascii(at + 1, out, outsz);
+}
+
+bool field_from_domain(const struct field *f, char *out, size_t outsz, bool *several)
+{
+    size_t pos = 0;
+    bool ok = field_mailbox_domain(f, &pos, out, outsz) == 1;
+    if (several)
+        *several = pos < f->len;
+    return ok;
 }

@@ -68,6 +68,12 @@ bool field_named(const struct field *f, const char *name);
  * mailbox follows (a comma outside quotes, comments and brackets). */
 bool field_from_domain(const struct field *f, char *out, size_t outsz, bool *several);
 
+/* The same for the mailbox of an address-list field that starts at *pos (0: the first), read as
+ * field_from_domain reads the first: 1 with its domain in out, 0 when it has no usable domain, -1
+ * when the list element is empty ("a@x, , b@y"). *pos is set to where the next mailbox starts, or
+ * to f->len when none follows: calls from *pos = 0 until it is f->len visit every mailbox. */
+int field_mailbox_domain(const struct field *f, size_t *pos, char *out, size_t outsz);
+
 static inline bool is_wsp(char c)
 {
     return c == ' ' || c == '\t';

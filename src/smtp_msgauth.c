@@ -51,6 +51,7 @@ struct dmarc_state {
     char from[ADDR_DOMAIN_MAX + 1];            /* the From domain */
     char org[ADDR_DOMAIN_MAX + 1];             /* its organizational domain */
     char detail[96];                           /* why temperror or permerror */
+    char unclear[48];                          /* why the author domain is unclear ("": it is not) */
     bool have_record;
     struct dmarc_record record;
 };
@@ -214,6 +215,14 @@ static void finish(struct msgauth_check *c)
     m->auth_results = results_field(s, c);
 }
 
+/* True when dmarc_policy = reject refuses the message because its author domain is unclear
+ * (author_domain): such a message would pass unchecked (DMARCbis 11.x, "denial of DMARC
+ * processing"), so it is refused like a DMARC reject. */
+static bool author_refused(const struct msgauth_check *c)
+{
+    return *c->dmarc.unclear && c->s->srv->cfg->dmarc_policy == POLICY_REJECT;
+}
+
 /* Ends the wait: the results into the message, then on to the commit - or the refusal. */
 static void check_done(struct msgauth_check *c)
 {
@@ -221,14 +230,17 @@ static void check_done(struct msgauth_check *c)
     struct header_facts facts = c->facts;
     char domain[ADDR_DOMAIN_MAX + 1];
     finish(c);
-    bool refuse = c->dmarc.result == DMARC_FAIL && c->dmarc.dis == DMARC_DIS_REJECT &&
-                  s->srv->cfg->dmarc_policy == POLICY_REJECT;
-    snprintf(domain, sizeof domain, "%s", c->dmarc.from);
+    bool unclear = author_refused(c);
+    bool refuse = unclear || (c->dmarc.result == DMARC_FAIL && c->dmarc.dis == DMARC_DIS_REJECT &&
+                              s->srv->cfg->dmarc_policy == POLICY_REJECT);
+    snprintf(domain, sizeof domain, "%s", unclear ? c->dmarc.unclear : c->dmarc.from);
     msgauth_check_free(s);
     s->dns_pending = false;
     if (s->closing)
         return; /* shut down meanwhile (421 sent): the client will send it again */
-    if (refuse)
+    if (unclear)
+        refuse_data(s, REPLY_DMARC_AUTHOR_UNCLEAR, "DMARC author unclear", domain);
+    else if (refuse)
         refuse_data(s, REPLY_DMARC_REJECT, "DMARC policy reject", domain);
     else
         store_message(s, &facts);
@@ -333,24 +345,59 @@ static void ask_keys(struct msgauth_check *c)
     }
 }
 
-/* DMARC: the From domain (exactly one From field with one address), then its record asked. */
+#define FROM_MAILBOXES_MAX 64 /* read at most this many From mailboxes */
+
+/* The author domain of the message (RFC 7489 6.6.1, DMARCbis 4.7.1) into out: every mailbox of
+ * every From field must name the same domain. Returns 1 when they do; 0 when there is no From
+ * domain at all; -1 when the author is unclear - several From fields or mailboxes that name
+ * different domains, or one without a domain beside others (why says which): a message that
+ * could show a reader a domain whose DMARC policy was never applied. */
+static int author_domain(const struct fields *fs, char *out, size_t outsz, char *why, size_t whysz)
+{
+    size_t froms = 0, mailboxes = 0, domains = 0, bad = 0;
+    char d[ADDR_DOMAIN_MAX + 1];
+    out[0] = '\0';
+    for (size_t i = 0; i < fs->count; i++) {
+        if (!field_named(&fs->v[i], "from"))
+            continue;
+        froms++;
+        for (size_t pos = 0; pos < fs->v[i].len && mailboxes < FROM_MAILBOXES_MAX;) {
+            int r = field_mailbox_domain(&fs->v[i], &pos, d, sizeof d);
+            mailboxes += r >= 0;
+            bad += r == 0;
+            if (r == 1 && !*out)
+                snprintf(out, outsz, "%s", d), domains = 1;
+            else if (r == 1 && strcasecmp(out, d) != 0)
+                domains = 2;
+        }
+    }
+    if (domains > 1 || (bad && mailboxes > 1)) {
+        if (froms > 1)
+            snprintf(why, whysz, "%zu From fields", froms);
+        else
+            snprintf(why, whysz, "%s", bad ? "From addresses, one without a domain" : "From addresses in several domains");
+        return -1;
+    }
+    return *out ? 1 : 0;
+}
+
+/* DMARC: the author domain (above), then its record asked. */
 static void ask_dmarc(struct msgauth_check *c)
 {
     struct dmarc_state *d = &c->dmarc;
-    size_t hlen, body, froms = 0;
+    size_t hlen, body;
     struct fields fs = {0};
-    bool several = false, ok = false;
+    int author = 0;
     canon_text_layout(c->s->msg->body, &hlen, &body);
     const char *h = hlen ? (const char *)evbuffer_pullup(c->s->msg->body, (ev_ssize_t)hlen) : "";
     if (h && split_fields(&fs, h, hlen))
-        for (size_t i = 0; i < fs.count; i++)
-            if (field_named(&fs.v[i], "from") && froms++ == 0)
-                ok = field_from_domain(&fs.v[i], d->from, sizeof d->from, &several);
+        author = author_domain(&fs, d->from, sizeof d->from, d->unclear, sizeof d->unclear);
     free(fs.v);
-    if (froms != 1 || several || !ok) {
+    if (author < 1) {
         d->from[0] = '\0';
-        dmarc_note(d, DMARC_PERMERROR, froms != 1 ? "not exactly one From field" : several ? "several From "
-                   "addresses" : "no From domain");
+        char detail[sizeof d->detail];
+        snprintf(detail, sizeof detail, "author unclear: %s", d->unclear);
+        dmarc_note(d, DMARC_PERMERROR, author < 0 ? detail : "no From domain");
         return;
     }
     for (char *p = d->from; *p; p++)
@@ -369,15 +416,21 @@ static void arm_timer(struct msgauth_check *c)
 }
 
 /* Waits for the lookups under way (at most dns_timeout) and returns true, or, with none (then no
- * DMARC record either, so no refusal), puts the results into the message now and returns false. */
+ * DMARC record either), puts the results into the message now and returns false - or refuses the
+ * message for an unclear author and returns true. */
 static bool wait_for_lookups(struct msgauth_check *c)
 {
     struct session *s = c->s;
-    if (c->pending == 0) {
+    if (c->pending == 0) { /* no DMARC record asked: nothing refuses but an unclear author */
+        bool unclear = author_refused(c);
+        char why[sizeof c->dmarc.unclear];
+        snprintf(why, sizeof why, "%s", c->dmarc.unclear);
         finish(c);
         msgauth_check_free(s);
         s->dns_pending = false;
-        return false; /* a DMARC refusal needs a record: never without a lookup */
+        if (unclear)
+            refuse_data(s, REPLY_DMARC_AUTHOR_UNCLEAR, "DMARC author unclear", why);
+        return unclear; /* true: answered here, not to be stored */
     }
     arm_timer(c);
     return true;

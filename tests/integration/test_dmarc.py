@@ -54,10 +54,20 @@ def cases():
          'dmarc=none reason="several policy records" header.from=two-dmarc.test'),  # RFC 7489 6.6.3
         ("carol@elsewhere.example", text("carol@servfail.test"),
          'dmarc=temperror reason="policy record lookup failed" header.from=servfail.test'),
+        # the author domain (RFC 7489 6.6.1): every From mailbox must name one domain - else no
+        # policy would be applied to a domain a reader may be shown (the DMARC bypass of two From)
         ("carol@elsewhere.example", text("carol@dkim.test", b"From: eve@evil.test\r\n"),
-         'dmarc=permerror reason="not exactly one From field"'),
-        ("carol@elsewhere.example", text("carol@dkim.test, eve@evil.test"),
-         'dmarc=permerror reason="several From addresses"'),
+         'dmarc=permerror reason="author unclear: 2 From fields"'),
+        ("carol@elsewhere.example", text("eve@evil.test, carol@dkim.test"),
+         'dmarc=permerror reason="author unclear: From addresses in several domains"'),
+        ("carol@elsewhere.example", text("carol@dkim.test, Undisclosed"),
+         'dmarc=permerror reason="author unclear: From addresses, one without a domain"'),
+        ("carol@spf-pass.test", text("carol@dkim.test, dave@DKIM.test"),
+         "dmarc=fail (p=reject dis=reject) header.from=dkim.test"),  # one domain: checked as such
+        ("carol@spf-pass.test", text("carol@spf-pass.test", b"From: <dave@spf-pass.test>,\r\n"),
+         "dmarc=pass (p=none dis=none) header.from=spf-pass.test"),  # two fields, one domain
+        ("carol@elsewhere.example", text("\"carol@dkim.test\"").replace(b"From:", b"X-From:", 1),
+         'dmarc=permerror reason="no From domain"'),
     ]
 
 
@@ -71,14 +81,21 @@ def test_results_for_each_kind_of_from_domain_and_alignment(make_server):
 
 def test_reject_refuses_a_fail_where_the_domain_asks_p_reject(make_server):
     srv = make_server(dkim_verify="yes", spf_policy="header", dmarc_policy="reject")
+    refused = 0
     for sender, message, expected in cases():
         got = send(srv, sender, message)
+        unclear = re.search(r'author unclear: ([^"]+)"', expected)
         if "dis=reject" in expected:
             assert got == "550 5.7.1 Message refused by the DMARC policy of dkim.test", got
+        elif unclear:
+            assert got == f"550 5.7.1 Message refused: {unclear[1]}, so DMARC cannot tell which domain it is from", got
         else:
             assert got == expected, (sender, got)
-    assert len(srv.maildir_files("alice@example.test")) == len(cases()) - 1
+        refused += got.startswith("550")
+    assert refused == 5
+    assert len(srv.maildir_files("alice@example.test")) == len(cases()) - refused
     assert re.search(r"event=rejected .* reply=550 .*detail=\"DMARC policy reject\"", srv.log_text())
+    assert re.search(r"event=rejected .* reply=550 .*detail=\"DMARC author unclear\"", srv.log_text())
 
 
 def test_dmarc_policy_needs_dkim_and_spf(tmp_path):

@@ -9,10 +9,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <cmocka.h>
 #include <event2/buffer.h>
 
+#include "dkim_canon.h"
 #include "dkim_verify.h"
 
 struct seed {
@@ -136,12 +138,44 @@ static void test_bad_fields(void **state)
     }
 }
 
+/* field_mailbox_domain walks every mailbox of a From field: quoted strings and comments never
+ * count, an empty list element is -1, a mailbox with no usable domain 0; field_from_domain still
+ * reads the first and says whether more follow. */
+static void test_from_mailboxes(void **state)
+{
+    (void)state;
+    const char text[] = "From: \"x@evil.test\" <a@X.example>, (c@z.test) b@y.example , ,\n Undisclosed,"
+                        " c@bad..example"; /* a field's text has no final LF */
+    struct field f = {text, sizeof text - 1};
+    const int want[] = {1, 1, -1, 0, 0};
+    const char *domains[] = {"X.example", "y.example", NULL, NULL, NULL};
+    char d[256];
+    size_t pos = 0, n = 0;
+    while (pos < f.len) {
+        assert_true(n < 5);
+        int r = field_mailbox_domain(&f, &pos, d, sizeof d);
+        assert_int_equal(r, want[n]);
+        if (domains[n])
+            assert_int_equal(strcasecmp(d, domains[n]), 0);
+        n++;
+    }
+    assert_int_equal(n, 5);
+    bool several = false;
+    assert_true(field_from_domain(&f, d, sizeof d, &several));
+    assert_int_equal(strcasecmp(d, "x.example"), 0);
+    assert_true(several);
+    struct field one = {"From: a@one.example", 19};
+    assert_true(field_from_domain(&one, d, sizeof d, &several));
+    assert_false(several);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_signed_seeds_pass),
         cmocka_unit_test(test_changes_and_keys),
         cmocka_unit_test(test_bad_fields),
+        cmocka_unit_test(test_from_mailboxes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
