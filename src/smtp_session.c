@@ -603,8 +603,8 @@ static void check_slow_client(struct session *s, struct evbuffer *in)
         if (!cfg->min_data_rate || elapsed < cfg->data_rate_grace || (double)s->data_bytes >= elapsed * cfg->min_data_rate)
             return;
         why = REPLY_DATA_TOO_SLOW;
-    } else if (s->state != ST_COMMIT && (evbuffer_get_length(in) > 0 || s->skipping) &&
-               now - s->command_started > cfg->command_timeout) {
+    } else if (s->state != ST_COMMIT && (evbuffer_get_length(in) > 0 || s->skipping || s->bdat_left) &&
+               now - s->command_started > cfg->command_timeout) { /* bdat_left: a refused chunk, dropped */
         why = REPLY_TIMEOUT;
     } else {
         return;

@@ -1,6 +1,8 @@
 """CHUNKING (RFC 3030): BDAT chunks of a stated size make the message - no dots, line endings as
 in DATA, one reply per chunk, the last one's only once the message is stored; a refused chunk is
 read and dropped, never taken for commands; what may not come between chunks."""
+import time
+
 import pytest
 from conftest import wait_for
 
@@ -157,3 +159,24 @@ def test_client_gone_in_a_chunk_stores_nothing(server):
     c = start_transaction(server)  # the server goes on
     c.send(b"BDAT 8 LAST\r\nx: y\r\n\r\n")
     assert c.reply()[0] == 250
+
+
+def test_a_refused_chunk_trickled_in_times_out(make_server):
+    """The octets of a refused chunk are dropped, but no slower than a command may come: a chunk
+    trickled in (one byte every half second) ends the session after command_timeout (421)."""
+    srv = make_server(command_timeout="2s")
+    c = srv.connect()
+    c.expect("EHLO client.example", 250)
+    c.send(b"BDAT 100\r\n")
+    assert c.reply()[0] == 503
+    start = time.time()
+    for _ in range(20):
+        try:
+            c.send(b"x")
+        except OSError:
+            break
+        time.sleep(0.5)
+        if c.closed(timeout=0.01):
+            break
+    assert c.buf.startswith(b"421 4.4.2"), c.buf
+    assert 1.5 < time.time() - start < 6
