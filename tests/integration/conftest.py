@@ -396,6 +396,22 @@ class Client:
         self.sock.close()
 
 
+def trickle(client, data, pause=0.5):
+    """Sends data one byte every pause seconds until the server closes the connection (or all is
+    sent); returns the seconds it took. A slow client the server must not keep for ever."""
+    start = time.time()
+    client.sock.settimeout(10)
+    for ch in data:
+        try:
+            client.send(bytes([ch]))
+        except OSError:
+            break
+        time.sleep(pause)
+        if client.closed(timeout=0.01):
+            break
+    return time.time() - start
+
+
 def wait_for(pred, timeout=15, what="condition"):
     """Polls pred until it returns something true (returned), or fails after timeout seconds."""
     deadline = time.time() + timeout

@@ -140,18 +140,24 @@ def srs_address(secret, days_ago, local, domain, srs_domain="example.test"):
     return f"SRS0={code}={tt}={domain}={local}@{srs_domain}"
 
 
+def srs_forwarder(relay, tmp_path, secrets_text):
+    """A server that forwards fwd@example.test to friend@scripted.test (a scripted peer that takes
+    everything) with srs_domain example.test and these SRS secrets: (peer, server)."""
+    peer = scripted(relay, reply=lambda line, n: b"354 go\r\n" if line == "DATA" else b"250 2.0.0 ok\r\n")
+    table = tmp_path / "aliases"
+    table.write_text("fwd@example.test friend@scripted.test\n")
+    secrets = tmp_path / "srs-secrets"
+    secrets.write_text(secrets_text)
+    secrets.chmod(0o600)
+    return peer, relay["start"](relay_networks="", aliases=table, srs_domain="example.test", srs_secret=secrets)
+
+
 def test_forwarded_mail_leaves_with_an_srs_sender_and_its_bounce_comes_back(relay, tmp_path):  # noqa: F811
     """srs_domain: an alias's remote copy of mail from another domain goes out from an SRS0 address
     of srs_domain (made with the first secret); a bounce to it - any case, signed with any listed
     secret, younger than srs_max_age - is relayed back to the sender, from a client without relay
     rights; a changed or old one gets 550 5.1.1. A sender of a local domain goes out as it is."""
-    peer = scripted(relay, reply=lambda line, n: b"354 go\r\n" if line == "DATA" else b"250 2.0.0 ok\r\n")
-    table = tmp_path / "aliases"
-    table.write_text("fwd@example.test friend@scripted.test\n")
-    secrets = tmp_path / "srs-secrets"
-    secrets.write_text("# the first line signs\nnew-secret-0123456789\nold-secret-0123456789\n")
-    secrets.chmod(0o600)
-    srv = relay["start"](relay_networks="", aliases=table, srs_domain="example.test", srs_secret=secrets)
+    peer, srv = srs_forwarder(relay, tmp_path, "# the first line signs\nnew-secret-0123456789\nold-secret-0123456789\n")
     send(srv, ["fwd@example.test"], sender="Carol@scripted.test")
     send(srv, ["fwd@example.test"], sender="alice@example.test")
     wait_for(lambda: len(peer.bodies) == 2, what="both forwarded copies")
@@ -192,13 +198,7 @@ def test_srs_sender_of_another_forwarder_goes_out_as_srs1(relay, tmp_path):  # n
     SRS1=HHHHH=forwarder==REST@srs_domain, the hash over "srs1=forwarder==REST"; an SRS1 sender
     keeps its first forwarder. A bounce to such an address goes back to the first forwarder's SRS0
     address (which only that forwarder can read); a changed one gets 550 5.1.1."""
-    peer = scripted(relay, reply=lambda line, n: b"354 go\r\n" if line == "DATA" else b"250 2.0.0 ok\r\n")
-    table = tmp_path / "aliases"
-    table.write_text("fwd@example.test friend@scripted.test\n")
-    secrets = tmp_path / "srs-secrets"
-    secrets.write_text("the-secret-0123456789\n")
-    secrets.chmod(0o600)
-    srv = relay["start"](relay_networks="", aliases=table, srs_domain="example.test", srs_secret=secrets)
+    peer, srv = srs_forwarder(relay, tmp_path, "the-secret-0123456789\n")
     first_hop = "SRS0=abcde=RA=orig.example=bob@Scripted.test"
     send(srv, ["fwd@example.test"], sender=first_hop)
     send(srv, ["fwd@example.test"], sender="SRS1=ZZZZZ=scripted.test==abcde=RA=orig.example=bob@hop2.example")
