@@ -6,6 +6,7 @@
  *   postern [-c FILE] queue list [SELECTION]|summary|show ID|flush|delete|hold|release ID...|-|SELECTION
  *                                       inspect and change the outbound queue (queue_cli.c)
  *   postern [-c FILE] dkim-record       the DNS TXT records that publish the dkim_keys (dkim.h)
+ *   postern [-c FILE] tlsa-record       the DANE TLSA records of the server's certificates (tlsa.h)
  *   postern [-c FILE] spf IP SENDER [HELO]  the SPF result for mail from SENDER sent from IP (spf_cli.h)
  *   postern explain CODE [CODE2]        what a reply code / enhanced status code means (explain.c)
  *   postern passwd [ADDRESS]            read a password (twice on a terminal) and print its crypt(3)
@@ -32,6 +33,7 @@
 #include "spf_cli.h"
 #include "server.h"
 #include "tls.h"
+#include "tlsa.h"
 
 /* The usage, to stderr with status 2 after a wrong command line, to stdout with 0 when asked for. */
 static int usage(FILE *to)
@@ -44,6 +46,7 @@ static int usage(FILE *to)
                 "          --to ADDRESS|@DOMAIN; delete, hold, release: - reads ids from stdin)\n"
                 "       postern [-c FILE] route ADDRESS...   (what happens to mail for each address)\n"
                 "       postern [-c FILE] dkim-record   (the DNS records to publish for dkim_keys)\n"
+                "       postern [-c FILE] tlsa-record   (the DANE records to publish for the certificates)\n"
                 "       postern [-c FILE] spf CLIENT-IP SENDER [HELO-NAME]   (the SPF result such mail gets)\n"
                 "       postern explain CODE [CODE2]\n       postern --version\n");
     return to == stdout ? 0 : 2;
@@ -219,7 +222,8 @@ int main(int argc, char **argv)
             break;
         }
         else if (strcmp(argv[i], "check-config") == 0 || strcmp(argv[i], "config-reference") == 0 ||
-                 strcmp(argv[i], "show-config") == 0 || strcmp(argv[i], "dkim-record") == 0)
+                 strcmp(argv[i], "show-config") == 0 || strcmp(argv[i], "dkim-record") == 0 ||
+                 strcmp(argv[i], "tlsa-record") == 0)
             cmd = argv[i];
         else if (strcmp(argv[i], "-n") == 0 && strcmp(cmd, "show-config") == 0)
             only_set = true;
@@ -246,6 +250,8 @@ int main(int argc, char **argv)
         return rc;
     } else if (ok && strcmp(cmd, "dkim-record") == 0) {
         print_dkim_records(&policy.dkim, cfg.dkim_keys);
+    } else if (ok && strcmp(cmd, "tlsa-record") == 0) {
+        ok = tlsa_print_records(stdout, tls.server, cfg.hostname) == 0;
     } else if (ok && strcmp(cmd, "show-config") == 0) {
         config_print_effective(stdout, &cfg, only_set);
     } else if (ok && strcmp(cmd, "check-config") == 0) {

@@ -46,6 +46,9 @@ void tls_check_certificate(X509 *cert, const char *key, const char *name);
 bool tls_sni_load(SSL_CTX *main, const struct config *cfg, struct config_errors *errs);
 void tls_sni_warnings(SSL_CTX *main);
 
+/* Calls fn with each tls_sni name (lower case; "*.domain" for a wildcard) and its context. */
+void tls_sni_each(SSL_CTX *main, void (*fn)(void *arg, const char *name, SSL_CTX *ctx), void *arg);
+
 /* "TLSv1.3:TLS_AES_256_GCM_SHA384" style text for logs and Received headers. */
 void tls_describe(SSL *ssl, char *out, size_t outsz);
 

@@ -175,3 +175,10 @@ void tls_sni_warnings(SSL_CTX *main)
         tls_check_certificate(SSL_CTX_get0_certificate(t->entries[i].ctx), "tls_sni", host);
     }
 }
+
+void tls_sni_each(SSL_CTX *main, void (*fn)(void *arg, const char *name, SSL_CTX *ctx), void *arg)
+{
+    const struct sni_table *t = main && sni_index >= 0 ? SSL_CTX_get_ex_data(main, sni_index) : NULL;
+    for (size_t i = 0; t && i < t->count; i++)
+        fn(arg, t->entries[i].name, t->entries[i].ctx);
+}

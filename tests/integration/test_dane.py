@@ -3,6 +3,7 @@ per test with ldns-signzone, served by its own unbound on loopback), Postern val
 the zone's DS as dns_trust_anchor, and real TLS peers on 127.0.0.4 (scripted, STARTTLS) and
 127.0.0.2 (aiosmtpd, no STARTTLS). The TLSA records name the peer's key by its SHA-256 digest."""
 import hashlib
+import re
 import ssl
 import subprocess
 import time
@@ -141,3 +142,56 @@ def test_tlsa_records_without_dnssec_validation_are_not_enforced(dane):
     wait_for(lambda: dane["peer"].bodies, what="delivery with opportunistic TLS")
     log = srv.log_text()
     assert "dnssec=no" in log and "event=dane " not in log and "verified=no" in log
+
+
+def tlsa_record(tmp_path, hostname, cert, key, extra=""):
+    """postern tlsa-record for a configuration with this certificate: (exit status, stdout, stderr)."""
+    conf = tmp_path / "tlsa.conf"
+    conf.write_text(f"hostname = {hostname}\nlocal_domains = example.test\ntls_cert = {cert}\ntls_key = {key}\n{extra}")
+    r = subprocess.run([str(BIN), "-c", str(conf), "tlsa-record"], capture_output=True, text=True, timeout=10)
+    return r.returncode, r.stdout, r.stderr
+
+
+def test_the_tlsa_record_postern_prints_is_one_dane_accepts(dane, tmp_path):
+    """postern tlsa-record for the peer's certificate: its 3 1 1 record, published in the signed
+    zone, gets the mail through over DANE-verified TLS (a self-signed certificate: no 2 1 1)."""
+    rc, out, _ = tlsa_record(tmp_path, "mx.dane.test", tmp_path / "c.pem", tmp_path / "k.pem")
+    assert rc == 0, out
+    [digest] = re.findall(r"^_25\._tcp\.mx\.dane\.test\. IN TLSA 3 1 1 ([0-9a-f]{64})$", out, re.M)
+    assert digest == dane["digest"]
+    assert "IN TLSA 2 1 1" not in out and "no certificate of its issuer in the file" in out
+    srv = dane["start"](digest)
+    send(srv, ["bob@dane.test"])
+    wait_for(lambda: dane["peer"].bodies, what="delivery over DANE-verified TLS")
+    assert "verified=dane" in srv.log_text()
+
+
+def test_tlsa_records_for_a_ca_chain_and_each_sni_name(tmp_path):
+    """A certificate file holding the issuing CA's certificate also gets a 2 1 1 record of the CA's
+    key; each tls_sni name gets its own certificate's records (a wildcard only a comment); without
+    tls_cert there is nothing to publish (exit 1)."""
+    def sh(*args):
+        subprocess.run(args, cwd=tmp_path, check=True, capture_output=True)
+    sh("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=Test CA",
+       "-keyout", "ca.key", "-out", "ca.pem")
+    sh("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=mx.example.test", "-keyout", "key.pem",
+       "-out", "s.csr")
+    sh("openssl", "x509", "-req", "-in", "s.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days",
+       "2", "-out", "cert.pem")
+    sh("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=mail.other.test",
+       "-keyout", "other.key", "-out", "other.pem")
+    (tmp_path / "chain.pem").write_text((tmp_path / "cert.pem").read_text() + (tmp_path / "ca.pem").read_text())
+    (tmp_path / "sni").write_text(f"mail.other.test {tmp_path / 'other.pem'} {tmp_path / 'other.key'}\n"
+                                  f"*.wild.test {tmp_path / 'other.pem'} {tmp_path / 'other.key'}\n")
+    rc, out, err = tlsa_record(tmp_path, "mx.example.test", tmp_path / "chain.pem", tmp_path / "key.pem",
+                               f"tls_sni = {tmp_path / 'sni'}\n")
+    assert rc == 0, err
+    records = re.findall(r"^(_25\._tcp\.[a-z.]+\.) IN TLSA (\d \d \d) ([0-9a-f]{64})$", out, re.M)
+    assert records == [("_25._tcp.mx.example.test.", "3 1 1", spki_sha256(tmp_path / "cert.pem")),
+                       ("_25._tcp.mx.example.test.", "2 1 1", spki_sha256(tmp_path / "ca.pem")),
+                       ("_25._tcp.mail.other.test.", "3 1 1", spki_sha256(tmp_path / "other.pem"))]
+    assert "*.wild.test (tls_sni): a wildcard" in out
+    conf = tmp_path / "none.conf"
+    conf.write_text("hostname = mx.example.test\nlocal_domains = example.test\n")
+    r = subprocess.run([str(BIN), "-c", str(conf), "tlsa-record"], capture_output=True, text=True, timeout=10)
+    assert r.returncode == 1 and "no TLS certificate (tls_cert is not set)" in r.stderr and r.stdout == ""
