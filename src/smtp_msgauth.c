@@ -354,31 +354,37 @@ static void ask_keys(struct msgauth_check *c)
  * could show a reader a domain whose DMARC policy was never applied. */
 static int author_domain(const struct fields *fs, char *out, size_t outsz, char *why, size_t whysz)
 {
-    size_t froms = 0, mailboxes = 0, domains = 0, bad = 0;
+    size_t froms = 0, mailboxes = 0, bad = 0;
+    bool several_domains = false, unread = false;
     char d[ADDR_DOMAIN_MAX + 1];
     out[0] = '\0';
     for (size_t i = 0; i < fs->count; i++) {
         if (!field_named(&fs->v[i], "from"))
             continue;
         froms++;
-        for (size_t pos = 0; pos < fs->v[i].len && mailboxes < FROM_MAILBOXES_MAX;) {
+        for (size_t pos = 0; pos < fs->v[i].len;) {
+            if (mailboxes == FROM_MAILBOXES_MAX) {
+                unread = true; /* the one not read could be the domain shown */
+                break;
+            }
             int r = field_mailbox_domain(&fs->v[i], &pos, d, sizeof d);
             mailboxes += r >= 0;
             bad += r == 0;
             if (r == 1 && !*out)
-                snprintf(out, outsz, "%s", d), domains = 1;
+                snprintf(out, outsz, "%s", d);
             else if (r == 1 && strcasecmp(out, d) != 0)
-                domains = 2;
+                several_domains = true;
         }
     }
-    if (domains > 1 || (bad && mailboxes > 1)) {
-        if (froms > 1)
-            snprintf(why, whysz, "%zu From fields", froms);
-        else
-            snprintf(why, whysz, "%s", bad ? "From addresses, one without a domain" : "From addresses in several domains");
-        return -1;
-    }
-    return *out ? 1 : 0;
+    if (!several_domains && !unread && !(bad && mailboxes > 1))
+        return *out ? 1 : 0;
+    if (froms > 1)
+        snprintf(why, whysz, "%zu From fields", froms);
+    else if (unread)
+        snprintf(why, whysz, "more than %d From addresses", FROM_MAILBOXES_MAX);
+    else
+        snprintf(why, whysz, "%s", bad ? "From addresses, one without a domain" : "From addresses in several domains");
+    return -1;
 }
 
 /* DMARC: the author domain (above), then its record asked. */

@@ -217,7 +217,8 @@ def test_srs_sender_of_another_forwarder_goes_out_as_srs1(relay, tmp_path):  # n
     c.send(b"Subject: Undelivered Mail\r\n\r\nyour message could not be delivered\r\n.\r\n")
     assert c.reply()[0] == 250
     wait_for(lambda: len(peer.bodies) == 3, what="the bounce passed back")
-    assert [l for l in peer.lines if l.startswith("RCPT")][2:] == ["RCPT TO:<SRS0=abcde=RA=orig.example=bob@scripted.test>"]
+    bounced_to = [l for l in peer.lines if l.startswith("RCPT")][2:]
+    assert bounced_to == ["RCPT TO:<SRS0=abcde=RA=orig.example=bob@scripted.test>"]
 
 
 def test_srs_mistakes_at_check_config_and_route(tmp_path):

@@ -62,6 +62,8 @@ def cases():
          'dmarc=permerror reason="author unclear: From addresses in several domains"'),
         ("carol@elsewhere.example", text("carol@dkim.test, Undisclosed"),
          'dmarc=permerror reason="author unclear: From addresses, one without a domain"'),
+        ("carol@elsewhere.example", text(",\r\n ".join(f"u{i}@evil.test" for i in range(64)) + ", carol@dkim.test"),
+         'dmarc=permerror reason="author unclear: more than 64 From addresses"'),  # none left unread
         ("carol@spf-pass.test", text("carol@dkim.test, dave@DKIM.test"),
          "dmarc=fail (p=reject dis=reject) header.from=dkim.test"),  # one domain: checked as such
         ("carol@spf-pass.test", text("carol@spf-pass.test", b"From: <dave@spf-pass.test>,\r\n"),
@@ -92,7 +94,7 @@ def test_reject_refuses_a_fail_where_the_domain_asks_p_reject(make_server):
         else:
             assert got == expected, (sender, got)
         refused += got.startswith("550")
-    assert refused == 5
+    assert refused == 6
     assert len(srv.maildir_files("alice@example.test")) == len(cases()) - refused
     assert re.search(r"event=rejected .* reply=550 .*detail=\"DMARC policy reject\"", srv.log_text())
     assert re.search(r"event=rejected .* reply=550 .*detail=\"DMARC author unclear\"", srv.log_text())
