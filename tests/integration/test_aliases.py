@@ -152,6 +152,24 @@ def srs_forwarder(relay, tmp_path, secrets_text):
     return peer, relay["start"](relay_networks="", aliases=table, srs_domain="example.test", srs_secret=secrets)
 
 
+def bounce_to(srv, peer, good, bad):
+    """A bounce (null sender) to SRS addresses: each of good taken (250), each of bad refused (550
+    5.1.1); returns the RCPT lines the peer got for it, once the two forwarded copies before it and
+    it are there."""
+    c = srv.connect()
+    c.expect("EHLO bouncer.example", 250)
+    c.expect("MAIL FROM:<>", 250)
+    for addr in good:
+        c.expect(f"RCPT TO:<{addr}>", 250)
+    for addr in bad:
+        c.expect(f"RCPT TO:<{addr}>", 550, "5.1.1 Bounce address not valid or expired")
+    c.expect("DATA", 354)
+    c.send(b"Subject: Undelivered Mail\r\n\r\nyour message could not be delivered\r\n.\r\n")
+    assert c.reply()[0] == 250
+    wait_for(lambda: len(peer.bodies) == 3, what="the bounce passed back")
+    return [l for l in peer.lines if l.startswith("RCPT")][2:]
+
+
 def test_forwarded_mail_leaves_with_an_srs_sender_and_its_bounce_comes_back(relay, tmp_path):  # noqa: F811
     """srs_domain: an alias's remote copy of mail from another domain goes out from an SRS0 address
     of srs_domain (made with the first secret); a bounce to it - any case, signed with any listed
@@ -165,21 +183,11 @@ def test_forwarded_mail_leaves_with_an_srs_sender_and_its_bounce_comes_back(rela
     srs = srs_address("new-secret-0123456789", 0, "Carol", "scripted.test")
     assert sorted(senders) == sorted([f"MAIL FROM:<{srs}>", "MAIL FROM:<alice@example.test>"])
     assert f"sender=<Carol@scripted.test> as=<{srs}>" in srv.log_text()
-    c = srv.connect()
-    c.expect("EHLO bouncer.example", 250)
-    c.expect("MAIL FROM:<>", 250)
-    c.expect(f"RCPT TO:<{srs}>", 250)
-    c.expect(f"RCPT TO:<{srs.lower()}>", 250)  # a bouncer that lower-cased it: the hash still holds
-    c.expect(f"RCPT TO:<{srs_address('old-secret-0123456789', 20, 'dave', 'scripted.test')}>", 250)
-    for bad in [srs_address("old-secret-0123456789", 22, "dave", "scripted.test"),  # past srs_max_age (21d)
-                srs_address("not-a-secret-here-0", 0, "dave", "scripted.test"),
-                srs.replace("=Carol@", "=Carl@")]:
-        c.expect(f"RCPT TO:<{bad}>", 550, "5.1.1 Bounce address not valid or expired")
-    c.expect("DATA", 354)
-    c.send(b"Subject: Undelivered Mail\r\n\r\nyour message could not be delivered\r\n.\r\n")
-    assert c.reply()[0] == 250
-    wait_for(lambda: len(peer.bodies) == 3, what="the bounce passed back")
-    rcpts = [l for l in peer.lines if l.startswith("RCPT")][2:]
+    rcpts = bounce_to(srv, peer, [srs, srs.lower(),  # a bouncer that lower-cased it: the hash still holds
+                                  srs_address("old-secret-0123456789", 20, "dave", "scripted.test")],
+                      [srs_address("old-secret-0123456789", 22, "dave", "scripted.test"),  # past srs_max_age
+                       srs_address("not-a-secret-here-0", 0, "dave", "scripted.test"),
+                       srs.replace("=Carol@", "=Carl@")])
     assert sorted(rcpts) == ["RCPT TO:<Carol@scripted.test>", "RCPT TO:<carol@scripted.test>",
                              "RCPT TO:<dave@scripted.test>"]
     assert [l for l in peer.lines if l.startswith("MAIL FROM")][2] == "MAIL FROM:<>"
@@ -207,18 +215,9 @@ def test_srs_sender_of_another_forwarder_goes_out_as_srs1(relay, tmp_path):  # n
     srs1 = f"SRS1={srs_hash('the-secret-0123456789', 'srs1=scripted.test=' + rest)}=scripted.test={rest}@example.test"
     assert [l for l in peer.lines if l.startswith("MAIL FROM")] == [f"MAIL FROM:<{srs1}>"] * 2
     assert f"sender=<{first_hop}> as=<{srs1}>" in srv.log_text()
-    c = srv.connect()
-    c.expect("EHLO bouncer.example", 250)
-    c.expect("MAIL FROM:<>", 250)
-    c.expect(f"RCPT TO:<{srs1}>", 250)
-    for bad in [srs1.replace("=scripted.test=", "=hop3.example="), srs1.replace("=bob@", "=bobby@")]:
-        c.expect(f"RCPT TO:<{bad}>", 550, "5.1.1 Bounce address not valid or expired")
-    c.expect("DATA", 354)
-    c.send(b"Subject: Undelivered Mail\r\n\r\nyour message could not be delivered\r\n.\r\n")
-    assert c.reply()[0] == 250
-    wait_for(lambda: len(peer.bodies) == 3, what="the bounce passed back")
-    bounced_to = [l for l in peer.lines if l.startswith("RCPT")][2:]
-    assert bounced_to == ["RCPT TO:<SRS0=abcde=RA=orig.example=bob@scripted.test>"]
+    rcpts = bounce_to(srv, peer, [srs1], [srs1.replace("=scripted.test=", "=hop3.example="),
+                                          srs1.replace("=bob@", "=bobby@")])
+    assert rcpts == ["RCPT TO:<SRS0=abcde=RA=orig.example=bob@scripted.test>"]
 
 
 def test_srs_mistakes_at_check_config_and_route(tmp_path):

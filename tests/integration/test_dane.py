@@ -12,6 +12,7 @@ import pytest
 
 from conftest import BIN, free_udp_tcp_port, wait_for
 from test_relay import relay, scripted, send  # noqa: F401 (relay is a fixture)
+from test_tls_auth import pki  # noqa: F401 (a fixture)
 
 
 def spki_sha256(cert):
@@ -166,29 +167,22 @@ def test_the_tlsa_record_postern_prints_is_one_dane_accepts(dane, tmp_path):
     assert "verified=dane" in srv.log_text()
 
 
-def test_tlsa_records_for_a_ca_chain_and_each_sni_name(tmp_path):
+def test_tlsa_records_for_a_ca_chain_and_each_sni_name(pki, tmp_path):  # noqa: F811
     """A certificate file holding the issuing CA's certificate also gets a 2 1 1 record of the CA's
     key; each tls_sni name gets its own certificate's records (a wildcard only a comment); without
-    tls_cert there is nothing to publish (exit 1)."""
-    def sh(*args):
-        subprocess.run(args, cwd=tmp_path, check=True, capture_output=True)
-    sh("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=Test CA",
-       "-keyout", "ca.key", "-out", "ca.pem")
-    sh("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=mx.example.test", "-keyout", "key.pem",
-       "-out", "s.csr")
-    sh("openssl", "x509", "-req", "-in", "s.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days",
-       "2", "-out", "cert.pem")
-    sh("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=mail.other.test",
-       "-keyout", "other.key", "-out", "other.pem")
-    (tmp_path / "chain.pem").write_text((tmp_path / "cert.pem").read_text() + (tmp_path / "ca.pem").read_text())
+    tls_cert there is nothing to publish (exit 1). The CA and server certificate: test_tls_auth's."""
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+                    "/CN=mail.other.test", "-keyout", "other.key", "-out", "other.pem"], cwd=tmp_path, check=True,
+                   capture_output=True)
+    (tmp_path / "chain.pem").write_text((pki / "cert.pem").read_text() + (pki / "ca.pem").read_text())
     (tmp_path / "sni").write_text(f"mail.other.test {tmp_path / 'other.pem'} {tmp_path / 'other.key'}\n"
                                   f"*.wild.test {tmp_path / 'other.pem'} {tmp_path / 'other.key'}\n")
-    rc, out, err = tlsa_record(tmp_path, "mx.example.test", tmp_path / "chain.pem", tmp_path / "key.pem",
+    rc, out, err = tlsa_record(tmp_path, "mx.example.test", tmp_path / "chain.pem", pki / "key.pem",
                                f"tls_sni = {tmp_path / 'sni'}\n")
     assert rc == 0, err
     records = re.findall(r"^(_25\._tcp\.[a-z.]+\.) IN TLSA (\d \d \d) ([0-9a-f]{64})$", out, re.M)
-    assert records == [("_25._tcp.mx.example.test.", "3 1 1", spki_sha256(tmp_path / "cert.pem")),
-                       ("_25._tcp.mx.example.test.", "2 1 1", spki_sha256(tmp_path / "ca.pem")),
+    assert records == [("_25._tcp.mx.example.test.", "3 1 1", spki_sha256(pki / "cert.pem")),
+                       ("_25._tcp.mx.example.test.", "2 1 1", spki_sha256(pki / "ca.pem")),
                        ("_25._tcp.mail.other.test.", "3 1 1", spki_sha256(tmp_path / "other.pem"))]
     assert "*.wild.test (tls_sni): a wildcard" in out
     conf = tmp_path / "none.conf"
