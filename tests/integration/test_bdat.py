@@ -1,8 +1,11 @@
 """CHUNKING (RFC 3030): BDAT chunks of a stated size make the message - no dots, line endings as
 in DATA, one reply per chunk, the last one's only once the message is stored; a refused chunk is
 read and dropped, never taken for commands; what may not come between chunks."""
+import smtplib
+
 import pytest
 from conftest import trickle, wait_for
+from test_tls_auth import PASSWORD, client_ctx, pki, tls_server  # noqa: F401 (pki, tls_server: fixtures)
 
 
 def start_transaction(srv, rcpts=("alice@example.test",)):
@@ -170,3 +173,27 @@ def test_a_refused_chunk_trickled_in_times_out(make_server):
     took = trickle(c, b"x" * 20)
     assert c.buf.startswith(b"421 4.4.2"), c.buf
     assert 1.5 < took < 6
+
+
+def test_chunks_over_starttls_after_auth_on_the_submission_port(tls_server, pki):  # noqa: F811
+    """smtplib's STARTTLS and AUTH, then the message in two BDAT chunks through the TLS layer: the
+    chunks are read from the decrypted stream exactly as from the plain one, and the message is
+    stored like a DATA one (Received: with ESMTPSA, over TLS)."""
+    srv = tls_server(relay_networks="")
+    with smtplib.SMTP("127.0.0.1", srv.sub_port, timeout=20) as s:
+        s.ehlo("client.example")
+        s.starttls(context=client_ctx(pki))
+        s.ehlo("client.example")
+        assert s.has_extn("chunking")
+        s.login("alice@example.test", PASSWORD)
+        assert s.mail("alice@example.test")[0] == 250 and s.rcpt("bob@example.test")[0] == 250
+        first, last = b"Subject: over TLS\r\n\r\nfirst half,", b" second half\r\n"
+        s.send(b"BDAT %d\r\n%s" % (len(first), first))
+        assert s.getreply() == (250, b"2.0.0 %d octets received" % len(first))
+        s.send(b"BDAT %d LAST\r\n%s" % (len(last), last))
+        code, text = s.getreply()
+        assert code == 250 and text.startswith(b"2.0.0 Ok: queued as"), text
+    [f] = srv.maildir_files("bob@example.test")
+    stored = f.read_bytes()
+    assert b"with ESMTPSA id" in stored and b"(using TLSv1.3 with cipher TLS_" in stored
+    assert stored.endswith(b"\n\nfirst half, second half\n")
