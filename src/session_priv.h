@@ -1,6 +1,6 @@
 /* session_priv.h - the inside of a session, shared by smtp_session.c (connection, commands,
- * DATA, commit), smtp_bdat.c (BDAT) and smtp_tls_auth.c (STARTTLS and AUTH). Not for other modules: they use
- * smtp_session.h. */
+ * DATA, commit), smtp_bdat.c (BDAT) and smtp_tls_auth.c (STARTTLS and AUTH). Not for other
+ * modules: they use smtp_session.h. */
 #ifndef POSTERN_SESSION_PRIV_H
 #define POSTERN_SESSION_PRIV_H
 
@@ -179,6 +179,10 @@ void log_rcpt_refused(struct session *s, const char *addr, enum reply_id id, con
 /* smtp_session.c: the read timeout of the session's state (data_timeout in DATA, else
  * command_timeout) and the write timeout. */
 void set_timeouts(struct session *s);
+
+/* The message text begins (DATA's 354, or the first BDAT chunk): a fresh reader - chunked for
+ * BDAT - and the clock and count min_data_rate judges. */
+void data_begin(struct session *s, bool chunked);
 
 /* smtp_bdat.c: CHUNKING (RFC 3030). cmd_bdat runs every BDAT, whatever the state (a refused
  * chunk is still read, and dropped, to stay in step with the client); bdat_chunk_end when the

@@ -1,8 +1,7 @@
 /* smtp_access.c - the access tables (access.h) applied to a session of the MX role: the client's
  * client_access verdict as it connects (again at the first MAIL after a reload), the EHLO/HELO
- * name's helo_access verdict at each EHLO/HELO,
- * the sender's sender_access verdict at each MAIL, all kept
- * with their texts (a reload may free the tables meanwhile) and applied at each RCPT but
+ * name's helo_access verdict at each EHLO/HELO, the sender's sender_access verdict at each MAIL,
+ * all kept with their texts (a reload may free the tables meanwhile) and applied at each RCPT but
  * postmaster's (RFC 5321 4.5.1), as block lists are. Authenticated users are not judged by them.
  * Part of the session (session_priv.h). */
 #include <stdio.h>

@@ -19,7 +19,7 @@
 static bool bdat_refusal(const struct session *s, uint64_t size, enum reply_id *id)
 {
     const struct config *cfg = s->srv->cfg;
-    size_t so_far = s->bdat_open ? s->data.size : 0;
+    size_t so_far = s->data.size; /* read only once a recipient opened the data (cmd_bdat) */
     if (!cfg->accept_mail)
         *id = REPLY_HOST_NO_MAIL; /* RFC 7504 */
     else if (s->state == ST_FRESH)
@@ -46,9 +46,7 @@ void cmd_bdat(struct session *s, const struct smtp_command *c)
         return;
     }
     if (!s->bdat_open && s->state == ST_RCPT) { /* a first chunk: the data begins (even if refused) */
-        data_reader_init_chunked(&s->data, s->srv->cfg->max_message_size);
-        s->data_started = monotonic_now();
-        s->data_bytes = 0;
+        data_begin(s, true);
         s->bdat_open = true;
     }
     enum reply_id refusal;

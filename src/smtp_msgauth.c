@@ -215,12 +215,41 @@ static void finish(struct msgauth_check *c)
     m->auth_results = results_field(s, c);
 }
 
-/* True when dmarc_policy = reject refuses the message because its author domain is unclear
- * (author_domain): such a message would pass unchecked (DMARCbis 11.x, "denial of DMARC
- * processing"), so it is refused like a DMARC reject. */
-static bool author_refused(const struct msgauth_check *c)
+/* What dmarc_policy = reject refuses a message with: the reply, its argument, the log's detail. */
+struct refusal {
+    enum reply_id id;
+    const char *detail;
+    char arg[ADDR_DOMAIN_MAX + 1];
+};
+
+/* The refusal the results call for, once decided (finish): under dmarc_policy = reject, an unclear
+ * author (author_domain: its policy was never applied - DMARCbis' "denial of DMARC processing" -
+ * so it is refused like a DMARC reject), or a fail whose disposition is reject. False: store it. */
+static bool dmarc_refusal(const struct msgauth_check *c, struct refusal *r)
 {
-    return *c->dmarc.unclear && c->s->srv->cfg->dmarc_policy == POLICY_REJECT;
+    const struct dmarc_state *d = &c->dmarc;
+    if (c->s->srv->cfg->dmarc_policy != POLICY_REJECT)
+        return false;
+    if (*d->unclear)
+        *r = (struct refusal){.id = REPLY_DMARC_AUTHOR_UNCLEAR, .detail = "DMARC author unclear"};
+    else if (d->result == DMARC_FAIL && d->dis == DMARC_DIS_REJECT)
+        *r = (struct refusal){.id = REPLY_DMARC_REJECT, .detail = "DMARC policy reject"};
+    else
+        return false;
+    snprintf(r->arg, sizeof r->arg, "%s", *d->unclear ? d->unclear : d->from);
+    return true;
+}
+
+/* The end of the check: the results into the message, the check freed, the session no longer
+ * waiting; true with *r when the message is to be refused. */
+static bool conclude(struct msgauth_check *c, struct refusal *r)
+{
+    struct session *s = c->s;
+    finish(c);
+    bool refuse = dmarc_refusal(c, r);
+    msgauth_check_free(s);
+    s->dns_pending = false;
+    return refuse;
 }
 
 /* Ends the wait: the results into the message, then on to the commit - or the refusal. */
@@ -228,20 +257,12 @@ static void check_done(struct msgauth_check *c)
 {
     struct session *s = c->s;
     struct header_facts facts = c->facts;
-    char domain[ADDR_DOMAIN_MAX + 1];
-    finish(c);
-    bool unclear = author_refused(c);
-    bool refuse = unclear || (c->dmarc.result == DMARC_FAIL && c->dmarc.dis == DMARC_DIS_REJECT &&
-                              s->srv->cfg->dmarc_policy == POLICY_REJECT);
-    snprintf(domain, sizeof domain, "%s", unclear ? c->dmarc.unclear : c->dmarc.from);
-    msgauth_check_free(s);
-    s->dns_pending = false;
+    struct refusal r;
+    bool refuse = conclude(c, &r);
     if (s->closing)
         return; /* shut down meanwhile (421 sent): the client will send it again */
-    if (unclear)
-        refuse_data(s, REPLY_DMARC_AUTHOR_UNCLEAR, "DMARC author unclear", domain);
-    else if (refuse)
-        refuse_data(s, REPLY_DMARC_REJECT, "DMARC policy reject", domain);
+    if (refuse)
+        refuse_data(s, r.id, r.detail, r.arg);
     else
         store_message(s, &facts);
     if (refuse && !s->closing && !s->dead)
@@ -428,15 +449,11 @@ static bool wait_for_lookups(struct msgauth_check *c)
 {
     struct session *s = c->s;
     if (c->pending == 0) { /* no DMARC record asked: nothing refuses but an unclear author */
-        bool unclear = author_refused(c);
-        char why[sizeof c->dmarc.unclear];
-        snprintf(why, sizeof why, "%s", c->dmarc.unclear);
-        finish(c);
-        msgauth_check_free(s);
-        s->dns_pending = false;
-        if (unclear)
-            refuse_data(s, REPLY_DMARC_AUTHOR_UNCLEAR, "DMARC author unclear", why);
-        return unclear; /* true: answered here, not to be stored */
+        struct refusal r;
+        bool refuse = conclude(c, &r);
+        if (refuse)
+            refuse_data(s, r.id, r.detail, r.arg);
+        return refuse; /* true: answered here, not to be stored */
     }
     arm_timer(c);
     return true;

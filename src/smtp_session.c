@@ -342,6 +342,16 @@ static void cmd_helo(struct session *s, const struct smtp_command *c)
     reply_flush(s, out);
 }
 
+void data_begin(struct session *s, bool chunked)
+{
+    if (chunked)
+        data_reader_init_chunked(&s->data, s->srv->cfg->max_message_size);
+    else
+        data_reader_init(&s->data, s->srv->cfg->max_message_size);
+    s->data_started = monotonic_now();
+    s->data_bytes = 0;
+}
+
 static void cmd_data(struct session *s, const struct smtp_command *c)
 {
     if (c->arg_len) {
@@ -352,9 +362,7 @@ static void cmd_data(struct session *s, const struct smtp_command *c)
         reply(s, REPLY_NO_VALID_RCPTS);
         return;
     }
-    data_reader_init(&s->data, s->srv->cfg->max_message_size);
-    s->data_started = monotonic_now();
-    s->data_bytes = 0;
+    data_begin(s, false);
     s->state = ST_DATA;
     set_timeouts(s);
     reply(s, REPLY_START_DATA);

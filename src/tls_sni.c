@@ -165,15 +165,19 @@ bool tls_sni_load(SSL_CTX *main, const struct config *cfg, struct config_errors 
     return errs->count == before;
 }
 
+/* tls_sni_each's work for tls_sni_warnings: one entry's certificate checked against its name (a
+ * wildcard's against a name it covers). */
+static void warn_entry(void *arg, const char *name, SSL_CTX *ctx)
+{
+    (void)arg;
+    char host[300];
+    snprintf(host, sizeof host, "%s%s", name[0] == '*' ? "www" : "", name[0] == '*' ? name + 1 : name);
+    tls_check_certificate(SSL_CTX_get0_certificate(ctx), "tls_sni", host);
+}
+
 void tls_sni_warnings(SSL_CTX *main)
 {
-    const struct sni_table *t = main && sni_index >= 0 ? SSL_CTX_get_ex_data(main, sni_index) : NULL;
-    for (size_t i = 0; t && i < t->count; i++) {
-        char host[300];
-        const char *name = t->entries[i].name;
-        snprintf(host, sizeof host, "%s%s", name[0] == '*' ? "www" : "", name[0] == '*' ? name + 1 : name);
-        tls_check_certificate(SSL_CTX_get0_certificate(t->entries[i].ctx), "tls_sni", host);
-    }
+    tls_sni_each(main, warn_entry, NULL);
 }
 
 void tls_sni_each(SSL_CTX *main, void (*fn)(void *arg, const char *name, SSL_CTX *ctx), void *arg)
