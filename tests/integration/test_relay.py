@@ -537,7 +537,8 @@ def test_smtp_bind_address_is_where_outbound_connections_come_from(relay, tmp_pa
     send(srv, ["y@scripted.test"])
     wait_for(lambda: "cannot use smtp_bind_address 192.0.2.1: Cannot assign requested address" in srv.log_text(),
              what="the bind failure")
-    assert peer.connections == 1 and "status=deferred" in srv.log_text()
+    wait_for(lambda: "status=deferred" in srv.log_text(), what="the deferral, logged after the failure")
+    assert peer.connections == 1
     conf = tmp_path / "bad.conf"
     conf.write_text("hostname = mx.example.test\nsmtp_bind_address = ::1\nsmtp_bind_address6 = 127.0.0.1\n")
     r = subprocess.run([str(BIN), "-c", str(conf), "check-config"], capture_output=True, text=True)
