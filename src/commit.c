@@ -27,6 +27,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,6 +41,7 @@
 #include "journal.h"
 #include "log.h"
 #include "maildir.h"
+#include "maildirsize.h"
 #include "message.h"
 #include "spool.h"
 
@@ -147,6 +149,19 @@ void commit_stage(void *arg)
         maildir_stage(m);
 }
 
+/* A committed message: one more line in the maildirsize of each of its mailboxes with a quota
+ * (maildirsize.h; the whole mailbox's, whichever folder the message went to). */
+static void count_in_quotas(const struct message *m)
+{
+    unsigned long long size = evbuffer_get_length(m->headers) + evbuffer_get_length(m->body);
+    for (size_t i = 0; i < m->nrcpts; i++) {
+        char dir[PATH_MAX];
+        const struct msg_rcpt *r = &m->rcpts[i];
+        if (r->quota && maildir_path(m->mail_dir, r->local, r->domain, dir, sizeof dir))
+            maildirsize_add(dir, size, r->quota);
+    }
+}
+
 /* The ALONE path (see the top), a workq work function for a disk thread. */
 static void commit_alone(void *arg)
 {
@@ -162,10 +177,12 @@ static void commit_alone(void *arg)
         if (m->status == COMMIT_OK)
             sync_published_dirs(&m, 1, err, sizeof err);
     }
-    if (m->status == COMMIT_OK)
+    if (m->status == COMMIT_OK) {
         maildir_drop_tmp(m); /* the links in new/ keep the file */
-    else
+        count_in_quotas(m);
+    } else {
         clean_up(m);
+    }
     log_debug("event=commit_alone qid=%s stage_ms=%.2f commit_ms=%.2f", m->qid, t2 - t1, now_ms() - t2);
 }
 
@@ -274,9 +291,11 @@ void commit_batch(void **args, unsigned n, void *ctx)
     commit_journaled(cc ? cc->journal : NULL, m, nj);
     commit_direct(m + nj, n - nj);
     for (unsigned i = 0; i < n; i++) {
-        if (m[i]->status == COMMIT_OK)
+        if (m[i]->status == COMMIT_OK) {
             maildir_drop_tmp(m[i]); /* the links in new/ keep the file */
-        else
+            count_in_quotas(m[i]);
+        } else {
             clean_up(m[i]);
+        }
     }
 }

@@ -115,6 +115,11 @@ static bool parse_number(const char *v, unsigned long long *out, enum key_type t
     return true;
 }
 
+bool config_parse_size(const char *v, unsigned long long *out)
+{
+    return parse_number(v, out, T_SIZE);
+}
+
 /* Writes n as a config value of type: the largest unit that divides it (64M, 10m, 1h), so that a
  * range in an error reads as the file would say it. */
 static void format_number(unsigned long long n, enum key_type type, char *out, size_t outsz)

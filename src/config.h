@@ -67,6 +67,7 @@ struct config {
     char *srs_domain;             /* "" or the domain of SRS addresses (srs.h) */
     char *srs_secret;             /* "" or the file of SRS secrets, one per line */
     unsigned srs_max_age;         /* seconds an SRS bounce address stays valid */
+    unsigned mailbox_quota_recheck; /* seconds a mailbox's usage read is trusted */
     size_t max_message_size;
     unsigned max_recipients;
     char *recipient_delimiter;
@@ -94,6 +95,8 @@ struct config {
     unsigned mailbox_recheck_interval; /* seconds between probes of a held mailbox */
     unsigned mailbox_hold_max;    /* mailboxes held at once; 0: none is held */
     size_t min_free_space;        /* octets free on mail_dir and spool_dir below which MAIL gets 452 */
+    size_t mailbox_quota;         /* octets a local mailbox may hold (maildirsize); 0: no quota */
+    char *mailbox_quotas;         /* table file of per-mailbox quotas or "" */
     /* outbound relay (queue.c, dns.c, smtp_client.c) */
     struct strlist dns_resolver;  /* "ip[@port]" forwarders; empty = /etc/resolv.conf */
     char *dns_trust_anchor;       /* DNSSEC trust anchor file or "" */
@@ -156,6 +159,9 @@ typedef bool (*config_table_fn)(void *arg, char **fields, int nfields, int linen
 void config_table_read(const struct config *cfg, const char *key, const char *file, config_table_fn fn, void *arg,
                        struct config_errors *errs);
 void config_errors_free(struct config_errors *errs);
+
+/* A size as a configuration value writes it (octets, k/M/G suffixes allowed): false when it is none. */
+bool config_parse_size(const char *v, unsigned long long *out);
 
 /* Reads path into cfg (defaults first). Returns true when no error was added to errs. */
 bool config_load(const char *path, struct config *cfg, struct config_errors *errs);

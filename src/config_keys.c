@@ -169,6 +169,18 @@ const struct key_def config_keys[] = {
     {"mailbox_recheck_interval", T_DURATION, F(mailbox_recheck_interval), "30s", 1, 3600,
      "How often a held mailbox is tried (make it if missing, write a file in tmp/, new/ writable); "
      "it takes mail again as soon as that works."},
+    {"mailbox_quota", T_SIZE, F(mailbox_quota), "0", 0, 1ull << 50,
+     "Octets each local mailbox may hold (all its folders), kept in its maildirsize file as the Maildir++ "
+     "convention has it (Dovecot's quota = maildir:..., Courier and maildrop read and write the same). A RCPT "
+     "for a mailbox that is full, or that the message's declared SIZE would overfill, gets 452 4.2.2 (552 5.2.2 "
+     "when the message is bigger than the whole quota); a message whose text overfills every mailbox it is for "
+     "gets the same at its end. 0 = no quota."},
+    {"mailbox_quotas", T_OPTPATH, F(mailbox_quotas), "", 0, 0,
+     "Table file of quotas other than mailbox_quota: 'address size' or '@domain size' per line (size in "
+     "octets, k/M/G allowed; 0 = none for that mailbox)."},
+    {"mailbox_quota_recheck", T_DURATION, F(mailbox_quota_recheck), "1m", 1, 86400,
+     "How long a mailbox's usage, once read from its maildirsize, is trusted (with this server's deliveries "
+     "added) before a RCPT reads it again: mail deleted through IMAP frees room within this time."},
     {"io_threads", T_UINT, F(io_threads), "16", 1, 256,
      "Threads for blocking work: writing messages for the committer, committing messages bigger than "
      "journal_message_max (each waits for its own flushes: more threads, more of them overlap), "

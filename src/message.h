@@ -34,6 +34,7 @@ struct msg_rcpt {
     bool remote;                      /* relay to another domain (spool) instead of a local Maildir */
     char local[ADDR_LOCAL_MAX + 1];   /* local: the mailbox name */
     char domain[ADDR_DOMAIN_MAX + 1]; /* local: the mailbox domain */
+    unsigned long long quota;         /* local: the mailbox's quota in octets (maildirsize.h), 0: none */
 };
 
 enum commit_status { COMMIT_OK = 0, COMMIT_TEMPFAIL, COMMIT_NOSPACE };
@@ -61,6 +62,7 @@ struct message {
     size_t nlocal;                    /* how many rcpts are local */
     struct msg_expansion *expanded;   /* aliases to report as expanded (RFC 3464 2.3.3), or NULL */
     size_t nexpanded;
+    unsigned long long declared_size; /* MAIL SIZE=, 0 when not given */
     bool smtputf8;
     bool body_8bit;                   /* BODY=8BITMIME */
     enum dsn_ret ret;                 /* DSN RET= */

@@ -133,6 +133,44 @@ static bool moved_line(struct policy *p, char **f, int n, int lineno, const char
     return strmap_put(&p->moved, key, f[1]) || (*err = "out of memory", false);
 }
 
+/* A mailbox_quotas line: "address size" or "@domain size", the domain a local one. */
+static bool quotas_line(struct policy *p, char **f, int n, int lineno, const char **err)
+{
+    (void)lineno;
+    char key[ADDR_PATH_MAX + 1], octets[32];
+    unsigned long long size;
+    if (n != 2) {
+        *err = "expected 'address size' or '@domain size'";
+        return false;
+    }
+    if (!address_key(f[0], true, key, sizeof key, err))
+        return false;
+    if (!strmap_get(&p->local_domains, strchr(key, '@') + 1, NULL)) {
+        *err = "domain is not in local_domains";
+        return false;
+    }
+    if (!config_parse_size(f[1], &size) || size > (1ull << 50)) {
+        *err = "size: expected octets (k, M, G suffixes allowed; 0 = no quota), at most 1024T";
+        return false;
+    }
+    snprintf(octets, sizeof octets, "%llu", size);
+    p->quotas_on = p->quotas_on || size > 0;
+    return strmap_put(&p->quotas, key, octets) || (*err = "out of memory", false);
+}
+
+unsigned long long policy_quota(const struct policy *p, const char *local, const char *domain)
+{
+    char key[ADDR_PATH_MAX + 1];
+    const char *octets;
+    if (!p->quotas_on)
+        return 0;
+    table_key(key, sizeof key, local, domain);
+    if (strmap_get(&p->quotas, key, &octets))
+        return strtoull(octets, NULL, 10);
+    snprintf(key, sizeof key, "@%s", domain);
+    return strmap_get(&p->quotas, key, &octets) ? strtoull(octets, NULL, 10) : p->quota_default;
+}
+
 /* An aliases line: "address target[, target...]" ("address:" as in aliases(5) too; targets split
  * on commas and blanks). An address may be "@domain": the local domain's addresses that are no
  * mailbox. Several lines for one address add up. The targets are checked once all are read. */
@@ -343,6 +381,10 @@ bool policy_load(struct policy *p, const struct config *cfg, struct config_error
     }
     load_srs(p, cfg, errs);
     access_load(&p->access, cfg, errs);
+    p->quota_default = cfg->mailbox_quota;
+    p->quotas_on = cfg->mailbox_quota > 0;
+    if (cfg->mailbox_quotas && *cfg->mailbox_quotas)
+        load_table(p, cfg, "mailbox_quotas", cfg->mailbox_quotas, quotas_line, errs);
     return errs->count == before;
 }
 
@@ -352,6 +394,7 @@ void policy_free(struct policy *p)
     strmap_free(&p->null_mx_domains);
     strmap_free(&p->recipients);
     strmap_free(&p->moved);
+    strmap_free(&p->quotas);
     strmap_free(&p->aliases);
     free(p->alias_defs);
     strmap_free(&p->relay_domains);

@@ -43,6 +43,9 @@ struct policy {
     struct dkim_keys dkim;    /* the keys that sign mail sent from here (dkim_keys; reloaded with the tables) */
     struct srs srs;           /* srs_domain, srs_secret, srs_max_age (reloaded with the tables) */
     struct access_tables access; /* client_access, sender_access (reloaded with the tables) */
+    struct strmap quotas;     /* mailbox_quotas: "local@domain" or "@domain" -> octets, in decimal */
+    unsigned long long quota_default; /* mailbox_quota */
+    bool quotas_on;           /* some mailbox may have a quota */
 };
 
 enum rcpt_kind { RCPT_LOCAL, RCPT_RELAY, RCPT_ALIAS, RCPT_REFUSED };
@@ -87,6 +90,10 @@ bool policy_expand_alias(const struct policy *p, const struct mailbox *mb, const
  * for every other recipient. */
 enum srs_verdict policy_srs_recipient(const struct policy *p, const struct mailbox *mb, long long now,
                                       struct mailbox *out);
+
+/* The quota of the local mailbox (local, domain), canonical as a verdict has them: its
+ * mailbox_quotas line, else its domain's ("@domain"), else mailbox_quota; 0: none. */
+unsigned long long policy_quota(const struct policy *p, const char *local, const char *domain);
 
 /* Builds the tables; errors name the config file:line: key, or table file:line: key. */
 bool policy_load(struct policy *p, const struct config *cfg, struct config_errors *errs);

@@ -132,6 +132,9 @@ static int route_one(FILE *out, const struct config *cfg, const struct policy *p
     if (relayer.kind == RCPT_LOCAL) {
         fprintf(out, "  local: delivered to %s/%s/%s/new/ (from any client)\n", cfg->mail_dir, relayer.domain,
                 relayer.local);
+        unsigned long long quota = policy_quota(p, relayer.local, relayer.domain);
+        if (quota)
+            fprintf(out, "  quota: %llu octets (its maildirsize; full: 452 4.2.2 at RCPT)\n", quota);
         return 0;
     }
     if (srs == SRS_VALID)

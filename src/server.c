@@ -4,6 +4,7 @@
  * SIGHUP: reload of the tables and the TLS certificate (reload.c). */
 #include "server.h"
 #include "reload.h"
+#include "quota.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -454,7 +455,8 @@ bool server_start(struct server *srv, struct config *cfg, struct policy *policy,
         return false;
     if (!(srv->holds = mailbox_holds_new(srv->base, srv->disk, cfg->mail_dir, srv->commit_cfg.mail_dev,
                                          cfg->mailbox_recheck_interval,
-                                         cfg->mailbox_hold_max)))
+                                         cfg->mailbox_hold_max)) ||
+        !(srv->quotas = quotas_new(srv->disk, cfg->mailbox_quota_recheck)))
         return false;
     char err[300];
     const char *key;
@@ -510,6 +512,7 @@ void server_free(struct server *srv)
     if (srv->committer)
         workq_free(srv->committer);
     mailbox_holds_free(srv->holds); /* after both: their done callbacks note failures and probes */
+    quotas_free(srv->quotas);       /* likewise: their reads report back */
     journal_close(srv->commit_cfg.journal); /* last checkpoint: nothing to recover next time */
     file_pool_free(srv->file_pool); /* after the committer and disk threads: they take from it */
     queue_free(srv->queue);

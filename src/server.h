@@ -38,6 +38,7 @@ struct server {
     struct workq *committer;            /* the group-commit thread (commit.c) */
     struct commit_config commit_cfg;    /* its journal (journal.c) and limits */
     struct mailbox_holds *holds;        /* mailboxes RCPT refuses (450) until they work again */
+    struct quotas *quotas;              /* mailbox usage for mailbox_quota (quota.h) */
     struct file_pool *file_pool;        /* unnamed files made ahead for Maildir delivery (file_pool.c) */
     struct dns *dns;                    /* asynchronous resolver (dns.c) */
     struct queue *queue;                /* outbound queue manager (queue.c) */

@@ -98,6 +98,8 @@ struct session {
     struct dns_query *dns_q;
     struct event *dns_timer;
     struct msg_rcpt *pending_rcpt;  /* the recipient waiting for it (allocated only then) */
+    struct quota_wait *quota_w;     /* pending_rcpt's mailbox usage being read (quota.h; dns_pending set) */
+    unsigned long long pending_quota; /* that mailbox's quota */
     struct dnsbl_check *dnsbl;      /* the client's block-list lookups (smtp_dnsbl.c), or NULL */
     struct rdns_check *rdns;        /* the client's name lookups (smtp_rdns.c), or NULL */
     struct spf_check *spf;          /* the sender's SPF check (smtp_spf.c), or NULL */
@@ -121,6 +123,20 @@ struct session {
 /* smtp_envelope.c: the MAIL and RCPT commands. */
 void cmd_mail(struct session *s, const struct smtp_command *c);
 void cmd_rcpt(struct session *s, const struct smtp_command *c);
+/* Adds an accepted recipient (local duplicates collapse; r's ORCPT copy is taken or freed) and
+ * answers with id. */
+void accept_rcpt(struct session *s, struct msg_rcpt *r, enum reply_id id);
+
+/* smtp_quota.c: mailbox quotas (quota.h) at RCPT and at the end of the data. */
+/* For a local recipient r: true when its mailbox's quota decided the RCPT - refused (452 4.2.2
+ * full, 552 5.2.2 the declared SIZE over the whole quota; r's ORCPT freed), or waiting for the
+ * usage to be read (the reply comes then) -; false when the caller accepts it as usual. */
+bool rcpt_quota_check(struct session *s, struct msg_rcpt *r);
+/* At the end of data, before the commit: the refusal when a message of size octets would overfill
+ * every mailbox it is for (every recipient local, with a quota), else REPLY_QUEUED. */
+enum reply_id data_quota_refusal(struct session *s, unsigned long long size);
+/* After a commit: the message's size added to the known usage of each of its mailboxes. */
+void quota_count_delivery(struct session *s, const struct message *m);
 void reply(struct session *s, enum reply_id id, ...);
 void close_after_flush(struct session *s);
 void session_free(struct session *s);

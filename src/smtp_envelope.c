@@ -204,7 +204,6 @@ static void log_mail_refused(struct session *s, const char *addr, enum reply_id 
              log_safe(sender, sizeof sender, addr), reply_info(id)->code);
 }
 
-static void accept_rcpt(struct session *s, struct msg_rcpt *r, enum reply_id id);
 static bool user_rate_ok(struct session *s, const struct mailbox *mb);
 static void accept_alias(struct session *s, const struct mailbox *mb, struct msg_rcpt *r,
                          const struct rcpt_verdict *v);
@@ -308,6 +307,7 @@ void cmd_mail(struct session *s, const struct smtp_command *c)
     sender_access_check(s, &a.mailbox);
     s->msg->smtputf8 = utf8;
     s->msg->body_8bit = body8;
+    s->msg->declared_size = size;
     if (sender_needs_domain_check(s, &a.mailbox) && start_domain_check(s, a.mailbox.domain, false))
         return; /* the reply waits for DNS */
     if (spf_check_begin(s))
@@ -472,6 +472,8 @@ void cmd_rcpt(struct session *s, const struct smtp_command *c)
         return;
     }
     policy_rcpt_fill(&r, mb->addr, &v);
+    if (!r.remote && rcpt_quota_check(s, &r))
+        return; /* refused, or the reply waits for the mailbox's usage */
     if (r.remote && !mb->literal && !v.routed && !v.lmtp) { /* relay path: a null MX is refused now (RFC 7505 4.1) */
         if ((s->pending_rcpt = malloc(sizeof *s->pending_rcpt)) != NULL) {
             *s->pending_rcpt = r;
@@ -522,7 +524,7 @@ static bool literal_is_this_host(const struct session *s, const char *domain)
 }
 
 /* Adds an accepted recipient (local duplicates collapse) and answers with id. */
-static void accept_rcpt(struct session *s, struct msg_rcpt *r, enum reply_id id)
+void accept_rcpt(struct session *s, struct msg_rcpt *r, enum reply_id id)
 {
     bool duplicate = message_has_rcpt(s->msg, r);
     if (duplicate)

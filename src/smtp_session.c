@@ -34,6 +34,7 @@
 #include "conn_count.h"
 #include "dns.h"
 #include "queue.h"
+#include "quota.h"
 #include "maildir.h"
 #include "message.h"
 #include "policy.h"
@@ -155,6 +156,7 @@ void session_free(struct session *s)
         s->next->prev = s->prev;
     message_free(s->msg);
     dns_cancel(s->dns_q);
+    quota_wait_cancel(s->quota_w);
     dnsbl_free(s);
     rdns_free(s);
     spf_free(s);

@@ -14,6 +14,7 @@
 #include "mailbox_hold.h"
 #include "message.h"
 #include "metrics.h"
+#include "policy.h"
 #include "queue.h"
 #include "reply.h"
 #include "server.h"
@@ -116,6 +117,8 @@ static void commit_done(void *arg)
     }
     else if (m->nlocal < m->nrcpts && s->srv->queue)
         queue_add_committed(s->srv->queue, m->qid);
+    if (m->status == COMMIT_OK)
+        quota_count_delivery(s, m);
     /* NOTIFY=SUCCESS of local recipients and aliases: the report is stored before the 250 goes out */
     if (m->status == COMMIT_OK && (m->nlocal || m->nexpanded) &&
         dsn_report_local_deliveries(s->srv, m, report_stored, s))
@@ -157,6 +160,11 @@ void finish_data(struct session *s)
         refuse_data(s, REPLY_TOO_MANY_HOPS, detail, NULL);
         return;
     }
+    enum reply_id full = data_quota_refusal(s, evbuffer_get_length(m->body));
+    if (full != REPLY_QUEUED) {
+        refuse_data(s, full, "mailbox full", NULL);
+        return;
+    }
     if (!msgauth_check_begin(s, &facts))
         store_message(s, &facts); /* else once DKIM and DMARC are done */
 }
@@ -182,6 +190,9 @@ void store_message(struct session *s, const struct header_facts *facts)
     m->spool_dir = s->srv->cfg->spool_dir;
     m->hostname = s->srv->cfg->hostname;
     m->file_pool = s->srv->file_pool;
+    for (size_t i = 0; s->srv->policy->quotas_on && i < m->nrcpts; i++) /* for the commit's maildirsize lines */
+        if (!m->rcpts[i].remote)
+            m->rcpts[i].quota = policy_quota(s->srv->policy, m->rcpts[i].local, m->rcpts[i].domain);
     s->state = ST_COMMIT;
     s->job_pending = true;
     s->srv->commits_running++;
