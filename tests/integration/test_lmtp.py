@@ -1,5 +1,6 @@
 """Delivery by LMTP (RFC 2033) through the transport table: to a scripted LMTP peer (every reply
 chosen) and to a real Dovecot, whose IMAP server then shows the message."""
+import contextlib
 import imaplib
 import os
 import pwd
@@ -88,7 +89,7 @@ listen = 127.0.0.1
 ssl = no
 disable_plaintext_auth = no
 auth_mechanisms = plain
-mail_location = maildir:{d}/mail/%d/%n
+mail_location = {mail_location}
 first_valid_uid = 1
 {users_line}
 passdb {{
@@ -117,17 +118,19 @@ service lmtp {{
 service anvil {{
   chroot =
 }}
+{extra}
 """
 
 
-@pytest.fixture
-def dovecot(tmp_path):
-    """A private Dovecot (LMTP on a Unix socket, IMAP on a free loopback port), stopped by PID."""
+@contextlib.contextmanager
+def dovecot_running(tmp_path, mail_location=None, owner=None, extra=""):
+    """A private Dovecot (LMTP on a Unix socket, IMAP on a free loopback port), stopped by PID on
+    leaving; its mail in its own directory, or at mail_location as the user owner (a pwd entry)."""
     d = tmp_path / "dovecot"
     for sub in ("run", "state", "mail", "home"):
         (d / sub).mkdir(parents=True)
     if os.geteuid() == 0:  # mail is stored as nobody; Dovecot's own users come with its package
-        uid, gid = pwd.getpwnam("nobody").pw_uid, pwd.getpwnam("nobody").pw_gid
+        uid, gid = (owner or pwd.getpwnam("nobody")).pw_uid, (owner or pwd.getpwnam("nobody")).pw_gid
         users_line = ""
         for p in (d, d / "mail", d / "home"):
             os.chmod(p, 0o777)
@@ -142,7 +145,8 @@ def dovecot(tmp_path):
     (d / "users").write_text("alice@example.test:{PLAIN}alice-secret::::::\nbob@example.test:{PLAIN}bob-secret::::::\n")
     imap = free_port()
     conf = d / "dovecot.conf"
-    conf.write_text(DOVECOT_CONF.format(d=d, port=imap, users_line=users_line, uid=uid, gid=gid, imap=imap))
+    conf.write_text(DOVECOT_CONF.format(d=d, port=imap, users_line=users_line, uid=uid, gid=gid, imap=imap,
+                                        mail_location=mail_location or f"maildir:{d}/mail/%d/%n", extra=extra))
     proc = subprocess.Popen([shutil.which("dovecot") or "/usr/sbin/dovecot", "-F", "-c", str(conf)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
@@ -157,6 +161,12 @@ def dovecot(tmp_path):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture
+def dovecot(tmp_path):
+    with dovecot_running(tmp_path) as d:
+        yield d
 
 
 def port_open(port):

@@ -2,12 +2,16 @@
 Courier keep it, 452 4.2.2 at RCPT for a full mailbox (or one the declared SIZE would overfill),
 552 5.2.2 for a message bigger than the whole quota, the same at the end of the data when the text
 overfills every mailbox it is for, room made by an IMAP server's negative lines, and a reload."""
+import imaplib
+import os
+import pwd
 import smtplib
 import subprocess
 import time
 
 import pytest
 from conftest import BIN, check_config, sighup_and_wait
+from test_lmtp import dovecot_running
 
 
 def maildir(srv, address):
@@ -181,3 +185,55 @@ def test_quota_table_errors_and_reload(make_server, tmp_path):
     assert send(srv, ["alice@example.test"], 2000)[1][0] == 250
     assert send(srv, ["bob@example.test"], 10)[0][0] == (452, ["4.2.2 Mailbox full, try again later"])
     assert usage(srv, "bob@example.test")[0] == "1024S"
+
+
+DOVECOT_QUOTA = """\
+mail_plugins = $mail_plugins quota
+protocol imap {
+  mail_plugins = $mail_plugins imap_quota
+}
+plugin {
+  quota = maildir:User quota
+  quota_rule = *:storage=20K
+}
+"""
+
+
+def imap_quota(port):
+    """alice's (used, limit) in KiB as Dovecot's IMAP QUOTA extension (RFC 2087) reports it."""
+    with imaplib.IMAP4("127.0.0.1", port) as m:
+        m.login("alice@example.test", "alice-secret")
+        _, data = m.getquotaroot("INBOX")
+        m.logout()
+    quota = [d for d in data[1] if d and b"STORAGE" in d][0].decode()
+    used, limit = quota.split("STORAGE", 1)[1].strip(" ()").split()
+    return int(used), int(limit)
+
+
+def test_dovecot_reads_the_same_maildirsize_and_its_expunge_makes_room(make_server, tmp_path):
+    table = tmp_path / "quotas"
+    table.write_text("bob@example.test 0\n")
+    srv = make_server(mailbox_quota="20k", mailbox_quotas=table, mailbox_quota_recheck="1s")
+    for _ in range(3):
+        assert send(srv, ["alice@example.test"], 5000)[1][0] == 250
+    assert send(srv, ["alice@example.test", "bob@example.test"], 5000)[1][0] == 250  # soft: over by one
+    assert send(srv, ["alice@example.test"], 10)[0][0][0] == 452
+    octets = usage(srv, "alice@example.test")[1]
+    assert octets > 20480
+    owner = pwd.getpwnam("postern") if os.geteuid() == 0 else None  # the mailboxes' owner
+    with dovecot_running(tmp_path, mail_location=f"maildir:{srv.mail_dir}/%d/%n", owner=owner,
+                         extra=DOVECOT_QUOTA) as dovecot:
+        assert imap_quota(dovecot["imap"]) == (-(-octets // 1024), 20)  # Dovecot's count is Postern's (KiB, up)
+        with imaplib.IMAP4("127.0.0.1", dovecot["imap"]) as m:  # the owner deletes two messages
+            m.login("alice@example.test", "alice-secret")
+            m.select("INBOX")
+            m.store("1:2", "+FLAGS", "\\Deleted")
+            m.expunge()
+            m.logout()
+        left = usage(srv, "alice@example.test")
+        assert left[0] == "20480S" and left[2] == 2, left  # Dovecot appended its negative lines
+        assert imap_quota(dovecot["imap"])[0] == -(-left[1] // 1024)
+    time.sleep(1.1)  # mailbox_quota_recheck
+    replies, end = send(srv, ["alice@example.test"], 5000)
+    assert replies[0][0] == 250 and end[0] == 250
+    assert usage(srv, "alice@example.test")[1:] == on_disk(maildir(srv, "alice@example.test"))  # new/ and cur/
