@@ -161,7 +161,10 @@ static bool sum_lines(const char *p, const char *end, struct quota_usage *u)
     return true;
 }
 
-int maildirsize_read(const char *dir, unsigned long long limit, struct quota_usage *u, char *err, size_t errsz)
+/* maildirsize_read, and maildirsize_peek when rebuild is false: a file that cannot be trusted is
+ * then only counted past, never written. */
+static int read_usage(const char *dir, unsigned long long limit, struct quota_usage *u, char *err, size_t errsz,
+                      bool rebuild)
 {
     struct stat st;
     if (stat(dir, &st) < 0) {
@@ -171,18 +174,29 @@ int maildirsize_read(const char *dir, unsigned long long limit, struct quota_usa
     char path[PATH_MAX], text[MAILDIRSIZE_REBUILD_SIZE];
     snprintf(path, sizeof path, "%s/maildirsize", dir);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return errno == ENOENT ? maildirsize_rebuild(dir, limit, u, err, errsz) : fail(err, errsz, "cannot read", path);
+    if (fd < 0 && errno != ENOENT)
+        return fail(err, errsz, "cannot read", path);
     ssize_t n = -1;
-    if (fstat(fd, &st) == 0 && st.st_size < MAILDIRSIZE_REBUILD_SIZE)
+    if (fd >= 0 && fstat(fd, &st) == 0 && st.st_size < MAILDIRSIZE_REBUILD_SIZE)
         n = read(fd, text, sizeof text);
-    close(fd);
+    if (fd >= 0)
+        close(fd);
     const char *nl = n > 0 ? memchr(text, '\n', (size_t)n) : NULL;
-    if (!nl || !same_quota(text, (size_t)(nl - text), limit) || !sum_lines(nl + 1, text + n, u))
-        return maildirsize_rebuild(dir, limit, u, err, errsz);
-    if (u->octets >= limit && time(NULL) - st.st_mtime >= MAILDIRSIZE_FULL_RECHECK)
-        return maildirsize_rebuild(dir, limit, u, err, errsz);
-    return 0;
+    bool trusted = nl && same_quota(text, (size_t)(nl - text), limit) && sum_lines(nl + 1, text + n, u) &&
+                   (u->octets < limit || time(NULL) - st.st_mtime < MAILDIRSIZE_FULL_RECHECK);
+    if (trusted)
+        return 0;
+    return rebuild ? maildirsize_rebuild(dir, limit, u, err, errsz) : count_mailbox(dir, u, err, errsz);
+}
+
+int maildirsize_read(const char *dir, unsigned long long limit, struct quota_usage *u, char *err, size_t errsz)
+{
+    return read_usage(dir, limit, u, err, errsz, true);
+}
+
+int maildirsize_peek(const char *dir, unsigned long long limit, struct quota_usage *u, char *err, size_t errsz)
+{
+    return read_usage(dir, limit, u, err, errsz, false);
 }
 
 void maildirsize_add(const char *dir, unsigned long long octets, unsigned long long limit)

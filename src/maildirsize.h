@@ -26,6 +26,10 @@ struct quota_usage {
  * made for it). 0, or -1 with err filled (the mailbox cannot be read). */
 int maildirsize_read(const char *dir, unsigned long long limit, struct quota_usage *u, char *err, size_t errsz);
 
+/* The same usage, for a reader that must not write the mailbox (`postern route`, run as root): a
+ * file that would be rebuilt is counted past instead. */
+int maildirsize_peek(const char *dir, unsigned long long limit, struct quota_usage *u, char *err, size_t errsz);
+
 /* Counts the mailbox's messages (new/ and cur/ of the inbox and of each Maildir++ folder, a
  * file's size taken from a ",S=<octets>" in its name, else from the file) and writes maildirsize
  * anew with limit as its quota (through tmp/, renamed into place). 0, or -1 with err filled. */

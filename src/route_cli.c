@@ -2,6 +2,7 @@
  * (policy_transport, then relay_host, then the domain's MX), written out in words. */
 #include "route_cli.h"
 
+#include <limits.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
@@ -9,6 +10,8 @@
 #include <event2/buffer.h>
 
 #include "address.h"
+#include "maildir.h"
+#include "maildirsize.h"
 #include "next_hop.h"
 #include "reply.h"
 
@@ -55,6 +58,22 @@ static void describe_refusal(FILE *out, const struct rcpt_verdict *v)
             reply_info(v->reply)->explanation);
     if (line)
         evbuffer_free(line);
+}
+
+/* A local mailbox's quota and what it uses now (read from its maildirsize, never written). */
+static void describe_quota(FILE *out, const struct config *cfg, const struct policy *p, const struct rcpt_verdict *v)
+{
+    unsigned long long quota = policy_quota(p, v->local, v->domain);
+    char dir[PATH_MAX], err[300];
+    struct quota_usage u;
+    if (!quota || !maildir_path(cfg->mail_dir, v->local, v->domain, dir, sizeof dir))
+        return;
+    fprintf(out, "  quota: %llu octets (full: 452 4.2.2 at RCPT)", quota);
+    if (maildirsize_peek(dir, quota, &u, err, sizeof err) < 0)
+        fprintf(out, "; usage unknown: %s\n", err);
+    else
+        fprintf(out, "; used: %llu octets in %llu messages (%llu%%)\n", u.octets, u.messages,
+                u.octets * 100 / quota);
 }
 
 struct route_ctx {
@@ -132,9 +151,7 @@ static int route_one(FILE *out, const struct config *cfg, const struct policy *p
     if (relayer.kind == RCPT_LOCAL) {
         fprintf(out, "  local: delivered to %s/%s/%s/new/ (from any client)\n", cfg->mail_dir, relayer.domain,
                 relayer.local);
-        unsigned long long quota = policy_quota(p, relayer.local, relayer.domain);
-        if (quota)
-            fprintf(out, "  quota: %llu octets (its maildirsize; full: 452 4.2.2 at RCPT)\n", quota);
+        describe_quota(out, cfg, p, &relayer);
         return 0;
     }
     if (srs == SRS_VALID)

@@ -177,7 +177,7 @@ def test_quota_table_errors_and_reload(make_server, tmp_path):
     srv = make_server(mailbox_quotas=table)
     route = subprocess.run([str(BIN), "-c", str(srv.conf_path), "route", "alice@example.test", "x@catchall.test",
                             "bob@example.test"], capture_output=True, text=True).stdout
-    assert route.count("quota: ") == 2 and "quota: 1024 octets" in route and "quota: 10485760 octets" in route
+    assert route.count("quota: ") == 2 and "quota: 10485760 octets" in route and "used: 0 octets in 0 messages (0%)" in route
     assert send(srv, ["alice@example.test"], 2000)[1][0] == 552
     assert send(srv, ["bob@example.test"], 2000)[1][0] == 250  # no line, no mailbox_quota: none
     table.write_text("alice@example.test 1M\nbob@example.test 1k\n")
@@ -185,6 +185,13 @@ def test_quota_table_errors_and_reload(make_server, tmp_path):
     assert send(srv, ["alice@example.test"], 2000)[1][0] == 250
     assert send(srv, ["bob@example.test"], 10)[0][0] == (452, ["4.2.2 Mailbox full, try again later"])
     assert usage(srv, "bob@example.test")[0] == "1024S"
+    before = (maildir(srv, "bob@example.test") / "maildirsize").read_text()
+    (maildir(srv, "bob@example.test") / "maildirsize").write_text("1S\n")  # stale: counted, not written
+    octets = stored(srv, "bob@example.test")[0]
+    route = subprocess.run([str(BIN), "-c", str(srv.conf_path), "route", "bob@example.test"], capture_output=True,
+                           text=True).stdout
+    assert f"quota: 1024 octets (full: 452 4.2.2 at RCPT); used: {octets} octets in 1 messages ({octets * 100 // 1024}%)" in route, route
+    assert (maildir(srv, "bob@example.test") / "maildirsize").read_text() == "1S\n" != before
 
 
 DOVECOT_QUOTA = """\
