@@ -70,6 +70,7 @@ struct config {
     unsigned mailbox_quota_recheck; /* seconds a mailbox's usage read is trusted */
     size_t max_message_size;
     unsigned max_recipients;
+    unsigned mailbox_quota_warning; /* percent of a quota at which its owner gets a notice; 0 = none */
     char *recipient_delimiter;
     unsigned max_command_line;
     unsigned max_errors;

@@ -178,6 +178,9 @@ const struct key_def config_keys[] = {
     {"mailbox_quotas", T_OPTPATH, F(mailbox_quotas), "", 0, 0,
      "Table file of quotas other than mailbox_quota: 'address size' or '@domain size' per line (size in "
      "octets, k/M/G allowed; 0 = none for that mailbox)."},
+    {"mailbox_quota_warning", T_UINT, F(mailbox_quota_warning), "90", 0, 100,
+     "Percent of its quota at which a mailbox's owner finds a notice in it (from postmaster: how full, what "
+     "happens when it is full, how to make room): once each time a delivery takes it past. 0 = none."},
     {"mailbox_quota_recheck", T_DURATION, F(mailbox_quota_recheck), "1m", 1, 86400,
      "How long a mailbox's usage, once read from its maildirsize, is trusted (with this server's deliveries "
      "added) before a RCPT reads it again: mail deleted through IMAP frees room within this time."},

@@ -382,6 +382,7 @@ bool policy_load(struct policy *p, const struct config *cfg, struct config_error
     load_srs(p, cfg, errs);
     access_load(&p->access, cfg, errs);
     p->quota_default = cfg->mailbox_quota;
+    p->quota_warning = cfg->mailbox_quota_warning;
     p->quotas_on = cfg->mailbox_quota > 0;
     if (cfg->mailbox_quotas && *cfg->mailbox_quotas)
         load_table(p, cfg, "mailbox_quotas", cfg->mailbox_quotas, quotas_line, errs);

@@ -45,6 +45,7 @@ struct policy {
     struct access_tables access; /* client_access, sender_access (reloaded with the tables) */
     struct strmap quotas;     /* mailbox_quotas: "local@domain" or "@domain" -> octets, in decimal */
     unsigned long long quota_default; /* mailbox_quota */
+    unsigned quota_warning;   /* mailbox_quota_warning: percent; 0: no notice */
     bool quotas_on;           /* some mailbox may have a quota */
 };
 

@@ -201,11 +201,13 @@ void quota_wait_cancel(struct quota_wait *w)
         w->fn = NULL;
 }
 
-void quota_note_delivery(struct quotas *q, const char *dir, unsigned long long octets)
+bool quota_note_delivery(struct quotas *q, const char *dir, unsigned long long octets, struct quota_usage *after)
 {
     struct quota_entry *e = q ? find(q, dir, str_hash(dir)) : NULL;
-    if (e && e->known) {
-        e->u.octets += octets;
-        e->u.messages++;
-    }
+    if (!e || !e->known)
+        return false;
+    e->u.octets += octets;
+    e->u.messages++;
+    *after = e->u;
+    return true;
 }

@@ -37,7 +37,8 @@ struct quota_wait *quota_fetch(struct quotas *q, const char *dir, unsigned long 
 /* The waiter is gone (its session closed): fn will not be called. */
 void quota_wait_cancel(struct quota_wait *w);
 
-/* A message of octets was delivered to dir: its known usage grows by it. */
-void quota_note_delivery(struct quotas *q, const char *dir, unsigned long long octets);
+/* A message of octets was delivered to dir: its known usage grows by it. True, with the usage
+ * now in *after, when dir's usage is known. */
+bool quota_note_delivery(struct quotas *q, const char *dir, unsigned long long octets, struct quota_usage *after);
 
 #endif

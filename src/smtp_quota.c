@@ -15,6 +15,7 @@
 #include "message.h"
 #include "policy.h"
 #include "quota.h"
+#include "quota_notice.h"
 #include "reply.h"
 #include "server.h"
 #include "session_priv.h"
@@ -103,13 +104,24 @@ enum reply_id data_quota_refusal(struct session *s, unsigned long long size)
     return verdict;
 }
 
+/* True when a delivery of size octets took a mailbox of quota limit from below percent of it to
+ * at least that, ending at usage now. */
+static bool crossed(unsigned long long now, unsigned long long size, unsigned long long limit, unsigned percent)
+{
+    unsigned long long mark = limit / 100 * percent + limit % 100 * percent / 100;
+    return percent && now >= mark && now - size < mark;
+}
+
 void quota_count_delivery(struct session *s, const struct message *m)
 {
     unsigned long long size = evbuffer_get_length(m->headers) + evbuffer_get_length(m->body);
     for (size_t i = 0; i < m->nrcpts; i++) {
         char dir[PATH_MAX];
+        struct quota_usage now;
         const struct msg_rcpt *r = &m->rcpts[i];
-        if (r->quota && maildir_path(s->srv->cfg->mail_dir, r->local, r->domain, dir, sizeof dir))
-            quota_note_delivery(s->srv->quotas, dir, size);
+        if (r->quota && maildir_path(s->srv->cfg->mail_dir, r->local, r->domain, dir, sizeof dir) &&
+            quota_note_delivery(s->srv->quotas, dir, size, &now) &&
+            crossed(now.octets, size, r->quota, s->srv->policy->quota_warning))
+            quota_notice_send(s->srv, r, &now);
     }
 }

@@ -10,7 +10,7 @@ import subprocess
 import time
 
 import pytest
-from conftest import BIN, check_config, sighup_and_wait
+from conftest import BIN, check_config, sighup_and_wait, wait_for
 from test_lmtp import dovecot_running
 
 
@@ -220,7 +220,7 @@ def imap_quota(port):
 def test_dovecot_reads_the_same_maildirsize_and_its_expunge_makes_room(make_server, tmp_path):
     table = tmp_path / "quotas"
     table.write_text("bob@example.test 0\n")
-    srv = make_server(mailbox_quota="20k", mailbox_quotas=table, mailbox_quota_recheck="1s")
+    srv = make_server(mailbox_quota="20k", mailbox_quotas=table, mailbox_quota_recheck="1s", mailbox_quota_warning=0)
     for _ in range(3):
         assert send(srv, ["alice@example.test"], 5000)[1][0] == 250
     assert send(srv, ["alice@example.test", "bob@example.test"], 5000)[1][0] == 250  # soft: over by one
@@ -244,3 +244,22 @@ def test_dovecot_reads_the_same_maildirsize_and_its_expunge_makes_room(make_serv
     replies, end = send(srv, ["alice@example.test"], 5000)
     assert replies[0][0] == 250 and end[0] == 250
     assert usage(srv, "alice@example.test")[1:] == on_disk(maildir(srv, "alice@example.test"))  # new/ and cur/
+
+
+def test_the_owner_gets_one_notice_when_a_delivery_takes_the_mailbox_past_the_warning_mark(make_server):
+    srv = make_server(mailbox_quota="10k", mailbox_quota_warning="50")
+    assert send(srv, ["alice@example.test"], 3000)[1][0] == 250  # about 33%: no notice
+    assert send(srv, ["alice@example.test"], 3000)[1][0] == 250  # about 66%: past 50
+    notices = lambda: [f for f in srv.maildir_files("alice@example.test") if b"Subject: Your mailbox is" in f.read_bytes()]
+    [notice] = wait_for(notices, what="the quota notice")
+    text = notice.read_bytes().decode()
+    octets = int(srv.log_text().split("event=quota_notice ")[1].split("used=")[1].split()[0])
+    assert f"Subject: Your mailbox is {octets * 100 // 10240}% full\n" in text and "From: Mail System <postmaster@" in text
+    assert "Return-Path: <>\n" in text and "Auto-Submitted: auto-generated\n" in text  # RFC 3834: no replies to it
+    assert "To: <alice@example.test>\n" in text and "452 4.2.2 Mailbox full" in text and "empty the Trash" in text
+    assert send(srv, ["alice@example.test"], 1000)[1][0] == 250  # still past the mark: no second notice
+    time.sleep(0.5)
+    assert len(notices()) == 1 and srv.log_text().count("event=quota_notice ") == 1
+    assert usage(srv, "alice@example.test")[1:] == stored(srv, "alice@example.test")  # the notice counts too
+    assert send(srv, ["bob@example.test"], 10)[1][0] == 250 and not [  # far from the mark: none
+        f for f in srv.maildir_files("bob@example.test") if b"Your mailbox is" in f.read_bytes()]
