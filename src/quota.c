@@ -151,15 +151,13 @@ static void read_done(void *arg)
     if (r->result < 0) {
         char safe[300];
         log_warn("event=quota_unreadable error=\"%s\" detail=\"its mail is taken as if it had no quota until it "
-                 "can be read\"", log_safe(safe, sizeof safe, r->error));
+                 "can be read (tried again after mailbox_quota_recheck)\"", log_safe(safe, sizeof safe, r->error));
     }
-    if (e) {
+    if (e) { /* unreadable: remembered as empty, so that the next read (and warning) waits a recheck interval */
         e->read = NULL;
-        if (r->result == 0) {
-            e->u = r->u;
-            e->known = true;
-            e->read_at = monotonic_now();
-        }
+        e->u = r->result == 0 ? r->u : (struct quota_usage){0, 0};
+        e->known = true;
+        e->read_at = monotonic_now();
     }
     for (struct quota_wait *w = r->waiters, *next; w; w = next) {
         next = w->next;

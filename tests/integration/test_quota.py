@@ -264,3 +264,20 @@ def test_the_owner_gets_one_notice_when_a_delivery_takes_the_mailbox_past_the_wa
              what="the notice counted in maildirsize too")
     assert send(srv, ["bob@example.test"], 10)[1][0] == 250 and not [  # far from the mark: none
         f for f in srv.maildir_files("bob@example.test") if b"Your mailbox is" in f.read_bytes()]
+
+
+def test_a_maildirsize_that_cannot_be_used_never_holds_mail_back(make_server):
+    srv = make_server(mailbox_quota="4k", mailbox_quota_warning=0)
+    assert send(srv, ["alice@example.test"], 10)[1][0] == 250
+    f = maildir(srv, "alice@example.test") / "maildirsize"
+    f.unlink()
+    f.mkdir()  # neither readable nor replaceable as a file
+    srv.stop()
+    srv.start()  # nothing remembered
+    for _ in range(3):
+        replies, end = send(srv, ["alice@example.test"], 100)
+        assert replies[0][0] == 250 and end[0] == 250
+    log = srv.log_text()
+    assert log.count("event=quota_unreadable") == 1, log  # once per mailbox_quota_recheck, not per RCPT
+    assert "maildirsize" in log.split("event=quota_unreadable")[1].split("\n")[0]
+    assert stored(srv, "alice@example.test")[1] == 4
