@@ -345,8 +345,12 @@ void maildir_stage(struct message *m)
     struct commit_stage *st = &m->stage;
     struct timeval tv;
     gettimeofday(&tv, NULL);
-    snprintf(st->name, sizeof st->name, "%lld.M%06ldP%ldQ%s.%s", (long long)tv.tv_sec, (long)tv.tv_usec,
-             (long)message_process_id(), m->qid, m->hostname);
+    int n = snprintf(st->name, sizeof st->name, "%lld.M%06ldP%ldQ%s.%s", (long long)tv.tv_sec, (long)tv.tv_usec,
+                     (long)message_process_id(), m->qid, m->hostname);
+    char size[32]; /* Maildir++: the file's size in its name - quota counts need no stat() (maildirsize.h) */
+    int k = snprintf(size, sizeof size, ",S=%zu", evbuffer_get_length(m->headers) + evbuffer_get_length(m->body));
+    if (n > 0 && (size_t)n + (size_t)k < sizeof st->name)
+        memcpy(st->name + n, size, (size_t)k + 1);
     st->dirs = calloc(m->nlocal ? m->nlocal : 1, sizeof *st->dirs);
     if (!st->dirs) {
         m->status = COMMIT_TEMPFAIL;

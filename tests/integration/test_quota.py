@@ -73,6 +73,8 @@ def test_maildirsize_counts_each_delivery_and_the_end_of_data_refuses_an_overfil
     quota, octets, messages = usage(srv, "alice@example.test")
     assert quota == "8192S"
     assert (octets, messages) == stored(srv, "alice@example.test")  # the lines add up to what is there
+    for f in srv.maildir_files("alice@example.test"):  # Maildir++: each name states its file's size
+        assert f.name.endswith(f",S={f.stat().st_size}"), f.name
     [(code, _)], (end, lines) = send(srv, ["alice@example.test"], 4000)  # no SIZE: known at its end
     assert code == 250 and end == 452 and lines == ["4.2.2 Mailbox full, try again later"]
     assert stored(srv, "alice@example.test")[1] == 3
