@@ -132,6 +132,10 @@ void accept_rcpt(struct session *s, struct msg_rcpt *r, enum reply_id id);
  * full, 552 5.2.2 the declared SIZE over the whole quota; r's ORCPT freed), or waiting for the
  * usage to be read (the reply comes then) -; false when the caller accepts it as usual. */
 bool rcpt_quota_check(struct session *s, struct msg_rcpt *r);
+/* An alias's local copy r (never refused at RCPT: one full mailbox must not hold back a whole
+ * list): its mailbox's usage read now if not known, while the client sends the message, so that
+ * the end of data can judge it. */
+void quota_prefetch(struct session *s, const struct msg_rcpt *r);
 /* At the end of data, before the commit: the refusal when a message of size octets would overfill
  * every mailbox it is for (every recipient local, with a quota), else REPLY_QUEUED. */
 enum reply_id data_quota_refusal(struct session *s, unsigned long long size);

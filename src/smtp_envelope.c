@@ -663,6 +663,8 @@ static void accept_alias(struct session *s, const struct mailbox *mb, struct msg
     list[0] = '\0';
     for (size_t i = 0; i < c.n && n < sizeof list; i++)
         n += (size_t)snprintf(list + n, sizeof list - n, "%s<%s>", i ? "," : "", c.v[i].addr);
+    for (size_t i = 0; id == REPLY_RCPT_OK && i < c.n; i++)
+        quota_prefetch(s, &c.v[i]);
     s->srv->metrics.alias_expansions += id == REPLY_RCPT_OK;
     if (id == REPLY_RCPT_OK)
         log_info("event=alias_expanded session=%s rcpt=<%s> to=%s%s", s->id, log_safe(safe, sizeof safe, mb->addr),

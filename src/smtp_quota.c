@@ -83,6 +83,24 @@ bool rcpt_quota_check(struct session *s, struct msg_rcpt *r)
     return true;
 }
 
+/* quota_fn of a read nobody waits for: quota.c remembers its usage, for the end of data. */
+static void usage_remembered(void *arg, const struct quota_usage *u)
+{
+    (void)arg;
+    (void)u;
+}
+
+void quota_prefetch(struct session *s, const struct msg_rcpt *r)
+{
+    struct server *srv = s->srv;
+    unsigned long long limit = r->remote ? 0 : policy_quota(srv->policy, r->local, r->domain);
+    char dir[PATH_MAX];
+    struct quota_usage u;
+    if (limit && maildir_path(srv->cfg->mail_dir, r->local, r->domain, dir, sizeof dir) &&
+        !quota_known(srv->quotas, dir, false, &u))
+        quota_fetch(srv->quotas, dir, limit, usage_remembered, NULL); /* the read frees its waiter */
+}
+
 enum reply_id data_quota_refusal(struct session *s, unsigned long long size)
 {
     const struct message *m = s->msg;

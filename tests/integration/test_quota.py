@@ -283,3 +283,30 @@ def test_a_maildirsize_that_cannot_be_used_never_holds_mail_back(make_server):
     assert log.count("event=quota_unreadable") == 1, log  # once per mailbox_quota_recheck, not per RCPT
     assert "maildirsize" in log.split("event=quota_unreadable")[1].split("\n")[0]
     assert stored(srv, "alice@example.test")[1] == 4
+
+
+def test_an_alias_copy_for_a_full_mailbox_is_judged_at_the_end_of_data(make_server, tmp_path):
+    aliases = tmp_path / "aliases"
+    aliases.write_text("info@example.test alice@example.test\nteam@example.test alice@example.test, bob@example.test\n")
+    quotas = tmp_path / "quotas"
+    quotas.write_text("bob@example.test 0\n")
+    srv = make_server(mailbox_quota="8k", mailbox_quotas=quotas, aliases=aliases, mailbox_quota_warning=0)
+    for _ in range(3):
+        assert send(srv, ["alice@example.test"], 2000)[1][0] == 250
+    srv.stop()
+    srv.start()  # nothing known of alice: mail reaches her only through the aliases now
+
+    def through(alias, octets):
+        c = srv.connect()
+        c.expect("EHLO client.example", 250)
+        c.expect("MAIL FROM:<s@sender.example>", 250)
+        c.expect(f"RCPT TO:<{alias}>", 250)  # an alias is not refused for a full target at RCPT
+        time.sleep(0.3)  # a client's round trips: the target's usage is read meanwhile
+        c.expect("DATA", 354)
+        c.send(b"Subject: a\r\n\r\n" + b"z" * octets + b"\r\n.\r\n")
+        return c.reply()
+
+    assert through("info@example.test", 3000)[0] == 452  # its only target would overfill
+    assert through("team@example.test", 3000)[0] == 250  # bob takes it; alice goes over by this one
+    assert usage(srv, "alice@example.test")[1:] == stored(srv, "alice@example.test")  # counted through an alias too
+    assert stored(srv, "alice@example.test")[0] > 8192 and through("info@example.test", 10)[0] == 452
