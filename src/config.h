@@ -102,6 +102,7 @@ struct config {
     struct strlist dns_resolver;  /* "ip[@port]" forwarders; empty = /etc/resolv.conf */
     char *dns_trust_anchor;       /* DNSSEC trust anchor file or "" */
     char *smtp_tls_ca_file;       /* CAs for smtp_tls_verify, "" = the system's */
+    char *smtp_tls_policy;        /* table file of TLS levels per destination, or "" */
     struct durlist retry_schedule;/* delays between attempts, the last one repeats */
     unsigned dns_timeout;         /* seconds a MAIL/RCPT-time lookup may hold the reply */
     unsigned smtp_port;           /* destination port of outbound SMTP */

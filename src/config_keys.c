@@ -285,6 +285,12 @@ const struct key_def config_keys[] = {
      "DNSSEC-validated (dns_trust_anchor set) and that host publishes TLSA records for the port, it "
      "gets TLS or nothing, and its certificate must match one of the records (else the next MX; 4.7.5 when "
      "none does). A failed TLSA lookup skips the host. Needs smtp_tls = yes."},
+    {"smtp_tls_policy", T_OPTPATH, F(smtp_tls_policy), "", 0, 0,
+     "Table file of TLS levels per destination, overriding smtp_tls and smtp_tls_verify for it: "
+     "'destination level' per line, destination a domain, .parent (its subdomains) or a next hop as "
+     "relay_host or the transport table write it ([host]:port); level none (never TLS, not even DANE), may "
+     "(TLS when offered, unverified), encrypt (TLS or nothing, unverified) or verify (TLS or nothing, the "
+     "certificate valid for the host name). Mail a level cannot be met for is deferred (4.7.4, 4.7.5)."},
     {"smtp_tls_ca_file", T_OPTPATH, F(smtp_tls_ca_file), "", 0, 0,
      "PEM file of CAs trusted by smtp_tls_verify; empty: the system's CA store."},
     {"smtp_connect_timeout", T_DURATION, F(smtp_connect_timeout), "30s", 1, 3600, "Outbound: connection set-up."},

@@ -7,6 +7,9 @@
 
 #define NEXT_HOP_TEXT_MAX 270 /* the longest next-hop text accepted: [255-octet name]:65535 */
 
+/* smtp_tls_policy's level for a destination; TLS_POLICY_DEFAULT: smtp_tls and smtp_tls_verify decide. */
+enum tls_policy { TLS_POLICY_DEFAULT, TLS_POLICY_NONE, TLS_POLICY_MAY, TLS_POLICY_ENCRYPT, TLS_POLICY_VERIFY };
+
 struct next_hop {
     char name[300];    /* the destination's name: the recipient domain, or the next hop as written */
     char route[264];   /* what to resolve: a domain (MX lookup when mx), a host name, or "[address]" */
@@ -16,6 +19,7 @@ struct next_hop {
     bool relay_host;   /* relay_host itself: relay_host_implicit_tls and relay_host_auth apply */
     bool lmtp;         /* final delivery by LMTP (RFC 2033): LHLO, a reply per recipient after the data */
     bool unix_socket;  /* route is the path of a Unix-domain socket (LMTP only), not a host */
+    enum tls_policy tls; /* set for each connection from smtp_tls_policy (policy_tls_for) */
 };
 
 #define LMTP_PORT 24

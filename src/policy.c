@@ -133,6 +133,56 @@ static bool moved_line(struct policy *p, char **f, int n, int lineno, const char
     return strmap_put(&p->moved, key, f[1]) || (*err = "out of memory", false);
 }
 
+static const char *const tls_levels[] = {"", "none", "may", "encrypt", "verify"}; /* enum tls_policy */
+
+/* An smtp_tls_policy line: "destination level", the destination a domain, ".parent" or a next hop
+ * ("[host]:port", as relay_host and the transport table write one). */
+static bool tls_policy_line(struct policy *p, char **f, int n, int lineno, const char **err)
+{
+    (void)lineno;
+    bool utf8, subdomains = f[0][0] == '.';
+    struct next_hop hop;
+    char key[NEXT_HOP_TEXT_MAX + 2];
+    if (n != 2) {
+        *err = "expected 'destination level'";
+        return false;
+    }
+    bool domain = address_parse_domain(f[0] + subdomains, strlen(f[0] + subdomains), &utf8) == ADDR_OK;
+    if (!domain && (subdomains || !next_hop_parse(f[0], 25, &hop) || hop.lmtp)) {
+        *err = "destination: expected a domain, .parent or a next hop such as [host]:port";
+        return false;
+    }
+    size_t level = 1;
+    while (level < sizeof tls_levels / sizeof *tls_levels && strcasecmp(f[1], tls_levels[level]) != 0)
+        level++;
+    if (level == sizeof tls_levels / sizeof *tls_levels) {
+        *err = "level: expected none, may, encrypt or verify";
+        return false;
+    }
+    if (domain) {
+        key[0] = '.';
+        idn_canonical(f[0] + subdomains, key + 1, sizeof key - 1);
+    } else {
+        ascii_lower_copy(key + 1, f[0], sizeof key - 1);
+    }
+    return strmap_put(&p->tls_policy, key + !subdomains, tls_levels[level]) || (*err = "out of memory", false);
+}
+
+enum tls_policy policy_tls_for(const struct policy *p, const struct next_hop *hop)
+{
+    char key[sizeof hop->name];
+    const char *level = NULL;
+    if (!p->tls_policy.count)
+        return TLS_POLICY_DEFAULT;
+    ascii_lower_copy(key, hop->name, sizeof key);
+    if (!(hop->configured ? strmap_get(&p->tls_policy, key, &level) : suffix_get(&p->tls_policy, key, &level)))
+        return TLS_POLICY_DEFAULT;
+    for (size_t i = 1; i < sizeof tls_levels / sizeof *tls_levels; i++)
+        if (strcmp(level, tls_levels[i]) == 0)
+            return (enum tls_policy)i;
+    return TLS_POLICY_DEFAULT;
+}
+
 /* A mailbox_quotas line: "address size" or "@domain size", the domain a local one. */
 static bool quotas_line(struct policy *p, char **f, int n, int lineno, const char **err)
 {
@@ -321,6 +371,8 @@ static void load_relay_tables(struct policy *p, const struct config *cfg, struct
         load_table(p, cfg, "relay_recipients", cfg->relay_recipients, relay_recipients_line, errs);
     if (cfg->transport && *cfg->transport)
         load_table(p, cfg, "transport", cfg->transport, transport_line, errs);
+    if (cfg->smtp_tls_policy && *cfg->smtp_tls_policy)
+        load_table(p, cfg, "smtp_tls_policy", cfg->smtp_tls_policy, tls_policy_line, errs);
 }
 
 /* srs_domain, srs_secret, srs_max_age into p->srs (off when srs_domain is empty). */
@@ -396,6 +448,7 @@ void policy_free(struct policy *p)
     strmap_free(&p->recipients);
     strmap_free(&p->moved);
     strmap_free(&p->quotas);
+    strmap_free(&p->tls_policy);
     strmap_free(&p->aliases);
     free(p->alias_defs);
     strmap_free(&p->relay_domains);

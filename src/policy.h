@@ -43,6 +43,7 @@ struct policy {
     struct dkim_keys dkim;    /* the keys that sign mail sent from here (dkim_keys; reloaded with the tables) */
     struct srs srs;           /* srs_domain, srs_secret, srs_max_age (reloaded with the tables) */
     struct access_tables access; /* client_access, sender_access (reloaded with the tables) */
+    struct strmap tls_policy; /* smtp_tls_policy: destination, ".parent" or next hop -> level name */
     struct strmap quotas;     /* mailbox_quotas: "local@domain" or "@domain" -> octets, in decimal */
     unsigned long long quota_default; /* mailbox_quota */
     unsigned quota_warning;   /* mailbox_quota_warning: percent; 0: no notice */
@@ -91,6 +92,10 @@ bool policy_expand_alias(const struct policy *p, const struct mailbox *mb, const
  * for every other recipient. */
 enum srs_verdict policy_srs_recipient(const struct policy *p, const struct mailbox *mb, long long now,
                                       struct mailbox *out);
+
+/* smtp_tls_policy's level for a destination (a recipient domain: its own entry, else its nearest
+ * ".parent" one; a configured next hop: its entry as written), or TLS_POLICY_DEFAULT. */
+enum tls_policy policy_tls_for(const struct policy *p, const struct next_hop *hop);
 
 /* The quota of the local mailbox (local, domain), canonical as a verdict has them: its
  * mailbox_quotas line, else its domain's ("@domain"), else mailbox_quota; 0: none. */

@@ -219,7 +219,9 @@ static void pump(struct dest *d)
             q->nconns++;
             struct dns_route route;
             route_for_connection(d, &route);
-            qc->c = smtp_client_new(q->srv->base, cfg, q->tls, q->srv->dns, &d->hop, &route, &client_ops, qc, &j->job);
+            struct next_hop hop = d->hop;
+            hop.tls = policy_tls_for(q->srv->policy, &d->hop); /* the tables of now: a reload applies */
+            qc->c = smtp_client_new(q->srv->base, cfg, q->tls, q->srv->dns, &hop, &route, &client_ops, qc, &j->job);
             if (qc->c)
                 continue;
             q->conns = qc->next;

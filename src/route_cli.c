@@ -42,6 +42,11 @@ static void describe_route(FILE *out, const struct config *cfg, const struct pol
     else
         fprintf(out, "    sent to the mail exchangers of %s (MX lookup, port %u)", domain, hop.port);
     fprintf(out, "\n");
+    static const char *const levels[] = {"", "none (never TLS)", "may (TLS when offered, unverified)",
+                                         "encrypt (TLS or nothing, unverified)",
+                                         "verify (TLS or nothing, a certificate valid for the host)"};
+    if (!hop.lmtp && (hop.tls = policy_tls_for(p, &hop)) != TLS_POLICY_DEFAULT)
+        fprintf(out, "    TLS: %s, by smtp_tls_policy\n", levels[hop.tls]);
 }
 
 /* The refusal a RCPT would get: the reply line itself (the catalog's formatter), and its meaning. */

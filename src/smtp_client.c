@@ -308,7 +308,9 @@ struct smtp_client *smtp_client_new(struct event_base *base, const struct config
     c->route = *route;
     c->hop = *hop;
     c->dns = dns;
-    c->dane = cfg->smtp_dane && dns && route->mx_secure && hop->mx && !hop->lmtp; /* RFC 7672 2.2.1 */
+    client_tls_levels(c);
+    c->dane = cfg->smtp_dane && dns && route->mx_secure && hop->mx && !hop->lmtp && /* RFC 7672 2.2.1 */
+              hop->tls != TLS_POLICY_NONE;
     c->ops = ops;
     c->arg = arg;
     c->job = first;
@@ -662,15 +664,21 @@ static void got_setup_reply(struct smtp_client *c)
         if (ok && !c->hop.lmtp && peer_is_this_server(c)) {
             loops_back(c);
         } else if (ok) {
-            bool want_tls = c->tls && (c->cfg->smtp_tls || client_tls_required(c)) && !c->tls_active &&
+            bool want_tls = (c->tls_wanted || client_tls_required(c)) && !c->tls_active &&
                             !c->hop.lmtp; /* LMTP: a local hop, as Postfix's lmtp client by default */
-            if (want_tls && c->ext.starttls && !c->tls_failed) {
+            if (want_tls && c->tls && c->ext.starttls && !c->tls_failed) {
                 c->state = C_STARTTLS;
                 client_send_line(c, "STARTTLS");
             } else if (want_tls && client_tls_required(c)) {
                 char diag[400];
-                snprintf(diag, sizeof diag, "4.7.4 %s does not offer STARTTLS, which %s requires", c->host,
-                         c->tlsa.status != TLSA_NONE ? "its TLSA records (DANE)" : "smtp_tls_verify");
+                const char *by = c->tlsa.status != TLSA_NONE          ? "its TLSA records (DANE)"
+                                 : c->hop.tls != TLS_POLICY_DEFAULT ? "smtp_tls_policy"
+                                                                    : "smtp_tls_verify";
+                if (!c->tls) /* smtp_tls was off at start: no context to speak TLS with */
+                    snprintf(diag, sizeof diag, "4.7.4 %s requires TLS with %s, and this server started without a "
+                             "TLS client (smtp_tls = no): restart it", by, c->host);
+                else
+                    snprintf(diag, sizeof diag, "4.7.4 %s does not offer STARTTLS, which %s requires", c->host, by);
                 client_conn_failed(c, diag);
             } else {
                 client_login_or_ready(c);

@@ -40,6 +40,9 @@ struct smtp_client {
     struct smtp_extensions ext;      /* what the peer's last EHLO offered */
     bool tls_active;
     bool tls_failed;                 /* the handshake with this target failed: retry it in cleartext */
+    bool tls_wanted;                 /* STARTTLS when offered (smtp_tls, or the destination's smtp_tls_policy) */
+    bool tls_must;                   /* TLS or nothing (smtp_tls_verify, or the policy's encrypt or verify) */
+    bool tls_verify;                 /* the certificate must be valid for the host (smtp_tls_verify, or verify) */
     struct smtp_job *job;
     const char *text;                /* what the job sends: its text, or the converted form */
     size_t len;
@@ -73,8 +76,12 @@ void client_connect(struct smtp_client *c);
 /* smtp_client_tls.c */
 /* DANE applies to the current target: starts its TLSA lookup (true; client_connect follows). */
 bool client_dane_lookup(struct smtp_client *c);
-/* TLS must be used with the current target: smtp_tls_verify, or its TLSA records (DANE). */
+/* TLS must be used with the current target: smtp_tls_verify or smtp_tls_policy, or its TLSA records (DANE). */
 bool client_tls_required(const struct smtp_client *c);
+
+/* What TLS the connection wants, must have and verifies: its destination's smtp_tls_policy level,
+ * else smtp_tls_verify (verify) or smtp_tls (may) or none. */
+void client_tls_levels(struct smtp_client *c);
 /* The handshake with the current target is done: on to the greeting or EHLO. */
 void client_tls_up(struct smtp_client *c);
 /* Why a TLS handshake failed, when the certificate checks say so, into why (else left as it is). */

@@ -55,9 +55,19 @@ bool client_dane_lookup(struct smtp_client *c)
     return false;
 }
 
+void client_tls_levels(struct smtp_client *c)
+{
+    enum tls_policy level = c->hop.tls;
+    if (level == TLS_POLICY_DEFAULT)
+        level = c->cfg->smtp_tls_verify ? TLS_POLICY_VERIFY : c->cfg->smtp_tls ? TLS_POLICY_MAY : TLS_POLICY_NONE;
+    c->tls_wanted = level >= TLS_POLICY_MAY;
+    c->tls_must = level >= TLS_POLICY_ENCRYPT;
+    c->tls_verify = level == TLS_POLICY_VERIFY;
+}
+
 bool client_tls_required(const struct smtp_client *c)
 {
-    return c->cfg->smtp_tls_verify || c->tlsa.status == TLSA_USABLE || c->tlsa.status == TLSA_UNUSABLE;
+    return c->tls_must || c->tlsa.status == TLSA_USABLE || c->tlsa.status == TLSA_UNUSABLE;
 }
 
 /* Hands the usable TLSA records to OpenSSL's DANE check (RFC 7671): the handshake then fails
@@ -84,7 +94,7 @@ void client_tls_failure(const struct smtp_client *c, char *why, size_t whysz)
     if (v != X509_V_OK && c->tlsa.status == TLSA_USABLE)
         snprintf(why, whysz, "4.7.5 the TLS certificate of %s matches none of its TLSA records (DANE): %s", c->host,
                  X509_verify_cert_error_string(v));
-    else if (v != X509_V_OK && c->cfg->smtp_tls_verify)
+    else if (v != X509_V_OK && c->tls_verify)
         snprintf(why, whysz, "4.7.5 the TLS certificate of %s is not valid: %s", c->host,
                  X509_verify_cert_error_string(v));
 }
@@ -113,8 +123,10 @@ void client_start_tls(struct smtp_client *c)
         /* the certificate must match the host's TLSA records (DANE), or name the MX host, or the
          * address literal's address */
         bool checked = c->tlsa.status == TLSA_USABLE ? set_dane(ssl, c, t->host)
-                       : !c->cfg->smtp_tls_verify ||
+                       : !c->tls_verify ||
                            (*t->host ? SSL_set1_host(ssl, t->host) == 1 : verify_address(ssl, &t->addr));
+        if (c->tls_verify && c->tlsa.status != TLSA_USABLE)
+            SSL_set_verify(ssl, SSL_VERIFY_PEER, NULL); /* a certificate that fails ends the handshake */
         if (checked)
             tb = bufferevent_openssl_filter_new(c->base, c->bev, ssl, BUFFEREVENT_SSL_CONNECTING,
                                                 BEV_OPT_CLOSE_ON_FREE);
@@ -140,7 +152,7 @@ void client_tls_up(struct smtp_client *c)
     tls_describe(ssl, info, sizeof info);
     const char *verified = c->tlsa.status == TLSA_USABLE     ? "dane"
                            : c->tlsa.status == TLSA_UNUSABLE ? "no (TLSA records unusable)"
-                           : c->cfg->smtp_tls_verify         ? "yes"
+                           : c->tls_verify                   ? "yes"
                                                              : "no";
     log_info("event=smtp_client_tls host=%s tls=%s verified=%s", c->host, info, verified);
     c->tls_active = true;

@@ -167,7 +167,8 @@ void tls_describe(SSL *ssl, char *out, size_t outsz)
 
 SSL_CTX *tls_client_context_new(const struct config *cfg, struct config_errors *errs)
 {
-    if (!cfg->smtp_tls && !cfg->smtp_tls_verify)
+    bool verifies = cfg->smtp_tls_verify || *cfg->smtp_tls_policy; /* some destination may be verified */
+    if (!cfg->smtp_tls && !verifies)
         return NULL;
     char why[256];
     SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
@@ -182,18 +183,17 @@ SSL_CTX *tls_client_context_new(const struct config *cfg, struct config_errors *
         SSL_CTX_free(ctx);
         return NULL;
     }
-    if (!cfg->smtp_tls_verify) {
-        SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL); /* each connection that verifies says so (smtp_client_tls.c) */
+    if (!verifies)
         return ctx;
-    }
-    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
     const char *ca = cfg->smtp_tls_ca_file;
     if (*ca && !config_file_readable(cfg, "smtp_tls_ca_file", ca, errs)) {
         SSL_CTX_free(ctx);
         return NULL;
     }
     if ((*ca ? SSL_CTX_load_verify_locations(ctx, ca, NULL) : SSL_CTX_set_default_verify_paths(ctx)) != 1) {
-        unusable(cfg, *ca ? "smtp_tls_ca_file" : "smtp_tls_verify", *ca ? ca : "the system's CA store", errs);
+        unusable(cfg, *ca ? "smtp_tls_ca_file" : cfg->smtp_tls_verify ? "smtp_tls_verify" : "smtp_tls_policy",
+                 *ca ? ca : "the system's CA store", errs);
         SSL_CTX_free(ctx);
         return NULL;
     }
