@@ -49,16 +49,17 @@ def test_encrypt_needs_tls_but_no_valid_certificate(relay, tmp_path):
     cert, key = self_signed(tmp_path, "self", "mx1.two-mx.test")  # trusted by nobody
     sink = tls_peer(relay, "127.0.0.2", cert, key)
     peer = scripted(relay, reply=OK)  # offers no STARTTLS
-    srv = relay["start"](smtp_tls_policy=policy(tmp_path, "two-mx.test encrypt\n.scripted.test encrypt\n"
-                                                          "scripted.test encrypt\n"))
+    srv = relay["start"](smtp_tls_policy=policy(tmp_path, "two-mx.test encrypt\n.scripted.test encrypt\n"))
     send(srv, ["e@two-mx.test"])
     wait_for(lambda: sink.messages, what="delivery over unverified TLS")
     assert "event=smtp_client_tls host=mx1.two-mx.test[127.0.0.2]" in srv.log_text() and "verified=no" in srv.log_text()
-    qid = send(srv, ["e@scripted.test"])
+    qid = send(srv, ["e@mx.scripted.test"])  # a subdomain (its own address: no MX): .scripted.test applies
     wait_for(lambda: "4.7.4 mx.scripted.test[127.0.0.4] does not offer STARTTLS, which smtp_tls_policy requires"
              in srv.log_text(), what="the deferral for no STARTTLS")
     wait_for(lambda: (srv.spool_dir / "state" / qid).exists(), what="the deferral recorded")
     assert peer.bodies == [] and not any(line.startswith("MAIL") for line in peer.lines)
+    send(srv, ["plain@scripted.test"])  # the parent itself has no line: opportunistic, as before
+    wait_for(lambda: peer.bodies, what="cleartext delivery to scripted.test")
 
 
 def test_none_keeps_a_destination_in_cleartext_and_may_skips_global_verification(relay, tmp_path):
