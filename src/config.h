@@ -98,6 +98,7 @@ struct config {
     size_t min_free_space;        /* octets free on mail_dir and spool_dir below which MAIL gets 452 */
     size_t mailbox_quota;         /* octets a local mailbox may hold (maildirsize); 0: no quota */
     char *mailbox_quotas;         /* table file of per-mailbox quotas or "" */
+    char *header_checks;          /* table file of header field rules (header_checks.h) or "" */
     /* outbound relay (queue.c, dns.c, smtp_client.c) */
     struct strlist dns_resolver;  /* "ip[@port]" forwarders; empty = /etc/resolv.conf */
     char *dns_trust_anchor;       /* DNSSEC trust anchor file or "" */
@@ -159,6 +160,12 @@ void config_errors_add(struct config_errors *errs, const char *fmt, ...) __attri
 #define CONFIG_TABLE_FIELDS 64
 typedef bool (*config_table_fn)(void *arg, char **fields, int nfields, int lineno, const char **err);
 void config_table_read(const struct config *cfg, const char *key, const char *file, config_table_fn fn, void *arg,
+                       struct config_errors *errs);
+/* The same file reading for a table whose lines are not blank-separated fields (header_checks): fn
+ * gets each line whole (its line ending cut; blank lines and those starting with '#' skipped); on
+ * an error, *shown may name what the message quotes (default: the line's first field). */
+typedef bool (*config_line_fn)(void *arg, char *line, int lineno, const char **err, const char **shown);
+void config_lines_read(const struct config *cfg, const char *key, const char *file, config_line_fn fn, void *arg,
                        struct config_errors *errs);
 void config_errors_free(struct config_errors *errs);
 

@@ -169,6 +169,11 @@ const struct key_def config_keys[] = {
     {"mailbox_recheck_interval", T_DURATION, F(mailbox_recheck_interval), "30s", 1, 3600,
      "How often a held mailbox is tried (make it if missing, write a file in tmp/, new/ writable); "
      "it takes mail again as soon as that works."},
+    {"header_checks", T_OPTPATH, F(header_checks), "", 0, 0,
+     "Table file of rules on the header fields of received mail: '/regex/[i] REJECT [text]' or '/regex/[i] "
+     "WARN' per line, a POSIX extended regular expression matched against each field unfolded ('Subject: ...'; "
+     "i: any case). REJECT refuses the message at its end with 550 5.7.1 and the text; WARN logs the field "
+     "(event=header_warning). The first rule matching a field decides for it."},
     {"mailbox_quota", T_SIZE, F(mailbox_quota), "0", 0, 1ull << 50,
      "Octets each local mailbox may hold (all its folders), kept in its maildirsize file as the Maildir++ "
      "convention has it (Dovecot's quota = maildir:..., Courier and maildrop read and write the same). A RCPT "

@@ -438,6 +438,8 @@ bool policy_load(struct policy *p, const struct config *cfg, struct config_error
     p->quotas_on = cfg->mailbox_quota > 0;
     if (cfg->mailbox_quotas && *cfg->mailbox_quotas)
         load_table(p, cfg, "mailbox_quotas", cfg->mailbox_quotas, quotas_line, errs);
+    if (cfg->header_checks && *cfg->header_checks)
+        config_lines_read(cfg, "header_checks", cfg->header_checks, header_checks_line, &p->header_checks, errs);
     return errs->count == before;
 }
 
@@ -449,6 +451,7 @@ void policy_free(struct policy *p)
     strmap_free(&p->moved);
     strmap_free(&p->quotas);
     strmap_free(&p->tls_policy);
+    header_checks_free(&p->header_checks);
     strmap_free(&p->aliases);
     free(p->alias_defs);
     strmap_free(&p->relay_domains);
