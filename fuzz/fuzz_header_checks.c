@@ -1,0 +1,59 @@
+/* libFuzzer target: header_checks on a message's header section (header_checks.c), which any
+ * client sends. The input is the section; three rules (a REJECT, a WARN, a REJECT on a folded
+ * field). Invariants: never out of bounds (ASan); every field handed to a rule is a C string of
+ * fewer than HEADER_CHECK_FIELD_MAX octets without a line break (fields are unfolded), and a REJECT
+ * comes with the field its rule matches. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "header_checks.h"
+
+static struct header_checks rules;
+
+static void load(void)
+{
+    static const char *const lines[] = {"/^Subject:.*spam/i REJECT no spam", "/^X-Mailer: .*a/ WARN",
+                                        "/^To: a b$/ REJECT folded"};
+    for (size_t i = 0; i < sizeof lines / sizeof *lines; i++) {
+        char line[128];
+        const char *err = NULL, *shown = NULL;
+        strcpy(line, lines[i]);
+        if (!header_checks_line(&rules, line, (int)i + 1, &err, &shown))
+            abort();
+    }
+}
+
+static void check_field(const char *field)
+{
+    size_t n = strlen(field);
+    if (n >= HEADER_CHECK_FIELD_MAX || memchr(field, '\n', n))
+        abort();
+}
+
+static void on_warn(void *arg, const struct header_rule *rule, const char *field)
+{
+    (void)arg;
+    if (rule->action != HEADER_WARN || regexec(&rule->re, field, 0, NULL, 0) != 0)
+        abort();
+    check_field(field);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (!rules.n)
+        load();
+    char *h = malloc(size + 1); /* exactly the input: ASan sees any read past it */
+    if (!h)
+        return 0;
+    memcpy(h, data, size);
+    static char field[HEADER_CHECK_FIELD_MAX];
+    const struct header_rule *r = header_checks_run(&rules, h, size, field, sizeof field, on_warn, NULL);
+    if (r) {
+        check_field(field);
+        if (r->action != HEADER_REJECT || regexec(&r->re, field, 0, NULL, 0) != 0)
+            abort();
+    }
+    free(h);
+    return 0;
+}
