@@ -13,7 +13,7 @@
 
 #define HEADER_CHECK_TEXT_MAX 200   /* a REJECT's text for the client: printable ASCII */
 #define HEADER_CHECK_FIELD_MAX 8192 /* octets of an unfolded field matched (the rest is not looked at) */
-#define HEADER_CHECK_SECTION_MAX (256 * 1024) /* octets of the header section looked at (the event loop
+#define HEADER_CHECK_SECTION_MAX ((size_t)256 * 1024) /* octets of the header section looked at (the event loop
                                                  runs the rules: a huge section must not stall it) */
 
 enum header_action { HEADER_REJECT, HEADER_WARN };
