@@ -126,6 +126,12 @@ void cmd_rcpt(struct session *s, const struct smtp_command *c);
 /* Adds an accepted recipient (local duplicates collapse; r's ORCPT copy is taken or freed) and
  * answers with id. */
 void accept_rcpt(struct session *s, struct msg_rcpt *r, enum reply_id id);
+void reply(struct session *s, enum reply_id id, ...);
+void close_after_flush(struct session *s);
+void session_free(struct session *s);
+void reset_transaction(struct session *s);
+void setup_bev(struct session *s);
+void process_input(struct session *s);
 
 /* smtp_quota.c: mailbox quotas (quota.h) at RCPT and at the end of the data. */
 /* For a local recipient r: true when its mailbox's quota decided the RCPT - refused (452 4.2.2
@@ -139,14 +145,9 @@ void quota_prefetch(struct session *s, const struct msg_rcpt *r);
 /* At the end of data, before the commit: the refusal when a message of size octets would overfill
  * every mailbox it is for (every recipient local, with a quota), else REPLY_QUEUED. */
 enum reply_id data_quota_refusal(struct session *s, unsigned long long size);
-/* After a commit: the message's size added to the known usage of each of its mailboxes. */
+/* After a commit: the message's size added to the known usage of each of its mailboxes, and the
+ * notice (quota_notice.h) put in one it took past mailbox_quota_warning. */
 void quota_count_delivery(struct session *s, const struct message *m);
-void reply(struct session *s, enum reply_id id, ...);
-void close_after_flush(struct session *s);
-void session_free(struct session *s);
-void reset_transaction(struct session *s);
-void setup_bev(struct session *s);
-void process_input(struct session *s);
 
 /* smtp_dnsbl.c: starts the client's block-list lookups (dnsbl_zones) as it connects; whether the
  * commands after EHLO must wait for them; the zone that lists the client (NULL: none, or no
