@@ -149,6 +149,7 @@ void message_scan_headers(struct message *m, struct header_facts *f)
     if (total && *(const char *)evbuffer_pullup(m->body, 1) == '\n')
         hlen = 0; /* the text starts with the empty line: no header section */
     const char *h = (const char *)evbuffer_pullup(m->body, (ssize_t)hlen);
+    f->header_len = hlen;
     for (size_t i = 0; h && i < hlen;) {
         const char *nl = memchr(h + i, '\n', hlen - i);
         size_t next = nl ? (size_t)(nl - h) + 1 : hlen, n = next - i;

@@ -107,6 +107,7 @@ struct header_facts {
     bool has_message_id; /* a Message-ID field */
     bool has_date;       /* a Date field */
     char message_id[128]; /* the first Message-ID field's value, blanks trimmed, cut to fit */
+    size_t header_len;    /* octets of the header section at the start of the body buffer (pulled up) */
 };
 void message_scan_headers(struct message *m, struct header_facts *f);
 

@@ -10,6 +10,7 @@
 #include "message.h"
 #include "policy.h"
 #include "queue.h"
+#include "reply.h"
 #include "server.h"
 
 /* Octets as a reader says them: "812 KiB", "9.5 MiB", "1.0 GiB". */
@@ -38,15 +39,16 @@ static void write_notice(struct message *m, const struct server *srv, const char
                         "Subject: Your mailbox is %llu%% full\nAuto-Submitted: auto-generated\nMIME-Version: 1.0\n"
                         "Content-Type: text/plain; charset=utf-8\n\n",
                         postmaster, to, date, m->qid, srv->cfg->hostname, percent);
+    const struct reply_info *full = reply_info(REPLY_MAILBOX_FULL); /* what senders will be told */
     evbuffer_add_printf(m->body,
                         "Your mailbox %s now holds %s of the %s it may hold (%llu%%, %llu messages).\n\n"
                         "Once it is full, new mail for you is not taken in: the servers sending it are told\n"
-                        "\"452 4.2.2 Mailbox full\" and keep trying for a few days, then return the mail to\n"
+                        "\"%d %s %s\" and keep trying for a few days, then return the mail to\n"
                         "its senders as undeliverable.\n\n"
                         "To make room, delete mail you no longer need - large attachments first - in every\n"
                         "folder, and empty the Trash (deleted mail still counts until it is emptied). If you\n"
                         "need more room, write to postmaster@%s.\n",
-                        to, used, limit, percent, u->messages, postmaster);
+                        to, used, limit, percent, u->messages, full->code, full->enhanced, full->text, postmaster);
 }
 
 /* queue_submit_local's callback. */

@@ -44,6 +44,13 @@ static bool refused(struct session *s, struct msg_rcpt *r, unsigned long long li
     return true;
 }
 
+/* The quota of r's mailbox (0: none, or r is not a local mailbox) and its directory into dir. */
+static unsigned long long mailbox_quota(const struct session *s, const struct msg_rcpt *r, char *dir)
+{
+    unsigned long long limit = r->remote ? 0 : policy_quota(s->srv->policy, r->local, r->domain);
+    return limit && maildir_path(s->srv->cfg->mail_dir, r->local, r->domain, dir, PATH_MAX) ? limit : 0;
+}
+
 /* quota_fn: the usage of the waiting recipient's mailbox is known (NULL: unreadable, taken as
  * no quota - the mail is not held back by its accounting). */
 static void usage_read(void *arg, const struct quota_usage *u)
@@ -63,9 +70,9 @@ static void usage_read(void *arg, const struct quota_usage *u)
 bool rcpt_quota_check(struct session *s, struct msg_rcpt *r)
 {
     struct server *srv = s->srv;
-    unsigned long long limit = policy_quota(srv->policy, r->local, r->domain);
     char dir[PATH_MAX];
-    if (!limit || !maildir_path(srv->cfg->mail_dir, r->local, r->domain, dir, sizeof dir))
+    unsigned long long limit = mailbox_quota(s, r, dir);
+    if (!limit)
         return false;
     struct quota_usage u;
     if (quota_known(srv->quotas, dir, false, &u))
@@ -92,13 +99,11 @@ static void usage_remembered(void *arg, const struct quota_usage *u)
 
 void quota_prefetch(struct session *s, const struct msg_rcpt *r)
 {
-    struct server *srv = s->srv;
-    unsigned long long limit = r->remote ? 0 : policy_quota(srv->policy, r->local, r->domain);
     char dir[PATH_MAX];
     struct quota_usage u;
-    if (limit && maildir_path(srv->cfg->mail_dir, r->local, r->domain, dir, sizeof dir) &&
-        !quota_known(srv->quotas, dir, false, &u))
-        quota_fetch(srv->quotas, dir, limit, usage_remembered, NULL); /* the read frees its waiter */
+    unsigned long long limit = mailbox_quota(s, r, dir);
+    if (limit && !quota_known(s->srv->quotas, dir, false, &u))
+        quota_fetch(s->srv->quotas, dir, limit, usage_remembered, NULL); /* the read frees its waiter */
 }
 
 enum reply_id data_quota_refusal(struct session *s, unsigned long long size)
@@ -106,12 +111,10 @@ enum reply_id data_quota_refusal(struct session *s, unsigned long long size)
     const struct message *m = s->msg;
     enum reply_id verdict = REPLY_QUEUED;
     for (size_t i = 0; i < m->nrcpts; i++) {
-        const struct msg_rcpt *r = &m->rcpts[i];
-        unsigned long long limit = r->remote ? 0 : policy_quota(s->srv->policy, r->local, r->domain);
         char dir[PATH_MAX];
         struct quota_usage u;
-        if (!limit || !maildir_path(s->srv->cfg->mail_dir, r->local, r->domain, dir, sizeof dir) ||
-            !quota_known(s->srv->quotas, dir, true, &u))
+        unsigned long long limit = mailbox_quota(s, &m->rcpts[i], dir);
+        if (!limit || !quota_known(s->srv->quotas, dir, true, &u))
             return REPLY_QUEUED; /* a recipient the message is delivered to anyway */
         enum reply_id id = quota_reply(limit, &u, size);
         if (id == REPLY_RCPT_OK)

@@ -145,20 +145,17 @@ static void header_warning(void *arg, const struct header_rule *rule, const char
              s->peer_ip, rule->line, log_quotable(safe, sizeof safe, field));
 }
 
-/* header_checks on the message's header section: true when a REJECT rule refused it (answered). */
-static bool header_rules_refuse(struct session *s)
+/* header_checks on the message's header section (facts: where message_scan_headers found it):
+ * true when a REJECT rule refused it (answered). */
+static bool header_rules_refuse(struct session *s, const struct header_facts *facts)
 {
     const struct header_checks *hc = &s->srv->policy->header_checks;
-    if (!hc->n)
+    if (!hc->n || !facts->header_len)
         return false;
-    struct evbuffer *body = s->msg->body;
-    struct evbuffer_ptr end = evbuffer_search(body, "\n\n", 2, NULL);
-    size_t len = end.pos < 0 ? evbuffer_get_length(body) : (size_t)end.pos + 1;
-    const char *h = (const char *)evbuffer_pullup(body, (ssize_t)len);
-    if (h && h[0] == '\n')
-        len = 0; /* the text starts with the empty line: no header section */
+    const char *h = (const char *)evbuffer_pullup(s->msg->body, (ssize_t)facts->header_len); /* already whole */
     static char field[HEADER_CHECK_FIELD_MAX]; /* loop thread only */
-    const struct header_rule *rule = h ? header_checks_run(hc, h, len, field, sizeof field, header_warning, s) : NULL;
+    const struct header_rule *rule =
+        h ? header_checks_run(hc, h, facts->header_len, field, sizeof field, header_warning, s) : NULL;
     if (!rule)
         return false;
     char detail[400], safe[300];
@@ -192,7 +189,7 @@ void finish_data(struct session *s)
         refuse_data(s, REPLY_TOO_MANY_HOPS, detail, NULL);
         return;
     }
-    if (header_rules_refuse(s))
+    if (header_rules_refuse(s, &facts))
         return;
     enum reply_id full = data_quota_refusal(s, evbuffer_get_length(m->body));
     if (full != REPLY_QUEUED) {
