@@ -294,8 +294,9 @@ const struct key_def config_keys[] = {
      "Table file of TLS levels per destination, overriding smtp_tls and smtp_tls_verify for it: "
      "'destination level' per line, destination a domain, .parent (its subdomains) or a next hop as "
      "relay_host or the transport table write it ([host]:port); level none (never TLS, not even DANE), may "
-     "(TLS when offered, unverified), encrypt (TLS or nothing, unverified) or verify (TLS or nothing, the "
-     "certificate valid for the host name). Mail a level cannot be met for is deferred (4.7.4, 4.7.5)."},
+     "(TLS when offered, unverified), encrypt (TLS or nothing, unverified), verify (TLS or nothing, the "
+     "certificate valid for the host name), dane (DANE as smtp_dane, even when that is no) or dane-only (DANE "
+     "or nothing: validated TLSA records required). Mail a level cannot be met for is deferred (4.7.4, 4.7.5)."},
     {"smtp_tls_ca_file", T_OPTPATH, F(smtp_tls_ca_file), "", 0, 0,
      "PEM file of CAs trusted by smtp_tls_verify; empty: the system's CA store."},
     {"smtp_connect_timeout", T_DURATION, F(smtp_connect_timeout), "30s", 1, 3600, "Outbound: connection set-up."},

@@ -7,8 +7,18 @@
 
 #define NEXT_HOP_TEXT_MAX 270 /* the longest next-hop text accepted: [255-octet name]:65535 */
 
-/* smtp_tls_policy's level for a destination; TLS_POLICY_DEFAULT: smtp_tls and smtp_tls_verify decide. */
-enum tls_policy { TLS_POLICY_DEFAULT, TLS_POLICY_NONE, TLS_POLICY_MAY, TLS_POLICY_ENCRYPT, TLS_POLICY_VERIFY };
+/* smtp_tls_policy's level for a destination; TLS_POLICY_DEFAULT: smtp_tls, smtp_tls_verify and
+ * smtp_dane decide. DANE: DANE when the host has DNSSEC-validated TLSA records (even with smtp_dane =
+ * no), else as may; DANE_ONLY: DANE or nothing (RFC 7672 with no fallback). */
+enum tls_policy {
+    TLS_POLICY_DEFAULT,
+    TLS_POLICY_NONE,
+    TLS_POLICY_MAY,
+    TLS_POLICY_ENCRYPT,
+    TLS_POLICY_VERIFY,
+    TLS_POLICY_DANE,
+    TLS_POLICY_DANE_ONLY
+};
 
 struct next_hop {
     char name[300];    /* the destination's name: the recipient domain, or the next hop as written */

@@ -133,7 +133,7 @@ static bool moved_line(struct policy *p, char **f, int n, int lineno, const char
     return strmap_put(&p->moved, key, f[1]) || (*err = "out of memory", false);
 }
 
-static const char *const tls_levels[] = {"", "none", "may", "encrypt", "verify"}; /* enum tls_policy */
+static const char *const tls_levels[] = {"", "none", "may", "encrypt", "verify", "dane", "dane-only"}; /* enum tls_policy */
 
 /* An smtp_tls_policy line: "destination level", the destination a domain, ".parent" or a next hop
  * ("[host]:port", as relay_host and the transport table write one). */
@@ -156,7 +156,7 @@ static bool tls_policy_line(struct policy *p, char **f, int n, int lineno, const
     while (level < sizeof tls_levels / sizeof *tls_levels && strcasecmp(f[1], tls_levels[level]) != 0)
         level++;
     if (level == sizeof tls_levels / sizeof *tls_levels) {
-        *err = "level: expected none, may, encrypt or verify";
+        *err = "level: expected none, may, encrypt, verify, dane or dane-only";
         return false;
     }
     if (domain) {

@@ -44,7 +44,9 @@ static void describe_route(FILE *out, const struct config *cfg, const struct pol
     fprintf(out, "\n");
     static const char *const levels[] = {"", "none (never TLS)", "may (TLS when offered, unverified)",
                                          "encrypt (TLS or nothing, unverified)",
-                                         "verify (TLS or nothing, a certificate valid for the host)"};
+                                         "verify (TLS or nothing, a certificate valid for the host)",
+                                         "dane (DANE when the host has DNSSEC-validated TLSA records, else may)",
+                                         "dane-only (DANE or nothing: DNSSEC-validated TLSA records required)"};
     if (!hop.lmtp && (hop.tls = policy_tls_for(p, &hop)) != TLS_POLICY_DEFAULT)
         fprintf(out, "    TLS: %s, by smtp_tls_policy\n", levels[hop.tls]);
 }

@@ -241,7 +241,7 @@ static void try_target(struct smtp_client *c)
         client_conn_failed(c, c->tlsa.error);
         return;
     }
-    client_connect(c);
+    client_connect_unless_dane_unmet(c);
 }
 
 /* smtp_bind_address(6): a non-blocking socket of family bound to it, for the connection; -1 when
@@ -309,8 +309,7 @@ struct smtp_client *smtp_client_new(struct event_base *base, const struct config
     c->hop = *hop;
     c->dns = dns;
     client_tls_levels(c);
-    c->dane = cfg->smtp_dane && dns && route->mx_secure && hop->mx && !hop->lmtp && /* RFC 7672 2.2.1 */
-              hop->tls != TLS_POLICY_NONE;
+    client_dane_applies(c);
     c->ops = ops;
     c->arg = arg;
     c->job = first;

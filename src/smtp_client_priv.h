@@ -25,7 +25,8 @@ struct smtp_client {
     SSL_CTX *tls;
     struct dns_route route;
     struct dns *dns;                 /* for the targets' TLSA records */
-    bool dane;                       /* DANE may apply (smtp_dane; the route's MX answer is DNSSEC-validated) */
+    bool dane;                       /* DANE may apply (smtp_dane or a dane level; the MX answer validated) */
+    bool dane_only;                  /* smtp_tls_policy's dane-only: no DANE, no connection */
     struct dns_query *tlsa_query;    /* the current target's TLSA lookup while it runs */
     struct dns_tlsa_set tlsa;        /* its answer: TLSA_NONE when DANE does not apply to this target */
     struct next_hop hop;       /* where this connection was sent (relay_host: its TLS and AUTH apply) */
@@ -76,11 +77,18 @@ void client_connect(struct smtp_client *c);
 /* smtp_client_tls.c */
 /* DANE applies to the current target: starts its TLSA lookup (true; client_connect follows). */
 bool client_dane_lookup(struct smtp_client *c);
+/* Sets c->dane: smtp_dane or a dane level, a DNSSEC-validated MX answer (RFC 7672 2.2.1; a host
+ * the administrator named needs only its own validated addresses), not LMTP, not level none. */
+void client_dane_applies(struct smtp_client *c);
+/* Connects to the current target, unless its destination is dane-only and DANE cannot be had
+ * with it (then on to the next target, saying why). */
+void client_connect_unless_dane_unmet(struct smtp_client *c);
 /* TLS must be used with the current target: smtp_tls_verify or smtp_tls_policy, or its TLSA records (DANE). */
 bool client_tls_required(const struct smtp_client *c);
 
 /* What TLS the connection wants, must have and verifies: its destination's smtp_tls_policy level,
- * else smtp_tls_verify (verify) or smtp_tls (may) or none. */
+ * else smtp_tls_verify (verify) or smtp_tls (may) or none. DANE levels: wanted (dane) or a must
+ * (dane-only), verified by the TLSA records, not the CA store. */
 void client_tls_levels(struct smtp_client *c);
 /* The handshake with the current target is done: on to the greeting or EHLO. */
 void client_tls_up(struct smtp_client *c);

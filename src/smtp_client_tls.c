@@ -37,7 +37,46 @@ static void got_tlsa(void *arg, const struct dns_tlsa_set *set)
     if (set->status != TLSA_NONE)
         log_info("event=dane host=%s tlsa=%s records=%zu", c->host,
                  set->status == TLSA_USABLE ? "usable" : "unusable", set->n);
-    client_connect(c);
+    client_connect_unless_dane_unmet(c);
+}
+
+void client_dane_applies(struct smtp_client *c)
+{
+    const struct next_hop *hop = &c->hop;
+    bool dane_level = hop->tls == TLS_POLICY_DANE || hop->tls == TLS_POLICY_DANE_ONLY;
+    bool wanted = dane_level || (c->cfg->smtp_dane && hop->tls != TLS_POLICY_NONE);
+    c->dane = wanted && c->dns && c->tls && !hop->lmtp && (hop->mx ? c->route.mx_secure : dane_level);
+}
+
+/* Why a dane-only destination cannot have DANE with the current target (into why), or false when
+ * it can (its usable TLSA records are in). */
+static bool dane_unmet(const struct smtp_client *c, char *why, size_t whysz)
+{
+    const struct dns_target *t = &c->route.targets[c->target];
+    const char *rule = "which smtp_tls_policy requires (dane-only)";
+    if (!c->dane_only || c->tlsa.status == TLSA_USABLE)
+        return false;
+    if (!c->tls)
+        snprintf(why, whysz, "4.7.5 DANE with %s, %s, needs a TLS client, and this server started without one: "
+                 "restart it", c->host, rule);
+    else if (!c->dane)
+        snprintf(why, whysz, "4.7.5 the MX records of %s are not DNSSEC-validated: no DANE, %s", c->hop.name, rule);
+    else if (!t->secure)
+        snprintf(why, whysz, "4.7.5 the addresses of %s are not DNSSEC-validated: no DANE, %s", c->host, rule);
+    else if (c->tlsa.status == TLSA_UNUSABLE)
+        snprintf(why, whysz, "4.7.5 none of the TLSA records of %s is usable: no DANE, %s", c->host, rule);
+    else
+        snprintf(why, whysz, "4.7.5 %s publishes no DNSSEC-validated TLSA records: no DANE, %s", c->host, rule);
+    return true;
+}
+
+void client_connect_unless_dane_unmet(struct smtp_client *c)
+{
+    char why[600];
+    if (dane_unmet(c, why, sizeof why))
+        client_conn_failed(c, why);
+    else
+        client_connect(c);
 }
 
 bool client_dane_lookup(struct smtp_client *c)
@@ -60,9 +99,10 @@ void client_tls_levels(struct smtp_client *c)
     enum tls_policy level = c->hop.tls;
     if (level == TLS_POLICY_DEFAULT)
         level = c->cfg->smtp_tls_verify ? TLS_POLICY_VERIFY : c->cfg->smtp_tls ? TLS_POLICY_MAY : TLS_POLICY_NONE;
-    c->tls_wanted = level >= TLS_POLICY_MAY;
-    c->tls_must = level >= TLS_POLICY_ENCRYPT;
+    c->tls_wanted = level != TLS_POLICY_NONE;
+    c->tls_must = level == TLS_POLICY_ENCRYPT || level == TLS_POLICY_VERIFY || level == TLS_POLICY_DANE_ONLY;
     c->tls_verify = level == TLS_POLICY_VERIFY;
+    c->dane_only = level == TLS_POLICY_DANE_ONLY;
 }
 
 bool client_tls_required(const struct smtp_client *c)

@@ -27,14 +27,16 @@ def signed_zone_server(d, port, tlsa_hex):
     """Writes, signs and serves dane.test: mx.dane.test (127.0.0.4) and mx2.dane.test (127.0.0.2)
     both publish '3 1 1 tlsa_hex' for the SMTP port; mixed.dane.test has mx.dane.test and, as its
     backup, backup.plain.test (127.0.0.2) in plain.test, a zone served unsigned. Returns (the
-    unbound process, the resolver for dns_resolver, the DS file)."""
+    unbound process, the resolver for dns_resolver, the DS file). notlsa.dane.test's MX, mx3.dane.test
+    (127.0.0.4 too), publishes no TLSA record."""
     (d / "zone").write_text(
         "$ORIGIN dane.test.\n$TTL 300\n@ IN SOA ns.dane.test. hostmaster.dane.test. 1 3600 600 86400 300\n"
         "@ IN NS ns.dane.test.\nns IN A 127.0.0.1\n@ IN MX 10 mx.dane.test.\nmx IN A 127.0.0.4\n"
         f"_{port}._tcp.mx IN TLSA 3 1 1 {tlsa_hex}\n"
         "plain IN MX 10 mx2.dane.test.\nmx2 IN A 127.0.0.2\n"
         f"_{port}._tcp.mx2 IN TLSA 3 1 1 {tlsa_hex}\n"
-        "mixed IN MX 10 mx.dane.test.\nmixed IN MX 20 backup.plain.test.\n")
+        "mixed IN MX 10 mx.dane.test.\nmixed IN MX 20 backup.plain.test.\n"
+        "notlsa IN MX 10 mx3.dane.test.\nmx3 IN A 127.0.0.4\n")
     (d / "plain.zone").write_text(
         "$ORIGIN plain.test.\n$TTL 300\n@ IN SOA ns.plain.test. hostmaster.plain.test. 1 3600 600 86400 300\n"
         "@ IN NS ns.plain.test.\nns IN A 127.0.0.1\nbackup IN A 127.0.0.2\n")
@@ -76,12 +78,12 @@ def dane(relay, tmp_path):  # noqa: F811
                     reply=lambda l, n: b"354 go\r\n" if l == "DATA" else b"250 2.0.0 ok\r\n")
     procs = []
 
-    def start(tlsa_hex, validate=True):
+    def start(tlsa_hex, validate=True, **extra):
         zone_dir = tmp_path / f"zone{len(procs)}"
         zone_dir.mkdir()
         proc, resolver, ds = signed_zone_server(zone_dir, relay["port"], tlsa_hex)
         procs.append(proc)
-        conf = dict(dns_resolver=resolver, retry_schedule="1h")
+        conf = dict(dns_resolver=resolver, retry_schedule="1h", **extra)
         if validate:
             conf["dns_trust_anchor"] = ds
         return relay["start"](**conf)
@@ -143,6 +145,62 @@ def test_tlsa_records_without_dnssec_validation_are_not_enforced(dane):
     wait_for(lambda: dane["peer"].bodies, what="delivery with opportunistic TLS")
     log = srv.log_text()
     assert "dnssec=no" in log and "event=dane " not in log and "verified=no" in log
+
+
+def tls_policy(tmp_path, text):
+    f = tmp_path / "tls_policy"
+    f.write_text(text)
+    return f
+
+
+def test_dane_only_delivers_over_dane_with_smtp_dane_off(dane, tmp_path):
+    """smtp_tls_policy dane-only brings DANE to its destination even where smtp_dane = no."""
+    srv = dane["start"](dane["digest"], smtp_dane="no", smtp_tls_policy=tls_policy(tmp_path, "dane.test dane-only\n"))
+    route = subprocess.run([str(BIN), "-c", str(srv.conf_path), "route", "a@dane.test"], capture_output=True,
+                           text=True).stdout
+    assert "    TLS: dane-only (DANE or nothing: DNSSEC-validated TLSA records required), by smtp_tls_policy\n" \
+        in route, route
+    send(srv, ["bob@dane.test"])
+    wait_for(lambda: dane["peer"].bodies, what="delivery over DANE-verified TLS")
+    assert dane["peer"].tls_used and "verified=dane" in srv.log_text()
+
+
+def test_dane_only_defers_a_host_without_validated_tlsa_records_and_never_connects(dane, tmp_path):
+    """dane-only and no DANE to be had - no TLSA record, or a zone nothing validates: deferred,
+    saying which, before any connection (no cleartext, no unauthenticated TLS)."""
+    policy = tls_policy(tmp_path, "notlsa.dane.test dane-only\ndane.test dane-only\n")
+    srv = dane["start"](dane["digest"], smtp_tls_policy=policy)
+    send(srv, ["bob@notlsa.dane.test"])
+    wait_for(lambda: "4.7.5 mx3.dane.test[127.0.0.4] publishes no DNSSEC-validated TLSA records: no DANE, "
+             "which smtp_tls_policy requires (dane-only)" in queue_errors(srv), what="the deferral")
+    unvalidated = dane["start"](dane["digest"], validate=False, smtp_tls_policy=policy)
+    send(unvalidated, ["bob@dane.test"])
+    wait_for(lambda: "4.7.5 the MX records of dane.test are not DNSSEC-validated: no DANE, which smtp_tls_policy "
+             "requires (dane-only)" in queue_errors(unvalidated), what="the deferral")
+    assert dane["peer"].lines == []  # neither server connected
+
+
+def test_the_dane_level_enforces_tlsa_records_with_smtp_dane_off_and_is_may_without_them(dane, tmp_path):
+    srv = dane["start"]("00" * 32, smtp_dane="no",
+                        smtp_tls_policy=tls_policy(tmp_path, "dane.test dane\nnotlsa.dane.test dane\n"))
+    send(srv, ["bob@dane.test"])  # a TLSA record the certificate does not match
+    wait_for(lambda: "matches none of its TLSA records" in queue_errors(srv), what="the deferral")
+    assert not any(line.startswith("MAIL") for line in dane["peer"].lines)
+    send(srv, ["carol@notlsa.dane.test"])  # no TLSA record: opportunistic TLS, as may
+    wait_for(lambda: dane["peer"].bodies, what="delivery over unverified TLS")
+    assert "event=smtp_client_tls host=mx3.dane.test[127.0.0.4]" in srv.log_text()
+    assert "verified=no" in srv.log_text()
+
+
+def test_a_relay_host_named_in_the_table_gets_dane_for_its_own_name(dane, relay, tmp_path):  # noqa: F811
+    """A next hop the administrator named has no MX lookup: RFC 7672 takes the TLSA records of the
+    host itself (its addresses validated), here _port._tcp.mx.dane.test."""
+    hop = f"[mx.dane.test]:{relay['port']}"
+    srv = dane["start"](dane["digest"], relay_host=hop, smtp_tls_policy=tls_policy(tmp_path, f"{hop} dane-only\n"))
+    send(srv, ["r@anywhere.test"])
+    wait_for(lambda: dane["peer"].bodies, what="delivery over DANE to the relay host")
+    assert "event=dane host=mx.dane.test[127.0.0.4] tlsa=usable records=1" in srv.log_text()
+    assert "verified=dane" in srv.log_text()
 
 
 def tlsa_record(tmp_path, hostname, cert, key, extra=""):

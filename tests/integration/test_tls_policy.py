@@ -1,7 +1,8 @@
-"""smtp_tls_policy: a TLS level per destination (none, may, encrypt, verify), over the global
-smtp_tls and smtp_tls_verify - the level a bank or a partner agreed on is met or the mail waits
-(4.7.4, 4.7.5), never sent in cleartext; the other destinations keep the defaults. Peers are real
-TLS servers (aiosmtpd) and the scripted one, on loopback."""
+"""smtp_tls_policy: a TLS level per destination (none, may, encrypt, verify; dane and dane-only, which
+need a signed zone, are tested in test_dane.py), over the global smtp_tls and smtp_tls_verify - the
+level a bank or a partner agreed on is met or the mail waits (4.7.4, 4.7.5), never sent in
+cleartext; the other destinations keep the defaults. Peers are real TLS servers (aiosmtpd) and the
+scripted one, on loopback."""
 import ssl
 import subprocess
 
@@ -89,7 +90,7 @@ def test_a_relay_host_is_looked_up_as_written(relay, tmp_path):
 
 def test_table_mistakes_name_their_line(tmp_path):
     conf = tmp_path / "p.conf"
-    for line, error in [("bank.test verified", "level: expected none, may, encrypt or verify"),
+    for line, error in [("bank.test verified", "level: expected none, may, encrypt, verify, dane or dane-only"),
                         ("bank.test", "expected 'destination level'"),
                         ("lmtp:unix:/run/lmtp verify", "destination: expected a domain"),
                         ("[not-closed verify", "destination: expected a domain")]:
