@@ -1,15 +1,15 @@
-/* libFuzzer target: header_checks on a message's header section (header_checks.c), which any
+/* libFuzzer target: header_checks on a message's header section (content_checks.c), which any
  * client sends. The input is the section; three rules (a REJECT, a WARN, a REJECT on a folded
  * field). Invariants: never out of bounds (ASan); every field handed to a rule is a C string of
- * fewer than HEADER_CHECK_FIELD_MAX octets without a line break (fields are unfolded), and a REJECT
+ * fewer than CONTENT_CHECK_LINE_MAX octets without a line break (fields are unfolded), and a REJECT
  * comes with the field its rule matches. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "header_checks.h"
+#include "content_checks.h"
 
-static struct header_checks rules;
+static struct content_rules rules;
 
 static void load(void)
 {
@@ -19,7 +19,7 @@ static void load(void)
         char line[128];
         const char *err = NULL, *shown = NULL;
         strcpy(line, lines[i]);
-        if (!header_checks_line(&rules, line, (int)i + 1, &err, &shown))
+        if (!content_rules_line(&rules, line, (int)i + 1, &err, &shown))
             abort();
     }
 }
@@ -27,14 +27,14 @@ static void load(void)
 static void check_field(const char *field)
 {
     size_t n = strlen(field);
-    if (n >= HEADER_CHECK_FIELD_MAX || memchr(field, '\n', n))
+    if (n >= CONTENT_CHECK_LINE_MAX || memchr(field, '\n', n))
         abort();
 }
 
-static void on_warn(void *arg, const struct header_rule *rule, const char *field)
+static void on_warn(void *arg, const struct content_rule *rule, const char *field)
 {
     (void)arg;
-    if (rule->action != HEADER_WARN || regexec(&rule->re, field, 0, NULL, 0) != 0)
+    if (rule->action != CONTENT_WARN || regexec(&rule->re, field, 0, NULL, 0) != 0)
         abort();
     check_field(field);
 }
@@ -47,11 +47,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!h)
         return 0;
     memcpy(h, data, size);
-    static char field[HEADER_CHECK_FIELD_MAX];
-    const struct header_rule *r = header_checks_run(&rules, h, size, field, sizeof field, on_warn, NULL);
+    static char field[CONTENT_CHECK_LINE_MAX];
+    const struct content_rule *r = content_rules_run_fields(&rules, h, size, CONTENT_CHECK_HEADER_MAX, field, sizeof field, on_warn, NULL);
     if (r) {
         check_field(field);
-        if (r->action != HEADER_REJECT || regexec(&r->re, field, 0, NULL, 0) != 0)
+        if (r->action != CONTENT_REJECT || regexec(&r->re, field, 0, NULL, 0) != 0)
             abort();
     }
     free(h);

@@ -3,7 +3,7 @@
 #   1. cmocka unit tests, normal build and ASan+UBSan build
 #   2. black-box pytest suite against build/postern
 #   3. the same pytest suite against the ASan+UBSan server build (any sanitizer report fails a test)
-#   4. the protocol, DATA, BDAT, quota and relay suites against build/postern under valgrind memcheck: reads of
+#   4. the protocol, DATA, BDAT, quota, content-rule and relay suites against build/postern under valgrind memcheck: reads of
 #      uninitialised memory, which ASan does not see (`make memcheck` runs every suite so); it
 #      runs at the same time as passes 2 and 3, one after the other, beside it. Left out
 #      of it, to keep make test under 15 minutes: eight relay tests that mostly wait for retry
@@ -85,7 +85,8 @@ VALGRIND_SKIP="$VALGRIND_SKIP or test_hold_and_release_during_an_attempt_then_re
 VALGRIND_SKIP="$VALGRIND_SKIP or test_route_is_looked_up_again_once_its_ttl_is_over"
 VALGRIND_SKIP="$VALGRIND_SKIP or test_null_mx_checks_wait_at_most_dns_timeout"
 POSTERN_VALGRIND=1 pytest_pass valgrind build/postern tests/integration/test_protocol.py \
-    tests/integration/test_data.py tests/integration/test_bdat.py tests/integration/test_quota.py tests/integration/test_relay.py -k "not ($VALGRIND_SKIP)" &
+    tests/integration/test_data.py tests/integration/test_bdat.py tests/integration/test_quota.py \
+    tests/integration/test_content_checks.py tests/integration/test_relay.py -k "not ($VALGRIND_SKIP)" &
 valgrind_pass=$!
 trap 'kill $valgrind_pass 2>/dev/null; pkill -f "basetemp=/tmp/postern-pytest" 2>/dev/null' INT TERM
 

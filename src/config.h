@@ -98,7 +98,10 @@ struct config {
     size_t min_free_space;        /* octets free on mail_dir and spool_dir below which MAIL gets 452 */
     size_t mailbox_quota;         /* octets a local mailbox may hold (maildirsize); 0: no quota */
     char *mailbox_quotas;         /* table file of per-mailbox quotas or "" */
-    char *header_checks;          /* table file of header field rules (header_checks.h) or "" */
+    char *header_checks;          /* table file of header field rules (content_checks.h) or "" */
+    char *mime_header_checks;     /* table file of rules on the header fields of parts and attached messages */
+    char *body_checks;            /* table file of rules on the lines of the text */
+    size_t body_checks_size_limit; /* octets of text (outside header blocks) body_checks looks at */
     /* outbound relay (queue.c, dns.c, smtp_client.c) */
     struct strlist dns_resolver;  /* "ip[@port]" forwarders; empty = /etc/resolv.conf */
     char *dns_trust_anchor;       /* DNSSEC trust anchor file or "" */

@@ -174,6 +174,18 @@ const struct key_def config_keys[] = {
      "WARN' per line, a POSIX extended regular expression matched against each field unfolded ('Subject: ...'; "
      "i: any case). REJECT refuses the message at its end with 550 5.7.1 and the text; WARN logs the field "
      "(event=header_warning). The first rule matching a field decides for it."},
+    {"mime_header_checks", T_OPTPATH, F(mime_header_checks), "", 0, 0,
+     "Table file of rules as header_checks, matched against the header fields of each MIME part and of "
+     "each attached message (message/rfc822), at any depth - for attachment names and types: "
+     "'/^Content-(Disposition|Type):.*name=\"?[^\"]*\\.(exe|scr|js)\"?$/i REJECT Executable attachments "
+     "are refused'. The message's own fields are header_checks'."},
+    {"body_checks", T_OPTPATH, F(body_checks), "", 0, 0,
+     "Table file of rules as header_checks, matched against each line of the message's text outside the "
+     "header blocks (the bodies of its parts, the MIME delimiter lines), as it is sent: not decoded "
+     "(base64 or quoted-printable text is matched encoded). event=body_warning for WARN."},
+    {"body_checks_size_limit", T_SIZE, F(body_checks_size_limit), "50K", 1, 1ull << 30,
+     "Octets of the text body_checks looks at: the lines that start in the first this many octets of it (the "
+     "rules run on the event loop: a big message must not stall it)."},
     {"mailbox_quota", T_SIZE, F(mailbox_quota), "0", 0, 1ull << 50,
      "Octets each local mailbox may hold (all its folders), kept in its maildirsize file as the Maildir++ "
      "convention has it (Dovecot's quota = maildir:..., Courier and maildrop read and write the same). A RCPT "

@@ -5,12 +5,9 @@
  * work is at most MIME_DOWNGRADE_MAX_DEPTH passes over the text. */
 #include "mime_downgrade.h"
 
-#include <ctype.h>
 #include <event2/buffer.h>
 #include <stdbool.h>
-#include <stdio.h>
 #include <string.h>
-#include <strings.h>
 
 #include "queue_file.h"
 
@@ -20,16 +17,6 @@ struct walk {
     struct evbuffer *out;
     bool seven_bit; /* the peer takes no 8-bit octets: every one must be encoded */
     bool nomem;
-};
-
-/* What an entity's header fields say about it. */
-struct entity_fields {
-    char type[64], subtype[64]; /* lower case; text/plain when there is no usable Content-Type */
-    char boundary[201];         /* RFC 2046 5.1.1 allows 70 characters; up to 200 are taken */
-    bool has_content_type;      /* a Content-Type field is there (usable or not) */
-    bool has_boundary;
-    bool has_mime_version;
-    char encoding[32];          /* Content-Transfer-Encoding, lower case; "" when none */
 };
 
 static void put(struct walk *w, const void *p, size_t n)
@@ -76,170 +63,17 @@ static bool unsendable(const struct walk *w, const char *p, size_t n)
     return w->seven_bit && mime_has_8bit(p, n);
 }
 
-/* The end of the header field starting at p: past its LF and those of its continuation lines. */
-static const char *field_end(const char *p, const char *end)
-{
-    for (;;) {
-        const char *nl = memchr(p, '\n', (size_t)(end - p));
-        if (!nl)
-            return end;
-        p = nl + 1;
-        if (p >= end || (*p != ' ' && *p != '\t'))
-            return p;
-    }
-}
-
-/* True when the field [f, fend) is called name (any case); *value is then just past its colon. */
-static bool field_is(const char *f, const char *fend, const char *name, const char **value)
-{
-    size_t n = strlen(name);
-    if ((size_t)(fend - f) <= n || strncasecmp(f, name, n) != 0)
-        return false;
-    const char *p = f + n;
-    while (p < fend && (*p == ' ' || *p == '\t')) /* RFC 5322 4.5: obsolete white space before ':' */
-        p++;
-    if (p >= fend || *p != ':')
-        return false;
-    *value = p + 1;
-    return true;
-}
-
-/* The value [v, fend) with its line breaks taken out (unfolded), cut to fit out. */
-static void unfold(const char *v, const char *fend, char *out, size_t outsz)
-{
-    size_t n = 0;
-    for (; v < fend && n + 1 < outsz; v++)
-        if (*v != '\n' && *v != '\r')
-            out[n++] = *v;
-    out[n] = '\0';
-}
-
-/* Past white space and (nested, escaped) comments: RFC 5322 CFWS, which RFC 2045 allows here. */
-static const char *skip_cfws(const char *p)
-{
-    for (;;) {
-        while (*p == ' ' || *p == '\t')
-            p++;
-        if (*p != '(')
-            return p;
-        int depth = 0;
-        for (; *p; p++) {
-            if (*p == '\\' && p[1])
-                p++;
-            else if (*p == '(')
-                depth++;
-            else if (*p == ')' && --depth == 0) {
-                p++;
-                break;
-            }
-        }
-    }
-}
-
-static bool is_token_char(unsigned char ch)
-{
-    return ch > 32 && ch < 127 && !strchr("()<>@,;:\\\"/[]?=", ch); /* RFC 2045 5.1 tspecials */
-}
-
-/* Reads an RFC 2045 token at p into out, lower case (cut to fit); returns the end of it. */
-static const char *read_token(const char *p, char *out, size_t outsz)
-{
-    size_t n = 0;
-    for (; is_token_char((unsigned char)*p); p++)
-        if (n + 1 < outsz)
-            out[n++] = (char)tolower((unsigned char)*p);
-    out[n] = '\0';
-    return p;
-}
-
-/* Reads a parameter value (token or quoted-string) at p into out as it is; *fits is false when it
- * was cut to fit. Returns the end of it. */
-static const char *read_value(const char *p, char *out, size_t outsz, bool *fits)
-{
-    size_t n = 0;
-    *fits = true;
-    bool quoted = *p == '"';
-    if (quoted)
-        p++;
-    for (; *p && (quoted ? *p != '"' : is_token_char((unsigned char)*p)); p++) {
-        if (quoted && *p == '\\' && p[1])
-            p++;
-        if (n + 1 < outsz)
-            out[n++] = *p;
-        else
-            *fits = false;
-    }
-    if (quoted && *p == '"')
-        p++;
-    out[n] = '\0';
-    return p;
-}
-
-/* Content-Type: type "/" subtype *(";" attribute "=" value) (RFC 2045 5.1); only boundary is kept.
- * A value that does not parse leaves the default, text/plain (RFC 2045 5.2). */
-static void read_content_type(const char *v, struct entity_fields *f)
-{
-    char type[64], subtype[64];
-    const char *p = skip_cfws(read_token(skip_cfws(v), type, sizeof type));
-    if (*p != '/')
-        return;
-    p = read_token(skip_cfws(p + 1), subtype, sizeof subtype);
-    if (!*type || !*subtype)
-        return;
-    memcpy(f->type, type, sizeof type);
-    memcpy(f->subtype, subtype, sizeof subtype);
-    for (;;) {
-        p = skip_cfws(p);
-        if (*p != ';')
-            return;
-        char name[32], value[sizeof f->boundary];
-        p = skip_cfws(read_token(skip_cfws(p + 1), name, sizeof name));
-        if (*p != '=')
-            return;
-        bool fits;
-        p = read_value(skip_cfws(p + 1), value, sizeof value, &fits);
-        if (!strcmp(name, "boundary") && fits && *value) {
-            memcpy(f->boundary, value, sizeof value);
-            f->has_boundary = true;
-        }
-    }
-}
-
-/* Reads the fields of the header block [h, h + hlen) that matter here. */
-static void read_fields(const char *h, size_t hlen, bool in_digest, struct entity_fields *f)
-{
-    memset(f, 0, sizeof *f);
-    snprintf(f->type, sizeof f->type, "%s", in_digest ? "message" : "text"); /* RFC 2046 5.1.5: digests */
-    snprintf(f->subtype, sizeof f->subtype, "%s", in_digest ? "rfc822" : "plain");
-    const char *end = h + hlen;
-    char value[1024] = {0};
-    for (const char *p = h, *fe; p < end; p = fe) {
-        fe = field_end(p, end);
-        const char *v;
-        if (field_is(p, fe, "Content-Type", &v)) {
-            f->has_content_type = true;
-            unfold(v, fe, value, sizeof value);
-            read_content_type(value, f);
-        } else if (field_is(p, fe, "Content-Transfer-Encoding", &v)) {
-            unfold(v, fe, value, sizeof value);
-            read_token(skip_cfws(value), f->encoding, sizeof f->encoding);
-        } else if (field_is(p, fe, "MIME-Version", &v)) {
-            f->has_mime_version = true;
-        }
-    }
-}
-
 /* Copies the header block - without its Content-Transfer-Encoding fields when drop_encoding (the
  * caller adds the one that is true now) - and, for a whole message, adds MIME-Version when it is
  * missing. */
-static void put_fields(struct walk *w, const char *h, size_t hlen, const struct entity_fields *f, bool message,
+static void put_fields(struct walk *w, const char *h, size_t hlen, const struct mime_fields *f, bool message,
                        bool drop_encoding)
 {
     const char *end = h + hlen;
     for (const char *p = h, *fe; p < end; p = fe) {
-        fe = field_end(p, end);
+        fe = mime_field_end(p, end);
         const char *v;
-        if (!drop_encoding || !field_is(p, fe, "Content-Transfer-Encoding", &v))
+        if (!drop_encoding || !mime_field_is(p, fe, "Content-Transfer-Encoding", &v))
             put(w, p, (size_t)(fe - p));
     }
     if (message && !f->has_mime_version)
@@ -287,24 +121,6 @@ static void put_quoted_printable(struct walk *w, const char *body, size_t n)
     put(w, line, col);
 }
 
-/* 1 when [line, lend) is a delimiter line of boundary, 2 for the close delimiter, else 0
- * (RFC 2046 5.1.1: "--" boundary ["--"] then optional white space). */
-static int delimiter_kind(const char *line, const char *lend, const char *boundary)
-{
-    size_t bl = strlen(boundary);
-    if ((size_t)(lend - line) < 2 + bl || line[0] != '-' || line[1] != '-' || memcmp(line + 2, boundary, bl) != 0)
-        return 0;
-    const char *p = line + 2 + bl;
-    int kind = 1;
-    if (lend - p >= 2 && p[0] == '-' && p[1] == '-') {
-        kind = 2;
-        p += 2;
-    }
-    while (p < lend && (*p == ' ' || *p == '\t' || *p == '\r'))
-        p++;
-    return p == lend ? kind : 0;
-}
-
 static enum mime_downgrade_result convert_entity(struct walk *w, const char *text, size_t len, int depth, bool message,
                                                  bool in_digest);
 
@@ -320,7 +136,7 @@ static enum mime_downgrade_result convert_multipart(struct walk *w, const char *
         const char *nl = memchr(line, '\n', (size_t)(end - line));
         const char *lend = nl ? nl : end;
         next = nl ? nl + 1 : end;
-        int kind = delimiter_kind(line, lend, boundary);
+        int kind = mime_delimiter_kind(line, lend, boundary);
         if (!kind)
             continue;
         const char *copy_from = body;
@@ -369,8 +185,8 @@ static enum mime_downgrade_result convert_entity(struct walk *w, const char *tex
         return MIME_DOWNGRADE_OK;
     }
     bool eight = w->seven_bit && mime_has_8bit(body, blen); /* encoded or refused; long lines may stay */
-    struct entity_fields f;
-    read_fields(text, hlen, in_digest, &f);
+    struct mime_fields f;
+    mime_read_fields(text, hlen, in_digest, &f);
     if (!strcmp(f.type, "multipart")) {
         if (!f.has_boundary && eight)
             return MIME_DOWNGRADE_NO_BOUNDARY;

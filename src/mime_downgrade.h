@@ -15,9 +15,11 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "mime_parse.h"
+
 struct evbuffer;
 
-#define MIME_DOWNGRADE_MAX_DEPTH 32 /* multiparts and embedded messages inside each other */
+#define MIME_DOWNGRADE_MAX_DEPTH MIME_MAX_DEPTH /* multiparts and embedded messages inside each other */
 #define MIME_LINE_MAX 998           /* RFC 5322 2.1.1, RFC 5321 4.5.3.1.6: octets before CRLF */
 
 enum mime_downgrade_result {

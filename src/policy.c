@@ -439,7 +439,12 @@ bool policy_load(struct policy *p, const struct config *cfg, struct config_error
     if (cfg->mailbox_quotas && *cfg->mailbox_quotas)
         load_table(p, cfg, "mailbox_quotas", cfg->mailbox_quotas, quotas_line, errs);
     if (cfg->header_checks && *cfg->header_checks)
-        config_lines_read(cfg, "header_checks", cfg->header_checks, header_checks_line, &p->header_checks, errs);
+        config_lines_read(cfg, "header_checks", cfg->header_checks, content_rules_line, &p->header_checks, errs);
+    if (cfg->mime_header_checks && *cfg->mime_header_checks)
+        config_lines_read(cfg, "mime_header_checks", cfg->mime_header_checks, content_rules_line,
+                          &p->mime_header_checks, errs);
+    if (cfg->body_checks && *cfg->body_checks)
+        config_lines_read(cfg, "body_checks", cfg->body_checks, content_rules_line, &p->body_checks, errs);
     return errs->count == before;
 }
 
@@ -451,7 +456,9 @@ void policy_free(struct policy *p)
     strmap_free(&p->moved);
     strmap_free(&p->quotas);
     strmap_free(&p->tls_policy);
-    header_checks_free(&p->header_checks);
+    content_rules_free(&p->header_checks);
+    content_rules_free(&p->mime_header_checks);
+    content_rules_free(&p->body_checks);
     strmap_free(&p->aliases);
     free(p->alias_defs);
     strmap_free(&p->relay_domains);

@@ -11,7 +11,7 @@
 #include "cidr.h"
 #include "config.h"
 #include "dkim.h"
-#include "header_checks.h"
+#include "content_checks.h"
 #include "message.h"
 #include "next_hop.h"
 #include "reply.h"
@@ -44,7 +44,9 @@ struct policy {
     struct dkim_keys dkim;    /* the keys that sign mail sent from here (dkim_keys; reloaded with the tables) */
     struct srs srs;           /* srs_domain, srs_secret, srs_max_age (reloaded with the tables) */
     struct access_tables access; /* client_access, sender_access (reloaded with the tables) */
-    struct header_checks header_checks; /* header_checks (header_checks.h) */
+    struct content_rules header_checks;      /* header_checks (content_checks.h) */
+    struct content_rules mime_header_checks; /* mime_header_checks */
+    struct content_rules body_checks;        /* body_checks */
     struct strmap tls_policy; /* smtp_tls_policy: destination, ".parent" or next hop -> level name */
     struct strmap quotas;     /* mailbox_quotas: "local@domain" or "@domain" -> octets, in decimal */
     unsigned long long quota_default; /* mailbox_quota */

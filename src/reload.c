@@ -29,6 +29,7 @@ static const char *const reloadable[] = {"recipients", "moved", "aliases", "user
                                          "proxy_addresses", "dkim_keys", "srs_domain", "srs_secret", "srs_max_age",
                                          "tls_sni", "spf_skip_networks", "metrics_listen",
                                          "mailbox_quota", "mailbox_quotas", "mailbox_quota_warning", "smtp_tls_policy", "header_checks",
+                                         "mime_header_checks", "body_checks", "body_checks_size_limit",
                                          NULL};
 
 struct reloaded {

@@ -222,6 +222,11 @@ void store_message(struct session *s, const struct header_facts *facts);
  * as rejected with detail; the session goes on with its next commands. */
 void refuse_data(struct session *s, enum reply_id id, const char *detail, const char *arg);
 
+/* smtp_content.c: header_checks, mime_header_checks and body_checks on the message at the end of
+ * its data (facts: where message_scan_headers found its header section): true when a REJECT
+ * refused it (answered, as refuse_data). */
+bool content_rules_refuse(struct session *s, const struct header_facts *facts);
+
 /* smtp_msgauth.c: DKIM verification (dkim_verify) and DMARC (dmarc_policy) of a message received
  * on the MX role, their DNS lookups at most dns_timeout; true when it will end - the message
  * stored (store_message) or refused (refuse_data) - once they are done (the session waits:

@@ -10,7 +10,6 @@
 
 #include "commit.h"
 #include "dsn_message.h"
-#include "header_checks.h"
 #include "log.h"
 #include "mailbox_hold.h"
 #include "message.h"
@@ -136,34 +135,6 @@ void refuse_data(struct session *s, enum reply_id id, const char *detail, const 
     reply(s, id, arg);
 }
 
-/* header_warn_fn: a WARN rule of header_checks matched a field. */
-static void header_warning(void *arg, const struct header_rule *rule, const char *field)
-{
-    struct session *s = arg;
-    char safe[300];
-    log_warn("event=header_warning session=%s qid=%s client=%s rule_line=%d field=\"%s\"", s->id, s->msg->qid,
-             s->peer_ip, rule->line, log_quotable(safe, sizeof safe, field));
-}
-
-/* header_checks on the message's header section (facts: where message_scan_headers found it):
- * true when a REJECT rule refused it (answered). */
-static bool header_rules_refuse(struct session *s, const struct header_facts *facts)
-{
-    const struct header_checks *hc = &s->srv->policy->header_checks;
-    if (!hc->n || !facts->header_len)
-        return false;
-    const char *h = (const char *)evbuffer_pullup(s->msg->body, (ssize_t)facts->header_len); /* already whole */
-    static char field[HEADER_CHECK_FIELD_MAX]; /* loop thread only */
-    const struct header_rule *rule =
-        h ? header_checks_run(hc, h, facts->header_len, field, sizeof field, header_warning, s) : NULL;
-    if (!rule)
-        return false;
-    char detail[400], safe[300];
-    snprintf(detail, sizeof detail, "header_checks line %d: %s", rule->line, log_quotable(safe, sizeof safe, field));
-    refuse_data(s, REPLY_HEADER_REJECTED, detail, rule->text);
-    return true;
-}
-
 /* The data ended (CRLF.CRLF): refuse it whole, or commit it. */
 void finish_data(struct session *s)
 {
@@ -189,7 +160,7 @@ void finish_data(struct session *s)
         refuse_data(s, REPLY_TOO_MANY_HOPS, detail, NULL);
         return;
     }
-    if (header_rules_refuse(s, &facts))
+    if (content_rules_refuse(s, &facts))
         return;
     enum reply_id full = data_quota_refusal(s, evbuffer_get_length(m->body));
     if (full != REPLY_QUEUED) {

@@ -48,7 +48,7 @@ def test_fields_are_unfolded_and_a_slash_can_be_escaped(checked):
     code, lines = data_reply(checked, b"From: a@b.example\r\nSubject: hello\r\n world-foo\r\n\r\nx")
     assert (code, lines) == (550, ["5.7.1 Message content rejected: folded"])
     code, lines = data_reply(checked, b"X-Path: a/b\r\n\r\nx")
-    assert code == 550 and lines[0].endswith("refused by this server's header rules")
+    assert code == 550 and lines[0].endswith("refused by this server's content rules")
     code, _ = data_reply(checked, b"X-Path: a/bc\r\n\r\nx")  # the rule is anchored
     assert code == 250
 

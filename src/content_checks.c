@@ -1,5 +1,5 @@
-/* header_checks.c - see header_checks.h. */
-#include "header_checks.h"
+/* content_checks.c - see content_checks.h. */
+#include "content_checks.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -42,26 +42,26 @@ static bool split_regex(char *line, char *out, size_t outsz, bool *icase, char *
 }
 
 /* "REJECT [text]" or "WARN" into r. */
-static bool parse_action(char *rest, struct header_rule *r, const char **err)
+static bool parse_action(char *rest, struct content_rule *r, const char **err)
 {
     size_t word = strcspn(rest, " \t");
     const char *text = rest + word + strspn(rest + word, " \t");
     if (word == 4 && strncasecmp(rest, "WARN", 4) == 0 && !*text) {
-        r->action = HEADER_WARN;
+        r->action = CONTENT_WARN;
         return true;
     }
     if (word != 6 || strncasecmp(rest, "REJECT", 6) != 0) {
         *err = "action: expected REJECT [text] or WARN";
         return false;
     }
-    r->action = HEADER_REJECT;
+    r->action = CONTENT_REJECT;
     if (!*text)
-        text = "refused by this server's header rules";
+        text = "refused by this server's content rules";
     size_t n = strlen(text);
     for (size_t i = 0; i < n; i++)
         if ((unsigned char)text[i] < 0x20 || (unsigned char)text[i] > 0x7e || text[i] == '%')
             n = 0;
-    if (n == 0 || n > HEADER_CHECK_TEXT_MAX) {
+    if (n == 0 || n > CONTENT_CHECK_TEXT_MAX) {
         *err = "text: printable ASCII without %, at most 200 characters";
         return false;
     }
@@ -69,13 +69,13 @@ static bool parse_action(char *rest, struct header_rule *r, const char **err)
     return true;
 }
 
-bool header_checks_line(void *arg, char *line, int lineno, const char **err, const char **shown)
+bool content_rules_line(void *arg, char *line, int lineno, const char **err, const char **shown)
 {
-    struct header_checks *hc = arg;
+    struct content_rules *hc = arg;
     char pattern[4096], *rest;
     bool icase;
     (void)shown;
-    struct header_rule r = {.line = lineno};
+    struct content_rule r = {.line = lineno};
     if (!split_regex(line, pattern, sizeof pattern, &icase, &rest, err) || !parse_action(rest, &r, err))
         return false;
     if (regcomp(&r.re, pattern, REG_EXTENDED | REG_NOSUB | (icase ? REG_ICASE : 0)) != 0) {
@@ -84,7 +84,7 @@ bool header_checks_line(void *arg, char *line, int lineno, const char **err, con
     }
     if (hc->n == hc->cap) {
         size_t cap = hc->cap ? hc->cap * 2 : 8;
-        struct header_rule *grown = realloc(hc->rules, cap * sizeof *grown);
+        struct content_rule *grown = realloc(hc->rules, cap * sizeof *grown);
         if (!grown) {
             regfree(&r.re);
             *err = "out of memory";
@@ -97,12 +97,12 @@ bool header_checks_line(void *arg, char *line, int lineno, const char **err, con
     return true;
 }
 
-void header_checks_free(struct header_checks *hc)
+void content_rules_free(struct content_rules *hc)
 {
     for (size_t i = 0; i < hc->n; i++)
         regfree(&hc->rules[i].re);
     free(hc->rules);
-    *hc = (struct header_checks){0};
+    *hc = (struct content_rules){0};
 }
 
 /* The field starting at h[i] unfolded into out (its line breaks removed, cut to fit); returns the
@@ -127,20 +127,40 @@ static size_t unfold(const char *h, size_t i, size_t len, char *out, size_t outs
     return i;
 }
 
-const struct header_rule *header_checks_run(const struct header_checks *hc, const char *h, size_t len, char *field,
-                                            size_t fieldsz, header_warn_fn warn, void *arg)
+const struct content_rule *content_rules_first_match(const struct content_rules *rules, const char *text)
 {
-    for (size_t i = 0; hc->n && i < len && i < HEADER_CHECK_SECTION_MAX;) {
+    for (size_t k = 0; k < rules->n; k++)
+        if (regexec(&rules->rules[k].re, text, 0, NULL, 0) == 0)
+            return &rules->rules[k];
+    return NULL;
+}
+
+const struct content_rule *content_rules_run_fields(const struct content_rules *rules, const char *h, size_t len,
+                                                   size_t limit, char *field, size_t fieldsz, content_warn_fn warn,
+                                                   void *arg)
+{
+    for (size_t i = 0; rules->n && i < len && i < limit;) {
         i = unfold(h, i, len, field, fieldsz);
-        for (size_t k = 0; k < hc->n; k++) {
-            const struct header_rule *r = &hc->rules[k];
-            if (regexec(&r->re, field, 0, NULL, 0) != 0)
-                continue;
-            if (r->action == HEADER_REJECT)
-                return r;
+        const struct content_rule *r = content_rules_first_match(rules, field);
+        if (r && r->action == CONTENT_REJECT)
+            return r;
+        if (r)
             warn(arg, r, field);
-            break;
-        }
     }
     return NULL;
+}
+
+const struct content_rule *content_rules_run_line(const struct content_rules *rules, const char *line, size_t n,
+                                                 char *buf, size_t bufsz, content_warn_fn warn, void *arg)
+{
+    size_t k = n < bufsz - 1 ? n : bufsz - 1;
+    memcpy(buf, line, k);
+    buf[k] = '\0';
+    for (size_t i = 0; i < k; i++)
+        if (buf[i] == '\0')
+            buf[i] = ' '; /* regexec stops at a NUL (none in an accepted text) */
+    const struct content_rule *r = content_rules_first_match(rules, buf);
+    if (r && r->action == CONTENT_WARN)
+        warn(arg, r, buf);
+    return r && r->action == CONTENT_REJECT ? r : NULL;
 }
