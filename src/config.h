@@ -127,6 +127,7 @@ struct config {
     unsigned dns_outage_pause;    /* seconds MAIL/RCPT-time lookups are skipped after 3 timeouts in a row */
     unsigned smtp_connect_timeout, smtp_greeting_timeout, smtp_command_timeout;
     unsigned smtp_data_init_timeout, smtp_data_block_timeout, smtp_data_done_timeout;
+    unsigned smtp_mta_sts_timeout; /* seconds an MTA-STS policy fetch may take */
     enum check_policy spf_policy; /* what an SPF result does (spf.h, smtp_spf.c) */
     enum check_policy dmarc_policy; /* what a DMARC result does (dmarc.h, smtp_msgauth.c) */
     enum check_policy client_name_check; /* the client's confirmed name (smtp_rdns.c) */
@@ -137,6 +138,7 @@ struct config {
     bool smtp_tls;                /* opportunistic STARTTLS outbound */
     bool smtp_tls_verify;         /* require STARTTLS and a certificate valid for the MX name */
     bool smtp_dane;               /* DANE: TLSA records of DNSSEC-validated MX hosts are enforced */
+    bool smtp_mta_sts;            /* MTA-STS (RFC 8461): recipient domains' published TLS policies (mta_sts.h) */
     bool relay_host_implicit_tls; /* relay_host speaks TLS from the first byte (port 465, RFC 8314) */
     int log_level;
     int key_lines[128];            /* line that set each key (index = table row), 0 = default */

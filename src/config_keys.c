@@ -302,6 +302,14 @@ const struct key_def config_keys[] = {
      "DNSSEC-validated (dns_trust_anchor set) and that host publishes TLSA records for the port, it "
      "gets TLS or nothing, and its certificate must match one of the records (else the next MX; 4.7.5 when "
      "none does). A failed TLSA lookup skips the host. Needs smtp_tls = yes."},
+    {"smtp_mta_sts", T_BOOL, F(smtp_mta_sts), "yes", 0, 0,
+     "yes: MTA-STS (RFC 8461) for relayed mail: a recipient domain that publishes a policy (_mta-sts TXT record, "
+     "https://mta-sts.<domain>/.well-known/mta-sts.txt) in enforce mode gets its mail only at the MX hosts the "
+     "policy lists, over TLS with a certificate valid for the MX name (else deferred, 4.7.5); testing mode is "
+     "logged only. Policies are cached for their max_age. DANE, and an smtp_tls_policy line, come first. Needs "
+     "smtp_tls = yes."},
+    {"smtp_mta_sts_timeout", T_DURATION, F(smtp_mta_sts_timeout), "30s", 1, 600,
+     "Outbound: how long fetching an MTA-STS policy over HTTPS may take (then the cached policy, if any, applies)."},
     {"smtp_tls_policy", T_OPTPATH, F(smtp_tls_policy), "", 0, 0,
      "Table file of TLS levels per destination, overriding smtp_tls and smtp_tls_verify for it: "
      "'destination level' per line, destination a domain, .parent (its subdomains) or a next hop as "

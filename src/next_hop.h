@@ -30,6 +30,7 @@ struct next_hop {
     bool lmtp;         /* final delivery by LMTP (RFC 2033): LHLO, a reply per recipient after the data */
     bool unix_socket;  /* route is the path of a Unix-domain socket (LMTP only), not a host */
     enum tls_policy tls; /* set for each connection from smtp_tls_policy (policy_tls_for) */
+    bool mta_sts;        /* tls was set by the destination's MTA-STS policy (enforce): verify */
 };
 
 #define LMTP_PORT 24

@@ -779,6 +779,7 @@ struct queue *queue_new(struct server *srv)
     }
     q->index_cap = INDEX_FIRST_CAP;
     q->tls = srv->client_tls;
+    q->sts = srv->client_tls ? mta_sts_new(srv->base, srv->dns, srv->client_tls) : NULL;
     q->tick = event_new(srv->base, -1, EV_PERSIST, on_tick, q);
     q->kick = event_new(srv->base, -1, 0, on_tick, q);
     struct timeval every = {1, 0};
@@ -811,6 +812,7 @@ void queue_free(struct queue *q)
         free(e);
     }
     q->head = NULL;
+    mta_sts_free(q->sts);
     free(q->index);
     if (q->tick)
         event_free(q->tick);

@@ -40,10 +40,18 @@ static struct dest *dest_get(struct queue *q, const struct next_hop *hop)
     return d;
 }
 
+static void dest_free(struct dest *d)
+{
+    dns_cancel(d->dq);
+    mta_sts_cancel(d->stsq);
+    free(d->sts);
+    free(d);
+}
+
 /* Frees d when it has nothing to do - kept while suspended, so that the suspension holds. */
 static void dest_free_if_idle(struct dest *d)
 {
-    if (d->head || d->nconns || d->dq || (d->suspended_until && monotonic_now() < d->suspended_until))
+    if (d->head || d->nconns || d->dq || d->stsq || (d->suspended_until && monotonic_now() < d->suspended_until))
         return;
     struct dest **pp = &d->q->dests;
     while (*pp && *pp != d)
@@ -51,7 +59,7 @@ static void dest_free_if_idle(struct dest *d)
     if (!*pp)
         return; /* not listed: not ours to free */
     *pp = d->next;
-    free(d);
+    dest_free(d);
 }
 
 static struct qjob *dest_pop(struct dest *d)
@@ -69,6 +77,7 @@ static struct qjob *dest_pop(struct dest *d)
 
 static const struct smtp_client_ops client_ops;
 static void pump(struct dest *d);
+static void route_ready(struct dest *d);
 
 /* How long a destination is suspended, or an unreachable exchanger tried last: the first retry
  * interval, at most 5 minutes (0: never). */
@@ -221,6 +230,10 @@ static void pump(struct dest *d)
             route_for_connection(d, &route);
             struct next_hop hop = d->hop;
             hop.tls = policy_tls_for(q->srv->policy, &d->hop); /* the tables of now: a reload applies */
+            if (hop.tls == TLS_POLICY_DEFAULT && d->sts && d->sts->mode == MTA_STS_ENFORCE) {
+                hop.tls = TLS_POLICY_VERIFY; /* RFC 8461 4.2: TLS, the certificate valid for the MX name */
+                hop.mta_sts = true;
+            }
             qc->c = smtp_client_new(q->srv->base, cfg, q->tls, q->srv->dns, &hop, &route, &client_ops, qc, &j->job);
             if (qc->c)
                 continue;
@@ -334,14 +347,66 @@ static bool keep_better_than_self(const struct dest *d, struct dns_route *r, uns
     return n > 0;
 }
 
-/* The route is known: start delivering, or settle every waiting job with the DNS verdict. */
+/* Applies d's MTA-STS policy to its route (RFC 8461 4.1): under enforce, the exchangers its mx
+ * patterns do not name are dropped (false, diag filled, when none is left); under testing they are
+ * only logged. */
+static bool apply_mta_sts(struct dest *d, char *diag, size_t diagsz)
+{
+    if (!d->sts || d->route.status != DNS_OK)
+        return true;
+    bool enforce = d->sts->mode == MTA_STS_ENFORCE;
+    size_t n = 0;
+    char dropped[300] = "";
+    for (size_t i = 0; i < d->route.ntargets; i++) {
+        const struct dns_target *t = &d->route.targets[i];
+        if (mta_sts_mx_matches(d->sts, t->host)) {
+            d->route.targets[n++] = *t;
+            continue;
+        }
+        log_warn("event=mta_sts_mx_mismatch domain=%s host=%s mode=%s action=%s", d->domain, t->host,
+                 mta_sts_mode_name(d->sts->mode), enforce ? "not_used" : "used");
+        snprintf(dropped, sizeof dropped, "%s", t->host);
+        if (!enforce)
+            d->route.targets[n++] = *t;
+    }
+    d->route.ntargets = n;
+    if (n > 0)
+        return true;
+    snprintf(diag, diagsz, "4.7.5 no mail exchanger of %s is listed in its MTA-STS policy (%s is not; RFC 8461): "
+             "its policy or its MX records are out of date - tell its postmaster", d->domain, dropped);
+    return false;
+}
+
+/* The route is known: on with it once the MTA-STS policy is in too (or at once without one). */
 static void on_route(void *arg, const struct dns_route *route)
 {
     struct dest *d = arg;
-    const char *hostname = d->q->srv->cfg->hostname;
-    unsigned self;
     d->dq = NULL;
     d->route = *route;
+    if (!d->stsq)
+        route_ready(d);
+}
+
+/* mta_sts_cb: d's MTA-STS policy (NULL: none applies); on once the route is in too. */
+static void on_mta_sts(void *arg, const struct mta_sts_policy *policy)
+{
+    struct dest *d = arg;
+    d->stsq = NULL;
+    free(d->sts);
+    d->sts = policy ? malloc(sizeof *d->sts) : NULL;
+    if (d->sts)
+        *d->sts = *policy;
+    if (!d->dq)
+        route_ready(d);
+}
+
+/* The route (and the MTA-STS policy) are known: start delivering, or settle every waiting job with
+ * the DNS verdict. */
+static void route_ready(struct dest *d)
+{
+    const char *hostname = d->q->srv->cfg->hostname;
+    const struct dns_route *route = &d->route;
+    unsigned self;
     d->resolved = true;
     d->route_expires = monotonic_now() + route->ttl;
     const char *kind = d->hop.relay_host ? "relay_host" : d->hop.configured ? "transport" : "domain";
@@ -350,6 +415,10 @@ static void on_route(void *arg, const struct dns_route *route)
              : route->status == DNS_NXDOMAIN ? "nxdomain" : "tempfail", route->ntargets, route->ttl,
              route->secure ? "yes" : "no", *route->error ? " error=\"" : "", route->error, *route->error ? "\"" : "");
     char diag[600];
+    if (!apply_mta_sts(d, diag, sizeof diag)) {
+        settle_waiting(d, 451, diag);
+        return;
+    }
     /* an LMTP server is the final delivery, not an exchanger: the greeting names the same host */
     if (route->status == DNS_OK && !d->hop.lmtp && !keep_better_than_self(d, &d->route, &self)) {
         if (d->hop.configured && !d->hop.mx) /* relay_host or a transport entry naming this server */
@@ -387,9 +456,9 @@ static void sweep_suspended(struct queue *q)
     double now = monotonic_now();
     for (struct dest **pp = &q->dests; *pp;) {
         struct dest *d = *pp;
-        if (d->suspended_until && now >= d->suspended_until && !d->head && !d->nconns && !d->dq) {
+        if (d->suspended_until && now >= d->suspended_until && !d->head && !d->nconns && !d->dq && !d->stsq) {
             *pp = d->next;
-            free(d);
+            dest_free(d);
         } else {
             pp = &d->next;
         }
@@ -397,11 +466,16 @@ static void sweep_suspended(struct queue *q)
 }
 
 /* Asks where d's mail goes: the mail exchangers of its domain (or of a next hop named without
- * brackets), or the addresses of a host named in brackets. */
-static struct dns_query *resolve(struct queue *q, struct dest *d)
+ * brackets), or the addresses of a host named in brackets - and, for a recipient domain, its
+ * MTA-STS policy (smtp_mta_sts), asked at the same time. False when out of memory. */
+static bool resolve(struct queue *q, struct dest *d)
 {
-    return d->hop.mx ? dns_resolve_route(q->srv->dns, d->hop.route, on_route, d)
-                     : dns_resolve_host(q->srv->dns, d->hop.route, on_route, d);
+    const struct config *cfg = q->srv->cfg;
+    d->dq = d->hop.mx ? dns_resolve_route(q->srv->dns, d->hop.route, on_route, d)
+                      : dns_resolve_host(q->srv->dns, d->hop.route, on_route, d);
+    if (d->dq && q->sts && cfg->smtp_mta_sts && cfg->smtp_tls && d->hop.mx && !d->hop.configured && !d->hop.lmtp)
+        d->stsq = mta_sts_lookup(q->sts, d->hop.route, cfg->smtp_mta_sts_timeout, on_mta_sts, d);
+    return d->dq != NULL;
 }
 
 void queue_dispatch(struct queue *q, struct qjob *j, const char *domain)
@@ -428,7 +502,7 @@ void queue_dispatch(struct queue *q, struct qjob *j, const char *domain)
         d->resolved = false; /* a destination that never runs out of work must still see its MX change */
     if (d->resolved)
         pump(d);
-    else if (!d->dq && !(d->dq = resolve(q, d)))
+    else if (!d->dq && !d->stsq && !resolve(q, d))
         on_route(d, &(struct dns_route){.status = DNS_TEMPFAIL, .error = "out of memory"});
 }
 
@@ -449,7 +523,6 @@ void queue_close_destinations(struct queue *q)
     while (q->dests) {
         struct dest *d = q->dests;
         q->dests = d->next;
-        dns_cancel(d->dq);
-        free(d);
+        dest_free(d);
     }
 }

@@ -7,6 +7,7 @@
 #include <stddef.h>
 
 #include "dns.h"
+#include "mta_sts_fetch.h"
 #include "queue_file.h"
 #include "smtp_client.h"
 
@@ -53,6 +54,8 @@ struct dest {
     struct queue *q;
     struct dest *next;
     struct dns_query *dq;
+    struct mta_sts_query *stsq; /* its MTA-STS policy being looked up (with the route) */
+    struct mta_sts_policy *sts; /* that policy when one applies (enforce or testing), else NULL */
     bool resolved;
     double route_expires;      /* monotonic time after which the route is looked up again (its TTL) */
     struct dns_route route;
@@ -89,6 +92,7 @@ struct queue {
     struct event *tick;          /* every second: start due attempts */
     struct event *kick;          /* the same at once (new mail, flush); never event_active the timer */
     SSL_CTX *tls;
+    struct mta_sts *sts;         /* MTA-STS policies (smtp_mta_sts; NULL without a TLS client) */
     bool stopping;
 };
 

@@ -671,6 +671,7 @@ static void got_setup_reply(struct smtp_client *c)
             } else if (want_tls && client_tls_required(c)) {
                 char diag[400];
                 const char *by = c->tlsa.status != TLSA_NONE          ? "its TLSA records (DANE)"
+                                 : c->hop.mta_sts                   ? "its domain's MTA-STS policy"
                                  : c->hop.tls != TLS_POLICY_DEFAULT ? "smtp_tls_policy"
                                                                     : "smtp_tls_verify";
                 if (!c->tls) /* smtp_tls was off at start: no context to speak TLS with */

@@ -167,7 +167,8 @@ void tls_describe(SSL *ssl, char *out, size_t outsz)
 
 SSL_CTX *tls_client_context_new(const struct config *cfg, struct config_errors *errs)
 {
-    bool verifies = cfg->smtp_tls_verify || *cfg->smtp_tls_policy; /* some destination may be verified */
+    bool verifies = cfg->smtp_tls_verify || *cfg->smtp_tls_policy || /* some destination may be verified */
+                    (cfg->smtp_mta_sts && cfg->smtp_tls);
     if (!cfg->smtp_tls && !verifies)
         return NULL;
     char why[256];
@@ -192,7 +193,10 @@ SSL_CTX *tls_client_context_new(const struct config *cfg, struct config_errors *
         return NULL;
     }
     if ((*ca ? SSL_CTX_load_verify_locations(ctx, ca, NULL) : SSL_CTX_set_default_verify_paths(ctx)) != 1) {
-        unusable(cfg, *ca ? "smtp_tls_ca_file" : cfg->smtp_tls_verify ? "smtp_tls_verify" : "smtp_tls_policy",
+        unusable(cfg, *ca                     ? "smtp_tls_ca_file"
+                      : cfg->smtp_tls_verify  ? "smtp_tls_verify"
+                      : *cfg->smtp_tls_policy ? "smtp_tls_policy"
+                                              : "smtp_mta_sts",
                  *ca ? ca : "the system's CA store", errs);
         SSL_CTX_free(ctx);
         return NULL;

@@ -1,0 +1,325 @@
+/* mta_sts_fetch.c - see mta_sts_fetch.h. One lookup: the TXT question, then, when the record's id
+ * is not the cached policy's, the address of mta-sts.<domain> and the HTTPS GET (libevent's
+ * evhttp over an OpenSSL bufferevent). A cancelled lookup is kept until it ends on its own (its
+ * answer is still cached); mta_sts_free ends those left. */
+#include "mta_sts_fetch.h"
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <openssl/x509_vfy.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "dns.h"
+#include "log.h"
+
+struct cached_policy {
+    char domain[256];
+    char id[MTA_STS_ID_MAX + 1];
+    time_t expires;
+    struct mta_sts_policy policy;
+};
+
+struct mta_sts_query {
+    struct mta_sts *m;
+    struct mta_sts_query *next;     /* in m->queries */
+    char domain[256], host[300];    /* host: mta-sts.<domain> */
+    char id[MTA_STS_ID_MAX + 1];    /* the record's id, being fetched */
+    unsigned timeout;
+    mta_sts_cb cb;                  /* NULL once cancelled */
+    void *arg;
+    struct dns_query *dq;
+    struct evhttp_connection *conn;
+    SSL *ssl;                       /* the connection's (owned by it) */
+    enum evhttp_request_error http_error;
+    bool http_failed;
+    struct event *done_ev;          /* ends the query outside libevent's callbacks */
+    bool has_result;
+    struct mta_sts_policy result;   /* a copy: the cache may move before done_ev runs */
+};
+
+struct mta_sts {
+    struct event_base *base;
+    struct dns *dns;
+    SSL_CTX *tls;
+    struct cached_policy *cache;
+    size_t ncache, capcache;
+    struct mta_sts_query *queries;
+};
+
+struct mta_sts *mta_sts_new(struct event_base *base, struct dns *dns, SSL_CTX *tls)
+{
+    struct mta_sts *m = calloc(1, sizeof *m);
+    if (m)
+        *m = (struct mta_sts){.base = base, .dns = dns, .tls = tls};
+    return m;
+}
+
+static void query_free(struct mta_sts_query *q)
+{
+    struct mta_sts_query **pp = &q->m->queries;
+    while (*pp && *pp != q)
+        pp = &(*pp)->next;
+    if (*pp)
+        *pp = q->next;
+    dns_cancel(q->dq);
+    if (q->conn)
+        evhttp_connection_free(q->conn);
+    if (q->done_ev)
+        event_free(q->done_ev);
+    free(q);
+}
+
+void mta_sts_free(struct mta_sts *m)
+{
+    if (!m)
+        return;
+    while (m->queries)
+        query_free(m->queries);
+    free(m->cache);
+    free(m);
+}
+
+void mta_sts_cancel(struct mta_sts_query *q)
+{
+    if (q)
+        q->cb = NULL;
+}
+
+/* ---------- the cache ---------- */
+
+static struct cached_policy *cache_find(struct mta_sts *m, const char *domain)
+{
+    time_t now = time(NULL);
+    for (size_t i = 0; i < m->ncache; i++)
+        if (!strcmp(m->cache[i].domain, domain))
+            return m->cache[i].expires > now ? &m->cache[i] : NULL;
+    return NULL;
+}
+
+/* The slot for domain: its own, a free one, or - the cache full - the one that expires first. */
+static struct cached_policy *cache_slot(struct mta_sts *m, const char *domain)
+{
+    for (size_t i = 0; i < m->ncache; i++)
+        if (!strcmp(m->cache[i].domain, domain))
+            return &m->cache[i];
+    if (m->ncache == m->capcache && m->capcache < MTA_STS_CACHE_MAX) {
+        size_t cap = m->capcache ? m->capcache * 2 : 16;
+        cap = cap < MTA_STS_CACHE_MAX ? cap : MTA_STS_CACHE_MAX;
+        struct cached_policy *grown = realloc(m->cache, cap * sizeof *grown);
+        if (grown)
+            m->cache = grown, m->capcache = cap;
+    }
+    if (m->ncache < m->capcache)
+        return &m->cache[m->ncache++];
+    struct cached_policy *first = m->cache;
+    for (size_t i = 1; i < m->ncache; i++)
+        if (m->cache[i].expires < first->expires)
+            first = &m->cache[i];
+    return m->ncache ? first : NULL;
+}
+
+/* ---------- ending a query ---------- */
+
+static void on_done(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    struct mta_sts_query *q = arg;
+    if (q->cb)
+        q->cb(q->arg, q->has_result && q->result.mode != MTA_STS_NONE ? &q->result : NULL);
+    query_free(q);
+}
+
+/* Answers with policy (NULL: none) from a fresh event: never from inside a DNS or HTTP callback,
+ * whose objects query_free frees. */
+static void finish(struct mta_sts_query *q, const struct mta_sts_policy *policy, const char *source)
+{
+    q->has_result = policy != NULL;
+    if (policy) {
+        q->result = *policy;
+        log_info("event=mta_sts domain=%s policy=%s mode=%s mx_patterns=%zu max_age=%u", q->domain, source,
+                 mta_sts_mode_name(policy->mode), policy->nmx, policy->max_age);
+    }
+    static const struct timeval now = {0, 0};
+    q->done_ev = evtimer_new(q->m->base, on_done, q);
+    if (q->done_ev)
+        evtimer_add(q->done_ev, &now);
+    else
+        on_done(-1, 0, q); /* out of memory: at once */
+}
+
+/* The fetch failed (why): the cached policy if there is one, else none. */
+static void fetch_failed(struct mta_sts_query *q, const char *why)
+{
+    const struct cached_policy *c = cache_find(q->m, q->domain);
+    char safe[400];
+    log_warn("event=mta_sts_fetch_failed domain=%s url=\"https://%s/.well-known/mta-sts.txt\" cached=%s error=\"%s\"",
+             q->domain, q->host, c ? "yes" : "no", log_quotable(safe, sizeof safe, why));
+    finish(q, c ? &c->policy : NULL, "cached");
+}
+
+/* ---------- the HTTPS fetch ---------- */
+
+static void on_http_error(enum evhttp_request_error error, void *arg)
+{
+    struct mta_sts_query *q = arg;
+    q->http_failed = true;
+    q->http_error = error;
+}
+
+/* Why the request failed, in words. */
+static void http_failure(const struct mta_sts_query *q, char *why, size_t whysz)
+{
+    long v = q->ssl ? SSL_get_verify_result(q->ssl) : X509_V_OK;
+    if (v != X509_V_OK)
+        snprintf(why, whysz, "the certificate of %s is not valid: %s", q->host, X509_verify_cert_error_string(v));
+    else if (q->http_error == EVREQ_HTTP_TIMEOUT)
+        snprintf(why, whysz, "no answer within %u s", q->timeout);
+    else if (q->http_error == EVREQ_HTTP_DATA_TOO_LONG)
+        snprintf(why, whysz, "the policy is longer than %d octets", MTA_STS_POLICY_MAX);
+    else
+        snprintf(why, whysz, "the HTTPS connection failed (refused, reset, or a failed TLS handshake)");
+}
+
+static void on_response(struct evhttp_request *req, void *arg)
+{
+    struct mta_sts_query *q = arg;
+    char why[300];
+    int code = req ? evhttp_request_get_response_code(req) : 0;
+    if (!req || code == 0 || q->http_failed) {
+        http_failure(q, why, sizeof why);
+        fetch_failed(q, why);
+        return;
+    }
+    const char *type = evhttp_find_header(evhttp_request_get_input_headers(req), "Content-Type");
+    struct evbuffer *body = evhttp_request_get_input_buffer(req);
+    size_t len = evbuffer_get_length(body);
+    struct mta_sts_policy policy;
+    if (code != 200) {
+        snprintf(why, sizeof why, "HTTP status %d (only 200 is a policy; redirects are not followed)", code);
+    } else if (!type || strncasecmp(type, "text/plain", 10) != 0 || (type[10] && type[10] != ';' && type[10] != ' ')) {
+        snprintf(why, sizeof why, "Content-Type is %s, not text/plain", type ? type : "missing");
+    } else if (!mta_sts_policy_parse((const char *)evbuffer_pullup(body, (ev_ssize_t)len), len, &policy, why,
+                                     sizeof why)) {
+        ; /* why says what is wrong */
+    } else {
+        struct cached_policy *slot = cache_slot(q->m, q->domain);
+        if (!slot) {
+            finish(q, NULL, "fetched"); /* out of memory: not cached, not used */
+            return;
+        }
+        snprintf(slot->domain, sizeof slot->domain, "%s", q->domain);
+        memcpy(slot->id, q->id, sizeof slot->id);
+        slot->expires = time(NULL) + (time_t)policy.max_age;
+        slot->policy = policy;
+        finish(q, &slot->policy, "fetched");
+        return;
+    }
+    fetch_failed(q, why);
+}
+
+/* Sends the GET to addr (of q->host), checking the certificate against q->host. */
+static bool start_https(struct mta_sts_query *q, const struct sockaddr_storage *addr)
+{
+    char ip[INET6_ADDRSTRLEN];
+    const void *a = addr->ss_family == AF_INET ? (const void *)&((const struct sockaddr_in *)addr)->sin_addr
+                                               : (const void *)&((const struct sockaddr_in6 *)addr)->sin6_addr;
+    if (!inet_ntop(addr->ss_family, a, ip, sizeof ip) || !q->m->tls)
+        return false;
+    SSL *ssl = SSL_new(q->m->tls);
+    if (!ssl)
+        return false;
+    SSL_set_tlsext_host_name(ssl, q->host);
+    SSL_set1_host(ssl, q->host);
+    SSL_set_verify(ssl, SSL_VERIFY_PEER, NULL); /* RFC 8461 3.3: a valid certificate for mta-sts.<domain> */
+    struct bufferevent *bev = bufferevent_openssl_socket_new(q->m->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
+                                                             BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+    if (!bev) {
+        SSL_free(ssl);
+        return false;
+    }
+    bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+    q->conn = evhttp_connection_base_bufferevent_new(q->m->base, NULL, bev, ip, MTA_STS_HTTPS_PORT);
+    if (!q->conn) {
+        bufferevent_free(bev);
+        return false;
+    }
+    q->ssl = ssl;
+    evhttp_connection_set_timeout(q->conn, (int)q->timeout);
+    evhttp_connection_set_max_body_size(q->conn, MTA_STS_POLICY_MAX);
+    evhttp_connection_set_retries(q->conn, 0);
+    struct evhttp_request *req = evhttp_request_new(on_response, q);
+    if (!req)
+        return false;
+    evhttp_request_set_error_cb(req, on_http_error);
+    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+    evhttp_add_header(h, "Host", q->host);
+    evhttp_add_header(h, "User-Agent", "Postern MTA-STS");
+    evhttp_add_header(h, "Connection", "close");
+    return evhttp_make_request(q->conn, req, EVHTTP_REQ_GET, "/.well-known/mta-sts.txt") == 0;
+}
+
+/* The address of mta-sts.<domain> is known: fetch from the first. */
+static void on_policy_host(void *arg, const struct dns_route *route)
+{
+    struct mta_sts_query *q = arg;
+    q->dq = NULL;
+    char why[400];
+    if (route->status != DNS_OK || route->ntargets == 0) {
+        snprintf(why, sizeof why, "no address for %s: %s", q->host, route->error);
+        fetch_failed(q, why);
+    } else if (!start_https(q, &route->targets[0].addr)) {
+        fetch_failed(q, q->m->tls ? "out of memory" : "no TLS client (smtp_tls = no)");
+    }
+}
+
+/* ---------- the TXT record ---------- */
+
+static void on_record(void *arg, const struct dns_answer *answer)
+{
+    struct mta_sts_query *q = arg;
+    q->dq = NULL;
+    char record[512];
+    bool has = answer->status == DNS_OK &&
+               dns_txt_select(answer->data, answer->len, answer->n, "v=STSv1", "; \t", record, sizeof record) == 1 &&
+               mta_sts_record_id(record, q->id);
+    const struct cached_policy *c = cache_find(q->m, q->domain);
+    if (!has || (c && !strcmp(c->id, q->id))) { /* RFC 8461 5.1: no record, or the same id: the cache */
+        finish(q, c ? &c->policy : NULL, "cached");
+        return;
+    }
+    snprintf(q->host, sizeof q->host, "mta-sts.%s", q->domain);
+    if (!(q->dq = dns_resolve_host(q->m->dns, q->host, on_policy_host, q)))
+        fetch_failed(q, "out of memory");
+}
+
+struct mta_sts_query *mta_sts_lookup(struct mta_sts *m, const char *domain, unsigned timeout, mta_sts_cb cb,
+                                     void *arg)
+{
+    struct mta_sts_query *q = calloc(1, sizeof *q);
+    if (!q)
+        return NULL;
+    q->m = m;
+    q->cb = cb;
+    q->arg = arg;
+    q->timeout = timeout;
+    snprintf(q->domain, sizeof q->domain, "%s", domain);
+    char name[300];
+    snprintf(name, sizeof name, "_mta-sts.%s", domain);
+    q->dq = dns_lookup(m->dns, name, DNS_RR_TXT, on_record, q);
+    if (!q->dq) {
+        free(q);
+        return NULL;
+    }
+    q->next = m->queries;
+    m->queries = q;
+    return q;
+}

@@ -1,0 +1,38 @@
+/* mta_sts_fetch.h - where MTA-STS policies (mta_sts.h) come from: for a recipient domain, its
+ * _mta-sts TXT record, then - when its id is new - the policy over HTTPS from
+ * https://mta-sts.<domain>/.well-known/mta-sts.txt (the certificate valid for that name by the
+ * outbound trust store, status 200, text/plain, at most 64 KiB, no redirect: RFC 8461 3.3), and a
+ * cache of the policies fetched, each kept for its max_age (RFC 8461 5.1): a cached policy is used
+ * when the record is gone, unchanged, or its new policy cannot be fetched, so an attacker who
+ * strips the record or blocks the fetch does not switch the policy off. No policy (none published,
+ * or never fetched) means mail goes as without MTA-STS (RFC 8461 5: it fails open). Loop thread. */
+#ifndef POSTERN_MTA_STS_FETCH_H
+#define POSTERN_MTA_STS_FETCH_H
+
+#include <openssl/ssl.h>
+
+#include "mta_sts.h"
+
+#define MTA_STS_CACHE_MAX 10000 /* domains whose policies are kept (the soonest to expire go first) */
+#define MTA_STS_HTTPS_PORT 443
+
+struct event_base;
+struct dns;
+struct mta_sts;
+struct mta_sts_query;
+
+/* tls: the outbound client context with its trust store loaded. */
+struct mta_sts *mta_sts_new(struct event_base *base, struct dns *dns, SSL_CTX *tls);
+void mta_sts_free(struct mta_sts *m);
+
+/* The policy that applies to domain, or NULL for none; cb runs later on the loop thread (never
+ * from inside mta_sts_lookup). timeout: seconds an HTTPS fetch may take. Returns a handle for
+ * mta_sts_cancel, or NULL (cb will not run) when out of memory. */
+typedef void (*mta_sts_cb)(void *arg, const struct mta_sts_policy *policy);
+struct mta_sts_query *mta_sts_lookup(struct mta_sts *m, const char *domain, unsigned timeout, mta_sts_cb cb,
+                                     void *arg);
+
+/* Its callback will not run; a fetch under way still completes and is cached. */
+void mta_sts_cancel(struct mta_sts_query *q);
+
+#endif

@@ -1,0 +1,215 @@
+"""MTA-STS (RFC 8461) for relayed mail through the real binary: the recipient domain sts.test is
+served by its own unbound (TXT _mta-sts.sts.test, MX, the policy host's address; TTLs of 1 s so a
+zone can change under a running server), the policy by a real HTTPS server (Python's http.server
+over ssl) on a random loopback address, port 443, and the mail exchanger is a real TLS peer
+(aiosmtpd, STARTTLS required). Certificates are self-signed, trusted through smtp_tls_ca_file."""
+import http.server
+import random
+import socket
+import ssl
+import subprocess
+import threading
+import time
+
+import pytest
+
+from conftest import BIN, free_udp_tcp_port, wait_for
+from test_relay import relay, self_signed, send, tls_peer  # noqa: F401 (relay: a fixture)
+
+ENFORCE = "version: STSv1\r\nmode: enforce\r\nmx: mx.sts.test\r\nmax_age: 86400\r\n"
+
+
+class PolicyServer:
+    """HTTPS on (ip, 443) answering every GET with (status, content type, body); counts requests and
+    keeps their Host headers."""
+
+    def __init__(self, cert, key, answer):
+        self.answer, self.hosts = answer, []
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 (http.server's name)
+                server.hosts.append((self.headers.get("Host"), self.path))
+                status, ctype, body = server.answer
+                data = body.encode()
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(cert, key)
+        for _ in range(50):
+            self.ip = f"127.0.{random.randint(10, 250)}.{random.randint(2, 250)}"
+            try:
+                self.httpd = http.server.ThreadingHTTPServer((self.ip, 443), Handler)
+                break
+            except OSError:
+                continue
+        self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+class Zone:
+    """unbound serving sts.test from local-data; restart(records) swaps the records, same port."""
+
+    def __init__(self, d):
+        self.d, self.port, self.proc = d, free_udp_tcp_port(), None
+
+    def start(self, records):
+        if self.proc:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+        lines = ["server:", "  interface: 127.0.0.1", f"  port: {self.port}", "  do-daemonize: no",
+                 "  use-syslog: no", '  logfile: ""', '  username: ""', '  chroot: ""', f'  directory: "{self.d}"',
+                 f'  pidfile: "{self.d}/u.pid"', "  do-ip6: no", "  access-control: 127.0.0.0/8 allow",
+                 '  module-config: "iterator"', '  local-zone: "." static', '  local-zone: "sts.test." static']
+        lines += [f"  local-data: '{r}'" for r in records]
+        lines += ["remote-control:", "  control-enable: no"]
+        (self.d / "unbound.conf").write_text("\n".join(lines) + "\n")
+        self.proc = subprocess.Popen(["unbound", "-d", "-c", str(self.d / "unbound.conf")],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(100):  # listening (on TCP as on UDP)
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("the zone's unbound did not start")
+
+    def stop(self):
+        if self.proc:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+
+
+def records(policy_ip, txt_id="1", mx="mx.sts.test", txt=True):
+    r = [f"sts.test. 1 IN MX 10 {mx}.", "mx.sts.test. 1 IN A 127.0.0.2", "mx2.sts.test. 1 IN A 127.0.0.2",
+         f"mta-sts.sts.test. 1 IN A {policy_ip}"]
+    if txt:
+        r.append(f'_mta-sts.sts.test. 1 IN TXT "v=STSv1; id={txt_id};"')
+    return r
+
+
+@pytest.fixture
+def sts(relay, tmp_path):  # noqa: F811
+    """Certificates for mx.sts.test and mta-sts.sts.test, the MX peer, the policy server, the zone;
+    start(answer, **conf) -> the Postern."""
+    mx_cert, mx_key = self_signed(tmp_path, "mx", "mx.sts.test")
+    web_cert, web_key = self_signed(tmp_path, "web", "mta-sts.sts.test")
+    trusted = tmp_path / "trusted.pem"
+    trusted.write_text(mx_cert.read_text() + web_cert.read_text())
+    trusted.chmod(0o644)
+    state = {"peer": tls_peer(relay, "127.0.0.2", mx_cert, mx_key), "servers": [], "tmp": tmp_path}
+    zone = Zone(tmp_path)
+
+    def start(answer=(200, "text/plain", ENFORCE), web=(web_cert, web_key), zone_records=None, **conf):
+        web_server = PolicyServer(*web, answer)
+        state["servers"].append(web_server)
+        state["web"] = web_server
+        zone.start(zone_records or records(web_server.ip))
+        state["zone"] = zone
+        settings = dict(dns_resolver=f"127.0.0.1@{zone.port}", smtp_tls_ca_file=trusted, retry_schedule="1h")
+        settings.update(conf)
+        return relay["start"](**settings)
+    state["start"] = start
+    yield state
+    for s in state["servers"]:
+        s.stop()
+    zone.stop()
+
+
+def queue_listing(srv):
+    return subprocess.run([str(BIN), "-c", str(srv.conf_path), "queue", "list"], capture_output=True,
+                          text=True).stdout
+
+
+def test_an_enforce_policy_is_fetched_and_met_with_verified_tls(sts):
+    srv = sts["start"]()
+    send(srv, ["bob@sts.test"])
+    wait_for(lambda: sts["peer"].messages, what="delivery")
+    log = srv.log_text()
+    assert "event=mta_sts domain=sts.test policy=fetched mode=enforce mx_patterns=1 max_age=86400" in log
+    assert "event=smtp_client_tls host=mx.sts.test[127.0.0.2]" in log and "verified=yes" in log
+    assert sts["web"].hosts == [("mta-sts.sts.test", "/.well-known/mta-sts.txt")]
+
+
+def test_enforce_defers_an_invalid_mx_certificate_and_an_unlisted_mx(sts, relay, tmp_path):  # noqa: F811
+    """The MX's certificate is not trusted (not in smtp_tls_ca_file): deferred, never sent; and an MX
+    the policy does not list is not connected to at all."""
+    other, _ = self_signed(tmp_path, "other", "mx.sts.test")
+    srv = sts["start"](smtp_tls_ca_file=sts["tmp"] / "web.pem")  # trusts the policy host only
+    qid = send(srv, ["bob@sts.test"])
+    wait_for(lambda: "4.7.5 the TLS certificate of mx.sts.test[127.0.0.2] is not valid" in queue_listing(srv),
+             what="the deferral")
+    assert sts["peer"].messages == []
+    srv2 = sts["start"](zone_records=None, answer=(200, "text/plain", ENFORCE.replace("mx.sts.test", "mx9.sts.test")))
+    qid = send(srv2, ["carol@sts.test"])
+    wait_for(lambda: "4.7.5 no mail exchanger of sts.test is listed in its MTA-STS policy (mx.sts.test is not"
+             in queue_listing(srv2), what="the deferral")
+    assert "event=mta_sts_mx_mismatch domain=sts.test host=mx.sts.test mode=enforce action=not_used" in \
+        srv2.log_text()
+    assert sts["peer"].messages == [] and qid
+
+
+def test_testing_mode_logs_and_delivers(sts):
+    policy = "version: STSv1\nmode: testing\nmx: *.elsewhere.test\nmax_age: 600\n"
+    srv = sts["start"](answer=(200, "text/plain; charset=utf-8", policy))
+    send(srv, ["bob@sts.test"])
+    wait_for(lambda: sts["peer"].messages, what="delivery")
+    log = srv.log_text()
+    assert "policy=fetched mode=testing" in log
+    assert "event=mta_sts_mx_mismatch domain=sts.test host=mx.sts.test mode=testing action=used" in log
+
+
+@pytest.mark.parametrize("answer,web,error", [
+    ((404, "text/plain", "gone"), None, "HTTP status 404"),
+    ((200, "text/html", ENFORCE), None, "Content-Type is text/html, not text/plain"),
+    ((200, "text/plain", "version: STSv1\nmode: enforce\nmx: mx9.sts.test\n"), None, "no max_age line"),
+    ((200, "text/plain", ENFORCE), "untrusted", "the certificate of mta-sts.sts.test is not valid"),
+])
+def test_a_policy_that_cannot_be_had_fails_open(sts, tmp_path, answer, web, error):
+    """RFC 8461 5: no usable policy and none cached - mail goes as without MTA-STS."""
+    keys = self_signed(tmp_path, "untrusted", "mta-sts.sts.test") if web else (sts["tmp"] / "web.pem",
+                                                                                  sts["tmp"] / "web.key")
+    srv = sts["start"](answer=answer, web=keys)
+    send(srv, ["bob@sts.test"])
+    wait_for(lambda: sts["peer"].messages, what="delivery without a policy")
+    log = srv.log_text()
+    assert "event=mta_sts_fetch_failed domain=sts.test" in log and "cached=no" in log and error in log, log
+    assert "event=mta_sts " not in log
+
+
+def test_a_cached_policy_holds_when_its_record_changes_and_the_fetch_fails(sts):
+    """The policy (enforce, mx.sts.test) is cached; then the zone says id=2 and MX mx2.sts.test while
+    the policy server is gone - the cached policy still applies: mx2 is not listed, the mail waits.
+    An attacker who controls DNS and blocks HTTPS cannot switch MTA-STS off."""
+    srv = sts["start"]()
+    send(srv, ["bob@sts.test"])
+    wait_for(lambda: sts["peer"].messages, what="the first delivery")
+    sts["web"].stop()
+    sts["servers"].remove(sts["web"])
+    sts["zone"].start(records(sts["web"].ip, txt_id="2", mx="mx2.sts.test"))
+    time.sleep(2.5)  # the route and the record (TTL 1 s) are looked up again
+    send(srv, ["carol@sts.test"])
+    wait_for(lambda: "no mail exchanger of sts.test is listed in its MTA-STS policy" in queue_listing(srv),
+             what="the deferral by the cached policy")
+    log = srv.log_text()
+    assert "event=mta_sts_fetch_failed domain=sts.test" in log and "cached=yes" in log
+    assert "policy=cached mode=enforce" in log and len(sts["peer"].messages) == 1
+
+
+def test_no_record_means_no_policy_and_no_fetch(sts):
+    srv = sts["start"](zone_records=["sts.test. 1 IN MX 10 mx.sts.test.", "mx.sts.test. 1 IN A 127.0.0.2"])
+    send(srv, ["bob@sts.test"])
+    wait_for(lambda: sts["peer"].messages, what="delivery")
+    assert sts["web"].hosts == [] and "event=mta_sts" not in srv.log_text()
