@@ -213,3 +213,31 @@ def test_no_record_means_no_policy_and_no_fetch(sts):
     send(srv, ["bob@sts.test"])
     wait_for(lambda: sts["peer"].messages, what="delivery")
     assert sts["web"].hosts == [] and "event=mta_sts" not in srv.log_text()
+
+
+def test_a_policy_host_that_never_answers_is_given_up_after_the_timeout(sts):
+    """A listener that takes the connection and never speaks: the fetch ends at smtp_mta_sts_timeout
+    and the mail goes as without a policy (none cached)."""
+    srv = None
+    silent = socket.socket()
+    try:
+        srv_ip = None
+        for _ in range(50):
+            srv_ip = f"127.0.{random.randint(10, 250)}.{random.randint(2, 250)}"
+            try:
+                silent.bind((srv_ip, 443))
+                break
+            except OSError:
+                continue
+        silent.listen(5)
+        srv = sts["start"](smtp_mta_sts_timeout="1s")
+        sts["zone"].start(records(srv_ip))
+        time.sleep(1.5)  # the first zone's answers (TTL 1 s) are gone
+        started = time.monotonic()
+        send(srv, ["bob@sts.test"])
+        wait_for(lambda: sts["peer"].messages, what="delivery without a policy")
+        assert time.monotonic() - started < 10
+        log = srv.log_text()
+        assert "event=mta_sts_fetch_failed" in log and "no answer within 1 s" in log and "cached=no" in log, log
+    finally:
+        silent.close()
