@@ -7,6 +7,7 @@
  * session (session_priv.h). */
 #include <event2/buffer.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "config.h"
 #include "content_checks.h"
@@ -33,7 +34,7 @@ static void content_warning(void *arg, const struct content_rule *rule, const ch
 {
     const struct content_check *c = arg;
     const struct session *s = c->s;
-    bool line = c->table[0] == 'b';
+    bool line = strcmp(c->table, "body_checks") == 0;
     char safe[300];
     log_warn("event=%s session=%s qid=%s client=%s table=%s rule_line=%d %s=\"%s\"",
              line ? "body_warning" : "header_warning", s->id, s->msg->qid, s->peer_ip, c->table, rule->line,
@@ -90,6 +91,9 @@ static void run_tables(struct content_check *c, const struct header_facts *facts
 
 bool content_rules_refuse(struct session *s, const struct header_facts *facts)
 {
+    const struct policy *p = s->srv->policy;
+    if (!p->header_checks.n && !p->mime_header_checks.n && !p->body_checks.n)
+        return false; /* no rules: nothing to do for this message */
     static struct content_check c; /* loop thread only: 8 KiB of matched text */
     c = (struct content_check){.s = s};
     run_tables(&c, facts);
