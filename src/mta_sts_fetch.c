@@ -17,9 +17,12 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <errno.h>
+#include <unistd.h>
 
 #include "dns.h"
 #include "log.h"
+#include "workq.h"
 
 struct cached_policy {
     char domain[256];
@@ -50,16 +53,27 @@ struct mta_sts {
     struct event_base *base;
     struct dns *dns;
     SSL_CTX *tls;
+    char *path;                     /* the cache's file */
+    struct workq *saver;            /* one thread: the file's writes land in order */
     struct cached_policy *cache;
     size_t ncache, capcache;
     struct mta_sts_query *queries;
 };
 
-struct mta_sts *mta_sts_new(struct event_base *base, struct dns *dns, SSL_CTX *tls)
+static void cache_load(struct mta_sts *m);
+
+struct mta_sts *mta_sts_new(struct event_base *base, struct dns *dns, SSL_CTX *tls, const char *cache_path)
 {
     struct mta_sts *m = calloc(1, sizeof *m);
-    if (m)
-        *m = (struct mta_sts){.base = base, .dns = dns, .tls = tls};
+    if (!m)
+        return NULL;
+    *m = (struct mta_sts){.base = base, .dns = dns, .tls = tls, .path = strdup(cache_path),
+                          .saver = workq_new(base, 1, "mta-sts-cache")};
+    if (!m->path || !m->saver) {
+        mta_sts_free(m);
+        return NULL;
+    }
+    cache_load(m);
     return m;
 }
 
@@ -84,6 +98,9 @@ void mta_sts_free(struct mta_sts *m)
         return;
     while (m->queries)
         query_free(m->queries);
+    if (m->saver)
+        workq_free(m->saver); /* the last write finishes first */
+    free(m->path);
     free(m->cache);
     free(m);
 }
@@ -125,6 +142,115 @@ static struct cached_policy *cache_slot(struct mta_sts *m, const char *domain)
         if (m->cache[i].expires < first->expires)
             first = &m->cache[i];
     return m->ncache ? first : NULL;
+}
+
+/* ---------- the cache's file ----------
+ * A line per domain: "domain id expires mode max_age mx..." (expires in seconds since the epoch).
+ * Read back through mta_sts_policy_parse, as a fetched policy is: the file is trusted no more. */
+
+/* One line of the file into e; false when it is not one, or expired. */
+static bool cache_line(char *line, struct cached_policy *e)
+{
+    char *save = NULL, *f[3 + 2 + MTA_STS_MX_MAX];
+    size_t n = 0;
+    for (char *t = strtok_r(line, " \n", &save); t && n < sizeof f / sizeof *f; t = strtok_r(NULL, " \n", &save))
+        f[n++] = t;
+    char record[64], policy[MTA_STS_MX_MAX * 270 + 100], why[200];
+    if (n < 5 || strlen(f[0]) >= sizeof e->domain || strlen(f[1]) > MTA_STS_ID_MAX)
+        return false;
+    snprintf(record, sizeof record, "v=STSv1; id=%s;", f[1]);
+    char *end;
+    long long expires = strtoll(f[2], &end, 10);
+    if (*end || expires <= (long long)time(NULL) || !mta_sts_record_id(record, e->id))
+        return false;
+    size_t o = (size_t)snprintf(policy, sizeof policy, "version: STSv1\nmode: %s\nmax_age: %s\n", f[3], f[4]);
+    for (size_t i = 5; i < n && o < sizeof policy; i++)
+        o += (size_t)snprintf(policy + o, sizeof policy - o, "mx: %s\n", f[i]);
+    if (o >= sizeof policy || !mta_sts_policy_parse(policy, o, &e->policy, why, sizeof why))
+        return false;
+    snprintf(e->domain, sizeof e->domain, "%s", f[0]);
+    e->expires = (time_t)expires;
+    return true;
+}
+
+static void cache_load(struct mta_sts *m)
+{
+    FILE *f = fopen(m->path, "r");
+    if (!f)
+        return; /* none yet */
+    char *line = NULL;
+    size_t cap = 0, dropped = 0;
+    while (getline(&line, &cap, f) > 0) {
+        struct cached_policy e;
+        struct cached_policy *slot = cache_line(line, &e) ? cache_slot(m, e.domain) : NULL;
+        if (slot)
+            *slot = e;
+        else
+            dropped++;
+    }
+    free(line);
+    fclose(f);
+    log_info("event=mta_sts_cache_loaded path=%s policies=%zu dropped=%zu", m->path, m->ncache, dropped);
+}
+
+struct cache_write {
+    char *path, *text;
+    size_t len;
+};
+
+/* Disk thread: the file replaced whole (written beside it, flushed, renamed over it). */
+static void write_cache(void *arg)
+{
+    struct cache_write *w = arg;
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp", w->path);
+    FILE *f = fopen(tmp, "w");
+    bool ok = f && fwrite(w->text, 1, w->len, f) == w->len && fflush(f) == 0 && fsync(fileno(f)) == 0;
+    if (f)
+        ok = fclose(f) == 0 && ok;
+    if (!ok || rename(tmp, w->path) != 0) {
+        log_warn("event=mta_sts_cache_unwritable path=%s error=\"%s\"", w->path, strerror(errno));
+        unlink(tmp);
+    }
+}
+
+static void cache_written(void *arg)
+{
+    struct cache_write *w = arg;
+    free(w->path);
+    free(w->text);
+    free(w);
+}
+
+/* Hands the cache's unexpired policies to the saver thread as the file's new text. */
+static void cache_save(struct mta_sts *m)
+{
+    struct cache_write *w = calloc(1, sizeof *w);
+    struct evbuffer *b = evbuffer_new();
+    time_t now = time(NULL);
+    for (size_t i = 0; b && i < m->ncache; i++) {
+        const struct cached_policy *e = &m->cache[i];
+        if (e->expires <= now)
+            continue;
+        evbuffer_add_printf(b, "%s %s %lld %s %u", e->domain, e->id, (long long)e->expires,
+                            mta_sts_mode_name(e->policy.mode), e->policy.max_age);
+        for (size_t k = 0; k < e->policy.nmx; k++)
+            evbuffer_add_printf(b, " %s", e->policy.mx[k]);
+        evbuffer_add(b, "\n", 1);
+    }
+    if (w && b) {
+        w->len = evbuffer_get_length(b);
+        w->path = strdup(m->path);
+        w->text = malloc(w->len + 1);
+    }
+    if (w && w->path && w->text) {
+        evbuffer_remove(b, w->text, w->len);
+        workq_submit(m->saver, write_cache, cache_written, w);
+    } else if (w) {
+        cache_written(w); /* out of memory: the file stays as it was */
+    }
+    if (b)
+        evbuffer_free(b);
 }
 
 /* ---------- ending a query ---------- */
@@ -220,6 +346,7 @@ static void on_response(struct evhttp_request *req, void *arg)
         memcpy(slot->id, q->id, sizeof slot->id);
         slot->expires = time(NULL) + (time_t)policy.max_age;
         slot->policy = policy;
+        cache_save(q->m);
         finish(q, &slot->policy, "fetched");
         return;
     }

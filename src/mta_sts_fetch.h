@@ -4,8 +4,10 @@
  * outbound trust store, status 200, text/plain, at most 64 KiB, no redirect: RFC 8461 3.3), and a
  * cache of the policies fetched, each kept for its max_age (RFC 8461 5.1): a cached policy is used
  * when the record is gone, unchanged, or its new policy cannot be fetched, so an attacker who
- * strips the record or blocks the fetch does not switch the policy off. No policy (none published,
- * or never fetched) means mail goes as without MTA-STS (RFC 8461 5: it fails open). Loop thread. */
+ * strips the record or blocks the fetch does not switch the policy off. The cache is kept in a
+ * file too (written by its own thread after each new policy, read at start), so a restart does not
+ * forget it. No policy (none published, or never fetched) means mail goes as without MTA-STS
+ * (RFC 8461 5: it fails open). Loop thread. */
 #ifndef POSTERN_MTA_STS_FETCH_H
 #define POSTERN_MTA_STS_FETCH_H
 
@@ -21,8 +23,9 @@ struct dns;
 struct mta_sts;
 struct mta_sts_query;
 
-/* tls: the outbound client context with its trust store loaded. */
-struct mta_sts *mta_sts_new(struct event_base *base, struct dns *dns, SSL_CTX *tls);
+/* tls: the outbound client context with its trust store loaded; cache_path: the cache's file (read
+ * now; its unexpired lines that read as policies are kept, the rest dropped with a warning). */
+struct mta_sts *mta_sts_new(struct event_base *base, struct dns *dns, SSL_CTX *tls, const char *cache_path);
 void mta_sts_free(struct mta_sts *m);
 
 /* The policy that applies to domain, or NULL for none; cb runs later on the loop thread (never

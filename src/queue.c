@@ -779,7 +779,9 @@ struct queue *queue_new(struct server *srv)
     }
     q->index_cap = INDEX_FIRST_CAP;
     q->tls = srv->client_tls;
-    q->sts = srv->client_tls ? mta_sts_new(srv->base, srv->dns, srv->client_tls) : NULL;
+    char sts_cache[PATH_MAX];
+    snprintf(sts_cache, sizeof sts_cache, "%s/mta-sts.cache", srv->cfg->spool_dir);
+    q->sts = srv->client_tls ? mta_sts_new(srv->base, srv->dns, srv->client_tls, sts_cache) : NULL;
     q->tick = event_new(srv->base, -1, EV_PERSIST, on_tick, q);
     q->kick = event_new(srv->base, -1, 0, on_tick, q);
     struct timeval every = {1, 0};

@@ -241,3 +241,29 @@ def test_a_policy_host_that_never_answers_is_given_up_after_the_timeout(sts):
         assert "event=mta_sts_fetch_failed" in log and "no answer within 1 s" in log and "cached=no" in log, log
     finally:
         silent.close()
+
+
+def test_the_cache_outlives_a_restart(sts):
+    """The fetched policy is written to spool_dir/mta-sts.cache; after a restart - the record's id
+    changed, its policy host gone, the MX moved to mx2 - the policy read back still applies. A line
+    that is not a policy is dropped."""
+    srv = sts["start"]()
+    send(srv, ["bob@sts.test"])
+    wait_for(lambda: sts["peer"].messages, what="the first delivery")
+    cache = srv.spool_dir / "mta-sts.cache"
+    wait_for(lambda: cache.exists() and cache.read_text(), what="the cache file")
+    fields = cache.read_text().split()
+    assert fields[:2] == ["sts.test", "1"] and fields[3:] == ["enforce", "86400", "mx.sts.test"], fields
+    assert abs(int(fields[2]) - (time.time() + 86400)) < 60
+    srv.stop()
+    with cache.open("a") as f:
+        f.write("junk.test 1 99999999999 enforce 86400 bad..pattern\n")
+    sts["web"].stop()
+    sts["servers"].remove(sts["web"])
+    sts["zone"].start(records(sts["web"].ip, txt_id="2", mx="mx2.sts.test"))
+    srv.start()
+    assert "event=mta_sts_cache_loaded" in srv.log_text() and "policies=1 dropped=1" in srv.log_text()
+    send(srv, ["carol@sts.test"])
+    wait_for(lambda: "no mail exchanger of sts.test is listed in its MTA-STS policy" in queue_listing(srv),
+             what="the deferral by the policy read back")
+    assert len(sts["peer"].messages) == 1
