@@ -37,7 +37,8 @@ struct mta_sts_query {
     char domain[256], host[300];    /* host: mta-sts.<domain> */
     char id[MTA_STS_ID_MAX + 1];    /* the record's id, being fetched */
     unsigned timeout;
-    mta_sts_cb cb;                  /* NULL once cancelled */
+    mta_sts_cb cb;                  /* NULL once cancelled, or for a refresh */
+    bool refresh;                   /* a cached policy fetched again in the background */
     void *arg;
     struct dns_query *dq;
     struct evhttp_connection *conn;
@@ -410,6 +411,34 @@ static void on_policy_host(void *arg, const struct dns_route *route)
 
 /* ---------- the TXT record ---------- */
 
+/* RFC 8461 5.1: a cached policy past half its max_age, its record unchanged, is fetched again in
+ * the background - the mail goes by the cached one meanwhile - so that it does not lapse while
+ * the domain's mail keeps coming (a lapsed policy would leave the next fetch's failure open). */
+static void refresh_if_old(struct mta_sts *m, const struct cached_policy *c, unsigned timeout)
+{
+    if (c->expires - time(NULL) >= (time_t)(c->policy.max_age / 2))
+        return;
+    for (const struct mta_sts_query *q = m->queries; q; q = q->next)
+        if (q->refresh && !strcmp(q->domain, c->domain))
+            return; /* one at a time */
+    struct mta_sts_query *r = calloc(1, sizeof *r);
+    if (!r)
+        return;
+    r->m = m;
+    r->refresh = true;
+    r->timeout = timeout;
+    snprintf(r->domain, sizeof r->domain, "%s", c->domain);
+    memcpy(r->id, c->id, sizeof r->id);
+    snprintf(r->host, sizeof r->host, "mta-sts.%s", c->domain);
+    if (!(r->dq = dns_resolve_host(m->dns, r->host, on_policy_host, r))) {
+        free(r);
+        return;
+    }
+    r->next = m->queries;
+    m->queries = r;
+    log_info("event=mta_sts_refresh domain=%s", c->domain);
+}
+
 static void on_record(void *arg, const struct dns_answer *answer)
 {
     struct mta_sts_query *q = arg;
@@ -420,6 +449,8 @@ static void on_record(void *arg, const struct dns_answer *answer)
                mta_sts_record_id(record, q->id);
     const struct cached_policy *c = cache_find(q->m, q->domain);
     if (!has || (c && !strcmp(c->id, q->id))) { /* RFC 8461 5.1: no record, or the same id: the cache */
+        if (has && c)
+            refresh_if_old(q->m, c, q->timeout);
         finish(q, c ? &c->policy : NULL, "cached");
         return;
     }

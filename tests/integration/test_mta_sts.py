@@ -267,3 +267,16 @@ def test_the_cache_outlives_a_restart(sts):
     wait_for(lambda: "no mail exchanger of sts.test is listed in its MTA-STS policy" in queue_listing(srv),
              what="the deferral by the policy read back")
     assert len(sts["peer"].messages) == 1
+
+
+def test_a_policy_past_half_its_max_age_is_fetched_again_in_the_background(sts):
+    srv = sts["start"](answer=(200, "text/plain", ENFORCE.replace("86400", "8")))
+    send(srv, ["bob@sts.test"])
+    wait_for(lambda: sts["peer"].messages, what="the first delivery")
+    assert len(sts["web"].hosts) == 1
+    time.sleep(5.2)  # past half of max_age 8 (in whole seconds: 5 or 6), not past it; the route looked up again
+    send(srv, ["carol@sts.test"])
+    wait_for(lambda: len(sts["peer"].messages) == 2, what="the second delivery")
+    wait_for(lambda: len(sts["web"].hosts) == 2, what="the refresh")
+    log = srv.log_text()
+    assert "policy=cached mode=enforce" in log and "event=mta_sts_refresh domain=sts.test" in log
