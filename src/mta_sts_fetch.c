@@ -194,6 +194,25 @@ static void cache_load(struct mta_sts *m)
     log_info("event=mta_sts_cache_loaded path=%s policies=%zu dropped=%zu", m->path, m->ncache, dropped);
 }
 
+bool mta_sts_cache_read(const char *path, const char *domain, struct mta_sts_policy *policy, time_t *expires)
+{
+    FILE *f = fopen(path, "r");
+    char *line = NULL;
+    size_t cap = 0;
+    struct cached_policy e;
+    bool found = false;
+    while (f && !found && getline(&line, &cap, f) > 0)
+        found = cache_line(line, &e) && strcasecmp(e.domain, domain) == 0;
+    free(line);
+    if (f)
+        fclose(f);
+    if (found) {
+        *policy = e.policy;
+        *expires = e.expires;
+    }
+    return found;
+}
+
 struct cache_write {
     char *path, *text;
     size_t len;

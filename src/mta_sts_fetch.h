@@ -12,6 +12,8 @@
 #define POSTERN_MTA_STS_FETCH_H
 
 #include <openssl/ssl.h>
+#include <stdbool.h>
+#include <time.h>
 
 #include "mta_sts.h"
 
@@ -34,6 +36,10 @@ void mta_sts_free(struct mta_sts *m);
 typedef void (*mta_sts_cb)(void *arg, const struct mta_sts_policy *policy);
 struct mta_sts_query *mta_sts_lookup(struct mta_sts *m, const char *domain, unsigned timeout, mta_sts_cb cb,
                                      void *arg);
+
+/* The policy cached for domain in the cache file at path (as mta_sts_new reads it), with when it
+ * expires; false when there is none (or no file). For postern route. */
+bool mta_sts_cache_read(const char *path, const char *domain, struct mta_sts_policy *policy, time_t *expires);
 
 /* Its callback will not run; a fetch under way still completes and is cached. */
 void mta_sts_cancel(struct mta_sts_query *q);

@@ -12,6 +12,7 @@
 #include "address.h"
 #include "maildir.h"
 #include "maildirsize.h"
+#include "mta_sts_fetch.h"
 #include "next_hop.h"
 #include "reply.h"
 
@@ -24,6 +25,25 @@ static void describe_hop(FILE *out, const struct next_hop *hop)
     else
         fprintf(out, "%s (%s%s, port %u)", hop->name, hop->lmtp ? "LMTP, " : "",
                 hop->mx ? "MX lookup" : "its address records, no MX lookup", hop->port);
+}
+
+/* The MTA-STS policy the queue has cached for domain (its cache file), or that it has none yet. */
+static void describe_mta_sts(FILE *out, const struct config *cfg, const char *domain)
+{
+    char path[PATH_MAX], until[64];
+    struct mta_sts_policy policy;
+    time_t expires;
+    snprintf(path, sizeof path, "%s/mta-sts.cache", cfg->spool_dir);
+    if (!mta_sts_cache_read(path, domain, &policy, &expires)) {
+        fprintf(out, "    MTA-STS: no policy cached (looked up when mail goes there)\n");
+        return;
+    }
+    struct tm tm;
+    strftime(until, sizeof until, "%Y-%m-%d %H:%M UTC", gmtime_r(&expires, &tm));
+    fprintf(out, "    MTA-STS: %s, cached until %s; mx:", mta_sts_mode_name(policy.mode), until);
+    for (size_t i = 0; i < policy.nmx; i++)
+        fprintf(out, " %s", policy.mx[i]);
+    fprintf(out, "\n");
 }
 
 /* Where the queue sends mail for domain (policy_next_hop, as the queue asks it). */
@@ -49,6 +69,8 @@ static void describe_route(FILE *out, const struct config *cfg, const struct pol
                                          "dane-only (DANE or nothing: DNSSEC-validated TLSA records required)"};
     if (!hop.lmtp && (hop.tls = policy_tls_for(p, &hop)) != TLS_POLICY_DEFAULT)
         fprintf(out, "    TLS: %s, by smtp_tls_policy\n", levels[hop.tls]);
+    if (hop.mx && !hop.configured && cfg->smtp_mta_sts && cfg->smtp_tls)
+        describe_mta_sts(out, cfg, hop.route);
 }
 
 /* The refusal a RCPT would get: the reply line itself (the catalog's formatter), and its meaning. */

@@ -133,10 +133,18 @@ def queue_listing(srv):
                           text=True).stdout
 
 
+def route(srv, address):
+    return subprocess.run([str(BIN), "-c", str(srv.conf_path), "route", address], capture_output=True,
+                          text=True).stdout
+
+
 def test_an_enforce_policy_is_fetched_and_met_with_verified_tls(sts):
     srv = sts["start"]()
+    assert "    MTA-STS: no policy cached (looked up when mail goes there)\n" in route(srv, "bob@sts.test")
     send(srv, ["bob@sts.test"])
     wait_for(lambda: sts["peer"].messages, what="delivery")
+    wait_for(lambda: "MTA-STS: enforce, cached until " in route(srv, "bob@sts.test"), what="route's view")
+    assert "; mx: mx.sts.test\n" in route(srv, "bob@sts.test")
     log = srv.log_text()
     assert "event=mta_sts domain=sts.test policy=fetched mode=enforce mx_patterns=1 max_age=86400" in log
     assert "event=smtp_client_tls host=mx.sts.test[127.0.0.2]" in log and "verified=yes" in log
