@@ -8,6 +8,7 @@
  *   postern [-c FILE] dkim-record       the DNS TXT records that publish the dkim_keys (dkim.h)
  *   postern [-c FILE] tlsa-record       the DANE TLSA records of the server's certificates (tlsa.h)
  *   postern [-c FILE] spf IP SENDER [HELO]  the SPF result for mail from SENDER sent from IP (spf_cli.h)
+ *   postern [-c FILE] mta-sts DOMAIN    the MTA-STS policy DOMAIN publishes, fetched now (mta_sts_cli.h)
  *   postern explain CODE [CODE2]        what a reply code / enhanced status code means (explain.c)
  *   postern passwd [ADDRESS]            read a password (twice on a terminal) and print its crypt(3)
  *                                       hash, as an "ADDRESS:hash" line for the users table
@@ -31,6 +32,7 @@
 #include "queue_cli.h"
 #include "route_cli.h"
 #include "spf_cli.h"
+#include "mta_sts_cli.h"
 #include "server.h"
 #include "tls.h"
 #include "tlsa.h"
@@ -48,6 +50,7 @@ static int usage(FILE *to)
                 "       postern [-c FILE] dkim-record   (the DNS records to publish for dkim_keys)\n"
                 "       postern [-c FILE] tlsa-record   (the DANE records to publish for the certificates)\n"
                 "       postern [-c FILE] spf CLIENT-IP SENDER [HELO-NAME]   (the SPF result such mail gets)\n"
+                "       postern [-c FILE] mta-sts DOMAIN   (the MTA-STS policy DOMAIN publishes, fetched now)\n"
                 "       postern explain CODE [CODE2]\n       postern --version\n");
     return to == stdout ? 0 : 2;
 }
@@ -215,7 +218,8 @@ int main(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "-c") == 0 && i + 1 < argc)
             path = argv[++i];
-        else if (strcmp(argv[i], "queue") == 0 || strcmp(argv[i], "route") == 0 || strcmp(argv[i], "spf") == 0) {
+        else if (strcmp(argv[i], "queue") == 0 || strcmp(argv[i], "route") == 0 || strcmp(argv[i], "spf") == 0 ||
+                 strcmp(argv[i], "mta-sts") == 0) {
             cmd = argv[i];
             queue_argv = argv + i + 1;
             queue_argc = queue_args(argc - i - 1, queue_argv, &path);
@@ -239,10 +243,12 @@ int main(int argc, char **argv)
     struct auth_users users = {0};
     struct tls_contexts tls = {0};
     bool ok = load_all(path, &cfg, &policy, &users, &tls);
-    if (ok && (strcmp(cmd, "queue") == 0 || strcmp(cmd, "route") == 0 || strcmp(cmd, "spf") == 0)) {
+    if (ok && (strcmp(cmd, "queue") == 0 || strcmp(cmd, "route") == 0 || strcmp(cmd, "spf") == 0 ||
+               strcmp(cmd, "mta-sts") == 0)) {
         int rc = strcmp(cmd, "queue") == 0   ? queue_cli_main(cfg.spool_dir, queue_argc, queue_argv)
                  : strcmp(cmd, "route") == 0 ? route_cli_main(stdout, &cfg, &policy, queue_argc, queue_argv)
-                                             : spf_cli_main(stdout, &cfg, queue_argc, queue_argv);
+                 : strcmp(cmd, "spf") == 0   ? spf_cli_main(stdout, &cfg, queue_argc, queue_argv)
+                                             : mta_sts_cli_main(stdout, &cfg, tls.client, queue_argc, queue_argv);
         policy_free(&policy);
         auth_users_free(&users);
         tls_contexts_free(&tls);

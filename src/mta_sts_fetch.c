@@ -68,8 +68,11 @@ struct mta_sts *mta_sts_new(struct event_base *base, struct dns *dns, SSL_CTX *t
     struct mta_sts *m = calloc(1, sizeof *m);
     if (!m)
         return NULL;
-    *m = (struct mta_sts){.base = base, .dns = dns, .tls = tls, .path = strdup(cache_path),
-                          .saver = workq_new(base, 1, "mta-sts-cache")};
+    *m = (struct mta_sts){.base = base, .dns = dns, .tls = tls};
+    if (!cache_path)
+        return m; /* memory only */
+    m->path = strdup(cache_path);
+    m->saver = workq_new(base, 1, "mta-sts-cache");
     if (!m->path || !m->saver) {
         mta_sts_free(m);
         return NULL;
@@ -366,7 +369,8 @@ static void on_response(struct evhttp_request *req, void *arg)
         memcpy(slot->id, q->id, sizeof slot->id);
         slot->expires = time(NULL) + (time_t)policy.max_age;
         slot->policy = policy;
-        cache_save(q->m);
+        if (q->m->path)
+            cache_save(q->m);
         finish(q, &slot->policy, "fetched");
         return;
     }

@@ -26,7 +26,8 @@ struct mta_sts;
 struct mta_sts_query;
 
 /* tls: the outbound client context with its trust store loaded; cache_path: the cache's file (read
- * now; its unexpired lines that read as policies are kept, the rest dropped with a warning). */
+ * now; its unexpired lines that read as policies are kept, the rest dropped and counted), or NULL
+ * for a cache in memory only (postern mta-sts). */
 struct mta_sts *mta_sts_new(struct event_base *base, struct dns *dns, SSL_CTX *tls, const char *cache_path);
 void mta_sts_free(struct mta_sts *m);
 

@@ -288,3 +288,23 @@ def test_a_policy_past_half_its_max_age_is_fetched_again_in_the_background(sts):
     wait_for(lambda: len(sts["web"].hosts) == 2, what="the refresh")
     log = srv.log_text()
     assert "policy=cached mode=enforce" in log and "event=mta_sts_refresh domain=sts.test" in log
+
+
+def test_postern_mta_sts_fetches_and_explains_a_policy(sts):
+    srv = sts["start"]()
+
+    def cli(domain):
+        return subprocess.run([str(BIN), "-c", str(srv.conf_path), "mta-sts", domain], capture_output=True,
+                              text=True, timeout=60)
+    r = cli("sts.test")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.startswith("sts.test: MTA-STS policy, mode enforce, max_age 86400 s\n  mx: mx.sts.test\n")
+    assert "enforce: mail goes only to MX hosts these name" in r.stdout
+    assert not (srv.spool_dir / "mta-sts.cache").exists()  # the server's cache is not touched
+    sts["web"].answer = (404, "text/plain", "none")
+    r = cli("other.sts.test")  # no record at all
+    assert r.returncode == 1 and "other.sts.test: no MTA-STS policy applies" in r.stdout
+    sts["zone"].start(records(sts["web"].ip, txt_id="9"))
+    r = cli("sts.test")  # a record, and a policy server answering 404
+    assert r.returncode == 1 and "HTTP status 404" in r.stderr, r.stderr
+    assert cli("not a domain").returncode == 2
