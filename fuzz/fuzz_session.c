@@ -6,7 +6,9 @@
  *    after a 354, each BDAT chunk's stated octets after its line) accounts for every reply, in
  *    order, with none missing and none extra;
  *  - every "250 2.0.0 Ok: queued as ID" has its message file in a Maildir new/ (never a 250 for a
- *    message that was not committed); the mailbox may be alice's or postmaster's. */
+ *    message that was not committed); the mailbox may be alice's or postmaster's.
+ * The content rules (header_checks, mime_header_checks, body_checks) are set, so that the text of
+ * every message goes through them and the MIME walk. */
 #include <glob.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -48,12 +50,25 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     FILE *f = fopen(path, "w");
     fprintf(f, "alice@example.test\n");
     fclose(f);
+    static const char *const tables[][2] = {
+        {"header_checks", "/^Subject:.*spam/i REJECT no spam\n/^X-Mailer:/ WARN\n"},
+        {"mime_header_checks", "/^Content-(Type|Disposition):.*name=\"?[^\"]*\\.exe/i REJECT no exe\n/^X-/ WARN\n"},
+        {"body_checks", "/badword/ REJECT no bad words\n/^--/ WARN\n"},
+    };
+    for (size_t i = 0; i < sizeof tables / sizeof *tables; i++) {
+        snprintf(path, sizeof path, "%s/%s", root, tables[i][0]);
+        f = fopen(path, "w");
+        fputs(tables[i][1], f);
+        fclose(f);
+    }
     snprintf(path, sizeof path, "%s/postern.conf", root);
     f = fopen(path, "w");
     fprintf(f, "hostname = mx.example.test\nmail_dir = %s/mail\nspool_dir = %s/spool\nlocal_domains = example.test\n"
                "recipients = %s/recipients\nnull_mx_domains = nullmx.test\ngreet_delay = 0\nio_threads = 1\n"
-               "min_free_space = 0\nmax_recipients = 5\nmax_message_size = 4096\nmax_errors = 1000\nlog_level = error\n",
-            root, root, root);
+               "min_free_space = 0\nmax_recipients = 5\nmax_message_size = 4096\nmax_errors = 1000\nlog_level = error\n"
+               "header_checks = %s/header_checks\nmime_header_checks = %s/mime_header_checks\n"
+               "body_checks = %s/body_checks\nbody_checks_size_limit = 1K\n",
+            root, root, root, root, root, root);
     fclose(f);
     struct config_errors errs = {0};
     if (!config_load(path, &cfg, &errs) || !policy_load(&policy, &cfg, &errs))
