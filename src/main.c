@@ -142,6 +142,11 @@ static void log_config_warnings(const struct config *cfg, const struct policy *p
     tls_certificate_warnings(tls->server, cfg->hostname);
     if (!*cfg->recipients)
         log_warn("event=config_warning key=recipients detail=\"not set: only postmaster is accepted\"");
+    if (policy->tls_policy_dane && !*cfg->dns_trust_anchor)
+        log_warn("event=config_warning key=smtp_tls_policy detail=\"it has dane or dane-only lines, and "
+                 "dns_trust_anchor is not set: no DNS answer is validated, so dane acts as may and dane-only "
+                 "destinations get no mail (deferred, then bounced); set dns_trust_anchor (for example "
+                 "/usr/share/dns/root.key)\"");
     if (!strchr(cfg->hostname, '.'))
         log_warn("event=config_warning key=hostname detail=\"'%s' is not a fully qualified domain name: other "
                  "servers may refuse our EHLO and our bounces (RFC 5321 4.1.1.1); set hostname\"", cfg->hostname);

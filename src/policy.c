@@ -159,6 +159,7 @@ static bool tls_policy_line(struct policy *p, char **f, int n, int lineno, const
         *err = "level: expected none, may, encrypt, verify, dane or dane-only";
         return false;
     }
+    p->tls_policy_dane |= level == TLS_POLICY_DANE || level == TLS_POLICY_DANE_ONLY;
     if (domain) {
         key[0] = '.';
         idn_canonical(f[0] + subdomains, key + 1, sizeof key - 1);

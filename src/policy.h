@@ -52,6 +52,7 @@ struct policy {
     unsigned long long quota_default; /* mailbox_quota */
     unsigned quota_warning;   /* mailbox_quota_warning: percent; 0: no notice */
     bool quotas_on;           /* some mailbox may have a quota */
+    bool tls_policy_dane;     /* smtp_tls_policy has dane or dane-only lines: DNSSEC must validate */
 };
 
 enum rcpt_kind { RCPT_LOCAL, RCPT_RELAY, RCPT_ALIAS, RCPT_REFUSED };

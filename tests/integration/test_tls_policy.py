@@ -118,3 +118,13 @@ def test_a_policy_line_applies_with_smtp_tls_off_elsewhere(relay, tmp_path):
     send(srv, ["c@scripted.test"])
     wait_for(lambda: peer.bodies, what="cleartext delivery")
     assert not peer.tls_used
+
+
+def test_dane_lines_without_a_trust_anchor_are_warned_of(tmp_path):
+    conf = tmp_path / "p.conf"
+    for line, warned in [("partner.test dane-only", True), ("partner.test verify", False)]:
+        conf.write_text(f"smtp_tls_policy = {policy(tmp_path, line + chr(10))}\n")
+        r = subprocess.run([str(BIN), "-c", str(conf), "check-config"], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        assert ("key=smtp_tls_policy detail=\"it has dane or dane-only lines, and dns_trust_anchor is not set"
+                in r.stderr) == warned, r.stderr
