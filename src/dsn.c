@@ -89,6 +89,20 @@ static bool moved_to(const char *diag, char *out, size_t outsz)
 }
 
 /* Part 1: plain words, per recipient. */
+/* For a message that expired in the queue (queue.c's "... (last error: <diag>)"), the explanation
+ * of that last error, which says more than "delivery time expired" - a certificate, a policy, a
+ * full mailbox: true with *e filled when it has a code that is known. */
+static bool last_error_explained(const char *diag, struct explanation *e)
+{
+    const char *last = diag ? strstr(diag, "(last error: ") : NULL;
+    int code = 0;
+    char enhanced[16] = "";
+    const char *words = NULL;
+    if (!last || explain_parse(last + 13, &code, enhanced, sizeof enhanced, &words) != 0)
+        return false;
+    return explain_lookup(code, enhanced, words, e) == 0;
+}
+
 static void human_part(struct evbuffer *out, const struct dsn_report *r)
 {
     bool failed = false, delayed = false;
@@ -128,8 +142,14 @@ static void human_part(struct evbuffer *out, const struct dsn_report *r)
                 evbuffer_add_printf(out, "    The server %s replied: %s\n", d->remote_mta ? d->remote_mta : "", d->diag);
             else
                 evbuffer_add_printf(out, "    What happened: %s\n", d->diag);
+            struct explanation last;
+            bool expired = last_error_explained(d->diag, &last);
             evbuffer_add_printf(out, "    What it means: %s\n", e.meaning);
-            if (moved_to(d->diag, newaddr, sizeof newaddr))
+            if (expired)
+                evbuffer_add_printf(out, "    The last try:  %s\n", last.meaning);
+            if (expired)
+                evbuffer_add_printf(out, "    What to do:    %s\n", last.fix);
+            else if (moved_to(d->diag, newaddr, sizeof newaddr))
                 evbuffer_add_printf(out, "    What to do:    The recipient has moved. Resend your message to <%s>.\n",
                                     newaddr);
             else

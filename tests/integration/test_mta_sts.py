@@ -14,7 +14,7 @@ import time
 import pytest
 
 from conftest import BIN, free_udp_tcp_port, wait_for
-from test_relay import relay, self_signed, send, tls_peer  # noqa: F401 (relay: a fixture)
+from test_relay import dsn_for, relay, self_signed, send, tls_peer  # noqa: F401 (relay: a fixture)
 
 ENFORCE = "version: STSv1\r\nmode: enforce\r\nmx: mx.sts.test\r\nmax_age: 86400\r\n"
 
@@ -308,3 +308,16 @@ def test_postern_mta_sts_fetches_and_explains_a_policy(sts):
     r = cli("sts.test")  # a record, and a policy server answering 404
     assert r.returncode == 1 and "HTTP status 404" in r.stderr, r.stderr
     assert cli("not a domain").returncode == 2
+
+
+def test_the_bounce_says_in_plain_words_what_the_policy_refused(sts):
+    """An MX the enforce policy does not list, until max_queue_lifetime: the sender's bounce names
+    the policy and says who must fix what - not "check the message's signature"."""
+    srv = sts["start"](answer=(200, "text/plain", ENFORCE.replace("mx.sts.test", "mx9.sts.test")),
+                       max_queue_lifetime="3s", retry_schedule="1s")
+    send(srv, ["bob@sts.test"])
+    msg = dsn_for(srv)
+    text = msg.get_body(preferencelist=("plain",)).get_content()
+    assert "no mail exchanger of sts.test is listed in its MTA-STS policy" in text, text
+    assert "the receiving site must renew its certificate or update its records: tell its postmaster" in text
+    assert "Check the message's signature" not in text and sts["peer"].messages == []
