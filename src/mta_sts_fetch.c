@@ -278,6 +278,26 @@ static void cache_save(struct mta_sts *m)
 
 /* ---------- ending a query ---------- */
 
+static void on_done(evutil_socket_t fd, short what, void *arg);
+
+/* A query for domain, listed in m (its end's event made now: finish never allocates). */
+static struct mta_sts_query *query_new(struct mta_sts *m, const char *domain, unsigned timeout)
+{
+    struct mta_sts_query *q = calloc(1, sizeof *q);
+    if (!q)
+        return NULL;
+    q->m = m;
+    q->timeout = timeout;
+    snprintf(q->domain, sizeof q->domain, "%s", domain);
+    if (!(q->done_ev = evtimer_new(m->base, on_done, q))) {
+        free(q);
+        return NULL;
+    }
+    q->next = m->queries;
+    m->queries = q;
+    return q;
+}
+
 static void on_done(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
@@ -298,11 +318,7 @@ static void finish(struct mta_sts_query *q, const struct mta_sts_policy *policy,
                  mta_sts_mode_name(policy->mode), policy->nmx, policy->max_age);
     }
     static const struct timeval now = {0, 0};
-    q->done_ev = evtimer_new(q->m->base, on_done, q);
-    if (q->done_ev)
-        evtimer_add(q->done_ev, &now);
-    else
-        on_done(-1, 0, q); /* out of memory: at once */
+    evtimer_add(q->done_ev, &now);
 }
 
 /* The fetch failed (why): the cached policy if there is one, else none. */
@@ -444,21 +460,16 @@ static void refresh_if_old(struct mta_sts *m, const struct cached_policy *c, uns
     for (const struct mta_sts_query *q = m->queries; q; q = q->next)
         if (q->refresh && !strcmp(q->domain, c->domain))
             return; /* one at a time */
-    struct mta_sts_query *r = calloc(1, sizeof *r);
+    struct mta_sts_query *r = query_new(m, c->domain, timeout);
     if (!r)
         return;
-    r->m = m;
     r->refresh = true;
-    r->timeout = timeout;
-    snprintf(r->domain, sizeof r->domain, "%s", c->domain);
     memcpy(r->id, c->id, sizeof r->id);
     snprintf(r->host, sizeof r->host, "mta-sts.%s", c->domain);
     if (!(r->dq = dns_resolve_host(m->dns, r->host, on_policy_host, r))) {
-        free(r);
+        query_free(r);
         return;
     }
-    r->next = m->queries;
-    m->queries = r;
     log_info("event=mta_sts_refresh domain=%s", c->domain);
 }
 
@@ -485,22 +496,16 @@ static void on_record(void *arg, const struct dns_answer *answer)
 struct mta_sts_query *mta_sts_lookup(struct mta_sts *m, const char *domain, unsigned timeout, mta_sts_cb cb,
                                      void *arg)
 {
-    struct mta_sts_query *q = calloc(1, sizeof *q);
+    struct mta_sts_query *q = query_new(m, domain, timeout);
     if (!q)
         return NULL;
-    q->m = m;
-    q->cb = cb;
-    q->arg = arg;
-    q->timeout = timeout;
-    snprintf(q->domain, sizeof q->domain, "%s", domain);
     char name[300];
     snprintf(name, sizeof name, "_mta-sts.%s", domain);
-    q->dq = dns_lookup(m->dns, name, DNS_RR_TXT, on_record, q);
-    if (!q->dq) {
-        free(q);
+    if (!(q->dq = dns_lookup(m->dns, name, DNS_RR_TXT, on_record, q))) {
+        query_free(q);
         return NULL;
     }
-    q->next = m->queries;
-    m->queries = q;
+    q->cb = cb;
+    q->arg = arg;
     return q;
 }
