@@ -153,6 +153,15 @@ static void render_state(struct server *srv, struct evbuffer *out)
            (double)srv->space_free);
     single(out, "postern_disk_space_low", "gauge", "1 while free space is below min_free_space (MAIL gets 452).",
            srv->space_low);
+    single(out, "postern_mta_sts_policies_cached", "gauge", "MTA-STS policies in the cache (smtp_mta_sts).",
+           (double)q.mta_sts.cached);
+    head(out, "postern_mta_sts_fetches_total", "counter",
+         "MTA-STS policy fetches over HTTPS, by result (failed: a cached policy, if any, was used).");
+    evbuffer_add_printf(out, "postern_mta_sts_fetches_total{result=\"ok\"} %llu\n", q.mta_sts.fetched);
+    evbuffer_add_printf(out, "postern_mta_sts_fetches_total{result=\"failed\"} %llu\n", q.mta_sts.fetch_failed);
+    single(out, "postern_mta_sts_mx_not_used_total", "counter",
+           "MX hosts not used because their domain's enforce MTA-STS policy does not list them.",
+           (double)q.mta_sts_mx_not_used);
     single(out, "postern_dns_checks_paused", "gauge", "1 while MAIL/RCPT-time DNS checks are paused (dns_outage_pause).",
            srv->dns_checks_paused_until > monotonic_now());
 }

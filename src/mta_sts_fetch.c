@@ -58,6 +58,7 @@ struct mta_sts {
     struct workq *saver;            /* one thread: the file's writes land in order */
     struct cached_policy *cache;
     size_t ncache, capcache;
+    unsigned long long fetched, fetch_failed; /* for the metrics */
     struct mta_sts_query *queries;
 };
 
@@ -107,6 +108,13 @@ void mta_sts_free(struct mta_sts *m)
     free(m->path);
     free(m->cache);
     free(m);
+}
+
+void mta_sts_get_stats(const struct mta_sts *m, struct mta_sts_stats *st)
+{
+    *st = (struct mta_sts_stats){0};
+    if (m)
+        *st = (struct mta_sts_stats){.cached = m->ncache, .fetched = m->fetched, .fetch_failed = m->fetch_failed};
 }
 
 void mta_sts_cancel(struct mta_sts_query *q)
@@ -326,6 +334,7 @@ static void fetch_failed(struct mta_sts_query *q, const char *why)
 {
     const struct cached_policy *c = cache_find(q->m, q->domain);
     char safe[400];
+    q->m->fetch_failed++;
     log_warn("event=mta_sts_fetch_failed domain=%s url=\"https://%s/.well-known/mta-sts.txt\" cached=%s error=\"%s\"",
              q->domain, q->host, c ? "yes" : "no", log_quotable(safe, sizeof safe, why));
     finish(q, c ? &c->policy : NULL, "cached");
@@ -385,6 +394,7 @@ static void on_response(struct evhttp_request *req, void *arg)
         memcpy(slot->id, q->id, sizeof slot->id);
         slot->expires = time(NULL) + (time_t)policy.max_age;
         slot->policy = policy;
+        q->m->fetched++;
         if (q->m->path)
             cache_save(q->m);
         finish(q, &slot->policy, "fetched");

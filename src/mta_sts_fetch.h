@@ -42,6 +42,14 @@ struct mta_sts_query *mta_sts_lookup(struct mta_sts *m, const char *domain, unsi
  * expires; false when there is none (or no file). For postern route. */
 bool mta_sts_cache_read(const char *path, const char *domain, struct mta_sts_policy *policy, time_t *expires);
 
+/* What the cache and the fetches have done, for the metrics. */
+struct mta_sts_stats {
+    size_t cached;                     /* policies in the cache (some may have expired since) */
+    unsigned long long fetched;        /* policies fetched and cached */
+    unsigned long long fetch_failed;   /* fetches that failed (a cached policy, if any, used instead) */
+};
+void mta_sts_get_stats(const struct mta_sts *m, struct mta_sts_stats *st);
+
 /* Its callback will not run; a fetch under way still completes and is cached. */
 void mta_sts_cancel(struct mta_sts_query *q);
 

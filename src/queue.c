@@ -232,6 +232,8 @@ void queue_get_stats(const struct queue *q, struct queue_stats *st)
     st->connections = q->nconns;
     for (const struct dest *d = q->dests; d; d = d->next)
         st->destinations++;
+    st->mta_sts_mx_not_used = q->mta_sts_mx_not_used;
+    mta_sts_get_stats(q->sts, &st->mta_sts);
 }
 
 /* ---------- attempts ---------- */

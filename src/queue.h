@@ -6,6 +6,8 @@
 #ifndef POSTERN_QUEUE_H
 #define POSTERN_QUEUE_H
 
+#include "mta_sts_fetch.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -23,6 +25,8 @@ struct queue_stats {
     unsigned attempts;        /* delivery attempts in progress */
     unsigned connections;     /* outbound SMTP connections open */
     unsigned destinations;    /* destinations known (recipient domains or next hops) */
+    unsigned long long mta_sts_mx_not_used; /* MX hosts an enforce MTA-STS policy did not list */
+    struct mta_sts_stats mta_sts; /* the MTA-STS cache and fetches */
 };
 void queue_get_stats(const struct queue *q, struct queue_stats *st);
 

@@ -365,6 +365,7 @@ static bool apply_mta_sts(struct dest *d, char *diag, size_t diagsz)
         }
         log_warn("event=mta_sts_mx_mismatch domain=%s host=%s mode=%s action=%s", d->domain, t->host,
                  mta_sts_mode_name(d->sts->mode), enforce ? "not_used" : "used");
+        d->q->mta_sts_mx_not_used += enforce;
         snprintf(dropped, sizeof dropped, "%s", t->host);
         if (!enforce)
             d->route.targets[n++] = *t;

@@ -321,3 +321,17 @@ def test_the_bounce_says_in_plain_words_what_the_policy_refused(sts):
     assert "no mail exchanger of sts.test is listed in its MTA-STS policy" in text, text
     assert "the receiving site must renew its certificate or update its records: tell its postmaster" in text
     assert "Check the message's signature" not in text and sts["peer"].messages == []
+
+
+def test_the_metrics_count_fetches_failures_and_unlisted_mx_hosts(sts):
+    from conftest import free_port
+    from test_metrics import scrape
+    port = free_port()
+    srv = sts["start"](answer=(200, "text/plain", ENFORCE.replace("mx.sts.test", "mx9.sts.test")),
+                       metrics_listen=f"127.0.0.1:{port}")
+    send(srv, ["bob@sts.test"])
+    wait_for(lambda: "no mail exchanger of sts.test is listed" in queue_listing(srv), what="the deferral")
+    body = scrape(port)[2]
+    assert "postern_mta_sts_policies_cached 1\n" in body and 'postern_mta_sts_fetches_total{result="ok"} 1\n' in body
+    assert 'postern_mta_sts_fetches_total{result="failed"} 0\n' in body
+    assert "postern_mta_sts_mx_not_used_total 1\n" in body, body
