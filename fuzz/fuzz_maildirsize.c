@@ -13,7 +13,7 @@
 
 #include "maildirsize.h"
 
-#define LIMIT 5000
+#define LIMIT ((struct quota_limit){5000, 0})
 
 static char box[64], file[96];
 

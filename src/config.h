@@ -71,6 +71,7 @@ struct config {
     size_t max_message_size;
     unsigned max_recipients;
     unsigned mailbox_quota_warning; /* percent of a quota at which its owner gets a notice; 0 = none */
+    unsigned mailbox_quota_messages; /* messages a local mailbox may hold (Maildir++ 'C'); 0: no limit */
     char *recipient_delimiter;
     unsigned max_command_line;
     unsigned max_errors;

@@ -192,9 +192,12 @@ const struct key_def config_keys[] = {
      "for a mailbox that is full, or that the message's declared SIZE would overfill, gets 452 4.2.2 (552 5.2.2 "
      "when the message is bigger than the whole quota); a message whose text overfills every mailbox it is for "
      "gets the same at its end. 0 = no quota."},
+    {"mailbox_quota_messages", T_UINT, F(mailbox_quota_messages), "0", 0, 1000000000,
+     "Messages each local mailbox may hold (all its folders), the Maildir++ 'C' quota, beside mailbox_quota's "
+     "octets: a RCPT for a mailbox holding that many gets 452 4.2.2. 0 = no limit."},
     {"mailbox_quotas", T_OPTPATH, F(mailbox_quotas), "", 0, 0,
-     "Table file of quotas other than mailbox_quota: 'address size' or '@domain size' per line (size in "
-     "octets, k/M/G allowed; 0 = none for that mailbox)."},
+     "Table file of quotas other than mailbox_quota and mailbox_quota_messages: 'address size [messages]' or "
+     "'@domain size [messages]' per line (size in octets, k/M/G allowed; 0 = none for that mailbox)."},
     {"mailbox_quota_warning", T_UINT, F(mailbox_quota_warning), "90", 0, 100,
      "Percent of its quota at which a mailbox's owner finds a notice in it (from postmaster: how full, what "
      "happens when it is full, how to make room): once each time a delivery takes it past. 0 = none."},

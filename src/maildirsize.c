@@ -91,15 +91,21 @@ static int count_mailbox(const char *dir, struct quota_usage *u, char *err, size
     return r;
 }
 
-int maildirsize_rebuild(const char *dir, unsigned long long limit, struct quota_usage *u, char *err, size_t errsz)
+int maildirsize_rebuild(const char *dir, struct quota_limit limit, struct quota_usage *u, char *err, size_t errsz)
 {
     static atomic_uint seq;
     if (count_mailbox(dir, u, err, errsz) < 0)
         return -1;
-    char tmp[PATH_MAX], path[PATH_MAX], text[64];
+    char tmp[PATH_MAX], path[PATH_MAX], text[96], def[48];
     snprintf(tmp, sizeof tmp, "%s/tmp/maildirsize.%ld.%u", dir, (long)getpid(), atomic_fetch_add(&seq, 1));
     snprintf(path, sizeof path, "%s/maildirsize", dir);
-    int len = snprintf(text, sizeof text, "%lluS\n%llu %llu\n", limit, u->octets, u->messages);
+    if (limit.octets && limit.messages)
+        snprintf(def, sizeof def, "%lluS,%lluC", limit.octets, limit.messages);
+    else if (limit.messages)
+        snprintf(def, sizeof def, "%lluC", limit.messages);
+    else
+        snprintf(def, sizeof def, "%lluS", limit.octets);
+    int len = snprintf(text, sizeof text, "%s\n%llu %llu\n", def, u->octets, u->messages);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0)
         return fail(err, errsz, "cannot create", tmp);
@@ -112,23 +118,31 @@ int maildirsize_rebuild(const char *dir, unsigned long long limit, struct quota_
     return 0;
 }
 
-/* True when the quota definition (a maildirsize's first line, "<n>S[,<m>C]" in any order) has
- * exactly limit octets as its size quota. */
-static bool same_quota(const char *line, size_t len, unsigned long long limit)
+/* True when the quota definition (a maildirsize's first line, "<n>S[,<m>C]" in any order) states
+ * limit: its octets as the S item (absent: 0) and, when limit has one, its messages as the C item
+ * (a C item with no message limit here is another reader's - Dovecot's - and left as it is). */
+static bool same_quota(const char *line, size_t len, struct quota_limit limit)
 {
     char def[128];
     if (len >= sizeof def)
         return false;
     memcpy(def, line, len);
     def[len] = '\0';
+    struct quota_limit stated = {0, 0};
     for (char *save = NULL, *item = strtok_r(def, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
         char *end;
         errno = 0;
         unsigned long long n = strtoull(item, &end, 10);
-        if (end != item && !errno && end[0] == 'S' && end[1] == '\0')
-            return n == limit;
+        if (end == item || errno || (end[0] != 'S' && end[0] != 'C') || end[1] != '\0')
+            return false;
+        *(end[0] == 'S' ? &stated.octets : &stated.messages) = n;
     }
-    return false;
+    return stated.octets == limit.octets && (!limit.messages || stated.messages == limit.messages);
+}
+
+bool quota_full(struct quota_limit l, const struct quota_usage *u)
+{
+    return (l.octets && u->octets >= l.octets) || (l.messages && u->messages >= l.messages);
 }
 
 /* Adds up the change lines after the first: false when one cannot be read (two integers, the
@@ -163,7 +177,7 @@ static bool sum_lines(const char *p, const char *end, struct quota_usage *u)
 
 /* maildirsize_read, and maildirsize_peek when rebuild is false: a file that cannot be trusted is
  * then only counted past, never written. */
-static int read_usage(const char *dir, unsigned long long limit, struct quota_usage *u, char *err, size_t errsz,
+static int read_usage(const char *dir, struct quota_limit limit, struct quota_usage *u, char *err, size_t errsz,
                       bool rebuild)
 {
     struct stat st;
@@ -183,23 +197,23 @@ static int read_usage(const char *dir, unsigned long long limit, struct quota_us
         close(fd);
     const char *nl = n > 0 ? memchr(text, '\n', (size_t)n) : NULL;
     bool trusted = nl && same_quota(text, (size_t)(nl - text), limit) && sum_lines(nl + 1, text + n, u) &&
-                   (u->octets < limit || time(NULL) - st.st_mtime < MAILDIRSIZE_FULL_RECHECK);
+                   (!quota_full(limit, u) || time(NULL) - st.st_mtime < MAILDIRSIZE_FULL_RECHECK);
     if (trusted)
         return 0;
     return rebuild ? maildirsize_rebuild(dir, limit, u, err, errsz) : count_mailbox(dir, u, err, errsz);
 }
 
-int maildirsize_read(const char *dir, unsigned long long limit, struct quota_usage *u, char *err, size_t errsz)
+int maildirsize_read(const char *dir, struct quota_limit limit, struct quota_usage *u, char *err, size_t errsz)
 {
     return read_usage(dir, limit, u, err, errsz, true);
 }
 
-int maildirsize_peek(const char *dir, unsigned long long limit, struct quota_usage *u, char *err, size_t errsz)
+int maildirsize_peek(const char *dir, struct quota_limit limit, struct quota_usage *u, char *err, size_t errsz)
 {
     return read_usage(dir, limit, u, err, errsz, false);
 }
 
-void maildirsize_add(const char *dir, unsigned long long octets, unsigned long long limit)
+void maildirsize_add(const char *dir, unsigned long long octets, struct quota_limit limit)
 {
     char path[PATH_MAX], line[48], err[300];
     struct quota_usage u;

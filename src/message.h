@@ -9,6 +9,7 @@
 
 #include "address.h"
 #include "config.h"
+#include "maildirsize.h"
 
 struct evbuffer;
 struct file_pool;
@@ -34,7 +35,7 @@ struct msg_rcpt {
     bool remote;                      /* relay to another domain (spool) instead of a local Maildir */
     char local[ADDR_LOCAL_MAX + 1];   /* local: the mailbox name */
     char domain[ADDR_DOMAIN_MAX + 1]; /* local: the mailbox domain */
-    unsigned long long quota;         /* local: the mailbox's quota in octets (maildirsize.h), 0: none */
+    struct quota_limit quota;         /* local: the mailbox's quota (maildirsize.h); both 0: none */
 };
 
 enum commit_status { COMMIT_OK = 0, COMMIT_TEMPFAIL, COMMIT_NOSPACE };

@@ -3,6 +3,7 @@
  * after recipient_delimiter is ignored when the exact address is not listed. */
 #include "policy.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -184,14 +185,15 @@ enum tls_policy policy_tls_for(const struct policy *p, const struct next_hop *ho
     return TLS_POLICY_DEFAULT;
 }
 
-/* A mailbox_quotas line: "address size" or "@domain size", the domain a local one. */
+/* A mailbox_quotas line: "address size [messages]" or "@domain size [messages]", the domain a
+ * local one. */
 static bool quotas_line(struct policy *p, char **f, int n, int lineno, const char **err)
 {
     (void)lineno;
-    char key[ADDR_PATH_MAX + 1], octets[32];
-    unsigned long long size;
-    if (n != 2) {
-        *err = "expected 'address size' or '@domain size'";
+    char key[ADDR_PATH_MAX + 1], value[48], *end;
+    unsigned long long size, messages = 0;
+    if (n != 2 && n != 3) {
+        *err = "expected 'address size [messages]' or '@domain size [messages]'";
         return false;
     }
     if (!address_key(f[0], true, key, sizeof key, err))
@@ -204,22 +206,37 @@ static bool quotas_line(struct policy *p, char **f, int n, int lineno, const cha
         *err = "size: expected octets (k, M, G suffixes allowed; 0 = no quota), at most 1024T";
         return false;
     }
-    snprintf(octets, sizeof octets, "%llu", size);
-    p->quotas_on = p->quotas_on || size > 0;
-    return strmap_put(&p->quotas, key, octets) || (*err = "out of memory", false);
+    errno = 0;
+    if (n == 3 && (!isdigit((unsigned char)f[2][0]) || (messages = strtoull(f[2], &end, 10), *end || errno) ||
+                   messages > 1000000000ULL)) {
+        *err = "messages: expected a number of messages (0 = no limit), at most 1000000000";
+        return false;
+    }
+    snprintf(value, sizeof value, "%llu %llu", size, messages);
+    p->quotas_on = p->quotas_on || size > 0 || messages > 0;
+    return strmap_put(&p->quotas, key, value) || (*err = "out of memory", false);
 }
 
-unsigned long long policy_quota(const struct policy *p, const char *local, const char *domain)
+/* A mailbox_quotas value ("octets messages") as a limit. */
+static struct quota_limit quota_value(const char *value)
+{
+    char *end;
+    struct quota_limit l = {strtoull(value, &end, 10), 0};
+    l.messages = strtoull(end, NULL, 10);
+    return l;
+}
+
+struct quota_limit policy_quota(const struct policy *p, const char *local, const char *domain)
 {
     char key[ADDR_PATH_MAX + 1];
-    const char *octets;
+    const char *value;
     if (!p->quotas_on)
-        return 0;
+        return (struct quota_limit){0, 0};
     table_key(key, sizeof key, local, domain);
-    if (strmap_get(&p->quotas, key, &octets))
-        return strtoull(octets, NULL, 10);
+    if (strmap_get(&p->quotas, key, &value))
+        return quota_value(value);
     snprintf(key, sizeof key, "@%s", domain);
-    return strmap_get(&p->quotas, key, &octets) ? strtoull(octets, NULL, 10) : p->quota_default;
+    return strmap_get(&p->quotas, key, &value) ? quota_value(value) : p->quota_default;
 }
 
 /* An aliases line: "address target[, target...]" ("address:" as in aliases(5) too; targets split
@@ -434,9 +451,9 @@ bool policy_load(struct policy *p, const struct config *cfg, struct config_error
     }
     load_srs(p, cfg, errs);
     access_load(&p->access, cfg, errs);
-    p->quota_default = cfg->mailbox_quota;
+    p->quota_default = (struct quota_limit){cfg->mailbox_quota, cfg->mailbox_quota_messages};
     p->quota_warning = cfg->mailbox_quota_warning;
-    p->quotas_on = cfg->mailbox_quota > 0;
+    p->quotas_on = cfg->mailbox_quota > 0 || cfg->mailbox_quota_messages > 0;
     if (cfg->mailbox_quotas && *cfg->mailbox_quotas)
         load_table(p, cfg, "mailbox_quotas", cfg->mailbox_quotas, quotas_line, errs);
     if (cfg->header_checks && *cfg->header_checks)

@@ -49,7 +49,7 @@ struct policy {
     struct content_rules body_checks;        /* body_checks */
     struct strmap tls_policy; /* smtp_tls_policy: destination, ".parent" or next hop -> level name */
     struct strmap quotas;     /* mailbox_quotas: "local@domain" or "@domain" -> octets, in decimal */
-    unsigned long long quota_default; /* mailbox_quota */
+    struct quota_limit quota_default; /* mailbox_quota, mailbox_quota_messages */
     unsigned quota_warning;   /* mailbox_quota_warning: percent; 0: no notice */
     bool quotas_on;           /* some mailbox may have a quota */
     bool tls_policy_dane;     /* smtp_tls_policy has dane or dane-only lines: DNSSEC must validate */
@@ -104,7 +104,7 @@ enum tls_policy policy_tls_for(const struct policy *p, const struct next_hop *ho
 
 /* The quota of the local mailbox (local, domain), canonical as a verdict has them: its
  * mailbox_quotas line, else its domain's ("@domain"), else mailbox_quota; 0: none. */
-unsigned long long policy_quota(const struct policy *p, const char *local, const char *domain);
+struct quota_limit policy_quota(const struct policy *p, const char *local, const char *domain);
 
 /* Builds the tables; errors name the config file:line: key, or table file:line: key. */
 bool policy_load(struct policy *p, const struct config *cfg, struct config_errors *errs);

@@ -35,7 +35,7 @@ struct quota_entry {
 struct quota_read {
     struct quotas *q;
     char dir[PATH_MAX];
-    unsigned long long limit;
+    struct quota_limit limit;
     struct quota_usage u;
     int result;
     char error[256];
@@ -168,7 +168,7 @@ static void read_done(void *arg)
     free(r);
 }
 
-struct quota_wait *quota_fetch(struct quotas *q, const char *dir, unsigned long long limit, quota_fn fn, void *arg)
+struct quota_wait *quota_fetch(struct quotas *q, const char *dir, struct quota_limit limit, quota_fn fn, void *arg)
 {
     struct quota_wait *w = calloc(1, sizeof *w);
     if (!w)

@@ -29,10 +29,10 @@ void quotas_free(struct quotas *q);
  * recheck interval ago - or, with any_age, at all. */
 bool quota_known(const struct quotas *q, const char *dir, bool any_age, struct quota_usage *u);
 
-/* Reads dir's usage under a quota of limit octets on a disk thread; fn(arg, usage) runs on the
+/* Reads dir's usage under the quota limit on a disk thread; fn(arg, usage) runs on the
  * loop thread once it is known (a read already under way for dir is shared). NULL when out of
  * memory: fn is never called. */
-struct quota_wait *quota_fetch(struct quotas *q, const char *dir, unsigned long long limit, quota_fn fn, void *arg);
+struct quota_wait *quota_fetch(struct quotas *q, const char *dir, struct quota_limit limit, quota_fn fn, void *arg);
 
 /* The waiter is gone (its session closed): fn will not be called. */
 void quota_wait_cancel(struct quota_wait *w);

@@ -26,13 +26,15 @@ static void human_size(unsigned long long n, char *out, size_t outsz)
 
 /* The notice's header section and text, into m->body (LF line endings, as received mail). */
 static void write_notice(struct message *m, const struct server *srv, const char *to, const struct quota_usage *u,
-                         unsigned long long quota)
+                         struct quota_limit quota)
 {
     char date[64], used[32], limit[32];
     message_date((long long)time(NULL), date, sizeof date);
     human_size(u->octets, used, sizeof used);
-    human_size(quota, limit, sizeof limit);
-    unsigned long long percent = u->octets * 100 / quota;
+    human_size(quota.octets, limit, sizeof limit);
+    unsigned long long by_octets = quota.octets ? u->octets * 100 / quota.octets : 0;
+    unsigned long long by_count = quota.messages ? u->messages * 100 / quota.messages : 0;
+    unsigned long long percent = by_octets > by_count ? by_octets : by_count;
     const char *postmaster = srv->policy->postmaster_domain;
     evbuffer_add_printf(m->body,
                         "From: Mail System <postmaster@%s>\nTo: <%s>\nDate: %s\nMessage-ID: <%s.quota@%s>\n"
@@ -40,15 +42,24 @@ static void write_notice(struct message *m, const struct server *srv, const char
                         "Content-Type: text/plain; charset=utf-8\n\n",
                         postmaster, to, date, m->qid, srv->cfg->hostname, percent);
     const struct reply_info *full = reply_info(REPLY_MAILBOX_FULL); /* what senders will be told */
+    if (quota.octets)
+        evbuffer_add_printf(m->body, "Your mailbox %s now holds %s of the %s it may hold (%llu%%)", to, used, limit,
+                            by_octets);
+    else
+        evbuffer_add_printf(m->body, "Your mailbox %s now holds %s", to, used);
+    if (quota.messages)
+        evbuffer_add_printf(m->body, ", in %llu of the %llu messages it may hold (%llu%%).\n\n", u->messages,
+                            quota.messages, by_count);
+    else
+        evbuffer_add_printf(m->body, ", in %llu messages.\n\n", u->messages);
     evbuffer_add_printf(m->body,
-                        "Your mailbox %s now holds %s of the %s it may hold (%llu%%, %llu messages).\n\n"
                         "Once it is full, new mail for you is not taken in: the servers sending it are told\n"
                         "\"%d %s %s\" and keep trying for a few days, then return the mail to\n"
                         "its senders as undeliverable.\n\n"
                         "To make room, delete mail you no longer need - large attachments first - in every\n"
                         "folder, and empty the Trash (deleted mail still counts until it is emptied). If you\n"
                         "need more room, write to postmaster@%s.\n",
-                        to, used, limit, percent, u->messages, full->code, full->enhanced, full->text, postmaster);
+                        full->code, full->enhanced, full->text, postmaster);
 }
 
 /* queue_submit_local's callback. */
@@ -76,7 +87,7 @@ void quota_notice_send(struct server *srv, const struct msg_rcpt *r, const struc
     evbuffer_add_printf(m->headers, "Return-Path: <>\nReceived: by %s (Postern) id %s; %s\n", srv->cfg->hostname,
                         m->qid, date);
     write_notice(m, srv, to.addr, u, r->quota);
-    log_info("event=quota_notice qid=%s mailbox=<%s> used=%llu quota=%llu", m->qid,
-             log_safe(safe, sizeof safe, to.addr), u->octets, r->quota);
+    log_info("event=quota_notice qid=%s mailbox=<%s> used=%llu quota=%llu messages=%llu quota_messages=%llu", m->qid,
+             log_safe(safe, sizeof safe, to.addr), u->octets, r->quota.octets, u->messages, r->quota.messages);
     queue_submit_local(srv, m, notice_stored, NULL);
 }

@@ -28,7 +28,7 @@ static const char *const reloadable[] = {"recipients", "moved", "aliases", "user
                                          "relay_domains", "relay_recipients", "transport", "dnsbl_zones",
                                          "proxy_addresses", "dkim_keys", "srs_domain", "srs_secret", "srs_max_age",
                                          "tls_sni", "spf_skip_networks", "metrics_listen",
-                                         "mailbox_quota", "mailbox_quotas", "mailbox_quota_warning", "smtp_tls_policy", "header_checks",
+                                         "mailbox_quota", "mailbox_quotas", "mailbox_quota_messages", "mailbox_quota_warning", "smtp_tls_policy", "header_checks",
                                          "mime_header_checks", "body_checks", "body_checks_size_limit",
                                          NULL};
 

@@ -92,17 +92,25 @@ static void describe_refusal(FILE *out, const struct rcpt_verdict *v)
 /* A local mailbox's quota and what it uses now (read from its maildirsize, never written). */
 static void describe_quota(FILE *out, const struct config *cfg, const struct policy *p, const struct rcpt_verdict *v)
 {
-    unsigned long long quota = policy_quota(p, v->local, v->domain);
+    struct quota_limit quota = policy_quota(p, v->local, v->domain);
     char dir[PATH_MAX], err[300];
     struct quota_usage u;
-    if (!quota || !maildir_path(cfg->mail_dir, v->local, v->domain, dir, sizeof dir))
+    if ((!quota.octets && !quota.messages) || !maildir_path(cfg->mail_dir, v->local, v->domain, dir, sizeof dir))
         return;
-    fprintf(out, "  quota: %llu octets (full: 452 4.2.2 at RCPT)", quota);
+    if (quota.octets && quota.messages)
+        fprintf(out, "  quota: %llu octets, %llu messages (full: 452 4.2.2 at RCPT)", quota.octets, quota.messages);
+    else if (quota.octets)
+        fprintf(out, "  quota: %llu octets (full: 452 4.2.2 at RCPT)", quota.octets);
+    else
+        fprintf(out, "  quota: %llu messages (full: 452 4.2.2 at RCPT)", quota.messages);
     if (maildirsize_peek(dir, quota, &u, err, sizeof err) < 0)
         fprintf(out, "; usage unknown: %s\n", err);
+    else if (quota.octets)
+        fprintf(out, "; used: %llu octets in %llu messages (%llu%%)\n", u.octets, u.messages,
+                u.octets * 100 / quota.octets);
     else
         fprintf(out, "; used: %llu octets in %llu messages (%llu%%)\n", u.octets, u.messages,
-                u.octets * 100 / quota);
+                u.messages * 100 / quota.messages);
 }
 
 struct route_ctx {

@@ -99,7 +99,7 @@ struct session {
     struct event *dns_timer;
     struct msg_rcpt *pending_rcpt;  /* the recipient waiting for it (allocated only then) */
     struct quota_wait *quota_w;     /* pending_rcpt's mailbox usage being read (quota.h; dns_pending set) */
-    unsigned long long pending_quota; /* that mailbox's quota */
+    struct quota_limit pending_quota; /* that mailbox's quota */
     struct dnsbl_check *dnsbl;      /* the client's block-list lookups (smtp_dnsbl.c), or NULL */
     struct rdns_check *rdns;        /* the client's name lookups (smtp_rdns.c), or NULL */
     struct spf_check *spf;          /* the sender's SPF check (smtp_spf.c), or NULL */

@@ -22,17 +22,17 @@
 
 /* The refusal a message of size octets gets from a mailbox of quota limit using u, or
  * REPLY_RCPT_OK when it fits. A message as big as the quota fits an empty mailbox. */
-static enum reply_id quota_reply(unsigned long long limit, const struct quota_usage *u, unsigned long long size)
+static enum reply_id quota_reply(struct quota_limit limit, const struct quota_usage *u, unsigned long long size)
 {
-    if (size > limit)
+    if (limit.octets && size > limit.octets)
         return REPLY_MESSAGE_OVER_QUOTA;
-    if (u->octets >= limit || u->octets + size > limit)
+    if (quota_full(limit, u) || (limit.octets && u->octets + size > limit.octets))
         return REPLY_MAILBOX_FULL;
     return REPLY_RCPT_OK;
 }
 
 /* True (r refused, its ORCPT freed) when the mailbox cannot take the message as declared. */
-static bool refused(struct session *s, struct msg_rcpt *r, unsigned long long limit, const struct quota_usage *u)
+static bool refused(struct session *s, struct msg_rcpt *r, struct quota_limit limit, const struct quota_usage *u)
 {
     enum reply_id id = quota_reply(limit, u, s->msg->declared_size);
     if (id == REPLY_RCPT_OK)
@@ -44,11 +44,11 @@ static bool refused(struct session *s, struct msg_rcpt *r, unsigned long long li
     return true;
 }
 
-/* The quota of r's mailbox (0: none, or r is not a local mailbox) and its directory into dir. */
-static unsigned long long mailbox_quota(const struct session *s, const struct msg_rcpt *r, char *dir)
+/* The quota of r's mailbox and its directory into dir; true when it has one (r a local mailbox). */
+static bool mailbox_quota(const struct session *s, const struct msg_rcpt *r, char *dir, struct quota_limit *limit)
 {
-    unsigned long long limit = r->remote ? 0 : policy_quota(s->srv->policy, r->local, r->domain);
-    return limit && maildir_path(s->srv->cfg->mail_dir, r->local, r->domain, dir, PATH_MAX) ? limit : 0;
+    *limit = r->remote ? (struct quota_limit){0, 0} : policy_quota(s->srv->policy, r->local, r->domain);
+    return (limit->octets || limit->messages) && maildir_path(s->srv->cfg->mail_dir, r->local, r->domain, dir, PATH_MAX);
 }
 
 /* quota_fn: the usage of the waiting recipient's mailbox is known (NULL: unreadable, taken as
@@ -71,8 +71,8 @@ bool rcpt_quota_check(struct session *s, struct msg_rcpt *r)
 {
     struct server *srv = s->srv;
     char dir[PATH_MAX];
-    unsigned long long limit = mailbox_quota(s, r, dir);
-    if (!limit)
+    struct quota_limit limit;
+    if (!mailbox_quota(s, r, dir, &limit))
         return false;
     struct quota_usage u;
     if (quota_known(srv->quotas, dir, false, &u))
@@ -101,8 +101,8 @@ void quota_prefetch(struct session *s, const struct msg_rcpt *r)
 {
     char dir[PATH_MAX];
     struct quota_usage u;
-    unsigned long long limit = mailbox_quota(s, r, dir);
-    if (limit && !quota_known(s->srv->quotas, dir, false, &u))
+    struct quota_limit limit;
+    if (mailbox_quota(s, r, dir, &limit) && !quota_known(s->srv->quotas, dir, false, &u))
         quota_fetch(s->srv->quotas, dir, limit, usage_remembered, NULL); /* the read frees its waiter */
 }
 
@@ -113,8 +113,8 @@ enum reply_id data_quota_refusal(struct session *s, unsigned long long size)
     for (size_t i = 0; i < m->nrcpts; i++) {
         char dir[PATH_MAX];
         struct quota_usage u;
-        unsigned long long limit = mailbox_quota(s, &m->rcpts[i], dir);
-        if (!limit || !quota_known(s->srv->quotas, dir, true, &u))
+        struct quota_limit limit;
+        if (!mailbox_quota(s, &m->rcpts[i], dir, &limit) || !quota_known(s->srv->quotas, dir, true, &u))
             return REPLY_QUEUED; /* a recipient the message is delivered to anyway */
         enum reply_id id = quota_reply(limit, &u, size);
         if (id == REPLY_RCPT_OK)
@@ -125,12 +125,12 @@ enum reply_id data_quota_refusal(struct session *s, unsigned long long size)
     return verdict;
 }
 
-/* True when a delivery of size octets took a mailbox of quota limit from below percent of it to
- * at least that, ending at usage now. */
+/* True when a delivery of size (octets, or 1 message) took a count of limit (0: none) from below
+ * percent of it to at least that, ending at now. */
 static bool crossed(unsigned long long now, unsigned long long size, unsigned long long limit, unsigned percent)
 {
     unsigned long long mark = limit / 100 * percent + limit % 100 * percent / 100;
-    return percent && now >= mark && now - size < mark;
+    return limit && percent && now >= mark && now - size < mark;
 }
 
 void quota_count_delivery(struct session *s, const struct message *m)
@@ -140,9 +140,11 @@ void quota_count_delivery(struct session *s, const struct message *m)
         char dir[PATH_MAX];
         struct quota_usage now;
         const struct msg_rcpt *r = &m->rcpts[i];
-        if (r->quota && maildir_path(s->srv->cfg->mail_dir, r->local, r->domain, dir, sizeof dir) &&
+        unsigned percent = s->srv->policy->quota_warning;
+        if ((r->quota.octets || r->quota.messages) &&
+            maildir_path(s->srv->cfg->mail_dir, r->local, r->domain, dir, sizeof dir) &&
             quota_note_delivery(s->srv->quotas, dir, size, &now) &&
-            crossed(now.octets, size, r->quota, s->srv->policy->quota_warning))
+            (crossed(now.octets, size, r->quota.octets, percent) || crossed(now.messages, 1, r->quota.messages, percent)))
             quota_notice_send(s->srv, r, &now);
     }
 }

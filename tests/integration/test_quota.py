@@ -164,13 +164,34 @@ def test_a_foreign_quota_or_a_broken_file_is_rebuilt_from_the_messages(quota_ser
     c.expect("RCPT TO:<alice@example.test>", 250)
 
 
+def test_a_message_count_quota_refuses_the_message_past_it(make_server, tmp_path):
+    """mailbox_quota_messages (Maildir++ 'C'), alone and per mailbox in the table: the maildirsize
+    line states it, and a mailbox holding that many messages gets 452 4.2.2 at RCPT."""
+    table = tmp_path / "quotas"
+    table.write_text("bob@example.test 1M 1\n")
+    srv = make_server(mailbox_quota_messages=2, mailbox_quotas=table, mailbox_quota_warning=0)
+    for _ in range(2):
+        [(code, _)], (end, lines) = send(srv, ["alice@example.test"], 100)
+        assert code == 250 and end == 250, lines
+    assert usage(srv, "alice@example.test")[0] == "2C"
+    replies, end = send(srv, ["alice@example.test"], 100)
+    assert replies == [(452, ["4.2.2 Mailbox full, try again later"])] and end is None
+    assert send(srv, ["bob@example.test"], 100)[1][0] == 250
+    assert usage(srv, "bob@example.test")[0] == "1048576S,1C"
+    assert send(srv, ["bob@example.test"], 100)[0] == [(452, ["4.2.2 Mailbox full, try again later"])]
+    route = subprocess.run([str(BIN), "-c", str(srv.conf_path), "route", "alice@example.test"], capture_output=True,
+                           text=True).stdout
+    assert "quota: 2 messages (full: 452 4.2.2 at RCPT); used: " in route and "in 2 messages (100%)" in route, route
+
+
 def test_quota_table_errors_and_reload(make_server, tmp_path):
     table = tmp_path / "quotas"
     table.write_text("alice@example.test 1k\n@catchall.test 10M\n")
     conf = tmp_path / "bad.conf"
     for line, error in [("alice@example.test lots", "size: expected octets"),
                         ("alice@other.test 1k", "domain is not in local_domains"),
-                        ("alice@example.test", "expected 'address size'")]:
+                        ("alice@example.test", "expected 'address size [messages]'"),
+                        ("alice@example.test 1k many", "messages: expected a number of messages")]:
         bad = tmp_path / "badquotas"
         bad.write_text("bob@example.test 2k\n" + line + "\n")
         conf.write_text(f"local_domains = example.test\nmailbox_quotas = {bad}\n")
@@ -310,3 +331,14 @@ def test_an_alias_copy_for_a_full_mailbox_is_judged_at_the_end_of_data(make_serv
     assert through("team@example.test", 3000)[0] == 250  # bob takes it; alice goes over by this one
     assert usage(srv, "alice@example.test")[1:] == stored(srv, "alice@example.test")  # counted through an alias too
     assert stored(srv, "alice@example.test")[0] > 8192 and through("info@example.test", 10)[0] == 452
+
+
+def test_a_message_count_quota_has_its_notice_too(make_server):
+    srv = make_server(mailbox_quota_messages=4, mailbox_quota_warning="50")
+    assert send(srv, ["alice@example.test"], 100)[1][0] == 250  # 1 of 4: no notice
+    assert send(srv, ["alice@example.test"], 100)[1][0] == 250  # 2 of 4: the mark
+    notices = lambda: [f for f in srv.maildir_files("alice@example.test") if b"Subject: Your mailbox is" in f.read_bytes()]
+    [notice] = wait_for(notices, what="the quota notice")
+    text = notice.read_bytes().decode()
+    assert "Subject: Your mailbox is 50% full\n" in text
+    assert "in 2 of the 4 messages it may hold (50%).\n" in text, text

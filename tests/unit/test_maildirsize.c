@@ -72,7 +72,7 @@ static void read_usage(unsigned long long limit, unsigned long long octets, unsi
 {
     struct quota_usage u;
     char err[256];
-    assert_int_equal(maildirsize_read(box, limit, &u, err, sizeof err), 0);
+    assert_int_equal(maildirsize_read(box, (struct quota_limit){limit, 0}, &u, err, sizeof err), 0);
     assert_int_equal(u.octets, octets);
     assert_int_equal(u.messages, messages);
 }
@@ -125,12 +125,38 @@ static void test_full_and_stale_is_counted_again(void **state)
     read_usage(1000, 1300, 2); /* full and unchanged for 15 minutes: counted from the messages */
 }
 
+/* A message-count quota (Maildir++ 'C'): written with the size quota, or alone; a file stating
+ * another count is rebuilt; quota_full judges either count. */
+static void test_message_count_quota(void **state)
+{
+    (void)state;
+    struct quota_usage u;
+    char err[256];
+    assert_int_equal(maildirsize_read(box, (struct quota_limit){5000, 3}, &u, err, sizeof err), 0);
+    assert_string_equal(get("maildirsize"), "5000S,3C\n1300 2\n"); /* missing: made with both */
+    assert_false(quota_full((struct quota_limit){5000, 3}, &u));
+    assert_true(quota_full((struct quota_limit){5000, 2}, &u));     /* 2 messages of 2 */
+    assert_true(quota_full((struct quota_limit){1300, 0}, &u));     /* 1300 octets of 1300 */
+    assert_false(quota_full((struct quota_limit){0, 0}, &u));       /* no quota */
+    put("maildirsize", "3C,5000S\n10 1\n");                         /* either order: trusted */
+    assert_int_equal(maildirsize_read(box, (struct quota_limit){5000, 3}, &u, err, sizeof err), 0);
+    assert_int_equal(u.messages, 1);
+    put("maildirsize", "5000S,9C\n10 1\n");                         /* another count: rebuilt */
+    assert_int_equal(maildirsize_read(box, (struct quota_limit){5000, 3}, &u, err, sizeof err), 0);
+    assert_string_equal(get("maildirsize"), "5000S,3C\n1300 2\n");
+    unlink(strcat(strcpy((char[256]){0}, box), "/maildirsize"));
+    assert_int_equal(maildirsize_read(box, (struct quota_limit){0, 3}, &u, err, sizeof err), 0);
+    assert_string_equal(get("maildirsize"), "3C\n1300 2\n");      /* a count alone */
+    assert_int_equal(maildirsize_read(box, (struct quota_limit){0, 3}, &u, err, sizeof err), 0);
+    assert_int_equal(u.octets, 1300);
+}
+
 static void test_add_appends_or_makes_the_file(void **state)
 {
     (void)state;
-    maildirsize_add(box, 77, 5000); /* no file: made from the messages */
+    maildirsize_add(box, 77, (struct quota_limit){5000, 0}); /* no file: made from the messages */
     assert_string_equal(get("maildirsize"), "5000S\n1300 2\n");
-    maildirsize_add(box, 77, 5000);
+    maildirsize_add(box, 77, (struct quota_limit){5000, 0});
     assert_string_equal(get("maildirsize"), "5000S\n1300 2\n77 1\n");
     read_usage(5000, 1377, 3);
 }
@@ -141,7 +167,7 @@ static void test_missing_mailbox_uses_nothing(void **state)
     struct quota_usage u = {1, 1};
     char err[256], path[256];
     snprintf(path, sizeof path, "%s/none", box);
-    assert_int_equal(maildirsize_read(path, 5000, &u, err, sizeof err), 0);
+    assert_int_equal(maildirsize_read(path, (struct quota_limit){5000, 0}, &u, err, sizeof err), 0);
     assert_int_equal(u.octets, 0);
     assert_int_equal(access(path, F_OK), -1); /* and nothing made */
 }
@@ -152,6 +178,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_lines_add_up, make_box, remove_box),
         cmocka_unit_test_setup_teardown(test_untrusted_file_is_rebuilt, make_box, remove_box),
         cmocka_unit_test_setup_teardown(test_full_and_stale_is_counted_again, make_box, remove_box),
+        cmocka_unit_test_setup_teardown(test_message_count_quota, make_box, remove_box),
         cmocka_unit_test_setup_teardown(test_add_appends_or_makes_the_file, make_box, remove_box),
         cmocka_unit_test_setup_teardown(test_missing_mailbox_uses_nothing, make_box, remove_box),
     };
