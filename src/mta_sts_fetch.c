@@ -4,20 +4,20 @@
  * answer is still cached); mta_sts_free ends those left. */
 #include "mta_sts_fetch.h"
 
+#include <arpa/inet.h>
+#include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <netinet/in.h>
-#include <arpa/inet.h>
 #include <openssl/x509_vfy.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
-#include <errno.h>
 #include <unistd.h>
 
 #include "dns.h"
