@@ -1,5 +1,6 @@
 /* smtp_store.c - the end of a message's DATA: refused whole (size, NUL, bare CR/LF, too many
- * hops), or - once the checks that look at the text are done (smtp_msgauth.c) - given its trace
+ * hops, the content rules of smtp_content.c, a full mailbox), or - once the checks that look at
+ * the text are done (smtp_msgauth.c) - given its trace
  * fields and committed (commit.c); the commit's outcome answers the client (250 only once the
  * message is on stable storage) and ends the transaction. Part of the session (session_priv.h).
  * Never: answer 250 before commit_done, or let the client's next commands run before it. */
