@@ -157,7 +157,7 @@ static void count_in_quotas(const struct message *m)
     for (size_t i = 0; i < m->nrcpts; i++) {
         char dir[PATH_MAX];
         const struct msg_rcpt *r = &m->rcpts[i];
-        if ((r->quota.octets || r->quota.messages) && maildir_path(m->mail_dir, r->local, r->domain, dir, sizeof dir))
+        if (quota_set(r->quota) && maildir_path(m->mail_dir, r->local, r->domain, dir, sizeof dir))
             maildirsize_add(dir, size, r->quota);
     }
 }

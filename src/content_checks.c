@@ -105,6 +105,16 @@ void content_rules_free(struct content_rules *hc)
     *hc = (struct content_rules){0};
 }
 
+/* Ends the text out[0..n) with a NUL, its own NULs blanked: regexec stops at one (an accepted
+ * text has none, but the rules must see all of what they are given). */
+static void terminate_text(char *out, size_t n)
+{
+    for (size_t k = 0; k < n; k++)
+        if (out[k] == '\0')
+            out[k] = ' ';
+    out[n] = '\0';
+}
+
 /* The field starting at h[i] unfolded into out (its line breaks removed, cut to fit); returns the
  * offset of the next field. */
 static size_t unfold(const char *h, size_t i, size_t len, char *out, size_t outsz)
@@ -120,19 +130,28 @@ static size_t unfold(const char *h, size_t i, size_t len, char *out, size_t outs
         if (i >= len || (h[i] != ' ' && h[i] != '\t'))
             break; /* the next line is not a continuation */
     }
-    for (size_t k = 0; k < o; k++)
-        if (out[k] == '\0')
-            out[k] = ' '; /* cannot happen in an accepted text (NUL is refused), but regexec stops at one */
-    out[o] = '\0';
+    terminate_text(out, o);
     return i;
 }
 
-const struct content_rule *content_rules_first_match(const struct content_rules *rules, const char *text)
+/* The first rule whose regex matches text, or NULL. */
+static const struct content_rule *first_match(const struct content_rules *rules, const char *text)
 {
     for (size_t k = 0; k < rules->n; k++)
         if (regexec(&rules->rules[k].re, text, 0, NULL, 0) == 0)
             return &rules->rules[k];
     return NULL;
+}
+
+/* What the rules say of one field or line: the REJECT that decides, else NULL (a WARN that
+ * matched is reported to warn). */
+static const struct content_rule *judge(const struct content_rules *rules, const char *text, content_warn_fn warn,
+                                        void *arg)
+{
+    const struct content_rule *r = first_match(rules, text);
+    if (r && r->action == CONTENT_WARN)
+        warn(arg, r, text);
+    return r && r->action == CONTENT_REJECT ? r : NULL;
 }
 
 const struct content_rule *content_rules_run_fields(const struct content_rules *rules, const char *h, size_t len,
@@ -141,11 +160,9 @@ const struct content_rule *content_rules_run_fields(const struct content_rules *
 {
     for (size_t i = 0; rules->n && i < len && i < limit;) {
         i = unfold(h, i, len, field, fieldsz);
-        const struct content_rule *r = content_rules_first_match(rules, field);
-        if (r && r->action == CONTENT_REJECT)
-            return r;
+        const struct content_rule *r = judge(rules, field, warn, arg);
         if (r)
-            warn(arg, r, field);
+            return r;
     }
     return NULL;
 }
@@ -155,12 +172,6 @@ const struct content_rule *content_rules_run_line(const struct content_rules *ru
 {
     size_t k = n < bufsz - 1 ? n : bufsz - 1;
     memcpy(buf, line, k);
-    buf[k] = '\0';
-    for (size_t i = 0; i < k; i++)
-        if (buf[i] == '\0')
-            buf[i] = ' '; /* regexec stops at a NUL (none in an accepted text) */
-    const struct content_rule *r = content_rules_first_match(rules, buf);
-    if (r && r->action == CONTENT_WARN)
-        warn(arg, r, buf);
-    return r && r->action == CONTENT_REJECT ? r : NULL;
+    terminate_text(buf, k);
+    return judge(rules, buf, warn, arg);
 }

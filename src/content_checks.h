@@ -39,9 +39,6 @@ void content_rules_free(struct content_rules *hc);
 
 typedef void (*content_warn_fn)(void *arg, const struct content_rule *rule, const char *matched);
 
-/* The first rule whose regex matches text, or NULL. */
-const struct content_rule *content_rules_first_match(const struct content_rules *rules, const char *text);
-
 /* What the rules say of a header block (h, len octets, LF line endings, up to its empty line): the
  * deciding rule and the field it matched (unfolded, cut to fit field) for a REJECT, else NULL.
  * Only the fields that start in its first limit octets are looked at. warn(arg, rule, field) is

@@ -140,6 +140,11 @@ static bool same_quota(const char *line, size_t len, struct quota_limit limit)
     return stated.octets == limit.octets && (!limit.messages || stated.messages == limit.messages);
 }
 
+bool quota_set(struct quota_limit l)
+{
+    return l.octets || l.messages;
+}
+
 bool quota_full(struct quota_limit l, const struct quota_usage *u)
 {
     return (l.octets && u->octets >= l.octets) || (l.messages && u->messages >= l.messages);

@@ -28,6 +28,9 @@ struct quota_limit {
     unsigned long long messages;
 };
 
+/* True when l limits anything (octets or messages): the mailbox has a quota. */
+bool quota_set(struct quota_limit l);
+
 /* True when u is at or over either limit of l (no room for another message). */
 bool quota_full(struct quota_limit l, const struct quota_usage *u);
 

@@ -64,6 +64,11 @@ struct mta_sts {
 
 static void cache_load(struct mta_sts *m);
 
+bool mta_sts_applies(const struct config *cfg, const struct next_hop *hop)
+{
+    return cfg->smtp_mta_sts && cfg->smtp_tls && hop->mx && !hop->configured && !hop->lmtp;
+}
+
 struct mta_sts *mta_sts_new(struct event_base *base, struct dns *dns, SSL_CTX *tls, const char *cache_path)
 {
     struct mta_sts *m = calloc(1, sizeof *m);

@@ -15,7 +15,9 @@
 #include <stdbool.h>
 #include <time.h>
 
+#include "config.h"
 #include "mta_sts.h"
+#include "next_hop.h"
 
 #define MTA_STS_CACHE_MAX 10000 /* domains whose policies are kept (the soonest to expire go first) */
 #define MTA_STS_HTTPS_PORT 443
@@ -24,6 +26,10 @@ struct event_base;
 struct dns;
 struct mta_sts;
 struct mta_sts_query;
+
+/* True when MTA-STS is looked up for mail sent to hop: smtp_mta_sts and smtp_tls on, and hop a
+ * recipient domain's MX route (a relay_host or transport next hop is the administrator's). */
+bool mta_sts_applies(const struct config *cfg, const struct next_hop *hop);
 
 /* tls: the outbound client context with its trust store loaded; cache_path: the cache's file (read
  * now; its unexpired lines that read as policies are kept, the rest dropped and counted), or NULL

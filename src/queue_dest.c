@@ -474,7 +474,7 @@ static bool resolve(struct queue *q, struct dest *d)
     const struct config *cfg = q->srv->cfg;
     d->dq = d->hop.mx ? dns_resolve_route(q->srv->dns, d->hop.route, on_route, d)
                       : dns_resolve_host(q->srv->dns, d->hop.route, on_route, d);
-    if (d->dq && q->sts && cfg->smtp_mta_sts && cfg->smtp_tls && d->hop.mx && !d->hop.configured && !d->hop.lmtp)
+    if (d->dq && q->sts && mta_sts_applies(cfg, &d->hop))
         d->stsq = mta_sts_lookup(q->sts, d->hop.route, cfg->smtp_mta_sts_timeout, on_mta_sts, d);
     return d->dq != NULL;
 }

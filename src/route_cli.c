@@ -69,7 +69,7 @@ static void describe_route(FILE *out, const struct config *cfg, const struct pol
                                          "dane-only (DANE or nothing: DNSSEC-validated TLSA records required)"};
     if (!hop.lmtp && (hop.tls = policy_tls_for(p, &hop)) != TLS_POLICY_DEFAULT)
         fprintf(out, "    TLS: %s, by smtp_tls_policy\n", levels[hop.tls]);
-    if (hop.mx && !hop.configured && cfg->smtp_mta_sts && cfg->smtp_tls)
+    if (mta_sts_applies(cfg, &hop))
         describe_mta_sts(out, cfg, hop.route);
 }
 
@@ -95,7 +95,7 @@ static void describe_quota(FILE *out, const struct config *cfg, const struct pol
     struct quota_limit quota = policy_quota(p, v->local, v->domain);
     char dir[PATH_MAX], err[300];
     struct quota_usage u;
-    if ((!quota.octets && !quota.messages) || !maildir_path(cfg->mail_dir, v->local, v->domain, dir, sizeof dir))
+    if (!quota_set(quota) || !maildir_path(cfg->mail_dir, v->local, v->domain, dir, sizeof dir))
         return;
     if (quota.octets && quota.messages)
         fprintf(out, "  quota: %llu octets, %llu messages (full: 452 4.2.2 at RCPT)", quota.octets, quota.messages);
@@ -105,12 +105,9 @@ static void describe_quota(FILE *out, const struct config *cfg, const struct pol
         fprintf(out, "  quota: %llu messages (full: 452 4.2.2 at RCPT)", quota.messages);
     if (maildirsize_peek(dir, quota, &u, err, sizeof err) < 0)
         fprintf(out, "; usage unknown: %s\n", err);
-    else if (quota.octets)
-        fprintf(out, "; used: %llu octets in %llu messages (%llu%%)\n", u.octets, u.messages,
-                u.octets * 100 / quota.octets);
     else
         fprintf(out, "; used: %llu octets in %llu messages (%llu%%)\n", u.octets, u.messages,
-                u.messages * 100 / quota.messages);
+                quota.octets ? u.octets * 100 / quota.octets : u.messages * 100 / quota.messages);
 }
 
 struct route_ctx {

@@ -48,7 +48,7 @@ static bool refused(struct session *s, struct msg_rcpt *r, struct quota_limit li
 static bool mailbox_quota(const struct session *s, const struct msg_rcpt *r, char *dir, struct quota_limit *limit)
 {
     *limit = r->remote ? (struct quota_limit){0, 0} : policy_quota(s->srv->policy, r->local, r->domain);
-    return (limit->octets || limit->messages) && maildir_path(s->srv->cfg->mail_dir, r->local, r->domain, dir, PATH_MAX);
+    return quota_set(*limit) && maildir_path(s->srv->cfg->mail_dir, r->local, r->domain, dir, PATH_MAX);
 }
 
 /* quota_fn: the usage of the waiting recipient's mailbox is known (NULL: unreadable, taken as
@@ -141,7 +141,7 @@ void quota_count_delivery(struct session *s, const struct message *m)
         struct quota_usage now;
         const struct msg_rcpt *r = &m->rcpts[i];
         unsigned percent = s->srv->policy->quota_warning;
-        if ((r->quota.octets || r->quota.messages) &&
+        if (quota_set(r->quota) &&
             maildir_path(s->srv->cfg->mail_dir, r->local, r->domain, dir, sizeof dir) &&
             quota_note_delivery(s->srv->quotas, dir, size, &now) &&
             (crossed(now.octets, size, r->quota.octets, percent) || crossed(now.messages, 1, r->quota.messages, percent)))
