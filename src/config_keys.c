@@ -312,7 +312,7 @@ const struct key_def config_keys[] = {
      "logged only. Policies are cached for their max_age. DANE, and an smtp_tls_policy line, come first. Needs "
      "smtp_tls = yes."},
     {"smtp_mta_sts_timeout", T_DURATION, F(smtp_mta_sts_timeout), "30s", 1, 600,
-     "Outbound: how long fetching an MTA-STS policy over HTTPS may take (then the cached policy, if any, applies)."},
+     "Outbound: how long fetching an MTA-STS policy over HTTPS may take, every address of its host tried included (then the cached policy, if any, applies)."},
     {"smtp_tls_policy", T_OPTPATH, F(smtp_tls_policy), "", 0, 0,
      "Table file of TLS levels per destination, overriding smtp_tls and smtp_tls_verify for it: "
      "'destination level' per line, destination a domain, .parent (its subdomains) or a next hop as "

@@ -41,11 +41,16 @@ struct mta_sts_query {
     bool refresh;                   /* a cached policy fetched again in the background */
     void *arg;
     struct dns_query *dq;
+    struct sockaddr_storage addrs[DNS_MAX_TARGETS]; /* of host, tried in turn */
+    size_t naddrs, tried;
+    struct timespec deadline;       /* the whole fetch's, over every address (monotonic) */
+    char ip[64];                    /* the address being tried */
     struct evhttp_connection *conn;
     SSL *ssl;                       /* the connection's (owned by it) */
     enum evhttp_request_error http_error;
     bool http_failed;
     struct event *done_ev;          /* ends the query outside libevent's callbacks */
+    struct event *next_ev;          /* tries the next address, outside them too */
     bool has_result;
     struct mta_sts_policy result;   /* a copy: the cache may move before done_ev runs */
 };
@@ -99,6 +104,8 @@ static void query_free(struct mta_sts_query *q)
         evhttp_connection_free(q->conn);
     if (q->done_ev)
         event_free(q->done_ev);
+    if (q->next_ev)
+        event_free(q->next_ev);
     free(q);
 }
 
@@ -292,6 +299,7 @@ static void cache_save(struct mta_sts *m)
 /* ---------- ending a query ---------- */
 
 static void on_done(evutil_socket_t fd, short what, void *arg);
+static void on_next_address(evutil_socket_t fd, short what, void *arg);
 
 /* A query for domain, listed in m (its end's event made now: finish never allocates). */
 static struct mta_sts_query *query_new(struct mta_sts *m, const char *domain, unsigned timeout)
@@ -302,7 +310,13 @@ static struct mta_sts_query *query_new(struct mta_sts *m, const char *domain, un
     q->m = m;
     q->timeout = timeout;
     snprintf(q->domain, sizeof q->domain, "%s", domain);
-    if (!(q->done_ev = evtimer_new(m->base, on_done, q))) {
+    q->done_ev = evtimer_new(m->base, on_done, q);
+    q->next_ev = evtimer_new(m->base, on_next_address, q);
+    if (!q->done_ev || !q->next_ev) {
+        if (q->done_ev)
+            event_free(q->done_ev);
+        if (q->next_ev)
+            event_free(q->next_ev);
         free(q);
         return NULL;
     }
@@ -354,18 +368,60 @@ static void on_http_error(enum evhttp_request_error error, void *arg)
     q->http_error = error;
 }
 
-/* Why the request failed, in words. */
+/* The time left of the fetch's deadline; false when less than MIN_ATTEMPT_MS is: too little to try
+ * an address in, and - libevent's timers run on a coarse clock, a few ms early - a failure with
+ * that little left is the deadline's. */
+#define MIN_ATTEMPT_MS 50
+static bool time_left(const struct mta_sts_query *q, struct timeval *left)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    long long ms = (long long)(q->deadline.tv_sec - now.tv_sec) * 1000 + (q->deadline.tv_nsec - now.tv_nsec) / 1000000;
+    if (ms < MIN_ATTEMPT_MS)
+        return false;
+    *left = (struct timeval){.tv_sec = (time_t)(ms / 1000), .tv_usec = (suseconds_t)(ms % 1000) * 1000};
+    return true;
+}
+
+/* Why the request to q->ip failed, in words. A connection that was not made, or whose TLS
+ * handshake did not end, reaches us without an error code (libevent calls no error callback
+ * then): the deadline tells a timeout from a refusal. */
 static void http_failure(const struct mta_sts_query *q, char *why, size_t whysz)
 {
     long v = q->ssl ? SSL_get_verify_result(q->ssl) : X509_V_OK;
+    struct timeval left;
     if (v != X509_V_OK)
-        snprintf(why, whysz, "the certificate of %s is not valid: %s", q->host, X509_verify_cert_error_string(v));
-    else if (q->http_error == EVREQ_HTTP_TIMEOUT)
-        snprintf(why, whysz, "no answer within %u s", q->timeout);
-    else if (q->http_error == EVREQ_HTTP_DATA_TOO_LONG)
+        snprintf(why, whysz, "the certificate of %s (at %s) is not valid: %s", q->host, q->ip,
+                 X509_verify_cert_error_string(v));
+    else if ((q->http_failed && q->http_error == EVREQ_HTTP_TIMEOUT) || !time_left(q, &left))
+        snprintf(why, whysz, "no answer from %s within %u s", q->ip, q->timeout);
+    else if (q->http_failed && q->http_error == EVREQ_HTTP_DATA_TOO_LONG)
         snprintf(why, whysz, "the policy is longer than %d octets", MTA_STS_POLICY_MAX);
     else
-        snprintf(why, whysz, "the HTTPS connection failed (refused, reset, or a failed TLS handshake)");
+        snprintf(why, whysz, "the HTTPS connection to %s failed (refused, reset, or a failed TLS handshake)", q->ip);
+}
+
+/* No answer came from q->ip: the next address of the host, while there is one and time is left
+ * (from a fresh event: the connection that failed is freed there), else the fetch failed. A server
+ * that answered - any status - is the answer: only a connection that failed moves on. */
+static void try_next_or_fail(struct mta_sts_query *q, const char *why)
+{
+    struct timeval left;
+    if (q->tried < q->naddrs && time_left(q, &left)) {
+        char safe[400];
+        log_info("event=mta_sts_fetch_retry domain=%s host=%s error=\"%s\"", q->domain, q->host,
+                 log_quotable(safe, sizeof safe, why));
+        static const struct timeval now = {0, 0};
+        evtimer_add(q->next_ev, &now);
+        return;
+    }
+    if (q->tried <= 1) {
+        fetch_failed(q, why);
+        return;
+    }
+    char all[400];
+    snprintf(all, sizeof all, "%s; %zu addresses tried", why, q->tried);
+    fetch_failed(q, all);
 }
 
 static void on_response(struct evhttp_request *req, void *arg)
@@ -375,7 +431,7 @@ static void on_response(struct evhttp_request *req, void *arg)
     int code = req ? evhttp_request_get_response_code(req) : 0;
     if (!req || code == 0 || q->http_failed) {
         http_failure(q, why, sizeof why);
-        fetch_failed(q, why);
+        try_next_or_fail(q, why);
         return;
     }
     const char *type = evhttp_find_header(evhttp_request_get_input_headers(req), "Content-Type");
@@ -408,13 +464,15 @@ static void on_response(struct evhttp_request *req, void *arg)
     fetch_failed(q, why);
 }
 
-/* Sends the GET to addr (of q->host), checking the certificate against q->host. */
-static bool start_https(struct mta_sts_query *q, const struct sockaddr_storage *addr)
+/* Sends the GET to the next address of q->host, checking the certificate against q->host, within
+ * the time left of the fetch. */
+static bool start_https(struct mta_sts_query *q)
 {
-    char ip[INET6_ADDRSTRLEN];
+    const struct sockaddr_storage *addr = &q->addrs[q->tried++];
     const void *a = addr->ss_family == AF_INET ? (const void *)&((const struct sockaddr_in *)addr)->sin_addr
                                                : (const void *)&((const struct sockaddr_in6 *)addr)->sin6_addr;
-    if (!inet_ntop(addr->ss_family, a, ip, sizeof ip) || !q->m->tls)
+    struct timeval left;
+    if (!inet_ntop(addr->ss_family, a, q->ip, sizeof q->ip) || !q->m->tls || !time_left(q, &left))
         return false;
     SSL *ssl = SSL_new(q->m->tls);
     if (!ssl)
@@ -429,13 +487,13 @@ static bool start_https(struct mta_sts_query *q, const struct sockaddr_storage *
         return false;
     }
     bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
-    q->conn = evhttp_connection_base_bufferevent_new(q->m->base, NULL, bev, ip, MTA_STS_HTTPS_PORT);
+    q->conn = evhttp_connection_base_bufferevent_new(q->m->base, NULL, bev, q->ip, MTA_STS_HTTPS_PORT);
     if (!q->conn) {
         bufferevent_free(bev);
         return false;
     }
     q->ssl = ssl;
-    evhttp_connection_set_timeout(q->conn, (int)q->timeout);
+    evhttp_connection_set_timeout_tv(q->conn, &left);
     evhttp_connection_set_max_body_size(q->conn, MTA_STS_POLICY_MAX);
     evhttp_connection_set_retries(q->conn, 0);
     struct evhttp_request *req = evhttp_request_new(on_response, q);
@@ -449,7 +507,21 @@ static bool start_https(struct mta_sts_query *q, const struct sockaddr_storage *
     return evhttp_make_request(q->conn, req, EVHTTP_REQ_GET, "/.well-known/mta-sts.txt") == 0;
 }
 
-/* The address of mta-sts.<domain> is known: fetch from the first. */
+/* The connection to the last address failed: it is freed, the next one tried. */
+static void on_next_address(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    struct mta_sts_query *q = arg;
+    evhttp_connection_free(q->conn);
+    q->conn = NULL;
+    q->ssl = NULL;
+    q->http_failed = false;
+    if (!start_https(q))
+        fetch_failed(q, "out of memory, or no time left");
+}
+
+/* The addresses of mta-sts.<domain> are known: fetch from the first; the others if it cannot be
+ * reached. The timeout bounds the whole fetch, every address included. */
 static void on_policy_host(void *arg, const struct dns_route *route)
 {
     struct mta_sts_query *q = arg;
@@ -458,9 +530,15 @@ static void on_policy_host(void *arg, const struct dns_route *route)
     if (route->status != DNS_OK || route->ntargets == 0) {
         snprintf(why, sizeof why, "no address for %s: %s", q->host, route->error);
         fetch_failed(q, why);
-    } else if (!start_https(q, &route->targets[0].addr)) {
-        fetch_failed(q, q->m->tls ? "out of memory" : "no TLS client (smtp_tls = no)");
+        return;
     }
+    q->naddrs = route->ntargets;
+    for (size_t i = 0; i < q->naddrs; i++)
+        q->addrs[i] = route->targets[i].addr;
+    clock_gettime(CLOCK_MONOTONIC, &q->deadline);
+    q->deadline.tv_sec += (time_t)q->timeout;
+    if (!start_https(q))
+        fetch_failed(q, q->m->tls ? "out of memory" : "no TLS client (smtp_tls = no)");
 }
 
 /* ---------- the TXT record ---------- */

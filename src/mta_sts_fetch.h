@@ -1,7 +1,8 @@
 /* mta_sts_fetch.h - where MTA-STS policies (mta_sts.h) come from: for a recipient domain, its
  * _mta-sts TXT record, then - when its id is new - the policy over HTTPS from
  * https://mta-sts.<domain>/.well-known/mta-sts.txt (the certificate valid for that name by the
- * outbound trust store, status 200, text/plain, at most 64 KiB, no redirect: RFC 8461 3.3), and a
+ * outbound trust store, status 200, text/plain, at most 64 KiB, no redirect: RFC 8461 3.3; each
+ * address of that host in turn while none can be reached, within the timeout), and a
  * cache of the policies fetched, each kept for its max_age (RFC 8461 5.1): a cached policy is used
  * when the record is gone, unchanged, or its new policy cannot be fetched, so an attacker who
  * strips the record or blocks the fetch does not switch the policy off. The cache is kept in a

@@ -23,7 +23,7 @@ class PolicyServer:
     """HTTPS on (ip, 443) answering every GET with (status, content type, body); counts requests and
     keeps their Host headers."""
 
-    def __init__(self, cert, key, answer):
+    def __init__(self, cert, key, answer, ip=None):
         self.answer, self.hosts = answer, []
         server = self
 
@@ -43,10 +43,12 @@ class PolicyServer:
 
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ctx.load_cert_chain(cert, key)
+        class Server(http.server.ThreadingHTTPServer):
+            address_family = socket.AF_INET6 if ip and ":" in ip else socket.AF_INET
         for _ in range(50):
-            self.ip = f"127.0.{random.randint(10, 250)}.{random.randint(2, 250)}"
+            self.ip = ip or f"127.0.{random.randint(10, 250)}.{random.randint(2, 250)}"
             try:
-                self.httpd = http.server.ThreadingHTTPServer((self.ip, 443), Handler)
+                self.httpd = Server((self.ip, 443), Handler)
                 break
             except OSError:
                 continue
@@ -72,7 +74,7 @@ class Zone:
         lines = ["server:", "  interface: 127.0.0.1", f"  port: {self.port}", "  do-daemonize: no",
                  "  use-syslog: no", '  logfile: ""', '  username: ""', '  chroot: ""', f'  directory: "{self.d}"',
                  f'  pidfile: "{self.d}/u.pid"', "  do-ip6: no", "  access-control: 127.0.0.0/8 allow",
-                 '  module-config: "iterator"', '  local-zone: "." static', '  local-zone: "sts.test." static']
+                 '  module-config: "iterator"', "  rrset-roundrobin: no", '  local-zone: "." static', '  local-zone: "sts.test." static']
         lines += [f"  local-data: '{r}'" for r in records]
         lines += ["remote-control:", "  control-enable: no"]
         (self.d / "unbound.conf").write_text("\n".join(lines) + "\n")
@@ -183,7 +185,7 @@ def test_testing_mode_logs_and_delivers(sts):
     ((404, "text/plain", "gone"), None, "HTTP status 404"),
     ((200, "text/html", ENFORCE), None, "Content-Type is text/html, not text/plain"),
     ((200, "text/plain", "version: STSv1\nmode: enforce\nmx: mx9.sts.test\n"), None, "no max_age line"),
-    ((200, "text/plain", ENFORCE), "untrusted", "the certificate of mta-sts.sts.test is not valid"),
+    ((200, "text/plain", ENFORCE), "untrusted", "the certificate of mta-sts.sts.test (at 127.0."),
 ])
 def test_a_policy_that_cannot_be_had_fails_open(sts, tmp_path, answer, web, error):
     """RFC 8461 5: no usable policy and none cached - mail goes as without MTA-STS."""
@@ -246,9 +248,36 @@ def test_a_policy_host_that_never_answers_is_given_up_after_the_timeout(sts):
         wait_for(lambda: sts["peer"].messages, what="delivery without a policy")
         assert time.monotonic() - started < 10
         log = srv.log_text()
-        assert "event=mta_sts_fetch_failed" in log and "no answer within 1 s" in log and "cached=no" in log, log
+        assert "event=mta_sts_fetch_failed" in log and f"no answer from {srv_ip} within 1 s" in log and "cached=no" in log, log
     finally:
         silent.close()
+
+
+def test_a_policy_host_address_that_cannot_be_reached_gives_way_to_the_next(sts):
+    """mta-sts.sts.test has two addresses: an IPv4 one refusing connections (nothing listens there),
+    tried first (IPv4 before IPv6), and ::1, where the policy is: it comes from ::1, and the failed
+    address is logged. Then a new id and only the dead address: the fetch fails naming it, and the
+    cached policy goes on."""
+    dead = "127.0.253.9"
+    srv = sts["start"]()
+    v6 = PolicyServer(sts["tmp"] / "web.pem", sts["tmp"] / "web.key", (200, "text/plain", ENFORCE), ip="::1")
+    sts["servers"].append(v6)
+    zone = [x for x in records(sts["web"].ip) if sts["web"].ip not in x]
+    sts["zone"].start(zone + [f"mta-sts.sts.test. 1 IN A {dead}", "mta-sts.sts.test. 1 IN AAAA ::1"])  # none asked yet
+    send(srv, ["bob@sts.test"])
+    wait_for(lambda: sts["peer"].messages, what="delivery")
+    wait_for(lambda: "verified=yes" in srv.log_text(), what="the verified delivery")
+    log = srv.log_text()
+    assert f"event=mta_sts_fetch_retry domain=sts.test host=mta-sts.sts.test error=\"the HTTPS connection to " \
+           f"{dead} failed" in log, log
+    assert "policy=fetched mode=enforce" in log and "mta_sts_fetch_failed" not in log
+    assert v6.hosts == [("mta-sts.sts.test", "/.well-known/mta-sts.txt")] and sts["web"].hosts == []
+    zone = [x for x in records(sts["web"].ip, txt_id="2") if sts["web"].ip not in x]
+    sts["zone"].start(zone + [f"mta-sts.sts.test. 1 IN A {dead}"])
+    time.sleep(2.5)  # the route and the record (TTL 1 s) are looked up again
+    send(srv, ["carol@sts.test"])
+    wait_for(lambda: len(sts["peer"].messages) == 2, what="the second delivery, by the cached policy")
+    assert f"cached=yes error=\"the HTTPS connection to {dead} failed" in srv.log_text(), srv.log_text()
 
 
 def test_the_cache_outlives_a_restart(sts):
