@@ -31,6 +31,8 @@ struct next_hop {
     bool unix_socket;  /* route is the path of a Unix-domain socket (LMTP only), not a host */
     enum tls_policy tls; /* set for each connection from smtp_tls_policy (policy_tls_for) */
     bool mta_sts;        /* tls was set by the destination's MTA-STS policy (enforce): verify */
+    bool mta_sts_testing; /* the policy is in testing mode: TLS checked as enforce would, a failure
+                             logged (RFC 8461 5), the mail sent anyway */
 };
 
 #define LMTP_PORT 24

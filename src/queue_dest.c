@@ -234,6 +234,7 @@ static void pump(struct dest *d)
                 hop.tls = TLS_POLICY_VERIFY; /* RFC 8461 4.2: TLS, the certificate valid for the MX name */
                 hop.mta_sts = true;
             }
+            hop.mta_sts_testing = hop.tls == TLS_POLICY_DEFAULT && d->sts && d->sts->mode == MTA_STS_TESTING;
             qc->c = smtp_client_new(q->srv->base, cfg, q->tls, q->srv->dns, &hop, &route, &client_ops, qc, &j->job);
             if (qc->c)
                 continue;

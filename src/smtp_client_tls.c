@@ -2,7 +2,8 @@
  * host), DANE (RFC 7672: when a destination's MX answers are DNSSEC-validated and an MX host
  * publishes TLSA records, TLS is required with that host and its certificate must match one of
  * them; looked up before connecting), and AUTH to the relay host. Part of smtp_client.c
- * (smtp_client_priv.h). Never sends the relay host's password without TLS. */
+ * (smtp_client_priv.h). Never sends the relay host's password without TLS. Under an MTA-STS
+ * policy in testing mode, logs what enforce would have refused. */
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
@@ -162,8 +163,9 @@ void client_start_tls(struct smtp_client *c)
             SSL_set_tlsext_host_name(ssl, t->host);
         /* the certificate must match the host's TLSA records (DANE), or name the MX host, or the
          * address literal's address */
+        bool name_checked = c->tls_verify || c->hop.mta_sts_testing; /* testing: checked, not enforced */
         bool checked = c->tlsa.status == TLSA_USABLE ? set_dane(ssl, c, t->host)
-                       : !c->tls_verify ||
+                       : !name_checked ||
                            (*t->host ? SSL_set1_host(ssl, t->host) == 1 : verify_address(ssl, &t->addr));
         if (c->tls_verify && c->tlsa.status != TLSA_USABLE)
             SSL_set_verify(ssl, SSL_VERIFY_PEER, NULL); /* a certificate that fails ends the handshake */
@@ -184,6 +186,25 @@ void client_start_tls(struct smtp_client *c)
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 }
 
+/* Under an MTA-STS policy in testing mode (RFC 8461 5), logs what enforce would have refused: no
+ * TLS, or a certificate not valid for the MX name (checked in the handshake, not enforced). */
+static void mta_sts_testing_report(const struct smtp_client *c)
+{
+    if (!c->hop.mta_sts_testing || c->tlsa.status == TLSA_USABLE)
+        return; /* DANE decided the certificate check */
+    char why[400];
+    long v = X509_V_OK;
+    if (!c->tls_active)
+        snprintf(why, sizeof why, "%s was reached without TLS (no STARTTLS, or a failed handshake)", c->host);
+    else if ((v = SSL_get_verify_result(bufferevent_openssl_get_ssl(c->bev))) != X509_V_OK)
+        snprintf(why, sizeof why, "the TLS certificate of %s is not valid: %s", c->host,
+                 X509_verify_cert_error_string(v));
+    else
+        return;
+    log_warn("event=mta_sts_testing_failure domain=%s host=%s error=\"%s\" action=sent (mode enforce would defer)",
+             c->hop.name, c->host, why);
+}
+
 /* The handshake is done: log how the peer was checked, then the greeting (implicit TLS) or EHLO. */
 void client_tls_up(struct smtp_client *c)
 {
@@ -196,6 +217,7 @@ void client_tls_up(struct smtp_client *c)
                                                              : "no";
     log_info("event=smtp_client_tls host=%s tls=%s verified=%s", c->host, info, verified);
     c->tls_active = true;
+    mta_sts_testing_report(c);
     if (client_implicit_tls(c)) {
         c->state = C_GREETING;
         client_set_timeout(c, c->cfg->smtp_greeting_timeout);
@@ -233,6 +255,8 @@ static void send_auth_line(struct smtp_client *c, const char *prefix, const char
 void client_login_or_ready(struct smtp_client *c)
 {
     char diag[400];
+    if (!c->tls_active)
+        mta_sts_testing_report(c); /* the session goes on without TLS */
     if (!c->hop.relay_host || !*c->cfg->relay_user) { /* the password is relay_host's only */
         client_session_ready(c);
     } else if (!c->tls_active) {

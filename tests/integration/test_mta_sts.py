@@ -181,6 +181,42 @@ def test_testing_mode_logs_and_delivers(sts):
     assert "event=mta_sts_mx_mismatch domain=sts.test host=mx.sts.test mode=testing action=used" in log
 
 
+def test_testing_mode_logs_what_enforce_would_refuse_and_delivers(sts, relay):  # noqa: F811
+    """testing, the MX listed: a certificate not trusted (smtp_tls_ca_file holds the policy host's
+    only), then one trusted but for another name (the MX is mx2.sts.test, the certificate says
+    mx.sts.test), then an MX offering no STARTTLS: each logged as enforce's failure, the mail
+    delivered."""
+    policy = "version: STSv1\nmode: testing\nmx: mx.sts.test\nmx: mx2.sts.test\nmx: mx3.sts.test\nmax_age: 600\n"
+    srv = sts["start"](answer=(200, "text/plain", policy), smtp_tls_ca_file=sts["tmp"] / "web.pem")
+    send(srv, ["bob@sts.test"])
+    wait_for(lambda: sts["peer"].messages, what="delivery")
+    log = srv.log_text()
+    assert "event=mta_sts_testing_failure domain=sts.test host=mx.sts.test[127.0.0.2] error=\"the TLS " \
+           "certificate of mx.sts.test[127.0.0.2] is not valid: self-signed certificate\" action=sent" in log, log
+    assert "verified=no" in log and "mta_sts_mx_mismatch" not in log
+    srv1 = sts["start"](answer=(200, "text/plain", policy), zone_records=records(sts["web"].ip, mx="mx2.sts.test"))
+    send(srv1, ["carol@sts.test"])
+    wait_for(lambda: len(sts["peer"].messages) == 2, what="delivery to mx2")
+    assert "event=mta_sts_testing_failure domain=sts.test host=mx2.sts.test[127.0.0.2] error=\"the TLS " \
+           "certificate of mx2.sts.test[127.0.0.2] is not valid: hostname mismatch\"" in srv1.log_text()
+    plain = relay["peers"].start("127.0.0.3")
+    zone = records(sts["web"].ip, mx="mx3.sts.test") + ["mx3.sts.test. 1 IN A 127.0.0.3"]
+    srv2 = sts["start"](answer=(200, "text/plain", policy), zone_records=zone)
+    send(srv2, ["dave@sts.test"])
+    wait_for(lambda: plain.messages, what="delivery in cleartext")
+    assert "event=mta_sts_testing_failure domain=sts.test host=mx3.sts.test[127.0.0.3] error=\"mx3.sts.test" \
+           "[127.0.0.3] was reached without TLS" in srv2.log_text()
+
+
+def test_testing_mode_says_nothing_when_tls_would_pass(sts):
+    policy = "version: STSv1\nmode: testing\nmx: mx.sts.test\nmax_age: 600\n"
+    srv = sts["start"](answer=(200, "text/plain", policy))
+    send(srv, ["bob@sts.test"])
+    wait_for(lambda: sts["peer"].messages, what="delivery")
+    wait_for(lambda: "event=smtp_client_tls host=mx.sts.test" in srv.log_text(), what="the TLS line")
+    assert "mta_sts_testing_failure" not in srv.log_text() and "policy=fetched mode=testing" in srv.log_text()
+
+
 @pytest.mark.parametrize("answer,web,error", [
     ((404, "text/plain", "gone"), None, "HTTP status 404"),
     ((200, "text/html", ENFORCE), None, "Content-Type is text/html, not text/plain"),
