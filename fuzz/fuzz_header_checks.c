@@ -1,8 +1,8 @@
 /* libFuzzer target: header_checks on a message's header section (content_checks.c), which any
- * client sends. The input is the section; three rules (a REJECT, a WARN, a REJECT on a folded
- * field). Invariants: never out of bounds (ASan); every field handed to a rule is a C string of
- * fewer than CONTENT_CHECK_LINE_MAX octets without a line break (fields are unfolded), and a REJECT
- * comes with the field its rule matches. */
+ * client sends. The input is the section; four rules (a REJECT, a WARN, a REJECT on a folded
+ * field, a DISCARD). Invariants: never out of bounds (ASan); every field handed to a rule is a C
+ * string of fewer than CONTENT_CHECK_LINE_MAX octets without a line break (fields are unfolded),
+ * and a REJECT or DISCARD comes with the field its rule matches. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,7 +14,7 @@ static struct content_rules rules;
 static void load(void)
 {
     static const char *const lines[] = {"/^Subject:.*spam/i REJECT no spam", "/^X-Mailer: .*a/ WARN",
-                                        "/^To: a b$/ REJECT folded"};
+                                        "/^To: a b$/ REJECT folded", "/^Subject:.*prize/ DISCARD"};
     for (size_t i = 0; i < sizeof lines / sizeof *lines; i++) {
         char line[128];
         const char *err = NULL, *shown = NULL;
@@ -51,7 +51,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const struct content_rule *r = content_rules_run_fields(&rules, h, size, CONTENT_CHECK_HEADER_MAX, field, sizeof field, on_warn, NULL);
     if (r) {
         check_field(field);
-        if (r->action != CONTENT_REJECT || regexec(&r->re, field, 0, NULL, 0) != 0)
+        if (r->action == CONTENT_WARN || regexec(&r->re, field, 0, NULL, 0) != 0) /* only an end decides */
             abort();
     }
     free(h);

@@ -51,7 +51,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     fprintf(f, "alice@example.test\n");
     fclose(f);
     static const char *const tables[][2] = {
-        {"header_checks", "/^Subject:.*spam/i REJECT no spam\n/^X-Mailer:/ WARN\n"},
+        {"header_checks", "/^Subject:.*spam/i REJECT no spam\n/^X-Mailer:/ WARN\n/^Subject:.*prize/ DISCARD\n"},
         {"mime_header_checks", "/^Content-(Type|Disposition):.*name=\"?[^\"]*\\.exe/i REJECT no exe\n/^X-/ WARN\n"},
         {"body_checks", "/badword/ REJECT no bad words\n/^--/ WARN\n"},
     };

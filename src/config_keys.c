@@ -170,9 +170,10 @@ const struct key_def config_keys[] = {
      "How often a held mailbox is tried (make it if missing, write a file in tmp/, new/ writable); "
      "it takes mail again as soon as that works."},
     {"header_checks", T_OPTPATH, F(header_checks), "", 0, 0,
-     "Table file of rules on the header fields of received mail: '/regex/[i] REJECT [text]' or '/regex/[i] "
-     "WARN' per line, a POSIX extended regular expression matched against each field unfolded ('Subject: ...'; "
-     "i: any case). REJECT refuses the message at its end with 550 5.7.1 and the text; WARN logs the field "
+     "Table file of rules on the header fields of received mail: '/regex/[i] REJECT [text]', '/regex/[i] "
+     "DISCARD [text]' or '/regex/[i] WARN' per line, a POSIX extended regular expression matched against each "
+     "field unfolded ('Subject: ...'; i: any case). REJECT refuses the message at its end with 550 5.7.1 and the "
+     "text; DISCARD answers 250 and stores nothing (event=discarded, with the text); WARN logs the field "
      "(event=header_warning). The first rule matching a field decides for it."},
     {"mime_header_checks", T_OPTPATH, F(mime_header_checks), "", 0, 0,
      "Table file of rules as header_checks, matched against the header fields of each MIME part and of "

@@ -41,7 +41,7 @@ static bool split_regex(char *line, char *out, size_t outsz, bool *icase, char *
     return true;
 }
 
-/* "REJECT [text]" or "WARN" into r. */
+/* "REJECT [text]", "DISCARD [text]" or "WARN" into r. */
 static bool parse_action(char *rest, struct content_rule *r, const char **err)
 {
     size_t word = strcspn(rest, " \t");
@@ -50,13 +50,16 @@ static bool parse_action(char *rest, struct content_rule *r, const char **err)
         r->action = CONTENT_WARN;
         return true;
     }
-    if (word != 6 || strncasecmp(rest, "REJECT", 6) != 0) {
-        *err = "action: expected REJECT [text] or WARN";
+    if (word == 6 && strncasecmp(rest, "REJECT", 6) == 0) {
+        r->action = CONTENT_REJECT;
+    } else if (word == 7 && strncasecmp(rest, "DISCARD", 7) == 0) {
+        r->action = CONTENT_DISCARD;
+    } else {
+        *err = "action: expected REJECT [text], DISCARD [text] or WARN";
         return false;
     }
-    r->action = CONTENT_REJECT;
     if (!*text)
-        text = "refused by this server's content rules";
+        text = r->action == CONTENT_REJECT ? "refused by this server's content rules" : "discarded";
     size_t n = strlen(text);
     for (size_t i = 0; i < n; i++)
         if ((unsigned char)text[i] < 0x20 || (unsigned char)text[i] > 0x7e || text[i] == '%')
@@ -143,15 +146,15 @@ static const struct content_rule *first_match(const struct content_rules *rules,
     return NULL;
 }
 
-/* What the rules say of one field or line: the REJECT that decides, else NULL (a WARN that
- * matched is reported to warn). */
+/* What the rules say of one field or line: the REJECT or DISCARD that decides, else NULL (a WARN
+ * that matched is reported to warn). */
 static const struct content_rule *judge(const struct content_rules *rules, const char *text, content_warn_fn warn,
                                         void *arg)
 {
     const struct content_rule *r = first_match(rules, text);
     if (r && r->action == CONTENT_WARN)
         warn(arg, r, text);
-    return r && r->action == CONTENT_REJECT ? r : NULL;
+    return r && r->action != CONTENT_WARN ? r : NULL;
 }
 
 const struct content_rule *content_rules_run_fields(const struct content_rules *rules, const char *h, size_t len,

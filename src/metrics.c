@@ -97,6 +97,9 @@ static void render_mail(struct server *srv, struct evbuffer *out)
     const struct metrics *m = &srv->metrics;
     single(out, "postern_messages_accepted_total", "counter", "Messages accepted (250 after end of data).",
            (double)m->messages_accepted);
+    single(out, "postern_messages_discarded_total", "counter",
+           "Messages answered 250 and dropped, as a content rule's DISCARD says (not in accepted).",
+           (double)m->messages_discarded);
     single(out, "postern_accepted_bytes_total", "counter", "Octets of the messages accepted, as received.",
            (double)m->octets_accepted);
     render_latency(srv, out);

@@ -29,6 +29,7 @@ struct metrics {
     unsigned long long connections[3];             /* accepted, by enum listen_role */
     unsigned long long replies[REPLY__COUNT];      /* SMTP replies sent, by catalog row */
     unsigned long long messages_accepted;          /* 250 after end of data */
+    unsigned long long messages_discarded;         /* 250, and dropped by a content rule's DISCARD */
     unsigned long long octets_accepted;            /* their message octets as received */
     unsigned long long local_deliveries;           /* recipients put in a Maildir (received or made here) */
     unsigned long long relay[RELAY__COUNT];        /* relayed recipients' attempt results */

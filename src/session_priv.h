@@ -221,10 +221,14 @@ void store_message(struct session *s, const struct header_facts *facts);
 /* Refuses the message whole after its data (reply id, with arg when the row takes one), logged
  * as rejected with detail; the session goes on with its next commands. */
 void refuse_data(struct session *s, enum reply_id id, const char *detail, const char *arg);
+/* Drops the message as a content rule's DISCARD says: answered 250 as if stored (the point of
+ * DISCARD: the sender neither retries nor gets a bounce), nothing stored, logged as discarded
+ * with detail. */
+void discard_data(struct session *s, const char *detail);
 
 /* smtp_content.c: header_checks, mime_header_checks and body_checks on the message at the end of
  * its data (facts: where message_scan_headers found its header section): true when a REJECT
- * refused it (answered, as refuse_data). */
+ * refused it or a DISCARD dropped it (answered, as refuse_data or discard_data). */
 bool content_rules_refuse(struct session *s, const struct header_facts *facts);
 
 /* smtp_msgauth.c: DKIM verification (dkim_verify) and DMARC (dmarc_policy) of a message received

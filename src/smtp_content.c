@@ -1,7 +1,8 @@
 /* smtp_content.c - the administrator's content rules (content_checks.h) on a message at the end
  * of its data: header_checks on the message's own header section, mime_header_checks on the header
  * blocks of its parts and attached messages, body_checks on the lines of its text outside every
- * header block. A REJECT refuses the message (550 5.7.1, nothing stored); a WARN is logged. The
+ * header block. A REJECT refuses the message (550 5.7.1, nothing stored); a DISCARD answers 250
+ * and stores nothing; a WARN is logged. The
  * rules run on the event loop, so each table looks at a bounded amount: CONTENT_CHECK_HEADER_MAX
  * octets of fields for each header table, body_checks_size_limit octets of text. Part of the
  * session (session_priv.h). */
@@ -25,7 +26,7 @@ struct content_check {
     size_t header_left;                   /* octets of part fields mime_header_checks still looks at */
     size_t body_left;                     /* octets of text body_checks still looks at */
     const char *table;                    /* the table running (for the log) */
-    const struct content_rule *refused;   /* the REJECT that decided, if any */
+    const struct content_rule *refused;   /* the REJECT or DISCARD that decided, if any */
     char matched[CONTENT_CHECK_LINE_MAX]; /* the field or line it matched */
 };
 
@@ -99,7 +100,13 @@ bool content_rules_refuse(struct session *s, const struct header_facts *facts)
     run_tables(&c, facts);
     if (!c.refused)
         return false;
-    char detail[400], safe[300];
+    char detail[700], safe[300];
+    if (c.refused->action == CONTENT_DISCARD) {
+        snprintf(detail, sizeof detail, "%s line %d: %s: %s", c.table, c.refused->line,
+                 log_quotable(safe, sizeof safe, c.matched), c.refused->text);
+        discard_data(s, detail);
+        return true;
+    }
     snprintf(detail, sizeof detail, "%s line %d: %s", c.table, c.refused->line,
              log_quotable(safe, sizeof safe, c.matched));
     refuse_data(s, REPLY_CONTENT_REJECTED, detail, c.refused->text);

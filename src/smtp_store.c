@@ -127,13 +127,27 @@ static void commit_done(void *arg)
     finish_transaction(s);
 }
 
-void refuse_data(struct session *s, enum reply_id id, const char *detail, const char *arg)
+/* Ends the transaction with the message not stored: logged as event, answered id. */
+static void end_unstored(struct session *s, const char *event, enum reply_id id, const char *detail, const char *arg)
 {
-    log_transaction(s, "rejected", id, detail);
+    log_transaction(s, event, id, detail);
     s->state = ST_READY;
     reset_transaction(s);
     set_timeouts(s);
     reply(s, id, arg);
+}
+
+void refuse_data(struct session *s, enum reply_id id, const char *detail, const char *arg)
+{
+    end_unstored(s, "rejected", id, detail, arg);
+}
+
+void discard_data(struct session *s, const char *detail)
+{
+    char qid[sizeof s->msg->qid];
+    memcpy(qid, s->msg->qid, sizeof qid); /* the reply names it after the transaction is reset */
+    s->srv->metrics.messages_discarded++;
+    end_unstored(s, "discarded", REPLY_QUEUED, detail, qid);
 }
 
 /* The data ended (CRLF.CRLF): refuse it whole, or commit it. */

@@ -14,6 +14,7 @@ MIME_RULES = r"""# attachments
 """
 BODY_RULES = r"""/free money/i REJECT No spam phrases
 /^unsubscribe-tracker/ WARN
+/^-----BEGIN PHISH KIT/ DISCARD phishing kit
 """
 
 
@@ -87,6 +88,15 @@ def test_body_checks_match_text_lines_not_header_fields(checked):
     part_field.get_payload()[1]["X-Note"] = "free money"  # a part's field: mime_header_checks' domain
     assert sendmail(checked, part_field)[0] == 250
     assert len(checked.maildir_files("alice@example.test")) == 2
+
+
+def test_a_discard_rule_in_a_part_takes_the_message_and_stores_nothing(checked):
+    m = message(text="Hello\n")
+    m.add_attachment("-----BEGIN PHISH KIT-----\nfake login page\n", subtype="plain", filename="notes.txt")
+    assert sendmail(checked, m)[0] == 250
+    assert checked.maildir_files("alice@example.test") == []
+    assert 'event=discarded' in checked.log_text() and \
+        'detail="body_checks line 3: -----BEGIN PHISH KIT-----: phishing kit"' in checked.log_text()
 
 
 def test_warn_rules_log_and_take_the_message(checked):

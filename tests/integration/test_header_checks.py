@@ -1,6 +1,8 @@
 """header_checks: the administrator's regular-expression rules on header fields, through the real
-binary - REJECT (550 5.7.1 with the rule's text, nothing stored), WARN (logged, taken), fields
+binary - REJECT (550 5.7.1 with the rule's text, nothing stored), DISCARD (250, nothing stored,
+logged), WARN (logged, taken), fields
 unfolded, only the header section looked at, mistakes named file:line, and a reload."""
+import re
 import smtplib
 
 import pytest
@@ -11,6 +13,7 @@ RULES = r"""# header rules
 /^X-Mailer: Bulk/ WARN
 /^Subject: hello world-foo$/ REJECT folded
 /^X-Path: a\/b$/ REJECT
+/^Subject: .*lottery/i DISCARD lottery scam
 """
 
 
@@ -62,6 +65,34 @@ def test_warn_logs_and_takes_the_message_and_the_body_is_not_looked_at(checked):
     assert code == 250
 
 
+def test_discard_answers_250_stores_nothing_and_logs_why(make_server, tmp_path):
+    """The client is told 250 (no retry, no bounce to a forged sender) and nothing is stored; the
+    log and the metrics say so; the session's next message is stored as usual."""
+    from conftest import free_port
+    from test_metrics import values
+    table = tmp_path / "header_checks"
+    table.write_text(RULES)
+    mport = free_port()
+    srv = make_server(header_checks=table, metrics_listen=f"127.0.0.1:{mport}")
+    with smtplib.SMTP("127.0.0.1", srv.port) as client:  # a real client
+        client.ehlo("client.example")
+        client.mail("s@sender.example")
+        client.rcpt("alice@example.test")
+        code, text = client.data(b"Subject: You WON the Lottery\r\n\r\nclaim now\r\n")
+        assert code == 250 and text.startswith(b"2.0.0 Ok: queued as "), text
+        qid = text.split()[-1].decode()
+        client.sendmail("s@sender.example", ["alice@example.test"], b"Subject: minutes\r\n\r\nattached\r\n")
+    files = srv.maildir_files("alice@example.test")
+    assert len(files) == 1 and b"Subject: minutes" in files[0].read_bytes()
+    log = srv.log_text()
+    assert re.search(rf"event=discarded session=\d+ qid={qid} client=127.0.0.1 sender=<s@sender.example> "
+                     rf"rcpts=<alice@example.test> size=\d+ reply=250 ", log), log
+    assert 'reply=250 detail="header_checks line 6: Subject: You WON the Lottery: lottery scam"' in log, log
+    assert "event=accepted session" in log and log.count("event=discarded") == 1
+    got = values(mport)
+    assert got["postern_messages_discarded_total"] == 1 and got["postern_messages_accepted_total"] == 1
+
+
 def test_a_reload_replaces_the_rules(checked):
     checked.table.write_text("/^Subject: news$/ REJECT no news today\n")
     sighup_and_wait(checked, "reloaded")
@@ -71,11 +102,12 @@ def test_a_reload_replaces_the_rules(checked):
 
 @pytest.mark.parametrize("line,error", [
     ("/a(/ REJECT", "regex: not a valid POSIX extended regular expression"),
-    ("/x/ DISCARD", "action: expected REJECT [text] or WARN"),
+    ("/x/ HOLD", "action: expected REJECT [text], DISCARD [text] or WARN"),
     ("/x REJECT", "regex: no closing /"),
     ("x/ REJECT", "expected /regex/ first"),
     ("/x/ REJECT 100% sure", "text: printable ASCII without %"),
-    ("/x/ WARN loudly", "action: expected REJECT [text] or WARN"),
+    ("/x/ WARN loudly", "action: expected REJECT [text], DISCARD [text] or WARN"),
+    ("/x/ DISCARD 50% off", "text: printable ASCII without %"),
     ("/x/g REJECT", "expected 'ACTION' after /regex/"),
 ])
 def test_mistakes_are_named_with_their_line(tmp_path, line, error):
