@@ -81,6 +81,8 @@ struct config {
     unsigned max_connections_per_ip;
     unsigned max_connection_rate_per_ip; /* per minute, MX role; 0 = no limit */
     unsigned max_recipient_rate_per_user; /* per hour, authenticated users; 0 = no limit */
+    unsigned greylist_delay, greylist_retry_window, greylist_max_age; /* seconds (greylist.h) */
+    unsigned greylist_auto_allow, greylist_max_entries;
     unsigned command_timeout;     /* seconds */
     unsigned data_timeout;
     unsigned shutdown_grace;
@@ -132,6 +134,7 @@ struct config {
     enum check_policy spf_policy; /* what an SPF result does (spf.h, smtp_spf.c) */
     enum check_policy dmarc_policy; /* what a DMARC result does (dmarc.h, smtp_msgauth.c) */
     enum check_policy client_name_check; /* the client's confirmed name (smtp_rdns.c) */
+    bool greylisting;             /* MX role: greylisting at RCPT (smtp_greylist.c) */
     bool sender_null_mx_check;    /* MX role: 550 5.7.27 for senders whose domain has a null MX */
     bool sender_domain_check;     /* MX role: 550 5.1.8 / 450 4.1.8 for senders whose domain cannot take mail */
     bool dkim_verify;             /* MX role: verify DKIM signatures, add Authentication-Results (smtp_msgauth.c) */

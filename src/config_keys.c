@@ -142,6 +142,23 @@ const struct key_def config_keys[] = {
      "Recipients an authenticated user may send to in an hour (counted from the first; every RCPT, local "
      "or relayed). Past it each RCPT gets 450 4.7.1 and event=user_rate_limited is logged once: a stolen "
      "password's spam run stops there. 0 = no limit."},
+    {"greylisting", T_BOOL, F(greylisting), "no", 0, 0,
+     "yes: greylisting (RFC 6647) on the listen (MX) addresses: a recipient that the client's network, with "
+     "this sender, has not sent to before gets 451 4.7.1 at RCPT; the same sent again after greylist_delay "
+     "passes, and is remembered. Real mail servers retry; most spam software does not. relay_networks, "
+     "authenticated users, client_access permit and mail to postmaster are never greylisted."},
+    {"greylist_delay", T_DURATION, F(greylist_delay), "5m", 0, 86400,
+     "Greylisting: how long a new (network, sender, recipient) must wait before its retry passes."},
+    {"greylist_retry_window", T_DURATION, F(greylist_retry_window), "2d", 60, 2592000 /* 30 days */,
+     "Greylisting: how long after its first try a retry still counts; later it is new again."},
+    {"greylist_max_age", T_DURATION, F(greylist_max_age), "35d", 60, 31536000 /* a year */,
+     "Greylisting: how long a passed triplet (and an allowed network) is remembered after its last use."},
+    {"greylist_auto_allow", T_UINT, F(greylist_auto_allow), "5", 0, 1000000,
+     "Greylisting: a client network that has passed this many triplets is let through without greylisting "
+     "(a server that retries proved itself). 0 = never."},
+    {"greylist_max_entries", T_UINT, F(greylist_max_entries), "200000", 100, 100000000,
+     "Greylisting: triplets and networks remembered at most (about 64 octets of memory each: 12 MiB for "
+     "200,000); when full of live ones a new triplet is let through (event=greylist_full)."},
     {"max_connection_rate_per_ip", T_UINT, F(max_connection_rate_per_ip), "0", 0, 1000000,
      "Connections one client address may open per minute on the listen (MX) addresses, relay_networks "
      "excepted; past it 421 4.7.0 until its minute is over. 0 = no limit."},

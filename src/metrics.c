@@ -133,6 +133,12 @@ static void render_mail(struct server *srv, struct evbuffer *out)
     for (int r = 0; r < DMARC__COUNT; r++)
         evbuffer_add_printf(out, "postern_dmarc_results_total{result=\"%s\"} %llu\n",
                             dmarc_result_name((enum dmarc_result)r), m->dmarc[r]);
+    static const char *const greylist_results[5] = {"deferred", "passed", "known", "allowed", "full"};
+    head(out, "postern_greylist_total", "counter",
+         "Greylisting verdicts at RCPT (greylisting): deferred (451), passed (a retry after the delay), known "
+         "(passed before), allowed (its network passed greylist_auto_allow), full (the table was: let through).");
+    for (int r = 0; r < 5; r++)
+        evbuffer_add_printf(out, "postern_greylist_total{result=\"%s\"} %llu\n", greylist_results[r], m->greylist[r]);
     static const char *const client_name_results[3] = {"confirmed", "unconfirmed", "temperror"};
     head(out, "postern_client_names_total", "counter", "Clients' names looked up (client_name_check), by result.");
     for (int r = 0; r < 3; r++)

@@ -36,6 +36,7 @@ struct metrics {
     unsigned long long reports_made;               /* bounces, delay warnings, success reports committed */
     unsigned long long dkim_signed, dkim_unsigned; /* originated messages with / without a DKIM signature */
     unsigned long long alias_expansions;           /* RCPTs for an alias, expanded */
+    unsigned long long greylist[5];                /* greylisting verdicts, by enum greylist_verdict */
     unsigned long long spf[SPF__COUNT];            /* SPF checks at MAIL, by result */
     unsigned long long dkim_verified[DKIM_R__COUNT]; /* DKIM signatures verified (dkim_verify), by result */
     unsigned long long dmarc[DMARC__COUNT];        /* DMARC results of received messages (dmarc_policy) */

@@ -464,7 +464,7 @@ bool server_start(struct server *srv, struct config *cfg, struct policy *policy,
         log_error("event=startup_failed key=%s error=\"%s\"", key, err);
         return false;
     }
-    if (!(srv->queue = queue_new(srv)))
+    if (!(srv->queue = queue_new(srv)) || !greylist_start(srv))
         return false;
     srv->sig_flush = evsignal_new(srv->base, SIGUSR1, on_queue_signal, srv);
     srv->sig_rescan = evsignal_new(srv->base, SIGUSR2, on_queue_signal, srv);
@@ -513,6 +513,7 @@ void server_free(struct server *srv)
         workq_free(srv->committer);
     mailbox_holds_free(srv->holds); /* after both: their done callbacks note failures and probes */
     quotas_free(srv->quotas);       /* likewise: their reads report back */
+    greylist_stop(srv);             /* after the disk threads: its last write is made here */
     journal_close(srv->commit_cfg.journal); /* last checkpoint: nothing to recover next time */
     file_pool_free(srv->file_pool); /* after the committer and disk threads: they take from it */
     queue_free(srv->queue);

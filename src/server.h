@@ -51,6 +51,9 @@ struct server {
     unsigned nactive;                   /* connections counted against max_connections */
     struct conn_counts *per_ip;         /* the same per client address (max_connections_per_ip) */
     struct conn_counts *per_user;       /* recipients per authenticated user and hour (max_recipient_rate_per_user) */
+    struct greylist *greylist;          /* greylisting's table (smtp_greylist.c), NULL when off */
+    struct event *greylist_timer;       /* writes it to spool_dir/greylist now and then */
+    bool greylist_writing;              /* a write of it is on a disk thread (one at a time) */
     unsigned commits_running;           /* messages on disk threads right now */
     int spool_lock_fd;                  /* spool_dir/postern.pid, locked while we run (spool_lock.c) */
     bool shutting_down;
@@ -73,6 +76,11 @@ struct server {
 /* Binds the listeners, creates the directories and the disk threads; false (logged) on failure. */
 bool server_start(struct server *srv, struct config *cfg, struct policy *policy, struct auth_users *users,
                   struct tls_contexts *tls);
+
+/* smtp_greylist.c: greylisting's table, read from spool_dir/greylist (when greylisting is on), and
+ * written back at the stop; greylist_start is false when out of memory. */
+bool greylist_start(struct server *srv);
+void greylist_stop(struct server *srv);
 
 /* Runs the event loop until a graceful shutdown completes. */
 void server_run(struct server *srv);

@@ -194,6 +194,10 @@ static inline bool client_permitted(const struct session *s)
     return s->client_access.action == ACCESS_PERMIT;
 }
 
+/* smtp_greylist.c: greylisting of rcpt (as the client sent it) for the session's client and
+ * sender: true when deferred (451 4.7.1 sent and logged). */
+bool greylist_defers(struct session *s, const char *rcpt);
+
 /* smtp_envelope.c: logs a refused RCPT (event=rcpt_refused) with its reply and reason. */
 void log_rcpt_refused(struct session *s, const char *addr, enum reply_id id, const char *reason);
 

@@ -457,7 +457,7 @@ void cmd_rcpt(struct session *s, const struct smtp_command *c)
         reply(s, v.reply, v.moved_to);
         return;
     }
-    if (!user_rate_ok(s, mb)) {
+    if (!user_rate_ok(s, mb) || (!postmaster && greylist_defers(s, mb->addr))) {
         free(r.orcpt);
         return;
     }
