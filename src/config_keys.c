@@ -85,6 +85,11 @@ const struct key_def config_keys[] = {
      "Table file of EHLO/HELO names: 'name action [text]' per line (a host name, or .domain for the names "
      "below it; action reject: 550 5.7.1 at each RCPT, postmaster excepted; defer: 450 4.7.1). The name "
      "itself wins over its parents. MX role."},
+    {"helo_name_check", T_BOOL, F(helo_name_check), "no", 0, 0,
+     "yes: a client of the listen (MX) addresses whose EHLO/HELO name is neither a fully-qualified domain "
+     "name (two labels or more, the last not all digits) nor an address literal ([192.0.2.1]) gets 504 "
+     "5.5.2 at each RCPT but postmaster's, as Postfix's reject_non_fqdn_helo_hostname and "
+     "reject_invalid_helo_hostname. relay_networks, users and client_access permit are not checked."},
     {"null_mx_domains", T_DOMAIN_LIST, F(null_mx_domains), "", 0, 0,
      "Domains that publish a null MX (RFC 7505): RCPT gets 556 5.1.10."},
     {"relay_domains", T_SUFFIX_LIST, F(relay_domains), "", 0, 0,

@@ -73,6 +73,19 @@ void helo_access_check(struct session *s)
     }
 }
 
+/* helo_name_check: a client of the MX role that the server does not trust, whose EHLO name is
+ * no FQDN or address literal, gets 504 5.5.2 (true: sent and logged). */
+static bool helo_name_refused(struct session *s, const char *rcpt)
+{
+    if (!s->srv->cfg->helo_name_check || s->role != ROLE_MX || s->may_relay || client_permitted(s) ||
+        !*s->helo || smtp_helo_name_qualified(s->helo))
+        return false;
+    char helo[300];
+    log_rcpt_refused(s, rcpt, REPLY_HELO_NOT_QUALIFIED, "helo_name");
+    reply(s, REPLY_HELO_NOT_QUALIFIED, log_safe(helo, sizeof helo, s->helo));
+    return true;
+}
+
 /* The end of an access refusal's reply: ": " and the entry's text, or nothing. */
 static const char *reply_tail(const struct access_copy *c, char *out, size_t outsz)
 {
@@ -105,7 +118,7 @@ bool access_refuses_rcpt(struct session *s, const char *rcpt)
         reply(s, id, log_safe(helo, sizeof helo, s->helo), reply_tail(h, tail, sizeof tail));
         return true;
     }
-    return false;
+    return helo_name_refused(s, rcpt);
 }
 
 void access_session_free(struct session *s)

@@ -4,6 +4,9 @@
 
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
+
+#include "address.h"
 
 static const char *const verb_names[VERB__COUNT] = {
     [VERB_UNKNOWN] = "UNKNOWN", [VERB_EHLO] = "EHLO", [VERB_HELO] = "HELO", [VERB_MAIL] = "MAIL",
@@ -141,6 +144,44 @@ bool smtp_helo_arg_valid(const char *arg, size_t len)
         if (arg[i] == ' ' || arg[i] == '\t')
             return false;
     return utf8_text_valid(arg, len);
+}
+
+/* True when the label p[0..n) is one of a host name: 1 to 63 octets of letters, digits, hyphens
+ * (neither first nor last) or UTF-8; *digits says whether it is all digits. */
+static bool host_label(const char *p, size_t n, bool *digits)
+{
+    *digits = n > 0;
+    if (n == 0 || n > 63 || p[0] == '-' || p[n - 1] == '-')
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)p[i];
+        bool digit = c >= '0' && c <= '9';
+        *digits = *digits && digit;
+        if (!(digit || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '-' || c >= 0x80))
+            return false;
+    }
+    return true;
+}
+
+bool smtp_helo_name_qualified(const char *name)
+{
+    struct sockaddr_storage ss;
+    socklen_t sslen;
+    if (name[0] == '[')
+        return address_literal_ip(name, &ss, &sslen);
+    size_t len = strlen(name), labels = 0;
+    if (len && name[len - 1] == '.')
+        len--; /* the root's dot */
+    bool digits = false;
+    for (size_t i = 0; i <= len;) {
+        size_t n = strcspn(name + i, ".");
+        n = n < len - i ? n : len - i;
+        if (!host_label(name + i, n, &digits))
+            return false;
+        labels++;
+        i += n + 1;
+    }
+    return labels >= 2 && !digits;
 }
 
 bool smtp_xtext_valid(const char *s, size_t n)

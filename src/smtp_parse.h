@@ -76,4 +76,11 @@ bool smtp_parse_bdat(const char *arg, size_t len, uint64_t *size, bool *last);
 /* Validates a HELO/EHLO argument: one token of printable ASCII or UTF-8, at most 255 octets. */
 bool smtp_helo_arg_valid(const char *arg, size_t len);
 
+/* True when a HELO/EHLO name (NUL-terminated) is what helo_name_check asks for: an address
+ * literal ("[192.0.2.1]", "[IPv6:...]") or a fully-qualified domain name - two labels or more of
+ * letters, digits, hyphens (not first or last) or UTF-8 (a U-label), 63 octets each, the last
+ * not all digits (a bare "192.0.2.1" is an address without its brackets). A trailing dot is
+ * allowed. */
+bool smtp_helo_name_qualified(const char *name);
+
 #endif

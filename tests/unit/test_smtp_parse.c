@@ -120,6 +120,21 @@ static void test_helo_arg(void **state)
     assert_false(smtp_helo_arg_valid("bad\x01", 4));
 }
 
+static void test_helo_name_qualified(void **state)
+{
+    (void)state;
+    const char *good[] = {"mail.example.org", "mail.example.org.", "a-b.c0.example", "[192.0.2.1]",
+                          "[IPv6:2001:db8::1]", "xn--bcher-kva.example", "b\xc3\xbc" "cher.example", "1.2.example"};
+    const char *bad[] = {"localhost", "user-pc", "192.0.2.1", "[192.0.2.300]", "bad_name.example", "-a.example",
+                         "a-.example", "a..example", ".example", "example.", "", "[]", "a.123",
+                         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.example"};
+    for (size_t i = 0; i < sizeof good / sizeof *good; i++)
+        assert_true(smtp_helo_name_qualified(good[i]));
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        if (smtp_helo_name_qualified(bad[i]))
+            fail_msg("taken: %s", bad[i]);
+}
+
 static void test_bdat_arg(void **state)
 {
     (void)state;
@@ -144,7 +159,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_verbs),     cmocka_unit_test(test_mail_args), cmocka_unit_test(test_malformed_params),
-        cmocka_unit_test(test_rcpt_args), cmocka_unit_test(test_helo_arg),  cmocka_unit_test(test_bdat_arg),
+        cmocka_unit_test(test_rcpt_args), cmocka_unit_test(test_helo_arg), cmocka_unit_test(test_helo_name_qualified),  cmocka_unit_test(test_bdat_arg),
     };
     return cmocka_run_group_tests_name("smtp_parse", tests, NULL, NULL);
 }
