@@ -65,6 +65,8 @@ struct config {
     bool add_missing_headers;     /* submitted mail gets the Message-ID and Date it lacks */
     char *dkim_keys;              /* DKIM signing key table (dkim.h) or "" */
     char *srs_domain;             /* "" or the domain of SRS addresses (srs.h) */
+    char *tls_report_organization, *tls_report_contact; /* "": hostname, postmaster@hostname (tlsrpt_send.c) */
+    unsigned tls_report_interval; /* seconds each TLS report covers */
     char *srs_secret;             /* "" or the file of SRS secrets, one per line */
     unsigned srs_max_age;         /* seconds an SRS bounce address stays valid */
     unsigned mailbox_quota_recheck; /* seconds a mailbox's usage read is trusted */
@@ -135,6 +137,7 @@ struct config {
     enum check_policy dmarc_policy; /* what a DMARC result does (dmarc.h, smtp_msgauth.c) */
     enum check_policy client_name_check; /* the client's confirmed name (smtp_rdns.c) */
     bool greylisting;             /* MX role: greylisting at RCPT (smtp_greylist.c) */
+    bool tls_reports;             /* SMTP TLS Reporting, RFC 8460 (tlsrpt_send.c) */
     bool helo_name_check;         /* MX role: 504 5.5.2 for an EHLO name that is no FQDN or address literal */
     bool sender_null_mx_check;    /* MX role: 550 5.7.27 for senders whose domain has a null MX */
     bool sender_domain_check;     /* MX role: 550 5.1.8 / 450 4.1.8 for senders whose domain cannot take mail */

@@ -336,6 +336,18 @@ const struct key_def config_keys[] = {
      "smtp_tls = yes."},
     {"smtp_mta_sts_timeout", T_DURATION, F(smtp_mta_sts_timeout), "30s", 1, 600,
      "Outbound: how long fetching an MTA-STS policy over HTTPS may take, every address of its host tried included (then the cached policy, if any, applies)."},
+    {"tls_reports", T_BOOL, F(tls_reports), "no", 0, 0,
+     "yes: SMTP TLS Reporting (RFC 8460) - the results of TLS with the mail exchangers of domains that have an "
+     "MTA-STS policy or DANE TLSA records are counted, and each such domain whose _smtp._tls TXT record names "
+     "mailto: addresses gets a report (gzip'd JSON) there after each tls_report_interval. Needs smtp_tls = yes."},
+    {"tls_report_interval", T_DURATION, F(tls_report_interval), "1d", 2, 86400,
+     "TLS reports: the period each report covers, from a multiple of it since 1970 (1d: a UTC day, as RFC 8460 "
+     "asks; shorter for trying it out)."},
+    {"tls_report_organization", T_STRING, F(tls_report_organization), "", 0, 0,
+     "TLS reports: the organization-name and submitter they state. Empty: hostname."},
+    {"tls_report_contact", T_STRING, F(tls_report_contact), "", 0, 0,
+     "TLS reports: the address they come from and give as contact-info (their sender too: a report that "
+     "bounces comes back there). Empty: postmaster@hostname."},
     {"smtp_tls_policy", T_OPTPATH, F(smtp_tls_policy), "", 0, 0,
      "Table file of TLS levels per destination, overriding smtp_tls and smtp_tls_verify for it: "
      "'destination level' per line, destination a domain, .parent (its subdomains) or a next hop as "

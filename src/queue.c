@@ -784,6 +784,7 @@ struct queue *queue_new(struct server *srv)
     char sts_cache[PATH_MAX];
     snprintf(sts_cache, sizeof sts_cache, "%s/mta-sts.cache", srv->cfg->spool_dir);
     q->sts = srv->client_tls ? mta_sts_new(srv->base, srv->dns, srv->client_tls, sts_cache) : NULL;
+    q->tlsrpt = srv->client_tls && srv->cfg->tls_reports ? tlsrpt_sender_new(srv) : NULL;
     q->tick = event_new(srv->base, -1, EV_PERSIST, on_tick, q);
     q->kick = event_new(srv->base, -1, 0, on_tick, q);
     struct timeval every = {1, 0};
@@ -817,6 +818,7 @@ void queue_free(struct queue *q)
     }
     q->head = NULL;
     mta_sts_free(q->sts);
+    tlsrpt_sender_free(q->tlsrpt);
     free(q->index);
     if (q->tick)
         event_free(q->tick);

@@ -143,6 +143,41 @@ static void on_target_down(void *arg, const struct dns_target *t, const char *wh
              d->domain, t->host, secs, log_quotable(safe, sizeof safe, why));
 }
 
+/* RFC 8460: a TLS result with one of d's exchangers, under its MTA-STS policy or DANE's TLSA
+ * records, counted for d's TLS report - with the policy as the report states it. */
+static void on_tls_result(void *arg, const struct client_tls_result *r)
+{
+    struct dest *d = ((struct qconn *)arg)->d;
+    if (!d->q->tlsrpt || (!r->dane && !d->sts))
+        return;
+    char lines[TLSRPT_POLICY_LINES_MAX][300];
+    const char *line_ptrs[TLSRPT_POLICY_LINES_MAX], *mx_ptrs[MTA_STS_MX_MAX];
+    size_t nlines = 0, nmx = 0;
+    if (r->dane) { /* RFC 8460 4.4: the TLSA records, in presentation form */
+        for (size_t i = 0; i < r->tlsa->n && nlines < TLSRPT_POLICY_LINES_MAX; i++, nlines++) {
+            const struct dns_tlsa *t = &r->tlsa->rr[i];
+            int o = snprintf(lines[nlines], sizeof lines[nlines], "%u %u %u ", t->usage, t->selector, t->mtype);
+            for (unsigned k = 0; k < t->len && o + 3 < (int)sizeof lines[nlines]; k++)
+                o += snprintf(lines[nlines] + o, sizeof lines[nlines] - (size_t)o, "%02x", t->data[k]);
+        }
+        mx_ptrs[nmx++] = r->host;
+    } else { /* the MTA-STS policy's lines */
+        snprintf(lines[nlines++], sizeof lines[0], "version: STSv1");
+        snprintf(lines[nlines++], sizeof lines[0], "mode: %s", mta_sts_mode_name(d->sts->mode));
+        for (size_t i = 0; i < d->sts->nmx && nlines < TLSRPT_POLICY_LINES_MAX - 1; i++)
+            snprintf(lines[nlines++], sizeof lines[0], "mx: %s", d->sts->mx[i]);
+        snprintf(lines[nlines++], sizeof lines[0], "max_age: %u", d->sts->max_age);
+        for (size_t i = 0; i < d->sts->nmx; i++)
+            mx_ptrs[nmx++] = d->sts->mx[i];
+    }
+    for (size_t i = 0; i < nlines; i++)
+        line_ptrs[i] = lines[i];
+    struct tlsrpt_result res = {.domain = d->domain, .type = r->dane ? TLSRPT_TLSA : TLSRPT_STS,
+                                .policy_lines = line_ptrs, .npolicy_lines = nlines, .mx_patterns = mx_ptrs,
+                                .nmx_patterns = nmx, .mx_host = r->host, .ip = r->ip, .failure = r->failure};
+    tlsrpt_sender_note(d->q->tlsrpt, &res);
+}
+
 /* d's route for a new connection: the exchangers known to be down moved last, order kept. */
 static void route_for_connection(const struct dest *d, struct dns_route *out)
 {
@@ -286,7 +321,7 @@ static void on_client_closed(void *arg, struct smtp_client *c)
         pump(o);
 }
 
-static const struct smtp_client_ops client_ops = {on_job_done, on_client_closed, on_target_down};
+static const struct smtp_client_ops client_ops = {on_job_done, on_client_closed, on_target_down, on_tls_result};
 
 /* The route failed: settles every job waiting for d; the next attempt asks DNS again. */
 static void settle_waiting(struct dest *d, int code, const char *diag)

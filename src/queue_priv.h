@@ -10,6 +10,7 @@
 #include "mta_sts_fetch.h"
 #include "queue_file.h"
 #include "smtp_client.h"
+#include "tlsrpt_send.h"
 
 struct server;
 struct event;
@@ -93,6 +94,7 @@ struct queue {
     struct event *kick;          /* the same at once (new mail, flush); never event_active the timer */
     SSL_CTX *tls;
     struct mta_sts *sts;         /* MTA-STS policies (smtp_mta_sts; NULL without a TLS client) */
+    struct tlsrpt_sender *tlsrpt; /* TLS reports (tls_reports; NULL without a TLS client) */
     unsigned long long mta_sts_mx_not_used; /* MX hosts an enforce policy did not list (metrics) */
     bool stopping;
 };

@@ -679,6 +679,7 @@ static void got_setup_reply(struct smtp_client *c)
                              "TLS client (smtp_tls = no): restart it", by, c->host);
                 else
                     snprintf(diag, sizeof diag, "4.7.4 %s does not offer STARTTLS, which %s requires", c->host, by);
+                client_tls_report(c, "starttls-not-supported");
                 client_conn_failed(c, diag);
             } else {
                 client_login_or_ready(c);

@@ -43,11 +43,21 @@ struct smtp_job {
     void *owner;
 };
 
+/* The outcome of TLS with a mail exchanger whose domain has a policy - DANE's usable TLSA records,
+ * or MTA-STS (enforce or testing) - for SMTP TLS Reporting (RFC 8460). */
+struct client_tls_result {
+    bool dane;                      /* DANE's policy (else MTA-STS's) */
+    const char *host, *ip;          /* the exchanger and its address */
+    const char *failure;            /* NULL: success; else an RFC 8460 result type */
+    const struct dns_tlsa_set *tlsa; /* DANE: its records */
+};
+
 struct smtp_client_ops {
     void (*job_done)(void *arg, struct smtp_client *c, struct smtp_job *job); /* every rcpt has a code */
     void (*closed)(void *arg, struct smtp_client *c);                         /* c is freed after this */
     /* a target could not be connected to, or did not greet (timeout, EOF, 4xx/5xx greeting) */
     void (*target_down)(void *arg, const struct dns_target *t, const char *why);
+    void (*tls_result)(void *arg, const struct client_tls_result *r); /* may be NULL */
 };
 
 /* Starts connecting to route's targets (copied) on hop's port (hop copied too: relay_host's TLS and

@@ -92,8 +92,13 @@ bool client_tls_required(const struct smtp_client *c);
 void client_tls_levels(struct smtp_client *c);
 /* The handshake with the current target is done: on to the greeting or EHLO. */
 void client_tls_up(struct smtp_client *c);
-/* Why a TLS handshake failed, when the certificate checks say so, into why (else left as it is). */
+/* Why a TLS handshake failed, when the certificate checks say so, into why (else left as it is);
+ * the failure is reported to the TLS report (client_tls_report) when a policy covers the host. */
 void client_tls_failure(const struct smtp_client *c, char *why, size_t whysz);
+/* RFC 8460: the outcome of TLS with the current target (failure: NULL for a success, else a
+ * result type) to the owner's tls_result, when a policy covers it: DANE's usable TLSA records, or
+ * the destination's MTA-STS policy (enforce or testing). */
+void client_tls_report(const struct smtp_client *c, const char *failure);
 void client_start_tls(struct smtp_client *c);
 void client_login_or_ready(struct smtp_client *c);
 void client_got_auth_reply(struct smtp_client *c);

@@ -8,6 +8,7 @@
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <openssl/evp.h>
 #include <openssl/ssl.h>
@@ -19,6 +20,7 @@
 #include "log.h"
 #include "smtp_client_priv.h"
 #include "tls.h"
+#include "tlsrpt.h"
 
 /* ---------- DANE ---------- */
 
@@ -128,10 +130,28 @@ static bool set_dane(SSL *ssl, const struct smtp_client *c, const char *host)
     return added > 0;
 }
 
+void client_tls_report(const struct smtp_client *c, const char *failure)
+{
+    bool dane = c->tlsa.status == TLSA_USABLE;
+    if (!c->ops->tls_result || (!dane && !c->hop.mta_sts && !c->hop.mta_sts_testing))
+        return;
+    const struct dns_target *t = &c->route.targets[c->target];
+    char ip[INET6_ADDRSTRLEN] = "";
+    const void *a = t->addr.ss_family == AF_INET ? (const void *)&((const struct sockaddr_in *)&t->addr)->sin_addr
+                                                 : (const void *)&((const struct sockaddr_in6 *)&t->addr)->sin6_addr;
+    if (t->addr.ss_family == AF_INET || t->addr.ss_family == AF_INET6)
+        inet_ntop(t->addr.ss_family, a, ip, sizeof ip);
+    struct client_tls_result r = {.dane = dane, .host = t->host, .ip = ip, .failure = failure,
+                                  .tlsa = dane ? &c->tlsa : NULL};
+    c->ops->tls_result(c->arg, &r);
+}
+
 void client_tls_failure(const struct smtp_client *c, char *why, size_t whysz)
 {
     SSL *ssl = c->state == C_TLS && c->bev ? bufferevent_openssl_get_ssl(c->bev) : NULL;
     long v = ssl ? SSL_get_verify_result(ssl) : X509_V_OK;
+    if (c->state == C_TLS && (c->tlsa.status == TLSA_USABLE || c->tls_verify))
+        client_tls_report(c, v != X509_V_OK ? tlsrpt_verify_failure(v) : "validation-failure");
     if (v != X509_V_OK && c->tlsa.status == TLSA_USABLE)
         snprintf(why, whysz, "4.7.5 the TLS certificate of %s matches none of its TLSA records (DANE): %s", c->host,
                  X509_verify_cert_error_string(v));
@@ -201,6 +221,7 @@ static void mta_sts_testing_report(const struct smtp_client *c)
                  X509_verify_cert_error_string(v));
     else
         return;
+    client_tls_report(c, c->tls_active ? tlsrpt_verify_failure(v) : "starttls-not-supported");
     log_warn("event=mta_sts_testing_failure domain=%s host=%s error=\"%s\" action=sent (mode enforce would defer)",
              c->hop.name, c->host, why);
 }
@@ -218,6 +239,9 @@ void client_tls_up(struct smtp_client *c)
     log_info("event=smtp_client_tls host=%s tls=%s verified=%s", c->host, info, verified);
     c->tls_active = true;
     mta_sts_testing_report(c);
+    if (!c->hop.mta_sts_testing || c->tlsa.status == TLSA_USABLE ||
+        SSL_get_verify_result(ssl) == X509_V_OK) /* testing's failures are reported with their log line */
+        client_tls_report(c, NULL);
     if (client_implicit_tls(c)) {
         c->state = C_GREETING;
         client_set_timeout(c, c->cfg->smtp_greeting_timeout);

@@ -400,3 +400,60 @@ def test_the_metrics_count_fetches_failures_and_unlisted_mx_hosts(sts):
     assert "postern_mta_sts_policies_cached 1\n" in body and 'postern_mta_sts_fetches_total{result="ok"} 1\n' in body
     assert 'postern_mta_sts_fetches_total{result="failed"} 0\n' in body
     assert "postern_mta_sts_mx_not_used_total 1\n" in body, body
+
+
+def tls_report_of(sts, domain="sts.test"):
+    """The first TLS report the peer received: (its header fields, its JSON)."""
+    import email
+    import email.policy
+    import gzip
+    import json
+    found = wait_for(lambda: [m for m in sts["peer"].messages if "tlsrpt@sts.test" in m[1]], what="a TLS report",
+                     timeout=30)
+    msg = email.message_from_bytes(found[0][2], policy=email.policy.default)
+    parts = [p for p in msg.iter_attachments() if p.get_content_type() == "application/tlsrpt+gzip"]
+    assert msg.get_content_type() == "multipart/report" and msg.get_param("report-type") == "tlsrpt", msg
+    return found[0][0], msg, json.loads(gzip.decompress(parts[0].get_content())), parts[0].get_filename()
+
+
+def test_a_tls_report_goes_to_the_address_the_domain_publishes(sts):
+    """RFC 8460: enforce met, so one successful session; the period (2 s) ends; _smtp._tls.sts.test
+    names mailto:tlsrpt@sts.test; the report - multipart/report with the gzip'd JSON - is relayed
+    there like any mail."""
+    srv = sts["start"](tls_reports="yes", tls_report_interval="2s", tls_report_organization="Example Org")
+    sts["zone"].start(records(sts["web"].ip) + ['_smtp._tls.sts.test. 1 IN TXT "v=TLSRPTv1; rua=mailto:tlsrpt@sts.test"'])
+    send(srv, ["bob@sts.test"])
+    wait_for(lambda: sts["peer"].messages, what="delivery")
+    sender, msg, report, filename = tls_report_of(sts)
+    assert sender == "postmaster@mx.example.test" and msg["From"].addresses[0].addr_spec == sender
+    assert msg["TLS-Report-Domain"] == "sts.test" and msg["TLS-Report-Submitter"] == "Example Org"
+    assert msg["Subject"].startswith("Report Domain: sts.test Submitter: Example Org Report-ID: <")
+    assert filename.startswith("Example Org!sts.test!") and filename.endswith(".json.gz")
+    assert report["organization-name"] == "Example Org" and report["contact-info"] == "postmaster@mx.example.test"
+    assert set(report["date-range"]) == {"start-datetime", "end-datetime"}
+    (policy,) = report["policies"]
+    assert policy["policy"] == {"policy-type": "sts", "policy-domain": "sts.test", "mx-host": ["mx.sts.test"],
+                                "policy-string": ["version: STSv1", "mode: enforce", "mx: mx.sts.test",
+                                                  "max_age: 86400"]}
+    assert policy["summary"] == {"total-successful-session-count": 1, "total-failure-session-count": 0}
+    assert "failure-details" not in policy
+    assert "event=tls_report domain=sts.test" in srv.log_text()
+
+
+def test_a_tls_report_details_what_failed(sts):
+    """testing mode, the MX's certificate not trusted: delivered, and the report says
+    certificate-not-trusted for mx.sts.test at 127.0.0.2. A domain without a record gets none."""
+    policy = "version: STSv1\nmode: testing\nmx: mx.sts.test\nmax_age: 600\n"
+    srv = sts["start"](answer=(200, "text/plain", policy), smtp_tls_ca_file=sts["tmp"] / "web.pem",
+                       tls_reports="yes", tls_report_interval="2s")
+    sts["zone"].start(records(sts["web"].ip) +
+                      ['_smtp._tls.sts.test. 1 IN TXT "v=TLSRPTv1;rua=mailto:tlsrpt@sts.test,https://r.example/x"'])
+    send(srv, ["bob@sts.test"])
+    _, _, report, _ = tls_report_of(sts)
+    (policy,) = report["policies"]
+    assert policy["summary"]["total-failure-session-count"] >= 1
+    assert {"result-type": "certificate-not-trusted", "receiving-mx-hostname": "mx.sts.test",
+            "receiving-ip": "127.0.0.2", "failed-session-count": 1} in policy["failure-details"], policy
+    sts["zone"].start(records(sts["web"].ip))  # no _smtp._tls record
+    wait_for(lambda: "event=tls_report_skipped domain=sts.test reason=no_record" in srv.log_text(),
+             what="a period without a record", timeout=30)

@@ -1,0 +1,62 @@
+/* tlsrpt.h - SMTP TLS Reporting (RFC 8460), the pure part: the day's results of TLS with the mail
+ * exchangers of domains that have a policy (MTA-STS, or DANE's TLSA records), counted per domain
+ * and policy, the JSON report of one domain (RFC 8460 4), and the reporting address of its
+ * _smtp._tls TXT record. Bounded: TLSRPT_DOMAINS_MAX domains, TLSRPT_FAILURES_MAX kinds of failure
+ * each (more are counted in the summary, not detailed). Loop thread. */
+#ifndef POSTERN_TLSRPT_H
+#define POSTERN_TLSRPT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <time.h>
+
+#define TLSRPT_DOMAINS_MAX 10000
+#define TLSRPT_FAILURES_MAX 16
+#define TLSRPT_POLICY_LINES_MAX 16
+#define TLSRPT_RUA_MAX 4
+
+enum tlsrpt_policy { TLSRPT_STS, TLSRPT_TLSA };
+
+/* One TLS negotiation's outcome with a mail exchanger of domain, under its policy. */
+struct tlsrpt_result {
+    const char *domain;                /* the policy domain: the recipient domain */
+    enum tlsrpt_policy type;
+    const char *const *policy_lines;   /* the policy as RFC 8460 4.4 writes it (MTA-STS lines, TLSA records) */
+    size_t npolicy_lines;
+    const char *const *mx_patterns;    /* MTA-STS: the policy's mx patterns */
+    size_t nmx_patterns;
+    const char *mx_host;               /* the exchanger tried */
+    const char *ip;                    /* its address */
+    const char *failure;               /* NULL: success; else an RFC 8460 4.3 result type */
+};
+
+struct tlsrpt;
+
+struct tlsrpt *tlsrpt_new(void);
+void tlsrpt_free(struct tlsrpt *t);
+
+/* Counts r; false when it could not be (the domain table full, or out of memory). */
+bool tlsrpt_note(struct tlsrpt *t, const struct tlsrpt_result *r);
+
+/* The domains with results, in the order first seen, and the sessions counted for each. */
+size_t tlsrpt_domains(const struct tlsrpt *t);
+const char *tlsrpt_domain(const struct tlsrpt *t, size_t i);
+void tlsrpt_counts(const struct tlsrpt *t, size_t i, unsigned long long *ok, unsigned long long *failed);
+
+/* Forgets every result (a new period begins). */
+void tlsrpt_clear(struct tlsrpt *t);
+
+/* The JSON report (RFC 8460 4.4) of domain i for the period [start, end), malloc'd (NULL when out
+ * of memory). */
+char *tlsrpt_json(const struct tlsrpt *t, size_t i, const char *organization, const char *contact,
+                  const char *report_id, time_t start, time_t end, size_t *len);
+
+/* The mailto: addresses of a TLSRPT record ("v=TLSRPTv1; rua=mailto:a@b.example,https://..."),
+ * into rua (at most TLSRPT_RUA_MAX; https: ones counted in *https, not kept); false when record
+ * is not one (no version, no rua). */
+bool tlsrpt_record_rua(const char *record, char rua[][256], size_t *nrua, size_t *https);
+
+/* The RFC 8460 4.3 result type for an OpenSSL verification error (X509_V_ERR_*). */
+const char *tlsrpt_verify_failure(long x509_error);
+
+#endif

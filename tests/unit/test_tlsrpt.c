@@ -1,0 +1,125 @@
+/* Unit tests for tlsrpt.c: TLSRPT records, the counting per domain, policy and kind of failure,
+ * the JSON report (exact), and OpenSSL's verification errors as RFC 8460 result types. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <openssl/x509_vfy.h>
+
+#include "tlsrpt.h"
+
+static void test_records(void **state)
+{
+    (void)state;
+    char rua[TLSRPT_RUA_MAX][256];
+    size_t n, https;
+    assert_true(tlsrpt_record_rua("v=TLSRPTv1; rua=mailto:a@b.example, mailto:c@d.example ,https://x.example/r", rua,
+                                  &n, &https));
+    assert_int_equal(n, 2);
+    assert_int_equal(https, 1);
+    assert_string_equal(rua[0], "a@b.example");
+    assert_string_equal(rua[1], "c@d.example");
+    assert_true(tlsrpt_record_rua("v=TLSRPTv1;rua=https://only.example/", rua, &n, &https));
+    assert_int_equal(n, 0);
+    assert_int_equal(https, 1);
+    assert_false(tlsrpt_record_rua("v=TLSRPTv2; rua=mailto:a@b.example", rua, &n, &https));
+    assert_false(tlsrpt_record_rua("v=TLSRPTv1", rua, &n, &https));
+    assert_false(tlsrpt_record_rua("rua=mailto:a@b.example; v=TLSRPTv1", rua, &n, &https)); /* v first */
+    assert_false(tlsrpt_record_rua("v=TLSRPTv1; rua=mailto:nobody, mailto:x@y?subject=hi", rua, &n, &https));
+}
+
+static const char *const STS_LINES[] = {"version: STSv1", "mode: enforce", "mx: *.mx.example", "max_age: 86400"};
+static const char *const STS_MX[] = {"*.mx.example"};
+
+static struct tlsrpt_result sts(const char *domain, const char *failure, const char *mx, const char *ip)
+{
+    return (struct tlsrpt_result){.domain = domain, .type = TLSRPT_STS, .policy_lines = STS_LINES,
+                                  .npolicy_lines = 4, .mx_patterns = STS_MX, .nmx_patterns = 1, .mx_host = mx,
+                                  .ip = ip, .failure = failure};
+}
+
+static void test_counts_and_the_json_report(void **state)
+{
+    (void)state;
+    struct tlsrpt *t = tlsrpt_new();
+    struct tlsrpt_result ok = sts("b.example", NULL, "a.mx.example", "192.0.2.1");
+    struct tlsrpt_result bad = sts("b.example", "certificate-expired", "a.mx.example", "192.0.2.1");
+    assert_true(tlsrpt_note(t, &ok));
+    assert_true(tlsrpt_note(t, &ok));
+    assert_true(tlsrpt_note(t, &bad));
+    assert_true(tlsrpt_note(t, &bad));
+    struct tlsrpt_result other = sts("C.example", NULL, "a.mx.example", "192.0.2.1");
+    assert_true(tlsrpt_note(t, &other));
+    assert_int_equal(tlsrpt_domains(t), 2);
+    assert_string_equal(tlsrpt_domain(t, 0), "b.example");
+    unsigned long long good, failed;
+    tlsrpt_counts(t, 0, &good, &failed);
+    assert_int_equal(good, 2);
+    assert_int_equal(failed, 2);
+    size_t len;
+    char *json = tlsrpt_json(t, 0, "Org \"Q\"", "tls@e.example", "r-1@e.example", 1800000000, 1800086400, &len);
+    assert_non_null(json);
+    assert_string_equal(json,
+                        "{\"organization-name\":\"Org \\\"Q\\\"\",\"date-range\":{\"start-datetime\":"
+                        "\"2027-01-15T08:00:00Z\",\"end-datetime\":\"2027-01-16T07:59:59Z\"},\"contact-info\":"
+                        "\"tls@e.example\",\"report-id\":\"r-1@e.example\",\"policies\":[{\"policy\":{\"policy-type\":"
+                        "\"sts\",\"policy-string\":[\"version: STSv1\",\"mode: enforce\",\"mx: *.mx.example\","
+                        "\"max_age: 86400\"],\"policy-domain\":\"b.example\",\"mx-host\":[\"*.mx.example\"]},"
+                        "\"summary\":{\"total-successful-session-count\":2,\"total-failure-session-count\":2},"
+                        "\"failure-details\":[{\"result-type\":\"certificate-expired\",\"receiving-mx-hostname\":"
+                        "\"a.mx.example\",\"receiving-ip\":\"192.0.2.1\",\"failed-session-count\":2}]}]}\n");
+    assert_int_equal(len, strlen(json));
+    free(json);
+    tlsrpt_clear(t);
+    assert_int_equal(tlsrpt_domains(t), 0);
+    tlsrpt_free(t);
+}
+
+static void test_failure_kinds_beyond_the_limit_count_in_the_summary_only(void **state)
+{
+    (void)state;
+    struct tlsrpt *t = tlsrpt_new();
+    char ip[32];
+    for (int i = 0; i < TLSRPT_FAILURES_MAX + 5; i++) {
+        snprintf(ip, sizeof ip, "192.0.2.%d", i + 1);
+        struct tlsrpt_result r = sts("b.example", "starttls-not-supported", "a.mx.example", ip);
+        assert_true(tlsrpt_note(t, &r));
+    }
+    unsigned long long good, failed;
+    tlsrpt_counts(t, 0, &good, &failed);
+    assert_int_equal(failed, TLSRPT_FAILURES_MAX + 5);
+    size_t len;
+    char *json = tlsrpt_json(t, 0, "o", "c", "r", 0, 86400, &len);
+    size_t details = 0;
+    for (const char *p = json; (p = strstr(p, "\"result-type\"")); p++)
+        details++;
+    assert_int_equal(details, TLSRPT_FAILURES_MAX);
+    free(json);
+    tlsrpt_free(t);
+}
+
+static void test_verification_errors_as_result_types(void **state)
+{
+    (void)state;
+    assert_string_equal(tlsrpt_verify_failure(X509_V_ERR_HOSTNAME_MISMATCH), "certificate-host-mismatch");
+    assert_string_equal(tlsrpt_verify_failure(X509_V_ERR_CERT_HAS_EXPIRED), "certificate-expired");
+    assert_string_equal(tlsrpt_verify_failure(X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT), "certificate-not-trusted");
+    assert_string_equal(tlsrpt_verify_failure(X509_V_ERR_DANE_NO_MATCH), "tlsa-invalid");
+    assert_string_equal(tlsrpt_verify_failure(X509_V_ERR_INVALID_PURPOSE), "validation-failure");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_records),
+        cmocka_unit_test(test_counts_and_the_json_report),
+        cmocka_unit_test(test_failure_kinds_beyond_the_limit_count_in_the_summary_only),
+        cmocka_unit_test(test_verification_errors_as_result_types),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
