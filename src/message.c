@@ -159,6 +159,11 @@ void message_scan_headers(struct message *m, struct header_facts *f)
             field_value(h, i, hlen, f->message_id, sizeof f->message_id);
         }
         f->has_date |= field_is(h + i, n, "Date");
+        if (field_is(h + i, n, "TLS-Required")) {
+            char v[8];
+            field_value(h, i, hlen, v, sizeof v);
+            f->tls_required_no |= strcasecmp(v, "No") == 0;
+        }
         i = next;
     }
 }

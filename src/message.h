@@ -66,6 +66,8 @@ struct message {
     unsigned long long declared_size; /* MAIL SIZE=, 0 when not given */
     bool smtputf8;
     bool body_8bit;                   /* BODY=8BITMIME */
+    bool tls_optional;                /* "TLS-Required: No" (RFC 8689): relayed without the recipient
+                                         domain's TLS policies (MTA-STS, DANE) */
     enum dsn_ret ret;                 /* DSN RET= */
     char envid[DSN_ENVID_MAX + 1];    /* DSN ENVID= (xtext as given), "" when none */
     char message_id[128];             /* its Message-ID field's value (cut), for the log; "" when none */
@@ -107,6 +109,7 @@ struct header_facts {
     unsigned received;   /* Received fields (a loop shows as many) */
     bool has_message_id; /* a Message-ID field */
     bool has_date;       /* a Date field */
+    bool tls_required_no; /* a "TLS-Required: No" field (RFC 8689 5) */
     char message_id[128]; /* the first Message-ID field's value, blanks trimmed, cut to fit */
     size_t header_len;    /* octets of the header section at the start of the body buffer (pulled up) */
 };

@@ -33,6 +33,8 @@ struct next_hop {
     bool mta_sts;        /* tls was set by the destination's MTA-STS policy (enforce): verify */
     bool mta_sts_testing; /* the policy is in testing mode: TLS checked as enforce would, a failure
                              logged (RFC 8461 5), the mail sent anyway */
+    bool tls_optional;   /* the message says TLS-Required: No (RFC 8689): the recipient domain's own
+                            TLS policies (MTA-STS, DANE) are not applied; the administrator's are */
 };
 
 #define LMTP_PORT 24

@@ -628,7 +628,9 @@ static void local_commit_done(void *arg)
     if (ok) {
         ls->srv->metrics.reports_made++;
         ls->srv->metrics.local_deliveries += m->nlocal;
-        log_info("event=accepted qid=%s sender=<> rcpts=%zu source=local", m->qid, m->nrcpts);
+        char sender[300];
+        log_info("event=accepted qid=%s sender=<%s> rcpts=%zu source=local", m->qid,
+                 log_safe(sender, sizeof sender, m->sender), m->nrcpts);
     }
     ls->done(ls->arg, ok);
     message_free(m);

@@ -62,17 +62,23 @@ static void dest_free_if_idle(struct dest *d)
     dest_free(d);
 }
 
-static struct qjob *dest_pop(struct dest *d)
+/* The next waiting job a connection may take: any for one made under the domain's TLS policies;
+ * only TLS-Required: No messages for one made without them (RFC 8689). */
+static struct qjob *dest_pop_for(struct dest *d, bool tls_optional_conn)
 {
-    struct qjob *j = d->head;
-    if (j) {
-        d->head = j->next;
-        if (!d->head)
-            d->tail = NULL;
-        j->next = NULL;
-    }
+    struct qjob **pp = &d->head, *prev = NULL;
+    while (*pp && tls_optional_conn && !(*pp)->e->f.tls_optional)
+        prev = *pp, pp = &(*pp)->next;
+    struct qjob *j = *pp;
+    if (!j)
+        return NULL;
+    *pp = j->next;
+    if (d->tail == j)
+        d->tail = prev;
+    j->next = NULL;
     return j;
 }
+
 
 
 static const struct smtp_client_ops client_ops;
@@ -209,7 +215,7 @@ static void fail_waiting(struct dest *d, int code, const char *diag)
 }
 
 /* Like Postfix's dead destinations: when a job found none of the domain's mail exchangers
- * reachable, the jobs waiting for it (and those that come) are deferred at once until the first
+ * reachable (refused, timed out, would not greet - not refused by a TLS policy), the jobs waiting for it (and those that come) are deferred at once until the first
  * retry interval (at most 5 minutes) has passed, instead of each trying every exchanger in turn -
  * hours of connection timeouts for a large queue to a host that is down. `postern queue flush`
  * lifts it. The connections already running finish on their own. */
@@ -253,7 +259,7 @@ static void pump(struct dest *d)
     if (d->head && suspended(d))
         return;
     while (d->resolved && d->head && d->nconns < cfg->destination_concurrency && q->nconns < cfg->max_deliveries) {
-        struct qjob *j = dest_pop(d);
+        struct qjob *j = dest_pop_for(d, false);
         struct qconn *qc = calloc(1, sizeof *qc);
         if (qc) { /* linked before the client exists: it may report a failure from inside _new */
             qc->d = d;
@@ -265,11 +271,13 @@ static void pump(struct dest *d)
             route_for_connection(d, &route);
             struct next_hop hop = d->hop;
             hop.tls = policy_tls_for(q->srv->policy, &d->hop); /* the tables of now: a reload applies */
-            if (hop.tls == TLS_POLICY_DEFAULT && d->sts && d->sts->mode == MTA_STS_ENFORCE) {
+            hop.tls_optional = qc->tls_optional = j->e->f.tls_optional;
+            const struct mta_sts_policy *sts = hop.tls_optional ? NULL : d->sts; /* RFC 8689 */
+            if (hop.tls == TLS_POLICY_DEFAULT && sts && sts->mode == MTA_STS_ENFORCE) {
                 hop.tls = TLS_POLICY_VERIFY; /* RFC 8461 4.2: TLS, the certificate valid for the MX name */
                 hop.mta_sts = true;
             }
-            hop.mta_sts_testing = hop.tls == TLS_POLICY_DEFAULT && d->sts && d->sts->mode == MTA_STS_TESTING;
+            hop.mta_sts_testing = hop.tls == TLS_POLICY_DEFAULT && sts && sts->mode == MTA_STS_TESTING;
             qc->c = smtp_client_new(q->srv->base, cfg, q->tls, q->srv->dns, &hop, &route, &client_ops, qc, &j->job);
             if (qc->c)
                 continue;
@@ -292,9 +300,11 @@ static void on_job_done(void *arg, struct smtp_client *c, struct smtp_job *job)
     char why[sizeof job->rcpts[0].diag];
     snprintf(why, sizeof why, "%s", job->nrcpts ? job->rcpts[0].diag : "no mail exchanger answered");
     queue_job_finished(job->owner);
-    if (unreachable && d->suspended_until == 0)
+    /* a TLS policy's refusal (4.7.x: no STARTTLS, a certificate) is no host down: the host answered
+     * at once, and the next message may not be bound by the policy (TLS-Required: No) */
+    if (unreachable && d->suspended_until == 0 && strncmp(why, "4.7.", 4) != 0)
         suspend(d, why);
-    struct qjob *next = smtp_client_usable(c) ? dest_pop(d) : NULL;
+    struct qjob *next = smtp_client_usable(c) ? dest_pop_for(d, qc->tls_optional) : NULL;
     if (next)
         smtp_client_run(c, &next->job); /* connection reuse */
     else

@@ -36,6 +36,7 @@ struct qfile {
     long long created;
     char *sender;           /* "" = null sender */
     bool smtputf8, body8bit;
+    bool tls_optional;      /* TLS-Required: No (RFC 8689): no MTA-STS or DANE for it */
     int ret;                /* enum dsn_ret */
     char *envid;            /* NULL when none */
     struct qrcpt *rcpts;

@@ -69,6 +69,7 @@ struct dest {
 struct qconn {
     struct smtp_client *c;
     struct dest *d;
+    bool tls_optional;      /* made for a TLS-Required: No message: takes only such messages after it */
     struct qconn *next;
 };
 

@@ -47,7 +47,7 @@ void client_dane_applies(struct smtp_client *c)
 {
     const struct next_hop *hop = &c->hop;
     bool dane_level = hop->tls == TLS_POLICY_DANE || hop->tls == TLS_POLICY_DANE_ONLY;
-    bool wanted = dane_level || (c->cfg->smtp_dane && hop->tls != TLS_POLICY_NONE);
+    bool wanted = dane_level || (c->cfg->smtp_dane && hop->tls != TLS_POLICY_NONE && !hop->tls_optional);
     c->dane = wanted && c->dns && c->tls && !hop->lmtp && (hop->mx ? c->route.mx_secure : dane_level);
 }
 

@@ -1,7 +1,7 @@
 /* spool.c - queue file writer. Format (text header, LF line endings):
  *   POSTERN-QUEUE 2
  *   id <qid> / created <unix time> / sender <addr> / smtputf8 0|1 / body8bit 0|1
- *   ret FULL|HDRS|- / envid <xtext>|-
+ *   ret FULL|HDRS|- / envid <xtext>|- / tlsoptional 1 (only when set: RFC 8689 TLS-Required: No)
  *   rcpt <notify bits> <orcpt>|- <addr>   (one per remote recipient; the address last: it may hold spaces)
  *   message <octets>
  *   <Received + original headers + body>
@@ -152,6 +152,8 @@ static void build_envelope(const struct message *m, struct evbuffer *env, size_t
                         SPOOL_FORMAT_VERSION, m->qid, (long long)time(NULL), m->sender, m->smtputf8, m->body_8bit);
     evbuffer_add_printf(env, "ret %s\nenvid %s\n", m->ret == RET_FULL ? "FULL" : m->ret == RET_HDRS ? "HDRS" : "-",
                         *m->envid ? m->envid : "-");
+    if (m->tls_optional)
+        evbuffer_add_printf(env, "tlsoptional 1\n"); /* a reader that does not know it skips it */
     for (size_t i = 0; i < m->nrcpts; i++)
         if (m->rcpts[i].remote)
             evbuffer_add_printf(env, "rcpt %u %s %s\n", m->rcpts[i].notify, m->rcpts[i].orcpt ? m->rcpts[i].orcpt : "-",

@@ -160,6 +160,7 @@ static bool write_report(struct message *m, const struct tlsrpt_sender *s, const
                         "From: <%s>\nTo: %s\nDate: %s\nMessage-ID: <%s>\n"
                         "Subject: Report Domain: %s Submitter: %s Report-ID: <%s>\n"
                         "TLS-Report-Domain: %s\nTLS-Report-Submitter: %s\nAuto-Submitted: auto-generated\n"
+                        "TLS-Required: No\n"
                         "MIME-Version: 1.0\nContent-Type: multipart/report; report-type=\"tlsrpt\"; "
                         "boundary=\"%s.tlsrpt\"\n\n",
                         s->contact, to, date, report_id, domain, s->org, report_id, domain, s->org, m->qid);
@@ -229,6 +230,7 @@ static void send_report(const struct batch *b, size_t i, char rua[][256], size_t
     tlsrpt_counts(b->t, i, &ok, &failed);
     if (made) {
         snprintf(m->sender, sizeof m->sender, "%s", s->contact);
+        m->tls_optional = true; /* RFC 8460 3: reports go despite TLS failures (RFC 8689 TLS-Required: No) */
         char date[64];
         message_date((long long)time(NULL), date, sizeof date);
         evbuffer_add_printf(m->headers, "Return-Path: <%s>\nReceived: by %s (Postern) id %s; %s\n",

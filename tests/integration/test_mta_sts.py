@@ -455,5 +455,27 @@ def test_a_tls_report_details_what_failed(sts):
     assert {"result-type": "certificate-not-trusted", "receiving-mx-hostname": "mx.sts.test",
             "receiving-ip": "127.0.0.2", "failed-session-count": 1} in policy["failure-details"], policy
     sts["zone"].start(records(sts["web"].ip))  # no _smtp._tls record
+    time.sleep(1.5)
+    send(srv, ["carol@sts.test"])  # a new result, whose period ends with no record to report to
     wait_for(lambda: "event=tls_report_skipped domain=sts.test reason=no_record" in srv.log_text(),
              what="a period without a record", timeout=30)
+
+
+def test_tls_required_no_sends_past_a_failing_policy_and_reports_always_do(sts):
+    """RFC 8689: a message with "TLS-Required: No" goes without the domain's MTA-STS policy - here
+    enforce, with an MX certificate that is not trusted: the plain message waits (4.7.5), the
+    TLS-Required: No one is delivered. RFC 8460 3: the TLS report about that failure is delivered
+    the same way, or it could never reach a domain whose TLS is broken."""
+    srv = sts["start"](smtp_tls_ca_file=sts["tmp"] / "web.pem", tls_reports="yes", tls_report_interval="2s")
+    sts["zone"].start(records(sts["web"].ip) + ['_smtp._tls.sts.test. 1 IN TXT "v=TLSRPTv1; rua=mailto:tlsrpt@sts.test"'])
+    held = send(srv, ["bob@sts.test"], body=b"Subject: plain\r\n\r\nwaits\r\n")
+    send(srv, ["carol@sts.test"], body=b"Subject: urgent\r\nTLS-Required: No\r\n\r\ngoes\r\n")
+    wait_for(lambda: any("carol@sts.test" in m[1] for m in sts["peer"].messages), what="the TLS-Required: No one")
+    wait_for(lambda: f"4.7.5 the TLS certificate of mx.sts.test[127.0.0.2] is not valid" in queue_listing(srv),
+             what="the plain one deferred")
+    assert held in queue_listing(srv) and not any("bob@sts.test" in m[1] for m in sts["peer"].messages)
+    _, msg, report, _ = tls_report_of(sts)
+    assert msg["TLS-Required"] == "No"
+    (policy,) = report["policies"]
+    assert policy["failure-details"][0]["result-type"] == "certificate-not-trusted", policy
+    assert policy["summary"]["total-successful-session-count"] == 0  # neither exempt session is counted
