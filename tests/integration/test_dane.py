@@ -28,7 +28,8 @@ def signed_zone_server(d, port, tlsa_hex):
     both publish '3 1 1 tlsa_hex' for the SMTP port; mixed.dane.test has mx.dane.test and, as its
     backup, backup.plain.test (127.0.0.2) in plain.test, a zone served unsigned. Returns (the
     unbound process, the resolver for dns_resolver, the DS file). notlsa.dane.test's MX, mx3.dane.test
-    (127.0.0.4 too), publishes no TLSA record."""
+    (127.0.0.4 too), publishes no TLSA record. dane.test asks for TLS reports (RFC 8460) at
+    tlsrpt@dane.test."""
     (d / "zone").write_text(
         "$ORIGIN dane.test.\n$TTL 300\n@ IN SOA ns.dane.test. hostmaster.dane.test. 1 3600 600 86400 300\n"
         "@ IN NS ns.dane.test.\nns IN A 127.0.0.1\n@ IN MX 10 mx.dane.test.\nmx IN A 127.0.0.4\n"
@@ -36,7 +37,8 @@ def signed_zone_server(d, port, tlsa_hex):
         "plain IN MX 10 mx2.dane.test.\nmx2 IN A 127.0.0.2\n"
         f"_{port}._tcp.mx2 IN TLSA 3 1 1 {tlsa_hex}\n"
         "mixed IN MX 10 mx.dane.test.\nmixed IN MX 20 backup.plain.test.\n"
-        "notlsa IN MX 10 mx3.dane.test.\nmx3 IN A 127.0.0.4\n")
+        "notlsa IN MX 10 mx3.dane.test.\nmx3 IN A 127.0.0.4\n"
+        '_smtp._tls IN TXT "v=TLSRPTv1; rua=mailto:tlsrpt@dane.test"\n')
     (d / "plain.zone").write_text(
         "$ORIGIN plain.test.\n$TTL 300\n@ IN SOA ns.plain.test. hostmaster.plain.test. 1 3600 600 86400 300\n"
         "@ IN NS ns.plain.test.\nns IN A 127.0.0.1\nbackup IN A 127.0.0.2\n")
@@ -247,3 +249,22 @@ def test_tlsa_records_for_a_ca_chain_and_each_sni_name(pki, tmp_path):  # noqa: 
     conf.write_text("hostname = mx.example.test\nlocal_domains = example.test\n")
     r = subprocess.run([str(BIN), "-c", str(conf), "tlsa-record"], capture_output=True, text=True, timeout=10)
     assert r.returncode == 1 and "no TLS certificate (tls_cert is not set)" in r.stderr and r.stdout == ""
+
+
+def test_a_tls_report_states_the_tlsa_policy_and_its_sessions(dane):
+    """RFC 8460 with DANE: the session verified by the TLSA record is counted under policy type
+    tlsa, the record as its policy-string; the report reaches tlsrpt@dane.test through the same MX."""
+    import email
+    import email.policy
+    import gzip
+    import json
+    srv = dane["start"](dane["digest"], tls_reports="yes", tls_report_interval="2s")
+    send(srv, ["bob@dane.test"])
+    reports = wait_for(lambda: [b for b in dane["peer"].bodies if b"TLS-Report-Domain: dane.test" in b],
+                       what="the TLS report", timeout=30)
+    msg = email.message_from_bytes(reports[0].replace(b"\r\n..", b"\r\n."), policy=email.policy.default)
+    (part,) = [p for p in msg.iter_attachments() if p.get_content_type() == "application/tlsrpt+gzip"]
+    (policy,) = json.loads(gzip.decompress(part.get_content()))["policies"]
+    assert policy["policy"] == {"policy-type": "tlsa", "policy-string": [f"3 1 1 {dane['digest']}"],
+                                "policy-domain": "dane.test", "mx-host": ["mx.dane.test"]}
+    assert policy["summary"] == {"total-successful-session-count": 1, "total-failure-session-count": 0}
