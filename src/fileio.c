@@ -109,3 +109,37 @@ int mkdir_parents(const char *path, mode_t parents_mode)
     }
     return mkdir(buf, 0700) < 0 && errno != EEXIST ? -1 : 0;
 }
+
+int file_replace(const char *path, const void *data, size_t len)
+{
+    char tmp[PATH_MAX];
+    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", path) >= sizeof tmp) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return -1;
+    const char *p = data;
+    size_t done = 0;
+    while (done < len) {
+        ssize_t n = write(fd, p + done, len - done);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        done += (size_t)n;
+    }
+    int err = done < len ? (errno ? errno : EIO) : 0;
+    if (!err && fsync(fd) < 0)
+        err = errno;
+    if (close(fd) < 0 && !err)
+        err = errno;
+    if (!err && rename(tmp, path) < 0)
+        err = errno;
+    if (!err)
+        return 0;
+    unlink(tmp);
+    errno = err;
+    return -1;
+}

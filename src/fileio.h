@@ -18,6 +18,11 @@ int fsync_dir(const char *path);
  * from offset at. Short writes and EINTR are retried. 0, or -1 with errno set. */
 int write_iov_all(int fd, struct iovec *iov, int n, off_t at);
 
+/* Replaces the file at path whole with data: written beside it (path.tmp), flushed, renamed over
+ * it - a reader finds the old text or the new, never a part. 0, or -1 with errno set (the
+ * temporary file removed). */
+int file_replace(const char *path, const void *data, size_t len);
+
 /* mkdir -p: creates path (mode 0700) and any missing parents (parents_mode). 0, or -1 with errno. */
 int mkdir_parents(const char *path, mode_t parents_mode);
 

@@ -14,7 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
+
+#include "fileio.h"
 
 #define FILE_HEAD "postern-greylist 1\n"
 
@@ -269,19 +270,7 @@ char *greylist_save(struct greylist *g, size_t *len)
 
 bool greylist_write(const char *path, const char *text, size_t len)
 {
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    bool ok = f && fwrite(text, 1, len, f) == len && fflush(f) == 0 && fsync(fileno(f)) == 0;
-    int err = errno;
-    if (f)
-        ok = fclose(f) == 0 && ok;
-    if (ok && rename(tmp, path) == 0)
-        return true;
-    err = ok ? errno : err;
-    unlink(tmp);
-    errno = err;
-    return false;
+    return file_replace(path, text, len) == 0;
 }
 
 /* The number at *p in base, up to max, then one blank (or the line's end when last); *p moved past. */

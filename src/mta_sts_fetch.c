@@ -18,9 +18,9 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "dns.h"
+#include "fileio.h"
 #include "log.h"
 #include "workq.h"
 
@@ -245,16 +245,8 @@ struct cache_write {
 static void write_cache(void *arg)
 {
     struct cache_write *w = arg;
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", w->path);
-    FILE *f = fopen(tmp, "w");
-    bool ok = f && fwrite(w->text, 1, w->len, f) == w->len && fflush(f) == 0 && fsync(fileno(f)) == 0;
-    if (f)
-        ok = fclose(f) == 0 && ok;
-    if (!ok || rename(tmp, w->path) != 0) {
+    if (file_replace(w->path, w->text, w->len) < 0)
         log_warn("event=mta_sts_cache_unwritable path=%s error=\"%s\"", w->path, strerror(errno));
-        unlink(tmp);
-    }
 }
 
 static void cache_written(void *arg)
