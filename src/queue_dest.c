@@ -80,7 +80,6 @@ static struct qjob *dest_pop_for(struct dest *d, bool tls_optional_conn)
 }
 
 
-
 static const struct smtp_client_ops client_ops;
 static void pump(struct dest *d);
 static void route_ready(struct dest *d);
@@ -215,8 +214,8 @@ static void fail_waiting(struct dest *d, int code, const char *diag)
 }
 
 /* Like Postfix's dead destinations: when a job found none of the domain's mail exchangers
- * reachable (refused, timed out, would not greet - not refused by a TLS policy), the jobs waiting for it (and those that come) are deferred at once until the first
- * retry interval (at most 5 minutes) has passed, instead of each trying every exchanger in turn -
+ * reachable (refused, timed out, would not greet - not a TLS policy's refusal), the jobs waiting
+ * for it (and those that come) are deferred at once until the first retry interval (at most 5 minutes) has passed, instead of each trying every exchanger in turn -
  * hours of connection timeouts for a large queue to a host that is down. `postern queue flush`
  * lifts it. The connections already running finish on their own. */
 static void suspend(struct dest *d, const char *why)

@@ -222,8 +222,8 @@ static void mta_sts_testing_report(const struct smtp_client *c)
     else
         return;
     client_tls_report(c, c->tls_active ? tlsrpt_verify_failure(v) : "starttls-not-supported");
-    log_warn("event=mta_sts_testing_failure domain=%s host=%s error=\"%s\" action=sent (mode enforce would defer)",
-             c->hop.name, c->host, why);
+    log_warn("event=mta_sts_testing_failure domain=%s host=%s error=\"%s\" action=sent "
+             "detail=\"mode enforce would defer this mail\"", c->hop.name, c->host, why);
 }
 
 /* The handshake is done: log how the peer was checked, then the greeting (implicit TLS) or EHLO. */

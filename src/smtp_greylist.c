@@ -138,7 +138,8 @@ bool greylist_defers(struct session *s, const char *rcpt)
     if (v == GREYLIST_PASSED)
         log_info("event=greylist_passed session=%s client=%s sender=<%s> rcpt=<%s>", s->id, s->peer_ip,
                  log_safe(safe_from, sizeof safe_from, s->msg->sender), log_safe(safe_to, sizeof safe_to, rcpt));
-    if (v == GREYLIST_FULL)
+    static time_t full_said; /* loop thread only: said once a minute at most */
+    if (v == GREYLIST_FULL && time(NULL) - full_said >= 60 && (full_said = time(NULL)))
         log_warn("event=greylist_full entries=%zu detail=\"let through: raise greylist_max_entries\"",
                  greylist_count(s->srv->greylist));
     if (v != GREYLIST_DEFERRED)

@@ -30,6 +30,7 @@ struct tlsrpt_sender {
     time_t period_start;
     struct event *timer;      /* the period's end */
     struct batch *batches;    /* periods whose reports are being made */
+    bool full_said;           /* this period's table was found full (said once) */
 };
 
 /* A period over: its results, its domains' lookups still out. */
@@ -56,6 +57,7 @@ static void arm(struct tlsrpt_sender *s)
 {
     time_t now = time(NULL), len = (time_t)s->srv->cfg->tls_report_interval;
     s->period_start = now - now % len;
+    s->full_said = false;
     struct timeval tv = {s->period_start + len - now, 0};
     evtimer_add(s->timer, &tv);
 }
@@ -110,9 +112,9 @@ void tlsrpt_sender_free(struct tlsrpt_sender *s)
 
 void tlsrpt_sender_note(struct tlsrpt_sender *s, const struct tlsrpt_result *r)
 {
-    if (!tlsrpt_note(s->now, r))
-        log_warn("event=tls_report_full domain=%s detail=\"not counted: %d domains this period, or out of memory\"",
-                 r->domain, TLSRPT_DOMAINS_MAX);
+    if (!tlsrpt_note(s->now, r) && !s->full_said && (s->full_said = true))
+        log_warn("event=tls_report_full domain=%s detail=\"not counted, nor are others this period: %d domains, or "
+                 "out of memory\"", r->domain, TLSRPT_DOMAINS_MAX);
 }
 
 /* ---------- the report message ---------- */
