@@ -147,6 +147,12 @@ static void log_config_warnings(const struct config *cfg, const struct policy *p
                  "dns_trust_anchor is not set: no DNS answer is validated, so dane acts as may and dane-only "
                  "destinations get no mail (deferred, then bounced); set dns_trust_anchor (for example "
                  "/usr/share/dns/root.key)\"");
+    if (cfg->tls_reports && !cfg->smtp_tls)
+        log_warn("event=config_warning key=tls_reports detail=\"yes, but smtp_tls = no: without outbound TLS "
+                 "there is nothing to report, and no report is made; set smtp_tls = yes\"");
+    if (cfg->tls_reports && !cfg->smtp_mta_sts && !cfg->smtp_dane && !policy->tls_policy_dane)
+        log_warn("event=config_warning key=tls_reports detail=\"yes, but smtp_mta_sts and smtp_dane are both no: "
+                 "reports cover the domains whose MTA-STS or DANE policy is applied, so none is made\"");
     if (!strchr(cfg->hostname, '.'))
         log_warn("event=config_warning key=hostname detail=\"'%s' is not a fully qualified domain name: other "
                  "servers may refuse our EHLO and our bounces (RFC 5321 4.1.1.1); set hostname\"", cfg->hostname);

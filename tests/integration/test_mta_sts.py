@@ -479,3 +479,16 @@ def test_tls_required_no_sends_past_a_failing_policy_and_reports_always_do(sts):
     (policy,) = report["policies"]
     assert policy["failure-details"][0]["result-type"] == "certificate-not-trusted", policy
     assert policy["summary"]["total-successful-session-count"] == 0  # neither exempt session is counted
+
+
+def test_tls_reports_that_could_never_be_made_are_warned_about(tmp_path):
+    from conftest import check_config
+    conf = tmp_path / "p.conf"
+    for text, warned in (("tls_reports = yes\nsmtp_tls = no\n", "smtp_tls = no: without outbound TLS"),
+                         ("tls_reports = yes\nsmtp_mta_sts = no\nsmtp_dane = no\n", "smtp_mta_sts and smtp_dane are "
+                          "both no"),
+                         ("tls_reports = yes\n", None)):
+        conf.write_text("hostname = mx.example.test\n" + text)
+        out = check_config(conf)
+        assert out.returncode == 0, out.stderr
+        assert (warned in out.stderr) if warned else "key=tls_reports" not in out.stderr, out.stderr
