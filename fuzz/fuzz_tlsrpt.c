@@ -1,7 +1,8 @@
 /* libFuzzer target: the TLSRPT record (tlsrpt.c) of any domain mail is sent to - its _smtp._tls
  * TXT text - and the JSON report made with what it and a session may carry. Invariants: never out
  * of bounds (ASan); each mailto: address kept has an '@', no '?', '<', '>' or '"', and fits; the
- * JSON of a domain named by the input holds no raw control character. */
+ * JSON of a domain named by the input holds no raw control character. The input is also read as
+ * the state file (tlsrpt_undump) and reported. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,5 +38,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         free(json);
     }
     tlsrpt_free(t);
+    struct tlsrpt *read = tlsrpt_new(); /* the same input as the state file a stop leaves */
+    if (read && tlsrpt_undump(read, record) && tlsrpt_domains(read)) {
+        size_t len;
+        free(tlsrpt_json(read, 0, "o", "c", "r", 0, 86400, &len));
+    }
+    tlsrpt_free(read);
     return 0;
 }

@@ -151,6 +151,126 @@ void tlsrpt_counts(const struct tlsrpt *t, size_t i, unsigned long long *ok, uns
     *failed = t->d[i].p[0].failed + t->d[i].p[1].failed;
 }
 
+char *tlsrpt_dump(const struct tlsrpt *t, size_t *len)
+{
+    struct evbuffer *b = evbuffer_new();
+    if (!b)
+        return NULL;
+    for (size_t i = 0; i < t->n; i++) {
+        evbuffer_add_printf(b, "D %s\n", t->d[i].domain);
+        for (int k = 0; k < 2; k++) {
+            const struct policy_stats *p = &t->d[i].p[k];
+            if (!p->seen)
+                continue;
+            evbuffer_add_printf(b, "P %d %llu %llu\n", k, p->ok, p->failed);
+            for (const char *l = p->lines; l && *l; l = strchr(l, '\n') + 1)
+                evbuffer_add_printf(b, "L %.*s\n", (int)strcspn(l, "\n"), l);
+            for (const char *m = p->mx; m && *m; m = strchr(m, '\n') + 1)
+                evbuffer_add_printf(b, "M %.*s\n", (int)strcspn(m, "\n"), m);
+            for (size_t f = 0; f < p->nf; f++)
+                evbuffer_add_printf(b, "F %llu %s %s %s\n", p->f[f].n, p->f[f].result, p->f[f].mx,
+                                    *p->f[f].ip ? p->f[f].ip : "-");
+        }
+    }
+    *len = evbuffer_get_length(b);
+    char *text = malloc(*len + 1);
+    if (text) {
+        evbuffer_remove(b, text, *len);
+        text[*len] = '\0';
+    }
+    evbuffer_free(b);
+    return text;
+}
+
+/* Appends line (n octets) and a '\n' to the malloc'd text *s; false when out of memory. */
+static bool append_line(char **s, const char *line, size_t n)
+{
+    size_t have = *s ? strlen(*s) : 0;
+    char *grown = realloc(*s, have + n + 2);
+    if (!grown)
+        return false;
+    memcpy(grown + have, line, n);
+    grown[have + n] = '\n';
+    grown[have + n + 1] = '\0';
+    *s = grown;
+    return true;
+}
+
+/* The next blank-separated word of *rest (modified), or NULL. */
+static char *word(char **rest)
+{
+    return strtok_r(NULL, " ", rest);
+}
+
+/* A whole decimal number; false when s is not one. */
+static bool number(const char *s, unsigned long long *v)
+{
+    char *end;
+    if (!s || *s < '0' || *s > '9')
+        return false;
+    *v = strtoull(s, &end, 10);
+    return *end == '\0';
+}
+
+/* One "F count result mx ip" line's words (v, modified) into p; false when it is not one. */
+static bool undump_failure(struct policy_stats *p, char *v)
+{
+    char *rest = NULL, *count = strtok_r(v, " ", &rest), *result = word(&rest), *mx = word(&rest), *ip = word(&rest);
+    struct failure f = {0};
+    if (p->nf == TLSRPT_FAILURES_MAX || !number(count, &f.n) || !ip || word(&rest) ||
+        strlen(result) >= sizeof f.result || strlen(mx) >= sizeof f.mx || strlen(ip) >= sizeof f.ip)
+        return false;
+    snprintf(f.result, sizeof f.result, "%s", result);
+    snprintf(f.mx, sizeof f.mx, "%s", mx);
+    snprintf(f.ip, sizeof f.ip, "%s", strcmp(ip, "-") != 0 ? ip : "");
+    p->f[p->nf++] = f;
+    return true;
+}
+
+/* One "P type ok failed" line's words (v, modified): that policy of d, its counts added; NULL
+ * when it is not one. */
+static struct policy_stats *undump_policy(struct domain_stats *d, char *v)
+{
+    char *rest = NULL, *type = strtok_r(v, " ", &rest);
+    unsigned long long ok, failed;
+    if (!d || !type || (strcmp(type, "0") != 0 && strcmp(type, "1") != 0) || !number(word(&rest), &ok) ||
+        !number(word(&rest), &failed) || word(&rest))
+        return NULL;
+    struct policy_stats *p = &d->p[type[0] - '0'];
+    p->seen = true;
+    p->ok += ok;
+    p->failed += failed;
+    return p;
+}
+
+bool tlsrpt_undump(struct tlsrpt *t, const char *text)
+{
+    struct domain_stats *d = NULL;
+    struct policy_stats *p = NULL;
+    for (const char *line = text; *line;) {
+        size_t n = strcspn(line, "\n");
+        char buf[700];
+        if (n < 2 || n >= sizeof buf || line[1] != ' ')
+            return false;
+        memcpy(buf, line, n);
+        buf[n] = '\0';
+        char *v = buf + 2;
+        bool good;
+        switch (buf[0]) {
+        case 'D': good = (d = entry_for(t, v)) != NULL, p = NULL; break;
+        case 'P': good = (p = undump_policy(d, v)) != NULL; break;
+        case 'L': good = p && append_line(&p->lines, v, strlen(v)); break;
+        case 'M': good = p && append_line(&p->mx, v, strlen(v)); break;
+        case 'F': good = p && undump_failure(p, v); break;
+        default: good = false;
+        }
+        if (!good)
+            return false;
+        line += n + (line[n] == '\n');
+    }
+    return true;
+}
+
 /* s as a JSON string (quoted, escaped). */
 static void json_string(struct evbuffer *b, const char *s)
 {

@@ -51,6 +51,13 @@ void tlsrpt_clear(struct tlsrpt *t);
 char *tlsrpt_json(const struct tlsrpt *t, size_t i, const char *organization, const char *contact,
                   const char *report_id, time_t start, time_t end, size_t *len);
 
+/* The table as text - lines "D domain", "P type ok failed", "L policy line", "M mx pattern",
+ * "F count result-type mx-host ip" - for the file a stop leaves (malloc'd; NULL when out of
+ * memory); tlsrpt_undump reads such a text into an empty t (false when a line is not one of them:
+ * what came before it is kept). */
+char *tlsrpt_dump(const struct tlsrpt *t, size_t *len);
+bool tlsrpt_undump(struct tlsrpt *t, const char *text);
+
 /* The mailto: addresses of a TLSRPT record ("v=TLSRPTv1; rua=mailto:a@b.example,https://..."),
  * into rua (at most TLSRPT_RUA_MAX; https: ones counted in *https, not kept); false when record
  * is not one (no version, no rua). */

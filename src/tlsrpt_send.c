@@ -5,6 +5,7 @@
 #include "tlsrpt_send.h"
 
 #include <event2/buffer.h>
+#include <errno.h>
 #include <event2/event.h>
 #include <openssl/evp.h>
 #include <stdint.h>
@@ -12,10 +13,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include "address.h"
 #include "dns.h"
+#include "fileio.h"
 #include "log.h"
 #include "message.h"
 #include "policy.h"
@@ -50,6 +53,8 @@ struct lookup {
 };
 
 static void on_period_end(evutil_socket_t fd, short what, void *arg);
+static void load_state(struct tlsrpt_sender *s);
+static void save_state(const struct tlsrpt_sender *s);
 
 /* Arms the timer for the end of the period now in: the next multiple of tls_report_interval since
  * the epoch (midnight UTC for a day). */
@@ -81,6 +86,7 @@ struct tlsrpt_sender *tlsrpt_sender_new(struct server *srv)
         return NULL;
     }
     arm(s);
+    load_state(s);
     return s;
 }
 
@@ -102,6 +108,8 @@ void tlsrpt_sender_free(struct tlsrpt_sender *s)
 {
     if (!s)
         return;
+    if (s->now)
+        save_state(s);
     while (s->batches)
         batch_free(s->batches);
     if (s->timer)
@@ -275,6 +283,34 @@ static void on_record(void *arg, const struct dns_answer *answer)
         batch_free(b);
 }
 
+/* Starts the reports of t (the results of [start, end)), which the batch now owns; t is freed
+ * when it has none or cannot be reported (out of memory). */
+static void start_batch(struct tlsrpt_sender *s, struct tlsrpt *t, time_t start, time_t end)
+{
+    size_t n = tlsrpt_domains(t);
+    struct batch *b = n ? calloc(1, sizeof *b) : NULL;
+    struct lookup *lookups = b ? calloc(n, sizeof *lookups) : NULL;
+    if (!lookups) {
+        if (n)
+            log_warn("event=tls_report_failed detail=\"out of memory: a period's results are dropped\"");
+        free(b);
+        tlsrpt_free(t);
+        return;
+    }
+    *b = (struct batch){.s = s, .next = s->batches, .t = t, .start = start, .end = end, .lookups = lookups};
+    s->batches = b;
+    b->pending = n + 1; /* one more, held while the lookups start */
+    for (size_t i = 0; i < n; i++) {
+        char name[300];
+        lookups[i] = (struct lookup){.b = b, .index = i};
+        snprintf(name, sizeof name, "_smtp._tls.%s", tlsrpt_domain(t, i));
+        if (!(lookups[i].q = dns_lookup(s->srv->dns, name, DNS_RR_TXT, on_record, &lookups[i])))
+            b->pending--; /* out of memory: this domain's report is not made */
+    }
+    if (--b->pending == 0)
+        batch_free(b);
+}
+
 /* The period is over: its results go to a batch that looks up where to report them; the next
  * period starts with an empty table. */
 static void on_period_end(evutil_socket_t fd, short what, void *arg)
@@ -282,32 +318,97 @@ static void on_period_end(evutil_socket_t fd, short what, void *arg)
     (void)fd, (void)what;
     struct tlsrpt_sender *s = arg;
     struct tlsrpt *fresh = tlsrpt_new();
-    struct batch *b = calloc(1, sizeof *b);
-    size_t n = tlsrpt_domains(s->now);
-    struct lookup *lookups = n ? calloc(n, sizeof *lookups) : NULL;
-    if (!fresh || !b || (n && !lookups) || n == 0) {
-        tlsrpt_free(fresh);
-        free(b);
-        free(lookups);
-        if (n)
-            log_warn("event=tls_report_failed detail=\"out of memory: this period's results are dropped\"");
+    if (!fresh) {
+        log_warn("event=tls_report_failed detail=\"out of memory: this period's results are dropped\"");
         tlsrpt_clear(s->now);
         arm(s);
         return;
     }
-    *b = (struct batch){.s = s, .next = s->batches, .t = s->now, .start = s->period_start,
-                        .end = s->period_start + (time_t)s->srv->cfg->tls_report_interval, .lookups = lookups};
-    s->batches = b;
+    struct tlsrpt *over = s->now;
+    time_t start = s->period_start;
     s->now = fresh;
     arm(s);
-    b->pending = n + 1; /* one more, held while the lookups start: an answer may come at once */
-    for (size_t i = 0; i < n; i++) {
-        char name[300];
-        lookups[i] = (struct lookup){.b = b, .index = i};
-        snprintf(name, sizeof name, "_smtp._tls.%s", tlsrpt_domain(b->t, i));
-        if (!(lookups[i].q = dns_lookup(s->srv->dns, name, DNS_RR_TXT, on_record, &lookups[i])))
-            b->pending--; /* out of memory: this domain's report is not made */
+    start_batch(s, over, start, start + (time_t)s->srv->cfg->tls_report_interval);
+}
+
+/* ---------- across a restart ---------- */
+
+/* spool_dir/tls-report into path. */
+static void state_path(const struct tlsrpt_sender *s, char *path, size_t pathsz)
+{
+    snprintf(path, pathsz, "%s/tls-report", s->srv->cfg->spool_dir);
+}
+
+/* The stop: the current period's results written to spool_dir/tls-report ("postern-tls-report 1
+ * <period start> <interval>", then tlsrpt_dump's lines), for the next start to go on with. */
+static void save_state(const struct tlsrpt_sender *s)
+{
+    char path[4200];
+    state_path(s, path, sizeof path);
+    size_t len;
+    char *dump = tlsrpt_domains(s->now) ? tlsrpt_dump(s->now, &len) : NULL;
+    struct evbuffer *b = dump ? evbuffer_new() : NULL;
+    if (b) {
+        evbuffer_add_printf(b, "postern-tls-report 1 %lld %u\n", (long long)s->period_start,
+                            s->srv->cfg->tls_report_interval);
+        evbuffer_add(b, dump, len);
+        size_t total = evbuffer_get_length(b);
+        if (file_replace(path, evbuffer_pullup(b, -1), total) < 0)
+            log_warn("event=tls_report_state_unwritable path=%s error=\"%s\"", path, strerror(errno));
+        evbuffer_free(b);
     }
-    if (--b->pending == 0)
-        batch_free(b);
+    free(dump);
+}
+
+/* The file's first line, "postern-tls-report 1 <start> <interval>"; false when it is not one. */
+static bool state_head(const char *line, long long *start, unsigned *interval)
+{
+    static const char tag[] = "postern-tls-report 1 ";
+    char *end;
+    if (strncmp(line, tag, sizeof tag - 1) != 0)
+        return false;
+    errno = 0;
+    *start = strtoll(line + sizeof tag - 1, &end, 10);
+    if (errno || *start < 0 || *end != ' ')
+        return false;
+    unsigned long v = strtoul(end + 1, &end, 10);
+    *interval = (unsigned)v;
+    return !errno && v <= 86400 && *end == '\n';
+}
+
+/* The start: results a stop left - of the current period, counted on; of a period over since, its
+ * reports made now. The file is consumed (the next stop writes it again). */
+static void load_state(struct tlsrpt_sender *s)
+{
+    char path[4200], *text = NULL;
+    state_path(s, path, sizeof path);
+    FILE *f = fopen(path, "r");
+    size_t cap = 0;
+    long long start = 0;
+    unsigned interval = 0;
+    ssize_t head = f ? getline(&text, &cap, f) : -1;
+    bool ours = head > 0 && state_head(text, &start, &interval) && interval == s->srv->cfg->tls_report_interval &&
+                start <= (long long)s->period_start;
+    struct evbuffer *rest = ours ? evbuffer_new() : NULL;
+    char chunk[4096];
+    size_t n;
+    while (rest && (n = fread(chunk, 1, sizeof chunk, f)) > 0)
+        evbuffer_add(rest, chunk, n);
+    if (f)
+        fclose(f);
+    free(text);
+    if (rest) {
+        evbuffer_add(rest, "", 1);
+        struct tlsrpt *t = start == (long long)s->period_start ? s->now : tlsrpt_new();
+        bool read = t && tlsrpt_undump(t, (const char *)evbuffer_pullup(rest, -1));
+        log_info("event=tls_report_state_loaded path=%s period_start=%lld domains=%zu complete=%s", path, start,
+                 t ? tlsrpt_domains(t) : 0, read ? "yes" : "no");
+        if (t && t != s->now)
+            start_batch(s, t, (time_t)start, (time_t)start + interval);
+        evbuffer_free(rest);
+    } else if (head > 0) {
+        log_warn("event=tls_report_state_dropped path=%s detail=\"not a state of this tls_report_interval\"", path);
+    }
+    if (head > 0)
+        unlink(path);
 }

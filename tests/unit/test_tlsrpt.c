@@ -103,6 +103,41 @@ static void test_failure_kinds_beyond_the_limit_count_in_the_summary_only(void *
     tlsrpt_free(t);
 }
 
+static void test_a_dump_reads_back_as_the_same_report(void **state)
+{
+    (void)state;
+    struct tlsrpt *t = tlsrpt_new();
+    struct tlsrpt_result ok = sts("b.example", NULL, "a.mx.example", "192.0.2.1");
+    struct tlsrpt_result bad = sts("b.example", "starttls-not-supported", "a.mx.example", "");
+    const char *const tlsa[] = {"3 1 1 00ff"};
+    struct tlsrpt_result dane = {.domain = "b.example", .type = TLSRPT_TLSA, .policy_lines = tlsa,
+                                 .npolicy_lines = 1, .mx_patterns = tlsa, .nmx_patterns = 0,
+                                 .mx_host = "a.mx.example", .ip = "2001:db8::1", .failure = "tlsa-invalid"};
+    tlsrpt_note(t, &ok);
+    tlsrpt_note(t, &bad);
+    tlsrpt_note(t, &dane);
+    size_t len, len1, len2;
+    char *dump = tlsrpt_dump(t, &len);
+    assert_non_null(dump);
+    struct tlsrpt *back = tlsrpt_new();
+    assert_true(tlsrpt_undump(back, dump));
+    char *a = tlsrpt_json(t, 0, "o", "c", "r", 0, 86400, &len1), *b = tlsrpt_json(back, 0, "o", "c", "r", 0, 86400, &len2);
+    assert_string_equal(a, b);
+    const char *bad_texts[] = {"P 0 1 1\n", "D x\nP 2 1 1\n", "D x\nP 0 1\n", "D x\nF 1 a b c\n", "X y\n",
+                               "D x\nP 0 1 1\nF one a b c\n", "D x\nP 0 1 1\nF 1 a b\n"};
+    for (size_t i = 0; i < sizeof bad_texts / sizeof *bad_texts; i++) {
+        struct tlsrpt *junk = tlsrpt_new();
+        if (tlsrpt_undump(junk, bad_texts[i]))
+            fail_msg("read: %s", bad_texts[i]);
+        tlsrpt_free(junk);
+    }
+    free(a);
+    free(b);
+    free(dump);
+    tlsrpt_free(t);
+    tlsrpt_free(back);
+}
+
 static void test_verification_errors_as_result_types(void **state)
 {
     (void)state;
@@ -119,6 +154,7 @@ int main(void)
         cmocka_unit_test(test_records),
         cmocka_unit_test(test_counts_and_the_json_report),
         cmocka_unit_test(test_failure_kinds_beyond_the_limit_count_in_the_summary_only),
+        cmocka_unit_test(test_a_dump_reads_back_as_the_same_report),
         cmocka_unit_test(test_verification_errors_as_result_types),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
