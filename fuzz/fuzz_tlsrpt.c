@@ -1,11 +1,13 @@
 /* libFuzzer target: the TLSRPT record (tlsrpt.c) of any domain mail is sent to - its _smtp._tls
  * TXT text - and the JSON report made with what it and a session may carry. Invariants: never out
- * of bounds (ASan); each mailto: address kept has an '@', no '?', '<', '>' or '"', and fits; the
+ * of bounds (ASan); each mailto: address kept has an '@', no '?', '<', '>' or '"', and fits; each
+ * https: URL kept starts so and has no '"', '<', '>' or '\\'; the
  * JSON of a domain named by the input holds no raw control character. The input is also read as
  * the state file (tlsrpt_undump) and reported. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "tlsrpt.h"
 
@@ -15,13 +17,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t n = size < sizeof record - 1 ? size : sizeof record - 1;
     memcpy(record, data, n);
     record[n] = '\0';
-    char rua[TLSRPT_RUA_MAX][256];
-    size_t nrua, https;
-    if (tlsrpt_record_rua(record, rua, &nrua, &https)) {
-        if (nrua > TLSRPT_RUA_MAX)
+    struct tlsrpt_rua rua;
+    if (tlsrpt_record_rua(record, &rua)) {
+        if (rua.nmailto > TLSRPT_RUA_MAX || rua.nhttps > TLSRPT_RUA_MAX || rua.nmailto + rua.nhttps == 0)
             abort();
-        for (size_t i = 0; i < nrua; i++)
-            if (!strchr(rua[i], '@') || strpbrk(rua[i], "?<>\"") || strlen(rua[i]) >= 256)
+        for (size_t i = 0; i < rua.nmailto; i++)
+            if (!strchr(rua.mailto[i], '@') || strpbrk(rua.mailto[i], "?<>\"") || strlen(rua.mailto[i]) >= 256)
+                abort();
+        for (size_t i = 0; i < rua.nhttps; i++)
+            if (strncasecmp(rua.https[i], "https://", 8) != 0 || strpbrk(rua.https[i], "\"<>\\"))
                 abort();
     }
     struct tlsrpt *t = tlsrpt_new();

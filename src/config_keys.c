@@ -339,7 +339,8 @@ const struct key_def config_keys[] = {
     {"tls_reports", T_BOOL, F(tls_reports), "no", 0, 0,
      "yes: SMTP TLS Reporting (RFC 8460) - the results of TLS with the mail exchangers of domains that have an "
      "MTA-STS policy or DANE TLSA records are counted, and each such domain whose _smtp._tls TXT record names "
-     "mailto: addresses gets a report (gzip'd JSON) there after each tls_report_interval. Needs smtp_tls = yes."},
+     "mailto: or https: addresses gets a report (gzip'd JSON) there after each tls_report_interval. Needs smtp_tls "
+     "= yes."},
     {"tls_report_interval", T_DURATION, F(tls_report_interval), "1d", 2, 86400,
      "TLS reports: the period each report covers, from a multiple of it since 1970 (1d: a UTC day, as RFC 8460 "
      "asks; shorter for trying it out)."},

@@ -4,14 +4,10 @@
  * answer is still cached); mta_sts_free ends those left. */
 #include "mta_sts_fetch.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
-#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/http.h>
-#include <netinet/in.h>
 #include <openssl/x509_vfy.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +17,7 @@
 
 #include "dns.h"
 #include "fileio.h"
+#include "https_client.h"
 #include "log.h"
 #include "workq.h"
 
@@ -461,33 +458,13 @@ static void on_response(struct evhttp_request *req, void *arg)
 static bool start_https(struct mta_sts_query *q)
 {
     const struct sockaddr_storage *addr = &q->addrs[q->tried++];
-    const void *a = addr->ss_family == AF_INET ? (const void *)&((const struct sockaddr_in *)addr)->sin_addr
-                                               : (const void *)&((const struct sockaddr_in6 *)addr)->sin6_addr;
     struct timeval left;
-    if (!inet_ntop(addr->ss_family, a, q->ip, sizeof q->ip) || !q->m->tls || !time_left(q, &left))
+    if (!time_left(q, &left)) /* RFC 8461 3.3: a valid certificate for mta-sts.<domain> */
         return false;
-    SSL *ssl = SSL_new(q->m->tls);
-    if (!ssl)
+    q->conn = https_connect(q->m->base, q->m->tls, q->host, addr, MTA_STS_HTTPS_PORT, &left, q->ip, sizeof q->ip, &q->ssl);
+    if (!q->conn)
         return false;
-    SSL_set_tlsext_host_name(ssl, q->host);
-    SSL_set1_host(ssl, q->host);
-    SSL_set_verify(ssl, SSL_VERIFY_PEER, NULL); /* RFC 8461 3.3: a valid certificate for mta-sts.<domain> */
-    struct bufferevent *bev = bufferevent_openssl_socket_new(q->m->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
-                                                             BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
-    if (!bev) {
-        SSL_free(ssl);
-        return false;
-    }
-    bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
-    q->conn = evhttp_connection_base_bufferevent_new(q->m->base, NULL, bev, q->ip, MTA_STS_HTTPS_PORT);
-    if (!q->conn) {
-        bufferevent_free(bev);
-        return false;
-    }
-    q->ssl = ssl;
-    evhttp_connection_set_timeout_tv(q->conn, &left);
     evhttp_connection_set_max_body_size(q->conn, MTA_STS_POLICY_MAX);
-    evhttp_connection_set_retries(q->conn, 0);
     struct evhttp_request *req = evhttp_request_new(on_response, q);
     if (!req)
         return false;

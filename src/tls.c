@@ -168,7 +168,7 @@ void tls_describe(SSL *ssl, char *out, size_t outsz)
 SSL_CTX *tls_client_context_new(const struct config *cfg, struct config_errors *errs)
 {
     bool verifies = cfg->smtp_tls_verify || *cfg->smtp_tls_policy || /* some destination may be verified */
-                    (cfg->smtp_mta_sts && cfg->smtp_tls);
+                    ((cfg->smtp_mta_sts || cfg->tls_reports) && cfg->smtp_tls);
     if (!cfg->smtp_tls && !verifies)
         return NULL;
     char why[256];
@@ -196,7 +196,8 @@ SSL_CTX *tls_client_context_new(const struct config *cfg, struct config_errors *
         unusable(cfg, *ca                     ? "smtp_tls_ca_file"
                       : cfg->smtp_tls_verify  ? "smtp_tls_verify"
                       : *cfg->smtp_tls_policy ? "smtp_tls_policy"
-                                              : "smtp_mta_sts",
+                      : cfg->smtp_mta_sts     ? "smtp_mta_sts"
+                                              : "tls_reports",
                  *ca ? ca : "the system's CA store", errs);
         SSL_CTX_free(ctx);
         return NULL;

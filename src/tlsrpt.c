@@ -401,10 +401,10 @@ static bool record_tag(const char *record, const char *tag, char *out, size_t ou
     return false;
 }
 
-bool tlsrpt_record_rua(const char *record, char rua[][256], size_t *nrua, size_t *https)
+bool tlsrpt_record_rua(const char *record, struct tlsrpt_rua *rua)
 {
     char version[32], list[1024];
-    *nrua = *https = 0;
+    rua->nmailto = rua->nhttps = 0;
     if (strncmp(record, "v=TLSRPTv1", 10) != 0 || (record[10] && record[10] != ';' && record[10] != ' ') ||
         !record_tag(record, "v", version, sizeof version) || strcmp(version, "TLSRPTv1") != 0 ||
         !record_tag(record, "rua", list, sizeof list))
@@ -413,15 +413,15 @@ bool tlsrpt_record_rua(const char *record, char rua[][256], size_t *nrua, size_t
     for (char *u = strtok_r(list, ",", &save); u; u = strtok_r(NULL, ",", &save)) {
         u += strspn(u, " \t");
         u[strcspn(u, " \t")] = '\0';
-        if (!strncasecmp(u, "https:", 6)) {
-            (*https)++;
-        } else if (!strncasecmp(u, "mailto:", 7) && u[7] && strchr(u + 7, '@') && *nrua < TLSRPT_RUA_MAX &&
+        if (!strncasecmp(u, "https://", 8) && u[8] && rua->nhttps < TLSRPT_RUA_MAX && strlen(u) < 512 &&
+            !strpbrk(u, "\"<>\\")) {
+            snprintf(rua->https[rua->nhttps++], 512, "%s", u);
+        } else if (!strncasecmp(u, "mailto:", 7) && u[7] && strchr(u + 7, '@') && rua->nmailto < TLSRPT_RUA_MAX &&
                    strlen(u + 7) < 256 && !strpbrk(u + 7, "?<>\"")) {
-            snprintf(rua[*nrua], 256, "%s", u + 7);
-            (*nrua)++;
+            snprintf(rua->mailto[rua->nmailto++], 256, "%s", u + 7);
         }
     }
-    return *nrua > 0 || *https > 0;
+    return rua->nmailto > 0 || rua->nhttps > 0;
 }
 
 const char *tlsrpt_verify_failure(long x509_error)

@@ -58,10 +58,16 @@ char *tlsrpt_json(const struct tlsrpt *t, size_t i, const char *organization, co
 char *tlsrpt_dump(const struct tlsrpt *t, size_t *len);
 bool tlsrpt_undump(struct tlsrpt *t, const char *text);
 
-/* The mailto: addresses of a TLSRPT record ("v=TLSRPTv1; rua=mailto:a@b.example,https://..."),
- * into rua (at most TLSRPT_RUA_MAX; https: ones counted in *https, not kept); false when record
- * is not one (no version, no rua). */
-bool tlsrpt_record_rua(const char *record, char rua[][256], size_t *nrua, size_t *https);
+/* Where a TLSRPT record ("v=TLSRPTv1; rua=mailto:a@b.example,https://r.example/v1") wants its
+ * reports: mailto: addresses and https: URLs, TLSRPT_RUA_MAX of each (more, and other schemes,
+ * ignored); false when record is not one (no version, no rua, or no usable destination). */
+struct tlsrpt_rua {
+    char mailto[TLSRPT_RUA_MAX][256];
+    size_t nmailto;
+    char https[TLSRPT_RUA_MAX][512];
+    size_t nhttps;
+};
+bool tlsrpt_record_rua(const char *record, struct tlsrpt_rua *rua);
 
 /* The RFC 8460 4.3 result type for an OpenSSL verification error (X509_V_ERR_*). */
 const char *tlsrpt_verify_failure(long x509_error);

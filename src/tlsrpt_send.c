@@ -24,6 +24,7 @@
 #include "policy.h"
 #include "queue.h"
 #include "server.h"
+#include "tlsrpt_post.h"
 
 struct tlsrpt_sender {
     struct server *srv;
@@ -33,6 +34,7 @@ struct tlsrpt_sender {
     time_t period_start;
     struct event *timer;      /* the period's end */
     struct batch *batches;    /* periods whose reports are being made */
+    struct tlsrpt_post *posts; /* reports on their way to https: addresses */
     bool full_said;           /* this period's table was found full (said once) */
 };
 
@@ -112,6 +114,7 @@ void tlsrpt_sender_free(struct tlsrpt_sender *s)
         save_state(s);
     while (s->batches)
         batch_free(s->batches);
+    tlsrpt_posts_free(&s->posts);
     if (s->timer)
         event_free(s->timer);
     tlsrpt_free(s->now);
@@ -189,7 +192,7 @@ static bool write_report(struct message *m, const struct tlsrpt_sender *s, const
 
 /* rua's addresses as the message's recipients (relayed, as any mail this server sends); false when
  * none could be. */
-static bool add_recipients(struct message *m, const struct policy *policy, char rua[][256], size_t n)
+static bool add_recipients(struct message *m, const struct policy *policy, const char (*rua)[256], size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         struct mailbox mb;
@@ -216,69 +219,78 @@ static void report_stored(void *arg, bool ok)
     free(domain);
 }
 
-/* Makes and queues domain i's report of batch b for its rua addresses. */
-static void send_report(const struct batch *b, size_t i, char rua[][256], size_t n)
+/* Queues the report of domain (its JSON gz'd, gzlen octets) to the mailto: addresses of rua. */
+static void mail_report(const struct batch *b, size_t i, const struct tlsrpt_rua *rua, const char *report_id,
+                        const unsigned char *gz, size_t gzlen)
 {
     const struct tlsrpt_sender *s = b->s;
     const struct server *srv = s->srv;
     const char *domain = tlsrpt_domain(b->t, i);
     struct message *m = message_new();
-    char report_id[300], to[1100] = "", safe[300];
-    size_t jsonlen = 0, gzlen = 0;
-    char *json = NULL, *copy = NULL;
-    unsigned char *gz = NULL;
-    if (m) {
-        snprintf(report_id, sizeof report_id, "%s.%lld.tlsrpt@%s", m->qid, (long long)b->start, srv->cfg->hostname);
-        json = tlsrpt_json(b->t, i, s->org, s->contact, report_id, b->start, b->end, &jsonlen);
-    }
-    for (size_t k = 0; k < n; k++)
-        snprintf(to + strlen(to), sizeof to - strlen(to), "%s<%s>", k ? ", " : "", rua[k]);
-    bool made = json && (gz = (unsigned char *)gzip(json, jsonlen, &gzlen)) && (copy = strdup(domain)) &&
-                add_recipients(m, srv->policy, rua, n) &&
+    char to[1100] = "", safe[300], *copy = strdup(domain);
+    for (size_t k = 0; k < rua->nmailto; k++)
+        snprintf(to + strlen(to), sizeof to - strlen(to), "%s<%s>", k ? ", " : "", rua->mailto[k]);
+    bool made = m && copy && add_recipients(m, srv->policy, rua->mailto, rua->nmailto) &&
                 write_report(m, s, domain, to, report_id, gz, gzlen, b->start, b->end);
-    unsigned long long ok, failed;
-    tlsrpt_counts(b->t, i, &ok, &failed);
-    if (made) {
-        snprintf(m->sender, sizeof m->sender, "%s", s->contact);
-        m->tls_optional = true; /* RFC 8460 3: reports go despite TLS failures (RFC 8689 TLS-Required: No) */
-        char date[64];
-        message_date((long long)time(NULL), date, sizeof date);
-        evbuffer_add_printf(m->headers, "Return-Path: <%s>\nReceived: by %s (Postern) id %s; %s\n",
-                            s->contact, srv->cfg->hostname, m->qid, date);
-        log_info("event=tls_report domain=%s qid=%s to=\"%s\" successful=%llu failed=%llu", domain, m->qid,
-                 log_quotable(safe, sizeof safe, to), ok, failed);
-        queue_submit_local((struct server *)srv, m, report_stored, copy);
-    } else {
+    if (!made) {
         log_warn("event=tls_report_failed domain=%s detail=\"out of memory, or no address of its record can be "
                  "sent to\"", domain);
         message_free(m);
         free(copy);
+        return;
     }
+    unsigned long long ok, failed;
+    tlsrpt_counts(b->t, i, &ok, &failed);
+    snprintf(m->sender, sizeof m->sender, "%s", s->contact);
+    m->tls_optional = true; /* RFC 8460 3: reports go despite TLS failures (RFC 8689 TLS-Required: No) */
+    char date[64];
+    message_date((long long)time(NULL), date, sizeof date);
+    evbuffer_add_printf(m->headers, "Return-Path: <%s>\nReceived: by %s (Postern) id %s; %s\n", s->contact,
+                        srv->cfg->hostname, m->qid, date);
+    log_info("event=tls_report domain=%s qid=%s to=\"%s\" successful=%llu failed=%llu", domain, m->qid,
+             log_quotable(safe, sizeof safe, to), ok, failed);
+    queue_submit_local((struct server *)srv, m, report_stored, copy);
+}
+
+/* Makes domain i's report of batch b and sends it where rua says: mail, HTTPS POSTs. */
+static void send_report(struct batch *b, size_t i, const struct tlsrpt_rua *rua)
+{
+    struct tlsrpt_sender *s = b->s;
+    const char *domain = tlsrpt_domain(b->t, i);
+    char report_id[300];
+    snprintf(report_id, sizeof report_id, "%lld.%zu.%08x.tlsrpt@%s", (long long)b->start, i, arc4random(),
+             s->srv->cfg->hostname);
+    size_t jsonlen = 0, gzlen = 0;
+    char *json = tlsrpt_json(b->t, i, s->org, s->contact, report_id, b->start, b->end, &jsonlen);
+    unsigned char *gz = json ? gzip(json, jsonlen, &gzlen) : NULL;
+    if (!gz)
+        log_warn("event=tls_report_failed domain=%s detail=\"out of memory\"", domain);
+    if (gz && rua->nmailto)
+        mail_report(b, i, rua, report_id, gz, gzlen);
+    for (size_t k = 0; gz && k < rua->nhttps; k++)
+        tlsrpt_post(s->srv->base, s->srv->dns, s->srv->client_tls, &s->posts, rua->https[k], domain, gz, gzlen);
     free(json);
     free(gz);
 }
 
 /* ---------- the period's end ---------- */
 
-/* A domain's _smtp._tls TXT answer: its report to the mailto: addresses it names, if any. */
+/* A domain's _smtp._tls TXT answer: its report to the addresses it names, if any. */
 static void on_record(void *arg, const struct dns_answer *answer)
 {
     struct lookup *l = arg;
     struct batch *b = l->b;
     l->q = NULL;
-    char record[1024], rua[TLSRPT_RUA_MAX][256];
-    size_t n = 0, https = 0;
+    char record[1024];
+    struct tlsrpt_rua rua;
     const char *domain = tlsrpt_domain(b->t, l->index);
     bool has = answer->status == DNS_OK &&
                dns_txt_select(answer->data, answer->len, answer->n, "v=TLSRPTv1", "; \t", record, sizeof record) == 1 &&
-               tlsrpt_record_rua(record, rua, &n, &https);
+               tlsrpt_record_rua(record, &rua);
     if (!has)
         log_info("event=tls_report_skipped domain=%s reason=no_record", domain);
-    else if (!n)
-        log_info("event=tls_report_skipped domain=%s reason=https_only detail=\"HTTPS reporting is not supported\"",
-                 domain);
     else
-        send_report(b, l->index, rua, n);
+        send_report(b, l->index, &rua);
     if (--b->pending == 0)
         batch_free(b);
 }

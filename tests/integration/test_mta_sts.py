@@ -21,10 +21,10 @@ ENFORCE = "version: STSv1\r\nmode: enforce\r\nmx: mx.sts.test\r\nmax_age: 86400\
 
 class PolicyServer:
     """HTTPS on (ip, 443) answering every GET with (status, content type, body); counts requests and
-    keeps their Host headers."""
+    keeps their Host headers; keeps each POST (Host, path, Content-Type, body) and answers 200."""
 
     def __init__(self, cert, key, answer, ip=None):
-        self.answer, self.hosts = answer, []
+        self.answer, self.hosts, self.posts = answer, [], []
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -37,6 +37,13 @@ class PolicyServer:
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
+
+            def do_POST(self):  # noqa: N802 (http.server's name): a TLS report (RFC 8460 5.4)
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                server.posts.append((self.headers.get("Host"), self.path, self.headers.get("Content-Type"), body))
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
 
             def log_message(self, *args):
                 pass
@@ -518,3 +525,22 @@ def test_tls_report_counts_outlive_a_restart(sts):
     srv.start()
     _, _, report, _ = tls_report_of(sts)
     assert report["policies"][0]["summary"] == {"total-successful-session-count": 1, "total-failure-session-count": 0}
+
+
+def test_a_tls_report_is_posted_to_an_https_address(sts):
+    """RFC 8460 5.4: rua=https://... gets the gzip'd JSON POSTed as application/tlsrpt+gzip, over TLS
+    with a certificate valid for the URL's host."""
+    import gzip
+    import json
+    srv = sts["start"](tls_reports="yes", tls_report_interval="2s")
+    sts["zone"].start(records(sts["web"].ip) +
+                      ['_smtp._tls.sts.test. 1 IN TXT "v=TLSRPTv1; rua=https://mta-sts.sts.test/tlsrpt/v1?k=7"'])
+    send(srv, ["bob@sts.test"])
+    posts = wait_for(lambda: sts["web"].posts, what="the POST", timeout=30)
+    host, path, ctype, body = posts[0]
+    assert (host, path, ctype) == ("mta-sts.sts.test", "/tlsrpt/v1?k=7", "application/tlsrpt+gzip")
+    report = json.loads(gzip.decompress(body))
+    assert report["policies"][0]["summary"] == {"total-successful-session-count": 1, "total-failure-session-count": 0}
+    wait_for(lambda: 'event=tls_report_posted domain=sts.test url="https://mta-sts.sts.test/tlsrpt/v1?k=7" status=200'
+             in srv.log_text(), what="the log line")
+    assert not [m for m in sts["peer"].messages if "tlsrpt" in str(m[1])]  # no mailto: in the record

@@ -16,21 +16,22 @@
 static void test_records(void **state)
 {
     (void)state;
-    char rua[TLSRPT_RUA_MAX][256];
-    size_t n, https;
-    assert_true(tlsrpt_record_rua("v=TLSRPTv1; rua=mailto:a@b.example, mailto:c@d.example ,https://x.example/r", rua,
-                                  &n, &https));
-    assert_int_equal(n, 2);
-    assert_int_equal(https, 1);
-    assert_string_equal(rua[0], "a@b.example");
-    assert_string_equal(rua[1], "c@d.example");
-    assert_true(tlsrpt_record_rua("v=TLSRPTv1;rua=https://only.example/", rua, &n, &https));
-    assert_int_equal(n, 0);
-    assert_int_equal(https, 1);
-    assert_false(tlsrpt_record_rua("v=TLSRPTv2; rua=mailto:a@b.example", rua, &n, &https));
-    assert_false(tlsrpt_record_rua("v=TLSRPTv1", rua, &n, &https));
-    assert_false(tlsrpt_record_rua("rua=mailto:a@b.example; v=TLSRPTv1", rua, &n, &https)); /* v first */
-    assert_false(tlsrpt_record_rua("v=TLSRPTv1; rua=mailto:nobody, mailto:x@y?subject=hi", rua, &n, &https));
+    struct tlsrpt_rua r;
+    assert_true(tlsrpt_record_rua("v=TLSRPTv1; rua=mailto:a@b.example, mailto:c@d.example ,https://x.example/r?k=1",
+                                  &r));
+    assert_int_equal(r.nmailto, 2);
+    assert_int_equal(r.nhttps, 1);
+    assert_string_equal(r.mailto[0], "a@b.example");
+    assert_string_equal(r.mailto[1], "c@d.example");
+    assert_string_equal(r.https[0], "https://x.example/r?k=1");
+    assert_true(tlsrpt_record_rua("v=TLSRPTv1;rua=https://only.example/", &r));
+    assert_int_equal(r.nmailto, 0);
+    assert_int_equal(r.nhttps, 1);
+    assert_false(tlsrpt_record_rua("v=TLSRPTv2; rua=mailto:a@b.example", &r));
+    assert_false(tlsrpt_record_rua("v=TLSRPTv1", &r));
+    assert_false(tlsrpt_record_rua("rua=mailto:a@b.example; v=TLSRPTv1", &r)); /* v first */
+    assert_false(tlsrpt_record_rua("v=TLSRPTv1; rua=mailto:nobody, mailto:x@y?subject=hi, http://plain.example/", &r));
+    assert_false(tlsrpt_record_rua("v=TLSRPTv1; rua=https://, https://q.example/\"x", &r));
 }
 
 static const char *const STS_LINES[] = {"version: STSv1", "mode: enforce", "mx: *.mx.example", "max_age: 86400"};
