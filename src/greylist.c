@@ -56,6 +56,13 @@ struct greylist *greylist_new(const struct greylist_limits *limits)
     return g;
 }
 
+void greylist_set_limits(struct greylist *g, const struct greylist_limits *limits)
+{
+    size_t max = g->lim.max_entries;
+    g->lim = *limits;
+    g->lim.max_entries = max;
+}
+
 void greylist_free(struct greylist *g)
 {
     if (!g)

@@ -32,6 +32,10 @@ struct greylist;
 
 /* An empty table; NULL when out of memory. */
 struct greylist *greylist_new(const struct greylist_limits *limits);
+
+/* New times and auto_allow for the table's entries, judged by them from now on (a reload);
+ * max_entries stays as the table was made. */
+void greylist_set_limits(struct greylist *g, const struct greylist_limits *limits);
 void greylist_free(struct greylist *g);
 
 /* The verdict for the triplet at now, the table updated. net: the client's network as text

@@ -30,7 +30,8 @@ static const char *const reloadable[] = {"recipients", "moved", "aliases", "user
                                          "tls_sni", "spf_skip_networks", "metrics_listen",
                                          "mailbox_quota", "mailbox_quotas", "mailbox_quota_messages", "mailbox_quota_warning", "smtp_tls_policy", "header_checks",
                                          "mime_header_checks", "body_checks", "body_checks_size_limit",
-                                         NULL};
+                                         "greylist_delay", "greylist_retry_window", "greylist_max_age",
+                                         "greylist_auto_allow", NULL};
 
 struct reloaded {
     struct server *srv;
@@ -172,6 +173,7 @@ static void apply(void *arg)
     swap_lists(&srv->cfg->dnsbl_zones, &r->cfg.dnsbl_zones); /* read on this thread only; the old ones go */
     swap_lists(&srv->cfg->proxy_addresses, &r->cfg.proxy_addresses); /* with r */
     reload_metrics(srv, &r->cfg.metrics_listen);
+    greylist_reload(srv, &r->cfg);
     log_info("event=reloaded recipients=%zu moved=%zu users=%zu local_domains=%zu dkim_keys=%zu tls=%s",
              srv->policy->recipients.count, srv->policy->moved.count, srv->users->users.count,
              srv->policy->local_domains.count, srv->policy->dkim.count, srv->tls_ctx ? "reloaded" : "off");

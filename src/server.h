@@ -81,6 +81,9 @@ bool server_start(struct server *srv, struct config *cfg, struct policy *policy,
  * written back at the stop; greylist_start is false when out of memory. */
 bool greylist_start(struct server *srv);
 void greylist_stop(struct server *srv);
+/* A reload: greylisting's times and auto_allow from fresh (switching it on or off, and
+ * greylist_max_entries, wait for a restart). */
+void greylist_reload(struct server *srv, const struct config *fresh);
 
 /* Runs the event loop until a graceful shutdown completes. */
 void server_run(struct server *srv);

@@ -71,14 +71,32 @@ static void save_tick(evutil_socket_t fd, short what, void *arg)
     workq_submit(srv->disk, write_table, table_written, w);
 }
 
+/* The table's limits as cfg sets them. */
+static struct greylist_limits limits_of(const struct config *cfg)
+{
+    return (struct greylist_limits){.delay = cfg->greylist_delay, .retry_window = cfg->greylist_retry_window,
+                                    .max_age = cfg->greylist_max_age, .auto_allow = cfg->greylist_auto_allow,
+                                    .max_entries = cfg->greylist_max_entries};
+}
+
+void greylist_reload(struct server *srv, const struct config *fresh)
+{
+    struct config *cfg = srv->cfg;
+    cfg->greylist_delay = fresh->greylist_delay;
+    cfg->greylist_retry_window = fresh->greylist_retry_window;
+    cfg->greylist_max_age = fresh->greylist_max_age;
+    cfg->greylist_auto_allow = fresh->greylist_auto_allow;
+    struct greylist_limits lim = limits_of(cfg);
+    if (srv->greylist)
+        greylist_set_limits(srv->greylist, &lim);
+}
+
 bool greylist_start(struct server *srv)
 {
     const struct config *cfg = srv->cfg;
     if (!cfg->greylisting)
         return true;
-    struct greylist_limits lim = {.delay = cfg->greylist_delay, .retry_window = cfg->greylist_retry_window,
-                                  .max_age = cfg->greylist_max_age, .auto_allow = cfg->greylist_auto_allow,
-                                  .max_entries = cfg->greylist_max_entries};
+    struct greylist_limits lim = limits_of(cfg);
     if (!(srv->greylist = greylist_new(&lim)))
         return false;
     char path[4200];

@@ -97,3 +97,17 @@ def test_the_table_outlives_a_restart(make_server):
     assert rcpt(srv, "127.0.0.2", "alice@example.test")[0] == 250  # passed before the restart
     assert rcpt(srv, "127.0.0.2", "bob@example.test")[0] == 250  # its delay ran across the restart
     wait_for(lambda: "event=greylist_passed" in srv.log_text(), what="the pass")
+
+
+def test_a_reload_changes_the_delay_of_the_triplets_already_seen(make_server):
+    from conftest import sighup_and_wait
+    srv = make_server(greylisting="yes", greylist_delay="1h")
+    assert rcpt(srv, "127.0.0.2", "alice@example.test") == \
+        (451, "4.7.1 Greylisted: send it again in 3600 seconds (RFC 6647)")
+    conf = srv.conf_path.read_text()
+    assert "greylist_delay = 1h" in conf
+    srv.conf_path.write_text(conf.replace("greylist_delay = 1h", "greylist_delay = 1s"))
+    sighup_and_wait(srv, "reloaded")
+    time.sleep(1.1)
+    assert rcpt(srv, "127.0.0.2", "alice@example.test")[0] == 250  # its first try counts from before the reload
+    assert "keys=greylist_delay" not in srv.log_text()
