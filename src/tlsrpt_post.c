@@ -109,7 +109,12 @@ static void on_host(void *arg, const struct dns_route *route)
         return;
     }
     struct evkeyvalq *h = evhttp_request_get_output_headers(req);
-    evhttp_add_header(h, "Host", p->host);
+    char host[300];
+    if (p->port == 443)
+        snprintf(host, sizeof host, "%s", p->host);
+    else /* RFC 9110 7.2: the port when it is not the scheme's */
+        snprintf(host, sizeof host, "%s:%u", p->host, p->port);
+    evhttp_add_header(h, "Host", host);
     evhttp_add_header(h, "Content-Type", "application/tlsrpt+gzip");
     evhttp_add_header(h, "User-Agent", "Postern TLSRPT");
     evhttp_add_header(h, "Connection", "close");
