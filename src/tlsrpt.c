@@ -9,6 +9,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "report_format.h"
+
 struct failure {
     char result[40], mx[256], ip[64];
     unsigned long long n;
@@ -151,19 +153,6 @@ void tlsrpt_counts(const struct tlsrpt *t, size_t i, unsigned long long *ok, uns
     *failed = t->d[i].p[0].failed + t->d[i].p[1].failed;
 }
 
-/* b's content as a malloc'd C string (NULL when out of memory), its length in *len; b freed. */
-static char *buffer_text(struct evbuffer *b, size_t *len)
-{
-    *len = evbuffer_get_length(b);
-    char *text = malloc(*len + 1);
-    if (text) {
-        evbuffer_remove(b, text, *len);
-        text[*len] = '\0';
-    }
-    evbuffer_free(b);
-    return text;
-}
-
 char *tlsrpt_dump(const struct tlsrpt *t, size_t *len)
 {
     struct evbuffer *b = evbuffer_new();
@@ -185,7 +174,7 @@ char *tlsrpt_dump(const struct tlsrpt *t, size_t *len)
                                     *p->f[f].ip ? p->f[f].ip : "-");
         }
     }
-    return buffer_text(b, len);
+    return report_text(b, len);
 }
 
 /* Appends line (n octets) and a '\n' to the malloc'd text *s; false when out of memory. */
@@ -373,7 +362,7 @@ char *tlsrpt_json(const struct tlsrpt *t, size_t i, const char *organization, co
             first = false;
         }
     evbuffer_add_printf(b, "]}\n");
-    return buffer_text(b, len);
+    return report_text(b, len);
 }
 
 /* The value of tag (e.g. "rua") in a "tag=value; tag=value" record into out; false when absent. */
