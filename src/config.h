@@ -67,6 +67,8 @@ struct config {
     char *srs_domain;             /* "" or the domain of SRS addresses (srs.h) */
     char *tls_report_organization, *tls_report_contact; /* "": hostname, postmaster@hostname (tlsrpt_send.c) */
     unsigned tls_report_interval; /* seconds each TLS report covers */
+    char *dmarc_report_organization, *dmarc_report_contact; /* "": hostname, postmaster@hostname (dmarcrpt_send.c) */
+    unsigned dmarc_report_interval; /* seconds each DMARC aggregate report covers */
     char *srs_secret;             /* "" or the file of SRS secrets, one per line */
     unsigned srs_max_age;         /* seconds an SRS bounce address stays valid */
     unsigned mailbox_quota_recheck; /* seconds a mailbox's usage read is trusted */
@@ -138,6 +140,7 @@ struct config {
     enum check_policy client_name_check; /* the client's confirmed name (smtp_rdns.c) */
     bool greylisting;             /* MX role: greylisting at RCPT (smtp_greylist.c) */
     bool tls_reports;             /* SMTP TLS Reporting, RFC 8460 (tlsrpt_send.c) */
+    bool dmarc_reports;           /* DMARC aggregate reports, RFC 7489 7.2 (dmarcrpt_send.c) */
     bool helo_name_check;         /* MX role: 504 5.5.2 for an EHLO name that is no FQDN or address literal */
     bool sender_null_mx_check;    /* MX role: 550 5.7.27 for senders whose domain has a null MX */
     bool sender_domain_check;     /* MX role: 550 5.1.8 / 450 4.1.8 for senders whose domain cannot take mail */
@@ -149,7 +152,7 @@ struct config {
     bool smtp_mta_sts;            /* MTA-STS (RFC 8461): recipient domains' published TLS policies (mta_sts.h) */
     bool relay_host_implicit_tls; /* relay_host speaks TLS from the first byte (port 465, RFC 8314) */
     int log_level;
-    int key_lines[128];            /* line that set each key (index = table row), 0 = default */
+    int key_lines[160];            /* line that set each key (index = table row), 0 = default */
 };
 
 /* Collected error messages, each "file:line: key: what is wrong". */

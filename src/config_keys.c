@@ -273,11 +273,25 @@ const struct key_def config_keys[] = {
      "DMARC (RFC 7489) on the MX role: header = the From domain's policy is looked up and the result (SPF or "
      "DKIM passing in alignment with the From domain) goes into Authentication-Results; reject = also "
      "refuse (550 5.7.1 after the data) mail that fails where the domain asks p=reject (p=quarantine: "
-     "delivered, marked dis=quarantine). Needs dkim_verify = yes and spf_policy header or reject. No reports."},
+     "delivered, marked dis=quarantine). Needs dkim_verify = yes and spf_policy header or reject. Aggregate "
+     "reports: dmarc_reports."},
     {"dmarc_quarantine_folder", T_STRING, F(dmarc_quarantine_folder), "", 0, 0,
      "With dmarc_policy = reject: the Maildir++ folder (e.g. Junk: <mailbox>/.Junk) that the local copies of "
      "mail failing DMARC where the domain asks p=quarantine are delivered to, as the IMAP server's spam "
      "folder. Empty: the inbox (marked dis=quarantine in Authentication-Results). Letters, digits, - and _."},
+    {"dmarc_reports", T_BOOL, F(dmarc_reports), "no", 0, 0,
+     "yes: DMARC aggregate reports (RFC 7489 7.2) - the DMARC results of the mail received (dmarc_policy) are "
+     "counted per domain, and each domain whose _dmarc record names mailto: addresses in rua= gets a report "
+     "(gzip'd XML) there after each dmarc_report_interval; an address outside the domain must agree by DNS "
+     "first (RFC 7489 7.1). Needs dmarc_policy header or reject."},
+    {"dmarc_report_interval", T_DURATION, F(dmarc_report_interval), "1d", 2, 86400,
+     "DMARC reports: the period each report covers, from a multiple of it since 1970 (1d: a UTC day, the "
+     "default ri= of RFC 7489; shorter for trying it out)."},
+    {"dmarc_report_organization", T_STRING, F(dmarc_report_organization), "", 0, 0,
+     "DMARC reports: the org_name they state. Empty: hostname."},
+    {"dmarc_report_contact", T_STRING, F(dmarc_report_contact), "", 0, 0,
+     "DMARC reports: the address they come from and give as email (their sender too: a report that bounces "
+     "comes back there); its domain is the Submitter. Empty: postmaster@hostname."},
     {"client_name_check", T_POLICY, F(client_name_check), "off", 0, 0,
      "The client's name: header = its address is looked up in reverse DNS and each name found forward; the first "
      "whose addresses include the client's is logged and written into the Received field (\"unknown\" when "

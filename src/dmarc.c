@@ -94,14 +94,21 @@ static bool aligned(const char *a, const char *b, bool strict)
     return strcasecmp(oa, ob) == 0;
 }
 
+void dmarc_alignment(const struct dmarc_record *r, const struct dmarc_facts *f, bool *dkim, bool *spf)
+{
+    *spf = f->spf_pass && f->spf_domain && aligned(f->spf_domain, f->from_domain, r->aspf_strict);
+    *dkim = false;
+    for (size_t i = 0; i < f->ndkim && !*dkim; i++)
+        *dkim = aligned(f->dkim_pass[i], f->from_domain, r->adkim_strict);
+}
+
 enum dmarc_result dmarc_evaluate(const struct dmarc_record *r, const struct dmarc_facts *f, bool at_org_domain,
                                  unsigned draw, enum dmarc_disposition *dis)
 {
-    bool pass = f->spf_pass && f->spf_domain && aligned(f->spf_domain, f->from_domain, r->aspf_strict);
-    for (size_t i = 0; i < f->ndkim && !pass; i++)
-        pass = aligned(f->dkim_pass[i], f->from_domain, r->adkim_strict);
+    bool dkim, spf;
+    dmarc_alignment(r, f, &dkim, &spf);
     *dis = DMARC_DIS_NONE;
-    if (pass)
+    if (dkim || spf)
         return DMARC_PASS;
     *dis = at_org_domain ? r->sp : r->p;
     if (draw >= r->pct && *dis != DMARC_DIS_NONE) /* RFC 7489 6.6.4: outside the sample, one step milder */

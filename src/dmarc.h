@@ -1,7 +1,7 @@
 /* dmarc.h - DMARC (RFC 7489): the From domain's policy record, the alignment of the SPF and DKIM
  * results with the From domain, the result and the disposition the domain asks for. Pure, but
  * for the Public Suffix List (libpsl: the organizational domain), loaded once per process. No
- * reports are sent (rua=, ruf= are read past). */
+ * failure reports are sent (ruf= is read past); aggregate reports are dmarcrpt.h's. */
 #ifndef POSTERN_DMARC_H
 #define POSTERN_DMARC_H
 
@@ -43,6 +43,10 @@ struct dmarc_facts {
     const char *dkim_pass[DMARC_DKIM_MAX]; /* d= of each signature that passed */
     size_t ndkim;
 };
+
+/* Whether a passing DKIM signature's domain and SPF's domain (when SPF passed) align with the From
+ * domain under r's adkim=/aspf= (RFC 7489 3.1): the two DMARC results an aggregate report gives. */
+void dmarc_alignment(const struct dmarc_record *r, const struct dmarc_facts *f, bool *dkim, bool *spf);
 
 /* The result for a message whose From domain publishes record r (found at the From domain itself
  * when !at_org_domain, else at its organizational domain: then sp= applies), and the disposition

@@ -153,6 +153,9 @@ static void log_config_warnings(const struct config *cfg, const struct policy *p
     if (cfg->tls_reports && !cfg->smtp_mta_sts && !cfg->smtp_dane && !policy->tls_policy_dane)
         log_warn("event=config_warning key=tls_reports detail=\"yes, but smtp_mta_sts and smtp_dane are both no: "
                  "reports cover the domains whose MTA-STS or DANE policy is applied, so none is made\"");
+    if (cfg->dmarc_reports && cfg->dmarc_policy == POLICY_OFF)
+        log_warn("event=config_warning key=dmarc_reports detail=\"yes, but dmarc_policy = off: reports count the "
+                 "DMARC results of the mail received, and there are none; set dmarc_policy = header or reject\"");
     if (!strchr(cfg->hostname, '.'))
         log_warn("event=config_warning key=hostname detail=\"'%s' is not a fully qualified domain name: other "
                  "servers may refuse our EHLO and our bounces (RFC 5321 4.1.1.1); set hostname\"", cfg->hostname);

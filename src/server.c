@@ -29,6 +29,7 @@
 #include "cidr.h"
 #include "commit.h"
 #include "conn_count.h"
+#include "dmarcrpt_send.h"
 #include "dns.h"
 #include "fileio.h"
 #include "file_pool.h"
@@ -466,6 +467,8 @@ bool server_start(struct server *srv, struct config *cfg, struct policy *policy,
     }
     if (!(srv->queue = queue_new(srv)) || !greylist_start(srv))
         return false;
+    if (cfg->dmarc_reports && !(srv->dmarc_reports = dmarcrpt_sender_new(srv)))
+        return false;
     srv->sig_flush = evsignal_new(srv->base, SIGUSR1, on_queue_signal, srv);
     srv->sig_rescan = evsignal_new(srv->base, SIGUSR2, on_queue_signal, srv);
     evsignal_add(srv->sig_flush, NULL);
@@ -516,6 +519,7 @@ void server_free(struct server *srv)
     greylist_stop(srv);             /* after the disk threads: its last write is made here */
     journal_close(srv->commit_cfg.journal); /* last checkpoint: nothing to recover next time */
     file_pool_free(srv->file_pool); /* after the committer and disk threads: they take from it */
+    dmarcrpt_sender_free(srv->dmarc_reports); /* its counts written for the next start */
     queue_free(srv->queue);
     if (srv->grace_timer)
         event_free(srv->grace_timer);

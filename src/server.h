@@ -18,6 +18,7 @@ struct workq;
 struct session;
 struct dns;
 struct queue;
+struct dmarcrpt_sender;
 
 typedef struct ssl_ctx_st SSL_CTX;
 struct auth_users;
@@ -42,6 +43,7 @@ struct server {
     struct file_pool *file_pool;        /* unnamed files made ahead for Maildir delivery (file_pool.c) */
     struct dns *dns;                    /* asynchronous resolver (dns.c) */
     struct queue *queue;                /* outbound queue manager (queue.c) */
+    struct dmarcrpt_sender *dmarc_reports; /* DMARC aggregate reports (dmarc_reports), or NULL */
     struct event *sig_flush, *sig_rescan; /* SIGUSR1: rescan + retry all now; SIGUSR2: rescan */
     struct evconnlistener **listeners;
     size_t nlisteners;

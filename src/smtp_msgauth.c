@@ -21,6 +21,7 @@
 #include "dkim_canon.h"
 #include "dkim_verify.h"
 #include "dmarc.h"
+#include "dmarcrpt_send.h"
 #include "dns.h"
 #include "log.h"
 #include "mailbox_hold.h"
@@ -168,6 +169,41 @@ static void dmarc_decide(struct msgauth_check *c)
     d->result = dmarc_evaluate(&d->record, &f, d->at_org, arc4random_uniform(100), &d->dis);
 }
 
+/* The DMARC result counted for the aggregate report of the domain whose record applied
+ * (dmarc_reports): the disposition as applied - none under dmarc_policy = header (local_policy
+ * when the domain asked for more), one step milder than asked when pct= sampled the message out. */
+static void report_dmarc(const struct msgauth_check *c)
+{
+    const struct dmarc_state *d = &c->dmarc;
+    const struct session *s = c->s;
+    const struct message *m = s->msg;
+    if (!s->srv->dmarc_reports || !d->have_record || (d->result != DMARC_PASS && d->result != DMARC_FAIL))
+        return;
+    const char *at = strrchr(m->sender, '@');
+    bool helo = !*m->sender;
+    struct dmarcrpt_message r = {.policy_domain = d->at_org ? d->org : d->from, .policy = &d->record,
+                                 .source_ip = s->peer_ip, .header_from = d->from, .disposition = d->dis,
+                                 .spf_domain = helo ? s->helo : at ? at + 1 : NULL, .spf_helo = helo,
+                                 .spf_result = m->spf_result ? spf_result_name((enum spf_result)(m->spf_result - 1))
+                                                             : "none"};
+    struct dmarc_facts f = {.from_domain = d->from, .spf_domain = r.spf_domain, .spf_pass = m->spf_result == SPF_PASS + 1};
+    for (size_t i = 0; i < c->v.count && f.ndkim < DMARC_DKIM_MAX; i++)
+        if (c->v.sigs[i].result == DKIM_R_PASS)
+            f.dkim_pass[f.ndkim++] = c->v.sigs[i].domain;
+    dmarc_alignment(&d->record, &f, &r.dkim_aligned, &r.spf_aligned);
+    for (size_t i = 0; i < c->v.count && r.ndkim < DMARCRPT_DKIM_MAX; i++)
+        if (*c->v.sigs[i].domain)
+            r.dkim[r.ndkim++] = (struct dmarcrpt_dkim){c->v.sigs[i].domain, c->v.sigs[i].selector,
+                                                       dkim_result_name(c->v.sigs[i].result)};
+    if (d->dis != (d->at_org ? d->record.sp : d->record.p) && d->result == DMARC_FAIL)
+        r.reason = "sampled_out";
+    if (s->srv->cfg->dmarc_policy != POLICY_REJECT && d->dis != DMARC_DIS_NONE) {
+        r.disposition = DMARC_DIS_NONE;
+        r.reason = "local_policy";
+    }
+    dmarcrpt_sender_note(s->srv->dmarc_reports, &r);
+}
+
 /* True when a local recipient's DMARC quarantine folder is held (it failed, mailbox_hold.h): the
  * copies then go to the inboxes, marked dis=quarantine, instead of failing again (one folder for
  * the message: the copies share one file). */
@@ -195,6 +231,7 @@ static void finish(struct msgauth_check *c)
                  g->testing ? " testing=yes" : "", g->detail);
     }
     dmarc_decide(c);
+    report_dmarc(c);
     const struct config *cfg = s->srv->cfg;
     const char *held = NULL; /* the quarantine folder, when a recipient's is held: then the inbox */
     if (c->dmarc.result == DMARC_FAIL && c->dmarc.dis == DMARC_DIS_QUARANTINE && cfg->dmarc_policy == POLICY_REJECT) {

@@ -70,8 +70,14 @@ DNS_ZONES = [
     'spf-exp-bad.test. TXT "v=spf1 exp=bad.spf-exp-bad.test -all"', 'bad.spf-exp-bad.test. TXT "100%"',
     'spf-fail-mx.test. TXT "v=spf1 ip4:192.0.2.1 -all"', "spf-fail-mx.test. MX 10 mx.spf-mx.test.",  # exists
     # DMARC (RFC 7489; test_dmarc.py)
-    '_dmarc.dkim.test. TXT "v=DMARC1; p=reject; sp=quarantine; rua=mailto:r@dkim.test"',
-    '_dmarc.spf-pass.test. TXT "v=DMARC1; p=none; aspf=s"', '_dmarc.pct0.test. TXT "v=DMARC1; p=reject; pct=0"',
+    # aggregate reports (RFC 7489 7.2): catchall.test takes reports for dkim.test and pct0.test (RFC
+    # 7489 7.1: it says so at <domain>._report._dmarc.catchall.test), other.test never agreed
+    '_dmarc.dkim.test. TXT "v=DMARC1; p=reject; sp=quarantine; rua=mailto:dmarc@catchall.test,'
+    'mailto:small@catchall.test!1k, mailto:r@other.test"',
+    '_dmarc.spf-pass.test. TXT "v=DMARC1; p=none; aspf=s"',
+    '_dmarc.pct0.test. TXT "v=DMARC1; p=reject; pct=0; rua=mailto:dmarc@catchall.test"',
+    '_dmarc.catchall.test. TXT "v=DMARC1; p=none; rua=mailto:agg@catchall.test"',
+    'dkim.test._report._dmarc.catchall.test. TXT "v=DMARC1"', 'pct0.test._report._dmarc.catchall.test. TXT "v=DMARC1;"',
     '_dmarc.broken.test. TXT "v=DMARC1; p=maybe"',
     '_dmarc.two-dmarc.test. TXT "v=DMARC1; p=reject"', '_dmarc.two-dmarc.test. TXT "v=DMARC1; p=none"',
     'spf-v6.test. TXT "v=spf1 ip6:2001:db8::/32 exists:%{ir}.%{v}.x.spf-v6.test -all"',
