@@ -141,6 +141,7 @@ struct config {
     bool greylisting;             /* MX role: greylisting at RCPT (smtp_greylist.c) */
     bool tls_reports;             /* SMTP TLS Reporting, RFC 8460 (tlsrpt_send.c) */
     bool dmarc_reports;           /* DMARC aggregate reports, RFC 7489 7.2 (dmarcrpt_send.c) */
+    bool requiretls;              /* offer REQUIRETLS (RFC 8689) on TLS sessions */
     bool helo_name_check;         /* MX role: 504 5.5.2 for an EHLO name that is no FQDN or address literal */
     bool sender_null_mx_check;    /* MX role: 550 5.7.27 for senders whose domain has a null MX */
     bool sender_domain_check;     /* MX role: 550 5.1.8 / 450 4.1.8 for senders whose domain cannot take mail */

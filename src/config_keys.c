@@ -350,6 +350,11 @@ const struct key_def config_keys[] = {
      "smtp_tls = yes."},
     {"smtp_mta_sts_timeout", T_DURATION, F(smtp_mta_sts_timeout), "30s", 1, 600,
      "Outbound: how long fetching an MTA-STS policy over HTTPS may take, every address of its host tried included (then the cached policy, if any, applies)."},
+    {"requiretls", T_BOOL, F(requiretls), "yes", 0, 0,
+     "yes: the REQUIRETLS extension (RFC 8689) is offered in TLS sessions: a message sent with MAIL FROM ... "
+     "REQUIRETLS is relayed only over TLS verified for its next hop (DANE, an MTA-STS enforce policy or "
+     "DNSSEC-signed MX records, the host's certificate), to a host that offers REQUIRETLS too; else it "
+     "bounces (5.7.30), its report with the headers only. Its TLS-Required field is ignored."},
     {"tls_reports", T_BOOL, F(tls_reports), "no", 0, 0,
      "yes: SMTP TLS Reporting (RFC 8460) - the results of TLS with the mail exchangers of domains that have an "
      "MTA-STS policy or DANE TLSA records are counted, and each such domain whose _smtp._tls TXT record names "

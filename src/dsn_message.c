@@ -116,6 +116,7 @@ bool dsn_report_local_deliveries(struct server *srv, const struct message *m, vo
                                  .arrival = (long long)time(NULL), .reporting_mta = srv->cfg->hostname,
                                  .ret = m->ret, .original = text, .original_len = text_len, .rcpts = list,
                                  .nrcpts = n};
+        report->require_tls = m->require_tls; /* RFC 8689 5 */
         made = dsn_message_fill(report, &rep, srv->policy, srv->cfg->hostname, m->smtputf8, m->body_8bit);
     }
     free(list);

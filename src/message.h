@@ -68,6 +68,8 @@ struct message {
     bool body_8bit;                   /* BODY=8BITMIME */
     bool tls_optional;                /* "TLS-Required: No" (RFC 8689): relayed without the recipient
                                          domain's TLS policies (MTA-STS, DANE) */
+    bool require_tls;                 /* MAIL FROM ... REQUIRETLS (RFC 8689 4): relayed only over TLS
+                                         verified to a next hop that offers REQUIRETLS too */
     enum dsn_ret ret;                 /* DSN RET= */
     char envid[DSN_ENVID_MAX + 1];    /* DSN ENVID= (xtext as given), "" when none */
     char message_id[128];             /* its Message-ID field's value (cut), for the log; "" when none */

@@ -35,6 +35,8 @@ struct next_hop {
                              logged (RFC 8461 5), the mail sent anyway */
     bool tls_optional;   /* the message says TLS-Required: No (RFC 8689): the recipient domain's own
                             TLS policies (MTA-STS, DANE) are not applied; the administrator's are */
+    bool require_tls;    /* the message was sent with REQUIRETLS (RFC 8689 4): TLS verified, to a
+                            host that offers REQUIRETLS, MAIL FROM with REQUIRETLS */
 };
 
 #define LMTP_PORT 24

@@ -489,9 +489,11 @@ static enum dsn_outcome fill_dsn(struct qentry *e, struct message *m, struct dsn
     struct dsn_report rep = {.qid = e->f.qid, .sender = e->f.sender, .envid = e->f.envid,
                              .arrival = e->f.created,
                              .retry_until = cfg->max_queue_lifetime ? e->f.created + (long long)cfg->max_queue_lifetime : 0,
-                             .reporting_mta = srv->cfg->hostname, .ret = e->f.ret,
+                             .reporting_mta = srv->cfg->hostname,
+                             .ret = e->f.require_tls ? RET_HDRS : e->f.ret, /* RFC 8689 5: protected, or less */
                              .original = e->text ? e->text : "", .original_len = e->text ? e->f.size : 0,
                              .rcpts = list, .nrcpts = n};
+    m->require_tls = e->f.require_tls; /* RFC 8689 5: the report travels as the message had to */
     return dsn_message_fill(m, &rep, srv->policy, srv->cfg->hostname, e->f.smtputf8, e->f.body8bit);
 }
 

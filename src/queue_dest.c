@@ -62,12 +62,23 @@ static void dest_free_if_idle(struct dest *d)
     dest_free(d);
 }
 
-/* The next waiting job a connection may take: any for one made under the domain's TLS policies;
- * only TLS-Required: No messages for one made without them (RFC 8689). */
-static struct qjob *dest_pop_for(struct dest *d, bool tls_optional_conn)
+/* True when connection qc (NULL: a new one, made for the job) may take the job of entry e: one
+ * made under the domain's TLS policies takes any but REQUIRETLS messages; one made without them
+ * only TLS-Required: No messages; one made for REQUIRETLS only REQUIRETLS messages (RFC 8689). */
+static bool conn_takes(const struct qconn *qc, const struct qentry *e)
+{
+    if (!qc)
+        return true;
+    if (qc->require_tls || e->f.require_tls)
+        return qc->require_tls && e->f.require_tls;
+    return !qc->tls_optional || e->f.tls_optional;
+}
+
+/* The next waiting job connection qc may take (NULL: the first, for a new connection). */
+static struct qjob *dest_pop_for(struct dest *d, const struct qconn *qc)
 {
     struct qjob **pp = &d->head, *prev = NULL;
-    while (*pp && tls_optional_conn && !(*pp)->e->f.tls_optional)
+    while (*pp && !conn_takes(qc, (*pp)->e))
         prev = *pp, pp = &(*pp)->next;
     struct qjob *j = *pp;
     if (!j)
@@ -249,6 +260,43 @@ static bool suspended(struct dest *d)
     return true;
 }
 
+/* RFC 8689 4.2.1: a REQUIRETLS message goes only to a next hop that is authenticated - a domain's
+ * MX records DNSSEC-signed, or limited by its MTA-STS enforce policy (a next hop the administrator
+ * named is named, not looked up) -; false, the job failed for good (5.7.30), when this route's
+ * is not. */
+static bool requiretls_route_ok(const struct dest *d, struct qjob *j)
+{
+    if (!d->hop.mx || d->hop.lmtp || d->route.mx_secure || (d->sts && d->sts->mode == MTA_STS_ENFORCE))
+        return true;
+    for (size_t i = 0; i < j->job.nrcpts; i++) {
+        j->job.rcpts[i].code = 550;
+        snprintf(j->job.rcpts[i].diag, sizeof j->job.rcpts[i].diag, "5.7.30 the sender asked for REQUIRETLS (RFC "
+                 "8689), and the mail exchangers of %s cannot be authenticated: its MX records are not DNSSEC-signed "
+                 "and it has no MTA-STS policy in enforce mode", d->hop.name);
+    }
+    queue_job_finished(j);
+    return false;
+}
+
+/* The TLS a connection's hop gets for its first message j: the administrator's level (a reload
+ * applies), then the message's own asks (RFC 8689: TLS-Required: No leaves out the domain's
+ * policies; REQUIRETLS wants TLS verified) and the domain's MTA-STS policy. */
+static void connection_tls(const struct dest *d, struct qconn *qc, const struct qjob *j, struct next_hop *hop)
+{
+    hop->tls = policy_tls_for(d->q->srv->policy, &d->hop);
+    qc->require_tls = j->e->f.require_tls;
+    hop->require_tls = qc->require_tls && !hop->lmtp;
+    hop->tls_optional = qc->tls_optional = j->e->f.tls_optional && !qc->require_tls;
+    const struct mta_sts_policy *sts = hop->tls_optional ? NULL : d->sts; /* RFC 8689 */
+    if (hop->tls == TLS_POLICY_DEFAULT && sts && sts->mode == MTA_STS_ENFORCE) {
+        hop->tls = TLS_POLICY_VERIFY; /* RFC 8461 4.2: TLS, the certificate valid for the MX name */
+        hop->mta_sts = true;
+    }
+    if (hop->require_tls && hop->tls != TLS_POLICY_DANE && hop->tls != TLS_POLICY_DANE_ONLY)
+        hop->tls = TLS_POLICY_VERIFY; /* the host's certificate, or its TLSA records when it has them */
+    hop->mta_sts_testing = hop->tls == TLS_POLICY_DEFAULT && sts && sts->mode == MTA_STS_TESTING;
+}
+
 /* Starts connections for waiting jobs within the per-destination and global limits (none while
  * the route is being looked up: on_route pumps when it is known). */
 static void pump(struct dest *d)
@@ -258,7 +306,9 @@ static void pump(struct dest *d)
     if (d->head && suspended(d))
         return;
     while (d->resolved && d->head && d->nconns < cfg->destination_concurrency && q->nconns < cfg->max_deliveries) {
-        struct qjob *j = dest_pop_for(d, false);
+        struct qjob *j = dest_pop_for(d, NULL);
+        if (j->e->f.require_tls && !requiretls_route_ok(d, j))
+            continue;
         struct qconn *qc = calloc(1, sizeof *qc);
         if (qc) { /* linked before the client exists: it may report a failure from inside _new */
             qc->d = d;
@@ -269,14 +319,7 @@ static void pump(struct dest *d)
             struct dns_route route;
             route_for_connection(d, &route);
             struct next_hop hop = d->hop;
-            hop.tls = policy_tls_for(q->srv->policy, &d->hop); /* the tables of now: a reload applies */
-            hop.tls_optional = qc->tls_optional = j->e->f.tls_optional;
-            const struct mta_sts_policy *sts = hop.tls_optional ? NULL : d->sts; /* RFC 8689 */
-            if (hop.tls == TLS_POLICY_DEFAULT && sts && sts->mode == MTA_STS_ENFORCE) {
-                hop.tls = TLS_POLICY_VERIFY; /* RFC 8461 4.2: TLS, the certificate valid for the MX name */
-                hop.mta_sts = true;
-            }
-            hop.mta_sts_testing = hop.tls == TLS_POLICY_DEFAULT && sts && sts->mode == MTA_STS_TESTING;
+            connection_tls(d, qc, j, &hop);
             qc->c = smtp_client_new(q->srv->base, cfg, q->tls, q->srv->dns, &hop, &route, &client_ops, qc, &j->job);
             if (qc->c)
                 continue;
@@ -303,7 +346,7 @@ static void on_job_done(void *arg, struct smtp_client *c, struct smtp_job *job)
      * at once, and the next message may not be bound by the policy (TLS-Required: No) */
     if (unreachable && d->suspended_until == 0 && strncmp(why, "4.7.", 4) != 0)
         suspend(d, why);
-    struct qjob *next = smtp_client_usable(c) ? dest_pop_for(d, qc->tls_optional) : NULL;
+    struct qjob *next = smtp_client_usable(c) ? dest_pop_for(d, qc) : NULL;
     if (next)
         smtp_client_run(c, &next->job); /* connection reuse */
     else

@@ -133,6 +133,8 @@ int qfile_parse_envelope(const char *data, size_t n, struct qfile *q, char *err,
             q->body8bit = vlen && v[0] == '1';
         } else if (KEY("tlsoptional")) {
             q->tls_optional = vlen && v[0] == '1';
+        } else if (KEY("requiretls")) {
+            q->require_tls = vlen && v[0] == '1';
         } else if (KEY("ret")) {
             q->ret = vlen == 4 && !memcmp(v, "FULL", 4) ? RET_FULL : vlen == 4 && !memcmp(v, "HDRS", 4) ? RET_HDRS : RET_UNSET;
         } else if (KEY("envid")) {

@@ -37,6 +37,7 @@ struct qfile {
     char *sender;           /* "" = null sender */
     bool smtputf8, body8bit;
     bool tls_optional;      /* TLS-Required: No (RFC 8689): no MTA-STS or DANE for it */
+    bool require_tls;       /* REQUIRETLS (RFC 8689 4): verified TLS to a REQUIRETLS next hop only */
     int ret;                /* enum dsn_ret */
     char *envid;            /* NULL when none */
     struct qrcpt *rcpts;

@@ -70,6 +70,7 @@ struct qconn {
     struct smtp_client *c;
     struct dest *d;
     bool tls_optional;      /* made for a TLS-Required: No message: takes only such messages after it */
+    bool require_tls;       /* made for a REQUIRETLS message (RFC 8689): likewise */
     struct qconn *next;
 };
 

@@ -171,7 +171,7 @@ static void finish_job(struct smtp_client *c)
 
 /* Ends the connection for good: the job's recipients without an answer get code and diag, and the
  * owner, seeing an unusable connection, gets the job back. */
-static void give_up(struct smtp_client *c, int code, const char *diag)
+void client_give_up(struct smtp_client *c, int code, const char *diag)
 {
     c->state = C_DEAD;
     if (c->job) {
@@ -204,7 +204,7 @@ void client_conn_failed(struct smtp_client *c, const char *why)
         try_target(c);
         return;
     }
-    give_up(c, 451, why);
+    client_give_up(c, 451, why);
 }
 
 /* ---------- connection set-up ---------- */
@@ -216,7 +216,7 @@ static void try_target(struct smtp_client *c)
         bool coded = c->last_error[0] >= '2' && c->last_error[0] <= '5' && c->last_error[1] == '.';
         snprintf(diag, sizeof diag, "%s%s", coded ? "" : "4.4.1 ", *c->last_error ? c->last_error : "no mail exchanger to try");
         c->no_target_worked = true;
-        give_up(c, 451, diag);
+        client_give_up(c, 451, diag);
         return;
     }
     struct dns_target *t = &c->route.targets[c->target];
@@ -414,6 +414,8 @@ static void send_mail(struct smtp_client *c, size_t size, bool eight)
         evbuffer_add_printf(out, " RET=%s", job->ret == RET_FULL ? "FULL" : "HDRS");
     if (c->ext.dsn && job->envid)
         evbuffer_add_printf(out, " ENVID=%s", job->envid);
+    if (c->hop.require_tls && !c->hop.lmtp)
+        evbuffer_add_printf(out, " REQUIRETLS"); /* the peer offers it (client_login_or_ready) */
     evbuffer_add(out, "\r\n", 2);
 }
 
@@ -645,7 +647,7 @@ static void loops_back(struct smtp_client *c)
     snprintf(diag, sizeof diag, "5.4.6 mail loops back to this server: the mail exchanger %s greets with this "
              "server's own name %s", c->host, c->cfg->hostname);
     log_warn("event=smtp_client_loop host=%s hostname=%s", c->host, c->cfg->hostname);
-    give_up(c, 554, diag);
+    client_give_up(c, 554, diag);
 }
 
 /* Greeting, EHLO/HELO and STARTTLS replies: get the session ready for transactions. */
@@ -670,7 +672,8 @@ static void got_setup_reply(struct smtp_client *c)
                 client_send_line(c, "STARTTLS");
             } else if (want_tls && client_tls_required(c)) {
                 char diag[400];
-                const char *by = c->tlsa.status != TLSA_NONE          ? "its TLSA records (DANE)"
+                const char *by = c->hop.require_tls                   ? "the sender's REQUIRETLS (RFC 8689)"
+                                 : c->tlsa.status != TLSA_NONE        ? "its TLSA records (DANE)"
                                  : c->hop.mta_sts                   ? "its domain's MTA-STS policy"
                                  : c->hop.tls != TLS_POLICY_DEFAULT ? "smtp_tls_policy"
                                                                     : "smtp_tls_verify";

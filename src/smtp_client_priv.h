@@ -67,6 +67,10 @@ void client_set_timeout(struct smtp_client *c, unsigned seconds);
 void client_send_line(struct smtp_client *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* The connection broke or the peer misbehaved: the next target if no transaction started yet. */
 void client_conn_failed(struct smtp_client *c, const char *why);
+
+/* Fails the job for good with code and diag (every recipient) and drops the connection: no other
+ * job may use it. */
+void client_give_up(struct smtp_client *c, int code, const char *diag);
 void client_peer_refused(struct smtp_client *c, const char *what);
 void client_session_ready(struct smtp_client *c);
 bool client_implicit_tls(const struct smtp_client *c);

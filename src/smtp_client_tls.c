@@ -281,7 +281,11 @@ void client_login_or_ready(struct smtp_client *c)
     char diag[400];
     if (!c->tls_active)
         mta_sts_testing_report(c); /* the session goes on without TLS */
-    if (!c->hop.relay_host || !*c->cfg->relay_user) { /* the password is relay_host's only */
+    if (c->hop.require_tls && !c->hop.lmtp && (!c->tls_active || !c->ext.requiretls)) {
+        snprintf(diag, sizeof diag, "5.7.30 %s does not offer REQUIRETLS, which the sender asked for (RFC 8689): the "
+                 "message would leave TLS there, so it is not sent", c->host);
+        client_give_up(c, 550, diag);
+    } else if (!c->hop.relay_host || !*c->cfg->relay_user) { /* the password is relay_host's only */
         client_session_ready(c);
     } else if (!c->tls_active) {
         snprintf(diag, sizeof diag, "4.7.0 %s: no TLS, so the relay_host_auth password is not sent", c->host);

@@ -66,8 +66,8 @@ static enum reply_id auth_mail_param(struct session *s, const struct esmtp_param
     return xtext_value_ok(p, AUTH_PARAM_MAX_LEN) ? REPLY_SENDER_OK : REPLY_PARAM_BAD_VALUE;
 }
 
-/* Applies MAIL parameters (SIZE, BODY, SMTPUTF8, RET, ENVID, AUTH); returns the refusal or
- * REPLY_SENDER_OK. */
+/* Applies MAIL parameters (SIZE, BODY, SMTPUTF8, RET, ENVID, AUTH, REQUIRETLS); returns the
+ * refusal or REPLY_SENDER_OK. */
 static enum reply_id mail_params(struct session *s, const struct path_args *a, bool *utf8, bool *body8,
                                  unsigned long long *size)
 {
@@ -107,6 +107,12 @@ static enum reply_id mail_params(struct session *s, const struct path_args *a, b
             if (p->value)
                 return REPLY_PARAM_BAD_VALUE;
             *utf8 = true;
+        } else if (p->key_len == 10 && strncasecmp(p->key, "REQUIRETLS", 10) == 0) {
+            if (!s->tls || !s->srv->cfg->requiretls)
+                return REPLY_PARAM_UNKNOWN; /* offered only over TLS */
+            if (p->value)
+                return REPLY_PARAM_BAD_VALUE;
+            s->msg->require_tls = true;
         } else {
             return REPLY_PARAM_UNKNOWN;
         }

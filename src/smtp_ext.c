@@ -39,6 +39,8 @@ void smtp_extension_read(struct smtp_extensions *x, const char *text, size_t len
         x->smtputf8 = true;
     else if (!strcasecmp(kw, "8BITMIME"))
         x->eightbit = true;
+    else if (!strcasecmp(kw, "REQUIRETLS"))
+        x->requiretls = true;
     else if (!strcasecmp(kw, "SIZE")) {
         x->size_offered = true;
         x->size_limit = sp ? strtoull(sp + 1, NULL, 10) : 0;

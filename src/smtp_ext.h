@@ -8,6 +8,7 @@
 
 struct smtp_extensions {
     bool pipelining, starttls, dsn, smtputf8, eightbit;
+    bool requiretls;                /* REQUIRETLS (RFC 8689) */
     bool size_offered;              /* SIZE (RFC 1870) */
     bool auth_plain, auth_login;    /* AUTH mechanisms (RFC 4954), for relay_host_auth */
     unsigned long long size_limit;  /* SIZE's value: 0 or none is no fixed limit */

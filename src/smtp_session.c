@@ -331,10 +331,12 @@ static void cmd_helo(struct session *s, const struct smtp_command *c)
     struct evbuffer *out = reply_buffer(s);
     char size[32];
     snprintf(size, sizeof size, "SIZE %zu", s->srv->cfg->max_message_size);
-    const char *keywords[9] = {"PIPELINING", size, "8BITMIME", "ENHANCEDSTATUSCODES", "SMTPUTF8", "DSN", "CHUNKING"};
+    const char *keywords[10] = {"PIPELINING", size, "8BITMIME", "ENHANCEDSTATUSCODES", "SMTPUTF8", "DSN", "CHUNKING"};
     size_t n = 7;
     if (s->srv->tls_ctx && !s->tls)
         keywords[n++] = "STARTTLS";
+    if (s->tls && s->srv->cfg->requiretls) /* RFC 8689 4: only where the mail came over TLS */
+        keywords[n++] = "REQUIRETLS";
     if (auth_offered(s) && !s->auth_user)
         keywords[n++] = "AUTH PLAIN LOGIN";
     reply_format(out, true, REPLY_EHLO_FIRST, host, s->helo, s->peer_ip);

@@ -169,7 +169,9 @@ void finish_data(struct session *s)
     struct header_facts facts;
     message_scan_headers(m, &facts);
     snprintf(m->message_id, sizeof m->message_id, "%s", facts.message_id);
-    m->tls_optional = facts.tls_required_no; /* RFC 8689 5: the sender asks for delivery over any TLS, or none */
+    /* RFC 8689 5: the sender asks for delivery over any TLS, or none - unless it asked for REQUIRETLS
+     * (RFC 8689 3: then the field is ignored) */
+    m->tls_optional = facts.tls_required_no && !m->require_tls;
     if (facts.received >= s->srv->cfg->max_hops) {
         char detail[48];
         snprintf(detail, sizeof detail, "%u Received fields", facts.received);

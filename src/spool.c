@@ -2,6 +2,7 @@
  *   POSTERN-QUEUE 2
  *   id <qid> / created <unix time> / sender <addr> / smtputf8 0|1 / body8bit 0|1
  *   ret FULL|HDRS|- / envid <xtext>|- / tlsoptional 1 (only when set: RFC 8689 TLS-Required: No)
+ *   requiretls 1 (only when set: RFC 8689 REQUIRETLS)
  *   rcpt <notify bits> <orcpt>|- <addr>   (one per remote recipient; the address last: it may hold spaces)
  *   message <octets>
  *   <Received + original headers + body>
@@ -154,6 +155,8 @@ static void build_envelope(const struct message *m, struct evbuffer *env, size_t
                         *m->envid ? m->envid : "-");
     if (m->tls_optional)
         evbuffer_add_printf(env, "tlsoptional 1\n"); /* a reader that does not know it skips it */
+    if (m->require_tls)
+        evbuffer_add_printf(env, "requiretls 1\n");
     for (size_t i = 0; i < m->nrcpts; i++)
         if (m->rcpts[i].remote)
             evbuffer_add_printf(env, "rcpt %u %s %s\n", m->rcpts[i].notify, m->rcpts[i].orcpt ? m->rcpts[i].orcpt : "-",

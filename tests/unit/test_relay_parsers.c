@@ -214,7 +214,7 @@ static void test_queue_file_parse(void **state)
 {
     (void)state;
     const char file[] = "POSTERN-QUEUE 2\nid 0ABC\ncreated 100\nsender a@b.example\nsmtputf8 0\nbody8bit 1\n"
-                        "ret FULL\nenvid E+2B\ntlsoptional 1\nrcpt 2 rfc822;x+40y x@y.example\nrcpt 0 - \"a b\"@z.example\n"
+                        "ret FULL\nenvid E+2B\ntlsoptional 1\nrequiretls 1\nrcpt 2 rfc822;x+40y x@y.example\nrcpt 0 - \"a b\"@z.example\n"
                         "message 5\nhello END 5\n";
     struct qfile q;
     char err[128];
@@ -223,6 +223,7 @@ static void test_queue_file_parse(void **state)
     assert_string_equal(q.sender, "a@b.example");
     assert_true(q.body8bit);
     assert_true(q.tls_optional);
+    assert_true(q.require_tls);
     assert_int_equal(q.ret, RET_FULL);
     assert_string_equal(q.envid, "E+2B");
     assert_int_equal(q.nrcpts, 2);
