@@ -11,6 +11,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP
 
 from conftest import wait_for
+from test_dane import dane  # noqa: F401 (a fixture)
 from test_mta_sts import queue_listing, records, sts  # noqa: F401 (sts: a fixture)
 from test_relay import Sink, dsn_for, relay, self_signed  # noqa: F401 (relay: a fixture)
 
@@ -143,3 +144,16 @@ def test_requiretls_mail_to_a_domain_whose_mx_cannot_be_authenticated_bounces(st
     assert ("5.7.30 the sender asked for REQUIRETLS (RFC 8689), and the mail exchangers of sts.test cannot be "
             "authenticated") in text, text
     assert sts["peer"].messages == [] and "bob@sts.test" not in queue_listing(srv)
+
+
+def test_requiretls_mail_goes_over_dane_to_a_dnssec_signed_domain(dane, tmp_path):  # noqa: F811
+    """dane.test: its MX records DNSSEC-signed (so authenticated) with TLSA records; the peer's
+    certificate names another host, which only DANE accepts. It offers REQUIRETLS once TLS is on:
+    the message goes over DANE-verified TLS with MAIL FROM ... REQUIRETLS."""
+    dane["peer"].ehlo_tls = b"250-mx.scripted.test\r\n250-PIPELINING\r\n250 REQUIRETLS\r\n"
+    srv = dane["start"](dane["digest"], **tls_conf(tmp_path))
+    send_requiretls(srv, ["bob@dane.test"])
+    wait_for(lambda: dane["peer"].bodies, what="delivery over DANE")
+    assert [line for line in dane["peer"].lines if line.startswith("MAIL")] == \
+        ["MAIL FROM:<alice@example.test> REQUIRETLS"]
+    assert dane["peer"].tls_used and "verified=dane" in srv.log_text()
