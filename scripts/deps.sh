@@ -4,7 +4,7 @@
 set -eu
 
 BUILD_PKGS="gcc make pkg-config libevent-dev libssl-dev libcrypt-dev libunbound-dev zlib1g-dev libidn2-dev libsystemd-dev libpsl-dev publicsuffix openssl"
-TEST_PKGS="libcmocka-dev systemd python3-dkim python3-nacl ldnsutils dovecot-lmtpd dovecot-imapd python3-pytest python3-aiosmtpd unbound swaks libnet-ssleay-perl libio-socket-ssl-perl libauthen-sasl-perl clang libclang-rt-14-dev clang-tidy cppcheck valgrind e2fsprogs mount"
+TEST_PKGS="libcmocka-dev systemd python3-dkim python3-nacl ldnsutils dovecot-lmtpd dovecot-imapd python3-pytest python3-aiosmtpd python3-milter unbound swaks libnet-ssleay-perl libio-socket-ssl-perl libauthen-sasl-perl clang libclang-rt-14-dev clang-tidy cppcheck valgrind e2fsprogs mount"
 
 BENCH_PKGS="postfix"  # for smtp-source, smtp-sink and a private Postfix instance (bench/)
 

@@ -13,6 +13,7 @@
 #include <strings.h>
 #include <unistd.h>
 #include <arpa/inet.h>
+#include <sys/un.h>
 
 #include "address.h"
 #include "cidr.h"
@@ -178,6 +179,12 @@ static const char *check_list_item(enum key_type type, char *item)
     case T_DOMAIN_LIST:
         ascii_lower_copy(item, item, strlen(item) + 1);
         return address_parse_domain(item, strlen(item), &utf8) == ADDR_OK ? NULL : "not a valid domain name";
+    case T_MILTER_LIST: /* inet:host:port (an IP address) or unix:/absolute/path */
+        if (!strncmp(item, "inet:", 5) && hostport_parse(item + 5, &ss, &sslen))
+            return NULL;
+        if (!strncmp(item, "unix:/", 6) && strlen(item + 5) < sizeof((struct sockaddr_un *)0)->sun_path)
+            return NULL;
+        return "expected inet:address:port (e.g. inet:127.0.0.1:11332) or unix:/absolute/path";
     case T_SUFFIX_LIST: { /* a domain, or ".domain": every subdomain of it */
         ascii_lower_copy(item, item, strlen(item) + 1);
         const char *name = item + (item[0] == '.');
@@ -271,6 +278,7 @@ static const char *set_value(struct config *cfg, const struct key_def *k, const 
     case T_DOMAIN_LIST:
     case T_SUFFIX_LIST:
     case T_RESOLVER_LIST:
+    case T_MILTER_LIST:
     case T_CIDR_LIST: {
         struct strlist *l = field;
         strlist_free(l);
@@ -622,7 +630,7 @@ void config_free(struct config *cfg)
             free(*(char **)field);
             break;
         case T_LISTEN_LIST: case T_OPT_LISTEN_LIST: case T_DOMAIN_LIST: case T_SUFFIX_LIST: case T_CIDR_LIST:
-        case T_RESOLVER_LIST:
+        case T_RESOLVER_LIST: case T_MILTER_LIST:
             strlist_free(field);
             break;
         default:
@@ -663,7 +671,7 @@ static bool key_equal(const struct key_def *k, const struct config *a, const str
         return da->count == db->count && memcmp(da->v, db->v, da->count * sizeof da->v[0]) == 0;
     }
     case T_LISTEN_LIST: case T_OPT_LISTEN_LIST: case T_DOMAIN_LIST: case T_SUFFIX_LIST: case T_CIDR_LIST:
-        case T_RESOLVER_LIST:
+        case T_RESOLVER_LIST: case T_MILTER_LIST:
         return strlists_equal(fa, fb);
     }
     return false;
@@ -730,7 +738,7 @@ static void format_value(const struct key_def *k, const struct config *cfg, char
         return;
     }
     case T_LISTEN_LIST: case T_OPT_LISTEN_LIST: case T_DOMAIN_LIST: case T_SUFFIX_LIST: case T_CIDR_LIST:
-        case T_RESOLVER_LIST:
+        case T_RESOLVER_LIST: case T_MILTER_LIST:
         join_items(out, outsz, f);
         return;
     }

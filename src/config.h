@@ -142,6 +142,9 @@ struct config {
     bool tls_reports;             /* SMTP TLS Reporting, RFC 8460 (tlsrpt_send.c) */
     bool dmarc_reports;           /* DMARC aggregate reports, RFC 7489 7.2 (dmarcrpt_send.c) */
     bool requiretls;              /* offer REQUIRETLS (RFC 8689) on TLS sessions */
+    struct strlist milters;       /* content filters (milter protocol) at end of data (smtp_milter.c) */
+    unsigned milter_timeout;      /* seconds a milter may take for each reply */
+    bool milter_fail_open;        /* a milter that fails: accept without it, else 451 */
     bool helo_name_check;         /* MX role: 504 5.5.2 for an EHLO name that is no FQDN or address literal */
     bool sender_null_mx_check;    /* MX role: 550 5.7.27 for senders whose domain has a null MX */
     bool sender_domain_check;     /* MX role: 550 5.1.8 / 450 4.1.8 for senders whose domain cannot take mail */

@@ -279,6 +279,17 @@ const struct key_def config_keys[] = {
      "With dmarc_policy = reject: the Maildir++ folder (e.g. Junk: <mailbox>/.Junk) that the local copies of "
      "mail failing DMARC where the domain asks p=quarantine are delivered to, as the IMAP server's spam "
      "folder. Empty: the inbox (marked dis=quarantine in Authentication-Results). Letters, digits, - and _."},
+    {"milters", T_MILTER_LIST, F(milters), "", 0, 0,
+     "Content filters speaking the milter protocol (rspamd, SpamAssassin's or ClamAV's milter, OpenDKIM), "
+     "each inet:ADDRESS:PORT or unix:/PATH, asked in turn at the end of each message's data, before it is "
+     "stored: each sees the envelope, the header and the body, may add, insert or change header fields, "
+     "and accepts, rejects (550), defers (451) or discards the message."},
+    {"milter_timeout", T_DURATION, F(milter_timeout), "30s", 1, 3600,
+     "Milters: how long the connection and each reply may take (a progress notice restarts it)."},
+    {"milter_fail_open", T_BOOL, F(milter_fail_open), "no", 0, 0,
+     "Milters: yes = a milter that cannot be reached, times out or breaks the protocol is skipped and the "
+     "message accepted without it; no = the message gets 451 4.3.0 and the client sends it again later "
+     "(Postfix's milter_default_action = tempfail)."},
     {"dmarc_reports", T_BOOL, F(dmarc_reports), "no", 0, 0,
      "yes: DMARC aggregate reports (RFC 7489 7.2) - the DMARC results of the mail received (dmarc_policy) are "
      "counted per domain, and each domain whose _dmarc record names mailto: addresses in rua= gets a report "

@@ -100,6 +100,8 @@ static void render_mail(struct server *srv, struct evbuffer *out)
     single(out, "postern_messages_discarded_total", "counter",
            "Messages answered 250 and dropped, as a content rule's DISCARD says (not in accepted).",
            (double)m->messages_discarded);
+    single(out, "postern_milter_failures_total", "counter",
+           "Times a milter could not be reached, did not answer in time or broke the protocol", (double)m->milter_failures);
     single(out, "postern_accepted_bytes_total", "counter", "Octets of the messages accepted, as received.",
            (double)m->octets_accepted);
     render_latency(srv, out);

@@ -30,6 +30,7 @@ struct metrics {
     unsigned long long replies[REPLY__COUNT];      /* SMTP replies sent, by catalog row */
     unsigned long long messages_accepted;          /* 250 after end of data */
     unsigned long long messages_discarded;         /* 250, and dropped by a content rule's DISCARD */
+    unsigned long long milter_failures;            /* a milter unreachable, silent or broken (smtp_milter.c) */
     unsigned long long octets_accepted;            /* their message octets as received */
     unsigned long long local_deliveries;           /* recipients put in a Maildir (received or made here) */
     unsigned long long relay[RELAY__COUNT];        /* relayed recipients' attempt results */

@@ -82,6 +82,7 @@ struct session {
     double data_ended;     /* when its CRLF.CRLF came (the 250's latency, metrics.c) */
     size_t data_bytes;     /* raw octets received since DATA began */
     unsigned errors;
+    unsigned milter_runs;  /* milters started (smtp_milter.c): a callback tells its own run from a later one */
     /* what the disconnect line sums up */
     double connected_at;     /* monotonic s */
     unsigned ncommands;
@@ -113,6 +114,7 @@ struct session {
     char *helo_spf_explanation;     /* its domain's exp= words for a fail (NULL: none) */
     char *helo_spf_detail;          /* what decided the HELO name's result */
     struct msgauth_check *msgauth;  /* DKIM and DMARC at the end of data (smtp_msgauth.c), or NULL */
+    struct milter_check *milter;    /* the milters at the end of data (smtp_milter.c), or NULL */
     struct data_reader data;
     uint64_t bdat_left;    /* octets of the current BDAT chunk still to come (read, or dropped) */
     uint64_t bdat_size;    /* the current chunk's stated size, for its reply */
@@ -221,7 +223,10 @@ bool bdat_refuses(struct session *s, enum smtp_verb v);
 /* smtp_store.c: the message's data ended: refused whole, or checked (smtp_msgauth.c) then stored -
  * trace fields, commit, and the reply once the commit is done. */
 void finish_data(struct session *s);
+/* The checks done: the milters (smtp_milter.c) if any, then commit_message - trace fields, the
+ * DKIM signature, the commit. */
 void store_message(struct session *s, const struct header_facts *facts);
+void commit_message(struct session *s, const struct header_facts *facts);
 /* Refuses the message whole after its data (reply id, with arg when the row takes one), logged
  * as rejected with detail; the session goes on with its next commands. */
 void refuse_data(struct session *s, enum reply_id id, const char *detail, const char *arg);
@@ -242,6 +247,12 @@ bool content_rules_refuse(struct session *s, const struct header_facts *facts);
  * s->msg->auth_results). Frees a check still running with the session. */
 bool msgauth_check_begin(struct session *s, const struct header_facts *facts);
 void msgauth_check_free(struct session *s);
+
+/* smtp_milter.c: the milters (milters) on a message whose own checks passed; true when they run
+ * (the session waits: dns_pending) and will end it - commit_message, refuse_data or discard_data
+ * -, false when there are none. Frees a check still running with the session. */
+bool milter_check_begin(struct session *s, const struct header_facts *facts);
+void milter_check_free(struct session *s);
 
 /* smtp_headers.c: Return-Path, Received and (submitted mail) Message-ID/Date, into s->msg->headers.
  * A DKIM signature, when the message gets one, is left to the job returned (else NULL):

@@ -161,6 +161,7 @@ void session_free(struct session *s)
     rdns_free(s);
     spf_free(s);
     msgauth_check_free(s);
+    milter_check_free(s);
     access_session_free(s);
     if (s->pending_rcpt)
         free(s->pending_rcpt->orcpt);

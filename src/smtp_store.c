@@ -204,6 +204,12 @@ static void signed_then_commit(void *job)
 
 void store_message(struct session *s, const struct header_facts *facts)
 {
+    if (!milter_check_begin(s, facts))
+        commit_message(s, facts); /* else once the milters accept it */
+}
+
+void commit_message(struct session *s, const struct header_facts *facts)
+{
     struct message *m = s->msg;
     struct sign_job *sign = build_trace_headers(s, facts);
     m->mail_dir = s->srv->cfg->mail_dir;
