@@ -120,7 +120,8 @@ bool milter_header_args(const char *data, size_t len, bool indexed, uint32_t *in
 }
 
 /* "name: value\n" onto b: the value's CRLF as LF, a line break not followed by a blank given one
- * (the field stays one field), control octets but tab dropped. */
+ * (the field stays one field), one at its end or before another dropped (an empty line would end
+ * the header section), control octets but tab dropped. */
 static void add_field_text(struct evbuffer *b, const char *name, const char *value)
 {
     evbuffer_add_printf(b, "%s:%s", name, *value == ' ' || *value == '\t' ? "" : " ");
@@ -128,8 +129,11 @@ static void add_field_text(struct evbuffer *b, const char *name, const char *val
         if (*v == '\r')
             continue;
         if (*v == '\n') {
+            const char *next = v + 1 + strspn(v + 1, "\r");
+            if (!*next || *next == '\n')
+                continue; /* a line break at the end, or before another: no empty line (the header's end) */
             evbuffer_add(b, "\n", 1);
-            if (v[1] && v[1] != ' ' && v[1] != '\t')
+            if (*next != ' ' && *next != '\t')
                 evbuffer_add(b, " ", 1);
             continue;
         }

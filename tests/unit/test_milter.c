@@ -102,7 +102,7 @@ static void test_edits(void **state)
     (void)state;
     struct evbuffer *t = evbuffer_new();
     evbuffer_add_printf(t, "From: a@b\nX-Tag: one\nSubject: hi\n there\nX-Tag: two\n\nbody\nX-Tag: not a field\n");
-    assert_true(milter_header_add(t, "X-Spam", "no"));
+    assert_true(milter_header_add(t, "X-Spam", "no\r\n")); /* a line break at the end: no empty line */
     assert_true(milter_header_insert(t, 0, "X-First", " lead"));
     assert_true(milter_header_insert(t, 2, "X-Third", "a\r\nb")); /* a bare line break is folded */
     assert_true(milter_header_change(t, 2, "x-tag", "TWO"));
