@@ -58,10 +58,10 @@ def test_a_period_over_during_a_stop_is_reported_at_the_next_start(make_server):
     """The day's counts, kept across a stop (spool_dir/dmarc-report), reported at the start that
     finds their period over: one report per policy domain, to the rua= addresses that agreed and
     whose size limit the report keeps; the rows say what was received and what was done with it."""
-    if time.time() % 60 > 40:  # the sending within one 60 s period
-        time.sleep(60 - time.time() % 60 + 0.5)
+    if time.time() % 3600 > 3590:  # the sending within one period of an hour
+        time.sleep(3600 - time.time() % 3600 + 0.5)
     srv = make_server(dkim_verify="yes", spf_policy="header", dmarc_policy="reject", dmarc_reports="yes",
-                      dmarc_report_interval="60s", dmarc_report_organization="Example & Co")
+                      dmarc_report_interval="1h", dmarc_report_organization="Example & Co")
     good = signed("rsa", text("carol@dkim.test")) + text("carol@dkim.test")
     assert send(srv, "carol@elsewhere.example", good) == 250  # DKIM aligned: pass
     assert send(srv, "carol@elsewhere.example", good) == 250  # the same row, counted twice
@@ -74,9 +74,9 @@ def test_a_period_over_during_a_stop_is_reported_at_the_next_start(make_server):
     state = srv.spool_dir / "dmarc-report"
     head, *lines = state.read_text().splitlines()
     start = int(head.split()[2])
-    assert head == f"postern-dmarc-report 1 {start} 60" and start % 60 == 0, head
+    assert head == f"postern-dmarc-report 1 {start} 3600" and start % 3600 == 0, head
     assert "D dkim.test r r reject quarantine 100" in lines and "D spf-pass.test r s none none 100" in lines, lines
-    state.write_text(state.read_text().replace(f" {start} 60", f" {start - 60} 60", 1))  # that period is over
+    state.write_text(state.read_text().replace(f" {start} 3600", f" {start - 3600} 3600", 1))  # that period is over
     srv.start()
     assert "event=dmarc_report_state_loaded" in srv.log_text() and "domains=4 complete=yes" in srv.log_text()
 
@@ -85,10 +85,10 @@ def test_a_period_over_during_a_stop_is_reported_at_the_next_start(make_server):
     assert msg["From"].addresses[0].addr_spec == "postmaster@mx.example.test"
     assert msg["To"].addresses[0].addr_spec == "dmarc@catchall.test" and len(msg["To"].addresses) == 1
     assert re.fullmatch(r"Report Domain: dkim\.test Submitter: mx\.example\.test Report-ID: <\S+>", msg["Subject"])
-    assert re.fullmatch(rf"mx\.example\.test!dkim\.test!{start - 60}!{start - 1}!\w+\.xml\.gz", filename), filename
+    assert re.fullmatch(rf"mx\.example\.test!dkim\.test!{start - 3600}!{start - 1}!\w+\.xml\.gz", filename), filename
     meta = root.find("report_metadata")
     assert meta.findtext("org_name") == "Example & Co" and meta.findtext("email") == "postmaster@mx.example.test"
-    assert (meta.findtext("date_range/begin"), meta.findtext("date_range/end")) == (str(start - 60), str(start - 1))
+    assert (meta.findtext("date_range/begin"), meta.findtext("date_range/end")) == (str(start - 3600), str(start - 1))
     assert {e.tag: e.text for e in root.find("policy_published")} == {
         "domain": "dkim.test", "adkim": "r", "aspf": "r", "p": "reject", "sp": "quarantine", "pct": "100"}
     none_spf = ("elsewhere.example", "mfrom", "none")

@@ -504,9 +504,9 @@ def test_tls_reports_that_could_never_be_made_are_warned_about(tmp_path):
 def test_tls_report_counts_outlive_a_restart(sts):
     """A stop writes the period's counts to spool_dir/tls-report; the next start goes on with them
     (and a stop writes them again); counts of a period that ended meanwhile are reported at start."""
-    if time.time() % 60 > 45:  # the whole test within one 60 s period
-        time.sleep(60 - time.time() % 60 + 0.5)
-    srv = sts["start"](tls_reports="yes", tls_report_interval="60s")
+    if time.time() % 3600 > 3590:  # the whole test within one period of an hour
+        time.sleep(3600 - time.time() % 3600 + 0.5)
+    srv = sts["start"](tls_reports="yes", tls_report_interval="1h")
     sts["zone"].start(records(sts["web"].ip) + ['_smtp._tls.sts.test. 1 IN TXT "v=TLSRPTv1; rua=mailto:tlsrpt@sts.test"'])
     send(srv, ["bob@sts.test"])
     wait_for(lambda: sts["peer"].messages, what="delivery")
@@ -514,14 +514,14 @@ def test_tls_report_counts_outlive_a_restart(sts):
     state = srv.spool_dir / "tls-report"
     head, *lines = state.read_text().splitlines()
     start = int(head.split()[2])
-    assert head == f"postern-tls-report 1 {start} 60" and start % 60 == 0, head
+    assert head == f"postern-tls-report 1 {start} 3600" and start % 3600 == 0, head
     assert lines[:2] == ["D sts.test", "P 0 1 0"] and "L mode: enforce" in lines and "M mx.sts.test" in lines, lines
     srv.start()
     assert "event=tls_report_state_loaded" in srv.log_text() and "domains=1 complete=yes" in srv.log_text()
     assert not state.exists()  # consumed; the next stop writes it again
     srv.stop()
     assert state.read_text().splitlines()[1:3] == ["D sts.test", "P 0 1 0"]
-    state.write_text(state.read_text().replace(f" {start} 60", f" {start - 60} 60", 1))  # that period is over
+    state.write_text(state.read_text().replace(f" {start} 3600", f" {start - 3600} 3600", 1))  # that period is over
     srv.start()
     _, _, report, _ = tls_report_of(sts)
     assert report["policies"][0]["summary"] == {"total-successful-session-count": 1, "total-failure-session-count": 0}
