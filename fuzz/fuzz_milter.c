@@ -62,12 +62,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             (void)milter_optneg_parse(d, len, &v, &a, &p);
         } else if ((cmd == 'h' || cmd == 'i' || cmd == 'm') &&
                    milter_header_args(d, len, cmd != 'h', &index, &name, &value)) {
-            if (cmd == 'h')
-                milter_header_add(text, name, value);
-            else if (cmd == 'i')
-                milter_header_insert(text, index, name, value);
-            else
-                milter_header_change(text, index, name, value);
+            milter_header_edit(text, cmd, index, name, value);
             check_text(text);
         }
         free(d);

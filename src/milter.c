@@ -200,35 +200,42 @@ bool milter_header_add(struct evbuffer *text, const char *name, const char *valu
     return milter_header_insert(text, UINT32_MAX, name, value);
 }
 
-bool milter_header_insert(struct evbuffer *text, uint32_t index, const char *name, const char *value)
+/* Where an edit goes: with name NULL, before field index (the end when there are not that many);
+ * else the index-th field named name (1: the first). SIZE_MAX when there is no such field, or out
+ * of memory. */
+static size_t edit_position(struct evbuffer *text, const char *name, uint32_t index)
 {
-    size_t hlen;
+    size_t hlen, at = SIZE_MAX;
     const char *h;
     struct fields fs = {0};
-    if (!header_fields(text, &hlen, &h, &fs)) {
-        free(fs.v);
-        return false;
+    if (header_fields(text, &hlen, &h, &fs)) {
+        if (!name)
+            at = index < fs.count ? index : fs.count;
+        for (size_t k = 0, seen = 0; name && k < fs.count && at == SIZE_MAX; k++)
+            if (field_named(&fs.v[k], name) && ++seen == index)
+                at = k;
     }
-    size_t count = fs.count;
     free(fs.v);
-    return rewrite(text, index < count ? index : count, false, name, value);
+    return at;
+}
+
+bool milter_header_insert(struct evbuffer *text, uint32_t index, const char *name, const char *value)
+{
+    size_t at = edit_position(text, NULL, index);
+    return at != SIZE_MAX && rewrite(text, at, false, name, value);
 }
 
 bool milter_header_change(struct evbuffer *text, uint32_t index, const char *name, const char *value)
 {
-    size_t hlen;
-    const char *h;
-    struct fields fs = {0};
-    if (!header_fields(text, &hlen, &h, &fs)) {
-        free(fs.v);
-        return false;
-    }
-    size_t found = SIZE_MAX;
-    for (size_t k = 0, seen = 0; k < fs.count && found == SIZE_MAX; k++)
-        if (field_named(&fs.v[k], name) && ++seen == index)
-            found = k;
-    free(fs.v);
-    if (found == SIZE_MAX)
-        return false;
-    return rewrite(text, found, true, name, *value ? value : NULL);
+    size_t at = edit_position(text, name, index);
+    return at != SIZE_MAX && rewrite(text, at, true, name, *value ? value : NULL);
+}
+
+bool milter_header_edit(struct evbuffer *text, char cmd, uint32_t index, const char *name, const char *value)
+{
+    if (cmd == 'h')
+        return milter_header_add(text, name, value);
+    if (cmd == 'i')
+        return milter_header_insert(text, index, name, value);
+    return milter_header_change(text, index, name, value);
 }

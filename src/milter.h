@@ -75,4 +75,7 @@ bool milter_header_add(struct evbuffer *text, const char *name, const char *valu
 bool milter_header_insert(struct evbuffer *text, uint32_t index, const char *name, const char *value);
 bool milter_header_change(struct evbuffer *text, uint32_t index, const char *name, const char *value);
 
+/* The edit a packet asks for - cmd 'h' add, 'i' insert, 'm' change - made on text (as above). */
+bool milter_header_edit(struct evbuffer *text, char cmd, uint32_t index, const char *name, const char *value);
+
 #endif

@@ -363,13 +363,7 @@ static bool header_edit(struct milter_check *c, char cmd, const char *data, size
     bool may = cmd == 'm' ? (c->actions & MILTER_ACT_CHGHDRS) : (c->actions & MILTER_ACT_ADDHDRS);
     if (!may || !milter_header_args(data, len, cmd != 'h', &index, &name, &value))
         return false;
-    struct evbuffer *text = c->s->msg->body;
-    if (cmd == 'h')
-        milter_header_add(text, name, value);
-    else if (cmd == 'i')
-        milter_header_insert(text, index, name, value);
-    else
-        milter_header_change(text, index, name, value);
+    milter_header_edit(c->s->msg->body, cmd, index, name, value);
     c->edited = true;
     log_debug("event=milter_header_edit session=%s milter=%s edit=%c name=%s", c->s->id, milter_name(c), cmd, name);
     return true;
