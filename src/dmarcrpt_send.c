@@ -220,6 +220,7 @@ static void send_report(const struct job *j)
                 write_report(m, s, domain, to, report_id, gz, gzlen, b->start, b->end);
     free(gz);
     if (!made) {
+        report_count(s->srv, REPORT_DMARC, n || !gz ? REPORT_FAILED : REPORT_SKIPPED);
         if (n || !gz)
             log_warn("event=dmarc_report_failed domain=%s detail=\"out of memory, or no address of its record can be "
                      "sent to\"", domain);
@@ -228,7 +229,7 @@ static void send_report(const struct job *j)
     }
     log_info("event=dmarc_report domain=%s qid=%s to=\"%s\" messages=%llu", domain, m->qid,
              log_quotable(safe, sizeof safe, to), dmarcrpt_messages(b->t, j->index));
-    report_mail_queue(s->srv, m, s->contact, "dmarc_report", domain);
+    report_mail_queue(s->srv, m, s->contact, REPORT_DMARC, domain);
 }
 
 /* ---------- the period's end ---------- */
@@ -244,6 +245,8 @@ static void ask_done(struct job *j)
         any |= j->agreed[k];
     if (any)
         send_report(j);
+    else
+        report_count(b->s->srv, REPORT_DMARC, REPORT_SKIPPED); /* no record, no rua=, or none agreed */
     if (--b->pending == 0)
         batch_free(b);
 }

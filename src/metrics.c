@@ -141,6 +141,15 @@ static void render_mail(struct server *srv, struct evbuffer *out)
          "(passed before), allowed (its network passed greylist_auto_allow), full (the table was: let through).");
     for (int r = 0; r < 5; r++)
         evbuffer_add_printf(out, "postern_greylist_total{result=\"%s\"} %llu\n", greylist_results[r], m->greylist[r]);
+    static const char *const report_kinds[REPORT__KINDS] = {"tls", "dmarc"};
+    static const char *const report_outcomes[REPORT__OUTCOMES] = {"sent", "skipped", "failed"};
+    head(out, "postern_reports_total", "counter",
+         "Aggregate reports by kind (tls_reports, dmarc_reports) and outcome per domain: sent (queued by mail), "
+         "skipped (no address to send it to), failed (out of memory, or not stored).");
+    for (int k = 0; k < REPORT__KINDS; k++)
+        for (int o = 0; o < REPORT__OUTCOMES; o++)
+            evbuffer_add_printf(out, "postern_reports_total{kind=\"%s\",result=\"%s\"} %llu\n", report_kinds[k],
+                                report_outcomes[o], m->reports[k][o]);
     static const char *const client_name_results[3] = {"confirmed", "unconfirmed", "temperror"};
     head(out, "postern_client_names_total", "counter", "Clients' names looked up (client_name_check), by result.");
     for (int r = 0; r < 3; r++)

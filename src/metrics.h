@@ -22,6 +22,12 @@ struct metrics_conn;
 /* Upper bounds (seconds) of the end-of-data-to-250 latency histogram's buckets (+Inf after). */
 #define METRICS_LATENCY_BUCKETS 12
 
+/* Aggregate reports (tlsrpt_send.c, dmarcrpt_send.c): their kinds, and what became of each domain's
+ * report - sent (stored in the queue for its addresses), skipped (no address to send it to),
+ * failed (out of memory, or not stored). */
+enum report_kind { REPORT_TLS, REPORT_DMARC, REPORT__KINDS };
+enum report_outcome { REPORT_SENT, REPORT_SKIPPED, REPORT_FAILED, REPORT__OUTCOMES };
+
 /* Outcomes of a relayed recipient's delivery attempt. */
 enum relay_result { RELAY_SENT, RELAY_DEFERRED, RELAY_BOUNCED, RELAY_EXPIRED, RELAY__COUNT };
 
@@ -30,6 +36,7 @@ struct metrics {
     unsigned long long replies[REPLY__COUNT];      /* SMTP replies sent, by catalog row */
     unsigned long long messages_accepted;          /* 250 after end of data */
     unsigned long long messages_discarded;         /* 250, and dropped by a content rule's DISCARD */
+    unsigned long long reports[REPORT__KINDS][REPORT__OUTCOMES]; /* aggregate reports by kind and outcome */
     unsigned long long milter_failures;            /* a milter unreachable, silent or broken (smtp_milter.c) */
     unsigned long long octets_accepted;            /* their message octets as received */
     unsigned long long local_deliveries;           /* recipients put in a Maildir (received or made here) */

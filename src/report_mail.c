@@ -33,30 +33,41 @@ bool report_mail_recipients(struct message *m, const struct server *srv, const c
     return m->nrcpts > 0;
 }
 
-/* What a store's outcome is logged with. */
+static const char *const kind_events[REPORT__KINDS] = {"tls_report", "dmarc_report"};
+
+void report_count(struct server *srv, enum report_kind kind, enum report_outcome outcome)
+{
+    srv->metrics.reports[kind][outcome]++;
+}
+
+/* What a store's outcome is counted and logged with. */
 struct stored_note {
-    char kind[32];
+    struct server *srv;
+    enum report_kind kind;
     char domain[ADDR_DOMAIN_MAX + 1];
 };
 
 static void report_stored(void *arg, bool ok)
 {
     struct stored_note *note = arg;
+    report_count(note->srv, note->kind, ok ? REPORT_SENT : REPORT_FAILED);
     if (!ok)
-        log_warn("event=%s_failed domain=%s detail=\"the report could not be stored\"", note->kind, note->domain);
+        log_warn("event=%s_failed domain=%s detail=\"the report could not be stored\"", kind_events[note->kind],
+                 note->domain);
     free(note);
 }
 
-void report_mail_queue(struct server *srv, struct message *m, const char *sender, const char *kind,
+void report_mail_queue(struct server *srv, struct message *m, const char *sender, enum report_kind kind,
                        const char *domain)
 {
     struct stored_note *note = calloc(1, sizeof *note);
     if (!note) {
-        log_warn("event=%s_failed domain=%s detail=\"out of memory\"", kind, domain);
+        log_warn("event=%s_failed domain=%s detail=\"out of memory\"", kind_events[kind], domain);
+        report_count(srv, kind, REPORT_FAILED);
         message_free(m);
         return;
     }
-    snprintf(note->kind, sizeof note->kind, "%s", kind);
+    *note = (struct stored_note){.srv = srv, .kind = kind};
     snprintf(note->domain, sizeof note->domain, "%s", domain);
     snprintf(m->sender, sizeof m->sender, "%s", sender);
     char date[64];

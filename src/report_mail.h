@@ -7,6 +7,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "metrics.h"
+
 struct message;
 struct server;
 
@@ -15,8 +17,12 @@ struct server;
 bool report_mail_recipients(struct message *m, const struct server *srv, const char (*addresses)[256], size_t n);
 
 /* Queues m - its header section and body already in m->body - from sender, with Return-Path and
- * Received fields; a store that fails is logged as event=<kind>_failed domain=<domain>. */
-void report_mail_queue(struct server *srv, struct message *m, const char *sender, const char *kind,
+ * Received fields; counted as sent once stored, or failed (logged as event=tls_report_failed or
+ * dmarc_report_failed with domain). */
+void report_mail_queue(struct server *srv, struct message *m, const char *sender, enum report_kind kind,
                        const char *domain);
+
+/* Counts one domain's report of kind as outcome (postern_reports_total). */
+void report_count(struct server *srv, enum report_kind kind, enum report_outcome outcome);
 
 #endif

@@ -185,6 +185,7 @@ static void mail_report(const struct batch *b, size_t i, const struct tlsrpt_rua
     if (!made) {
         log_warn("event=tls_report_failed domain=%s detail=\"out of memory, or no address of its record can be "
                  "sent to\"", domain);
+        report_count((struct server *)srv, REPORT_TLS, REPORT_FAILED);
         message_free(m);
         return;
     }
@@ -193,7 +194,7 @@ static void mail_report(const struct batch *b, size_t i, const struct tlsrpt_rua
     m->tls_optional = true; /* RFC 8460 3: reports go despite TLS failures (RFC 8689 TLS-Required: No) */
     log_info("event=tls_report domain=%s qid=%s to=\"%s\" successful=%llu failed=%llu", domain, m->qid,
              log_quotable(safe, sizeof safe, to), ok, failed);
-    report_mail_queue((struct server *)srv, m, s->contact, "tls_report", domain);
+    report_mail_queue((struct server *)srv, m, s->contact, REPORT_TLS, domain);
 }
 
 /* Makes domain i's report of batch b and sends it where rua says: mail, HTTPS POSTs. */
@@ -207,8 +208,10 @@ static void send_report(struct batch *b, size_t i, const struct tlsrpt_rua *rua)
     size_t jsonlen = 0, gzlen = 0;
     char *json = tlsrpt_json(b->t, i, s->org, s->contact, report_id, b->start, b->end, &jsonlen);
     unsigned char *gz = json ? report_gzip(json, jsonlen, &gzlen) : NULL;
-    if (!gz)
+    if (!gz) {
         log_warn("event=tls_report_failed domain=%s detail=\"out of memory\"", domain);
+        report_count(s->srv, REPORT_TLS, REPORT_FAILED);
+    }
     if (gz && rua->nmailto)
         mail_report(b, i, rua, report_id, gz, gzlen);
     for (size_t k = 0; gz && k < rua->nhttps; k++)
@@ -231,10 +234,12 @@ static void on_record(void *arg, const struct dns_answer *answer)
     bool has = answer->status == DNS_OK &&
                dns_txt_select(answer->data, answer->len, answer->n, "v=TLSRPTv1", "; \t", record, sizeof record) == 1 &&
                tlsrpt_record_rua(record, &rua);
-    if (!has)
+    if (!has) {
         log_info("event=tls_report_skipped domain=%s reason=no_record", domain);
-    else
+        report_count(b->s->srv, REPORT_TLS, REPORT_SKIPPED);
+    } else {
         send_report(b, l->index, &rua);
+    }
     if (--b->pending == 0)
         batch_free(b);
 }

@@ -11,9 +11,10 @@ import smtplib
 import time
 import xml.etree.ElementTree as ET
 
-from conftest import check_config, wait_for
+from conftest import check_config, free_port, wait_for
 from test_dkim_verify import signed
 from test_dmarc import text
+from test_metrics import values
 
 
 def send(srv, sender, message):
@@ -60,8 +61,10 @@ def test_a_period_over_during_a_stop_is_reported_at_the_next_start(make_server):
     whose size limit the report keeps; the rows say what was received and what was done with it."""
     if time.time() % 3600 > 3590:  # the sending within one period of an hour
         time.sleep(3600 - time.time() % 3600 + 0.5)
+    mport = free_port()
     srv = make_server(dkim_verify="yes", spf_policy="header", dmarc_policy="reject", dmarc_reports="yes",
-                      dmarc_report_interval="1h", dmarc_report_organization="Example & Co")
+                      dmarc_report_interval="1h", dmarc_report_organization="Example & Co",
+                      metrics_listen=f"127.0.0.1:{mport}")
     good = signed("rsa", text("carol@dkim.test")) + text("carol@dkim.test")
     assert send(srv, "carol@elsewhere.example", good) == 250  # DKIM aligned: pass
     assert send(srv, "carol@elsewhere.example", good) == 250  # the same row, counted twice
@@ -109,6 +112,10 @@ def test_a_period_over_during_a_stop_is_reported_at_the_next_start(make_server):
     assert "event=dmarc_report_skipped domain=spf-pass.test reason=no_rua" in log
     assert re.search(r"event=dmarc_report domain=dkim\.test qid=\w+ to=\"<dmarc@catchall\.test>\" messages=4", log)
     assert not state.exists()
+    counts = values(mport)
+    assert counts['postern_reports_total{kind="dmarc",result="sent"}'] == 3  # dkim.test, pct0.test, catchall.test
+    assert counts['postern_reports_total{kind="dmarc",result="skipped"}'] == 1  # spf-pass.test: no rua=
+    assert counts['postern_reports_total{kind="tls",result="sent"}'] == 0
 
 
 def test_the_period_ends_on_its_own_and_header_mode_reports_local_policy(make_server):
