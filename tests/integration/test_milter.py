@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import free_port
+from conftest import free_port, wait_for
 from test_metrics import values
 
 FILTER = Path(__file__).parent / "milter_filter.py"
@@ -134,3 +134,43 @@ def test_milters_is_checked_at_check_config(tmp_path):
     conf.write_text("hostname = mx.example.test\nmilters = inet:localhost:11332\n")
     out = check_config(conf)
     assert out.returncode == 1 and f"{conf}:2: milters: expected inet:address:port" in out.stderr, out.stderr
+
+
+def test_a_broken_filter_or_a_client_gone_meanwhile_harms_nothing(make_server, milter, tmp_path):
+    """A "filter" answering the negotiation with junk: 451 4.3.0, event=milter_failed. A client
+    that leaves while the filter thinks: the session ends cleanly (the sanitizer build checks
+    that nothing is touched after it is freed), and the next client is served."""
+    junk = socket.socket()
+    junk.bind(("127.0.0.1", 0))
+    junk.listen(4)
+
+    def answer_junk():
+        conn, _ = junk.accept()
+        conn.recv(100)
+        conn.sendall(b"\x00\x00\x00\x05Xjunk")  # a packet of no kind the negotiation expects
+        time.sleep(2)
+        conn.close()
+    import threading
+    threading.Thread(target=answer_junk, daemon=True).start()
+    srv = make_server(milters=f"inet:127.0.0.1:{junk.getsockname()[1]}")
+    with smtplib.SMTP("127.0.0.1", srv.port, timeout=20) as c:
+        c.ehlo("client.example")
+        assert send(c, "hello")[0] == 451
+    assert "error=\"unexpected reply 'X'\"" in srv.log_text()
+    junk.close()
+
+    slow = make_server(milters=milter["addr"], milter_timeout="3s")
+    c = smtplib.SMTP("127.0.0.1", slow.port, timeout=20)
+    c.ehlo("client.example")
+    c.mail("alice@example.test")
+    c.rcpt("bob@example.test")
+    c.putcmd("DATA")
+    assert c.getreply()[0] == 354
+    c.send(message("stall").replace(b"\r\n.", b"\r\n..") + b"\r\n.\r\n")
+    c.close()  # gone while the filter stalls
+    wait_for(lambda: "no answer within milter_timeout (3s)" in slow.log_text() or
+             "event=disconnect" in slow.log_text(), timeout=10, what="the session's end")
+    with smtplib.SMTP("127.0.0.1", slow.port, timeout=20) as c2:
+        c2.ehlo("client.example")
+        assert send(c2, "fine")[0] == 250
+    assert len(slow.all_delivered()) == 1  # the one the client saw through, not the one it left
