@@ -197,6 +197,14 @@ static void mail_report(const struct batch *b, size_t i, const struct tlsrpt_rua
     report_mail_queue((struct server *)srv, m, s->contact, REPORT_TLS, domain);
 }
 
+/* Seconds between the attempts at a POST: a quarter of the period, between 1 s and an hour (the
+ * next period's report should not overtake this one's). */
+static unsigned post_retry_seconds(unsigned interval)
+{
+    unsigned quarter = interval / 4;
+    return quarter < 1 ? 1 : quarter > 3600 ? 3600 : quarter;
+}
+
 /* Makes domain i's report of batch b and sends it where rua says: mail, HTTPS POSTs. */
 static void send_report(struct batch *b, size_t i, const struct tlsrpt_rua *rua)
 {
@@ -215,7 +223,8 @@ static void send_report(struct batch *b, size_t i, const struct tlsrpt_rua *rua)
     if (gz && rua->nmailto)
         mail_report(b, i, rua, report_id, gz, gzlen);
     for (size_t k = 0; gz && k < rua->nhttps; k++)
-        tlsrpt_post(s->srv->base, s->srv->dns, s->srv->client_tls, &s->posts, rua->https[k], domain, gz, gzlen);
+        tlsrpt_post(s->srv->base, s->srv->dns, s->srv->client_tls, &s->posts, rua->https[k], domain, gz, gzlen,
+                    post_retry_seconds(s->srv->cfg->tls_report_interval));
     free(json);
     free(gz);
 }

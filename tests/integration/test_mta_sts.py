@@ -21,10 +21,11 @@ ENFORCE = "version: STSv1\r\nmode: enforce\r\nmx: mx.sts.test\r\nmax_age: 86400\
 
 class PolicyServer:
     """HTTPS on (ip, 443) answering every GET with (status, content type, body); counts requests and
-    keeps their Host headers; keeps each POST (Host, path, Content-Type, body) and answers 200."""
+    keeps their Host headers; keeps each POST (Host, path, Content-Type, body) and answers 200 - 503
+    to the first fail_posts of them."""
 
-    def __init__(self, cert, key, answer, ip=None):
-        self.answer, self.hosts, self.posts = answer, [], []
+    def __init__(self, cert, key, answer, ip=None, fail_posts=0):
+        self.answer, self.hosts, self.posts, self.fail_posts = answer, [], [], fail_posts
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -41,7 +42,8 @@ class PolicyServer:
             def do_POST(self):  # noqa: N802 (http.server's name): a TLS report (RFC 8460 5.4)
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 server.posts.append((self.headers.get("Host"), self.path, self.headers.get("Content-Type"), body))
-                self.send_response(200)
+                failing = len(server.posts) <= server.fail_posts
+                self.send_response(503 if failing else 200)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
@@ -544,3 +546,25 @@ def test_a_tls_report_is_posted_to_an_https_address(sts):
     wait_for(lambda: 'event=tls_report_posted domain=sts.test url="https://mta-sts.sts.test/tlsrpt/v1?k=7" status=200'
              in srv.log_text(), what="the log line")
     assert not [m for m in sts["peer"].messages if "tlsrpt" in str(m[1])]  # no mailto: in the record
+
+
+def test_a_tls_report_post_tries_each_address_and_again_after_a_server_error(sts):
+    """The URL's host has a dead IPv4 address (tried first) and ::1, whose server answers the first
+    POST 503: each attempt goes on to ::1 past the dead address, and after the 503 the POST is made
+    again a quarter of tls_report_interval later (1 s at least) - then 200."""
+    dead = "127.0.253.9"
+    srv = sts["start"](tls_reports="yes", tls_report_interval="4s")
+    v6 = PolicyServer(sts["tmp"] / "web.pem", sts["tmp"] / "web.key", (200, "text/plain", ENFORCE), ip="::1",
+                      fail_posts=1)
+    sts["servers"].append(v6)
+    zone = [x for x in records(sts["web"].ip) if sts["web"].ip not in x]
+    sts["zone"].start(zone + [f"mta-sts.sts.test. 1 IN A {dead}", "mta-sts.sts.test. 1 IN AAAA ::1",
+                              '_smtp._tls.sts.test. 1 IN TXT "v=TLSRPTv1; rua=https://mta-sts.sts.test/r"'])
+    send(srv, ["bob@sts.test"])
+    wait_for(lambda: 'event=tls_report_posted domain=sts.test url="https://mta-sts.sts.test/r" status=200'
+             in srv.log_text(), what="the POST that succeeds", timeout=30)
+    assert len(v6.posts) == 2 and v6.posts[0][3] == v6.posts[1][3]  # the same report, twice
+    log = srv.log_text()
+    assert 'event=tls_report_post_retry domain=sts.test url="https://mta-sts.sts.test/r" attempt=1 ' \
+           'error="HTTP status 503" retry_in=1s' in log, log
+    assert "tls_report_post_failed" not in log and sts["web"].posts == []
