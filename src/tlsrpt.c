@@ -10,6 +10,7 @@
 #include <strings.h>
 
 #include "report_format.h"
+#include "strmap.h"
 
 struct failure {
     char result[40], mx[256], ip[64];
@@ -33,11 +34,15 @@ struct domain_stats {
 struct tlsrpt {
     struct domain_stats *d;
     size_t n, cap;
+    struct strmap by_name; /* lower-cased domain -> its index */
 };
 
 struct tlsrpt *tlsrpt_new(void)
 {
-    return calloc(1, sizeof(struct tlsrpt));
+    struct tlsrpt *t = calloc(1, sizeof(struct tlsrpt));
+    if (t)
+        strmap_init(&t->by_name);
+    return t;
 }
 
 void tlsrpt_clear(struct tlsrpt *t)
@@ -48,6 +53,8 @@ void tlsrpt_clear(struct tlsrpt *t)
             free(t->d[i].p[k].mx);
         }
     t->n = 0;
+    strmap_free(&t->by_name);
+    strmap_init(&t->by_name);
 }
 
 void tlsrpt_free(struct tlsrpt *t)
@@ -55,6 +62,7 @@ void tlsrpt_free(struct tlsrpt *t)
     if (!t)
         return;
     tlsrpt_clear(t);
+    strmap_free(&t->by_name);
     free(t->d);
     free(t);
 }
@@ -73,13 +81,19 @@ static char *join(const char *const *lines, size_t n)
     return s;
 }
 
-/* domain's entry, made when new; NULL when the table is full or out of memory. */
+/* domain's entry (found without case by a hash map), made when new; NULL when the table is full
+ * or out of memory. */
 static struct domain_stats *entry_for(struct tlsrpt *t, const char *domain)
 {
-    for (size_t i = 0; i < t->n; i++)
-        if (!strcasecmp(t->d[i].domain, domain))
-            return &t->d[i];
-    if (t->n == TLSRPT_DOMAINS_MAX || strlen(domain) >= sizeof t->d->domain)
+    char key[sizeof t->d->domain], index[24];
+    const char *found;
+    if (strlen(domain) >= sizeof key)
+        return NULL;
+    for (size_t i = 0; i <= strlen(domain); i++)
+        key[i] = (char)(domain[i] >= 'A' && domain[i] <= 'Z' ? domain[i] + 32 : domain[i]);
+    if (strmap_get(&t->by_name, key, &found))
+        return &t->d[strtoul(found, NULL, 10)];
+    if (t->n == TLSRPT_DOMAINS_MAX)
         return NULL;
     if (t->n == t->cap) {
         size_t cap = t->cap ? t->cap * 2 : 16;
@@ -89,6 +103,9 @@ static struct domain_stats *entry_for(struct tlsrpt *t, const char *domain)
         t->d = grown;
         t->cap = cap;
     }
+    snprintf(index, sizeof index, "%zu", t->n);
+    if (!strmap_put(&t->by_name, key, index))
+        return NULL;
     struct domain_stats *d = &t->d[t->n++];
     *d = (struct domain_stats){0};
     snprintf(d->domain, sizeof d->domain, "%s", domain);

@@ -76,8 +76,14 @@ static void test_counts_and_the_json_report(void **state)
                         "\"a.mx.example\",\"receiving-ip\":\"192.0.2.1\",\"failed-session-count\":2}]}]}\n");
     assert_int_equal(len, strlen(json));
     free(json);
+    struct tlsrpt_result upper = sts("B.EXAMPLE", NULL, "a.mx.example", "192.0.2.1");
+    assert_true(tlsrpt_note(t, &upper)); /* the same domain, whatever its case */
+    assert_int_equal(tlsrpt_domains(t), 2);
     tlsrpt_clear(t);
     assert_int_equal(tlsrpt_domains(t), 0);
+    assert_true(tlsrpt_note(t, &upper)); /* a cleared table finds nothing of before */
+    assert_int_equal(tlsrpt_domains(t), 1);
+    assert_string_equal(tlsrpt_domain(t, 0), "B.EXAMPLE");
     tlsrpt_free(t);
 }
 
