@@ -31,7 +31,7 @@ static const char *const reloadable[] = {"recipients", "moved", "aliases", "user
                                          "mailbox_quota", "mailbox_quotas", "mailbox_quota_messages", "mailbox_quota_warning", "smtp_tls_policy", "header_checks",
                                          "mime_header_checks", "body_checks", "body_checks_size_limit",
                                          "greylist_delay", "greylist_retry_window", "greylist_max_age",
-                                         "greylist_auto_allow", NULL};
+                                         "greylist_auto_allow", "greylisting", "greylist_max_entries", NULL};
 
 struct reloaded {
     struct server *srv;

@@ -19,6 +19,7 @@ struct session;
 struct dns;
 struct queue;
 struct dmarcrpt_sender;
+struct table_write;
 
 typedef struct ssl_ctx_st SSL_CTX;
 struct auth_users;
@@ -56,6 +57,9 @@ struct server {
     struct greylist *greylist;          /* greylisting's table (smtp_greylist.c), NULL when off */
     struct event *greylist_timer;       /* writes it to spool_dir/greylist now and then */
     bool greylist_writing;              /* a write of it is on a disk thread (one at a time) */
+    bool greylist_loading;              /* a reload's read of it is on a disk thread */
+    bool greylist_load_wanted;          /* a read to start once the writes and reads under way are done */
+    struct table_write *greylist_queued;/* the text to write after the write under way (the newest only) */
     unsigned commits_running;           /* messages on disk threads right now */
     int spool_lock_fd;                  /* spool_dir/postern.pid, locked while we run (spool_lock.c) */
     bool shutting_down;

@@ -4,7 +4,9 @@
  * it again after greylist_delay. Mail to postmaster is never greylisted. The table lives in the
  * server: read from spool_dir/greylist at start, written back (by a disk thread) every
  * GREYLIST_SAVE_INTERVAL seconds when it changed, and at the stop - a restart does not greylist
- * every correspondent again. Part of the session (session_priv.h) and the server. */
+ * every correspondent again. A reload switches it on (the file read by a disk thread; greylisting
+ * applies once it is in) or off (the table written by a disk thread, then dropped), and a new
+ * greylist_max_entries is both. Part of the session (session_priv.h) and the server. */
 #include <errno.h>
 #include <event2/event.h>
 #include <stdio.h>
@@ -41,12 +43,53 @@ static void write_table(void *arg)
         log_warn("event=greylist_unwritable path=%s error=\"%s\"", w->path, strerror(errno));
 }
 
+static void start_load(struct server *srv);
+static void table_written(void *arg);
+
+/* Writes w on a disk thread - after the write under way, if any (two would share the temporary
+ * file): then it waits as the queued one, replacing an older queued text. */
+static void submit_write(struct server *srv, struct table_write *w)
+{
+    if (srv->greylist_writing) {
+        if (srv->greylist_queued) {
+            free(srv->greylist_queued->text);
+            free(srv->greylist_queued);
+        }
+        srv->greylist_queued = w;
+        return;
+    }
+    srv->greylist_writing = true;
+    workq_submit(srv->disk, write_table, table_written, w);
+}
+
+/* Writes the queued text here and now (the stop: the disk threads are gone). */
+static void write_queued_now(struct server *srv)
+{
+    struct table_write *w = srv->greylist_queued;
+    srv->greylist_queued = NULL;
+    if (w)
+        write_table(w);
+    if (w)
+        free(w->text);
+    free(w);
+}
+
 static void table_written(void *arg)
 {
     struct table_write *w = arg;
-    w->srv->greylist_writing = false;
+    struct server *srv = w->srv;
+    srv->greylist_writing = false;
     free(w->text);
     free(w);
+    if (srv->shutting_down)
+        return; /* the queued text is written by greylist_stop */
+    if (srv->greylist_queued) {
+        struct table_write *next = srv->greylist_queued;
+        srv->greylist_queued = NULL;
+        submit_write(srv, next);
+    } else if (srv->greylist_load_wanted && !srv->greylist_loading) {
+        start_load(srv);
+    }
 }
 
 /* Every GREYLIST_SAVE_INTERVAL: expired entries dropped, the table written when it changed (not
@@ -55,7 +98,7 @@ static void save_tick(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
     struct server *srv = arg;
-    if (srv->greylist_writing)
+    if (srv->greylist_writing || !srv->greylist)
         return;
     greylist_expire(srv->greylist, time(NULL));
     if (!greylist_dirty(srv->greylist))
@@ -67,8 +110,7 @@ static void save_tick(evutil_socket_t fd, short what, void *arg)
     }
     table_path(srv, w->path, sizeof w->path);
     w->srv = srv;
-    srv->greylist_writing = true;
-    workq_submit(srv->disk, write_table, table_written, w);
+    submit_write(srv, w);
 }
 
 /* The table's limits as cfg sets them. */
@@ -79,16 +121,120 @@ static struct greylist_limits limits_of(const struct config *cfg)
                                     .max_entries = cfg->greylist_max_entries};
 }
 
+/* A reload's read of the table, on a disk thread. */
+struct table_load {
+    struct server *srv;
+    struct greylist_limits lim;
+    char path[4200];
+    struct greylist *t;
+    bool read;
+    int error;
+    size_t dropped;
+};
+
+static void load_table(void *arg)
+{
+    struct table_load *l = arg;
+    if (!(l->t = greylist_new(&l->lim)))
+        return;
+    l->read = greylist_load(l->t, l->path, time(NULL), &l->dropped);
+    l->error = errno;
+}
+
+static void start_timer(struct server *srv)
+{
+    struct timeval every = {GREYLIST_SAVE_INTERVAL, 0};
+    if (!srv->greylist_timer)
+        srv->greylist_timer = event_new(srv->base, -1, EV_PERSIST, save_tick, srv);
+    if (srv->greylist_timer)
+        event_add(srv->greylist_timer, &every);
+}
+
+/* Loop thread: the table read is put to use - unless greylisting was switched off meanwhile, or
+ * another read is wanted (the limits changed again): then it is dropped. */
+static void table_loaded(void *arg)
+{
+    struct table_load *l = arg;
+    struct server *srv = l->srv;
+    srv->greylist_loading = false;
+    bool wanted = l->t && srv->cfg->greylisting && !srv->greylist && !srv->greylist_load_wanted;
+    if (wanted) {
+        srv->greylist = l->t;
+        start_timer(srv);
+        if (l->read)
+            log_info("event=greylist_loaded path=%s entries=%zu dropped=%zu", l->path, greylist_count(l->t),
+                     l->dropped);
+        else if (l->error != ENOENT)
+            log_warn("event=greylist_unreadable path=%s error=\"%s\" detail=\"starting with an empty table\"",
+                     l->path, strerror(l->error));
+        log_info("event=greylist_on max_entries=%u", srv->cfg->greylist_max_entries);
+    } else {
+        greylist_free(l->t);
+        if (!l->t)
+            log_error("event=greylist_on error=out_of_memory detail=\"greylisting stays off\"");
+    }
+    free(l);
+    if (srv->greylist_load_wanted && !srv->greylist_writing && !srv->shutting_down)
+        start_load(srv);
+}
+
+/* Reads the table on a disk thread with the limits of now (greylisting applies once it is in). */
+static void start_load(struct server *srv)
+{
+    srv->greylist_load_wanted = false;
+    struct table_load *l = calloc(1, sizeof *l);
+    if (!l) {
+        log_error("event=greylist_on error=out_of_memory detail=\"greylisting stays off\"");
+        return;
+    }
+    *l = (struct table_load){.srv = srv, .lim = limits_of(srv->cfg)};
+    table_path(srv, l->path, sizeof l->path);
+    srv->greylist_loading = true;
+    workq_submit(srv->disk, load_table, table_loaded, l);
+}
+
+/* The table written (by a disk thread) and dropped: greylisting stops at once. */
+static void switch_off(struct server *srv)
+{
+    if (srv->greylist_timer)
+        event_del(srv->greylist_timer);
+    if (!srv->greylist)
+        return;
+    struct table_write *w = calloc(1, sizeof *w);
+    if (w && (w->text = greylist_save(srv->greylist, &w->len))) {
+        table_path(srv, w->path, sizeof w->path);
+        w->srv = srv;
+        submit_write(srv, w);
+    } else {
+        free(w);
+        log_error("event=greylist_unwritable error=out_of_memory detail=\"the table is dropped unwritten\"");
+    }
+    greylist_free(srv->greylist);
+    srv->greylist = NULL;
+    log_info("event=greylist_off");
+}
+
 void greylist_reload(struct server *srv, const struct config *fresh)
 {
     struct config *cfg = srv->cfg;
+    bool was_on = cfg->greylisting, resized = fresh->greylist_max_entries != cfg->greylist_max_entries;
     cfg->greylist_delay = fresh->greylist_delay;
     cfg->greylist_retry_window = fresh->greylist_retry_window;
     cfg->greylist_max_age = fresh->greylist_max_age;
     cfg->greylist_auto_allow = fresh->greylist_auto_allow;
+    cfg->greylisting = fresh->greylisting;
+    cfg->greylist_max_entries = fresh->greylist_max_entries;
     struct greylist_limits lim = limits_of(cfg);
     if (srv->greylist)
         greylist_set_limits(srv->greylist, &lim);
+    if (was_on && (!cfg->greylisting || resized))
+        switch_off(srv);
+    if (cfg->greylisting && (!was_on || resized)) {
+        if (srv->greylist_writing || srv->greylist_loading)
+            srv->greylist_load_wanted = true; /* after them: the file must be the last table's */
+        else
+            start_load(srv);
+    }
 }
 
 bool greylist_start(struct server *srv)
@@ -108,11 +254,8 @@ bool greylist_start(struct server *srv)
     else if (errno != ENOENT)
         log_warn("event=greylist_unreadable path=%s error=\"%s\" detail=\"starting with an empty table\"", path,
                  strerror(errno));
-    struct timeval every = {GREYLIST_SAVE_INTERVAL, 0};
-    if (!(srv->greylist_timer = event_new(srv->base, -1, EV_PERSIST, save_tick, srv)))
-        return false;
-    event_add(srv->greylist_timer, &every);
-    return true;
+    start_timer(srv);
+    return srv->greylist_timer != NULL;
 }
 
 void greylist_stop(struct server *srv)
@@ -120,6 +263,7 @@ void greylist_stop(struct server *srv)
     if (srv->greylist_timer)
         event_free(srv->greylist_timer);
     srv->greylist_timer = NULL;
+    write_queued_now(srv); /* a table switched off whose write waited */
     if (!srv->greylist)
         return;
     char path[4200];

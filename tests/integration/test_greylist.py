@@ -111,3 +111,34 @@ def test_a_reload_changes_the_delay_of_the_triplets_already_seen(make_server):
     time.sleep(1.1)
     assert rcpt(srv, "127.0.0.2", "alice@example.test")[0] == 250  # its first try counts from before the reload
     assert "keys=greylist_delay" not in srv.log_text()
+
+
+def test_a_reload_switches_greylisting_on_and_off_keeping_the_table(make_server):
+    """greylisting = no -> yes by SIGHUP: the table is read (by a disk thread) and new triplets
+    wait; -> no: the table is written to spool_dir/greylist and nothing waits; -> yes again: the
+    triplets seen before are remembered; a new greylist_max_entries takes effect the same way."""
+    from conftest import sighup_and_wait
+    srv = make_server(greylisting="no", greylist_delay="1h")
+    assert rcpt(srv, "127.0.0.2", "alice@example.test")[0] == 250
+
+    def reload_with(setting, event):
+        conf = srv.conf_path.read_text().splitlines()
+        conf = [line for line in conf if not line.startswith(setting.split(" = ")[0] + " = ")] + [setting]
+        srv.conf_path.write_text("\n".join(conf) + "\n")
+        sighup_and_wait(srv, event)
+    reload_with("greylisting = yes", "greylist_on")
+    assert rcpt(srv, "127.0.0.2", "alice@example.test")[0] == 451
+    reload_with("greylisting = no", "greylist_off")
+    assert rcpt(srv, "127.0.0.2", "bob@example.test")[0] == 250
+    table = srv.spool_dir / "greylist"
+    wait_for(lambda: table.exists() and len(table.read_text().splitlines()) == 2, what="the table written")
+    reload_with("greylist_delay = 1s", "reloaded")
+    reload_with("greylisting = yes", "greylist_on")
+    assert "entries=1 dropped=0" in srv.log_text()
+    time.sleep(1.1)
+    assert rcpt(srv, "127.0.0.2", "alice@example.test")[0] == 250  # its first try counts from before
+    reload_with("greylist_max_entries = 1000", "greylist_on")
+    assert "event=greylist_on max_entries=1000" in srv.log_text()
+    assert rcpt(srv, "127.0.0.2", "alice@example.test")[0] == 250  # the table went through the resize
+    assert rcpt(srv, "127.0.0.2", "bob@example.test")[0] == 451
+    assert "keys=greylisting" not in srv.log_text() and "reload_needs_restart" not in srv.log_text()
