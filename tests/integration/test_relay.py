@@ -85,6 +85,7 @@ class Scripted:
         self.lines = []
         self.bodies = []
         self.sources = []  # the client address of each connection
+        self.closed = False
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.4", port))
@@ -96,6 +97,9 @@ class Scripted:
             try:
                 conn, source = self.sock.accept()
             except OSError:
+                return
+            if self.closed:  # a connection meant for the peer that took this port after us
+                conn.close()
                 return
             self.sources.append(source[0])
             self.connections += 1
@@ -165,6 +169,14 @@ class Scripted:
             conn.close()
 
     def close(self):
+        """Stops listening at once: close() alone would leave the accept() under way listening on
+        the port (Linux keeps the socket for the blocked call), taking connections meant for the
+        next test's peer on the same address and port."""
+        self.closed = True
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
         self.sock.close()
 
 
@@ -360,6 +372,14 @@ class MovingDNS:
         return head + query[12:i + 5] + b"".join(answers)
 
     def close(self):
+        """Stops listening at once: close() alone would leave the accept() under way listening on
+        the port (Linux keeps the socket for the blocked call), taking connections meant for the
+        next test's peer on the same address and port."""
+        self.closed = True
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
         self.sock.close()
 
 
