@@ -98,7 +98,7 @@ build/replay/replay_%: fuzz/fuzz_%.c fuzz/replay.c $(LIB_SRCS) $(wildcard src/*.
 fuzz-valgrind: test-deps $(FUZZ_TARGETS:%=build/replay/replay_%)
 	@scripts/fuzz-valgrind.sh
 
-# `make fuzz` runs each target FUZZ_SECONDS (default 60); `make test` runs each 10 s.
+# `make fuzz` runs each target FUZZ_SECONDS (default 60); `make test` runs each 5 s (FUZZ_SMOKE_SECONDS).
 fuzz: test-deps fuzz-build
 	@scripts/fuzz.sh $(FUZZ_SECONDS)
 

@@ -101,8 +101,8 @@ wait $valgrind_pass
 trap - INT TERM
 report_pytest valgrind
 
-echo "== fuzz smoke run (libFuzzer, ASan+UBSan, ${FUZZ_SMOKE_SECONDS:-10}s per target) =="
-fuzz_out=$(scripts/fuzz.sh "${FUZZ_SMOKE_SECONDS:-10}")
+echo "== fuzz smoke run (libFuzzer, ASan+UBSan, ${FUZZ_SMOKE_SECONDS:-5}s per target) =="
+fuzz_out=$(scripts/fuzz.sh "${FUZZ_SMOKE_SECONDS:-5}")
 echo "$fuzz_out" | grep -v ' passed, '
 fp=$(echo "$fuzz_out" | tail -1 | grep -oE '^[0-9]+')
 ff=$(echo "$fuzz_out" | tail -1 | grep -oE '[0-9]+ failed' | grep -oE '[0-9]+')
