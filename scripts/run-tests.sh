@@ -9,7 +9,7 @@
 #      of it, to keep make test under 15 minutes: eight relay tests that mostly wait for retry
 #      timers, a TTL or dns_timeout (about 42 s under valgrind; they run in passes 2 and 3, and in
 #      make memcheck)
-#   5. every libFuzzer target for FUZZ_SMOKE_SECONDS (default 10) under ASan+UBSan
+#   5. every libFuzzer target for FUZZ_SMOKE_SECONDS (default 5) under ASan+UBSan
 # Set PYTEST_ARGS to pass options (e.g. -k smuggling) to every pytest pass.
 set -u
 cd "$(dirname "$0")/.."
