@@ -107,11 +107,8 @@ struct dmarcrpt_sender *dmarcrpt_sender_new(struct server *srv)
         return NULL;
     s->srv = srv;
     const struct config *cfg = srv->cfg;
-    snprintf(s->org, sizeof s->org, "%s", *cfg->dmarc_report_organization ? cfg->dmarc_report_organization : cfg->hostname);
-    if (*cfg->dmarc_report_contact)
-        snprintf(s->contact, sizeof s->contact, "%s", cfg->dmarc_report_contact);
-    else
-        snprintf(s->contact, sizeof s->contact, "postmaster@%s", cfg->hostname);
+    report_identity(cfg->dmarc_report_organization, cfg->dmarc_report_contact, cfg->hostname, s->org, sizeof s->org,
+                    s->contact, sizeof s->contact);
     const char *at = strrchr(s->contact, '@');
     s->receiver = at ? at + 1 : cfg->hostname;
     if (!report_period_start(&s->period, srv, &table_ops, cfg->dmarc_report_interval, on_period_over, s)) {

@@ -35,6 +35,16 @@ bool report_mail_recipients(struct message *m, const struct server *srv, const c
 
 static const char *const kind_events[REPORT__KINDS] = {"tls_report", "dmarc_report"};
 
+void report_identity(const char *org_key, const char *contact_key, const char *hostname, char *org, size_t orgsz,
+                     char *contact, size_t contactsz)
+{
+    snprintf(org, orgsz, "%s", *org_key ? org_key : hostname);
+    if (*contact_key)
+        snprintf(contact, contactsz, "%s", contact_key);
+    else
+        snprintf(contact, contactsz, "postmaster@%s", hostname);
+}
+
 void report_count(struct server *srv, enum report_kind kind, enum report_outcome outcome)
 {
     srv->metrics.reports[kind][outcome]++;

@@ -22,6 +22,11 @@ bool report_mail_recipients(struct message *m, const struct server *srv, const c
 void report_mail_queue(struct server *srv, struct message *m, const char *sender, enum report_kind kind,
                        const char *domain);
 
+/* Who a report says it comes from: organization (org_key's value, else hostname) and contact
+ * address (contact_key's value, else postmaster@hostname), each cut to its buffer. */
+void report_identity(const char *org_key, const char *contact_key, const char *hostname, char *org, size_t orgsz,
+                     char *contact, size_t contactsz);
+
 /* Counts one domain's report of kind as outcome (postern_reports_total). */
 void report_count(struct server *srv, enum report_kind kind, enum report_outcome outcome);
 

@@ -42,7 +42,7 @@ struct milter_check {
     enum mstep step;         /* the step last sent */
     size_t item;             /* its recipient, header field or body offset */
     struct fields fields;    /* the header fields, for MS_HEADER */
-    size_t hlen, body;       /* the text's layout when the header steps began */
+    size_t body;             /* where the text's body begins (read when the header steps began) */
     bool edited;             /* a header edit was made: the facts are read again */
     struct event *later;     /* a failure found while starting, reported from the loop */
     char later_why[80];
@@ -347,9 +347,10 @@ static bool read_layout(struct milter_check *c)
 {
     free(c->fields.v);
     c->fields = (struct fields){0};
-    canon_text_layout(c->s->msg->body, &c->hlen, &c->body);
-    const char *h = c->hlen ? (const char *)evbuffer_pullup(c->s->msg->body, (ev_ssize_t)c->hlen) : "";
-    return h && split_fields(&c->fields, h, c->hlen);
+    size_t hlen;
+    canon_text_layout(c->s->msg->body, &hlen, &c->body);
+    const char *h = hlen ? (const char *)evbuffer_pullup(c->s->msg->body, (ev_ssize_t)hlen) : "";
+    return h && split_fields(&c->fields, h, hlen);
 }
 
 /* ---------- the filter's replies ---------- */

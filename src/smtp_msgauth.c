@@ -153,19 +153,27 @@ static void dmarc_note(struct dmarc_state *d, enum dmarc_result r, const char *d
     snprintf(d->detail, sizeof d->detail, "%s", detail);
 }
 
+/* What DMARC judges the message by: the From domain, SPF's domain (MAIL FROM's, or the HELO name's
+ * for the null sender) and whether it passed, the domains of the DKIM signatures that passed. */
+static void dmarc_facts_of(const struct msgauth_check *c, struct dmarc_facts *f)
+{
+    const struct message *m = c->s->msg;
+    const char *at = strrchr(m->sender, '@');
+    *f = (struct dmarc_facts){.from_domain = c->dmarc.from, .spf_pass = m->spf_result == SPF_PASS + 1,
+                              .spf_domain = *m->sender ? (at ? at + 1 : NULL) : c->s->helo};
+    for (size_t i = 0; i < c->v.count && f->ndkim < DMARC_DKIM_MAX; i++)
+        if (c->v.sigs[i].result == DKIM_R_PASS)
+            f->dkim_pass[f->ndkim++] = c->v.sigs[i].domain;
+}
+
 /* The DMARC result from the record found and the SPF and DKIM results (RFC 7489 6.6.2). */
 static void dmarc_decide(struct msgauth_check *c)
 {
     struct dmarc_state *d = &c->dmarc;
-    const struct message *m = c->s->msg;
     if (!d->on || d->result != DMARC_NONE || !d->have_record)
         return;
-    struct dmarc_facts f = {.from_domain = d->from, .spf_pass = m->spf_result == SPF_PASS + 1};
-    const char *at = strrchr(m->sender, '@');
-    f.spf_domain = *m->sender ? (at ? at + 1 : NULL) : c->s->helo;
-    for (size_t i = 0; i < c->v.count && f.ndkim < DMARC_DKIM_MAX; i++)
-        if (c->v.sigs[i].result == DKIM_R_PASS)
-            f.dkim_pass[f.ndkim++] = c->v.sigs[i].domain;
+    struct dmarc_facts f;
+    dmarc_facts_of(c, &f);
     d->result = dmarc_evaluate(&d->record, &f, d->at_org, arc4random_uniform(100), &d->dis);
 }
 
@@ -179,17 +187,13 @@ static void report_dmarc(const struct msgauth_check *c)
     const struct message *m = s->msg;
     if (!s->srv->dmarc_reports || !d->have_record || (d->result != DMARC_PASS && d->result != DMARC_FAIL))
         return;
-    const char *at = strrchr(m->sender, '@');
-    bool helo = !*m->sender;
+    struct dmarc_facts f;
+    dmarc_facts_of(c, &f);
     struct dmarcrpt_message r = {.policy_domain = d->at_org ? d->org : d->from, .policy = &d->record,
                                  .source_ip = s->peer_ip, .header_from = d->from, .disposition = d->dis,
-                                 .spf_domain = helo ? s->helo : at ? at + 1 : NULL, .spf_helo = helo,
+                                 .spf_domain = f.spf_domain, .spf_helo = !*m->sender,
                                  .spf_result = m->spf_result ? spf_result_name((enum spf_result)(m->spf_result - 1))
                                                              : "none"};
-    struct dmarc_facts f = {.from_domain = d->from, .spf_domain = r.spf_domain, .spf_pass = m->spf_result == SPF_PASS + 1};
-    for (size_t i = 0; i < c->v.count && f.ndkim < DMARC_DKIM_MAX; i++)
-        if (c->v.sigs[i].result == DKIM_R_PASS)
-            f.dkim_pass[f.ndkim++] = c->v.sigs[i].domain;
     dmarc_alignment(&d->record, &f, &r.dkim_aligned, &r.spf_aligned);
     for (size_t i = 0; i < c->v.count && r.ndkim < DMARCRPT_DKIM_MAX; i++)
         if (*c->v.sigs[i].domain)

@@ -95,11 +95,8 @@ struct tlsrpt_sender *tlsrpt_sender_new(struct server *srv)
         return NULL;
     s->srv = srv;
     const struct config *cfg = srv->cfg;
-    snprintf(s->org, sizeof s->org, "%s", *cfg->tls_report_organization ? cfg->tls_report_organization : cfg->hostname);
-    if (*cfg->tls_report_contact)
-        snprintf(s->contact, sizeof s->contact, "%s", cfg->tls_report_contact);
-    else
-        snprintf(s->contact, sizeof s->contact, "postmaster@%s", cfg->hostname);
+    report_identity(cfg->tls_report_organization, cfg->tls_report_contact, cfg->hostname, s->org, sizeof s->org,
+                    s->contact, sizeof s->contact);
     if (!report_period_start(&s->period, srv, &table_ops, cfg->tls_report_interval, on_period_over, s)) {
         free(s);
         return NULL;
